@@ -1,0 +1,66 @@
+//! `chatus admin …`: user administration against a data directory.
+
+use std::io::IsTerminal as _;
+
+use chatus_client::protocol::Password;
+use serde_json::json;
+
+use crate::CliError;
+use crate::args::{AdminCommand, AdminUserCommand};
+use crate::commands::{parse_user, say};
+
+/// Runs an admin command.
+pub async fn run(cmd: AdminCommand, json: bool) -> Result<(), CliError> {
+    match cmd {
+        AdminCommand::User(AdminUserCommand::Add(a)) => {
+            let name = parse_user(&a.name)?;
+            let password = if a.password_stdin || !std::io::stdin().is_terminal() {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| CliError::Local(format!("cannot read standard input: {e}")))?;
+                line.trim_end_matches(['\n', '\r']).to_owned()
+            } else {
+                let pw =
+                    rpassword::prompt_password(format!("Password for {name}: ")).map_err(|e| {
+                        CliError::Local(format!(
+                            "cannot ask for a password ({e}); use --password-stdin"
+                        ))
+                    })?;
+                let again = rpassword::prompt_password("Repeat it: ")
+                    .map_err(|e| CliError::Local(e.to_string()))?;
+                if pw != again {
+                    return Err(CliError::Usage("the passwords differ".into()));
+                }
+                pw
+            };
+            let password = Password::parse(password).map_err(|e| CliError::Usage(e.message))?;
+            let row =
+                chatus_server::admin::add_user(&a.data.data, &name, &password, a.admin).await?;
+            if json {
+                say(&json!({"user": row.name.as_str(), "admin": row.is_admin}).to_string());
+            } else {
+                say(&format!(
+                    "Added user {}{}.",
+                    row.name,
+                    if row.is_admin { " (administrator)" } else { "" }
+                ));
+            }
+            Ok(())
+        }
+        AdminCommand::User(AdminUserCommand::List(d)) => {
+            for u in chatus_server::admin::list_users(&d.data).await? {
+                if json {
+                    say(&json!({"user": u.name.as_str(), "admin": u.is_admin}).to_string());
+                } else {
+                    say(&format!(
+                        "{}{}",
+                        u.name,
+                        if u.is_admin { " (administrator)" } else { "" }
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}

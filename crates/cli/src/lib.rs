@@ -1,0 +1,94 @@
+//! The `chatus` command: server runner, administration, and the
+//! command-line chat client, over the server and client libraries.
+//!
+//! # Layout
+//! - [`args`]: the command line (clap).
+//! - [`serve`] and [`admin`]: running and administering a server.
+//! - [`commands`]: the one-shot client commands (`send`, `history`, …)
+//!   and `tail`.
+//! - [`chat`]: the interactive line mode.
+//! - [`sessions`]: login tokens kept per server and user (file mode 0600).
+//! - [`output`]: human and JSON output.
+//! - [`logging`]: tracing set-up.
+
+pub mod admin;
+pub mod args;
+pub mod chat;
+pub mod commands;
+pub mod logging;
+pub mod output;
+pub mod serve;
+pub mod sessions;
+
+use args::{Cli, Command};
+use chatus_client::protocol::ErrorCode;
+
+/// Exit status for an error that refused a request or failed otherwise.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status for a usage mistake.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status when the server cannot be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+/// Exit status when not logged in or the credentials are wrong.
+pub const EXIT_AUTH: u8 = 4;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line was wrong in a way clap cannot see.
+    #[error("{0}")]
+    Usage(String),
+    /// No token is stored for the server (and user).
+    #[error("{0}")]
+    NotLoggedIn(String),
+    /// The client library failed (unreachable, refused, …).
+    #[error(transparent)]
+    Client(#[from] chatus_client::Error),
+    /// The server failed to start or run.
+    #[error(transparent)]
+    Server(#[from] chatus_server::ServerError),
+    /// An administrative action failed.
+    #[error(transparent)]
+    Admin(#[from] chatus_server::admin::AdminError),
+    /// A local file or terminal operation failed.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// The exit status for an error.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<CliError>() {
+        Some(CliError::Usage(_)) => EXIT_USAGE,
+        Some(CliError::NotLoggedIn(_)) => EXIT_AUTH,
+        Some(CliError::Client(chatus_client::Error::Unreachable { .. })) => EXIT_UNREACHABLE,
+        Some(CliError::Client(c)) => match c.code() {
+            Some(
+                ErrorCode::BadCredentials | ErrorCode::InvalidToken | ErrorCode::Unauthenticated,
+            ) => EXIT_AUTH,
+            _ => EXIT_FAILURE,
+        },
+        _ => EXIT_FAILURE,
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx = commands::Ctx::new(&cli)?;
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Admin(cmd) => admin::run(cmd, ctx.json).await,
+        Command::Register(p) => commands::register(&ctx, &p).await,
+        Command::Login(p) => commands::login(&ctx, &p).await,
+        Command::Logout => commands::logout(&ctx).await,
+        Command::Send(a) => commands::send(&ctx, a).await,
+        Command::History(a) => commands::history(&ctx, &a).await,
+        Command::Tail(a) => commands::tail(&ctx, &a).await,
+        Command::Rooms => commands::rooms(&ctx).await,
+        Command::Who(a) => commands::who(&ctx, &a).await,
+        Command::Create(a) => commands::create(&ctx, &a).await,
+        Command::Join(a) => commands::join(&ctx, &a).await,
+        Command::Leave(a) => commands::leave(&ctx, &a).await,
+        Command::Invite(a) => commands::invite(&ctx, &a).await,
+        Command::Chat(a) => chat::chat(&ctx, &a).await,
+    }
+}

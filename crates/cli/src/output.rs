@@ -1,0 +1,192 @@
+//! Output: messages, rooms and people as human text or as JSON lines.
+//!
+//! Text that came from other people is cleaned before it reaches a
+//! terminal: control characters (which could move the cursor, recolour or
+//! retitle the terminal) are shown as `�`; newlines continue on an indented
+//! line.
+
+use std::borrow::Cow;
+
+use chatus_client::protocol::message::Message;
+use chatus_client::protocol::presence::Member;
+use chatus_client::protocol::room::RoomInfo;
+use chatus_client::protocol::{Conversation, Timestamp};
+use serde_json::{Value, json};
+
+/// Replaces control characters other than newline and tab.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    '\u{FFFD}'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
+}
+
+fn zoned(t: Timestamp) -> Option<jiff::ZonedDateTime> {
+    let ts = jiff::Timestamp::from_millisecond(i64::try_from(t.0).ok()?).ok()?;
+    Some(ts.to_zoned_datetime(jiff::tz::TimeZone::system()))
+}
+
+/// `HH:MM` in local time.
+pub fn clock(t: Timestamp) -> String {
+    zoned(t).map_or_else(|| "??:??".into(), |z| z.strftime("%H:%M").to_string())
+}
+
+/// `YYYY-MM-DD HH:MM` in local time.
+pub fn date_time(t: Timestamp) -> String {
+    zoned(t).map_or_else(
+        || "????-??-?? ??:??".into(),
+        |z| z.strftime("%Y-%m-%d %H:%M").to_string(),
+    )
+}
+
+/// RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(t: Timestamp) -> String {
+    i64::try_from(t.0)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(String::new, |ts| format!("{ts:.3}"))
+}
+
+/// The JSON object for a message: `seq`, `room` or `peer`, `sender`, `body`,
+/// `time` (RFC 3339, UTC) and `time_ms`.
+pub fn message_json(m: &Message) -> Value {
+    let mut v = json!({
+        "seq": m.seq.0,
+        "sender": m.sender.as_str(),
+        "body": m.body.as_str(),
+        "time": rfc3339(m.time),
+        "time_ms": m.time.0,
+    });
+    match &m.conv {
+        Conversation::Room(r) => v["room"] = json!(r.as_str()),
+        Conversation::Peer(p) => v["peer"] = json!(p.as_str()),
+    }
+    v
+}
+
+/// Where a message line says it belongs: `#room` or `@peer`.
+pub fn place(conv: &Conversation) -> String {
+    conv.to_string()
+}
+
+fn indent_body(body: &str, width: usize) -> String {
+    let body = clean(body);
+    let pad = " ".repeat(width);
+    body.lines().collect::<Vec<_>>().join(&format!("\n{pad}"))
+}
+
+/// A message as one (or, for multi-line bodies, several) lines of text.
+/// `with_place` prefixes the conversation; `long_time` shows the date.
+pub fn message_text(m: &Message, with_place: bool, long_time: bool) -> String {
+    let time = if long_time {
+        date_time(m.time)
+    } else {
+        clock(m.time)
+    };
+    let mut head = format!("[{time}] ");
+    if with_place {
+        head.push_str(&place(&m.conv));
+        head.push(' ');
+    }
+    head.push_str(&format!("<{}> ", m.sender));
+    let width = head.chars().count();
+    format!("{head}{}", indent_body(m.body.as_str(), width))
+}
+
+/// A room as text.
+pub fn room_text(r: &RoomInfo) -> String {
+    let mut flags = Vec::new();
+    if r.joined {
+        flags.push("joined");
+    }
+    if r.invited {
+        flags.push("invited");
+    }
+    let members = if r.members == 1 {
+        "1 member".to_owned()
+    } else {
+        format!("{} members", r.members)
+    };
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", flags.join(", "))
+    };
+    format!(
+        "#{:<20} {:<8} {members}{flags}",
+        r.name.as_str(),
+        r.visibility.as_str()
+    )
+}
+
+/// A room as JSON.
+pub fn room_json(r: &RoomInfo) -> Value {
+    json!({
+        "room": r.name.as_str(),
+        "visibility": r.visibility.as_str(),
+        "members": r.members,
+        "joined": r.joined,
+        "invited": r.invited,
+        "last_seq": r.last_seq.0,
+    })
+}
+
+/// A person as text.
+pub fn member_text(m: &Member) -> String {
+    format!(
+        "{:<32} {}",
+        m.user.as_str(),
+        if m.online { "online" } else { "offline" }
+    )
+}
+
+/// A person as JSON.
+pub fn member_json(m: &Member) -> Value {
+    json!({"user": m.user.as_str(), "online": m.online})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatus_client::protocol::{Body, RoomName, Seq, Username};
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(clean("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(clean("\u{1b}]0;pwned\u{7}x"), "\u{FFFD}]0;pwned\u{FFFD}x");
+    }
+
+    #[test]
+    fn message_forms() {
+        let m = Message {
+            conv: Conversation::Room(RoomName::lobby()),
+            seq: Seq(4),
+            sender: Username::parse("alice").unwrap(),
+            body: Body::parse("one\ntwo").unwrap(),
+            time: Timestamp(1_764_000_000_000),
+        };
+        let text = message_text(&m, true, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("#lobby <alice> one"), "{text}");
+        assert_eq!(lines[1].trim_start(), "two");
+        assert_eq!(
+            lines[0].find("one"),
+            lines[1].find("two"),
+            "continuation lines align"
+        );
+        let v = message_json(&m);
+        assert_eq!(v["room"], "lobby");
+        assert_eq!(v["seq"], 4);
+        assert_eq!(v["time"], "2025-11-24T16:00:00.000Z");
+    }
+}

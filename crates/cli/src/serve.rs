@@ -1,0 +1,101 @@
+//! `chatus serve`: builds the server configuration (flag > environment >
+//! file > defaults), binds, and runs until Ctrl-C or SIGTERM.
+
+use std::io::Write as _;
+
+use chatus_server::{Config, Registration, State};
+use tokio::net::TcpListener;
+
+use crate::CliError;
+use crate::args::{RegistrationArg, ServeArgs};
+
+/// Resolves when the process is asked to stop.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Builds the configuration from the file (if any) and the flags.
+pub fn config(args: &ServeArgs) -> Result<Config, CliError> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let (config, warnings) = Config::from_file(path)
+                .map_err(|e| CliError::Server(chatus_server::ServerError::Config(e)))?;
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            config
+        }
+        None => Config::default(),
+    };
+    if let Some(a) = args.addr {
+        config.addr = a;
+    }
+    if let Some(d) = &args.data {
+        config.data.clone_from(d);
+    }
+    if let Some(r) = args.registration {
+        config.registration = match r {
+            RegistrationArg::Open => Registration::Open,
+            RegistrationArg::Closed => Registration::Closed,
+        };
+    }
+    if let Some(n) = args.max_frame_bytes {
+        config.max_frame_bytes = n;
+    }
+    if let Some(n) = args.max_body_bytes {
+        config.max_body_bytes = n;
+    }
+    if let Some(n) = args.max_connections {
+        config.max_connections = n;
+    }
+    config
+        .validate()
+        .map_err(|e| CliError::Server(chatus_server::ServerError::Config(e)))?;
+    Ok(config)
+}
+
+/// `serve`.
+pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let config = config(&args)?;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| CliError::Local(format!("cannot listen on {}: {e}", config.addr)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::Local(e.to_string()))?;
+    let data = std::path::absolute(&config.data).unwrap_or_else(|_| config.data.clone());
+    let registration = match config.registration {
+        Registration::Open => "open",
+        Registration::Closed => "closed",
+    };
+    let state = State::open(config).await?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "ChatUs {} listening on ws://{local} (data in {}, registration {registration}). Ctrl-C stops it.",
+        env!("CARGO_PKG_VERSION"),
+        data.display()
+    );
+    let _ = out.flush();
+    drop(out);
+    chatus_server::run(listener, state, stop_signal()).await?;
+    Ok(())
+}

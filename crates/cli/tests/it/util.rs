@@ -1,0 +1,265 @@
+//! Helpers: [`Server`] runs `chatus serve` on an ephemeral port with a
+//! temporary data directory; [`User`] runs client commands with its own
+//! token directory.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_chatus")
+}
+
+/// Rate limits raised so tests that are not about limits never meet them.
+const CONFIG: &str = r#"
+[rate]
+logins_per_min_per_addr = 100000.0
+login_burst_per_addr = 100000
+messages_per_sec = 100000.0
+message_burst = 100000
+"#;
+
+/// A `chatus serve` process.
+pub struct Server {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("chatus.toml"), CONFIG).unwrap();
+        Self::start_in(dir, extra)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let mut child = Command::new(bin())
+            .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+            .arg(dir.path().join("chatus.toml"))
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("ws://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Self { url, dir, child }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One person at a terminal: their own token directory.
+pub struct User {
+    pub name: String,
+    pub server: String,
+    pub config: tempfile::TempDir,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl User {
+    pub fn new(server: &Server, name: &str) -> Self {
+        Self {
+            name: name.into(),
+            server: server.url.clone(),
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn password(&self) -> String {
+        format!("{}-password", self.name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("CHATUS_SERVER", &self.server)
+            .env("CHATUS_CONFIG_DIR", self.config.path())
+            .env("RUST_LOG", "error")
+            .env("TZ", "UTC");
+        c
+    }
+
+    /// Runs a command with `input` on standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Ran {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        wait(child)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.run_with_input(args, "")
+    }
+
+    /// Runs and expects success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "chatus {args:?} failed: {r:?}");
+        r.stdout
+    }
+
+    pub fn register(&self) {
+        let r = self.run_with_input(
+            &["register", "--user", &self.name, "--password-stdin"],
+            &format!("{}\n", self.password()),
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+
+    /// Starts a long-running command with piped standard streams.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.config.path().join("sessions.json")
+    }
+}
+
+/// Waits for a child with a deadline.
+pub fn wait(child: Child) -> Ran {
+    let out = wait_output(child, Duration::from_secs(30));
+    out.into()
+}
+
+fn wait_output(child: Child, limit: Duration) -> Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("command did not finish in {limit:?}");
+        }
+    }
+}
+
+/// A child's stdout, line by line, read on a thread.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Lines {
+    pub fn of(child: &mut Child) -> Self {
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { rx }
+    }
+
+    /// The next `n` lines that satisfy `keep` (others are skipped).
+    pub fn take(&self, n: usize, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if keep(&line) => got.push(line),
+                Ok(_) => {}
+                Err(_) => panic!("only {} of {n} lines arrived: {got:?}", got.len()),
+            }
+        }
+        got
+    }
+
+    /// Waits for a line containing `text`.
+    pub fn wait_for(&self, text: &str) -> String {
+        self.take(1, |l| l.contains(text)).remove(0)
+    }
+}
+
+/// Reads lines from a child's stdout until `n` lines satisfy `keep`.
+pub fn read_lines(child: &mut Child, n: usize, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    Lines::of(child).take(n, keep)
+}
+
+/// True when `path`'s permission bits are exactly `mode`.
+#[cfg(unix)]
+pub fn mode_is(path: &Path, mode: u32) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777 == mode
+}

@@ -1,0 +1,81 @@
+//! The client's error type.
+
+use std::time::Duration;
+
+use chatus_protocol::ErrorCode;
+
+/// What a client call can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The server could not be reached.
+    #[error("Could not reach the server at {url}: {reason}.")]
+    Unreachable {
+        /// The address tried.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server refused the request.
+    #[error("{message}")]
+    Server {
+        /// The stable code.
+        code: ErrorCode,
+        /// The server's sentence.
+        message: String,
+        /// With `rate_limited`: when to retry.
+        retry_after: Option<Duration>,
+    },
+    /// The connection dropped before the reply came; the request may or may
+    /// not have been carried out.
+    #[error("The connection to the server was lost.")]
+    Disconnected,
+    /// The server closed the connection for good (for example after a
+    /// logout elsewhere).
+    #[error("The server ended the session: {reason} (code {code}).")]
+    Closed {
+        /// The WebSocket close code.
+        code: u16,
+        /// The reason given.
+        reason: String,
+    },
+    /// The client was stopped (quit, or every handle dropped).
+    #[error("The client has stopped.")]
+    Stopped,
+    /// The server sent something this client does not understand.
+    #[error("The server sent an unexpected reply: {0}.")]
+    Protocol(String),
+}
+
+impl Error {
+    /// The server's error code, when the server refused the request.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// True when retrying the same login later cannot help.
+    pub(crate) fn is_fatal_for_login(&self) -> bool {
+        match self {
+            Error::Server { code, .. } => !matches!(
+                code,
+                ErrorCode::RateLimited | ErrorCode::ShuttingDown | ErrorCode::Internal
+            ),
+            Error::Closed { code, .. } => {
+                *code == chatus_protocol::error::close::UNSUPPORTED_VERSION
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<chatus_protocol::ErrorReply> for Error {
+    fn from(e: chatus_protocol::ErrorReply) -> Self {
+        Error::Server {
+            code: e.code,
+            message: e.message,
+            retry_after: e.retry_after_ms.map(Duration::from_millis),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! [`Client`]: the handle applications hold. Every method sends a command
+//! to the background task and awaits its reply on a oneshot channel; none
+//! blocks a thread.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chatus_protocol::auth::Logout;
+use chatus_protocol::history::{
+    ConversationInfo, Conversations, History, HistoryPage, MarkRead, Page,
+};
+use chatus_protocol::message::Sent;
+use chatus_protocol::presence::{Member, Who};
+use chatus_protocol::room::{
+    CreateRoom, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms, RoomInfo,
+};
+use chatus_protocol::{
+    Body, ClientMsgId, Conversation, Request, RoomName, Seq, ServerMessage, Username, Visibility,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::Event;
+use crate::task::{Command, Task};
+
+/// A handle to a running client. Cheap to clone; the task stops when every
+/// handle is dropped or [`Client::quit`] is called.
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// The stream of [`Event`]s from a client.
+pub type Events = mpsc::UnboundedReceiver<Event>;
+
+/// What [`Client::connect`] learned when it got in.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// Who we are, in the server's spelling.
+    pub user: Username,
+    /// A new token, after a password login or registration.
+    pub token: Option<chatus_protocol::Token>,
+    /// The server's limits.
+    pub limits: chatus_protocol::hello::Limits,
+}
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn unexpected(msg: &ServerMessage) -> Error {
+    Error::Protocol(format!("did not expect {msg:?}"))
+}
+
+impl Client {
+    /// Starts the client task (inside a tokio runtime) and returns at once;
+    /// progress arrives as events.
+    pub fn start(config: Config) -> (Client, Events) {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        tokio::spawn(Task::new(config, ev_tx).run(cmd_rx));
+        (Client { commands: cmd_tx }, ev_rx)
+    }
+
+    /// Starts the client and waits until it is logged in, or fails.
+    /// Events before the login are consumed.
+    pub async fn connect(config: Config) -> Result<(Client, Events, Connected), Error> {
+        let (client, mut events) = Client::start(config);
+        loop {
+            match events.recv().await {
+                Some(Event::Connected {
+                    user,
+                    token,
+                    limits,
+                }) => {
+                    return Ok((
+                        client,
+                        events,
+                        Connected {
+                            user,
+                            token,
+                            limits,
+                        },
+                    ));
+                }
+                Some(Event::Stopped { error }) => return Err(error.unwrap_or(Error::Stopped)),
+                Some(_) => {}
+                None => return Err(Error::Stopped),
+            }
+        }
+    }
+
+    /// A fresh id for a message: random per process, counted within it.
+    pub fn new_client_id() -> ClientMsgId {
+        static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let prefix = *PREFIX.get_or_init(|| getrandom::u64().unwrap_or(0));
+        let n = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
+        // 16 + 1 + up to 20 characters: always a valid id.
+        ClientMsgId::parse(format!("{prefix:016x}-{n}"))
+            .unwrap_or_else(|_| ClientMsgId::parse("x").unwrap_or_else(|_| unreachable_id()))
+    }
+
+    /// Sends any request and returns the server's reply.
+    pub async fn request(&self, request: Request) -> Result<ServerMessage, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request { request, reply })
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Sends a message and waits until it is stored. While disconnected it
+    /// waits in the queue and goes out (once) after the reconnect.
+    pub async fn send(&self, to: Conversation, body: Body) -> Result<Sent, Error> {
+        self.send_with_id(to, body, Self::new_client_id()).await
+    }
+
+    /// As [`Client::send`], with a chosen `client_id` (a retry of an earlier
+    /// send reuses its id and is stored once).
+    pub async fn send_with_id(
+        &self,
+        to: Conversation,
+        body: Body,
+        client_id: ClientMsgId,
+    ) -> Result<Sent, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                to,
+                body,
+                client_id,
+                reply,
+            })
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// A page of history.
+    pub async fn history(
+        &self,
+        conv: Conversation,
+        page: Page,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage, Error> {
+        match self
+            .request(Request::History(History { conv, page, limit }))
+            .await?
+        {
+            ServerMessage::History(h) => Ok(h),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Rooms we may see.
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Error> {
+        match self.request(Request::ListRooms(ListRooms {})).await? {
+            ServerMessage::Rooms(r) => Ok(r.rooms),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Members of a room with their presence.
+    pub async fn members(&self, room: RoomName) -> Result<Vec<Member>, Error> {
+        match self
+            .request(Request::ListMembers(ListMembers { room }))
+            .await?
+        {
+            ServerMessage::Members(m) => Ok(m.members),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Users online now.
+    pub async fn who(&self) -> Result<Vec<Member>, Error> {
+        match self.request(Request::Who(Who {})).await? {
+            ServerMessage::Users(u) => Ok(u.users),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Creates a room and joins it.
+    pub async fn create_room(
+        &self,
+        room: RoomName,
+        visibility: Visibility,
+    ) -> Result<RoomInfo, Error> {
+        match self
+            .request(Request::CreateRoom(CreateRoom { room, visibility }))
+            .await?
+        {
+            ServerMessage::Joined(j) => Ok(j.room),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Joins a room.
+    pub async fn join(&self, room: RoomName) -> Result<RoomInfo, Error> {
+        match self.request(Request::JoinRoom(JoinRoom { room })).await? {
+            ServerMessage::Joined(j) => Ok(j.room),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Leaves a room.
+    pub async fn leave(&self, room: RoomName) -> Result<(), Error> {
+        match self.request(Request::LeaveRoom(LeaveRoom { room })).await? {
+            ServerMessage::Ok(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Invites a user to a room.
+    pub async fn invite(&self, room: RoomName, user: Username) -> Result<(), Error> {
+        match self.request(Request::Invite(Invite { room, user })).await? {
+            ServerMessage::Ok(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Our conversations with their read state.
+    pub async fn conversations(&self) -> Result<Vec<ConversationInfo>, Error> {
+        match self
+            .request(Request::Conversations(Conversations {}))
+            .await?
+        {
+            ServerMessage::Conversations(c) => Ok(c.conversations),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Moves our read marker.
+    pub async fn mark_read(&self, conv: Conversation, seq: Seq) -> Result<(), Error> {
+        match self
+            .request(Request::MarkRead(MarkRead { conv, seq }))
+            .await?
+        {
+            ServerMessage::Ok(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Revokes our token on the server; the connection then closes and the
+    /// client stops.
+    pub async fn logout(&self) -> Result<(), Error> {
+        match self.request(Request::Logout(Logout {})).await? {
+            ServerMessage::Ok(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Closes the connection cleanly (a WebSocket close frame) and stops.
+    pub async fn quit(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.commands.send(Command::Quit { reply }).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+#[cold]
+fn unreachable_id() -> ClientMsgId {
+    // `ClientMsgId::parse("x")` cannot fail; this keeps the code panic-free.
+    ClientMsgId::parse("0").unwrap_or_else(|_| unreachable_id())
+}

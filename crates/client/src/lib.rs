@@ -1,0 +1,34 @@
+//! ChatUs client core, shared by every front end: connect, log in, send,
+//! receive, page history, reconnect and resume. No UI lives here.
+//!
+//! A [`Client`] is a handle to a background task that owns the WebSocket.
+//! The application sends it commands (each method awaits its reply on a
+//! oneshot channel, never blocking a thread) and reads [`Event`]s from a
+//! channel. The task reconnects with backoff and, using per-conversation
+//! cursors, delivers every message exactly once in `seq` order across
+//! reconnects; sends survive reconnects and are stored once.
+//!
+//! # Layout
+//! - [`handle`]: [`Client`], the typed API.
+//! - `task` (private): the connection state machine.
+//! - [`config`]: [`Config`], [`Credentials`], [`Reconnect`], [`Resume`].
+//! - [`event`] holds [`Event`].
+//! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.
+//! - [`url`]: [`ServerUrl`], addresses as people type them.
+//! - [`error`] holds [`Error`].
+
+pub mod config;
+pub mod cursors;
+pub mod error;
+pub mod event;
+pub mod handle;
+mod task;
+pub mod url;
+
+pub use chatus_protocol as protocol;
+pub use config::{Config, Credentials, Reconnect, Resume};
+pub use cursors::Cursors;
+pub use error::Error;
+pub use event::Event;
+pub use handle::{Client, Connected, Events};
+pub use url::ServerUrl;

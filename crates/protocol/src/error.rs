@@ -1,0 +1,207 @@
+//! `error`: the reply to a request that failed, and the stable error codes.
+//!
+//! A peer sees a stable machine `code` and a human `message` sentence. Codes
+//! are part of the protocol and never change meaning; messages may be
+//! reworded. Internal detail is never put in a message: the server logs it
+//! and sends `internal`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::RequestId;
+
+/// Every error code the server sends. See `docs/PROTOCOL.md` for when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON.
+    InvalidJson,
+    /// The JSON was not an object of a known shape: a missing, unknown or
+    /// mistyped field, or a value out of range.
+    InvalidMessage,
+    /// The `type` field names no request this server knows.
+    UnknownType,
+    /// A binary WebSocket frame arrived; the protocol uses text frames only.
+    BinaryUnsupported,
+    /// A request other than `hello` arrived before `hello`.
+    HelloRequired,
+    /// `hello` asked for a protocol version this server does not speak.
+    UnsupportedVersion,
+    /// The request needs a logged-in session (`register`, `login` or `auth`
+    /// first).
+    Unauthenticated,
+    /// `register`, `login` or `auth` on a connection that is already logged in.
+    AlreadyAuthenticated,
+    /// A user name broke the naming rules.
+    InvalidUsername,
+    /// A room name broke the naming rules.
+    InvalidRoom,
+    /// A password was empty or too long.
+    InvalidPassword,
+    /// A password is too short to register with.
+    WeakPassword,
+    /// A `client_id` broke its rules.
+    InvalidClientId,
+    /// A token was malformed, unknown, expired or revoked.
+    InvalidToken,
+    /// Wrong user name or password.
+    BadCredentials,
+    /// The user name is taken (names are unique regardless of case).
+    UsernameTaken,
+    /// Registration is closed on this server; an administrator adds users.
+    RegistrationClosed,
+    /// Too many requests; `retry_after_ms` says when to try again.
+    RateLimited,
+    /// A message body was empty or only white space.
+    EmptyBody,
+    /// A message body was longer than the server's `max_body_bytes`.
+    BodyTooLong,
+    /// No room by that name (or a private room the caller may not see).
+    UnknownRoom,
+    /// No user by that name.
+    UnknownUser,
+    /// The caller is not a member of that room.
+    NotMember,
+    /// A room by that name already exists.
+    RoomExists,
+    /// The room is private and the caller has no invitation.
+    NotInvited,
+    /// The invited user is already a member.
+    AlreadyMember,
+    /// Everyone stays in the lobby.
+    CannotLeaveLobby,
+    /// The server is shutting down and takes no new work; reconnect later.
+    ShuttingDown,
+    /// Something failed inside the server; the detail is in its log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire spelling of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BinaryUnsupported => "binary_unsupported",
+            ErrorCode::HelloRequired => "hello_required",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::AlreadyAuthenticated => "already_authenticated",
+            ErrorCode::InvalidUsername => "invalid_username",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::InvalidPassword => "invalid_password",
+            ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::InvalidClientId => "invalid_client_id",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::BadCredentials => "bad_credentials",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::RegistrationClosed => "registration_closed",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::EmptyBody => "empty_body",
+            ErrorCode::BodyTooLong => "body_too_long",
+            ErrorCode::UnknownRoom => "unknown_room",
+            ErrorCode::UnknownUser => "unknown_user",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::RoomExists => "room_exists",
+            ErrorCode::NotInvited => "not_invited",
+            ErrorCode::AlreadyMember => "already_member",
+            ErrorCode::CannotLeaveLobby => "cannot_leave_lobby",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Every code, for documentation tests.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidMessage,
+        ErrorCode::UnknownType,
+        ErrorCode::BinaryUnsupported,
+        ErrorCode::HelloRequired,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::Unauthenticated,
+        ErrorCode::AlreadyAuthenticated,
+        ErrorCode::InvalidUsername,
+        ErrorCode::InvalidRoom,
+        ErrorCode::InvalidPassword,
+        ErrorCode::WeakPassword,
+        ErrorCode::InvalidClientId,
+        ErrorCode::InvalidToken,
+        ErrorCode::BadCredentials,
+        ErrorCode::UsernameTaken,
+        ErrorCode::RegistrationClosed,
+        ErrorCode::RateLimited,
+        ErrorCode::EmptyBody,
+        ErrorCode::BodyTooLong,
+        ErrorCode::UnknownRoom,
+        ErrorCode::UnknownUser,
+        ErrorCode::NotMember,
+        ErrorCode::RoomExists,
+        ErrorCode::NotInvited,
+        ErrorCode::AlreadyMember,
+        ErrorCode::CannotLeaveLobby,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Internal,
+    ];
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `error`: a request failed. The connection stays open unless a close
+/// frame follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// The `id` of the failed request, when it had one and it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The stable machine-readable code.
+    pub code: ErrorCode,
+    /// A human-readable sentence.
+    pub message: String,
+    /// With `rate_limited`: milliseconds to wait before retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ErrorReply {
+    /// An error reply with no retry hint.
+    pub fn new(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            id,
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+}
+
+/// WebSocket close codes the server uses, with their meaning.
+pub mod close {
+    /// Normal closure: the client quit, or logged out on this connection.
+    pub const NORMAL: u16 = 1000;
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the WebSocket protocol (for example an unmasked frame).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
+    /// Abuse: the client sent frames faster than the flood limit.
+    pub const POLICY: u16 = 1008;
+    /// A frame or message was larger than `max_frame_bytes`.
+    pub const TOO_BIG: u16 = 1009;
+    /// The server failed internally.
+    pub const INTERNAL: u16 = 1011;
+    /// The client read too slowly and its outbound queue overflowed: reconnect
+    /// and resume from history.
+    pub const LAGGING: u16 = 4000;
+    /// The session ended (logged out elsewhere, or the token was revoked).
+    pub const SESSION_ENDED: u16 = 4001;
+    /// Nothing was heard from the client for too long (or it never logged in).
+    pub const IDLE: u16 = 4002;
+    /// `hello` asked for an unsupported protocol version.
+    pub const UNSUPPORTED_VERSION: u16 = 4003;
+}

@@ -1,0 +1,45 @@
+//! The ChatUs wire protocol: the JSON objects carried one per WebSocket text
+//! frame on the server's `/ws` endpoint. Client and server share these
+//! types, so they cannot disagree on a field.
+//!
+//! This crate does no I/O and knows nothing of sockets, tokio or storage;
+//! it turns text into validated values and back. `docs/PROTOCOL.md` is the
+//! prose version of the same contract.
+//!
+//! # Layout
+//! - [`ids`]: validated names and values (`Username`, `RoomName`, `Seq`,
+//!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
+//! - One module per message family: [`hello`], [`auth`], [`room`],
+//!   [`message`], [`presence`], [`history`], [`error`].
+//! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
+//! - [`server`]: the server → client [`ServerMessage`].
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod auth;
+pub mod error;
+pub mod hello;
+pub mod history;
+pub mod ids;
+pub mod message;
+pub mod presence;
+pub mod request;
+pub mod room;
+pub mod server;
+
+pub use error::{ErrorCode, ErrorReply};
+pub use ids::{
+    Body, ClientLabel, ClientMsgId, Conversation, InvalidValue, Password, RequestId, RoomName, Seq,
+    Timestamp, Token, Username, Visibility,
+};
+pub use request::{DecodeError, Envelope, Request};
+pub use server::ServerMessage;
+
+/// The protocol version this crate speaks, sent in `hello` and `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The HTTP path of the WebSocket endpoint.
+pub const WS_PATH: &str = "/ws";
+
+/// The port a server listens on unless told otherwise (the original's).
+pub const DEFAULT_PORT: u16 = 7500;

@@ -1,0 +1,99 @@
+//! `send`, its acknowledgement `sent`, and the `message` event.
+//!
+//! A message is acknowledged only once it is stored durably. The
+//! `client_id` makes a retried `send` safe: the server stores a message once
+//! per (sender, `client_id`) and answers a repeat with the original `seq`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Body, ClientMsgId, Conversation, RequestId, RoomName, Seq, Timestamp, Username};
+
+/// `send`: posts a message to a room (`room`) or to one user (`peer`).
+///
+/// Answered by `sent` once the message is stored, or `not_member`,
+/// `unknown_room`, `unknown_user`, `body_too_long`, `rate_limited`.
+/// Every member of the conversation (all their connections, the sender's
+/// included) gets the `message` event, before the sender gets `sent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SendWire", into = "SendWire")]
+pub struct SendMessage {
+    /// Where to post: a room, or the direct conversation with a user.
+    pub to: Conversation,
+    /// The text.
+    pub body: Body,
+    /// Chosen by the client, unique among its own messages; a retry reuses it.
+    pub client_id: ClientMsgId,
+}
+
+/// The wire form of [`SendMessage`]: `room` or `peer`, then the rest.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room: Option<RoomName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    peer: Option<Username>,
+    body: Body,
+    client_id: ClientMsgId,
+}
+
+impl TryFrom<SendWire> for SendMessage {
+    type Error = crate::ids::InvalidValue;
+    fn try_from(w: SendWire) -> Result<Self, Self::Error> {
+        Ok(SendMessage {
+            to: Conversation::from_fields(w.room, w.peer)?,
+            body: w.body,
+            client_id: w.client_id,
+        })
+    }
+}
+
+impl From<SendMessage> for SendWire {
+    fn from(s: SendMessage) -> Self {
+        let (room, peer) = s.to.into_fields();
+        SendWire {
+            room,
+            peer,
+            body: s.body,
+            client_id: s.client_id,
+        }
+    }
+}
+
+/// `sent`: the message is stored durably.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    /// Echo of the request `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The conversation (`room` or `peer`).
+    #[serde(flatten)]
+    pub conv: Conversation,
+    /// Echo of the request's `client_id`.
+    pub client_id: ClientMsgId,
+    /// The message's place in its conversation.
+    pub seq: Seq,
+    /// When the server stored it.
+    pub time: Timestamp,
+    /// True when this `client_id` had been stored before: nothing new was
+    /// stored or delivered, and `seq`/`time` are the original's.
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
+/// `message` (event), and each entry of a `history` page: one stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The conversation (`room`, or `peer`: the other party as seen by the
+    /// receiver).
+    #[serde(flatten)]
+    pub conv: Conversation,
+    /// Its place in the conversation.
+    pub seq: Seq,
+    /// Who sent it, as the server authenticated them.
+    pub sender: Username,
+    /// The text.
+    pub body: Body,
+    /// When the server stored it.
+    pub time: Timestamp,
+}

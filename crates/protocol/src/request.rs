@@ -1,0 +1,271 @@
+//! The client → server envelope: [`Request`], its optional `id`, and
+//! [`Envelope::decode`], the one place a text frame becomes typed data.
+//!
+//! Decoding reads the frame as a JSON object, takes out `id` and `type`,
+//! and hands the remaining fields to the request's own type, which rejects
+//! unknown fields. When that fails, the failing field (if any) decides the
+//! error code, so a bad user name is `invalid_username`, not a generic
+//! shape error.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::auth::{Auth, Login, Logout, Register};
+use crate::error::{ErrorCode, ErrorReply};
+use crate::hello::{Hello, Ping};
+use crate::history::{Conversations, History, MarkRead};
+use crate::ids::{
+    Body, ClientLabel, ClientMsgId, InvalidValue, Password, RequestId, RoomName, Token, Username,
+};
+use crate::message::SendMessage;
+use crate::presence::Who;
+use crate::room::{CreateRoom, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
+
+/// Every request a client may send, tagged on the wire by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// `hello`: see [`Hello`].
+    Hello(Hello),
+    /// `register`: see [`Register`].
+    Register(Register),
+    /// `login`: see [`Login`].
+    Login(Login),
+    /// `auth`: see [`Auth`].
+    Auth(Auth),
+    /// `logout`: see [`Logout`].
+    Logout(Logout),
+    /// `create_room`: see [`CreateRoom`].
+    CreateRoom(CreateRoom),
+    /// `join_room`: see [`JoinRoom`].
+    JoinRoom(JoinRoom),
+    /// `leave_room`: see [`LeaveRoom`].
+    LeaveRoom(LeaveRoom),
+    /// `invite`: see [`Invite`].
+    Invite(Invite),
+    /// `list_rooms`: see [`ListRooms`].
+    ListRooms(ListRooms),
+    /// `list_members`: see [`ListMembers`].
+    ListMembers(ListMembers),
+    /// `who`: see [`Who`].
+    Who(Who),
+    /// `send`: see [`SendMessage`].
+    Send(SendMessage),
+    /// `history`: see [`History`].
+    History(History),
+    /// `conversations`: see [`Conversations`].
+    Conversations(Conversations),
+    /// `mark_read`: see [`MarkRead`].
+    MarkRead(MarkRead),
+    /// `ping`: see [`Ping`].
+    Ping(Ping),
+}
+
+impl Request {
+    /// Every request `type`, as spelled on the wire.
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "register",
+        "login",
+        "auth",
+        "logout",
+        "create_room",
+        "join_room",
+        "leave_room",
+        "invite",
+        "list_rooms",
+        "list_members",
+        "who",
+        "send",
+        "history",
+        "conversations",
+        "mark_read",
+        "ping",
+    ];
+
+    /// The wire `type` of this request.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Hello(_) => "hello",
+            Request::Register(_) => "register",
+            Request::Login(_) => "login",
+            Request::Auth(_) => "auth",
+            Request::Logout(_) => "logout",
+            Request::CreateRoom(_) => "create_room",
+            Request::JoinRoom(_) => "join_room",
+            Request::LeaveRoom(_) => "leave_room",
+            Request::Invite(_) => "invite",
+            Request::ListRooms(_) => "list_rooms",
+            Request::ListMembers(_) => "list_members",
+            Request::Who(_) => "who",
+            Request::Send(_) => "send",
+            Request::History(_) => "history",
+            Request::Conversations(_) => "conversations",
+            Request::MarkRead(_) => "mark_read",
+            Request::Ping(_) => "ping",
+        }
+    }
+
+    /// Whether the request needs a logged-in session. The server checks this
+    /// in one place before dispatching, so no handler repeats it.
+    pub fn needs_session(&self) -> bool {
+        !matches!(
+            self,
+            Request::Hello(_)
+                | Request::Register(_)
+                | Request::Login(_)
+                | Request::Auth(_)
+                | Request::Ping(_)
+        )
+    }
+}
+
+/// A request with the optional `id` the reply will echo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Chosen by the client; echoed in the reply (success or `error`).
+    pub id: Option<RequestId>,
+    /// The request.
+    pub request: Request,
+}
+
+/// Why a text frame could not be decoded into a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DecodeError {
+    /// The frame's `id`, when one could be read, so the error can echo it.
+    pub id: Option<RequestId>,
+    /// The stable error code.
+    pub code: ErrorCode,
+    /// A sentence for a human.
+    pub message: String,
+}
+
+impl DecodeError {
+    fn new(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            id,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` reply for this failure.
+    pub fn into_reply(self) -> ErrorReply {
+        ErrorReply::new(self.id, self.code, self.message)
+    }
+}
+
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<RequestId>,
+    #[serde(flatten)]
+    request: &'a Request,
+}
+
+/// Field name → checker, used to name the precise error when a request
+/// fails to decode because one of these fields is invalid.
+type FieldCheck = fn(String) -> Result<(), InvalidValue>;
+const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
+    ("username", |s| Username::parse(s).map(drop)),
+    ("user", |s| Username::parse(s).map(drop)),
+    ("peer", |s| Username::parse(s).map(drop)),
+    ("room", |s| RoomName::parse(s).map(drop)),
+    ("password", |s| Password::parse(s).map(drop)),
+    ("token", |s| Token::parse(s).map(drop)),
+    ("client_id", |s| ClientMsgId::parse(s).map(drop)),
+    ("body", |s| Body::parse(s).map(drop)),
+    ("client", |s| ClientLabel::parse(s).map(drop)),
+];
+
+impl Envelope {
+    /// Decodes one text frame. Never panics, whatever the input.
+    pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
+        let mut map: Map<String, Value> = match serde_json::from_str(text) {
+            Ok(map) => map,
+            Err(e) if e.is_data() => {
+                return Err(DecodeError::new(
+                    None,
+                    ErrorCode::InvalidMessage,
+                    "A request must be a JSON object.",
+                ));
+            }
+            Err(e) => {
+                return Err(DecodeError::new(
+                    None,
+                    ErrorCode::InvalidJson,
+                    format!("The frame is not valid JSON: {e}."),
+                ));
+            }
+        };
+        let id = match map.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) => Some(RequestId(n)),
+                None => {
+                    return Err(DecodeError::new(
+                        None,
+                        ErrorCode::InvalidMessage,
+                        "The field id must be a non-negative integer.",
+                    ));
+                }
+            },
+        };
+        let kind = match map.get("type") {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(DecodeError::new(
+                    id,
+                    ErrorCode::InvalidMessage,
+                    "The field type must be a string.",
+                ));
+            }
+            None => {
+                return Err(DecodeError::new(
+                    id,
+                    ErrorCode::InvalidMessage,
+                    "Every request needs a type field.",
+                ));
+            }
+        };
+        if !Request::TYPES.contains(&kind.as_str()) {
+            let shown: String = kind.chars().take(40).collect();
+            return Err(DecodeError::new(
+                id,
+                ErrorCode::UnknownType,
+                format!("Unknown request type {shown:?}."),
+            ));
+        }
+        // Keep the fields for a second look if the typed decode fails.
+        let fields = map.clone();
+        match Request::deserialize(Value::Object(map)) {
+            Ok(request) => Ok(Envelope { id, request }),
+            Err(e) => {
+                for (name, check) in FIELD_CHECKS {
+                    if let Some(Value::String(s)) = fields.get(*name)
+                        && let Err(invalid) = check(s.clone())
+                    {
+                        return Err(DecodeError::new(id, invalid.code, invalid.message));
+                    }
+                }
+                Err(DecodeError::new(
+                    id,
+                    ErrorCode::InvalidMessage,
+                    format!("Bad {kind} request: {e}."),
+                ))
+            }
+        }
+    }
+
+    /// Encodes the request as one JSON text frame.
+    pub fn encode(&self) -> String {
+        let r = EnvelopeRef {
+            id: self.id,
+            request: &self.request,
+        };
+        // Serialising these types cannot fail: every map key is a string and
+        // no value is a float. Fall back to an empty object rather than panic.
+        serde_json::to_string(&r).unwrap_or_else(|_| String::from("{}"))
+    }
+}

@@ -1,0 +1,144 @@
+//! Rooms: `create_room`, `join_room`, `leave_room`, `invite`, `list_rooms`,
+//! `list_members`, their replies, and the membership events
+//! `member_joined`, `member_left` and `invited`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{RequestId, RoomName, Seq, Username, Visibility};
+use crate::presence::Member;
+
+/// `create_room`: creates a room and makes the caller its first member.
+/// Answered by `joined`, or `room_exists`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoom {
+    /// The new room's name.
+    pub room: RoomName,
+    /// `public` (default) or `private`.
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// `join_room`: joins a public room, or a private one the caller was invited
+/// to. Joining a room one is in already succeeds. Answered by `joined`, or
+/// `unknown_room` / `not_invited`. Members get `member_joined`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRoom {
+    /// The room.
+    pub room: RoomName,
+}
+
+/// `leave_room`: leaves a room (never the lobby). Answered by `ok`, or
+/// `not_member` / `cannot_leave_lobby`. Members get `member_left`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveRoom {
+    /// The room.
+    pub room: RoomName,
+}
+
+/// `invite`: lets a user join a room (needed for private rooms); any member
+/// may invite. Answered by `ok`, or `not_member` / `unknown_user` /
+/// `already_member`. The invitee gets `invited`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    /// The room.
+    pub room: RoomName,
+    /// The user invited.
+    pub user: Username,
+}
+
+/// `list_rooms`: answered by `rooms`: every public room, plus the private
+/// rooms the caller belongs to or is invited to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRooms {}
+
+/// `list_members`: answered by `members`; for a private room only members
+/// may ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMembers {
+    /// The room.
+    pub room: RoomName,
+}
+
+/// What a client may know about one room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// The room's name.
+    pub name: RoomName,
+    /// `public` or `private`.
+    pub visibility: Visibility,
+    /// How many members it has.
+    pub members: u32,
+    /// True when the caller is a member.
+    pub joined: bool,
+    /// True when the caller holds an invitation and has not joined yet.
+    pub invited: bool,
+    /// Sequence number of the room's latest message (0 when none).
+    pub last_seq: Seq,
+}
+
+/// `joined`: the reply to `create_room` and `join_room`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    /// Echo of the request `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The room joined.
+    pub room: RoomInfo,
+}
+
+/// `rooms`: the reply to `list_rooms`, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rooms {
+    /// Echo of the request `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The rooms the caller may see.
+    pub rooms: Vec<RoomInfo>,
+}
+
+/// `members`: the reply to `list_members`, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    /// Echo of the request `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The room.
+    pub room: RoomName,
+    /// Its members with their presence.
+    pub members: Vec<Member>,
+}
+
+/// `member_joined` (event): someone joined a room the receiver is in. The
+/// joiner's own connections get it too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberJoined {
+    /// The room.
+    pub room: RoomName,
+    /// Who joined.
+    pub user: Username,
+}
+
+/// `member_left` (event): someone left a room the receiver is in (or the
+/// receiver itself left, on its other connections).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberLeft {
+    /// The room.
+    pub room: RoomName,
+    /// Who left.
+    pub user: Username,
+}
+
+/// `invited` (event): the receiver was invited to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invited {
+    /// The room.
+    pub room: RoomName,
+    /// Who sent the invitation.
+    pub by: Username,
+}

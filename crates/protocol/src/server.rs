@@ -1,0 +1,106 @@
+//! The server → client side: [`ServerMessage`], every reply and event.
+//!
+//! Replies carry the `id` of the request they answer; events carry none.
+//! A client should ignore fields it does not know, so the server may add
+//! fields without a new protocol version.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Ack, Authed};
+use crate::error::ErrorReply;
+use crate::hello::{Pong, Welcome};
+use crate::history::{ConversationList, HistoryPage};
+use crate::ids::RequestId;
+use crate::message::{Message, Sent};
+use crate::presence::{Presence, Users};
+use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
+
+/// Everything the server sends, tagged on the wire by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// `welcome`: see [`Welcome`].
+    Welcome(Welcome),
+    /// `authed`: see [`Authed`].
+    Authed(Authed),
+    /// `ok`: see [`Ack`].
+    Ok(Ack),
+    /// `pong`: see [`Pong`].
+    Pong(Pong),
+    /// `joined`: see [`Joined`].
+    Joined(Joined),
+    /// `rooms`: see [`Rooms`].
+    Rooms(Rooms),
+    /// `members`: see [`Members`].
+    Members(Members),
+    /// `users`: see [`Users`].
+    Users(Users),
+    /// `sent`: see [`Sent`].
+    Sent(Sent),
+    /// `history`: see [`HistoryPage`].
+    History(HistoryPage),
+    /// `conversations`: see [`ConversationList`].
+    Conversations(ConversationList),
+    /// `error`: see [`ErrorReply`].
+    Error(ErrorReply),
+    /// `message` (event): see [`Message`].
+    Message(Message),
+    /// `presence` (event): see [`Presence`].
+    Presence(Presence),
+    /// `member_joined` (event): see [`MemberJoined`].
+    MemberJoined(MemberJoined),
+    /// `member_left` (event): see [`MemberLeft`].
+    MemberLeft(MemberLeft),
+    /// `invited` (event): see [`Invited`].
+    Invited(Invited),
+}
+
+impl ServerMessage {
+    /// The `id` of the request this answers; `None` for events (and for
+    /// replies to requests that carried no id).
+    pub fn reply_to(&self) -> Option<RequestId> {
+        match self {
+            ServerMessage::Welcome(m) => m.id,
+            ServerMessage::Authed(m) => m.id,
+            ServerMessage::Ok(m) => m.id,
+            ServerMessage::Pong(m) => m.id,
+            ServerMessage::Joined(m) => m.id,
+            ServerMessage::Rooms(m) => m.id,
+            ServerMessage::Members(m) => m.id,
+            ServerMessage::Users(m) => m.id,
+            ServerMessage::Sent(m) => m.id,
+            ServerMessage::History(m) => m.id,
+            ServerMessage::Conversations(m) => m.id,
+            ServerMessage::Error(m) => m.id,
+            ServerMessage::Message(_)
+            | ServerMessage::Presence(_)
+            | ServerMessage::MemberJoined(_)
+            | ServerMessage::MemberLeft(_)
+            | ServerMessage::Invited(_) => None,
+        }
+    }
+
+    /// True for events (pushed by the server, not replies).
+    pub fn is_event(&self) -> bool {
+        matches!(
+            self,
+            ServerMessage::Message(_)
+                | ServerMessage::Presence(_)
+                | ServerMessage::MemberJoined(_)
+                | ServerMessage::MemberLeft(_)
+                | ServerMessage::Invited(_)
+        )
+    }
+
+    /// Encodes as one JSON text frame.
+    pub fn encode(&self) -> Vec<u8> {
+        // Cannot fail for these types (string keys, no floats); see
+        // `Envelope::encode`.
+        serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
+    }
+
+    /// Decodes one text frame from the server.
+    pub fn decode(text: &str) -> Result<ServerMessage, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}

@@ -1,0 +1,166 @@
+//! Table tests for `Envelope::decode`: input frame → expected request (as
+//! re-encoded JSON) or expected error code.
+
+use chatus_protocol::{Envelope, ErrorCode};
+use serde_json::{Value, json};
+
+/// Decodes `input`; on success compares the re-encoded request with `want`.
+fn check(input: &str, want: Value) {
+    let env = Envelope::decode(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+    let got: Value = serde_json::from_str(&env.encode()).unwrap();
+    assert_eq!(got, want, "input: {input}");
+}
+
+/// Decodes `input` and expects failure with `code` (and the echoed `id`).
+fn check_err(input: &str, code: ErrorCode, id: Option<u64>) {
+    match Envelope::decode(input) {
+        Ok(env) => panic!("{input}: decoded to {env:?}, wanted {code}"),
+        Err(e) => {
+            assert_eq!(e.code, code, "input: {input} ({})", e.message);
+            assert_eq!(e.id.map(|i| i.0), id, "input: {input}");
+            assert!(
+                e.message.ends_with('.'),
+                "message is a sentence: {}",
+                e.message
+            );
+        }
+    }
+}
+
+#[test]
+fn good_requests() {
+    check(
+        r#"{"type":"hello","version":1}"#,
+        json!({"type":"hello","version":1}),
+    );
+    check(
+        r#"{"id":7,"type":"login","username":"Alice","password":"pw"}"#,
+        json!({"id":7,"type":"login","username":"Alice","password":"pw"}),
+    );
+    check(
+        r#"{"type":"send","room":"Lobby","body":"hi","client_id":"c1"}"#,
+        json!({"type":"send","room":"lobby","body":"hi","client_id":"c1"}),
+    );
+    check(
+        r#"{"type":"send","peer":"bob","body":"psst","client_id":"c2","id":null}"#,
+        json!({"type":"send","peer":"bob","body":"psst","client_id":"c2"}),
+    );
+    check(
+        r#"{"type":"history","room":"lobby","before":10,"limit":5}"#,
+        json!({"type":"history","room":"lobby","before":10,"limit":5}),
+    );
+    check(
+        r#"{"type":"history","peer":"bob"}"#,
+        json!({"type":"history","peer":"bob"}),
+    );
+    check(
+        r#"{"type":"create_room","room":"dev"}"#,
+        json!({"type":"create_room","room":"dev","visibility":"public"}),
+    );
+    check(
+        r#"{"type":"create_room","room":"ops","visibility":"private"}"#,
+        json!({"type":"create_room","room":"ops","visibility":"private"}),
+    );
+    check(r#"{"type":"logout"}"#, json!({"type":"logout"}));
+    check(
+        r#"{"type":"mark_read","peer":"x","seq":3}"#,
+        json!({"type":"mark_read","peer":"x","seq":3}),
+    );
+}
+
+#[test]
+fn bad_frames() {
+    use ErrorCode::*;
+    let cases: &[(&str, ErrorCode, Option<u64>)] = &[
+        ("", InvalidJson, None),
+        ("{", InvalidJson, None),
+        ("hello", InvalidJson, None),
+        ("[1,2]", InvalidMessage, None),
+        ("\"hi\"", InvalidMessage, None),
+        ("{}", InvalidMessage, None),
+        (r#"{"id":-1,"type":"ping"}"#, InvalidMessage, None),
+        (r#"{"id":"x","type":"ping"}"#, InvalidMessage, None),
+        (r#"{"id":3,"type":5}"#, InvalidMessage, Some(3)),
+        (r#"{"id":4,"type":"shout"}"#, UnknownType, Some(4)),
+        (
+            r#"{"id":5,"type":"ping","extra":1}"#,
+            InvalidMessage,
+            Some(5),
+        ),
+        (r#"{"type":"hello"}"#, InvalidMessage, None),
+        (r#"{"type":"hello","version":"1"}"#, InvalidMessage, None),
+        (
+            r#"{"type":"login","username":"a b","password":"x"}"#,
+            InvalidUsername,
+            None,
+        ),
+        (
+            r#"{"type":"login","username":"al","password":""}"#,
+            InvalidPassword,
+            None,
+        ),
+        (r#"{"type":"auth","token":"short"}"#, InvalidToken, None),
+        (r##"{"type":"join_room","room":"#dev"}"##, InvalidRoom, None),
+        (
+            r#"{"type":"send","room":"lobby","body":"   ","client_id":"c"}"#,
+            EmptyBody,
+            None,
+        ),
+        (
+            r#"{"type":"send","room":"lobby","body":"x","client_id":"a b"}"#,
+            InvalidClientId,
+            None,
+        ),
+        (
+            r#"{"type":"send","body":"x","client_id":"c"}"#,
+            InvalidMessage,
+            None,
+        ),
+        (
+            r#"{"type":"send","room":"a","peer":"b","body":"x","client_id":"c"}"#,
+            InvalidMessage,
+            None,
+        ),
+        (
+            r#"{"type":"send","room":"a","body":"x","client_id":"c","sender":"mallory"}"#,
+            InvalidMessage,
+            None,
+        ),
+        (
+            r#"{"type":"history","room":"a","before":1,"after":2}"#,
+            InvalidMessage,
+            None,
+        ),
+        (
+            r#"{"type":"history","room":"a","limit":-3}"#,
+            InvalidMessage,
+            None,
+        ),
+        (
+            r#"{"type":"invite","room":"a","user":"é"}"#,
+            InvalidUsername,
+            None,
+        ),
+    ];
+    for (input, code, id) in cases {
+        check_err(input, *code, *id);
+    }
+}
+
+#[test]
+fn hostile_inputs_never_panic() {
+    let deep = "[".repeat(10_000);
+    let wide = format!(
+        "{{\"type\":\"send\",\"room\":\"a\",\"body\":\"{}\",\"client_id\":\"c\"}}",
+        "x".repeat(100_000)
+    );
+    for input in [
+        deep.as_str(),
+        wide.as_str(),
+        "\u{0}",
+        "{\"type\":\"\u{0}\"}",
+        "1e999999",
+    ] {
+        let _ = Envelope::decode(input);
+    }
+}

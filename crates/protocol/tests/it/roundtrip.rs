@@ -1,0 +1,242 @@
+//! Round trips: every request and every server message survives
+//! encode → decode unchanged, and each encodes with its documented `type`.
+
+use chatus_protocol::auth::{Ack, Auth, Authed, Login, Logout, Register};
+use chatus_protocol::hello::{Hello, Limits, Ping, Pong, Welcome};
+use chatus_protocol::history::{
+    ConversationInfo, ConversationList, Conversations, History, HistoryPage, MarkRead, Page,
+};
+use chatus_protocol::message::{Message, SendMessage, Sent};
+use chatus_protocol::presence::{Member, Presence, Users, Who};
+use chatus_protocol::room::{
+    CreateRoom, Invite, Invited, JoinRoom, Joined, LeaveRoom, ListMembers, ListRooms, MemberJoined,
+    MemberLeft, Members, RoomInfo, Rooms,
+};
+use chatus_protocol::*;
+
+fn user(s: &str) -> Username {
+    Username::parse(s).unwrap()
+}
+fn room(s: &str) -> RoomName {
+    RoomName::parse(s).unwrap()
+}
+
+fn all_requests() -> Vec<Request> {
+    let pw = Password::parse("correct horse").unwrap();
+    vec![
+        Request::Hello(Hello {
+            version: 1,
+            client: Some(ClientLabel::parse("test 1").unwrap()),
+        }),
+        Request::Register(Register {
+            username: user("alice"),
+            password: pw.clone(),
+        }),
+        Request::Login(Login {
+            username: user("alice"),
+            password: pw,
+        }),
+        Request::Auth(Auth {
+            token: Token::parse("abcdefghijklmnopqrstuvwxyz").unwrap(),
+        }),
+        Request::Logout(Logout {}),
+        Request::CreateRoom(CreateRoom {
+            room: room("dev"),
+            visibility: Visibility::Private,
+        }),
+        Request::JoinRoom(JoinRoom { room: room("dev") }),
+        Request::LeaveRoom(LeaveRoom { room: room("dev") }),
+        Request::Invite(Invite {
+            room: room("dev"),
+            user: user("bob"),
+        }),
+        Request::ListRooms(ListRooms {}),
+        Request::ListMembers(ListMembers { room: room("dev") }),
+        Request::Who(Who {}),
+        Request::Send(SendMessage {
+            to: Conversation::Peer(user("bob")),
+            body: Body::parse("hi\nthere ✓").unwrap(),
+            client_id: ClientMsgId::parse("c-1").unwrap(),
+        }),
+        Request::History(History {
+            conv: Conversation::Room(room("lobby")),
+            page: Page::After(Seq(4)),
+            limit: Some(10),
+        }),
+        Request::Conversations(Conversations {}),
+        Request::MarkRead(MarkRead {
+            conv: Conversation::Room(room("x")),
+            seq: Seq(9),
+        }),
+        Request::Ping(Ping {}),
+    ]
+}
+
+#[test]
+fn every_request_round_trips() {
+    let all = all_requests();
+    assert_eq!(
+        all.len(),
+        Request::TYPES.len(),
+        "a request type is missing from this test"
+    );
+    for (i, request) in all.into_iter().enumerate() {
+        let env = Envelope {
+            id: Some(RequestId(i as u64)),
+            request,
+        };
+        let text = env.encode();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], env.request.kind(), "{text}");
+        assert_eq!(Envelope::decode(&text).unwrap(), env, "{text}");
+    }
+}
+
+fn msg(conv: Conversation, seq: u64) -> Message {
+    Message {
+        conv,
+        seq: Seq(seq),
+        sender: user("alice"),
+        body: Body::parse("hello").unwrap(),
+        time: Timestamp(1_700_000_000_000),
+    }
+}
+
+#[test]
+fn every_server_message_round_trips() {
+    let id = Some(RequestId(3));
+    let info = RoomInfo {
+        name: room("dev"),
+        visibility: Visibility::Public,
+        members: 2,
+        joined: true,
+        invited: false,
+        last_seq: Seq(5),
+    };
+    let all = vec![
+        ServerMessage::Welcome(Welcome {
+            id,
+            version: 1,
+            server: "chatus/0.1.0".into(),
+            limits: Limits {
+                max_frame_bytes: 65536,
+                max_body_bytes: 16384,
+                history_page_max: 100,
+            },
+        }),
+        ServerMessage::Authed(Authed {
+            id,
+            user: user("Alice"),
+            token: Some(Token::parse("abcdefghijklmnopqrstuvwxyz").unwrap()),
+            expires: Timestamp(5),
+        }),
+        ServerMessage::Ok(Ack { id }),
+        ServerMessage::Pong(Pong { id }),
+        ServerMessage::Joined(Joined {
+            id,
+            room: info.clone(),
+        }),
+        ServerMessage::Rooms(Rooms {
+            id,
+            rooms: vec![info],
+        }),
+        ServerMessage::Members(Members {
+            id,
+            room: room("dev"),
+            members: vec![Member {
+                user: user("bob"),
+                online: true,
+            }],
+        }),
+        ServerMessage::Users(Users {
+            id,
+            users: vec![Member {
+                user: user("bob"),
+                online: true,
+            }],
+        }),
+        ServerMessage::Sent(Sent {
+            id,
+            conv: Conversation::Peer(user("bob")),
+            client_id: ClientMsgId::parse("c").unwrap(),
+            seq: Seq(1),
+            time: Timestamp(2),
+            duplicate: true,
+        }),
+        ServerMessage::History(HistoryPage {
+            id,
+            conv: Conversation::Room(room("lobby")),
+            messages: vec![msg(Conversation::Room(room("lobby")), 1)],
+            more: false,
+        }),
+        ServerMessage::Conversations(ConversationList {
+            id,
+            conversations: vec![ConversationInfo {
+                conv: Conversation::Peer(user("bob")),
+                last_seq: Seq(3),
+                read_seq: Seq(1),
+                unread: 2,
+            }],
+        }),
+        ServerMessage::Error(ErrorReply {
+            id,
+            code: ErrorCode::RateLimited,
+            message: "Slow down.".into(),
+            retry_after_ms: Some(250),
+        }),
+        ServerMessage::Message(msg(Conversation::Peer(user("bob")), 7)),
+        ServerMessage::Presence(Presence {
+            user: user("bob"),
+            online: false,
+        }),
+        ServerMessage::MemberJoined(MemberJoined {
+            room: room("dev"),
+            user: user("bob"),
+        }),
+        ServerMessage::MemberLeft(MemberLeft {
+            room: room("dev"),
+            user: user("bob"),
+        }),
+        ServerMessage::Invited(Invited {
+            room: room("dev"),
+            by: user("bob"),
+        }),
+    ];
+    for m in all {
+        let bytes = m.encode();
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(ServerMessage::decode(&text).unwrap(), m, "{text}");
+        assert_eq!(
+            m.is_event(),
+            m.reply_to().is_none() && !matches!(m, ServerMessage::Ok(_)),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn message_wire_shape_is_flat() {
+    let text = String::from_utf8(
+        ServerMessage::Message(msg(Conversation::Room(room("lobby")), 9)).encode(),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"type":"message","room":"lobby","seq":9,"sender":"alice","body":"hello","time":1_700_000_000_000u64})
+    );
+}
+
+#[test]
+fn clients_ignore_unknown_server_fields() {
+    let text = r#"{"type":"presence","user":"bob","online":true,"status":"away"}"#;
+    assert!(ServerMessage::decode(text).is_ok());
+}
+
+#[test]
+fn every_error_code_has_its_spelling() {
+    for code in ErrorCode::ALL {
+        let v = serde_json::to_value(code).unwrap();
+        assert_eq!(v, code.as_str());
+    }
+}

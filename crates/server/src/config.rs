@@ -1,0 +1,266 @@
+//! Server configuration: one [`Config`] with defaults for every field.
+//!
+//! Sources, strongest first: command-line flag, `CHATUS_*` environment
+//! variable (both handled by the binary), the TOML file given with
+//! `--config`, then these defaults. Unknown keys in the file are reported
+//! as warnings rather than silently ignored. `chatus.example.toml` at the
+//! repository root documents every key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Who may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone may register.
+    #[default]
+    Open,
+    /// Only an administrator adds users (`chatus admin user add`).
+    Closed,
+}
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The data directory (database and lock file).
+    pub data: PathBuf,
+    /// Open or closed registration.
+    pub registration: Registration,
+    /// Most simultaneous connections; more wait to be accepted.
+    pub max_connections: usize,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Largest message body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most bytes queued towards one connection before it is cut off as
+    /// lagging.
+    pub outbox_max_bytes: usize,
+    /// Most messages per history page.
+    pub history_page_max: u32,
+    /// Shortest password accepted at registration, in characters.
+    pub min_password_chars: usize,
+    /// Days a session token lives without being used.
+    pub session_ttl_days: u32,
+    /// Seconds of silence after which a connection is closed (the server
+    /// pings every third of this).
+    pub idle_timeout_secs: u64,
+    /// Seconds a connection may stay without logging in.
+    pub login_timeout_secs: u64,
+    /// Rate limits.
+    pub rate: RateConfig,
+    /// Keys the file had that this version does not know.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, toml::Value>,
+}
+
+/// Rate limits: token buckets that refill at a steady rate up to a burst.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateConfig {
+    /// Messages a user may send per second, sustained (all connections).
+    pub messages_per_sec: f64,
+    /// Messages a user may send in a burst.
+    pub message_burst: u32,
+    /// Login and registration attempts per minute from one address.
+    pub logins_per_min_per_addr: f64,
+    /// Burst of attempts from one address.
+    pub login_burst_per_addr: u32,
+    /// Login attempts per minute against one account.
+    pub logins_per_min_per_account: f64,
+    /// Burst of attempts against one account.
+    pub login_burst_per_account: u32,
+    /// WebSocket frames per second one connection may send before it is
+    /// closed as a flood (code 1008).
+    pub frames_per_sec: f64,
+    /// Burst of frames.
+    pub frame_burst: u32,
+    /// Keys the file had that this version does not know.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, toml::Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], chatus_protocol::DEFAULT_PORT)),
+            data: PathBuf::from("chatus-data"),
+            registration: Registration::Open,
+            max_connections: 20_000,
+            max_frame_bytes: 64 * 1024,
+            max_body_bytes: 16 * 1024,
+            outbox_max_bytes: 4 * 1024 * 1024,
+            history_page_max: 200,
+            min_password_chars: 8,
+            session_ttl_days: 30,
+            idle_timeout_secs: 90,
+            login_timeout_secs: 30,
+            rate: RateConfig::default(),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        Self {
+            messages_per_sec: 10.0,
+            message_burst: 30,
+            logins_per_min_per_addr: 10.0,
+            login_burst_per_addr: 10,
+            logins_per_min_per_account: 5.0,
+            login_burst_per_account: 5,
+            frames_per_sec: 100.0,
+            frame_burst: 300,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+/// The configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("Could not read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("The configuration file {path} is invalid: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("The configuration value {key} is invalid: {why}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file; returns the config and warnings about unknown keys.
+    pub fn from_file(path: &std::path::Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut warnings: Vec<String> = config
+            .unknown
+            .keys()
+            .map(|k| {
+                format!(
+                    "unknown configuration key {k:?} in {} (ignored)",
+                    path.display()
+                )
+            })
+            .collect();
+        warnings.extend(config.rate.unknown.keys().map(|k| {
+            format!(
+                "unknown configuration key \"rate.{k}\" in {} (ignored)",
+                path.display()
+            )
+        }));
+        Ok((config, warnings))
+    }
+
+    /// Checks ranges the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, why| Err(ConfigError::Invalid { key, why });
+        if self.max_frame_bytes < 1024 {
+            return bad("max_frame_bytes", "must be at least 1024");
+        }
+        if self.max_body_bytes == 0 || self.max_body_bytes > self.max_frame_bytes {
+            return bad("max_body_bytes", "must be between 1 and max_frame_bytes");
+        }
+        if self.outbox_max_bytes < self.max_frame_bytes {
+            return bad("outbox_max_bytes", "must be at least max_frame_bytes");
+        }
+        if self.history_page_max == 0 {
+            return bad("history_page_max", "must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        let r = &self.rate;
+        for (key, v) in [
+            ("rate.messages_per_sec", r.messages_per_sec),
+            ("rate.logins_per_min_per_addr", r.logins_per_min_per_addr),
+            (
+                "rate.logins_per_min_per_account",
+                r.logins_per_min_per_account,
+            ),
+            ("rate.frames_per_sec", r.frames_per_sec),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(key, "must be a positive number");
+            }
+        }
+        Ok(())
+    }
+
+    /// The session lifetime.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(u64::from(self.session_ttl_days) * 86_400)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses_without_warnings() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../chatus.example.toml");
+        let (config, warnings) = Config::from_file(&path).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        config.validate().unwrap();
+        assert_eq!(config.addr, Config::default().addr);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "adr = \"x\"\nmax_body_bytes = 100\n[rate]\nmesages_per_sec = 3\n",
+        )
+        .unwrap();
+        let (config, warnings) = Config::from_file(&path).unwrap();
+        assert_eq!(config.max_body_bytes, 100);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("\"adr\""));
+        assert!(warnings[1].contains("rate.mesages_per_sec"));
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let mut c = Config::default();
+        c.max_body_bytes = c.max_frame_bytes + 1;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.rate.messages_per_sec = 0.0;
+        assert!(c.validate().is_err());
+    }
+}

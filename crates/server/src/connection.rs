@@ -1,0 +1,274 @@
+//! One client connection, from its HTTP request to its last frame.
+//!
+//! [`serve`] reads the HTTP request (answering plain routes such as
+//! `/health` and closing), upgrades to WebSocket, registers the connection
+//! in the hub and spawns its writer (the outbox drain). The reading side
+//! then loops: frame → flood check → decode → [`handler::dispatch`]. It
+//! ends on the client's close, an error, an outbox close (lagging, logout,
+//! idle) or server shutdown; the connection then leaves the hub and, if it
+//! was its user's last, everyone learns the user went offline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatus_protocol::error::close;
+use chatus_protocol::presence::Presence;
+use chatus_protocol::{Envelope, ErrorCode, ErrorReply, ServerMessage};
+use tokio::io::{AsyncRead, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::Instrument as _;
+
+use crate::handler::{self, Cx, Session};
+use crate::hub::ConnHandle;
+use crate::ratelimit::{Bucket, Rate};
+use crate::service::messages::encode;
+use crate::state::{Phase, State};
+use crate::ws::frame::{OP_PONG, frame};
+use crate::ws::handshake::{self, Route};
+use crate::ws::{FrameReader, Incoming};
+
+/// Time allowed for the HTTP request that opens a connection.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time the writer gets to finish after the reader has stopped.
+const WRITER_GRACE: Duration = Duration::from_secs(6);
+
+/// Guards a connection task holds; dropping them tells the server's
+/// shutdown sequence that this connection passed a stage.
+pub struct Guards {
+    /// Dropped when the connection stops reading.
+    pub reading: mpsc::Sender<()>,
+    /// Dropped when the connection is completely done.
+    pub done: mpsc::Sender<()>,
+}
+
+/// Why the read loop ended.
+enum End {
+    /// The server is shutting down.
+    Shutdown,
+    /// Something asked the outbox to close (lagging, logout, idle, a close
+    /// request from a handler, the client's own close).
+    Closing,
+    /// The stream ended without a close frame.
+    Eof,
+}
+
+/// Serves one accepted TCP connection to its end.
+pub async fn serve(state: State, mut socket: TcpStream, peer: SocketAddr, guards: Guards) {
+    let _ = socket.set_nodelay(true);
+    let route =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake::read_request(&mut socket)).await {
+            Ok(Ok(route)) => route,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, cause = %e, "no HTTP request");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "HTTP request timed out");
+                return;
+            }
+        };
+    let leftover = match route {
+        Route::Respond(response) => {
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+            return;
+        }
+        Route::Upgrade { response, leftover } => {
+            if socket.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+            leftover
+        }
+    };
+    let id = state.next_conn_id();
+    let span = tracing::info_span!("conn", id = id.0, %peer, user = tracing::field::Empty);
+    let handle = Arc::new(ConnHandle::new(
+        id,
+        peer,
+        state.config().outbox_max_bytes,
+        state.uptime_ms(),
+    ));
+    run(state, socket, handle, leftover, guards)
+        .instrument(span)
+        .await;
+}
+
+async fn run(
+    state: State,
+    socket: TcpStream,
+    handle: Arc<ConnHandle>,
+    leftover: Vec<u8>,
+    guards: Guards,
+) {
+    let Guards { reading, done } = guards;
+    let span = tracing::Span::current();
+    tracing::debug!("connected");
+    state.hub().register(handle.clone());
+    let (mut rd, mut wr) = socket.into_split();
+    let writer = {
+        let handle = handle.clone();
+        tokio::spawn(
+            async move {
+                if let Err(e) = handle.outbox.write_to(&mut wr).await {
+                    tracing::debug!(cause = %e, "writer ended");
+                }
+                // Whatever ended the writer, stop the reader too.
+                handle.outbox.close(close::NORMAL, "", true);
+            }
+            .instrument(span.clone()),
+        )
+    };
+    let mut reader = Reader {
+        state: &state,
+        handle: &handle,
+        frames: FrameReader::new(state.config().max_frame_bytes, leftover),
+        session: None,
+        said_hello: false,
+        flood: Bucket::full(Rate::new(
+            state.config().rate.frames_per_sec,
+            state.config().rate.frame_burst,
+        )),
+        span: &span,
+    };
+    let end = reader.read_loop(&mut rd).await;
+    let session = reader.session.take();
+    drop(reading);
+    match end {
+        End::Shutdown => {
+            // Let queued sends finish and their acks go out first.
+            let mut phase = state.phase();
+            let _ = phase.wait_for(|p| *p == Phase::Closing).await;
+            handle
+                .outbox
+                .close(close::GOING_AWAY, "server shutting down", false);
+        }
+        End::Eof => handle.outbox.close(close::NORMAL, "", true),
+        End::Closing => {}
+    }
+    if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+        tracing::debug!("writer did not finish in time");
+    }
+    if let Some(name) = state
+        .hub()
+        .unregister(handle.id, session.as_ref().map(|s| s.user))
+    {
+        let event = ServerMessage::Presence(Presence {
+            user: name,
+            online: false,
+        });
+        state.hub().broadcast(&encode(&event));
+    }
+    tracing::debug!("disconnected");
+    drop(done);
+}
+
+struct Reader<'a> {
+    state: &'a State,
+    handle: &'a Arc<ConnHandle>,
+    frames: FrameReader,
+    session: Option<Session>,
+    said_hello: bool,
+    flood: Bucket,
+    span: &'a tracing::Span,
+}
+
+impl Reader<'_> {
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> End {
+        let mut phase = self.state.phase();
+        loop {
+            let incoming = tokio::select! {
+                biased;
+                _ = phase.wait_for(|p| *p != Phase::Running) => return End::Shutdown,
+                () = self.handle.outbox.closed() => return End::Closing,
+                r = self.frames.next(rd) => r,
+            };
+            let msg = match incoming {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return End::Eof,
+                Err(e) => {
+                    tracing::debug!(cause = %e, "bad frame");
+                    self.handle
+                        .outbox
+                        .close(e.close_code(), short_reason(&e), false);
+                    return End::Closing;
+                }
+            };
+            self.handle.heard(self.state.uptime_ms());
+            if self
+                .flood
+                .take(Rate::new(
+                    self.state.config().rate.frames_per_sec,
+                    self.state.config().rate.frame_burst,
+                ))
+                .is_err()
+            {
+                tracing::info!("closing a flooding connection");
+                self.handle
+                    .outbox
+                    .close(close::POLICY, "too many frames; slow down", true);
+                return End::Closing;
+            }
+            match msg {
+                Incoming::Text(text) => {
+                    // Boxed so the (large) dispatch future is allocated only
+                    // while a request runs, not kept in every idle
+                    // connection's task.
+                    if let Some((code, reason)) = Box::pin(self.on_text(text)).await {
+                        self.handle.outbox.close(code, reason, false);
+                        return End::Closing;
+                    }
+                }
+                Incoming::Binary(_) => {
+                    let reply = ErrorReply::new(
+                        None,
+                        ErrorCode::BinaryUnsupported,
+                        "Binary frames are not part of this protocol; send JSON text frames.",
+                    );
+                    self.handle
+                        .outbox
+                        .push(encode(&ServerMessage::Error(reply)));
+                }
+                Incoming::Ping(payload) => {
+                    self.handle.outbox.push(frame(OP_PONG, &payload));
+                }
+                Incoming::Pong => {}
+                Incoming::Close(_) => {
+                    self.handle.outbox.close(close::NORMAL, "", false);
+                    return End::Closing;
+                }
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: String) -> Option<handler::CloseRequest> {
+        let env = match Envelope::decode(&text) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::debug!(code = %e.code, "undecodable request");
+                self.handle
+                    .outbox
+                    .push(encode(&ServerMessage::Error(e.into_reply())));
+                return None;
+            }
+        };
+        let mut cx = Cx {
+            state: self.state,
+            conn: self.handle,
+            said_hello: &mut self.said_hello,
+            session: &mut self.session,
+            span: self.span,
+        };
+        handler::dispatch(&mut cx, env).await
+    }
+}
+
+fn short_reason(e: &crate::ws::WsError) -> &'static str {
+    match e {
+        crate::ws::WsError::Protocol(what) => what,
+        crate::ws::WsError::TooBig { .. } => "message too big",
+        crate::ws::WsError::InvalidUtf8 => "invalid UTF-8",
+        crate::ws::WsError::Io(_) => "read failed",
+    }
+}

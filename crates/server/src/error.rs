@@ -1,0 +1,87 @@
+//! Errors: [`ApiError`], what a request handler fails with, and how it
+//! becomes an `error` reply; [`ServerError`], what stops the server.
+
+use std::time::Duration;
+
+use chatus_protocol::{ErrorCode, ErrorReply, RequestId};
+
+use crate::store::StoreError;
+
+/// Why a request failed. Client mistakes carry their code and sentence;
+/// internal failures are logged once here and shown to the peer only as
+/// `internal`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request was refused for a reason the client can act on.
+    #[error("{code}: {message}")]
+    Rejected {
+        /// The stable code.
+        code: ErrorCode,
+        /// A sentence for a human.
+        message: String,
+    },
+    /// Too many requests; try again after the given time.
+    #[error("rate limited for {retry_after:?}")]
+    RateLimited {
+        /// When to retry.
+        retry_after: Duration,
+        /// What was limited.
+        what: &'static str,
+    },
+    /// The store failed.
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// Something else failed inside the server.
+    #[error("internal failure: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A refusal with this code and sentence.
+    pub fn reject(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Rejected {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` reply for request `id`; logs internal detail once.
+    pub fn into_reply(self, id: Option<RequestId>) -> ErrorReply {
+        match self {
+            ApiError::Rejected { code, message } => ErrorReply::new(id, code, message),
+            ApiError::RateLimited { retry_after, what } => ErrorReply {
+                id,
+                code: ErrorCode::RateLimited,
+                message: format!("Too many {what}; try again shortly."),
+                retry_after_ms: Some(
+                    u64::try_from(retry_after.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                ),
+            },
+            ApiError::Store(StoreError::Closed) => ErrorReply::new(
+                id,
+                ErrorCode::ShuttingDown,
+                "The server is shutting down; reconnect shortly.",
+            ),
+            other => {
+                tracing::error!(cause = %other, "request failed inside the server");
+                ErrorReply::new(id, ErrorCode::Internal, "The server failed; see its log.")
+            }
+        }
+    }
+}
+
+/// What can stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The store could not be opened or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A socket operation failed.
+    #[error("A socket operation failed: {0}")]
+    Io(#[from] std::io::Error),
+}

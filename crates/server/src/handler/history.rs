@@ -1,0 +1,76 @@
+//! `history`, `conversations`, `mark_read`.
+//!
+//! - `history` needs membership of the room (or names a peer); a direct
+//!   conversation that never had a message gives an empty page.
+//! - The page size is clamped to `history_page_max`.
+//! - `mark_read` clamps the marker to the conversation's latest `seq` and
+//!   never moves it back.
+
+use chatus_protocol::auth::Ack;
+use chatus_protocol::history::{ConversationList, History, HistoryPage, MarkRead};
+use chatus_protocol::message::Message;
+use chatus_protocol::{RequestId, ServerMessage};
+
+use super::{Cx, Outcome, Session};
+use crate::error::ApiError;
+use crate::service::messages::{self, page_limit, resolve};
+
+/// `history`.
+pub(super) async fn history(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    h: History,
+) -> Result<Outcome, ApiError> {
+    let limit = page_limit(h.limit, cx.state.config().history_page_max)?;
+    let found = resolve(cx.state.hub(), cx.state.store(), who.user, &h.conv).await?;
+    let (rows, more) = match found {
+        Some((conv, _)) => cx.state.store().history(conv, h.page, limit).await?,
+        None => (Vec::new(), false),
+    };
+    let messages = rows
+        .into_iter()
+        .map(|r| Message {
+            conv: h.conv.clone(),
+            seq: r.seq,
+            sender: r.sender,
+            body: r.body,
+            time: r.time,
+        })
+        .collect();
+    Ok(Outcome::Reply(ServerMessage::History(HistoryPage {
+        id,
+        conv: h.conv,
+        messages,
+        more,
+    })))
+}
+
+/// `conversations`.
+pub(super) async fn conversations(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+) -> Result<Outcome, ApiError> {
+    let conversations = messages::conversations(cx.state.hub(), cx.state.store(), who.user).await?;
+    Ok(Outcome::Reply(ServerMessage::Conversations(
+        ConversationList { id, conversations },
+    )))
+}
+
+/// `mark_read`.
+pub(super) async fn mark_read(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    m: MarkRead,
+) -> Result<Outcome, ApiError> {
+    if let Some((conv, last)) = resolve(cx.state.hub(), cx.state.store(), who.user, &m.conv).await?
+    {
+        cx.state
+            .store()
+            .mark_read(who.user, conv, m.seq.min(last))
+            .await?;
+    }
+    Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
+}

@@ -1,0 +1,54 @@
+//! `send`: post a message to a room or a user.
+//!
+//! - The body must fit `max_body_bytes` (`body_too_long`) and the user's
+//!   message rate (`rate_limited`, with `retry_after_ms`).
+//! - The sender is the session's user; the request cannot name another.
+//! - The job goes to the sequencer; the reply (`sent`, after the message is
+//!   durable and delivered) comes from the fan-out task, so the connection
+//!   keeps reading meanwhile and a client may have many sends in flight.
+
+use chatus_protocol::message::SendMessage;
+use chatus_protocol::{ErrorCode, RequestId};
+
+use super::{Cx, Outcome, Session};
+use crate::error::ApiError;
+use crate::service::messages::prepare_send;
+
+/// `send`.
+pub(super) async fn send(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    s: SendMessage,
+) -> Result<Outcome, ApiError> {
+    let max = cx.state.config().max_body_bytes;
+    if s.body.len() > max {
+        return Err(ApiError::reject(
+            ErrorCode::BodyTooLong,
+            format!(
+                "A message body may be at most {max} bytes; this one has {}.",
+                s.body.len()
+            ),
+        ));
+    }
+    cx.state
+        .message_limits()
+        .take(who.user)
+        .map_err(|retry_after| ApiError::RateLimited {
+            retry_after,
+            what: "messages",
+        })?;
+    let job = prepare_send(
+        cx.state.hub(),
+        cx.state.store(),
+        who.who(),
+        &s.to,
+        s.body,
+        s.client_id,
+        cx.conn.clone(),
+        id,
+    )
+    .await?;
+    cx.state.messages().submit(job).await?;
+    Ok(Outcome::Nothing)
+}

@@ -1,0 +1,176 @@
+//! Request handlers, one file per message family, and the one gate in front
+//! of them.
+//!
+//! [`dispatch`] enforces the two preconditions every request shares: `hello`
+//! comes first, and a request that [`Request::needs_session`] arrives on a
+//! logged-in connection. Handlers behind the gate receive the [`Session`]
+//! (the authenticated user), never a name the client typed. Each handler
+//! returns an [`Outcome`] or an [`ApiError`], which `dispatch` turns into
+//! frames.
+
+mod auth;
+mod hello;
+mod history;
+mod message;
+mod presence;
+mod room;
+
+use std::sync::Arc;
+
+use chatus_protocol::hello::Pong;
+use chatus_protocol::{Envelope, ErrorCode, Request, RequestId, ServerMessage, Username};
+
+use crate::error::ApiError;
+use crate::hub::ConnHandle;
+use crate::service::messages::encode;
+use crate::state::State;
+use crate::store::{TokenHash, UserId};
+
+/// Who is logged in on a connection.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The user's id.
+    pub user: UserId,
+    /// The user's name, as registered.
+    pub name: Username,
+    /// The session's token hash (for logout).
+    pub token_hash: TokenHash,
+}
+
+impl Session {
+    fn who(&self) -> (UserId, Username) {
+        (self.user, self.name.clone())
+    }
+}
+
+/// What a handler works with: the server and this connection.
+pub struct Cx<'a> {
+    /// The server.
+    pub state: &'a State,
+    /// This connection.
+    pub conn: &'a Arc<ConnHandle>,
+    /// Whether `hello` was received.
+    pub said_hello: &'a mut bool,
+    /// The logged-in user, once there is one.
+    pub session: &'a mut Option<Session>,
+    /// The connection's tracing span (gets the user recorded).
+    pub span: &'a tracing::Span,
+}
+
+/// What a handler asks for besides an error.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this reply.
+    Reply(ServerMessage),
+    /// Nothing to send now (the handler pushed, or a task will).
+    Nothing,
+    /// Send the reply (if any), then close with this code and reason.
+    Close(Option<ServerMessage>, u16, &'static str),
+}
+
+/// A close the connection must perform after a request.
+pub type CloseRequest = (u16, &'static str);
+
+/// Handles one decoded request, pushing its reply; returns a close request
+/// when the connection must end.
+pub async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequest> {
+    let id = env.id;
+    let kind = env.request.kind();
+    match route(cx, id, env.request).await {
+        Ok(Outcome::Reply(m)) => {
+            cx.conn.outbox.push(encode(&m));
+            None
+        }
+        Ok(Outcome::Nothing) => None,
+        Ok(Outcome::Close(reply, code, reason)) => {
+            if let Some(m) = reply {
+                cx.conn.outbox.push(encode(&m));
+            }
+            Some((code, reason))
+        }
+        Err(e) => {
+            if let ApiError::Rejected { code, .. } = &e {
+                tracing::debug!(request = kind, %code, "request refused");
+            }
+            let reply = e.into_reply(id);
+            cx.conn.outbox.push(encode(&ServerMessage::Error(reply)));
+            None
+        }
+    }
+}
+
+/// The gate: hello first, then sessions where declared.
+async fn route(cx: &mut Cx<'_>, id: Option<RequestId>, req: Request) -> Result<Outcome, ApiError> {
+    if !*cx.said_hello && !matches!(req, Request::Hello(_)) {
+        return Err(ApiError::reject(
+            ErrorCode::HelloRequired,
+            "Send hello with the protocol version first.",
+        ));
+    }
+    if req.needs_session() {
+        let Some(who) = cx.session.clone() else {
+            return Err(ApiError::reject(
+                ErrorCode::Unauthenticated,
+                "Log in first (register, login or auth).",
+            ));
+        };
+        return authed(cx, &who, id, req).await;
+    }
+    anonymous(cx, id, req).await
+}
+
+fn misrouted(req: &Request) -> ApiError {
+    ApiError::Internal(format!(
+        "request {} reached the wrong side of the gate",
+        req.kind()
+    ))
+}
+
+async fn anonymous(
+    cx: &mut Cx<'_>,
+    id: Option<RequestId>,
+    req: Request,
+) -> Result<Outcome, ApiError> {
+    if cx.session.is_some()
+        && matches!(
+            req,
+            Request::Register(_) | Request::Login(_) | Request::Auth(_)
+        )
+    {
+        return Err(ApiError::reject(
+            ErrorCode::AlreadyAuthenticated,
+            "This connection is already logged in.",
+        ));
+    }
+    match req {
+        Request::Hello(h) => hello::hello(cx, id, &h),
+        Request::Ping(_) => Ok(Outcome::Reply(ServerMessage::Pong(Pong { id }))),
+        Request::Register(r) => auth::register(cx, id, r).await,
+        Request::Login(r) => auth::login(cx, id, r).await,
+        Request::Auth(r) => auth::auth(cx, id, r).await,
+        other => Err(misrouted(&other)),
+    }
+}
+
+async fn authed(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    req: Request,
+) -> Result<Outcome, ApiError> {
+    match req {
+        Request::Logout(_) => auth::logout(cx, who, id).await,
+        Request::CreateRoom(r) => room::create(cx, who, id, r).await,
+        Request::JoinRoom(r) => room::join(cx, who, id, r).await,
+        Request::LeaveRoom(r) => room::leave(cx, who, id, r).await,
+        Request::Invite(r) => room::invite(cx, who, id, r).await,
+        Request::ListRooms(_) => room::list(cx, who, id),
+        Request::ListMembers(r) => room::members(cx, who, id, &r),
+        Request::Who(_) => presence::who(cx, id),
+        Request::Send(r) => message::send(cx, who, id, r).await,
+        Request::History(r) => history::history(cx, who, id, r).await,
+        Request::Conversations(_) => history::conversations(cx, who, id).await,
+        Request::MarkRead(r) => history::mark_read(cx, who, id, r).await,
+        other => Err(misrouted(&other)),
+    }
+}

@@ -1,0 +1,126 @@
+//! `create_room`, `join_room`, `leave_room`, `invite`, `list_rooms`,
+//! `list_members`.
+//!
+//! - Create and join answer `joined` with the room; members get
+//!   `member_joined` (the joiner's own connections too).
+//! - Leave answers `ok`; the remaining members and the leaver's connections
+//!   get `member_left`. The lobby cannot be left.
+//! - Invite answers `ok`; the invitee gets `invited`.
+//! - The rules themselves live in [`crate::service::rooms`].
+
+use chatus_protocol::auth::Ack;
+use chatus_protocol::room::{
+    CreateRoom, Invite, JoinRoom, Joined, LeaveRoom, ListMembers, Members, RoomInfo, Rooms,
+};
+use chatus_protocol::{RequestId, ServerMessage};
+
+use super::{Cx, Outcome, Session};
+use crate::error::ApiError;
+use crate::hub::RoomView;
+use crate::service::rooms;
+
+fn info(v: RoomView) -> RoomInfo {
+    RoomInfo {
+        name: v.name,
+        visibility: v.visibility,
+        members: v.members,
+        joined: v.joined,
+        invited: v.invited,
+        last_seq: v.last_seq,
+    }
+}
+
+/// `create_room`.
+pub(super) async fn create(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    r: CreateRoom,
+) -> Result<Outcome, ApiError> {
+    let view = rooms::create(
+        cx.state.hub(),
+        cx.state.store(),
+        &who.who(),
+        &r.room,
+        r.visibility,
+    )
+    .await?;
+    Ok(Outcome::Reply(ServerMessage::Joined(Joined {
+        id,
+        room: info(view),
+    })))
+}
+
+/// `join_room`.
+pub(super) async fn join(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    r: JoinRoom,
+) -> Result<Outcome, ApiError> {
+    let view = rooms::join(cx.state.hub(), cx.state.store(), &who.who(), &r.room).await?;
+    Ok(Outcome::Reply(ServerMessage::Joined(Joined {
+        id,
+        room: info(view),
+    })))
+}
+
+/// `leave_room`.
+pub(super) async fn leave(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    r: LeaveRoom,
+) -> Result<Outcome, ApiError> {
+    rooms::leave(cx.state.hub(), cx.state.store(), &who.who(), &r.room).await?;
+    Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
+}
+
+/// `invite`.
+pub(super) async fn invite(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    r: Invite,
+) -> Result<Outcome, ApiError> {
+    rooms::invite(
+        cx.state.hub(),
+        cx.state.store(),
+        &who.who(),
+        &r.room,
+        &r.user,
+    )
+    .await?;
+    Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
+}
+
+/// `list_rooms`.
+pub(super) fn list(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+) -> Result<Outcome, ApiError> {
+    let rooms = cx
+        .state
+        .hub()
+        .visible_rooms(who.user)
+        .into_iter()
+        .map(info)
+        .collect();
+    Ok(Outcome::Reply(ServerMessage::Rooms(Rooms { id, rooms })))
+}
+
+/// `list_members`.
+pub(super) fn members(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    r: &ListMembers,
+) -> Result<Outcome, ApiError> {
+    let members = rooms::members(cx.state.hub(), who.user, &r.room)?;
+    Ok(Outcome::Reply(ServerMessage::Members(Members {
+        id,
+        room: r.room.clone(),
+        members,
+    })))
+}

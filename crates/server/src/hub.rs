@@ -1,0 +1,621 @@
+//! The hub: what the server knows in memory, and fan-out.
+//!
+//! It holds every user, room, membership, invitation and direct
+//! conversation (loaded from the store at start and kept in step with it:
+//! services write the store first, then the hub), plus every open
+//! connection and who is logged in on it. Fan-out takes one pre-encoded
+//! frame and pushes it into the outbox of every connection that should see
+//! it.
+//!
+//! One `std::sync::Mutex` guards it all. Every method is synchronous, holds
+//! the lock only for map lookups and outbox pushes (which never wait), and
+//! returns owned data, so no lock is ever held across an await.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use chatus_protocol::presence::Member;
+use chatus_protocol::{RoomName, Seq, Username, Visibility};
+
+use crate::outbox::Outbox;
+use crate::store::{ConvId, DmRow, RoomRow, Snapshot, StoreError, TokenHash, UserId, UserRow};
+
+/// A connection's id, unique for the server's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// What the rest of the server shares about one connection.
+#[derive(Debug)]
+pub struct ConnHandle {
+    /// Its id.
+    pub id: ConnId,
+    /// The remote address.
+    pub peer: SocketAddr,
+    /// Its outbound queue.
+    pub outbox: Outbox,
+    /// Milliseconds since server start when a frame last arrived.
+    last_heard: AtomicU64,
+    /// Milliseconds since server start when it opened.
+    opened: u64,
+    /// Whether it has logged in.
+    authed: AtomicBool,
+}
+
+impl ConnHandle {
+    /// A new connection opened at `now_ms` (server uptime).
+    pub fn new(id: ConnId, peer: SocketAddr, outbox_cap: usize, now_ms: u64) -> Self {
+        Self {
+            id,
+            peer,
+            outbox: Outbox::new(outbox_cap),
+            last_heard: AtomicU64::new(now_ms),
+            opened: now_ms,
+            authed: AtomicBool::new(false),
+        }
+    }
+
+    /// Records that the client was heard from.
+    pub fn heard(&self, now_ms: u64) {
+        self.last_heard.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// When the client was last heard from.
+    pub fn last_heard(&self) -> u64 {
+        self.last_heard.load(Ordering::Relaxed)
+    }
+
+    /// When the connection opened.
+    pub fn opened(&self) -> u64 {
+        self.opened
+    }
+
+    /// Whether it has logged in.
+    pub fn is_authed(&self) -> bool {
+        self.authed.load(Ordering::Relaxed)
+    }
+}
+
+/// A room as one user sees it.
+#[derive(Debug, Clone)]
+pub struct RoomView {
+    /// Internal id.
+    pub id: ConvId,
+    /// Name.
+    pub name: RoomName,
+    /// Public or private.
+    pub visibility: Visibility,
+    /// Number of members.
+    pub members: u32,
+    /// The viewer is a member.
+    pub joined: bool,
+    /// The viewer is invited.
+    pub invited: bool,
+    /// Latest seq.
+    pub last_seq: Seq,
+}
+
+#[derive(Debug)]
+struct Attached {
+    conn: Arc<ConnHandle>,
+    session: TokenHash,
+}
+
+#[derive(Debug)]
+struct UserEntry {
+    name: Username,
+    online: Vec<Attached>,
+    rooms: HashSet<ConvId>,
+    dms: Vec<ConvId>,
+}
+
+#[derive(Debug)]
+struct RoomEntry {
+    name: RoomName,
+    visibility: Visibility,
+    members: HashSet<UserId>,
+    invites: HashSet<UserId>,
+    last_seq: Seq,
+}
+
+#[derive(Debug)]
+struct DmEntry {
+    users: (UserId, UserId),
+    last_seq: Seq,
+}
+
+#[derive(Debug, Default)]
+struct Directory {
+    users: HashMap<UserId, UserEntry>,
+    user_keys: HashMap<String, UserId>,
+    rooms: HashMap<ConvId, RoomEntry>,
+    room_ids: HashMap<RoomName, ConvId>,
+    dms: HashMap<ConvId, DmEntry>,
+    dm_ids: HashMap<(UserId, UserId), ConvId>,
+    conns: HashMap<ConnId, Arc<ConnHandle>>,
+}
+
+/// The in-memory directory and connection registry.
+#[derive(Debug)]
+pub struct Hub {
+    dir: Mutex<Directory>,
+    lobby: ConvId,
+    /// Frames pushed to connections since start.
+    delivered: AtomicU64,
+}
+
+fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+impl Directory {
+    fn push_to_user(&self, user: UserId, frame: &Bytes) -> u64 {
+        let Some(u) = self.users.get(&user) else {
+            return 0;
+        };
+        for a in &u.online {
+            a.conn.outbox.push(frame.clone());
+        }
+        u.online.len() as u64
+    }
+
+    fn view(&self, id: ConvId, r: &RoomEntry, viewer: UserId) -> RoomView {
+        RoomView {
+            id,
+            name: r.name.clone(),
+            visibility: r.visibility,
+            members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
+            joined: r.members.contains(&viewer),
+            invited: r.invites.contains(&viewer),
+            last_seq: r.last_seq,
+        }
+    }
+
+    fn is_online(&self, user: UserId) -> bool {
+        self.users.get(&user).is_some_and(|u| !u.online.is_empty())
+    }
+}
+
+impl Hub {
+    /// Builds the directory from a store snapshot.
+    pub fn load(snap: Snapshot) -> Result<Hub, StoreError> {
+        let mut d = Directory::default();
+        for u in snap.users {
+            d.user_keys.insert(u.name.key(), u.id);
+            d.users.insert(
+                u.id,
+                UserEntry {
+                    name: u.name,
+                    online: Vec::new(),
+                    rooms: HashSet::new(),
+                    dms: Vec::new(),
+                },
+            );
+        }
+        let mut lobby = None;
+        for r in snap.rooms {
+            if r.name.is_lobby() {
+                lobby = Some(r.id);
+            }
+            d.room_ids.insert(r.name.clone(), r.id);
+            d.rooms.insert(
+                r.id,
+                RoomEntry {
+                    name: r.name,
+                    visibility: r.visibility,
+                    members: HashSet::new(),
+                    invites: HashSet::new(),
+                    last_seq: r.last_seq,
+                },
+            );
+        }
+        for (room, user) in snap.members {
+            if let (Some(r), Some(u)) = (d.rooms.get_mut(&room), d.users.get_mut(&user)) {
+                r.members.insert(user);
+                u.rooms.insert(room);
+            }
+        }
+        for (room, user) in snap.invites {
+            if let Some(r) = d.rooms.get_mut(&room) {
+                r.invites.insert(user);
+            }
+        }
+        for dm in snap.dms {
+            d.dm_ids.insert(dm.users, dm.id);
+            for u in [dm.users.0, dm.users.1] {
+                if let Some(e) = d.users.get_mut(&u)
+                    && !e.dms.contains(&dm.id)
+                {
+                    e.dms.push(dm.id);
+                }
+            }
+            d.dms.insert(
+                dm.id,
+                DmEntry {
+                    users: dm.users,
+                    last_seq: dm.last_seq,
+                },
+            );
+        }
+        let lobby = lobby.ok_or_else(|| StoreError::Corrupt("the lobby room is missing".into()))?;
+        Ok(Hub {
+            dir: Mutex::new(d),
+            lobby,
+            delivered: AtomicU64::new(0),
+        })
+    }
+
+    fn dir(&self) -> MutexGuard<'_, Directory> {
+        // No code panics while holding the lock; if one ever did, the
+        // directory is still structurally sound, so keep serving.
+        self.dir
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The lobby's id.
+    pub fn lobby(&self) -> ConvId {
+        self.lobby
+    }
+
+    /// Frames pushed since start.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    // --- connections -----------------------------------------------------
+
+    /// Registers a new (not yet logged-in) connection.
+    pub fn register(&self, conn: Arc<ConnHandle>) {
+        self.dir().conns.insert(conn.id, conn);
+    }
+
+    /// Forgets a connection. Returns the user's name when this was their
+    /// last connection (they went offline).
+    pub fn unregister(&self, conn: ConnId, user: Option<UserId>) -> Option<Username> {
+        let mut d = self.dir();
+        d.conns.remove(&conn);
+        let u = d.users.get_mut(&user?)?;
+        let before = u.online.len();
+        u.online.retain(|a| a.conn.id != conn);
+        (before > 0 && u.online.is_empty()).then(|| u.name.clone())
+    }
+
+    /// Every open connection.
+    pub fn connections(&self) -> Vec<Arc<ConnHandle>> {
+        self.dir().conns.values().cloned().collect()
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.dir().conns.len()
+    }
+
+    /// Marks a connection as logged in as `user` with `session`. Returns
+    /// true when the user just came online.
+    pub fn attach(&self, user: UserId, conn: &Arc<ConnHandle>, session: TokenHash) -> bool {
+        conn.authed.store(true, Ordering::Relaxed);
+        let mut d = self.dir();
+        let Some(u) = d.users.get_mut(&user) else {
+            return false;
+        };
+        u.online.push(Attached {
+            conn: conn.clone(),
+            session,
+        });
+        u.online.len() == 1
+    }
+
+    /// Every connection logged in with `session`.
+    pub fn session_connections(&self, user: UserId, session: &TokenHash) -> Vec<Arc<ConnHandle>> {
+        let d = self.dir();
+        d.users.get(&user).map_or_else(Vec::new, |u| {
+            u.online
+                .iter()
+                .filter(|a| &a.session == session)
+                .map(|a| a.conn.clone())
+                .collect()
+        })
+    }
+
+    // --- users -----------------------------------------------------------
+
+    /// Finds a user by case-folded name.
+    pub fn user_by_key(&self, key: &str) -> Option<(UserId, Username)> {
+        let d = self.dir();
+        let id = *d.user_keys.get(key)?;
+        Some((id, d.users.get(&id)?.name.clone()))
+    }
+
+    /// A user's name.
+    pub fn user_name(&self, id: UserId) -> Option<Username> {
+        self.dir().users.get(&id).map(|u| u.name.clone())
+    }
+
+    /// Adds a user (new, or created behind the server's back by an admin
+    /// tool), with the rooms they are in. Does nothing if known.
+    pub fn add_user(&self, row: &UserRow, rooms: &[ConvId]) {
+        let mut d = self.dir();
+        if d.users.contains_key(&row.id) {
+            return;
+        }
+        d.user_keys.insert(row.name.key(), row.id);
+        d.users.insert(
+            row.id,
+            UserEntry {
+                name: row.name.clone(),
+                online: Vec::new(),
+                rooms: rooms.iter().copied().collect(),
+                dms: Vec::new(),
+            },
+        );
+        for r in rooms {
+            if let Some(room) = d.rooms.get_mut(r) {
+                room.members.insert(row.id);
+            }
+        }
+    }
+
+    /// Users online now, by name.
+    pub fn online_users(&self) -> Vec<Username> {
+        let d = self.dir();
+        let mut v: Vec<Username> = d
+            .users
+            .values()
+            .filter(|u| !u.online.is_empty())
+            .map(|u| u.name.clone())
+            .collect();
+        v.sort_by_key(Username::key);
+        v
+    }
+
+    // --- rooms -----------------------------------------------------------
+
+    /// A room by name, as `viewer` sees it.
+    pub fn room(&self, name: &RoomName, viewer: UserId) -> Option<RoomView> {
+        let d = self.dir();
+        let id = *d.room_ids.get(name)?;
+        let r = d.rooms.get(&id)?;
+        Some(d.view(id, r, viewer))
+    }
+
+    /// Rooms `viewer` may see: public ones, and private ones they are in or
+    /// invited to; by name.
+    pub fn visible_rooms(&self, viewer: UserId) -> Vec<RoomView> {
+        let d = self.dir();
+        let mut v: Vec<RoomView> = d
+            .rooms
+            .iter()
+            .filter(|(_, r)| {
+                r.visibility == Visibility::Public
+                    || r.members.contains(&viewer)
+                    || r.invites.contains(&viewer)
+            })
+            .map(|(id, r)| d.view(*id, r, viewer))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Rooms `user` is in: id, name, latest seq.
+    pub fn rooms_of(&self, user: UserId) -> Vec<(ConvId, RoomName, Seq)> {
+        let d = self.dir();
+        let Some(u) = d.users.get(&user) else {
+            return Vec::new();
+        };
+        let mut v: Vec<_> = u
+            .rooms
+            .iter()
+            .filter_map(|id| d.rooms.get(id).map(|r| (*id, r.name.clone(), r.last_seq)))
+            .collect();
+        v.sort_by(|a, b| a.1.cmp(&b.1));
+        v
+    }
+
+    /// Records a new room with its creator as member.
+    pub fn add_room(&self, row: &RoomRow, creator: UserId) {
+        let mut d = self.dir();
+        d.room_ids.insert(row.name.clone(), row.id);
+        d.rooms.insert(
+            row.id,
+            RoomEntry {
+                name: row.name.clone(),
+                visibility: row.visibility,
+                members: HashSet::from([creator]),
+                invites: HashSet::new(),
+                last_seq: row.last_seq,
+            },
+        );
+        if let Some(u) = d.users.get_mut(&creator) {
+            u.rooms.insert(row.id);
+        }
+    }
+
+    /// Adds a member (dropping their invitation). True if newly added.
+    pub fn join(&self, room: ConvId, user: UserId) -> bool {
+        let mut d = self.dir();
+        let Some(r) = d.rooms.get_mut(&room) else {
+            return false;
+        };
+        r.invites.remove(&user);
+        let added = r.members.insert(user);
+        if let Some(u) = d.users.get_mut(&user) {
+            u.rooms.insert(room);
+        }
+        added
+    }
+
+    /// Removes a member. True if they were one.
+    pub fn leave(&self, room: ConvId, user: UserId) -> bool {
+        let mut d = self.dir();
+        let Some(r) = d.rooms.get_mut(&room) else {
+            return false;
+        };
+        let removed = r.members.remove(&user);
+        if let Some(u) = d.users.get_mut(&user) {
+            u.rooms.remove(&room);
+        }
+        removed
+    }
+
+    /// Records an invitation.
+    pub fn invite(&self, room: ConvId, user: UserId) {
+        if let Some(r) = self.dir().rooms.get_mut(&room) {
+            r.invites.insert(user);
+        }
+    }
+
+    /// Members of a room with their presence, by name.
+    pub fn members(&self, room: ConvId) -> Vec<Member> {
+        let d = self.dir();
+        let Some(r) = d.rooms.get(&room) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Member> = r
+            .members
+            .iter()
+            .filter_map(|id| {
+                d.users.get(id).map(|u| Member {
+                    user: u.name.clone(),
+                    online: d.is_online(*id),
+                })
+            })
+            .collect();
+        v.sort_by_key(|m| m.user.key());
+        v
+    }
+
+    // --- direct conversations ---------------------------------------------
+
+    /// The direct conversation between two users, if it exists.
+    pub fn dm(&self, a: UserId, b: UserId) -> Option<(ConvId, Seq)> {
+        let d = self.dir();
+        let id = *d.dm_ids.get(&pair(a, b))?;
+        Some((id, d.dms.get(&id)?.last_seq))
+    }
+
+    /// Records a direct conversation.
+    pub fn add_dm(&self, row: &DmRow) {
+        let mut d = self.dir();
+        if d.dms.contains_key(&row.id) {
+            return;
+        }
+        d.dm_ids.insert(row.users, row.id);
+        d.dms.insert(
+            row.id,
+            DmEntry {
+                users: row.users,
+                last_seq: row.last_seq,
+            },
+        );
+        for u in [row.users.0, row.users.1] {
+            if let Some(e) = d.users.get_mut(&u)
+                && !e.dms.contains(&row.id)
+            {
+                e.dms.push(row.id);
+            }
+        }
+    }
+
+    /// Direct conversations of `user` that have messages: id, the peer's
+    /// name, latest seq; by peer name.
+    pub fn dms_of(&self, user: UserId) -> Vec<(ConvId, Username, Seq)> {
+        let d = self.dir();
+        let Some(u) = d.users.get(&user) else {
+            return Vec::new();
+        };
+        let mut v: Vec<_> = u
+            .dms
+            .iter()
+            .filter_map(|id| {
+                let dm = d.dms.get(id)?;
+                if dm.last_seq == Seq(0) {
+                    return None;
+                }
+                let peer = if dm.users.0 == user {
+                    dm.users.1
+                } else {
+                    dm.users.0
+                };
+                Some((*id, d.users.get(&peer)?.name.clone(), dm.last_seq))
+            })
+            .collect();
+        v.sort_by_key(|(_, p, _)| p.key());
+        v
+    }
+
+    // --- fan-out ---------------------------------------------------------
+
+    /// Pushes a room message frame to every connection of every member and
+    /// records `seq` as the room's latest. Returns the number of pushes.
+    pub fn deliver_room(&self, room: ConvId, seq: Seq, frame: &Bytes) -> u64 {
+        let mut d = self.dir();
+        let Some(r) = d.rooms.get_mut(&room) else {
+            return 0;
+        };
+        if seq > r.last_seq {
+            r.last_seq = seq;
+        }
+        let d = &*d;
+        let Some(r) = d.rooms.get(&room) else {
+            return 0;
+        };
+        let mut n = 0;
+        for m in &r.members {
+            n += d.push_to_user(*m, frame);
+        }
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
+    /// Pushes a direct message: `to_a` to the first party's connections and
+    /// `to_b` to the second's (one frame when both are the same user).
+    pub fn deliver_dm(
+        &self,
+        conv: ConvId,
+        seq: Seq,
+        to_a: (UserId, &Bytes),
+        to_b: (UserId, &Bytes),
+    ) {
+        let mut d = self.dir();
+        if let Some(dm) = d.dms.get_mut(&conv)
+            && seq > dm.last_seq
+        {
+            dm.last_seq = seq;
+        }
+        let mut n = d.push_to_user(to_a.0, to_a.1);
+        if to_b.0 != to_a.0 {
+            n += d.push_to_user(to_b.0, to_b.1);
+        }
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Pushes a frame to every connection of the given users.
+    pub fn deliver_users(&self, users: &[UserId], frame: &Bytes) {
+        let d = self.dir();
+        for u in users {
+            d.push_to_user(*u, frame);
+        }
+    }
+
+    /// Pushes a frame to every connection of every member of a room.
+    pub fn deliver_members(&self, room: ConvId, frame: &Bytes) {
+        let d = self.dir();
+        let Some(r) = d.rooms.get(&room) else { return };
+        for m in &r.members {
+            d.push_to_user(*m, frame);
+        }
+    }
+
+    /// Pushes a frame to every logged-in connection.
+    pub fn broadcast(&self, frame: &Bytes) {
+        let d = self.dir();
+        for u in d.users.values() {
+            for a in &u.online {
+                a.conn.outbox.push(frame.clone());
+            }
+        }
+    }
+}

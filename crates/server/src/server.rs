@@ -1,0 +1,127 @@
+//! The accept loop, the housekeeping sweeper, and the shutdown sequence.
+//!
+//! [`run`] takes a bound listener (the caller binds, so tests use port 0)
+//! and serves until `shutdown` resolves. Then, in order: stop accepting;
+//! connections stop reading; queued sends are stored, delivered and
+//! acknowledged; every connection gets a close frame (1001); the store is
+//! flushed and closed. Nothing acknowledged is lost, and nothing is
+//! acknowledged that was not stored.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatus_protocol::error::close;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::connection::{self, Guards};
+use crate::error::ServerError;
+use crate::state::{Phase, State};
+use crate::ws::frame::{OP_PING, frame};
+
+/// Serves connections on `listener` until `shutdown` resolves, then shuts
+/// down cleanly.
+pub async fn run(
+    listener: TcpListener,
+    state: State,
+    shutdown: impl Future,
+) -> Result<(), ServerError> {
+    let (reading_tx, mut reading_rx) = mpsc::channel::<()>(1);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let sweeper = tokio::spawn(sweep(state.clone()));
+    let limit = Arc::new(Semaphore::new(state.config().max_connections));
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+
+    tokio::select! {
+        res = accept_loop(&listener, &state, &limit, Guards { reading: reading_tx, done: done_tx }) => {
+            // The loop only ends on an error it cannot recover from.
+            if let Err(e) = res {
+                tracing::error!(cause = %e, "accept loop failed");
+            }
+        }
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    drop(listener);
+
+    state.set_phase(Phase::Draining);
+    // Connections stop reading promptly; one in the middle of a request
+    // finishes it first.
+    let _ = tokio::time::timeout(Duration::from_secs(5), reading_rx.recv()).await;
+    state.messages().drain().await;
+    state.set_phase(Phase::Closing);
+    if tokio::time::timeout(Duration::from_secs(10), done_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    sweeper.abort();
+    state.store().close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    state: &State,
+    limit: &Arc<Semaphore>,
+    guards: Guards,
+) -> Result<(), ServerError> {
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(1);
+                accepted
+            }
+            Err(e) => {
+                // Usually out of file descriptors: wait, then try again.
+                tracing::warn!(cause = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let state = state.clone();
+        let guards = Guards {
+            reading: guards.reading.clone(),
+            done: guards.done.clone(),
+        };
+        tokio::spawn(async move {
+            connection::serve(state, socket, peer, guards).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Every few seconds: ping quiet connections, close silent or never-logged-
+/// in ones, and forget refilled rate-limit buckets.
+async fn sweep(state: State) {
+    let idle_ms = state.config().idle_timeout_secs.saturating_mul(1000);
+    let login_ms = state.config().login_timeout_secs.saturating_mul(1000);
+    let period = Duration::from_millis((idle_ms / 6).clamp(500, 15_000));
+    let ping = frame(OP_PING, b"");
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = state.uptime_ms();
+        for conn in state.hub().connections() {
+            let quiet = now.saturating_sub(conn.last_heard());
+            if !conn.is_authed() && now.saturating_sub(conn.opened()) > login_ms {
+                conn.outbox
+                    .close(close::IDLE, "did not log in in time", false);
+            } else if quiet > idle_ms {
+                conn.outbox.close(close::IDLE, "no sign of life", true);
+            } else if quiet > idle_ms / 3 {
+                conn.outbox.push(ping.clone());
+            }
+        }
+        state.accounts().sweep();
+        state.message_limits().sweep();
+    }
+}

@@ -1,0 +1,384 @@
+//! Messages: the sequencer, fan-out, history and read markers.
+//!
+//! One message's path: a handler checks it and submits a [`SendJob`]; the
+//! sequencer task takes every job waiting (up to 1024) and appends them to
+//! the store in one durable transaction, which numbers them; the fan-out
+//! task then, in that same order, encodes each message once, pushes the
+//! frame to every recipient's outbox, and pushes `sent` to the sender's
+//! connection. Because one task appends and one task fans out, every member
+//! receives a room's messages in `seq` order, and nothing is acknowledged
+//! before it is committed.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chatus_protocol::history::ConversationInfo;
+use chatus_protocol::message::{Message, Sent};
+use chatus_protocol::{
+    ClientMsgId, Conversation, ErrorCode, ErrorReply, RequestId, RoomName, Seq, ServerMessage,
+    Username,
+};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::error::ApiError;
+use crate::hub::{ConnHandle, Hub};
+use crate::service::rooms::find_user;
+use crate::store::{Appended, ConvId, NewMessage, Store, StoreError, UserId};
+use crate::ws::frame::text_frame_with;
+
+/// Most jobs appended in one transaction.
+const MAX_BATCH: usize = 1024;
+/// Jobs that may wait for the sequencer before senders wait too.
+const QUEUE: usize = 16 * 1024;
+
+/// Encodes a server message as one shared text frame.
+pub fn encode(msg: &ServerMessage) -> Bytes {
+    text_frame_with(|v| {
+        // Serialising protocol types into a Vec cannot fail.
+        let _ = serde_json::to_writer(v, msg);
+    })
+}
+
+/// Where a message goes, resolved by the handler.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A room.
+    Room(RoomName),
+    /// A direct conversation between two users (the same one twice for a
+    /// note to oneself).
+    Dm {
+        /// The sender.
+        from: (UserId, Username),
+        /// The recipient.
+        to: (UserId, Username),
+    },
+}
+
+/// One accepted `send`, waiting to be stored and delivered.
+#[derive(Debug)]
+pub struct SendJob {
+    /// What to store.
+    pub msg: NewMessage,
+    /// Where it goes.
+    pub target: Target,
+    /// The sender's name.
+    pub sender: Username,
+    /// The connection that sent it, for the `sent` reply.
+    pub reply_to: Arc<ConnHandle>,
+    /// The request's id.
+    pub id: Option<RequestId>,
+}
+
+type Committed = (Vec<SendJob>, Result<Vec<Appended>, StoreError>);
+
+/// Handle to the sequencer and fan-out tasks.
+pub struct Messages {
+    tx: mpsc::Sender<SendJob>,
+    drain: Arc<Notify>,
+    done: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Messages {
+    /// Starts the sequencer and fan-out tasks.
+    pub fn start(store: Arc<dyn Store>, hub: Arc<Hub>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (committed_tx, committed_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let drain = Arc::new(Notify::new());
+        tokio::spawn(sequencer(rx, store, committed_tx, drain.clone()));
+        tokio::spawn(async move {
+            fan_out(committed_rx, hub).await;
+            let _ = done_tx.send(());
+        });
+        Self {
+            tx,
+            drain,
+            done: Mutex::new(Some(done_rx)),
+        }
+    }
+
+    /// Queues a job; waits only when the sequencer is far behind.
+    pub async fn submit(&self, job: SendJob) -> Result<(), ApiError> {
+        self.tx.send(job).await.map_err(|_| {
+            ApiError::reject(
+                ErrorCode::ShuttingDown,
+                "The server is shutting down; resend later.",
+            )
+        })
+    }
+
+    /// Stops taking jobs, finishes the queued ones (stored, delivered and
+    /// acknowledged), and returns when all is done.
+    pub async fn drain(&self) {
+        self.drain.notify_one();
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+    }
+}
+
+async fn sequencer(
+    mut rx: mpsc::Receiver<SendJob>,
+    store: Arc<dyn Store>,
+    committed: mpsc::UnboundedSender<Committed>,
+    drain: Arc<Notify>,
+) {
+    let mut draining = false;
+    loop {
+        let first = tokio::select! {
+            biased;
+            job = rx.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+            () = drain.notified(), if !draining => {
+                // New sends now fail; those already queued are still served.
+                draining = true;
+                rx.close();
+                continue;
+            }
+        };
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let batch: Vec<NewMessage> = jobs.iter().map(|j| j.msg.clone()).collect();
+        let result = store.append(batch).await;
+        if committed.send((jobs, result)).is_err() {
+            break;
+        }
+    }
+}
+
+async fn fan_out(mut rx: mpsc::UnboundedReceiver<Committed>, hub: Arc<Hub>) {
+    while let Some((jobs, result)) = rx.recv().await {
+        match result {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    deliver(&hub, &job, outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(cause = ?e, messages = jobs.len(), "storing messages failed");
+                for job in jobs {
+                    let reply = ErrorReply::new(
+                        job.id,
+                        ErrorCode::Internal,
+                        "The message could not be stored; send it again.",
+                    );
+                    job.reply_to
+                        .outbox
+                        .push(encode(&ServerMessage::Error(reply)));
+                }
+            }
+        }
+    }
+}
+
+fn deliver(hub: &Hub, job: &SendJob, outcome: Appended) {
+    let (seq, time, duplicate) = match outcome {
+        Appended::Stored { seq } => (seq, job.msg.time, false),
+        Appended::Duplicate { seq, time } => (seq, time, true),
+    };
+    let event = |conv: Conversation| {
+        encode(&ServerMessage::Message(Message {
+            conv,
+            seq,
+            sender: job.sender.clone(),
+            body: job.msg.body.clone(),
+            time,
+        }))
+    };
+    let ack_conv = match &job.target {
+        Target::Room(name) => {
+            if !duplicate {
+                hub.deliver_room(job.msg.conv, seq, &event(Conversation::Room(name.clone())));
+            }
+            Conversation::Room(name.clone())
+        }
+        Target::Dm { from, to } => {
+            if !duplicate {
+                // Each side sees the other as the peer.
+                let for_sender = event(Conversation::Peer(to.1.clone()));
+                let for_recipient = if from.0 == to.0 {
+                    for_sender.clone()
+                } else {
+                    event(Conversation::Peer(from.1.clone()))
+                };
+                hub.deliver_dm(
+                    job.msg.conv,
+                    seq,
+                    (from.0, &for_sender),
+                    (to.0, &for_recipient),
+                );
+            }
+            Conversation::Peer(to.1.clone())
+        }
+    };
+    let sent = ServerMessage::Sent(Sent {
+        id: job.id,
+        conv: ack_conv,
+        client_id: job.msg.client_id.clone(),
+        seq,
+        time,
+        duplicate,
+    });
+    job.reply_to.outbox.push(encode(&sent));
+}
+
+/// Resolves a conversation for `user`: the room (which they must be in) or
+/// the direct conversation with a peer (which may not exist yet: `None`).
+pub async fn resolve(
+    hub: &Hub,
+    store: &dyn Store,
+    user: UserId,
+    conv: &Conversation,
+) -> Result<Option<(ConvId, Seq)>, ApiError> {
+    match conv {
+        Conversation::Room(name) => {
+            let room = hub.room(name, user).ok_or_else(|| unknown_room(name))?;
+            if !room.joined {
+                if room.visibility == chatus_protocol::Visibility::Private && !room.invited {
+                    return Err(unknown_room(name));
+                }
+                return Err(ApiError::reject(
+                    ErrorCode::NotMember,
+                    format!("You are not a member of {name}; join it first."),
+                ));
+            }
+            Ok(Some((room.id, room.last_seq)))
+        }
+        Conversation::Peer(peer) => {
+            let (peer_id, _) = find_user(hub, store, peer)
+                .await?
+                .ok_or_else(|| unknown_user(peer))?;
+            Ok(hub.dm(user, peer_id))
+        }
+    }
+}
+
+/// The `unknown_room` error.
+pub fn unknown_room(name: &RoomName) -> ApiError {
+    ApiError::reject(
+        ErrorCode::UnknownRoom,
+        format!("There is no room named {name}."),
+    )
+}
+
+/// The `unknown_user` error.
+pub fn unknown_user(name: &Username) -> ApiError {
+    ApiError::reject(
+        ErrorCode::UnknownUser,
+        format!("There is no user named {name}."),
+    )
+}
+
+/// Builds the job for a `send` from `user` (already checked: body limits
+/// and rate limit), opening a direct conversation when needed.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each argument is a distinct part of the send"
+)]
+pub async fn prepare_send(
+    hub: &Hub,
+    store: &dyn Store,
+    user: (UserId, Username),
+    to: &Conversation,
+    body: chatus_protocol::Body,
+    client_id: ClientMsgId,
+    reply_to: Arc<ConnHandle>,
+    id: Option<RequestId>,
+) -> Result<SendJob, ApiError> {
+    let time = crate::service::accounts::now();
+    let (conv, target) = match to {
+        Conversation::Room(name) => {
+            let (conv, _) = resolve(hub, store, user.0, to)
+                .await?
+                .ok_or_else(|| unknown_room(name))?;
+            (conv, Target::Room(name.clone()))
+        }
+        Conversation::Peer(peer) => {
+            let (peer_id, peer_name) = find_user(hub, store, peer)
+                .await?
+                .ok_or_else(|| unknown_user(peer))?;
+            let conv = match hub.dm(user.0, peer_id) {
+                Some((conv, _)) => conv,
+                None => {
+                    let row = store.open_dm(user.0, peer_id, time).await?;
+                    hub.add_dm(&row);
+                    row.id
+                }
+            };
+            (
+                conv,
+                Target::Dm {
+                    from: user.clone(),
+                    to: (peer_id, peer_name),
+                },
+            )
+        }
+    };
+    Ok(SendJob {
+        msg: NewMessage {
+            conv,
+            sender: user.0,
+            client_id,
+            body,
+            time,
+        },
+        target,
+        sender: user.1,
+        reply_to,
+        id,
+    })
+}
+
+/// `conversations`: the rooms `user` is in and their direct conversations
+/// with messages, with read state.
+pub async fn conversations(
+    hub: &Hub,
+    store: &dyn Store,
+    user: UserId,
+) -> Result<Vec<ConversationInfo>, ApiError> {
+    let rooms = hub.rooms_of(user);
+    let dms = hub.dms_of(user);
+    let ids: Vec<ConvId> = rooms
+        .iter()
+        .map(|r| r.0)
+        .chain(dms.iter().map(|d| d.0))
+        .collect();
+    let states = store.read_states(user, ids).await?;
+    let mut out = Vec::with_capacity(states.len());
+    let convs = rooms
+        .into_iter()
+        .map(|(id, name, last)| (id, Conversation::Room(name), last))
+        .chain(
+            dms.into_iter()
+                .map(|(id, peer, last)| (id, Conversation::Peer(peer), last)),
+        );
+    for ((_, conv, last_seq), st) in convs.zip(states) {
+        out.push(ConversationInfo {
+            conv,
+            last_seq,
+            read_seq: st.read_seq,
+            unread: st.unread,
+        });
+    }
+    Ok(out)
+}
+
+/// Clamps a requested page size to the server's maximum.
+pub fn page_limit(asked: Option<u32>, max: u32) -> Result<u32, ApiError> {
+    match asked {
+        None => Ok(50.min(max)),
+        Some(0) => Err(ApiError::reject(
+            ErrorCode::InvalidMessage,
+            "The limit must be at least 1.",
+        )),
+        Some(n) => Ok(n.min(max)),
+    }
+}

@@ -1,0 +1,13 @@
+//! Services: the rules of the chat, between handlers (which speak the
+//! protocol) and the store (which persists). Each service gets what it
+//! needs passed in; there is no global.
+//!
+//! - [`accounts`]: registration, password and token login, logout, and the
+//!   login rate limits.
+//! - [`rooms`]: creating, joining, leaving and inviting, with their events.
+//! - [`messages`]: the sequencer (group-committed appends in one order) and
+//!   fan-out of stored messages; history and read markers.
+
+pub mod accounts;
+pub mod messages;
+pub mod rooms;

@@ -1,0 +1,130 @@
+//! [`State`]: the cheap-to-clone handle every connection holds, over the
+//! configuration, the store, the hub and the services.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::error::ServerError;
+use crate::hub::{ConnId, Hub};
+use crate::ratelimit::{Keyed, Rate};
+use crate::service::accounts::Accounts;
+use crate::service::messages::Messages;
+use crate::store::sqlite::{Access, SqliteStore};
+use crate::store::{Store, UserId};
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving.
+    Running,
+    /// Shutting down: connections stop reading; queued sends finish.
+    Draining,
+    /// Shutting down: connections send a close frame and end.
+    Closing,
+}
+
+/// A handle to the server's shared state. Cloning is one reference count.
+#[derive(Clone)]
+pub struct State {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    accounts: Accounts,
+    messages: Messages,
+    message_limits: Keyed<UserId>,
+    started: Instant,
+    next_conn: AtomicU64,
+    phase: watch::Sender<Phase>,
+}
+
+impl State {
+    /// Opens the SQLite store in `config.data` (taking its lock) and starts
+    /// the background tasks. Must run inside a tokio runtime.
+    pub async fn open(config: Config) -> Result<State, ServerError> {
+        config.validate()?;
+        let store = SqliteStore::open(&config.data, Access::Exclusive)?;
+        Self::with_store(config, Arc::new(store)).await
+    }
+
+    /// Starts over an already-open store.
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<State, ServerError> {
+        config.validate()?;
+        let hub = Arc::new(Hub::load(store.snapshot().await?)?);
+        let accounts = Accounts::new(store.clone(), &config);
+        let messages = Messages::start(store.clone(), hub.clone());
+        let r = &config.rate;
+        let message_limits = Keyed::new(Rate::new(r.messages_per_sec, r.message_burst));
+        let (phase, _) = watch::channel(Phase::Running);
+        Ok(State {
+            inner: Arc::new(Shared {
+                config,
+                store,
+                hub,
+                accounts,
+                messages,
+                message_limits,
+                started: Instant::now(),
+                next_conn: AtomicU64::new(1),
+                phase,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// The accounts service.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// The messages service.
+    pub fn messages(&self) -> &Messages {
+        &self.inner.messages
+    }
+
+    /// Per-user message rate limits.
+    pub fn message_limits(&self) -> &Keyed<UserId> {
+        &self.inner.message_limits
+    }
+
+    /// Milliseconds since the state was created.
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Watches the server's phase.
+    pub fn phase(&self) -> watch::Receiver<Phase> {
+        self.inner.phase.subscribe()
+    }
+
+    /// Moves to a phase.
+    pub fn set_phase(&self, phase: Phase) {
+        self.inner.phase.send_replace(phase);
+    }
+}

@@ -1,0 +1,283 @@
+//! Storage: the [`Store`] trait every backend implements, and its types.
+//!
+//! The trait speaks in protocol values and plain ids; nothing SQLite-only
+//! leaks through it, so a PostgreSQL backend can follow. Writes are
+//! acknowledged only after they are durable. [`sqlite`] is the embedded
+//! default.
+//!
+//! Methods return boxed futures so the trait stays object-safe
+//! (`Arc<dyn Store>`); the allocation is noise next to a database round trip.
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chatus_protocol::history::Page;
+use chatus_protocol::{Body, ClientMsgId, RoomName, Seq, Timestamp, Username, Visibility};
+
+/// A user's internal id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i64);
+
+/// A conversation's (room's or direct conversation's) internal id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConvId(pub i64);
+
+/// The SHA-256 of a session token: tokens are stored only as this hash.
+pub type TokenHash = [u8; 32];
+
+/// What a storage call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name (user or room) is taken.
+    #[error("The name is already taken.")]
+    Conflict,
+    /// A row the call needs does not exist.
+    #[error("The {0} does not exist.")]
+    NotFound(&'static str),
+    /// The database rejected or failed the operation.
+    #[error("The database failed: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A stored value no longer passes validation.
+    #[error("The database holds an invalid value: {0}")]
+    Corrupt(String),
+    /// The store was shut down (or its writer died).
+    #[error("The store is closed.")]
+    Closed,
+    /// A whole write batch failed (its transaction could not begin or commit).
+    #[error("The write failed: {0}")]
+    Failed(String),
+    /// Opening the data directory failed.
+    #[error("Could not open the data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A boxed future returned by [`Store`] methods.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A user as stored.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    /// Internal id.
+    pub id: UserId,
+    /// Name as registered.
+    pub name: Username,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// May administer the server.
+    pub is_admin: bool,
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Name as registered.
+    pub name: Username,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// May administer the server.
+    pub is_admin: bool,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Rooms the user joins in the same transaction (the lobby).
+    pub join: Vec<ConvId>,
+}
+
+/// A session to create.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// Hash of the token.
+    pub token_hash: TokenHash,
+    /// Whose session.
+    pub user: UserId,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Expiry time.
+    pub expires: Timestamp,
+}
+
+/// A live session found by token.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// Whose session.
+    pub user: UserRow,
+    /// Expiry time.
+    pub expires: Timestamp,
+}
+
+/// A room as stored.
+#[derive(Debug, Clone)]
+pub struct RoomRow {
+    /// Internal id.
+    pub id: ConvId,
+    /// Name.
+    pub name: RoomName,
+    /// Public or private.
+    pub visibility: Visibility,
+    /// Latest message's seq.
+    pub last_seq: Seq,
+}
+
+/// A direct conversation as stored.
+#[derive(Debug, Clone)]
+pub struct DmRow {
+    /// Internal id.
+    pub id: ConvId,
+    /// The two parties, lower id first (equal for a note to oneself).
+    pub users: (UserId, UserId),
+    /// Latest message's seq.
+    pub last_seq: Seq,
+}
+
+/// Everything the server keeps in memory, loaded at start.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// All users.
+    pub users: Vec<UserRow>,
+    /// All rooms.
+    pub rooms: Vec<RoomRow>,
+    /// (room, member) pairs.
+    pub members: Vec<(ConvId, UserId)>,
+    /// (room, invitee) pairs.
+    pub invites: Vec<(ConvId, UserId)>,
+    /// All direct conversations.
+    pub dms: Vec<DmRow>,
+}
+
+/// A message to append.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Where.
+    pub conv: ConvId,
+    /// Who (authenticated by the server).
+    pub sender: UserId,
+    /// The sender's id for it, for deduplication.
+    pub client_id: ClientMsgId,
+    /// Text.
+    pub body: Body,
+    /// Server time.
+    pub time: Timestamp,
+}
+
+/// The outcome of appending one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, at this position.
+    Stored {
+        /// Its position.
+        seq: Seq,
+    },
+    /// The (sender, client_id) was stored before; nothing was written.
+    Duplicate {
+        /// The original's position.
+        seq: Seq,
+        /// The original's time.
+        time: Timestamp,
+    },
+}
+
+/// A stored message, as history returns it.
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    /// Position.
+    pub seq: Seq,
+    /// Sender's name.
+    pub sender: Username,
+    /// Text.
+    pub body: Body,
+    /// Server time.
+    pub time: Timestamp,
+}
+
+/// A user's read state in one conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadState {
+    /// The conversation.
+    pub conv: ConvId,
+    /// The read marker.
+    pub read_seq: Seq,
+    /// Messages after the marker sent by others.
+    pub unread: u64,
+}
+
+/// Durable storage. Every write resolves only after it is durable.
+pub trait Store: Send + Sync + 'static {
+    /// Loads users, rooms, memberships, invitations and direct conversations.
+    fn snapshot(&self) -> StoreFuture<'_, Snapshot>;
+
+    /// Creates a user (and joins `join`); [`StoreError::Conflict`] when the
+    /// name is taken regardless of case.
+    fn create_user(&self, user: NewUser) -> StoreFuture<'_, UserRow>;
+
+    /// Finds a user by case-folded name.
+    fn find_user(&self, key: &str) -> StoreFuture<'_, Option<UserRow>>;
+
+    /// Lists every user, by name.
+    fn list_users(&self) -> StoreFuture<'_, Vec<UserRow>>;
+
+    /// Stores a session.
+    fn create_session(&self, session: NewSession) -> StoreFuture<'_, ()>;
+
+    /// Finds an unexpired session by token hash.
+    fn find_session(&self, token: TokenHash, now: Timestamp)
+    -> StoreFuture<'_, Option<SessionRow>>;
+
+    /// Moves a session's expiry.
+    fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()>;
+
+    /// Deletes a session (logout); deleting a missing one succeeds.
+    fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()>;
+
+    /// Creates a room with its creator as first member;
+    /// [`StoreError::Conflict`] when the name exists.
+    fn create_room(
+        &self,
+        name: RoomName,
+        visibility: Visibility,
+        creator: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, RoomRow>;
+
+    /// Adds a member (and drops their invitation); adding twice succeeds.
+    fn add_member(&self, room: ConvId, user: UserId, time: Timestamp) -> StoreFuture<'_, ()>;
+
+    /// Removes a member.
+    fn remove_member(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()>;
+
+    /// Records an invitation.
+    fn add_invite(
+        &self,
+        room: ConvId,
+        user: UserId,
+        by: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, ()>;
+
+    /// Returns the direct conversation between two users, creating it.
+    fn open_dm(&self, a: UserId, b: UserId, time: Timestamp) -> StoreFuture<'_, DmRow>;
+
+    /// Appends messages in order, assigning each the next `seq` of its
+    /// conversation, in one durable transaction. Callers that need one
+    /// order must not call concurrently; the server's sequencer is the one
+    /// caller.
+    fn append(&self, messages: Vec<NewMessage>) -> StoreFuture<'_, Vec<Appended>>;
+
+    /// A page of one conversation, oldest first, and whether more lie
+    /// beyond it in the direction asked.
+    fn history(
+        &self,
+        conv: ConvId,
+        page: Page,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<MessageRow>, bool)>;
+
+    /// Read markers and unread counts of `user` in `convs`.
+    fn read_states(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<ReadState>>;
+
+    /// Moves a read marker forward (never back).
+    fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()>;
+
+    /// Flushes and stops; later calls fail with [`StoreError::Closed`].
+    fn close(&self) -> StoreFuture<'_, ()>;
+}

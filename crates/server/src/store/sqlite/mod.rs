@@ -1,0 +1,287 @@
+//! The embedded SQLite backend (rusqlite, SQLite compiled in).
+//!
+//! Why rusqlite rather than sqlx: group commit wants one writer that owns
+//! its transaction boundaries, which a synchronous connection on a
+//! dedicated thread gives directly; it builds faster; and a bundled SQLite
+//! means nothing to install. PostgreSQL will get its own backend behind the
+//! same trait.
+//!
+//! Durability: WAL with `synchronous = FULL`, so a commit is on disk (WAL
+//! fsynced) before any write is acknowledged, even across power loss.
+//! `NORMAL` would be faster per commit but may lose the last commits on a
+//! power cut; group commit makes FULL affordable (one fsync per batch).
+//!
+//! # Layout
+//! - `writer`: the writer thread and its group commit.
+//! - `queries`: the SQL, as plain functions over a connection.
+//! - `schema` holds the migrations.
+//! - This file: opening, the reader pool, and the [`Store`] impl.
+
+mod queries;
+mod schema;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use chatus_protocol::history::Page;
+use chatus_protocol::{RoomName, Seq, Timestamp, Visibility};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::store::{
+    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, ReadState, RoomRow,
+    SessionRow, Snapshot, Store, StoreError, StoreFuture, TokenHash, UserId, UserRow,
+};
+use writer::{Msg, WriterCtx};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "chatus.db";
+const LOCK_FILE: &str = "chatus.lock";
+/// Idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+/// A SQLite store in a data directory. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::Sender<Msg>,
+    // A std Mutex: held only to push or pop a connection, never across an
+    // await (the connections are used on blocking threads).
+    readers: Mutex<Vec<Connection>>,
+    /// Holds the exclusive lock on the data directory until the store is
+    /// closed.
+    lock: Mutex<Option<File>>,
+}
+
+/// Whether to take the data directory's exclusive lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A server: one per data directory, enforced with a lock file.
+    Exclusive,
+    /// An administrative tool working beside a running server.
+    Shared,
+}
+
+fn open_conn(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `dir`, migrates it, and
+    /// starts the writer thread.
+    pub fn open(dir: &Path, access: Access) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let lock = match access {
+            Access::Shared => None,
+            Access::Exclusive => {
+                let f = File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join(LOCK_FILE))?;
+                f.try_lock().map_err(|_| {
+                    StoreError::Io(std::io::Error::other(format!(
+                        "another ChatUs server is using the data directory {}",
+                        dir.display()
+                    )))
+                })?;
+                Some(f)
+            }
+        };
+        let path = dir.join(DB_FILE);
+        let mut conn = open_conn(&path, false)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+        schema::migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel();
+        let ctx = WriterCtx {
+            conn,
+            last_seqs: Default::default(),
+        };
+        std::thread::Builder::new()
+            .name("chatus-sqlite-writer".into())
+            .spawn(move || writer::run(ctx, &rx))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+                lock: Mutex::new(lock),
+            }),
+        })
+    }
+
+    /// Runs `f` on the writer thread, in the next group-committed batch.
+    fn write<T, F>(&self, f: F) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriterCtx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        // Enqueue now, not when the future is first polled: callers rely on
+        // the order of calls being the order of writes.
+        let sent = self.inner.writer.send(Msg::Job(writer::job(f, tx)));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    /// Runs `f` on a pooled read connection on a blocking thread.
+    fn read<T, F>(&self, f: F) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
+                let conn = match pooled {
+                    Some(c) => c,
+                    None => open_conn(&inner.path, true)?,
+                };
+                let result = f(&conn);
+                if let Ok(mut v) = inner.readers.lock()
+                    && v.len() < MAX_IDLE_READERS
+                {
+                    v.push(conn);
+                }
+                result
+            })
+            .await
+            .map_err(|e| StoreError::Failed(format!("reader task failed: {e}")))?
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn snapshot(&self) -> StoreFuture<'_, Snapshot> {
+        self.read(queries::snapshot)
+    }
+
+    fn create_user(&self, user: NewUser) -> StoreFuture<'_, UserRow> {
+        self.write(move |ctx| queries::create_user(&ctx.conn, &user))
+    }
+
+    fn find_user(&self, key: &str) -> StoreFuture<'_, Option<UserRow>> {
+        let key = key.to_owned();
+        self.read(move |c| queries::find_user(c, &key))
+    }
+
+    fn list_users(&self) -> StoreFuture<'_, Vec<UserRow>> {
+        self.read(queries::list_users)
+    }
+
+    fn create_session(&self, session: NewSession) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::create_session(&ctx.conn, &session))
+    }
+
+    fn find_session(
+        &self,
+        token: TokenHash,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Option<SessionRow>> {
+        self.read(move |c| queries::find_session(c, &token, now))
+    }
+
+    fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::extend_session(&ctx.conn, &token, expires))
+    }
+
+    fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::delete_session(&ctx.conn, &token))
+    }
+
+    fn create_room(
+        &self,
+        name: RoomName,
+        visibility: Visibility,
+        creator: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, RoomRow> {
+        self.write(move |ctx| queries::create_room(&ctx.conn, &name, visibility, creator, time))
+    }
+
+    fn add_member(&self, room: ConvId, user: UserId, time: Timestamp) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::add_member(&ctx.conn, room, user, time))
+    }
+
+    fn remove_member(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::remove_member(&ctx.conn, room, user))
+    }
+
+    fn add_invite(
+        &self,
+        room: ConvId,
+        user: UserId,
+        by: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::add_invite(&ctx.conn, room, user, by, time))
+    }
+
+    fn open_dm(&self, a: UserId, b: UserId, time: Timestamp) -> StoreFuture<'_, DmRow> {
+        self.write(move |ctx| queries::open_dm(&ctx.conn, a, b, time))
+    }
+
+    fn append(&self, messages: Vec<NewMessage>) -> StoreFuture<'_, Vec<Appended>> {
+        self.write(move |ctx| queries::append(&ctx.conn, &mut ctx.last_seqs, &messages))
+    }
+
+    fn history(
+        &self,
+        conv: ConvId,
+        page: Page,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<MessageRow>, bool)> {
+        self.read(move |c| queries::history(c, conv, page, limit))
+    }
+
+    fn read_states(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<ReadState>> {
+        self.read(move |c| queries::read_states(c, user, &convs))
+    }
+
+    fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::mark_read(&ctx.conn, user, conv, seq))
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.inner.writer.send(Msg::Stop(tx));
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            if sent.is_ok() {
+                let _ = rx.await;
+            }
+            // Nothing writes any more: another server may take over the
+            // directory even while stale handles to this store linger.
+            if let Ok(mut readers) = inner.readers.lock() {
+                readers.clear();
+            }
+            if let Ok(mut lock) = inner.lock.lock() {
+                lock.take();
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,457 @@
+//! The SQL itself: plain functions over a connection, shared by the writer
+//! thread and the reader pool. Nothing here knows about threads or async.
+
+use std::collections::HashMap;
+
+use chatus_protocol::history::Page;
+use chatus_protocol::{Body, RoomName, Seq, Timestamp, Username, Visibility};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::store::{
+    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, ReadState, RoomRow,
+    SessionRow, Snapshot, StoreError, TokenHash, UserId, UserRow,
+};
+
+fn ms(t: Timestamp) -> i64 {
+    i64::try_from(t.0).unwrap_or(i64::MAX)
+}
+
+fn ts(v: i64) -> Timestamp {
+    Timestamp(u64::try_from(v).unwrap_or(0))
+}
+
+fn seq(v: i64) -> Seq {
+    Seq(u64::try_from(v).unwrap_or(0))
+}
+
+fn username(s: String) -> Result<Username, StoreError> {
+    Username::parse(s).map_err(|e| StoreError::Corrupt(e.message))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+fn visibility(s: &str) -> Result<Visibility, StoreError> {
+    match s {
+        "public" => Ok(Visibility::Public),
+        "private" => Ok(Visibility::Private),
+        other => Err(StoreError::Corrupt(format!("unknown visibility {other:?}"))),
+    }
+}
+
+type RawUser = (i64, String, String, bool);
+
+fn user_row((id, name, password_hash, is_admin): RawUser) -> Result<UserRow, StoreError> {
+    Ok(UserRow {
+        id: UserId(id),
+        name: username(name)?,
+        password_hash,
+        is_admin,
+    })
+}
+
+pub(crate) fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
+    let mut snap = Snapshot::default();
+    let mut st = conn.prepare("SELECT id, name, password_hash, is_admin FROM users")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    for row in rows {
+        snap.users.push(user_row(row?)?);
+    }
+    let mut st = conn.prepare(
+        "SELECT id, kind, name, visibility, user_a, user_b, last_seq FROM conversations",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+            r.get::<_, i64>(6)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, kind, name, vis, a, b, last) = row?;
+        match (kind.as_str(), name, vis, a, b) {
+            ("room", Some(name), Some(vis), _, _) => snap.rooms.push(RoomRow {
+                id: ConvId(id),
+                name: RoomName::parse(name).map_err(|e| StoreError::Corrupt(e.message))?,
+                visibility: visibility(&vis)?,
+                last_seq: seq(last),
+            }),
+            ("dm", _, _, Some(a), Some(b)) => snap.dms.push(DmRow {
+                id: ConvId(id),
+                users: (UserId(a), UserId(b)),
+                last_seq: seq(last),
+            }),
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "conversation {id} is malformed"
+                )));
+            }
+        }
+    }
+    let mut st = conn.prepare("SELECT conv_id, user_id FROM members")?;
+    for row in st.query_map([], |r| Ok((ConvId(r.get(0)?), UserId(r.get(1)?))))? {
+        snap.members.push(row?);
+    }
+    let mut st = conn.prepare("SELECT conv_id, user_id FROM invites")?;
+    for row in st.query_map([], |r| Ok((ConvId(r.get(0)?), UserId(r.get(1)?))))? {
+        snap.invites.push(row?);
+    }
+    Ok(snap)
+}
+
+pub(crate) fn create_user(conn: &Connection, u: &NewUser) -> Result<UserRow, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO users (name, name_key, password_hash, is_admin, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            u.name.as_str(),
+            u.name.key(),
+            u.password_hash,
+            u.is_admin,
+            ms(u.created)
+        ]);
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict),
+        Err(e) => return Err(e.into()),
+    }
+    let id = UserId(conn.last_insert_rowid());
+    for room in &u.join {
+        add_member(conn, *room, id, u.created)?;
+    }
+    Ok(UserRow {
+        id,
+        name: u.name.clone(),
+        password_hash: u.password_hash.clone(),
+        is_admin: u.is_admin,
+    })
+}
+
+pub(crate) fn find_user(conn: &Connection, key: &str) -> Result<Option<UserRow>, StoreError> {
+    let raw = conn
+        .prepare_cached("SELECT id, name, password_hash, is_admin FROM users WHERE name_key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    raw.map(user_row).transpose()
+}
+
+pub(crate) fn list_users(conn: &Connection) -> Result<Vec<UserRow>, StoreError> {
+    let mut st =
+        conn.prepare("SELECT id, name, password_hash, is_admin FROM users ORDER BY name_key")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    rows.map(|r| user_row(r?)).collect()
+}
+
+pub(crate) fn create_session(conn: &Connection, s: &NewSession) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![&s.token_hash[..], s.user.0, ms(s.created), ms(s.expires)])?;
+    Ok(())
+}
+
+pub(crate) fn find_session(
+    conn: &Connection,
+    token: &TokenHash,
+    now: Timestamp,
+) -> Result<Option<SessionRow>, StoreError> {
+    let raw = conn
+        .prepare_cached(
+            "SELECT u.id, u.name, u.password_hash, u.is_admin, s.expires_ms
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = ?1 AND s.expires_ms > ?2",
+        )?
+        .query_row(params![&token[..], ms(now)], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()?;
+    match raw {
+        None => Ok(None),
+        Some((user, expires)) => Ok(Some(SessionRow {
+            user: user_row(user)?,
+            expires: ts(expires),
+        })),
+    }
+}
+
+pub(crate) fn extend_session(
+    conn: &Connection,
+    token: &TokenHash,
+    expires: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE sessions SET expires_ms = ?2 WHERE token_hash = ?1")?
+        .execute(params![&token[..], ms(expires)])?;
+    Ok(())
+}
+
+pub(crate) fn delete_session(conn: &Connection, token: &TokenHash) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+        .execute([&token[..]])?;
+    Ok(())
+}
+
+pub(crate) fn create_room(
+    conn: &Connection,
+    name: &RoomName,
+    vis: Visibility,
+    creator: UserId,
+    time: Timestamp,
+) -> Result<RoomRow, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO conversations (kind, name, visibility, created_by, created_ms)
+             VALUES ('room', ?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![name.as_str(), vis.as_str(), creator.0, ms(time)]);
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict),
+        Err(e) => return Err(e.into()),
+    }
+    let id = ConvId(conn.last_insert_rowid());
+    add_member(conn, id, creator, time)?;
+    Ok(RoomRow {
+        id,
+        name: name.clone(),
+        visibility: vis,
+        last_seq: Seq(0),
+    })
+}
+
+pub(crate) fn add_member(
+    conn: &Connection,
+    room: ConvId,
+    user: UserId,
+    time: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO members (conv_id, user_id, joined_ms) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![room.0, user.0, ms(time)])?;
+    conn.prepare_cached("DELETE FROM invites WHERE conv_id = ?1 AND user_id = ?2")?
+        .execute(params![room.0, user.0])?;
+    Ok(())
+}
+
+pub(crate) fn remove_member(
+    conn: &Connection,
+    room: ConvId,
+    user: UserId,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM members WHERE conv_id = ?1 AND user_id = ?2")?
+        .execute(params![room.0, user.0])?;
+    Ok(())
+}
+
+pub(crate) fn add_invite(
+    conn: &Connection,
+    room: ConvId,
+    user: UserId,
+    by: UserId,
+    time: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO invites (conv_id, user_id, invited_by, created_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![room.0, user.0, by.0, ms(time)])?;
+    Ok(())
+}
+
+pub(crate) fn open_dm(
+    conn: &Connection,
+    a: UserId,
+    b: UserId,
+    time: Timestamp,
+) -> Result<DmRow, StoreError> {
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO conversations (kind, user_a, user_b, created_ms)
+         VALUES ('dm', ?1, ?2, ?3)",
+    )?
+    .execute(params![a.0, b.0, ms(time)])?;
+    let (id, last) = conn
+        .prepare_cached(
+            "SELECT id, last_seq FROM conversations WHERE kind = 'dm' AND user_a = ?1 AND user_b = ?2",
+        )?
+        .query_row(params![a.0, b.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    Ok(DmRow {
+        id: ConvId(id),
+        users: (a, b),
+        last_seq: seq(last),
+    })
+}
+
+/// Appends a batch. `last_seqs` caches each conversation's latest seq across
+/// batches (the writer is the only one writing); it is cleared by the caller
+/// when a batch rolls back.
+pub(crate) fn append(
+    conn: &Connection,
+    last_seqs: &mut HashMap<ConvId, u64>,
+    batch: &[NewMessage],
+) -> Result<Vec<Appended>, StoreError> {
+    let mut out = Vec::with_capacity(batch.len());
+    let mut find_dup = conn.prepare_cached(
+        "SELECT seq, time_ms FROM messages WHERE sender_id = ?1 AND client_id = ?2",
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut touched: Vec<ConvId> = Vec::new();
+    for m in batch {
+        let dup = find_dup
+            .query_row(params![m.sender.0, m.client_id.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()?;
+        if let Some((s, t)) = dup {
+            out.push(Appended::Duplicate {
+                seq: seq(s),
+                time: ts(t),
+            });
+            continue;
+        }
+        let last = match last_seqs.get(&m.conv) {
+            Some(v) => *v,
+            None => {
+                let v: i64 = conn
+                    .prepare_cached("SELECT last_seq FROM conversations WHERE id = ?1")?
+                    .query_row([m.conv.0], |r| r.get(0))
+                    .optional()?
+                    .ok_or(StoreError::NotFound("conversation"))?;
+                u64::try_from(v).unwrap_or(0)
+            }
+        };
+        let next = last + 1;
+        insert.execute(params![
+            m.conv.0,
+            i64::try_from(next).unwrap_or(i64::MAX),
+            m.sender.0,
+            m.client_id.as_str(),
+            ms(m.time),
+            m.body.as_str()
+        ])?;
+        last_seqs.insert(m.conv, next);
+        if !touched.contains(&m.conv) {
+            touched.push(m.conv);
+        }
+        out.push(Appended::Stored { seq: Seq(next) });
+    }
+    let mut update = conn.prepare_cached("UPDATE conversations SET last_seq = ?2 WHERE id = ?1")?;
+    for conv in touched {
+        let last = last_seqs.get(&conv).copied().unwrap_or(0);
+        update.execute(params![conv.0, i64::try_from(last).unwrap_or(i64::MAX)])?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn history(
+    conn: &Connection,
+    conv: ConvId,
+    page: Page,
+    limit: u32,
+) -> Result<(Vec<MessageRow>, bool), StoreError> {
+    let fetch = i64::from(limit) + 1;
+    let (sql, bound): (&str, i64) = match page {
+        Page::Latest => (
+            "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m JOIN users u ON u.id = m.sender_id
+             WHERE m.conv_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
+            i64::MAX,
+        ),
+        Page::Before(s) => (
+            "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m JOIN users u ON u.id = m.sender_id
+             WHERE m.conv_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
+            i64::try_from(s.0).unwrap_or(i64::MAX),
+        ),
+        Page::After(s) => (
+            "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m JOIN users u ON u.id = m.sender_id
+             WHERE m.conv_id = ?1 AND m.seq > ?2 ORDER BY m.seq ASC LIMIT ?3",
+            i64::try_from(s.0).unwrap_or(i64::MAX),
+        ),
+    };
+    let mut st = conn.prepare_cached(sql)?;
+    let rows = st.query_map(params![conv.0, bound, fetch], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (s, sender, body, t) = row?;
+        out.push(MessageRow {
+            seq: seq(s),
+            sender: username(sender)?,
+            body: Body::parse(body).map_err(|e| StoreError::Corrupt(e.message))?,
+            time: ts(t),
+        });
+    }
+    let more = out.len() > limit as usize;
+    out.truncate(limit as usize);
+    if !matches!(page, Page::After(_)) {
+        out.reverse();
+    }
+    Ok((out, more))
+}
+
+pub(crate) fn read_states(
+    conn: &Connection,
+    user: UserId,
+    convs: &[ConvId],
+) -> Result<Vec<ReadState>, StoreError> {
+    let mut marker =
+        conn.prepare_cached("SELECT seq FROM read_markers WHERE user_id = ?1 AND conv_id = ?2")?;
+    let mut unread = conn.prepare_cached(
+        "SELECT COUNT(*) FROM messages WHERE conv_id = ?1 AND seq > ?2 AND sender_id != ?3",
+    )?;
+    let mut out = Vec::with_capacity(convs.len());
+    for conv in convs {
+        let read: i64 = marker
+            .query_row(params![user.0, conv.0], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let n: i64 = unread.query_row(params![conv.0, read, user.0], |r| r.get(0))?;
+        out.push(ReadState {
+            conv: *conv,
+            read_seq: seq(read),
+            unread: u64::try_from(n).unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn mark_read(
+    conn: &Connection,
+    user: UserId,
+    conv: ConvId,
+    s: Seq,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO read_markers (user_id, conv_id, seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id, conv_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+    )?
+    .execute(params![
+        user.0,
+        conv.0,
+        i64::try_from(s.0).unwrap_or(i64::MAX)
+    ])?;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Tests of the SQLite store against a real database file in a temp dir.
+
+use chatus_protocol::history::Page;
+use chatus_protocol::{Body, ClientMsgId, RoomName, Seq, Timestamp, Username, Visibility};
+
+use super::{Access, SqliteStore};
+use crate::store::{Appended, ConvId, NewMessage, NewUser, Store, StoreError, UserId};
+
+fn new_user(name: &str, join: Vec<ConvId>) -> NewUser {
+    NewUser {
+        name: Username::parse(name).unwrap(),
+        password_hash: "x".into(),
+        is_admin: false,
+        created: Timestamp(1),
+        join,
+    }
+}
+
+fn msg(conv: ConvId, sender: UserId, cid: &str, body: &str) -> NewMessage {
+    NewMessage {
+        conv,
+        sender,
+        client_id: ClientMsgId::parse(cid).unwrap(),
+        body: Body::parse(body).unwrap(),
+        time: Timestamp(10),
+    }
+}
+
+async fn lobby(store: &SqliteStore) -> ConvId {
+    store
+        .snapshot()
+        .await
+        .unwrap()
+        .rooms
+        .iter()
+        .find(|r| r.name.is_lobby())
+        .unwrap()
+        .id
+}
+
+#[tokio::test]
+async fn users_are_unique_regardless_of_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+    let lobby = lobby(&store).await;
+    let alice = store
+        .create_user(new_user("Alice", vec![lobby]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_user(new_user("alice", vec![])).await,
+        Err(StoreError::Conflict)
+    ));
+    let found = store.find_user("alice").await.unwrap().unwrap();
+    assert_eq!(found.id, alice.id);
+    assert_eq!(found.name.as_str(), "Alice");
+    let snap = store.snapshot().await.unwrap();
+    assert!(snap.members.contains(&(lobby, alice.id)));
+}
+
+#[tokio::test]
+async fn a_second_server_cannot_open_the_same_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+    assert!(SqliteStore::open(dir.path(), Access::Exclusive).is_err());
+    assert!(SqliteStore::open(dir.path(), Access::Shared).is_ok());
+}
+
+#[tokio::test]
+async fn appends_number_messages_and_deduplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+    let lobby = lobby(&store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_user(new_user("b", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let dm = store.open_dm(b, a, Timestamp(1)).await.unwrap();
+    assert_eq!(dm.users, (a, b));
+    assert_eq!(store.open_dm(a, b, Timestamp(2)).await.unwrap().id, dm.id);
+
+    let out = store
+        .append(vec![
+            msg(lobby, a, "1", "one"),
+            msg(lobby, b, "1", "two"),
+            msg(dm.id, a, "2", "psst"),
+            msg(lobby, a, "1", "one again"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            Appended::Stored { seq: Seq(1) },
+            Appended::Stored { seq: Seq(2) },
+            Appended::Stored { seq: Seq(1) },
+            Appended::Duplicate {
+                seq: Seq(1),
+                time: Timestamp(10)
+            },
+        ]
+    );
+    // Two appends issued back to back keep their order.
+    let f1 = store.append(vec![msg(lobby, a, "3", "three")]);
+    let f2 = store.append(vec![msg(lobby, a, "4", "four")]);
+    assert_eq!(f2.await.unwrap(), vec![Appended::Stored { seq: Seq(4) }]);
+    assert_eq!(f1.await.unwrap(), vec![Appended::Stored { seq: Seq(3) }]);
+}
+
+#[tokio::test]
+async fn history_pages_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+    let lobby = lobby(&store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let batch = (1..=10)
+        .map(|i| msg(lobby, a, &format!("c{i}"), &format!("m{i}")))
+        .collect();
+    store.append(batch).await.unwrap();
+
+    let seqs = |rows: &[crate::store::MessageRow]| rows.iter().map(|r| r.seq.0).collect::<Vec<_>>();
+    let (rows, more) = store.history(lobby, Page::Latest, 3).await.unwrap();
+    assert_eq!((seqs(&rows), more), (vec![8, 9, 10], true));
+    let (rows, more) = store.history(lobby, Page::Before(Seq(8)), 5).await.unwrap();
+    assert_eq!((seqs(&rows), more), (vec![3, 4, 5, 6, 7], true));
+    let (rows, more) = store.history(lobby, Page::Before(Seq(3)), 5).await.unwrap();
+    assert_eq!((seqs(&rows), more), (vec![1, 2], false));
+    let (rows, more) = store.history(lobby, Page::After(Seq(7)), 5).await.unwrap();
+    assert_eq!((seqs(&rows), more), (vec![8, 9, 10], false));
+    assert_eq!(rows[0].sender.as_str(), "a");
+    assert_eq!(rows[0].body.as_str(), "m8");
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+        let lobby = lobby(&store).await;
+        let a = store
+            .create_user(new_user("a", vec![lobby]))
+            .await
+            .unwrap()
+            .id;
+        store
+            .append(vec![msg(lobby, a, "1", "kept")])
+            .await
+            .unwrap();
+        store
+            .create_room(
+                RoomName::parse("dev").unwrap(),
+                Visibility::Private,
+                a,
+                Timestamp(3),
+            )
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(snap.users.len(), 1);
+    let dev = snap
+        .rooms
+        .iter()
+        .find(|r| r.name.as_str() == "dev")
+        .unwrap();
+    assert_eq!(dev.visibility, Visibility::Private);
+    let lobby = snap.rooms.iter().find(|r| r.name.is_lobby()).unwrap();
+    assert_eq!(lobby.last_seq, Seq(1));
+    let (rows, _) = store.history(lobby.id, Page::Latest, 10).await.unwrap();
+    assert_eq!(rows[0].body.as_str(), "kept");
+}
+
+#[tokio::test]
+async fn read_markers_only_move_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+    let lobby = lobby(&store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_user(new_user("b", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    store
+        .append(vec![
+            msg(lobby, a, "1", "x"),
+            msg(lobby, b, "2", "y"),
+            msg(lobby, b, "3", "z"),
+        ])
+        .await
+        .unwrap();
+    let st = store.read_states(a, vec![lobby]).await.unwrap();
+    assert_eq!((st[0].read_seq, st[0].unread), (Seq(0), 2));
+    store.mark_read(a, lobby, Seq(2)).await.unwrap();
+    store.mark_read(a, lobby, Seq(1)).await.unwrap();
+    let st = store.read_states(a, vec![lobby]).await.unwrap();
+    assert_eq!((st[0].read_seq, st[0].unread), (Seq(2), 1));
+}
+
+#[tokio::test]
+async fn closed_store_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+    store.close().await.unwrap();
+    assert!(matches!(
+        store.create_user(new_user("a", vec![])).await,
+        Err(StoreError::Closed)
+    ));
+}

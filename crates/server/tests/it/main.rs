@@ -1,0 +1,18 @@
+//! Integration tests of the server: real servers on 127.0.0.1:0 with a
+//! temporary data directory, driven through the client library and through
+//! raw WebSocket frames. One test binary (see `util` for the helpers).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod bad_input;
+mod chat;
+mod durability;
+mod protocol_doc;
+mod resume;
+mod slow;
+mod util;

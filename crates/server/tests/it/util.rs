@@ -1,0 +1,380 @@
+//! Test helpers: [`TestServer`] (a real server on an ephemeral port with a
+//! temporary data directory), [`Proxy`] (a TCP relay whose connections a
+//! test can cut), [`Raw`] (a bare WebSocket speaking JSON), and event
+//! helpers that wait with a timeout instead of sleeping.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatus_client::protocol::message::Message;
+use chatus_client::protocol::{Password, Username};
+use chatus_client::{
+    Client, Config as ClientConfig, Credentials, Event, Events, Reconnect, Resume, ServerUrl,
+};
+use chatus_server::{Config, State};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A server running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: State,
+    pub data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), chatus_server::ServerError>>>,
+    tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
+}
+
+/// Limits generous enough that tests which are not about limits never
+/// meet them.
+pub fn test_config(data: PathBuf) -> Config {
+    let mut c = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        data,
+        ..Config::default()
+    };
+    c.rate.logins_per_min_per_addr = 100_000.0;
+    c.rate.login_burst_per_addr = 100_000;
+    c.rate.logins_per_min_per_account = 100_000.0;
+    c.rate.login_burst_per_account = 100_000;
+    c.rate.messages_per_sec = 100_000.0;
+    c.rate.message_burst = 100_000;
+    c.rate.frames_per_sec = 100_000.0;
+    c.rate.frame_burst = 100_000;
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_owned();
+        Self::launch(data, Some(dir), Arc::new(tweak)).await
+    }
+
+    async fn launch(
+        data: PathBuf,
+        dir: Option<tempfile::TempDir>,
+        tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
+    ) -> Self {
+        let mut config = test_config(data.clone());
+        tweak(&mut config);
+        let listener = TcpListener::bind(config.addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = State::open(config).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(chatus_server::run(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            state,
+            data,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+            tweak,
+        }
+    }
+
+    pub fn url(&self) -> ServerUrl {
+        ServerUrl::parse(&format!("ws://{}", self.addr)).unwrap()
+    }
+
+    /// Shuts down cleanly and waits for it.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("shutdown took too long")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// Stops and starts again on the same data directory (a new port).
+    pub async fn restart(mut self) -> Self {
+        self.shutdown().await;
+        let dir = self._dir.take();
+        Self::launch(self.data.clone(), dir, self.tweak.clone()).await
+    }
+}
+
+pub fn password(name: &str) -> Password {
+    Password::parse(format!("pw-{name}-secret")).unwrap()
+}
+
+pub fn user(name: &str) -> Username {
+    Username::parse(name).unwrap()
+}
+
+pub fn client_config(url: ServerUrl, credentials: Credentials) -> ClientConfig {
+    let mut c = ClientConfig::new(url, credentials);
+    c.reconnect = Reconnect {
+        attempts: Some(50),
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(300),
+    };
+    c
+}
+
+/// Registers `name` and returns the connected client.
+pub async fn register(url: ServerUrl, name: &str) -> (Client, Events) {
+    let creds = Credentials::Register {
+        username: user(name),
+        password: password(name),
+    };
+    let (c, e, _) = Client::connect(client_config(url, creds)).await.unwrap();
+    (c, e)
+}
+
+/// Logs `name` in (already registered) with the given resume mode.
+pub async fn login(url: ServerUrl, name: &str, resume: Resume) -> (Client, Events) {
+    let creds = Credentials::Login {
+        username: user(name),
+        password: password(name),
+    };
+    let mut config = client_config(url, creds);
+    config.resume = resume;
+    let (c, e, _) = Client::connect(config).await.unwrap();
+    (c, e)
+}
+
+/// The next event that `pick` accepts, skipping others; fails after
+/// [`WAIT`].
+pub async fn next_matching<T>(events: &mut Events, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let e = events.recv().await.expect("client stopped");
+            if let Some(t) = pick(e) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for an event")
+}
+
+/// The next message event.
+pub async fn next_message(events: &mut Events) -> Message {
+    next_matching(events, |e| match e {
+        Event::Message { message, .. } => Some(message),
+        _ => None,
+    })
+    .await
+}
+
+/// Collects `n` message events.
+pub async fn messages(events: &mut Events, n: usize) -> Vec<Message> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(next_message(events).await);
+    }
+    v
+}
+
+/// Waits until `cond` holds, polling state the test cannot await directly.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// One frame as [`Raw::next_raw`] sees it.
+pub enum Frame {
+    Json(Value),
+    Close(u16),
+    End,
+}
+
+/// A bare WebSocket, for feeding the server exactly what a test wants.
+pub struct Raw {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        Self { ws, next_id: 0 }
+    }
+
+    /// Connects, says hello and registers `name`.
+    pub async fn registered(addr: SocketAddr, name: &str) -> Self {
+        let mut raw = Self::connect(addr).await;
+        raw.call(json!({"type": "hello", "version": 1})).await;
+        let r = raw
+            .call(
+                json!({"type": "register", "username": name, "password": password(name).expose()}),
+            )
+            .await;
+        assert_eq!(r["type"], "authed", "{r}");
+        raw
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(WsMessage::Text(text.into())).await.unwrap();
+    }
+
+    /// Sends a text frame; false if the connection is gone.
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
+        self.ws.send(WsMessage::Text(text.into())).await.is_ok()
+    }
+
+    pub async fn send_ws(&mut self, msg: WsMessage) {
+        self.ws.send(msg).await.unwrap();
+    }
+
+    /// Sends `v` with a fresh `id` and returns the reply carrying that id,
+    /// skipping events.
+    pub async fn call(&mut self, mut v: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        v["id"] = json!(id);
+        self.send_text(&v.to_string()).await;
+        loop {
+            let r = self.recv().await;
+            if r["id"] == json!(id) {
+                return r;
+            }
+        }
+    }
+
+    /// The next JSON text frame (skipping control frames).
+    pub async fn recv(&mut self) -> Value {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(&t).unwrap(),
+                    Some(Ok(WsMessage::Close(f))) => panic!("closed: {f:?}"),
+                    Some(Ok(_)) => {}
+                    other => panic!("connection ended: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("timed out waiting for a frame")
+    }
+
+    /// The next JSON frame, close frame (its code) or end of stream.
+    pub async fn next_raw(&mut self) -> Frame {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(WsMessage::Text(t))) => {
+                    return Frame::Json(serde_json::from_str(&t).unwrap());
+                }
+                Some(Ok(WsMessage::Close(f))) => {
+                    return Frame::Close(f.map_or(1005, |f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => {}
+                _ => return Frame::End,
+            }
+        }
+    }
+
+    /// Reads until the server's close frame; returns its code and reason.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(WsMessage::Close(Some(f)))) => {
+                        return (u16::from(f.code), f.reason.to_string());
+                    }
+                    Some(Ok(WsMessage::Close(None))) => return (1005, String::new()),
+                    Some(Ok(_)) => {}
+                    other => panic!("no close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("timed out waiting for a close frame")
+    }
+}
+
+/// A TCP relay in front of a server; [`Proxy::cut`] drops every relayed
+/// connection at once, as a network failure would.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let down: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let list = conns.clone();
+        let is_down = down.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                list.lock().unwrap().push(relay);
+            }
+        });
+        Self {
+            addr,
+            conns,
+            down,
+            accept,
+        }
+    }
+
+    /// While down, new connections are dropped at once.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            self.cut();
+        }
+    }
+
+    pub fn url(&self) -> ServerUrl {
+        ServerUrl::parse(&format!("ws://{}", self.addr)).unwrap()
+    }
+
+    /// Drops every connection relayed so far (new ones still work).
+    pub fn cut(&self) {
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
