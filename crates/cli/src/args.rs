@@ -35,9 +35,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "CHATUS_LOG_LEVEL")]
     pub log_level: Option<String>,
 
-    /// What to do.
+    /// What to do (without one: the desktop app when a display is
+    /// available).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -74,6 +75,8 @@ pub enum Command {
     Invite(InviteArgs),
     /// Chat interactively: lines you type are sent; /help lists commands.
     Chat(ChatArgs),
+    /// Open the desktop app.
+    Gui,
 }
 
 /// `serve` options.

@@ -7,6 +7,7 @@
 //! the other (each acknowledged before the next is read), and the end of
 //! input leaves like `quit`.
 
+use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex};
 
 use chatus_client::protocol::history::Page;
@@ -152,6 +153,9 @@ pub async fn chat(ctx: &Ctx, args: &ChatArgs) -> Result<(), CliError> {
         stopped_tx,
     ));
 
+    // At a terminal, the line typed is wiped once read: the message comes
+    // back from the server, formatted with its time, like everyone else's.
+    let wipe_echo = !json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let outcome: Result<(), CliError> = loop {
         let line = tokio::select! {
@@ -159,7 +163,12 @@ pub async fn chat(ctx: &Ctx, args: &ChatArgs) -> Result<(), CliError> {
             e = &mut stopped => break e.unwrap_or(None).map_or(Ok(()), |e| Err(e.into())),
         };
         let line = match line {
-            Ok(Some(l)) => l,
+            Ok(Some(l)) => {
+                if wipe_echo {
+                    print!("\x1b[1A\x1b[2K");
+                }
+                l
+            }
             Ok(None) => break Ok(()),
             Err(e) => break Err(CliError::Local(format!("cannot read standard input: {e}"))),
         };

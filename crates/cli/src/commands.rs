@@ -1,6 +1,6 @@
 //! The one-shot client commands and `tail`.
 //!
-//! Each connects with the stored token (see [`crate::sessions`]), does its
+//! Each connects with the stored token (see [`chatus_client::sessions`]), does its
 //! one thing, closes the connection cleanly and exits; `send` returns only
 //! once the server has stored the message.
 
@@ -13,6 +13,7 @@ use chatus_client::protocol::{
 };
 use chatus_client::{
     Client, Config, Connected, Credentials, Error, Event, Events, Reconnect, Resume, ServerUrl,
+    Sessions, SessionsError,
 };
 use serde_json::json;
 
@@ -21,7 +22,6 @@ use crate::args::{
     CreateArgs, HistoryArgs, InviteArgs, PasswordArgs, RoomArg, SendArgs, TailArgs, WhoArgs,
 };
 use crate::output;
-use crate::sessions::Sessions;
 
 /// What every client command needs.
 pub struct Ctx {
@@ -78,6 +78,21 @@ impl Ctx {
         self.user.as_deref().map(parse_user).transpose()
     }
 
+    /// The stored token for the chosen account.
+    fn token(
+        &self,
+        server: &ServerUrl,
+    ) -> Result<(Username, chatus_client::protocol::Token), CliError> {
+        self.sessions
+            .token(server, self.user()?.as_ref())
+            .map_err(|e| match e {
+                SessionsError::NotLoggedIn { who, server } => CliError::NotLoggedIn(format!(
+                    "not logged in{who} on {server}; run `chatus login --user NAME` first"
+                )),
+                other => other.into(),
+            })
+    }
+
     /// Connects with the stored token.
     pub async fn connect(
         &self,
@@ -85,7 +100,7 @@ impl Ctx {
         reconnect: Reconnect,
     ) -> Result<(Client, Events, Connected), CliError> {
         let server = self.server()?;
-        let (user, token) = self.sessions.token(&server, self.user()?.as_ref())?;
+        let (user, token) = self.token(&server)?;
         let mut config = Config::new(server.clone(), Credentials::Token(token));
         config.resume = resume;
         config.reconnect = reconnect;
@@ -189,7 +204,7 @@ pub async fn login(ctx: &Ctx, args: &PasswordArgs) -> Result<(), CliError> {
 /// `logout`.
 pub async fn logout(ctx: &Ctx) -> Result<(), CliError> {
     let server = ctx.server()?;
-    let (user, _) = ctx.sessions.token(&server, ctx.user()?.as_ref())?;
+    let (user, _) = ctx.token(&server)?;
     let result = match ctx.connect(Resume::Off, one_shot()).await {
         Ok((client, _, _)) => {
             let r = client.logout().await;

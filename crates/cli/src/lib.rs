@@ -7,7 +7,6 @@
 //! - [`commands`]: the one-shot client commands (`send`, `history`, …)
 //!   and `tail`.
 //! - [`chat`]: the interactive line mode.
-//! - [`sessions`]: login tokens kept per server and user (file mode 0600).
 //! - [`output`]: human and JSON output.
 //! - [`logging`]: tracing set-up.
 
@@ -18,7 +17,6 @@ pub mod commands;
 pub mod logging;
 pub mod output;
 pub mod serve;
-pub mod sessions;
 
 use args::{Cli, Command};
 use chatus_client::protocol::ErrorCode;
@@ -50,6 +48,9 @@ pub enum CliError {
     /// An administrative action failed.
     #[error(transparent)]
     Admin(#[from] chatus_server::admin::AdminError),
+    /// The stored logins could not be used.
+    #[error(transparent)]
+    Sessions(#[from] chatus_client::SessionsError),
     /// A local file or terminal operation failed.
     #[error("{0}")]
     Local(String),
@@ -60,6 +61,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<CliError>() {
         Some(CliError::Usage(_)) => EXIT_USAGE,
         Some(CliError::NotLoggedIn(_)) => EXIT_AUTH,
+        Some(CliError::Sessions(chatus_client::SessionsError::NotLoggedIn { .. })) => EXIT_AUTH,
         Some(CliError::Client(chatus_client::Error::Unreachable { .. })) => EXIT_UNREACHABLE,
         Some(CliError::Client(c)) => match c.code() {
             Some(
@@ -71,10 +73,42 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-/// Runs a parsed command line.
+/// True when a window can be opened (an X11 or Wayland display is set).
+pub fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()))
+}
+
+/// Opens the desktop app (blocks until its window closes). Must run on the
+/// main thread, outside any async runtime.
+#[cfg(feature = "gui")]
+pub fn gui(cli: &Cli) -> Result<(), CliError> {
+    let options = chatus_gui::Options {
+        server: std::env::var_os("CHATUS_SERVER").map(|_| cli.server.clone()),
+        user: cli.user.clone(),
+        config_dir: cli.config_dir.clone(),
+    };
+    chatus_gui::run(&options).map_err(|e| CliError::Local(e.to_string()))
+}
+
+/// Without the `gui` feature there is no desktop app.
+#[cfg(not(feature = "gui"))]
+pub fn gui(_cli: &Cli) -> Result<(), CliError> {
+    Err(CliError::Usage(
+        "this chatus was built without the desktop app (cargo feature `gui`)".into(),
+    ))
+}
+
+/// Runs a parsed command line (everything but the desktop app).
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let ctx = commands::Ctx::new(&cli)?;
-    match cli.command {
+    let Some(command) = cli.command else {
+        return Err(CliError::Usage(
+            "say what to do; `chatus --help` lists the commands".into(),
+        ));
+    };
+    match command {
         Command::Serve(args) => serve::serve(args).await,
         Command::Admin(cmd) => admin::run(cmd, ctx.json).await,
         Command::Register(p) => commands::register(&ctx, &p).await,
@@ -90,5 +124,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Leave(a) => commands::leave(&ctx, &a).await,
         Command::Invite(a) => commands::invite(&ctx, &a).await,
         Command::Chat(a) => chat::chat(&ctx, &a).await,
+        Command::Gui => Err(CliError::Usage(
+            "the desktop app runs on the main thread; see main.rs".into(),
+        )),
     }
 }

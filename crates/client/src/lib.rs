@@ -1,5 +1,6 @@
 //! ChatUs client core, shared by every front end: connect, log in, send,
-//! receive, page history, reconnect and resume. No UI lives here.
+//! receive, page history, reconnect and resume, and the local state they
+//! share (stored logins). No UI lives here.
 //!
 //! A [`Client`] is a handle to a background task that owns the WebSocket.
 //! The application sends it commands (each method awaits its reply on a
@@ -15,6 +16,8 @@
 //! - [`event`] holds [`Event`].
 //! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.
 //! - [`url`]: [`ServerUrl`], addresses as people type them.
+//! - [`sessions`]: login tokens kept per server and user on disk (mode
+//!   0600), shared by every front end.
 //! - [`error`] holds [`Error`].
 
 pub mod config;
@@ -22,6 +25,7 @@ pub mod cursors;
 pub mod error;
 pub mod event;
 pub mod handle;
+pub mod sessions;
 mod task;
 pub mod url;
 
@@ -31,4 +35,5 @@ pub use cursors::Cursors;
 pub use error::Error;
 pub use event::Event;
 pub use handle::{Client, Connected, Events};
+pub use sessions::{Sessions, SessionsError};
 pub use url::ServerUrl;

@@ -335,11 +335,12 @@ impl Hub {
     }
 
     /// Adds a user (new, or created behind the server's back by an admin
-    /// tool), with the rooms they are in. Does nothing if known.
-    pub fn add_user(&self, row: &UserRow, rooms: &[ConvId]) {
+    /// tool), with the rooms they are in. Does nothing if known; returns
+    /// whether the user is new here.
+    pub fn add_user(&self, row: &UserRow, rooms: &[ConvId]) -> bool {
         let mut d = self.dir();
         if d.users.contains_key(&row.id) {
-            return;
+            return false;
         }
         d.user_keys.insert(row.name.key(), row.id);
         d.users.insert(
@@ -356,6 +357,7 @@ impl Hub {
                 room.members.insert(row.id);
             }
         }
+        true
     }
 
     /// Users online now, by name.

@@ -59,7 +59,7 @@ impl State {
         config.validate()?;
         let hub = Arc::new(Hub::load(store.snapshot().await?)?);
         let accounts = Accounts::new(store.clone(), &config);
-        let messages = Messages::start(store.clone(), hub.clone());
+        let messages = Messages::start(store.clone(), hub.clone(), config.outbox_max_bytes / 4);
         let r = &config.rate;
         let message_limits = Keyed::new(Rate::new(r.messages_per_sec, r.message_burst));
         let (phase, _) = watch::channel(Phase::Running);

@@ -164,3 +164,53 @@ fn hostile_inputs_never_panic() {
         let _ = Envelope::decode(input);
     }
 }
+
+/// A tiny deterministic generator, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_requests_never_panic_and_errors_are_sentences() {
+    let seeds = [
+        r#"{"id":1,"type":"send","room":"lobby","body":"hi","client_id":"c1"}"#,
+        r#"{"type":"history","peer":"bob","before":10,"limit":5}"#,
+        r#"{"type":"register","username":"alice","password":"pw12345678"}"#,
+        r#"{"type":"create_room","room":"dev","visibility":"private"}"#,
+        r#"{"type":"mark_read","room":"x","seq":18446744073709551615}"#,
+    ];
+    let alphabet: &[&str] = &[
+        "{", "}", "[", "]", "\"", ":", ",", "null", "-1", "1e400", "\\u0000", "é", "type",
+        "\u{ffff}",
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..20_000 {
+        let mut s: Vec<char> = seeds[rng.below(seeds.len())].chars().collect();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(s.len() + 1);
+            match rng.below(3) {
+                0 if !s.is_empty() => {
+                    s.remove(at.min(s.len() - 1));
+                }
+                1 => s
+                    .splice(at..at, alphabet[rng.below(alphabet.len())].chars())
+                    .for_each(drop),
+                _ => s.truncate(at),
+            }
+        }
+        let text: String = s.into_iter().collect();
+        if let Err(e) = Envelope::decode(&text) {
+            assert!(e.message.ends_with('.'), "{text:?} → {}", e.message);
+        }
+    }
+}

@@ -2,7 +2,9 @@
 //!
 //! - `history` needs membership of the room (or names a peer); a direct
 //!   conversation that never had a message gives an empty page.
-//! - The page size is clamped to `history_page_max`.
+//! - The page size is clamped to `history_page_max`, and the page to a
+//!   quarter of the outbox cap in bytes (`more` then says there is more),
+//!   so a reply never overflows the asker's queue.
 //! - `mark_read` clamps the marker to the conversation's latest `seq` and
 //!   never moves it back.
 
@@ -24,10 +26,14 @@ pub(super) async fn history(
 ) -> Result<Outcome, ApiError> {
     let limit = page_limit(h.limit, cx.state.config().history_page_max)?;
     let found = resolve(cx.state.hub(), cx.state.store(), who.user, &h.conv).await?;
-    let (rows, more) = match found {
+    let (mut rows, mut more) = match found {
         Some((conv, _)) => cx.state.store().history(conv, h.page, limit).await?,
         None => (Vec::new(), false),
     };
+    let forwards = matches!(h.page, chatus_protocol::history::Page::After(_));
+    if messages::fit_page(&mut rows, forwards, cx.state.config().outbox_max_bytes / 4) {
+        more = true;
+    }
     let messages = rows
         .into_iter()
         .map(|r| Message {

@@ -28,6 +28,8 @@ use crate::ws::frame::text_frame_with;
 
 /// Most jobs appended in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Slack for JSON and framing around each body when budgeting bytes.
+const PER_MESSAGE_OVERHEAD: usize = 160;
 /// Jobs that may wait for the sequencer before senders wait too.
 const QUEUE: usize = 16 * 1024;
 
@@ -79,13 +81,21 @@ pub struct Messages {
 }
 
 impl Messages {
-    /// Starts the sequencer and fan-out tasks.
-    pub fn start(store: Arc<dyn Store>, hub: Arc<Hub>) -> Self {
+    /// Starts the sequencer and fan-out tasks. One batch carries at most
+    /// `batch_bytes` of messages, so that one fan-out round never pushes
+    /// more than that into any connection's outbox.
+    pub fn start(store: Arc<dyn Store>, hub: Arc<Hub>, batch_bytes: usize) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
         let drain = Arc::new(Notify::new());
-        tokio::spawn(sequencer(rx, store, committed_tx, drain.clone()));
+        tokio::spawn(sequencer(
+            rx,
+            store,
+            committed_tx,
+            drain.clone(),
+            batch_bytes,
+        ));
         tokio::spawn(async move {
             fan_out(committed_rx, hub).await;
             let _ = done_tx.send(());
@@ -123,6 +133,7 @@ async fn sequencer(
     store: Arc<dyn Store>,
     committed: mpsc::UnboundedSender<Committed>,
     drain: Arc<Notify>,
+    batch_bytes: usize,
 ) {
     let mut draining = false;
     loop {
@@ -139,10 +150,14 @@ async fn sequencer(
                 continue;
             }
         };
+        let mut bytes = first.msg.body.len() + PER_MESSAGE_OVERHEAD;
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+        while jobs.len() < MAX_BATCH && bytes < batch_bytes {
             match rx.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => {
+                    bytes += job.msg.body.len() + PER_MESSAGE_OVERHEAD;
+                    jobs.push(job);
+                }
                 Err(_) => break,
             }
         }
@@ -371,6 +386,36 @@ pub async fn conversations(
     Ok(out)
 }
 
+/// Trims a history page (oldest first) to `budget` bytes of bodies, so a
+/// reply always fits in the asker's outbox. Keeps at least one message.
+/// Paging backwards drops the oldest; paging forwards drops the newest.
+/// Returns whether anything was dropped.
+pub fn fit_page(rows: &mut Vec<crate::store::MessageRow>, forwards: bool, budget: usize) -> bool {
+    let mut total = 0;
+    let mut keep = 0;
+    let order: Box<dyn Iterator<Item = &crate::store::MessageRow>> = if forwards {
+        Box::new(rows.iter())
+    } else {
+        Box::new(rows.iter().rev())
+    };
+    for r in order {
+        total += r.body.len() + PER_MESSAGE_OVERHEAD;
+        if keep > 0 && total > budget {
+            break;
+        }
+        keep += 1;
+    }
+    if keep == rows.len() {
+        return false;
+    }
+    if forwards {
+        rows.truncate(keep);
+    } else {
+        rows.drain(..rows.len() - keep);
+    }
+    true
+}
+
 /// Clamps a requested page size to the server's maximum.
 pub fn page_limit(asked: Option<u32>, max: u32) -> Result<u32, ApiError> {
     match asked {
@@ -380,5 +425,40 @@ pub fn page_limit(asked: Option<u32>, max: u32) -> Result<u32, ApiError> {
             "The limit must be at least 1.",
         )),
         Some(n) => Ok(n.min(max)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chatus_protocol::{Body, Seq, Timestamp, Username};
+
+    use super::*;
+    use crate::store::MessageRow;
+
+    fn rows(n: u64, size: usize) -> Vec<MessageRow> {
+        (1..=n)
+            .map(|i| MessageRow {
+                seq: Seq(i),
+                sender: Username::parse("a").unwrap(),
+                body: Body::parse("x".repeat(size)).unwrap(),
+                time: Timestamp(0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pages_fit_the_budget_from_the_right_end() {
+        let mut r = rows(10, 1000);
+        assert!(fit_page(&mut r, false, 3 * (1000 + PER_MESSAGE_OVERHEAD)));
+        assert_eq!(r.iter().map(|m| m.seq.0).collect::<Vec<_>>(), [8, 9, 10]);
+        let mut r = rows(10, 1000);
+        assert!(fit_page(&mut r, true, 3 * (1000 + PER_MESSAGE_OVERHEAD)));
+        assert_eq!(r.iter().map(|m| m.seq.0).collect::<Vec<_>>(), [1, 2, 3]);
+        let mut r = rows(2, 100_000);
+        assert!(fit_page(&mut r, false, 10));
+        assert_eq!(r.len(), 1, "at least one message, however big");
+        let mut r = rows(3, 10);
+        assert!(!fit_page(&mut r, false, 1 << 20));
+        assert_eq!(r.len(), 3);
     }
 }

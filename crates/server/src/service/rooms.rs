@@ -27,7 +27,7 @@ pub async fn find_user(
     }
     match store.find_user(&name.key()).await? {
         Some(row) => {
-            hub.add_user(&row, &[hub.lobby()]);
+            let _ = hub.add_user(&row, &[hub.lobby()]);
             Ok(Some((row.id, row.name)))
         }
         None => Ok(None),

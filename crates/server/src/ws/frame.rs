@@ -486,6 +486,41 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn random_bytes_never_panic() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let valid = client_frame(true, OP_TEXT, b"{\"type\":\"ping\"}");
+        for round in 0..5_000 {
+            let mut bytes = if round % 2 == 0 {
+                valid.repeat(3)
+            } else {
+                Vec::new()
+            };
+            let n = (next() % 64) as usize;
+            for _ in 0..n {
+                let b = next() as u8;
+                let at = (next() as usize) % (bytes.len() + 1);
+                bytes.insert(at, b);
+            }
+            // Whatever comes back, it comes back without panicking, and
+            // never buffers more than the limit plus a header.
+            let mut reader = FrameReader::new(1024, Vec::new());
+            let mut src: &[u8] = &bytes;
+            while let Ok(Some(_)) = reader.next(&mut src).await {}
+            assert!(
+                reader.buf.capacity() <= 64 * 1024,
+                "{}",
+                reader.buf.capacity()
+            );
+        }
+    }
+
     #[test]
     fn encodes_headers_of_every_length() {
         for len in [0usize, 125, 126, 65535, 65536, 100_000] {

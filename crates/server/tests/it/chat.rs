@@ -388,3 +388,23 @@ async fn names_are_unique_regardless_of_case_and_logins_fold_case() {
         .unwrap();
     assert_eq!(connected.user.as_str(), "Alice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_are_refused() {
+    let server = TestServer::start_with(|c| c.session_ttl_days = 0).await;
+    let creds = chatus_client::Credentials::Register {
+        username: user("alice"),
+        password: password("alice"),
+    };
+    let (_c, _e, connected) = chatus_client::Client::connect(client_config(server.url(), creds))
+        .await
+        .unwrap();
+    let token = connected.token.unwrap();
+    let e = chatus_client::Client::connect(client_config(
+        server.url(),
+        chatus_client::Credentials::Token(token),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InvalidToken));
+}

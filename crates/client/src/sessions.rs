@@ -1,17 +1,16 @@
 //! Login tokens, kept per server and user in `sessions.json` in the config
 //! directory (mode 0600, directory 0700), so one person can hold several
-//! accounts on several servers. The last account logged in on a server is
-//! its default.
+//! accounts on several servers, and every front end (CLI, desktop) shares
+//! them. The last account logged in on a server is its default.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use chatus_client::ServerUrl;
-use chatus_client::protocol::{Token, Username};
+use chatus_protocol::{Token, Username};
 use serde::{Deserialize, Serialize};
 
-use crate::CliError;
+use crate::url::ServerUrl;
 
 const FILE: &str = "sessions.json";
 
@@ -44,6 +43,22 @@ pub struct Account {
     pub token: String,
 }
 
+/// Why the token store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionsError {
+    /// No token is stored for that server (and user).
+    #[error("not logged in{who} on {server}; log in first")]
+    NotLoggedIn {
+        /// ` as NAME`, or nothing.
+        who: String,
+        /// The server.
+        server: String,
+    },
+    /// The file or its directory could not be read or written.
+    #[error("{0}")]
+    Io(String),
+}
+
 /// The token store in one directory.
 #[derive(Debug, Clone)]
 pub struct Sessions {
@@ -52,12 +67,12 @@ pub struct Sessions {
 
 impl Sessions {
     /// The store in `dir` (or the platform's config directory).
-    pub fn new(dir: Option<PathBuf>) -> Result<Self, CliError> {
+    pub fn new(dir: Option<PathBuf>) -> Result<Self, SessionsError> {
         let dir = match dir {
             Some(d) => d,
             None => dirs::config_dir()
                 .ok_or_else(|| {
-                    CliError::Local(
+                    SessionsError::Io(
                         "no config directory; set --config-dir or CHATUS_CONFIG_DIR".into(),
                     )
                 })?
@@ -71,10 +86,10 @@ impl Sessions {
     }
 
     /// Reads the file (an absent file is empty).
-    pub fn load(&self) -> Result<SessionFile, CliError> {
+    pub fn load(&self) -> Result<SessionFile, SessionsError> {
         match std::fs::read_to_string(self.path()) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                CliError::Local(format!(
+                SessionsError::Io(format!(
                     "{} is damaged ({e}); delete it and log in again",
                     self.path().display()
                 ))
@@ -83,7 +98,7 @@ impl Sessions {
                 version: 1,
                 ..Default::default()
             }),
-            Err(e) => Err(CliError::Local(format!(
+            Err(e) => Err(SessionsError::Io(format!(
                 "cannot read {}: {e}",
                 self.path().display()
             ))),
@@ -91,14 +106,14 @@ impl Sessions {
     }
 
     /// Writes the file atomically, readable by its owner only.
-    pub fn save(&self, file: &SessionFile) -> Result<(), CliError> {
+    pub fn save(&self, file: &SessionFile) -> Result<(), SessionsError> {
         let fail = |e: std::io::Error| {
-            CliError::Local(format!("cannot write {}: {e}", self.path().display()))
+            SessionsError::Io(format!("cannot write {}: {e}", self.path().display()))
         };
         create_private_dir(&self.dir).map_err(fail)?;
         let tmp = self.dir.join(format!("{FILE}.{}.tmp", std::process::id()));
         let text =
-            serde_json::to_string_pretty(file).map_err(|e| CliError::Local(e.to_string()))?;
+            serde_json::to_string_pretty(file).map_err(|e| SessionsError::Io(e.to_string()))?;
         let mut f = private_file(&tmp).map_err(fail)?;
         f.write_all(text.as_bytes()).map_err(fail)?;
         f.sync_all().map_err(fail)?;
@@ -111,7 +126,7 @@ impl Sessions {
         server: &ServerUrl,
         user: &Username,
         token: &Token,
-    ) -> Result<(), CliError> {
+    ) -> Result<(), SessionsError> {
         let mut file = self.load()?;
         file.version = 1;
         let s = file.servers.entry(server.to_string()).or_default();
@@ -127,7 +142,7 @@ impl Sessions {
     }
 
     /// Forgets a token.
-    pub fn forget(&self, server: &ServerUrl, user: &Username) -> Result<(), CliError> {
+    pub fn forget(&self, server: &ServerUrl, user: &Username) -> Result<(), SessionsError> {
         let mut file = self.load()?;
         if let Some(s) = file.servers.get_mut(&server.to_string()) {
             s.accounts.remove(&user.key());
@@ -143,12 +158,11 @@ impl Sessions {
         &self,
         server: &ServerUrl,
         user: Option<&Username>,
-    ) -> Result<(Username, Token), CliError> {
+    ) -> Result<(Username, Token), SessionsError> {
         let file = self.load()?;
-        let not_logged_in = |who: String| {
-            CliError::NotLoggedIn(format!(
-                "not logged in{who} on {server}; run `chatus login --user NAME` first"
-            ))
+        let not_logged_in = |who: String| SessionsError::NotLoggedIn {
+            who,
+            server: server.to_string(),
         };
         let s = file.servers.get(&server.to_string());
         let key = match user {
@@ -161,7 +175,7 @@ impl Sessions {
             .and_then(|s| s.accounts.get(&key))
             .ok_or_else(|| not_logged_in(format!(" as {key}")))?;
         let bad = |_| {
-            CliError::Local(format!(
+            SessionsError::Io(format!(
                 "the stored login for {key} is damaged; log in again"
             ))
         };
@@ -224,7 +238,7 @@ mod tests {
         let t2 = Token::parse("cu_bbbbbbbbbbbbbbbbbbbb").unwrap();
         assert!(matches!(
             s.token(&url(), None),
-            Err(CliError::NotLoggedIn(_))
+            Err(SessionsError::NotLoggedIn { .. })
         ));
         s.remember(&url(), &alice, &t1).unwrap();
         s.remember(&url(), &bob, &t2).unwrap();

@@ -1,0 +1,133 @@
+//! [`ChatusApp`]: the window. It owns the [`State`], the network
+//! [`Bridge`] and the drawing state; each frame it applies what the network
+//! said, draws the current screen, and turns intents into actions.
+
+use chatus_client::protocol::Username;
+use chatus_client::{Credentials, ServerUrl, Sessions};
+use eframe::egui;
+
+use crate::net::{Action, Bridge};
+use crate::settings::{self, Settings};
+use crate::state::{Intent, Screen, State};
+use crate::ui;
+use crate::{GuiError, Options};
+
+/// The desktop app.
+pub struct ChatusApp {
+    state: State,
+    view: ui::chat::View,
+    net: Bridge,
+    settings: Settings,
+    title: String,
+    wired: bool,
+}
+
+impl ChatusApp {
+    /// Builds the app from command-line options and stored settings, and
+    /// logs in at once when a token is stored for the last account.
+    pub fn new(options: &Options, settings: Settings) -> Result<Self, GuiError> {
+        let sessions = Sessions::new(options.config_dir.clone())?;
+        let net = Bridge::start(sessions.clone())?;
+        let mut state = State::default();
+        let mut settings = settings;
+        if let Some(s) = &options.server {
+            let url = ServerUrl::parse(s).map_err(|e| GuiError::Options(e.to_string()))?;
+            settings.host = url.host().to_owned();
+            settings.port = url.port();
+        }
+        if let Some(u) = &options.user {
+            settings.username.clone_from(u);
+        }
+        state.login.host.clone_from(&settings.host);
+        state.login.port = settings.port.to_string();
+        state.login.username.clone_from(&settings.username);
+        let mut app = Self {
+            state,
+            view: ui::chat::View::default(),
+            net,
+            settings,
+            title: String::new(),
+            wired: false,
+        };
+        if let Ok(server) =
+            ServerUrl::parse(&format!("{}:{}", app.settings.host, app.settings.port))
+        {
+            let user = Username::parse(app.settings.username.clone()).ok();
+            if let Ok((user, token)) = sessions.token(&server, user.as_ref()) {
+                app.state.login.username = user.to_string();
+                let actions = app.state.resume_session(server, Credentials::Token(token));
+                app.dispatch(actions);
+            }
+        }
+        Ok(app)
+    }
+
+    /// The state (for tests and the screenshot tool).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn dispatch(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            self.net.send(a);
+        }
+    }
+
+    fn intent(&mut self, intent: Intent) {
+        let actions = self.state.intent(intent);
+        self.dispatch(actions);
+    }
+
+    /// Draws one frame into `ui` (the whole window).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        if !self.wired {
+            let ctx = ui.ctx().clone();
+            self.net.set_repaint(move || ctx.request_repaint());
+            self.wired = true;
+        }
+        for update in self.net.drain() {
+            let actions = self.state.apply(update);
+            self.dispatch(actions);
+        }
+        if let (Some(me), Some(server)) = (&self.state.me, &self.state.server) {
+            self.settings.host = server.host().to_owned();
+            self.settings.port = server.port();
+            self.settings.username = me.to_string();
+        }
+        let intents = match self.state.screen {
+            Screen::Login => ui::login::show(ui, &mut self.state.login),
+            Screen::Chat => ui::chat::show(ui, &self.state, &mut self.view),
+        };
+        for i in intents {
+            self.intent(i);
+        }
+        if self.state.screen == Screen::Login {
+            self.view = ui::chat::View::default();
+        }
+        let title = self.state.title();
+        if title != self.title {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+        if self.state.quit {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}
+
+impl eframe::App for ChatusApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, settings::KEY, &self.settings);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.net.send(Action::Disconnect);
+        // Give the network thread a moment to send the close frame.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+}

@@ -1,0 +1,377 @@
+//! The bridge between the UI thread and the network.
+//!
+//! A background thread runs a tokio runtime with one worker task that owns
+//! the [`Client`]. The UI sends [`Action`]s (never waiting) and drains
+//! [`Update`]s at the start of each frame; the worker asks egui to repaint
+//! whenever it has sent one. UI and network share no lock besides the
+//! repaint handle.
+
+use std::sync::{Arc, Mutex, mpsc};
+
+use chatus_client::protocol::history::{ConversationInfo, HistoryPage, Page};
+use chatus_client::protocol::message::Sent;
+use chatus_client::protocol::presence::Member;
+use chatus_client::protocol::room::RoomInfo;
+use chatus_client::protocol::{
+    Body, ClientMsgId, Conversation, ErrorCode, RoomName, Seq, Username, Visibility,
+};
+use chatus_client::{Client, Config, Credentials, Event, Reconnect, Resume, ServerUrl, Sessions};
+use tokio::sync::mpsc as tmpsc;
+
+/// What the UI asks the network to do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Log in (or register) and stay connected.
+    Connect {
+        /// The server.
+        server: ServerUrl,
+        /// How to log in.
+        credentials: Credentials,
+    },
+    /// Send a message (kept until the server stores it).
+    Send {
+        /// Where.
+        conv: Conversation,
+        /// Text.
+        body: Body,
+        /// Our id for it.
+        client_id: ClientMsgId,
+    },
+    /// Load the newest page (`before: None`) or older messages.
+    History {
+        /// Which conversation.
+        conv: Conversation,
+        /// Load messages before this one.
+        before: Option<Seq>,
+    },
+    /// Join a room, creating it (public) if it does not exist.
+    Join(RoomName),
+    /// Create a room.
+    Create(RoomName, Visibility),
+    /// Leave a room.
+    Leave(RoomName),
+    /// Invite a user to a room.
+    Invite(RoomName, Username),
+    /// Reload conversations, the room directory and who is online.
+    Refresh,
+    /// Load a room's members.
+    Members(RoomName),
+    /// Move the read marker.
+    MarkRead(Conversation, Seq),
+    /// Revoke the token, forget it, and disconnect.
+    Logout,
+    /// Close the connection cleanly.
+    Disconnect,
+}
+
+/// What the network tells the UI.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// The first connection attempt failed (login screen shows it).
+    LoginFailed(String),
+    /// An event from the client library.
+    Event(Event),
+    /// Our conversations with read state.
+    Conversations(Vec<ConversationInfo>),
+    /// Rooms we can see.
+    Directory(Vec<RoomInfo>),
+    /// Who is online.
+    Online(Vec<Member>),
+    /// A page of history.
+    History {
+        /// The conversation.
+        conv: Conversation,
+        /// The page.
+        page: HistoryPage,
+        /// True for a page of older messages.
+        older: bool,
+    },
+    /// A send finished.
+    Sent {
+        /// Which.
+        client_id: ClientMsgId,
+        /// Stored, or why not.
+        result: Result<Sent, String>,
+    },
+    /// We joined or created a room.
+    Joined(RoomInfo),
+    /// We left a room.
+    Left(RoomName),
+    /// A room's members.
+    Members(RoomName, Vec<Member>),
+    /// Something the user asked for failed.
+    Failed(String),
+    /// Something the user asked for worked, worth a word.
+    Notice(String),
+    /// Logged out; back to the login screen.
+    LoggedOut,
+}
+
+type Repaint = Arc<Mutex<Option<Box<dyn Fn() + Send + Sync>>>>;
+
+/// The UI's end of the bridge.
+pub struct Bridge {
+    actions: tmpsc::UnboundedSender<Action>,
+    updates: mpsc::Receiver<Update>,
+    repaint: Repaint,
+}
+
+impl Bridge {
+    /// Starts the network thread.
+    pub fn start(sessions: Sessions) -> std::io::Result<Bridge> {
+        let (action_tx, action_rx) = tmpsc::unbounded_channel();
+        let (update_tx, update_rx) = mpsc::channel();
+        let repaint: Repaint = Arc::new(Mutex::new(None));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("chatus-net")
+            .enable_all()
+            .build()?;
+        let out = Out {
+            tx: update_tx,
+            repaint: repaint.clone(),
+        };
+        std::thread::Builder::new()
+            .name("chatus-net-main".into())
+            .spawn(move || {
+                runtime.block_on(worker(action_rx, out, sessions));
+            })?;
+        Ok(Bridge {
+            actions: action_tx,
+            updates: update_rx,
+            repaint,
+        })
+    }
+
+    /// Sets how to wake the UI (egui's `request_repaint`).
+    pub fn set_repaint(&self, f: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut r) = self.repaint.lock() {
+            *r = Some(Box::new(f));
+        }
+    }
+
+    /// Queues an action; never waits.
+    pub fn send(&self, action: Action) {
+        let _ = self.actions.send(action);
+    }
+
+    /// Everything the network said since the last call.
+    pub fn drain(&self) -> Vec<Update> {
+        self.updates.try_iter().collect()
+    }
+}
+
+/// The worker's end: sends an update and wakes the UI.
+#[derive(Clone)]
+struct Out {
+    tx: mpsc::Sender<Update>,
+    repaint: Repaint,
+}
+
+impl Out {
+    fn send(&self, u: Update) {
+        if self.tx.send(u).is_ok()
+            && let Ok(r) = self.repaint.lock()
+            && let Some(f) = r.as_ref()
+        {
+            f();
+        }
+    }
+}
+
+struct Conn {
+    client: Client,
+    server: ServerUrl,
+    user: Option<Username>,
+}
+
+async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, sessions: Sessions) {
+    let mut conn: Option<Conn> = None;
+    // Who we are, learned from the client's `Connected` events.
+    let (me_tx, mut me_rx) = tmpsc::unbounded_channel::<(ServerUrl, Username)>();
+    loop {
+        let action = tokio::select! {
+            a = actions.recv() => match a {
+                Some(a) => a,
+                None => break,
+            },
+            Some((server, user)) = me_rx.recv() => {
+                if let Some(c) = &mut conn
+                    && c.server == server {
+                        c.user = Some(user);
+                    }
+                continue;
+            }
+        };
+        match action {
+            Action::Connect {
+                server,
+                credentials,
+            } => {
+                if let Some(old) = conn.take() {
+                    old.client.quit().await;
+                }
+                conn = Some(connect(server, credentials, &out, &sessions, me_tx.clone()));
+            }
+            Action::Disconnect => {
+                if let Some(old) = conn.take() {
+                    old.client.quit().await;
+                }
+            }
+            Action::Logout => {
+                if let Some(old) = conn.take() {
+                    let _ = old.client.logout().await;
+                    old.client.quit().await;
+                    if let Some(user) = &old.user
+                        && let Err(e) = sessions.forget(&old.server, user)
+                    {
+                        tracing::warn!(cause = %e, "could not forget the token");
+                    }
+                }
+                out.send(Update::LoggedOut);
+            }
+            other => match &conn {
+                Some(c) => spawn_request(c.client.clone(), other, out.clone()),
+                None => out.send(Update::Failed("Not connected.".into())),
+            },
+        }
+    }
+    if let Some(c) = conn {
+        c.client.quit().await;
+    }
+}
+
+/// Starts a client; forwards its events, remembers new tokens, and turns a
+/// first attempt that fails into `LoginFailed`.
+fn connect(
+    server: ServerUrl,
+    credentials: Credentials,
+    out: &Out,
+    sessions: &Sessions,
+    me: tmpsc::UnboundedSender<(ServerUrl, Username)>,
+) -> Conn {
+    let mut config = Config::new(server.clone(), credentials);
+    config.reconnect = Reconnect::forever();
+    config.resume = Resume::FromNow;
+    config.client_label = format!("chatus-gui/{}", env!("CARGO_PKG_VERSION"));
+    let (client, mut events) = Client::start(config);
+    let out = out.clone();
+    let sessions = sessions.clone();
+    let forward_server = server.clone();
+    let refresher = client.clone();
+    let quitter = client.clone();
+    tokio::spawn(async move {
+        let mut connected_once = false;
+        while let Some(event) = events.recv().await {
+            match &event {
+                Event::Connected { user, token, .. } => {
+                    if let Some(token) = token
+                        && let Err(e) = sessions.remember(&forward_server, user, token)
+                    {
+                        tracing::warn!(cause = %e, "could not store the token");
+                    }
+                    let _ = me.send((forward_server.clone(), user.clone()));
+                    connected_once = true;
+                    out.send(Update::Event(event.clone()));
+                    // Presence and rooms may have changed while away.
+                    spawn_request(refresher.clone(), Action::Refresh, out.clone());
+                    continue;
+                }
+                Event::Disconnected { reason, .. } if !connected_once => {
+                    out.send(Update::LoginFailed(reason.clone()));
+                    quitter.quit().await;
+                    return;
+                }
+                Event::Stopped { error } if !connected_once => {
+                    let why = error
+                        .as_ref()
+                        .map_or_else(|| "Stopped.".into(), ToString::to_string);
+                    out.send(Update::LoginFailed(why));
+                    return;
+                }
+                _ => {}
+            }
+            out.send(Update::Event(event));
+        }
+    });
+    Conn {
+        client,
+        server,
+        user: None,
+    }
+}
+
+/// Runs one request on its own task so a slow one never holds up others.
+fn spawn_request(client: Client, action: Action, out: Out) {
+    tokio::spawn(async move {
+        let failed = |what: &str, e: chatus_client::Error| Update::Failed(format!("{what}: {e}"));
+        let update = match action {
+            Action::Send {
+                conv,
+                body,
+                client_id,
+            } => {
+                let result = client.send_with_id(conv, body, client_id.clone()).await;
+                Update::Sent {
+                    client_id,
+                    result: result.map_err(|e| e.to_string()),
+                }
+            }
+            Action::History { conv, before } => {
+                let page = before.map_or(Page::Latest, Page::Before);
+                match client.history(conv.clone(), page, Some(50)).await {
+                    Ok(page) => Update::History {
+                        conv,
+                        page,
+                        older: before.is_some(),
+                    },
+                    Err(e) => failed("Could not load history", e),
+                }
+            }
+            Action::Join(room) => match client.join(room.clone()).await {
+                Ok(info) => Update::Joined(info),
+                Err(e) if e.code() == Some(ErrorCode::UnknownRoom) => {
+                    match client.create_room(room, Visibility::Public).await {
+                        Ok(info) => Update::Joined(info),
+                        Err(e) => failed("Could not create the room", e),
+                    }
+                }
+                Err(e) => failed(&format!("Could not join #{room}"), e),
+            },
+            Action::Create(room, vis) => match client.create_room(room, vis).await {
+                Ok(info) => Update::Joined(info),
+                Err(e) => failed("Could not create the room", e),
+            },
+            Action::Leave(room) => match client.leave(room.clone()).await {
+                Ok(()) => Update::Left(room),
+                Err(e) => failed(&format!("Could not leave #{room}"), e),
+            },
+            Action::Invite(room, user) => match client.invite(room.clone(), user.clone()).await {
+                Ok(()) => Update::Notice(format!("Invited {user} to #{room}.")),
+                Err(e) => failed(&format!("Could not invite {user}"), e),
+            },
+            Action::Members(room) => match client.members(room.clone()).await {
+                Ok(m) => Update::Members(room, m),
+                Err(e) => failed("Could not list members", e),
+            },
+            Action::MarkRead(conv, seq) => match client.mark_read(conv, seq).await {
+                Ok(()) => return,
+                Err(e) => failed("Could not mark as read", e),
+            },
+            Action::Refresh => {
+                if let Ok(c) = client.conversations().await {
+                    out.send(Update::Conversations(c));
+                }
+                if let Ok(r) = client.rooms().await {
+                    out.send(Update::Directory(r));
+                }
+                match client.who().await {
+                    Ok(w) => Update::Online(w),
+                    Err(_) => return,
+                }
+            }
+            Action::Connect { .. } | Action::Logout | Action::Disconnect => return,
+        };
+        out.send(update);
+    });
+}

@@ -1,0 +1,222 @@
+//! The message feed: day separators, sender and time on the first of a
+//! run of messages, our own messages set apart, links clickable, pending
+//! messages at the end. It follows new messages unless scrolled up (then a
+//! "new messages" button appears), and asks for older history at the top.
+
+use std::collections::HashMap;
+
+use chatus_client::protocol::Conversation;
+use chatus_client::protocol::message::Message;
+use eframe::egui::{self, RichText};
+
+use super::style::{self, Run};
+use crate::state::{Conv, Intent, Pending, State};
+
+/// Scroll bookkeeping for one conversation's feed.
+#[derive(Debug, Default, Clone)]
+pub struct FeedView {
+    /// The view was at the bottom last frame.
+    at_bottom: bool,
+    /// Messages that arrived below while scrolled up.
+    unseen: usize,
+    /// How many messages were shown last frame, and the newest seq.
+    last_count: usize,
+    last_newest: u64,
+    /// Content height when older history was requested, to keep the view
+    /// still when it arrives.
+    anchor: Option<f32>,
+    /// A scroll position to apply next frame.
+    jump: Option<f32>,
+}
+
+/// Feeds by conversation.
+pub type Feeds = HashMap<Conversation, FeedView>;
+
+fn message_body(ui: &mut egui::Ui, text: &str) {
+    let runs = style::runs(text);
+    if runs.iter().all(|r| matches!(r, Run::Text(_))) {
+        ui.add(egui::Label::new(text).wrap());
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 0.0;
+        for r in runs {
+            match r {
+                Run::Text(t) => {
+                    ui.add(egui::Label::new(t).wrap());
+                }
+                Run::Link(url) => {
+                    ui.hyperlink_to(url, url);
+                }
+            }
+        }
+    });
+}
+
+/// Draws the feed of `conv`; returns intents (load older).
+pub fn show(
+    ui: &mut egui::Ui,
+    state: &State,
+    conv: &Conversation,
+    feeds: &mut Feeds,
+) -> Vec<Intent> {
+    let mut intents = Vec::new();
+    let empty = Conv::default();
+    let c = state.convs.get(conv).unwrap_or(&empty);
+    let fv = feeds.entry(conv.clone()).or_default();
+    let newest = c.messages.keys().next_back().map_or(0, |s| s.0);
+    if newest > fv.last_newest && !fv.at_bottom && fv.last_count > 0 {
+        fv.unseen += c
+            .messages
+            .range(chatus_client::protocol::Seq(fv.last_newest + 1)..)
+            .count();
+    }
+    let mut area = egui::ScrollArea::vertical()
+        .id_salt(("feed", conv.to_string()))
+        .stick_to_bottom(true)
+        .auto_shrink([false, false]);
+    if let Some(y) = fv.jump.take() {
+        area = area.vertical_scroll_offset(y);
+    }
+    let pending: Vec<&Pending> = state.pending_in(conv).collect();
+    let output = area.show(ui, |ui| {
+        ui.add_space(4.0);
+        if c.history.loading {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(RichText::new("Loading older messages…").weak());
+            });
+        } else if c.history.requested && !c.history.more_older {
+            ui.vertical_centered(|ui| {
+                ui.label(
+                    RichText::new(format!("This is the beginning of {conv}."))
+                        .weak()
+                        .italics(),
+                );
+            });
+        }
+        let today = style::today();
+        let mut prev: Option<&Message> = None;
+        for m in c.messages.values() {
+            let day = style::day(m.time);
+            let new_day = prev.is_none_or(|p| style::day(p.time) != day);
+            if new_day && let Some(d) = day {
+                ui.add_space(6.0);
+                ui.vertical_centered(|ui| {
+                    ui.label(
+                        RichText::new(style::day_label(d, today))
+                            .small()
+                            .strong()
+                            .weak(),
+                    );
+                });
+            }
+            let grouped = !new_day
+                && prev.is_some_and(|p| {
+                    p.sender == m.sender && m.time.0.saturating_sub(p.time.0) < 5 * 60_000
+                });
+            row(ui, state, m, !grouped);
+            prev = Some(m);
+        }
+        for p in &pending {
+            pending_row(ui, state, p);
+        }
+        ui.add_space(4.0);
+    });
+    let offset = output.state.clamped_offset().y;
+    let view_h = output.inner_rect.height();
+    let content_h = output.content_size.y;
+    fv.at_bottom = offset + view_h >= content_h - 4.0;
+    if fv.at_bottom {
+        fv.unseen = 0;
+    }
+    if let Some(anchor) = fv.anchor
+        && content_h > anchor + 1.0
+        && !c.history.loading
+    {
+        fv.jump = Some(offset + (content_h - anchor));
+        fv.anchor = None;
+        ui.ctx().request_repaint();
+    }
+    if offset <= 2.0
+        && content_h > view_h
+        && c.history.more_older
+        && !c.history.loading
+        && fv.anchor.is_none()
+    {
+        fv.anchor = Some(content_h);
+        intents.push(Intent::LoadOlder);
+    }
+    fv.last_count = c.messages.len();
+    fv.last_newest = newest;
+    if fv.unseen > 0 {
+        let label = if fv.unseen == 1 {
+            "⬇ 1 new message".to_owned()
+        } else {
+            format!("⬇ {} new messages", fv.unseen)
+        };
+        let rect = output.inner_rect;
+        let pos = egui::pos2(rect.center().x - 70.0, rect.bottom() - 36.0);
+        egui::Area::new(egui::Id::unique(("new-messages", conv.to_string())))
+            .fixed_pos(pos)
+            .order(egui::Order::Foreground)
+            .show(ui.ctx(), |ui| {
+                if ui.button(label).clicked() {
+                    fv.jump = Some(f32::MAX);
+                    fv.unseen = 0;
+                }
+            });
+    }
+    intents
+}
+
+fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool) {
+    let mine = state.is_me(&m.sender);
+    let fill = if mine {
+        ui.visuals().faint_bg_color
+    } else {
+        egui::Color32::TRANSPARENT
+    };
+    egui::Frame::new()
+        .fill(fill)
+        .inner_margin(egui::Margin::symmetric(8, 2))
+        .corner_radius(4.0)
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            if header {
+                ui.horizontal(|ui| {
+                    let name = RichText::new(m.sender.as_str())
+                        .strong()
+                        .color(style::name_color(ui, m.sender.as_str()));
+                    ui.label(name);
+                    if mine {
+                        ui.label(RichText::new("(you)").small().weak());
+                    }
+                    ui.label(RichText::new(style::clock(m.time)).small().weak());
+                });
+            }
+            message_body(ui, m.body.as_str());
+        });
+}
+
+fn pending_row(ui: &mut egui::Ui, state: &State, p: &Pending) {
+    let fill = ui.visuals().faint_bg_color;
+    egui::Frame::new()
+        .fill(fill)
+        .inner_margin(egui::Margin::symmetric(8, 2))
+        .corner_radius(4.0)
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal(|ui| {
+                let me = state.me.as_ref().map_or("you", |m| m.as_str());
+                ui.label(RichText::new(me).strong().weak());
+                match &p.failed {
+                    Some(why) => {
+                        ui.colored_label(ui.visuals().error_fg_color, format!("not sent: {why}"))
+                    }
+                    None => ui.label(RichText::new("sending…").small().italics().weak()),
+                };
+            });
+            ui.add(egui::Label::new(RichText::new(&p.body).weak()).wrap());
+        });
+}

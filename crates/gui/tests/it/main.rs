@@ -1,0 +1,13 @@
+//! Headless tests of the desktop app: the real app, drawn by egui_kittest
+//! (no display, no GPU), against a real server on 127.0.0.1:0, with other
+//! people played by the client library.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod flows;
+mod util;

@@ -1,0 +1,189 @@
+//! Helpers: a real server on its own runtime, the app in a kittest
+//! harness, and waiting for the window to show something.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chatus_client::protocol::{Password, Username};
+use chatus_client::{Client, Config, Credentials, Events, Reconnect, ServerUrl};
+use chatus_gui::{ChatusApp, Options};
+use chatus_server::State;
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+
+/// A server running on its own tokio runtime.
+pub struct Server {
+    pub rt: tokio::runtime::Runtime,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), chatus_server::ServerError>>>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_owned();
+        Self::launch("127.0.0.1:0".parse().unwrap(), data, Some(dir))
+    }
+
+    fn launch(addr: SocketAddr, data: PathBuf, dir: Option<tempfile::TempDir>) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut config = chatus_server::Config {
+            addr,
+            data: data.clone(),
+            ..Default::default()
+        };
+        config.rate.logins_per_min_per_addr = 100_000.0;
+        config.rate.login_burst_per_addr = 100_000;
+        config.rate.messages_per_sec = 100_000.0;
+        config.rate.message_burst = 100_000;
+        let (addr, stop, task) = rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let state = State::open(config).await.unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(chatus_server::run(listener, state, async move {
+                let _ = stopped.await;
+            }));
+            (addr, stop, task)
+        });
+        Self {
+            rt,
+            addr,
+            data,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> ServerUrl {
+        ServerUrl::parse(&self.addr.to_string()).unwrap()
+    }
+
+    /// Stops the server cleanly.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            self.rt.block_on(t).unwrap().unwrap();
+        }
+    }
+
+    /// Starts again on the same port and data directory.
+    pub fn restart(mut self) -> Self {
+        self.stop();
+        let dir = self._dir.take();
+        let (addr, data) = (self.addr, self.data.clone());
+        drop(self);
+        Self::launch(addr, data, dir)
+    }
+
+    /// Registers and connects someone through the client library.
+    pub fn person(&self, name: &str) -> (Client, Events) {
+        let creds = Credentials::Register {
+            username: Username::parse(name).unwrap(),
+            password: Password::parse(format!("{name}-password")).unwrap(),
+        };
+        let mut config = Config::new(self.url(), creds);
+        config.reconnect = Reconnect::forever();
+        self.rt
+            .block_on(async { Client::connect(config).await.map(|(c, e, _)| (c, e)) })
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The app in a headless harness, with its own token directory.
+pub fn app(config_dir: &std::path::Path) -> Harness<'static, ChatusApp> {
+    let options = Options {
+        config_dir: Some(config_dir.to_owned()),
+        ..Options::default()
+    };
+    let app = ChatusApp::new(&options, chatus_gui::settings::Settings::default()).unwrap();
+    Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .build_ui_state(|ui, app: &mut ChatusApp| app.show(ui), app)
+}
+
+/// Steps the harness until `cond` holds (the network answers on its own
+/// thread); fails after 20 seconds.
+pub fn wait_until(
+    h: &mut Harness<'_, ChatusApp>,
+    what: &str,
+    cond: impl Fn(&Harness<'_, ChatusApp>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        h.step();
+        if cond(h) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// True when some widget's label contains `text`.
+pub fn shows(h: &Harness<'_, ChatusApp>, text: &str) -> bool {
+    h.query_by_label_contains(text).is_some()
+}
+
+/// Fills the login form and submits it.
+pub fn log_in(h: &mut Harness<'_, ChatusApp>, server: &Server, name: &str, register: bool) {
+    h.step();
+    if register {
+        h.get_by_label("Register").click();
+        h.step();
+    }
+    for (label, value) in [
+        ("Server:", server.addr.ip().to_string()),
+        ("Port:", server.addr.port().to_string()),
+        ("Username:", name.to_owned()),
+        ("Password:", format!("{name}-password")),
+    ] {
+        let field = h.get_by_label(label);
+        field.focus();
+        h.step();
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        h.step();
+        h.get_by_label(label).type_text(&value);
+        h.step();
+    }
+    h.key_press(egui::Key::Enter);
+    h.step();
+}
+
+/// Types into the composer and presses Enter.
+pub fn say(h: &mut Harness<'_, ChatusApp>, text: &str) {
+    let label = composer_label(h);
+    h.get_by_label(&label).focus();
+    h.step();
+    h.get_by_label(&label).type_text(text);
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+}
+
+/// The composer's accessible label for the open conversation.
+pub fn composer_label(h: &Harness<'_, ChatusApp>) -> String {
+    let target = match &h.state().state().selected {
+        chatus_client::protocol::Conversation::Room(r) => format!("#{r}"),
+        chatus_client::protocol::Conversation::Peer(p) => format!("@{p}"),
+    };
+    format!("Message {target}:")
+}
