@@ -303,25 +303,25 @@ async fn print_events(
                 }
                 print_message(json, &message, &room);
             }
-            Event::Presence(p) if p.user != me => {
-                note(
-                    json,
-                    &format!(
-                        "{} {}",
-                        p.user,
-                        if p.online {
-                            "is online"
-                        } else {
-                            "went offline"
-                        }
-                    ),
-                );
+            Event::Presence(p) => {
+                for m in p.users.iter().filter(|m| m.user != me) {
+                    let what = if m.online {
+                        "is online"
+                    } else {
+                        "went offline"
+                    };
+                    note(json, &format!("{} {what}", m.user));
+                }
             }
-            Event::MemberJoined(j) if j.room == room && j.user != me => {
-                note(json, &format!("{} joined #{}", j.user, j.room));
+            Event::MemberJoined(j) if j.room == room => {
+                for u in j.users.iter().filter(|u| **u != me) {
+                    note(json, &format!("{u} joined #{}", j.room));
+                }
             }
-            Event::MemberLeft(l) if l.room == room && l.user != me => {
-                note(json, &format!("{} left #{}", l.user, l.room));
+            Event::MemberLeft(l) if l.room == room => {
+                for u in l.users.iter().filter(|u| **u != me) {
+                    note(json, &format!("{u} left #{}", l.room));
+                }
             }
             Event::Invited(i) => {
                 note(

@@ -4,7 +4,6 @@
 use std::io::Write as _;
 
 use chatus_server::{Config, Registration, State};
-use tokio::net::TcpListener;
 
 use crate::CliError;
 use crate::args::{RegistrationArg, ServeArgs};
@@ -75,8 +74,7 @@ pub fn config(args: &ServeArgs) -> Result<Config, CliError> {
 /// `serve`.
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let config = config(&args)?;
-    let listener = TcpListener::bind(config.addr)
-        .await
+    let listener = chatus_server::bind(config.addr)
         .map_err(|e| CliError::Local(format!("cannot listen on {}: {e}", config.addr)))?;
     let local = listener
         .local_addr()

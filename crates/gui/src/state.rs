@@ -606,24 +606,25 @@ impl State {
             }
             Event::Message { message, .. } => self.on_message(message),
             Event::Presence(p) => {
-                if p.online {
-                    self.online.insert(p.user);
-                } else {
-                    self.online.remove(&p.user);
+                for m in p.users {
+                    if m.online {
+                        self.online.insert(m.user);
+                    } else {
+                        self.online.remove(&m.user);
+                    }
                 }
                 Vec::new()
             }
             Event::MemberJoined(j) => {
-                if self.is_me(&j.user) {
+                if j.users.iter().any(|u| self.is_me(u)) {
                     // Joined from another session of ours.
                     let conv = Conversation::Room(j.room.clone());
                     self.convs.entry(conv).or_default();
-                    return Vec::new();
                 }
                 self.refresh_members(&j.room)
             }
             Event::MemberLeft(l) => {
-                if self.is_me(&l.user) {
+                if l.users.iter().any(|u| self.is_me(u)) {
                     self.convs.remove(&Conversation::Room(l.room.clone()));
                     if self.selected == Conversation::Room(l.room) {
                         return self.select(&lobby());

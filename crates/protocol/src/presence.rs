@@ -2,7 +2,9 @@
 //!
 //! A user is online while at least one of their connections is logged in.
 //! Everyone shares the lobby, so presence changes go to every logged-in
-//! connection.
+//! connection. Changes are gathered for a moment (20 ms) and sent as one
+//! event, so a thousand people arriving at once cost each client one frame,
+//! not a thousand.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,11 +34,11 @@ pub struct Users {
     pub users: Vec<Member>,
 }
 
-/// `presence` (event): a user came online or went offline.
+/// `presence` (event): users came online or went offline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
-    /// The user.
-    pub user: Username,
-    /// True when they came online, false when their last connection closed.
-    pub online: bool,
+    /// Each user whose presence changed, with their new state (`online`
+    /// true: their first connection logged in; false: their last one
+    /// closed). A user appears at most once per event.
+    pub users: Vec<Member>,
 }

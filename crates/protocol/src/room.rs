@@ -114,24 +114,26 @@ pub struct Members {
     pub members: Vec<Member>,
 }
 
-/// `member_joined` (event): someone joined a room the receiver is in. The
-/// joiner's own connections get it too.
+/// `member_joined` (event): people joined a room the receiver is in. The
+/// joiners' own connections get it too. Joins are gathered for a moment
+/// (20 ms) and sent as one event per room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberJoined {
     /// The room.
     pub room: RoomName,
     /// Who joined.
-    pub user: Username,
+    pub users: Vec<Username>,
 }
 
-/// `member_left` (event): someone left a room the receiver is in (or the
-/// receiver itself left, on its other connections).
+/// `member_left` (event): people left a room the receiver is in (or the
+/// receiver itself left, on its other connections). Gathered like
+/// `member_joined`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberLeft {
     /// The room.
     pub room: RoomName,
     /// Who left.
-    pub user: Username,
+    pub users: Vec<Username>,
 }
 
 /// `invited` (event): the receiver was invited to a room.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatus_protocol::error::close;
-use chatus_protocol::presence::Presence;
 use chatus_protocol::{Envelope, ErrorCode, ErrorReply, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -55,20 +54,29 @@ enum End {
 }
 
 /// Serves one accepted TCP connection to its end.
+///
+/// Memory: an idle connection's footprint is mostly the size of this task's
+/// future and its writer's, which is the size of their largest state. One-off
+/// phases with big locals (the HTTP request, a request being dispatched) are
+/// boxed so they are allocated only while they run.
 pub async fn serve(state: State, mut socket: TcpStream, peer: SocketAddr, guards: Guards) {
     let _ = socket.set_nodelay(true);
-    let route =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake::read_request(&mut socket)).await {
-            Ok(Ok(route)) => route,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, cause = %e, "no HTTP request");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "HTTP request timed out");
-                return;
-            }
-        };
+    let route = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        Box::pin(handshake::read_request(&mut socket)),
+    )
+    .await
+    {
+        Ok(Ok(route)) => route,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, cause = %e, "no HTTP request");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "HTTP request timed out");
+            return;
+        }
+    };
     let leftover = match route {
         Route::Respond(response) => {
             let _ = socket.write_all(response.as_bytes()).await;
@@ -150,16 +158,9 @@ async fn run(
     if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
         tracing::debug!("writer did not finish in time");
     }
-    if let Some(name) = state
+    state
         .hub()
-        .unregister(handle.id, session.as_ref().map(|s| s.user))
-    {
-        let event = ServerMessage::Presence(Presence {
-            user: name,
-            online: false,
-        });
-        state.hub().broadcast(&encode(&event));
-    }
+        .unregister(handle.id, session.as_ref().map(|s| s.user));
     tracing::debug!("disconnected");
     drop(done);
 }
@@ -270,5 +271,43 @@ fn short_reason(e: &crate::ws::WsError) -> &'static str {
         crate::ws::WsError::TooBig { .. } => "message too big",
         crate::ws::WsError::InvalidUtf8 => "invalid UTF-8",
         crate::ws::WsError::Io(_) => "read failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Idle connections must stay cheap (the benchmarks hold the server to
+    /// 4 KiB each): most of that is these two futures, which are as large as
+    /// their largest state. A big local in any state (a stack buffer across
+    /// an await, say) would show up here first.
+    #[tokio::test]
+    async fn connection_futures_stay_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::Config {
+            data: dir.path().to_owned(),
+            ..crate::Config::default()
+        };
+        let state = crate::State::open(config).await.unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let guards = super::Guards {
+            reading: tx.clone(),
+            done: tx,
+        };
+        let serve = super::serve(state.clone(), c, addr, guards);
+        let out = crate::outbox::Outbox::new(1024);
+        let (mut a, _b) = tokio::io::duplex(16);
+        let writer = out.write_to(&mut a);
+        let (serve, writer) = (size_of_val(&serve), size_of_val(&writer));
+        assert!(
+            serve <= 1400,
+            "the connection task's future grew to {serve} bytes"
+        );
+        assert!(
+            writer <= 400,
+            "the writer task's future grew to {writer} bytes"
+        );
     }
 }

@@ -21,7 +21,7 @@ use chatus_protocol::presence::Member;
 use chatus_protocol::{RoomName, Seq, Username, Visibility};
 
 use crate::outbox::Outbox;
-use crate::store::{ConvId, DmRow, RoomRow, Snapshot, StoreError, TokenHash, UserId, UserRow};
+use crate::store::{ConvId, DmRow, RoomRow, Snapshot, StoreError, TokenHash, UserId};
 
 /// A connection's id, unique for the server's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,6 +137,15 @@ struct Directory {
     conns: HashMap<ConnId, Arc<ConnHandle>>,
 }
 
+/// Presence and membership changes waiting to be announced.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// (user, online), in the order they happened.
+    pub presence: Vec<(UserId, bool)>,
+    /// (room, user, joined), in the order they happened.
+    pub membership: Vec<(ConvId, UserId, bool)>,
+}
+
 /// The in-memory directory and connection registry.
 #[derive(Debug)]
 pub struct Hub {
@@ -144,6 +153,11 @@ pub struct Hub {
     lobby: ConvId,
     /// Frames pushed to connections since start.
     delivered: AtomicU64,
+    /// Changes for the announcer (its own lock: recording one never waits
+    /// for fan-out).
+    pending: Mutex<Pending>,
+    /// Wakes the announcer.
+    announce: tokio::sync::Notify,
 }
 
 fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -244,6 +258,8 @@ impl Hub {
             dir: Mutex::new(d),
             lobby,
             delivered: AtomicU64::new(0),
+            pending: Mutex::default(),
+            announce: tokio::sync::Notify::new(),
         })
     }
 
@@ -265,6 +281,48 @@ impl Hub {
         self.delivered.load(Ordering::Relaxed)
     }
 
+    // --- announcements ---------------------------------------------------
+
+    /// Records that a user came online or went offline.
+    pub fn announce_presence(&self, user: UserId, online: bool) {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .presence
+            .push((user, online));
+        self.announce.notify_one();
+    }
+
+    /// Records that a user joined or left a room.
+    pub fn announce_membership(&self, room: ConvId, user: UserId, joined: bool) {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .membership
+            .push((room, user, joined));
+        self.announce.notify_one();
+    }
+
+    /// Waits until something was recorded.
+    pub async fn announced(&self) {
+        self.announce.notified().await;
+    }
+
+    /// Takes everything recorded so far.
+    pub fn take_pending(&self) -> Pending {
+        std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Whether a user is online now.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.dir().is_online(user)
+    }
+
     // --- connections -----------------------------------------------------
 
     /// Registers a new (not yet logged-in) connection.
@@ -272,15 +330,24 @@ impl Hub {
         self.dir().conns.insert(conn.id, conn);
     }
 
-    /// Forgets a connection. Returns the user's name when this was their
-    /// last connection (they went offline).
-    pub fn unregister(&self, conn: ConnId, user: Option<UserId>) -> Option<Username> {
-        let mut d = self.dir();
-        d.conns.remove(&conn);
-        let u = d.users.get_mut(&user?)?;
-        let before = u.online.len();
-        u.online.retain(|a| a.conn.id != conn);
-        (before > 0 && u.online.is_empty()).then(|| u.name.clone())
+    /// Forgets a connection; when it was its user's last, announces that
+    /// they went offline.
+    pub fn unregister(&self, conn: ConnId, user: Option<UserId>) {
+        let went_offline = {
+            let mut d = self.dir();
+            d.conns.remove(&conn);
+            match user.and_then(|u| d.users.get_mut(&u).map(|e| (u, e))) {
+                Some((id, u)) => {
+                    let before = u.online.len();
+                    u.online.retain(|a| a.conn.id != conn);
+                    (before > 0 && u.online.is_empty()).then_some(id)
+                }
+                None => None,
+            }
+        };
+        if let Some(id) = went_offline {
+            self.announce_presence(id, false);
+        }
     }
 
     /// Every open connection.
@@ -293,19 +360,24 @@ impl Hub {
         self.dir().conns.len()
     }
 
-    /// Marks a connection as logged in as `user` with `session`. Returns
-    /// true when the user just came online.
-    pub fn attach(&self, user: UserId, conn: &Arc<ConnHandle>, session: TokenHash) -> bool {
+    /// Marks a connection as logged in as `user` with `session`; when it is
+    /// the user's first, announces that they came online.
+    pub fn attach(&self, user: UserId, conn: &Arc<ConnHandle>, session: TokenHash) {
         conn.authed.store(true, Ordering::Relaxed);
-        let mut d = self.dir();
-        let Some(u) = d.users.get_mut(&user) else {
-            return false;
+        let first = {
+            let mut d = self.dir();
+            let Some(u) = d.users.get_mut(&user) else {
+                return;
+            };
+            u.online.push(Attached {
+                conn: conn.clone(),
+                session,
+            });
+            u.online.len() == 1
         };
-        u.online.push(Attached {
-            conn: conn.clone(),
-            session,
-        });
-        u.online.len() == 1
+        if first {
+            self.announce_presence(user, true);
+        }
     }
 
     /// Every connection logged in with `session`.
@@ -329,6 +401,11 @@ impl Hub {
         Some((id, d.users.get(&id)?.name.clone()))
     }
 
+    /// A room's name.
+    pub fn room_name(&self, id: ConvId) -> Option<RoomName> {
+        self.dir().rooms.get(&id).map(|r| r.name.clone())
+    }
+
     /// A user's name.
     pub fn user_name(&self, id: UserId) -> Option<Username> {
         self.dir().users.get(&id).map(|u| u.name.clone())
@@ -337,16 +414,16 @@ impl Hub {
     /// Adds a user (new, or created behind the server's back by an admin
     /// tool), with the rooms they are in. Does nothing if known; returns
     /// whether the user is new here.
-    pub fn add_user(&self, row: &UserRow, rooms: &[ConvId]) -> bool {
+    pub fn add_user(&self, id: UserId, name: &Username, rooms: &[ConvId]) -> bool {
         let mut d = self.dir();
-        if d.users.contains_key(&row.id) {
+        if d.users.contains_key(&id) {
             return false;
         }
-        d.user_keys.insert(row.name.key(), row.id);
+        d.user_keys.insert(name.key(), id);
         d.users.insert(
-            row.id,
+            id,
             UserEntry {
-                name: row.name.clone(),
+                name: name.clone(),
                 online: Vec::new(),
                 rooms: rooms.iter().copied().collect(),
                 dms: Vec::new(),
@@ -354,7 +431,7 @@ impl Hub {
         );
         for r in rooms {
             if let Some(room) = d.rooms.get_mut(r) {
-                room.members.insert(row.id);
+                room.members.insert(id);
             }
         }
         true
@@ -567,6 +644,34 @@ impl Hub {
         let mut n = 0;
         for m in &r.members {
             n += d.push_to_user(*m, frame);
+        }
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
+    /// Pushes several frames of one room (in `seq` order) to every
+    /// connection of every member, one push per connection, and records
+    /// `last` as the room's latest seq. Returns the number of deliveries.
+    pub fn deliver_room_frames(&self, room: ConvId, last: Seq, frames: &[Bytes]) -> u64 {
+        let mut d = self.dir();
+        let Some(r) = d.rooms.get_mut(&room) else {
+            return 0;
+        };
+        if last > r.last_seq {
+            r.last_seq = last;
+        }
+        let d = &*d;
+        let Some(r) = d.rooms.get(&room) else {
+            return 0;
+        };
+        let mut n = 0;
+        for m in &r.members {
+            if let Some(u) = d.users.get(m) {
+                for a in &u.online {
+                    a.conn.outbox.push_all(frames);
+                    n += frames.len() as u64;
+                }
+            }
         }
         self.delivered.fetch_add(n, Ordering::Relaxed);
         n

@@ -4,7 +4,7 @@
 //! ```no_run
 //! # async fn example() -> Result<(), chatus_server::ServerError> {
 //! let config = chatus_server::Config::default();
-//! let listener = tokio::net::TcpListener::bind(config.addr).await?;
+//! let listener = chatus_server::bind(config.addr)?;
 //! let state = chatus_server::State::open(config).await?;
 //! chatus_server::run(listener, state, tokio::signal::ctrl_c()).await
 //! # }
@@ -39,5 +39,5 @@ pub mod ws;
 
 pub use config::{Config, Registration};
 pub use error::ServerError;
-pub use server::run;
+pub use server::{bind, run};
 pub use state::State;

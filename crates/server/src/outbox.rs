@@ -24,7 +24,7 @@ use crate::ws::frame::close_frame;
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Most frames handed to one vectored write.
-const MAX_IOV: usize = 64;
+const MAX_IOV: usize = 1024;
 
 /// Why and how a connection is being closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +120,36 @@ impl Outbox {
         drop(q);
         // The writer sleeps only on an empty queue, so only the first push
         // after it emptied needs to wake it.
+        if first {
+            self.wake.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Queues several frames at once: one lock, one wake-up. Fan-out uses
+    /// this for a whole committed batch, so the writer sends it in one go.
+    pub fn push_all(&self, frames: &[Bytes]) -> Pushed {
+        let len: usize = frames.iter().map(Bytes::len).sum();
+        let Ok(mut q) = self.queue.lock() else {
+            return Pushed::Closing;
+        };
+        if q.closing {
+            return Pushed::Closing;
+        }
+        if q.queued + q.in_flight + len > self.cap {
+            drop(q);
+            // Same outcome as pushing one by one until the cap.
+            self.close(
+                close::LAGGING,
+                "too slow to keep up; reconnect and resume from history",
+                true,
+            );
+            return Pushed::Overflow;
+        }
+        let first = q.frames.is_empty();
+        q.queued += len;
+        q.frames.extend(frames.iter().cloned());
+        drop(q);
         if first {
             self.wake.notify_one();
         }
@@ -228,14 +258,16 @@ impl Outbox {
                     w.flush().await?;
                     w.shutdown().await
                 };
-                let result = match tokio::time::timeout(CLOSE_GRACE, goodbye).await {
+                // Boxed, like the writes below, so that an idle writer's future
+                // stays small (see `connection::serve`).
+                let result = match tokio::time::timeout(CLOSE_GRACE, Box::pin(goodbye)).await {
                     Ok(r) => r,
                     Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "close timed out")),
                 };
                 self.written(frames.iter().map(Bytes::len).sum());
                 return result;
             }
-            self.write_frames(w, &mut frames, true).await?;
+            Box::pin(self.write_frames(w, &mut frames, true)).await?;
         }
     }
 
@@ -261,18 +293,20 @@ impl Outbox {
                 break;
             }
             let step = {
-                let mut slices = [IoSlice::new(&[]); MAX_IOV];
-                let count = frames.len().min(MAX_IOV);
-                for (s, f) in slices.iter_mut().zip(frames.iter()) {
-                    *s = IoSlice::new(f);
-                }
+                // On the heap: a stack array would live across the await and
+                // grow every idle writer's future by the whole array.
+                let slices: Vec<IoSlice<'_>> = frames
+                    .iter()
+                    .take(MAX_IOV)
+                    .map(|f| IoSlice::new(f))
+                    .collect();
                 if watch {
                     tokio::select! {
-                        r = w.write_vectored(&slices[..count]) => Step::Wrote(r?),
+                        r = w.write_vectored(&slices) => Step::Wrote(r?),
                         () = self.closed() => Step::Closing,
                     }
                 } else {
-                    Step::Wrote(w.write_vectored(&slices[..count]).await?)
+                    Step::Wrote(w.write_vectored(&slices).await?)
                 }
             };
             match step {

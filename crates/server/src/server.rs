@@ -20,6 +20,24 @@ use crate::error::ServerError;
 use crate::state::{Phase, State};
 use crate::ws::frame::{OP_PING, frame};
 
+/// Pending connections the kernel may hold before the server accepts them
+/// (capped by the system's `somaxconn`). tokio's default of 1024 overflows
+/// when a thousand clients arrive at once, and a dropped handshake costs
+/// the client a one-second retransmission.
+pub const BACKLOG: u32 = 4096;
+
+/// Binds a listener with a deep backlog (see [`BACKLOG`]).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves connections on `listener` until `shutdown` resolves, then shuts
 /// down cleanly.
 pub async fn run(
@@ -30,6 +48,7 @@ pub async fn run(
     let (reading_tx, mut reading_rx) = mpsc::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let announcer = tokio::spawn(crate::service::presence::announcer(state.hub_arc()));
     let limit = Arc::new(Semaphore::new(state.config().max_connections));
     tracing::info!(addr = %listener.local_addr()?, "listening");
 
@@ -57,6 +76,7 @@ pub async fn run(
         tracing::warn!("some connections did not close in time");
     }
     sweeper.abort();
+    announcer.abort();
     state.store().close().await?;
     tracing::info!("stopped");
     Ok(())

@@ -57,8 +57,18 @@ impl State {
     /// Starts over an already-open store.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<State, ServerError> {
         config.validate()?;
-        let hub = Arc::new(Hub::load(store.snapshot().await?)?);
-        let accounts = Accounts::new(store.clone(), &config);
+        let mut snapshot = store.snapshot().await?;
+        let names: std::collections::HashMap<_, _> = snapshot
+            .users
+            .iter()
+            .map(|u| (u.id, u.name.clone()))
+            .collect();
+        let sessions: Vec<_> = std::mem::take(&mut snapshot.sessions)
+            .into_iter()
+            .filter_map(|(h, u, e)| names.get(&u).map(|n| (h, u, n.clone(), e)))
+            .collect();
+        let hub = Arc::new(Hub::load(snapshot)?);
+        let accounts = Accounts::new(store.clone(), &config, sessions);
         let messages = Messages::start(store.clone(), hub.clone(), config.outbox_max_bytes / 4);
         let r = &config.rate;
         let message_limits = Keyed::new(Rate::new(r.messages_per_sec, r.message_burst));
@@ -91,6 +101,11 @@ impl State {
     /// The hub.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// The hub, shared (for long-running tasks).
+    pub fn hub_arc(&self) -> Arc<Hub> {
+        self.inner.hub.clone()
     }
 
     /// The accounts service.

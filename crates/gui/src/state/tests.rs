@@ -2,7 +2,7 @@
 
 use chatus_client::protocol::history::{ConversationInfo, HistoryPage};
 use chatus_client::protocol::message::{Message, Sent};
-use chatus_client::protocol::presence::Presence;
+use chatus_client::protocol::presence::{Member, Presence};
 use chatus_client::protocol::{Body, Conversation, RoomName, Seq, Timestamp, Username};
 use chatus_client::{Credentials, Event};
 
@@ -234,13 +234,24 @@ fn history_pages_merge_and_know_when_to_stop() {
 fn presence_and_session_end() {
     let mut s = connected("alice");
     s.apply(Update::Event(Event::Presence(Presence {
-        user: user("bob"),
-        online: true,
+        users: vec![
+            Member {
+                user: user("bob"),
+                online: true,
+            },
+            Member {
+                user: user("carol"),
+                online: true,
+            },
+        ],
     })));
+    assert!(s.online.contains(&user("carol")));
     assert!(s.online.contains(&user("bob")));
     s.apply(Update::Event(Event::Presence(Presence {
-        user: user("bob"),
-        online: false,
+        users: vec![Member {
+            user: user("bob"),
+            online: false,
+        }],
     })));
     assert!(!s.online.contains(&user("bob")));
     s.apply(Update::Conversations(vec![ConversationInfo {

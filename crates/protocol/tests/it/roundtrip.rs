@@ -186,16 +186,18 @@ fn every_server_message_round_trips() {
         }),
         ServerMessage::Message(msg(Conversation::Peer(user("bob")), 7)),
         ServerMessage::Presence(Presence {
-            user: user("bob"),
-            online: false,
+            users: vec![Member {
+                user: user("bob"),
+                online: false,
+            }],
         }),
         ServerMessage::MemberJoined(MemberJoined {
             room: room("dev"),
-            user: user("bob"),
+            users: vec![user("bob"), user("carol")],
         }),
         ServerMessage::MemberLeft(MemberLeft {
             room: room("dev"),
-            user: user("bob"),
+            users: vec![user("bob")],
         }),
         ServerMessage::Invited(Invited {
             room: room("dev"),
@@ -229,7 +231,8 @@ fn message_wire_shape_is_flat() {
 
 #[test]
 fn clients_ignore_unknown_server_fields() {
-    let text = r#"{"type":"presence","user":"bob","online":true,"status":"away"}"#;
+    let text =
+        r#"{"type":"presence","users":[{"user":"bob","online":true,"status":"away"}],"since":1}"#;
     assert!(ServerMessage::decode(text).is_ok());
 }
 

@@ -4,16 +4,14 @@
 //!   `authed` is queued, so any message stored after the client reads
 //!   `authed` reaches it live, and anything earlier is in history: a client
 //!   that then pages history from its last `seq` misses nothing.
-//! - The first connection of a user makes everyone get `presence` online;
-//!   a user the server has not seen before (a new account) also makes the
-//!   lobby's members get `member_joined`.
+//! - The first connection of a user is announced as `presence` online
+//!   (coalesced, see [`crate::service::presence`]); a user the server has
+//!   not seen before (a new account) is also announced as joining the lobby.
 //! - `logout` revokes the token and closes every connection that used it.
 
 use chatus_protocol::auth::{Ack, Auth, Authed, Login, Register};
 use chatus_protocol::error::close;
-use chatus_protocol::presence::Presence;
-use chatus_protocol::room::MemberJoined;
-use chatus_protocol::{RequestId, RoomName, ServerMessage};
+use chatus_protocol::{RequestId, ServerMessage};
 
 use super::{Cx, Outcome, Session};
 use crate::error::ApiError;
@@ -22,36 +20,25 @@ use crate::service::messages::encode;
 
 fn logged_in(cx: &mut Cx<'_>, id: Option<RequestId>, li: LoggedIn) -> Outcome {
     let hub = cx.state.hub();
-    let new_here = hub.add_user(&li.user, &[hub.lobby()]);
-    let came_online = hub.attach(li.user.id, cx.conn, li.token_hash);
-    cx.span.record("user", li.user.name.as_str());
+    let new_here = hub.add_user(li.user, &li.name, &[hub.lobby()]);
+    hub.attach(li.user, cx.conn, li.token_hash);
+    cx.span.record("user", li.name.as_str());
     tracing::info!("logged in");
     *cx.session = Some(Session {
-        user: li.user.id,
-        name: li.user.name.clone(),
+        user: li.user,
+        name: li.name.clone(),
         token_hash: li.token_hash,
     });
     let reply = ServerMessage::Authed(Authed {
         id,
-        user: li.user.name.clone(),
+        user: li.name.clone(),
         token: li.token,
         expires: li.expires,
     });
     cx.conn.outbox.push(encode(&reply));
     if new_here {
-        // A new account is a new lobby member: everyone's member lists grow.
-        let event = ServerMessage::MemberJoined(MemberJoined {
-            room: RoomName::lobby(),
-            user: li.user.name.clone(),
-        });
-        hub.deliver_members(hub.lobby(), &encode(&event));
-    }
-    if came_online {
-        let event = ServerMessage::Presence(Presence {
-            user: li.user.name,
-            online: true,
-        });
-        hub.broadcast(&encode(&event));
+        // A new account is a new lobby member: member lists grow.
+        hub.announce_membership(hub.lobby(), li.user, true);
     }
     Outcome::Nothing
 }

@@ -6,8 +6,9 @@
 //! timing does not reveal which names exist. Tokens are 32 random bytes
 //! shown once to the client and stored only as their SHA-256.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -19,13 +20,15 @@ use tokio::sync::Semaphore;
 use crate::config::{Config, Registration};
 use crate::error::ApiError;
 use crate::ratelimit::{Keyed, Rate};
-use crate::store::{ConvId, NewSession, NewUser, Store, StoreError, TokenHash, UserRow};
+use crate::store::{ConvId, NewSession, NewUser, Store, StoreError, TokenHash, UserId, UserRow};
 
 /// A successful login.
 #[derive(Debug)]
 pub struct LoggedIn {
     /// Who.
-    pub user: UserRow,
+    pub user: UserId,
+    /// Their name as registered.
+    pub name: Username,
     /// A new token (after register or login), to show the client once.
     pub token: Option<Token>,
     /// The session's token hash.
@@ -44,6 +47,10 @@ pub struct Accounts {
     by_account: Keyed<String>,
     hashing: Semaphore,
     dummy_hash: OnceLock<String>,
+    /// Live sessions by token hash: who, and until when. Loaded at start
+    /// and kept in step with the store, so a token login needs no I/O.
+    // A std Mutex: one map operation per login, never held across await.
+    sessions: Mutex<HashMap<TokenHash, (UserId, Username, Timestamp)>>,
 }
 
 /// The current time.
@@ -88,8 +95,13 @@ fn verify_password(pw: &str, hash: &str) -> bool {
 }
 
 impl Accounts {
-    /// The service, configured from `config`.
-    pub fn new(store: Arc<dyn Store>, config: &Config) -> Self {
+    /// The service, configured from `config`, knowing the stored sessions
+    /// (token hash, user id, user name, expiry).
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: &Config,
+        sessions: impl IntoIterator<Item = (TokenHash, UserId, Username, Timestamp)>,
+    ) -> Self {
         let r = &config.rate;
         Self {
             store,
@@ -106,7 +118,21 @@ impl Accounts {
             )),
             hashing: Semaphore::new(2),
             dummy_hash: OnceLock::new(),
+            sessions: Mutex::new(
+                sessions
+                    .into_iter()
+                    .map(|(h, u, n, e)| (h, (u, n, e)))
+                    .collect(),
+            ),
         }
+    }
+
+    fn cached(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<TokenHash, (UserId, Username, Timestamp)>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn limit_addr(&self, addr: IpAddr) -> Result<(), ApiError> {
@@ -159,8 +185,11 @@ impl Accounts {
                 expires,
             })
             .await?;
+        self.cached()
+            .insert(token_hash, (user.id, user.name.clone(), expires));
         Ok(LoggedIn {
-            user,
+            user: user.id,
+            name: user.name,
             token: Some(token),
             token_hash,
             expires,
@@ -258,23 +287,31 @@ impl Accounts {
     pub async fn resume(&self, token: &Token, addr: IpAddr) -> Result<LoggedIn, ApiError> {
         let token_hash = hash_token(token);
         let now = now();
-        let Some(session) = self.store.find_session(token_hash, now).await? else {
-            // Guessing a 256-bit token is hopeless, but failed attempts still
-            // count against the address.
-            self.limit_addr(addr)?;
-            return Err(ApiError::reject(
-                ErrorCode::InvalidToken,
-                "The token is unknown, expired or revoked; log in again.",
-            ));
+        let found = self.cached().get(&token_hash).cloned();
+        let (user, name, expires) = match found {
+            Some((u, n, e)) if e > now => (u, n, e),
+            _ => {
+                // Guessing a 256-bit token is hopeless, but failed attempts
+                // still count against the address.
+                self.limit_addr(addr)?;
+                return Err(ApiError::reject(
+                    ErrorCode::InvalidToken,
+                    "The token is unknown, expired or revoked; log in again.",
+                ));
+            }
         };
         let fresh = plus(now, self.ttl);
-        let mut expires = session.expires;
-        if fresh.0.saturating_sub(session.expires.0) > 86_400_000 {
+        let mut expires = expires;
+        if fresh.0.saturating_sub(expires.0) > 86_400_000 {
             self.store.extend_session(token_hash, fresh).await?;
             expires = fresh;
+            if let Some(entry) = self.cached().get_mut(&token_hash) {
+                entry.2 = fresh;
+            }
         }
         Ok(LoggedIn {
-            user: session.user,
+            user,
+            name,
             token: None,
             token_hash,
             expires,
@@ -284,6 +321,7 @@ impl Accounts {
     /// `logout`: deletes the session.
     pub async fn logout(&self, token_hash: TokenHash) -> Result<(), ApiError> {
         self.store.delete_session(token_hash).await?;
+        self.cached().remove(&token_hash);
         Ok(())
     }
 

@@ -172,11 +172,7 @@ async fn sequencer(
 async fn fan_out(mut rx: mpsc::UnboundedReceiver<Committed>, hub: Arc<Hub>) {
     while let Some((jobs, result)) = rx.recv().await {
         match result {
-            Ok(outcomes) => {
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    deliver(&hub, &job, outcome);
-                }
-            }
+            Ok(outcomes) => deliver_batch(&hub, &jobs, &outcomes),
             Err(e) => {
                 tracing::error!(cause = ?e, messages = jobs.len(), "storing messages failed");
                 for job in jobs {
@@ -194,55 +190,77 @@ async fn fan_out(mut rx: mpsc::UnboundedReceiver<Committed>, hub: Arc<Hub>) {
     }
 }
 
-fn deliver(hub: &Hub, job: &SendJob, outcome: Appended) {
-    let (seq, time, duplicate) = match outcome {
-        Appended::Stored { seq } => (seq, job.msg.time, false),
-        Appended::Duplicate { seq, time } => (seq, time, true),
-    };
-    let event = |conv: Conversation| {
-        encode(&ServerMessage::Message(Message {
-            conv,
+/// Delivers one committed batch. Each room's new messages go to each
+/// member connection in one push (the writer then sends them in one
+/// system call); direct messages go to their two parties; then every
+/// sender gets its `sent`, after the message event it confirms.
+fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
+    // Rooms in order of first appearance, with their frames in seq order.
+    let mut rooms: Vec<(ConvId, Seq, Vec<Bytes>)> = Vec::new();
+    let mut acks: Vec<(&Arc<ConnHandle>, Bytes)> = Vec::with_capacity(jobs.len());
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        let (seq, time, duplicate) = match *outcome {
+            Appended::Stored { seq } => (seq, job.msg.time, false),
+            Appended::Duplicate { seq, time } => (seq, time, true),
+        };
+        let event = |conv: Conversation| {
+            encode(&ServerMessage::Message(Message {
+                conv,
+                seq,
+                sender: job.sender.clone(),
+                body: job.msg.body.clone(),
+                time,
+            }))
+        };
+        let ack_conv = match &job.target {
+            Target::Room(name) => {
+                if !duplicate {
+                    let frame = event(Conversation::Room(name.clone()));
+                    match rooms.iter_mut().find(|(c, _, _)| *c == job.msg.conv) {
+                        Some((_, last, frames)) => {
+                            *last = seq;
+                            frames.push(frame);
+                        }
+                        None => rooms.push((job.msg.conv, seq, vec![frame])),
+                    }
+                }
+                Conversation::Room(name.clone())
+            }
+            Target::Dm { from, to } => {
+                if !duplicate {
+                    // Each side sees the other as the peer.
+                    let for_sender = event(Conversation::Peer(to.1.clone()));
+                    let for_recipient = if from.0 == to.0 {
+                        for_sender.clone()
+                    } else {
+                        event(Conversation::Peer(from.1.clone()))
+                    };
+                    hub.deliver_dm(
+                        job.msg.conv,
+                        seq,
+                        (from.0, &for_sender),
+                        (to.0, &for_recipient),
+                    );
+                }
+                Conversation::Peer(to.1.clone())
+            }
+        };
+        let sent = ServerMessage::Sent(Sent {
+            id: job.id,
+            conv: ack_conv,
+            client_id: job.msg.client_id.clone(),
             seq,
-            sender: job.sender.clone(),
-            body: job.msg.body.clone(),
             time,
-        }))
-    };
-    let ack_conv = match &job.target {
-        Target::Room(name) => {
-            if !duplicate {
-                hub.deliver_room(job.msg.conv, seq, &event(Conversation::Room(name.clone())));
-            }
-            Conversation::Room(name.clone())
-        }
-        Target::Dm { from, to } => {
-            if !duplicate {
-                // Each side sees the other as the peer.
-                let for_sender = event(Conversation::Peer(to.1.clone()));
-                let for_recipient = if from.0 == to.0 {
-                    for_sender.clone()
-                } else {
-                    event(Conversation::Peer(from.1.clone()))
-                };
-                hub.deliver_dm(
-                    job.msg.conv,
-                    seq,
-                    (from.0, &for_sender),
-                    (to.0, &for_recipient),
-                );
-            }
-            Conversation::Peer(to.1.clone())
-        }
-    };
-    let sent = ServerMessage::Sent(Sent {
-        id: job.id,
-        conv: ack_conv,
-        client_id: job.msg.client_id.clone(),
-        seq,
-        time,
-        duplicate,
-    });
-    job.reply_to.outbox.push(encode(&sent));
+            duplicate,
+        });
+        acks.push((&job.reply_to, encode(&sent)));
+    }
+    for (conv, last, frames) in &rooms {
+        hub.deliver_room_frames(*conv, *last, frames);
+    }
+    for (conn, frame) in acks {
+        conn.outbox.push(frame);
+    }
 }
 
 /// Resolves a conversation for `user`: the room (which they must be in) or

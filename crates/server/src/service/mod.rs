@@ -5,9 +5,11 @@
 //! - [`accounts`]: registration, password and token login, logout, and the
 //!   login rate limits.
 //! - [`rooms`]: creating, joining, leaving and inviting, with their events.
+//! - [`presence`]: the announcer (presence and membership, coalesced).
 //! - [`messages`]: the sequencer (group-committed appends in one order) and
 //!   fan-out of stored messages; history and read markers.
 
 pub mod accounts;
 pub mod messages;
+pub mod presence;
 pub mod rooms;

@@ -4,9 +4,9 @@
 //! listed for everyone and anyone may join; a private room is listed only
 //! for its members and invitees, and joining it needs an invitation; any
 //! member may invite. Each change is written to the store first, then to
-//! the hub, then announced to the room's connected members.
+//! the hub, then announced (coalesced) to the room's connected members.
 
-use chatus_protocol::room::{Invited, MemberJoined, MemberLeft};
+use chatus_protocol::room::Invited;
 use chatus_protocol::{ErrorCode, RoomName, ServerMessage, Username, Visibility};
 
 use crate::error::ApiError;
@@ -27,7 +27,7 @@ pub async fn find_user(
     }
     match store.find_user(&name.key()).await? {
         Some(row) => {
-            let _ = hub.add_user(&row, &[hub.lobby()]);
+            let _ = hub.add_user(row.id, &row.name, &[hub.lobby()]);
             Ok(Some((row.id, row.name)))
         }
         None => Ok(None),
@@ -68,11 +68,7 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     };
     hub.add_room(&row, user.0);
-    let event = ServerMessage::MemberJoined(MemberJoined {
-        room: name.clone(),
-        user: user.1.clone(),
-    });
-    hub.deliver_users(&[user.0], &encode(&event));
+    hub.announce_membership(row.id, user.0, true);
     visible(hub, name, user.0)
 }
 
@@ -95,11 +91,7 @@ pub async fn join(
     }
     store.add_member(room.id, user.0, now()).await?;
     hub.join(room.id, user.0);
-    let event = ServerMessage::MemberJoined(MemberJoined {
-        room: name.clone(),
-        user: user.1.clone(),
-    });
-    hub.deliver_members(room.id, &encode(&event));
+    hub.announce_membership(room.id, user.0, true);
     visible(hub, name, user.0)
 }
 
@@ -125,12 +117,7 @@ pub async fn leave(
     }
     store.remove_member(room.id, user.0).await?;
     hub.leave(room.id, user.0);
-    let event = encode(&ServerMessage::MemberLeft(MemberLeft {
-        room: name.clone(),
-        user: user.1.clone(),
-    }));
-    hub.deliver_members(room.id, &event);
-    hub.deliver_users(&[user.0], &event);
+    hub.announce_membership(room.id, user.0, false);
     Ok(())
 }
 

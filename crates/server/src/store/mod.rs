@@ -143,6 +143,8 @@ pub struct Snapshot {
     pub invites: Vec<(ConvId, UserId)>,
     /// All direct conversations.
     pub dms: Vec<DmRow>,
+    /// Every stored session: token hash, user, expiry (expired ones too).
+    pub sessions: Vec<(TokenHash, UserId, Timestamp)>,
 }
 
 /// A message to append.

@@ -107,16 +107,31 @@ impl SqliteStore {
         };
         let path = dir.join(DB_FILE);
         let mut conn = open_conn(&path, false)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+        // Checkpoints run on their own thread (see `checkpointer`), not inside
+        // a commit where they would stall every writer waiting for it.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+        )?;
         schema::migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
         let ctx = WriterCtx {
             conn,
             last_seqs: Default::default(),
         };
+        let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpointer_conn = open_conn(&path, false)?;
+        {
+            let stop = stop_checkpoints.clone();
+            std::thread::Builder::new()
+                .name("chatus-sqlite-checkpoint".into())
+                .spawn(move || checkpointer(&checkpointer_conn, &stop))?;
+        }
         std::thread::Builder::new()
             .name("chatus-sqlite-writer".into())
-            .spawn(move || writer::run(ctx, &rx))?;
+            .spawn(move || {
+                writer::run(ctx, &rx);
+                stop_checkpoints.store(true, std::sync::atomic::Ordering::Relaxed);
+            })?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -168,6 +183,18 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Failed(format!("reader task failed: {e}")))?
         })
+    }
+}
+
+/// Copies committed WAL pages back into the database file, beside the
+/// writer: passive checkpoints never block it. Runs every 100 ms while the
+/// store is open; the writer truncates the WAL itself at shutdown.
+fn checkpointer(conn: &Connection, stop: &std::sync::atomic::AtomicBool) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(cause = %e, "WAL checkpoint failed; will retry");
+        }
     }
 }
 

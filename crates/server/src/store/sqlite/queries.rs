@@ -106,6 +106,21 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
     for row in st.query_map([], |r| Ok((ConvId(r.get(0)?), UserId(r.get(1)?))))? {
         snap.invites.push(row?);
     }
+    let mut st = conn.prepare("SELECT token_hash, user_id, expires_ms FROM sessions")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            UserId(r.get(1)?),
+            ts(r.get::<_, i64>(2)?),
+        ))
+    })?;
+    for row in rows {
+        let (hash, user, expires) = row?;
+        let hash: TokenHash = hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a session hash is not 32 bytes".into()))?;
+        snap.sessions.push((hash, user, expires));
+    }
     Ok(snap)
 }
 

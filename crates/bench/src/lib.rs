@@ -1,0 +1,300 @@
+//! `chatus-bench`: a load generator for ChatUs that measures nats-server
+//! in the same run as the reference, and renders BENCHMARKS.md tables.
+//!
+//! Every run is bounded in count and time, uses loopback only, carries a
+//! timestamp from one monotonic clock in each 100-byte body, and prints
+//! one JSON line.
+//!
+//! # Layout
+//! - [`workload`]: the eight workloads and their shared machinery.
+//! - [`sys`]: one send/receive interface over ChatUs and NATS.
+//! - [`chatus`], [`nats`], [`ws`]: the two protocols, spoken leanly.
+//! - [`proc`]: starting the servers, reading their CPU time and memory.
+//! - [`stats`]: latency histograms.
+//! - [`report`]: JSON lines → Markdown.
+
+pub mod chatus;
+pub mod nats;
+pub mod proc;
+pub mod report;
+pub mod stats;
+pub mod sys;
+pub mod workload;
+pub mod ws;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use sys::System;
+use workload::{ChatusEnv, Env, conns, fanout, load};
+
+/// Sizes for a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Seconds measured per run.
+    pub secs: f64,
+    /// Fan-out sizes.
+    pub fanout_members: Vec<usize>,
+    /// Fan-out windows.
+    pub fanout_windows: Vec<usize>,
+    /// Members in the sustainable-rate and slow-consumer runs.
+    pub rate_members: usize,
+    /// First offered rate (deliveries/s) of the stepped run.
+    pub rate_start: f64,
+    /// Highest offered rate tried.
+    pub rate_max: f64,
+    /// Stalled members in the slow-consumer run.
+    pub stalled: usize,
+    /// Offered deliveries/s in the slow-consumer run.
+    pub slow_rate: f64,
+    /// Seconds of the slow-consumer run: long enough for a stalled
+    /// reader's queue to reach the server's cap.
+    pub slow_secs: f64,
+    /// Members of the all-talking room, and their rate.
+    pub chatter: (usize, f64),
+    /// Users, room size and rate for many small rooms.
+    pub small_rooms: (usize, usize, f64),
+    /// Users (pairs × 2) and rate for direct messages.
+    pub direct: (usize, f64),
+    /// Idle connection counts.
+    pub idle: Vec<usize>,
+    /// Connect-storm clients and rounds.
+    pub storm: (usize, usize),
+    /// Ingest senders and window each.
+    pub ingest: (usize, usize),
+}
+
+impl Plan {
+    /// The full run, sized as the workloads ask.
+    pub fn full(secs: f64) -> Self {
+        Self {
+            secs,
+            fanout_members: vec![100, 1000],
+            fanout_windows: vec![1, 100, 1000],
+            rate_members: 100,
+            rate_start: 25_000.0,
+            rate_max: 25_600_000.0,
+            stalled: 10,
+            slow_rate: 400_000.0,
+            slow_secs: 20.0,
+            chatter: (100, 10.0),
+            small_rooms: (1000, 10, 10.0),
+            direct: (1000, 10.0),
+            idle: vec![1000, 10_000],
+            storm: (1000, 3),
+            ingest: (100, 32),
+        }
+    }
+
+    /// A few seconds in all, for smoke tests.
+    pub fn smoke() -> Self {
+        Self {
+            secs: 0.3,
+            fanout_members: vec![5],
+            fanout_windows: vec![1, 10],
+            rate_members: 5,
+            rate_start: 500.0,
+            rate_max: 1000.0,
+            stalled: 1,
+            slow_rate: 500.0,
+            slow_secs: 0.6,
+            chatter: (5, 20.0),
+            small_rooms: (6, 3, 20.0),
+            direct: (6, 20.0),
+            idle: vec![20],
+            storm: (10, 1),
+            ingest: (3, 4),
+        }
+    }
+}
+
+/// The workload names, in run order.
+pub const WORKLOADS: &[&str] = &[
+    "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest",
+];
+
+/// Runs the chosen workloads; `emit` gets each JSON line as it is made.
+pub async fn run(
+    env: &mut Env,
+    plan: &Plan,
+    only: &[String],
+    emit: &mut dyn FnMut(&Value),
+) -> anyhow::Result<()> {
+    let want = |w: &str| only.is_empty() || only.iter().any(|o| o == w);
+    let systems: Vec<System> = [System::Chatus, System::Nats]
+        .into_iter()
+        .filter(|s| env.server(*s).is_ok())
+        .collect();
+    if want("fanout") {
+        for &n in &plan.fanout_members {
+            for &w in &plan.fanout_windows {
+                for &sys in &systems {
+                    emit(&fanout::closed_loop(env, sys, n, w, plan.secs).await?);
+                }
+            }
+        }
+    }
+    if want("rate") {
+        for &sys in &systems {
+            let summary = fanout::sustainable(
+                env,
+                sys,
+                plan.rate_members,
+                plan.rate_start,
+                plan.rate_max,
+                plan.secs,
+                emit,
+            )
+            .await?;
+            emit(&summary);
+        }
+    }
+    if env.chatus.is_some() {
+        if want("many") {
+            emit(&load::room_chatter(env, plan.chatter.0, plan.chatter.1, plan.secs).await?);
+            let (u, s, r) = plan.small_rooms;
+            emit(&load::small_rooms(env, u, s, r, plan.secs).await?);
+        }
+        if want("direct") {
+            emit(&load::direct(env, plan.direct.0, plan.direct.1, plan.secs).await?);
+        }
+    }
+    if want("slow") {
+        env.fresh_chatus().await?;
+        for &sys in &systems {
+            for stalled in [0, plan.stalled] {
+                emit(
+                    &fanout::slow_consumer(
+                        env,
+                        sys,
+                        plan.rate_members,
+                        stalled,
+                        plan.slow_rate,
+                        plan.slow_secs,
+                    )
+                    .await?,
+                );
+            }
+        }
+    }
+    if env.chatus.is_some() {
+        if want("idle") {
+            env.fresh_chatus().await?;
+            for &c in &plan.idle {
+                emit(&conns::idle(env, c).await?);
+            }
+        }
+        if only.iter().any(|o| o == "storm_parts") {
+            emit(&conns::storm_parts(env, plan.storm.0).await?);
+        }
+        if want("storm") {
+            emit(&conns::storm(env, plan.storm.0, plan.storm.1).await?);
+        }
+        if want("ingest") {
+            emit(&load::ingest(env, plan.ingest.0, plan.ingest.1, plan.secs).await?);
+        }
+    }
+    Ok(())
+}
+
+/// Command-line options of `chatus-bench run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest.
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Seconds measured per run.
+    #[arg(long, default_value_t = 5.0)]
+    pub secs: f64,
+    /// Tiny sizes (a few seconds in all).
+    #[arg(long)]
+    pub quick: bool,
+    /// The `chatus` binary to run the server with [default: next to this one].
+    #[arg(long)]
+    pub chatus_bin: Option<PathBuf>,
+    /// The nats-server binary.
+    #[arg(long, default_value = "/usr/sbin/nats-server")]
+    pub nats_bin: PathBuf,
+    /// Skip the nats-server reference.
+    #[arg(long)]
+    pub no_nats: bool,
+    /// Also append the JSON lines to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Working directory for the server's data.
+    #[arg(long, default_value = "target/bench")]
+    pub work: PathBuf,
+    /// Message body size in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub body: usize,
+}
+
+/// `chatus-bench run`.
+pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.work)?;
+    let bin = args
+        .chatus_bin
+        .clone()
+        .unwrap_or_else(proc::default_chatus_bin);
+    let server = proc::start_chatus(&bin, &args.work)?;
+    eprintln!("chatus-bench: ChatUs {} on {}", server.version, server.addr);
+    let nats = if args.no_nats {
+        None
+    } else {
+        let n = proc::start_nats(&args.nats_bin)?;
+        eprintln!("chatus-bench: nats-server {} on {}", n.version, n.addr);
+        Some(n)
+    };
+    let mut env = Env {
+        base: Instant::now(),
+        body: args.body,
+        chatus: Some(ChatusEnv {
+            server,
+            accounts: Vec::new(),
+        }),
+        nats,
+        rooms: 0,
+        restart: Some((bin.clone(), args.work.clone())),
+    };
+    let plan = if args.quick {
+        Plan::smoke()
+    } else {
+        Plan::full(args.secs)
+    };
+    let needed = plan
+        .fanout_members
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(plan.small_rooms.0)
+        .max(plan.direct.0)
+        .max(plan.storm.0)
+        + 1;
+    let t = Instant::now();
+    env.accounts(needed).await?;
+    eprintln!(
+        "chatus-bench: {needed} accounts registered in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut out = match &args.out {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?,
+        ),
+        None => None,
+    };
+    let mut emit = |v: &Value| {
+        let line = v.to_string();
+        println!("{line}");
+        if let Some(f) = out.as_mut() {
+            let _ = writeln!(f, "{line}");
+        }
+    };
+    run(&mut env, &plan, &args.only, &mut emit).await
+}

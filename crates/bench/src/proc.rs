@@ -1,0 +1,194 @@
+//! Server processes: starting `chatus serve` and `nats-server` on loopback
+//! ports, and reading their CPU time and memory from `/proc`.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+
+/// Clock ticks per second in `/proc/PID/stat` (100 on every Linux we know).
+const CLK_TCK: f64 = 100.0;
+
+/// A server under measurement.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its process id (this process, for in-process servers).
+    pub pid: u32,
+    /// Its version.
+    pub version: String,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// A server running inside this process (for smoke tests).
+    pub fn in_process(addr: SocketAddr, version: &str) -> Self {
+        Self {
+            addr,
+            pid: std::process::id(),
+            version: version.into(),
+            child: None,
+        }
+    }
+
+    /// User plus system CPU seconds the process has used.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid).unwrap_or(0.0)
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid).unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// CPU seconds used by a process.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_split(pid).map(|(u, s)| u + s)
+}
+
+/// User and system CPU seconds used by a process.
+pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime / CLK_TCK, stime / CLK_TCK))
+}
+
+/// Resident set size of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The ChatUs server settings the benchmark raises, as a TOML file body.
+/// Everything else stays at its shipped default (durability included).
+pub const CHATUS_CONFIG: &str = r#"# Written by chatus-bench: the limits a load test must raise.
+max_connections = 60000
+idle_timeout_secs = 600
+login_timeout_secs = 600
+[rate]
+messages_per_sec = 1000000000.0
+message_burst = 4000000000
+frames_per_sec = 1000000000.0
+frame_burst = 4000000000
+logins_per_min_per_addr = 1000000000.0
+login_burst_per_addr = 4000000000
+logins_per_min_per_account = 1000000000.0
+login_burst_per_account = 4000000000
+"#;
+
+/// Starts `chatus serve` on a free loopback port with a fresh data
+/// directory in `work`.
+pub fn start_chatus(bin: &Path, work: &Path) -> anyhow::Result<Server> {
+    start_chatus_keep(bin, work, false)
+}
+
+/// Starts `chatus serve`; `keep` reuses the data directory (accounts).
+pub fn start_chatus_keep(bin: &Path, work: &Path, keep: bool) -> anyhow::Result<Server> {
+    let data = work.join("chatus-data");
+    if !keep {
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    let config = work.join("chatus-bench.toml");
+    std::fs::write(&config, CHATUS_CONFIG)?;
+    let mut child = Command::new(bin)
+        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("could not start {}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ws://"))
+        .ok_or_else(|| anyhow!("chatus serve printed no address: {line:?}"))?
+        .parse()?;
+    let version = line.split_whitespace().nth(1).unwrap_or("?").to_owned();
+    Ok(Server {
+        addr,
+        pid: child.id(),
+        version,
+        child: Some(child),
+    })
+}
+
+/// Starts `nats-server` on a free loopback port.
+pub fn start_nats(bin: &Path) -> anyhow::Result<Server> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let version = Command::new(bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "could not start {}; install it with `apt-get install nats-server`",
+                bin.display()
+            )
+        })?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("nats-server did not start listening");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let version = version.trim_start_matches("nats-server: ").to_owned();
+    Ok(Server {
+        addr,
+        pid: child.id(),
+        version,
+        child: Some(child),
+    })
+}
+
+/// The `chatus` binary next to this one, if built.
+pub fn default_chatus_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("chatus")))
+        .unwrap_or_else(|| PathBuf::from("chatus"))
+}

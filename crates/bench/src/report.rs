@@ -1,0 +1,308 @@
+//! `chatus-bench report`: turns the JSON lines of a run into the Markdown
+//! tables of BENCHMARKS.md, with ChatUs / nats-server ratios where both
+//! were measured in the same run.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn num(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e4 {
+        format!("{:.0} k", x / 1e3)
+    } else if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "–".into()
+    }
+}
+
+fn lat(r: &Value) -> String {
+    let l = &r["latency_us"];
+    format!(
+        "{} / {} / {} / {} / {}",
+        f(&l["p50"]),
+        f(&l["p90"]),
+        f(&l["p99"]),
+        f(&l["p99.9"]),
+        f(&l["max"])
+    )
+}
+
+fn find<'a>(
+    rows: &'a [Value],
+    workload: &str,
+    system: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Option<&'a Value> {
+    rows.iter()
+        .find(|r| r["workload"] == workload && r["system"] == system && pred(&r["params"]))
+}
+
+/// Renders Markdown from JSON lines.
+pub fn render(lines: &str) -> String {
+    let rows: Vec<Value> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut out = String::new();
+
+    // 1. Fan-out.
+    let mut keys: Vec<(u64, u64)> = rows
+        .iter()
+        .filter(|r| r["workload"] == "fanout")
+        .map(|r| {
+            (
+                r["params"]["members"].as_u64().unwrap_or(0),
+                r["params"]["window"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if !keys.is_empty() {
+        let _ = writeln!(out, "### 1. Room fan-out (closed loop)\n");
+        let _ = writeln!(
+            out,
+            "| members | in flight | ChatUs deliveries/s | nats deliveries/s | ratio | ChatUs latency µs p50 / p90 / p99 / p99.9 / max | nats latency µs p50 / p90 / p99 / p99.9 / max | ChatUs CPU s per M | nats CPU s per M |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---|---|---:|---:|");
+        for (n, w) in keys {
+            let pick = |sys| {
+                find(&rows, "fanout", sys, |p| {
+                    p["members"] == n && p["window"] == w
+                })
+            };
+            let (c, nats) = (pick("chatus"), pick("nats"));
+            let cd = c.map_or(0.0, |r| f(&r["deliveries_per_sec"]));
+            let nd = nats.map_or(0.0, |r| f(&r["deliveries_per_sec"]));
+            let _ = writeln!(
+                out,
+                "| {n} | {w} | {} | {} | {} | {} | {} | {} | {} |",
+                num(cd),
+                if nats.is_some() {
+                    num(nd)
+                } else {
+                    "–".into()
+                },
+                ratio(cd, nd),
+                c.map_or("–".into(), lat),
+                nats.map_or("–".into(), lat),
+                c.map_or("–".into(), |r| format!(
+                    "{:.2}",
+                    f(&r["cpu_s_per_million"])
+                )),
+                nats.map_or("–".into(), |r| format!(
+                    "{:.2}",
+                    f(&r["cpu_s_per_million"])
+                )),
+            );
+        }
+        out.push('\n');
+    }
+
+    // 2. Sustainable rate.
+    let steps: Vec<&Value> = rows.iter().filter(|r| r["workload"] == "rate").collect();
+    if !steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "### 2. Sustainable rate (open loop, stepped until p99 > 10 ms)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| system | members | offered deliveries/s | achieved | latency µs p50 / p90 / p99 / p99.9 / max | CPU s per M |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---|---:|");
+        for r in &steps {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {:.2} |",
+                r["system"].as_str().unwrap_or("?"),
+                r["params"]["members"],
+                num(f(&r["params"]["offered_deliveries_per_sec"])),
+                num(f(&r["deliveries_per_sec"])),
+                lat(r),
+                f(&r["cpu_s_per_million"])
+            );
+        }
+        let c = rows
+            .iter()
+            .find(|r| r["workload"] == "rate_summary" && r["system"] == "chatus");
+        let n = rows
+            .iter()
+            .find(|r| r["workload"] == "rate_summary" && r["system"] == "nats");
+        let cs = c.map_or(0.0, |r| f(&r["sustainable_deliveries_per_sec"]));
+        let ns = n.map_or(0.0, |r| f(&r["sustainable_deliveries_per_sec"]));
+        let _ = writeln!(
+            out,
+            "\nHeadline (last step with p99 under 10 ms): ChatUs {} deliveries/s, nats-server {} deliveries/s, ratio {}.\n",
+            num(cs),
+            num(ns),
+            ratio(cs, ns)
+        );
+    }
+
+    // 3, 4. ChatUs-only traffic shapes.
+    let shapes: Vec<&Value> = rows
+        .iter()
+        .filter(|r| {
+            ["many_senders", "small_rooms", "direct"]
+                .contains(&r["workload"].as_str().unwrap_or(""))
+        })
+        .collect();
+    if !shapes.is_empty() {
+        let _ = writeln!(
+            out,
+            "### 3–4. Many senders, many small rooms, direct messages (ChatUs)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| workload | shape | deliveries/s | latency µs p50 / p90 / p99 / p99.9 / max | CPU s per M |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---|---:|");
+        for r in shapes {
+            let p = &r["params"];
+            let shape = match r["workload"].as_str() {
+                Some("many_senders") => format!(
+                    "{} members all sending {} msg/s",
+                    p["members"], p["msgs_per_sec_each"]
+                ),
+                Some("small_rooms") => format!(
+                    "{} users in rooms of {}, each {} msg/s",
+                    p["users"], p["room_size"], p["msgs_per_sec_each"]
+                ),
+                _ => format!(
+                    "{} pairs, each side {} msg/s",
+                    p["pairs"], p["msgs_per_sec_each"]
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {shape} | {} | {} | {:.2} |",
+                r["workload"].as_str().unwrap_or("?"),
+                num(f(&r["deliveries_per_sec"])),
+                lat(r),
+                f(&r["cpu_s_per_million"])
+            );
+        }
+        out.push('\n');
+    }
+
+    // 5. Slow consumers.
+    let slow: Vec<&Value> = rows.iter().filter(|r| r["workload"] == "slow").collect();
+    if !slow.is_empty() {
+        let _ = writeln!(out, "### 5. Slow consumers (K members stop reading)\n");
+        let _ = writeln!(
+            out,
+            "| system | members | stalled | offered deliveries/s | others' deliveries/s | others' latency µs p50 / p90 / p99 / p99.9 / max | server RSS before → peak (MiB) | stalled ones disconnected |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|---:|");
+        for r in slow {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {:.1} → {:.1} | {} |",
+                r["system"].as_str().unwrap_or("?"),
+                r["params"]["members"],
+                r["params"]["stalled"],
+                num(f(&r["params"]["offered_deliveries_per_sec"])),
+                num(f(&r["deliveries_per_sec"])),
+                lat(r),
+                f(&r["server_rss_before_kib"]) / 1024.0,
+                f(&r["server_rss_peak_kib"]) / 1024.0,
+                r["stalled_disconnected"]
+            );
+        }
+        out.push('\n');
+    }
+
+    // 6. Idle.
+    let idle: Vec<&Value> = rows.iter().filter(|r| r["workload"] == "idle").collect();
+    if !idle.is_empty() {
+        let _ = writeln!(out, "### 6. Idle logged-in connections (ChatUs)\n");
+        let _ = writeln!(
+            out,
+            "| connections | server RSS before → after (MiB) | bytes per connection |"
+        );
+        let _ = writeln!(out, "|---:|---|---:|");
+        for r in idle {
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} → {:.1} | {} |",
+                r["params"]["connections"],
+                f(&r["server_rss_before_kib"]) / 1024.0,
+                f(&r["server_rss_after_kib"]) / 1024.0,
+                f(&r["bytes_per_connection"])
+            );
+        }
+        out.push('\n');
+    }
+
+    // 7. Storm.
+    for r in rows.iter().filter(|r| r["workload"] == "storm") {
+        let _ = writeln!(out, "### 7. Connect storm (ChatUs)\n");
+        let _ = writeln!(
+            out,
+            "| clients | rounds | median seconds | best seconds | per second (median) |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |\n",
+            r["params"]["clients"],
+            r["params"]["rounds"],
+            f(&r["seconds_median"]),
+            f(&r["seconds_best"]),
+            num(f(&r["per_sec_median"]))
+        );
+    }
+
+    // 8. Ingest.
+    for r in rows.iter().filter(|r| r["workload"] == "ingest") {
+        let _ = writeln!(
+            out,
+            "### 8. Durable ingest (ChatUs, persistence as shipped)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| senders | in flight each | acknowledged/s | echo latency µs p50 / p90 / p99 / p99.9 / max | CPU s per M |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---|---:|");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} |\n",
+            r["params"]["senders"],
+            r["params"]["window_each"],
+            num(f(&r["acked_per_sec"])),
+            lat(r),
+            f(&r["cpu_s_per_million"])
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders_a_fanout_pair_with_its_ratio() {
+        let lines = [
+            r#"{"workload":"fanout","system":"chatus","params":{"members":10,"window":1},"deliveries_per_sec":2000,"latency_us":{"p50":1,"p90":2,"p99":3,"p99.9":4,"max":5},"cpu_s_per_million":1.5}"#,
+            r#"{"workload":"fanout","system":"nats","params":{"members":10,"window":1},"deliveries_per_sec":1000,"latency_us":{"p50":1,"p90":2,"p99":3,"p99.9":4,"max":5},"cpu_s_per_million":2.5}"#,
+        ]
+        .join("\n");
+        let md = super::render(&lines);
+        assert!(md.contains("| 10 | 1 | 2000 | 1000 | 2.00× |"), "{md}");
+    }
+}

@@ -1,0 +1,103 @@
+//! Runs `Plan::smoke` against an in-process server and checks each record.
+
+use std::time::Instant;
+
+use chatus_bench::proc::{CHATUS_CONFIG, Server};
+use chatus_bench::workload::{ChatusEnv, Env};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workload_runs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: chatus_server::Config = toml_config();
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    config.data = dir.path().to_owned();
+    let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = chatus_server::State::open(config).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(chatus_server::run(listener, state, async move {
+        let _ = stopped.await;
+    }));
+
+    let mut env = Env {
+        base: Instant::now(),
+        body: 100,
+        chatus: Some(ChatusEnv {
+            server: Server::in_process(addr, "test"),
+            accounts: Vec::new(),
+        }),
+        nats: None,
+        rooms: 0,
+        restart: None,
+    };
+    let plan = chatus_bench::Plan::smoke();
+    let mut lines = Vec::new();
+    chatus_bench::run(&mut env, &plan, &[], &mut |v| lines.push(v.clone()))
+        .await
+        .unwrap();
+
+    let by = |w: &str| {
+        lines
+            .iter()
+            .filter(|l| l["workload"] == w)
+            .collect::<Vec<_>>()
+    };
+    for w in [
+        "fanout",
+        "rate",
+        "many_senders",
+        "small_rooms",
+        "direct",
+        "slow",
+    ] {
+        let rows = by(w);
+        assert!(!rows.is_empty(), "no {w} record");
+        for r in rows {
+            assert!(
+                r["deliveries"].as_u64().unwrap() > 0,
+                "{w}: nothing delivered: {r}"
+            );
+            assert!(r["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    // Closed-loop fan-out delivers to every member: deliveries come in
+    // multiples of the member count, give or take the window's edges.
+    let f = by("fanout")[0];
+    assert!(f["deliveries"].as_u64().unwrap() >= 5);
+    assert!(by("idle")[0]["bytes_per_connection"].as_f64().is_some());
+    assert!(by("storm")[0]["seconds_median"].as_f64().unwrap() > 0.0);
+    let ingest = by("ingest")[0];
+    assert!(ingest["acked"].as_u64().unwrap() > 0, "{ingest}");
+    assert!(by("rate_summary").len() == 1);
+
+    let md = chatus_bench::report::render(
+        &lines
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    for heading in [
+        "### 1.",
+        "### 2.",
+        "### 3–4.",
+        "### 5.",
+        "### 6.",
+        "### 7.",
+        "### 8.",
+    ] {
+        assert!(md.contains(heading), "missing {heading}:\n{md}");
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// The benchmark's own server settings, as `chatus serve` would read them.
+fn toml_config() -> chatus_server::Config {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, CHATUS_CONFIG).unwrap();
+    let (config, warnings) = chatus_server::Config::from_file(&path).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    config
+}

@@ -1,0 +1,117 @@
+//! The announcer: presence and membership changes, coalesced.
+//!
+//! Handlers record changes in the hub as they happen; this task waits a
+//! moment ([`COALESCE`]) after the first one, then sends each connection
+//! one `presence` event listing every user whose state changed, and each
+//! room one `member_joined` / `member_left` listing who came and went.
+//! When a thousand people arrive at once, every client gets a couple of
+//! frames instead of a thousand, and the server pushes O(N) frames instead
+//! of O(N²).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatus_protocol::presence::{Member, Presence};
+use chatus_protocol::room::{MemberJoined, MemberLeft};
+use chatus_protocol::{RoomName, ServerMessage, Username};
+
+use crate::hub::{Hub, Pending};
+use crate::service::messages::encode;
+use crate::store::{ConvId, UserId};
+
+/// How long changes are gathered before they are announced.
+pub const COALESCE: Duration = Duration::from_millis(20);
+
+/// Runs for ever: waits for changes, gathers, announces.
+pub async fn announcer(hub: Arc<Hub>) {
+    loop {
+        hub.announced().await;
+        tokio::time::sleep(COALESCE).await;
+        announce(&hub, &hub.take_pending());
+    }
+}
+
+/// Keeps the last state per key, in order of first appearance.
+fn net<K: Copy + Eq + std::hash::Hash>(changes: impl Iterator<Item = (K, bool)>) -> Vec<(K, bool)> {
+    let mut order: Vec<(K, bool)> = Vec::new();
+    let mut at: HashMap<K, usize> = HashMap::new();
+    for (k, v) in changes {
+        match at.get(&k) {
+            Some(&i) => order[i].1 = v,
+            None => {
+                at.insert(k, order.len());
+                order.push((k, v));
+            }
+        }
+    }
+    order
+}
+
+/// Sends one batch of changes.
+pub fn announce(hub: &Hub, pending: &Pending) {
+    let name = |u: UserId| hub.user_name(u);
+    // Presence: the state now, for everyone whose state changed.
+    let users: Vec<Member> = net(pending.presence.iter().map(|(u, _)| (*u, true)))
+        .into_iter()
+        .filter_map(|(u, _)| {
+            Some(Member {
+                user: name(u)?,
+                online: hub.is_online(u),
+            })
+        })
+        .collect();
+    if !users.is_empty() {
+        hub.broadcast(&encode(&ServerMessage::Presence(Presence { users })));
+    }
+    // Membership: per room, the net joins and leaves.
+    let mut rooms: Vec<ConvId> = Vec::new();
+    for (room, _, _) in &pending.membership {
+        if !rooms.contains(room) {
+            rooms.push(*room);
+        }
+    }
+    for room in rooms {
+        let Some(room_name) = hub.room_name(room) else {
+            continue;
+        };
+        let changes = net(pending
+            .membership
+            .iter()
+            .filter(|(r, _, _)| *r == room)
+            .map(|(_, u, j)| (*u, *j)));
+        let joined: Vec<Username> = changes
+            .iter()
+            .filter(|c| c.1)
+            .filter_map(|c| name(c.0))
+            .collect();
+        let left_ids: Vec<UserId> = changes.iter().filter(|c| !c.1).map(|c| c.0).collect();
+        let left: Vec<Username> = left_ids.iter().filter_map(|u| name(*u)).collect();
+        if !joined.is_empty() {
+            let event = MemberJoined {
+                room: RoomName::clone(&room_name),
+                users: joined,
+            };
+            hub.deliver_members(room, &encode(&ServerMessage::MemberJoined(event)));
+        }
+        if !left.is_empty() {
+            let frame = encode(&ServerMessage::MemberLeft(MemberLeft {
+                room: room_name,
+                users: left,
+            }));
+            hub.deliver_members(room, &frame);
+            hub.deliver_users(&left_ids, &frame);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::net;
+
+    #[test]
+    fn last_state_wins_in_first_order() {
+        let got = net([(1, true), (2, true), (1, false), (3, true), (2, true)].into_iter());
+        assert_eq!(got, vec![(1, false), (2, true), (3, true)]);
+    }
+}
