@@ -6,18 +6,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The server client commands talk to when none is given.
+pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:7500";
+
 /// ChatUs: a self-hosted chat server and its clients.
 #[derive(Debug, Parser)]
 #[command(name = "chatus", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Server to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "CHATUS_SERVER",
-        default_value = "ws://127.0.0.1:7500"
-    )]
-    pub server: String,
+    /// Server to talk to [default: ws://127.0.0.1:7500; the desktop app
+    /// remembers the last one].
+    // No clap default: the desktop app must tell "not given" (use the
+    // remembered server) from "given" (use this one).
+    #[arg(long, global = true, env = "CHATUS_SERVER")]
+    pub server: Option<String>,
 
     /// Account to act as (default: the last one logged in on this server).
     #[arg(long, short = 'u', global = true, env = "CHATUS_USER")]
@@ -258,4 +259,23 @@ pub struct ChatArgs {
     /// Room to talk in [default: lobby].
     #[arg(long, short = 'r')]
     pub room: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Cli;
+
+    /// `chatus gui --server …` must reach the desktop app, and a plain
+    /// `chatus gui` must leave it the server it remembers.
+    #[test]
+    fn server_is_none_unless_given() {
+        let given = Cli::try_parse_from(["chatus", "gui", "--server", "host:7600"]).unwrap();
+        assert_eq!(given.server.as_deref(), Some("host:7600"));
+        if std::env::var_os("CHATUS_SERVER").is_none() {
+            let plain = Cli::try_parse_from(["chatus", "gui"]).unwrap();
+            assert_eq!(plain.server, None);
+        }
+    }
 }

@@ -62,7 +62,10 @@ impl Ctx {
     /// From the global options.
     pub fn new(cli: &crate::args::Cli) -> Result<Self, CliError> {
         Ok(Self {
-            server: cli.server.clone(),
+            server: cli
+                .server
+                .clone()
+                .unwrap_or_else(|| crate::args::DEFAULT_SERVER.to_owned()),
             user: cli.user.clone(),
             json: cli.json,
             sessions: Sessions::new(cli.config_dir.clone())?,

@@ -85,7 +85,7 @@ pub fn has_display() -> bool {
 #[cfg(feature = "gui")]
 pub fn gui(cli: &Cli) -> Result<(), CliError> {
     let options = chatus_gui::Options {
-        server: std::env::var_os("CHATUS_SERVER").map(|_| cli.server.clone()),
+        server: cli.server.clone(),
         user: cli.user.clone(),
         config_dir: cli.config_dir.clone(),
     };

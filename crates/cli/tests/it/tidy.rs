@@ -1,6 +1,6 @@
 //! Tidy checks over the whole repository: every Rust file opens with a `//!`
-//! comment saying what lives there, and no file grows past the size where
-//! it should be split.
+//! comment saying what lives there, no file grows past the size where it
+//! should be split, and the README's `cargo run` finds the `chatus` binary.
 
 use std::path::{Path, PathBuf};
 
@@ -55,4 +55,44 @@ fn no_file_is_too_long() {
         .filter(|(_, n)| *n > 1000)
         .collect();
     assert!(long.is_empty(), "split these files: {long:?}");
+}
+
+/// The README's first command, `cargo run --release -- serve`, works only if
+/// the workspace's default members hold exactly one binary.
+#[test]
+fn cargo_run_from_the_root_finds_one_binary() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let defaults: Vec<&str> = meta["workspace_default_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    let bins: Vec<&str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| defaults.contains(&p["id"].as_str().unwrap()))
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(bins, ["chatus"], "binaries among the default members");
 }

@@ -342,8 +342,17 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
         };
         let id = egui::Id::unique("composer");
         let focused = ui.memory(|m| m.has_focus(id));
-        // Enter sends; Shift+Enter is the text box's own new-line key.
-        let enter = focused && ui.input(|i| i.key_pressed(Key::Enter) && !i.modifiers.shift);
+        // Enter sends; Shift+Enter is the text box's own new-line key. The
+        // modifiers are read from the key event itself, not from the state
+        // at the end of the frame: a Shift released within the same frame
+        // (fast typing, a slow frame) must still make a new line.
+        let enter = focused
+            && ui.input(|i| {
+                i.events.iter().any(|e| {
+                    matches!(e, egui::Event::Key { key: Key::Enter, pressed: true, modifiers, .. }
+                        if !modifiers.shift)
+                })
+            });
         let mut send = false;
         ui.horizontal(|ui| {
             let label = ui.label(format!("Message {target}:"));

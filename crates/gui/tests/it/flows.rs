@@ -80,9 +80,21 @@ fn register_chat_and_see_others() {
     h.step();
     h.get_by_label(&label).type_text("line two");
     h.step();
+    // In a real window Shift can be pressed and released within one frame:
+    // the Enter event carries Shift, the frame's modifier state does not.
+    h.event(egui::Event::Key {
+        key: egui::Key::Enter,
+        physical_key: None,
+        pressed: true,
+        repeat: false,
+        modifiers: egui::Modifiers::SHIFT,
+    });
+    h.step();
+    h.get_by_label(&label).type_text("line three");
+    h.step();
     h.key_press(egui::Key::Enter);
     h.step();
-    receive(&server, &mut bob_events, "line one\nline two");
+    receive(&server, &mut bob_events, "line one\nline two\nline three");
 }
 
 #[test]
