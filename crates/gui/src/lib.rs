@@ -59,7 +59,7 @@ pub fn run(options: &Options) -> Result<(), GuiError> {
             .with_title("ChatUs")
             .with_app_id("chatus")
             .with_inner_size([960.0, 640.0])
-            .with_min_inner_size([520.0, 360.0]),
+            .with_min_inner_size([720.0, 440.0]),
         ..Default::default()
     };
     let mut error = None;

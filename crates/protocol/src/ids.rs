@@ -60,10 +60,43 @@ fn check_name(s: &str, what: &str, code: ErrorCode) -> Result<(), InvalidValue> 
 /// A user name: 1–32 ASCII letters, digits, `_`, `-` or `.`.
 ///
 /// Names keep the case they were registered with, but two names that differ
-/// only in case are the same account: compare with [`Username::key`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// only in case are the same account, so equality, ordering and hashing
+/// ignore ASCII case (`Bob == bob`); [`Username::as_str`] keeps the spelling
+/// and [`Username::key`] gives the folded form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
+
+impl PartialEq for Username {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+impl Eq for Username {}
+
+impl std::hash::Hash for Username {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for b in self.0.bytes() {
+            state.write_u8(b.to_ascii_lowercase());
+        }
+        state.write_u8(0xff);
+    }
+}
+
+impl Ord for Username {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let a = self.0.bytes().map(|b| b.to_ascii_lowercase());
+        let b = other.0.bytes().map(|b| b.to_ascii_lowercase());
+        a.cmp(b)
+    }
+}
+
+impl PartialOrd for Username {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Username {
     /// Checks `s` and wraps it.
@@ -454,6 +487,13 @@ mod tests {
         let a = Username::parse("Alice").unwrap();
         assert_eq!(a.key(), "alice");
         assert!(a.same_account(&Username::parse("aLICE").unwrap()));
+        // One account, one key: equal, ordered and hashed as one.
+        let b = Username::parse("aLICE").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.cmp(&b), std::cmp::Ordering::Equal);
+        let set: std::collections::HashSet<_> = [a.clone(), b].into_iter().collect();
+        assert_eq!(set.len(), 1);
+        assert!(Username::parse("alice").unwrap() < Username::parse("Bob").unwrap());
     }
 
     #[test]

@@ -36,9 +36,11 @@ pub enum StoreError {
     /// A row the call needs does not exist.
     #[error("The {0} does not exist.")]
     NotFound(&'static str),
-    /// The database rejected or failed the operation.
+    /// The database rejected or failed the operation; the backend's own
+    /// message, as text, so that no backend's error type is part of the
+    /// trait.
     #[error("The database failed: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(String),
     /// A stored value no longer passes validation.
     #[error("The database holds an invalid value: {0}")]
     Corrupt(String),
