@@ -124,6 +124,10 @@ pub struct Config {
     pub wake: Option<Wake>,
     /// How long to wait for a reply before giving up on the connection.
     pub request_timeout: Duration,
+    /// After this long without a frame from the server the client pings;
+    /// after twice this long it counts the connection as lost and
+    /// reconnects (TCP alone may take many minutes to notice).
+    pub keepalive: Duration,
 }
 
 impl Config {
@@ -137,6 +141,7 @@ impl Config {
             client_label: format!("chatus-client/{}", env!("CARGO_PKG_VERSION")),
             wake: None,
             request_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(30),
         }
     }
 }

@@ -6,16 +6,19 @@
 //! `Disconnected`, keep sends queued). Sends are kept until the server
 //! acknowledges them and are resent with the same `client_id` after a
 //! reconnect, so each is stored once; `rate_limited` sends are retried when
-//! the server says.
+//! the server says. A connection quiet for [`Config::keepalive`] is pinged,
+//! and one quiet for twice that is given up and replaced.
+//!
+//! The send queue lives in `sends`, the WebSocket reading and writing in
+//! `wire`.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use chatus_protocol::auth::{Auth, Login, Register};
-use chatus_protocol::error::close;
 use chatus_protocol::hello::{Hello, Limits};
 use chatus_protocol::history::{Conversations, History, Page};
-use chatus_protocol::message::{SendMessage, Sent};
+use chatus_protocol::message::Sent;
 use chatus_protocol::{
     Body, ClientLabel, ClientMsgId, Conversation, Envelope, ErrorCode, PROTOCOL_VERSION, Request,
     RequestId, Seq, ServerMessage,
@@ -26,23 +29,22 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+mod sends;
+mod wire;
 
 use crate::config::{Config, Credentials, Resume};
 use crate::cursors::Cursors;
 use crate::error::Error;
 use crate::event::Event;
+use sends::PendingSend;
+use wire::{close_link, read, write};
 
 /// How long a TCP connect plus upgrade may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Page size used when catching up.
 const CATCH_UP_PAGE: u32 = 200;
-/// Most sends on the wire without an acknowledgement. Keeps the client
-/// reading (acks and echoes) while it sends, so a burst of queued sends
-/// never makes the server see it as a reader that cannot keep up.
-const SEND_WINDOW: usize = 64;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -64,17 +66,6 @@ pub(crate) enum Command {
     Quit { reply: oneshot::Sender<()> },
 }
 
-struct PendingSend {
-    to: Conversation,
-    body: Body,
-    client_id: ClientMsgId,
-    reply: oneshot::Sender<Result<Sent, Error>>,
-    /// The request id on the current connection, once sent on it.
-    request_id: Option<RequestId>,
-    /// Do not send before this (after `rate_limited`).
-    not_before: Option<Instant>,
-}
-
 /// Why a connection ended.
 enum Lost {
     /// The application asked to stop.
@@ -92,6 +83,8 @@ struct Link {
     /// Messages read while waiting for a reply, handled later in order.
     buffered: VecDeque<ServerMessage>,
     limits: Option<Limits>,
+    /// When the server was last heard from (any frame, pings included).
+    heard: Instant,
 }
 
 pub(crate) struct Task {
@@ -102,6 +95,11 @@ pub(crate) struct Task {
     /// Whether cursors hold the server's positions yet (see `Resume`).
     cursors_ready: bool,
     next_id: u64,
+    /// The server's limits, from the last `welcome`.
+    limits: Option<Limits>,
+    /// A send was answered `rate_limited` and the queue has not drained
+    /// since: send one at a time.
+    throttled: bool,
 }
 
 impl Task {
@@ -118,6 +116,8 @@ impl Task {
             cursors,
             cursors_ready: ready,
             next_id: 1,
+            limits: None,
+            throttled: false,
         }
     }
 
@@ -238,6 +238,7 @@ impl Task {
             stream,
             buffered: VecDeque::new(),
             limits: None,
+            heard: Instant::now(),
         };
 
         let label = ClientLabel::parse(self.config.client_label.clone()).ok();
@@ -246,7 +247,10 @@ impl Task {
             client: label,
         });
         match self.call(&mut link, hello).await? {
-            Ok(ServerMessage::Welcome(w)) => link.limits = Some(w.limits),
+            Ok(ServerMessage::Welcome(w)) => {
+                self.limits = Some(w.limits);
+                link.limits = Some(w.limits);
+            }
             Ok(other) => return Err(Lost::Fatal(unexpected(&other))),
             Err(e) => return Err(Lost::Fatal(e)),
         }
@@ -293,8 +297,11 @@ impl Task {
         if self.cursors.is_some() {
             self.catch_up(&mut link).await?;
         }
+        // A new connection: whatever held sends back on the old one (a rate
+        // limit, a server going down) is for the new server to say again.
         for p in &mut self.sends {
             p.request_id = None;
+            p.not_before = None;
         }
         self.pump(&mut link).await?;
         Ok(link)
@@ -317,15 +324,18 @@ impl Task {
         .await?;
         let deadline = Instant::now() + self.config.request_timeout;
         loop {
-            let msg = match tokio::time::timeout_at(deadline, read(&mut link.stream)).await {
-                Err(_) => {
-                    return Err(Lost::Retry {
-                        error: Error::Disconnected,
-                        now: false,
-                    });
-                }
-                Ok(r) => r?,
-            };
+            let msg =
+                match tokio::time::timeout_at(deadline, read(&mut link.stream, &mut link.heard))
+                    .await
+                {
+                    Err(_) => {
+                        return Err(Lost::Retry {
+                            error: Error::Disconnected,
+                            now: false,
+                        });
+                    }
+                    Ok(r) => r?,
+                };
             if msg.reply_to() == Some(id) {
                 return Ok(match msg {
                     ServerMessage::Error(e) => Err(e.into()),
@@ -344,18 +354,37 @@ impl Task {
         {
             Ok(ServerMessage::Conversations(l)) => l.conversations,
             Ok(other) => return Err(Lost::Fatal(unexpected(&other))),
+            // Without the list there is no knowing what was missed: going
+            // on would let the next live message jump a cursor over a gap.
             Err(e) => {
-                tracing::warn!(cause = %e, "could not list conversations to catch up");
-                return Ok(());
+                return Err(Lost::Retry {
+                    error: e,
+                    now: false,
+                });
             }
         };
         let Some(mut cursors) = self.cursors.take() else {
             return Ok(());
         };
         if !self.cursors_ready {
+            // "From now" means from `authed`: messages that arrived while
+            // the list was on its way are already counted in `last_seq` but
+            // are live, so the cursor starts just before the first of them.
             for info in &list {
                 if cursors.get(&info.conv).is_none() {
-                    cursors.set(info.conv.clone(), info.last_seq);
+                    let first_live = link
+                        .buffered
+                        .iter()
+                        .filter_map(|m| match m {
+                            ServerMessage::Message(m) if m.conv == info.conv => Some(m.seq),
+                            _ => None,
+                        })
+                        .min();
+                    let from = match first_live {
+                        Some(first) if first <= info.last_seq => Seq(first.0.saturating_sub(1)),
+                        _ => info.last_seq,
+                    };
+                    cursors.set(info.conv.clone(), from);
                 }
             }
             self.cursors_ready = true;
@@ -392,8 +421,25 @@ impl Task {
                         result = Err(Lost::Fatal(unexpected(&other)));
                         break;
                     }
-                    Err(e) => {
+                    // Left (or never in) since: nothing to catch up there.
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            Some(
+                                ErrorCode::NotMember
+                                    | ErrorCode::UnknownRoom
+                                    | ErrorCode::UnknownUser
+                            )
+                        ) =>
+                    {
                         tracing::debug!(cause = %e, conv = %info.conv, "catch-up skipped");
+                        break;
+                    }
+                    Err(e) => {
+                        result = Err(Lost::Retry {
+                            error: e,
+                            now: false,
+                        });
                         break;
                     }
                 };
@@ -419,46 +465,6 @@ impl Task {
         result
     }
 
-    /// Puts queued sends on the wire, oldest first, up to the window.
-    async fn pump(&mut self, link: &mut Link) -> Result<(), Lost> {
-        let now = Instant::now();
-        let mut in_flight = self.sends.iter().filter(|p| p.request_id.is_some()).count();
-        for i in 0..self.sends.len() {
-            if in_flight >= SEND_WINDOW {
-                break;
-            }
-            let p = &self.sends[i];
-            if p.request_id.is_none() && p.not_before.is_none_or(|t| t <= now) {
-                self.transmit(link, i).await?;
-                in_flight += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Puts pending send `i` on the wire with a fresh request id.
-    async fn transmit(&mut self, link: &mut Link, i: usize) -> Result<(), Lost> {
-        let id = self.next_id();
-        let Some(p) = self.sends.get_mut(i) else {
-            return Ok(());
-        };
-        p.request_id = Some(id);
-        p.not_before = None;
-        let request = Request::Send(SendMessage {
-            to: p.to.clone(),
-            body: p.body.clone(),
-            client_id: p.client_id.clone(),
-        });
-        write(
-            &mut link.sink,
-            &Envelope {
-                id: Some(id),
-                request,
-            },
-        )
-        .await
-    }
-
     /// The connected state: relays commands out and messages in.
     async fn serve(
         &mut self,
@@ -473,6 +479,8 @@ impl Task {
         if let Err(lost) = self.pump(&mut link).await {
             return lost;
         }
+        let keepalive = self.config.keepalive;
+        let mut pinged = false;
         let lost = loop {
             let retry_at = self
                 .sends
@@ -480,8 +488,26 @@ impl Task {
                 .filter(|p| p.request_id.is_none())
                 .filter_map(|p| p.not_before)
                 .min();
+            // Quiet for `keepalive`: ping; quiet for twice that: the
+            // connection is dead even if TCP has not noticed (a laptop
+            // that slept, a network that changed).
+            let check_at = link.heard + if pinged { keepalive * 2 } else { keepalive };
             tokio::select! {
-                msg = read(&mut link.stream) => match msg {
+                () = tokio::time::sleep_until(check_at) => {
+                    let quiet = link.heard.elapsed();
+                    if quiet >= keepalive * 2 {
+                        break Lost::Retry { error: Error::Disconnected, now: false };
+                    }
+                    if quiet >= keepalive {
+                        if link.sink.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                            break Lost::Retry { error: Error::Disconnected, now: false };
+                        }
+                        pinged = true;
+                    } else {
+                        pinged = false;
+                    }
+                }
+                msg = read(&mut link.stream, &mut link.heard) => match msg {
                     Ok(msg) => {
                         let ack = msg.reply_to().is_some() && !pending.is_empty() || matches!(msg, ServerMessage::Sent(_) | ServerMessage::Error(_));
                         self.on_message(msg, &mut pending);
@@ -570,42 +596,6 @@ impl Task {
             other => tracing::debug!(?other, "ignored an unsolicited reply"),
         }
     }
-
-    fn on_send_reply(&mut self, i: usize, msg: ServerMessage) {
-        match msg {
-            ServerMessage::Sent(sent) => {
-                if let Some(p) = self.sends.remove(i) {
-                    let _ = p.reply.send(Ok(sent));
-                }
-            }
-            ServerMessage::Error(e) if e.code == ErrorCode::RateLimited => {
-                let wait = Duration::from_millis(e.retry_after_ms.unwrap_or(1000));
-                if let Some(p) = self.sends.get_mut(i) {
-                    p.request_id = None;
-                    p.not_before = Some(Instant::now() + wait);
-                }
-            }
-            ServerMessage::Error(e)
-                if matches!(e.code, ErrorCode::ShuttingDown | ErrorCode::Internal) =>
-            {
-                // Not stored; resend after the next (re)connect.
-                if let Some(p) = self.sends.get_mut(i) {
-                    p.request_id = None;
-                    p.not_before = Some(Instant::now() + Duration::from_secs(1));
-                }
-            }
-            ServerMessage::Error(e) => {
-                if let Some(p) = self.sends.remove(i) {
-                    let _ = p.reply.send(Err(e.into()));
-                }
-            }
-            other => {
-                if let Some(p) = self.sends.remove(i) {
-                    let _ = p.reply.send(Err(unexpected(&other)));
-                }
-            }
-        }
-    }
 }
 
 fn fail_command(cmd: Command, error: &Error) {
@@ -631,68 +621,4 @@ async fn sleep_until_opt(t: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
-}
-
-async fn write(sink: &mut SplitSink<Ws, WsMessage>, env: &Envelope) -> Result<(), Lost> {
-    sink.send(WsMessage::Text(env.encode().into()))
-        .await
-        .map_err(|_| Lost::Retry {
-            error: Error::Disconnected,
-            now: false,
-        })
-}
-
-/// Reads the next server message, skipping control frames.
-async fn read(stream: &mut SplitStream<Ws>) -> Result<ServerMessage, Lost> {
-    loop {
-        match stream.next().await {
-            Some(Ok(WsMessage::Text(text))) => match ServerMessage::decode(&text) {
-                Ok(m) => return Ok(m),
-                Err(e) => {
-                    tracing::warn!(cause = %e, "skipped a message this client does not understand");
-                }
-            },
-            Some(Ok(WsMessage::Close(frame))) => return Err(lost_by_close(frame)),
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                return Err(Lost::Retry {
-                    error: Error::Disconnected,
-                    now: false,
-                });
-            }
-        }
-    }
-}
-
-/// Maps the server's close frame to what the client does next.
-fn lost_by_close(frame: Option<CloseFrame>) -> Lost {
-    let (code, reason) = match frame {
-        Some(f) => (u16::from(f.code), f.reason.to_string()),
-        None => (1005, String::new()),
-    };
-    let error = Error::Closed { code, reason };
-    match code {
-        close::SESSION_ENDED | close::UNSUPPORTED_VERSION | close::NORMAL => Lost::Fatal(error),
-        close::LAGGING => Lost::Retry { error, now: true },
-        _ => Lost::Retry { error, now: false },
-    }
-}
-
-/// Sends a normal close and waits briefly for the server's close reply.
-async fn close_link(link: &mut Link, reason: &str) {
-    let frame = CloseFrame {
-        code: CloseCode::Normal,
-        reason: reason.to_owned().into(),
-    };
-    if link.sink.send(WsMessage::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(msg)) = link.stream.next().await {
-            if matches!(msg, WsMessage::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
 }

@@ -54,8 +54,9 @@ impl ChatusApp {
         {
             let user = Username::parse(app.settings.username.clone()).ok();
             if let Ok((user, token)) = sessions.token(&server, user.as_ref()) {
-                app.state.login.username = user.to_string();
-                let actions = app.state.resume_session(server, Credentials::Token(token));
+                let actions = app
+                    .state
+                    .resume_session(server, user, Credentials::Token(token));
                 app.dispatch(actions);
             }
         }
@@ -85,8 +86,8 @@ impl ChatusApp {
             self.net.set_repaint(move || ctx.request_repaint());
             self.wired = true;
         }
-        for update in self.net.drain() {
-            let actions = self.state.apply(update);
+        for (session, update) in self.net.drain() {
+            let actions = self.state.receive(session, update);
             self.dispatch(actions);
         }
         if let (Some(me), Some(server)) = (&self.state.me, &self.state.server) {

@@ -5,6 +5,10 @@
 //! [`Update`]s at the start of each frame; the worker asks egui to repaint
 //! whenever it has sent one. UI and network share no lock besides the
 //! repaint handle.
+//!
+//! Every update is tagged with the [`Session`] of the client it came from
+//! (the number the state gave the `Connect` that started it), so the state
+//! can ignore stragglers from a client it has logged out or replaced.
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -18,6 +22,17 @@ use chatus_client::protocol::{
 use chatus_client::{Client, Config, Credentials, Event, Reconnect, Resume, ServerUrl, Sessions};
 use tokio::sync::mpsc as tmpsc;
 
+/// Which client an update came from: the state numbers each `Connect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Session(pub u64);
+
+impl Session {
+    /// The number after this one.
+    pub fn next(self) -> Session {
+        Session(self.0 + 1)
+    }
+}
+
 /// What the UI asks the network to do.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -27,6 +42,11 @@ pub enum Action {
         server: ServerUrl,
         /// How to log in.
         credentials: Credentials,
+        /// Whose saved token `credentials` is, for a token login (so a
+        /// refused or logged-out token can be forgotten).
+        user: Option<Username>,
+        /// The number this client's updates are tagged with.
+        session: Session,
     },
     /// Send a message (kept until the server stores it).
     Send {
@@ -54,6 +74,8 @@ pub enum Action {
     Invite(RoomName, Username),
     /// Reload conversations, the room directory and who is online.
     Refresh,
+    /// Reload the room directory.
+    Rooms,
     /// Load a room's members.
     Members(RoomName),
     /// Move the read marker.
@@ -67,7 +89,8 @@ pub enum Action {
 /// What the network tells the UI.
 #[derive(Debug, Clone)]
 pub enum Update {
-    /// The first connection attempt failed (login screen shows it).
+    /// Logging in failed for good: a password login that could not reach
+    /// the server, or a refused login or token (the login screen shows it).
     LoginFailed(String),
     /// An event from the client library.
     Event(Event),
@@ -85,6 +108,18 @@ pub enum Update {
         page: HistoryPage,
         /// True for a page of older messages.
         older: bool,
+    },
+    /// A page of history could not be loaded.
+    HistoryFailed {
+        /// The conversation.
+        conv: Conversation,
+        /// True when it was a page of older messages.
+        older: bool,
+        /// True when the connection dropped before the answer (ask again
+        /// once connected), false when the server refused.
+        lost: bool,
+        /// Why.
+        error: String,
     },
     /// A send finished.
     Sent {
@@ -112,7 +147,7 @@ type Repaint = Arc<Mutex<Option<Box<dyn Fn() + Send + Sync>>>>;
 /// The UI's end of the bridge.
 pub struct Bridge {
     actions: tmpsc::UnboundedSender<Action>,
-    updates: mpsc::Receiver<Update>,
+    updates: mpsc::Receiver<(Session, Update)>,
     repaint: Repaint,
 }
 
@@ -130,6 +165,7 @@ impl Bridge {
         let out = Out {
             tx: update_tx,
             repaint: repaint.clone(),
+            session: Session::default(),
         };
         std::thread::Builder::new()
             .name("chatus-net-main".into())
@@ -155,22 +191,33 @@ impl Bridge {
         let _ = self.actions.send(action);
     }
 
-    /// Everything the network said since the last call.
-    pub fn drain(&self) -> Vec<Update> {
+    /// Everything the network said since the last call, with the client
+    /// each update came from.
+    pub fn drain(&self) -> Vec<(Session, Update)> {
         self.updates.try_iter().collect()
     }
 }
 
-/// The worker's end: sends an update and wakes the UI.
+/// The worker's end: sends an update, tagged with a client's session, and
+/// wakes the UI.
 #[derive(Clone)]
 struct Out {
-    tx: mpsc::Sender<Update>,
+    tx: mpsc::Sender<(Session, Update)>,
     repaint: Repaint,
+    session: Session,
 }
 
 impl Out {
+    /// The same channel, tagging with `session`.
+    fn tagged(&self, session: Session) -> Out {
+        Out {
+            session,
+            ..self.clone()
+        }
+    }
+
     fn send(&self, u: Update) {
-        if self.tx.send(u).is_ok()
+        if self.tx.send((self.session, u)).is_ok()
             && let Ok(r) = self.repaint.lock()
             && let Some(f) = r.as_ref()
         {
@@ -183,10 +230,15 @@ struct Conn {
     client: Client,
     server: ServerUrl,
     user: Option<Username>,
+    /// Its updates go out tagged with this session.
+    out: Out,
 }
 
 async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, sessions: Sessions) {
     let mut conn: Option<Conn> = None;
+    // Updates not tied to a client (the answer to a logout, "not
+    // connected") carry the session of the last `Connect`.
+    let mut out = out;
     // Who we are, learned from the client's `Connected` events.
     let (me_tx, mut me_rx) = tmpsc::unbounded_channel::<(ServerUrl, Username)>();
     loop {
@@ -207,11 +259,19 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
             Action::Connect {
                 server,
                 credentials,
+                user,
+                session,
             } => {
                 if let Some(old) = conn.take() {
                     old.client.quit().await;
                 }
-                conn = Some(connect(server, credentials, &out, &sessions, me_tx.clone()));
+                out = out.tagged(session);
+                let login = Login {
+                    server,
+                    credentials,
+                    user,
+                };
+                conn = Some(connect(login, &out, &sessions, me_tx.clone()));
             }
             Action::Disconnect => {
                 if let Some(old) = conn.take() {
@@ -231,7 +291,7 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                 out.send(Update::LoggedOut);
             }
             other => match &conn {
-                Some(c) => spawn_request(c.client.clone(), other, out.clone()),
+                Some(c) => spawn_request(c.client.clone(), other, c.out.clone()),
                 None => out.send(Update::Failed("Not connected.".into())),
             },
         }
@@ -241,25 +301,54 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
     }
 }
 
-/// Starts a client; forwards its events, remembers new tokens, and turns a
-/// first attempt that fails into `LoginFailed`.
-fn connect(
+/// What a `Connect` asked for.
+struct Login {
     server: ServerUrl,
     credentials: Credentials,
+    /// Whose saved token it is, for a token login.
+    user: Option<Username>,
+}
+
+/// Starts a client; forwards its events, remembers new tokens and forgets
+/// refused ones.
+///
+/// A password login or registration that fails before it ever connected
+/// becomes `LoginFailed` (the form says why and the client stops). A saved
+/// token is different: the person logged in before, so an unreachable
+/// server is a connection problem, not a login problem; the chat screen
+/// stays and the client keeps retrying, as Slack and Element do. Only a
+/// refused token goes back to the form.
+fn connect(
+    login: Login,
     out: &Out,
     sessions: &Sessions,
     me: tmpsc::UnboundedSender<(ServerUrl, Username)>,
 ) -> Conn {
+    let Login {
+        server,
+        credentials,
+        user,
+    } = login;
+    let saved_token = matches!(credentials, Credentials::Token(_));
+    let known_user = match &credentials {
+        Credentials::Login { username, .. } | Credentials::Register { username, .. } => {
+            Some(username.clone())
+        }
+        Credentials::Token(_) => user,
+    };
     let mut config = Config::new(server.clone(), credentials);
     config.reconnect = Reconnect::forever();
     config.resume = Resume::FromNow;
     config.client_label = format!("chatus-gui/{}", env!("CARGO_PKG_VERSION"));
     let (client, mut events) = Client::start(config);
     let out = out.clone();
+    let out_for_conn = out.clone();
     let sessions = sessions.clone();
     let forward_server = server.clone();
     let refresher = client.clone();
     let quitter = client.clone();
+    let conn_user = known_user.clone();
+    let mut known_user = known_user;
     tokio::spawn(async move {
         let mut connected_once = false;
         while let Some(event) = events.recv().await {
@@ -271,15 +360,33 @@ fn connect(
                         tracing::warn!(cause = %e, "could not store the token");
                     }
                     let _ = me.send((forward_server.clone(), user.clone()));
+                    known_user = Some(user.clone());
                     connected_once = true;
                     out.send(Update::Event(event.clone()));
                     // Presence and rooms may have changed while away.
                     spawn_request(refresher.clone(), Action::Refresh, out.clone());
                     continue;
                 }
-                Event::Disconnected { reason, .. } if !connected_once => {
+                Event::Disconnected { reason, .. } if !connected_once && !saved_token => {
                     out.send(Update::LoginFailed(reason.clone()));
                     quitter.quit().await;
+                    return;
+                }
+                Event::Stopped { error: Some(e) } if e.code() == Some(ErrorCode::InvalidToken) => {
+                    // The token expired or was revoked: forget it so the
+                    // next start shows the form rather than trying again.
+                    if let Some(user) = &known_user
+                        && let Err(e) = sessions.forget(&forward_server, user)
+                    {
+                        tracing::warn!(cause = %e, "could not forget the token");
+                    }
+                    let who = known_user
+                        .as_ref()
+                        .map_or_else(String::new, |u| format!(" for {u}"));
+                    out.send(Update::LoginFailed(format!(
+                        "Your saved login{who} is no longer valid (it expired or was revoked); \
+                         please log in again."
+                    )));
                     return;
                 }
                 Event::Stopped { error } if !connected_once => {
@@ -297,7 +404,8 @@ fn connect(
     Conn {
         client,
         server,
-        user: None,
+        user: conn_user,
+        out: out_for_conn,
     }
 }
 
@@ -325,7 +433,15 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                         page,
                         older: before.is_some(),
                     },
-                    Err(e) => failed("Could not load history", e),
+                    Err(e) => Update::HistoryFailed {
+                        conv,
+                        older: before.is_some(),
+                        lost: !matches!(
+                            e,
+                            chatus_client::Error::Server { .. } | chatus_client::Error::Protocol(_)
+                        ),
+                        error: e.to_string(),
+                    },
                 }
             }
             Action::Join(room) => match client.join(room.clone()).await {
@@ -370,6 +486,10 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                     Err(_) => return,
                 }
             }
+            Action::Rooms => match client.rooms().await {
+                Ok(r) => Update::Directory(r),
+                Err(e) => failed("Could not list the rooms", e),
+            },
             Action::Connect { .. } | Action::Logout | Action::Disconnect => return,
         };
         out.send(update);

@@ -3,8 +3,13 @@
 //!
 //! Everything here is plain data and plain functions, so it is tested
 //! without egui. Drawing code (`ui/`) reads this state and returns intents;
-//! [`State::apply`] takes the network's [`Update`]s; intents and updates
+//! [`State::receive`] takes the network's [`Update`]s; intents and updates
 //! both return the [`Action`]s to send.
+//!
+//! This file holds the types, the intents and logging in; the rest of the
+//! rules live in `events.rs` (network updates), `history.rs` (opening
+//! conversations and paging history) and `compose.rs` (the composer and
+//! its commands).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,11 +18,15 @@ use chatus_client::protocol::message::Message;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
 use chatus_client::protocol::{
-    Body, ClientMsgId, Conversation, Password, RoomName, Seq, Username, Visibility,
+    ClientMsgId, Conversation, Password, RoomName, Seq, Username, Visibility,
 };
-use chatus_client::{Client, Credentials, Event, ServerUrl};
+use chatus_client::{Credentials, ServerUrl};
 
-use crate::net::{Action, Update};
+use crate::net::{Action, Session, Update};
+
+mod compose;
+mod events;
+mod history;
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +75,15 @@ pub enum Link {
     Connecting,
     /// Connected.
     Online,
-    /// Lost; retrying.
+    /// Lost, or not reached yet with a saved login; retrying.
     Reconnecting {
         /// Why it dropped.
         reason: String,
         /// When the next attempt is.
         retry_in: Option<Duration>,
+        /// No connection was made since the app started (a saved login
+        /// while the server is down).
+        never_connected: bool,
     },
 }
 
@@ -146,6 +158,8 @@ pub enum Intent {
     Invite(RoomName, Username),
     /// Show a room's members.
     ShowMembers(RoomName),
+    /// The room list was opened: reload it.
+    Browse,
     /// Log out (forget the token).
     Logout,
     /// Leave the app.
@@ -185,6 +199,9 @@ pub struct State {
     pub members: Option<(RoomName, Vec<Member>)>,
     /// The user asked to leave the app.
     pub quit: bool,
+    /// The client whose updates count; bumped on every new login and on
+    /// logout, so stragglers from an old client are ignored.
+    session: Session,
 }
 
 fn lobby() -> Conversation {
@@ -212,6 +229,7 @@ impl Default for State {
             notice: None,
             members: None,
             quit: false,
+            session: Session::default(),
         }
     }
 }
@@ -237,15 +255,45 @@ impl State {
         self.me.as_ref().is_some_and(|me| me.same_account(user))
     }
 
-    /// Starts connecting with a stored token (the app's start-up path).
-    pub fn resume_session(&mut self, server: ServerUrl, credentials: Credentials) -> Vec<Action> {
+    /// Whether `user` is online: `None` while we are not connected, since
+    /// the list we hold may be stale by then.
+    pub fn presence(&self, user: &Username) -> Option<bool> {
+        (self.link == Link::Online).then(|| self.online.contains(user))
+    }
+
+    /// Starts connecting with `user`'s stored token (the app's start-up
+    /// path). The person logged in before, so the chat screen shows at once
+    /// and stays while the server cannot be reached; only a refused token
+    /// leads back to the form.
+    pub fn resume_session(
+        &mut self,
+        server: ServerUrl,
+        user: Username,
+        credentials: Credentials,
+    ) -> Vec<Action> {
         self.server = Some(server.clone());
+        self.login.username = user.to_string();
+        self.me = Some(user.clone());
         self.screen = Screen::Chat;
         self.link = Link::Connecting;
+        self.session = self.session.next();
         vec![Action::Connect {
             server,
             credentials,
+            user: Some(user),
+            session: self.session,
         }]
+    }
+
+    /// Takes one update from the network, unless it comes from a client
+    /// that was logged out or replaced since (its late `Stopped` must not
+    /// put an error on the fresh login screen).
+    pub fn receive(&mut self, from: Session, update: Update) -> Vec<Action> {
+        if from != self.session {
+            tracing::debug!(?from, current = ?self.session, "update from an old client ignored");
+            return Vec::new();
+        }
+        self.apply(update)
     }
 
     /// Handles a user intent.
@@ -267,6 +315,9 @@ impl State {
             }
             Intent::Invite(room, user) => vec![Action::Invite(room, user)],
             Intent::ShowMembers(room) => vec![Action::Members(room)],
+            // Offline, the dialog shows the list as last loaded.
+            Intent::Browse if self.link == Link::Online => vec![Action::Rooms],
+            Intent::Browse => Vec::new(),
             Intent::Logout => vec![Action::Logout],
             Intent::Quit => {
                 self.quit = true;
@@ -312,381 +363,13 @@ impl State {
             LoginMode::Login => Credentials::Login { username, password },
             LoginMode::Register => Credentials::Register { username, password },
         };
+        self.session = self.session.next();
         vec![Action::Connect {
             server,
             credentials,
+            user: None,
+            session: self.session,
         }]
-    }
-
-    fn select(&mut self, conv: &Conversation) -> Vec<Action> {
-        self.selected = conv.clone();
-        self.members = None;
-        let c = self.convs.entry(conv.clone()).or_default();
-        let mut actions = Vec::new();
-        if !c.history.requested {
-            c.history.requested = true;
-            c.history.loading = true;
-            actions.push(Action::History {
-                conv: conv.clone(),
-                before: None,
-            });
-        }
-        if let Conversation::Room(room) = &conv {
-            actions.push(Action::Members(room.clone()));
-        }
-        actions.extend(self.mark_read());
-        actions
-    }
-
-    /// Marks the open conversation read up to its newest message.
-    pub fn mark_read(&mut self) -> Vec<Action> {
-        let conv = self.selected.clone();
-        let Some(c) = self.convs.get_mut(&conv) else {
-            return Vec::new();
-        };
-        let newest = c
-            .messages
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(Seq(0))
-            .max(c.last_seq);
-        c.unread = 0;
-        if newest > c.read_seq {
-            c.read_seq = newest;
-            return vec![Action::MarkRead(conv, newest)];
-        }
-        Vec::new()
-    }
-
-    fn load_older(&mut self) -> Vec<Action> {
-        let conv = self.selected.clone();
-        let Some(c) = self.convs.get_mut(&conv) else {
-            return Vec::new();
-        };
-        if c.history.loading || !c.history.more_older {
-            return Vec::new();
-        }
-        let Some(oldest) = c.messages.keys().next().copied() else {
-            return Vec::new();
-        };
-        c.history.loading = true;
-        vec![Action::History {
-            conv,
-            before: Some(oldest),
-        }]
-    }
-
-    fn compose(&mut self, text: &str) -> Vec<Action> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            return Vec::new();
-        }
-        if trimmed == "quit" || trimmed == "/quit" {
-            return self.intent(Intent::Quit);
-        }
-        if let Some(rest) = trimmed.strip_prefix("//") {
-            return self.send(self.selected.clone(), format!("/{rest}"));
-        }
-        let Some(cmd) = trimmed.strip_prefix('/') else {
-            return self.send(self.selected.clone(), text.trim_end().to_owned());
-        };
-        let (name, rest) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
-        let rest = rest.trim();
-        match name {
-            "join" | "j" => match RoomName::parse(rest.trim_start_matches('#')) {
-                Ok(room) => vec![Action::Join(room)],
-                Err(e) => {
-                    self.notice(format!("/join ROOM: {}", e.message), true);
-                    Vec::new()
-                }
-            },
-            "leave" | "part" => match &self.selected {
-                Conversation::Room(r) => {
-                    let r = r.clone();
-                    self.intent(Intent::Leave(r))
-                }
-                Conversation::Peer(_) => {
-                    self.notice("/leave works in rooms.", true);
-                    Vec::new()
-                }
-            },
-            "msg" | "m" => {
-                let parsed = rest.split_once(char::is_whitespace).map(|(u, t)| {
-                    (
-                        Username::parse(u.trim_start_matches('@')),
-                        t.trim().to_owned(),
-                    )
-                });
-                match parsed {
-                    Some((Ok(user), body)) if !body.is_empty() => {
-                        let conv = Conversation::Peer(user);
-                        let mut actions = self.select(&conv);
-                        actions.extend(self.send(conv, body));
-                        actions
-                    }
-                    _ => {
-                        self.notice("Usage: /msg USER TEXT", true);
-                        Vec::new()
-                    }
-                }
-            }
-            other => {
-                self.notice(
-                    format!("Unknown command /{other}. Try /join, /leave, /msg or /quit."),
-                    true,
-                );
-                Vec::new()
-            }
-        }
-    }
-
-    fn send(&mut self, conv: Conversation, text: String) -> Vec<Action> {
-        let body = match Body::parse(text) {
-            Ok(b) => b,
-            Err(_) => return Vec::new(),
-        };
-        let client_id = Client::new_client_id();
-        self.pending.push(Pending {
-            client_id: client_id.clone(),
-            conv: conv.clone(),
-            body: body.to_string(),
-            failed: None,
-        });
-        vec![Action::Send {
-            conv,
-            body,
-            client_id,
-        }]
-    }
-
-    /// Takes one update from the network.
-    pub fn apply(&mut self, update: Update) -> Vec<Action> {
-        match update {
-            Update::LoginFailed(reason) => {
-                self.screen = Screen::Login;
-                self.link = Link::Offline;
-                self.login.busy = false;
-                self.login.error = Some(reason);
-                Vec::new()
-            }
-            Update::Event(e) => self.on_event(e),
-            Update::Conversations(list) => {
-                for info in list {
-                    let c = self.convs.entry(info.conv.clone()).or_default();
-                    c.last_seq = c.last_seq.max(info.last_seq);
-                    c.read_seq = c.read_seq.max(info.read_seq);
-                    c.unread = if info.conv == self.selected {
-                        0
-                    } else {
-                        info.unread
-                    };
-                }
-                let mut actions = Vec::new();
-                if !self
-                    .convs
-                    .get(&self.selected)
-                    .is_some_and(|c| c.history.requested)
-                {
-                    actions.extend(self.select(&self.selected.clone()));
-                }
-                actions
-            }
-            Update::Directory(rooms) => {
-                for r in &rooms {
-                    if let Some(c) = self.convs.get_mut(&Conversation::Room(r.name.clone())) {
-                        c.visibility = Some(r.visibility);
-                    }
-                    if r.invited {
-                        self.invites.insert(r.name.clone());
-                    }
-                }
-                self.directory = rooms;
-                Vec::new()
-            }
-            Update::Online(members) => {
-                self.online = members
-                    .into_iter()
-                    .filter(|m| m.online)
-                    .map(|m| m.user)
-                    .collect();
-                Vec::new()
-            }
-            Update::History { conv, page, older } => {
-                let c = self.convs.entry(conv).or_default();
-                c.history.loading = false;
-                if older
-                    || c.messages.is_empty()
-                    || page
-                        .messages
-                        .first()
-                        .is_some_and(|m| Some(&m.seq) <= c.messages.keys().next())
-                {
-                    c.history.more_older = page.more;
-                }
-                for m in page.messages {
-                    c.last_seq = c.last_seq.max(m.seq);
-                    c.messages.insert(m.seq, m);
-                }
-                if !older { self.mark_read() } else { Vec::new() }
-            }
-            Update::Sent { client_id, result } => {
-                match result {
-                    Ok(_) => self.pending.retain(|p| p.client_id != client_id),
-                    Err(e) => {
-                        if let Some(p) = self.pending.iter_mut().find(|p| p.client_id == client_id)
-                        {
-                            p.failed = Some(e);
-                        }
-                    }
-                }
-                Vec::new()
-            }
-            Update::Joined(info) => {
-                let conv = Conversation::Room(info.name.clone());
-                self.invites.remove(&info.name);
-                self.convs.entry(conv.clone()).or_default().visibility = Some(info.visibility);
-                self.select(&conv)
-            }
-            Update::Left(room) => {
-                self.convs.remove(&Conversation::Room(room.clone()));
-                self.notice(format!("You left #{room}."), false);
-                if self.selected == Conversation::Room(room) {
-                    return self.select(&lobby());
-                }
-                Vec::new()
-            }
-            Update::Members(room, members) => {
-                if self.selected == Conversation::Room(room.clone()) {
-                    self.members = Some((room, members));
-                }
-                Vec::new()
-            }
-            Update::Failed(text) => {
-                self.notice(text, true);
-                Vec::new()
-            }
-            Update::Notice(text) => {
-                self.notice(text, false);
-                Vec::new()
-            }
-            Update::LoggedOut => {
-                let login = LoginForm {
-                    host: self.login.host.clone(),
-                    port: self.login.port.clone(),
-                    username: self
-                        .me
-                        .as_ref()
-                        .map_or_else(String::new, ToString::to_string),
-                    ..LoginForm::default()
-                };
-                *self = State {
-                    login,
-                    ..State::default()
-                };
-                Vec::new()
-            }
-        }
-    }
-
-    fn on_event(&mut self, event: Event) -> Vec<Action> {
-        match event {
-            Event::Connected { user, .. } => {
-                self.me = Some(user.clone());
-                self.online.insert(user);
-                self.screen = Screen::Chat;
-                self.link = Link::Online;
-                self.login.busy = false;
-                self.login.error = None;
-                Vec::new()
-            }
-            Event::Disconnected { reason, retry_in } => {
-                self.link = Link::Reconnecting { reason, retry_in };
-                Vec::new()
-            }
-            Event::Message { message, .. } => self.on_message(message),
-            Event::Presence(p) => {
-                for m in p.users {
-                    if m.online {
-                        self.online.insert(m.user);
-                    } else {
-                        self.online.remove(&m.user);
-                    }
-                }
-                Vec::new()
-            }
-            Event::MemberJoined(j) => {
-                if j.users.iter().any(|u| self.is_me(u)) {
-                    // Joined from another session of ours.
-                    let conv = Conversation::Room(j.room.clone());
-                    self.convs.entry(conv).or_default();
-                }
-                self.refresh_members(&j.room)
-            }
-            Event::MemberLeft(l) => {
-                if l.users.iter().any(|u| self.is_me(u)) {
-                    self.convs.remove(&Conversation::Room(l.room.clone()));
-                    if self.selected == Conversation::Room(l.room) {
-                        return self.select(&lobby());
-                    }
-                    return Vec::new();
-                }
-                self.refresh_members(&l.room)
-            }
-            Event::Invited(i) => {
-                self.notice(format!("{} invited you to #{}.", i.by, i.room), false);
-                self.invites.insert(i.room);
-                Vec::new()
-            }
-            Event::Stopped { error } => {
-                let why = error.map_or_else(|| "Disconnected.".to_owned(), |e| e.to_string());
-                let login = LoginForm {
-                    host: self.login.host.clone(),
-                    port: self.login.port.clone(),
-                    username: self
-                        .me
-                        .as_ref()
-                        .map_or_else(String::new, ToString::to_string),
-                    error: Some(why),
-                    ..LoginForm::default()
-                };
-                let quit = self.quit;
-                *self = State {
-                    login,
-                    quit,
-                    ..State::default()
-                };
-                Vec::new()
-            }
-        }
-    }
-
-    fn refresh_members(&mut self, room: &RoomName) -> Vec<Action> {
-        if self.members.as_ref().is_some_and(|(r, _)| r == room) {
-            return vec![Action::Members(room.clone())];
-        }
-        Vec::new()
-    }
-
-    fn on_message(&mut self, m: Message) -> Vec<Action> {
-        let mine = self.is_me(&m.sender);
-        let selected = m.conv == self.selected;
-        let c = self.convs.entry(m.conv.clone()).or_default();
-        if c.messages.contains_key(&m.seq) {
-            return Vec::new();
-        }
-        c.last_seq = c.last_seq.max(m.seq);
-        if mine {
-            c.read_seq = c.read_seq.max(m.seq);
-        } else if !selected && m.seq > c.read_seq {
-            c.unread += 1;
-        }
-        c.messages.insert(m.seq, m);
-        if selected && !mine {
-            self.mark_read()
-        } else {
-            Vec::new()
-        }
     }
 
     /// Conversations for the sidebar: rooms (by name), then direct ones.

@@ -51,7 +51,8 @@ pub struct Invite {
 }
 
 /// `list_rooms`: answered by `rooms`: every public room, plus the private
-/// rooms the caller belongs to or is invited to.
+/// rooms the caller belongs to or is invited to. The reply is kept within a
+/// byte budget; when it had to be trimmed it says so (`truncated`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListRooms {}
@@ -98,8 +99,15 @@ pub struct Rooms {
     /// Echo of the request `id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
-    /// The rooms the caller may see.
+    /// The rooms the caller may see (all of them unless `truncated`).
     pub rooms: Vec<RoomInfo>,
+    /// True when the list was too long for one reply and some rooms were
+    /// left out: the server keeps the rooms the caller is in first, then
+    /// those it is invited to, then other public rooms by name. A room left
+    /// out can still be joined by name. Absent (false) from servers that
+    /// never trim.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// `members`: the reply to `list_members`, sorted by name.
@@ -110,8 +118,13 @@ pub struct Members {
     pub id: Option<RequestId>,
     /// The room.
     pub room: RoomName,
-    /// Its members with their presence.
+    /// Its members with their presence (all of them unless `truncated`).
     pub members: Vec<Member>,
+    /// True when the room had too many members for one reply and some were
+    /// left out: the server keeps online members first, then offline ones,
+    /// each by name. Absent (false) from servers that never trim.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// `member_joined` (event): people joined a room the receiver is in. The

@@ -46,7 +46,7 @@ pub async fn add_user(
 ) -> Result<UserRow, AdminError> {
     let store = open(data)?;
     let snapshot = store
-        .snapshot()
+        .snapshot(crate::service::accounts::now())
         .await
         .map_err(|e| AdminError::Open(e.into()))?;
     let lobby = snapshot

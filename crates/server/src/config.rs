@@ -77,6 +77,12 @@ pub struct RateConfig {
     pub logins_per_min_per_account: f64,
     /// Burst of attempts against one account.
     pub login_burst_per_account: u32,
+    /// Rooms one user may create per minute, sustained (all connections).
+    /// Every room is listed by `list_rooms`, so creation is what bounds how
+    /// big that list grows.
+    pub room_creations_per_min: f64,
+    /// Rooms one user may create in a burst.
+    pub room_creation_burst: u32,
     /// WebSocket frames per second one connection may send before it is
     /// closed as a flood (code 1008).
     pub frames_per_sec: f64,
@@ -117,6 +123,8 @@ impl Default for RateConfig {
             login_burst_per_addr: 10,
             logins_per_min_per_account: 5.0,
             login_burst_per_account: 5,
+            room_creations_per_min: 10.0,
+            room_creation_burst: 10,
             frames_per_sec: 100.0,
             frame_burst: 300,
             unknown: BTreeMap::new(),
@@ -209,6 +217,7 @@ impl Config {
                 "rate.logins_per_min_per_account",
                 r.logins_per_min_per_account,
             ),
+            ("rate.room_creations_per_min", r.room_creations_per_min),
             ("rate.frames_per_sec", r.frames_per_sec),
         ] {
             if !(v.is_finite() && v > 0.0) {

@@ -17,7 +17,7 @@
 //! - [`outbox`]: a connection's capped outbound queue and its writer.
 //! - [`handler`]: one file per message family, behind one auth gate.
 //! - [`service`]: the rules (accounts, rooms, messages: sequencer and
-//!   fan-out).
+//!   fan-out; byte budgets for replies and fan-out rounds).
 //! - [`hub`]: users, rooms, memberships and connections in memory; fan-out.
 //! - [`store`]: the [`store::Store`] trait and its SQLite backend.
 //! - [`admin`]: adding and listing users against a data directory.

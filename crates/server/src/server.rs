@@ -1,4 +1,5 @@
-//! The accept loop, the housekeeping sweeper, and the shutdown sequence.
+//! The accept loop, the housekeeping sweeper (keepalive, idle limits,
+//! rate-limit buckets, expired sessions), and the shutdown sequence.
 //!
 //! [`run`] takes a bound listener (the caller binds, so tests use port 0)
 //! and serves until `shutdown` resolves. Then, in order: stop accepting;
@@ -118,8 +119,13 @@ async fn accept_loop(
     }
 }
 
-/// Every few seconds: ping quiet connections, close silent or never-logged-
-/// in ones, and forget refilled rate-limit buckets.
+/// How often the sweeper purges expired sessions (first at start).
+pub const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Every few seconds (a sixth of the idle timeout, at most 15 s, so idle
+/// and login limits fire up to that late): ping quiet connections, close
+/// silent or never-logged-in ones, and forget refilled rate-limit buckets.
+/// Every [`SESSION_PURGE_EVERY`]: purge expired sessions.
 async fn sweep(state: State) {
     let idle_ms = state.config().idle_timeout_secs.saturating_mul(1000);
     let login_ms = state.config().login_timeout_secs.saturating_mul(1000);
@@ -127,8 +133,13 @@ async fn sweep(state: State) {
     let ping = frame(OP_PING, b"");
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_purge = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        if tokio::time::Instant::now() >= next_purge {
+            next_purge = tokio::time::Instant::now() + SESSION_PURGE_EVERY;
+            purge_sessions(&state).await;
+        }
         let now = state.uptime_ms();
         for conn in state.hub().connections() {
             let quiet = now.saturating_sub(conn.last_heard());
@@ -143,5 +154,19 @@ async fn sweep(state: State) {
         }
         state.accounts().sweep();
         state.message_limits().sweep();
+        state.room_limits().sweep();
+    }
+}
+
+async fn purge_sessions(state: &State) {
+    match state
+        .accounts()
+        .purge_expired(crate::service::accounts::now())
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
+        // The next purge retries; an expired session is refused meanwhile.
+        Err(e) => tracing::warn!(cause = ?e, "purging expired sessions failed"),
     }
 }

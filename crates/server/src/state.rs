@@ -40,6 +40,7 @@ struct Shared {
     accounts: Accounts,
     messages: Messages,
     message_limits: Keyed<UserId>,
+    room_limits: Keyed<UserId>,
     started: Instant,
     next_conn: AtomicU64,
     phase: watch::Sender<Phase>,
@@ -57,7 +58,7 @@ impl State {
     /// Starts over an already-open store.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<State, ServerError> {
         config.validate()?;
-        let mut snapshot = store.snapshot().await?;
+        let mut snapshot = store.snapshot(crate::service::accounts::now()).await?;
         let names: std::collections::HashMap<_, _> = snapshot
             .users
             .iter()
@@ -69,9 +70,15 @@ impl State {
             .collect();
         let hub = Arc::new(Hub::load(snapshot)?);
         let accounts = Accounts::new(store.clone(), &config, sessions);
+        // One fan-out round gets the same share of an outbox as one reply
+        // (see `reply_budget`).
         let messages = Messages::start(store.clone(), hub.clone(), config.outbox_max_bytes / 4);
         let r = &config.rate;
         let message_limits = Keyed::new(Rate::new(r.messages_per_sec, r.message_burst));
+        let room_limits = Keyed::new(Rate::new(
+            r.room_creations_per_min / 60.0,
+            r.room_creation_burst,
+        ));
         let (phase, _) = watch::channel(Phase::Running);
         Ok(State {
             inner: Arc::new(Shared {
@@ -81,6 +88,7 @@ impl State {
                 accounts,
                 messages,
                 message_limits,
+                room_limits,
                 started: Instant::now(),
                 next_conn: AtomicU64::new(1),
                 phase,
@@ -121,6 +129,18 @@ impl State {
     /// Per-user message rate limits.
     pub fn message_limits(&self) -> &Keyed<UserId> {
         &self.inner.message_limits
+    }
+
+    /// Per-user room creation rate limits.
+    pub fn room_limits(&self) -> &Keyed<UserId> {
+        &self.inner.room_limits
+    }
+
+    /// The most bytes one reply or one fan-out round may put in a
+    /// connection's outbox: a quarter of its cap, so a client reading at a
+    /// healthy pace is never cut off as lagging.
+    pub fn reply_budget(&self) -> usize {
+        self.inner.config.outbox_max_bytes / 4
     }
 
     /// Milliseconds since the state was created.

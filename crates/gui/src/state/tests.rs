@@ -272,3 +272,313 @@ fn presence_and_session_end() {
     assert!(s.login.error.as_deref().unwrap().contains("logged out"));
     assert!(s.convs.is_empty());
 }
+
+fn limits() -> chatus_client::protocol::hello::Limits {
+    chatus_client::protocol::hello::Limits {
+        max_frame_bytes: 65536,
+        max_body_bytes: 16384,
+        history_page_max: 200,
+    }
+}
+
+fn reconnected(s: &mut State, me: &str) -> Vec<Action> {
+    s.apply(Update::Event(Event::Connected {
+        user: user(me),
+        token: None,
+        limits: limits(),
+    }))
+}
+
+fn dropped(s: &mut State) {
+    s.apply(Update::Event(Event::Disconnected {
+        reason: "gone".into(),
+        retry_in: None,
+    }));
+}
+
+fn asks_newest(a: &[Action], want: &Conversation) -> bool {
+    a.iter()
+        .any(|x| matches!(x, Action::History { conv, before: None } if conv == want))
+}
+
+/// Review item 1: a history page that could not be loaded no longer
+/// leaves the feed on "Loading…"; it is asked for again once connected.
+#[test]
+fn history_that_failed_is_asked_for_again_once_connected() {
+    let mut s = connected("alice");
+    let dev = Conversation::Room(RoomName::parse("dev").unwrap());
+    s.convs.entry(dev.clone()).or_default();
+    dropped(&mut s);
+    // Opened while the connection is down: nothing is asked for yet.
+    let a = s.intent(Intent::Select(dev.clone()));
+    assert!(!asks_newest(&a, &dev), "{a:?}");
+    assert!(!s.convs[&dev].history.loading);
+    let a = reconnected(&mut s, "alice");
+    assert!(asks_newest(&a, &dev), "{a:?}");
+    assert!(s.convs[&dev].history.loading);
+
+    // The connection drops under the request: flags clear, no notice, and
+    // the next connect asks again.
+    dropped(&mut s);
+    s.apply(Update::HistoryFailed {
+        conv: dev.clone(),
+        older: false,
+        lost: true,
+        error: "The connection to the server was lost.".into(),
+    });
+    assert!(!s.convs[&dev].history.loading);
+    assert!(!s.convs[&dev].history.requested);
+    assert!(s.notice.is_none());
+    assert!(asks_newest(&reconnected(&mut s, "alice"), &dev));
+
+    // The answer may come after the connection is already back.
+    let a = s.apply(Update::HistoryFailed {
+        conv: dev.clone(),
+        older: false,
+        lost: true,
+        error: "The connection to the server was lost.".into(),
+    });
+    assert!(asks_newest(&a, &dev), "{a:?}");
+
+    // A refusal is explained and not retried on its own.
+    let a = s.apply(Update::HistoryFailed {
+        conv: dev.clone(),
+        older: false,
+        lost: false,
+        error: "You are not in #dev.".into(),
+    });
+    assert!(a.is_empty());
+    assert!(s.notice.as_ref().unwrap().text.contains("not in #dev"));
+    assert!(!s.convs[&dev].history.loading);
+}
+
+/// Review item 2: more than a page arriving before a conversation is
+/// opened no longer hides the older history.
+#[test]
+fn older_history_stays_reachable_after_a_burst_before_opening() {
+    let mut s = connected("alice");
+    let dev = Conversation::Room(RoomName::parse("dev").unwrap());
+    for i in 1000..=1100 {
+        s.apply(Update::Event(Event::Message {
+            message: msg(&dev, i, "bob", "m"),
+            live: true,
+        }));
+    }
+    s.intent(Intent::Select(dev.clone()));
+    s.apply(Update::History {
+        conv: dev.clone(),
+        page: HistoryPage {
+            id: None,
+            conv: dev.clone(),
+            messages: (1051..=1100).map(|i| msg(&dev, i, "bob", "m")).collect(),
+            more: true,
+        },
+        older: false,
+    });
+    assert!(s.convs[&dev].history.more_older);
+    let a = s.intent(Intent::LoadOlder);
+    assert!(
+        matches!(
+            &a[..],
+            [Action::History {
+                before: Some(Seq(1000)),
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    // Nothing is asked for while offline (it would fail at once).
+    s.apply(Update::History {
+        conv: dev.clone(),
+        page: HistoryPage {
+            id: None,
+            conv: dev.clone(),
+            messages: (950..=999).map(|i| msg(&dev, i, "bob", "m")).collect(),
+            more: true,
+        },
+        older: true,
+    });
+    dropped(&mut s);
+    assert!(s.intent(Intent::LoadOlder).is_empty());
+}
+
+/// Review item 3: the room list is reloaded when Browse opens and follows
+/// our joins and leaves.
+#[test]
+fn the_room_directory_follows_joins_and_leaves() {
+    use chatus_client::protocol::Visibility;
+    use chatus_client::protocol::room::RoomInfo;
+    let mut s = connected("alice");
+    assert!(matches!(&s.intent(Intent::Browse)[..], [Action::Rooms]));
+    let info = |name: &str, visibility, joined| RoomInfo {
+        name: RoomName::parse(name).unwrap(),
+        visibility,
+        members: 1,
+        joined,
+        invited: false,
+        last_seq: Seq(0),
+    };
+    s.apply(Update::Directory(vec![
+        info("dev", Visibility::Public, false),
+        info("zoo", Visibility::Public, false),
+    ]));
+    s.apply(Update::Joined(RoomInfo {
+        members: 2,
+        ..info("dev", Visibility::Public, true)
+    }));
+    assert!(s.directory[0].joined);
+    assert_eq!(s.directory[0].members, 2);
+    s.apply(Update::Left(RoomName::parse("dev").unwrap()));
+    assert!(!s.directory[0].joined);
+    assert_eq!(s.directory[0].members, 1);
+    // A private room we create appears in order, and goes once left.
+    s.apply(Update::Joined(info("secret", Visibility::Private, true)));
+    let names: Vec<&str> = s.directory.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["dev", "secret", "zoo"]);
+    s.apply(Update::Left(RoomName::parse("secret").unwrap()));
+    assert_eq!(s.directory.len(), 2);
+}
+
+/// Review item 4: a saved login shows the chat screen and rides out a
+/// server that is down; a refused token goes back to the form.
+#[test]
+fn a_saved_login_waits_for_the_server() {
+    let mut s = State::default();
+    let server = ServerUrl::parse("127.0.0.1:7500").unwrap();
+    let token = chatus_client::protocol::Token::parse("t".repeat(43)).unwrap();
+    let a = s.resume_session(server, user("alice"), Credentials::Token(token));
+    assert!(matches!(
+        &a[..],
+        [Action::Connect { user: Some(u), credentials: Credentials::Token(_), .. }] if u.as_str() == "alice"
+    ));
+    assert_eq!(s.screen, Screen::Chat);
+    assert_eq!(s.title(), "ChatUs — alice@127.0.0.1:7500");
+    dropped(&mut s);
+    assert_eq!(s.screen, Screen::Chat);
+    assert!(matches!(
+        s.link,
+        Link::Reconnecting {
+            never_connected: true,
+            ..
+        }
+    ));
+    dropped(&mut s);
+    assert!(matches!(
+        s.link,
+        Link::Reconnecting {
+            never_connected: true,
+            ..
+        }
+    ));
+    reconnected(&mut s, "alice");
+    dropped(&mut s);
+    assert!(matches!(
+        s.link,
+        Link::Reconnecting {
+            never_connected: false,
+            ..
+        }
+    ));
+    s.apply(Update::LoginFailed(
+        "Your saved login is no longer valid.".into(),
+    ));
+    assert_eq!(s.screen, Screen::Login);
+    assert_eq!(s.login.username, "alice");
+    assert_eq!(s.title(), "ChatUs");
+    assert!(s.login.error.as_deref().unwrap().contains("saved login"));
+}
+
+/// Review item 5: rooms the server no longer lists (left elsewhere while
+/// we were away) leave the sidebar; direct conversations stay.
+#[test]
+fn rooms_left_while_away_leave_the_sidebar() {
+    let mut s = connected("alice");
+    let dev = Conversation::Room(RoomName::parse("dev").unwrap());
+    let bob = Conversation::Peer(user("bob"));
+    s.convs.entry(bob.clone()).or_default();
+    s.intent(Intent::Select(dev.clone()));
+    let a = s.apply(Update::Conversations(vec![ConversationInfo {
+        conv: Conversation::Room(RoomName::lobby()),
+        last_seq: Seq(0),
+        read_seq: Seq(0),
+        unread: 0,
+    }]));
+    assert!(!s.convs.contains_key(&dev));
+    assert!(s.convs.contains_key(&bob));
+    assert_eq!(s.selected, Conversation::Room(RoomName::lobby()));
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Members(r) if r.is_lobby()))
+    );
+}
+
+/// Review item 6: what the old client says after a logout (its late
+/// `Stopped`) does not reach the fresh login screen.
+#[test]
+fn updates_from_a_logged_out_client_are_ignored() {
+    let mut s = connected("alice");
+    let old = s.session;
+    assert!(matches!(&s.intent(Intent::Logout)[..], [Action::Logout]));
+    s.receive(old, Update::LoggedOut);
+    assert_eq!(s.screen, Screen::Login);
+    s.receive(old, Update::Event(Event::Stopped { error: None }));
+    assert_eq!(s.login.error, None);
+    // The next login is a new client; the old one still cannot get in.
+    s.login.password = "password1".into();
+    let a = s.intent(Intent::SubmitLogin);
+    let [Action::Connect { session, .. }] = &a[..] else {
+        panic!("{a:?}")
+    };
+    assert_ne!(*session, old);
+    s.receive(
+        old,
+        Update::Event(Event::Connected {
+            user: user("alice"),
+            token: None,
+            limits: limits(),
+        }),
+    );
+    assert_eq!(s.screen, Screen::Login);
+    s.receive(
+        *session,
+        Update::Event(Event::Connected {
+            user: user("alice"),
+            token: None,
+            limits: limits(),
+        }),
+    );
+    assert_eq!(s.screen, Screen::Chat);
+}
+
+/// Review item 7: presence is unknown while not connected.
+#[test]
+fn presence_is_unknown_while_not_connected() {
+    let mut s = connected("alice");
+    s.apply(Update::Online(vec![Member {
+        user: user("bob"),
+        online: true,
+    }]));
+    assert_eq!(s.presence(&user("bob")), Some(true));
+    assert_eq!(s.presence(&user("carol")), Some(false));
+    dropped(&mut s);
+    assert_eq!(s.presence(&user("bob")), None);
+    reconnected(&mut s, "alice");
+    assert_eq!(s.presence(&user("bob")), Some(true));
+}
+
+/// Review item 8: `/msg Bob` and a message from account `bob` are one
+/// conversation, shown with the account's spelling.
+#[test]
+fn a_direct_conversation_ignores_the_case_it_was_typed_in() {
+    let mut s = connected("alice");
+    s.intent(Intent::Compose("/msg Bob hi".into()));
+    s.apply(Update::Event(Event::Message {
+        message: msg(&Conversation::Peer(user("bob")), 1, "bob", "hello"),
+        live: true,
+    }));
+    let d: Vec<&str> = s.directs().map(|(u, _)| u.as_str()).collect();
+    assert_eq!(d, ["bob"]);
+    assert_eq!(s.selected, Conversation::Peer(user("bob")));
+    assert!(matches!(&s.selected, Conversation::Peer(p) if p.as_str() == "bob"));
+    assert_eq!(s.pending_in(&Conversation::Peer(user("BOB"))).count(), 1);
+}

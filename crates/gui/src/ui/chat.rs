@@ -41,20 +41,28 @@ fn badge(ui: &mut egui::Ui, n: u64) {
     }
 }
 
-/// A presence dot, painted (no font needed).
-fn dot(ui: &mut egui::Ui, online: bool) {
+/// A presence dot, painted (no font needed): filled when online, a ring
+/// when offline, a faint small dot when unknown (we are not connected).
+fn dot(ui: &mut egui::Ui, online: Option<bool>) {
     let size = egui::vec2(10.0, 10.0);
     let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
     let center = rect.center();
-    if online {
-        ui.painter()
-            .circle_filled(center, 4.0, egui::Color32::from_rgb(60, 180, 90));
-    } else {
-        ui.painter().circle_stroke(
-            center,
-            3.5,
-            egui::Stroke::new(1.2, ui.visuals().weak_text_color()),
-        );
+    match online {
+        Some(true) => {
+            ui.painter()
+                .circle_filled(center, 4.0, egui::Color32::from_rgb(60, 180, 90));
+        }
+        Some(false) => {
+            ui.painter().circle_stroke(
+                center,
+                3.5,
+                egui::Stroke::new(1.2, ui.visuals().weak_text_color()),
+            );
+        }
+        None => {
+            ui.painter()
+                .circle_filled(center, 2.0, ui.visuals().weak_text_color());
+        }
     }
 }
 
@@ -88,7 +96,7 @@ fn status_bar(ui: &mut egui::Ui, state: &State, intents: &mut Vec<Intent>) {
         ui.horizontal(|ui| {
             match &state.link {
                 Link::Online => {
-                    dot(ui, true);
+                    dot(ui, Some(true));
                     let who = state.me.as_ref().map_or(String::new(), ToString::to_string);
                     let server = state
                         .server
@@ -100,19 +108,28 @@ fn status_bar(ui: &mut egui::Ui, state: &State, intents: &mut Vec<Intent>) {
                     ui.spinner();
                     ui.label("Connecting…");
                 }
-                Link::Reconnecting { reason, retry_in } => {
+                Link::Reconnecting {
+                    reason,
+                    retry_in,
+                    never_connected,
+                } => {
                     ui.spinner();
                     let when = retry_in.map_or(String::new(), |d| {
                         format!(" in {:.0}s", d.as_secs_f64().ceil())
                     });
+                    let what = if *never_connected {
+                        "Cannot reach the server"
+                    } else {
+                        "Connection lost"
+                    };
                     ui.colored_label(
                         ui.visuals().warn_fg_color,
-                        format!("Connection lost; reconnecting{when}…"),
+                        format!("{what}; reconnecting{when}…"),
                     )
                     .on_hover_text(reason);
                 }
                 Link::Offline => {
-                    dot(ui, false);
+                    dot(ui, Some(false));
                     ui.label("Offline");
                 }
             }
@@ -147,7 +164,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
             });
             if let Some(me) = &state.me {
                 ui.horizontal(|ui| {
-                    dot(ui, state.link == Link::Online);
+                    dot(ui, Some(state.link == Link::Online));
                     ui.label(RichText::new(me.as_str()).strong());
                     if ui.small_button("Log out").clicked() {
                         intents.push(Intent::Logout);
@@ -168,6 +185,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                             {
                                 view.dialog = Some(Dialog::Browse);
                                 intents.push(Intent::DismissNotice);
+                                intents.push(Intent::Browse);
                             }
                             if ui
                                 .small_button("+")
@@ -219,7 +237,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                     for (peer, c) in state.directs() {
                         let conv = Conversation::Peer(peer.clone());
                         ui.horizontal(|ui| {
-                            dot(ui, state.online.contains(peer));
+                            dot(ui, state.presence(peer));
                             let text = if c.unread > 0 {
                                 RichText::new(peer.as_str()).strong()
                             } else {
@@ -232,14 +250,30 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                         });
                     }
                     ui.add_space(6.0);
-                    ui.label(RichText::new(format!("Online — {}", state.online.len())).strong());
+                    // While not connected the list is what we last knew:
+                    // kept (to start a direct conversation) but dimmed,
+                    // with no claim about who is online now.
+                    let known = state.link == Link::Online;
+                    let heading = if known {
+                        format!("Online — {}", state.online.len())
+                    } else {
+                        "Online — unknown while offline".to_owned()
+                    };
+                    ui.label(RichText::new(heading).strong());
                     for user in &state.online {
                         ui.horizontal(|ui| {
-                            dot(ui, true);
+                            dot(ui, state.presence(user));
                             let me = state.is_me(user);
-                            let resp = ui
-                                .selectable_label(false, user.as_str())
-                                .on_hover_text(if me { "you" } else { "Send a direct message" });
+                            let name = if known {
+                                RichText::new(user.as_str())
+                            } else {
+                                RichText::new(user.as_str()).weak()
+                            };
+                            let resp = ui.selectable_label(false, name).on_hover_text(if me {
+                                "you"
+                            } else {
+                                "Send a direct message"
+                            });
                             if resp.clicked() && !me {
                                 intents.push(Intent::Select(Conversation::Peer(user.clone())));
                             }
@@ -294,12 +328,13 @@ fn header(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<I
             });
         }
         Conversation::Peer(peer) => {
-            dot(ui, state.online.contains(peer));
+            let presence = state.presence(peer);
+            dot(ui, presence);
             ui.label(RichText::new(format!("@{peer}")).size(18.0).strong());
-            let status = if state.online.contains(peer) {
-                "online"
-            } else {
-                "offline"
+            let status = match presence {
+                Some(true) => "online",
+                Some(false) => "offline",
+                None => "presence unknown while offline",
             };
             ui.label(RichText::new(status).weak());
         }
@@ -321,7 +356,7 @@ fn members_panel(ui: &mut egui::Ui, state: &State, intents: &mut Vec<Intent>) {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 for m in members {
                     ui.horizontal(|ui| {
-                        dot(ui, m.online);
+                        dot(ui, (state.link == Link::Online).then_some(m.online));
                         let name = RichText::new(m.user.as_str())
                             .color(style::name_color(ui, m.user.as_str()));
                         if ui.selectable_label(false, name).clicked() && !state.is_me(&m.user) {

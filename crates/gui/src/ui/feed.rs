@@ -10,7 +10,7 @@ use chatus_client::protocol::message::Message;
 use eframe::egui::{self, RichText};
 
 use super::style::{self, Run};
-use crate::state::{Conv, Intent, Pending, State};
+use crate::state::{Conv, Intent, Link, Pending, State};
 
 /// Scroll bookkeeping for one conversation's feed.
 #[derive(Debug, Default, Clone)]
@@ -86,6 +86,14 @@ pub fn show(
                 ui.spinner();
                 ui.label(RichText::new("Loading older messages…").weak());
             });
+        } else if !c.history.requested && state.link != Link::Online {
+            ui.vertical_centered(|ui| {
+                ui.label(
+                    RichText::new("Messages will load when the connection is back.")
+                        .weak()
+                        .italics(),
+                );
+            });
         } else if c.history.requested && !c.history.more_older {
             ui.vertical_centered(|ui| {
                 ui.label(
@@ -131,12 +139,15 @@ pub fn show(
         fv.unseen = 0;
     }
     if let Some(anchor) = fv.anchor
-        && content_h > anchor + 1.0
         && !c.history.loading
     {
-        fv.jump = Some(offset + (content_h - anchor));
+        if content_h > anchor + 1.0 {
+            fv.jump = Some(offset + (content_h - anchor));
+            ui.ctx().request_repaint();
+        }
+        // Also when nothing came (the request failed or was not sent while
+        // offline): otherwise the feed would never ask again.
         fv.anchor = None;
-        ui.ctx().request_repaint();
     }
     if offset <= 2.0
         && content_h > view_h

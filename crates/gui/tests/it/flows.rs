@@ -1,5 +1,7 @@
 //! What a person does in the window: log in, chat, open a direct
-//! conversation, scroll back, ride out a server restart.
+//! conversation, scroll back, browse rooms, ride out a server restart or a
+//! server that is down at start-up. Tests named after a review item pin
+//! that item's bug.
 
 use chatus_client::Event;
 use chatus_client::protocol::history::Page;
@@ -324,5 +326,176 @@ fn rooms_can_be_created_joined_and_left() {
     h.get_by_label("Leave").click();
     wait_until(&mut h, "back in the lobby", |h| {
         shows(h, "Message #lobby") && shows(h, "You left #plans")
+    });
+}
+
+/// Review item 1: a conversation opened while the connection is down used
+/// to stay on "Loading…" forever; it loads once the connection is back.
+#[test]
+fn history_asked_for_while_reconnecting_loads_after_reconnect() {
+    let server = Server::start();
+    let (alice, _alice_events) = server.person("alice");
+    let plans = RoomName::parse("plans").unwrap();
+    server.rt.block_on(async {
+        alice
+            .create_room(plans.clone(), chatus_client::protocol::Visibility::Public)
+            .await
+            .unwrap();
+        alice
+            .send(
+                Conversation::Room(plans.clone()),
+                Body::parse("the plan is simple").unwrap(),
+            )
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", false);
+    wait_until(&mut h, "plans is in the sidebar", |h| shows(h, "# plans"));
+    wait_until(&mut h, "connected", |h| shows(h, "Connected to"));
+    let mut server = server;
+    server.stop();
+    wait_until(&mut h, "the status says reconnecting", |h| {
+        shows(h, "reconnecting")
+    });
+    h.get_by_label("# plans").click();
+    wait_until(&mut h, "plans is open", |h| shows(h, "Message #plans"));
+    let _server = server.restart();
+    wait_until(&mut h, "connected again", |h| shows(h, "Connected to"));
+    wait_until(&mut h, "the history loads", |h| {
+        shows(h, "the plan is simple")
+            && !h.state().state().convs[&Conversation::Room(plans.clone())]
+                .history
+                .loading
+    });
+}
+
+/// Review item 3: the Browse dialog fetches the room list when it opens.
+#[test]
+fn browse_shows_rooms_created_since_connecting() {
+    let server = Server::start();
+    let (bob, _bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "connected", |h| shows(h, "Connected to"));
+    wait_until(&mut h, "the directory is loaded", |h| {
+        !h.state().state().directory.is_empty()
+    });
+    server
+        .rt
+        .block_on(bob.create_room(
+            RoomName::parse("garden").unwrap(),
+            chatus_client::protocol::Visibility::Public,
+        ))
+        .unwrap();
+    h.get_by_label("Browse").click();
+    wait_until(&mut h, "the new room is listed", |h| shows(h, "#garden"));
+    // Let the dialog finish fading in before clicking in it.
+    h.run();
+    h.get_by_label("Join").click();
+    wait_until(&mut h, "garden is open", |h| shows(h, "Message #garden"));
+    assert!(
+        h.state()
+            .state()
+            .directory
+            .iter()
+            .any(|r| r.name.as_str() == "garden" && r.joined),
+        "the directory knows we joined"
+    );
+}
+
+/// Review item 4: starting with a saved token while the server is down
+/// opens the chat screen and keeps trying, instead of the password form.
+#[test]
+fn a_saved_login_waits_for_a_server_that_is_down() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut h = app(dir.path());
+        log_in(&mut h, &server, "alice", true);
+        wait_until(&mut h, "logged in", |h| shows(h, "Connected to"));
+    }
+    let mut server = server;
+    server.stop();
+    let options = chatus_gui::Options {
+        config_dir: Some(dir.path().to_owned()),
+        ..Default::default()
+    };
+    let settings = chatus_gui::settings::Settings {
+        host: "127.0.0.1".into(),
+        port: server.addr.port(),
+        username: "alice".into(),
+    };
+    let app2 = chatus_gui::ChatusApp::new(&options, settings).unwrap();
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .build_ui_state(|ui, app: &mut chatus_gui::ChatusApp| app.show(ui), app2);
+    wait_until(&mut h, "the chat screen says it is reconnecting", |h| {
+        shows(h, "Message #lobby") && shows(h, "reconnecting")
+    });
+    assert!(h.query_by_label("Password:").is_none());
+    let _server = server.restart();
+    wait_until(&mut h, "connected once the server is back", |h| {
+        shows(h, "Connected to")
+    });
+}
+
+/// Review item 4: a token the server refuses leads back to the form, with
+/// a sentence saying why, and is forgotten.
+#[test]
+fn a_revoked_saved_login_goes_back_to_the_form() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "logged in", |h| shows(h, "Connected to"));
+    std::fs::copy(
+        dir.path().join("sessions.json"),
+        copy.path().join("sessions.json"),
+    )
+    .unwrap();
+    h.get_by_label("Log out").click();
+    wait_until(&mut h, "logged out", |h| {
+        h.query_by_label("Password:").is_some()
+    });
+    let options = chatus_gui::Options {
+        config_dir: Some(copy.path().to_owned()),
+        ..Default::default()
+    };
+    let settings = chatus_gui::settings::Settings {
+        host: "127.0.0.1".into(),
+        port: server.addr.port(),
+        username: "alice".into(),
+    };
+    let app2 = chatus_gui::ChatusApp::new(&options, settings).unwrap();
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .build_ui_state(|ui, app: &mut chatus_gui::ChatusApp| app.show(ui), app2);
+    wait_until(&mut h, "the form explains", |h| {
+        h.query_by_label("Password:").is_some() && shows(h, "saved login")
+    });
+    let sessions = chatus_client::Sessions::new(Some(copy.path().to_owned())).unwrap();
+    assert!(
+        sessions.token(&server.url(), None).is_err(),
+        "the token was forgotten"
+    );
+}
+
+/// Review item 7: while disconnected, presence is shown as unknown.
+#[test]
+fn presence_is_unknown_while_disconnected() {
+    let server = Server::start();
+    let (_bob, _bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "bob shows as online", |h| shows(h, "Online — 2"));
+    let mut server = server;
+    server.stop();
+    wait_until(&mut h, "presence is unknown", |h| {
+        shows(h, "reconnecting") && shows(h, "unknown while offline") && !shows(h, "Online — 2")
     });
 }

@@ -139,6 +139,7 @@ fn every_server_message_round_trips() {
         ServerMessage::Rooms(Rooms {
             id,
             rooms: vec![info],
+            truncated: false,
         }),
         ServerMessage::Members(Members {
             id,
@@ -147,6 +148,7 @@ fn every_server_message_round_trips() {
                 user: user("bob"),
                 online: true,
             }],
+            truncated: true,
         }),
         ServerMessage::Users(Users {
             id,
@@ -234,6 +236,28 @@ fn clients_ignore_unknown_server_fields() {
     let text =
         r#"{"type":"presence","users":[{"user":"bob","online":true,"status":"away"}],"since":1}"#;
     assert!(ServerMessage::decode(text).is_ok());
+}
+
+/// `truncated` was added within version 1: a reply without it (from a
+/// server that never trims) still decodes, as not truncated.
+#[test]
+fn lists_without_truncated_decode_as_complete() {
+    let rooms = ServerMessage::decode(r#"{"type":"rooms","rooms":[]}"#).unwrap();
+    assert!(matches!(
+        rooms,
+        ServerMessage::Rooms(Rooms {
+            truncated: false,
+            ..
+        })
+    ));
+    let members = ServerMessage::decode(r#"{"type":"members","room":"dev","members":[]}"#).unwrap();
+    assert!(matches!(
+        members,
+        ServerMessage::Members(Members {
+            truncated: false,
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `history`, `conversations`, `mark_read`.
 //!
 //! - `history` needs membership of the room (or names a peer); a direct
-//!   conversation that never had a message gives an empty page.
+//!   conversation that never had a message gives an empty page. The reply
+//!   and its messages name the peer as registered, however it was typed.
 //! - The page size is clamped to `history_page_max`, and the page to a
 //!   quarter of the outbox cap in bytes (`more` then says there is more),
 //!   so a reply never overflows the asker's queue.
@@ -25,19 +26,20 @@ pub(super) async fn history(
     h: History,
 ) -> Result<Outcome, ApiError> {
     let limit = page_limit(h.limit, cx.state.config().history_page_max)?;
-    let found = resolve(cx.state.hub(), cx.state.store(), who.user, &h.conv).await?;
+    // The reply names the conversation as registered, not as typed.
+    let (conv, found) = resolve(cx.state.hub(), cx.state.store(), who.user, &h.conv).await?;
     let (mut rows, mut more) = match found {
         Some((conv, _)) => cx.state.store().history(conv, h.page, limit).await?,
         None => (Vec::new(), false),
     };
     let forwards = matches!(h.page, chatus_protocol::history::Page::After(_));
-    if messages::fit_page(&mut rows, forwards, cx.state.config().outbox_max_bytes / 4) {
+    if messages::fit_page(&mut rows, forwards, cx.state.reply_budget()) {
         more = true;
     }
     let messages = rows
         .into_iter()
         .map(|r| Message {
-            conv: h.conv.clone(),
+            conv: conv.clone(),
             seq: r.seq,
             sender: r.sender,
             body: r.body,
@@ -46,7 +48,7 @@ pub(super) async fn history(
         .collect();
     Ok(Outcome::Reply(ServerMessage::History(HistoryPage {
         id,
-        conv: h.conv,
+        conv,
         messages,
         more,
     })))
@@ -71,7 +73,8 @@ pub(super) async fn mark_read(
     id: Option<RequestId>,
     m: MarkRead,
 ) -> Result<Outcome, ApiError> {
-    if let Some((conv, last)) = resolve(cx.state.hub(), cx.state.store(), who.user, &m.conv).await?
+    if let (_, Some((conv, last))) =
+        resolve(cx.state.hub(), cx.state.store(), who.user, &m.conv).await?
     {
         cx.state
             .store()

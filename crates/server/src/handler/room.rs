@@ -6,29 +6,21 @@
 //! - Leave answers `ok`; the remaining members and the leaver's connections
 //!   get `member_left`. The lobby cannot be left.
 //! - Invite answers `ok`; the invitee gets `invited`.
+//! - Create is rate limited per user (`rate_limited`, with
+//!   `retry_after_ms`).
+//! - `rooms` and `members` stay within the reply budget (a quarter of the
+//!   outbox cap); a trimmed list says `truncated: true`.
 //! - The rules themselves live in [`crate::service::rooms`].
 
 use chatus_protocol::auth::Ack;
 use chatus_protocol::room::{
-    CreateRoom, Invite, JoinRoom, Joined, LeaveRoom, ListMembers, Members, RoomInfo, Rooms,
+    CreateRoom, Invite, JoinRoom, Joined, LeaveRoom, ListMembers, Members, Rooms,
 };
 use chatus_protocol::{RequestId, ServerMessage};
 
 use super::{Cx, Outcome, Session};
 use crate::error::ApiError;
-use crate::hub::RoomView;
-use crate::service::rooms;
-
-fn info(v: RoomView) -> RoomInfo {
-    RoomInfo {
-        name: v.name,
-        visibility: v.visibility,
-        members: v.members,
-        joined: v.joined,
-        invited: v.invited,
-        last_seq: v.last_seq,
-    }
-}
+use crate::service::rooms::{self, info};
 
 /// `create_room`.
 pub(super) async fn create(
@@ -40,6 +32,7 @@ pub(super) async fn create(
     let view = rooms::create(
         cx.state.hub(),
         cx.state.store(),
+        cx.state.room_limits(),
         &who.who(),
         &r.room,
         r.visibility,
@@ -100,14 +93,12 @@ pub(super) fn list(
     who: &Session,
     id: Option<RequestId>,
 ) -> Result<Outcome, ApiError> {
-    let rooms = cx
-        .state
-        .hub()
-        .visible_rooms(who.user)
-        .into_iter()
-        .map(info)
-        .collect();
-    Ok(Outcome::Reply(ServerMessage::Rooms(Rooms { id, rooms })))
+    let (rooms, truncated) = rooms::list(cx.state.hub(), who.user, cx.state.reply_budget());
+    Ok(Outcome::Reply(ServerMessage::Rooms(Rooms {
+        id,
+        rooms,
+        truncated,
+    })))
 }
 
 /// `list_members`.
@@ -117,10 +108,12 @@ pub(super) fn members(
     id: Option<RequestId>,
     r: &ListMembers,
 ) -> Result<Outcome, ApiError> {
-    let members = rooms::members(cx.state.hub(), who.user, &r.room)?;
+    let (members, truncated) =
+        rooms::members(cx.state.hub(), who.user, &r.room, cx.state.reply_budget())?;
     Ok(Outcome::Reply(ServerMessage::Members(Members {
         id,
         room: r.room.clone(),
         members,
+        truncated,
     })))
 }

@@ -4,7 +4,9 @@
 //! threads, at most two at a time so a login storm cannot starve the
 //! server. A login for a name that does not exist still spends one hash, so
 //! timing does not reveal which names exist. Tokens are 32 random bytes
-//! shown once to the client and stored only as their SHA-256.
+//! shown once to the client and stored only as their SHA-256. Sessions
+//! live in memory too (a token login needs no I/O); expired ones are
+//! purged from both by the sweeper ([`Accounts::purge_expired`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,6 +23,9 @@ use crate::config::{Config, Registration};
 use crate::error::ApiError;
 use crate::ratelimit::{Keyed, Rate};
 use crate::store::{ConvId, NewSession, NewUser, Store, StoreError, TokenHash, UserId, UserRow};
+
+/// Most expired sessions deleted in one write.
+pub const PURGE_CHUNK: u32 = 1000;
 
 /// A successful login.
 #[derive(Debug)]
@@ -323,6 +328,30 @@ impl Accounts {
         self.store.delete_session(token_hash).await?;
         self.cached().remove(&token_hash);
         Ok(())
+    }
+
+    /// How many sessions are cached (live ones, and any that expired since
+    /// the last purge).
+    pub fn session_count(&self) -> usize {
+        self.cached().len()
+    }
+
+    /// Forgets the sessions expired at `now`: from the cache at once, then
+    /// from the store in chunks of [`PURGE_CHUNK`] (each its own write, so
+    /// sends interleave with a long backlog). Returns the rows deleted.
+    /// For the sweeper, now and then; never on a request's path.
+    pub async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // One pass over the map with the lock held: token logins wait for
+        // it, but it is a pass over plain entries, once an hour.
+        self.cached().retain(|_, (_, _, expires)| *expires > now);
+        let mut deleted = 0;
+        loop {
+            let n = self.store.delete_expired_sessions(now, PURGE_CHUNK).await?;
+            deleted += n;
+            if n < u64::from(PURGE_CHUNK) {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// Forgets rate-limit buckets that have refilled.

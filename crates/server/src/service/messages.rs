@@ -22,6 +22,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::hub::{ConnHandle, Hub};
+use crate::service::budget::escaped_len;
 use crate::service::rooms::find_user;
 use crate::store::{Appended, ConvId, NewMessage, Store, StoreError, UserId};
 use crate::ws::frame::text_frame_with;
@@ -32,6 +33,13 @@ const MAX_BATCH: usize = 1024;
 const PER_MESSAGE_OVERHEAD: usize = 160;
 /// Jobs that may wait for the sequencer before senders wait too.
 const QUEUE: usize = 16 * 1024;
+
+/// The bytes a message with this body takes on the wire, budgeted: the
+/// body as JSON escapes it (up to six times its UTF-8 length) plus the
+/// fixed overhead.
+fn wire_len(body: &chatus_protocol::Body) -> usize {
+    escaped_len(body.as_str()) + PER_MESSAGE_OVERHEAD
+}
 
 /// Encodes a server message as one shared text frame.
 pub fn encode(msg: &ServerMessage) -> Bytes {
@@ -150,23 +158,35 @@ async fn sequencer(
                 continue;
             }
         };
-        let mut bytes = first.msg.body.len() + PER_MESSAGE_OVERHEAD;
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH && bytes < batch_bytes {
-            match rx.try_recv() {
-                Ok(job) => {
-                    bytes += job.msg.body.len() + PER_MESSAGE_OVERHEAD;
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+        let jobs = take_batch(first, &mut rx, batch_bytes);
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.msg.clone()).collect();
         let result = store.append(batch).await;
         if committed.send((jobs, result)).is_err() {
             break;
         }
     }
+}
+
+/// One batch: `first` and the jobs waiting behind it, up to [`MAX_BATCH`]
+/// jobs and about `batch_bytes` on the wire (it closes once the budget is
+/// reached, so it may pass it by one message).
+fn take_batch(
+    first: SendJob,
+    rx: &mut mpsc::Receiver<SendJob>,
+    batch_bytes: usize,
+) -> Vec<SendJob> {
+    let mut bytes = wire_len(&first.msg.body);
+    let mut jobs = vec![first];
+    while jobs.len() < MAX_BATCH && bytes < batch_bytes {
+        match rx.try_recv() {
+            Ok(job) => {
+                bytes += wire_len(&job.msg.body);
+                jobs.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    jobs
 }
 
 async fn fan_out(mut rx: mpsc::UnboundedReceiver<Committed>, hub: Arc<Hub>) {
@@ -202,6 +222,19 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
         let (seq, time, duplicate) = match *outcome {
             Appended::Stored { seq } => (seq, job.msg.time, false),
             Appended::Duplicate { seq, time } => (seq, time, true),
+            Appended::ClientIdReused => {
+                let reply = ErrorReply::new(
+                    job.id,
+                    ErrorCode::InvalidClientId,
+                    format!(
+                        "The client_id {} was already used for another conversation; \
+                         nothing was stored. Use a new client_id for each message.",
+                        job.msg.client_id.as_str()
+                    ),
+                );
+                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply))));
+                continue;
+            }
         };
         let event = |conv: Conversation| {
             encode(&ServerMessage::Message(Message {
@@ -265,12 +298,14 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
 
 /// Resolves a conversation for `user`: the room (which they must be in) or
 /// the direct conversation with a peer (which may not exist yet: `None`).
+/// Also returns the conversation as replies name it: a peer in their
+/// registered spelling, whatever case the client typed.
 pub async fn resolve(
     hub: &Hub,
     store: &dyn Store,
     user: UserId,
     conv: &Conversation,
-) -> Result<Option<(ConvId, Seq)>, ApiError> {
+) -> Result<(Conversation, Option<(ConvId, Seq)>), ApiError> {
     match conv {
         Conversation::Room(name) => {
             let room = hub.room(name, user).ok_or_else(|| unknown_room(name))?;
@@ -283,13 +318,13 @@ pub async fn resolve(
                     format!("You are not a member of {name}; join it first."),
                 ));
             }
-            Ok(Some((room.id, room.last_seq)))
+            Ok((conv.clone(), Some((room.id, room.last_seq))))
         }
         Conversation::Peer(peer) => {
-            let (peer_id, _) = find_user(hub, store, peer)
+            let (peer_id, registered) = find_user(hub, store, peer)
                 .await?
                 .ok_or_else(|| unknown_user(peer))?;
-            Ok(hub.dm(user, peer_id))
+            Ok((Conversation::Peer(registered), hub.dm(user, peer_id)))
         }
     }
 }
@@ -331,6 +366,7 @@ pub async fn prepare_send(
         Conversation::Room(name) => {
             let (conv, _) = resolve(hub, store, user.0, to)
                 .await?
+                .1
                 .ok_or_else(|| unknown_room(name))?;
             (conv, Target::Room(name.clone()))
         }
@@ -404,8 +440,9 @@ pub async fn conversations(
     Ok(out)
 }
 
-/// Trims a history page (oldest first) to `budget` bytes of bodies, so a
-/// reply always fits in the asker's outbox. Keeps at least one message.
+/// Trims a history page (oldest first) to `budget` bytes on the wire
+/// (bodies as JSON escapes them, plus overhead), so a reply always fits in
+/// the asker's outbox. Keeps at least one message.
 /// Paging backwards drops the oldest; paging forwards drops the newest.
 /// Returns whether anything was dropped.
 pub fn fit_page(rows: &mut Vec<crate::store::MessageRow>, forwards: bool, budget: usize) -> bool {
@@ -417,7 +454,7 @@ pub fn fit_page(rows: &mut Vec<crate::store::MessageRow>, forwards: bool, budget
         Box::new(rows.iter().rev())
     };
     for r in order {
-        total += r.body.len() + PER_MESSAGE_OVERHEAD;
+        total += wire_len(&r.body);
         if keep > 0 && total > budget {
             break;
         }
@@ -454,14 +491,78 @@ mod tests {
     use crate::store::MessageRow;
 
     fn rows(n: u64, size: usize) -> Vec<MessageRow> {
+        rows_of(n, &"x".repeat(size))
+    }
+
+    fn rows_of(n: u64, body: &str) -> Vec<MessageRow> {
         (1..=n)
             .map(|i| MessageRow {
                 seq: Seq(i),
                 sender: Username::parse("a").unwrap(),
-                body: Body::parse("x".repeat(size)).unwrap(),
+                body: Body::parse(body).unwrap(),
                 time: Timestamp(0),
             })
             .collect()
+    }
+
+    fn job(body: &Body, conn: &Arc<ConnHandle>) -> SendJob {
+        SendJob {
+            msg: NewMessage {
+                conv: ConvId(1),
+                sender: UserId(1),
+                client_id: ClientMsgId::parse("c").unwrap(),
+                body: body.clone(),
+                time: Timestamp(0),
+            },
+            target: Target::Room(RoomName::lobby()),
+            sender: Username::parse("a").unwrap(),
+            reply_to: conn.clone(),
+            id: None,
+        }
+    }
+
+    /// A fan-out round was budgeted by UTF-8 length too: sends of control
+    /// characters queued behind a busy store left as one batch of 1.5
+    /// times the outbox cap, pushed into every member's outbox at once, so
+    /// every member was closed as lagging however fast it read.
+    #[test]
+    fn batches_are_budgeted_by_their_escaped_length() {
+        let conn = Arc::new(ConnHandle::new(
+            crate::hub::ConnId(1),
+            "127.0.0.1:1".parse().unwrap(),
+            1 << 20,
+            0,
+        ));
+        let body = Body::parse("\u{1}".repeat(16 * 1024)).unwrap();
+        let wire = 6 * 16 * 1024 + PER_MESSAGE_OVERHEAD;
+        let (tx, mut rx) = mpsc::channel(64);
+        for _ in 0..20 {
+            tx.try_send(job(&body, &conn)).unwrap();
+        }
+        let budget = 128 * 1024;
+        let first = rx.try_recv().unwrap();
+        let batch = take_batch(first, &mut rx, budget);
+        assert_eq!(batch.len(), 2, "the budget, passed by at most one message");
+        assert!(batch.len() * wire < budget + wire);
+        // Plain bodies of the same length fill it with many more.
+        let plain = Body::parse("x".repeat(16 * 1024)).unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        for _ in 0..20 {
+            tx.try_send(job(&plain, &conn)).unwrap();
+        }
+        let first = rx.try_recv().unwrap();
+        assert_eq!(take_batch(first, &mut rx, budget).len(), 8);
+    }
+
+    /// Bodies of control characters are six times longer on the wire than
+    /// in UTF-8; budgeting the page by UTF-8 length let it grow past the
+    /// outbox cap and close the asker as lagging.
+    #[test]
+    fn pages_are_budgeted_by_their_escaped_length() {
+        let body = "\u{1}".repeat(1000);
+        let mut r = rows_of(10, &body);
+        assert!(fit_page(&mut r, false, 3 * (6000 + PER_MESSAGE_OVERHEAD)));
+        assert_eq!(r.iter().map(|m| m.seq.0).collect::<Vec<_>>(), [8, 9, 10]);
     }
 
     #[test]

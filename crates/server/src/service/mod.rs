@@ -2,14 +2,17 @@
 //! protocol) and the store (which persists). Each service gets what it
 //! needs passed in; there is no global.
 //!
-//! - [`accounts`]: registration, password and token login, logout, and the
-//!   login rate limits.
+//! - [`accounts`]: registration, password and token login, logout, the
+//!   login rate limits, and purging expired sessions.
 //! - [`rooms`]: creating, joining, leaving and inviting, with their events.
 //! - [`presence`]: the announcer (presence and membership, coalesced).
 //! - [`messages`]: the sequencer (group-committed appends in one order) and
 //!   fan-out of stored messages; history and read markers.
+//! - [`budget`]: wire lengths (JSON escaping included) and trimming lists,
+//!   so no reply or fan-out round outgrows its share of an outbox.
 
 pub mod accounts;
+pub mod budget;
 pub mod messages;
 pub mod presence;
 pub mod rooms;

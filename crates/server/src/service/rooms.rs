@@ -3,17 +3,37 @@
 //! Rules: every user is in the lobby and cannot leave it; a public room is
 //! listed for everyone and anyone may join; a private room is listed only
 //! for its members and invitees, and joining it needs an invitation; any
-//! member may invite. Each change is written to the store first, then to
-//! the hub, then announced (coalesced) to the room's connected members.
+//! member may invite. Room names are one namespace: a private room's name
+//! is taken for everyone (`create_room` answers `room_exists`, `join_room`
+//! `not_invited`). Each user may create rooms only at a limited rate, and
+//! the room and member lists are trimmed to a byte budget (saying so), so
+//! neither can grow into a reply too big for its asker's outbox. Each
+//! change is written to the store first, then to the hub, then announced
+//! (coalesced) to the room's connected members.
 
-use chatus_protocol::room::Invited;
+use chatus_protocol::presence::Member;
+use chatus_protocol::room::{Invited, RoomInfo};
 use chatus_protocol::{ErrorCode, RoomName, ServerMessage, Username, Visibility};
 
 use crate::error::ApiError;
 use crate::hub::{Hub, RoomView};
+use crate::ratelimit::Keyed;
 use crate::service::accounts::now;
+use crate::service::budget::keep_within;
 use crate::service::messages::{encode, unknown_room, unknown_user};
 use crate::store::{Store, StoreError, UserId};
+
+/// What a client may know about a room, from the hub's view of it.
+pub fn info(v: RoomView) -> RoomInfo {
+    RoomInfo {
+        name: v.name,
+        visibility: v.visibility,
+        members: v.members,
+        joined: v.joined,
+        invited: v.invited,
+        last_seq: v.last_seq,
+    }
+}
 
 /// A user by name: from the hub, or from the store for an account an
 /// administrator created while the server ran.
@@ -42,10 +62,12 @@ fn visible(hub: &Hub, name: &RoomName, user: UserId) -> Result<RoomView, ApiErro
     }
 }
 
-/// `create_room`.
+/// `create_room`, within `user`'s room creation rate (`limits`). A name
+/// that is taken is refused without spending from the rate.
 pub async fn create(
     hub: &Hub,
     store: &dyn Store,
+    limits: &Keyed<UserId>,
     user: &(UserId, Username),
     name: &RoomName,
     visibility: Visibility,
@@ -56,9 +78,17 @@ pub async fn create(
             format!("A room named {name} already exists."),
         )
     };
+    // Private rooms included: names are one namespace, so this tells a
+    // non-member that the name is taken, and nothing else about the room.
     if hub.room(name, user.0).is_some() {
         return Err(exists());
     }
+    limits
+        .take(user.0)
+        .map_err(|retry_after| ApiError::RateLimited {
+            retry_after,
+            what: "rooms created",
+        })?;
     let row = match store
         .create_room(name.clone(), visibility, user.0, now())
         .await
@@ -155,12 +185,27 @@ pub async fn invite(
     Ok(())
 }
 
-/// `list_members`.
+/// `list_rooms`: the rooms `user` may see, by name, trimmed to `budget`
+/// bytes; true when trimmed. Trimming keeps the rooms `user` is in first,
+/// then those they are invited to, then public ones.
+pub fn list(hub: &Hub, user: UserId, budget: usize) -> (Vec<RoomInfo>, bool) {
+    let mut rooms: Vec<RoomInfo> = hub.visible_rooms(user).into_iter().map(info).collect();
+    let truncated = keep_within(&mut rooms, budget, |r| match (r.joined, r.invited) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    });
+    (rooms, truncated)
+}
+
+/// `list_members`: the members of a room, by name, trimmed to `budget`
+/// bytes (online members kept first); true when trimmed.
 pub fn members(
     hub: &Hub,
     user: UserId,
     name: &RoomName,
-) -> Result<Vec<chatus_protocol::presence::Member>, ApiError> {
+    budget: usize,
+) -> Result<(Vec<Member>, bool), ApiError> {
     let room = visible(hub, name, user)?;
     if room.visibility == Visibility::Private && !room.joined {
         return Err(ApiError::reject(
@@ -168,5 +213,7 @@ pub fn members(
             format!("Only members of {name} may list its members."),
         ));
     }
-    Ok(hub.members(room.id))
+    let mut members = hub.members(room.id);
+    let truncated = keep_within(&mut members, budget, |m| u8::from(!m.online));
+    Ok((members, truncated))
 }

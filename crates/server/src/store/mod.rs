@@ -145,7 +145,8 @@ pub struct Snapshot {
     pub invites: Vec<(ConvId, UserId)>,
     /// All direct conversations.
     pub dms: Vec<DmRow>,
-    /// Every stored session: token hash, user, expiry (expired ones too).
+    /// Every session unexpired at the snapshot's `now`: token hash, user,
+    /// expiry.
     pub sessions: Vec<(TokenHash, UserId, Timestamp)>,
 }
 
@@ -172,13 +173,17 @@ pub enum Appended {
         /// Its position.
         seq: Seq,
     },
-    /// The (sender, client_id) was stored before; nothing was written.
+    /// The (sender, client_id) was stored before in the same conversation:
+    /// a retry. Nothing was written.
     Duplicate {
         /// The original's position.
         seq: Seq,
         /// The original's time.
         time: Timestamp,
     },
+    /// The (sender, client_id) was stored before in another conversation:
+    /// not a retry, and not storable under that id. Nothing was written.
+    ClientIdReused,
 }
 
 /// A stored message, as history returns it.
@@ -207,8 +212,9 @@ pub struct ReadState {
 
 /// Durable storage. Every write resolves only after it is durable.
 pub trait Store: Send + Sync + 'static {
-    /// Loads users, rooms, memberships, invitations and direct conversations.
-    fn snapshot(&self) -> StoreFuture<'_, Snapshot>;
+    /// Loads users, rooms, memberships, invitations, direct conversations,
+    /// and the sessions still valid at `now` (expired ones are skipped).
+    fn snapshot(&self, now: Timestamp) -> StoreFuture<'_, Snapshot>;
 
     /// Creates a user (and joins `join`); [`StoreError::Conflict`] when the
     /// name is taken regardless of case.
@@ -232,6 +238,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a session (logout); deleting a missing one succeeds.
     fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()>;
+
+    /// Deletes up to `limit` sessions that expired at or before `now` and
+    /// returns how many it deleted; fewer than `limit` means none is left.
+    /// The limit keeps each call short, so a long backlog does not hold up
+    /// other writes.
+    fn delete_expired_sessions(&self, now: Timestamp, limit: u32) -> StoreFuture<'_, u64>;
 
     /// Creates a room with its creator as first member;
     /// [`StoreError::Conflict`] when the name exists.
@@ -262,9 +274,12 @@ pub trait Store: Send + Sync + 'static {
     fn open_dm(&self, a: UserId, b: UserId, time: Timestamp) -> StoreFuture<'_, DmRow>;
 
     /// Appends messages in order, assigning each the next `seq` of its
-    /// conversation, in one durable transaction. Callers that need one
-    /// order must not call concurrently; the server's sequencer is the one
-    /// caller.
+    /// conversation, in one durable transaction. A message whose (sender,
+    /// client_id) is stored already is not written: it is
+    /// [`Appended::Duplicate`] when the stored one is in the same
+    /// conversation, [`Appended::ClientIdReused`] when it is in another.
+    /// Callers that need one order must not call concurrently; the
+    /// server's sequencer is the one caller.
     fn append(&self, messages: Vec<NewMessage>) -> StoreFuture<'_, Vec<Appended>>;
 
     /// A page of one conversation, oldest first, and whether more lie

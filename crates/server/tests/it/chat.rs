@@ -414,3 +414,22 @@ async fn expired_tokens_are_refused() {
     .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidToken));
 }
+
+/// History echoed the peer as the asker typed it (`"peer":"BOB"`) on the
+/// reply and on every message, while every other reply uses the registered
+/// spelling, so clients filed the page under a conversation that does not
+/// exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_names_the_peer_as_registered() {
+    let server = TestServer::start().await;
+    let mut alice = Raw::registered(server.addr, "alice").await;
+    let _bob = Raw::registered(server.addr, "Bob").await;
+    let r = alice
+        .call(json!({"type":"send","peer":"bob","body":"hi","client_id":"c1"}))
+        .await;
+    assert_eq!(r["peer"], "Bob", "{r}");
+    let h = alice.call(json!({"type":"history","peer":"BOB"})).await;
+    assert_eq!(h["type"], "history", "{h}");
+    assert_eq!(h["peer"], "Bob", "{h}");
+    assert_eq!(h["messages"][0]["peer"], "Bob", "{h}");
+}

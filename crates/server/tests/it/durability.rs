@@ -1,11 +1,15 @@
-//! Durability: acknowledged means stored; retried sends are stored once;
-//! everything survives a restart, including one in the middle of traffic.
+//! Durability: acknowledged means stored; retried sends are stored once
+//! (and a reused `client_id` is refused, not mistaken for a retry);
+//! everything survives a restart, including one in the middle of traffic;
+//! expired sessions do not.
 
 use std::collections::BTreeSet;
 
 use chatus_client::protocol::history::Page;
-use chatus_client::protocol::{Body, ClientMsgId, Conversation, RoomName, Seq};
+use chatus_client::protocol::{Body, ClientMsgId, Conversation, RoomName, Seq, Timestamp, Token};
 use chatus_client::{Client, Credentials, Resume};
+use chatus_server::service::accounts::hash_token;
+use chatus_server::store::NewSession;
 use serde_json::json;
 
 use crate::util::*;
@@ -50,6 +54,96 @@ async fn a_retried_send_is_stored_once() {
     let s = bob.send_with_id(lobby(), b, id).await.unwrap();
     assert!(!s.duplicate);
     assert_eq!(s.seq, Seq(2));
+}
+
+/// A `client_id` reused by the same sender for another conversation used
+/// to be answered `sent … duplicate: true` with the *other* conversation's
+/// `seq`, and nothing was stored: the message was lost with a success
+/// reply. It is refused instead, and a true retry still deduplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_reused_for_another_conversation_is_refused() {
+    let server = TestServer::start().await;
+    let mut alice = Raw::registered(server.addr, "alice").await;
+    let _bob = Raw::registered(server.addr, "bob").await;
+    let r = alice
+        .call(json!({"type":"send","room":"lobby","body":"to all","client_id":"c1"}))
+        .await;
+    assert_eq!(
+        (r["type"].as_str(), r["seq"].as_u64()),
+        (Some("sent"), Some(1)),
+        "{r}"
+    );
+    let r = alice
+        .call(json!({"type":"send","peer":"bob","body":"to bob","client_id":"c1"}))
+        .await;
+    assert_eq!(r["type"], "error", "{r}");
+    assert_eq!(r["code"], "invalid_client_id");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("another conversation"),
+        "{r}"
+    );
+    let h = alice.call(json!({"type":"history","peer":"bob"})).await;
+    assert_eq!(h["messages"], json!([]), "{h}");
+    let r = alice
+        .call(json!({"type":"send","room":"lobby","body":"to all","client_id":"c1"}))
+        .await;
+    assert_eq!(
+        (r["seq"].as_u64(), r["duplicate"].as_bool()),
+        (Some(1), Some(true)),
+        "{r}"
+    );
+}
+
+/// Every login adds a session, and none was ever removed unless logged out:
+/// expired ones were loaded into memory at every start and kept in the
+/// database forever. Now they are skipped at start, and the sweeper's purge
+/// drops them from memory and from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_skipped_at_start_and_purged() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(server.addr).await;
+    raw.call(json!({"type":"hello","version":1})).await;
+    let r = raw
+        .call(json!({"type":"register","username":"alice","password":password("alice").expose()}))
+        .await;
+    let token = Token::parse(r["token"].as_str().unwrap()).unwrap();
+    let live = hash_token(&token);
+    // A session that expired long ago, as an old login leaves behind.
+    let (alice, _) = server.state.hub().user_by_key("alice").unwrap();
+    let old = [7u8; 32];
+    server
+        .state
+        .store()
+        .create_session(NewSession {
+            token_hash: old,
+            user: alice,
+            created: Timestamp(1),
+            expires: Timestamp(2),
+        })
+        .await
+        .unwrap();
+    drop(raw);
+    let server = server.restart().await;
+    assert_eq!(
+        server.state.accounts().session_count(),
+        1,
+        "only the live one"
+    );
+
+    // What the sweeper runs now and then, with a clock at which the live
+    // session has expired too.
+    let later = Timestamp(u64::MAX / 2);
+    // (The sweeper's own purge at start may have taken the old row.)
+    let deleted = server.state.accounts().purge_expired(later).await.unwrap();
+    assert!((1..=2).contains(&deleted), "{deleted}");
+    assert_eq!(server.state.accounts().session_count(), 0);
+    for hash in [old, live] {
+        let found = server.state.store().find_session(hash, Timestamp(0)).await;
+        assert!(found.unwrap().is_none(), "the row is deleted");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

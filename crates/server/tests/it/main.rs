@@ -10,7 +10,9 @@
 )]
 
 mod bad_input;
+mod budgets;
 mod chat;
+mod client_lib;
 mod durability;
 mod protocol_doc;
 mod resume;

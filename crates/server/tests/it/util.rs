@@ -51,6 +51,8 @@ pub fn test_config(data: PathBuf) -> Config {
     c.rate.message_burst = 100_000;
     c.rate.frames_per_sec = 100_000.0;
     c.rate.frame_burst = 100_000;
+    c.rate.room_creations_per_min = 100_000.0;
+    c.rate.room_creation_burst = 100_000;
     c
 }
 

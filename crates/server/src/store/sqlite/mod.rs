@@ -205,8 +205,8 @@ fn checkpointer(conn: &Connection, stop: &std::sync::atomic::AtomicBool) {
 }
 
 impl Store for SqliteStore {
-    fn snapshot(&self) -> StoreFuture<'_, Snapshot> {
-        self.read(queries::snapshot)
+    fn snapshot(&self, now: Timestamp) -> StoreFuture<'_, Snapshot> {
+        self.read(move |c| queries::snapshot(c, now))
     }
 
     fn create_user(&self, user: NewUser) -> StoreFuture<'_, UserRow> {
@@ -240,6 +240,10 @@ impl Store for SqliteStore {
 
     fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()> {
         self.write(move |ctx| queries::delete_session(&ctx.conn, &token))
+    }
+
+    fn delete_expired_sessions(&self, now: Timestamp, limit: u32) -> StoreFuture<'_, u64> {
+        self.write(move |ctx| queries::delete_expired_sessions(&ctx.conn, now, limit))
     }
 
     fn create_room(

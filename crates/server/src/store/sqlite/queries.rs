@@ -56,7 +56,7 @@ fn user_row((id, name, password_hash, is_admin): RawUser) -> Result<UserRow, Sto
     })
 }
 
-pub(crate) fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
+pub(crate) fn snapshot(conn: &Connection, now: Timestamp) -> Result<Snapshot, StoreError> {
     let mut snap = Snapshot::default();
     let mut st = conn.prepare("SELECT id, name, password_hash, is_admin FROM users")?;
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
@@ -106,8 +106,9 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
     for row in st.query_map([], |r| Ok((ConvId(r.get(0)?), UserId(r.get(1)?))))? {
         snap.invites.push(row?);
     }
-    let mut st = conn.prepare("SELECT token_hash, user_id, expires_ms FROM sessions")?;
-    let rows = st.query_map([], |r| {
+    let mut st =
+        conn.prepare("SELECT token_hash, user_id, expires_ms FROM sessions WHERE expires_ms > ?1")?;
+    let rows = st.query_map([ms(now)], |r| {
         Ok((
             r.get::<_, Vec<u8>>(0)?,
             UserId(r.get(1)?),
@@ -220,6 +221,21 @@ pub(crate) fn delete_session(conn: &Connection, token: &TokenHash) -> Result<(),
     Ok(())
 }
 
+pub(crate) fn delete_expired_sessions(
+    conn: &Connection,
+    now: Timestamp,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    // `sessions_expires` makes this touch only the expired rows.
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM sessions WHERE token_hash IN
+             (SELECT token_hash FROM sessions WHERE expires_ms <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![ms(now), limit])?;
+    Ok(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
 pub(crate) fn create_room(
     conn: &Connection,
     name: &RoomName,
@@ -322,7 +338,7 @@ pub(crate) fn append(
 ) -> Result<Vec<Appended>, StoreError> {
     let mut out = Vec::with_capacity(batch.len());
     let mut find_dup = conn.prepare_cached(
-        "SELECT seq, time_ms FROM messages WHERE sender_id = ?1 AND client_id = ?2",
+        "SELECT conv_id, seq, time_ms FROM messages WHERE sender_id = ?1 AND client_id = ?2",
     )?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body)
@@ -332,13 +348,24 @@ pub(crate) fn append(
     for m in batch {
         let dup = find_dup
             .query_row(params![m.sender.0, m.client_id.as_str()], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })
             .optional()?;
-        if let Some((s, t)) = dup {
-            out.push(Appended::Duplicate {
-                seq: seq(s),
-                time: ts(t),
+        if let Some((c, s, t)) = dup {
+            // The id is unique per sender, not per conversation: the same id
+            // elsewhere is another message, which must not be acknowledged
+            // as this one.
+            out.push(if ConvId(c) == m.conv {
+                Appended::Duplicate {
+                    seq: seq(s),
+                    time: ts(t),
+                }
+            } else {
+                Appended::ClientIdReused
             });
             continue;
         }

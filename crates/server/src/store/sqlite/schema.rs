@@ -70,6 +70,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX messages_client_id ON messages(sender_id, client_id);
     INSERT INTO conversations (kind, name, visibility, created_ms) VALUES ('room', 'lobby', 'public', 0);
     "#,
+    // 2: expired sessions are purged now and then; find them by expiry.
+    r#"
+    CREATE INDEX sessions_expires ON sessions(expires_ms);
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

@@ -4,7 +4,7 @@ use chatus_protocol::history::Page;
 use chatus_protocol::{Body, ClientMsgId, RoomName, Seq, Timestamp, Username, Visibility};
 
 use super::{Access, SqliteStore};
-use crate::store::{Appended, ConvId, NewMessage, NewUser, Store, StoreError, UserId};
+use crate::store::{Appended, ConvId, NewMessage, NewSession, NewUser, Store, StoreError, UserId};
 
 fn new_user(name: &str, join: Vec<ConvId>) -> NewUser {
     NewUser {
@@ -28,7 +28,7 @@ fn msg(conv: ConvId, sender: UserId, cid: &str, body: &str) -> NewMessage {
 
 async fn lobby(store: &SqliteStore) -> ConvId {
     store
-        .snapshot()
+        .snapshot(Timestamp(0))
         .await
         .unwrap()
         .rooms
@@ -54,7 +54,7 @@ async fn users_are_unique_regardless_of_case() {
     let found = store.find_user("alice").await.unwrap().unwrap();
     assert_eq!(found.id, alice.id);
     assert_eq!(found.name.as_str(), "Alice");
-    let snap = store.snapshot().await.unwrap();
+    let snap = store.snapshot(Timestamp(0)).await.unwrap();
     assert!(snap.members.contains(&(lobby, alice.id)));
 }
 
@@ -106,6 +106,15 @@ async fn appends_number_messages_and_deduplicate() {
             },
         ]
     );
+    // The same id from the same sender in another conversation is not a
+    // retry of the first: it is refused and nothing is stored.
+    let out = store
+        .append(vec![msg(dm.id, a, "1", "elsewhere")])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Appended::ClientIdReused]);
+    let (dm_history, _) = store.history(dm.id, Page::Latest, 10).await.unwrap();
+    assert_eq!(dm_history.len(), 1);
     // Two appends issued back to back keep their order.
     let f1 = store.append(vec![msg(lobby, a, "3", "three")]);
     let f2 = store.append(vec![msg(lobby, a, "4", "four")]);
@@ -168,7 +177,7 @@ async fn data_survives_reopening() {
         store.close().await.unwrap();
     }
     let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
-    let snap = store.snapshot().await.unwrap();
+    let snap = store.snapshot(Timestamp(0)).await.unwrap();
     assert_eq!(snap.users.len(), 1);
     let dev = snap
         .rooms
@@ -254,4 +263,54 @@ async fn the_wal_is_checkpointed_beside_the_writer() {
         0,
         "truncated at close"
     );
+}
+
+/// Sessions expire but their rows used to stay forever, loaded at every
+/// start: the snapshot skips expired ones, and they can be deleted in
+/// bounded chunks.
+#[tokio::test]
+async fn expired_sessions_are_skipped_and_deleted_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
+    let a = store.create_user(new_user("a", vec![])).await.unwrap().id;
+    for (i, expires) in [5u64, 6, 7, 100].into_iter().enumerate() {
+        store
+            .create_session(NewSession {
+                token_hash: [u8::try_from(i).unwrap(); 32],
+                user: a,
+                created: Timestamp(1),
+                expires: Timestamp(expires),
+            })
+            .await
+            .unwrap();
+    }
+    let snap = store.snapshot(Timestamp(50)).await.unwrap();
+    assert_eq!(snap.sessions, vec![([3; 32], a, Timestamp(100))]);
+    assert_eq!(
+        store
+            .delete_expired_sessions(Timestamp(50), 2)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .delete_expired_sessions(Timestamp(50), 2)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_expired_sessions(Timestamp(50), 2)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.snapshot(Timestamp(0)).await.unwrap().sessions.len(),
+        1
+    );
+    let live = store.find_session([3; 32], Timestamp(50)).await.unwrap();
+    assert_eq!(live.unwrap().user.id, a);
 }

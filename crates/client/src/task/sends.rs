@@ -1,0 +1,181 @@
+//! The send queue: messages kept until the server acknowledges them, put
+//! on the wire in order within a window, held back after `rate_limited`,
+//! and refused here when the server's limits could not take them.
+
+use std::time::Duration;
+
+use chatus_protocol::message::{SendMessage, Sent};
+use chatus_protocol::{
+    Body, ClientMsgId, Conversation, Envelope, ErrorCode, Request, RequestId, ServerMessage,
+};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::{Link, Lost, Task, unexpected, wire::write};
+use crate::error::Error;
+
+/// Most sends on the wire without an acknowledgement. Keeps the client
+/// reading (acks and echoes) while it sends, so a burst of queued sends
+/// never makes the server see it as a reader that cannot keep up.
+const SEND_WINDOW: usize = 64;
+/// Sends on the wire once the server has answered `rate_limited`: one at a
+/// time until the queue drains, so that the queue goes out in order.
+const THROTTLED_WINDOW: usize = 1;
+
+pub(super) struct PendingSend {
+    pub(super) to: Conversation,
+    pub(super) body: Body,
+    pub(super) client_id: ClientMsgId,
+    pub(super) reply: oneshot::Sender<Result<Sent, Error>>,
+    /// The request id on the current connection, once sent on it.
+    pub(super) request_id: Option<RequestId>,
+    /// Do not send before this (after `rate_limited`).
+    pub(super) not_before: Option<Instant>,
+}
+
+impl Task {
+    /// Puts queued sends on the wire, oldest first, up to the window. A
+    /// send held back (rate limit) holds back every later one too, so the
+    /// queue is stored in the order it was written. A send the server's
+    /// limits cannot take fails at once instead of costing the connection.
+    pub(super) async fn pump(&mut self, link: &mut Link) -> Result<(), Lost> {
+        if self.sends.is_empty() {
+            self.throttled = false;
+        }
+        let window = if self.throttled {
+            THROTTLED_WINDOW
+        } else {
+            SEND_WINDOW
+        };
+        let now = Instant::now();
+        let mut in_flight = self.sends.iter().filter(|p| p.request_id.is_some()).count();
+        let mut i = 0;
+        while i < self.sends.len() && in_flight < window {
+            let p = &self.sends[i];
+            if p.request_id.is_some() {
+                i += 1;
+                continue;
+            }
+            if p.not_before.is_some_and(|t| t > now) {
+                break;
+            }
+            if let Some(error) = self.too_big(p) {
+                if let Some(p) = self.sends.remove(i) {
+                    let _ = p.reply.send(Err(error));
+                }
+                continue;
+            }
+            self.transmit(link, i).await?;
+            in_flight += 1;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Why the server would refuse `p` for its size, if it would: a body
+    /// over `max_body_bytes` is refused, and a request frame over
+    /// `max_frame_bytes` (JSON escaping can make it several times the body)
+    /// would close the connection, again after every reconnect.
+    fn too_big(&self, p: &PendingSend) -> Option<Error> {
+        let limits = self.limits?;
+        let max_body = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
+        let max_frame = usize::try_from(limits.max_frame_bytes).unwrap_or(usize::MAX);
+        let body = p.body.as_str().len();
+        if max_body > 0 && body > max_body {
+            return Some(Error::Server {
+                code: ErrorCode::BodyTooLong,
+                message: format!(
+                    "A message body may be at most {} bytes; this one has {body}.",
+                    limits.max_body_bytes
+                ),
+                retry_after: None,
+            });
+        }
+        // Escaping makes a byte at most six ("\u0001"): most bodies are
+        // clearly small enough without encoding them to find out.
+        if max_frame == 0 || body.saturating_mul(6).saturating_add(512) <= max_frame {
+            return None;
+        }
+        let frame = Envelope {
+            id: Some(RequestId(u64::MAX)),
+            request: Request::Send(SendMessage {
+                to: p.to.clone(),
+                body: p.body.clone(),
+                client_id: p.client_id.clone(),
+            }),
+        }
+        .encode()
+        .len();
+        if frame > max_frame {
+            return Some(Error::Server {
+                code: ErrorCode::BodyTooLong,
+                message: format!(
+                    "This message is {frame} bytes on the wire (special characters take several), over the server's limit of {} bytes.",
+                    limits.max_frame_bytes
+                ),
+                retry_after: None,
+            });
+        }
+        None
+    }
+
+    /// Puts pending send `i` on the wire with a fresh request id.
+    async fn transmit(&mut self, link: &mut Link, i: usize) -> Result<(), Lost> {
+        let id = self.next_id();
+        let Some(p) = self.sends.get_mut(i) else {
+            return Ok(());
+        };
+        p.request_id = Some(id);
+        p.not_before = None;
+        let request = Request::Send(SendMessage {
+            to: p.to.clone(),
+            body: p.body.clone(),
+            client_id: p.client_id.clone(),
+        });
+        write(
+            &mut link.sink,
+            &Envelope {
+                id: Some(id),
+                request,
+            },
+        )
+        .await
+    }
+
+    pub(super) fn on_send_reply(&mut self, i: usize, msg: ServerMessage) {
+        match msg {
+            ServerMessage::Sent(sent) => {
+                if let Some(p) = self.sends.remove(i) {
+                    let _ = p.reply.send(Ok(sent));
+                }
+            }
+            ServerMessage::Error(e) if e.code == ErrorCode::RateLimited => {
+                self.throttled = true;
+                let wait = Duration::from_millis(e.retry_after_ms.unwrap_or(1000));
+                if let Some(p) = self.sends.get_mut(i) {
+                    p.request_id = None;
+                    p.not_before = Some(Instant::now() + wait);
+                }
+            }
+            ServerMessage::Error(e)
+                if matches!(e.code, ErrorCode::ShuttingDown | ErrorCode::Internal) =>
+            {
+                // Not stored; resend after the next (re)connect.
+                if let Some(p) = self.sends.get_mut(i) {
+                    p.request_id = None;
+                    p.not_before = Some(Instant::now() + Duration::from_secs(1));
+                }
+            }
+            ServerMessage::Error(e) => {
+                if let Some(p) = self.sends.remove(i) {
+                    let _ = p.reply.send(Err(e.into()));
+                }
+            }
+            other => {
+                if let Some(p) = self.sends.remove(i) {
+                    let _ = p.reply.send(Err(unexpected(&other)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! What the network says, applied to the state: [`State::apply`] takes an
+//! [`Update`] (answers to our requests and the client library's events)
+//! and returns the actions that follow from it.
+//!
+//! The server is the authority on which rooms we are in and who is online:
+//! after every (re)connect its lists replace what we held, since rooms may
+//! have been left from another device while we were away.
+
+use chatus_client::Event;
+use chatus_client::protocol::history::ConversationInfo;
+use chatus_client::protocol::message::Message;
+use chatus_client::protocol::room::RoomInfo;
+use chatus_client::protocol::{Conversation, RoomName, Visibility};
+
+use super::{Link, LoginForm, Screen, State, lobby};
+use crate::net::{Action, Update};
+
+impl State {
+    /// Takes one update from the current client (see [`State::receive`]).
+    pub fn apply(&mut self, update: Update) -> Vec<Action> {
+        match update {
+            Update::LoginFailed(reason) => {
+                let mode = self.login.mode;
+                self.back_to_login(Some(reason));
+                self.login.mode = mode;
+                Vec::new()
+            }
+            Update::Event(e) => self.on_event(e),
+            Update::Conversations(list) => self.on_conversations(list),
+            Update::Directory(rooms) => {
+                for r in &rooms {
+                    if let Some(c) = self.convs.get_mut(&Conversation::Room(r.name.clone())) {
+                        c.visibility = Some(r.visibility);
+                    }
+                    if r.invited {
+                        self.invites.insert(r.name.clone());
+                    }
+                }
+                self.directory = rooms;
+                Vec::new()
+            }
+            Update::Online(members) => {
+                self.online = members
+                    .into_iter()
+                    .filter(|m| m.online)
+                    .map(|m| m.user)
+                    .collect();
+                Vec::new()
+            }
+            Update::History { conv, page, older } => self.on_history(conv, page, older),
+            Update::HistoryFailed {
+                conv,
+                older,
+                lost,
+                error,
+            } => self.on_history_failed(&conv, older, lost, &error),
+            Update::Sent { client_id, result } => {
+                match result {
+                    Ok(_) => self.pending.retain(|p| p.client_id != client_id),
+                    Err(e) => {
+                        if let Some(p) = self.pending.iter_mut().find(|p| p.client_id == client_id)
+                        {
+                            p.failed = Some(e);
+                        }
+                    }
+                }
+                Vec::new()
+            }
+            Update::Joined(info) => {
+                let conv = Conversation::Room(info.name.clone());
+                self.invites.remove(&info.name);
+                self.convs.entry(conv.clone()).or_default().visibility = Some(info.visibility);
+                self.directory_joined(info);
+                self.select(&conv)
+            }
+            Update::Left(room) => {
+                self.notice(format!("You left #{room}."), false);
+                self.on_left(&room)
+            }
+            Update::Members(room, members) => {
+                if self.selected == Conversation::Room(room.clone()) {
+                    self.members = Some((room, members));
+                }
+                Vec::new()
+            }
+            Update::Failed(text) => {
+                self.notice(text, true);
+                Vec::new()
+            }
+            Update::Notice(text) => {
+                self.notice(text, false);
+                Vec::new()
+            }
+            Update::LoggedOut => {
+                self.back_to_login(None);
+                // A new client gets a new session; whatever the old one
+                // still says (its `Stopped`, late answers) is ignored.
+                self.session = self.session.next();
+                Vec::new()
+            }
+        }
+    }
+
+    /// Resets everything but the form's server and user name (and the
+    /// session number and the wish to quit) and shows the login screen.
+    fn back_to_login(&mut self, error: Option<String>) {
+        let username = self
+            .me
+            .as_ref()
+            .map_or_else(|| self.login.username.clone(), ToString::to_string);
+        let login = LoginForm {
+            host: self.login.host.clone(),
+            port: self.login.port.clone(),
+            username,
+            error,
+            ..LoginForm::default()
+        };
+        *self = State {
+            login,
+            quit: self.quit,
+            session: self.session,
+            ..State::default()
+        };
+    }
+
+    fn on_event(&mut self, event: Event) -> Vec<Action> {
+        match event {
+            Event::Connected { user, .. } => {
+                self.me = Some(user.clone());
+                self.online.insert(user);
+                self.screen = Screen::Chat;
+                self.link = Link::Online;
+                self.login.busy = false;
+                self.login.error = None;
+                self.reload_selected()
+            }
+            Event::Disconnected { reason, retry_in } => {
+                // `Connecting` only precedes the first connection: a saved
+                // login that has not reached the server yet.
+                let never_connected = matches!(
+                    self.link,
+                    Link::Connecting
+                        | Link::Reconnecting {
+                            never_connected: true,
+                            ..
+                        }
+                );
+                self.link = Link::Reconnecting {
+                    reason,
+                    retry_in,
+                    never_connected,
+                };
+                Vec::new()
+            }
+            Event::Message { message, .. } => self.on_message(message),
+            Event::Presence(p) => {
+                for m in p.users {
+                    if m.online {
+                        self.online.insert(m.user);
+                    } else {
+                        self.online.remove(&m.user);
+                    }
+                }
+                Vec::new()
+            }
+            Event::MemberJoined(j) => {
+                if j.users.iter().any(|u| self.is_me(u)) {
+                    // Joined from another session of ours.
+                    let conv = Conversation::Room(j.room.clone());
+                    self.convs.entry(conv).or_default();
+                    if let Some(r) = self.directory.iter_mut().find(|r| r.name == j.room) {
+                        r.joined = true;
+                        r.invited = false;
+                    }
+                    self.invites.remove(&j.room);
+                }
+                self.refresh_members(&j.room)
+            }
+            Event::MemberLeft(l) => {
+                if l.users.iter().any(|u| self.is_me(u)) {
+                    return self.on_left(&l.room);
+                }
+                self.refresh_members(&l.room)
+            }
+            Event::Invited(i) => {
+                self.notice(format!("{} invited you to #{}.", i.by, i.room), false);
+                self.invites.insert(i.room);
+                Vec::new()
+            }
+            Event::Stopped { error } => {
+                let why = error.map_or_else(|| "Disconnected.".to_owned(), |e| e.to_string());
+                self.back_to_login(Some(why));
+                Vec::new()
+            }
+        }
+    }
+
+    /// The server's list of our conversations, after a (re)connect: adds
+    /// and updates them, and drops rooms it no longer has (left from
+    /// another device while we were away). Direct conversations stay: the
+    /// list only has those with messages.
+    fn on_conversations(&mut self, list: Vec<ConversationInfo>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let gone: Vec<RoomName> = self
+            .rooms()
+            .map(|(r, _)| r.clone())
+            .filter(|r| {
+                !r.is_lobby() && !list.iter().any(|i| i.conv == Conversation::Room(r.clone()))
+            })
+            .collect();
+        for room in gone {
+            actions.extend(self.on_left(&room));
+        }
+        for info in list {
+            self.respell(&info.conv);
+            let c = self.convs.entry(info.conv.clone()).or_default();
+            c.last_seq = c.last_seq.max(info.last_seq);
+            c.read_seq = c.read_seq.max(info.read_seq);
+            c.unread = if info.conv == self.selected {
+                0
+            } else {
+                info.unread
+            };
+        }
+        actions.extend(self.reload_selected());
+        actions
+    }
+
+    /// We are no longer in `room` (left here, elsewhere, or while away).
+    fn on_left(&mut self, room: &RoomName) -> Vec<Action> {
+        self.convs.remove(&Conversation::Room(room.clone()));
+        if let Some(i) = self.directory.iter().position(|r| &r.name == room) {
+            let r = &mut self.directory[i];
+            r.joined = false;
+            r.members = r.members.saturating_sub(1);
+            // A private room is only listed for members and invitees.
+            if r.visibility == Visibility::Private && !r.invited {
+                self.directory.remove(i);
+            }
+        }
+        if self.members.as_ref().is_some_and(|(r, _)| r == room) {
+            self.members = None;
+        }
+        if self.selected == Conversation::Room(room.clone()) {
+            return self.select(&lobby());
+        }
+        Vec::new()
+    }
+
+    /// We joined a room: its directory entry says so (added if missing).
+    fn directory_joined(&mut self, info: RoomInfo) {
+        match self.directory.iter_mut().find(|r| r.name == info.name) {
+            Some(r) => {
+                *r = RoomInfo {
+                    joined: true,
+                    invited: false,
+                    ..info
+                };
+            }
+            None => {
+                let at = self
+                    .directory
+                    .partition_point(|r| r.name.as_str() < info.name.as_str());
+                self.directory.insert(
+                    at,
+                    RoomInfo {
+                        joined: true,
+                        invited: false,
+                        ..info
+                    },
+                );
+            }
+        }
+    }
+
+    fn refresh_members(&mut self, room: &RoomName) -> Vec<Action> {
+        if self.members.as_ref().is_some_and(|(r, _)| r == room) {
+            return vec![Action::Members(room.clone())];
+        }
+        Vec::new()
+    }
+
+    /// Names compare without case, so `/msg Bob` and a message from `bob`
+    /// share one conversation; this makes it show the server's spelling
+    /// (the account's) rather than whatever was typed first.
+    pub(super) fn respell(&mut self, conv: &Conversation) {
+        let Conversation::Peer(peer) = conv else {
+            return;
+        };
+        let differs = self
+            .convs
+            .get_key_value(conv)
+            .is_some_and(|(k, _)| match k {
+                Conversation::Peer(held) => held.as_str() != peer.as_str(),
+                Conversation::Room(_) => false,
+            });
+        if !differs {
+            return;
+        }
+        if let Some(c) = self.convs.remove(conv) {
+            self.convs.insert(conv.clone(), c);
+        }
+        if self.selected == *conv {
+            self.selected = conv.clone();
+        }
+    }
+
+    fn on_message(&mut self, m: Message) -> Vec<Action> {
+        self.respell(&m.conv);
+        let mine = self.is_me(&m.sender);
+        let selected = m.conv == self.selected;
+        let c = self.convs.entry(m.conv.clone()).or_default();
+        if c.messages.contains_key(&m.seq) {
+            return Vec::new();
+        }
+        c.last_seq = c.last_seq.max(m.seq);
+        if mine {
+            c.read_seq = c.read_seq.max(m.seq);
+        } else if !selected && m.seq > c.read_seq {
+            c.unread += 1;
+        }
+        c.messages.insert(m.seq, m);
+        if selected && !mine {
+            self.mark_read()
+        } else {
+            Vec::new()
+        }
+    }
+}
