@@ -301,7 +301,7 @@ fn asks_newest(a: &[Action], want: &Conversation) -> bool {
         .any(|x| matches!(x, Action::History { conv, before: None } if conv == want))
 }
 
-/// Review item 1: a history page that could not be loaded no longer
+/// Regression: a history page that could not be loaded no longer
 /// leaves the feed on "Loading…"; it is asked for again once connected.
 #[test]
 fn history_that_failed_is_asked_for_again_once_connected() {
@@ -352,7 +352,7 @@ fn history_that_failed_is_asked_for_again_once_connected() {
     assert!(!s.convs[&dev].history.loading);
 }
 
-/// Review item 2: more than a page arriving before a conversation is
+/// Regression: more than a page arriving before a conversation is
 /// opened no longer hides the older history.
 #[test]
 fn older_history_stays_reachable_after_a_burst_before_opening() {
@@ -402,7 +402,7 @@ fn older_history_stays_reachable_after_a_burst_before_opening() {
     assert!(s.intent(Intent::LoadOlder).is_empty());
 }
 
-/// Review item 3: the room list is reloaded when Browse opens and follows
+/// Regression: the room list is reloaded when Browse opens and follows
 /// our joins and leaves.
 #[test]
 fn the_room_directory_follows_joins_and_leaves() {
@@ -439,7 +439,7 @@ fn the_room_directory_follows_joins_and_leaves() {
     assert_eq!(s.directory.len(), 2);
 }
 
-/// Review item 4: a saved login shows the chat screen and rides out a
+/// Regression: a saved login shows the chat screen and rides out a
 /// server that is down; a refused token goes back to the form.
 #[test]
 fn a_saved_login_waits_for_the_server() {
@@ -488,7 +488,7 @@ fn a_saved_login_waits_for_the_server() {
     assert!(s.login.error.as_deref().unwrap().contains("saved login"));
 }
 
-/// Review item 5: rooms the server no longer lists (left elsewhere while
+/// Regression: rooms the server no longer lists (left elsewhere while
 /// we were away) leave the sidebar; direct conversations stay.
 #[test]
 fn rooms_left_while_away_leave_the_sidebar() {
@@ -512,7 +512,7 @@ fn rooms_left_while_away_leave_the_sidebar() {
     );
 }
 
-/// Review item 6: what the old client says after a logout (its late
+/// Regression: what the old client says after a logout (its late
 /// `Stopped`) does not reach the fresh login screen.
 #[test]
 fn updates_from_a_logged_out_client_are_ignored() {
@@ -550,7 +550,7 @@ fn updates_from_a_logged_out_client_are_ignored() {
     assert_eq!(s.screen, Screen::Chat);
 }
 
-/// Review item 7: presence is unknown while not connected.
+/// Regression: presence is unknown while not connected.
 #[test]
 fn presence_is_unknown_while_not_connected() {
     let mut s = connected("alice");
@@ -566,7 +566,7 @@ fn presence_is_unknown_while_not_connected() {
     assert_eq!(s.presence(&user("bob")), Some(true));
 }
 
-/// Review item 8: `/msg Bob` and a message from account `bob` are one
+/// Regression: `/msg Bob` and a message from account `bob` are one
 /// conversation, shown with the account's spelling.
 #[test]
 fn a_direct_conversation_ignores_the_case_it_was_typed_in() {

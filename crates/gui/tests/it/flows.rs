@@ -1,7 +1,7 @@
 //! What a person does in the window: log in, chat, open a direct
 //! conversation, scroll back, browse rooms, ride out a server restart or a
-//! server that is down at start-up. Tests named after a review item pin
-//! that item's bug.
+//! server that is down at start-up. Tests documented as regressions pin a
+//! bug that was fixed.
 
 use chatus_client::Event;
 use chatus_client::protocol::history::Page;
@@ -274,19 +274,7 @@ fn a_stored_token_logs_in_straight_away_and_log_out_forgets_it() {
         wait_until(&mut h, "logged in", |h| shows(h, "Message #lobby"));
     }
     // Next start, with the same settings: no login screen.
-    let options = chatus_gui::Options {
-        config_dir: Some(dir.path().to_owned()),
-        ..Default::default()
-    };
-    let settings = chatus_gui::settings::Settings {
-        host: "127.0.0.1".into(),
-        port: server.addr.port(),
-        username: "alice".into(),
-    };
-    let app2 = chatus_gui::ChatusApp::new(&options, settings.clone()).unwrap();
-    let mut h = egui_kittest::Harness::builder()
-        .with_size(egui::vec2(1000.0, 700.0))
-        .build_ui_state(|ui, app: &mut chatus_gui::ChatusApp| app.show(ui), app2);
+    let mut h = app_remembering(dir.path(), server.addr.port(), "alice");
     wait_until(&mut h, "straight into the chat", |h| {
         shows(h, "Message #lobby")
     });
@@ -294,10 +282,7 @@ fn a_stored_token_logs_in_straight_away_and_log_out_forgets_it() {
     wait_until(&mut h, "back at the login screen", |h| {
         h.query_by_label("Password:").is_some()
     });
-    let app3 = chatus_gui::ChatusApp::new(&options, settings).unwrap();
-    let mut h = egui_kittest::Harness::builder()
-        .with_size(egui::vec2(1000.0, 700.0))
-        .build_ui_state(|ui, app: &mut chatus_gui::ChatusApp| app.show(ui), app3);
+    let mut h = app_remembering(dir.path(), server.addr.port(), "alice");
     h.step();
     assert!(
         h.query_by_label("Password:").is_some(),
@@ -329,7 +314,7 @@ fn rooms_can_be_created_joined_and_left() {
     });
 }
 
-/// Review item 1: a conversation opened while the connection is down used
+/// Regression: a conversation opened while the connection is down used
 /// to stay on "Loading…" forever; it loads once the connection is back.
 #[test]
 fn history_asked_for_while_reconnecting_loads_after_reconnect() {
@@ -371,7 +356,7 @@ fn history_asked_for_while_reconnecting_loads_after_reconnect() {
     });
 }
 
-/// Review item 3: the Browse dialog fetches the room list when it opens.
+/// Regression: the Browse dialog fetches the room list when it opens.
 #[test]
 fn browse_shows_rooms_created_since_connecting() {
     let server = Server::start();
@@ -406,7 +391,7 @@ fn browse_shows_rooms_created_since_connecting() {
     );
 }
 
-/// Review item 4: starting with a saved token while the server is down
+/// Regression: starting with a saved token while the server is down
 /// opens the chat screen and keeps trying, instead of the password form.
 #[test]
 fn a_saved_login_waits_for_a_server_that_is_down() {
@@ -419,19 +404,7 @@ fn a_saved_login_waits_for_a_server_that_is_down() {
     }
     let mut server = server;
     server.stop();
-    let options = chatus_gui::Options {
-        config_dir: Some(dir.path().to_owned()),
-        ..Default::default()
-    };
-    let settings = chatus_gui::settings::Settings {
-        host: "127.0.0.1".into(),
-        port: server.addr.port(),
-        username: "alice".into(),
-    };
-    let app2 = chatus_gui::ChatusApp::new(&options, settings).unwrap();
-    let mut h = egui_kittest::Harness::builder()
-        .with_size(egui::vec2(1000.0, 700.0))
-        .build_ui_state(|ui, app: &mut chatus_gui::ChatusApp| app.show(ui), app2);
+    let mut h = app_remembering(dir.path(), server.addr.port(), "alice");
     wait_until(&mut h, "the chat screen says it is reconnecting", |h| {
         shows(h, "Message #lobby") && shows(h, "reconnecting")
     });
@@ -442,7 +415,7 @@ fn a_saved_login_waits_for_a_server_that_is_down() {
     });
 }
 
-/// Review item 4: a token the server refuses leads back to the form, with
+/// Regression: a token the server refuses leads back to the form, with
 /// a sentence saying why, and is forgotten.
 #[test]
 fn a_revoked_saved_login_goes_back_to_the_form() {
@@ -461,19 +434,7 @@ fn a_revoked_saved_login_goes_back_to_the_form() {
     wait_until(&mut h, "logged out", |h| {
         h.query_by_label("Password:").is_some()
     });
-    let options = chatus_gui::Options {
-        config_dir: Some(copy.path().to_owned()),
-        ..Default::default()
-    };
-    let settings = chatus_gui::settings::Settings {
-        host: "127.0.0.1".into(),
-        port: server.addr.port(),
-        username: "alice".into(),
-    };
-    let app2 = chatus_gui::ChatusApp::new(&options, settings).unwrap();
-    let mut h = egui_kittest::Harness::builder()
-        .with_size(egui::vec2(1000.0, 700.0))
-        .build_ui_state(|ui, app: &mut chatus_gui::ChatusApp| app.show(ui), app2);
+    let mut h = app_remembering(copy.path(), server.addr.port(), "alice");
     wait_until(&mut h, "the form explains", |h| {
         h.query_by_label("Password:").is_some() && shows(h, "saved login")
     });
@@ -484,7 +445,7 @@ fn a_revoked_saved_login_goes_back_to_the_form() {
     );
 }
 
-/// Review item 7: while disconnected, presence is shown as unknown.
+/// Regression: while disconnected, presence is shown as unknown.
 #[test]
 fn presence_is_unknown_while_disconnected() {
     let server = Server::start();

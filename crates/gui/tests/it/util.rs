@@ -120,6 +120,28 @@ pub fn app(config_dir: &std::path::Path) -> Harness<'static, ChatusApp> {
         .build_ui_state(|ui, app: &mut ChatusApp| app.show(ui), app)
 }
 
+/// The app started again as if it had run before: its settings remember
+/// the server on `port` and `user`, and `config_dir` holds what it stored.
+pub fn app_remembering(
+    config_dir: &std::path::Path,
+    port: u16,
+    user: &str,
+) -> Harness<'static, ChatusApp> {
+    let options = Options {
+        config_dir: Some(config_dir.to_owned()),
+        ..Options::default()
+    };
+    let settings = chatus_gui::settings::Settings {
+        host: "127.0.0.1".into(),
+        port,
+        username: user.into(),
+    };
+    let app = ChatusApp::new(&options, settings).unwrap();
+    Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .build_ui_state(|ui, app: &mut ChatusApp| app.show(ui), app)
+}
+
 /// Steps the harness until `cond` holds (the network answers on its own
 /// thread); fails after 20 seconds.
 pub fn wait_until(
