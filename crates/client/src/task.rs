@@ -76,13 +76,22 @@ enum Lost {
     Retry { error: Error, now: bool },
 }
 
+impl Lost {
+    /// The connection dropped (or went silent): reconnect after backoff.
+    fn dropped() -> Lost {
+        Lost::Retry {
+            error: Error::Disconnected,
+            now: false,
+        }
+    }
+}
+
 /// One live connection's halves and what arrived before we were ready.
 struct Link {
     sink: SplitSink<Ws, WsMessage>,
     stream: SplitStream<Ws>,
     /// Messages read while waiting for a reply, handled later in order.
     buffered: VecDeque<ServerMessage>,
-    limits: Option<Limits>,
     /// When the server was last heard from (any frame, pings included).
     heard: Instant,
 }
@@ -237,7 +246,6 @@ impl Task {
             sink,
             stream,
             buffered: VecDeque::new(),
-            limits: None,
             heard: Instant::now(),
         };
 
@@ -247,10 +255,7 @@ impl Task {
             client: label,
         });
         match self.call(&mut link, hello).await? {
-            Ok(ServerMessage::Welcome(w)) => {
-                self.limits = Some(w.limits);
-                link.limits = Some(w.limits);
-            }
+            Ok(ServerMessage::Welcome(w)) => self.limits = Some(w.limits),
             Ok(other) => return Err(Lost::Fatal(unexpected(&other))),
             Err(e) => return Err(Lost::Fatal(e)),
         }
@@ -287,7 +292,7 @@ impl Task {
         self.emit(Event::Connected {
             user: authed.user,
             token: authed.token,
-            limits: link.limits.unwrap_or(Limits {
+            limits: self.limits.unwrap_or(Limits {
                 max_frame_bytes: 0,
                 max_body_bytes: 0,
                 history_page_max: 0,
@@ -328,12 +333,7 @@ impl Task {
                 match tokio::time::timeout_at(deadline, read(&mut link.stream, &mut link.heard))
                     .await
                 {
-                    Err(_) => {
-                        return Err(Lost::Retry {
-                            error: Error::Disconnected,
-                            now: false,
-                        });
-                    }
+                    Err(_) => return Err(Lost::dropped()),
                     Ok(r) => r?,
                 };
             if msg.reply_to() == Some(id) {
@@ -496,11 +496,11 @@ impl Task {
                 () = tokio::time::sleep_until(check_at) => {
                     let quiet = link.heard.elapsed();
                     if quiet >= keepalive * 2 {
-                        break Lost::Retry { error: Error::Disconnected, now: false };
+                        break Lost::dropped();
                     }
                     if quiet >= keepalive {
                         if link.sink.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
-                            break Lost::Retry { error: Error::Disconnected, now: false };
+                            break Lost::dropped();
                         }
                         pinged = true;
                     } else {

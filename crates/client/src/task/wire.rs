@@ -18,10 +18,7 @@ use crate::error::Error;
 pub(super) async fn write(sink: &mut SplitSink<Ws, WsMessage>, env: &Envelope) -> Result<(), Lost> {
     sink.send(WsMessage::Text(env.encode().into()))
         .await
-        .map_err(|_| Lost::Retry {
-            error: Error::Disconnected,
-            now: false,
-        })
+        .map_err(|_| Lost::dropped())
 }
 
 /// Reads the next server message, skipping control frames; every frame
@@ -42,12 +39,7 @@ pub(super) async fn read(
             },
             Some(Ok(WsMessage::Close(frame))) => return Err(lost_by_close(frame)),
             Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                return Err(Lost::Retry {
-                    error: Error::Disconnected,
-                    now: false,
-                });
-            }
+            Some(Err(_)) | None => return Err(Lost::dropped()),
         }
     }
 }

@@ -249,26 +249,18 @@ impl State {
 
     /// We joined a room: its directory entry says so (added if missing).
     fn directory_joined(&mut self, info: RoomInfo) {
+        let info = RoomInfo {
+            joined: true,
+            invited: false,
+            ..info
+        };
         match self.directory.iter_mut().find(|r| r.name == info.name) {
-            Some(r) => {
-                *r = RoomInfo {
-                    joined: true,
-                    invited: false,
-                    ..info
-                };
-            }
+            Some(r) => *r = info,
             None => {
                 let at = self
                     .directory
                     .partition_point(|r| r.name.as_str() < info.name.as_str());
-                self.directory.insert(
-                    at,
-                    RoomInfo {
-                        joined: true,
-                        invited: false,
-                        ..info
-                    },
-                );
+                self.directory.insert(at, info);
             }
         }
     }
