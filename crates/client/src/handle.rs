@@ -240,7 +240,7 @@ impl Client {
     /// Revokes our token on the server; the connection then closes and the
     /// client stops.
     pub async fn logout(&self) -> Result<(), Error> {
-        match self.request(Request::Logout(Logout {})).await? {
+        match self.request(Request::Logout(Logout::default())).await? {
             ServerMessage::Ok(_) => Ok(()),
             other => Err(unexpected(&other)),
         }

@@ -1,4 +1,5 @@
-//! `register`, `login`, `auth`, `logout` and their replies `authed` / `ok`.
+//! `register`, `login`, `auth`, `logout`, `change_password` and their
+//! replies `authed` / `ok`.
 //!
 //! A connection is anonymous until one of the first three succeeds; from
 //! then on the server knows who speaks, and every message it stores carries
@@ -11,7 +12,8 @@ use crate::ids::{Password, RequestId, Timestamp, Token, Username};
 /// `register`: creates an account and logs this connection in.
 ///
 /// Answered by `authed` with a fresh token, or `username_taken`,
-/// `weak_password`, `registration_closed`, `rate_limited`.
+/// `username_confusable`, `weak_password`, `registration_closed`,
+/// `rate_limited`, `server_busy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
@@ -22,7 +24,7 @@ pub struct Register {
 }
 
 /// `login`: logs in with name and password; answered by `authed` with a new
-/// token, or `bad_credentials` / `rate_limited`.
+/// token, or `bad_credentials` / `rate_limited` / `server_busy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
@@ -41,12 +43,30 @@ pub struct Auth {
     pub token: Token,
 }
 
-/// `logout`: revokes this connection's token, answers `ok`, then closes
-/// every connection that used the token (code 1000 on this one, 4001 on the
-/// others).
+/// `logout`: revokes this connection's token (or, with `everywhere`, every
+/// session of the user), answers `ok`, then closes every connection that
+/// used a revoked token (code 1000 on this one, 4001 on the others).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Logout {}
+pub struct Logout {
+    /// Revoke every session of the user, not only this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub everywhere: bool,
+}
+
+/// `change_password` (needs login): checks `current`, stores `new`, and
+/// revokes every *other* session of the user (their connections close with
+/// 4001); this connection and its token stay logged in. Answered by `ok`,
+/// or `bad_credentials` (wrong current password), `weak_password`,
+/// `rate_limited`, `server_busy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The password now.
+    pub current: Password,
+    /// The password from now on; at least the server's minimum length.
+    pub new: Password,
+}
 
 /// `authed`: the connection is logged in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

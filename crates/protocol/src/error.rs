@@ -47,10 +47,19 @@ pub enum ErrorCode {
     BadCredentials,
     /// The user name is taken (names are unique regardless of case).
     UsernameTaken,
+    /// The user name looks too much like an existing one (`aIice` beside
+    /// `alice`): names are also unique by their confusable skeleton.
+    UsernameConfusable,
     /// Registration is closed on this server; an administrator adds users.
     RegistrationClosed,
     /// Too many requests; `retry_after_ms` says when to try again.
     RateLimited,
+    /// The server is too busy checking passwords to take this one now;
+    /// `retry_after_ms` says when to try again.
+    ServerBusy,
+    /// The user already has as many logged-in connections as the server
+    /// allows one user.
+    TooManyConnections,
     /// A message body was empty or only white space.
     EmptyBody,
     /// A message body was longer than the server's `max_body_bytes`.
@@ -95,8 +104,11 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::BadCredentials => "bad_credentials",
             ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::UsernameConfusable => "username_confusable",
             ErrorCode::RegistrationClosed => "registration_closed",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ServerBusy => "server_busy",
+            ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::EmptyBody => "empty_body",
             ErrorCode::BodyTooLong => "body_too_long",
             ErrorCode::UnknownRoom => "unknown_room",
@@ -129,8 +141,11 @@ impl ErrorCode {
         ErrorCode::InvalidToken,
         ErrorCode::BadCredentials,
         ErrorCode::UsernameTaken,
+        ErrorCode::UsernameConfusable,
         ErrorCode::RegistrationClosed,
         ErrorCode::RateLimited,
+        ErrorCode::ServerBusy,
+        ErrorCode::TooManyConnections,
         ErrorCode::EmptyBody,
         ErrorCode::BodyTooLong,
         ErrorCode::UnknownRoom,
@@ -162,7 +177,8 @@ pub struct ErrorReply {
     pub code: ErrorCode,
     /// A human-readable sentence.
     pub message: String,
-    /// With `rate_limited`: milliseconds to wait before retrying.
+    /// With `rate_limited` and `server_busy`: milliseconds to wait before
+    /// retrying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
 }
@@ -198,7 +214,8 @@ pub mod close {
     /// The client read too slowly and its outbound queue overflowed: reconnect
     /// and resume from history.
     pub const LAGGING: u16 = 4000;
-    /// The session ended (logged out elsewhere, or the token was revoked).
+    /// The session ended: logged out elsewhere, the token was revoked (a
+    /// password change or reset, `logout` with `everywhere`) or it expired.
     pub const SESSION_ENDED: u16 = 4001;
     /// Nothing was heard from the client for too long (or it never logged in).
     pub const IDLE: u16 = 4002;

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::auth::{Auth, Login, Logout, Register};
+use crate::auth::{Auth, ChangePassword, Login, Logout, Register};
 use crate::error::{ErrorCode, ErrorReply};
 use crate::hello::{Hello, Ping};
 use crate::history::{Conversations, History, MarkRead};
@@ -35,6 +35,8 @@ pub enum Request {
     Auth(Auth),
     /// `logout`: see [`Logout`].
     Logout(Logout),
+    /// `change_password`: see [`ChangePassword`].
+    ChangePassword(ChangePassword),
     /// `create_room`: see [`CreateRoom`].
     CreateRoom(CreateRoom),
     /// `join_room`: see [`JoinRoom`].
@@ -69,6 +71,7 @@ impl Request {
         "login",
         "auth",
         "logout",
+        "change_password",
         "create_room",
         "join_room",
         "leave_room",
@@ -91,6 +94,7 @@ impl Request {
             Request::Login(_) => "login",
             Request::Auth(_) => "auth",
             Request::Logout(_) => "logout",
+            Request::ChangePassword(_) => "change_password",
             Request::CreateRoom(_) => "create_room",
             Request::JoinRoom(_) => "join_room",
             Request::LeaveRoom(_) => "leave_room",
@@ -173,6 +177,8 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("peer", |s| Username::parse(s).map(drop)),
     ("room", |s| RoomName::parse(s).map(drop)),
     ("password", |s| Password::parse(s).map(drop)),
+    ("current", |s| Password::parse(s).map(drop)),
+    ("new", |s| Password::parse(s).map(drop)),
     ("token", |s| Token::parse(s).map(drop)),
     ("client_id", |s| ClientMsgId::parse(s).map(drop)),
     ("body", |s| Body::parse(s).map(drop)),

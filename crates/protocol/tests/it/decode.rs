@@ -63,6 +63,18 @@ fn good_requests() {
     );
     check(r#"{"type":"logout"}"#, json!({"type":"logout"}));
     check(
+        r#"{"type":"logout","everywhere":false}"#,
+        json!({"type":"logout"}),
+    );
+    check(
+        r#"{"type":"logout","everywhere":true}"#,
+        json!({"type":"logout","everywhere":true}),
+    );
+    check(
+        r#"{"type":"change_password","current":"old one","new":"new one"}"#,
+        json!({"type":"change_password","current":"old one","new":"new one"}),
+    );
+    check(
         r#"{"type":"mark_read","peer":"x","seq":3}"#,
         json!({"type":"mark_read","peer":"x","seq":3}),
     );
@@ -100,6 +112,22 @@ fn bad_frames() {
             None,
         ),
         (r#"{"type":"auth","token":"short"}"#, InvalidToken, None),
+        (
+            r#"{"type":"change_password","current":"","new":"long enough"}"#,
+            InvalidPassword,
+            None,
+        ),
+        (
+            r#"{"type":"change_password","current":"long enough","new":""}"#,
+            InvalidPassword,
+            None,
+        ),
+        (
+            r#"{"type":"change_password","current":"long enough"}"#,
+            InvalidMessage,
+            None,
+        ),
+        (r#"{"type":"logout","everywhere":1}"#, InvalidMessage, None),
         (r##"{"type":"join_room","room":"#dev"}"##, InvalidRoom, None),
         (
             r#"{"type":"send","room":"lobby","body":"   ","client_id":"c"}"#,

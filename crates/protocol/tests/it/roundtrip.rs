@@ -1,7 +1,7 @@
 //! Round trips: every request and every server message survives
 //! encode → decode unchanged, and each encodes with its documented `type`.
 
-use chatus_protocol::auth::{Ack, Auth, Authed, Login, Logout, Register};
+use chatus_protocol::auth::{Ack, Auth, Authed, ChangePassword, Login, Logout, Register};
 use chatus_protocol::hello::{Hello, Limits, Ping, Pong, Welcome};
 use chatus_protocol::history::{
     ConversationInfo, ConversationList, Conversations, History, HistoryPage, MarkRead, Page,
@@ -39,7 +39,11 @@ fn all_requests() -> Vec<Request> {
         Request::Auth(Auth {
             token: Token::parse("abcdefghijklmnopqrstuvwxyz").unwrap(),
         }),
-        Request::Logout(Logout {}),
+        Request::Logout(Logout { everywhere: true }),
+        Request::ChangePassword(ChangePassword {
+            current: Password::parse("old password").unwrap(),
+            new: Password::parse("new password").unwrap(),
+        }),
         Request::CreateRoom(CreateRoom {
             room: room("dev"),
             visibility: Visibility::Private,
