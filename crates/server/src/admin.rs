@@ -60,7 +60,8 @@ pub async fn add_user(
         ..Config::default()
     };
     let store: Arc<dyn Store> = Arc::new(store);
-    let accounts = Accounts::new(store.clone(), &config, Vec::new());
+    let accounts = Accounts::new(store.clone(), &config, Vec::new())
+        .map_err(|e| AdminError::Refused(e.to_string()))?;
     let row = accounts.create_user(name, password, is_admin, lobby).await;
     store
         .close()

@@ -54,11 +54,61 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Seconds a connection may stay without logging in.
     pub login_timeout_secs: u64,
+    /// Most logged-in connections one user may have at once; a login past
+    /// it is refused with `too_many_connections`.
+    pub max_connections_per_user: usize,
+    /// The password-hashing pool that logins, registrations and password
+    /// changes wait in.
+    pub login: LoginConfig,
     /// Rate limits.
     pub rate: RateConfig,
     /// Keys the file had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
+}
+
+/// The password-hashing pool: a few long-lived threads, each reusing one
+/// Argon2 memory block, serving a bounded queue fairly across source
+/// addresses (an IPv6 address counts by its /64).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoginConfig {
+    /// Threads hashing passwords; each holds Argon2's working memory
+    /// (19 MiB) for the server's life.
+    pub hash_threads: usize,
+    /// Most password checks waiting at once, all sources together; past
+    /// it a login is answered `server_busy` at once (a source with nothing
+    /// waiting still gets in, in place of the newest wait of the source
+    /// waiting most).
+    pub queue_max: usize,
+    /// Most password checks one source may have waiting; past it,
+    /// `rate_limited` at once.
+    pub queue_per_source: usize,
+    /// Milliseconds a password check may wait for a thread; one still
+    /// waiting then is answered `server_busy` without being hashed.
+    pub max_wait_ms: u64,
+    /// Argon2id memory in KiB for new hashes. Testing only: the default is
+    /// Argon2's recommended 19456; lowering it weakens stored passwords.
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes for new hashes. Testing only: the default is 2.
+    pub argon2_iterations: u32,
+    /// Keys the file had that this version does not know.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, toml::Value>,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            hash_threads: 2,
+            queue_max: 1024,
+            queue_per_source: 4,
+            max_wait_ms: 5000,
+            argon2_memory_kib: argon2::Params::DEFAULT_M_COST,
+            argon2_iterations: argon2::Params::DEFAULT_T_COST,
+            unknown: BTreeMap::new(),
+        }
+    }
 }
 
 /// Rate limits: token buckets that refill at a steady rate up to a burst.
@@ -69,13 +119,22 @@ pub struct RateConfig {
     pub messages_per_sec: f64,
     /// Messages a user may send in a burst.
     pub message_burst: u32,
-    /// Login and registration attempts per minute from one address.
+    /// Login and registration attempts (and failed token logins) per
+    /// minute from one address (an IPv6 address counts by its /64).
     pub logins_per_min_per_addr: f64,
     /// Burst of attempts from one address.
     pub login_burst_per_addr: u32,
-    /// Login attempts per minute against one account.
+    /// Failed password checks per minute against one account from one
+    /// address: a wrong guess slows only the address that made it.
+    pub failed_logins_per_min_per_account_and_addr: f64,
+    /// Burst of failed checks against one account from one address.
+    pub failed_login_burst_per_account_and_addr: u32,
+    /// Failed password checks per minute against one account from all
+    /// addresses together. When this budget is spent, only addresses with a
+    /// recent failure on the account (in the last 15 minutes) are refused;
+    /// an address without one is never refused by it.
     pub logins_per_min_per_account: f64,
-    /// Burst of attempts against one account.
+    /// Burst of the account-wide failure budget.
     pub login_burst_per_account: u32,
     /// Rooms one user may create per minute, sustained (all connections).
     /// Every room is listed by `list_rooms`, so creation is what bounds how
@@ -108,6 +167,8 @@ impl Default for Config {
             session_ttl_days: 30,
             idle_timeout_secs: 90,
             login_timeout_secs: 30,
+            max_connections_per_user: 20,
+            login: LoginConfig::default(),
             rate: RateConfig::default(),
             unknown: BTreeMap::new(),
         }
@@ -121,8 +182,10 @@ impl Default for RateConfig {
             message_burst: 30,
             logins_per_min_per_addr: 10.0,
             login_burst_per_addr: 10,
-            logins_per_min_per_account: 5.0,
-            login_burst_per_account: 5,
+            failed_logins_per_min_per_account_and_addr: 5.0,
+            failed_login_burst_per_account_and_addr: 5,
+            logins_per_min_per_account: 10.0,
+            login_burst_per_account: 10,
             room_creations_per_min: 10.0,
             room_creation_burst: 10,
             frames_per_sec: 100.0,
@@ -182,12 +245,17 @@ impl Config {
                 )
             })
             .collect();
-        warnings.extend(config.rate.unknown.keys().map(|k| {
-            format!(
-                "unknown configuration key \"rate.{k}\" in {} (ignored)",
-                path.display()
-            )
-        }));
+        for (section, unknown) in [
+            ("rate", &config.rate.unknown),
+            ("login", &config.login.unknown),
+        ] {
+            warnings.extend(unknown.keys().map(|k| {
+                format!(
+                    "unknown configuration key \"{section}.{k}\" in {} (ignored)",
+                    path.display()
+                )
+            }));
+        }
         Ok((config, warnings))
     }
 
@@ -209,6 +277,30 @@ impl Config {
         if self.max_connections == 0 {
             return bad("max_connections", "must be at least 1");
         }
+        if self.max_connections_per_user == 0 {
+            return bad("max_connections_per_user", "must be at least 1");
+        }
+        let l = &self.login;
+        if l.hash_threads == 0 || l.hash_threads > 64 {
+            return bad("login.hash_threads", "must be between 1 and 64");
+        }
+        if l.queue_max == 0 {
+            return bad("login.queue_max", "must be at least 1");
+        }
+        if l.queue_per_source == 0 {
+            return bad("login.queue_per_source", "must be at least 1");
+        }
+        if l.max_wait_ms == 0 {
+            return bad("login.max_wait_ms", "must be at least 1");
+        }
+        if argon2::Params::new(l.argon2_memory_kib, l.argon2_iterations, 1, None).is_err()
+            || l.argon2_memory_kib > crate::service::accounts::MAX_ARGON2_MEMORY_KIB
+        {
+            return bad(
+                "login.argon2_memory_kib",
+                "with login.argon2_iterations, must be valid Argon2id parameters (at most 1 GiB)",
+            );
+        }
         let r = &self.rate;
         for (key, v) in [
             ("rate.messages_per_sec", r.messages_per_sec),
@@ -216,6 +308,10 @@ impl Config {
             (
                 "rate.logins_per_min_per_account",
                 r.logins_per_min_per_account,
+            ),
+            (
+                "rate.failed_logins_per_min_per_account_and_addr",
+                r.failed_logins_per_min_per_account_and_addr,
             ),
             ("rate.room_creations_per_min", r.room_creations_per_min),
             ("rate.frames_per_sec", r.frames_per_sec),
@@ -270,6 +366,17 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = Config::default();
         c.rate.messages_per_sec = 0.0;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.login.hash_threads = 0;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.login.argon2_memory_kib = 1;
+        assert!(c.validate().is_err());
+        let c = Config {
+            max_connections_per_user: 0,
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 }

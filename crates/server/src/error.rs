@@ -28,6 +28,13 @@ pub enum ApiError {
         /// What was limited.
         what: &'static str,
     },
+    /// The password-hashing queue is full (or a check waited too long in
+    /// it); try again after the given time.
+    #[error("server busy for {retry_after:?}")]
+    Busy {
+        /// When to retry.
+        retry_after: Duration,
+    },
     /// The store failed.
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
@@ -53,6 +60,16 @@ impl ApiError {
                 id,
                 code: ErrorCode::RateLimited,
                 message: format!("Too many {what}; try again shortly."),
+                retry_after_ms: Some(
+                    u64::try_from(retry_after.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                ),
+            },
+            ApiError::Busy { retry_after } => ErrorReply {
+                id,
+                code: ErrorCode::ServerBusy,
+                message: "The server is too busy checking passwords; try again shortly.".into(),
                 retry_after_ms: Some(
                     u64::try_from(retry_after.as_millis())
                         .unwrap_or(u64::MAX)

@@ -23,6 +23,10 @@ use chatus_protocol::{RoomName, Seq, Username, Visibility};
 use crate::outbox::Outbox;
 use crate::store::{ConvId, DmRow, RoomRow, Snapshot, StoreError, TokenHash, UserId};
 
+/// [`Hub::attach`] refused: the user has as many connections as allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtCapacity;
+
 /// A connection's id, unique for the server's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -360,24 +364,68 @@ impl Hub {
         self.dir().conns.len()
     }
 
-    /// Marks a connection as logged in as `user` with `session`; when it is
-    /// the user's first, announces that they came online.
-    pub fn attach(&self, user: UserId, conn: &Arc<ConnHandle>, session: TokenHash) {
-        conn.authed.store(true, Ordering::Relaxed);
+    /// Marks a connection as logged in as `user` with `session`, unless the
+    /// user already has `max` logged-in connections; when it is the user's
+    /// first, announces that they came online. The count and the attach are
+    /// one step under the lock, so concurrent logins cannot overshoot.
+    pub fn attach(
+        &self,
+        user: UserId,
+        conn: &Arc<ConnHandle>,
+        session: TokenHash,
+        max: usize,
+    ) -> Result<(), AtCapacity> {
         let first = {
             let mut d = self.dir();
             let Some(u) = d.users.get_mut(&user) else {
-                return;
+                conn.authed.store(true, Ordering::Relaxed);
+                return Ok(());
             };
+            if u.online.len() >= max {
+                return Err(AtCapacity);
+            }
             u.online.push(Attached {
                 conn: conn.clone(),
                 session,
             });
+            conn.authed.store(true, Ordering::Relaxed);
             u.online.len() == 1
         };
         if first {
             self.announce_presence(user, true);
         }
+        Ok(())
+    }
+
+    /// Undoes [`Hub::attach`] (a login refused after all); when it was the
+    /// user's last connection, announces that they went offline.
+    pub fn detach(&self, user: UserId, conn: &ConnHandle) {
+        conn.authed.store(false, Ordering::Relaxed);
+        let went_offline = {
+            let mut d = self.dir();
+            match d.users.get_mut(&user) {
+                Some(u) => {
+                    let before = u.online.len();
+                    u.online.retain(|a| a.conn.id != conn.id);
+                    before > 0 && u.online.is_empty()
+                }
+                None => false,
+            }
+        };
+        if went_offline {
+            self.announce_presence(user, false);
+        }
+    }
+
+    /// Every logged-in connection of `user`, with its session.
+    pub fn user_connections(&self, user: UserId) -> Vec<(Arc<ConnHandle>, TokenHash)> {
+        let d = self.dir();
+        d.users.get(&user).map_or_else(Vec::new, |u| {
+            u.online
+                .iter()
+                .map(|a| (a.conn.clone(), a.session))
+                .collect()
+        })
     }
 
     /// Every connection logged in with `session`.

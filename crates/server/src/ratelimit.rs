@@ -3,10 +3,14 @@
 //! A bucket holds up to `burst` tokens and refills at `rate` per second;
 //! each event takes one. Time comes from `tokio::time::Instant`, so tests
 //! can pause and advance the clock.
+//!
+//! A keyed set never fails open: its lock is taken back after a panic
+//! elsewhere (the map holds plain numbers, so it is still sound), and
+//! limiting goes on.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -54,9 +58,16 @@ impl Bucket {
 
     /// Takes a token; on failure says how long until one is there.
     pub fn take(&mut self, rate: Rate) -> Result<(), Duration> {
+        self.ready(rate)?;
+        self.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Whether a token is there, without taking it; if not, how long until
+    /// one is.
+    pub fn ready(&mut self, rate: Rate) -> Result<(), Duration> {
         self.refill(rate, Instant::now());
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else {
             let wait = (1.0 - self.tokens) / rate.per_sec;
@@ -64,7 +75,20 @@ impl Bucket {
         }
     }
 
-    fn is_full(&mut self, rate: Rate, now: Instant) -> bool {
+    /// Takes a token if there is one, else nothing: an event that happened
+    /// anyway (a failure) spends what is left.
+    pub fn spend(&mut self, rate: Rate) {
+        self.refill(rate, Instant::now());
+        self.tokens = (self.tokens - 1.0).max(0.0);
+    }
+
+    /// Returns a token taken for an event that did not happen after all.
+    pub fn give_back(&mut self, rate: Rate) {
+        self.tokens = (self.tokens + 1.0).min(rate.burst);
+    }
+
+    /// Whether the bucket is full at `now` (it then behaves as a new one).
+    pub fn is_full(&mut self, rate: Rate, now: Instant) -> bool {
         self.refill(rate, now);
         self.tokens >= rate.burst
     }
@@ -87,12 +111,16 @@ impl<K: Eq + Hash> Keyed<K> {
         }
     }
 
+    fn map(&self) -> MutexGuard<'_, HashMap<K, Bucket>> {
+        // A panic while the lock was held cannot leave the map unsound (it
+        // holds plain numbers), so take it back rather than stop limiting.
+        self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Takes a token for `key`.
     pub fn take(&self, key: K) -> Result<(), Duration> {
-        let Ok(mut map) = self.buckets.lock() else {
-            return Ok(());
-        };
-        map.entry(key)
+        self.map()
+            .entry(key)
             .or_insert_with(|| Bucket::full(self.rate))
             .take(self.rate)
     }
@@ -100,14 +128,12 @@ impl<K: Eq + Hash> Keyed<K> {
     /// Forgets buckets that are full again (they behave as new ones would).
     pub fn sweep(&self) {
         let now = Instant::now();
-        if let Ok(mut map) = self.buckets.lock() {
-            map.retain(|_, b| !b.is_full(self.rate, now));
-        }
+        self.map().retain(|_, b| !b.is_full(self.rate, now));
     }
 
     /// How many keys are tracked.
     pub fn len(&self) -> usize {
-        self.buckets.lock().map_or(0, |m| m.len())
+        self.map().len()
     }
 
     /// True when no key is tracked.
@@ -138,5 +164,40 @@ mod tests {
         tokio::time::advance(Duration::from_secs(10)).await;
         k.sweep();
         assert!(k.is_empty());
+    }
+
+    /// Regression (issue 9): after a panic poisoned the lock, `take`
+    /// returned `Ok` for every call, which switched limiting off.
+    #[tokio::test(start_paused = true)]
+    async fn a_poisoned_lock_keeps_limiting() {
+        let k = Keyed::new(Rate::new(0.001, 2));
+        k.take("a").unwrap();
+        let poisoned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = k.buckets.lock().unwrap();
+            panic!("a panic while the lock is held");
+        }));
+        assert!(poisoned.is_err());
+        assert!(k.buckets.is_poisoned());
+        k.take("a").unwrap();
+        assert!(k.take("a").is_err(), "the limit must hold after a poison");
+        assert_eq!(k.len(), 1);
+        k.sweep();
+        assert_eq!(k.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_spend_and_give_back() {
+        let rate = Rate::new(1.0, 2);
+        let mut b = Bucket::full(rate);
+        b.ready(rate).unwrap();
+        b.take(rate).unwrap();
+        b.spend(rate);
+        assert!(b.ready(rate).is_err());
+        b.spend(rate);
+        assert!(b.ready(rate).is_err());
+        b.give_back(rate);
+        b.take(rate).unwrap();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(b.is_full(rate, Instant::now()));
     }
 }

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::ServerError;
 use crate::hub::{ConnId, Hub};
 use crate::ratelimit::{Keyed, Rate};
-use crate::service::accounts::Accounts;
+use crate::service::accounts::{Accounts, WATCH_EVERY};
 use crate::service::messages::Messages;
 use crate::store::sqlite::{Access, SqliteStore};
 use crate::store::{Store, UserId};
@@ -58,6 +58,9 @@ impl State {
     /// Starts over an already-open store.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<State, ServerError> {
         config.validate()?;
+        // Read before the snapshot: a revocation recorded after it is acted
+        // on by the watcher, one before it is in the snapshot already.
+        let revocation_mark = store.latest_revocation().await?;
         let mut snapshot = store.snapshot(crate::service::accounts::now()).await?;
         let names: std::collections::HashMap<_, _> = snapshot
             .users
@@ -69,7 +72,9 @@ impl State {
             .filter_map(|(h, u, e)| names.get(&u).map(|n| (h, u, n.clone(), e)))
             .collect();
         let hub = Arc::new(Hub::load(snapshot)?);
-        let accounts = Accounts::new(store.clone(), &config, sessions);
+        let accounts = Accounts::new(store.clone(), &config, sessions)
+            .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))?;
+        accounts.set_revocation_mark(revocation_mark);
         // One fan-out round gets the same share of an outbox as one reply
         // (see `reply_budget`).
         let messages = Messages::start(store.clone(), hub.clone(), config.outbox_max_bytes / 4);
@@ -80,7 +85,7 @@ impl State {
             r.room_creation_burst,
         ));
         let (phase, _) = watch::channel(Phase::Running);
-        Ok(State {
+        let state = State {
             inner: Arc::new(Shared {
                 config,
                 store,
@@ -93,7 +98,26 @@ impl State {
                 next_conn: AtomicU64::new(1),
                 phase,
             }),
-        })
+        };
+        state.spawn_accounts_watcher();
+        Ok(state)
+    }
+
+    /// Runs [`Accounts::watch`] every [`WATCH_EVERY`] until the state is
+    /// dropped or the store closed.
+    fn spawn_accounts_watcher(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WATCH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                if !inner.accounts.watch(&inner.hub).await {
+                    return;
+                }
+            }
+        });
     }
 
     /// The configuration.

@@ -1,33 +1,70 @@
-//! `register`, `login`, `auth`, `logout`.
+//! `register`, `login`, `auth`, `logout`, `change_password`.
 //!
 //! - On success the connection is attached to the user in the hub *before*
 //!   `authed` is queued, so any message stored after the client reads
 //!   `authed` reaches it live, and anything earlier is in history: a client
 //!   that then pages history from its last `seq` misses nothing.
+//! - A user may have at most `max_connections_per_user` logged-in
+//!   connections; one more is refused with `too_many_connections` (and a
+//!   session made for it is revoked).
+//! - After attaching, the session is looked up again: a logout that raced
+//!   the login removed it, and the login backs out with `invalid_token`
+//!   (see [`crate::service::accounts`] for why no window is left).
 //! - The first connection of a user is announced as `presence` online
 //!   (coalesced, see [`crate::service::presence`]); a user the server has
 //!   not seen before (a new account) is also announced as joining the lobby.
-//! - `logout` revokes the token and closes every connection that used it.
+//! - `logout` revokes the token (with `everywhere`, every session of the
+//!   user) and closes every connection that used it.
+//! - `change_password` checks the current password (a login attempt for the
+//!   limits), stores the new one, and revokes every other session.
 
-use chatus_protocol::auth::{Ack, Auth, Authed, Login, Register};
+use chatus_protocol::auth::{Ack, Auth, Authed, ChangePassword, Login, Logout, Register};
 use chatus_protocol::error::close;
-use chatus_protocol::{RequestId, ServerMessage};
+use chatus_protocol::{ErrorCode, RequestId, ServerMessage};
 
 use super::{Cx, Outcome, Session};
 use crate::error::ApiError;
-use crate::service::accounts::LoggedIn;
+use crate::service::accounts::{Holder, LoggedIn, invalid_token};
 use crate::service::messages::encode;
 
-fn logged_in(cx: &mut Cx<'_>, id: Option<RequestId>, li: LoggedIn) -> Outcome {
+async fn logged_in(
+    cx: &mut Cx<'_>,
+    id: Option<RequestId>,
+    li: LoggedIn,
+) -> Result<Outcome, ApiError> {
     let hub = cx.state.hub();
+    let accounts = cx.state.accounts();
     let new_here = hub.add_user(li.user, &li.name, &[hub.lobby()]);
-    hub.attach(li.user, cx.conn, li.token_hash);
+    if new_here {
+        // A new account is a new lobby member: member lists grow.
+        hub.announce_membership(hub.lobby(), li.user, true);
+    }
+    let max = cx.state.config().max_connections_per_user;
+    if hub.attach(li.user, cx.conn, li.token_hash, max).is_err() {
+        if li.token.is_some() {
+            // Made for this login alone; nobody else holds it.
+            accounts.forget_new_session(li.token_hash).await?;
+        }
+        return Err(ApiError::reject(
+            ErrorCode::TooManyConnections,
+            format!(
+                "{} already has {max} connections logged in; close one first.",
+                li.name
+            ),
+        ));
+    }
+    // Revoked while this login was under way: back out.
+    if !accounts.is_cached(&li.token_hash) {
+        hub.detach(li.user, cx.conn);
+        return Err(invalid_token());
+    }
     cx.span.record("user", li.name.as_str());
     tracing::info!("logged in");
     *cx.session = Some(Session {
         user: li.user,
         name: li.name.clone(),
         token_hash: li.token_hash,
+        expires: li.expires,
     });
     let reply = ServerMessage::Authed(Authed {
         id,
@@ -36,11 +73,7 @@ fn logged_in(cx: &mut Cx<'_>, id: Option<RequestId>, li: LoggedIn) -> Outcome {
         expires: li.expires,
     });
     cx.conn.outbox.push(encode(&reply));
-    if new_here {
-        // A new account is a new lobby member: member lists grow.
-        hub.announce_membership(hub.lobby(), li.user, true);
-    }
-    Outcome::Nothing
+    Ok(Outcome::Nothing)
 }
 
 fn peer_ip(cx: &Cx<'_>) -> std::net::IpAddr {
@@ -59,7 +92,7 @@ pub(super) async fn register(
         .accounts()
         .register(&r.username, &r.password, peer_ip(cx), lobby)
         .await?;
-    Ok(logged_in(cx, id, li))
+    logged_in(cx, id, li).await
 }
 
 /// `login`.
@@ -73,7 +106,7 @@ pub(super) async fn login(
         .accounts()
         .login(&r.username, &r.password, peer_ip(cx))
         .await?;
-    Ok(logged_in(cx, id, li))
+    logged_in(cx, id, li).await
 }
 
 /// `auth`.
@@ -83,7 +116,7 @@ pub(super) async fn auth(
     r: Auth,
 ) -> Result<Outcome, ApiError> {
     let li = cx.state.accounts().resume(&r.token, peer_ip(cx)).await?;
-    Ok(logged_in(cx, id, li))
+    logged_in(cx, id, li).await
 }
 
 /// `logout`.
@@ -91,20 +124,46 @@ pub(super) async fn logout(
     cx: &mut Cx<'_>,
     who: &Session,
     id: Option<RequestId>,
+    r: &Logout,
 ) -> Result<Outcome, ApiError> {
-    cx.state.accounts().logout(who.token_hash).await?;
-    for conn in cx
-        .state
-        .hub()
-        .session_connections(who.user, &who.token_hash)
-    {
-        if conn.id != cx.conn.id {
-            conn.outbox.close(close::SESSION_ENDED, "logged out", false);
-        }
+    let accounts = cx.state.accounts();
+    let hub = cx.state.hub();
+    if r.everywhere {
+        accounts
+            .logout_everywhere(who.user, hub, cx.conn.id)
+            .await?;
+    } else {
+        accounts
+            .logout(who.user, who.token_hash, hub, cx.conn.id)
+            .await?;
     }
     Ok(Outcome::Close(
         Some(ServerMessage::Ok(Ack { id })),
         close::NORMAL,
         "logged out",
     ))
+}
+
+/// `change_password`.
+pub(super) async fn change_password(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    r: ChangePassword,
+) -> Result<Outcome, ApiError> {
+    cx.state
+        .accounts()
+        .change_password(
+            Holder {
+                user: who.user,
+                name: &who.name,
+                token_hash: who.token_hash,
+            },
+            &r.current,
+            &r.new,
+            peer_ip(cx),
+            cx.state.hub(),
+        )
+        .await?;
+    Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
 }

@@ -17,8 +17,11 @@ mod room;
 
 use std::sync::Arc;
 
+use chatus_protocol::error::close;
 use chatus_protocol::hello::Pong;
-use chatus_protocol::{Envelope, ErrorCode, Request, RequestId, ServerMessage, Username};
+use chatus_protocol::{
+    Envelope, ErrorCode, ErrorReply, Request, RequestId, ServerMessage, Timestamp, Username,
+};
 
 use crate::error::ApiError;
 use crate::hub::ConnHandle;
@@ -35,6 +38,10 @@ pub struct Session {
     pub name: Username,
     /// The session's token hash (for logout).
     pub token_hash: TokenHash,
+    /// When the session expires, as last known; the gate looks again in the
+    /// session cache once it has passed (the token may have been extended
+    /// by a login elsewhere).
+    pub expires: Timestamp,
 }
 
 impl Session {
@@ -99,7 +106,8 @@ pub async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequest> {
     }
 }
 
-/// The gate: hello first, then sessions where declared.
+/// The gate: hello first, then sessions where declared, and only while the
+/// session lasts.
 async fn route(cx: &mut Cx<'_>, id: Option<RequestId>, req: Request) -> Result<Outcome, ApiError> {
     if !*cx.said_hello && !matches!(req, Request::Hello(_)) {
         return Err(ApiError::reject(
@@ -108,15 +116,41 @@ async fn route(cx: &mut Cx<'_>, id: Option<RequestId>, req: Request) -> Result<O
         ));
     }
     if req.needs_session() {
-        let Some(who) = cx.session.clone() else {
+        let Some(mut who) = cx.session.clone() else {
             return Err(ApiError::reject(
                 ErrorCode::Unauthenticated,
                 "Log in first (register, login or auth).",
             ));
         };
+        if who.expires <= crate::service::accounts::now() {
+            match cx.state.accounts().live_until(&who.token_hash) {
+                Some(expires) => {
+                    who.expires = expires;
+                    if let Some(s) = cx.session.as_mut() {
+                        s.expires = expires;
+                    }
+                }
+                None => return Ok(session_ended(id)),
+            }
+        }
         return authed(cx, &who, id, req).await;
     }
     anonymous(cx, id, req).await
+}
+
+/// The answer to a request on a connection whose session expired or was
+/// revoked: `invalid_token`, then close with 4001.
+fn session_ended(id: Option<RequestId>) -> Outcome {
+    let reply = ErrorReply::new(
+        id,
+        ErrorCode::InvalidToken,
+        "Your session has expired or was revoked; log in again.",
+    );
+    Outcome::Close(
+        Some(ServerMessage::Error(reply)),
+        close::SESSION_ENDED,
+        "session ended",
+    )
 }
 
 fn misrouted(req: &Request) -> ApiError {
@@ -159,7 +193,8 @@ async fn authed(
     req: Request,
 ) -> Result<Outcome, ApiError> {
     match req {
-        Request::Logout(_) => auth::logout(cx, who, id).await,
+        Request::Logout(r) => auth::logout(cx, who, id, &r).await,
+        Request::ChangePassword(r) => auth::change_password(cx, who, id, r).await,
         Request::CreateRoom(r) => room::create(cx, who, id, r).await,
         Request::JoinRoom(r) => room::join(cx, who, id, r).await,
         Request::LeaveRoom(r) => room::leave(cx, who, id, r).await,

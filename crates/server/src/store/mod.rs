@@ -8,6 +8,7 @@
 //! Methods return boxed futures so the trait stays object-safe
 //! (`Arc<dyn Store>`); the allocation is noise next to a database round trip.
 
+pub mod skeleton;
 pub mod sqlite;
 
 use std::future::Future;
@@ -33,6 +34,10 @@ pub enum StoreError {
     /// A unique name (user or room) is taken.
     #[error("The name is already taken.")]
     Conflict,
+    /// A user name looks like an existing one (same confusable skeleton,
+    /// see [`skeleton`]).
+    #[error("The name is too similar to an existing name.")]
+    Confusable,
     /// A row the call needs does not exist.
     #[error("The {0} does not exist.")]
     NotFound(&'static str),
@@ -217,7 +222,9 @@ pub trait Store: Send + Sync + 'static {
     fn snapshot(&self, now: Timestamp) -> StoreFuture<'_, Snapshot>;
 
     /// Creates a user (and joins `join`); [`StoreError::Conflict`] when the
-    /// name is taken regardless of case.
+    /// name is taken regardless of case, [`StoreError::Confusable`] when
+    /// another name has the same confusable skeleton (checked in the same
+    /// transaction as the insert).
     fn create_user(&self, user: NewUser) -> StoreFuture<'_, UserRow>;
 
     /// Finds a user by case-folded name.
@@ -232,6 +239,39 @@ pub trait Store: Send + Sync + 'static {
     /// Finds an unexpired session by token hash.
     fn find_session(&self, token: TokenHash, now: Timestamp)
     -> StoreFuture<'_, Option<SessionRow>>;
+
+    /// Stores a session only if the user's password hash is still
+    /// `password_hash` (the one the login checked); returns whether it was
+    /// stored. A login racing a password change thus gets no session.
+    fn create_session_if_password(
+        &self,
+        session: NewSession,
+        password_hash: String,
+    ) -> StoreFuture<'_, bool>;
+
+    /// Deletes every session of `user` except `keep`.
+    fn delete_user_sessions(&self, user: UserId, keep: Option<TokenHash>) -> StoreFuture<'_, ()>;
+
+    /// Sets a user's password hash and deletes every session of the user
+    /// except `keep`, in one transaction. With `record` (the time), also
+    /// records a revocation event that a server running beside the caller
+    /// finds with [`Store::revocations_after`].
+    fn set_password(
+        &self,
+        user: UserId,
+        password_hash: String,
+        keep: Option<TokenHash>,
+        record: Option<Timestamp>,
+    ) -> StoreFuture<'_, ()>;
+
+    /// Revocation events newer than `after`, oldest first: (event id,
+    /// user). Cheap to call often: a backend may answer from a change
+    /// counter without a query when nothing was written.
+    fn revocations_after(&self, after: i64) -> StoreFuture<'_, Vec<(i64, UserId)>>;
+
+    /// The newest revocation event's id (0 when none): a server reads it
+    /// before its snapshot and watches for later ones.
+    fn latest_revocation(&self) -> StoreFuture<'_, i64>;
 
     /// Moves a session's expiry.
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()>;

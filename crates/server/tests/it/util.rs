@@ -47,6 +47,12 @@ pub fn test_config(data: PathBuf) -> Config {
     c.rate.login_burst_per_addr = 100_000;
     c.rate.logins_per_min_per_account = 100_000.0;
     c.rate.login_burst_per_account = 100_000;
+    c.rate.failed_logins_per_min_per_account_and_addr = 100_000.0;
+    c.rate.failed_login_burst_per_account_and_addr = 100_000;
+    // Every test client comes from 127.0.0.1: one source to the pool.
+    c.login.queue_per_source = 10_000;
+    c.login.queue_max = 10_000;
+    c.login.max_wait_ms = 60_000;
     c.rate.messages_per_sec = 100_000.0;
     c.rate.message_burst = 100_000;
     c.rate.frames_per_sec = 100_000.0;

@@ -57,6 +57,24 @@ struct Inner {
     /// Holds the exclusive lock on the data directory until the store is
     /// closed.
     lock: Mutex<Option<File>>,
+    /// The connection that watches for revocation events, with the
+    /// `PRAGMA data_version` it last saw and the answer it gave then.
+    // A std Mutex: used on one blocking thread at a time, never across an
+    // await.
+    watcher: Mutex<Option<Watcher>>,
+    /// Set by `close`: later reads fail too.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// See [`Inner::watcher`].
+struct Watcher {
+    conn: Connection,
+    /// `PRAGMA data_version` at the last query: it changes whenever another
+    /// connection (this server's writer, or an administrator's process)
+    /// commits, so an unchanged value means nothing new to read.
+    data_version: i64,
+    /// The `after` of the last query and its answer.
+    last: (i64, Vec<(i64, UserId)>),
 }
 
 /// Whether to take the data directory's exclusive lock.
@@ -144,6 +162,8 @@ impl SqliteStore {
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
                 lock: Mutex::new(lock),
+                watcher: Mutex::new(None),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -172,6 +192,9 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         Box::pin(async move {
+            if inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(StoreError::Closed);
+            }
             tokio::task::spawn_blocking(move || {
                 let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
                 let conn = match pooled {
@@ -232,6 +255,69 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreFuture<'_, Option<SessionRow>> {
         self.read(move |c| queries::find_session(c, &token, now))
+    }
+
+    fn create_session_if_password(
+        &self,
+        session: NewSession,
+        password_hash: String,
+    ) -> StoreFuture<'_, bool> {
+        self.write(move |ctx| {
+            queries::create_session_if_password(&ctx.conn, &session, &password_hash)
+        })
+    }
+
+    fn delete_user_sessions(&self, user: UserId, keep: Option<TokenHash>) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::delete_user_sessions(&ctx.conn, user, keep.as_ref()))
+    }
+
+    fn set_password(
+        &self,
+        user: UserId,
+        password_hash: String,
+        keep: Option<TokenHash>,
+        record: Option<Timestamp>,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| {
+            queries::set_password(&ctx.conn, user, &password_hash, keep.as_ref(), record)
+        })
+    }
+
+    fn revocations_after(&self, after: i64) -> StoreFuture<'_, Vec<(i64, UserId)>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            if inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(StoreError::Closed);
+            }
+            tokio::task::spawn_blocking(move || {
+                let mut slot = inner
+                    .watcher
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if slot.is_none() {
+                    *slot = Some(Watcher {
+                        conn: open_conn(&inner.path, true)?,
+                        data_version: -1,
+                        last: (-1, Vec::new()),
+                    });
+                }
+                let Some(w) = slot.as_mut() else {
+                    return Err(StoreError::Closed);
+                };
+                let version: i64 = w.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+                if version != w.data_version || w.last.0 != after {
+                    w.last = (after, queries::revocations_after(&w.conn, after)?);
+                    w.data_version = version;
+                }
+                Ok(w.last.1.clone())
+            })
+            .await
+            .map_err(|e| StoreError::Failed(format!("watcher task failed: {e}")))?
+        })
+    }
+
+    fn latest_revocation(&self) -> StoreFuture<'_, i64> {
+        self.read(queries::latest_revocation)
     }
 
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()> {
@@ -309,8 +395,14 @@ impl Store for SqliteStore {
             }
             // Nothing writes any more: another server may take over the
             // directory even while stale handles to this store linger.
+            inner
+                .closed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             if let Ok(mut readers) = inner.readers.lock() {
                 readers.clear();
+            }
+            if let Ok(mut watcher) = inner.watcher.lock() {
+                watcher.take();
             }
             if let Ok(mut lock) = inner.lock.lock() {
                 lock.take();

@@ -7,6 +7,7 @@ use chatus_protocol::history::Page;
 use chatus_protocol::{Body, RoomName, Seq, Timestamp, Username, Visibility};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use crate::store::skeleton::name_skeleton;
 use crate::store::{
     Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, ReadState, RoomRow,
     SessionRow, Snapshot, StoreError, TokenHash, UserId, UserRow,
@@ -126,14 +127,26 @@ pub(crate) fn snapshot(conn: &Connection, now: Timestamp) -> Result<Snapshot, St
 }
 
 pub(crate) fn create_user(conn: &Connection, u: &NewUser) -> Result<UserRow, StoreError> {
+    let skeleton = name_skeleton(&u.name);
+    // Checked in the writer's transaction, so two look-alikes registering
+    // at once cannot both get in. The same name in another case is
+    // `Conflict` (the UNIQUE name key), not a look-alike.
+    let look_alike = conn
+        .prepare_cached("SELECT 1 FROM users WHERE name_skeleton = ?1 AND name_key <> ?2 LIMIT 1")?
+        .query_row(params![skeleton, u.name.key()], |_| Ok(()))
+        .optional()?;
+    if look_alike.is_some() {
+        return Err(StoreError::Confusable);
+    }
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO users (name, name_key, password_hash, is_admin, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO users (name, name_key, name_skeleton, password_hash, is_admin, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![
             u.name.as_str(),
             u.name.key(),
+            skeleton,
             u.password_hash,
             u.is_admin,
             ms(u.created)
@@ -219,6 +232,89 @@ pub(crate) fn delete_session(conn: &Connection, token: &TokenHash) -> Result<(),
     conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
         .execute([&token[..]])?;
     Ok(())
+}
+
+/// Stores a session only if the user's password is still `password_hash`
+/// (the one just checked): a login that raced a password change gets no
+/// session. Returns whether it was stored.
+pub(crate) fn create_session_if_password(
+    conn: &Connection,
+    s: &NewSession,
+    password_hash: &str,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms)
+             SELECT ?1, id, ?3, ?4 FROM users WHERE id = ?2 AND password_hash = ?5",
+        )?
+        .execute(params![
+            &s.token_hash[..],
+            s.user.0,
+            ms(s.created),
+            ms(s.expires),
+            password_hash
+        ])?;
+    Ok(n == 1)
+}
+
+/// Deletes every session of `user` but `keep`.
+pub(crate) fn delete_user_sessions(
+    conn: &Connection,
+    user: UserId,
+    keep: Option<&TokenHash>,
+) -> Result<(), StoreError> {
+    let keep: &[u8] = keep.map_or(&[], |k| &k[..]);
+    conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2")?
+        .execute(params![user.0, keep])?;
+    Ok(())
+}
+
+/// Revocation events older than this are pruned when a new one is added.
+const REVOCATIONS_KEPT_MS: i64 = 86_400_000;
+
+/// Sets a password and deletes every session of the user but `keep`; with
+/// `record`, also records a revocation event for a running server to see.
+pub(crate) fn set_password(
+    conn: &Connection,
+    user: UserId,
+    password_hash: &str,
+    keep: Option<&TokenHash>,
+    record: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+        .execute(params![user.0, password_hash])?;
+    if n == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    delete_user_sessions(conn, user, keep)?;
+    if let Some(now) = record {
+        conn.prepare_cached("DELETE FROM revocations WHERE created_ms < ?1")?
+            .execute([ms(now).saturating_sub(REVOCATIONS_KEPT_MS)])?;
+        conn.prepare_cached("INSERT INTO revocations (user_id, created_ms) VALUES (?1, ?2)")?
+            .execute(params![user.0, ms(now)])?;
+    }
+    Ok(())
+}
+
+/// Revocation events after `after`, oldest first: (event id, user).
+pub(crate) fn revocations_after(
+    conn: &Connection,
+    after: i64,
+) -> Result<Vec<(i64, UserId)>, StoreError> {
+    let mut st =
+        conn.prepare_cached("SELECT id, user_id FROM revocations WHERE id > ?1 ORDER BY id")?;
+    let rows = st.query_map([after], |r| Ok((r.get(0)?, UserId(r.get(1)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest revocation event's id (0 when there is none).
+pub(crate) fn latest_revocation(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(id), 0) FROM revocations", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 pub(crate) fn delete_expired_sessions(

@@ -1,9 +1,16 @@
 //! Schema migrations, applied in order at open and recorded in SQLite's
-//! `user_version`. Never edit a shipped migration; append a new one.
+//! `user_version`. Never edit a shipped migration; append a new one. A
+//! migration is SQL, optionally followed by a Rust step in the same
+//! transaction (to backfill what SQL cannot compute).
 
-use rusqlite::Connection;
+use chatus_protocol::Username;
+use rusqlite::{Connection, Transaction};
 
 use crate::store::StoreError;
+use crate::store::skeleton::name_skeleton;
+
+/// A Rust step run after a migration's SQL, in its transaction.
+type Backfill = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
 /// Migration `i` moves `user_version` from `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -74,7 +81,38 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX sessions_expires ON sessions(expires_ms);
     "#,
+    // 3: names are also unique by their confusable skeleton (backfilled by
+    // `backfill_skeletons`; not a UNIQUE index, since names registered
+    // before may already collide); administrators' password resets are
+    // recorded so that a running server revokes the user's sessions.
+    r#"
+    ALTER TABLE users ADD COLUMN name_skeleton TEXT NOT NULL DEFAULT '';
+    CREATE INDEX users_skeleton ON users(name_skeleton);
+    CREATE TABLE revocations (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id    INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    "#,
 ];
+
+/// The Rust step of each migration, by index.
+const BACKFILLS: &[(usize, Backfill)] = &[(2, backfill_skeletons)];
+
+/// Migration 3: the skeleton of every existing name.
+fn backfill_skeletons(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let users: Vec<(i64, String)> = {
+        let mut st = tx.prepare("SELECT id, name FROM users")?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut update = tx.prepare("UPDATE users SET name_skeleton = ?1 WHERE id = ?2")?;
+    for (id, name) in users {
+        let name = Username::parse(name).map_err(|e| StoreError::Corrupt(e.message))?;
+        update.execute(rusqlite::params![name_skeleton(&name), id])?;
+    }
+    Ok(())
+}
 
 /// Brings the database up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -90,9 +128,54 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        for (_, backfill) in BACKFILLS.iter().filter(|(at, _)| *at == i) {
+            backfill(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "applied database migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made by an older version gets every name's skeleton.
+    #[test]
+    fn migration_3_backfills_skeletons() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        let tx = conn.transaction().unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(2).enumerate() {
+            tx.execute_batch(sql).unwrap();
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (name, name_key, password_hash, created_ms) VALUES
+             ('aIice', 'aiice', 'x', 0), ('alice', 'alice', 'x', 0), ('B0b', 'b0b', 'x', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let got: Vec<(String, String)> = conn
+            .prepare("SELECT name, name_skeleton FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want = [("aIice", "alice"), ("alice", "alice"), ("B0b", "bob")];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
+        assert_eq!(got, want);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
 }

@@ -1,0 +1,266 @@
+//! The session cache and revocation: token logins, logout (one session or
+//! all of a user's), and the watcher that drops expired sessions and acts
+//! on revocations recorded by administration tools. The ordering rules are
+//! in the parent module's doc.
+
+use std::sync::MutexGuard;
+use std::sync::atomic::Ordering;
+
+use chatus_protocol::error::close;
+use chatus_protocol::{ErrorCode, Timestamp, Token, Username};
+
+use super::{Accounts, LoggedIn, PURGE_CHUNK, Source, hash_token, limited, now, plus};
+use crate::error::ApiError;
+use crate::hub::{ConnId, Hub};
+use crate::store::{Store, StoreError, StoreFuture, TokenHash, UserId};
+
+/// A live session, as cached.
+#[derive(Debug, Clone)]
+pub(super) struct Cached {
+    pub(super) user: UserId,
+    pub(super) name: Username,
+    pub(super) expires: Timestamp,
+}
+
+impl Accounts {
+    fn cached(&self) -> MutexGuard<'_, std::collections::HashMap<TokenHash, Cached>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn cache_session(
+        &self,
+        token_hash: TokenHash,
+        user: UserId,
+        name: &Username,
+        expires: Timestamp,
+    ) {
+        self.cached().insert(
+            token_hash,
+            Cached {
+                user,
+                name: name.clone(),
+                expires,
+            },
+        );
+        self.next_expiry.fetch_min(expires.0, Ordering::Relaxed);
+    }
+
+    /// `auth`: resumes a session by token, extending it when it is more
+    /// than a day old. The caller attaches the connection and then checks
+    /// [`Accounts::is_cached`] (see the module doc).
+    pub async fn resume(
+        &self,
+        token: &Token,
+        addr: std::net::IpAddr,
+    ) -> Result<LoggedIn, ApiError> {
+        let token_hash = hash_token(token);
+        let now = now();
+        let found = self.cached().get(&token_hash).cloned();
+        let Some(Cached {
+            user,
+            name,
+            mut expires,
+        }) = found.filter(|c| c.expires > now)
+        else {
+            // Guessing a 256-bit token is hopeless, but failed attempts
+            // still count against the address.
+            self.throttle.attempt(Source::of(addr)).map_err(limited)?;
+            return Err(invalid_token());
+        };
+        let fresh = plus(now, self.ttl);
+        if fresh.0.saturating_sub(expires.0) > 86_400_000 {
+            self.store.extend_session(token_hash, fresh).await?;
+            expires = fresh;
+            if let Some(entry) = self.cached().get_mut(&token_hash) {
+                entry.expires = fresh;
+            }
+        }
+        Ok(LoggedIn {
+            user,
+            name,
+            token: None,
+            token_hash,
+            expires,
+        })
+    }
+
+    /// When the session expires, if it is live (cached and unexpired).
+    pub fn live_until(&self, token_hash: &TokenHash) -> Option<Timestamp> {
+        let now = now();
+        self.cached()
+            .get(token_hash)
+            .map(|c| c.expires)
+            .filter(|e| *e > now)
+    }
+
+    /// Whether the session is still cached: not revoked (it may have
+    /// expired; the gate sees to that).
+    pub fn is_cached(&self, token_hash: &TokenHash) -> bool {
+        self.cached().contains_key(token_hash)
+    }
+
+    /// Forgets a session that was just made for a login that was then
+    /// refused (no connection holds it).
+    pub async fn forget_new_session(&self, token_hash: TokenHash) -> Result<(), ApiError> {
+        self.cached().remove(&token_hash);
+        self.store.delete_session(token_hash).await?;
+        Ok(())
+    }
+
+    /// `logout`: revokes one session: from the cache, then the store, then
+    /// closes every connection attached with it but `this` (which the
+    /// caller closes after its reply).
+    pub async fn logout(
+        &self,
+        user: UserId,
+        token_hash: TokenHash,
+        hub: &Hub,
+        this: ConnId,
+    ) -> Result<(), ApiError> {
+        self.cached().remove(&token_hash);
+        self.store.delete_session(token_hash).await?;
+        for conn in hub.session_connections(user, &token_hash) {
+            if conn.id != this {
+                conn.outbox.close(close::SESSION_ENDED, "logged out", false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes every session of `user` but `keep`: exclusively (no password
+    /// login stores a session meanwhile), from the cache, then in the store
+    /// with `write`, then closes their connections (all but those of
+    /// `keep`) with `reason`, except `this` one, which the caller closes.
+    pub(super) async fn revoke_user<'s>(
+        &'s self,
+        user: UserId,
+        keep: Option<TokenHash>,
+        this: Option<ConnId>,
+        hub: &Hub,
+        reason: &'static str,
+        write: impl FnOnce(&'s dyn Store) -> StoreFuture<'s, ()>,
+    ) -> Result<(), StoreError> {
+        {
+            let _exclusive = self.revoking.write().await;
+            self.cached()
+                .retain(|h, c| c.user != user || Some(*h) == keep);
+            write(&*self.store).await?;
+        }
+        for (conn, session) in hub.user_connections(user) {
+            if Some(session) != keep && Some(conn.id) != this {
+                conn.outbox.close(close::SESSION_ENDED, reason, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the newest revocation event already reflected in the sessions
+    /// this service was made with (read before the snapshot).
+    pub fn set_revocation_mark(&self, seen: i64) {
+        self.seen_revocation.store(seen, Ordering::Relaxed);
+    }
+
+    /// One round of the watcher (every [`WATCH_EVERY`]): drops sessions that
+    /// expired and closes their connections; acts on revocations recorded
+    /// in the store by administration tools (a password reset): drops the
+    /// user's sessions and closes their connections. Returns false once the
+    /// store is closed (the watcher then stops).
+    pub async fn watch(&self, hub: &Hub) -> bool {
+        self.close_expired(hub);
+        let after = self.seen_revocation.load(Ordering::Relaxed);
+        let events = match self.store.revocations_after(after).await {
+            Ok(events) => events,
+            Err(StoreError::Closed) => return false,
+            Err(e) => {
+                tracing::warn!(cause = %e, "reading revocations failed; will retry");
+                return true;
+            }
+        };
+        for (id, user) in events {
+            // The store already deleted the sessions; the exclusive lock
+            // waits for any login caching one it stored just before.
+            let done = self
+                .revoke_user(user, None, None, hub, "password reset", |_| {
+                    Box::pin(async { Ok(()) })
+                })
+                .await;
+            if let Err(e) = done {
+                tracing::warn!(cause = %e, "revoking a user's sessions failed");
+            }
+            tracing::info!(
+                user = user.0,
+                "password reset by an administrator; sessions revoked"
+            );
+            self.seen_revocation.store(id, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Drops expired sessions from the cache and closes their connections.
+    /// Cheap when nothing expired: the earliest expiry is kept.
+    fn close_expired(&self, hub: &Hub) {
+        let now = now();
+        if now.0 < self.next_expiry.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut expired = Vec::new();
+        {
+            let mut cache = self.cached();
+            let mut next = u64::MAX;
+            cache.retain(|h, c| {
+                if c.expires > now {
+                    next = next.min(c.expires.0);
+                    true
+                } else {
+                    expired.push((*h, c.user));
+                    false
+                }
+            });
+            self.next_expiry.store(next, Ordering::Relaxed);
+        }
+        for (token_hash, user) in expired {
+            for conn in hub.session_connections(user, &token_hash) {
+                conn.outbox
+                    .close(close::SESSION_ENDED, "session expired", false);
+            }
+        }
+    }
+
+    /// How many sessions are cached (live ones, and any that expired since
+    /// the watcher last looked).
+    pub fn session_count(&self) -> usize {
+        self.cached().len()
+    }
+
+    /// Forgets the sessions expired at `now`: from the cache at once, then
+    /// from the store in chunks of [`PURGE_CHUNK`] (each its own write, so
+    /// sends interleave with a long backlog). Returns the rows deleted.
+    /// For the sweeper, now and then; never on a request's path.
+    pub async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // One pass over the map with the lock held: token logins wait for
+        // it, but it is a pass over plain entries, once an hour.
+        self.cached().retain(|_, c| c.expires > now);
+        let mut deleted = 0;
+        loop {
+            let n = self.store.delete_expired_sessions(now, PURGE_CHUNK).await?;
+            deleted += n;
+            if n < u64::from(PURGE_CHUNK) {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
+/// How often [`Accounts::watch`] runs: the latency of closing an expired
+/// session's connections and of acting on an administrator's reset.
+pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The `invalid_token` refusal.
+pub(crate) fn invalid_token() -> ApiError {
+    ApiError::reject(
+        ErrorCode::InvalidToken,
+        "The token is unknown, expired or revoked; log in again.",
+    )
+}
