@@ -48,6 +48,9 @@ pub async fn run(cmd: AdminCommand, json: bool) -> Result<(), CliError> {
             }
             Ok(())
         }
+        AdminCommand::User(AdminUserCommand::ResetPassword(a)) => {
+            crate::account::reset_password(&a, json).await
+        }
         AdminCommand::User(AdminUserCommand::List(d)) => {
             for u in chatus_server::admin::list_users(&d.data).await? {
                 if json {

@@ -55,7 +55,10 @@ pub enum Command {
     /// Log in and remember the token.
     Login(PasswordArgs),
     /// Log out: revoke the token on the server and forget it here.
-    Logout,
+    Logout(crate::account::LogoutArgs),
+    /// Change your password (asks the current one); other sessions are
+    /// logged out.
+    Passwd(crate::account::PasswdArgs),
     /// Send a message; exits 0 once the server has stored it.
     Send(SendArgs),
     /// Print stored messages of a room or direct conversation.
@@ -130,6 +133,9 @@ pub enum AdminUserCommand {
     Add(AdminAddArgs),
     /// List users.
     List(DataArg),
+    /// Set a user's password and log out all their sessions (works while
+    /// the server runs).
+    ResetPassword(crate::account::ResetPasswordArgs),
 }
 
 /// `admin user add` options.

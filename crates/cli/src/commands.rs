@@ -29,11 +29,11 @@ pub struct Ctx {
     user: Option<String>,
     /// Print JSON lines.
     pub json: bool,
-    sessions: Sessions,
+    pub(crate) sessions: Sessions,
 }
 
 /// Reconnection for one-shot commands: a couple of quick retries.
-fn one_shot() -> Reconnect {
+pub(crate) fn one_shot() -> Reconnect {
     Reconnect {
         attempts: Some(2),
         initial: Duration::from_millis(200),
@@ -77,12 +77,12 @@ impl Ctx {
         ServerUrl::parse(&self.server).map_err(|e| CliError::Usage(e.to_string()))
     }
 
-    fn user(&self) -> Result<Option<Username>, CliError> {
+    pub(crate) fn user(&self) -> Result<Option<Username>, CliError> {
         self.user.as_deref().map(parse_user).transpose()
     }
 
     /// The stored token for the chosen account.
-    fn token(
+    pub(crate) fn token(
         &self,
         server: &ServerUrl,
     ) -> Result<(Username, chatus_client::protocol::Token), CliError> {
@@ -116,12 +116,12 @@ impl Ctx {
         })
     }
 
-    fn print_json(&self, v: &serde_json::Value) {
+    pub(crate) fn print_json(&self, v: &serde_json::Value) {
         say(&v.to_string());
     }
 }
 
-fn read_line_stdin() -> Result<String, CliError> {
+pub(crate) fn read_line_stdin() -> Result<String, CliError> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -130,7 +130,7 @@ fn read_line_stdin() -> Result<String, CliError> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-fn prompt_password(prompt: &str) -> Result<String, CliError> {
+pub(crate) fn prompt_password(prompt: &str) -> Result<String, CliError> {
     rpassword::prompt_password(prompt).map_err(|e| {
         CliError::Local(format!(
             "cannot ask for a password ({e}); use --password-stdin"

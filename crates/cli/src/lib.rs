@@ -6,10 +6,12 @@
 //! - [`serve`] and [`admin`]: running and administering a server.
 //! - [`commands`]: the one-shot client commands (`send`, `history`, …)
 //!   and `tail`.
+//! - [`account`]: `passwd`, `logout`, `admin user reset-password`.
 //! - [`chat`]: the interactive line mode.
 //! - [`output`]: human and JSON output.
 //! - [`logging`]: tracing set-up.
 
+pub mod account;
 pub mod admin;
 pub mod args;
 pub mod chat;
@@ -113,7 +115,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin(cmd) => admin::run(cmd, ctx.json).await,
         Command::Register(p) => commands::register(&ctx, &p).await,
         Command::Login(p) => commands::login(&ctx, &p).await,
-        Command::Logout => commands::logout(&ctx).await,
+        Command::Logout(a) => account::logout(&ctx, &a).await,
+        Command::Passwd(a) => account::passwd(&ctx, &a).await,
         Command::Send(a) => commands::send(&ctx, a).await,
         Command::History(a) => commands::history(&ctx, &a).await,
         Command::Tail(a) => commands::tail(&ctx, &a).await,

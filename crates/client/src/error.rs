@@ -60,7 +60,11 @@ impl Error {
         match self {
             Error::Server { code, .. } => !matches!(
                 code,
-                ErrorCode::RateLimited | ErrorCode::ShuttingDown | ErrorCode::Internal
+                ErrorCode::RateLimited
+                    | ErrorCode::ServerBusy
+                    | ErrorCode::TooManyConnections
+                    | ErrorCode::ShuttingDown
+                    | ErrorCode::Internal
             ),
             Error::Closed { code, .. } => {
                 *code == chatus_protocol::error::close::UNSUPPORTED_VERSION

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chatus_protocol::auth::Logout;
+use chatus_protocol::auth::{ChangePassword, Logout};
 use chatus_protocol::history::{
     ConversationInfo, Conversations, History, HistoryPage, MarkRead, Page,
 };
@@ -14,7 +14,8 @@ use chatus_protocol::room::{
     CreateRoom, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms, RoomInfo,
 };
 use chatus_protocol::{
-    Body, ClientMsgId, Conversation, Request, RoomName, Seq, ServerMessage, Username, Visibility,
+    Body, ClientMsgId, Conversation, Password, Request, RoomName, Seq, ServerMessage, Username,
+    Visibility,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -241,6 +242,32 @@ impl Client {
     /// client stops.
     pub async fn logout(&self) -> Result<(), Error> {
         match self.request(Request::Logout(Logout::default())).await? {
+            ServerMessage::Ok(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Revokes every session of our user on the server (every device is
+    /// logged out); the connection then closes and the client stops.
+    pub async fn logout_everywhere(&self) -> Result<(), Error> {
+        match self
+            .request(Request::Logout(Logout { everywhere: true }))
+            .await?
+        {
+            ServerMessage::Ok(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Changes our password. The server checks `current` (a wrong one is
+    /// `bad_credentials`, and counts as a failed login), stores `new`, and
+    /// revokes every other session of the user; this client stays logged
+    /// in with its token and keeps reconnecting with it.
+    pub async fn change_password(&self, current: Password, new: Password) -> Result<(), Error> {
+        match self
+            .request(Request::ChangePassword(ChangePassword { current, new }))
+            .await?
+        {
             ServerMessage::Ok(_) => Ok(()),
             other => Err(unexpected(&other)),
         }

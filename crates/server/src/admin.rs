@@ -1,6 +1,10 @@
 //! Administration against a data directory, beside a running server or
-//! without one: adding and listing users. A server that is running picks up
-//! a user added this way at their first login.
+//! without one: adding and listing users, resetting a password. A server
+//! that is running picks up a user added this way at their first login, and
+//! a password reset within about a second: the reset records a revocation
+//! event that the server's watcher reads (it polls every second, cheaply:
+//! SQLite's `data_version` tells it when anything was written), dropping
+//! the user's sessions and closing their connections.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,6 +72,44 @@ pub async fn add_user(
         .await
         .map_err(|e| AdminError::Open(e.into()))?;
     Ok(row?)
+}
+
+/// Sets a user's password and revokes every session they have (a running
+/// server closes their connections within about a second).
+pub async fn reset_password(
+    data: &Path,
+    name: &Username,
+    password: &Password,
+) -> Result<UserRow, AdminError> {
+    let store = open(data)?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let result = reset_in(&store, data, name, password).await;
+    store
+        .close()
+        .await
+        .map_err(|e| AdminError::Open(e.into()))?;
+    result
+}
+
+async fn reset_in(
+    store: &Arc<dyn Store>,
+    data: &Path,
+    name: &Username,
+    password: &Password,
+) -> Result<UserRow, AdminError> {
+    let user = store
+        .find_user(&name.key())
+        .await
+        .map_err(|e| AdminError::Open(e.into()))?
+        .ok_or_else(|| AdminError::Refused(format!("There is no user named {name}.")))?;
+    let config = Config {
+        data: data.to_owned(),
+        ..Config::default()
+    };
+    let accounts = Accounts::new(store.clone(), &config, Vec::new())
+        .map_err(|e| AdminError::Refused(e.to_string()))?;
+    accounts.reset_password(&user, password).await?;
+    Ok(user)
 }
 
 /// Lists every user.

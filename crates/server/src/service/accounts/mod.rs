@@ -367,6 +367,23 @@ impl Accounts {
         }
     }
 
+    /// Sets a new password for `user` and revokes every session they have,
+    /// recording the revocation for a server running beside the caller:
+    /// for administrators (`chatus admin user reset-password`).
+    pub async fn reset_password(&self, user: &UserRow, pw: &Password) -> Result<(), ApiError> {
+        self.check_password_strength(pw)?;
+        let hash = self
+            .pool
+            .hash(Source::Local, pw.expose())
+            .await
+            .map_err(pool_error)?;
+        self.store
+            .set_password(user.id, hash, None, Some(now()))
+            .await?;
+        self.cached().retain(|_, c| c.user != user.id);
+        Ok(())
+    }
+
     /// `register`: creates an account and a session.
     pub async fn register(
         &self,

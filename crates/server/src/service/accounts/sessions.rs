@@ -23,7 +23,7 @@ pub(super) struct Cached {
 }
 
 impl Accounts {
-    fn cached(&self) -> MutexGuard<'_, std::collections::HashMap<TokenHash, Cached>> {
+    pub(super) fn cached(&self) -> MutexGuard<'_, std::collections::HashMap<TokenHash, Cached>> {
         self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
