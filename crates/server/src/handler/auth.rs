@@ -80,6 +80,22 @@ fn peer_ip(cx: &Cx<'_>) -> std::net::IpAddr {
     cx.conn.peer.ip()
 }
 
+/// Runs a password check (or hash) unless the connection is closed first
+/// (login timeout, shutdown): dropping it takes the job off the hashing
+/// queue, or stops waiting for it, so no thread hashes for a connection
+/// that is gone.
+async fn unless_closed<T>(
+    cx: &Cx<'_>,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::select! {
+        r = work => r,
+        () = cx.conn.outbox.closed() => Err(ApiError::Busy {
+            retry_after: std::time::Duration::from_secs(1),
+        }),
+    }
+}
+
 /// `register`.
 pub(super) async fn register(
     cx: &mut Cx<'_>,
@@ -87,11 +103,12 @@ pub(super) async fn register(
     r: Register,
 ) -> Result<Outcome, ApiError> {
     let lobby = cx.state.hub().lobby();
-    let li = cx
-        .state
-        .accounts()
-        .register(&r.username, &r.password, peer_ip(cx), lobby)
-        .await?;
+    let accounts = cx.state.accounts();
+    let li = unless_closed(
+        cx,
+        accounts.register(&r.username, &r.password, peer_ip(cx), lobby),
+    )
+    .await?;
     logged_in(cx, id, li).await
 }
 
@@ -101,11 +118,8 @@ pub(super) async fn login(
     id: Option<RequestId>,
     r: Login,
 ) -> Result<Outcome, ApiError> {
-    let li = cx
-        .state
-        .accounts()
-        .login(&r.username, &r.password, peer_ip(cx))
-        .await?;
+    let accounts = cx.state.accounts();
+    let li = unless_closed(cx, accounts.login(&r.username, &r.password, peer_ip(cx))).await?;
     logged_in(cx, id, li).await
 }
 
@@ -151,19 +165,18 @@ pub(super) async fn change_password(
     id: Option<RequestId>,
     r: ChangePassword,
 ) -> Result<Outcome, ApiError> {
-    cx.state
-        .accounts()
-        .change_password(
-            Holder {
-                user: who.user,
-                name: &who.name,
-                token_hash: who.token_hash,
-            },
-            &r.current,
-            &r.new,
-            peer_ip(cx),
-            cx.state.hub(),
-        )
-        .await?;
+    let holder = Holder {
+        user: who.user,
+        name: &who.name,
+        token_hash: who.token_hash,
+    };
+    let change = cx.state.accounts().change_password(
+        holder,
+        &r.current,
+        &r.new,
+        peer_ip(cx),
+        cx.state.hub(),
+    );
+    unless_closed(cx, change).await?;
     Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
 }

@@ -229,6 +229,29 @@ impl Raw {
         Self { ws, next_id: 0 }
     }
 
+    /// Connects from the loopback address `from` (any 127.x.y.z), so a
+    /// test can play many source addresses.
+    pub async fn connect_from(addr: SocketAddr, from: std::net::Ipv4Addr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws"),
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .unwrap();
+        Self { ws, next_id: 0 }
+    }
+
+    /// [`Raw::connect_from`], then `hello`.
+    pub async fn hello_from(addr: SocketAddr, from: std::net::Ipv4Addr) -> Self {
+        let mut raw = Self::connect_from(addr, from).await;
+        let r = raw.call(json!({"type": "hello", "version": 1})).await;
+        assert_eq!(r["type"], "welcome", "{r}");
+        raw
+    }
+
     /// Connects, says hello and registers `name`.
     pub async fn registered(addr: SocketAddr, name: &str) -> Self {
         let mut raw = Self::connect(addr).await;
