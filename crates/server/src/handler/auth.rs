@@ -86,7 +86,7 @@ fn peer_ip(cx: &Cx<'_>) -> std::net::IpAddr {
 /// that is gone.
 async fn unless_closed<T>(
     cx: &Cx<'_>,
-    work: impl std::future::Future<Output = Result<T, ApiError>>,
+    work: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
     tokio::select! {
         r = work => r,
