@@ -20,7 +20,8 @@
 //!   fan-out; byte budgets for replies and fan-out rounds).
 //! - [`hub`]: users, rooms, memberships and connections in memory; fan-out.
 //! - [`store`]: the [`store::Store`] trait and its SQLite backend.
-//! - [`admin`]: adding and listing users against a data directory.
+//! - [`admin`]: adding and listing users, resetting passwords, against a
+//!   data directory.
 //! - [`state`], [`config`], [`error`], [`ratelimit`]: the plumbing.
 
 pub mod admin;

@@ -2,8 +2,9 @@
 //! protocol) and the store (which persists). Each service gets what it
 //! needs passed in; there is no global.
 //!
-//! - [`accounts`]: registration, password and token login, logout, the
-//!   login rate limits, and purging expired sessions.
+//! - [`accounts`]: registration, password and token login, logout,
+//!   password changes and revocation, the hashing pool, the login limits,
+//!   and expiring sessions.
 //! - [`rooms`]: creating, joining, leaving and inviting, with their events.
 //! - [`presence`]: the announcer (presence and membership, coalesced).
 //! - [`messages`]: the sequencer (group-committed appends in one order) and
