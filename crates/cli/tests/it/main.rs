@@ -9,6 +9,7 @@
     reason = "tests"
 )]
 
+mod account;
 mod cli;
 mod tidy;
 mod util;
