@@ -25,9 +25,10 @@ async fn login_from(server: &TestServer, n: u8, name: &str, pw: &str) -> Value {
 /// semaphore of two in front of tokio's blocking pool), so a legitimate
 /// login waited behind every attempt of a flood (16–20 s, sometimes past
 /// the login timeout). Now each source address has its own queue and the
-/// threads serve sources in turn: while 20 addresses keep 4 wrong logins
-/// each waiting, another address's correct login waits for about one hash
-/// per flooding address, not for the whole queue. Counted in hashes, not
+/// threads serve the source served least recently first: while 20
+/// addresses keep 4 wrong logins each waiting, another address's correct
+/// login waits for at most about one hash per flooding address (usually
+/// none), not for the whole queue. Counted in hashes, not
 /// timed. Token logins need no hash at all and go through meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_from_many_addresses_delays_another_address_by_a_bounded_amount() {
@@ -94,7 +95,7 @@ async fn a_login_flood_from_many_addresses_delays_another_address_by_a_bounded_a
     stop.store(true, Ordering::Relaxed);
     assert_eq!(r["type"], "authed", "{r}");
     // A first-come queue would have made it wait for about SOURCES ×
-    // PER_SOURCE hashes; in turns it waits about one per source.
+    // PER_SOURCE hashes; now at most about one per source.
     assert!(
         hashed <= u64::from(SOURCES) + 10,
         "the login waited for {hashed} hashes"

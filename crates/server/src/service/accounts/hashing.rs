@@ -8,10 +8,12 @@
 //! logins took the server from 47 MiB to over 11 GiB. Here the memory is
 //! `threads × block`, allocated once.
 //!
-//! Fairness: each [`Source`] has its own queue and the threads take one job
-//! from each source in turn, so a flood from one address delays another
-//! address's login by about one hash per other waiting source, not by the
-//! whole flood. Bounds: [`LoginConfig::queue_per_source`] jobs per source
+//! Fairness: each [`Source`] has its own queue, and the threads always take
+//! the front job of the source served least recently. Sources that keep
+//! jobs waiting thus take turns, and a source that has not been served
+//! lately (the owner logging in once during a flood) goes before all of
+//! them: a flood from one address delays another address's login by at
+//! most about one hash per other waiting source, and usually by none. Bounds: [`LoginConfig::queue_per_source`] jobs per source
 //! (past it, [`PoolError::SourceFull`] at once) and
 //! [`LoginConfig::queue_max`] in all (past it, [`PoolError::Busy`] at once,
 //! except that a source with nothing waiting takes the place of the newest
@@ -131,11 +133,20 @@ struct Job {
 #[derive(Default)]
 struct Queues {
     by_source: HashMap<Source, VecDeque<Job>>,
-    /// Sources with waiting jobs, in the order they are served next.
-    ring: VecDeque<Source>,
+    /// When each source was last served (a count of jobs taken): the
+    /// source served least recently goes next, so sources take turns, and
+    /// one that has not been served lately (a newcomer, the owner trying
+    /// once) goes before every source that keeps the queue full.
+    served: HashMap<Source, u64>,
+    /// Jobs taken so far.
+    tick: u64,
     total: usize,
     stopping: bool,
 }
+
+/// How many jobs a source's last service is remembered for once it has
+/// nothing waiting; after that it counts as new again.
+const SERVED_MEMORY: u64 = 4096;
 
 /// Upper bounds (seconds) of the queue-wait histogram's buckets; a last,
 /// unbounded bucket follows.
@@ -229,11 +240,7 @@ impl Shared {
             }
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
         }
-        let jobs = q.by_source.entry(source).or_default();
-        jobs.push_back(job);
-        if jobs.len() == 1 {
-            q.ring.push_back(source);
-        }
+        q.by_source.entry(source).or_default().push_back(job);
         q.total += 1;
         self.stats.depth.store(q.total, Ordering::Relaxed);
         drop(q);
@@ -241,30 +248,49 @@ impl Shared {
         Ok(())
     }
 
-    /// The next job, round-robin over sources; `None` once stopping.
+    /// The next job: the front job of the source served least recently
+    /// (ties, such as two newcomers, by arrival); `None` once stopping.
     fn next(&self) -> Option<Job> {
         let mut q = self.queues();
         loop {
             if q.stopping {
                 return None;
             }
-            while let Some(source) = q.ring.pop_front() {
-                let Some(jobs) = q.by_source.get_mut(&source) else {
-                    continue;
-                };
-                let job = jobs.pop_front();
-                if jobs.is_empty() {
-                    q.by_source.remove(&source);
-                } else {
-                    q.ring.push_back(source);
-                }
-                if let Some(job) = job {
-                    q.total -= 1;
-                    self.stats.depth.store(q.total, Ordering::Relaxed);
-                    return Some(job);
-                }
+            let pick = q
+                .by_source
+                .iter()
+                .filter_map(|(source, jobs)| {
+                    let front = jobs.front()?;
+                    let served = q.served.get(source).copied().unwrap_or(0);
+                    Some(((served, front.queued), *source))
+                })
+                .min_by_key(|(key, _)| *key)
+                .map(|(_, source)| source);
+            let Some(source) = pick else {
+                q = self.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            let Some(jobs) = q.by_source.get_mut(&source) else {
+                continue;
+            };
+            let job = jobs.pop_front();
+            if jobs.is_empty() {
+                q.by_source.remove(&source);
             }
-            q = self.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+            q.tick += 1;
+            let tick = q.tick;
+            q.served.insert(source, tick);
+            if q.served.len() as u64 > SERVED_MEMORY {
+                let Queues {
+                    served, by_source, ..
+                } = &mut *q;
+                served.retain(|s, t| tick - *t < SERVED_MEMORY || by_source.contains_key(s));
+            }
+            if let Some(job) = job {
+                q.total -= 1;
+                self.stats.depth.store(q.total, Ordering::Relaxed);
+                return Some(job);
+            }
         }
     }
 
@@ -386,7 +412,6 @@ impl Drop for HashPool {
         let jobs: Vec<Job> = {
             let mut q = self.shared.queues();
             q.stopping = true;
-            q.ring.clear();
             q.total = 0;
             q.by_source.drain().flat_map(|(_, jobs)| jobs).collect()
         };
@@ -400,7 +425,9 @@ impl Drop for HashPool {
 /// A hashing thread: takes jobs until the pool stops, hashing each into the
 /// one memory block it owns.
 fn worker(shared: &Shared) {
-    let mut memory = vec![Block::new(); shared.params.block_count()];
+    // Allocated at the first hash (an idle server, or an administration
+    // command, holds none) and kept from then on.
+    let mut memory = Vec::new();
     while let Some(job) = shared.next() {
         process(shared, job, &mut memory);
     }

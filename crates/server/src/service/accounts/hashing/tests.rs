@@ -100,6 +100,21 @@ fn sources_are_served_in_turn() {
 }
 
 #[test]
+fn a_source_not_served_lately_goes_first() {
+    let s = shared(100, 100);
+    for i in 0..10 {
+        s.push(src(1), job(&format!("a{i}")).0).unwrap();
+        s.push(src(2), job(&format!("b{i}")).0).unwrap();
+    }
+    let first: Vec<String> = (0..4).map(|_| tag(&s.next().unwrap())).collect();
+    assert_eq!(first, ["a0", "b0", "a1", "b1"]);
+    // The owner arrives behind 16 waiting jobs of two flooding sources.
+    s.push(src(9), job("owner").0).unwrap();
+    assert_eq!(tag(&s.next().unwrap()), "owner");
+    assert_eq!(tag(&s.next().unwrap()), "a2");
+}
+
+#[test]
 fn an_ipv6_subscriber_is_one_source() {
     let a = Source::of(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 3, 4, 5, 6)));
     let b = Source::of(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, 9)));
