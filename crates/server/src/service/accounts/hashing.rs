@@ -12,7 +12,8 @@
 //! the front job of the source served least recently. Sources that keep
 //! jobs waiting thus take turns, and a source that has not been served
 //! lately (the owner logging in once during a flood) goes before all of
-//! them: a flood from one address delays another address's login by at
+//! them (among sources never served, the one with fewer jobs waiting goes
+//! first): a flood from one address delays another address's login by at
 //! most about one hash per other waiting source, and usually by none. Bounds: [`LoginConfig::queue_per_source`] jobs per source
 //! (past it, [`PoolError::SourceFull`] at once) and
 //! [`LoginConfig::queue_max`] in all (past it, [`PoolError::Busy`] at once,
@@ -248,8 +249,10 @@ impl Shared {
         Ok(())
     }
 
-    /// The next job: the front job of the source served least recently
-    /// (ties, such as two newcomers, by arrival); `None` once stopping.
+    /// The next job: the front job of the source served least recently;
+    /// among equals (newcomers), the one with fewer jobs waiting (a flood
+    /// keeps its source's queue full), then the one that came first. `None`
+    /// once stopping.
     fn next(&self) -> Option<Job> {
         let mut q = self.queues();
         loop {
@@ -262,7 +265,7 @@ impl Shared {
                 .filter_map(|(source, jobs)| {
                     let front = jobs.front()?;
                     let served = q.served.get(source).copied().unwrap_or(0);
-                    Some(((served, front.queued), *source))
+                    Some(((served, jobs.len(), front.queued), *source))
                 })
                 .min_by_key(|(key, _)| *key)
                 .map(|(_, source)| source);

@@ -94,7 +94,8 @@ fn sources_are_served_in_turn() {
     s.push(src(3), job("c1").0).unwrap();
     s.push(src(2), job("b2").0).unwrap();
     let order: Vec<String> = (0..6).map(|_| tag(&s.next().unwrap())).collect();
-    assert_eq!(order, ["a1", "b1", "c1", "a2", "b2", "a3"]);
+    // First turns: fewer waiting first; then least recently served.
+    assert_eq!(order, ["c1", "b1", "a1", "b2", "a2", "a3"]);
     assert_eq!(s.queues().total, 0);
     assert!(s.queues().by_source.is_empty());
 }
@@ -112,6 +113,15 @@ fn a_source_not_served_lately_goes_first() {
     s.push(src(9), job("owner").0).unwrap();
     assert_eq!(tag(&s.next().unwrap()), "owner");
     assert_eq!(tag(&s.next().unwrap()), "a2");
+    // Among sources never served, one with fewer jobs waiting goes first:
+    // a flood's sources keep their queues full from the start.
+    let s = shared(100, 100);
+    for i in 0..4 {
+        s.push(src(1), job(&format!("a{i}")).0).unwrap();
+        s.push(src(2), job(&format!("b{i}")).0).unwrap();
+    }
+    s.push(src(9), job("owner").0).unwrap();
+    assert_eq!(tag(&s.next().unwrap()), "owner");
 }
 
 #[test]
