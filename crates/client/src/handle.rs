@@ -103,6 +103,13 @@ impl Client {
         }
     }
 
+    /// Checks that a ChatUs server answers at `server` (connects, says
+    /// `hello`, closes), without logging in: to tell "not logged in" from
+    /// "not reachable".
+    pub async fn probe(server: &crate::url::ServerUrl) -> Result<(), Error> {
+        crate::task::probe(server, std::time::Duration::from_secs(10)).await
+    }
+
     /// A fresh id for a message: random per process, counted within it.
     pub fn new_client_id() -> ClientMsgId {
         static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();

@@ -624,6 +624,51 @@ impl Task {
     }
 }
 
+/// Opens a connection to `server`, says hello and closes: is a ChatUs
+/// server there?
+pub(crate) async fn probe(server: &crate::url::ServerUrl, timeout: Duration) -> Result<(), Error> {
+    let unreachable = |reason: String| Error::Unreachable {
+        url: server.to_string(),
+        reason,
+    };
+    let mut ws = match tokio::time::timeout(
+        timeout,
+        tokio_tungstenite::connect_async_with_config(server.endpoint().as_str(), None, true),
+    )
+    .await
+    {
+        Err(_) => return Err(unreachable("timed out".into())),
+        Ok(Err(e)) => return Err(unreachable(wire::connect_failure(&e, server.host()))),
+        Ok(Ok((ws, _))) => ws,
+    };
+    let hello = Envelope {
+        id: Some(RequestId(1)),
+        request: Request::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            client: None,
+            presence: false,
+        }),
+    };
+    let answer = tokio::time::timeout(timeout, async {
+        ws.send(WsMessage::Text(hello.encode().into())).await.ok()?;
+        loop {
+            match ws.next().await?.ok()? {
+                WsMessage::Text(t) => return ServerMessage::decode(&t).ok(),
+                WsMessage::Close(_) => return None,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    let _ = ws.close(None).await;
+    match answer {
+        Ok(Some(ServerMessage::Welcome(_))) => Ok(()),
+        Ok(Some(ServerMessage::Error(e))) => Err(e.into()),
+        Ok(_) => Err(unreachable("it does not answer as a ChatUs server".into())),
+        Err(_) => Err(unreachable("timed out".into())),
+    }
+}
+
 fn fail_command(cmd: Command, error: &Error) {
     match cmd {
         Command::Request { reply, .. } => {
