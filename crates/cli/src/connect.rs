@@ -14,7 +14,7 @@
 //! - With no saved login, the server is asked whether it is there at all,
 //!   so "unreachable" is not reported as "not logged in".
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _, Write};
 use std::time::Duration;
 
 use chatus_client::protocol::{ErrorCode, Username};
@@ -194,7 +194,7 @@ impl Ctx {
         let mut status = client.status();
         let mut line = (mode == Mode::Follow).then(|| {
             let mut l = StatusLine::stderr();
-            l.show(&format!("connecting to {server} as {user}…"), false);
+            l.show(&format!("connecting to {server} as {user}…"));
             l
         });
         let result = loop {
@@ -265,62 +265,65 @@ pub fn note(text: &str) {
     eprintln!("chatus: {text}");
 }
 
-/// One status kept up to date on stderr: on a terminal, one line
-/// rewritten in place; otherwise a line per change of state, never the
-/// same one twice in a row.
-pub struct StatusLine {
+/// One status kept up to date: on a terminal, one line rewritten in
+/// place; otherwise a line per change of state, never the same one twice
+/// in a row (a retry loop does not repeat itself).
+pub struct StatusLine<W: Write = std::io::Stderr> {
+    out: W,
     tty: bool,
     /// A line is on screen without its newline (terminal only).
     open: bool,
-    /// The last state printed (not terminal): cause, or "connected".
+    /// The last state printed (not terminal).
     last: Option<String>,
 }
 
 impl StatusLine {
     /// On stderr, rewriting in place when it is a terminal.
     pub fn stderr() -> Self {
+        StatusLine::new(std::io::stderr(), std::io::stderr().is_terminal())
+    }
+}
+
+impl<W: Write> StatusLine<W> {
+    /// On `out`, which is a terminal or not.
+    pub fn new(out: W, tty: bool) -> Self {
         Self {
-            tty: std::io::stderr().is_terminal(),
+            out,
+            tty,
             open: false,
             last: None,
         }
     }
 
-    /// Shows `text` as the status. `state` lines (not in place) are
-    /// printed only when `text` differs from the last.
-    pub fn show(&mut self, text: &str, repeatable: bool) {
-        let mut err = std::io::stderr().lock();
+    /// Shows `text` as the status (off a terminal: unless it was the last
+    /// one shown).
+    pub fn show(&mut self, text: &str) {
         if self.tty {
-            let _ = write!(err, "\r\x1b[2Kchatus: {text}");
+            let _ = write!(self.out, "\r\x1b[2Kchatus: {text}");
             self.open = true;
-        } else if repeatable || self.last.as_deref() != Some(text) {
-            let _ = writeln!(err, "chatus: {text}");
+        } else if self.last.as_deref() != Some(text) {
+            let _ = writeln!(self.out, "chatus: {text}");
             self.last = Some(text.to_owned());
         }
-        let _ = err.flush();
+        let _ = self.out.flush();
     }
 
     /// The connection is down: when the next attempt comes, and why.
     pub fn waiting(&mut self, error: &Error, retry_in: Duration) {
         let cause = error.cause();
         if self.tty {
-            self.show(
-                &format!("retrying in {} ({cause})", seconds(retry_in)),
-                false,
-            );
+            self.show(&format!("retrying in {} ({cause})", seconds(retry_in)));
         } else {
-            // The delay changes every time; the state only when the cause does.
-            let state = format!("cannot reach the server ({cause}); retrying");
-            self.show(&state, false);
+            // The delay changes every time; the state only with the cause.
+            self.show(&format!("no connection ({cause}); retrying"));
         }
     }
 
     /// Ends the status: clears the line on a terminal.
     pub fn clear(&mut self) {
         if self.tty && self.open {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
-            let _ = err.flush();
+            let _ = write!(self.out, "\r\x1b[2K");
+            let _ = self.out.flush();
             self.open = false;
         }
         self.last = None;
@@ -334,5 +337,47 @@ pub fn seconds(d: Duration) -> String {
         format!("{}s", s.round())
     } else {
         format!("{s:.1}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> Error {
+        Error::Unreachable {
+            url: "ws://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        }
+    }
+
+    /// Regression (issue 10, bug 3): `tail` said nothing while the server
+    /// was down, and a retry message was a 131-character line repeated on
+    /// every attempt. Off a terminal each state is said once; on one, one
+    /// line is rewritten in place.
+    #[test]
+    fn a_retry_loop_says_each_state_once() {
+        let mut plain = StatusLine::new(Vec::new(), false);
+        plain.show("connecting to ws://127.0.0.1:1 as alice…");
+        for i in 1..5 {
+            plain.waiting(&refused(), Duration::from_millis(500 * i));
+        }
+        plain.waiting(&Error::Disconnected, Duration::from_secs(1));
+        let text = String::from_utf8(plain.out).unwrap();
+        assert_eq!(
+            text,
+            "chatus: connecting to ws://127.0.0.1:1 as alice…\n\
+             chatus: no connection (connection refused); retrying\n\
+             chatus: no connection (connection lost); retrying\n"
+        );
+
+        let mut tty = StatusLine::new(Vec::new(), true);
+        tty.waiting(&refused(), Duration::from_secs(4));
+        tty.clear();
+        let text = String::from_utf8(tty.out).unwrap();
+        assert_eq!(
+            text,
+            "\r\x1b[2Kchatus: retrying in 4s (connection refused)\r\x1b[2K"
+        );
     }
 }

@@ -10,5 +10,6 @@
 )]
 
 mod cli;
+mod first_hour;
 mod tidy;
 mod util;
