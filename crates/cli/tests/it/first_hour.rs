@@ -32,7 +32,9 @@ fn one_shot_commands_do_not_flap_presence() {
     let mut tail = carol.spawn(&["tail"]);
     let seen = lines.until("carol is online");
     let _ = tail.kill();
+    let _ = tail.wait();
     let _ = chat.kill();
+    let _ = chat.wait();
 
     let joined = seen
         .iter()

@@ -11,5 +11,6 @@
 
 mod cli;
 mod first_hour;
+mod terminal;
 mod tidy;
 mod util;

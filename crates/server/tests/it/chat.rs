@@ -445,7 +445,7 @@ async fn offline_user_sees_direct_messages_sent_while_away() {
 async fn logout_revokes_the_token_and_closes_its_connections() {
     let server = TestServer::start().await;
     let (alice, _) = register(server.url(), "alice").await;
-    let creds = chatus_client::Credentials::Login {
+    let creds = Credentials::Login {
         username: user("alice"),
         password: password("alice"),
     };
@@ -457,7 +457,7 @@ async fn logout_revokes_the_token_and_closes_its_connections() {
     // A third connection with the same token.
     let (_third, mut third_ev, _) = chatus_client::Client::connect(client_config(
         server.url(),
-        chatus_client::Credentials::Token(token.clone()),
+        Credentials::Token(token.clone()),
     ))
     .await
     .unwrap();
@@ -473,7 +473,7 @@ async fn logout_revokes_the_token_and_closes_its_connections() {
     // The token no longer works; alice's other session is untouched.
     let e = chatus_client::Client::connect(client_config(
         server.url(),
-        chatus_client::Credentials::Token(token),
+        Credentials::Token(token),
     ))
     .await
     .unwrap_err();
@@ -485,7 +485,7 @@ async fn logout_revokes_the_token_and_closes_its_connections() {
 async fn names_are_unique_regardless_of_case_and_logins_fold_case() {
     let server = TestServer::start().await;
     let (_a, _) = register(server.url(), "Alice").await;
-    let creds = chatus_client::Credentials::Register {
+    let creds = Credentials::Register {
         username: user("alice"),
         password: password("x"),
     };
@@ -493,7 +493,7 @@ async fn names_are_unique_regardless_of_case_and_logins_fold_case() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::UsernameTaken));
-    let creds = chatus_client::Credentials::Login {
+    let creds = Credentials::Login {
         username: user("ALICE"),
         password: password("Alice"),
     };
@@ -506,7 +506,7 @@ async fn names_are_unique_regardless_of_case_and_logins_fold_case() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_tokens_are_refused() {
     let server = TestServer::start_with(|c| c.session_ttl_days = 0).await;
-    let creds = chatus_client::Credentials::Register {
+    let creds = Credentials::Register {
         username: user("alice"),
         password: password("alice"),
     };
@@ -516,7 +516,7 @@ async fn expired_tokens_are_refused() {
     let token = connected.token.unwrap();
     let e = chatus_client::Client::connect(client_config(
         server.url(),
-        chatus_client::Credentials::Token(token),
+        Credentials::Token(token),
     ))
     .await
     .unwrap_err();
