@@ -14,6 +14,7 @@
 //! History is kept per server and account in the config directory
 //! (`history/HOST_PORT/USER.txt`, mode 0600).
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
@@ -231,5 +232,10 @@ impl Editor {
         if let Some(editor) = self.editor.take() {
             let _ = editor.join();
         }
+        // A stopped editor leaves its last prompt painted: take it away, so
+        // the shell's prompt does not land after it.
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(b"\r\x1b[2K");
+        let _ = out.flush();
     }
 }

@@ -471,12 +471,9 @@ async fn logout_revokes_the_token_and_closes_its_connections() {
         assert!(matches!(err, Some(Error::Closed { .. })), "{err:?}");
     }
     // The token no longer works; alice's other session is untouched.
-    let e = chatus_client::Client::connect(client_config(
-        server.url(),
-        Credentials::Token(token),
-    ))
-    .await
-    .unwrap_err();
+    let e = chatus_client::Client::connect(client_config(server.url(), Credentials::Token(token)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidToken));
     alice.send(lobby(), body("still here")).await.unwrap();
 }
@@ -514,12 +511,9 @@ async fn expired_tokens_are_refused() {
         .await
         .unwrap();
     let token = connected.token.unwrap();
-    let e = chatus_client::Client::connect(client_config(
-        server.url(),
-        Credentials::Token(token),
-    ))
-    .await
-    .unwrap_err();
+    let e = chatus_client::Client::connect(client_config(server.url(), Credentials::Token(token)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidToken));
 }
 
