@@ -251,3 +251,37 @@ fn chat_commands_join_only_existing_rooms_and_show_where_you_are() {
     let r = alice.run(&["join", "dve"]);
     assert_eq!(r.code, 1, "no room was created: {r:?}");
 }
+
+/// Issue 10: `chatus` with no display printed the whole help without
+/// saying why no window opened, `chatus gui` printed a windowing library's
+/// source path, and a port in use did not say what to do.
+#[test]
+fn missing_display_and_busy_port_say_what_to_do() {
+    for args in [&[][..], &["gui"][..]] {
+        let r: Ran = std::process::Command::new(bin())
+            .args(args)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "one line, no help dump: {r:?}");
+        assert!(r.stderr.contains("No display was found"), "{r:?}");
+        assert!(r.stderr.contains("`chatus chat`"), "{r:?}");
+    }
+    let server = Server::start(&[]);
+    let addr = server.url.trim_start_matches("ws://").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let r: Ran = std::process::Command::new(bin())
+        .args(["serve", "--addr", &addr, "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("already uses it") && r.stderr.contains("--addr"),
+        "{r:?}"
+    );
+}
