@@ -7,15 +7,17 @@
 //! password first and saves the token it got.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 
 use chatus_client::protocol::{Password, Username};
 use chatus_client::{Client, Config, Credentials, Reconnect, Resume, ServerUrl};
+
+use crate::args::{ClientArgs, DataArg};
+use crate::connect::{Ctx, Mode, parse_user};
 use clap::Args;
 use serde_json::json;
 
 use crate::CliError;
-use crate::commands::{Ctx, one_shot, parse_user, prompt_password, read_line_stdin, say};
+use crate::commands::{prompt_password, read_line_stdin, say};
 
 /// `logout` options.
 #[derive(Debug, Args)]
@@ -24,6 +26,8 @@ pub struct LogoutArgs {
     /// one.
     #[arg(long)]
     pub everywhere: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `passwd` options.
@@ -33,6 +37,8 @@ pub struct PasswdArgs {
     /// line, instead of asking.
     #[arg(long)]
     pub password_stdin: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `admin user reset-password` options.
@@ -43,9 +49,8 @@ pub struct ResetPasswordArgs {
     /// Read the new password from the first line of standard input.
     #[arg(long)]
     pub password_stdin: bool,
-    /// Data directory of the server [default: ./chatus-data].
-    #[arg(long, env = "CHATUS_DATA", default_value = "chatus-data")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub data: DataArg,
 }
 
 fn password(s: String) -> Result<Password, CliError> {
@@ -63,7 +68,7 @@ fn read_passwords(args: &PasswdArgs) -> Result<(Password, Password), CliError> {
     let current = prompt_password("Current password: ")?;
     let new = prompt_password("New password: ")?;
     if prompt_password("Repeat the new password: ")? != new {
-        return Err(CliError::Usage("the new passwords differ".into()));
+        return Err(CliError::Usage("The new passwords differ.".into()));
     }
     Ok((password(current)?, password(new)?))
 }
@@ -75,14 +80,14 @@ async fn connect(
     server: &ServerUrl,
     current: &Password,
 ) -> Result<(Client, Username, Option<chatus_client::protocol::Token>), CliError> {
-    match ctx.connect(Resume::Off, one_shot()).await {
+    match ctx.connect(Mode::OneShot).await {
         Ok((client, _, connected)) => return Ok((client, connected.user, None)),
         Err(CliError::NotLoggedIn(_)) => {}
         Err(e) => return Err(e),
     }
-    let Some(username) = ctx.user()? else {
+    let Some(username) = ctx.named_user()? else {
         return Err(CliError::NotLoggedIn(format!(
-            "not logged in on {server}; say which account with --user NAME"
+            "Nobody is logged in on {server}; say which account with --user NAME."
         )));
     };
     let mut config = Config::new(
@@ -93,6 +98,7 @@ async fn connect(
         },
     );
     config.resume = Resume::Off;
+    config.presence = false;
     config.reconnect = Reconnect::never();
     let (client, _, connected) = Client::connect(config).await?;
     Ok((client, connected.user, connected.token))
@@ -112,11 +118,12 @@ pub async fn passwd(ctx: &Ctx, args: &PasswdArgs) -> Result<(), CliError> {
     // A wrong current password is `bad_credentials`: exit status 4.
     result?;
     if ctx.json {
-        ctx.print_json(&json!({
+        say(&json!({
             "user": user.as_str(),
             "server": server.to_string(),
             "password_changed": true,
-        }));
+        })
+        .to_string());
     } else {
         say(&format!(
             "Changed the password of {user} on {server}; every other session was logged out."
@@ -131,19 +138,20 @@ pub async fn logout(ctx: &Ctx, args: &LogoutArgs) -> Result<(), CliError> {
         return crate::commands::logout(ctx).await;
     }
     let server = ctx.server()?;
-    let (user, _) = ctx.token(&server)?;
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
+    let (client, _, connected) = ctx.connect(Mode::OneShot).await?;
+    let user = connected.user;
     let result = client.logout_everywhere().await;
     client.quit().await;
     result?;
     ctx.sessions.forget(&server, &user)?;
     if ctx.json {
-        ctx.print_json(&json!({
+        say(&json!({
             "user": user.as_str(),
             "server": server.to_string(),
             "logged_out": true,
             "everywhere": true,
-        }));
+        })
+        .to_string());
     } else {
         say(&format!("Logged out every session of {user} on {server}."));
     }
@@ -151,18 +159,19 @@ pub async fn logout(ctx: &Ctx, args: &LogoutArgs) -> Result<(), CliError> {
 }
 
 /// `admin user reset-password`.
-pub async fn reset_password(args: &ResetPasswordArgs, json: bool) -> Result<(), CliError> {
+pub async fn reset_password(args: &ResetPasswordArgs) -> Result<(), CliError> {
+    let json = args.data.json;
     let name = parse_user(&args.name)?;
     let pw = if args.password_stdin || !std::io::stdin().is_terminal() {
         read_line_stdin()?
     } else {
         let pw = prompt_password(&format!("New password for {name}: "))?;
         if prompt_password("Repeat it: ")? != pw {
-            return Err(CliError::Usage("the passwords differ".into()));
+            return Err(CliError::Usage("The passwords differ.".into()));
         }
         pw
     };
-    let row = chatus_server::admin::reset_password(&args.data, &name, &password(pw)?).await?;
+    let row = chatus_server::admin::reset_password(&args.data.data, &name, &password(pw)?).await?;
     if json {
         say(&json!({"user": row.name.as_str(), "password_reset": true}).to_string());
     } else {

@@ -10,36 +10,120 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:7500";
 
 /// ChatUs: a self-hosted chat server and its clients.
+///
+/// Without a command: the desktop app when a display is available.
 #[derive(Debug, Parser)]
 #[command(name = "chatus", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Server to talk to [default: ws://127.0.0.1:7500; the desktop app
-    /// remembers the last one].
-    // No clap default: the desktop app must tell "not given" (use the
-    // remembered server) from "given" (use this one).
-    #[arg(long, global = true, env = "CHATUS_SERVER")]
-    pub server: Option<String>,
+    /// For the desktop app, or before a client command (`chatus --user bob
+    /// send …`); a client command's own options win.
+    #[command(flatten)]
+    pub client: TopClientArgs,
 
-    /// Account to act as (default: the last one logged in on this server).
-    #[arg(long, short = 'u', global = true, env = "CHATUS_USER")]
-    pub user: Option<String>,
-
-    /// Print one JSON object per line instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-
-    /// Where login tokens are kept (default: the user's config directory).
-    #[arg(long, global = true, env = "CHATUS_CONFIG_DIR")]
-    pub config_dir: Option<PathBuf>,
-
-    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
+    /// Log level: error, warn, info, debug or trace [env:
+    /// CHATUS_LOG_LEVEL; RUST_LOG overrides].
     #[arg(long, global = true, env = "CHATUS_LOG_LEVEL")]
     pub log_level: Option<String>,
 
-    /// What to do (without one: the desktop app when a display is
-    /// available).
+    /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The client options accepted before a command (and by `chatus` alone).
+// No clap `env` here or in `ClientArgs`: a flag must beat the variable
+// wherever it is given, so `ClientArgs::resolve` reads the environment
+// last.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TopClientArgs {
+    /// Server to talk to [env: CHATUS_SERVER; default: ws://127.0.0.1:7500,
+    /// or for the desktop app the last one used].
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Account to act as [env: CHATUS_USER; default: the server's default
+    /// account].
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Where logins and input history are kept [env: CHATUS_CONFIG_DIR;
+    /// default: the user's config directory].
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+    /// Print one JSON object per line (client commands).
+    #[arg(long, hide = true)]
+    pub json: bool,
+}
+
+impl TopClientArgs {
+    /// True when any option was given (they mean nothing to `serve` and
+    /// `admin`).
+    pub fn any(&self) -> bool {
+        self.server.is_some() || self.user.is_some() || self.config_dir.is_some() || self.json
+    }
+}
+
+/// The options every client command takes.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Client options")]
+pub struct ClientArgs {
+    /// Server to talk to [env: CHATUS_SERVER; default: ws://127.0.0.1:7500].
+    /// `host:port` and `host` work too.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Account to act as [env: CHATUS_USER; default: the server's default
+    /// account, see `chatus login`].
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Where logins and input history are kept [env: CHATUS_CONFIG_DIR;
+    /// default: the user's config directory].
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+}
+
+/// Client options after merging the command's, those before it, and the
+/// environment (in that order of precedence).
+#[derive(Debug, Clone)]
+pub struct ClientOpts {
+    /// The server as typed.
+    pub server: String,
+    /// The account as typed, if any.
+    pub user: Option<String>,
+    /// JSON output.
+    pub json: bool,
+    /// The config directory, if chosen.
+    pub config_dir: Option<PathBuf>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl ClientArgs {
+    /// Merges with the options given before the command and the
+    /// environment.
+    pub fn resolve(&self, top: &TopClientArgs) -> ClientOpts {
+        ClientOpts {
+            server: self
+                .server
+                .clone()
+                .or_else(|| top.server.clone())
+                .or_else(|| env("CHATUS_SERVER"))
+                .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+            user: self
+                .user
+                .clone()
+                .or_else(|| top.user.clone())
+                .or_else(|| env("CHATUS_USER")),
+            json: self.json || top.json,
+            config_dir: self
+                .config_dir
+                .clone()
+                .or_else(|| top.config_dir.clone())
+                .or_else(|| env("CHATUS_CONFIG_DIR").map(PathBuf::from)),
+        }
+    }
 }
 
 /// The subcommands.
@@ -50,9 +134,10 @@ pub enum Command {
     /// Administer a server's data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Create an account and log in.
+    /// Create an account and log in (it becomes the server's default).
     Register(PasswordArgs),
-    /// Log in and remember the token.
+    /// Log in and remember the token (the account becomes the server's
+    /// default).
     Login(PasswordArgs),
     /// Log out: revoke the token on the server and forget it here.
     Logout(crate::account::LogoutArgs),
@@ -66,7 +151,7 @@ pub enum Command {
     /// Print live messages until interrupted (or until --count arrived).
     Tail(TailArgs),
     /// List the rooms you can see.
-    Rooms,
+    Rooms(ClientArgs),
     /// Who is online; with --room, a room's members and their presence.
     Who(WhoArgs),
     /// Create a room (and join it).
@@ -80,7 +165,66 @@ pub enum Command {
     /// Chat interactively: lines you type are sent; /help lists commands.
     Chat(ChatArgs),
     /// Open the desktop app.
-    Gui,
+    Gui(GuiArgs),
+}
+
+impl Command {
+    /// The client options of a client command.
+    pub fn client_args(&self) -> Option<&ClientArgs> {
+        Some(match self {
+            Command::Serve(_) | Command::Admin(_) | Command::Gui(_) => return None,
+            Command::Register(a) | Command::Login(a) => &a.client,
+            Command::Rooms(c) => c,
+            Command::Logout(a) => &a.client,
+            Command::Passwd(a) => &a.client,
+            Command::Send(a) => &a.client,
+            Command::History(a) => &a.client,
+            Command::Tail(a) => &a.client,
+            Command::Who(a) => &a.client,
+            Command::Create(a) => &a.client,
+            Command::Join(a) | Command::Leave(a) => &a.client,
+            Command::Invite(a) => &a.client,
+            Command::Chat(a) => &a.client,
+        })
+    }
+}
+
+/// `gui` options.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GuiArgs {
+    /// Server to offer [env: CHATUS_SERVER; default: the last one used].
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Account to offer [env: CHATUS_USER].
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Where logins are kept [env: CHATUS_CONFIG_DIR; default: the user's
+    /// config directory].
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+}
+
+impl GuiArgs {
+    /// Merges with the options given before `gui` and the environment.
+    pub fn resolve(&self, top: &TopClientArgs) -> GuiArgs {
+        GuiArgs {
+            server: self
+                .server
+                .clone()
+                .or_else(|| top.server.clone())
+                .or_else(|| env("CHATUS_SERVER")),
+            user: self
+                .user
+                .clone()
+                .or_else(|| top.user.clone())
+                .or_else(|| env("CHATUS_USER")),
+            config_dir: self
+                .config_dir
+                .clone()
+                .or_else(|| top.config_dir.clone())
+                .or_else(|| env("CHATUS_CONFIG_DIR").map(PathBuf::from)),
+        }
+    }
 }
 
 /// `serve` options.
@@ -159,6 +303,9 @@ pub struct DataArg {
     /// Data directory of the server [default: ./chatus-data].
     #[arg(long, env = "CHATUS_DATA", default_value = "chatus-data")]
     pub data: PathBuf,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Password source for register and login.
@@ -168,6 +315,8 @@ pub struct PasswordArgs {
     /// prompting.
     #[arg(long)]
     pub password_stdin: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Where a message goes or comes from.
@@ -189,7 +338,10 @@ pub struct SendArgs {
     pub target: Target,
     /// The text (words are joined with spaces); without it, standard input
     /// is read.
+    #[arg(value_name = "TEXT", required = false)]
     pub text: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `history` options.
@@ -211,6 +363,8 @@ pub struct HistoryArgs {
     /// Only messages after this sequence number.
     #[arg(long)]
     pub after: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `tail` options.
@@ -222,6 +376,8 @@ pub struct TailArgs {
     /// Stop after this many messages.
     #[arg(long, short = 'n')]
     pub count: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `who` options.
@@ -230,6 +386,8 @@ pub struct WhoArgs {
     /// List this room's members with their presence.
     #[arg(long, short = 'r')]
     pub room: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `create` options.
@@ -240,6 +398,8 @@ pub struct CreateArgs {
     /// Invitation only.
     #[arg(long)]
     pub private: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// A room argument.
@@ -247,6 +407,8 @@ pub struct CreateArgs {
 pub struct RoomArg {
     /// The room's name.
     pub room: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `invite` arguments.
@@ -257,6 +419,8 @@ pub struct InviteArgs {
     /// The user to invite.
     #[arg(value_name = "USER")]
     pub invitee: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `chat` options.
@@ -265,23 +429,82 @@ pub struct ChatArgs {
     /// Room to talk in [default: lobby].
     #[arg(long, short = 'r')]
     pub room: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser as _;
+    use clap::{CommandFactory as _, Parser as _};
 
-    use super::Cli;
+    use super::{Cli, Command};
 
     /// `chatus gui --server …` must reach the desktop app, and a plain
     /// `chatus gui` must leave it the server it remembers.
     #[test]
     fn server_is_none_unless_given() {
         let given = Cli::try_parse_from(["chatus", "gui", "--server", "host:7600"]).unwrap();
-        assert_eq!(given.server.as_deref(), Some("host:7600"));
-        if std::env::var_os("CHATUS_SERVER").is_none() {
-            let plain = Cli::try_parse_from(["chatus", "gui"]).unwrap();
-            assert_eq!(plain.server, None);
+        let Some(Command::Gui(g)) = &given.command else {
+            panic!("{given:?}")
+        };
+        assert_eq!(g.server.as_deref(), Some("host:7600"));
+        let plain = Cli::try_parse_from(["chatus", "gui"]).unwrap();
+        assert!(!plain.client.any());
+    }
+
+    /// Regression (issue 10): `serve --help` listed `--server` and `--user`,
+    /// which mean nothing to a server; client commands now carry their own.
+    #[test]
+    fn each_command_shows_only_its_own_options() {
+        let mut cli = Cli::command();
+        let serve = cli
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(serve.contains("--addr"), "{serve}");
+        for client_only in ["--server", "--user", "--json", "--config-dir"] {
+            assert!(
+                !serve.contains(client_only),
+                "{client_only} in serve --help: {serve}"
+            );
         }
+        let send = cli
+            .find_subcommand_mut("send")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            send.contains("--server") && send.contains("--user"),
+            "{send}"
+        );
+        assert!(!send.contains("--addr"), "{send}");
+        // Text is optional: standard input is read without it.
+        let usage = cli
+            .find_subcommand_mut("send")
+            .unwrap()
+            .render_usage()
+            .to_string();
+        assert!(usage.contains("[TEXT]..."), "{usage}");
+    }
+
+    /// The options before a command apply to it; its own win.
+    #[test]
+    fn options_before_a_command_apply_and_its_own_win() {
+        let cli = Cli::try_parse_from([
+            "chatus", "--user", "bob", "--server", "h:1", "rooms", "--server", "h:2",
+        ])
+        .unwrap();
+        let opts = cli
+            .command
+            .as_ref()
+            .unwrap()
+            .client_args()
+            .unwrap()
+            .resolve(&cli.client);
+        assert_eq!(
+            (opts.user.as_deref(), opts.server.as_str()),
+            (Some("bob"), "h:2")
+        );
     }
 }

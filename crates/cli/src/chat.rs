@@ -1,35 +1,55 @@
-//! `chatus chat`: the interactive line mode, heir of the original window.
+//! `chatus chat`: chat in a terminal, or from a script.
 //!
-//! Lines typed are sent to the current room; incoming messages are printed
-//! with time and sender as they arrive. Commands: `/join ROOM`, `/leave`,
-//! `/msg USER TEXT`, `/who`, `/rooms`, `/help`, and `quit` or `/quit`.
+//! On a terminal, lines are typed in a line editor ([`editor`]: editing,
+//! history per server and account, Tab completion of commands, rooms and
+//! people from [`complete`]) and everything that arrives is printed above
+//! the prompt, so it never mixes with what is being typed. Lines typed are
+//! sent to the current room; incoming messages are printed with time and
+//! sender as they arrive. Commands: `/join ROOM`, `/create ROOM`,
+//! `/leave`, `/msg USER TEXT`, `/who`, `/rooms`, `/help`, and `quit` or
+//! `/quit` (or Ctrl-D).
+//!
 //! Standard input need not be a terminal: piped lines are sent one after
 //! the other (each acknowledged before the next is read), and the end of
-//! input leaves like `quit`.
+//! input leaves like `quit`. A script fails at once (exit 3) when the
+//! server cannot be reached at start.
 
+pub mod complete;
+pub mod editor;
+
+use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex};
 
 use chatus_client::protocol::history::Page;
+use chatus_client::protocol::message::Message;
 use chatus_client::protocol::{Body, Conversation, ErrorCode, RoomName, Seq, Username, Visibility};
-use chatus_client::{Client, Event, Events, Reconnect, Resume};
+use chatus_client::{Client, Event, Events, Status};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::oneshot;
 
 use crate::CliError;
 use crate::args::ChatArgs;
-use crate::commands::{Ctx, parse_room, parse_user, say};
+use crate::commands::{parse_room, say};
+use crate::connect::{Ctx, Mode, note as note_stderr, parse_user, seconds};
 use crate::output;
+use complete::{Names, SharedNames, learn};
+use editor::{Editor, Printer, Typed};
 
 const HELP: &str = "\
-Type a line to send it to the current room. Commands:
-  /join ROOM        join (or create) a room and talk there
+Type a line to send it to the current room. Commands (Tab completes them, and rooms and names):
+  /join ROOM        talk in a room (its recent messages first)
+  /create ROOM      create a public room and talk there
   /leave            leave the current room, back to the lobby
   /msg USER TEXT    send a direct message
   /who              who is in the current room
-  /rooms            list rooms
+  /rooms            the rooms you can see (> marks the current one)
   /help             this help
-  quit, /quit       leave";
+  //text            send a line that starts with /
+  quit, /quit       leave (Ctrl-D too)";
+
+/// How many recent messages are shown on entering a room.
+const RECENT: u32 = 10;
 
 /// One line typed, understood.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,6 +58,8 @@ pub enum Line {
     Say(String),
     /// `/join ROOM`.
     Join(String),
+    /// `/create ROOM`.
+    Create(String),
     /// `/leave`.
     Leave,
     /// `/msg USER TEXT`.
@@ -76,268 +98,441 @@ pub fn parse_line(line: &str) -> Line {
     match name {
         "quit" | "exit" => Line::Quit,
         "join" | "j" if !rest.is_empty() => Line::Join(rest.to_owned()),
-        "join" | "j" => Line::Bad("usage: /join ROOM".into()),
+        "join" | "j" => Line::Bad("Usage: /join ROOM".into()),
+        "create" if !rest.is_empty() => Line::Create(rest.to_owned()),
+        "create" => Line::Bad("Usage: /create ROOM".into()),
         "leave" | "part" => Line::Leave,
         "msg" | "m" => match rest.split_once(char::is_whitespace) {
             Some((user, text)) if !text.trim().is_empty() => {
                 Line::Msg(user.to_owned(), text.trim().to_owned())
             }
-            _ => Line::Bad("usage: /msg USER TEXT".into()),
+            _ => Line::Bad("Usage: /msg USER TEXT".into()),
         },
         "who" | "names" => Line::Who,
         "rooms" | "list" => Line::Rooms,
         "help" | "?" => Line::Help,
-        other => Line::Bad(format!("unknown command /{other}; /help lists them")),
+        other => Line::Bad(format!("There is no command /{other}; /help lists them.")),
     }
 }
 
-fn note(json: bool, text: &str) {
-    if !json {
-        say(&format!("* {text}"));
-    }
+/// Where chat output goes: plain stdout (lines or JSON), or above the line
+/// editor's prompt.
+#[derive(Clone, Debug)]
+enum Screen {
+    Plain { json: bool },
+    Editor(Printer),
 }
 
-/// Joins `room`, creating it (public) when it does not exist, as IRC does.
-async fn enter(client: &Client, room: &RoomName) -> Result<String, chatus_client::Error> {
-    match client.join(room.clone()).await {
-        Ok(_) => Ok(format!("now talking in #{room}")),
-        Err(e) if e.code() == Some(ErrorCode::UnknownRoom) => {
-            client.create_room(room.clone(), Visibility::Public).await?;
-            Ok(format!("created #{room}; now talking in it"))
+impl Screen {
+    fn line(&self, text: &str) {
+        match self {
+            Screen::Plain { .. } => say(text),
+            Screen::Editor(p) => p.print(text.to_owned()),
         }
-        Err(e) => Err(e),
+    }
+
+    /// A line from chat itself (`* …`); not in JSON output.
+    fn note(&self, text: &str) {
+        if !matches!(self, Screen::Plain { json: true }) {
+            self.line(&format!("* {text}"));
+        }
+    }
+
+    fn json(&self) -> bool {
+        matches!(self, Screen::Plain { json: true })
+    }
+
+    fn message(&self, m: &Message, current: &RoomName) {
+        if self.json() {
+            self.line(&output::message_json(m).to_string());
+        } else {
+            let elsewhere = m.conv != Conversation::Room(current.clone());
+            self.line(&output::message_text(m, elsewhere, false));
+        }
+    }
+}
+
+/// What the chat loop and the event printer share.
+#[derive(Clone)]
+struct Shared {
+    screen: Screen,
+    /// The room lines go to.
+    room: Arc<Mutex<RoomName>>,
+    /// The prompt's text (`#room`).
+    prompt: Arc<Mutex<String>>,
+    /// The last `seq` printed per conversation: history shown on entering
+    /// a room and live messages never print one message twice.
+    printed: Arc<Mutex<HashMap<Conversation, Seq>>>,
+    names: SharedNames,
+}
+
+impl Shared {
+    fn room(&self) -> RoomName {
+        self.room
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|_| RoomName::lobby())
+    }
+
+    fn set_room(&self, room: &RoomName) {
+        if let Ok(mut r) = self.room.lock() {
+            r.clone_from(room);
+        }
+        if let Ok(mut p) = self.prompt.lock() {
+            *p = format!("#{room}");
+        }
+        learn(&self.names, |n| n.room(room.as_str()));
+    }
+
+    /// Prints `m` unless it (or a later one of its conversation) was
+    /// printed already.
+    fn print_once(&self, m: &Message) {
+        let fresh = self.printed.lock().map_or(true, |mut p| {
+            let last = p.entry(m.conv.clone()).or_insert(Seq(0));
+            let fresh = m.seq > *last;
+            if fresh {
+                *last = m.seq;
+            }
+            fresh
+        });
+        if fresh {
+            learn(&self.names, |n| n.user(m.sender.as_str()));
+            self.screen.message(m, &self.room());
+        }
+    }
+
+    /// Shows a room's recent messages.
+    async fn recent(&self, client: &Client, room: &RoomName) {
+        if let Ok(h) = client
+            .history(Conversation::Room(room.clone()), Page::Latest, Some(RECENT))
+            .await
+        {
+            for m in &h.messages {
+                self.print_once(m);
+            }
+        }
+    }
+}
+
+/// Lines typed: from the line editor, or plainly from standard input.
+enum Input {
+    Plain(tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>),
+    Editor(Editor),
+}
+
+impl Input {
+    async fn next(&mut self) -> Result<Option<String>, CliError> {
+        match self {
+            Input::Plain(lines) => lines
+                .next_line()
+                .await
+                .map_err(|e| CliError::Local(format!("Cannot read standard input: {e}."))),
+            Input::Editor(editor) => match editor.next().await {
+                Some(Typed::Line(l)) => Ok(Some(l)),
+                Some(Typed::End) | None => Ok(None),
+                Some(Typed::Failed(e)) => {
+                    Err(CliError::Local(format!("The terminal failed: {e}.")))
+                }
+            },
+        }
     }
 }
 
 /// `chat`.
 pub async fn chat(ctx: &Ctx, args: &ChatArgs) -> Result<(), CliError> {
-    let (client, events, connected) = ctx.connect(Resume::FromNow, Reconnect::forever()).await?;
-    let json = ctx.json;
-    let mut room = match &args.room {
+    let interactive =
+        !ctx.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let start = match &args.room {
         Some(r) => parse_room(r)?,
         None => RoomName::lobby(),
     };
-    if !room.is_lobby()
-        && let Err(e) = enter(&client, &room).await
+    let mode = if interactive {
+        Mode::Follow
+    } else {
+        Mode::Script
+    };
+    let (client, events, connected) = ctx.connect(mode).await?;
+    let server = ctx.server()?;
+    if !start.is_lobby()
+        && let Err(e) = client.join(start.clone()).await
     {
         client.quit().await;
-        return Err(e.into());
+        return Err(match e.code() {
+            Some(ErrorCode::UnknownRoom) => CliError::Usage(format!(
+                "There is no room named {start}; create it with `chatus create {start}`."
+            )),
+            _ => e.into(),
+        });
     }
-    note(
-        json,
-        &format!(
-            "connected to {} as {}; talking in #{room}; /help for commands",
-            ctx.server()?,
-            connected.user
-        ),
-    );
-    // Recent history first; live messages already in it are skipped below.
-    let mut shown = Seq(0);
-    if let Ok(h) = client
-        .history(Conversation::Room(room.clone()), Page::Latest, Some(10))
-        .await
-    {
-        for m in &h.messages {
-            print_message(json, m, &room);
-            shown = m.seq;
+    let names: SharedNames = Arc::new(Mutex::new(Names::default()));
+    let prompt = Arc::new(Mutex::new(format!("#{start}")));
+    let (mut input, screen) = if interactive {
+        let history = editor::history_path(
+            ctx.sessions.dir(),
+            server.host(),
+            server.port(),
+            connected.user.as_str(),
+        );
+        match Editor::start(&history, names.clone(), prompt.clone()) {
+            Ok((editor, printer)) => (Input::Editor(editor), Screen::Editor(printer)),
+            Err(e) => {
+                note_stderr(&format!(
+                    "The line editor could not start ({e}); reading plain lines."
+                ));
+                (plain_input(), Screen::Plain { json: false })
+            }
         }
+    } else {
+        (plain_input(), Screen::Plain { json: ctx.json })
+    };
+    let shared = Shared {
+        screen,
+        room: Arc::new(Mutex::new(start.clone())),
+        prompt,
+        printed: Arc::default(),
+        names,
+    };
+    shared.set_room(&start);
+    learn(&shared.names, |n| n.user(connected.user.as_str()));
+    shared.screen.note(&format!(
+        "Connected to {server} as {}; talking in #{start}. /help lists the commands.",
+        connected.user
+    ));
+    shared.recent(&client, &start).await;
+    // Names for Tab: rooms and the people of the first room.
+    if let Ok(rooms) = client.rooms().await {
+        learn(&shared.names, |n| {
+            for r in &rooms {
+                n.room(r.name.as_str());
+            }
+        });
     }
-    let current = Arc::new(Mutex::new(room.clone()));
+    if let Ok(members) = client.members(start.clone()).await {
+        learn(&shared.names, |n| {
+            for m in &members {
+                n.user(m.user.as_str());
+            }
+        });
+    }
+
     let (stopped_tx, mut stopped) = oneshot::channel();
     let printer = tokio::spawn(print_events(
         events,
-        current.clone(),
+        client.clone(),
+        shared.clone(),
         connected.user.clone(),
-        json,
-        shown,
         stopped_tx,
     ));
-
-    // At a terminal, the line typed is wiped once read: the message comes
-    // back from the server, formatted with its time, like everyone else's.
-    let wipe_echo = !json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let outcome: Result<(), CliError> = loop {
         let line = tokio::select! {
-            l = lines.next_line() => l,
+            l = input.next() => l,
             e = &mut stopped => break e.unwrap_or(None).map_or(Ok(()), |e| Err(e.into())),
         };
         let line = match line {
-            Ok(Some(l)) => {
-                if wipe_echo {
-                    print!("\x1b[1A\x1b[2K");
-                }
-                l
-            }
+            Ok(Some(l)) => l,
             Ok(None) => break Ok(()),
-            Err(e) => break Err(CliError::Local(format!("cannot read standard input: {e}"))),
+            Err(e) => break Err(e),
         };
-        let result = match parse_line(&line) {
-            Line::Empty => Ok(()),
-            Line::Quit => break Ok(()),
-            Line::Help => {
-                if !json {
-                    say(HELP);
-                }
-                Ok(())
-            }
-            Line::Bad(why) => {
-                note(json, &why);
-                Ok(())
-            }
-            Line::Say(text) => match Body::parse(text) {
-                Ok(body) => client
-                    .send(Conversation::Room(room.clone()), body)
-                    .await
-                    .map(drop),
-                Err(_) => Ok(()),
-            },
-            Line::Msg(user, text) => match (parse_user(&user), Body::parse(text)) {
-                (Ok(user), Ok(body)) => client.send(Conversation::Peer(user), body).await.map(drop),
-                (Err(e), _) => {
-                    note(json, &e.to_string());
-                    Ok(())
-                }
-                (_, Err(_)) => Ok(()),
-            },
-            Line::Join(name) => match parse_room(&name) {
-                Ok(new) => match enter(&client, &new).await {
-                    Ok(what) => {
-                        room = new;
-                        set(&current, &room);
-                        note(json, &what);
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                },
-                Err(e) => {
-                    note(json, &e.to_string());
-                    Ok(())
-                }
-            },
-            Line::Leave => {
-                if room.is_lobby() {
-                    note(json, "everyone stays in the lobby");
-                    Ok(())
-                } else {
-                    match client.leave(room.clone()).await {
-                        Ok(()) => {
-                            note(json, &format!("left #{room}; back in #lobby"));
-                            room = RoomName::lobby();
-                            set(&current, &room);
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-            }
-            Line::Who => client.members(room.clone()).await.map(|members| {
-                for m in members {
-                    if json {
-                        say(&output::member_json(&m).to_string());
-                    } else {
-                        say(&format!("  {}", output::member_text(&m)));
-                    }
-                }
-            }),
-            Line::Rooms => client.rooms().await.map(|rooms| {
-                for r in rooms {
-                    if json {
-                        say(&output::room_json(&r).to_string());
-                    } else {
-                        say(&format!("  {}", output::room_text(&r)));
-                    }
-                }
-            }),
-        };
-        if let Err(e) = result {
-            match e {
-                chatus_client::Error::Stopped => break Ok(()),
-                e => note(json, &format!("error: {e}")),
-            }
+        match run_line(&client, &shared, parse_line(&line)).await {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(chatus_client::Error::Stopped) => break Ok(()),
+            Err(e) => shared.screen.note(&e.to_string()),
         }
     };
     client.quit().await;
     let _ = printer.await;
+    drop(shared);
+    if let Input::Editor(editor) = input {
+        let _ = tokio::task::spawn_blocking(move || editor.stop()).await;
+    }
     outcome
 }
 
-fn set(current: &Mutex<RoomName>, room: &RoomName) {
-    if let Ok(mut c) = current.lock() {
-        c.clone_from(room);
-    }
+fn plain_input() -> Input {
+    Input::Plain(tokio::io::BufReader::new(tokio::io::stdin()).lines())
 }
 
-fn print_message(json: bool, m: &chatus_client::protocol::message::Message, current: &RoomName) {
-    if json {
-        say(&output::message_json(m).to_string());
+/// Carries out one typed line; false when it was `quit`.
+async fn run_line(
+    client: &Client,
+    shared: &Shared,
+    line: Line,
+) -> Result<bool, chatus_client::Error> {
+    let screen = &shared.screen;
+    let room = shared.room();
+    match line {
+        Line::Empty => {}
+        Line::Quit => return Ok(false),
+        Line::Help => {
+            if !screen.json() {
+                screen.line(HELP);
+            }
+        }
+        Line::Bad(why) => screen.note(&why),
+        Line::Say(text) => {
+            if let Ok(body) = Body::parse(text) {
+                client.send(Conversation::Room(room), body).await?;
+            }
+        }
+        Line::Msg(user, text) => match (parse_user(&user), Body::parse(text)) {
+            (Ok(user), Ok(body)) => {
+                client.send(Conversation::Peer(user), body).await?;
+            }
+            (Err(e), _) => screen.note(&e.to_string()),
+            (_, Err(_)) => {}
+        },
+        Line::Join(name) => match parse_room(&name) {
+            Err(e) => screen.note(&e.to_string()),
+            Ok(new) => match client.join(new.clone()).await {
+                Ok(info) => {
+                    shared.set_room(&new);
+                    shared.recent(client, &new).await;
+                    screen.note(&format!(
+                        "Now talking in #{new} ({}).",
+                        members(info.members)
+                    ));
+                }
+                Err(e) if e.code() == Some(ErrorCode::UnknownRoom) => screen.note(&format!(
+                    "There is no room named #{new}; /create {new} makes it."
+                )),
+                Err(e) => return Err(e),
+            },
+        },
+        Line::Create(name) => match parse_room(&name) {
+            Err(e) => screen.note(&e.to_string()),
+            Ok(new) => match client.create_room(new.clone(), Visibility::Public).await {
+                Ok(_) => {
+                    shared.set_room(&new);
+                    screen.note(&format!("Created #{new}; now talking in it."));
+                }
+                Err(e) if e.code() == Some(ErrorCode::RoomExists) => screen.note(&format!(
+                    "#{new} exists already; /join {new} to talk there."
+                )),
+                Err(e) => return Err(e),
+            },
+        },
+        Line::Leave => {
+            if room.is_lobby() {
+                screen.note("Everyone stays in the lobby.");
+            } else {
+                client.leave(room.clone()).await?;
+                shared.set_room(&RoomName::lobby());
+                screen.note(&format!("Left #{room}; back in #lobby."));
+            }
+        }
+        Line::Who => {
+            let people = client.members(room.clone()).await?;
+            learn(&shared.names, |n| {
+                for m in &people {
+                    n.user(m.user.as_str());
+                }
+            });
+            if screen.json() {
+                for m in &people {
+                    screen.line(&output::member_json(m).to_string());
+                }
+            } else {
+                let mut lines = output::members_text(&people);
+                if let Some(head) = lines.first_mut() {
+                    *head = format!("#{room}: {head}");
+                }
+                screen.line(&lines.join("\n"));
+            }
+        }
+        Line::Rooms => {
+            let rooms = client.rooms().await?;
+            learn(&shared.names, |n| {
+                for r in &rooms {
+                    n.room(r.name.as_str());
+                }
+            });
+            if screen.json() {
+                for r in &rooms {
+                    screen.line(&output::room_json(r).to_string());
+                }
+            } else {
+                let mut lines = vec!["Rooms you can see (> where you are talking):".to_owned()];
+                lines.extend(rooms.iter().map(|r| {
+                    let mark = if r.name == room { ">" } else { " " };
+                    format!("{mark} {}", output::room_text(r))
+                }));
+                screen.line(&lines.join("\n"));
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn members(n: u32) -> String {
+    if n == 1 {
+        "1 member".into()
     } else {
-        let elsewhere = m.conv != Conversation::Room(current.clone());
-        say(&output::message_text(m, elsewhere, false));
+        format!("{n} members")
     }
 }
 
 /// Prints events until the client stops; reports why it stopped.
 async fn print_events(
     mut events: Events,
-    current: Arc<Mutex<RoomName>>,
+    client: Client,
+    shared: Shared,
     me: Username,
-    json: bool,
-    shown: Seq,
     stopped: oneshot::Sender<Option<chatus_client::Error>>,
 ) {
-    let first_room = current
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or_else(|_| RoomName::lobby());
+    let screen = &shared.screen;
     let mut error = None;
+    // The connection's state as last told, so a retry loop says it once.
+    let mut told: Option<String> = None;
     while let Some(event) = events.recv().await {
-        let room = current
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_else(|_| RoomName::lobby());
+        let room = shared.room();
         match event {
-            Event::Message { message, .. } => {
-                if message.conv == Conversation::Room(first_room.clone()) && message.seq <= shown {
-                    continue;
-                }
-                print_message(json, &message, &room);
-            }
+            Event::Message { message, .. } => shared.print_once(&message),
             Event::Presence(p) => {
                 for m in p.users.iter().filter(|m| m.user != me) {
+                    learn(&shared.names, |n| n.user(m.user.as_str()));
                     let what = if m.online {
                         "is online"
                     } else {
                         "went offline"
                     };
-                    note(json, &format!("{} {what}", m.user));
+                    screen.note(&format!("{} {what}.", m.user));
                 }
             }
             Event::MemberJoined(j) if j.room == room => {
                 for u in j.users.iter().filter(|u| **u != me) {
-                    note(json, &format!("{u} joined #{}", j.room));
+                    learn(&shared.names, |n| n.user(u.as_str()));
+                    screen.note(&format!("{u} joined #{}.", j.room));
                 }
             }
             Event::MemberLeft(l) if l.room == room => {
                 for u in l.users.iter().filter(|u| **u != me) {
-                    note(json, &format!("{u} left #{}", l.room));
+                    screen.note(&format!("{u} left #{}.", l.room));
                 }
             }
             Event::Invited(i) => {
-                note(
-                    json,
-                    &format!("{} invited you to #{} (/join {})", i.by, i.room, i.room),
-                );
+                learn(&shared.names, |n| n.room(i.room.as_str()));
+                screen.note(&format!(
+                    "{} invited you to #{} (/join {}).",
+                    i.by, i.room, i.room
+                ));
             }
             Event::Disconnected { reason, retry_in } => {
-                let wait =
-                    retry_in.map_or(String::new(), |d| format!(" in {:.1}s", d.as_secs_f64()));
-                note(
-                    json,
-                    &format!("connection lost ({reason}); reconnecting{wait}"),
-                );
+                let cause = match &*client.status().borrow() {
+                    Status::Waiting { error, .. } => error.cause(),
+                    _ => reason,
+                };
+                let state = format!("Connection lost ({cause}); reconnecting");
+                if told.as_deref() != Some(state.as_str()) {
+                    let wait = retry_in.map_or(String::new(), |d| format!(" in {}", seconds(d)));
+                    screen.note(&format!("{state}{wait}…"));
+                    told = Some(state);
+                }
             }
-            Event::Connected { user, .. } => note(json, &format!("reconnected as {user}")),
+            Event::Connected { user, .. } => {
+                told = None;
+                screen.note(&format!("Reconnected as {user}."));
+            }
             Event::Stopped { error: e } => {
                 error = e;
                 break;
@@ -360,19 +555,21 @@ mod tests {
             ("quit", Line::Quit),
             ("/quit", Line::Quit),
             ("/join dev", Line::Join("dev".into())),
-            ("/join", Line::Bad("usage: /join ROOM".into())),
+            ("/create dev", Line::Create("dev".into())),
+            ("/create", Line::Bad("Usage: /create ROOM".into())),
+            ("/join", Line::Bad("Usage: /join ROOM".into())),
             ("/leave", Line::Leave),
             (
                 "/msg bob see you",
                 Line::Msg("bob".into(), "see you".into()),
             ),
-            ("/msg bob", Line::Bad("usage: /msg USER TEXT".into())),
+            ("/msg bob", Line::Bad("Usage: /msg USER TEXT".into())),
             ("/who", Line::Who),
             ("/rooms", Line::Rooms),
             ("//not a command", Line::Say("/not a command".into())),
             (
                 "/dance",
-                Line::Bad("unknown command /dance; /help lists them".into()),
+                Line::Bad("There is no command /dance; /help lists them.".into()),
             ),
         ];
         for (input, want) in cases {

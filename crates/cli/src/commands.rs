@@ -1,54 +1,29 @@
 //! The one-shot client commands and `tail`.
 //!
-//! Each connects with the stored token (see [`chatus_client::sessions`]), does its
+//! Each connects with the saved login (see [`crate::connect`]), does its
 //! one thing, closes the connection cleanly and exits; `send` returns only
-//! once the server has stored the message.
+//! once the server has stored the message. Text output of a command that
+//! acts names who it acted as (`Sent to #lobby as bob (seq 18).`).
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
-use std::time::Duration;
 
 use chatus_client::protocol::history::Page;
 use chatus_client::protocol::{
     Body, Conversation, ErrorCode, Password, RoomName, Seq, Username, Visibility,
 };
-use chatus_client::{
-    Client, Config, Connected, Credentials, Error, Event, Events, Reconnect, Resume, ServerUrl,
-    Sessions, SessionsError,
-};
+use chatus_client::{Client, Config, Credentials, Error, Event, Reconnect, Resume, Status};
 use serde_json::json;
 
 use crate::CliError;
 use crate::args::{
     CreateArgs, HistoryArgs, InviteArgs, PasswordArgs, RoomArg, SendArgs, TailArgs, WhoArgs,
 };
+use crate::connect::{Ctx, Mode, StatusLine, note, parse_user};
 use crate::output;
-
-/// What every client command needs.
-pub struct Ctx {
-    server: String,
-    user: Option<String>,
-    /// Print JSON lines.
-    pub json: bool,
-    pub(crate) sessions: Sessions,
-}
-
-/// Reconnection for one-shot commands: a couple of quick retries.
-pub(crate) fn one_shot() -> Reconnect {
-    Reconnect {
-        attempts: Some(2),
-        initial: Duration::from_millis(200),
-        max: Duration::from_secs(1),
-    }
-}
 
 /// A room name as typed (`#dev` or `dev`).
 pub fn parse_room(s: &str) -> Result<RoomName, CliError> {
     RoomName::parse(s.trim().trim_start_matches('#')).map_err(|e| CliError::Usage(e.message))
-}
-
-/// A user name as typed (`@bob` or `bob`).
-pub fn parse_user(s: &str) -> Result<Username, CliError> {
-    Username::parse(s.trim().trim_start_matches('@')).map_err(|e| CliError::Usage(e.message))
 }
 
 /// Prints one line to stdout and flushes (output is often piped).
@@ -58,67 +33,8 @@ pub fn say(line: &str) {
     let _ = out.flush();
 }
 
-impl Ctx {
-    /// From the global options.
-    pub fn new(cli: &crate::args::Cli) -> Result<Self, CliError> {
-        Ok(Self {
-            server: cli
-                .server
-                .clone()
-                .unwrap_or_else(|| crate::args::DEFAULT_SERVER.to_owned()),
-            user: cli.user.clone(),
-            json: cli.json,
-            sessions: Sessions::new(cli.config_dir.clone())?,
-        })
-    }
-
-    /// The server address.
-    pub fn server(&self) -> Result<ServerUrl, CliError> {
-        ServerUrl::parse(&self.server).map_err(|e| CliError::Usage(e.to_string()))
-    }
-
-    pub(crate) fn user(&self) -> Result<Option<Username>, CliError> {
-        self.user.as_deref().map(parse_user).transpose()
-    }
-
-    /// The stored token for the chosen account.
-    pub(crate) fn token(
-        &self,
-        server: &ServerUrl,
-    ) -> Result<(Username, chatus_client::protocol::Token), CliError> {
-        self.sessions
-            .token(server, self.user()?.as_ref())
-            .map_err(|e| match e {
-                SessionsError::NotLoggedIn { who, server } => CliError::NotLoggedIn(format!(
-                    "not logged in{who} on {server}; run `chatus login --user NAME` first"
-                )),
-                other => other.into(),
-            })
-    }
-
-    /// Connects with the stored token.
-    pub async fn connect(
-        &self,
-        resume: Resume,
-        reconnect: Reconnect,
-    ) -> Result<(Client, Events, Connected), CliError> {
-        let server = self.server()?;
-        let (user, token) = self.token(&server)?;
-        let mut config = Config::new(server.clone(), Credentials::Token(token));
-        config.resume = resume;
-        config.reconnect = reconnect;
-        config.client_label = format!("chatus-cli/{}", env!("CARGO_PKG_VERSION"));
-        Client::connect(config).await.map_err(|e| match e.code() {
-            Some(ErrorCode::InvalidToken) => CliError::NotLoggedIn(format!(
-                "the login of {user} on {server} has expired or was revoked; run `chatus login --user {user}`"
-            )),
-            _ => e.into(),
-        })
-    }
-
-    pub(crate) fn print_json(&self, v: &serde_json::Value) {
-        say(&v.to_string());
-    }
+fn print_json(v: &serde_json::Value) {
+    say(&v.to_string());
 }
 
 pub(crate) fn read_line_stdin() -> Result<String, CliError> {
@@ -126,71 +42,121 @@ pub(crate) fn read_line_stdin() -> Result<String, CliError> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| CliError::Local(format!("cannot read standard input: {e}")))?;
+        .map_err(|e| CliError::Local(format!("Cannot read standard input: {e}.")))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 pub(crate) fn prompt_password(prompt: &str) -> Result<String, CliError> {
     rpassword::prompt_password(prompt).map_err(|e| {
         CliError::Local(format!(
-            "cannot ask for a password ({e}); use --password-stdin"
+            "Cannot ask for a password ({e}); use --password-stdin."
         ))
     })
 }
 
-fn read_password(args: &PasswordArgs, confirm: bool) -> Result<Password, CliError> {
-    let pw = if args.password_stdin {
-        read_line_stdin()?
-    } else {
+/// The shortest password a server takes by default; asked for at the
+/// prompt so nobody types a password twice only to have it refused. A
+/// server set to want more still says so, and the prompt asks again.
+const MIN_PASSWORD_CHARS: usize = 8;
+
+fn read_password(args: &PasswordArgs, register: bool) -> Result<Password, CliError> {
+    if args.password_stdin {
+        return Password::parse(read_line_stdin()?).map_err(|e| CliError::Usage(e.message));
+    }
+    loop {
         let pw = prompt_password("Password: ")?;
-        if confirm && prompt_password("Repeat the password: ")? != pw {
-            return Err(CliError::Usage("the passwords differ".into()));
+        if register && pw.chars().count() < MIN_PASSWORD_CHARS {
+            eprintln!("A password needs at least {MIN_PASSWORD_CHARS} characters; try again.");
+            continue;
         }
-        pw
-    };
-    Password::parse(pw).map_err(|e| CliError::Usage(e.message))
+        if register && prompt_password("Repeat the password: ")? != pw {
+            eprintln!("The passwords differ; try again.");
+            continue;
+        }
+        match Password::parse(pw) {
+            Ok(p) => return Ok(p),
+            Err(e) => eprintln!("{} Try again.", e.message),
+        }
+    }
 }
 
 fn username_for_login(ctx: &Ctx) -> Result<Username, CliError> {
-    if let Some(u) = ctx.user()? {
+    if let Some(u) = ctx.named_user()? {
         return Ok(u);
     }
     if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage("say which account with --user NAME".into()));
+        return Err(CliError::Usage(
+            "Say which account with --user NAME.".into(),
+        ));
     }
-    eprint!("User name: ");
-    let _ = std::io::stderr().flush();
-    parse_user(&read_line_stdin()?)
+    loop {
+        eprint!("User name: ");
+        let _ = std::io::stderr().flush();
+        match parse_user(&read_line_stdin()?) {
+            Ok(u) => return Ok(u),
+            Err(e) => eprintln!("{e} Try again."),
+        }
+    }
 }
 
 async fn log_in(ctx: &Ctx, args: &PasswordArgs, register: bool) -> Result<(), CliError> {
     let server = ctx.server()?;
     let username = username_for_login(ctx)?;
-    let password = read_password(args, register)?;
-    let credentials = if register {
-        Credentials::Register { username, password }
-    } else {
-        Credentials::Login { username, password }
+    let interactive = !args.password_stdin;
+    let (client, connected) = loop {
+        let password = read_password(args, register)?;
+        let credentials = if register {
+            Credentials::Register {
+                username: username.clone(),
+                password,
+            }
+        } else {
+            Credentials::Login {
+                username: username.clone(),
+                password,
+            }
+        };
+        let mut config = Config::new(server.clone(), credentials);
+        config.resume = Resume::Off;
+        config.reconnect = Reconnect::never();
+        config.presence = false;
+        match Client::connect(config).await {
+            Ok((client, _events, connected)) => break (client, connected),
+            Err(e)
+                if interactive
+                    && matches!(
+                        e.code(),
+                        Some(ErrorCode::WeakPassword | ErrorCode::BadCredentials)
+                    ) =>
+            {
+                eprintln!("{e} Try again.");
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
-    let mut config = Config::new(server.clone(), credentials);
-    config.resume = Resume::Off;
-    config.reconnect = Reconnect::never();
-    let (client, _events, connected) = Client::connect(config).await?;
     let token = connected
         .token
         .ok_or_else(|| CliError::Client(Error::Protocol("the server sent no token".into())))?;
+    let before = ctx.sessions.default_user(&server)?;
     ctx.sessions.remember(&server, &connected.user, &token)?;
     client.quit().await;
+    let user = connected.user;
     if ctx.json {
-        ctx.print_json(&json!({"user": connected.user.as_str(), "server": server.to_string()}));
-    } else if register {
-        say(&format!(
-            "Registered and logged in as {} on {server}.",
-            connected.user
-        ));
-    } else {
-        say(&format!("Logged in as {} on {server}.", connected.user));
+        print_json(&json!({"user": user.as_str(), "server": server.to_string()}));
+        return Ok(());
     }
+    let done = if register {
+        "Registered and logged in"
+    } else {
+        "Logged in"
+    };
+    let mut text = format!("{done} as {user} on {server}.");
+    if let Some(other) = before.filter(|b| !b.eq_ignore_ascii_case(user.as_str())) {
+        text.push_str(&format!(
+            " {user} is now the default account here, instead of {other} (pick one with --user)."
+        ));
+    }
+    say(&text);
     Ok(())
 }
 
@@ -207,8 +173,8 @@ pub async fn login(ctx: &Ctx, args: &PasswordArgs) -> Result<(), CliError> {
 /// `logout`.
 pub async fn logout(ctx: &Ctx) -> Result<(), CliError> {
     let server = ctx.server()?;
-    let (user, _) = ctx.token(&server)?;
-    let result = match ctx.connect(Resume::Off, one_shot()).await {
+    let user = ctx.account(&server).await?.user;
+    let result = match ctx.connect(Mode::OneShot).await {
         Ok((client, _, _)) => {
             let r = client.logout().await;
             client.quit().await;
@@ -220,13 +186,28 @@ pub async fn logout(ctx: &Ctx) -> Result<(), CliError> {
     };
     ctx.sessions.forget(&server, &user)?;
     result?;
+    let left = ctx.sessions.accounts(&server)?;
     if ctx.json {
-        ctx.print_json(
-            &json!({"user": user.as_str(), "server": server.to_string(), "logged_out": true}),
-        );
-    } else {
-        say(&format!("Logged out {user} from {server}."));
+        print_json(&json!({
+            "user": user.as_str(),
+            "server": server.to_string(),
+            "logged_out": true,
+            "still_saved": left,
+        }));
+        return Ok(());
     }
+    let mut text = format!("Logged out {user} from {server}.");
+    match left.as_slice() {
+        [] => {}
+        [only] => text.push_str(&format!(
+            " {only} is still logged in here; commands will act as {only} and say so."
+        )),
+        several => text.push_str(&format!(
+            " Still logged in here: {}; commands now need --user NAME.",
+            several.join(", ")
+        )),
+    }
+    say(&text);
     Ok(())
 }
 
@@ -235,7 +216,7 @@ fn target(room: Option<&str>, user: Option<&str>) -> Result<Conversation, CliErr
         (Some(r), None) => Ok(Conversation::Room(parse_room(r)?)),
         (None, Some(u)) => Ok(Conversation::Peer(parse_user(u)?)),
         _ => Err(CliError::Usage(
-            "give exactly one of --room and a user".into(),
+            "Give exactly one of --room and a user.".into(),
         )),
     }
 }
@@ -247,13 +228,13 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<(), CliError> {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
-            .map_err(|e| CliError::Local(format!("cannot read standard input: {e}")))?;
+            .map_err(|e| CliError::Local(format!("Cannot read standard input: {e}.")))?;
         s.trim_end_matches(['\n', '\r']).to_owned()
     } else {
         args.text.join(" ")
     };
     let body = Body::parse(text).map_err(|e| CliError::Usage(e.message))?;
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
+    let (client, _, me) = ctx.connect(Mode::OneShot).await?;
     let result = client.send(to, body).await;
     client.quit().await;
     let sent = result?;
@@ -264,16 +245,18 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<(), CliError> {
             "time_ms": sent.time.0,
             "client_id": sent.client_id.as_str(),
             "duplicate": sent.duplicate,
+            "sender": me.user.as_str(),
         });
         match &sent.conv {
             Conversation::Room(r) => v["room"] = json!(r.as_str()),
             Conversation::Peer(p) => v["peer"] = json!(p.as_str()),
         }
-        ctx.print_json(&v);
+        print_json(&v);
     } else {
         say(&format!(
-            "Sent to {} (seq {}).",
+            "Sent to {} as {} (seq {}).",
             output::place(&sent.conv),
+            me.user,
             sent.seq
         ));
     }
@@ -289,15 +272,15 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
         (None, None) => Page::Latest,
     };
     if args.limit == 0 {
-        return Err(CliError::Usage("--limit must be at least 1".into()));
+        return Err(CliError::Usage("--limit must be at least 1.".into()));
     }
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
+    let (client, _, _) = ctx.connect(Mode::OneShot).await?;
     let result = client.history(conv.clone(), page, Some(args.limit)).await;
     client.quit().await;
     let h = result?;
     for m in &h.messages {
         if ctx.json {
-            ctx.print_json(&output::message_json(m));
+            print_json(&output::message_json(m));
         } else {
             say(&output::message_text(m, false, true));
         }
@@ -326,7 +309,7 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
     if args.count == Some(0) {
         return Ok(());
     }
-    let (client, mut events, _) = ctx.connect(Resume::FromNow, Reconnect::forever()).await?;
+    let (client, mut events, me) = ctx.connect(Mode::Follow).await?;
     if let Some(room) = &room {
         // Fail now, clearly, if the room cannot be followed.
         if let Err(e) = client
@@ -337,6 +320,15 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
             return Err(e.into());
         }
     }
+    let place = room
+        .as_ref()
+        .map_or_else(|| "everything".to_owned(), |r| format!("#{r}"));
+    note(&format!(
+        "following {place} as {} on {}; Ctrl-C stops.",
+        me.user,
+        ctx.server()?
+    ));
+    let mut status = StatusLine::stderr();
     let mut seen: u64 = 0;
     let result = loop {
         let event = tokio::select! {
@@ -352,7 +344,7 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
                     continue;
                 }
                 if ctx.json {
-                    ctx.print_json(&output::message_json(&message));
+                    print_json(&output::message_json(&message));
                 } else {
                     say(&output::message_text(&message, room.is_none(), false));
                 }
@@ -361,29 +353,33 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
                     break Ok(());
                 }
             }
-            Some(Event::Disconnected { reason, retry_in }) => {
-                let wait =
-                    retry_in.map_or(String::new(), |d| format!(" in {:.1}s", d.as_secs_f64()));
-                eprintln!("chatus: connection lost ({reason}); reconnecting{wait}");
+            Some(Event::Disconnected { .. }) => {
+                if let Status::Waiting { error, retry_in } = &*client.status().borrow() {
+                    status.waiting(error, *retry_in);
+                }
             }
-            Some(Event::Connected { user, .. }) => eprintln!("chatus: reconnected as {user}"),
+            Some(Event::Connected { .. }) => {
+                status.clear();
+                note("reconnected.");
+            }
             Some(Event::Stopped { error }) => break error.map_or(Ok(()), |e| Err(e.into())),
             Some(_) => {}
             None => break Ok(()),
         }
     };
+    status.clear();
     client.quit().await;
     result
 }
 
 /// `rooms`.
 pub async fn rooms(ctx: &Ctx) -> Result<(), CliError> {
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
+    let (client, _, _) = ctx.connect(Mode::OneShot).await?;
     let result = client.rooms().await;
     client.quit().await;
     for r in result? {
         if ctx.json {
-            ctx.print_json(&output::room_json(&r));
+            print_json(&output::room_json(&r));
         } else {
             say(&output::room_text(&r));
         }
@@ -394,17 +390,26 @@ pub async fn rooms(ctx: &Ctx) -> Result<(), CliError> {
 /// `who`.
 pub async fn who(ctx: &Ctx, args: &WhoArgs) -> Result<(), CliError> {
     let room = args.room.as_deref().map(parse_room).transpose()?;
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
-    let result = match room {
-        Some(r) => client.members(r).await,
+    let (client, _, _) = ctx.connect(Mode::OneShot).await?;
+    let result = match &room {
+        Some(r) => client.members(r.clone()).await,
         None => client.who().await,
     };
     client.quit().await;
-    for m in result? {
-        if ctx.json {
-            ctx.print_json(&output::member_json(&m));
-        } else {
-            say(&output::member_text(&m));
+    let people = result?;
+    if ctx.json {
+        for m in &people {
+            print_json(&output::member_json(m));
+        }
+    } else if room.is_some() {
+        for line in output::members_text(&people) {
+            say(&line);
+        }
+    } else if people.is_empty() {
+        say("Nobody is online.");
+    } else {
+        for m in &people {
+            say(m.user.as_str());
         }
     }
     Ok(())
@@ -418,17 +423,18 @@ pub async fn create(ctx: &Ctx, args: &CreateArgs) -> Result<(), CliError> {
     } else {
         Visibility::Public
     };
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
+    let (client, _, me) = ctx.connect(Mode::OneShot).await?;
     let result = client.create_room(room, vis).await;
     client.quit().await;
     let info = result?;
     if ctx.json {
-        ctx.print_json(&output::room_json(&info));
+        print_json(&output::room_json(&info));
     } else {
         say(&format!(
-            "Created #{} ({}).",
+            "Created #{} ({}) as {}.",
             info.name,
-            info.visibility.as_str()
+            info.visibility.as_str(),
+            me.user
         ));
     }
     Ok(())
@@ -437,14 +443,14 @@ pub async fn create(ctx: &Ctx, args: &CreateArgs) -> Result<(), CliError> {
 /// `join`.
 pub async fn join(ctx: &Ctx, args: &RoomArg) -> Result<(), CliError> {
     let room = parse_room(&args.room)?;
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
+    let (client, _, me) = ctx.connect(Mode::OneShot).await?;
     let result = client.join(room).await;
     client.quit().await;
     let info = result?;
     if ctx.json {
-        ctx.print_json(&output::room_json(&info));
+        print_json(&output::room_json(&info));
     } else {
-        say(&format!("Joined #{}.", info.name));
+        say(&format!("Joined #{} as {}.", info.name, me.user));
     }
     Ok(())
 }
@@ -452,14 +458,14 @@ pub async fn join(ctx: &Ctx, args: &RoomArg) -> Result<(), CliError> {
 /// `leave`.
 pub async fn leave(ctx: &Ctx, args: &RoomArg) -> Result<(), CliError> {
     let room = parse_room(&args.room)?;
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
+    let (client, _, me) = ctx.connect(Mode::OneShot).await?;
     let result = client.leave(room.clone()).await;
     client.quit().await;
     result?;
     if ctx.json {
-        ctx.print_json(&json!({"room": room.as_str(), "left": true}));
+        print_json(&json!({"room": room.as_str(), "left": true}));
     } else {
-        say(&format!("Left #{room}."));
+        say(&format!("{} left #{room}.", me.user));
     }
     Ok(())
 }
@@ -468,14 +474,14 @@ pub async fn leave(ctx: &Ctx, args: &RoomArg) -> Result<(), CliError> {
 pub async fn invite(ctx: &Ctx, args: &InviteArgs) -> Result<(), CliError> {
     let room = parse_room(&args.room)?;
     let user = parse_user(&args.invitee)?;
-    let (client, _, _) = ctx.connect(Resume::Off, one_shot()).await?;
+    let (client, _, me) = ctx.connect(Mode::OneShot).await?;
     let result = client.invite(room.clone(), user.clone()).await;
     client.quit().await;
     result?;
     if ctx.json {
-        ctx.print_json(&json!({"room": room.as_str(), "invited": user.as_str()}));
+        print_json(&json!({"room": room.as_str(), "invited": user.as_str()}));
     } else {
-        say(&format!("Invited {user} to #{room}."));
+        say(&format!("{} invited {user} to #{room}.", me.user));
     }
     Ok(())
 }

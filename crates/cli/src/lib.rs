@@ -4,10 +4,13 @@
 //! # Layout
 //! - [`args`]: the command line (clap).
 //! - [`serve`] and [`admin`]: running and administering a server.
+//! - [`connect`]: what client commands share: the account to act as, and
+//!   connecting while saying what is going on.
 //! - [`commands`]: the one-shot client commands (`send`, `history`, …)
 //!   and `tail`.
 //! - [`account`]: `passwd`, `logout`, `admin user reset-password`.
-//! - [`chat`]: the interactive line mode.
+//! - [`chat`]: `chatus chat`, a line editor on a terminal, plain lines
+//!   from a pipe.
 //! - [`output`]: human and JSON output.
 //! - [`logging`]: tracing set-up.
 
@@ -16,6 +19,7 @@ pub mod admin;
 pub mod args;
 pub mod chat;
 pub mod commands;
+pub mod connect;
 pub mod logging;
 pub mod output;
 pub mod serve;
@@ -64,6 +68,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(CliError::Usage(_)) => EXIT_USAGE,
         Some(CliError::NotLoggedIn(_)) => EXIT_AUTH,
         Some(CliError::Sessions(chatus_client::SessionsError::NotLoggedIn { .. })) => EXIT_AUTH,
+        Some(CliError::Sessions(chatus_client::SessionsError::Ambiguous { .. })) => EXIT_USAGE,
         Some(CliError::Client(chatus_client::Error::Unreachable { .. })) => EXIT_UNREACHABLE,
         Some(CliError::Client(c)) => match c.code() {
             Some(
@@ -82,53 +87,103 @@ pub fn has_display() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()))
 }
 
+/// What to say when the desktop app was wanted but there is no display.
+pub const NO_DISPLAY: &str = "No display was found (neither DISPLAY nor WAYLAND_DISPLAY is set), \
+so the desktop app cannot open. Run `chatus chat` to chat in this terminal, \
+or `chatus --help` for every command.";
+
 /// Opens the desktop app (blocks until its window closes). Must run on the
 /// main thread, outside any async runtime.
 #[cfg(feature = "gui")]
 pub fn gui(cli: &Cli) -> Result<(), CliError> {
-    let options = chatus_gui::Options {
-        server: cli.server.clone(),
-        user: cli.user.clone(),
-        config_dir: cli.config_dir.clone(),
+    if !has_display() {
+        return Err(CliError::Usage(NO_DISPLAY.into()));
+    }
+    let args = match &cli.command {
+        Some(Command::Gui(g)) => g.resolve(&cli.client),
+        _ => args::GuiArgs::default().resolve(&cli.client),
     };
-    chatus_gui::run(&options).map_err(|e| CliError::Local(e.to_string()))
+    let options = chatus_gui::Options {
+        server: args.server,
+        user: args.user,
+        config_dir: args.config_dir,
+    };
+    chatus_gui::run(&options).map_err(|e| match e {
+        // The windowing library's errors name source files; one sentence
+        // says what matters, the log (RUST_LOG=debug) keeps the detail.
+        chatus_gui::GuiError::Window(detail) => {
+            tracing::debug!(%detail, "the window did not open");
+            CliError::Local(format!(
+                "The desktop app could not open a window on this display ({}). \
+                 Run `chatus chat` to chat in the terminal; RUST_LOG=debug shows why.",
+                display_name()
+            ))
+        }
+        other => CliError::Local(other.to_string()),
+    })
+}
+
+#[cfg(feature = "gui")]
+fn display_name() -> String {
+    std::env::var("WAYLAND_DISPLAY")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("Wayland {d}"))
+        .or_else(|| std::env::var("DISPLAY").ok().map(|d| format!("X11 {d}")))
+        .unwrap_or_default()
 }
 
 /// Without the `gui` feature there is no desktop app.
 #[cfg(not(feature = "gui"))]
 pub fn gui(_cli: &Cli) -> Result<(), CliError> {
+    if !has_display() {
+        return Err(CliError::Usage(NO_DISPLAY.into()));
+    }
     Err(CliError::Usage(
-        "this chatus was built without the desktop app (cargo feature `gui`)".into(),
+        "This chatus was built without the desktop app (cargo feature `gui`); \
+         run `chatus chat` to chat in the terminal."
+            .into(),
     ))
 }
 
 /// Runs a parsed command line (everything but the desktop app).
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let ctx = commands::Ctx::new(&cli)?;
     let Some(command) = cli.command else {
-        return Err(CliError::Usage(
-            "say what to do; `chatus --help` lists the commands".into(),
-        ));
+        return Err(CliError::Usage(NO_DISPLAY.into()));
     };
+    let ctx = match command.client_args() {
+        Some(a) => Some(connect::Ctx::new(&a.resolve(&cli.client))?),
+        None if cli.client.any() => {
+            return Err(CliError::Usage(
+                "--server, --user, --config-dir and --json are for client commands \
+                 (`chatus send`, `chatus chat`, …), not for this one."
+                    .into(),
+            ));
+        }
+        None => None,
+    };
+    let ctx = ctx.as_ref();
+    let need =
+        || ctx.ok_or_else(|| CliError::Local("A client command ran without its options.".into()));
     match command {
         Command::Serve(args) => serve::serve(args).await,
-        Command::Admin(cmd) => admin::run(cmd, ctx.json).await,
-        Command::Register(p) => commands::register(&ctx, &p).await,
-        Command::Login(p) => commands::login(&ctx, &p).await,
-        Command::Logout(a) => account::logout(&ctx, &a).await,
-        Command::Passwd(a) => account::passwd(&ctx, &a).await,
-        Command::Send(a) => commands::send(&ctx, a).await,
-        Command::History(a) => commands::history(&ctx, &a).await,
-        Command::Tail(a) => commands::tail(&ctx, &a).await,
-        Command::Rooms => commands::rooms(&ctx).await,
-        Command::Who(a) => commands::who(&ctx, &a).await,
-        Command::Create(a) => commands::create(&ctx, &a).await,
-        Command::Join(a) => commands::join(&ctx, &a).await,
-        Command::Leave(a) => commands::leave(&ctx, &a).await,
-        Command::Invite(a) => commands::invite(&ctx, &a).await,
-        Command::Chat(a) => chat::chat(&ctx, &a).await,
-        Command::Gui => Err(CliError::Usage(
-            "the desktop app runs on the main thread; see main.rs".into(),
+        Command::Admin(cmd) => admin::run(cmd).await,
+        Command::Register(p) => commands::register(need()?, &p).await,
+        Command::Login(p) => commands::login(need()?, &p).await,
+        Command::Logout(a) => account::logout(need()?, &a).await,
+        Command::Passwd(a) => account::passwd(need()?, &a).await,
+        Command::Send(a) => commands::send(need()?, a).await,
+        Command::History(a) => commands::history(need()?, &a).await,
+        Command::Tail(a) => commands::tail(need()?, &a).await,
+        Command::Rooms(_) => commands::rooms(need()?).await,
+        Command::Who(a) => commands::who(need()?, &a).await,
+        Command::Create(a) => commands::create(need()?, &a).await,
+        Command::Join(a) => commands::join(need()?, &a).await,
+        Command::Leave(a) => commands::leave(need()?, &a).await,
+        Command::Invite(a) => commands::invite(need()?, &a).await,
+        Command::Chat(a) => chat::chat(need()?, &a).await,
+        Command::Gui(_) => Err(CliError::Local(
+            "The desktop app runs on the main thread; see main.rs.".into(),
         )),
     }
 }

@@ -4,27 +4,18 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, Parser as _};
+use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = chatus::args::Cli::parse();
     chatus::logging::init(cli.log_level.as_deref());
     // The desktop app owns the main thread (windowing needs it) and runs
     // its own network thread, so it starts before any async runtime.
-    let wants_gui = match &cli.command {
-        Some(chatus::args::Command::Gui) => true,
-        None if chatus::has_display() => true,
-        None => {
-            let _ = chatus::args::Cli::command().print_help();
-            return ExitCode::from(chatus::EXIT_USAGE);
-        }
-        Some(_) => false,
-    };
-    if wants_gui {
+    if matches!(cli.command, None | Some(chatus::args::Command::Gui(_))) {
         return match chatus::gui(&cli) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("chatus: error: {e}");
+                eprintln!("chatus: {e}");
                 ExitCode::from(chatus::exit_code(&anyhow::Error::from(e)))
             }
         };
@@ -35,7 +26,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("chatus: error: could not start the async runtime: {e}");
+            eprintln!("chatus: Could not start the async runtime: {e}.");
             return ExitCode::FAILURE;
         }
     };
@@ -43,7 +34,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let e = anyhow::Error::from(e);
-            eprintln!("chatus: error: {e}");
+            eprintln!("chatus: {e}");
             ExitCode::from(chatus::exit_code(&e))
         }
     }

@@ -141,13 +141,32 @@ pub fn room_json(r: &RoomInfo) -> Value {
     })
 }
 
-/// A person as text.
-pub fn member_text(m: &Member) -> String {
-    format!(
-        "{:<32} {}",
-        m.user.as_str(),
-        if m.online { "online" } else { "offline" }
-    )
+/// A room's members as text: a header, then one line per person, the
+/// names padded only as wide as the longest.
+pub fn members_text(members: &[Member]) -> Vec<String> {
+    let online = members.iter().filter(|m| m.online).count();
+    let width = members
+        .iter()
+        .map(|m| m.user.as_str().len())
+        .max()
+        .unwrap_or(0);
+    let mut lines = vec![format!(
+        "{} {}, {online} online:",
+        members.len(),
+        if members.len() == 1 {
+            "member"
+        } else {
+            "members"
+        }
+    )];
+    lines.extend(members.iter().map(|m| {
+        format!(
+            "  {:<width$}  {}",
+            m.user.as_str(),
+            if m.online { "online" } else { "offline" }
+        )
+    }));
+    lines
 }
 
 /// A person as JSON.
@@ -164,6 +183,23 @@ mod tests {
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(clean("plain\ttext\n"), "plain\ttext\n");
         assert_eq!(clean("\u{1b}]0;pwned\u{7}x"), "\u{FFFD}]0;pwned\u{FFFD}x");
+    }
+
+    #[test]
+    fn member_lists_have_a_header_and_no_wide_gap() {
+        let m = |name: &str, online| Member {
+            user: Username::parse(name).unwrap(),
+            online,
+        };
+        let lines = members_text(&[m("al", true), m("bobby", false)]);
+        assert_eq!(
+            lines,
+            [
+                "2 members, 1 online:",
+                "  al     online",
+                "  bobby  offline"
+            ]
+        );
     }
 
     #[test]

@@ -71,14 +71,34 @@ pub fn config(args: &ServeArgs) -> Result<Config, CliError> {
     Ok(config)
 }
 
+/// Why `addr` cannot be listened on, and what to do about it.
+fn cannot_listen(addr: std::net::SocketAddr, e: &std::io::Error) -> CliError {
+    let next = std::net::SocketAddr::new(addr.ip(), addr.port().wrapping_add(1).max(1));
+    CliError::Local(match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "Cannot listen on {addr}: something else (another chatus serve?) already uses it. \
+             Stop it, or choose another address with --addr, e.g. --addr {next}."
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "Cannot listen on {addr}: permission denied (ports below 1024 need privileges). \
+             Choose another address with --addr, e.g. --addr 127.0.0.1:7500."
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "Cannot listen on {addr}: this machine has no such address. \
+             Choose another with --addr, e.g. --addr 0.0.0.0:{}.",
+            addr.port()
+        ),
+        _ => format!("Cannot listen on {addr}: {e}. Choose another address with --addr."),
+    })
+}
+
 /// `serve`.
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let config = config(&args)?;
-    let listener = chatus_server::bind(config.addr)
-        .map_err(|e| CliError::Local(format!("cannot listen on {}: {e}", config.addr)))?;
+    let listener = chatus_server::bind(config.addr).map_err(|e| cannot_listen(config.addr, &e))?;
     let local = listener
         .local_addr()
-        .map_err(|e| CliError::Local(e.to_string()))?;
+        .map_err(|e| CliError::Local(format!("Cannot read the listening address: {e}.")))?;
     let data = std::path::absolute(&config.data).unwrap_or_else(|_| config.data.clone());
     let registration = match config.registration {
         Registration::Open => "open",

@@ -116,6 +116,14 @@ pub struct Config {
     pub credentials: Credentials,
     /// When to reconnect.
     pub reconnect: Reconnect,
+    /// When to retry before the first login succeeded; `None`: as
+    /// `reconnect`. A front end that must fail at once when the server is
+    /// down at start, yet ride out later drops, sets a few quick attempts.
+    pub first_connect: Option<Reconnect>,
+    /// Whether this connection counts for the user's presence (`hello`'s
+    /// `presence`). A short-lived script sets it false, so its user neither
+    /// appears online nor goes offline for others because of it.
+    pub presence: bool,
     /// Where to pick up after connecting.
     pub resume: Resume,
     /// Sent in `hello` for the server's log.
@@ -137,6 +145,8 @@ impl Config {
             server,
             credentials,
             reconnect: Reconnect::forever(),
+            first_connect: None,
+            presence: true,
             resume: Resume::FromNow,
             client_label: format!("chatus-client/{}", env!("CARGO_PKG_VERSION")),
             wake: None,
@@ -152,6 +162,8 @@ impl fmt::Debug for Config {
             .field("server", &self.server)
             .field("credentials", &self.credentials)
             .field("reconnect", &self.reconnect)
+            .field("first_connect", &self.first_connect)
+            .field("presence", &self.presence)
             .field("resume", &self.resume)
             .finish_non_exhaustive()
     }

@@ -47,6 +47,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short cause for a status line, without the server's address:
+    /// `connection refused`, `connection lost`, ….
+    pub fn cause(&self) -> String {
+        match self {
+            Error::Unreachable { reason, .. } => reason.clone(),
+            Error::Server { message, .. } => message.trim_end_matches('.').to_owned(),
+            Error::Disconnected => "connection lost".into(),
+            Error::Closed { reason, code } if reason.is_empty() => format!("closed ({code})"),
+            Error::Closed { reason, .. } => reason.clone(),
+            Error::Stopped => "stopped".into(),
+            Error::Protocol(_) => "unexpected reply".into(),
+        }
+    }
+
     /// The server's error code, when the server refused the request.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {

@@ -1,4 +1,5 @@
-//! [`Event`]: what the client task tells the application.
+//! [`Event`]: what the client task tells the application, and [`Status`]:
+//! where its connection stands now.
 
 use std::time::Duration;
 
@@ -50,4 +51,28 @@ pub enum Event {
         /// Why, unless it was asked to stop.
         error: Option<Error>,
     },
+}
+
+/// Where the connection stands now (see [`crate::Client::status`]): what a
+/// status line shows. Unlike events, only the latest value is kept.
+#[derive(Debug, Clone)]
+pub enum Status {
+    /// Opening a connection and logging in.
+    Connecting {
+        /// 1 for the first attempt since the last connection ended (or
+        /// since start), then 2, 3, ….
+        attempt: u32,
+    },
+    /// Logged in.
+    Connected,
+    /// The last attempt failed or the connection dropped; the client tries
+    /// again after `retry_in`.
+    Waiting {
+        /// What went wrong.
+        error: Error,
+        /// The delay before the next attempt.
+        retry_in: Duration,
+    },
+    /// Stopped for good (see [`Event::Stopped`]).
+    Stopped,
 }

@@ -17,11 +17,11 @@ use chatus_protocol::{
     Body, ClientMsgId, Conversation, Password, Request, RoomName, Seq, ServerMessage, Username,
     Visibility,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::event::Event;
+use crate::event::{Event, Status};
 use crate::task::{Command, Task};
 
 /// A handle to a running client. Cheap to clone; the task stops when every
@@ -29,6 +29,7 @@ use crate::task::{Command, Task};
 #[derive(Clone, Debug)]
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
+    status: watch::Receiver<Status>,
 }
 
 /// The stream of [`Event`]s from a client.
@@ -57,8 +58,22 @@ impl Client {
     pub fn start(config: Config) -> (Client, Events) {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        tokio::spawn(Task::new(config, ev_tx).run(cmd_rx));
-        (Client { commands: cmd_tx }, ev_rx)
+        let (status_tx, status) = watch::channel(Status::Connecting { attempt: 1 });
+        tokio::spawn(Task::new(config, ev_tx, status_tx).run(cmd_rx));
+        (
+            Client {
+                commands: cmd_tx,
+                status,
+            },
+            ev_rx,
+        )
+    }
+
+    /// Where the connection stands now, updated as it changes: for a
+    /// status line ("connecting…", "retrying in 4 s (connection
+    /// refused)").
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
     }
 
     /// Starts the client and waits until it is logged in, or fails.
@@ -87,6 +102,13 @@ impl Client {
                 None => return Err(Error::Stopped),
             }
         }
+    }
+
+    /// Checks that a ChatUs server answers at `server` (connects, says
+    /// `hello`, closes), without logging in: to tell "not logged in" from
+    /// "not reachable".
+    pub async fn probe(server: &crate::url::ServerUrl) -> Result<(), Error> {
+        crate::task::probe(server, std::time::Duration::from_secs(10)).await
     }
 
     /// A fresh id for a message: random per process, counted within it.

@@ -13,7 +13,7 @@
 //! - [`handle`]: [`Client`], the typed API.
 //! - `task` (private): the connection state machine.
 //! - [`config`]: [`Config`], [`Credentials`], [`Reconnect`], [`Resume`].
-//! - [`event`] holds [`Event`].
+//! - [`event`] holds [`Event`] and [`Status`].
 //! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.
 //! - [`url`]: [`ServerUrl`], addresses as people type them.
 //! - [`sessions`]: login tokens kept per server and user on disk (mode
@@ -33,7 +33,7 @@ pub use chatus_protocol as protocol;
 pub use config::{Config, Credentials, Reconnect, Resume};
 pub use cursors::Cursors;
 pub use error::Error;
-pub use event::Event;
+pub use event::{Event, Status};
 pub use handle::{Client, Connected, Events};
 pub use sessions::{Sessions, SessionsError};
 pub use url::ServerUrl;

@@ -26,7 +26,7 @@ use chatus_protocol::{
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -37,7 +37,7 @@ mod wire;
 use crate::config::{Config, Credentials, Resume};
 use crate::cursors::Cursors;
 use crate::error::Error;
-use crate::event::Event;
+use crate::event::{Event, Status};
 use sends::PendingSend;
 use wire::{close_link, read, write};
 
@@ -99,6 +99,11 @@ struct Link {
 pub(crate) struct Task {
     config: Config,
     events: mpsc::UnboundedSender<Event>,
+    /// Where the connection stands, for status lines.
+    status: watch::Sender<Status>,
+    /// Logged in at least once (from then on `reconnect` applies rather
+    /// than `first_connect`).
+    connected_once: bool,
     sends: VecDeque<PendingSend>,
     cursors: Option<Cursors>,
     /// Whether cursors hold the server's positions yet (see `Resume`).
@@ -112,7 +117,11 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    pub(crate) fn new(config: Config, events: mpsc::UnboundedSender<Event>) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        events: mpsc::UnboundedSender<Event>,
+        status: watch::Sender<Status>,
+    ) -> Self {
         let (cursors, ready) = match &config.resume {
             Resume::Off => (None, true),
             Resume::FromNow => (Some(Cursors::new()), false),
@@ -121,6 +130,8 @@ impl Task {
         Self {
             config,
             events,
+            status,
+            connected_once: false,
             sends: VecDeque::new(),
             cursors,
             cursors_ready: ready,
@@ -147,6 +158,9 @@ impl Task {
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut attempt: u32 = 0;
         let error = loop {
+            self.status.send_replace(Status::Connecting {
+                attempt: attempt + 1,
+            });
             let lost = match self.connect().await {
                 Ok(link) => {
                     attempt = 0;
@@ -160,20 +174,23 @@ impl Task {
                 Lost::Retry { error, now } => (error, now),
             };
             attempt += 1;
-            if self
-                .config
-                .reconnect
-                .attempts
-                .is_some_and(|max| attempt > max)
-            {
+            let policy = match self.config.first_connect {
+                Some(first) if !self.connected_once => first,
+                _ => self.config.reconnect,
+            };
+            if policy.attempts.is_some_and(|max| attempt > max) {
                 break Some(error);
             }
             let delay = if now && attempt == 1 {
                 Duration::ZERO
             } else {
-                self.config.reconnect.delay(attempt)
+                policy.delay(attempt)
             };
             tracing::debug!(cause = %error, ?delay, "disconnected");
+            self.status.send_replace(Status::Waiting {
+                error: error.clone(),
+                retry_in: delay,
+            });
             self.emit(Event::Disconnected {
                 reason: error.to_string(),
                 retry_in: Some(delay),
@@ -182,6 +199,7 @@ impl Task {
                 break None;
             }
         };
+        self.status.send_replace(Status::Stopped);
         let failure = error.clone().unwrap_or(Error::Stopped);
         for p in self.sends.drain(..) {
             let _ = p.reply.send(Err(failure.clone()));
@@ -238,7 +256,12 @@ impl Task {
         .await
         {
             Err(_) => return Err(unreachable("timed out".into())),
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Err(e)) => {
+                return Err(unreachable(wire::connect_failure(
+                    &e,
+                    self.config.server.host(),
+                )));
+            }
             Ok(Ok((ws, _))) => ws,
         };
         let (sink, stream) = ws.split();
@@ -253,6 +276,7 @@ impl Task {
         let hello = Request::Hello(Hello {
             version: PROTOCOL_VERSION,
             client: label,
+            presence: self.config.presence,
         });
         match self.call(&mut link, hello).await? {
             Ok(ServerMessage::Welcome(w)) => self.limits = Some(w.limits),
@@ -289,6 +313,8 @@ impl Task {
             // would fail with `username_taken`).
             self.config.credentials = Credentials::Token(token.clone());
         }
+        self.connected_once = true;
+        self.status.send_replace(Status::Connected);
         self.emit(Event::Connected {
             user: authed.user,
             token: authed.token,
@@ -595,6 +621,51 @@ impl Task {
             ServerMessage::Invited(m) => self.emit(Event::Invited(m)),
             other => tracing::debug!(?other, "ignored an unsolicited reply"),
         }
+    }
+}
+
+/// Opens a connection to `server`, says hello and closes: is a ChatUs
+/// server there?
+pub(crate) async fn probe(server: &crate::url::ServerUrl, timeout: Duration) -> Result<(), Error> {
+    let unreachable = |reason: String| Error::Unreachable {
+        url: server.to_string(),
+        reason,
+    };
+    let mut ws = match tokio::time::timeout(
+        timeout,
+        tokio_tungstenite::connect_async_with_config(server.endpoint().as_str(), None, true),
+    )
+    .await
+    {
+        Err(_) => return Err(unreachable("timed out".into())),
+        Ok(Err(e)) => return Err(unreachable(wire::connect_failure(&e, server.host()))),
+        Ok(Ok((ws, _))) => ws,
+    };
+    let hello = Envelope {
+        id: Some(RequestId(1)),
+        request: Request::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            client: None,
+            presence: false,
+        }),
+    };
+    let answer = tokio::time::timeout(timeout, async {
+        ws.send(WsMessage::Text(hello.encode().into())).await.ok()?;
+        loop {
+            match ws.next().await?.ok()? {
+                WsMessage::Text(t) => return ServerMessage::decode(&t).ok(),
+                WsMessage::Close(_) => return None,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    let _ = ws.close(None).await;
+    match answer {
+        Ok(Some(ServerMessage::Welcome(_))) => Ok(()),
+        Ok(Some(ServerMessage::Error(e))) => Err(e.into()),
+        Ok(_) => Err(unreachable("it does not answer as a ChatUs server".into())),
+        Err(_) => Err(unreachable("timed out".into())),
     }
 }
 

@@ -1,5 +1,12 @@
 //! Server addresses as people type them: `ws://host:port`, `host:port`,
 //! `host`, with or without the `/ws` path.
+//!
+//! Every spelling of one address normalises to one [`ServerUrl`], whose
+//! text (`ws://host:port`) is also the key logins are saved under: the
+//! scheme and host are case-folded, the default port is filled in, an
+//! IP address is written in its canonical form and a trailing dot on a
+//! name is dropped. Different names for one machine (`localhost` and
+//! `127.0.0.1`) stay different servers: they need not be the same one.
 
 use std::fmt;
 
@@ -29,9 +36,13 @@ impl ServerUrl {
             why,
         };
         let s = input.trim();
-        let rest = if let Some(r) = s.strip_prefix("ws://") {
+        let scheme_end = s.find("://").map(|i| i + 3);
+        let rest = if let Some(r) = scheme_end
+            .filter(|&i| s[..i].eq_ignore_ascii_case("ws://"))
+            .map(|i| &s[i..])
+        {
             r
-        } else if s.starts_with("wss://") {
+        } else if scheme_end.is_some_and(|i| s[..i].eq_ignore_ascii_case("wss://")) {
             return Err(bad("TLS (wss://) is not supported by this version"));
         } else if s.contains("://") {
             return Err(bad("the scheme must be ws://"));
@@ -57,15 +68,26 @@ impl ServerUrl {
                     .and_then(|p| p.parse().ok())
                     .ok_or_else(|| bad("bad port"))?,
             };
-            (format!("[{host}]"), port)
+            let ip: std::net::Ipv6Addr = host.parse().map_err(|_| bad("bad IPv6 address"))?;
+            (format!("[{ip}]"), port)
         } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| bad("bad port"))?),
-                None => (authority.to_owned(), chatus_protocol::DEFAULT_PORT),
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| bad("bad port"))?),
+                None => (authority, chatus_protocol::DEFAULT_PORT),
+            };
+            let host = host.strip_suffix('.').unwrap_or(host);
+            match host.parse::<std::net::Ipv4Addr>() {
+                Ok(ip) => (ip.to_string(), port),
+                Err(_) => (host.to_owned(), port),
             }
         };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad("missing host"));
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.is_empty()
+            || host.contains(char::is_whitespace)
+            || host.contains(['/', '@'])
+            || (bare.contains(':') && !host.starts_with('['))
+        {
+            return Err(bad("missing or malformed host"));
         }
         if port == 0 {
             return Err(bad("port 0 cannot be connected to"));
@@ -124,6 +146,13 @@ mod tests {
             ("10.0.0.2:8000", "ws://10.0.0.2:8000"),
             ("[::1]:7600", "ws://[::1]:7600"),
             ("[::1]", "ws://[::1]:7500"),
+            // One server, one key, however it is typed.
+            ("LOCALHOST:7500", "ws://localhost:7500"),
+            ("ws://localhost:7500/", "ws://localhost:7500"),
+            ("localhost", "ws://localhost:7500"),
+            ("WS://LocalHost.:7500/ws", "ws://localhost:7500"),
+            ("[0:0:0:0:0:0:0:1]:7500", "ws://[::1]:7500"),
+            (" 127.0.0.1 ", "ws://127.0.0.1:7500"),
         ];
         for (input, want) in cases {
             assert_eq!(
@@ -141,6 +170,8 @@ mod tests {
             "x:0",
             "ws://x:1/other",
             ":80",
+            "[::g]",
+            "WSS://x",
         ] {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
         }

@@ -8,6 +8,10 @@ use crate::ids::{ClientLabel, RequestId};
 /// `hello`: the first request on every connection; names the protocol
 /// version the client speaks. The server answers `welcome`, or
 /// `unsupported_version` and closes.
+///
+/// `presence: false` marks a short-lived connection (a script that sends
+/// one message and leaves): logging in on it neither makes its user appear
+/// online nor, when it closes, go offline for anyone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hello {
@@ -16,6 +20,22 @@ pub struct Hello {
     /// Optional name of the client program, for the server's log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientLabel>,
+    /// Whether this connection counts for its user's presence (default
+    /// true). Read when the connection logs in.
+    #[serde(default = "counts", skip_serializing_if = "is_true")]
+    pub presence: bool,
+}
+
+fn counts() -> bool {
+    true
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `welcome`: the reply to `hello`, with the limits this server enforces.

@@ -46,6 +46,8 @@ pub struct ConnHandle {
     opened: u64,
     /// Whether it has logged in.
     authed: AtomicBool,
+    /// Whether it counts for its user's presence (`hello`'s `presence`).
+    presence: AtomicBool,
 }
 
 impl ConnHandle {
@@ -58,7 +60,14 @@ impl ConnHandle {
             last_heard: AtomicU64::new(now_ms),
             opened: now_ms,
             authed: AtomicBool::new(false),
+            presence: AtomicBool::new(true),
         }
+    }
+
+    /// Sets whether the connection counts for its user's presence. Only a
+    /// value set before it logs in matters: [`Hub::attach`] reads it once.
+    pub fn set_presence(&self, counts: bool) {
+        self.presence.store(counts, Ordering::Relaxed);
     }
 
     /// Records that the client was heard from.
@@ -105,6 +114,8 @@ pub struct RoomView {
 struct Attached {
     conn: Arc<ConnHandle>,
     session: TokenHash,
+    /// Counts for presence: a short-lived script connection does not.
+    presence: bool,
 }
 
 #[derive(Debug)]
@@ -192,7 +203,14 @@ impl Directory {
     }
 
     fn is_online(&self, user: UserId) -> bool {
-        self.users.get(&user).is_some_and(|u| !u.online.is_empty())
+        self.users.get(&user).is_some_and(UserEntry::is_online)
+    }
+}
+
+impl UserEntry {
+    /// Online: at least one of their connections counts for presence.
+    fn is_online(&self) -> bool {
+        self.online.iter().any(|a| a.presence)
     }
 }
 
@@ -334,17 +352,17 @@ impl Hub {
         self.dir().conns.insert(conn.id, conn);
     }
 
-    /// Forgets a connection; when it was its user's last, announces that
-    /// they went offline.
+    /// Forgets a connection; when it was the last of its user's that
+    /// count for presence, announces that they went offline.
     pub fn unregister(&self, conn: ConnId, user: Option<UserId>) {
         let went_offline = {
             let mut d = self.dir();
             d.conns.remove(&conn);
             match user.and_then(|u| d.users.get_mut(&u).map(|e| (u, e))) {
                 Some((id, u)) => {
-                    let before = u.online.len();
+                    let before = u.is_online();
                     u.online.retain(|a| a.conn.id != conn);
-                    (before > 0 && u.online.is_empty()).then_some(id)
+                    (before && !u.is_online()).then_some(id)
                 }
                 None => None,
             }
@@ -366,8 +384,9 @@ impl Hub {
 
     /// Marks a connection as logged in as `user` with `session`, unless the
     /// user already has `max` logged-in connections; when it is the user's
-    /// first, announces that they came online. The count and the attach are
-    /// one step under the lock, so concurrent logins cannot overshoot.
+    /// first that counts for presence, announces that they came online. The
+    /// count and the attach are one step under the lock, so concurrent
+    /// logins cannot overshoot.
     pub fn attach(
         &self,
         user: UserId,
@@ -375,6 +394,7 @@ impl Hub {
         session: TokenHash,
         max: usize,
     ) -> Result<(), AtCapacity> {
+        let presence = conn.presence.load(Ordering::Relaxed);
         let first = {
             let mut d = self.dir();
             let Some(u) = d.users.get_mut(&user) else {
@@ -384,12 +404,14 @@ impl Hub {
             if u.online.len() >= max {
                 return Err(AtCapacity);
             }
+            let before = u.is_online();
             u.online.push(Attached {
                 conn: conn.clone(),
                 session,
+                presence,
             });
             conn.authed.store(true, Ordering::Relaxed);
-            u.online.len() == 1
+            !before && u.is_online()
         };
         if first {
             self.announce_presence(user, true);
@@ -405,9 +427,9 @@ impl Hub {
             let mut d = self.dir();
             match d.users.get_mut(&user) {
                 Some(u) => {
-                    let before = u.online.len();
+                    let before = u.is_online();
                     u.online.retain(|a| a.conn.id != conn.id);
-                    before > 0 && u.online.is_empty()
+                    before && !u.is_online()
                 }
                 None => false,
             }
@@ -491,7 +513,7 @@ impl Hub {
         let mut v: Vec<Username> = d
             .users
             .values()
-            .filter(|u| !u.online.is_empty())
+            .filter(|u| u.is_online())
             .map(|u| u.name.clone())
             .collect();
         v.sort_by_key(Username::key);

@@ -11,5 +11,7 @@
 
 mod account;
 mod cli;
+mod first_hour;
+mod terminal;
 mod tidy;
 mod util;

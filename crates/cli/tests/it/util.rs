@@ -218,10 +218,17 @@ pub struct Lines {
 
 impl Lines {
     pub fn of(child: &mut Child) -> Self {
-        let stdout = child.stdout.take().unwrap();
+        Self::reading(child.stdout.take().unwrap())
+    }
+
+    pub fn of_stderr(child: &mut Child) -> Self {
+        Self::reading(child.stderr.take().unwrap())
+    }
+
+    fn reading(stream: impl std::io::Read + Send + 'static) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
                     break;
@@ -250,6 +257,31 @@ impl Lines {
     pub fn wait_for(&self, text: &str) -> String {
         self.take(1, |l| l.contains(text)).remove(0)
     }
+
+    /// Every line up to and including the first containing `text`.
+    pub fn until(&self, text: &str) -> Vec<String> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(text);
+                    got.push(line);
+                    if done {
+                        return got;
+                    }
+                }
+                Err(_) => panic!("no line with {text:?} arrived: {got:?}"),
+            }
+        }
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then let go).
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 /// Reads lines from a child's stdout until `n` lines satisfy `keep`.

@@ -1,6 +1,6 @@
 //! The WebSocket underneath: writing requests, reading server messages
-//! (every frame counts as hearing from the server), and what a close frame
-//! means for reconnecting.
+//! (every frame counts as hearing from the server), what a close frame
+//! means for reconnecting, and why a connection could not be opened.
 
 use chatus_protocol::error::close;
 use chatus_protocol::{Envelope, ServerMessage};
@@ -9,6 +9,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -75,4 +76,52 @@ pub(super) async fn close_link(link: &mut Link, reason: &str) {
         }
     })
     .await;
+}
+
+/// Why opening a connection to `host` failed, in a few words for people
+/// (`connection refused`, `the name … could not be resolved`), rather than
+/// the library's nested error text.
+pub(super) fn connect_failure(e: &WsError, host: &str) -> String {
+    use std::io::ErrorKind;
+    match e {
+        WsError::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => "connection refused".into(),
+            ErrorKind::TimedOut => "timed out".into(),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                "the connection was reset".into()
+            }
+            ErrorKind::HostUnreachable => "no route to the host".into(),
+            ErrorKind::NetworkUnreachable => "the network is unreachable".into(),
+            ErrorKind::AddrNotAvailable => "the address is not available".into(),
+            // Name resolution failures carry no kind of their own.
+            _ if io.to_string().contains("lookup address") => {
+                format!("the name {host} could not be resolved")
+            }
+            _ => io.to_string(),
+        },
+        WsError::Http(response) => format!(
+            "it answered HTTP {} rather than a ChatUs WebSocket",
+            response.status()
+        ),
+        WsError::Protocol(p) => format!("it does not speak WebSocket ({p})"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_failures_read_as_causes() {
+        let refused = WsError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(connect_failure(&refused, "h"), "connection refused");
+        let dns = WsError::Io(std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        ));
+        assert_eq!(
+            connect_failure(&dns, "example.invalid"),
+            "the name example.invalid could not be resolved"
+        );
+    }
 }

@@ -34,6 +34,15 @@ fn good_requests() {
         json!({"type":"hello","version":1}),
     );
     check(
+        r#"{"type":"hello","version":1,"presence":false}"#,
+        json!({"type":"hello","version":1,"presence":false}),
+    );
+    // `true` is the default and is not written out.
+    check(
+        r#"{"type":"hello","version":1,"presence":true}"#,
+        json!({"type":"hello","version":1}),
+    );
+    check(
         r#"{"id":7,"type":"login","username":"Alice","password":"pw"}"#,
         json!({"id":7,"type":"login","username":"Alice","password":"pw"}),
     );
@@ -101,6 +110,11 @@ fn bad_frames() {
         ),
         (r#"{"type":"hello"}"#, InvalidMessage, None),
         (r#"{"type":"hello","version":"1"}"#, InvalidMessage, None),
+        (
+            r#"{"type":"hello","version":1,"presence":"no"}"#,
+            InvalidMessage,
+            None,
+        ),
         (
             r#"{"type":"login","username":"a b","password":"x"}"#,
             InvalidUsername,

@@ -27,6 +27,7 @@ fn all_requests() -> Vec<Request> {
         Request::Hello(Hello {
             version: 1,
             client: Some(ClientLabel::parse("test 1").unwrap()),
+            presence: false,
         }),
         Request::Register(Register {
             username: user("alice"),

@@ -4,6 +4,9 @@
 //! - A version other than [`chatus_protocol::PROTOCOL_VERSION`] gets
 //!   `unsupported_version` and the connection closes (code 4003).
 //! - A repeated `hello` is answered again.
+//! - `presence: false` makes the connection not count for its user's
+//!   presence once it logs in (a short-lived script connection); a `hello`
+//!   after login changes nothing for that login.
 
 use chatus_protocol::error::close;
 use chatus_protocol::hello::{Hello, Limits, Welcome};
@@ -35,6 +38,9 @@ pub(super) fn hello(
     }
     if let Some(client) = &h.client {
         tracing::debug!(client = client.as_str(), "hello");
+    }
+    if cx.session.is_none() {
+        cx.conn.set_presence(h.presence);
     }
     *cx.said_hello = true;
     let c = cx.state.config();

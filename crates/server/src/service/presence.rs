@@ -7,8 +7,15 @@
 //! When a thousand people arrive at once, every client gets a couple of
 //! frames instead of a thousand, and the server pushes O(N) frames instead
 //! of O(N²).
+//!
+//! Only real changes are announced. The announcer remembers who it last
+//! announced as online ([`Announced`]) and compares each user's state now
+//! with that, so someone who came and went within one window (or went and
+//! came back) is not announced at all. A room's changes are flips (a join
+//! only of a non-member, a leave only of a member), so a user's membership
+//! changed when the first and last change recorded for them agree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,41 +30,69 @@ use crate::store::{ConvId, UserId};
 /// How long changes are gathered before they are announced.
 pub const COALESCE: Duration = Duration::from_millis(20);
 
+/// What the announcer last told everyone: the users announced as online.
+/// It holds at most the users online at once.
+#[derive(Debug, Default)]
+pub struct Announced {
+    online: HashSet<UserId>,
+}
+
 /// Runs for ever: waits for changes, gathers, announces.
 pub async fn announcer(hub: Arc<Hub>) {
+    let mut announced = Announced::default();
     loop {
         hub.announced().await;
         tokio::time::sleep(COALESCE).await;
-        announce(&hub, &hub.take_pending());
+        announce(&hub, &hub.take_pending(), &mut announced);
     }
 }
 
-/// Keeps the last state per key, in order of first appearance.
+/// The net change per key, in order of first appearance: for each key
+/// whose recorded changes (each a flip of a yes/no state) leave it
+/// changed, its final state. A key whose first and last changes differ
+/// ended where it started and is left out.
 fn net<K: Copy + Eq + std::hash::Hash>(changes: impl Iterator<Item = (K, bool)>) -> Vec<(K, bool)> {
-    let mut order: Vec<(K, bool)> = Vec::new();
+    let mut order: Vec<(K, bool, bool)> = Vec::new();
     let mut at: HashMap<K, usize> = HashMap::new();
     for (k, v) in changes {
         match at.get(&k) {
-            Some(&i) => order[i].1 = v,
+            Some(&i) => order[i].2 = v,
             None => {
                 at.insert(k, order.len());
-                order.push((k, v));
+                order.push((k, v, v));
             }
         }
     }
     order
+        .into_iter()
+        .filter(|(_, first, last)| first == last)
+        .map(|(k, _, last)| (k, last))
+        .collect()
 }
 
 /// Sends one batch of changes.
-pub fn announce(hub: &Hub, pending: &Pending) {
+pub fn announce(hub: &Hub, pending: &Pending, announced: &mut Announced) {
     let name = |u: UserId| hub.user_name(u);
-    // Presence: the state now, for everyone whose state changed.
-    let users: Vec<Member> = net(pending.presence.iter().map(|(u, _)| (*u, true)))
-        .into_iter()
-        .filter_map(|(u, _)| {
+    // Presence: everyone whose state now differs from the last announced.
+    let mut seen = HashSet::new();
+    let users: Vec<Member> = pending
+        .presence
+        .iter()
+        .map(|(u, _)| *u)
+        .filter(|u| seen.insert(*u))
+        .filter_map(|u| {
+            let online = hub.is_online(u);
+            let changed = if online {
+                announced.online.insert(u)
+            } else {
+                announced.online.remove(&u)
+            };
+            if !changed {
+                return None;
+            }
             Some(Member {
                 user: name(u)?,
-                online: hub.is_online(u),
+                online,
             })
         })
         .collect();
@@ -110,8 +145,20 @@ mod tests {
     use super::net;
 
     #[test]
-    fn last_state_wins_in_first_order() {
-        let got = net([(1, true), (2, true), (1, false), (3, true), (2, true)].into_iter());
-        assert_eq!(got, vec![(1, false), (2, true), (3, true)]);
+    fn only_net_changes_in_first_order() {
+        // 1 joined and left: no change. 2 joined twice (two connections
+        // racing): joined. 4 left and came back: no change.
+        let got = net([
+            (1, true),
+            (2, true),
+            (1, false),
+            (3, true),
+            (2, true),
+            (4, false),
+            (5, false),
+            (4, true),
+        ]
+        .into_iter());
+        assert_eq!(got, vec![(2, true), (3, true), (5, false)]);
     }
 }

@@ -3,7 +3,7 @@
 
 use chatus_client::protocol::history::Page;
 use chatus_client::protocol::{Body, Conversation, ErrorCode, RoomName, Seq, Visibility};
-use chatus_client::{Error, Event};
+use chatus_client::{Credentials, Error, Event, Events};
 use serde_json::json;
 
 use crate::util::*;
@@ -209,6 +209,15 @@ async fn rooms_public_private_invites_and_leaving() {
             .any(|r| r.name == ops && r.invited)
     );
     bob.join(ops.clone()).await.unwrap();
+    // A join and a leave within one announcement window cancel out, so
+    // let the join be announced before bob leaves again.
+    next_matching(&mut alice_ev, |e| match e {
+        Event::MemberJoined(j) if j.room == ops && j.users.iter().any(|u| u.as_str() == "bob") => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
     let e = alice.invite(ops.clone(), user("bob")).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::AlreadyMember));
     let e = alice.invite(ops.clone(), user("nobody")).await.unwrap_err();
@@ -275,6 +284,105 @@ async fn presence_follows_connections() {
     );
 }
 
+/// Regression (issue 10, bug 2): each one-shot `chatus send` made everyone
+/// else's chat print "bob went offline", three times in a row with no
+/// "online" in between, and registering printed "went offline" before
+/// "joined". The announcer sent the state now of anyone with a pending
+/// change, so a user who came and went within one coalescing window was
+/// announced as gone; and a script's connection counted for presence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_connections_and_blips_announce_no_presence() {
+    let server = TestServer::start().await;
+    let (_alice, mut alice_ev) = register(server.url(), "alice").await;
+    // Everything alice hears until `until` picks an event (included).
+    async fn log_until(events: &mut Events, until: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let mut log = Vec::new();
+        loop {
+            let e = next_matching(events, Some).await;
+            let done = until(&e);
+            log.push(e);
+            if done {
+                return log;
+            }
+        }
+    }
+    let presence_of = |name: &'static str, online: bool| {
+        move |e: &Event| match e {
+            Event::Presence(p) => p
+                .users
+                .iter()
+                .any(|m| m.user.as_str() == name && m.online == online),
+            _ => false,
+        }
+    };
+    log_until(&mut alice_ev, presence_of("alice", true)).await;
+    let script = |creds| {
+        let mut c = client_config(server.url(), creds);
+        c.presence = false;
+        c.resume = chatus_client::Resume::Off;
+        c
+    };
+    // bob registers and sends three messages, each on a connection of its
+    // own that says it does not count for presence.
+    let (bob, _, _) = chatus_client::Client::connect(script(Credentials::Register {
+        username: user("bob"),
+        password: password("bob"),
+    }))
+    .await
+    .unwrap();
+    bob.quit().await;
+    for i in 0..3 {
+        let (bob, _, _) = chatus_client::Client::connect(script(Credentials::Login {
+            username: user("bob"),
+            password: password("bob"),
+        }))
+        .await
+        .unwrap();
+        // A script connection is not online for `who`, yet it is a
+        // connection of bob's like any other for what it asks.
+        let who = bob.who().await.unwrap();
+        assert!(who.iter().all(|m| m.user.as_str() != "bob"), "{who:?}");
+        bob.send(lobby(), body(&format!("m{i}"))).await.unwrap();
+        bob.quit().await;
+    }
+    // carol comes and goes, each announced once.
+    let (carol, _) = register(server.url(), "carol").await;
+    let mut log = log_until(&mut alice_ev, presence_of("carol", true)).await;
+    carol.quit().await;
+    log.extend(log_until(&mut alice_ev, presence_of("carol", false)).await);
+    // Then she blips within one window: recorded, but no change to
+    // announce (recorded directly, so no timing is involved).
+    let hub = server.state.hub();
+    let (carol_id, _) = hub.user_by_key("carol").unwrap();
+    hub.announce_presence(carol_id, true);
+    hub.announce_presence(carol_id, false);
+    // dave arriving is the marker: everything before it has reached alice.
+    let (_dave, _) = register(server.url(), "dave").await;
+    log.extend(log_until(&mut alice_ev, presence_of("dave", true)).await);
+
+    let bob_joined = log.iter().any(
+        |e| matches!(e, Event::MemberJoined(j) if j.users.iter().any(|u| u.as_str() == "bob")),
+    );
+    assert!(
+        bob_joined,
+        "bob's registration is announced as a lobby join"
+    );
+    let presence: Vec<(String, bool)> = log
+        .iter()
+        .filter_map(|e| match e {
+            Event::Presence(p) => Some(p.users.iter().map(|m| (m.user.to_string(), m.online))),
+            _ => None,
+        })
+        .flatten()
+        .filter(|(u, _)| u != "dave")
+        .collect();
+    assert_eq!(
+        presence,
+        [("carol".to_owned(), true), ("carol".to_owned(), false)],
+        "nothing for bob's scripts, nothing for carol's blip"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_pages_backwards_without_gaps() {
     let server = TestServer::start().await;
@@ -337,7 +445,7 @@ async fn offline_user_sees_direct_messages_sent_while_away() {
 async fn logout_revokes_the_token_and_closes_its_connections() {
     let server = TestServer::start().await;
     let (alice, _) = register(server.url(), "alice").await;
-    let creds = chatus_client::Credentials::Login {
+    let creds = Credentials::Login {
         username: user("alice"),
         password: password("alice"),
     };
@@ -349,7 +457,7 @@ async fn logout_revokes_the_token_and_closes_its_connections() {
     // A third connection with the same token.
     let (_third, mut third_ev, _) = chatus_client::Client::connect(client_config(
         server.url(),
-        chatus_client::Credentials::Token(token.clone()),
+        Credentials::Token(token.clone()),
     ))
     .await
     .unwrap();
@@ -363,12 +471,9 @@ async fn logout_revokes_the_token_and_closes_its_connections() {
         assert!(matches!(err, Some(Error::Closed { .. })), "{err:?}");
     }
     // The token no longer works; alice's other session is untouched.
-    let e = chatus_client::Client::connect(client_config(
-        server.url(),
-        chatus_client::Credentials::Token(token),
-    ))
-    .await
-    .unwrap_err();
+    let e = chatus_client::Client::connect(client_config(server.url(), Credentials::Token(token)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidToken));
     alice.send(lobby(), body("still here")).await.unwrap();
 }
@@ -377,7 +482,7 @@ async fn logout_revokes_the_token_and_closes_its_connections() {
 async fn names_are_unique_regardless_of_case_and_logins_fold_case() {
     let server = TestServer::start().await;
     let (_a, _) = register(server.url(), "Alice").await;
-    let creds = chatus_client::Credentials::Register {
+    let creds = Credentials::Register {
         username: user("alice"),
         password: password("x"),
     };
@@ -385,7 +490,7 @@ async fn names_are_unique_regardless_of_case_and_logins_fold_case() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::UsernameTaken));
-    let creds = chatus_client::Credentials::Login {
+    let creds = Credentials::Login {
         username: user("ALICE"),
         password: password("Alice"),
     };
@@ -398,7 +503,7 @@ async fn names_are_unique_regardless_of_case_and_logins_fold_case() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_tokens_are_refused() {
     let server = TestServer::start_with(|c| c.session_ttl_days = 0).await;
-    let creds = chatus_client::Credentials::Register {
+    let creds = Credentials::Register {
         username: user("alice"),
         password: password("alice"),
     };
@@ -406,12 +511,9 @@ async fn expired_tokens_are_refused() {
         .await
         .unwrap();
     let token = connected.token.unwrap();
-    let e = chatus_client::Client::connect(client_config(
-        server.url(),
-        chatus_client::Credentials::Token(token),
-    ))
-    .await
-    .unwrap_err();
+    let e = chatus_client::Client::connect(client_config(server.url(), Credentials::Token(token)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidToken));
 }
 

@@ -1,0 +1,383 @@
+//! What every client command needs, and connecting with it: the server,
+//! the account to act as (see [`chatus_client::sessions`] for the rule),
+//! and a connection that says what it is doing.
+//!
+//! - One-shot commands (`send`, `history`, …) connect as scripts: their
+//!   connection does not count for presence, a couple of quick retries,
+//!   then exit 3 with the cause.
+//! - `tail` and interactive `chat` say "connecting to …" once on stderr,
+//!   then keep one status up to date ("retrying in 4s (connection
+//!   refused)"): rewritten in place on a terminal, printed once per change
+//!   of state otherwise. They retry for ever.
+//! - Piped `chat` fails at start like `send` when the server is down, and
+//!   rides out later drops.
+//! - With no saved login, the server is asked whether it is there at all,
+//!   so "unreachable" is not reported as "not logged in".
+
+use std::io::{BufRead as _, IsTerminal as _, Write};
+use std::time::Duration;
+
+use chatus_client::protocol::{ErrorCode, Username};
+use chatus_client::sessions::{Chosen, Saved};
+use chatus_client::{
+    Client, Config, Connected, Credentials, Error, Event, Events, Reconnect, Resume, ServerUrl,
+    Sessions, SessionsError, Status,
+};
+
+use crate::CliError;
+use crate::args::ClientOpts;
+
+/// What every client command needs.
+pub struct Ctx {
+    server: String,
+    user: Option<String>,
+    /// Print JSON lines.
+    pub json: bool,
+    /// The saved logins.
+    pub sessions: Sessions,
+}
+
+/// How a command connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Do one thing and leave: no presence, quick retries, no status.
+    OneShot,
+    /// Follow live events (`tail`, interactive `chat`): presence, retry for
+    /// ever, report the connection's status on stderr.
+    Follow,
+    /// Piped `chat`: presence, fail at start like a one-shot command, then
+    /// retry for ever after drops.
+    Script,
+}
+
+/// Reconnection for one-shot commands: a couple of quick retries.
+fn quick() -> Reconnect {
+    Reconnect {
+        attempts: Some(2),
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(1),
+    }
+}
+
+/// A user name as typed (`@bob` or `bob`).
+pub fn parse_user(s: &str) -> Result<Username, CliError> {
+    Username::parse(s.trim().trim_start_matches('@')).map_err(|e| CliError::Usage(e.message))
+}
+
+impl Ctx {
+    /// From the resolved client options.
+    pub fn new(opts: &ClientOpts) -> Result<Self, CliError> {
+        Ok(Self {
+            server: opts.server.clone(),
+            user: opts.user.clone(),
+            json: opts.json,
+            sessions: Sessions::new(opts.config_dir.clone())?,
+        })
+    }
+
+    /// The server address.
+    pub fn server(&self) -> Result<ServerUrl, CliError> {
+        ServerUrl::parse(&self.server).map_err(|e| CliError::Usage(e.to_string()))
+    }
+
+    /// The account named with `--user`, if any.
+    pub fn named_user(&self) -> Result<Option<Username>, CliError> {
+        self.user.as_deref().map(parse_user).transpose()
+    }
+
+    /// The saved login to act with on `server`; says so when it is not
+    /// the default, asks (at a terminal) or refuses when several are
+    /// saved and none is the default.
+    pub async fn account(&self, server: &ServerUrl) -> Result<Saved, CliError> {
+        let named = self.named_user()?;
+        match self.sessions.choose(server, named.as_ref()) {
+            Ok(saved) => {
+                if saved.chosen == Chosen::OnlyOne {
+                    note(&format!(
+                        "No default account is set for {server}; acting as {}, the only one saved.",
+                        saved.user
+                    ));
+                }
+                Ok(saved)
+            }
+            Err(SessionsError::Ambiguous { server: s, users }) => {
+                let interactive =
+                    !self.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+                if !interactive {
+                    return Err(CliError::Usage(
+                        SessionsError::Ambiguous { server: s, users }.to_string(),
+                    ));
+                }
+                let user = ask_account(&s, &users)?;
+                self.sessions.set_default(server, &user)?;
+                note(&format!("{user} is now the default account for {server}."));
+                Ok(self.sessions.choose(server, Some(&user))?)
+            }
+            Err(SessionsError::NotLoggedIn { .. }) => {
+                // Is anyone there? "Not logged in" would hide that.
+                Client::probe(server).await?;
+                Err(CliError::NotLoggedIn(
+                    self.not_logged_in(server, named.as_ref()),
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// "Not logged in" with a hint that names the account when it is known.
+    fn not_logged_in(&self, server: &ServerUrl, named: Option<&Username>) -> String {
+        let file = self.sessions.load().unwrap_or_default();
+        let elsewhere: Vec<(String, String)> = file
+            .servers
+            .iter()
+            .flat_map(|(s, e)| {
+                e.accounts
+                    .values()
+                    .map(move |a| (s.clone(), a.user.clone()))
+            })
+            .collect();
+        let who = match named {
+            Some(u) => u.to_string(),
+            None => match elsewhere.as_slice() {
+                [(_, only)] => only.clone(),
+                _ => "NAME".into(),
+            },
+        };
+        let mut text = match named {
+            Some(u) => format!("{u} is not logged in on {server}"),
+            None => format!("Nobody is logged in on {server}"),
+        };
+        let flag = if server.to_string() == crate::args::DEFAULT_SERVER {
+            String::new()
+        } else {
+            format!(" --server {server}")
+        };
+        text.push_str(&format!("; log in with `chatus login --user {who}{flag}`"));
+        let others: Vec<String> = elsewhere
+            .iter()
+            .filter(|(s, u)| {
+                named.is_none_or(|n| n.key() == u.to_ascii_lowercase()) && s != &server.to_string()
+            })
+            .map(|(s, u)| format!("{u} on {s}"))
+            .collect();
+        if !others.is_empty() {
+            text.push_str(&format!(" (saved logins: {})", others.join(", ")));
+        }
+        text.push('.');
+        text
+    }
+
+    /// Connects with the saved login.
+    pub async fn connect(&self, mode: Mode) -> Result<(Client, Events, Connected), CliError> {
+        let server = self.server()?;
+        let saved = self.account(&server).await?;
+        let user = saved.user.clone();
+        let mut config = Config::new(server.clone(), Credentials::Token(saved.token));
+        config.client_label = format!("chatus-cli/{}", env!("CARGO_PKG_VERSION"));
+        match mode {
+            Mode::OneShot => {
+                config.presence = false;
+                config.resume = Resume::Off;
+                config.reconnect = quick();
+            }
+            Mode::Follow => {
+                config.resume = Resume::FromNow;
+                config.reconnect = Reconnect::forever();
+            }
+            Mode::Script => {
+                config.resume = Resume::FromNow;
+                config.reconnect = Reconnect::forever();
+                config.first_connect = Some(quick());
+            }
+        }
+        let (client, mut events) = Client::start(config);
+        let mut status = client.status();
+        let mut line = (mode == Mode::Follow).then(|| {
+            let mut l = StatusLine::stderr();
+            l.show(&format!("connecting to {server} as {user}…"));
+            l
+        });
+        let result = loop {
+            tokio::select! {
+                e = events.recv() => match e {
+                    Some(Event::Connected { user, token, limits }) => {
+                        break Ok(Connected { user, token, limits });
+                    }
+                    Some(Event::Stopped { error }) => break Err(error.unwrap_or(Error::Stopped)),
+                    None => break Err(Error::Stopped),
+                    Some(_) => {}
+                },
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    let now = status.borrow_and_update().clone();
+                    if let (Some(line), Status::Waiting { error, retry_in }) = (&mut line, now) {
+                        line.waiting(&error, retry_in);
+                    }
+                }
+            }
+        };
+        if let Some(line) = &mut line {
+            line.clear();
+        }
+        match result {
+            Ok(connected) => Ok((client, events, connected)),
+            Err(e) if e.code() == Some(ErrorCode::InvalidToken) => {
+                Err(CliError::NotLoggedIn(format!(
+                    "The login of {user} on {server} has expired or was revoked; log in again with `chatus login --user {user}`."
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Asks which saved account to act as.
+fn ask_account(server: &str, users: &[String]) -> Result<Username, CliError> {
+    eprintln!(
+        "Several accounts are saved for {server}: {}.",
+        users.join(", ")
+    );
+    loop {
+        eprint!("Act as which one (it becomes the default)? ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let n = std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Local(format!("Cannot read standard input: {e}.")))?;
+        if n == 0 {
+            return Err(CliError::Usage(
+                "No account chosen; choose one with --user NAME.".into(),
+            ));
+        }
+        let typed = line.trim().trim_start_matches('@');
+        if let Some(u) = users.iter().find(|u| u.eq_ignore_ascii_case(typed)) {
+            return parse_user(u);
+        }
+        eprintln!("{typed:?} is not one of them.");
+    }
+}
+
+/// A line on stderr for the program's own news (`chatus: …`).
+pub fn note(text: &str) {
+    eprintln!("chatus: {text}");
+}
+
+/// One status kept up to date: on a terminal, one line rewritten in
+/// place; otherwise a line per change of state, never the same one twice
+/// in a row (a retry loop does not repeat itself).
+pub struct StatusLine<W: Write = std::io::Stderr> {
+    out: W,
+    tty: bool,
+    /// A line is on screen without its newline (terminal only).
+    open: bool,
+    /// The last state printed (not terminal).
+    last: Option<String>,
+}
+
+impl StatusLine {
+    /// On stderr, rewriting in place when it is a terminal.
+    pub fn stderr() -> Self {
+        StatusLine::new(std::io::stderr(), std::io::stderr().is_terminal())
+    }
+}
+
+impl<W: Write> StatusLine<W> {
+    /// On `out`, which is a terminal or not.
+    pub fn new(out: W, tty: bool) -> Self {
+        Self {
+            out,
+            tty,
+            open: false,
+            last: None,
+        }
+    }
+
+    /// Shows `text` as the status (off a terminal: unless it was the last
+    /// one shown).
+    pub fn show(&mut self, text: &str) {
+        if self.tty {
+            let _ = write!(self.out, "\r\x1b[2Kchatus: {text}");
+            self.open = true;
+        } else if self.last.as_deref() != Some(text) {
+            let _ = writeln!(self.out, "chatus: {text}");
+            self.last = Some(text.to_owned());
+        }
+        let _ = self.out.flush();
+    }
+
+    /// The connection is down: when the next attempt comes, and why.
+    pub fn waiting(&mut self, error: &Error, retry_in: Duration) {
+        let cause = error.cause();
+        if self.tty {
+            self.show(&format!("retrying in {} ({cause})", seconds(retry_in)));
+        } else {
+            // The delay changes every time; the state only with the cause.
+            self.show(&format!("no connection ({cause}); retrying"));
+        }
+    }
+
+    /// Ends the status: clears the line on a terminal.
+    pub fn clear(&mut self) {
+        if self.tty && self.open {
+            let _ = write!(self.out, "\r\x1b[2K");
+            let _ = self.out.flush();
+            self.open = false;
+        }
+        self.last = None;
+    }
+}
+
+/// `4s`, `0.5s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 10.0 || (s - s.round()).abs() < 0.05 {
+        format!("{}s", s.round())
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> Error {
+        Error::Unreachable {
+            url: "ws://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        }
+    }
+
+    /// Regression (issue 10, bug 3): `tail` said nothing while the server
+    /// was down, and a retry message was a 131-character line repeated on
+    /// every attempt. Off a terminal each state is said once; on one, one
+    /// line is rewritten in place.
+    #[test]
+    fn a_retry_loop_says_each_state_once() {
+        let mut plain = StatusLine::new(Vec::new(), false);
+        plain.show("connecting to ws://127.0.0.1:1 as alice…");
+        for i in 1..5 {
+            plain.waiting(&refused(), Duration::from_millis(500 * i));
+        }
+        plain.waiting(&Error::Disconnected, Duration::from_secs(1));
+        let text = String::from_utf8(plain.out).unwrap();
+        assert_eq!(
+            text,
+            "chatus: connecting to ws://127.0.0.1:1 as alice…\n\
+             chatus: no connection (connection refused); retrying\n\
+             chatus: no connection (connection lost); retrying\n"
+        );
+
+        let mut tty = StatusLine::new(Vec::new(), true);
+        tty.waiting(&refused(), Duration::from_secs(4));
+        tty.clear();
+        let text = String::from_utf8(tty.out).unwrap();
+        assert_eq!(
+            text,
+            "\r\x1b[2Kchatus: retrying in 4s (connection refused)\r\x1b[2K"
+        );
+    }
+}
