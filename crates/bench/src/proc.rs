@@ -105,6 +105,8 @@ logins_per_min_per_account = 1000000000.0
 login_burst_per_account = 4000000000
 room_creations_per_min = 1000000000.0
 room_creation_burst = 4000000000
+[login]
+queue_per_source = 1024
 "#;
 
 /// Starts `chatus serve` on a free loopback port with a fresh data
