@@ -210,10 +210,15 @@ fn respond(
             StatusCode::OK,
             "ChatUs server. Connect a WebSocket client to /ws (see docs/PROTOCOL.md).\n",
         ),
-        _ if has_token(headers, header::UPGRADE, "websocket") => text(
-            StatusCode::BAD_REQUEST,
-            "a WebSocket upgrade must be the first request on a new connection\n",
-        ),
+        _ if has_token(headers, header::UPGRADE, "websocket") => {
+            let mut res = text(
+                StatusCode::BAD_REQUEST,
+                "a WebSocket upgrade must be the first request on a new connection\n",
+            );
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
         _ => {
             let mut res = text(
                 StatusCode::UPGRADE_REQUIRED,

@@ -14,6 +14,7 @@ mod budgets;
 mod chat;
 mod client_lib;
 mod durability;
+mod edge;
 mod protocol_doc;
 mod resume;
 mod slow;
