@@ -1,5 +1,6 @@
 //! `chatus serve`: builds the server configuration (flag > environment >
-//! file > defaults), binds, and runs until Ctrl-C or SIGTERM.
+//! file > defaults), raises the open-file limit, binds, and runs until
+//! Ctrl-C or SIGTERM.
 
 use std::io::Write as _;
 
@@ -74,6 +75,11 @@ pub fn config(args: &ServeArgs) -> Result<Config, CliError> {
 /// `serve`.
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let config = config(&args)?;
+    // Every connection is a file descriptor: use all the process may have.
+    match chatus_server::fdlimit::raise() {
+        Ok(limit) => tracing::debug!(open_files = ?limit.soft, "open-file limit"),
+        Err(e) => tracing::warn!(cause = %e, "could not raise the open-file limit"),
+    }
     let listener = chatus_server::bind(config.addr)
         .map_err(|e| CliError::Local(format!("cannot listen on {}: {e}", config.addr)))?;
     let local = listener

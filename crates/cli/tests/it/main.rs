@@ -10,5 +10,6 @@
 )]
 
 mod cli;
+mod fds;
 mod tidy;
 mod util;
