@@ -18,19 +18,23 @@ use std::sync::{Arc, Mutex};
 use crate::metrics::{ConnState, Metrics};
 
 /// An address as the caps count it: an IPv4 address, or an IPv6 /64.
+/// (Two `u64`s rather than a `u128`, whose 16-byte alignment would pad
+/// every connection's future.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AddrKey(u128);
+pub struct AddrKey([u64; 2]);
 
 impl AddrKey {
     /// The key of `ip`.
     pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => AddrKey(v4.to_ipv6_mapped().to_bits()),
+        let bits = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => AddrKey(v4.to_ipv6_mapped().to_bits()),
-                None => AddrKey(v6.to_bits() & !u128::from(u64::MAX)),
+                Some(v4) => v4.to_ipv6_mapped().to_bits(),
+                None => v6.to_bits() & !u128::from(u64::MAX),
             },
-        }
+        };
+        #[expect(clippy::cast_possible_truncation, reason = "splitting in halves")]
+        AddrKey([(bits >> 64) as u64, bits as u64])
     }
 }
 
@@ -183,6 +187,11 @@ impl Slot {
             self.admission.logged_in(self.key);
         }
         self.admission.metrics.conn_moved(was, ConnState::LoggedIn);
+    }
+
+    /// Whether [`Slot::logged_in`] was called.
+    pub fn is_logged_in(&self) -> bool {
+        self.state == ConnState::LoggedIn
     }
 
     /// The connection is served as plain HTTP (it still counts as not

@@ -72,52 +72,16 @@ enum End {
 /// they run.
 pub async fn serve(
     state: State,
-    mut socket: TcpStream,
+    socket: TcpStream,
     peer: SocketAddr,
     guards: Guards,
-    mut slot: Slot,
+    slot: Slot,
     id: ConnId,
 ) {
-    let _ = socket.set_nodelay(true);
-    let opening = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        Box::pin(handshake::read_opening(&mut socket, state.config())),
-    )
-    .await
-    {
-        Ok(Ok(opening)) => opening,
-        Ok(Err(e)) => {
-            tracing::debug!(cause = %e, "no HTTP request");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("HTTP request timed out");
-            return;
-        }
-    };
-    let leftover = match opening {
-        Opening::Refuse(response) => {
-            tracing::debug!(
-                status = response.lines().next().unwrap_or(""),
-                "WebSocket upgrade refused"
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-            let _ = socket.shutdown().await;
-            return;
-        }
-        Opening::Http(prefix) => {
-            slot.http();
-            tracing::debug!("plain HTTP");
-            Box::pin(http::serve(&state, Prefixed::new(prefix, socket))).await;
-            drop(guards);
-            return;
-        }
-        Opening::Upgrade { response, leftover } => {
-            if socket.write_all(response.as_bytes()).await.is_err() {
-                return;
-            }
-            leftover
-        }
+    // Boxed: only what the WebSocket needs afterwards outlives the opening.
+    let Some((socket, leftover, guards, slot)) = Box::pin(open(&state, socket, guards, slot)).await
+    else {
+        return;
     };
     let handle = Arc::new(ConnHandle::new(
         id,
@@ -126,6 +90,56 @@ pub async fn serve(
         state.uptime_ms(),
     ));
     run(state, socket, handle, leftover, guards, slot).await;
+}
+
+/// Reads the first request and answers it: a WebSocket upgrade returns
+/// the socket (the `101` sent) and the bytes after the request; a refusal
+/// or plain HTTP is served to the end here.
+async fn open(
+    state: &State,
+    mut socket: TcpStream,
+    guards: Guards,
+    mut slot: Slot,
+) -> Option<(TcpStream, Vec<u8>, Guards, Slot)> {
+    let _ = socket.set_nodelay(true);
+    let opening = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake::read_opening(&mut socket, state.config()),
+    )
+    .await
+    {
+        Ok(Ok(opening)) => opening,
+        Ok(Err(e)) => {
+            tracing::debug!(cause = %e, "no HTTP request");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!("HTTP request timed out");
+            return None;
+        }
+    };
+    match opening {
+        Opening::Refuse(response) => {
+            tracing::debug!(
+                status = response.lines().next().unwrap_or(""),
+                "WebSocket upgrade refused"
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+            None
+        }
+        Opening::Http(prefix) => {
+            slot.http();
+            tracing::debug!("plain HTTP");
+            http::serve(state, Prefixed::new(prefix, socket)).await;
+            drop(guards);
+            None
+        }
+        Opening::Upgrade { response, leftover } => {
+            socket.write_all(response.as_bytes()).await.ok()?;
+            Some((socket, leftover, guards, slot))
+        }
+    }
 }
 
 async fn run(
@@ -159,7 +173,6 @@ async fn run(
         handle: &handle,
         frames: FrameReader::new(state.config().pre_login_frame_limit(), leftover),
         slot: &mut slot,
-        logged_in: false,
         session: None,
         said_hello: false,
         flood: Bucket::full(Rate::new(
@@ -200,10 +213,9 @@ struct Reader<'a> {
     state: &'a State,
     handle: &'a Arc<ConnHandle>,
     frames: FrameReader,
-    /// The connection's place in its address's counts.
+    /// The connection's place in its address's counts (it knows whether
+    /// the login was noticed).
     slot: &'a mut Slot,
-    /// Whether the login was noticed (frame limit raised, slot moved).
-    logged_in: bool,
     session: Option<Session>,
     said_hello: bool,
     flood: Bucket,
@@ -259,7 +271,7 @@ impl Reader<'_> {
                     // it (the hub marks the connection logged in before
                     // `authed` is queued), so it is noticed here, before
                     // the next frame is read with the raised limit.
-                    if !self.logged_in && self.handle.is_authed() {
+                    if !self.slot.is_logged_in() && self.handle.is_authed() {
                         self.on_login();
                     }
                 }
@@ -289,7 +301,6 @@ impl Reader<'_> {
     /// The connection logged in: full-size frames from now on, and it no
     /// longer counts against its address's pre-login cap.
     fn on_login(&mut self) {
-        self.logged_in = true;
         self.frames
             .set_max_message(self.state.config().max_frame_bytes);
         self.slot.logged_in();
@@ -357,7 +368,6 @@ mod tests {
         let (mut a, _b) = tokio::io::duplex(16);
         let writer = out.write_to(&mut a);
         let (serve, writer) = (size_of_val(&serve), size_of_val(&writer));
-        eprintln!("connection future {serve} bytes, writer {writer} bytes");
         assert!(
             serve <= 1400,
             "the connection task's future grew to {serve} bytes"
