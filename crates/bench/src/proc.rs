@@ -92,6 +92,8 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// Everything else stays at its shipped default (durability included).
 pub const CHATUS_CONFIG: &str = r#"# Written by chatus-bench: the limits a load test must raise.
 max_connections = 60000
+max_connections_per_addr = 1000000
+max_pre_login_per_addr = 1000000
 idle_timeout_secs = 600
 login_timeout_secs = 600
 [rate]

@@ -1,5 +1,6 @@
 //! `chatus serve`: builds the server configuration (flag > environment >
-//! file > defaults), binds, and runs until Ctrl-C or SIGTERM.
+//! file > defaults), raises the open-file limit, binds, and runs until
+//! Ctrl-C or SIGTERM.
 
 use std::io::Write as _;
 
@@ -95,6 +96,11 @@ fn cannot_listen(addr: std::net::SocketAddr, e: &std::io::Error) -> CliError {
 /// `serve`.
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let config = config(&args)?;
+    // Every connection is a file descriptor: use all the process may have.
+    match chatus_server::fdlimit::raise() {
+        Ok(limit) => tracing::debug!(open_files = ?limit.soft, "open-file limit"),
+        Err(e) => tracing::warn!(cause = %e, "could not raise the open-file limit"),
+    }
     let listener = chatus_server::bind(config.addr).map_err(|e| cannot_listen(config.addr, &e))?;
     let local = listener
         .local_addr()

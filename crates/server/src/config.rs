@@ -34,8 +34,27 @@ pub struct Config {
     pub data: PathBuf,
     /// Open or closed registration.
     pub registration: Registration,
-    /// Most simultaneous connections; more wait to be accepted.
+    /// Most simultaneous connections (WebSocket and plain HTTP). Past it a
+    /// new connection is answered `503` at once. The server also keeps it
+    /// [`Config::fd_reserve`] below the process's open-file limit.
     pub max_connections: usize,
+    /// Most simultaneous connections from one address (an IPv6 address
+    /// counts by its /64); past it `429`.
+    pub max_connections_per_addr: usize,
+    /// Most connections from one address that have not logged in yet
+    /// (plain HTTP ones included); past it `429`.
+    pub max_pre_login_per_addr: usize,
+    /// Largest WebSocket message accepted before login, in bytes (at most
+    /// `max_frame_bytes`): enough for the largest `hello`, `register`,
+    /// `login` or `auth`, so a connection that never logs in costs little.
+    pub pre_login_frame_bytes: usize,
+    /// Browser origins (`https://chat.example.org`) whose pages may open a
+    /// WebSocket; an upgrade with another `Origin` is refused (`403`).
+    /// Native clients send no `Origin` and are not affected.
+    pub allowed_origins: Vec<String>,
+    /// Open files kept free beside the connections (database, listener,
+    /// logs, refusals in progress).
+    pub fd_reserve: usize,
     /// Largest WebSocket message accepted, in bytes.
     pub max_frame_bytes: usize,
     /// Largest message body accepted, in bytes.
@@ -159,6 +178,11 @@ impl Default for Config {
             data: PathBuf::from("chatus-data"),
             registration: Registration::Open,
             max_connections: 20_000,
+            max_connections_per_addr: 64,
+            max_pre_login_per_addr: 16,
+            pre_login_frame_bytes: 8 * 1024,
+            allowed_origins: Vec::new(),
+            fd_reserve: 256,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 16 * 1024,
             outbox_max_bytes: 4 * 1024 * 1024,
@@ -193,6 +217,21 @@ impl Default for RateConfig {
             unknown: BTreeMap::new(),
         }
     }
+}
+
+/// The smallest pre-login frame limit allowed: the largest login request a
+/// client may send. A password is up to 1024 bytes, and JSON may escape
+/// each byte of it in six (`\u0001`); everything else in a `register` fits
+/// in the remaining 512 (an `auth` token in 256 printable characters, each
+/// escaped in at most two).
+pub const MIN_PRE_LOGIN_FRAME_BYTES: usize = 6 * chatus_protocol::Password::MAX_LEN + 512;
+
+/// `scheme://host[:port]`, as a browser sends it in `Origin`.
+fn is_origin(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
 }
 
 /// The configuration file could not be used.
@@ -301,6 +340,30 @@ impl Config {
                 "with login.argon2_iterations, must be valid Argon2id parameters (at most 1 GiB)",
             );
         }
+        if self.max_connections_per_addr == 0 {
+            return bad("max_connections_per_addr", "must be at least 1");
+        }
+        if self.max_pre_login_per_addr == 0
+            || self.max_pre_login_per_addr > self.max_connections_per_addr
+        {
+            return bad(
+                "max_pre_login_per_addr",
+                "must be between 1 and max_connections_per_addr",
+            );
+        }
+        if self.pre_login_frame_bytes < MIN_PRE_LOGIN_FRAME_BYTES {
+            return bad(
+                "pre_login_frame_bytes",
+                "must be at least 6656 (the largest login request)",
+            );
+        }
+        if let Some(_bad) = self.allowed_origins.iter().find(|o| !is_origin(o)) {
+            return bad(
+                "allowed_origins",
+                "each must be a scheme and host such as \"https://chat.example.org\" \
+                 (with a port if not the default), without a path",
+            );
+        }
         let r = &self.rate;
         for (key, v) in [
             ("rate.messages_per_sec", r.messages_per_sec),
@@ -321,6 +384,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The largest WebSocket message accepted before login:
+    /// `pre_login_frame_bytes`, or `max_frame_bytes` when that is smaller.
+    pub fn pre_login_frame_limit(&self) -> usize {
+        self.pre_login_frame_bytes.min(self.max_frame_bytes)
+    }
+
+    /// Whether a browser `Origin` header's value may open a WebSocket.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
     }
 
     /// The session lifetime.
@@ -359,8 +435,50 @@ mod tests {
         assert!(warnings[1].contains("rate.mesages_per_sec"));
     }
 
+    /// The largest `register`, `login`, `auth` and `hello` a client can
+    /// send fit the smallest pre-login frame limit, however JSON escapes
+    /// them.
+    #[test]
+    fn the_largest_login_fits_before_login() {
+        let password = "\u{1}".repeat(chatus_protocol::Password::MAX_LEN);
+        let name = "a".repeat(chatus_protocol::ids::MAX_NAME_LEN);
+        let token = "\"\\".repeat(128);
+        let id = u64::MAX;
+        for req in [
+            serde_json::json!({"type":"register","username":name,"password":password,"id":id}),
+            serde_json::json!({"type":"login","username":name,"password":password,"id":id}),
+            serde_json::json!({"type":"auth","token":token,"id":id}),
+        ] {
+            let text = req.to_string();
+            chatus_protocol::Envelope::decode(&text).unwrap();
+            assert!(text.len() <= MIN_PRE_LOGIN_FRAME_BYTES, "{}", text.len());
+        }
+        assert!(Config::default().pre_login_frame_bytes >= MIN_PRE_LOGIN_FRAME_BYTES);
+    }
+
     #[test]
     fn bad_values_are_rejected() {
+        for bad in [
+            |c: &mut Config| c.max_connections_per_addr = 0,
+            |c: &mut Config| c.max_pre_login_per_addr = c.max_connections_per_addr + 1,
+            |c: &mut Config| c.pre_login_frame_bytes = 4096,
+            |c: &mut Config| c.allowed_origins = vec!["https://a.example/".into()],
+            |c: &mut Config| c.allowed_origins = vec!["a.example".into()],
+        ] {
+            let mut c = Config::default();
+            bad(&mut c);
+            assert!(c.validate().is_err(), "{c:?}");
+        }
+        let c = Config {
+            allowed_origins: vec![
+                "https://chat.example.org".into(),
+                "http://localhost:8080".into(),
+            ],
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        assert!(c.origin_allowed("HTTPS://chat.example.org"));
+        assert!(!c.origin_allowed("https://evil.example"));
         let mut c = Config::default();
         c.max_body_bytes = c.max_frame_bytes + 1;
         assert!(c.validate().is_err());

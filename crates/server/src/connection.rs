@@ -1,12 +1,19 @@
-//! One client connection, from its HTTP request to its last frame.
+//! One client connection, from its first request to its last frame.
 //!
-//! [`serve`] reads the HTTP request (answering plain routes such as
-//! `/health` and closing), upgrades to WebSocket, registers the connection
-//! in the hub and spawns its writer (the outbox drain). The reading side
-//! then loops: frame → flood check → decode → [`handler::dispatch`]. It
-//! ends on the client's close, an error, an outbox close (lagging, logout,
-//! idle) or server shutdown; the connection then leaves the hub and, if it
-//! was its user's last, everyone learns the user went offline.
+//! [`serve`] reads the first request head ([`handshake::read_opening`]).
+//! A WebSocket upgrade on `/ws` is answered here and the connection
+//! registers in the hub and spawns its writer (the outbox drain); anything
+//! else is handed to hyper ([`crate::http`]) for the rest of the
+//! connection's life. The WebSocket's reading side then loops: frame →
+//! flood check → decode → [`handler::dispatch`]. Until the connection logs
+//! in, frames are capped at `pre_login_frame_bytes` and it counts against
+//! its address's pre-login cap ([`Slot`]). It ends on the client's close,
+//! an error, an outbox close (lagging, logout, idle) or server shutdown;
+//! the connection then leaves the hub and, if it was its user's last,
+//! everyone learns the user went offline.
+//!
+//! Every log line of a connection, its writer's and hyper's included, is
+//! inside the `conn` span the accept loop opens with the connection's id.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,13 +26,15 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
+use crate::admission::Slot;
 use crate::handler::{self, Cx, Session};
-use crate::hub::ConnHandle;
+use crate::http::{self, Prefixed};
+use crate::hub::{ConnHandle, ConnId};
 use crate::ratelimit::{Bucket, Rate};
 use crate::service::messages::encode;
 use crate::state::{Phase, State};
 use crate::ws::frame::{OP_PONG, frame};
-use crate::ws::handshake::{self, Route};
+use crate::ws::handshake::{self, Opening};
 use crate::ws::{FrameReader, Incoming};
 
 /// Time allowed for the HTTP request that opens a connection.
@@ -53,54 +62,84 @@ enum End {
     Eof,
 }
 
-/// Serves one accepted TCP connection to its end.
+/// Serves one accepted TCP connection to its end; `slot` is its place in
+/// its address's counts, `id` its connection id (already in the span).
 ///
 /// Memory: an idle connection's footprint is mostly the size of this task's
 /// future and its writer's, which is the size of their largest state. One-off
-/// phases with big locals (the HTTP request, a request being dispatched) are
-/// boxed so they are allocated only while they run.
-pub async fn serve(state: State, mut socket: TcpStream, peer: SocketAddr, guards: Guards) {
-    let _ = socket.set_nodelay(true);
-    let route = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        Box::pin(handshake::read_request(&mut socket)),
-    )
-    .await
-    {
-        Ok(Ok(route)) => route,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, cause = %e, "no HTTP request");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "HTTP request timed out");
-            return;
-        }
+/// phases with big locals (the HTTP request, plain HTTP served by hyper, a
+/// request being dispatched) are boxed so they are allocated only while
+/// they run.
+pub async fn serve(
+    state: State,
+    socket: TcpStream,
+    peer: SocketAddr,
+    guards: Guards,
+    slot: Slot,
+    id: ConnId,
+) {
+    // Boxed: only what the WebSocket needs afterwards outlives the opening.
+    let Some((socket, leftover, guards, slot)) = Box::pin(open(&state, socket, guards, slot)).await
+    else {
+        return;
     };
-    let leftover = match route {
-        Route::Respond(response) => {
-            let _ = socket.write_all(response.as_bytes()).await;
-            let _ = socket.shutdown().await;
-            return;
-        }
-        Route::Upgrade { response, leftover } => {
-            if socket.write_all(response.as_bytes()).await.is_err() {
-                return;
-            }
-            leftover
-        }
-    };
-    let id = state.next_conn_id();
-    let span = tracing::info_span!("conn", id = id.0, %peer, user = tracing::field::Empty);
     let handle = Arc::new(ConnHandle::new(
         id,
         peer,
         state.config().outbox_max_bytes,
         state.uptime_ms(),
     ));
-    run(state, socket, handle, leftover, guards)
-        .instrument(span)
-        .await;
+    run(state, socket, handle, leftover, guards, slot).await;
+}
+
+/// Reads the first request and answers it: a WebSocket upgrade returns
+/// the socket (the `101` sent) and the bytes after the request; a refusal
+/// or plain HTTP is served to the end here.
+async fn open(
+    state: &State,
+    mut socket: TcpStream,
+    guards: Guards,
+    mut slot: Slot,
+) -> Option<(TcpStream, Vec<u8>, Guards, Slot)> {
+    let _ = socket.set_nodelay(true);
+    let opening = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake::read_opening(&mut socket, state.config()),
+    )
+    .await
+    {
+        Ok(Ok(opening)) => opening,
+        Ok(Err(e)) => {
+            tracing::debug!(cause = %e, "no HTTP request");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!("HTTP request timed out");
+            return None;
+        }
+    };
+    match opening {
+        Opening::Refuse(response) => {
+            tracing::debug!(
+                status = response.lines().next().unwrap_or(""),
+                "WebSocket upgrade refused"
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+            None
+        }
+        Opening::Http(prefix) => {
+            slot.http();
+            tracing::debug!("plain HTTP");
+            http::serve(state, Prefixed::new(prefix, socket)).await;
+            drop(guards);
+            None
+        }
+        Opening::Upgrade { response, leftover } => {
+            socket.write_all(response.as_bytes()).await.ok()?;
+            Some((socket, leftover, guards, slot))
+        }
+    }
 }
 
 async fn run(
@@ -109,6 +148,7 @@ async fn run(
     handle: Arc<ConnHandle>,
     leftover: Vec<u8>,
     guards: Guards,
+    mut slot: Slot,
 ) {
     let Guards { reading, done } = guards;
     let span = tracing::Span::current();
@@ -131,7 +171,8 @@ async fn run(
     let mut reader = Reader {
         state: &state,
         handle: &handle,
-        frames: FrameReader::new(state.config().max_frame_bytes, leftover),
+        frames: FrameReader::new(state.config().pre_login_frame_limit(), leftover),
+        slot: &mut slot,
         session: None,
         said_hello: false,
         flood: Bucket::full(Rate::new(
@@ -158,6 +199,9 @@ async fn run(
     if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
         tracing::debug!("writer did not finish in time");
     }
+    if handle.outbox.close_code() == Some(close::LAGGING) {
+        state.metrics().lagging();
+    }
     state
         .hub()
         .unregister(handle.id, session.as_ref().map(|s| s.user));
@@ -169,6 +213,9 @@ struct Reader<'a> {
     state: &'a State,
     handle: &'a Arc<ConnHandle>,
     frames: FrameReader,
+    /// The connection's place in its address's counts (it knows whether
+    /// the login was noticed).
+    slot: &'a mut Slot,
     session: Option<Session>,
     said_hello: bool,
     flood: Bucket,
@@ -220,8 +267,16 @@ impl Reader<'_> {
                         self.handle.outbox.close(code, reason, false);
                         return End::Closing;
                     }
+                    // A login completes inside the request that asked for
+                    // it (the hub marks the connection logged in before
+                    // `authed` is queued), so it is noticed here, before
+                    // the next frame is read with the raised limit.
+                    if !self.slot.is_logged_in() && self.handle.is_authed() {
+                        self.on_login();
+                    }
                 }
                 Incoming::Binary(_) => {
+                    self.state.metrics().error(ErrorCode::BinaryUnsupported);
                     let reply = ErrorReply::new(
                         None,
                         ErrorCode::BinaryUnsupported,
@@ -243,17 +298,27 @@ impl Reader<'_> {
         }
     }
 
+    /// The connection logged in: full-size frames from now on, and it no
+    /// longer counts against its address's pre-login cap.
+    fn on_login(&mut self) {
+        self.frames
+            .set_max_message(self.state.config().max_frame_bytes);
+        self.slot.logged_in();
+    }
+
     async fn on_text(&mut self, text: String) -> Option<handler::CloseRequest> {
         let env = match Envelope::decode(&text) {
             Ok(env) => env,
             Err(e) => {
                 tracing::debug!(code = %e.code, "undecodable request");
+                self.state.metrics().error(e.code);
                 self.handle
                     .outbox
                     .push(encode(&ServerMessage::Error(e.into_reply())));
                 return None;
             }
         };
+        self.state.metrics().request(env.request.kind());
         let mut cx = Cx {
             state: self.state,
             conn: self.handle,
@@ -296,7 +361,9 @@ mod tests {
             reading: tx.clone(),
             done: tx,
         };
-        let serve = super::serve(state.clone(), c, addr, guards);
+        let slot = state.admission().admit(addr.ip()).unwrap();
+        let id = state.next_conn_id();
+        let serve = super::serve(state.clone(), c, addr, guards, slot, id);
         let out = crate::outbox::Outbox::new(1024);
         let (mut a, _b) = tokio::io::duplex(16);
         let writer = out.write_to(&mut a);

@@ -12,8 +12,12 @@
 //!
 //! # Layout
 //! - [`server`]: the accept loop, the sweeper and the shutdown sequence.
-//! - [`connection`]: one connection: HTTP request, upgrade, read loop.
+//! - [`admission`]: per-address connection caps; [`fdlimit`]: the
+//!   open-file limit and the connection cap it allows.
+//! - [`connection`]: one connection: first request, upgrade, read loop.
 //! - [`ws`]: the WebSocket codec (handshake, frames).
+//! - [`http`]: plain HTTP (health, readiness, metrics) served by hyper.
+//! - [`metrics`]: counters and histograms, rendered for Prometheus.
 //! - [`outbox`]: a connection's capped outbound queue and its writer.
 //! - [`handler`]: one file per message family, behind one auth gate.
 //! - [`service`]: the rules (accounts, rooms, messages: sequencer and
@@ -25,11 +29,15 @@
 //! - [`state`], [`config`], [`error`], [`ratelimit`]: the plumbing.
 
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fdlimit;
 pub mod handler;
+pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;
 pub mod server;

@@ -57,6 +57,8 @@ struct Queue {
     close: Option<Close>,
     /// A close was requested (taken or not).
     closing: bool,
+    /// The code of the close that counted (the first asked for).
+    code: Option<u16>,
     /// Queued frames are to be dropped rather than sent (lagging).
     discard: bool,
 }
@@ -105,6 +107,7 @@ impl Outbox {
             q.queued = 0;
             q.discard = true;
             q.closing = true;
+            q.code = Some(close::LAGGING);
             q.close = Some(Close {
                 code: close::LAGGING,
                 reason: Cow::Borrowed("too slow to keep up; reconnect and resume from history"),
@@ -166,6 +169,7 @@ impl Outbox {
             return;
         }
         q.closing = true;
+        q.code = Some(code);
         q.close = Some(Close {
             code,
             reason: reason.into(),
@@ -183,6 +187,12 @@ impl Outbox {
     /// True once a close was requested.
     pub fn is_closing(&self) -> bool {
         self.queue.lock().map_or(true, |q| q.closing)
+    }
+
+    /// The code the connection is closing with, once a close was asked
+    /// for (4000 when it was cut off as lagging).
+    pub fn close_code(&self) -> Option<u16> {
+        self.queue.lock().ok().and_then(|q| q.code)
     }
 
     fn is_discarding(&self) -> bool {
@@ -380,6 +390,7 @@ mod tests {
         assert_eq!(out.push(f(&"y".repeat(60))), Pushed::Overflow);
         assert_eq!(out.pending_bytes(), 0);
         assert!(out.is_closing());
+        assert_eq!(out.close_code(), Some(close::LAGGING));
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         out.write_to(&mut a).await.unwrap();
         let mut got = Vec::new();

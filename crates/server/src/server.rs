@@ -1,6 +1,15 @@
 //! The accept loop, the housekeeping sweeper (keepalive, idle limits,
 //! rate-limit buckets, expired sessions), and the shutdown sequence.
 //!
+//! The accept loop never stops accepting. A connection past a cap (its
+//! address's, see [`crate::admission`], or the server's) is answered at once
+//! with `429` or `503`, a one-line reason and `Connection: close`, rather
+//! than left waiting in the kernel's queue where every client behind it
+//! would hang. The server's cap is `max_connections`, kept `fd_reserve`
+//! below the open-file limit ([`crate::fdlimit`]); if descriptors run out
+//! anyway, `accept` backs off (up to half a second) and resumes as soon as
+//! connections close.
+//!
 //! [`run`] takes a bound listener (the caller binds, so tests use port 0)
 //! and serves until `shutdown` resolves. Then, in order: stop accepting;
 //! connections stop reading; queued sends are stored, delivered and
@@ -13,11 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatus_protocol::error::close;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
+use tracing::Instrument as _;
 
+use crate::admission::Refusal;
 use crate::connection::{self, Guards};
 use crate::error::ServerError;
+use crate::fdlimit;
 use crate::state::{Phase, State};
 use crate::ws::frame::{OP_PING, frame};
 
@@ -50,7 +63,7 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let sweeper = tokio::spawn(sweep(state.clone()));
     let announcer = tokio::spawn(crate::service::presence::announcer(state.hub_arc()));
-    let limit = Arc::new(Semaphore::new(state.config().max_connections));
+    let limit = Arc::new(Semaphore::new(connection_limit(&state)));
     tracing::info!(addr = %listener.local_addr()?, "listening");
 
     tokio::select! {
@@ -83,27 +96,81 @@ pub async fn run(
     Ok(())
 }
 
+/// Refusals being answered at once; past this a refused connection is
+/// closed without an answer. Their descriptors come out of `fd_reserve`.
+const REFUSING: usize = 32;
+/// Time a refusal may take (answer sent, the client's request drained).
+const REFUSAL_TIME: Duration = Duration::from_secs(2);
+/// Longest pause between `accept` attempts while they fail.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The connection cap in force: `max_connections`, kept `fd_reserve` below
+/// the open-file limit. Says so once when that is lower than asked.
+fn connection_limit(state: &State) -> usize {
+    let config = state.config();
+    let fds = fdlimit::current();
+    let cap = fdlimit::connection_cap(config.max_connections, fds.soft, config.fd_reserve);
+    if cap < config.max_connections {
+        tracing::warn!(
+            max_connections = config.max_connections,
+            open_file_limit = fds.soft,
+            fd_reserve = config.fd_reserve,
+            "serving at most {cap} connections: max_connections is more than the open-file \
+             limit allows (raise it with `ulimit -n` or systemd's LimitNOFILE)"
+        );
+    }
+    state.metrics().set_connection_limit(cap);
+    cap
+}
+
 async fn accept_loop(
     listener: &TcpListener,
     state: &State,
     limit: &Arc<Semaphore>,
     guards: Guards,
 ) -> Result<(), ServerError> {
-    let mut backoff = Duration::from_millis(1);
+    let refusing = Arc::new(Semaphore::new(REFUSING));
+    let mut backoff = Duration::ZERO;
     loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return Ok(());
-        };
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => {
-                backoff = Duration::from_millis(1);
+                if !backoff.is_zero() {
+                    tracing::info!("accepting again");
+                }
+                backoff = Duration::ZERO;
                 accepted
             }
             Err(e) => {
-                // Usually out of file descriptors: wait, then try again.
-                tracing::warn!(cause = %e, "accept failed");
+                state.metrics().accept_failed();
+                if backoff.is_zero() {
+                    // Once per outage: the pending connections wait in the
+                    // kernel's queue until descriptors are free again.
+                    if fdlimit::is_out_of_descriptors(&e) {
+                        tracing::warn!(cause = %e, "out of file descriptors; accepting again as connections close");
+                    } else {
+                        tracing::warn!(cause = %e, "accept failed");
+                    }
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(1), MAX_ACCEPT_BACKOFF);
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        state.metrics().accepted();
+        let id = state.next_conn_id();
+        let span = tracing::info_span!("conn", id = id.0, %peer, user = tracing::field::Empty);
+        let admitted = state.admission().admit(peer.ip()).and_then(|slot| {
+            let permit = limit
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Refusal::Full)?;
+            Ok((slot, permit))
+        });
+        let (slot, permit) = match admitted {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                state.metrics().refused(why);
+                refuse(socket, why, &refusing, span);
                 continue;
             }
         };
@@ -112,11 +179,47 @@ async fn accept_loop(
             reading: guards.reading.clone(),
             done: guards.done.clone(),
         };
-        tokio::spawn(async move {
-            connection::serve(state, socket, peer, guards).await;
-            drop(permit);
-        });
+        tokio::spawn(
+            async move {
+                connection::serve(state, socket, peer, guards, slot, id).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
+}
+
+/// Answers a refused connection with its reason and closes it, without
+/// reading its request: a short response, then the client's bytes are
+/// read and dropped until it closes (so that closing does not reset the
+/// connection before the client has read the answer), all within
+/// [`REFUSAL_TIME`]. When [`REFUSING`] refusals are under way already, the
+/// connection is closed at once.
+fn refuse(mut socket: TcpStream, why: Refusal, refusing: &Arc<Semaphore>, span: tracing::Span) {
+    tracing::debug!(parent: &span, reason = why.label(), "connection refused");
+    let Ok(permit) = refusing.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(
+        async move {
+            let answer = async {
+                socket.write_all(why.response().as_bytes()).await?;
+                socket.shutdown().await?;
+                let mut sink = [0u8; 512];
+                let mut drained = 0;
+                while drained < 64 * 1024 {
+                    match socket.read(&mut sink).await? {
+                        0 => break,
+                        n => drained += n,
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            let _ = tokio::time::timeout(REFUSAL_TIME, answer).await;
+            drop(permit);
+        }
+        .instrument(span),
+    );
 }
 
 /// How often the sweeper purges expired sessions (first at start).

@@ -1,5 +1,6 @@
 //! [`State`]: the cheap-to-clone handle every connection holds, over the
-//! configuration, the store, the hub and the services.
+//! configuration, the store, the hub, the services, the per-address
+//! connection counts and the metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,9 +8,11 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::hub::{ConnId, Hub};
+use crate::metrics::Metrics;
 use crate::ratelimit::{Keyed, Rate};
 use crate::service::accounts::{Accounts, WATCH_EVERY};
 use crate::service::messages::Messages;
@@ -41,6 +44,8 @@ struct Shared {
     messages: Messages,
     message_limits: Keyed<UserId>,
     room_limits: Keyed<UserId>,
+    admission: Arc<Admission>,
+    metrics: Arc<Metrics>,
     started: Instant,
     next_conn: AtomicU64,
     phase: watch::Sender<Phase>,
@@ -77,7 +82,18 @@ impl State {
         accounts.set_revocation_mark(revocation_mark);
         // One fan-out round gets the same share of an outbox as one reply
         // (see `reply_budget`).
-        let messages = Messages::start(store.clone(), hub.clone(), config.outbox_max_bytes / 4);
+        let metrics = Arc::new(Metrics::default());
+        let admission = Arc::new(Admission::new(
+            config.max_connections_per_addr,
+            config.max_pre_login_per_addr,
+            metrics.clone(),
+        ));
+        let messages = Messages::start(
+            store.clone(),
+            hub.clone(),
+            config.outbox_max_bytes / 4,
+            metrics.clone(),
+        );
         let r = &config.rate;
         let message_limits = Keyed::new(Rate::new(r.messages_per_sec, r.message_burst));
         let room_limits = Keyed::new(Rate::new(
@@ -94,6 +110,8 @@ impl State {
                 messages,
                 message_limits,
                 room_limits,
+                admission,
+                metrics,
                 started: Instant::now(),
                 next_conn: AtomicU64::new(1),
                 phase,
@@ -158,6 +176,16 @@ impl State {
     /// Per-user room creation rate limits.
     pub fn room_limits(&self) -> &Keyed<UserId> {
         &self.inner.room_limits
+    }
+
+    /// The per-address connection counts.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.inner.admission
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The most bytes one reply or one fan-out round may put in a

@@ -11,6 +11,7 @@
 
 mod account;
 mod cli;
+mod fds;
 mod first_hour;
 mod terminal;
 mod tidy;

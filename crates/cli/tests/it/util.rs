@@ -14,6 +14,8 @@ pub fn bin() -> &'static str {
 
 /// Rate limits raised so tests that are not about limits never meet them.
 const CONFIG: &str = r#"
+max_connections_per_addr = 100000
+max_pre_login_per_addr = 100000
 [rate]
 logins_per_min_per_addr = 100000.0
 login_burst_per_addr = 100000

@@ -100,6 +100,7 @@ pub async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequest> {
                 tracing::debug!(request = kind, %code, "request refused");
             }
             let reply = e.into_reply(id);
+            cx.state.metrics().error(reply.code);
             cx.conn.outbox.push(encode(&ServerMessage::Error(reply)));
             None
         }

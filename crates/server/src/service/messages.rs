@@ -92,7 +92,12 @@ impl Messages {
     /// Starts the sequencer and fan-out tasks. One batch carries at most
     /// `batch_bytes` of messages, so that one fan-out round never pushes
     /// more than that into any connection's outbox.
-    pub fn start(store: Arc<dyn Store>, hub: Arc<Hub>, batch_bytes: usize) -> Self {
+    pub fn start(
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        batch_bytes: usize,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
@@ -103,6 +108,7 @@ impl Messages {
             committed_tx,
             drain.clone(),
             batch_bytes,
+            metrics,
         ));
         tokio::spawn(async move {
             fan_out(committed_rx, hub).await;
@@ -142,6 +148,7 @@ async fn sequencer(
     committed: mpsc::UnboundedSender<Committed>,
     drain: Arc<Notify>,
     batch_bytes: usize,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut draining = false;
     loop {
@@ -160,7 +167,15 @@ async fn sequencer(
         };
         let jobs = take_batch(first, &mut rx, batch_bytes);
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.msg.clone()).collect();
+        let (size, started) = (batch.len(), std::time::Instant::now());
         let result = store.append(batch).await;
+        let stored = result.as_ref().ok().map(|outcomes| {
+            outcomes
+                .iter()
+                .filter(|o| matches!(o, Appended::Stored { .. }))
+                .count()
+        });
+        metrics.committed(started.elapsed(), size, stored);
         if committed.send((jobs, result)).is_err() {
             break;
         }

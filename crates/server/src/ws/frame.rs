@@ -6,7 +6,14 @@
 //! (no extension is negotiated); opcodes are known; control frames are
 //! short and unfragmented; continuations continue something; a message
 //! (all its fragments) is at most `max_message` bytes, checked from the
-//! header before the payload is buffered; text is UTF-8.
+//! header before the payload is buffered; text is UTF-8; a close frame has
+//! no payload or a code a peer may send (RFC 6455 section 7.4) and a UTF-8
+//! reason.
+//!
+//! Memory: the reader never holds more unparsed bytes than one largest
+//! frame (the current limit plus a header), however fast a client writes,
+//! and the limit can change between messages (it is small until the
+//! connection logs in).
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -160,7 +167,13 @@ pub struct FrameReader {
     partial: Option<(u8, Vec<u8>)>,
     /// Largest message accepted.
     max_message: usize,
+    /// Bytes (from `start`) the frame being received needs in all, once its
+    /// header is in; 0 otherwise.
+    want: usize,
 }
+
+/// Longest frame header: 2 bytes, 8 of length, 4 of mask.
+const MAX_HEADER: usize = 14;
 
 impl FrameReader {
     /// A reader for messages up to `max_message` bytes, starting with bytes
@@ -171,7 +184,20 @@ impl FrameReader {
             start: 0,
             partial: None,
             max_message,
+            want: 0,
         }
+    }
+
+    /// Changes the largest message accepted from the next frame on (a
+    /// connection that logs in moves from the small pre-login limit to the
+    /// full one).
+    pub fn set_max_message(&mut self, max_message: usize) {
+        self.max_message = max_message;
+    }
+
+    /// Bytes held for frames not yet complete (received, fragments kept).
+    pub fn buffered(&self) -> usize {
+        self.buf.capacity() + self.partial.as_ref().map_or(0, |(_, p)| p.capacity())
     }
 
     /// The next message; `None` when the stream ended cleanly between
@@ -188,7 +214,20 @@ impl FrameReader {
                 self.buf.drain(..self.start);
                 self.start = 0;
             }
-            let n = read_some(r, &mut self.buf).await?;
+            if self.want > self.buf.capacity() {
+                // One allocation for the whole frame, exactly its size.
+                self.buf.reserve_exact(self.want - self.buf.len());
+            }
+            // Never hold more than one largest frame: whatever is buffered
+            // is an incomplete frame, whose header (once in) passed the
+            // limit, so it cannot need more than this.
+            let room = (self.max_message + MAX_HEADER).saturating_sub(self.buf.len());
+            if room == 0 {
+                return Err(WsError::TooBig {
+                    limit: self.max_message,
+                });
+            }
+            let n = read_some(r, &mut self.buf, room).await?;
             if n == 0 {
                 if self.buf.is_empty() && self.partial.is_none() {
                     return Ok(None);
@@ -223,8 +262,10 @@ impl FrameReader {
             let begin = self.start + h.header_len;
             let end = begin + h.len;
             if self.buf.len() < end {
+                self.want = end - self.start;
                 return Ok(None);
             }
+            self.want = 0;
             let mut payload = self.buf[begin..end].to_vec();
             unmask(&mut payload, h.mask);
             self.start = end;
@@ -247,28 +288,44 @@ impl FrameReader {
                     let Some((op, mut so_far)) = self.partial.take() else {
                         return Err(WsError::Protocol("continuation without a message"));
                     };
+                    so_far.reserve_exact(payload.len());
                     so_far.extend_from_slice(&payload);
                     if h.fin {
                         return finish(op, so_far).map(Some);
                     }
                     self.partial = Some((op, so_far));
                 }
-                OP_CLOSE => {
-                    return match payload.len() {
-                        0 => Ok(Some(Incoming::Close(None))),
-                        1 => Err(WsError::Protocol("close frame with a one-byte payload")),
-                        _ => {
-                            let code = u16::from_be_bytes([payload[0], payload[1]]);
-                            let reason = String::from_utf8(payload[2..].to_vec())
-                                .map_err(|_| WsError::InvalidUtf8)?;
-                            Ok(Some(Incoming::Close(Some((code, reason)))))
-                        }
-                    };
-                }
+                OP_CLOSE => return close_payload(&payload).map(Some),
                 OP_PING => return Ok(Some(Incoming::Ping(payload))),
                 OP_PONG => return Ok(Some(Incoming::Pong)),
                 _ => return Err(WsError::Protocol("reserved opcode")),
             }
+        }
+    }
+}
+
+/// Whether a peer may send `code` in a close frame (RFC 6455 section
+/// 7.4): the protocol's own codes except those that only report a local
+/// condition (1004–1006, 1015) and those not yet assigned (0–999,
+/// 1016–2999), plus the registered (3000–3999) and private (4000–4999)
+/// ranges. Nothing above 4999 is defined.
+pub fn close_code_allowed(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// Reads a close frame's payload: empty, or a code a peer may send and a
+/// UTF-8 reason.
+fn close_payload(payload: &[u8]) -> Result<Incoming, WsError> {
+    match payload {
+        [] => Ok(Incoming::Close(None)),
+        [_] => Err(WsError::Protocol("close frame with a one-byte payload")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !close_code_allowed(code) {
+                return Err(WsError::Protocol("close code not allowed"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| WsError::InvalidUtf8)?;
+            Ok(Incoming::Close(Some((code, reason.to_owned()))))
         }
     }
 }
@@ -283,14 +340,21 @@ fn finish(opcode: u8, payload: Vec<u8>) -> Result<Incoming, WsError> {
     }
 }
 
-/// Reads what is available into `buf` through the thread's scratch buffer.
-async fn read_some<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
+/// Reads what is available, at most `limit` bytes, into `buf` through the
+/// thread's scratch buffer. `buf` grows only by what arrived.
+async fn read_some<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<usize> {
     poll_fn(|cx| {
         SCRATCH_BUF.with_borrow_mut(|scratch| {
-            let mut rb = ReadBuf::new(scratch);
+            let end = limit.min(scratch.len());
+            let mut rb = ReadBuf::new(&mut scratch[..end]);
             match Pin::new(&mut *r).poll_read(cx, &mut rb) {
                 Poll::Ready(Ok(())) => {
                     let got = rb.filled();
+                    buf.reserve_exact(got.len());
                     buf.extend_from_slice(got);
                     Poll::Ready(Ok(got.len()))
                 }
@@ -471,6 +535,167 @@ mod tests {
                 "{bytes:?}: {got:?}"
             );
         }
+    }
+
+    /// Bug: close codes were not checked, so a client's 0, 1005 or 2999 was
+    /// answered with 1000 as if it were normal; RFC 6455 (section 7.4)
+    /// allows a peer only 1000–1003, 1007–1014 and 3000–4999, and says to
+    /// fail the connection (1002) on anything else.
+    #[tokio::test]
+    async fn close_codes_are_checked() {
+        let cases: &[(u16, bool)] = &[
+            (0, false),
+            (999, false),
+            (1000, true),
+            (1001, true),
+            (1002, true),
+            (1003, true),
+            (1004, false),
+            (1005, false),
+            (1006, false),
+            (1007, true),
+            (1011, true),
+            (1012, true),
+            (1014, true),
+            (1015, false),
+            (1016, false),
+            (2000, false),
+            (2999, false),
+            (3000, true),
+            (3999, true),
+            (4000, true),
+            (4999, true),
+            (5000, false),
+            (65535, false),
+        ];
+        for &(code, allowed) in cases {
+            let mut payload = code.to_be_bytes().to_vec();
+            payload.extend_from_slice(b"bye");
+            let got = read_all(client_frame(true, OP_CLOSE, &payload), 100).await;
+            if allowed {
+                assert_eq!(
+                    got,
+                    vec![Ok(Incoming::Close(Some((code, "bye".into()))))],
+                    "{code}"
+                );
+            } else {
+                assert!(
+                    matches!(&got[..], [Err(e)] if e.starts_with("1002")),
+                    "{code}: {got:?}"
+                );
+            }
+        }
+        // No payload is a close without a code; one byte is a broken code;
+        // a reason must be UTF-8 (1007, as for text).
+        assert_eq!(
+            read_all(client_frame(true, OP_CLOSE, b""), 100).await,
+            vec![Ok(Incoming::Close(None))]
+        );
+        let one = read_all(client_frame(true, OP_CLOSE, &[3]), 100).await;
+        assert!(
+            matches!(&one[..], [Err(e)] if e.starts_with("1002")),
+            "{one:?}"
+        );
+        let bad = read_all(client_frame(true, OP_CLOSE, &[3, 232, 0xff]), 100).await;
+        assert!(
+            matches!(&bad[..], [Err(e)] if e.starts_with("1007")),
+            "{bad:?}"
+        );
+    }
+
+    /// A source that hands out its bytes a few at a time, then waits
+    /// forever (a client holding a frame open).
+    struct Drip {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+    }
+
+    impl AsyncRead for Drip {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let n = self
+                .step
+                .min(buf.remaining())
+                .min(self.data.len() - self.at);
+            if n == 0 {
+                return Poll::Pending;
+            }
+            let at = self.at;
+            buf.put_slice(&self.data[at..at + n]);
+            self.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Bug: before login a connection could hold a frame of nearly
+    /// `max_frame_bytes` open (65,535 of 65,536 bytes), about 70 KiB per
+    /// connection that never logs in. With a small limit the reader refuses
+    /// a larger frame from its header, and holds at most one largest frame
+    /// (plus a header) however the bytes arrive.
+    #[tokio::test]
+    async fn the_reader_holds_no_more_than_its_limit() {
+        // A 65,535-byte frame against a 4 KiB limit: refused at the header.
+        let mut big = client_frame(true, OP_TEXT, &[b'a'; 65_535]);
+        big.pop();
+        let got = read_all(big.clone(), 4096).await;
+        assert!(
+            matches!(&got[..], [Err(e)] if e.starts_with("1009")),
+            "{got:?}"
+        );
+        // A frame within the limit, held open one byte short, in many small
+        // reads and in one large one: the buffer never passes the frame.
+        for step in [7, 100_000] {
+            let mut held = client_frame(true, OP_TEXT, &[b'a'; 4000]);
+            held.pop();
+            let mut reader = FrameReader::new(4096, Vec::new());
+            let mut src = Drip {
+                data: held,
+                at: 0,
+                step,
+            };
+            let r =
+                tokio::time::timeout(std::time::Duration::from_millis(50), reader.next(&mut src));
+            assert!(r.await.is_err(), "the frame is incomplete");
+            assert!(
+                reader.buffered() <= 4000 + MAX_HEADER,
+                "{}",
+                reader.buffered()
+            );
+        }
+        // Many small frames sent back to back never pile up past the limit.
+        let mut many = Vec::new();
+        for _ in 0..1000 {
+            many.extend(client_frame(true, OP_TEXT, b"{}"));
+        }
+        let mut reader = FrameReader::new(1024, Vec::new());
+        let mut src: &[u8] = &many;
+        let mut n = 0;
+        while let Ok(Some(_)) = reader.next(&mut src).await {
+            assert!(reader.buffered() <= 1024 + MAX_HEADER);
+            n += 1;
+        }
+        assert_eq!(n, 1000);
+        // After login the limit rises for the next message.
+        let mut reader = FrameReader::new(1024, Vec::new());
+        let bytes = [
+            client_frame(true, OP_TEXT, b"small"),
+            client_frame(true, OP_TEXT, &[b'b'; 3000]),
+        ]
+        .concat();
+        let mut src: &[u8] = &bytes;
+        assert_eq!(
+            reader.next(&mut src).await.unwrap(),
+            Some(Incoming::Text("small".into()))
+        );
+        reader.set_max_message(4096);
+        assert_eq!(
+            reader.next(&mut src).await.unwrap(),
+            Some(Incoming::Text("b".repeat(3000)))
+        );
     }
 
     #[tokio::test]

@@ -1,19 +1,33 @@
-//! The HTTP/1.1 request that opens every connection: either a WebSocket
-//! upgrade on `/ws`, or one of the few plain routes (`GET /health`,
-//! `GET /`). Anything else gets a short error response and the connection
-//! closes.
+//! The first request on every connection: a WebSocket upgrade on `/ws`
+//! is answered here (`101`, or a refusal), and anything else is handed to
+//! hyper ([`crate::http`]) with the bytes already read.
+//!
+//! Why two paths: the WebSocket hot path keeps our own codec (see
+//! [`crate::ws`]) and a connection that upgrades never holds a hyper
+//! connection's state, so an idle WebSocket stays small; plain HTTP gets
+//! hyper's keep-alive, pipelining, limits and timeouts rather than a
+//! parser grown by hand.
+//!
+//! An upgrade is refused, with a one-line reason and `Connection: close`,
+//! when its `Origin` is present and not in `allowed_origins` (`403`: a web
+//! page must not reach a server on the visitor's machine), when its
+//! `Sec-WebSocket-Key` is not base64 of 16 bytes or `Connection` lacks
+//! `Upgrade` (`400`), or when its version is not 13 (`426`).
 
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
-/// Longest request head accepted.
+use crate::config::Config;
+
+/// Longest request head read here; a longer one goes to hyper, which
+/// answers `431`.
 const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
 /// Fixed by RFC 6455.
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-/// What to do with the connection after reading its request head.
+/// What to do with the connection after reading its first request head.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Route {
+pub enum Opening {
     /// Switch to WebSocket: send `response`, then keep `leftover` (bytes
     /// that followed the head) as the start of the frame stream.
     Upgrade {
@@ -22,8 +36,11 @@ pub enum Route {
         /// Bytes received after the request head.
         leftover: Vec<u8>,
     },
-    /// Send this HTTP response and close.
-    Respond(String),
+    /// A WebSocket upgrade refused: send this response and close.
+    Refuse(String),
+    /// Not a WebSocket upgrade: serve it as plain HTTP, starting with these
+    /// bytes (everything read so far).
+    Http(Vec<u8>),
 }
 
 /// Why no request could be read.
@@ -37,33 +54,35 @@ pub enum HandshakeError {
     Io(#[from] std::io::Error),
 }
 
-fn response(status: &str, extra_headers: &str, body: &str) -> String {
-    format!(
+fn refuse(status: &str, extra_headers: &str, body: &str) -> Opening {
+    Opening::Refuse(format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
          Connection: close\r\n{extra_headers}\r\n{body}",
         body.len()
-    )
+    ))
 }
 
-/// Reads the request head and decides the route.
-pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Route, HandshakeError> {
+/// Reads the first request head and decides what the connection is.
+pub async fn read_opening<R: AsyncRead + Unpin>(
+    r: &mut R,
+    config: &Config,
+) -> Result<Opening, HandshakeError> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         if let Some(end) = find_head_end(&buf) {
-            let leftover = buf[end..].to_vec();
-            return Ok(route(&buf[..end], leftover));
+            return Ok(decide(buf, end, config));
         }
         if buf.len() >= MAX_HEAD {
-            return Ok(Route::Respond(response(
-                "431 Request Header Fields Too Large",
-                "",
-                "request head too large\n",
-            )));
+            return Ok(Opening::Http(buf));
         }
         let mut chunk = [0u8; 1024];
         let n = r.read(&mut chunk).await?;
         if n == 0 {
-            return Err(HandshakeError::Closed);
+            if buf.is_empty() {
+                return Err(HandshakeError::Closed);
+            }
+            // hyper answers what it can of a cut-off request.
+            return Ok(Opening::Http(buf));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -85,70 +104,78 @@ fn has_token(value: Option<&str>, token: &str) -> bool {
     value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
-fn route(head: &[u8], leftover: Vec<u8>) -> Route {
+fn decide(buf: Vec<u8>, end: usize, config: &Config) -> Opening {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return Route::Respond(response("400 Bad Request", "", "bad request\n")),
+    if !matches!(req.parse(&buf[..end]), Ok(httparse::Status::Complete(_))) {
+        return Opening::Http(buf);
     }
-    let method = req.method.unwrap_or("");
     let path = req.path.unwrap_or("").split('?').next().unwrap_or("");
-    match path {
-        "/health" | "/" if method != "GET" && method != "HEAD" => Route::Respond(response(
-            "405 Method Not Allowed",
-            "Allow: GET\r\n",
-            "GET only\n",
-        )),
-        "/health" => Route::Respond(response("200 OK", "", "ok\n")),
-        "/" => Route::Respond(response(
-            "200 OK",
-            "",
-            "ChatUs server. Connect a WebSocket client to /ws (see docs/PROTOCOL.md).\n",
-        )),
-        p if p == chatus_protocol::WS_PATH => upgrade(&req, method, leftover),
-        _ => Route::Respond(response("404 Not Found", "", "not found\n")),
+    let is_upgrade = req.method == Some("GET")
+        && path == chatus_protocol::WS_PATH
+        && has_token(header(&req, "upgrade"), "websocket");
+    if !is_upgrade {
+        return Opening::Http(buf);
     }
-}
-
-fn upgrade(req: &httparse::Request<'_, '_>, method: &str, leftover: Vec<u8>) -> Route {
-    if method != "GET" {
-        return Route::Respond(response(
-            "405 Method Not Allowed",
-            "Allow: GET\r\n",
-            "GET only\n",
-        ));
+    let refused = check_upgrade(&req, config);
+    if let Some(refusal) = refused {
+        return refusal;
     }
-    if !has_token(header(req, "upgrade"), "websocket")
-        || !has_token(header(req, "connection"), "upgrade")
-    {
-        return Route::Respond(response(
-            "426 Upgrade Required",
-            "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
-            "this endpoint speaks WebSocket only\n",
-        ));
-    }
-    if header(req, "sec-websocket-version") != Some("13") {
-        return Route::Respond(response(
-            "426 Upgrade Required",
-            "Sec-WebSocket-Version: 13\r\n",
-            "unsupported WebSocket version\n",
-        ));
-    }
-    let Some(key) = header(req, "sec-websocket-key").filter(|k| !k.is_empty() && k.len() <= 64)
-    else {
-        return Route::Respond(response(
-            "400 Bad Request",
-            "",
-            "missing Sec-WebSocket-Key\n",
-        ));
+    let Some(key) = header(&req, "sec-websocket-key") else {
+        return refuse("400 Bad Request", "", "missing Sec-WebSocket-Key\n");
     };
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n\r\n",
         accept_key(key)
     );
-    Route::Upgrade { response, leftover }
+    Opening::Upgrade {
+        response,
+        leftover: buf[end..].to_vec(),
+    }
+}
+
+/// The reason to refuse an upgrade, if any.
+fn check_upgrade(req: &httparse::Request<'_, '_>, config: &Config) -> Option<Opening> {
+    if !has_token(header(req, "connection"), "upgrade") {
+        return Some(refuse(
+            "400 Bad Request",
+            "",
+            "a WebSocket upgrade needs Connection: Upgrade\n",
+        ));
+    }
+    if header(req, "sec-websocket-version") != Some("13") {
+        return Some(refuse(
+            "426 Upgrade Required",
+            "Sec-WebSocket-Version: 13\r\n",
+            "unsupported WebSocket version\n",
+        ));
+    }
+    if !header(req, "sec-websocket-key").is_some_and(is_key) {
+        return Some(refuse(
+            "400 Bad Request",
+            "",
+            "Sec-WebSocket-Key must be 16 bytes in base64\n",
+        ));
+    }
+    if let Some(origin) = header(req, "origin")
+        && !config.origin_allowed(origin)
+    {
+        return Some(refuse(
+            "403 Forbidden",
+            "",
+            "this server does not accept WebSockets from that origin\n",
+        ));
+    }
+    None
+}
+
+/// Whether `key` is base64 of exactly 16 bytes: 22 base64 digits, the last
+/// carrying only 2 bits of data, then `==`.
+fn is_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    let digit = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
+    b.len() == 24 && b[22..] == *b"==" && b[..22].iter().all(|c| digit(*c))
 }
 
 /// `Sec-WebSocket-Accept` for a client's key: base64(SHA-1(key + GUID)).
@@ -196,60 +223,121 @@ mod tests {
         assert_eq!(base64(b"foo"), "Zm9v");
     }
 
-    async fn route_of(req: &str) -> Route {
+    async fn opening_of(req: &str, config: &Config) -> Opening {
         let mut src = req.as_bytes();
-        read_request(&mut src).await.unwrap()
+        read_opening(&mut src, config).await.unwrap()
     }
+
+    fn status(o: &Opening) -> String {
+        match o {
+            Opening::Refuse(s) => s.lines().next().unwrap().to_owned(),
+            Opening::Upgrade { .. } => "upgrade".into(),
+            Opening::Http(_) => "http".into(),
+        }
+    }
+
+    const UP: &str = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 
     #[tokio::test]
     async fn routes() {
-        let up = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nXYZ";
-        match route_of(up).await {
-            Route::Upgrade { response, leftover } => {
+        let config = Config::default();
+        match opening_of(&format!("{UP}\r\nXYZ"), &config).await {
+            Opening::Upgrade { response, leftover } => {
                 assert!(response.starts_with("HTTP/1.1 101"));
                 assert!(response.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
                 assert_eq!(leftover, b"XYZ");
             }
             other => panic!("{other:?}"),
         }
-        let status = |r: Route| match r {
-            Route::Respond(s) => s.lines().next().unwrap().to_owned(),
-            Route::Upgrade { .. } => "upgrade".into(),
-        };
+        // Everything that is not an upgrade goes to hyper, bytes and all.
+        let health = "GET /health HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n";
         assert_eq!(
-            status(route_of("GET /health HTTP/1.1\r\n\r\n").await),
-            "HTTP/1.1 200 OK"
+            opening_of(health, &config).await,
+            Opening::Http(health.as_bytes().to_vec())
         );
+        for other in [
+            "GET /ws HTTP/1.1\r\n\r\n",
+            "POST /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "garbage\r\n\r\n",
+        ] {
+            assert_eq!(status(&opening_of(other, &config).await), "http", "{other}");
+        }
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(10_000));
+        assert_eq!(status(&opening_of(&huge, &config).await), "http");
+        let old = UP.replace("Version: 13", "Version: 8");
         assert_eq!(
-            status(route_of("GET /nope HTTP/1.1\r\n\r\n").await),
-            "HTTP/1.1 404 Not Found"
-        );
-        assert_eq!(
-            status(route_of("GET /ws HTTP/1.1\r\n\r\n").await),
+            status(&opening_of(&format!("{old}\r\n"), &config).await),
             "HTTP/1.1 426 Upgrade Required"
         );
+    }
+
+    /// Bug: any `Sec-WebSocket-Key` up to 64 bytes was accepted; RFC 6455
+    /// requires base64 of exactly 16 bytes.
+    #[tokio::test]
+    async fn keys_must_be_16_bytes_of_base64() {
+        let config = Config::default();
+        for (key, ok) in [
+            ("dGhlIHNhbXBsZSBub25jZQ==", true),
+            ("AAAAAAAAAAAAAAAAAAAAAA==", true),
+            ("x", false),
+            ("dGhlIHNhbXBsZSBub25jZQ", false),
+            ("dGhlIHNhbXBsZSBub25jZQ=", false),
+            ("dGhlIHNhbXBsZSBub25jZSE=", false),
+            ("dGhlIHNhbXBsZSBub25j!Q==", false),
+            ("dGhlIHNhbXBsZSBub25jZQ==dGhl", false),
+        ] {
+            let req = UP.replace("dGhlIHNhbXBsZSBub25jZQ==", key);
+            let got = status(&opening_of(&format!("{req}\r\n"), &config).await);
+            let want = if ok {
+                "upgrade"
+            } else {
+                "HTTP/1.1 400 Bad Request"
+            };
+            assert_eq!(got, want, "{key}");
+        }
+    }
+
+    /// Bug: there was no Origin check, so any web page could open a
+    /// WebSocket to a server on its visitor's machine.
+    #[tokio::test]
+    async fn browser_origins_need_to_be_allowed() {
+        let with = |origin: &str| format!("{UP}Origin: {origin}\r\n\r\n");
+        let none = Config::default();
         assert_eq!(
-            status(route_of("POST /health HTTP/1.1\r\n\r\n").await),
-            "HTTP/1.1 405 Method Not Allowed"
+            status(&opening_of(&with("https://evil.example"), &none).await),
+            "HTTP/1.1 403 Forbidden"
         );
         assert_eq!(
-            status(route_of("garbage\r\n\r\n").await),
-            "HTTP/1.1 400 Bad Request"
+            status(&opening_of(&format!("{UP}\r\n"), &none).await),
+            "upgrade"
         );
-        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(10_000));
+        let some = Config {
+            allowed_origins: vec!["https://chat.example.org".into()],
+            ..Config::default()
+        };
         assert_eq!(
-            status(route_of(&huge).await),
-            "HTTP/1.1 431 Request Header Fields Too Large"
+            status(&opening_of(&with("https://chat.example.org"), &some).await),
+            "upgrade"
+        );
+        assert_eq!(
+            status(&opening_of(&with("null"), &some).await),
+            "HTTP/1.1 403 Forbidden"
         );
     }
 
     #[tokio::test]
     async fn early_close_is_an_error() {
-        let mut src: &[u8] = b"GET / HT";
+        let mut src: &[u8] = b"";
         assert!(matches!(
-            read_request(&mut src).await,
+            read_opening(&mut src, &Config::default()).await,
             Err(HandshakeError::Closed)
         ));
+        // A cut-off request goes to hyper, which answers what it can.
+        let mut src: &[u8] = b"GET / HT";
+        assert_eq!(
+            read_opening(&mut src, &Config::default()).await.unwrap(),
+            Opening::Http(b"GET / HT".to_vec())
+        );
     }
 }

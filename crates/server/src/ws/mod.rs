@@ -9,8 +9,8 @@
 //! tungstenite, so every integration test also checks interoperability.
 //!
 //! # Layout
-//! - [`handshake`]: the HTTP/1.1 request that precedes the upgrade, and the
-//!   plain HTTP routes (`/health`).
+//! - [`handshake`]: the first request on a connection: a WebSocket upgrade
+//!   (answered here) or plain HTTP (handed to [`crate::http`]).
 //! - [`frame`]: reading client frames and encoding server frames.
 
 pub mod frame;

@@ -275,7 +275,7 @@ async fn websocket_protocol_violations_and_garbage_are_survived() {
     assert_eq!(u16::from_be_bytes([close[2], close[3]]), 1002);
     // Health still answers.
     let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut buf = Vec::new();

@@ -14,6 +14,7 @@ mod budgets;
 mod chat;
 mod client_lib;
 mod durability;
+mod edge;
 mod logins;
 mod protocol_doc;
 mod recovery;

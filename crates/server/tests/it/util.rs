@@ -59,6 +59,9 @@ pub fn test_config(data: PathBuf) -> Config {
     c.rate.frame_burst = 100_000;
     c.rate.room_creations_per_min = 100_000.0;
     c.rate.room_creation_burst = 100_000;
+    // Tests open many connections from 127.0.0.1.
+    c.max_connections_per_addr = 100_000;
+    c.max_pre_login_per_addr = 100_000;
     c
 }
 
