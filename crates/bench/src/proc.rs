@@ -94,6 +94,7 @@ pub const CHATUS_CONFIG: &str = r#"# Written by chatus-bench: the limits a load 
 max_connections = 60000
 max_connections_per_addr = 1000000
 max_pre_login_per_addr = 1000000
+max_connections_per_user = 1000000
 idle_timeout_secs = 600
 login_timeout_secs = 600
 [rate]
@@ -107,6 +108,10 @@ logins_per_min_per_account = 1000000000.0
 login_burst_per_account = 4000000000
 room_creations_per_min = 1000000000.0
 room_creation_burst = 4000000000
+requests_per_sec = 1000000000.0
+request_burst = 4000000000
+requests_per_sec_before_login = 1000000000.0
+request_burst_before_login = 4000000000
 [login]
 queue_per_source = 1024
 "#;

@@ -11,7 +11,7 @@ use chatus_protocol::history::{
 use chatus_protocol::message::Sent;
 use chatus_protocol::presence::{Member, Who};
 use chatus_protocol::room::{
-    CreateRoom, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms, RoomInfo,
+    CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms, RoomInfo,
 };
 use chatus_protocol::{
     Body, ClientMsgId, Conversation, Password, Request, RoomName, Seq, ServerMessage, Username,
@@ -233,6 +233,19 @@ impl Client {
     /// Invites a user to a room.
     pub async fn invite(&self, room: RoomName, user: Username) -> Result<(), Error> {
         match self.request(Request::Invite(Invite { room, user })).await? {
+            ServerMessage::Ok(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Declines our invitation to a room: the server forgets it (a private
+    /// room then leaves our room list). Fails with `not_invited` when we
+    /// hold none.
+    pub async fn decline_invite(&self, room: RoomName) -> Result<(), Error> {
+        match self
+            .request(Request::DeclineInvite(DeclineInvite { room }))
+            .await?
+        {
             ServerMessage::Ok(_) => Ok(()),
             other => Err(unexpected(&other)),
         }

@@ -6,7 +6,8 @@
 //! `Disconnected`, keep sends queued). Sends are kept until the server
 //! acknowledges them and are resent with the same `client_id` after a
 //! reconnect, so each is stored once; `rate_limited` sends are retried when
-//! the server says. A connection quiet for [`Config::keepalive`] is pinged,
+//! the server says, and so are catch-up requests that meet the server's
+//! request budget (the catch-up waits rather than starting over). A connection quiet for [`Config::keepalive`] is pinged,
 //! and one quiet for twice that is given up and replaced.
 //!
 //! The send queue lives in `sends`, the WebSocket reading and writing in
@@ -45,6 +46,9 @@ use wire::{close_link, read, write};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Page size used when catching up.
 const CATCH_UP_PAGE: u32 = 200;
+/// Longest wait for the server's request budget between two catch-up
+/// requests, whatever it says.
+const MAX_PACE: Duration = Duration::from_secs(30);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -372,10 +376,33 @@ impl Task {
         }
     }
 
+    /// As [`Task::call`], but a `rate_limited` answer (the server's request
+    /// budget) is waited out as the server says and the request sent again.
+    async fn call_paced(
+        &mut self,
+        link: &mut Link,
+        request: Request,
+    ) -> Result<Result<ServerMessage, Error>, Lost> {
+        loop {
+            match self.call(link, request.clone()).await? {
+                Err(Error::Server {
+                    code: ErrorCode::RateLimited,
+                    retry_after,
+                    ..
+                }) => {
+                    let wait = retry_after.unwrap_or(Duration::from_secs(1)).min(MAX_PACE);
+                    tracing::debug!(?wait, "catch-up paced by the server's request budget");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
     /// Fetches what was missed in every conversation since its cursor.
     async fn catch_up(&mut self, link: &mut Link) -> Result<(), Lost> {
         let list = match self
-            .call(link, Request::Conversations(Conversations {}))
+            .call_paced(link, Request::Conversations(Conversations {}))
             .await?
         {
             Ok(ServerMessage::Conversations(l)) => l.conversations,
@@ -434,7 +461,7 @@ impl Task {
                     page,
                     limit: Some(CATCH_UP_PAGE),
                 });
-                let reply = match self.call(link, req).await {
+                let reply = match self.call_paced(link, req).await {
                     Ok(r) => r,
                     Err(lost) => {
                         result = Err(lost);

@@ -76,6 +76,9 @@ pub enum ErrorCode {
     NotInvited,
     /// The invited user is already a member.
     AlreadyMember,
+    /// The invited user holds as many pending invitations as the server
+    /// allows; they must accept or decline some first.
+    TooManyInvites,
     /// Everyone stays in the lobby.
     CannotLeaveLobby,
     /// The server is shutting down and takes no new work; reconnect later.
@@ -117,6 +120,7 @@ impl ErrorCode {
             ErrorCode::RoomExists => "room_exists",
             ErrorCode::NotInvited => "not_invited",
             ErrorCode::AlreadyMember => "already_member",
+            ErrorCode::TooManyInvites => "too_many_invites",
             ErrorCode::CannotLeaveLobby => "cannot_leave_lobby",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
@@ -154,6 +158,7 @@ impl ErrorCode {
         ErrorCode::RoomExists,
         ErrorCode::NotInvited,
         ErrorCode::AlreadyMember,
+        ErrorCode::TooManyInvites,
         ErrorCode::CannotLeaveLobby,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,

@@ -125,9 +125,12 @@ pub struct ConversationInfo {
     pub conv: Conversation,
     /// Its latest message's `seq` (0 when none).
     pub last_seq: Seq,
-    /// The caller's read marker (set by `mark_read`; 0 when never set).
+    /// The caller's read marker: the latest `seq` they marked read with
+    /// `mark_read` or sent themselves (sending a message marks everything
+    /// up to it read); 0 when neither happened.
     pub read_seq: Seq,
-    /// Messages after the read marker sent by others.
+    /// Messages after the read marker: `last_seq - read_seq`. All of them
+    /// are by others, since the caller's own messages move the marker.
     pub unread: u64,
 }
 
@@ -142,7 +145,9 @@ pub struct ConversationList {
 }
 
 /// `mark_read`: moves the caller's read marker in a conversation forward
-/// (never back). Answered by `ok`.
+/// (never back; a `seq` beyond the conversation's latest counts as the
+/// latest). Sending a message moves the sender's marker to it as well.
+/// Answered by `ok`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "MarkReadWire", into = "MarkReadWire")]
 pub struct MarkRead {

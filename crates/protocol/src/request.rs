@@ -19,7 +19,7 @@ use crate::ids::{
 };
 use crate::message::SendMessage;
 use crate::presence::Who;
-use crate::room::{CreateRoom, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
+use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
 
 /// Every request a client may send, tagged on the wire by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,8 @@ pub enum Request {
     LeaveRoom(LeaveRoom),
     /// `invite`: see [`Invite`].
     Invite(Invite),
+    /// `decline_invite`: see [`DeclineInvite`].
+    DeclineInvite(DeclineInvite),
     /// `list_rooms`: see [`ListRooms`].
     ListRooms(ListRooms),
     /// `list_members`: see [`ListMembers`].
@@ -76,6 +78,7 @@ impl Request {
         "join_room",
         "leave_room",
         "invite",
+        "decline_invite",
         "list_rooms",
         "list_members",
         "who",
@@ -99,6 +102,7 @@ impl Request {
             Request::JoinRoom(_) => "join_room",
             Request::LeaveRoom(_) => "leave_room",
             Request::Invite(_) => "invite",
+            Request::DeclineInvite(_) => "decline_invite",
             Request::ListRooms(_) => "list_rooms",
             Request::ListMembers(_) => "list_members",
             Request::Who(_) => "who",

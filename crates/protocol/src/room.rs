@@ -1,6 +1,6 @@
-//! Rooms: `create_room`, `join_room`, `leave_room`, `invite`, `list_rooms`,
-//! `list_members`, their replies, and the membership events
-//! `member_joined`, `member_left` and `invited`.
+//! Rooms: `create_room`, `join_room`, `leave_room`, `invite`,
+//! `decline_invite`, `list_rooms`, `list_members`, their replies, and the
+//! membership events `member_joined`, `member_left` and `invited`.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,9 @@ pub struct LeaveRoom {
 
 /// `invite`: lets a user join a room (needed for private rooms); any member
 /// may invite. Answered by `ok`, or `not_member` / `unknown_user` /
-/// `already_member`. The invitee gets `invited`.
+/// `already_member`, `rate_limited` (each user may send only so many
+/// invitations a minute) or `too_many_invites` (the invitee holds as many
+/// pending invitations as the server allows). The invitee gets `invited`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
@@ -48,6 +50,16 @@ pub struct Invite {
     pub room: RoomName,
     /// The user invited.
     pub user: Username,
+}
+
+/// `decline_invite`: drops the caller's invitation to a room; a private
+/// room then disappears from the caller's `list_rooms`. Answered by `ok`,
+/// or `not_invited` (no invitation to decline) / `unknown_room`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineInvite {
+    /// The room whose invitation is declined.
+    pub room: RoomName,
 }
 
 /// `list_rooms`: answered by `rooms`: every public room, plus the private

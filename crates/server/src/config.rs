@@ -79,6 +79,9 @@ pub struct Config {
     /// The password-hashing pool that logins, registrations and password
     /// changes wait in.
     pub login: LoginConfig,
+    /// Most invitations one user may hold at once (pending: neither
+    /// accepted nor declined); more are refused with `too_many_invites`.
+    pub max_pending_invites: usize,
     /// Rate limits.
     pub rate: RateConfig,
     /// Keys the file had that this version does not know.
@@ -166,6 +169,25 @@ pub struct RateConfig {
     pub frames_per_sec: f64,
     /// Burst of frames.
     pub frame_burst: u32,
+    /// Request units a logged-in user may spend per second, sustained (all
+    /// connections). Every request but `send` (which has its own limit)
+    /// costs units: 4 for `history`, `conversations`, `list_rooms`,
+    /// `list_members` and `who`, 1 for the others.
+    pub requests_per_sec: f64,
+    /// Request units a user may spend in a burst; at least 4. The default
+    /// lets a client with over 200 conversations connect, list them, load
+    /// each one's latest page and list the rooms, all at once.
+    pub request_burst: u32,
+    /// Requests per second one connection may make before it logs in
+    /// (each costs 1).
+    pub requests_per_sec_before_login: f64,
+    /// Burst of requests before login.
+    pub request_burst_before_login: u32,
+    /// Invitations one user may send per minute, sustained (all
+    /// connections).
+    pub invites_per_min: f64,
+    /// Invitations one user may send in a burst.
+    pub invite_burst: u32,
     /// Keys the file had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -193,6 +215,7 @@ impl Default for Config {
             login_timeout_secs: 30,
             max_connections_per_user: 20,
             login: LoginConfig::default(),
+            max_pending_invites: 100,
             rate: RateConfig::default(),
             unknown: BTreeMap::new(),
         }
@@ -214,6 +237,12 @@ impl Default for RateConfig {
             room_creation_burst: 10,
             frames_per_sec: 100.0,
             frame_burst: 300,
+            requests_per_sec: 50.0,
+            request_burst: 1000,
+            requests_per_sec_before_login: 5.0,
+            request_burst_before_login: 20,
+            invites_per_min: 10.0,
+            invite_burst: 10,
             unknown: BTreeMap::new(),
         }
     }
@@ -364,6 +393,9 @@ impl Config {
                  (with a port if not the default), without a path",
             );
         }
+        if self.max_pending_invites == 0 {
+            return bad("max_pending_invites", "must be at least 1");
+        }
         let r = &self.rate;
         for (key, v) in [
             ("rate.messages_per_sec", r.messages_per_sec),
@@ -378,10 +410,22 @@ impl Config {
             ),
             ("rate.room_creations_per_min", r.room_creations_per_min),
             ("rate.frames_per_sec", r.frames_per_sec),
+            ("rate.requests_per_sec", r.requests_per_sec),
+            (
+                "rate.requests_per_sec_before_login",
+                r.requests_per_sec_before_login,
+            ),
+            ("rate.invites_per_min", r.invites_per_min),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(key, "must be a positive number");
             }
+        }
+        if r.request_burst < crate::handler::MAX_REQUEST_COST {
+            return bad(
+                "rate.request_burst",
+                "must be at least 4, the cost of the dearest request",
+            );
         }
         Ok(())
     }

@@ -124,6 +124,45 @@ struct UserEntry {
     online: Vec<Attached>,
     rooms: HashSet<ConvId>,
     dms: Vec<ConvId>,
+    /// Rooms the user holds an invitation to.
+    invites: HashSet<ConvId>,
+    /// Places among `invites` held for invitations being stored.
+    invites_reserved: usize,
+}
+
+impl UserEntry {
+    fn new(name: Username, rooms: HashSet<ConvId>) -> Self {
+        Self {
+            name,
+            online: Vec::new(),
+            rooms,
+            dms: Vec::new(),
+            invites: HashSet::new(),
+            invites_reserved: 0,
+        }
+    }
+}
+
+/// A place among a user's pending invitations, held while an invitation
+/// is stored so that concurrent invitations cannot pass the cap together.
+/// [`Hub::invite`] fills it; dropping it unfilled gives it back.
+#[derive(Debug)]
+#[must_use = "dropping the slot gives the place back"]
+pub struct InviteSlot<'a> {
+    hub: &'a Hub,
+    user: UserId,
+    /// Whether this slot holds a place (a renewed invitation needs none).
+    held: bool,
+}
+
+impl Drop for InviteSlot<'_> {
+    fn drop(&mut self) {
+        if self.held
+            && let Some(u) = self.hub.dir().users.get_mut(&self.user)
+        {
+            u.invites_reserved = u.invites_reserved.saturating_sub(1);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -220,15 +259,7 @@ impl Hub {
         let mut d = Directory::default();
         for u in snap.users {
             d.user_keys.insert(u.name.key(), u.id);
-            d.users.insert(
-                u.id,
-                UserEntry {
-                    name: u.name,
-                    online: Vec::new(),
-                    rooms: HashSet::new(),
-                    dms: Vec::new(),
-                },
-            );
+            d.users.insert(u.id, UserEntry::new(u.name, HashSet::new()));
         }
         let mut lobby = None;
         for r in snap.rooms {
@@ -254,8 +285,9 @@ impl Hub {
             }
         }
         for (room, user) in snap.invites {
-            if let Some(r) = d.rooms.get_mut(&room) {
+            if let (Some(r), Some(u)) = (d.rooms.get_mut(&room), d.users.get_mut(&user)) {
                 r.invites.insert(user);
+                u.invites.insert(room);
             }
         }
         for dm in snap.dms {
@@ -338,6 +370,19 @@ impl Hub {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
+    }
+
+    /// Whether any of `users` has an arrival waiting to be announced (came
+    /// online, or joined a room).
+    pub fn arrival_pending(&self, users: &HashSet<UserId>) -> bool {
+        let p = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.presence.iter().any(|(u, on)| *on && users.contains(u))
+            || p.membership
+                .iter()
+                .any(|(_, u, joined)| *joined && users.contains(u))
     }
 
     /// Whether a user is online now.
@@ -492,12 +537,7 @@ impl Hub {
         d.user_keys.insert(name.key(), id);
         d.users.insert(
             id,
-            UserEntry {
-                name: name.clone(),
-                online: Vec::new(),
-                rooms: rooms.iter().copied().collect(),
-                dms: Vec::new(),
-            },
+            UserEntry::new(name.clone(), rooms.iter().copied().collect()),
         );
         for r in rooms {
             if let Some(room) = d.rooms.get_mut(r) {
@@ -592,6 +632,7 @@ impl Hub {
         let added = r.members.insert(user);
         if let Some(u) = d.users.get_mut(&user) {
             u.rooms.insert(room);
+            u.invites.remove(&room);
         }
         added
     }
@@ -609,11 +650,56 @@ impl Hub {
         removed
     }
 
-    /// Records an invitation.
-    pub fn invite(&self, room: ConvId, user: UserId) {
-        if let Some(r) = self.dir().rooms.get_mut(&room) {
+    /// Holds a place among `user`'s pending invitations for one to `room`,
+    /// or `None` when they hold `cap` already (places being filled
+    /// included). Renewing an invitation they hold needs no place.
+    pub fn reserve_invite(&self, room: ConvId, user: UserId, cap: usize) -> Option<InviteSlot<'_>> {
+        let mut d = self.dir();
+        let u = d.users.get_mut(&user)?;
+        if u.invites.contains(&room) {
+            return Some(InviteSlot {
+                hub: self,
+                user,
+                held: false,
+            });
+        }
+        if u.invites.len() + u.invites_reserved >= cap {
+            return None;
+        }
+        u.invites_reserved += 1;
+        Some(InviteSlot {
+            hub: self,
+            user,
+            held: true,
+        })
+    }
+
+    /// Records an invitation (stored already) in the place `slot` holds.
+    pub fn invite(&self, room: ConvId, mut slot: InviteSlot<'_>) {
+        let user = slot.user;
+        // Filled here, not given back when the slot drops.
+        let held = std::mem::replace(&mut slot.held, false);
+        let mut d = self.dir();
+        if let Some(u) = d.users.get_mut(&user) {
+            if held {
+                u.invites_reserved = u.invites_reserved.saturating_sub(1);
+            }
+            u.invites.insert(room);
+        }
+        if let Some(r) = d.rooms.get_mut(&room) {
             r.invites.insert(user);
         }
+    }
+
+    /// Drops an invitation. True if there was one.
+    pub fn uninvite(&self, room: ConvId, user: UserId) -> bool {
+        let mut d = self.dir();
+        if let Some(u) = d.users.get_mut(&user) {
+            u.invites.remove(&room);
+        }
+        d.rooms
+            .get_mut(&room)
+            .is_some_and(|r| r.invites.remove(&user))
     }
 
     /// Members of a room with their presence, by name.
@@ -796,3 +882,6 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

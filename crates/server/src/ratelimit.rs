@@ -1,8 +1,10 @@
-//! Token buckets, alone or keyed (per user, per address, per account).
+//! Token buckets, alone or keyed (per user, per address, per account), and
+//! [`Meter`]: keyed buckets where an event may cost several tokens and
+//! which forget refilled buckets by themselves.
 //!
 //! A bucket holds up to `burst` tokens and refills at `rate` per second;
-//! each event takes one. Time comes from `tokio::time::Instant`, so tests
-//! can pause and advance the clock.
+//! each event takes one (or its cost, with a meter). Time comes from
+//! `tokio::time::Instant`, so tests can pause and advance the clock.
 //!
 //! A keyed set never fails open: its lock is taken back after a panic
 //! elsewhere (the map holds plain numbers, so it is still sound), and
@@ -58,9 +60,7 @@ impl Bucket {
 
     /// Takes a token; on failure says how long until one is there.
     pub fn take(&mut self, rate: Rate) -> Result<(), Duration> {
-        self.ready(rate)?;
-        self.tokens -= 1.0;
-        Ok(())
+        self.take_n(rate, 1.0)
     }
 
     /// Whether a token is there, without taking it; if not, how long until
@@ -71,6 +71,19 @@ impl Bucket {
             Ok(())
         } else {
             let wait = (1.0 - self.tokens) / rate.per_sec;
+            Err(Duration::from_secs_f64(wait.clamp(0.001, 86_400.0)))
+        }
+    }
+
+    /// Takes `n` tokens at once, or none; on failure says how long until
+    /// `n` are there.
+    pub fn take_n(&mut self, rate: Rate, n: f64) -> Result<(), Duration> {
+        self.refill(rate, Instant::now());
+        if self.tokens >= n {
+            self.tokens -= n;
+            Ok(())
+        } else {
+            let wait = (n - self.tokens) / rate.per_sec;
             Err(Duration::from_secs_f64(wait.clamp(0.001, 86_400.0)))
         }
     }
@@ -142,6 +155,78 @@ impl<K: Eq + Hash> Keyed<K> {
     }
 }
 
+/// A meter never forgets fewer buckets than this at once.
+const METER_SWEEP_MIN: usize = 1024;
+
+/// Buckets by key where an event may cost several tokens, created full on
+/// first use. A meter needs no sweeper: whenever it holds twice as many
+/// buckets as after its last sweep (and at least [`METER_SWEEP_MIN`]), it
+/// forgets those that are full again, so it holds O(keys active lately)
+/// at an amortised O(1) cost per event.
+#[derive(Debug)]
+pub struct Meter<K> {
+    rate: Rate,
+    // Held for one map lookup and a little arithmetic (now and then a
+    // sweep); never across an await.
+    inner: Mutex<MeterInner<K>>,
+}
+
+#[derive(Debug)]
+struct MeterInner<K> {
+    buckets: HashMap<K, Bucket>,
+    sweep_at: usize,
+}
+
+impl<K: Eq + Hash> Meter<K> {
+    /// A meter whose buckets share one rate.
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            inner: Mutex::new(MeterInner {
+                buckets: HashMap::new(),
+                sweep_at: METER_SWEEP_MIN,
+            }),
+        }
+    }
+
+    /// Takes `cost` tokens for `key`, or none; on failure says how long
+    /// until they are there. A cost of 0 always passes.
+    pub fn take(&self, key: K, cost: u32) -> Result<(), Duration> {
+        if cost == 0 {
+            return Ok(());
+        }
+        // Every change under this lock is one insertion or a little
+        // arithmetic, so a poisoned map is still sound: keep limiting
+        // rather than fail open.
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.buckets.len() >= inner.sweep_at {
+            let now = Instant::now();
+            let rate = self.rate;
+            inner.buckets.retain(|_, b| !b.is_full(rate, now));
+            inner.sweep_at = (inner.buckets.len() * 2).max(METER_SWEEP_MIN);
+        }
+        inner
+            .buckets
+            .entry(key)
+            .or_insert_with(|| Bucket::full(self.rate))
+            .take_n(self.rate, f64::from(cost))
+    }
+
+    /// How many keys are tracked.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .buckets
+            .len()
+    }
+
+    /// True when no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +284,43 @@ mod tests {
         b.take(rate).unwrap();
         tokio::time::advance(Duration::from_secs(5)).await;
         assert!(b.is_full(rate, Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn meters_charge_costs_and_say_when_they_will_be_there() {
+        let m = Meter::new(Rate::new(10.0, 20));
+        m.take("a", 16).unwrap();
+        // 4 left: a cost of 5 waits for one more token (0.1 s), and takes
+        // nothing meanwhile.
+        let wait = m.take("a", 5).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(100));
+        m.take("a", 4).unwrap();
+        m.take("a", 0).unwrap();
+        assert!(m.take("a", 1).is_err());
+        m.take("b", 20).unwrap();
+        tokio::time::advance(Duration::from_millis(500)).await;
+        m.take("a", 5).unwrap();
+    }
+
+    /// A meter is never swept from outside: one key after another must not
+    /// grow it without bound.
+    #[tokio::test(start_paused = true)]
+    async fn meters_forget_refilled_buckets_by_themselves() {
+        let m = Meter::new(Rate::new(100.0, 10));
+        for round in 0..10u32 {
+            for i in 0..METER_SWEEP_MIN as u32 {
+                m.take(round * 100_000 + i, 1).unwrap();
+            }
+            // Every earlier round's buckets refill meanwhile.
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert!(m.len() <= 2 * METER_SWEEP_MIN, "{} buckets", m.len());
+        // Buckets still spending are kept.
+        let m = Meter::new(Rate::new(0.001, 1));
+        for i in 0..3 * METER_SWEEP_MIN {
+            m.take(i, 1).unwrap();
+            assert!(m.take(i, 1).is_err());
+        }
+        assert_eq!(m.len(), 3 * METER_SWEEP_MIN);
     }
 }

@@ -62,7 +62,10 @@ pub async fn run(
     let (reading_tx, mut reading_rx) = mpsc::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let sweeper = tokio::spawn(sweep(state.clone()));
-    let announcer = tokio::spawn(crate::service::presence::announcer(state.hub_arc()));
+    let announcer = tokio::spawn(crate::service::presence::announcer(
+        state.hub_arc(),
+        state.announcer(),
+    ));
     let limit = Arc::new(Semaphore::new(connection_limit(&state)));
     tracing::info!(addr = %listener.local_addr()?, "listening");
 

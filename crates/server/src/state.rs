@@ -13,9 +13,10 @@ use crate::config::Config;
 use crate::error::ServerError;
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
-use crate::ratelimit::{Keyed, Rate};
+use crate::ratelimit::{Keyed, Meter, Rate};
 use crate::service::accounts::{Accounts, WATCH_EVERY};
 use crate::service::messages::Messages;
+use crate::service::presence::Announcer;
 use crate::store::sqlite::{Access, SqliteStore};
 use crate::store::{Store, UserId};
 
@@ -42,10 +43,14 @@ struct Shared {
     hub: Arc<Hub>,
     accounts: Accounts,
     messages: Messages,
+    announcer: Arc<Announcer>,
     message_limits: Keyed<UserId>,
     room_limits: Keyed<UserId>,
     admission: Arc<Admission>,
     metrics: Arc<Metrics>,
+    requests: Meter<UserId>,
+    requests_before_login: Meter<ConnId>,
+    invite_limits: Meter<UserId>,
     started: Instant,
     next_conn: AtomicU64,
     phase: watch::Sender<Phase>,
@@ -88,11 +93,13 @@ impl State {
             config.max_pre_login_per_addr,
             metrics.clone(),
         ));
+        let announcer = Arc::new(Announcer::default());
         let messages = Messages::start(
             store.clone(),
             hub.clone(),
             config.outbox_max_bytes / 4,
             metrics.clone(),
+            announcer.clone(),
         );
         let r = &config.rate;
         let message_limits = Keyed::new(Rate::new(r.messages_per_sec, r.message_burst));
@@ -100,6 +107,12 @@ impl State {
             r.room_creations_per_min / 60.0,
             r.room_creation_burst,
         ));
+        let requests = Meter::new(Rate::new(r.requests_per_sec, r.request_burst));
+        let requests_before_login = Meter::new(Rate::new(
+            r.requests_per_sec_before_login,
+            r.request_burst_before_login,
+        ));
+        let invite_limits = Meter::new(Rate::new(r.invites_per_min / 60.0, r.invite_burst));
         let (phase, _) = watch::channel(Phase::Running);
         let state = State {
             inner: Arc::new(Shared {
@@ -108,10 +121,14 @@ impl State {
                 hub,
                 accounts,
                 messages,
+                announcer,
                 message_limits,
                 room_limits,
                 admission,
                 metrics,
+                requests,
+                requests_before_login,
+                invite_limits,
                 started: Instant::now(),
                 next_conn: AtomicU64::new(1),
                 phase,
@@ -163,6 +180,11 @@ impl State {
         &self.inner.accounts
     }
 
+    /// The presence and membership announcer.
+    pub fn announcer(&self) -> Arc<Announcer> {
+        self.inner.announcer.clone()
+    }
+
     /// The messages service.
     pub fn messages(&self) -> &Messages {
         &self.inner.messages
@@ -186,6 +208,21 @@ impl State {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Request budgets per logged-in user, in cost units.
+    pub fn requests(&self) -> &Meter<UserId> {
+        &self.inner.requests
+    }
+
+    /// Request budgets per connection before it logs in.
+    pub fn requests_before_login(&self) -> &Meter<ConnId> {
+        &self.inner.requests_before_login
+    }
+
+    /// Per-user invitation rate limits.
+    pub fn invite_limits(&self) -> &Meter<UserId> {
+        &self.inner.invite_limits
     }
 
     /// The most bytes one reply or one fan-out round may put in a

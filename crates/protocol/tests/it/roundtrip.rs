@@ -9,8 +9,8 @@ use chatus_protocol::history::{
 use chatus_protocol::message::{Message, SendMessage, Sent};
 use chatus_protocol::presence::{Member, Presence, Users, Who};
 use chatus_protocol::room::{
-    CreateRoom, Invite, Invited, JoinRoom, Joined, LeaveRoom, ListMembers, ListRooms, MemberJoined,
-    MemberLeft, Members, RoomInfo, Rooms,
+    CreateRoom, DeclineInvite, Invite, Invited, JoinRoom, Joined, LeaveRoom, ListMembers,
+    ListRooms, MemberJoined, MemberLeft, Members, RoomInfo, Rooms,
 };
 use chatus_protocol::*;
 
@@ -55,6 +55,7 @@ fn all_requests() -> Vec<Request> {
             room: room("dev"),
             user: user("bob"),
         }),
+        Request::DeclineInvite(DeclineInvite { room: room("dev") }),
         Request::ListRooms(ListRooms {}),
         Request::ListMembers(ListMembers { room: room("dev") }),
         Request::Who(Who {}),

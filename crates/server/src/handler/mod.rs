@@ -1,19 +1,22 @@
 //! Request handlers, one file per message family, and the one gate in front
 //! of them.
 //!
-//! [`dispatch`] enforces the two preconditions every request shares: `hello`
-//! comes first, and a request that [`Request::needs_session`] arrives on a
-//! logged-in connection. Handlers behind the gate receive the [`Session`]
-//! (the authenticated user), never a name the client typed. Each handler
-//! returns an [`Outcome`] or an [`ApiError`], which `dispatch` turns into
-//! frames.
+//! [`dispatch`] enforces the preconditions every request shares: it fits
+//! its budget (see `metering`), `hello` comes first, and a request that
+//! [`Request::needs_session`] arrives on a logged-in connection. Handlers
+//! behind the gate receive the [`Session`] (the authenticated user), never
+//! a name the client typed. Each handler returns an [`Outcome`] or an
+//! [`ApiError`], which `dispatch` turns into frames.
 
 mod auth;
 mod hello;
 mod history;
 mod message;
+mod metering;
 mod presence;
 mod room;
+
+pub use metering::MAX_REQUEST_COST;
 
 use std::sync::Arc;
 
@@ -107,9 +110,10 @@ pub async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequest> {
     }
 }
 
-/// The gate: hello first, then sessions where declared, and only while the
-/// session lasts.
+/// The gate: within budget, hello first, then sessions where declared, and
+/// only while the session lasts.
 async fn route(cx: &mut Cx<'_>, id: Option<RequestId>, req: Request) -> Result<Outcome, ApiError> {
+    metering::charge(cx, &req)?;
     if !*cx.said_hello && !matches!(req, Request::Hello(_)) {
         return Err(ApiError::reject(
             ErrorCode::HelloRequired,
@@ -200,6 +204,7 @@ async fn authed(
         Request::JoinRoom(r) => room::join(cx, who, id, r).await,
         Request::LeaveRoom(r) => room::leave(cx, who, id, r).await,
         Request::Invite(r) => room::invite(cx, who, id, r).await,
+        Request::DeclineInvite(r) => room::decline(cx, who, id, &r).await,
         Request::ListRooms(_) => room::list(cx, who, id),
         Request::ListMembers(r) => room::members(cx, who, id, &r),
         Request::Who(_) => presence::who(cx, id),

@@ -1,12 +1,15 @@
-//! `create_room`, `join_room`, `leave_room`, `invite`, `list_rooms`,
-//! `list_members`.
+//! `create_room`, `join_room`, `leave_room`, `invite`, `decline_invite`,
+//! `list_rooms`, `list_members`.
 //!
 //! - Create and join answer `joined` with the room; members get
 //!   `member_joined` (the joiner's own connections too).
 //! - Leave answers `ok`; the remaining members and the leaver's connections
 //!   get `member_left`. The lobby cannot be left.
-//! - Invite answers `ok`; the invitee gets `invited`.
-//! - Create is rate limited per user (`rate_limited`, with
+//! - Invite answers `ok`; the invitee gets `invited`. A user holds at most
+//!   `max_pending_invites` invitations (`too_many_invites`).
+//! - Decline answers `ok` and drops the invitation (a private room then
+//!   leaves the decliner's room list); without one, `not_invited`.
+//! - Create and invite are rate limited per user (`rate_limited`, with
 //!   `retry_after_ms`).
 //! - `rooms` and `members` stay within the reply budget (a quarter of the
 //!   outbox cap); a trimmed list says `truncated: true`.
@@ -14,7 +17,7 @@
 
 use chatus_protocol::auth::Ack;
 use chatus_protocol::room::{
-    CreateRoom, Invite, JoinRoom, Joined, LeaveRoom, ListMembers, Members, Rooms,
+    CreateRoom, DeclineInvite, Invite, JoinRoom, Joined, LeaveRoom, ListMembers, Members, Rooms,
 };
 use chatus_protocol::{RequestId, ServerMessage};
 
@@ -79,11 +82,24 @@ pub(super) async fn invite(
     rooms::invite(
         cx.state.hub(),
         cx.state.store(),
+        cx.state.invite_limits(),
+        cx.state.config().max_pending_invites,
         &who.who(),
         &r.room,
         &r.user,
     )
     .await?;
+    Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
+}
+
+/// `decline_invite`.
+pub(super) async fn decline(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    r: &DeclineInvite,
+) -> Result<Outcome, ApiError> {
+    rooms::decline(cx.state.hub(), cx.state.store(), who.user, &r.room).await?;
     Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
 }
 

@@ -7,8 +7,11 @@
 //! frame to every recipient's outbox, and pushes `sent` to the sender's
 //! connection. Because one task appends and one task fans out, every member
 //! receives a room's messages in `seq` order, and nothing is acknowledged
-//! before it is committed.
+//! before it is committed. Both channels are bounded: a stalled fan-out
+//! holds the sequencer back (a few committed batches may wait for it),
+//! whose full queue then makes senders wait.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -23,6 +26,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::error::ApiError;
 use crate::hub::{ConnHandle, Hub};
 use crate::service::budget::escaped_len;
+use crate::service::presence::Announcer;
 use crate::service::rooms::find_user;
 use crate::store::{Appended, ConvId, NewMessage, Store, StoreError, UserId};
 use crate::ws::frame::text_frame_with;
@@ -33,6 +37,12 @@ const MAX_BATCH: usize = 1024;
 const PER_MESSAGE_OVERHEAD: usize = 160;
 /// Jobs that may wait for the sequencer before senders wait too.
 const QUEUE: usize = 16 * 1024;
+/// Committed batches that may wait for the fan-out before the sequencer
+/// waits too. A few keep both tasks busy (one appends while the other
+/// delivers); a stalled fan-out then stops the sequencer, whose queue
+/// fills and makes senders wait, instead of committed batches piling up
+/// in memory.
+const FAN_OUT_QUEUE: usize = 4;
 
 /// The bytes a message with this body takes on the wire, budgeted: the
 /// body as JSON escapes it (up to six times its UTF-8 length) plus the
@@ -97,9 +107,10 @@ impl Messages {
         hub: Arc<Hub>,
         batch_bytes: usize,
         metrics: Arc<crate::metrics::Metrics>,
+        announcer: Arc<Announcer>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let (committed_tx, committed_rx) = mpsc::unbounded_channel();
+        let (committed_tx, committed_rx) = mpsc::channel(FAN_OUT_QUEUE);
         let (done_tx, done_rx) = oneshot::channel();
         let drain = Arc::new(Notify::new());
         tokio::spawn(sequencer(
@@ -111,7 +122,7 @@ impl Messages {
             metrics,
         ));
         tokio::spawn(async move {
-            fan_out(committed_rx, hub).await;
+            fan_out(committed_rx, hub, announcer).await;
             let _ = done_tx.send(());
         });
         Self {
@@ -145,7 +156,7 @@ impl Messages {
 async fn sequencer(
     mut rx: mpsc::Receiver<SendJob>,
     store: Arc<dyn Store>,
-    committed: mpsc::UnboundedSender<Committed>,
+    committed: mpsc::Sender<Committed>,
     drain: Arc<Notify>,
     batch_bytes: usize,
     metrics: Arc<crate::metrics::Metrics>,
@@ -176,7 +187,7 @@ async fn sequencer(
                 .count()
         });
         metrics.committed(started.elapsed(), size, stored);
-        if committed.send((jobs, result)).is_err() {
+        if committed.send((jobs, result)).await.is_err() {
             break;
         }
     }
@@ -204,10 +215,17 @@ fn take_batch(
     jobs
 }
 
-async fn fan_out(mut rx: mpsc::UnboundedReceiver<Committed>, hub: Arc<Hub>) {
+async fn fan_out(mut rx: mpsc::Receiver<Committed>, hub: Arc<Hub>, announcer: Arc<Announcer>) {
     while let Some((jobs, result)) = rx.recv().await {
         match result {
-            Ok(outcomes) => deliver_batch(&hub, &jobs, &outcomes),
+            Ok(outcomes) => {
+                // A sender's arrival is announced before their message.
+                let senders: HashSet<UserId> = jobs.iter().map(|j| j.msg.sender).collect();
+                if hub.arrival_pending(&senders) {
+                    announcer.flush(&hub);
+                }
+                deliver_batch(&hub, &jobs, &outcomes);
+            }
             Err(e) => {
                 tracing::error!(cause = ?e, messages = jobs.len(), "storing messages failed");
                 for job in jobs {
@@ -422,7 +440,10 @@ pub async fn prepare_send(
 }
 
 /// `conversations`: the rooms `user` is in and their direct conversations
-/// with messages, with read state.
+/// with messages, with read state. O(conversations): latest seqs come from
+/// the hub and read markers by key from the store; since sending moves the
+/// sender's own marker, every message after the marker is someone else's
+/// and `unread` is the difference, with nothing to count.
 pub async fn conversations(
     hub: &Hub,
     store: &dyn Store,
@@ -435,8 +456,7 @@ pub async fn conversations(
         .map(|r| r.0)
         .chain(dms.iter().map(|d| d.0))
         .collect();
-    let states = store.read_states(user, ids).await?;
-    let mut out = Vec::with_capacity(states.len());
+    let markers = store.read_markers(user, ids).await?;
     let convs = rooms
         .into_iter()
         .map(|(id, name, last)| (id, Conversation::Room(name), last))
@@ -444,15 +464,21 @@ pub async fn conversations(
             dms.into_iter()
                 .map(|(id, peer, last)| (id, Conversation::Peer(peer), last)),
         );
-    for ((_, conv, last_seq), st) in convs.zip(states) {
-        out.push(ConversationInfo {
-            conv,
-            last_seq,
-            read_seq: st.read_seq,
-            unread: st.unread,
-        });
-    }
-    Ok(out)
+    Ok(convs
+        .zip(markers)
+        .map(|((_, conv, last_seq), read)| {
+            // A message is committed (and the sender's marker moved) a moment
+            // before the hub learns its seq: never report a marker ahead of
+            // the latest message.
+            let read_seq = read.min(last_seq);
+            ConversationInfo {
+                conv,
+                last_seq,
+                read_seq,
+                unread: last_seq.0 - read_seq.0,
+            }
+        })
+        .collect())
 }
 
 /// Trims a history page (oldest first) to `budget` bytes on the wire
@@ -567,6 +593,108 @@ mod tests {
         }
         let first = rx.try_recv().unwrap();
         assert_eq!(take_batch(first, &mut rx, budget).len(), 8);
+    }
+
+    /// The sequencer handed committed batches to the fan-out over an
+    /// unbounded channel: with the fan-out stalled, it went on taking jobs
+    /// and committing them, and the batches piled up in memory. Now, with
+    /// nobody reading, it stops after filling the fan-out channel, its own
+    /// queue fills and stays full, and each batch taken by the fan-out lets
+    /// exactly one more job in.
+    #[tokio::test]
+    async fn a_stalled_fan_out_stops_the_sequencer() {
+        use crate::store::NewUser;
+        use crate::store::sqlite::{Access, SqliteStore};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path(), Access::Exclusive).unwrap());
+        let lobby = store.snapshot(Timestamp(0)).await.unwrap().rooms[0].id;
+        let user = store
+            .create_user(NewUser {
+                name: Username::parse("a").unwrap(),
+                password_hash: "x".into(),
+                is_admin: false,
+                created: Timestamp(0),
+                join: vec![lobby],
+            })
+            .await
+            .unwrap()
+            .id;
+        let conn = Arc::new(ConnHandle::new(
+            crate::hub::ConnId(1),
+            "127.0.0.1:1".parse().unwrap(),
+            1 << 20,
+            0,
+        ));
+        let body = Body::parse("x").unwrap();
+        let job = |i: usize| {
+            let mut j = job(&body, &conn);
+            j.msg.conv = lobby;
+            j.msg.sender = user;
+            j.msg.client_id = ClientMsgId::parse(format!("c{i}")).unwrap();
+            j
+        };
+        const JOBS: usize = 4;
+        const BATCHES: usize = 2;
+        let (tx, rx) = mpsc::channel(JOBS);
+        let (committed_tx, mut committed_rx) = mpsc::channel(BATCHES);
+        // A one-byte budget: every batch is one job.
+        tokio::spawn(sequencer(
+            rx,
+            store.clone(),
+            committed_tx,
+            Arc::new(Notify::new()),
+            1,
+            Arc::default(),
+        ));
+        let stored = || async {
+            let (rows, _) = store
+                .history(lobby, chatus_protocol::history::Page::Latest, 100)
+                .await
+                .unwrap();
+            rows.len()
+        };
+        let stored_reaches = |n: usize| async move {
+            tokio::time::timeout(std::time::Duration::from_secs(20), async {
+                while stored().await < n {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the sequencer stored the jobs it could take");
+        };
+        // Two batches fill the fan-out channel, a third waits in the
+        // sequencer's hands, and the queue behind it fills up.
+        let mut next = 0;
+        for _ in 0..BATCHES + 1 + JOBS {
+            tx.send(job(next)).await.unwrap();
+            next += 1;
+        }
+        stored_reaches(BATCHES + 1).await;
+        assert!(
+            matches!(
+                tx.try_send(job(next)),
+                Err(mpsc::error::TrySendError::Full(_))
+            ),
+            "the sequencer stopped taking jobs"
+        );
+        assert_eq!(stored().await, BATCHES + 1, "nothing more was committed");
+        // Each batch the fan-out takes lets one more job through.
+        for round in 1..=3 {
+            let (jobs, result) = committed_rx.recv().await.unwrap();
+            assert_eq!((jobs.len(), result.unwrap().len()), (1, 1));
+            stored_reaches(BATCHES + 1 + round).await;
+            tx.try_send(job(next)).unwrap();
+            next += 1;
+            assert!(
+                matches!(
+                    tx.try_send(job(next)),
+                    Err(mpsc::error::TrySendError::Full(_))
+                ),
+                "full again after one job"
+            );
+            assert_eq!(stored().await, BATCHES + 1 + round);
+        }
     }
 
     /// Bodies of control characters are six times longer on the wire than

@@ -14,9 +14,14 @@
 //! came back) is not announced at all. A room's changes are flips (a join
 //! only of a non-member, a leave only of a member), so a user's membership
 //! changed when the first and last change recorded for them agree.
+//!
+//! A message must not overtake the news of its sender's arrival (bob's
+//! first line before "bob joined"): the fan-out flushes whatever is
+//! pending, through the same [`Announcer`], before it delivers a batch
+//! whose sender has an arrival waiting.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chatus_protocol::presence::{Member, Presence};
@@ -37,13 +42,33 @@ pub struct Announced {
     online: HashSet<UserId>,
 }
 
+/// Announces what the hub has pending: the announcer task does so after
+/// each coalescing window, the fan-out early when a message must not go
+/// out before its sender's arrival. One lock orders the two.
+#[derive(Debug, Default)]
+pub struct Announcer {
+    // A std Mutex: held while one batch is announced (pushes that never
+    // wait), never across an await.
+    announced: Mutex<Announced>,
+}
+
+impl Announcer {
+    /// Announces everything pending now.
+    pub fn flush(&self, hub: &Hub) {
+        let mut announced = self
+            .announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        announce(hub, &hub.take_pending(), &mut announced);
+    }
+}
+
 /// Runs for ever: waits for changes, gathers, announces.
-pub async fn announcer(hub: Arc<Hub>) {
-    let mut announced = Announced::default();
+pub async fn announcer(hub: Arc<Hub>, announcer: Arc<Announcer>) {
     loop {
         hub.announced().await;
         tokio::time::sleep(COALESCE).await;
-        announce(&hub, &hub.take_pending(), &mut announced);
+        announcer.flush(&hub);
     }
 }
 

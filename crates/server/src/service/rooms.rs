@@ -3,13 +3,14 @@
 //! Rules: every user is in the lobby and cannot leave it; a public room is
 //! listed for everyone and anyone may join; a private room is listed only
 //! for its members and invitees, and joining it needs an invitation; any
-//! member may invite. Room names are one namespace: a private room's name
-//! is taken for everyone (`create_room` answers `room_exists`, `join_room`
-//! `not_invited`). Each user may create rooms only at a limited rate, and
-//! the room and member lists are trimmed to a byte budget (saying so), so
-//! neither can grow into a reply too big for its asker's outbox. Each
-//! change is written to the store first, then to the hub, then announced
-//! (coalesced) to the room's connected members.
+//! member may invite, at a limited rate, and a user holds a limited number
+//! of pending invitations, which they may decline. Room names are one
+//! namespace: a private room's name is taken for everyone (`create_room`
+//! answers `room_exists`, `join_room` `not_invited`). Each user may create
+//! rooms only at a limited rate, and the room and member lists are trimmed
+//! to a byte budget (saying so), so neither can grow into a reply too big
+//! for its asker's outbox. Each change is written to the store first, then
+//! to the hub, then announced (coalesced) to the room's connected members.
 
 use chatus_protocol::presence::Member;
 use chatus_protocol::room::{Invited, RoomInfo};
@@ -17,7 +18,7 @@ use chatus_protocol::{ErrorCode, RoomName, ServerMessage, Username, Visibility};
 
 use crate::error::ApiError;
 use crate::hub::{Hub, RoomView};
-use crate::ratelimit::Keyed;
+use crate::ratelimit::{Keyed, Meter};
 use crate::service::accounts::now;
 use crate::service::budget::keep_within;
 use crate::service::messages::{encode, unknown_room, unknown_user};
@@ -151,10 +152,14 @@ pub async fn leave(
     Ok(())
 }
 
-/// `invite`.
+/// `invite`, within the inviter's invitation rate (`limits`) and the
+/// invitee's cap on pending invitations (`cap`). Refusals cost nothing
+/// from the rate.
 pub async fn invite(
     hub: &Hub,
     store: &dyn Store,
+    limits: &Meter<UserId>,
+    cap: usize,
     user: &(UserId, Username),
     name: &RoomName,
     invitee: &Username,
@@ -166,22 +171,61 @@ pub async fn invite(
             format!("Only members of {name} may invite to it."),
         ));
     }
-    let (invitee_id, _) = find_user(hub, store, invitee)
+    let (invitee_id, invitee_name) = find_user(hub, store, invitee)
         .await?
         .ok_or_else(|| unknown_user(invitee))?;
     if hub.room(name, invitee_id).is_some_and(|r| r.joined) {
         return Err(ApiError::reject(
             ErrorCode::AlreadyMember,
-            format!("{invitee} is already in {name}."),
+            format!("{invitee_name} is already in {name}."),
         ));
     }
+    // Held until the invitation is recorded, so invitations arriving
+    // together cannot pass the cap together.
+    let full = || {
+        ApiError::reject(
+            ErrorCode::TooManyInvites,
+            format!(
+                "{invitee_name} holds {cap} pending invitations, as many as this server allows; \
+                 they must accept or decline some first."
+            ),
+        )
+    };
+    let slot = hub
+        .reserve_invite(room.id, invitee_id, cap)
+        .ok_or_else(full)?;
+    limits
+        .take(user.0, 1)
+        .map_err(|retry_after| ApiError::RateLimited {
+            retry_after,
+            what: "invitations",
+        })?;
     store.add_invite(room.id, invitee_id, user.0, now()).await?;
-    hub.invite(room.id, invitee_id);
+    hub.invite(room.id, slot);
     let event = ServerMessage::Invited(Invited {
         room: name.clone(),
         by: user.1.clone(),
     });
     hub.deliver_users(&[invitee_id], &encode(&event));
+    Ok(())
+}
+
+/// `decline_invite`: drops `user`'s invitation to a room.
+pub async fn decline(
+    hub: &Hub,
+    store: &dyn Store,
+    user: UserId,
+    name: &RoomName,
+) -> Result<(), ApiError> {
+    let room = visible(hub, name, user)?;
+    if !room.invited {
+        return Err(ApiError::reject(
+            ErrorCode::NotInvited,
+            format!("You hold no invitation to {name}."),
+        ));
+    }
+    store.remove_invite(room.id, user).await?;
+    hub.uninvite(room.id, user);
     Ok(())
 }
 

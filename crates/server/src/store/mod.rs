@@ -204,17 +204,6 @@ pub struct MessageRow {
     pub time: Timestamp,
 }
 
-/// A user's read state in one conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadState {
-    /// The conversation.
-    pub conv: ConvId,
-    /// The read marker.
-    pub read_seq: Seq,
-    /// Messages after the marker sent by others.
-    pub unread: u64,
-}
-
 /// Durable storage. Every write resolves only after it is durable.
 pub trait Store: Send + Sync + 'static {
     /// Loads users, rooms, memberships, invitations, direct conversations,
@@ -310,11 +299,16 @@ pub trait Store: Send + Sync + 'static {
         time: Timestamp,
     ) -> StoreFuture<'_, ()>;
 
+    /// Drops an invitation; dropping a missing one succeeds.
+    fn remove_invite(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()>;
+
     /// Returns the direct conversation between two users, creating it.
     fn open_dm(&self, a: UserId, b: UserId, time: Timestamp) -> StoreFuture<'_, DmRow>;
 
     /// Appends messages in order, assigning each the next `seq` of its
-    /// conversation, in one durable transaction. A message whose (sender,
+    /// conversation, in one durable transaction, and moves each sender's
+    /// read marker to their latest message stored (sending implies having
+    /// read what came before). A message whose (sender,
     /// client_id) is stored already is not written: it is
     /// [`Appended::Duplicate`] when the stored one is in the same
     /// conversation, [`Appended::ClientIdReused`] when it is in another.
@@ -331,8 +325,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreFuture<'_, (Vec<MessageRow>, bool)>;
 
-    /// Read markers and unread counts of `user` in `convs`.
-    fn read_states(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<ReadState>>;
+    /// `user`'s read markers in `convs`, in the same order (0 where none
+    /// is set): one key lookup per conversation, however many messages it
+    /// holds.
+    fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>>;
 
     /// Moves a read marker forward (never back).
     fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()>;

@@ -535,3 +535,32 @@ async fn history_names_the_peer_as_registered() {
     assert_eq!(h["peer"], "Bob", "{h}");
     assert_eq!(h["messages"][0]["peer"], "Bob", "{h}");
 }
+
+/// Issue 10: a new account's first line reached the lobby before the news
+/// that it joined (`<bob> hi` above `* bob joined #lobby`): the arrival
+/// waited out the 20 ms coalescing window while the message went straight
+/// out. A message now never overtakes its sender's pending arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomers_first_message_follows_the_news_of_their_arrival() {
+    let server = TestServer::start().await;
+    let mut alice = Raw::registered(server.addr, "alice").await;
+    for i in 0..5 {
+        let name = format!("newcomer{i}");
+        let mut bob = Raw::registered(server.addr, &name).await;
+        let sent = bob
+            .call(json!({"type": "send", "room": "lobby", "body": "hi", "client_id": "c1"}))
+            .await;
+        assert_eq!(sent["type"], "sent", "{sent}");
+        let mut joined = false;
+        loop {
+            let v = alice.recv().await;
+            if v["type"] == "member_joined" && v["users"].to_string().contains(&name) {
+                joined = true;
+            }
+            if v["type"] == "message" && v["sender"] == json!(name) {
+                assert!(joined, "{name}'s message came before their arrival");
+                break;
+            }
+        }
+    }
+}

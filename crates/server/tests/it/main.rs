@@ -16,6 +16,7 @@ mod client_lib;
 mod durability;
 mod edge;
 mod logins;
+mod metering;
 mod protocol_doc;
 mod recovery;
 mod resume;

@@ -31,8 +31,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::store::{
-    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, ReadState, RoomRow,
-    SessionRow, Snapshot, Store, StoreError, StoreFuture, TokenHash, UserId, UserRow,
+    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
+    Snapshot, Store, StoreError, StoreFuture, TokenHash, UserId, UserRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -360,6 +360,10 @@ impl Store for SqliteStore {
         self.write(move |ctx| queries::add_invite(&ctx.conn, room, user, by, time))
     }
 
+    fn remove_invite(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| queries::remove_invite(&ctx.conn, room, user))
+    }
+
     fn open_dm(&self, a: UserId, b: UserId, time: Timestamp) -> StoreFuture<'_, DmRow> {
         self.write(move |ctx| queries::open_dm(&ctx.conn, a, b, time))
     }
@@ -377,8 +381,8 @@ impl Store for SqliteStore {
         self.read(move |c| queries::history(c, conv, page, limit))
     }
 
-    fn read_states(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<ReadState>> {
-        self.read(move |c| queries::read_states(c, user, &convs))
+    fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>> {
+        self.read(move |c| queries::read_markers(c, user, &convs))
     }
 
     fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {

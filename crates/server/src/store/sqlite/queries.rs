@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::store::skeleton::name_skeleton;
 use crate::store::{
-    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, ReadState, RoomRow,
-    SessionRow, Snapshot, StoreError, TokenHash, UserId, UserRow,
+    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
+    Snapshot, StoreError, TokenHash, UserId, UserRow,
 };
 
 fn ms(t: Timestamp) -> i64 {
@@ -400,6 +400,16 @@ pub(crate) fn add_invite(
     Ok(())
 }
 
+pub(crate) fn remove_invite(
+    conn: &Connection,
+    room: ConvId,
+    user: UserId,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM invites WHERE conv_id = ?1 AND user_id = ?2")?
+        .execute(params![room.0, user.0])?;
+    Ok(())
+}
+
 pub(crate) fn open_dm(
     conn: &Connection,
     a: UserId,
@@ -424,9 +434,12 @@ pub(crate) fn open_dm(
     })
 }
 
-/// Appends a batch. `last_seqs` caches each conversation's latest seq across
-/// batches (the writer is the only one writing); it is cleared by the caller
-/// when a batch rolls back.
+/// Appends a batch, and moves each sender's read marker to their latest
+/// message in it (one write per sender and conversation, however many
+/// messages they sent), so that a read marker is never behind its owner's
+/// own messages and unread counts need no scan. `last_seqs` caches each
+/// conversation's latest seq across batches (the writer is the only one
+/// writing); it is cleared by the caller when a batch rolls back.
 pub(crate) fn append(
     conn: &Connection,
     last_seqs: &mut HashMap<ConvId, u64>,
@@ -441,6 +454,7 @@ pub(crate) fn append(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     let mut touched: Vec<ConvId> = Vec::new();
+    let mut spoke: HashMap<(UserId, ConvId), u64> = HashMap::new();
     for m in batch {
         let dup = find_dup
             .query_row(params![m.sender.0, m.client_id.as_str()], |r| {
@@ -489,7 +503,12 @@ pub(crate) fn append(
         if !touched.contains(&m.conv) {
             touched.push(m.conv);
         }
+        // Later messages of a batch have higher seqs: the last one wins.
+        spoke.insert((m.sender, m.conv), next);
         out.push(Appended::Stored { seq: Seq(next) });
+    }
+    for ((sender, conv), last) in spoke {
+        mark_read(conn, sender, conv, Seq(last))?;
     }
     let mut update = conn.prepare_cached("UPDATE conversations SET last_seq = ?2 WHERE id = ?1")?;
     for conv in touched {
@@ -550,28 +569,23 @@ pub(crate) fn history(
     Ok((out, more))
 }
 
-pub(crate) fn read_states(
+/// The one statement `read_markers` runs: a primary-key lookup.
+pub(crate) const READ_MARKER_SQL: &str =
+    "SELECT seq FROM read_markers WHERE user_id = ?1 AND conv_id = ?2";
+
+pub(crate) fn read_markers(
     conn: &Connection,
     user: UserId,
     convs: &[ConvId],
-) -> Result<Vec<ReadState>, StoreError> {
-    let mut marker =
-        conn.prepare_cached("SELECT seq FROM read_markers WHERE user_id = ?1 AND conv_id = ?2")?;
-    let mut unread = conn.prepare_cached(
-        "SELECT COUNT(*) FROM messages WHERE conv_id = ?1 AND seq > ?2 AND sender_id != ?3",
-    )?;
+) -> Result<Vec<Seq>, StoreError> {
+    let mut marker = conn.prepare_cached(READ_MARKER_SQL)?;
     let mut out = Vec::with_capacity(convs.len());
     for conv in convs {
         let read: i64 = marker
             .query_row(params![user.0, conv.0], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
-        let n: i64 = unread.query_row(params![conv.0, read, user.0], |r| r.get(0))?;
-        out.push(ReadState {
-            conv: *conv,
-            read_seq: seq(read),
-            unread: u64::try_from(n).unwrap_or(0),
-        });
+        out.push(seq(read));
     }
     Ok(out)
 }

@@ -94,6 +94,16 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     );
     "#,
+    // 4: sending a message now marks everything up to it read, so that
+    // unread = last_seq - read_seq needs no scan. Bring the markers of
+    // messages sent before that rule up to each sender's latest message.
+    // (`WHERE true`: SQLite's upsert after a SELECT needs a WHERE clause.)
+    r#"
+    INSERT INTO read_markers (user_id, conv_id, seq)
+        SELECT sender_id, conv_id, MAX(seq) FROM messages WHERE true
+        GROUP BY sender_id, conv_id
+        ON CONFLICT (user_id, conv_id) DO UPDATE SET seq = MAX(seq, excluded.seq);
+    "#,
 ];
 
 /// The Rust step of each migration, by index.
@@ -177,5 +187,37 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    /// Markers from before the sending rule lagged their owners' own
+    /// messages; migration 4 brings each up to its owner's latest message
+    /// and never moves one back.
+    #[test]
+    fn migration_4_moves_markers_up_to_own_messages() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, name, name_key, password_hash, created_ms)
+                 VALUES (1, 'a', 'a', 'x', 0), (2, 'b', 'b', 'x', 0);
+             INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body) VALUES
+                 (1, 1, 1, 'a1', 0, 'x'), (1, 2, 2, 'b1', 0, 'x'),
+                 (1, 3, 1, 'a2', 0, 'x'), (1, 4, 2, 'b2', 0, 'x');
+             INSERT INTO read_markers (user_id, conv_id, seq) VALUES (1, 1, 1), (2, 1, 4);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let marker = |user: i64| -> i64 {
+            conn.query_row(
+                "SELECT seq FROM read_markers WHERE user_id = ?1 AND conv_id = 1",
+                [user],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(marker(1), 3, "up to a's latest own message");
+        assert_eq!(marker(2), 4, "b had read further; never back");
     }
 }
