@@ -21,11 +21,11 @@ use crate::metrics::{ConnState, Metrics};
 /// (Two `u64`s rather than a `u128`, whose 16-byte alignment would pad
 /// every connection's future.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AddrKey([u64; 2]);
+pub(crate) struct AddrKey([u64; 2]);
 
 impl AddrKey {
     /// The key of `ip`.
-    pub fn of(ip: IpAddr) -> Self {
+    pub(crate) fn of(ip: IpAddr) -> Self {
         let bits = match ip {
             IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -40,7 +40,7 @@ impl AddrKey {
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The address holds its cap of connections.
     PerAddr,
     /// The address holds its cap of connections not logged in.
@@ -52,7 +52,7 @@ pub enum Refusal {
 impl Refusal {
     /// The HTTP response sent before closing: a status and a one-line
     /// reason, `Connection: close`, and when to try again.
-    pub fn response(self) -> &'static str {
+    pub(crate) fn response(self) -> &'static str {
         match self {
             Refusal::PerAddr => {
                 "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n\
@@ -73,7 +73,7 @@ impl Refusal {
     }
 
     /// The metrics label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Refusal::PerAddr => "per_addr",
             Refusal::PreLoginPerAddr => "pre_login_per_addr",
@@ -100,7 +100,7 @@ pub struct Admission {
 impl Admission {
     /// Caps of `per_addr` connections per address, `pre_login_per_addr` of
     /// them not logged in.
-    pub fn new(per_addr: usize, pre_login_per_addr: usize, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(per_addr: usize, pre_login_per_addr: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             per_addr,
             pre_login_per_addr,
@@ -110,7 +110,7 @@ impl Admission {
     }
 
     /// Takes a place for a new connection from `ip`, or says why not.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
         let key = AddrKey::of(ip);
         let Ok(mut counts) = self.counts.lock() else {
             // Fail closed: a poisoned map cannot be trusted to count.
@@ -169,7 +169,7 @@ impl Admission {
 /// A connection's place in the per-address counts, and its state in the
 /// connection gauges. Dropping it gives the place back.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     admission: Arc<Admission>,
     key: AddrKey,
     state: ConnState,
@@ -178,7 +178,7 @@ pub struct Slot {
 impl Slot {
     /// The connection logged in: it no longer counts against its address's
     /// pre-login cap. Only the first call counts.
-    pub fn logged_in(&mut self) {
+    pub(crate) fn logged_in(&mut self) {
         if self.state == ConnState::LoggedIn {
             return;
         }
@@ -190,13 +190,13 @@ impl Slot {
     }
 
     /// Whether [`Slot::logged_in`] was called.
-    pub fn is_logged_in(&self) -> bool {
+    pub(crate) fn is_logged_in(&self) -> bool {
         self.state == ConnState::LoggedIn
     }
 
     /// The connection is served as plain HTTP (it still counts as not
     /// logged in).
-    pub fn http(&mut self) {
+    pub(crate) fn http(&mut self) {
         if self.state == ConnState::PreLogin {
             self.state = ConnState::Http;
             self.admission

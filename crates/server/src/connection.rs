@@ -44,11 +44,11 @@ const WRITER_GRACE: Duration = Duration::from_secs(6);
 
 /// Guards a connection task holds; dropping them tells the server's
 /// shutdown sequence that this connection passed a stage.
-pub struct Guards {
+pub(crate) struct Guards {
     /// Dropped when the connection stops reading.
-    pub reading: mpsc::Sender<()>,
+    pub(crate) reading: mpsc::Sender<()>,
     /// Dropped when the connection is completely done.
-    pub done: mpsc::Sender<()>,
+    pub(crate) done: mpsc::Sender<()>,
 }
 
 /// Why the read loop ended.
@@ -70,7 +70,7 @@ enum End {
 /// phases with big locals (the HTTP request, plain HTTP served by hyper, a
 /// request being dispatched) are boxed so they are allocated only while
 /// they run.
-pub async fn serve(
+pub(crate) async fn serve(
     state: State,
     socket: TcpStream,
     peer: SocketAddr,

@@ -9,7 +9,7 @@
 //! - `GET /health`, `GET /healthz`: `200 ok` while the process serves
 //!   (liveness).
 //! - `GET /readyz`: `200 ready` while the server is running, `503` once it
-//!   is shutting down. The store is opened before the server listens and
+//!   is shutting down or while its last write failed (a full disk, say). The store is opened before the server listens and
 //!   closed only after it stops serving, so running means the store is open.
 //! - `GET /metrics`: Prometheus text ([`crate::metrics`]).
 //! - `GET /`: a line pointing at the protocol.
@@ -38,7 +38,7 @@ use crate::state::{Phase, State};
 
 /// Time a client has to send a request head, and the longest a kept-alive
 /// connection may stay idle between requests.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes hyper buffers for one connection (it answers `431` to a
 /// request head that does not fit).
 const MAX_BUF: usize = 16 * 1024;
@@ -48,7 +48,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A stream that yields `prefix` before reading from `inner`; writes go
 /// straight to `inner`. The prefix is freed once read.
 #[derive(Debug)]
-pub struct Prefixed<S> {
+pub(crate) struct Prefixed<S> {
     prefix: Vec<u8>,
     at: usize,
     inner: S,
@@ -56,7 +56,7 @@ pub struct Prefixed<S> {
 
 impl<S> Prefixed<S> {
     /// `inner`, with `prefix` (bytes already read from it) replayed first.
-    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+    pub(crate) fn new(prefix: Vec<u8>, inner: S) -> Self {
         Self {
             prefix,
             at: 0,
@@ -118,7 +118,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 
 /// Serves plain HTTP on `io` until the client leaves, a timeout fires, or
 /// the server shuts down (in-flight requests finish first).
-pub async fn serve<S>(state: &State, io: S)
+pub(crate) async fn serve<S>(state: &State, io: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -191,10 +191,15 @@ fn respond(
     match path {
         "/health" | "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            if *state.phase().borrow() == Phase::Running {
-                text(StatusCode::OK, "ready\n")
-            } else {
+            if *state.phase().borrow() != Phase::Running {
                 text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            } else if state.metrics().store_failing() {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the store refuses writes\n",
+                )
+            } else {
+                text(StatusCode::OK, "ready\n")
             }
         }
         "/metrics" => {

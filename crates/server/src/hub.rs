@@ -25,19 +25,19 @@ use crate::store::{ConvId, DmRow, RoomRow, Snapshot, StoreError, TokenHash, User
 
 /// [`Hub::attach`] refused: the user has as many connections as allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AtCapacity;
+pub(crate) struct AtCapacity;
 
 /// A connection's id, unique for the server's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub(crate) struct ConnId(pub(crate) u64);
 
 /// What the rest of the server shares about one connection.
 #[derive(Debug)]
 pub struct ConnHandle {
     /// Its id.
-    pub id: ConnId,
+    pub(crate) id: ConnId,
     /// The remote address.
-    pub peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// Its outbound queue.
     pub outbox: Outbox,
     /// Milliseconds since server start when a frame last arrived.
@@ -52,7 +52,7 @@ pub struct ConnHandle {
 
 impl ConnHandle {
     /// A new connection opened at `now_ms` (server uptime).
-    pub fn new(id: ConnId, peer: SocketAddr, outbox_cap: usize, now_ms: u64) -> Self {
+    pub(crate) fn new(id: ConnId, peer: SocketAddr, outbox_cap: usize, now_ms: u64) -> Self {
         Self {
             id,
             peer,
@@ -66,48 +66,48 @@ impl ConnHandle {
 
     /// Sets whether the connection counts for its user's presence. Only a
     /// value set before it logs in matters: [`Hub::attach`] reads it once.
-    pub fn set_presence(&self, counts: bool) {
+    pub(crate) fn set_presence(&self, counts: bool) {
         self.presence.store(counts, Ordering::Relaxed);
     }
 
     /// Records that the client was heard from.
-    pub fn heard(&self, now_ms: u64) {
+    pub(crate) fn heard(&self, now_ms: u64) {
         self.last_heard.store(now_ms, Ordering::Relaxed);
     }
 
     /// When the client was last heard from.
-    pub fn last_heard(&self) -> u64 {
+    pub(crate) fn last_heard(&self) -> u64 {
         self.last_heard.load(Ordering::Relaxed)
     }
 
     /// When the connection opened.
-    pub fn opened(&self) -> u64 {
+    pub(crate) fn opened(&self) -> u64 {
         self.opened
     }
 
     /// Whether it has logged in.
-    pub fn is_authed(&self) -> bool {
+    pub(crate) fn is_authed(&self) -> bool {
         self.authed.load(Ordering::Relaxed)
     }
 }
 
 /// A room as one user sees it.
 #[derive(Debug, Clone)]
-pub struct RoomView {
+pub(crate) struct RoomView {
     /// Internal id.
-    pub id: ConvId,
+    pub(crate) id: ConvId,
     /// Name.
-    pub name: RoomName,
+    pub(crate) name: RoomName,
     /// Public or private.
-    pub visibility: Visibility,
+    pub(crate) visibility: Visibility,
     /// Number of members.
-    pub members: u32,
+    pub(crate) members: u32,
     /// The viewer is a member.
-    pub joined: bool,
+    pub(crate) joined: bool,
     /// The viewer is invited.
-    pub invited: bool,
+    pub(crate) invited: bool,
     /// Latest seq.
-    pub last_seq: Seq,
+    pub(crate) last_seq: Seq,
 }
 
 #[derive(Debug)]
@@ -148,7 +148,7 @@ impl UserEntry {
 /// [`Hub::invite`] fills it; dropping it unfilled gives it back.
 #[derive(Debug)]
 #[must_use = "dropping the slot gives the place back"]
-pub struct InviteSlot<'a> {
+pub(crate) struct InviteSlot<'a> {
     hub: &'a Hub,
     user: UserId,
     /// Whether this slot holds a place (a renewed invitation needs none).
@@ -193,11 +193,11 @@ struct Directory {
 
 /// Presence and membership changes waiting to be announced.
 #[derive(Debug, Default)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// (user, online), in the order they happened.
-    pub presence: Vec<(UserId, bool)>,
+    pub(crate) presence: Vec<(UserId, bool)>,
     /// (room, user, joined), in the order they happened.
-    pub membership: Vec<(ConvId, UserId, bool)>,
+    pub(crate) membership: Vec<(ConvId, UserId, bool)>,
 }
 
 /// The in-memory directory and connection registry.
@@ -255,7 +255,7 @@ impl UserEntry {
 
 impl Hub {
     /// Builds the directory from a store snapshot.
-    pub fn load(snap: Snapshot) -> Result<Hub, StoreError> {
+    pub(crate) fn load(snap: Snapshot) -> Result<Hub, StoreError> {
         let mut d = Directory::default();
         for u in snap.users {
             d.user_keys.insert(u.name.key(), u.id);
@@ -348,7 +348,7 @@ impl Hub {
     }
 
     /// Records that a user joined or left a room.
-    pub fn announce_membership(&self, room: ConvId, user: UserId, joined: bool) {
+    pub(crate) fn announce_membership(&self, room: ConvId, user: UserId, joined: bool) {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -358,12 +358,12 @@ impl Hub {
     }
 
     /// Waits until something was recorded.
-    pub async fn announced(&self) {
+    pub(crate) async fn announced(&self) {
         self.announce.notified().await;
     }
 
     /// Takes everything recorded so far.
-    pub fn take_pending(&self) -> Pending {
+    pub(crate) fn take_pending(&self) -> Pending {
         std::mem::take(
             &mut *self
                 .pending
@@ -374,7 +374,7 @@ impl Hub {
 
     /// Whether any of `users` has an arrival waiting to be announced (came
     /// online, or joined a room).
-    pub fn arrival_pending(&self, users: &HashSet<UserId>) -> bool {
+    pub(crate) fn arrival_pending(&self, users: &HashSet<UserId>) -> bool {
         let p = self
             .pending
             .lock()
@@ -386,20 +386,20 @@ impl Hub {
     }
 
     /// Whether a user is online now.
-    pub fn is_online(&self, user: UserId) -> bool {
+    pub(crate) fn is_online(&self, user: UserId) -> bool {
         self.dir().is_online(user)
     }
 
     // --- connections -----------------------------------------------------
 
     /// Registers a new (not yet logged-in) connection.
-    pub fn register(&self, conn: Arc<ConnHandle>) {
+    pub(crate) fn register(&self, conn: Arc<ConnHandle>) {
         self.dir().conns.insert(conn.id, conn);
     }
 
     /// Forgets a connection; when it was the last of its user's that
     /// count for presence, announces that they went offline.
-    pub fn unregister(&self, conn: ConnId, user: Option<UserId>) {
+    pub(crate) fn unregister(&self, conn: ConnId, user: Option<UserId>) {
         let went_offline = {
             let mut d = self.dir();
             d.conns.remove(&conn);
@@ -422,17 +422,12 @@ impl Hub {
         self.dir().conns.values().cloned().collect()
     }
 
-    /// Number of open connections.
-    pub fn connection_count(&self) -> usize {
-        self.dir().conns.len()
-    }
-
     /// Marks a connection as logged in as `user` with `session`, unless the
     /// user already has `max` logged-in connections; when it is the user's
     /// first that counts for presence, announces that they came online. The
     /// count and the attach are one step under the lock, so concurrent
     /// logins cannot overshoot.
-    pub fn attach(
+    pub(crate) fn attach(
         &self,
         user: UserId,
         conn: &Arc<ConnHandle>,
@@ -466,7 +461,7 @@ impl Hub {
 
     /// Undoes [`Hub::attach`] (a login refused after all); when it was the
     /// user's last connection, announces that they went offline.
-    pub fn detach(&self, user: UserId, conn: &ConnHandle) {
+    pub(crate) fn detach(&self, user: UserId, conn: &ConnHandle) {
         conn.authed.store(false, Ordering::Relaxed);
         let went_offline = {
             let mut d = self.dir();
@@ -485,7 +480,7 @@ impl Hub {
     }
 
     /// Every logged-in connection of `user`, with its session.
-    pub fn user_connections(&self, user: UserId) -> Vec<(Arc<ConnHandle>, TokenHash)> {
+    pub(crate) fn user_connections(&self, user: UserId) -> Vec<(Arc<ConnHandle>, TokenHash)> {
         let d = self.dir();
         d.users.get(&user).map_or_else(Vec::new, |u| {
             u.online
@@ -496,7 +491,11 @@ impl Hub {
     }
 
     /// Every connection logged in with `session`.
-    pub fn session_connections(&self, user: UserId, session: &TokenHash) -> Vec<Arc<ConnHandle>> {
+    pub(crate) fn session_connections(
+        &self,
+        user: UserId,
+        session: &TokenHash,
+    ) -> Vec<Arc<ConnHandle>> {
         let d = self.dir();
         d.users.get(&user).map_or_else(Vec::new, |u| {
             u.online
@@ -517,19 +516,19 @@ impl Hub {
     }
 
     /// A room's name.
-    pub fn room_name(&self, id: ConvId) -> Option<RoomName> {
+    pub(crate) fn room_name(&self, id: ConvId) -> Option<RoomName> {
         self.dir().rooms.get(&id).map(|r| r.name.clone())
     }
 
     /// A user's name.
-    pub fn user_name(&self, id: UserId) -> Option<Username> {
+    pub(crate) fn user_name(&self, id: UserId) -> Option<Username> {
         self.dir().users.get(&id).map(|u| u.name.clone())
     }
 
     /// Adds a user (new, or created behind the server's back by an admin
     /// tool), with the rooms they are in. Does nothing if known; returns
     /// whether the user is new here.
-    pub fn add_user(&self, id: UserId, name: &Username, rooms: &[ConvId]) -> bool {
+    pub(crate) fn add_user(&self, id: UserId, name: &Username, rooms: &[ConvId]) -> bool {
         let mut d = self.dir();
         if d.users.contains_key(&id) {
             return false;
@@ -563,7 +562,7 @@ impl Hub {
     // --- rooms -----------------------------------------------------------
 
     /// A room by name, as `viewer` sees it.
-    pub fn room(&self, name: &RoomName, viewer: UserId) -> Option<RoomView> {
+    pub(crate) fn room(&self, name: &RoomName, viewer: UserId) -> Option<RoomView> {
         let d = self.dir();
         let id = *d.room_ids.get(name)?;
         let r = d.rooms.get(&id)?;
@@ -572,7 +571,7 @@ impl Hub {
 
     /// Rooms `viewer` may see: public ones, and private ones they are in or
     /// invited to; by name.
-    pub fn visible_rooms(&self, viewer: UserId) -> Vec<RoomView> {
+    pub(crate) fn visible_rooms(&self, viewer: UserId) -> Vec<RoomView> {
         let d = self.dir();
         let mut v: Vec<RoomView> = d
             .rooms
@@ -589,7 +588,7 @@ impl Hub {
     }
 
     /// Rooms `user` is in: id, name, latest seq.
-    pub fn rooms_of(&self, user: UserId) -> Vec<(ConvId, RoomName, Seq)> {
+    pub(crate) fn rooms_of(&self, user: UserId) -> Vec<(ConvId, RoomName, Seq)> {
         let d = self.dir();
         let Some(u) = d.users.get(&user) else {
             return Vec::new();
@@ -604,7 +603,7 @@ impl Hub {
     }
 
     /// Records a new room with its creator as member.
-    pub fn add_room(&self, row: &RoomRow, creator: UserId) {
+    pub(crate) fn add_room(&self, row: &RoomRow, creator: UserId) {
         let mut d = self.dir();
         d.room_ids.insert(row.name.clone(), row.id);
         d.rooms.insert(
@@ -623,7 +622,7 @@ impl Hub {
     }
 
     /// Adds a member (dropping their invitation). True if newly added.
-    pub fn join(&self, room: ConvId, user: UserId) -> bool {
+    pub(crate) fn join(&self, room: ConvId, user: UserId) -> bool {
         let mut d = self.dir();
         let Some(r) = d.rooms.get_mut(&room) else {
             return false;
@@ -638,7 +637,7 @@ impl Hub {
     }
 
     /// Removes a member. True if they were one.
-    pub fn leave(&self, room: ConvId, user: UserId) -> bool {
+    pub(crate) fn leave(&self, room: ConvId, user: UserId) -> bool {
         let mut d = self.dir();
         let Some(r) = d.rooms.get_mut(&room) else {
             return false;
@@ -653,7 +652,12 @@ impl Hub {
     /// Holds a place among `user`'s pending invitations for one to `room`,
     /// or `None` when they hold `cap` already (places being filled
     /// included). Renewing an invitation they hold needs no place.
-    pub fn reserve_invite(&self, room: ConvId, user: UserId, cap: usize) -> Option<InviteSlot<'_>> {
+    pub(crate) fn reserve_invite(
+        &self,
+        room: ConvId,
+        user: UserId,
+        cap: usize,
+    ) -> Option<InviteSlot<'_>> {
         let mut d = self.dir();
         let u = d.users.get_mut(&user)?;
         if u.invites.contains(&room) {
@@ -675,7 +679,7 @@ impl Hub {
     }
 
     /// Records an invitation (stored already) in the place `slot` holds.
-    pub fn invite(&self, room: ConvId, mut slot: InviteSlot<'_>) {
+    pub(crate) fn invite(&self, room: ConvId, mut slot: InviteSlot<'_>) {
         let user = slot.user;
         // Filled here, not given back when the slot drops.
         let held = std::mem::replace(&mut slot.held, false);
@@ -692,7 +696,7 @@ impl Hub {
     }
 
     /// Drops an invitation. True if there was one.
-    pub fn uninvite(&self, room: ConvId, user: UserId) -> bool {
+    pub(crate) fn uninvite(&self, room: ConvId, user: UserId) -> bool {
         let mut d = self.dir();
         if let Some(u) = d.users.get_mut(&user) {
             u.invites.remove(&room);
@@ -703,7 +707,7 @@ impl Hub {
     }
 
     /// Members of a room with their presence, by name.
-    pub fn members(&self, room: ConvId) -> Vec<Member> {
+    pub(crate) fn members(&self, room: ConvId) -> Vec<Member> {
         let d = self.dir();
         let Some(r) = d.rooms.get(&room) else {
             return Vec::new();
@@ -725,14 +729,14 @@ impl Hub {
     // --- direct conversations ---------------------------------------------
 
     /// The direct conversation between two users, if it exists.
-    pub fn dm(&self, a: UserId, b: UserId) -> Option<(ConvId, Seq)> {
+    pub(crate) fn dm(&self, a: UserId, b: UserId) -> Option<(ConvId, Seq)> {
         let d = self.dir();
         let id = *d.dm_ids.get(&pair(a, b))?;
         Some((id, d.dms.get(&id)?.last_seq))
     }
 
     /// Records a direct conversation.
-    pub fn add_dm(&self, row: &DmRow) {
+    pub(crate) fn add_dm(&self, row: &DmRow) {
         let mut d = self.dir();
         if d.dms.contains_key(&row.id) {
             return;
@@ -756,7 +760,7 @@ impl Hub {
 
     /// Direct conversations of `user` that have messages: id, the peer's
     /// name, latest seq; by peer name.
-    pub fn dms_of(&self, user: UserId) -> Vec<(ConvId, Username, Seq)> {
+    pub(crate) fn dms_of(&self, user: UserId) -> Vec<(ConvId, Username, Seq)> {
         let d = self.dir();
         let Some(u) = d.users.get(&user) else {
             return Vec::new();
@@ -783,32 +787,10 @@ impl Hub {
 
     // --- fan-out ---------------------------------------------------------
 
-    /// Pushes a room message frame to every connection of every member and
-    /// records `seq` as the room's latest. Returns the number of pushes.
-    pub fn deliver_room(&self, room: ConvId, seq: Seq, frame: &Bytes) -> u64 {
-        let mut d = self.dir();
-        let Some(r) = d.rooms.get_mut(&room) else {
-            return 0;
-        };
-        if seq > r.last_seq {
-            r.last_seq = seq;
-        }
-        let d = &*d;
-        let Some(r) = d.rooms.get(&room) else {
-            return 0;
-        };
-        let mut n = 0;
-        for m in &r.members {
-            n += d.push_to_user(*m, frame);
-        }
-        self.delivered.fetch_add(n, Ordering::Relaxed);
-        n
-    }
-
     /// Pushes several frames of one room (in `seq` order) to every
     /// connection of every member, one push per connection, and records
     /// `last` as the room's latest seq. Returns the number of deliveries.
-    pub fn deliver_room_frames(&self, room: ConvId, last: Seq, frames: &[Bytes]) -> u64 {
+    pub(crate) fn deliver_room_frames(&self, room: ConvId, last: Seq, frames: &[Bytes]) -> u64 {
         let mut d = self.dir();
         let Some(r) = d.rooms.get_mut(&room) else {
             return 0;
@@ -835,7 +817,7 @@ impl Hub {
 
     /// Pushes a direct message: `to_a` to the first party's connections and
     /// `to_b` to the second's (one frame when both are the same user).
-    pub fn deliver_dm(
+    pub(crate) fn deliver_dm(
         &self,
         conv: ConvId,
         seq: Seq,
@@ -856,7 +838,7 @@ impl Hub {
     }
 
     /// Pushes a frame to every connection of the given users.
-    pub fn deliver_users(&self, users: &[UserId], frame: &Bytes) {
+    pub(crate) fn deliver_users(&self, users: &[UserId], frame: &Bytes) {
         let d = self.dir();
         for u in users {
             d.push_to_user(*u, frame);
@@ -864,7 +846,7 @@ impl Hub {
     }
 
     /// Pushes a frame to every connection of every member of a room.
-    pub fn deliver_members(&self, room: ConvId, frame: &Bytes) {
+    pub(crate) fn deliver_members(&self, room: ConvId, frame: &Bytes) {
         let d = self.dir();
         let Some(r) = d.rooms.get(&room) else { return };
         for m in &r.members {
@@ -873,7 +855,7 @@ impl Hub {
     }
 
     /// Pushes a frame to every logged-in connection.
-    pub fn broadcast(&self, frame: &Bytes) {
+    pub(crate) fn broadcast(&self, frame: &Bytes) {
         let d = self.dir();
         for u in d.users.values() {
             for a in &u.online {

@@ -28,18 +28,20 @@
 //!   data directory.
 //! - [`state`], [`config`], [`error`], [`ratelimit`]: the plumbing.
 
+#![warn(unreachable_pub)]
+
 pub mod admin;
-pub mod admission;
+pub(crate) mod admission;
 pub mod config;
-pub mod connection;
+pub(crate) mod connection;
 pub mod error;
 pub mod fdlimit;
-pub mod handler;
-pub mod http;
+pub(crate) mod handler;
+pub(crate) mod http;
 pub mod hub;
-pub mod metrics;
-pub mod outbox;
-pub mod ratelimit;
+pub(crate) mod metrics;
+pub(crate) mod outbox;
+pub(crate) mod ratelimit;
 pub mod server;
 pub mod service;
 pub mod state;

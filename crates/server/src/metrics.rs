@@ -19,7 +19,7 @@ use crate::state::State;
 
 /// A connection's state, for the connection gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnState {
+pub(crate) enum ConnState {
     /// A WebSocket that has not logged in yet (or a connection whose first
     /// request is still being read).
     PreLogin,
@@ -60,13 +60,13 @@ const BATCH: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 /// Login wait bounds, in microseconds (1 ms to 30 s).
 /// These are the hashing pool's own bounds
 /// ([`crate::service::accounts::hashing::WAIT_BUCKETS`]), in microseconds.
-pub const LOGIN_WAIT_US: &[u64] = &[
+pub(crate) const LOGIN_WAIT_US: &[u64] = &[
     10_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 
 /// A histogram over fixed bounds, counted with relaxed atomics.
 #[derive(Debug)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     bounds: &'static [u64],
     /// One per bound, then one for everything larger.
     buckets: Box<[AtomicU64]>,
@@ -75,18 +75,18 @@ pub struct Histogram {
 
 /// A histogram's counts at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistogramSnapshot {
+pub(crate) struct HistogramSnapshot {
     /// Upper bounds of the buckets (in the histogram's unit).
-    pub bounds: &'static [u64],
+    pub(crate) bounds: &'static [u64],
     /// Observations per bucket (not cumulative), the last above every bound.
-    pub buckets: Vec<u64>,
+    pub(crate) buckets: Vec<u64>,
     /// Sum of the observations.
-    pub sum: u64,
+    pub(crate) sum: u64,
 }
 
 impl Histogram {
     /// An empty histogram over `bounds` (increasing).
-    pub fn new(bounds: &'static [u64]) -> Self {
+    pub(crate) fn new(bounds: &'static [u64]) -> Self {
         Self {
             bounds,
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -95,7 +95,7 @@ impl Histogram {
     }
 
     /// Records one observation.
-    pub fn observe(&self, v: u64) {
+    pub(crate) fn observe(&self, v: u64) {
         let i = self.bounds.partition_point(|&b| b < v);
         if let Some(b) = self.buckets.get(i) {
             b.fetch_add(1, Ordering::Relaxed);
@@ -104,12 +104,12 @@ impl Histogram {
     }
 
     /// Records a duration, in microseconds.
-    pub fn observe_duration(&self, d: Duration) {
+    pub(crate) fn observe_duration(&self, d: Duration) {
         self.observe(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// The counts now.
-    pub fn snapshot(&self) -> HistogramSnapshot {
+    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
             bounds: self.bounds,
             buckets: self
@@ -123,37 +123,28 @@ impl Histogram {
 }
 
 impl HistogramSnapshot {
-    /// An empty snapshot over `bounds`.
-    pub fn empty(bounds: &'static [u64]) -> Self {
-        Self {
-            bounds,
-            buckets: vec![0; bounds.len() + 1],
-            sum: 0,
-        }
-    }
-
     /// Number of observations.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.buckets.iter().sum()
     }
 }
 
 /// Figures the login service keeps, read at each scrape.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginFigures {
+pub(crate) struct LoginFigures {
     /// Login attempts waiting for a password check.
-    pub queue_depth: u64,
+    pub(crate) queue_depth: u64,
     /// How long attempts waited for their check to start, in microseconds
     /// (over [`LOGIN_WAIT_US`]).
-    pub wait: HistogramSnapshot,
+    pub(crate) wait: HistogramSnapshot,
     /// Failed login attempts: wrong password or unknown name, bad token.
-    pub auth_failures: u64,
+    pub(crate) auth_failures: u64,
 }
 
 /// The login service's figures for `/metrics`: its queue depth and wait
 /// histogram come from the hashing pool, failures from the service's own
 /// count (wrong passwords, unknown names, bad tokens).
-pub fn login_figures(state: &State) -> LoginFigures {
+pub(crate) fn login_figures(state: &State) -> LoginFigures {
     let accounts = state.accounts();
     let pool = accounts.pool_stats();
     // The pool counts cumulatively; a snapshot holds each bucket's own.
@@ -176,7 +167,7 @@ pub fn login_figures(state: &State) -> LoginFigures {
 
 /// The server's counters and histograms. Shared as `Arc<Metrics>`.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     conns: [AtomicI64; 3],
     accepted: AtomicU64,
     accept_errors: AtomicU64,
@@ -214,24 +205,24 @@ impl Default for Metrics {
 
 impl Metrics {
     /// A connection was accepted.
-    pub fn accepted(&self) {
+    pub(crate) fn accepted(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `accept` failed (out of file descriptors, usually).
-    pub fn accept_failed(&self) {
+    pub(crate) fn accept_failed(&self) {
         self.accept_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection was refused at accept time.
-    pub fn refused(&self, why: crate::admission::Refusal) {
+    pub(crate) fn refused(&self, why: crate::admission::Refusal) {
         if let Some(i) = REFUSALS.iter().position(|r| *r == why) {
             self.refused[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// The connection cap in force (after the file-descriptor limit).
-    pub fn set_connection_limit(&self, n: usize) {
+    pub(crate) fn set_connection_limit(&self, n: usize) {
         self.connection_limit.store(n, Ordering::Relaxed);
     }
 
@@ -249,40 +240,32 @@ impl Metrics {
     }
 
     /// Open connections in state `s`.
-    pub fn connections(&self, s: ConnState) -> i64 {
+    pub(crate) fn connections(&self, s: ConnState) -> i64 {
         self.conns[s.index()].load(Ordering::Relaxed)
     }
 
     /// A request of `kind` (its wire `type`) was decoded.
-    pub fn request(&self, kind: &str) {
+    pub(crate) fn request(&self, kind: &str) {
         if let Some(i) = Request::TYPES.iter().position(|t| *t == kind) {
             self.requests[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// A request was answered with an error `code`.
-    pub fn error(&self, code: ErrorCode) {
+    pub(crate) fn error(&self, code: ErrorCode) {
         if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Errors answered with `code` so far.
-    pub fn error_count(&self, code: ErrorCode) -> u64 {
-        ErrorCode::ALL
-            .iter()
-            .position(|c| *c == code)
-            .map_or(0, |i| self.errors[i].load(Ordering::Relaxed))
-    }
-
     /// A connection was closed as lagging.
-    pub fn lagging(&self) {
+    pub(crate) fn lagging(&self) {
         self.lagging.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The sequencer appended a batch of `size` messages in `took`;
     /// `stored` of them were new (the rest retries), or the append failed.
-    pub fn committed(&self, took: Duration, size: usize, stored: Option<usize>) {
+    pub(crate) fn committed(&self, took: Duration, size: usize, stored: Option<usize>) {
         self.commit_seconds.observe_duration(took);
         self.commit_batch
             .observe(u64::try_from(size).unwrap_or(u64::MAX));
@@ -299,18 +282,13 @@ impl Metrics {
         }
     }
 
-    /// Messages stored so far.
-    pub fn messages_stored(&self) -> u64 {
-        self.messages_stored.load(Ordering::Relaxed)
-    }
-
     /// Whether the last append failed (the store refuses writes).
-    pub fn store_failing(&self) -> bool {
+    pub(crate) fn store_failing(&self) -> bool {
         self.store_failing.load(Ordering::Relaxed)
     }
 
     /// Renders every figure in the Prometheus text format.
-    pub fn render(&self, state: &State) -> String {
+    pub(crate) fn render(&self, state: &State) -> String {
         let mut out = String::with_capacity(8 * 1024);
         let w = &mut out;
         family(

@@ -28,16 +28,16 @@ const MAX_IOV: usize = 1024;
 
 /// Why and how a connection is being closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Close {
+pub(crate) struct Close {
     /// The WebSocket close code.
-    pub code: u16,
+    pub(crate) code: u16,
     /// The reason sent with it.
-    pub reason: Cow<'static, str>,
+    pub(crate) reason: Cow<'static, str>,
 }
 
 /// The result of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     /// The frame is queued.
     Queued,
     /// The queue overflowed: it was dropped and the connection is closing.
@@ -85,7 +85,7 @@ struct Taken {
 
 impl Outbox {
     /// An empty queue holding at most `cap` bytes.
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self {
             queue: Mutex::default(),
             wake: Notify::new(),
@@ -95,7 +95,7 @@ impl Outbox {
     }
 
     /// Queues a frame; never waits.
-    pub fn push(&self, frame: Bytes) -> Pushed {
+    pub(crate) fn push(&self, frame: Bytes) -> Pushed {
         let Ok(mut q) = self.queue.lock() else {
             return Pushed::Closing;
         };
@@ -131,7 +131,7 @@ impl Outbox {
 
     /// Queues several frames at once: one lock, one wake-up. Fan-out uses
     /// this for a whole committed batch, so the writer sends it in one go.
-    pub fn push_all(&self, frames: &[Bytes]) -> Pushed {
+    pub(crate) fn push_all(&self, frames: &[Bytes]) -> Pushed {
         let len: usize = frames.iter().map(Bytes::len).sum();
         let Ok(mut q) = self.queue.lock() else {
             return Pushed::Closing;
@@ -161,7 +161,7 @@ impl Outbox {
 
     /// Asks the writer to send what is queued (or drop it, when `discard`),
     /// then a close frame, then close. Only the first request counts.
-    pub fn close(&self, code: u16, reason: impl Into<Cow<'static, str>>, discard: bool) {
+    pub(crate) fn close(&self, code: u16, reason: impl Into<Cow<'static, str>>, discard: bool) {
         let Ok(mut q) = self.queue.lock() else {
             return;
         };
@@ -185,13 +185,13 @@ impl Outbox {
     }
 
     /// True once a close was requested.
-    pub fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.queue.lock().map_or(true, |q| q.closing)
     }
 
     /// The code the connection is closing with, once a close was asked
     /// for (4000 when it was cut off as lagging).
-    pub fn close_code(&self) -> Option<u16> {
+    pub(crate) fn close_code(&self) -> Option<u16> {
         self.queue.lock().ok().and_then(|q| q.code)
     }
 
@@ -200,7 +200,7 @@ impl Outbox {
     }
 
     /// Resolves once a close has been requested.
-    pub async fn closed(&self) {
+    pub(crate) async fn closed(&self) {
         loop {
             let notified = self.closing.notified();
             tokio::pin!(notified);
@@ -248,7 +248,7 @@ impl Outbox {
 
     /// The writer task's body: drains the queue into `w` until a close has
     /// been sent or the socket fails.
-    pub async fn write_to<W: AsyncWrite + Unpin>(&self, w: &mut W) -> io::Result<()> {
+    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&self, w: &mut W) -> io::Result<()> {
         // Frames taken but not yet written; kept across rounds because a
         // close request can interrupt a round half way.
         let mut frames = VecDeque::new();

@@ -19,23 +19,23 @@ use tokio::time::Instant;
 
 /// A single token bucket.
 #[derive(Debug, Clone)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     tokens: f64,
     last: Instant,
 }
 
 /// A rate: `per_sec` tokens a second, up to `burst`.
 #[derive(Debug, Clone, Copy)]
-pub struct Rate {
+pub(crate) struct Rate {
     /// Refill per second.
-    pub per_sec: f64,
+    pub(crate) per_sec: f64,
     /// Capacity.
-    pub burst: f64,
+    pub(crate) burst: f64,
 }
 
 impl Rate {
     /// A rate from per-second refill and burst.
-    pub fn new(per_sec: f64, burst: u32) -> Self {
+    pub(crate) fn new(per_sec: f64, burst: u32) -> Self {
         Self {
             per_sec,
             burst: f64::from(burst.max(1)),
@@ -45,7 +45,7 @@ impl Rate {
 
 impl Bucket {
     /// A full bucket.
-    pub fn full(rate: Rate) -> Self {
+    pub(crate) fn full(rate: Rate) -> Self {
         Self {
             tokens: rate.burst,
             last: Instant::now(),
@@ -59,13 +59,13 @@ impl Bucket {
     }
 
     /// Takes a token; on failure says how long until one is there.
-    pub fn take(&mut self, rate: Rate) -> Result<(), Duration> {
+    pub(crate) fn take(&mut self, rate: Rate) -> Result<(), Duration> {
         self.take_n(rate, 1.0)
     }
 
     /// Whether a token is there, without taking it; if not, how long until
     /// one is.
-    pub fn ready(&mut self, rate: Rate) -> Result<(), Duration> {
+    pub(crate) fn ready(&mut self, rate: Rate) -> Result<(), Duration> {
         self.refill(rate, Instant::now());
         if self.tokens >= 1.0 {
             Ok(())
@@ -77,7 +77,7 @@ impl Bucket {
 
     /// Takes `n` tokens at once, or none; on failure says how long until
     /// `n` are there.
-    pub fn take_n(&mut self, rate: Rate, n: f64) -> Result<(), Duration> {
+    pub(crate) fn take_n(&mut self, rate: Rate, n: f64) -> Result<(), Duration> {
         self.refill(rate, Instant::now());
         if self.tokens >= n {
             self.tokens -= n;
@@ -90,18 +90,18 @@ impl Bucket {
 
     /// Takes a token if there is one, else nothing: an event that happened
     /// anyway (a failure) spends what is left.
-    pub fn spend(&mut self, rate: Rate) {
+    pub(crate) fn spend(&mut self, rate: Rate) {
         self.refill(rate, Instant::now());
         self.tokens = (self.tokens - 1.0).max(0.0);
     }
 
     /// Returns a token taken for an event that did not happen after all.
-    pub fn give_back(&mut self, rate: Rate) {
+    pub(crate) fn give_back(&mut self, rate: Rate) {
         self.tokens = (self.tokens + 1.0).min(rate.burst);
     }
 
     /// Whether the bucket is full at `now` (it then behaves as a new one).
-    pub fn is_full(&mut self, rate: Rate, now: Instant) -> bool {
+    pub(crate) fn is_full(&mut self, rate: Rate, now: Instant) -> bool {
         self.refill(rate, now);
         self.tokens >= rate.burst
     }
@@ -109,7 +109,7 @@ impl Bucket {
 
 /// Buckets by key, created full on first use.
 #[derive(Debug)]
-pub struct Keyed<K> {
+pub(crate) struct Keyed<K> {
     rate: Rate,
     // Held for one map lookup and a little arithmetic; never across await.
     buckets: Mutex<HashMap<K, Bucket>>,
@@ -117,7 +117,7 @@ pub struct Keyed<K> {
 
 impl<K: Eq + Hash> Keyed<K> {
     /// Buckets sharing one rate.
-    pub fn new(rate: Rate) -> Self {
+    pub(crate) fn new(rate: Rate) -> Self {
         Self {
             rate,
             buckets: Mutex::new(HashMap::new()),
@@ -131,7 +131,7 @@ impl<K: Eq + Hash> Keyed<K> {
     }
 
     /// Takes a token for `key`.
-    pub fn take(&self, key: K) -> Result<(), Duration> {
+    pub(crate) fn take(&self, key: K) -> Result<(), Duration> {
         self.map()
             .entry(key)
             .or_insert_with(|| Bucket::full(self.rate))
@@ -139,18 +139,20 @@ impl<K: Eq + Hash> Keyed<K> {
     }
 
     /// Forgets buckets that are full again (they behave as new ones would).
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         let now = Instant::now();
         self.map().retain(|_, b| !b.is_full(self.rate, now));
     }
 
     /// How many keys are tracked.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.map().len()
     }
 
     /// True when no key is tracked.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -164,7 +166,7 @@ const METER_SWEEP_MIN: usize = 1024;
 /// forgets those that are full again, so it holds O(keys active lately)
 /// at an amortised O(1) cost per event.
 #[derive(Debug)]
-pub struct Meter<K> {
+pub(crate) struct Meter<K> {
     rate: Rate,
     // Held for one map lookup and a little arithmetic (now and then a
     // sweep); never across an await.
@@ -179,7 +181,7 @@ struct MeterInner<K> {
 
 impl<K: Eq + Hash> Meter<K> {
     /// A meter whose buckets share one rate.
-    pub fn new(rate: Rate) -> Self {
+    pub(crate) fn new(rate: Rate) -> Self {
         Self {
             rate,
             inner: Mutex::new(MeterInner {
@@ -191,7 +193,7 @@ impl<K: Eq + Hash> Meter<K> {
 
     /// Takes `cost` tokens for `key`, or none; on failure says how long
     /// until they are there. A cost of 0 always passes.
-    pub fn take(&self, key: K, cost: u32) -> Result<(), Duration> {
+    pub(crate) fn take(&self, key: K, cost: u32) -> Result<(), Duration> {
         if cost == 0 {
             return Ok(());
         }
@@ -213,17 +215,13 @@ impl<K: Eq + Hash> Meter<K> {
     }
 
     /// How many keys are tracked.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .buckets
             .len()
-    }
-
-    /// True when no key is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

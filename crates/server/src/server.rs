@@ -38,7 +38,7 @@ use crate::ws::frame::{OP_PING, frame};
 /// (capped by the system's `somaxconn`). tokio's default of 1024 overflows
 /// when a thousand clients arrive at once, and a dropped handshake costs
 /// the client a one-second retransmission.
-pub const BACKLOG: u32 = 4096;
+pub(crate) const BACKLOG: u32 = 4096;
 
 /// Binds a listener with a deep backlog (see [`BACKLOG`]).
 pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
@@ -226,7 +226,7 @@ fn refuse(mut socket: TcpStream, why: Refusal, refusing: &Arc<Semaphore>, span: 
 }
 
 /// How often the sweeper purges expired sessions (first at start).
-pub const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
+pub(crate) const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Every few seconds (a sixth of the idle timeout, at most 15 s, so idle
 /// and login limits fire up to that late): ping quiet connections, close

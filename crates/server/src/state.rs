@@ -22,7 +22,7 @@ use crate::store::{Store, UserId};
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Serving.
     Running,
     /// Shutting down: connections stop reading; queued sends finish.
@@ -66,7 +66,10 @@ impl State {
     }
 
     /// Starts over an already-open store.
-    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<State, ServerError> {
+    pub(crate) async fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<State, ServerError> {
         config.validate()?;
         // Read before the snapshot: a revocation recorded after it is acted
         // on by the watcher, one before it is in the snapshot already.
@@ -171,7 +174,7 @@ impl State {
     }
 
     /// The hub, shared (for long-running tasks).
-    pub fn hub_arc(&self) -> Arc<Hub> {
+    pub(crate) fn hub_arc(&self) -> Arc<Hub> {
         self.inner.hub.clone()
     }
 
@@ -181,22 +184,22 @@ impl State {
     }
 
     /// The presence and membership announcer.
-    pub fn announcer(&self) -> Arc<Announcer> {
+    pub(crate) fn announcer(&self) -> Arc<Announcer> {
         self.inner.announcer.clone()
     }
 
     /// The messages service.
-    pub fn messages(&self) -> &Messages {
+    pub(crate) fn messages(&self) -> &Messages {
         &self.inner.messages
     }
 
     /// Per-user message rate limits.
-    pub fn message_limits(&self) -> &Keyed<UserId> {
+    pub(crate) fn message_limits(&self) -> &Keyed<UserId> {
         &self.inner.message_limits
     }
 
     /// Per-user room creation rate limits.
-    pub fn room_limits(&self) -> &Keyed<UserId> {
+    pub(crate) fn room_limits(&self) -> &Keyed<UserId> {
         &self.inner.room_limits
     }
 
@@ -206,49 +209,49 @@ impl State {
     }
 
     /// The metrics.
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
     /// Request budgets per logged-in user, in cost units.
-    pub fn requests(&self) -> &Meter<UserId> {
+    pub(crate) fn requests(&self) -> &Meter<UserId> {
         &self.inner.requests
     }
 
     /// Request budgets per connection before it logs in.
-    pub fn requests_before_login(&self) -> &Meter<ConnId> {
+    pub(crate) fn requests_before_login(&self) -> &Meter<ConnId> {
         &self.inner.requests_before_login
     }
 
     /// Per-user invitation rate limits.
-    pub fn invite_limits(&self) -> &Meter<UserId> {
+    pub(crate) fn invite_limits(&self) -> &Meter<UserId> {
         &self.inner.invite_limits
     }
 
     /// The most bytes one reply or one fan-out round may put in a
     /// connection's outbox: a quarter of its cap, so a client reading at a
     /// healthy pace is never cut off as lagging.
-    pub fn reply_budget(&self) -> usize {
+    pub(crate) fn reply_budget(&self) -> usize {
         self.inner.config.outbox_max_bytes / 4
     }
 
     /// Milliseconds since the state was created.
-    pub fn uptime_ms(&self) -> u64 {
+    pub(crate) fn uptime_ms(&self) -> u64 {
         u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// A fresh connection id.
-    pub fn next_conn_id(&self) -> ConnId {
+    pub(crate) fn next_conn_id(&self) -> ConnId {
         ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Watches the server's phase.
-    pub fn phase(&self) -> watch::Receiver<Phase> {
+    pub(crate) fn phase(&self) -> watch::Receiver<Phase> {
         self.inner.phase.subscribe()
     }
 
     /// Moves to a phase.
-    pub fn set_phase(&self, phase: Phase) {
+    pub(crate) fn set_phase(&self, phase: Phase) {
         self.inner.phase.send_replace(phase);
     }
 }

@@ -19,7 +19,7 @@ use super::Cx;
 use crate::error::ApiError;
 
 /// The cost of the dearest request; the per-user burst must cover it.
-pub const MAX_REQUEST_COST: u32 = 4;
+pub(crate) const MAX_REQUEST_COST: u32 = 4;
 
 /// What a request costs a logged-in user, in units. Every request type is
 /// named, so a new one has to be priced.

@@ -16,7 +16,7 @@ mod metering;
 mod presence;
 mod room;
 
-pub use metering::MAX_REQUEST_COST;
+pub(crate) use metering::MAX_REQUEST_COST;
 
 use std::sync::Arc;
 
@@ -34,17 +34,17 @@ use crate::store::{TokenHash, UserId};
 
 /// Who is logged in on a connection.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// The user's id.
-    pub user: UserId,
+    pub(crate) user: UserId,
     /// The user's name, as registered.
-    pub name: Username,
+    pub(crate) name: Username,
     /// The session's token hash (for logout).
-    pub token_hash: TokenHash,
+    pub(crate) token_hash: TokenHash,
     /// When the session expires, as last known; the gate looks again in the
     /// session cache once it has passed (the token may have been extended
     /// by a login elsewhere).
-    pub expires: Timestamp,
+    pub(crate) expires: Timestamp,
 }
 
 impl Session {
@@ -54,22 +54,22 @@ impl Session {
 }
 
 /// What a handler works with: the server and this connection.
-pub struct Cx<'a> {
+pub(crate) struct Cx<'a> {
     /// The server.
-    pub state: &'a State,
+    pub(crate) state: &'a State,
     /// This connection.
-    pub conn: &'a Arc<ConnHandle>,
+    pub(crate) conn: &'a Arc<ConnHandle>,
     /// Whether `hello` was received.
-    pub said_hello: &'a mut bool,
+    pub(crate) said_hello: &'a mut bool,
     /// The logged-in user, once there is one.
-    pub session: &'a mut Option<Session>,
+    pub(crate) session: &'a mut Option<Session>,
     /// The connection's tracing span (gets the user recorded).
-    pub span: &'a tracing::Span,
+    pub(crate) span: &'a tracing::Span,
 }
 
 /// What a handler asks for besides an error.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Send this reply.
     Reply(ServerMessage),
     /// Nothing to send now (the handler pushed, or a task will).
@@ -79,11 +79,11 @@ pub enum Outcome {
 }
 
 /// A close the connection must perform after a request.
-pub type CloseRequest = (u16, &'static str);
+pub(crate) type CloseRequest = (u16, &'static str);
 
 /// Handles one decoded request, pushing its reply; returns a close request
 /// when the connection must end.
-pub async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequest> {
+pub(crate) async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequest> {
     let id = env.id;
     let kind = env.request.kind();
     match route(cx, id, env.request).await {

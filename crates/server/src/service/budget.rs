@@ -14,7 +14,7 @@ use serde::Serialize;
 /// escape (`\b \t \n \f \r`) take two; the other control characters
 /// (U+0000–U+001F) take six (`\u00XX`); everything else its UTF-8 length.
 /// One pass over the bytes, no allocation.
-pub fn escaped_len(s: &str) -> usize {
+pub(crate) fn escaped_len(s: &str) -> usize {
     s.bytes()
         .map(|b| match b {
             b'"' | b'\\' | 0x08 | 0x09 | 0x0a | 0x0c | 0x0d => 2,
@@ -25,7 +25,7 @@ pub fn escaped_len(s: &str) -> usize {
 }
 
 /// The bytes `value` takes encoded as JSON, counted without building it.
-pub fn encoded_len(value: &impl Serialize) -> usize {
+pub(crate) fn encoded_len(value: &impl Serialize) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -51,7 +51,7 @@ const ENVELOPE: usize = 128;
 /// bytes. Items are kept by `rank` (lower first; ties in list order) for as
 /// long as they fit; those kept stay in their original order. Returns
 /// whether any item was dropped.
-pub fn keep_within<T: Serialize>(
+pub(crate) fn keep_within<T: Serialize>(
     items: &mut Vec<T>,
     budget: usize,
     rank: impl Fn(&T) -> u8,

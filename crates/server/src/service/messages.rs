@@ -52,7 +52,7 @@ fn wire_len(body: &chatus_protocol::Body) -> usize {
 }
 
 /// Encodes a server message as one shared text frame.
-pub fn encode(msg: &ServerMessage) -> Bytes {
+pub(crate) fn encode(msg: &ServerMessage) -> Bytes {
     text_frame_with(|v| {
         // Serialising protocol types into a Vec cannot fail.
         let _ = serde_json::to_writer(v, msg);
@@ -61,7 +61,7 @@ pub fn encode(msg: &ServerMessage) -> Bytes {
 
 /// Where a message goes, resolved by the handler.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(crate) enum Target {
     /// A room.
     Room(RoomName),
     /// A direct conversation between two users (the same one twice for a
@@ -76,23 +76,23 @@ pub enum Target {
 
 /// One accepted `send`, waiting to be stored and delivered.
 #[derive(Debug)]
-pub struct SendJob {
+pub(crate) struct SendJob {
     /// What to store.
-    pub msg: NewMessage,
+    pub(crate) msg: NewMessage,
     /// Where it goes.
-    pub target: Target,
+    pub(crate) target: Target,
     /// The sender's name.
-    pub sender: Username,
+    pub(crate) sender: Username,
     /// The connection that sent it, for the `sent` reply.
-    pub reply_to: Arc<ConnHandle>,
+    pub(crate) reply_to: Arc<ConnHandle>,
     /// The request's id.
-    pub id: Option<RequestId>,
+    pub(crate) id: Option<RequestId>,
 }
 
 type Committed = (Vec<SendJob>, Result<Vec<Appended>, StoreError>);
 
 /// Handle to the sequencer and fan-out tasks.
-pub struct Messages {
+pub(crate) struct Messages {
     tx: mpsc::Sender<SendJob>,
     drain: Arc<Notify>,
     done: Mutex<Option<oneshot::Receiver<()>>>,
@@ -102,7 +102,7 @@ impl Messages {
     /// Starts the sequencer and fan-out tasks. One batch carries at most
     /// `batch_bytes` of messages, so that one fan-out round never pushes
     /// more than that into any connection's outbox.
-    pub fn start(
+    pub(crate) fn start(
         store: Arc<dyn Store>,
         hub: Arc<Hub>,
         batch_bytes: usize,
@@ -133,7 +133,7 @@ impl Messages {
     }
 
     /// Queues a job; waits only when the sequencer is far behind.
-    pub async fn submit(&self, job: SendJob) -> Result<(), ApiError> {
+    pub(crate) async fn submit(&self, job: SendJob) -> Result<(), ApiError> {
         self.tx.send(job).await.map_err(|_| {
             ApiError::reject(
                 ErrorCode::ShuttingDown,
@@ -144,7 +144,7 @@ impl Messages {
 
     /// Stops taking jobs, finishes the queued ones (stored, delivered and
     /// acknowledged), and returns when all is done.
-    pub async fn drain(&self) {
+    pub(crate) async fn drain(&self) {
         self.drain.notify_one();
         let done = self.done.lock().ok().and_then(|mut d| d.take());
         if let Some(done) = done {
@@ -333,7 +333,7 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
 /// the direct conversation with a peer (which may not exist yet: `None`).
 /// Also returns the conversation as replies name it: a peer in their
 /// registered spelling, whatever case the client typed.
-pub async fn resolve(
+pub(crate) async fn resolve(
     hub: &Hub,
     store: &dyn Store,
     user: UserId,
@@ -363,7 +363,7 @@ pub async fn resolve(
 }
 
 /// The `unknown_room` error.
-pub fn unknown_room(name: &RoomName) -> ApiError {
+pub(crate) fn unknown_room(name: &RoomName) -> ApiError {
     ApiError::reject(
         ErrorCode::UnknownRoom,
         format!("There is no room named {name}."),
@@ -371,7 +371,7 @@ pub fn unknown_room(name: &RoomName) -> ApiError {
 }
 
 /// The `unknown_user` error.
-pub fn unknown_user(name: &Username) -> ApiError {
+pub(crate) fn unknown_user(name: &Username) -> ApiError {
     ApiError::reject(
         ErrorCode::UnknownUser,
         format!("There is no user named {name}."),
@@ -384,7 +384,7 @@ pub fn unknown_user(name: &Username) -> ApiError {
     clippy::too_many_arguments,
     reason = "each argument is a distinct part of the send"
 )]
-pub async fn prepare_send(
+pub(crate) async fn prepare_send(
     hub: &Hub,
     store: &dyn Store,
     user: (UserId, Username),
@@ -444,7 +444,7 @@ pub async fn prepare_send(
 /// the hub and read markers by key from the store; since sending moves the
 /// sender's own marker, every message after the marker is someone else's
 /// and `unread` is the difference, with nothing to count.
-pub async fn conversations(
+pub(crate) async fn conversations(
     hub: &Hub,
     store: &dyn Store,
     user: UserId,
@@ -486,7 +486,11 @@ pub async fn conversations(
 /// the asker's outbox. Keeps at least one message.
 /// Paging backwards drops the oldest; paging forwards drops the newest.
 /// Returns whether anything was dropped.
-pub fn fit_page(rows: &mut Vec<crate::store::MessageRow>, forwards: bool, budget: usize) -> bool {
+pub(crate) fn fit_page(
+    rows: &mut Vec<crate::store::MessageRow>,
+    forwards: bool,
+    budget: usize,
+) -> bool {
     let mut total = 0;
     let mut keep = 0;
     let order: Box<dyn Iterator<Item = &crate::store::MessageRow>> = if forwards {
@@ -513,7 +517,7 @@ pub fn fit_page(rows: &mut Vec<crate::store::MessageRow>, forwards: bool, budget
 }
 
 /// Clamps a requested page size to the server's maximum.
-pub fn page_limit(asked: Option<u32>, max: u32) -> Result<u32, ApiError> {
+pub(crate) fn page_limit(asked: Option<u32>, max: u32) -> Result<u32, ApiError> {
     match asked {
         None => Ok(50.min(max)),
         Some(0) => Err(ApiError::reject(

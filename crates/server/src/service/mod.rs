@@ -13,7 +13,7 @@
 //!   so no reply or fan-out round outgrows its share of an outbox.
 
 pub mod accounts;
-pub mod budget;
-pub mod messages;
-pub mod presence;
-pub mod rooms;
+pub(crate) mod budget;
+pub(crate) mod messages;
+pub(crate) mod presence;
+pub(crate) mod rooms;

@@ -33,12 +33,12 @@ use crate::service::messages::encode;
 use crate::store::{ConvId, UserId};
 
 /// How long changes are gathered before they are announced.
-pub const COALESCE: Duration = Duration::from_millis(20);
+pub(crate) const COALESCE: Duration = Duration::from_millis(20);
 
 /// What the announcer last told everyone: the users announced as online.
 /// It holds at most the users online at once.
 #[derive(Debug, Default)]
-pub struct Announced {
+pub(crate) struct Announced {
     online: HashSet<UserId>,
 }
 
@@ -46,7 +46,7 @@ pub struct Announced {
 /// each coalescing window, the fan-out early when a message must not go
 /// out before its sender's arrival. One lock orders the two.
 #[derive(Debug, Default)]
-pub struct Announcer {
+pub(crate) struct Announcer {
     // A std Mutex: held while one batch is announced (pushes that never
     // wait), never across an await.
     announced: Mutex<Announced>,
@@ -54,7 +54,7 @@ pub struct Announcer {
 
 impl Announcer {
     /// Announces everything pending now.
-    pub fn flush(&self, hub: &Hub) {
+    pub(crate) fn flush(&self, hub: &Hub) {
         let mut announced = self
             .announced
             .lock()
@@ -64,7 +64,7 @@ impl Announcer {
 }
 
 /// Runs for ever: waits for changes, gathers, announces.
-pub async fn announcer(hub: Arc<Hub>, announcer: Arc<Announcer>) {
+pub(crate) async fn announcer(hub: Arc<Hub>, announcer: Arc<Announcer>) {
     loop {
         hub.announced().await;
         tokio::time::sleep(COALESCE).await;
@@ -96,7 +96,7 @@ fn net<K: Copy + Eq + std::hash::Hash>(changes: impl Iterator<Item = (K, bool)>)
 }
 
 /// Sends one batch of changes.
-pub fn announce(hub: &Hub, pending: &Pending, announced: &mut Announced) {
+pub(crate) fn announce(hub: &Hub, pending: &Pending, announced: &mut Announced) {
     let name = |u: UserId| hub.user_name(u);
     // Presence: everyone whose state now differs from the last announced.
     let mut seen = HashSet::new();

@@ -25,7 +25,7 @@ use crate::service::messages::{encode, unknown_room, unknown_user};
 use crate::store::{Store, StoreError, UserId};
 
 /// What a client may know about a room, from the hub's view of it.
-pub fn info(v: RoomView) -> RoomInfo {
+pub(crate) fn info(v: RoomView) -> RoomInfo {
     RoomInfo {
         name: v.name,
         visibility: v.visibility,
@@ -38,7 +38,7 @@ pub fn info(v: RoomView) -> RoomInfo {
 
 /// A user by name: from the hub, or from the store for an account an
 /// administrator created while the server ran.
-pub async fn find_user(
+pub(crate) async fn find_user(
     hub: &Hub,
     store: &dyn Store,
     name: &Username,
@@ -65,7 +65,7 @@ fn visible(hub: &Hub, name: &RoomName, user: UserId) -> Result<RoomView, ApiErro
 
 /// `create_room`, within `user`'s room creation rate (`limits`). A name
 /// that is taken is refused without spending from the rate.
-pub async fn create(
+pub(crate) async fn create(
     hub: &Hub,
     store: &dyn Store,
     limits: &Keyed<UserId>,
@@ -104,7 +104,7 @@ pub async fn create(
 }
 
 /// `join_room`.
-pub async fn join(
+pub(crate) async fn join(
     hub: &Hub,
     store: &dyn Store,
     user: &(UserId, Username),
@@ -127,7 +127,7 @@ pub async fn join(
 }
 
 /// `leave_room`.
-pub async fn leave(
+pub(crate) async fn leave(
     hub: &Hub,
     store: &dyn Store,
     user: &(UserId, Username),
@@ -155,7 +155,7 @@ pub async fn leave(
 /// `invite`, within the inviter's invitation rate (`limits`) and the
 /// invitee's cap on pending invitations (`cap`). Refusals cost nothing
 /// from the rate.
-pub async fn invite(
+pub(crate) async fn invite(
     hub: &Hub,
     store: &dyn Store,
     limits: &Meter<UserId>,
@@ -211,7 +211,7 @@ pub async fn invite(
 }
 
 /// `decline_invite`: drops `user`'s invitation to a room.
-pub async fn decline(
+pub(crate) async fn decline(
     hub: &Hub,
     store: &dyn Store,
     user: UserId,
@@ -232,7 +232,7 @@ pub async fn decline(
 /// `list_rooms`: the rooms `user` may see, by name, trimmed to `budget`
 /// bytes; true when trimmed. Trimming keeps the rooms `user` is in first,
 /// then those they are invited to, then public ones.
-pub fn list(hub: &Hub, user: UserId, budget: usize) -> (Vec<RoomInfo>, bool) {
+pub(crate) fn list(hub: &Hub, user: UserId, budget: usize) -> (Vec<RoomInfo>, bool) {
     let mut rooms: Vec<RoomInfo> = hub.visible_rooms(user).into_iter().map(info).collect();
     let truncated = keep_within(&mut rooms, budget, |r| match (r.joined, r.invited) {
         (true, _) => 0,
@@ -244,7 +244,7 @@ pub fn list(hub: &Hub, user: UserId, budget: usize) -> (Vec<RoomInfo>, bool) {
 
 /// `list_members`: the members of a room, by name, trimmed to `budget`
 /// bytes (online members kept first); true when trimmed.
-pub fn members(
+pub(crate) fn members(
     hub: &Hub,
     user: UserId,
     name: &RoomName,

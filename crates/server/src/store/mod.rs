@@ -8,8 +8,8 @@
 //! Methods return boxed futures so the trait stays object-safe
 //! (`Arc<dyn Store>`); the allocation is noise next to a database round trip.
 
-pub mod skeleton;
-pub mod sqlite;
+pub(crate) mod skeleton;
+pub(crate) mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;

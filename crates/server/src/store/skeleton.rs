@@ -14,7 +14,7 @@
 use chatus_protocol::Username;
 
 /// The key under which look-alike names collide.
-pub fn name_skeleton(name: &Username) -> String {
+pub(crate) fn name_skeleton(name: &Username) -> String {
     unicode_security::confusable_detection::skeleton(name.as_str())
         .flat_map(char::to_lowercase)
         .collect()

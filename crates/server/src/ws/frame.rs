@@ -25,17 +25,17 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Continuation frame.
-pub const OP_CONT: u8 = 0x0;
+pub(crate) const OP_CONT: u8 = 0x0;
 /// Text frame.
-pub const OP_TEXT: u8 = 0x1;
+pub(crate) const OP_TEXT: u8 = 0x1;
 /// Binary frame.
-pub const OP_BINARY: u8 = 0x2;
+pub(crate) const OP_BINARY: u8 = 0x2;
 /// Close frame.
-pub const OP_CLOSE: u8 = 0x8;
+pub(crate) const OP_CLOSE: u8 = 0x8;
 /// Ping frame.
-pub const OP_PING: u8 = 0x9;
+pub(crate) const OP_PING: u8 = 0x9;
 /// Pong frame.
-pub const OP_PONG: u8 = 0xA;
+pub(crate) const OP_PONG: u8 = 0xA;
 
 /// Size of the per-thread scratch buffer reads go through.
 const SCRATCH: usize = 16 * 1024;
@@ -48,7 +48,7 @@ thread_local! {
 
 /// One whole message (or control frame) from the client.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// A text message.
     Text(String),
     /// A binary message (its length); the protocol has no use for one.
@@ -63,7 +63,7 @@ pub enum Incoming {
 
 /// What can go wrong reading frames.
 #[derive(Debug, thiserror::Error)]
-pub enum WsError {
+pub(crate) enum WsError {
     /// The client broke the WebSocket protocol.
     #[error("The client broke the WebSocket protocol: {0}.")]
     Protocol(&'static str),
@@ -83,7 +83,7 @@ pub enum WsError {
 
 impl WsError {
     /// The close code to send for this error.
-    pub fn close_code(&self) -> u16 {
+    pub(crate) fn close_code(&self) -> u16 {
         use chatus_protocol::error::close;
         match self {
             WsError::Protocol(_) => close::PROTOCOL_ERROR,
@@ -158,7 +158,7 @@ fn unmask(data: &mut [u8], mask: [u8; 4]) {
 
 /// Reads whole client messages from a stream.
 #[derive(Debug)]
-pub struct FrameReader {
+pub(crate) struct FrameReader {
     /// Received bytes not yet parsed; empty (and unallocated) when idle.
     buf: Vec<u8>,
     /// Where parsing resumes in `buf`.
@@ -178,7 +178,7 @@ const MAX_HEADER: usize = 14;
 impl FrameReader {
     /// A reader for messages up to `max_message` bytes, starting with bytes
     /// that arrived together with the HTTP upgrade request.
-    pub fn new(max_message: usize, leftover: Vec<u8>) -> Self {
+    pub(crate) fn new(max_message: usize, leftover: Vec<u8>) -> Self {
         Self {
             buf: leftover,
             start: 0,
@@ -191,18 +191,19 @@ impl FrameReader {
     /// Changes the largest message accepted from the next frame on (a
     /// connection that logs in moves from the small pre-login limit to the
     /// full one).
-    pub fn set_max_message(&mut self, max_message: usize) {
+    pub(crate) fn set_max_message(&mut self, max_message: usize) {
         self.max_message = max_message;
     }
 
     /// Bytes held for frames not yet complete (received, fragments kept).
-    pub fn buffered(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
         self.buf.capacity() + self.partial.as_ref().map_or(0, |(_, p)| p.capacity())
     }
 
     /// The next message; `None` when the stream ended cleanly between
     /// messages.
-    pub async fn next<R: AsyncRead + Unpin>(
+    pub(crate) async fn next<R: AsyncRead + Unpin>(
         &mut self,
         r: &mut R,
     ) -> Result<Option<Incoming>, WsError> {
@@ -309,7 +310,7 @@ impl FrameReader {
 /// condition (1004–1006, 1015) and those not yet assigned (0–999,
 /// 1016–2999), plus the registered (3000–3999) and private (4000–4999)
 /// ranges. Nothing above 4999 is defined.
-pub fn close_code_allowed(code: u16) -> bool {
+pub(crate) fn close_code_allowed(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
@@ -387,7 +388,7 @@ fn write_header(opcode: u8, len: usize, out: &mut [u8; HEADER_ROOM]) -> usize {
 
 /// Builds a text frame whose payload `fill` writes, without copying the
 /// payload: the header goes into room reserved in front of it.
-pub fn text_frame_with(fill: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+pub(crate) fn text_frame_with(fill: impl FnOnce(&mut Vec<u8>)) -> Bytes {
     let mut v = Vec::with_capacity(256);
     v.extend_from_slice(&[0u8; HEADER_ROOM]);
     fill(&mut v);
@@ -400,7 +401,7 @@ pub fn text_frame_with(fill: impl FnOnce(&mut Vec<u8>)) -> Bytes {
 }
 
 /// A server frame with the given opcode and payload.
-pub fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+pub(crate) fn frame(opcode: u8, payload: &[u8]) -> Bytes {
     let mut hdr = [0u8; HEADER_ROOM];
     let n = write_header(opcode, payload.len(), &mut hdr);
     let mut v = Vec::with_capacity(n + payload.len());
@@ -410,7 +411,7 @@ pub fn frame(opcode: u8, payload: &[u8]) -> Bytes {
 }
 
 /// A close frame with a code and a reason (cut to fit 123 bytes).
-pub fn close_frame(code: u16, reason: &str) -> Bytes {
+pub(crate) fn close_frame(code: u16, reason: &str) -> Bytes {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;

@@ -27,7 +27,7 @@ const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// What to do with the connection after reading its first request head.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Opening {
+pub(crate) enum Opening {
     /// Switch to WebSocket: send `response`, then keep `leftover` (bytes
     /// that followed the head) as the start of the frame stream.
     Upgrade {
@@ -45,7 +45,7 @@ pub enum Opening {
 
 /// Why no request could be read.
 #[derive(Debug, thiserror::Error)]
-pub enum HandshakeError {
+pub(crate) enum HandshakeError {
     /// The peer closed the connection before a full request head.
     #[error("The connection closed before a full HTTP request arrived.")]
     Closed,
@@ -63,7 +63,7 @@ fn refuse(status: &str, extra_headers: &str, body: &str) -> Opening {
 }
 
 /// Reads the first request head and decides what the connection is.
-pub async fn read_opening<R: AsyncRead + Unpin>(
+pub(crate) async fn read_opening<R: AsyncRead + Unpin>(
     r: &mut R,
     config: &Config,
 ) -> Result<Opening, HandshakeError> {
@@ -179,7 +179,7 @@ fn is_key(key: &str) -> bool {
 }
 
 /// `Sec-WebSocket-Accept` for a client's key: base64(SHA-1(key + GUID)).
-pub fn accept_key(key: &str) -> String {
+pub(crate) fn accept_key(key: &str) -> String {
     let mut h = sha1_smol::Sha1::new();
     h.update(key.as_bytes());
     h.update(WS_GUID.as_bytes());

@@ -13,7 +13,7 @@
 //!   (answered here) or plain HTTP (handed to [`crate::http`]).
 //! - [`frame`]: reading client frames and encoding server frames.
 
-pub mod frame;
-pub mod handshake;
+pub(crate) mod frame;
+pub(crate) mod handshake;
 
-pub use frame::{FrameReader, Incoming, WsError};
+pub(crate) use frame::{FrameReader, Incoming, WsError};

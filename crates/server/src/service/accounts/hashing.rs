@@ -40,13 +40,13 @@ use crate::config::LoginConfig;
 
 /// Largest Argon2 memory a stored hash may ask for, in KiB (1 GiB): a
 /// thread grows its block to fit a stored hash, up to this.
-pub const MAX_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
+pub(crate) const MAX_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
 
 /// Where a login comes from, for fairness and limits: an IPv4 address, an
 /// IPv6 /64 (one subscriber usually holds a whole /64), or this process
 /// (administration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
+pub(crate) enum Source {
     /// An IPv4 address (IPv4-mapped IPv6 addresses count here).
     V4([u8; 4]),
     /// The first 64 bits of an IPv6 address.
@@ -57,7 +57,7 @@ pub enum Source {
 
 impl Source {
     /// The source an address counts as.
-    pub fn of(addr: IpAddr) -> Source {
+    pub(crate) fn of(addr: IpAddr) -> Source {
         match addr {
             IpAddr::V4(a) => Source::V4(a.octets()),
             IpAddr::V6(a) => match a.to_ipv4_mapped() {
@@ -72,7 +72,7 @@ impl Source {
 }
 
 /// What to hash.
-pub enum Work {
+pub(crate) enum Work {
     /// Check `password` against a stored PHC string.
     Verify {
         /// The password given.
@@ -95,7 +95,7 @@ pub enum Work {
 
 /// What a job produced.
 #[derive(Debug)]
-pub enum Done {
+pub(crate) enum Done {
     /// A check's verdict.
     Verified(bool),
     /// A new PHC string.
@@ -104,7 +104,7 @@ pub enum Done {
 
 /// Why a job produced nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PoolError {
+pub(crate) enum PoolError {
     /// This source has as many jobs waiting as it may.
     #[error("this address has too many password checks waiting")]
     SourceFull,
@@ -151,7 +151,7 @@ const SERVED_MEMORY: u64 = 4096;
 
 /// Upper bounds (seconds) of the queue-wait histogram's buckets; a last,
 /// unbounded bucket follows.
-pub const WAIT_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub(crate) const WAIT_BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Counters for metrics; cheap to read at any time.
 #[derive(Default)]
@@ -175,16 +175,16 @@ pub struct PoolStats {
     /// Jobs answered `Expired` without hashing.
     pub expired: u64,
     /// Jobs skipped because their caller had gone.
-    pub abandoned: u64,
+    pub(crate) abandoned: u64,
     /// Jobs refused at once (`Busy`, `SourceFull`, or evicted).
-    pub refused: u64,
+    pub(crate) refused: u64,
     /// Jobs taken off the queue (hashed, expired or abandoned).
-    pub waited: u64,
+    pub(crate) waited: u64,
     /// Their total time in the queue, in seconds.
-    pub wait_sum_secs: f64,
+    pub(crate) wait_sum_secs: f64,
     /// How many waited at most each [`WAIT_BUCKETS`] bound (cumulative, as
     /// Prometheus histograms count), then all of them.
-    pub wait_buckets: [u64; WAIT_BUCKETS.len() + 1],
+    pub(crate) wait_buckets: [u64; WAIT_BUCKETS.len() + 1],
 }
 
 struct Shared {
@@ -198,7 +198,7 @@ struct Shared {
 }
 
 /// The pool. Dropping it stops the threads once they finish their job.
-pub struct HashPool {
+pub(crate) struct HashPool {
     shared: Arc<Shared>,
 }
 
@@ -311,7 +311,7 @@ impl Shared {
 
 impl HashPool {
     /// Starts `config.hash_threads` threads.
-    pub fn start(config: &LoginConfig) -> Result<HashPool, PoolError> {
+    pub(crate) fn start(config: &LoginConfig) -> Result<HashPool, PoolError> {
         let params = Params::new(
             config.argon2_memory_kib,
             config.argon2_iterations,
@@ -341,7 +341,7 @@ impl HashPool {
     /// Queues `work` for `source` and waits for it. Fails at once when the
     /// queue has no room; dropping the future abandons the job (it is
     /// skipped rather than hashed).
-    pub async fn run(&self, source: Source, work: Work) -> Result<Done, PoolError> {
+    pub(crate) async fn run(&self, source: Source, work: Work) -> Result<Done, PoolError> {
         let (reply, done) = oneshot::channel();
         let queued = Instant::now();
         let job = Job {
@@ -355,7 +355,7 @@ impl HashPool {
     }
 
     /// Checks a password against a stored hash.
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         source: Source,
         password: &str,
@@ -373,7 +373,7 @@ impl HashPool {
     }
 
     /// Hashes a new password.
-    pub async fn hash(&self, source: Source, password: &str) -> Result<String, PoolError> {
+    pub(crate) async fn hash(&self, source: Source, password: &str) -> Result<String, PoolError> {
         let work = Work::Hash {
             password: password.to_owned(),
         };
@@ -384,12 +384,12 @@ impl HashPool {
     }
 
     /// Jobs waiting now.
-    pub fn queue_depth(&self) -> usize {
+    pub(crate) fn queue_depth(&self) -> usize {
         self.shared.stats.depth.load(Ordering::Relaxed)
     }
 
     /// The counters.
-    pub fn stats(&self) -> PoolStats {
+    pub(crate) fn stats(&self) -> PoolStats {
         let s = &self.shared.stats;
         let mut buckets = [0; WAIT_BUCKETS.len() + 1];
         let mut running = 0;
@@ -486,7 +486,11 @@ fn failed(e: impl std::fmt::Display) -> PoolError {
 }
 
 /// Checks `password` against the PHC string `phc`.
-pub fn verify(password: &[u8], phc: &str, memory: &mut Vec<Block>) -> Result<bool, PoolError> {
+pub(crate) fn verify(
+    password: &[u8],
+    phc: &str,
+    memory: &mut Vec<Block>,
+) -> Result<bool, PoolError> {
     let parsed = PasswordHash::new(phc).map_err(failed)?;
     let algorithm = Algorithm::new(parsed.algorithm.as_str()).map_err(failed)?;
     let version = match parsed.version {
@@ -524,7 +528,7 @@ fn dummy(password: &[u8], params: &Params, memory: &mut Vec<Block>) -> Result<bo
 }
 
 /// Hashes a new password: Argon2id, `params`, a random 16-byte salt.
-pub fn hash_new(
+pub(crate) fn hash_new(
     password: &[u8],
     params: &Params,
     memory: &mut Vec<Block>,

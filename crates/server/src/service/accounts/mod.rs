@@ -33,9 +33,9 @@
 //!   account.
 //! - `sessions.rs`: the session cache, revocation and the watcher.
 
-pub mod hashing;
+pub(crate) mod hashing;
 mod sessions;
-pub mod throttle;
+pub(crate) mod throttle;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -46,8 +46,8 @@ use std::time::Duration;
 use chatus_protocol::{ErrorCode, Password, Timestamp, Token, Username};
 use sha2::Digest as _;
 
-pub use hashing::{MAX_ARGON2_MEMORY_KIB, PoolError, PoolStats, Source, WAIT_BUCKETS};
-pub use sessions::WATCH_EVERY;
+pub(crate) use hashing::{MAX_ARGON2_MEMORY_KIB, PoolError, PoolStats, Source};
+pub(crate) use sessions::WATCH_EVERY;
 pub(crate) use sessions::invalid_token;
 
 use crate::config::{Config, Registration};
@@ -58,32 +58,32 @@ use sessions::Cached;
 use throttle::Throttle;
 
 /// Most expired sessions deleted in one write.
-pub const PURGE_CHUNK: u32 = 1000;
+pub(crate) const PURGE_CHUNK: u32 = 1000;
 
 /// A successful login.
 #[derive(Debug)]
-pub struct LoggedIn {
+pub(crate) struct LoggedIn {
     /// Who.
-    pub user: UserId,
+    pub(crate) user: UserId,
     /// Their name as registered.
-    pub name: Username,
+    pub(crate) name: Username,
     /// A new token (after register or login), to show the client once.
-    pub token: Option<Token>,
+    pub(crate) token: Option<Token>,
     /// The session's token hash.
-    pub token_hash: TokenHash,
+    pub(crate) token_hash: TokenHash,
     /// When the session expires.
-    pub expires: Timestamp,
+    pub(crate) expires: Timestamp,
 }
 
 /// The logged-in user a request comes from, and their session.
 #[derive(Debug, Clone, Copy)]
-pub struct Holder<'a> {
+pub(crate) struct Holder<'a> {
     /// The user.
-    pub user: UserId,
+    pub(crate) user: UserId,
     /// Their name as registered.
-    pub name: &'a Username,
+    pub(crate) name: &'a Username,
     /// The session's token hash.
-    pub token_hash: TokenHash,
+    pub(crate) token_hash: TokenHash,
 }
 
 /// The accounts service.
@@ -198,7 +198,7 @@ impl Drop for Reservation<'_> {
 impl Accounts {
     /// The service, configured from `config`, knowing the stored sessions
     /// (token hash, user id, user name, expiry); starts the hashing pool.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         config: &Config,
         sessions: impl IntoIterator<Item = (TokenHash, UserId, Username, Timestamp)>,
@@ -370,7 +370,11 @@ impl Accounts {
     /// Sets a new password for `user` and revokes every session they have,
     /// recording the revocation for a server running beside the caller:
     /// for administrators (`chatus admin user reset-password`).
-    pub async fn reset_password(&self, user: &UserRow, pw: &Password) -> Result<(), ApiError> {
+    pub(crate) async fn reset_password(
+        &self,
+        user: &UserRow,
+        pw: &Password,
+    ) -> Result<(), ApiError> {
         self.check_password_strength(pw)?;
         let hash = self
             .pool
@@ -385,7 +389,7 @@ impl Accounts {
     }
 
     /// `register`: creates an account and a session.
-    pub async fn register(
+    pub(crate) async fn register(
         &self,
         name: &Username,
         pw: &Password,
@@ -407,7 +411,7 @@ impl Accounts {
     }
 
     /// `login`: checks the password and creates a session.
-    pub async fn login(
+    pub(crate) async fn login(
         &self,
         name: &Username,
         pw: &Password,
@@ -427,7 +431,7 @@ impl Accounts {
     /// `change_password`: checks `current` (a login attempt for the limits),
     /// stores `new`, and revokes every other session of the user, closing
     /// their connections; the session `keep` stays.
-    pub async fn change_password(
+    pub(crate) async fn change_password(
         &self,
         holder: Holder<'_>,
         current: &Password,
@@ -473,7 +477,7 @@ impl Accounts {
 
     /// `logout` with `everywhere`: revokes every session of the user and
     /// closes all their connections but `this` one (the caller closes it).
-    pub async fn logout_everywhere(
+    pub(crate) async fn logout_everywhere(
         &self,
         user: UserId,
         hub: &crate::hub::Hub,
@@ -509,7 +513,7 @@ impl Accounts {
     }
 
     /// Forgets rate-limit records that no longer limit anyone.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         self.throttle.sweep();
     }
 }

@@ -50,7 +50,7 @@ impl Accounts {
     /// `auth`: resumes a session by token, extending it when it is more
     /// than a day old. The caller attaches the connection and then checks
     /// [`Accounts::is_cached`] (see the module doc).
-    pub async fn resume(
+    pub(crate) async fn resume(
         &self,
         token: &Token,
         addr: std::net::IpAddr,
@@ -87,7 +87,7 @@ impl Accounts {
     }
 
     /// When the session expires, if it is live (cached and unexpired).
-    pub fn live_until(&self, token_hash: &TokenHash) -> Option<Timestamp> {
+    pub(crate) fn live_until(&self, token_hash: &TokenHash) -> Option<Timestamp> {
         let now = now();
         self.cached()
             .get(token_hash)
@@ -97,13 +97,13 @@ impl Accounts {
 
     /// Whether the session is still cached: not revoked (it may have
     /// expired; the gate sees to that).
-    pub fn is_cached(&self, token_hash: &TokenHash) -> bool {
+    pub(crate) fn is_cached(&self, token_hash: &TokenHash) -> bool {
         self.cached().contains_key(token_hash)
     }
 
     /// Forgets a session that was just made for a login that was then
     /// refused (no connection holds it).
-    pub async fn forget_new_session(&self, token_hash: TokenHash) -> Result<(), ApiError> {
+    pub(crate) async fn forget_new_session(&self, token_hash: TokenHash) -> Result<(), ApiError> {
         self.cached().remove(&token_hash);
         self.store.delete_session(token_hash).await?;
         Ok(())
@@ -112,7 +112,7 @@ impl Accounts {
     /// `logout`: revokes one session: from the cache, then the store, then
     /// closes every connection attached with it but `this` (which the
     /// caller closes after its reply).
-    pub async fn logout(
+    pub(crate) async fn logout(
         &self,
         user: UserId,
         token_hash: TokenHash,
@@ -158,7 +158,7 @@ impl Accounts {
 
     /// Sets the newest revocation event already reflected in the sessions
     /// this service was made with (read before the snapshot).
-    pub fn set_revocation_mark(&self, seen: i64) {
+    pub(crate) fn set_revocation_mark(&self, seen: i64) {
         self.seen_revocation.store(seen, Ordering::Relaxed);
     }
 
@@ -167,7 +167,7 @@ impl Accounts {
     /// in the store by administration tools (a password reset): drops the
     /// user's sessions and closes their connections. Returns false once the
     /// store is closed (the watcher then stops).
-    pub async fn watch(&self, hub: &Hub) -> bool {
+    pub(crate) async fn watch(&self, hub: &Hub) -> bool {
         self.close_expired(hub);
         let after = self.seen_revocation.load(Ordering::Relaxed);
         let events = match self.store.revocations_after(after).await {
@@ -255,7 +255,7 @@ impl Accounts {
 
 /// How often [`Accounts::watch`] runs: the latency of closing an expired
 /// session's connections and of acting on an administrator's reset.
-pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The `invalid_token` refusal.
 pub(crate) fn invalid_token() -> ApiError {

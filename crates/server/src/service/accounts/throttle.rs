@@ -29,7 +29,7 @@ use crate::config::RateConfig;
 use crate::ratelimit::{Bucket, Keyed, Rate};
 
 /// How long a failure marks its address as a suspect for the account.
-pub const RECENT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const RECENT: Duration = Duration::from_secs(15 * 60);
 
 struct Pair {
     bucket: Bucket,
@@ -43,7 +43,7 @@ struct Account {
 }
 
 /// The limits. See the module doc.
-pub struct Throttle {
+pub(crate) struct Throttle {
     attempts: Keyed<Source>,
     pair_rate: Rate,
     account_rate: Rate,
@@ -52,11 +52,11 @@ pub struct Throttle {
 }
 
 /// Why a check was refused: how long to wait.
-pub type Wait = Duration;
+pub(crate) type Wait = Duration;
 
 impl Throttle {
     /// Limits from the rate configuration.
-    pub fn new(r: &RateConfig) -> Self {
+    pub(crate) fn new(r: &RateConfig) -> Self {
         Self {
             attempts: Keyed::new(Rate::new(
                 r.logins_per_min_per_addr / 60.0,
@@ -81,7 +81,7 @@ impl Throttle {
     }
 
     /// Takes an attempt from `source`'s budget.
-    pub fn attempt(&self, source: Source) -> Result<(), Wait> {
+    pub(crate) fn attempt(&self, source: Source) -> Result<(), Wait> {
         self.attempts.take(source)
     }
 
@@ -91,7 +91,7 @@ impl Throttle {
     /// reserves one failure of the pair; settle it with
     /// [`Throttle::succeeded`], [`Throttle::failed`] or
     /// [`Throttle::cancel`].
-    pub fn check(&self, account: &str, source: Source) -> Result<(), Wait> {
+    pub(crate) fn check(&self, account: &str, source: Source) -> Result<(), Wait> {
         let now = Instant::now();
         let mut accounts = self.accounts();
         if let Some(a) = accounts.get_mut(account) {
@@ -123,7 +123,7 @@ impl Throttle {
     }
 
     /// The password was right: the pair's record is forgotten.
-    pub fn succeeded(&self, account: &str, source: Source) {
+    pub(crate) fn succeeded(&self, account: &str, source: Source) {
         let mut accounts = self.accounts();
         if let Some(a) = accounts.get_mut(account) {
             a.by_source.remove(&source);
@@ -132,7 +132,7 @@ impl Throttle {
 
     /// The password was wrong: the reserved token stays spent, the account's
     /// budget is spent too, and the source is a suspect for [`RECENT`].
-    pub fn failed(&self, account: &str, source: Source) {
+    pub(crate) fn failed(&self, account: &str, source: Source) {
         let now = Instant::now();
         let mut accounts = self.accounts();
         if let Some(a) = accounts.get_mut(account) {
@@ -144,7 +144,7 @@ impl Throttle {
     }
 
     /// No verdict came (busy, gone): the reserved token is given back.
-    pub fn cancel(&self, account: &str, source: Source) {
+    pub(crate) fn cancel(&self, account: &str, source: Source) {
         let mut accounts = self.accounts();
         if let Some(p) = accounts
             .get_mut(account)
@@ -155,7 +155,7 @@ impl Throttle {
     }
 
     /// Forgets what no longer limits anyone.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         self.attempts.sweep();
         let now = Instant::now();
         self.accounts().retain(|_, a| {
@@ -170,7 +170,8 @@ impl Throttle {
     }
 
     /// Tracked (account, address) pairs, for tests and metrics.
-    pub fn pairs(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pairs(&self) -> usize {
         self.accounts().values().map(|a| a.by_source.len()).sum()
     }
 }

@@ -37,14 +37,14 @@ use crate::store::{
 use writer::{Msg, WriterCtx};
 
 /// The database file inside the data directory.
-pub const DB_FILE: &str = "chatus.db";
+pub(crate) const DB_FILE: &str = "chatus.db";
 const LOCK_FILE: &str = "chatus.lock";
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 4;
 
 /// A SQLite store in a data directory. Cheap to clone.
 #[derive(Clone)]
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     inner: Arc<Inner>,
 }
 
@@ -79,7 +79,7 @@ struct Watcher {
 
 /// Whether to take the data directory's exclusive lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// A server: one per data directory, enforced with a lock file.
     Exclusive,
     /// An administrative tool working beside a running server.
@@ -110,7 +110,7 @@ fn open_conn(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) the database in `dir`, migrates it, and
     /// starts the writer thread.
-    pub fn open(dir: &Path, access: Access) -> Result<SqliteStore, StoreError> {
+    pub(crate) fn open(dir: &Path, access: Access) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)?;
         let lock = match access {
             Access::Shared => None,
