@@ -149,6 +149,13 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     let mut server = TestServer::start_at(data.clone()).await;
     let mut alice = Raw::registered(server.addr, "alice").await;
     let mut bob = Raw::registered(server.addr, "bob").await;
+    let mut dave = Raw::connect(server.addr).await;
+    dave.call(json!({"type":"hello","version":1})).await;
+    let r = dave
+        .call(json!({"type":"register","username":"dave","password":password("dave").expose()}))
+        .await;
+    let dave_token = r["token"].as_str().unwrap().to_owned();
+    drop(dave);
     let mut acked: BTreeMap<String, u64> = BTreeMap::new();
     for i in 0..10 {
         let r = send(&mut alice, &format!("before-{i}")).await;
@@ -200,6 +207,27 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     assert_eq!(r["type"], "conversations", "{r}");
     let r = alice.call(json!({"type":"who"})).await;
     assert_ne!(r["type"], "error", "{r}");
+    // A token login needs no write. A password login (it stores a new
+    // session) and a registration may still fit in the log's reused space;
+    // if not, they are refused, typed. Either way, what they said holds
+    // after the restart below.
+    let mut dave = Raw::connect(server.addr).await;
+    dave.call(json!({"type":"hello","version":1})).await;
+    let r = dave.call(json!({"type":"auth","token":dave_token})).await;
+    assert_eq!(r["type"], "authed", "{r}");
+    let mut erin = Raw::connect(server.addr).await;
+    erin.call(json!({"type":"hello","version":1})).await;
+    let login = erin
+        .call(json!({"type":"login","username":"dave","password":password("dave").expose()}))
+        .await;
+    let mut erin = Raw::connect(server.addr).await;
+    erin.call(json!({"type":"hello","version":1})).await;
+    let register = erin
+        .call(json!({"type":"register","username":"erin","password":password("erin").expose()}))
+        .await;
+    for r in [&login, &register] {
+        assert!(r["type"] == "authed" || r["code"] == "internal", "{r}");
+    }
 
     // Space returns: messages are taken again, soon.
     std::fs::remove_file(&ballast).unwrap();
@@ -231,6 +259,29 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     let server = TestServer::start_at(data).await;
     let mut carol = Raw::registered(server.addr, "carol").await;
     same(&lobby(&mut carol).await, &acked);
+    if let Some(token) = login["token"].as_str() {
+        let mut dave = Raw::connect(server.addr).await;
+        dave.call(json!({"type":"hello","version":1})).await;
+        let r = dave.call(json!({"type":"auth","token":token})).await;
+        assert_eq!(
+            r["type"], "authed",
+            "a session acknowledged on the full disk was lost: {r}"
+        );
+    }
+    let mut erin = Raw::connect(server.addr).await;
+    erin.call(json!({"type":"hello","version":1})).await;
+    let r = erin
+        .call(json!({"type":"login","username":"erin","password":password("erin").expose()}))
+        .await;
+    let expected = if register["type"] == "authed" {
+        "authed"
+    } else {
+        "error"
+    };
+    assert_eq!(
+        r["type"], expected,
+        "registration said {register}, login after restart {r}"
+    );
     let mut seqs: Vec<u64> = acked.values().copied().collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=acked.len() as u64).collect::<Vec<_>>());
