@@ -46,7 +46,8 @@ use rng::Rng;
 /// Starts a server process on the given data directory.
 pub type Launch = dyn Fn(&Path) -> anyhow::Result<Server> + Send + Sync;
 
-/// The sizes of a crash run.
+/// The sizes of a crash run (`chatus-bench crash` takes them as options,
+/// with the defaults in [`CrashArgs`]).
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Kill and restart cycles.
@@ -64,19 +65,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full run: 20 cycles, 8 senders over 3 rooms and 8 direct
-    /// conversations.
-    pub fn full(seed: u64) -> Self {
-        Self {
-            cycles: 20,
-            senders: 8,
-            rooms: 3,
-            window: 16,
-            kill_ms: (50, 2000),
-            seed,
-        }
-    }
-
     /// A few seconds in all, for `cargo test`.
     pub fn short(seed: u64) -> Self {
         Self {
