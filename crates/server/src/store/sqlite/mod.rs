@@ -144,7 +144,9 @@ impl SqliteStore {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
         )?;
-        integrity::quick_check(&conn, &path)?;
+        // On a connection of its own, with SQLite's small default page
+        // cache, so reading the whole file leaves nothing resident.
+        integrity::quick_check(&open_conn(&path, Mode::ReadOnly)?, &path)?;
         schema::migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
         let ctx = WriterCtx {
