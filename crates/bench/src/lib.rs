@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - [`workload`]: the eight workloads and their shared machinery.
+//! - [`crash`]: `chatus-bench crash`, SIGKILL under load and the checks
+//!   after each restart.
 //! - [`sys`]: one send/receive interface over ChatUs and NATS.
 //! - [`chatus`], [`nats`], [`ws`]: the two protocols, spoken leanly.
 //! - [`proc`]: starting the servers, reading their CPU time and memory.
@@ -14,6 +16,7 @@
 //! - [`report`]: JSON lines → Markdown.
 
 pub mod chatus;
+pub mod crash;
 pub mod nats;
 pub mod proc;
 pub mod report;

@@ -1,4 +1,5 @@
-//! The `chatus-bench` binary: `run` measures, `report` renders Markdown.
+//! The `chatus-bench` binary: `run` measures, `crash` kills and checks,
+//! `report` renders Markdown.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -18,6 +19,9 @@ struct Cli {
 enum Command {
     /// Run workloads; print one JSON line per run.
     Run(chatus_bench::RunArgs),
+    /// Kill the server with SIGKILL under load, restart it, and check that
+    /// nothing acknowledged was lost or stored twice (exits 1 if so).
+    Crash(chatus_bench::crash::CrashArgs),
     /// Render JSON lines (a file, or standard input) as Markdown tables.
     Report {
         /// The file of JSON lines.
@@ -33,6 +37,21 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(chatus_bench::run_cli(args))),
+        Command::Crash(args) => {
+            let held = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(chatus_bench::crash::run_cli(args)));
+            return match held {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("chatus-bench: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Report { file } => {
             let text = match file {
                 Some(p) => std::fs::read_to_string(p).map_err(anyhow::Error::from),

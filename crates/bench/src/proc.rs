@@ -45,6 +45,20 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills the process with SIGKILL (no shutdown of any kind) and waits
+    /// for it to be gone. A server in this process cannot be killed.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        let mut c = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("the server is not a child process"))?;
+        c.kill()?;
+        c.wait()?;
+        Ok(())
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -130,23 +144,67 @@ pub fn start_chatus_keep(bin: &Path, work: &Path, keep: bool) -> anyhow::Result<
     }
     let config = work.join("chatus-bench.toml");
     std::fs::write(&config, CHATUS_CONFIG)?;
-    let mut child = Command::new(bin)
-        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
-        .arg(&config)
+    spawn_server(chatus_command(bin, &config, &data))
+        .with_context(|| format!("could not start {}", bin.display()))
+}
+
+/// The command line of `chatus serve` on a free loopback port with the
+/// given configuration file and data directory.
+pub fn chatus_command(bin: &Path, config: &Path, data: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(config)
         .arg("--data")
-        .arg(&data)
-        .env("RUST_LOG", "warn")
+        .arg(data)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// How long a server may take to announce its address.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Starts a server process and waits for the line of its standard output
+/// that names its address (`ws://ADDR`); earlier lines are skipped. The
+/// process's standard error is inherited.
+pub fn spawn_server(mut cmd: Command) -> anyhow::Result<Server> {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("could not start {}", bin.display()))?;
+        .spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
+    // Read on a thread, so that a server that never announces itself costs
+    // a timeout rather than a hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match lines.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(None);
+                    return;
+                }
+                Ok(_) if line.contains("ws://") => {
+                    let _ = tx.send(Some(line));
+                    return;
+                }
+                Ok(_) => {}
+            }
+        }
+    });
+    let line = match rx.recv_timeout(START_TIMEOUT) {
+        Ok(Some(line)) => line,
+        Ok(None) | Err(_) => {
+            let _ = child.kill();
+            let status = child.wait()?;
+            bail!("the server stopped or stalled before listening ({status})");
+        }
+    };
     let addr = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("ws://"))
-        .ok_or_else(|| anyhow!("chatus serve printed no address: {line:?}"))?
+        .ok_or_else(|| anyhow!("no address in {line:?}"))?
         .parse()?;
     let version = line.split_whitespace().nth(1).unwrap_or("?").to_owned();
     Ok(Server {

@@ -1,5 +1,6 @@
 //! Smoke test of the load generator: every ChatUs workload, tiny and
-//! short, against a real server in this process, so the tool cannot rot.
+//! short, against a real server in this process, so the tool cannot rot;
+//! and a short crash run (SIGKILL under load, then the checks).
 //! Full runs and the nats-server reference are in BENCHMARKS.md, not here.
 
 #![allow(
@@ -9,4 +10,5 @@
     reason = "tests"
 )]
 
+mod crash;
 mod smoke;

@@ -11,6 +11,8 @@
 pub(crate) mod skeleton;
 pub(crate) mod sqlite;
 
+pub use sqlite::DB_FILE;
+
 use std::future::Future;
 use std::pin::Pin;
 
@@ -58,6 +60,21 @@ pub enum StoreError {
     /// Opening the data directory failed.
     #[error("Could not open the data directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The database file is damaged (truncated, overwritten, not a
+    /// database): found when opening it, and never opened past that.
+    #[error(
+        "The database {} is damaged: {problem}. The server will not open it, so that nothing \
+         more is lost. Stop every ChatUs process using this data directory, then restore the \
+         file from a backup (and delete the -wal and -shm files beside it), or move the damaged \
+         files away to start with an empty database.",
+        path.display()
+    )]
+    Damaged {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What is wrong with it, as a sentence fragment.
+        problem: String,
+    },
 }
 
 /// A boxed future returned by [`Store`] methods.

@@ -48,7 +48,7 @@ thread_local! {
 
 /// One whole message (or control frame) from the client.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Incoming {
+pub enum Incoming {
     /// A text message.
     Text(String),
     /// A binary message (its length); the protocol has no use for one.
@@ -63,7 +63,7 @@ pub(crate) enum Incoming {
 
 /// What can go wrong reading frames.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum WsError {
+pub enum WsError {
     /// The client broke the WebSocket protocol.
     #[error("The client broke the WebSocket protocol: {0}.")]
     Protocol(&'static str),
@@ -158,7 +158,7 @@ fn unmask(data: &mut [u8], mask: [u8; 4]) {
 
 /// Reads whole client messages from a stream.
 #[derive(Debug)]
-pub(crate) struct FrameReader {
+pub struct FrameReader {
     /// Received bytes not yet parsed; empty (and unallocated) when idle.
     buf: Vec<u8>,
     /// Where parsing resumes in `buf`.
@@ -178,7 +178,7 @@ const MAX_HEADER: usize = 14;
 impl FrameReader {
     /// A reader for messages up to `max_message` bytes, starting with bytes
     /// that arrived together with the HTTP upgrade request.
-    pub(crate) fn new(max_message: usize, leftover: Vec<u8>) -> Self {
+    pub fn new(max_message: usize, leftover: Vec<u8>) -> Self {
         Self {
             buf: leftover,
             start: 0,
@@ -203,7 +203,7 @@ impl FrameReader {
 
     /// The next message; `None` when the stream ended cleanly between
     /// messages.
-    pub(crate) async fn next<R: AsyncRead + Unpin>(
+    pub async fn next<R: AsyncRead + Unpin>(
         &mut self,
         r: &mut R,
     ) -> Result<Option<Incoming>, WsError> {

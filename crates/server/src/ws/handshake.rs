@@ -27,7 +27,7 @@ const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// What to do with the connection after reading its first request head.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Opening {
+pub enum Opening {
     /// Switch to WebSocket: send `response`, then keep `leftover` (bytes
     /// that followed the head) as the start of the frame stream.
     Upgrade {
@@ -45,7 +45,7 @@ pub(crate) enum Opening {
 
 /// Why no request could be read.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum HandshakeError {
+pub enum HandshakeError {
     /// The peer closed the connection before a full request head.
     #[error("The connection closed before a full HTTP request arrived.")]
     Closed,
@@ -63,7 +63,7 @@ fn refuse(status: &str, extra_headers: &str, body: &str) -> Opening {
 }
 
 /// Reads the first request head and decides what the connection is.
-pub(crate) async fn read_opening<R: AsyncRead + Unpin>(
+pub async fn read_opening<R: AsyncRead + Unpin>(
     r: &mut R,
     config: &Config,
 ) -> Result<Opening, HandshakeError> {

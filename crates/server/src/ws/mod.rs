@@ -13,7 +13,7 @@
 //!   (answered here) or plain HTTP (handed to [`crate::http`]).
 //! - [`frame`]: reading client frames and encoding server frames.
 
-pub(crate) mod frame;
-pub(crate) mod handshake;
+pub mod frame;
+pub mod handshake;
 
-pub(crate) use frame::{FrameReader, Incoming, WsError};
+pub use frame::{FrameReader, Incoming, WsError};

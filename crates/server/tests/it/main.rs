@@ -13,6 +13,8 @@ mod bad_input;
 mod budgets;
 mod chat;
 mod client_lib;
+mod damaged_db;
+mod disk_full;
 mod durability;
 mod edge;
 mod logins;

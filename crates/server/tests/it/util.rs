@@ -76,6 +76,11 @@ impl TestServer {
         Self::launch(data, Some(dir), Arc::new(tweak)).await
     }
 
+    /// A server on a data directory the test owns (and cleans up).
+    pub async fn start_at(data: PathBuf) -> Self {
+        Self::launch(data, None, Arc::new(|_: &mut Config| {})).await
+    }
+
     async fn launch(
         data: PathBuf,
         dir: Option<tempfile::TempDir>,

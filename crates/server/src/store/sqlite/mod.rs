@@ -15,8 +15,11 @@
 //! - `writer`: the writer thread and its group commit.
 //! - `queries`: the SQL, as plain functions over a connection.
 //! - `schema` holds the migrations.
+//! - `integrity`: the checks a database file passes before it is used,
+//!   and creating a new one whole.
 //! - This file: opening, the reader pool, and the [`Store`] impl.
 
+mod integrity;
 mod queries;
 mod schema;
 mod writer;
@@ -37,7 +40,7 @@ use crate::store::{
 use writer::{Msg, WriterCtx};
 
 /// The database file inside the data directory.
-pub(crate) const DB_FILE: &str = "chatus.db";
+pub const DB_FILE: &str = "chatus.db";
 const LOCK_FILE: &str = "chatus.lock";
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 4;
@@ -92,14 +95,25 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-fn open_conn(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
+/// How a connection opens the database file.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Readers.
+    ReadOnly,
+    /// The writer and the checkpointer: the file must exist (and have
+    /// passed the checks), so SQLite never creates an empty one in its place.
+    ReadWrite,
+    /// Only for building a new database.
+    Create,
+}
+
+fn open_conn(path: &Path, mode: Mode) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | match mode {
+            Mode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+            Mode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        };
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -130,12 +144,27 @@ impl SqliteStore {
             }
         };
         let path = dir.join(DB_FILE);
-        let mut conn = open_conn(&path, false)?;
+        // A damaged file is refused before SQLite touches it (SQLite would
+        // treat an empty file as a new database); a missing one is made
+        // whole under another name first.
+        if !integrity::check_file(&path)? {
+            integrity::create(&path, |new| {
+                let mut conn = open_conn(new, Mode::Create)?;
+                conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+                schema::migrate(&mut conn)?;
+                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+                Ok(())
+            })?;
+        }
+        let mut conn = open_conn(&path, Mode::ReadWrite)?;
         // Checkpoints run on their own thread (see `checkpointer`), not inside
         // a commit where they would stall every writer waiting for it.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
         )?;
+        // On a connection of its own, with SQLite's small default page
+        // cache, so reading the whole file leaves nothing resident.
+        integrity::quick_check(&open_conn(&path, Mode::ReadOnly)?, &path)?;
         schema::migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
         let ctx = WriterCtx {
@@ -143,7 +172,7 @@ impl SqliteStore {
             last_seqs: Default::default(),
         };
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let checkpointer_conn = open_conn(&path, false)?;
+        let checkpointer_conn = open_conn(&path, Mode::ReadWrite)?;
         {
             let stop = stop_checkpoints.clone();
             std::thread::Builder::new()
@@ -199,7 +228,7 @@ impl SqliteStore {
                 let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
                 let conn = match pooled {
                     Some(c) => c,
-                    None => open_conn(&inner.path, true)?,
+                    None => open_conn(&inner.path, Mode::ReadOnly)?,
                 };
                 let result = f(&conn);
                 if let Ok(mut v) = inner.readers.lock()
@@ -296,7 +325,7 @@ impl Store for SqliteStore {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if slot.is_none() {
                     *slot = Some(Watcher {
-                        conn: open_conn(&inner.path, true)?,
+                        conn: open_conn(&inner.path, Mode::ReadOnly)?,
                         data_version: -1,
                         last: (-1, Vec::new()),
                     });

@@ -252,7 +252,7 @@ async fn read_markers_are_key_lookups_however_many_messages() {
         .await
         .unwrap()
         .id;
-    let conn = super::open_conn(&dir.path().join(super::DB_FILE), true).unwrap();
+    let conn = super::open_conn(&dir.path().join(super::DB_FILE), super::Mode::ReadOnly).unwrap();
     // (VM instructions, full-scan steps) of reading a's markers.
     let cost = |conn: &rusqlite::Connection| {
         let markers = super::queries::read_markers(conn, a, &[lobby]).unwrap();
