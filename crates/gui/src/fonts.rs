@@ -133,6 +133,10 @@ impl GlyphCheck {
     /// The characters of `text`, not seen before, that nothing can draw.
     pub fn missing(&mut self, ctx: &egui::Context, text: &str) -> Vec<char> {
         let mut missing = Vec::new();
+        // The feed checks every message each frame: most are plain ASCII.
+        if text.is_ascii() {
+            return missing;
+        }
         for c in text.chars() {
             if c.is_ascii() || !drawn(c) || !self.checked.insert(c) {
                 continue;
