@@ -3,7 +3,9 @@
 # server on a spare port, four people talking through the CLI, then the
 # desktop app logged in as alice. Needs a release build with the desktop app
 # (`cargo build --release -p chatus`) and `apt-get install -y xvfb
-# imagemagick xdotool`.
+# imagemagick xdotool`; with fonts-noto-color-emoji (and a CJK font, e.g.
+# fonts-noto-cjk) installed, the pictures show emoji in colour and the
+# Chinese and Japanese greeting as text rather than boxes.
 # Usage: [SHOT_PORT=N] docs/screenshots/take.sh [OUT_DIR]   (default: docs/screenshots)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -74,6 +76,8 @@ kill "$gui"
 HOME=$work/home-alice "$bin" gui >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do xdotool search --name "ChatUs —" >/dev/null 2>&1 && break; sleep 0.1; done
+# The pointer away from the feed: over a message it shows that message's time.
+xdotool mousemove 100 560
 sleep 2
 import -window root "$out/chat.png"
 echo "wrote $out/login.png and $out/chat.png"

@@ -3,10 +3,10 @@
 //! said, draws the current screen, and turns intents into actions.
 
 use chatus_client::protocol::Username;
-use chatus_client::{Credentials, ServerUrl, Sessions};
+use chatus_client::{ServerUrl, Sessions};
 use eframe::egui;
 
-use crate::net::{Action, Bridge};
+use crate::net::{Action, Bridge, Session};
 use crate::settings::{self, Settings};
 use crate::state::{Intent, Screen, State};
 use crate::ui;
@@ -20,11 +20,15 @@ pub struct ChatusApp {
     settings: Settings,
     title: String,
     wired: bool,
+    /// The client the chat view was drawn for: another one (a new login,
+    /// another account) gets a fresh view.
+    view_session: Session,
 }
 
 impl ChatusApp {
     /// Builds the app from command-line options and stored settings, and
-    /// logs in at once when a token is stored for the last account.
+    /// logs in at once when a login is saved for the last account (or,
+    /// when none is remembered, the server's default account in the store).
     pub fn new(options: &Options, settings: Settings) -> Result<Self, GuiError> {
         let sessions = Sessions::new(options.config_dir.clone())?;
         let net = Bridge::start(sessions.clone())?;
@@ -48,18 +52,19 @@ impl ChatusApp {
             settings,
             title: String::new(),
             wired: false,
+            view_session: Session::default(),
         };
         if let Ok(server) =
             ServerUrl::parse(&format!("{}:{}", app.settings.host, app.settings.port))
         {
             let user = Username::parse(app.settings.username.clone()).ok();
-            if let Ok((user, token)) = sessions.token(&server, user.as_ref()) {
-                let actions = app
-                    .state
-                    .resume_session(server, user, Credentials::Token(token));
+            if let Ok((user, _)) = sessions.token(&server, user.as_ref()) {
+                let actions = app.state.resume_session(server, user);
                 app.dispatch(actions);
             }
         }
+        let actions = app.state.intent(Intent::LoginServerEdited);
+        app.dispatch(actions);
         Ok(app)
     }
 
@@ -96,14 +101,18 @@ impl ChatusApp {
             self.settings.username = me.to_string();
         }
         let intents = match self.state.screen {
-            Screen::Login => ui::login::show(ui, &mut self.state.login),
+            Screen::Login => {
+                let saved = self.state.saved_here().to_vec();
+                ui::login::show(ui, &mut self.state.login, &saved)
+            }
             Screen::Chat => ui::chat::show(ui, &self.state, &mut self.view),
         };
         for i in intents {
             self.intent(i);
         }
-        if self.state.screen == Screen::Login {
+        if self.state.screen == Screen::Login || self.state.session() != self.view_session {
             self.view = ui::chat::View::default();
+            self.view_session = self.state.session();
         }
         let title = self.state.title();
         if title != self.title {

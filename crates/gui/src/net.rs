@@ -9,7 +9,11 @@
 //! Every update is tagged with the [`Session`] of the client it came from
 //! (the number the state gave the `Connect` that started it), so the state
 //! can ignore stragglers from a client it has logged out or replaced.
+//!
+//! Saved logins (the sessions store shared with the CLI) are read and
+//! written here too, off the UI thread; tokens never reach the state.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, mpsc};
 
 use chatus_client::protocol::history::{ConversationInfo, HistoryPage, Page};
@@ -48,6 +52,18 @@ pub enum Action {
         /// The number this client's updates are tagged with.
         session: Session,
     },
+    /// Log in with the login saved for `user` on `server` (start-up, or
+    /// switching accounts), replacing the current client.
+    ConnectSaved {
+        /// The server.
+        server: ServerUrl,
+        /// Whose saved login.
+        user: Username,
+        /// The number this client's updates are tagged with.
+        session: Session,
+    },
+    /// List the accounts with a saved login on a server.
+    Accounts(ServerUrl),
     /// Send a message (kept until the server stores it).
     Send {
         /// Where.
@@ -140,6 +156,13 @@ pub enum Update {
     Notice(String),
     /// Logged out; back to the login screen.
     LoggedOut,
+    /// The accounts with a saved login on a server (not tied to a client).
+    Accounts {
+        /// The server.
+        server: ServerUrl,
+        /// Their names as the server spells them, in order.
+        users: Vec<Username>,
+    },
 }
 
 type Repaint = Arc<Mutex<Option<Box<dyn Fn() + Send + Sync>>>>;
@@ -273,6 +296,39 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                 };
                 conn = Some(connect(login, &out, &sessions, me_tx.clone()));
             }
+            Action::ConnectSaved {
+                server,
+                user,
+                session,
+            } => {
+                if let Some(old) = conn.take() {
+                    old.client.quit().await;
+                }
+                out = out.tagged(session);
+                match sessions.token(&server, Some(&user)) {
+                    Ok((user, token)) => {
+                        let login = Login {
+                            server,
+                            credentials: Credentials::Token(token),
+                            user: Some(user),
+                        };
+                        conn = Some(connect(login, &out, &sessions, me_tx.clone()));
+                    }
+                    Err(e) => {
+                        tracing::debug!(cause = %e, "no saved login");
+                        out.send(Update::LoginFailed(format!(
+                            "There is no saved login for {user} on {}:{} any more; \
+                             please log in with the password.",
+                            server.host(),
+                            server.port()
+                        )));
+                    }
+                }
+            }
+            Action::Accounts(server) => {
+                let users = saved_accounts(&sessions, &server);
+                out.send(Update::Accounts { server, users });
+            }
             Action::Disconnect => {
                 if let Some(old) = conn.take() {
                     old.client.quit().await;
@@ -299,6 +355,30 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
     if let Some(c) = conn {
         c.client.quit().await;
     }
+}
+
+/// The accounts with a saved login on `server`, as the server spells
+/// them, ordered by name. Asks the store about each name it holds, so a
+/// server is recognised however its address was written when saved.
+pub fn saved_accounts(sessions: &Sessions, server: &ServerUrl) -> Vec<Username> {
+    let file = match sessions.load() {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(cause = %e, "could not read the saved logins");
+            return Vec::new();
+        }
+    };
+    let mut asked = BTreeSet::new();
+    let mut users: Vec<Username> = file
+        .servers
+        .values()
+        .flat_map(|s| s.accounts.values())
+        .filter_map(|a| Username::parse(a.user.clone()).ok())
+        .filter(|u| asked.insert(u.key()))
+        .filter_map(|u| sessions.token(server, Some(&u)).ok().map(|(u, _)| u))
+        .collect();
+    users.sort_by_key(Username::key);
+    users
 }
 
 /// What a `Connect` asked for.
@@ -490,7 +570,11 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                 Ok(r) => Update::Directory(r),
                 Err(e) => failed("Could not list the rooms", e),
             },
-            Action::Connect { .. } | Action::Logout | Action::Disconnect => return,
+            Action::Connect { .. }
+            | Action::ConnectSaved { .. }
+            | Action::Accounts(_)
+            | Action::Logout
+            | Action::Disconnect => return,
         };
         out.send(update);
     });

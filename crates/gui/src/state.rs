@@ -8,8 +8,9 @@
 //!
 //! This file holds the types, the intents and logging in; the rest of the
 //! rules live in `events.rs` (network updates), `history.rs` (opening
-//! conversations and paging history) and `compose.rs` (the composer and
-//! its commands).
+//! conversations and paging history), `compose.rs` (the composer and its
+//! commands), `accounts.rs` (saved accounts: listing and switching) and
+//! `glyphs.rs` (which font to suggest for text no font can draw).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -24,9 +25,14 @@ use chatus_client::{Credentials, ServerUrl};
 
 use crate::net::{Action, Session, Update};
 
+mod accounts;
 mod compose;
 mod events;
+mod glyphs;
 mod history;
+
+pub use accounts::SavedAccounts;
+pub use glyphs::FontGap;
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +70,17 @@ pub struct LoginForm {
     pub error: Option<String>,
     /// A login is in progress.
     pub busy: bool,
+}
+
+impl LoginForm {
+    /// The server the form names, or why it names none.
+    pub fn server(&self) -> Result<ServerUrl, String> {
+        let host = self.host.trim();
+        match self.port.trim().parse::<u16>() {
+            Ok(p) if p > 0 => ServerUrl::parse(&format!("{host}:{p}")).map_err(|e| e.to_string()),
+            _ => Err("The port must be a number from 1 to 65535.".into()),
+        }
+    }
 }
 
 /// The connection as the status line shows it.
@@ -166,6 +183,16 @@ pub enum Intent {
     Quit,
     /// Dismiss the notice.
     DismissNotice,
+    /// The login form's server or port was edited.
+    LoginServerEdited,
+    /// Use the saved login of this account on the current server (from
+    /// the login screen, or switching from the chat screen).
+    UseSaved(Username),
+    /// Go to the login screen to add another account; the current one's
+    /// login stays saved.
+    AddAccount,
+    /// Message text has characters no installed font can draw.
+    GlyphsMissing(Vec<char>),
 }
 
 /// Everything the window shows.
@@ -197,6 +224,14 @@ pub struct State {
     pub notice: Option<Notice>,
     /// Members of the open room, when loaded.
     pub members: Option<(RoomName, Vec<Member>)>,
+    /// The member list was loaded before the connection was lost: who is
+    /// online in it is not known until it is loaded again.
+    pub members_stale: bool,
+    /// Accounts with a saved login on the server in use (the form's, on
+    /// the login screen).
+    pub saved: SavedAccounts,
+    /// Font packages already suggested (each is suggested once).
+    font_gaps: BTreeSet<FontGap>,
     /// The user asked to leave the app.
     pub quit: bool,
     /// The client whose updates count; bumped on every new login and on
@@ -228,6 +263,9 @@ impl Default for State {
             pending: Vec::new(),
             notice: None,
             members: None,
+            members_stale: false,
+            saved: SavedAccounts::default(),
+            font_gaps: BTreeSet::new(),
             quit: false,
             session: Session::default(),
         }
@@ -261,35 +299,55 @@ impl State {
         (self.link == Link::Online).then(|| self.online.contains(user))
     }
 
-    /// Starts connecting with `user`'s stored token (the app's start-up
-    /// path). The person logged in before, so the chat screen shows at once
-    /// and stays while the server cannot be reached; only a refused token
-    /// leads back to the form.
-    pub fn resume_session(
-        &mut self,
-        server: ServerUrl,
-        user: Username,
-        credentials: Credentials,
-    ) -> Vec<Action> {
+    /// The open room's member count, and how many of them are online:
+    /// `None` while that is not known (not connected, or the list was
+    /// loaded before the connection was lost and not since).
+    pub fn member_count(&self) -> Option<(usize, Option<usize>)> {
+        let (room, members) = self.members.as_ref()?;
+        if self.selected != Conversation::Room(room.clone()) {
+            return None;
+        }
+        let online = (self.link == Link::Online && !self.members_stale)
+            .then(|| members.iter().filter(|m| m.online).count());
+        Some((members.len(), online))
+    }
+
+    /// Starts connecting with `user`'s saved login (at start-up, or when
+    /// switching accounts). The person logged in before, so the chat
+    /// screen shows at once and stays while the server cannot be reached;
+    /// only a refused token leads back to the form.
+    pub fn resume_session(&mut self, server: ServerUrl, user: Username) -> Vec<Action> {
         self.server = Some(server.clone());
+        self.login.host = server.host().to_owned();
+        self.login.port = server.port().to_string();
         self.login.username = user.to_string();
+        self.login.error = None;
         self.me = Some(user.clone());
         self.screen = Screen::Chat;
         self.link = Link::Connecting;
         self.session = self.session.next();
-        vec![Action::Connect {
-            server,
-            credentials,
-            user: Some(user),
-            session: self.session,
-        }]
+        vec![
+            Action::ConnectSaved {
+                server: server.clone(),
+                user,
+                session: self.session,
+            },
+            Action::Accounts(server),
+        ]
+    }
+
+    /// The number of the client whose updates count; it changes whenever
+    /// another client (a new login, another account) takes over.
+    pub fn session(&self) -> Session {
+        self.session
     }
 
     /// Takes one update from the network, unless it comes from a client
     /// that was logged out or replaced since (its late `Stopped` must not
-    /// put an error on the fresh login screen).
+    /// put an error on the fresh login screen). The list of saved accounts
+    /// belongs to no client and always counts.
     pub fn receive(&mut self, from: Session, update: Update) -> Vec<Action> {
-        if from != self.session {
+        if from != self.session && !matches!(update, Update::Accounts { .. }) {
             tracing::debug!(?from, current = ?self.session, "update from an old client ignored");
             return Vec::new();
         }
@@ -327,6 +385,13 @@ impl State {
                 self.notice = None;
                 Vec::new()
             }
+            Intent::LoginServerEdited => self.list_saved(),
+            Intent::UseSaved(user) => self.use_saved(user),
+            Intent::AddAccount => self.add_account(),
+            Intent::GlyphsMissing(chars) => {
+                self.glyphs_missing(&chars);
+                Vec::new()
+            }
         }
     }
 
@@ -335,12 +400,7 @@ impl State {
         if f.busy {
             return Vec::new();
         }
-        let host = f.host.trim();
-        let port: Result<u16, _> = f.port.trim().parse();
-        let server = match port {
-            Ok(p) if p > 0 => ServerUrl::parse(&format!("{host}:{p}")).map_err(|e| e.to_string()),
-            _ => Err("The port must be a number from 1 to 65535.".into()),
-        };
+        let server = f.server();
         let username = Username::parse(f.username.trim()).map_err(|e| e.message);
         let password = Password::parse(f.password.clone()).map_err(|e| e.message);
         let (server, username, password) = match (server, username, password) {

@@ -23,7 +23,8 @@ impl State {
                 let mode = self.login.mode;
                 self.back_to_login(Some(reason));
                 self.login.mode = mode;
-                Vec::new()
+                // A refused saved login was forgotten.
+                self.relist_saved()
             }
             Update::Event(e) => self.on_event(e),
             Update::Conversations(list) => self.on_conversations(list),
@@ -45,6 +46,13 @@ impl State {
                     .filter(|m| m.online)
                     .map(|m| m.user)
                     .collect();
+                Vec::new()
+            }
+            Update::Accounts { server, users } => {
+                self.saved = super::SavedAccounts {
+                    server: Some(server),
+                    users,
+                };
                 Vec::new()
             }
             Update::History { conv, page, older } => self.on_history(conv, page, older),
@@ -80,6 +88,7 @@ impl State {
             Update::Members(room, members) => {
                 if self.selected == Conversation::Room(room.clone()) {
                     self.members = Some((room, members));
+                    self.members_stale = false;
                 }
                 Vec::new()
             }
@@ -96,13 +105,14 @@ impl State {
                 // A new client gets a new session; whatever the old one
                 // still says (its `Stopped`, late answers) is ignored.
                 self.session = self.session.next();
-                Vec::new()
+                // Its login was forgotten; others may remain.
+                self.relist_saved()
             }
         }
     }
 
-    /// Resets everything but the form's server and user name (and the
-    /// session number and the wish to quit) and shows the login screen.
+    /// Resets everything but the form's server and user name (and what
+    /// [`State::reset`] keeps) and shows the login screen.
     fn back_to_login(&mut self, error: Option<String>) {
         let username = self
             .me
@@ -115,12 +125,7 @@ impl State {
             error,
             ..LoginForm::default()
         };
-        *self = State {
-            login,
-            quit: self.quit,
-            session: self.session,
-            ..State::default()
-        };
+        self.reset(login);
     }
 
     fn on_event(&mut self, event: Event) -> Vec<Action> {
@@ -132,7 +137,19 @@ impl State {
                 self.link = Link::Online;
                 self.login.busy = false;
                 self.login.error = None;
-                self.reload_selected()
+                let mut actions = self.reload_selected();
+                // Who is in the open room (and online) may have changed
+                // while away; `reload_selected` asks only on first load.
+                if let Conversation::Room(room) = &self.selected
+                    && !actions
+                        .iter()
+                        .any(|a| matches!(a, Action::Members(r) if r == room))
+                {
+                    actions.push(Action::Members(room.clone()));
+                }
+                // The login may have just been saved.
+                actions.extend(self.relist_saved());
+                actions
             }
             Event::Disconnected { reason, retry_in } => {
                 // `Connecting` only precedes the first connection: a saved
@@ -150,11 +167,20 @@ impl State {
                     retry_in,
                     never_connected,
                 };
+                if self.members.is_some() {
+                    self.members_stale = true;
+                }
                 Vec::new()
             }
             Event::Message { message, .. } => self.on_message(message),
             Event::Presence(p) => {
                 for m in p.users {
+                    if let Some((_, members)) = &mut self.members
+                        && let Some(member) =
+                            members.iter_mut().find(|x| x.user.same_account(&m.user))
+                    {
+                        member.online = m.online;
+                    }
                     if m.online {
                         self.online.insert(m.user);
                     } else {
@@ -190,7 +216,7 @@ impl State {
             Event::Stopped { error } => {
                 let why = error.map_or_else(|| "Disconnected.".to_owned(), |e| e.to_string());
                 self.back_to_login(Some(why));
-                Vec::new()
+                self.relist_saved()
             }
         }
     }

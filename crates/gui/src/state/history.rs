@@ -18,6 +18,7 @@ impl State {
     pub(super) fn select(&mut self, conv: &Conversation) -> Vec<Action> {
         self.selected = conv.clone();
         self.members = None;
+        self.members_stale = false;
         self.convs.entry(conv.clone()).or_default();
         let mut actions = self.request_newest(conv);
         if let Conversation::Room(room) = &conv

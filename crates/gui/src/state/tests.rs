@@ -7,7 +7,7 @@ use chatus_client::protocol::{Body, Conversation, RoomName, Seq, Timestamp, User
 use chatus_client::{Credentials, Event};
 
 use super::*;
-use crate::net::{Action, Update};
+use crate::net::{Action, Session, Update};
 
 fn user(s: &str) -> Username {
     Username::parse(s).unwrap()
@@ -445,11 +445,10 @@ fn the_room_directory_follows_joins_and_leaves() {
 fn a_saved_login_waits_for_the_server() {
     let mut s = State::default();
     let server = ServerUrl::parse("127.0.0.1:7500").unwrap();
-    let token = chatus_client::protocol::Token::parse("t".repeat(43)).unwrap();
-    let a = s.resume_session(server, user("alice"), Credentials::Token(token));
+    let a = s.resume_session(server, user("alice"));
     assert!(matches!(
         &a[..],
-        [Action::Connect { user: Some(u), credentials: Credentials::Token(_), .. }] if u.as_str() == "alice"
+        [Action::ConnectSaved { user: u, .. }, Action::Accounts(_)] if u.as_str() == "alice"
     ));
     assert_eq!(s.screen, Screen::Chat);
     assert_eq!(s.title(), "ChatUs — alice@127.0.0.1:7500");
@@ -581,4 +580,194 @@ fn a_direct_conversation_ignores_the_case_it_was_typed_in() {
     assert_eq!(s.selected, Conversation::Peer(user("bob")));
     assert!(matches!(&s.selected, Conversation::Peer(p) if p.as_str() == "bob"));
     assert_eq!(s.pending_in(&Conversation::Peer(user("BOB"))).count(), 1);
+}
+
+fn accounts(server: &str, names: &[&str]) -> Update {
+    Update::Accounts {
+        server: ServerUrl::parse(server).unwrap(),
+        users: names.iter().map(|n| user(n)).collect(),
+    }
+}
+
+/// The login screen lists the saved accounts of the server in the form,
+/// and one click enters with no password.
+#[test]
+fn the_login_screen_offers_the_saved_accounts_of_its_server() {
+    let mut s = State::default();
+    let a = s.intent(Intent::LoginServerEdited);
+    assert!(
+        matches!(&a[..], [Action::Accounts(srv)] if srv.port() == 7500),
+        "{a:?}"
+    );
+    // The list arrives tagged with whatever client was current: it counts.
+    s.receive(Session(41), accounts("127.0.0.1:7500", &["alice", "Bob"]));
+    let names: Vec<&str> = s.saved_here().iter().map(Username::as_str).collect();
+    assert_eq!(names, ["alice", "Bob"]);
+    // Asked once per server.
+    assert!(s.intent(Intent::LoginServerEdited).is_empty());
+    // Another server in the form: not its accounts.
+    s.login.port = "7600".into();
+    assert!(s.saved_here().is_empty());
+    assert!(matches!(
+        &s.intent(Intent::LoginServerEdited)[..],
+        [Action::Accounts(srv)] if srv.port() == 7600
+    ));
+    s.login.port = "7500".into();
+    let a = s.intent(Intent::UseSaved(user("Bob")));
+    let [
+        Action::ConnectSaved {
+            server,
+            user: u,
+            session,
+        },
+        Action::Accounts(_),
+    ] = &a[..]
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!((server.port(), u.as_str()), (7500, "Bob"));
+    assert_eq!(*session, s.session());
+    assert_eq!(s.screen, Screen::Chat);
+    assert_eq!(s.title(), "ChatUs — Bob@127.0.0.1:7500");
+    // A login that is no longer saved goes back to the form, saying so.
+    let a = s.apply(Update::LoginFailed(
+        "There is no saved login for Bob".into(),
+    ));
+    assert_eq!(s.screen, Screen::Login);
+    assert!(s.login.error.as_deref().unwrap().contains("no saved login"));
+    assert!(matches!(&a[..], [Action::Accounts(_)]), "relisted: {a:?}");
+}
+
+/// Switching accounts from the chat screen replaces everything shown by
+/// the other account's, and ignores what the old client still says.
+#[test]
+fn switching_accounts_replaces_what_is_shown() {
+    let mut s = connected("alice");
+    let old = s.session();
+    let a = reconnected(&mut s, "alice");
+    assert!(
+        a.iter().any(|x| matches!(x, Action::Accounts(_))),
+        "the menu's list is refreshed once connected: {a:?}"
+    );
+    s.apply(accounts("127.0.0.1:7500", &["alice", "bob"]));
+    let secret = Conversation::Peer(user("carol"));
+    s.apply(Update::Event(Event::Message {
+        message: msg(&secret, 1, "carol", "for alice only"),
+        live: true,
+    }));
+    // Choosing ourselves does nothing.
+    assert!(s.intent(Intent::UseSaved(user("ALICE"))).is_empty());
+    let a = s.intent(Intent::UseSaved(user("bob")));
+    assert!(
+        matches!(&a[0], Action::ConnectSaved { user: u, .. } if u.as_str() == "bob"),
+        "{a:?}"
+    );
+    assert_ne!(s.session(), old);
+    assert_eq!(s.title(), "ChatUs — bob@127.0.0.1:7500");
+    assert!(
+        !s.convs.contains_key(&secret),
+        "alice's conversations are gone"
+    );
+    assert_eq!(s.link, Link::Connecting);
+    // The saved list stays: the menu can switch back at once.
+    assert_eq!(s.saved_here().len(), 2);
+    // alice's client, still winding down, cannot bring her back.
+    s.receive(
+        old,
+        Update::Event(Event::Message {
+            message: msg(&secret, 2, "carol", "late"),
+            live: true,
+        }),
+    );
+    assert!(!s.convs.contains_key(&secret));
+    assert_eq!(s.me.as_ref().unwrap().as_str(), "bob");
+}
+
+/// "Add account" keeps the current login saved and shows an empty form
+/// for the same server.
+#[test]
+fn adding_an_account_leaves_the_current_one_saved() {
+    let mut s = connected("alice");
+    let old = s.session();
+    let a = s.intent(Intent::AddAccount);
+    assert!(
+        matches!(&a[..], [Action::Disconnect, Action::Accounts(srv)] if srv.port() == 7500),
+        "disconnects, does not log out: {a:?}"
+    );
+    assert_eq!(s.screen, Screen::Login);
+    assert_eq!(s.login.username, "");
+    assert_eq!(
+        (s.login.host.as_str(), s.login.port.as_str()),
+        ("127.0.0.1", "7500")
+    );
+    assert_eq!(s.me, None);
+    s.receive(old, Update::Event(Event::Stopped { error: None }));
+    assert_eq!(s.login.error, None, "the old client's end is not an error");
+}
+
+/// Regression: the header's member count ("3 members, 2 online") stayed
+/// as it was while disconnected; it is unknown until reloaded after the
+/// reconnect, and follows presence while connected.
+#[test]
+fn the_member_count_is_unknown_while_disconnected() {
+    let mut s = connected("alice");
+    let lobby = RoomName::lobby();
+    let member = |name: &str, online| Member {
+        user: user(name),
+        online,
+    };
+    s.apply(Update::Members(
+        lobby.clone(),
+        vec![
+            member("alice", true),
+            member("bob", true),
+            member("carol", false),
+        ],
+    ));
+    assert_eq!(s.member_count(), Some((3, Some(2))));
+    s.apply(Update::Event(Event::Presence(Presence {
+        users: vec![member("carol", true)],
+    })));
+    assert_eq!(s.member_count(), Some((3, Some(3))));
+    dropped(&mut s);
+    assert_eq!(s.member_count(), Some((3, None)));
+    let a = reconnected(&mut s, "alice");
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Members(r) if r.is_lobby())),
+        "reloaded after the reconnect: {a:?}"
+    );
+    assert_eq!(s.member_count(), Some((3, None)), "stale until it arrives");
+    s.apply(Update::Members(
+        lobby,
+        vec![member("alice", true), member("bob", false)],
+    ));
+    assert_eq!(s.member_count(), Some((2, Some(1))));
+}
+
+/// Text no font can draw is explained once per kind, with the package.
+#[test]
+fn missing_glyphs_suggest_a_font_package_once() {
+    let mut s = connected("alice");
+    s.intent(Intent::GlyphsMissing(vec!['你', '好']));
+    let n = s.notice.clone().unwrap();
+    assert!(n.text.contains("fonts-noto-cjk"), "{}", n.text);
+    assert!(n.text.contains("Chinese, Japanese or Korean"), "{}", n.text);
+    s.notice = None;
+    s.intent(Intent::GlyphsMissing(vec!['한']));
+    assert_eq!(s.notice, None, "said once");
+    s.intent(Intent::GlyphsMissing(vec!['🫠', 'ሰ']));
+    let text = s.notice.clone().unwrap().text;
+    assert!(text.contains("fonts-noto-color-emoji"), "{text}");
+    assert!(text.contains("fonts-noto-core"), "{text}");
+    assert!(!text.contains("cjk"), "{text}");
+    // Still said once after switching accounts.
+    s.intent(Intent::Logout);
+    s.apply(Update::LoggedOut);
+    s.notice = None;
+    s.intent(Intent::GlyphsMissing(vec!['字']));
+    assert_eq!(s.notice, None);
+    assert_eq!(FontGap::of('A'), FontGap::Other);
+    assert_eq!(FontGap::of('ア'), FontGap::Cjk);
+    assert_eq!(FontGap::of('😀'), FontGap::Emoji);
 }

@@ -1,14 +1,20 @@
-//! The chat screen: sidebar (rooms with unread counts, invitations, direct
-//! conversations, who is online), the open conversation's header and feed,
-//! the composer (Enter sends, Shift+Enter starts a new line), and a status
-//! line (connected / reconnecting, notices).
+//! The chat screen: sidebar (the account menu, rooms with unread counts,
+//! invitations, direct conversations, who is online), the open
+//! conversation's header and feed, the composer (Enter sends, Shift+Enter
+//! starts a new line), and a status line (connected / reconnecting,
+//! notices).
+//!
+//! The header and the composer adapt to narrow windows: the room's buttons
+//! fold into a menu, labels are shortened with an ellipsis, and the
+//! composer's hint is shortened or left out rather than wrapped.
 
-use chatus_client::protocol::{Conversation, Visibility};
+use chatus_client::protocol::{Conversation, RoomName, Username, Visibility};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers, RichText};
 
 use super::dialogs::{self, Dialog};
 use super::feed::{self, Feeds};
 use super::style;
+use crate::fonts::GlyphCheck;
 use crate::state::{Intent, Link, State};
 
 /// What the chat screen remembers between frames.
@@ -22,6 +28,33 @@ pub struct View {
     pub show_members: bool,
     /// Feed scroll state per conversation.
     pub feeds: Feeds,
+    /// Characters of messages already checked against the fonts.
+    pub glyphs: GlyphCheck,
+}
+
+/// The accessible label of the account menu (the user name in the sidebar).
+pub fn account_menu_label(me: &Username) -> String {
+    format!("{me} ⏷")
+}
+
+/// The accessible label of the room menu that replaces the header's
+/// buttons when the window is narrow.
+pub const ROOM_MENU: &str = "Room ⏷";
+
+/// The composer's hints, longest first: the longest that fits on one line
+/// is shown (none when even the shortest would wrap).
+const HINTS: [&str; 3] = [
+    "Enter sends, Shift+Enter starts a new line; /join ROOM, /leave, /msg USER TEXT, /quit",
+    "Enter sends, Shift+Enter: new line",
+    "Enter sends",
+];
+
+/// The width of `text` on one line in `font`.
+fn text_width(ui: &egui::Ui, text: &str, font: egui::FontId) -> f32 {
+    ui.painter()
+        .layout_no_wrap(text.to_owned(), font, egui::Color32::PLACEHOLDER)
+        .size()
+        .x
 }
 
 fn badge(ui: &mut egui::Ui, n: u64) {
@@ -79,13 +112,25 @@ pub fn show(ui: &mut egui::Ui, state: &State, view: &mut View) -> Vec<Intent> {
         header(ui, state, view, &mut intents);
         ui.separator();
         let conv = state.selected.clone();
-        intents.extend(feed::show(ui, state, &conv, &mut view.feeds));
+        intents.extend(feed::show(
+            ui,
+            state,
+            &conv,
+            &mut view.feeds,
+            &mut view.glyphs,
+        ));
     });
     if let Some(d) = &mut view.dialog {
         let (more, close) = dialogs::show(ui, d, &state.directory);
         intents.extend(more);
         if close {
             view.dialog = None;
+            // The dialog's field had the keyboard. Hand it to the composer
+            // now: left to itself, the composer takes it only once the
+            // field is gone for a whole frame, and keys typed in that frame
+            // went nowhere.
+            ui.memory_mut(|m| m.request_focus(composer_id()));
+            ui.ctx().request_repaint();
         }
     }
     intents
@@ -140,23 +185,31 @@ fn status_bar(ui: &mut egui::Ui, state: &State, intents: &mut Vec<Intent>) {
             }
             if let Some(n) = &state.notice {
                 ui.separator();
-                if n.error {
-                    ui.colored_label(ui.visuals().error_fg_color, &n.text);
-                } else {
-                    ui.label(&n.text);
-                }
-                if ui.small_button("✖").on_hover_text("Dismiss").clicked() {
+                // The button first: a long notice is cut short at the
+                // window's edge (the whole text on hover), not the button.
+                // "×", not "✖": an emoji font would draw that in colour.
+                if ui.small_button("×").on_hover_text("Dismiss").clicked() {
                     intents.push(Intent::DismissNotice);
                 }
+                let text = if n.error {
+                    RichText::new(&n.text).color(ui.visuals().error_fg_color)
+                } else {
+                    RichText::new(&n.text)
+                };
+                ui.add(egui::Label::new(text).truncate())
+                    .on_hover_text(&n.text);
             }
         });
     });
 }
 
 fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<Intent>) {
+    // A narrow window keeps most of its width for the conversation.
+    let max_sidebar = (ui.available_width() * 0.36).max(150.0);
     egui::Panel::left("sidebar")
         .resizable(true)
-        .default_size(210.0)
+        .default_size(210.0_f32.min(max_sidebar))
+        .max_size(max_sidebar)
         .show(ui, |ui| {
             ui.add_space(6.0);
             ui.horizontal(|ui| {
@@ -165,10 +218,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
             if let Some(me) = &state.me {
                 ui.horizontal(|ui| {
                     dot(ui, Some(state.link == Link::Online));
-                    ui.label(RichText::new(me.as_str()).strong());
-                    if ui.small_button("Log out").clicked() {
-                        intents.push(Intent::Logout);
-                    }
+                    account_menu(ui, state, me, intents);
                 });
             }
             ui.separator();
@@ -283,62 +333,179 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
         });
 }
 
+/// The account menu: switch to another saved account, add one, log out.
+fn account_menu(ui: &mut egui::Ui, state: &State, me: &Username, intents: &mut Vec<Intent>) {
+    let others: Vec<&Username> = state
+        .saved_here()
+        .iter()
+        .filter(|u| !u.same_account(me))
+        .collect();
+    ui.menu_button(RichText::new(account_menu_label(me)).strong(), |ui| {
+        for user in &others {
+            if ui.button(format!("Switch to {user}")).clicked() {
+                intents.push(Intent::UseSaved((*user).clone()));
+            }
+        }
+        if !others.is_empty() {
+            ui.separator();
+        }
+        if ui.button("Add account…").clicked() {
+            intents.push(Intent::AddAccount);
+        }
+        if ui.button("Log out").clicked() {
+            intents.push(Intent::Logout);
+        }
+    })
+    .response
+    .on_hover_text("Switch account, add another, or log out");
+}
+
 fn header(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<Intent>) {
-    ui.horizontal(|ui| match &state.selected {
+    let height = ui.spacing().interact_size.y.max(26.0);
+    let size = egui::vec2(ui.available_width(), height);
+    match &state.selected {
         Conversation::Room(room) => {
-            ui.label(RichText::new(format!("#{room}")).size(18.0).strong());
-            if let Some(c) = state.convs.get(&state.selected)
-                && let Some(v) = c.visibility
-            {
-                ui.label(RichText::new(v.as_str()).weak());
-            }
-            if let Some((r, m)) = &state.members
-                && r == room
-            {
-                let online = m.iter().filter(|m| m.online).count();
-                let count = if m.len() == 1 {
-                    "1 member".to_owned()
-                } else {
-                    format!("{} members", m.len())
-                };
-                ui.label(RichText::new(format!("{count}, {online} online")).weak());
-            }
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if !room.is_lobby() && ui.button("Leave").clicked() {
-                    intents.push(Intent::Leave(room.clone()));
-                }
-                if ui.button("Invite…").clicked() {
-                    view.dialog = Some(Dialog::Invite {
-                        room: room.clone(),
-                        user: String::new(),
-                        error: None,
-                    });
-                }
-                let label = if view.show_members {
-                    "Hide members"
-                } else {
-                    "Members"
-                };
-                if ui.button(label).clicked() {
-                    view.show_members = !view.show_members;
-                    if view.show_members {
-                        intents.push(Intent::ShowMembers(room.clone()));
+            let compact = ui.available_width() < room_header_width(ui, state, view, room);
+            ui.allocate_ui_with_layout(
+                size,
+                egui::Layout::right_to_left(egui::Align::Center),
+                |ui| {
+                    if compact {
+                        ui.menu_button(ROOM_MENU, |ui| {
+                            room_buttons(ui, room, view, intents);
+                        })
+                        .response
+                        .on_hover_text("Members, invite, leave");
+                    } else {
+                        // Right to left: the first button is the rightmost.
+                        if !room.is_lobby() && ui.button("Leave").clicked() {
+                            intents.push(Intent::Leave(room.clone()));
+                        }
+                        if ui.button("Invite…").clicked() {
+                            open_invite(view, room);
+                        }
+                        if ui.button(members_label(view)).clicked() {
+                            toggle_members(view, room, intents);
+                        }
                     }
-                }
-            });
+                    ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                        room_title(ui, state, room);
+                    });
+                },
+            );
         }
         Conversation::Peer(peer) => {
-            let presence = state.presence(peer);
-            dot(ui, presence);
-            ui.label(RichText::new(format!("@{peer}")).size(18.0).strong());
-            let status = match presence {
-                Some(true) => "online",
-                Some(false) => "offline",
-                None => "presence unknown while offline",
-            };
-            ui.label(RichText::new(status).weak());
+            ui.allocate_ui_with_layout(
+                size,
+                egui::Layout::left_to_right(egui::Align::Center),
+                |ui| {
+                    let presence = state.presence(peer);
+                    dot(ui, presence);
+                    ui.add(
+                        egui::Label::new(RichText::new(format!("@{peer}")).size(18.0).strong())
+                            .truncate(),
+                    );
+                    let status = match presence {
+                        Some(true) => "online",
+                        Some(false) => "offline",
+                        None => "presence unknown while offline",
+                    };
+                    ui.add(egui::Label::new(RichText::new(status).weak()).truncate());
+                },
+            );
         }
+    }
+}
+
+/// The room's name, visibility and member count, shortened with an
+/// ellipsis when there is no room for them.
+fn room_title(ui: &mut egui::Ui, state: &State, room: &RoomName) {
+    ui.add(egui::Label::new(RichText::new(format!("#{room}")).size(18.0).strong()).truncate());
+    if let Some(c) = state.convs.get(&state.selected)
+        && let Some(v) = c.visibility
+    {
+        ui.add(egui::Label::new(RichText::new(v.as_str()).weak()).truncate());
+    }
+    if let Some((members, online)) = state.member_count() {
+        let count = if members == 1 {
+            "1 member".to_owned()
+        } else {
+            format!("{members} members")
+        };
+        let (text, hover) = match online {
+            Some(n) => (format!("{count}, {n} online"), None),
+            None => (
+                format!("{count}, online unknown"),
+                Some("Not connected: this is the count when last connected."),
+            ),
+        };
+        let label = ui.add(egui::Label::new(RichText::new(text).weak()).truncate());
+        if let Some(h) = hover {
+            label.on_hover_text(h);
+        }
+    }
+}
+
+/// How wide the room header is with its buttons laid out in full (the
+/// title and the name of the visibility, the buttons, and some room for
+/// the member count).
+fn room_header_width(ui: &egui::Ui, state: &State, view: &View, room: &RoomName) -> f32 {
+    let spacing = ui.spacing().item_spacing.x;
+    let padding = 2.0 * ui.spacing().button_padding.x;
+    let body = egui::TextStyle::Body.resolve(ui.style());
+    let button = egui::TextStyle::Button.resolve(ui.style());
+    let mut buttons = vec![members_label(view), "Invite…"];
+    if !room.is_lobby() {
+        buttons.push("Leave");
+    }
+    let buttons: f32 = buttons
+        .iter()
+        .map(|b| text_width(ui, b, button.clone()) + padding + spacing)
+        .sum();
+    let title = text_width(ui, &format!("#{room}"), egui::FontId::proportional(18.0));
+    let visibility = state
+        .convs
+        .get(&state.selected)
+        .and_then(|c| c.visibility)
+        .map_or(0.0, |v| text_width(ui, v.as_str(), body.clone()));
+    let count = text_width(ui, "99 members, 99 online", body);
+    title + visibility + count + buttons + 3.0 * spacing
+}
+
+fn members_label(view: &View) -> &'static str {
+    if view.show_members {
+        "Hide members"
+    } else {
+        "Members"
+    }
+}
+
+fn toggle_members(view: &mut View, room: &RoomName, intents: &mut Vec<Intent>) {
+    view.show_members = !view.show_members;
+    if view.show_members {
+        intents.push(Intent::ShowMembers(room.clone()));
+    }
+}
+
+fn open_invite(view: &mut View, room: &RoomName) {
+    view.dialog = Some(Dialog::Invite {
+        room: room.clone(),
+        user: String::new(),
+        error: None,
     });
+}
+
+/// The header's buttons as menu entries (narrow windows).
+fn room_buttons(ui: &mut egui::Ui, room: &RoomName, view: &mut View, intents: &mut Vec<Intent>) {
+    if ui.button(members_label(view)).clicked() {
+        toggle_members(view, room, intents);
+    }
+    if ui.button("Invite…").clicked() {
+        open_invite(view, room);
+    }
+    if !room.is_lobby() && ui.button("Leave").clicked() {
+        intents.push(Intent::Leave(room.clone()));
+    }
 }
 
 fn members_panel(ui: &mut egui::Ui, state: &State, intents: &mut Vec<Intent>) {
@@ -368,6 +535,11 @@ fn members_panel(ui: &mut egui::Ui, state: &State, intents: &mut Vec<Intent>) {
         });
 }
 
+/// The composer's text box.
+fn composer_id() -> egui::Id {
+    egui::Id::unique("composer")
+}
+
 fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<Intent>) {
     egui::Panel::bottom("composer").show(ui, |ui| {
         ui.add_space(4.0);
@@ -375,7 +547,7 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
             Conversation::Room(r) => format!("#{r}"),
             Conversation::Peer(p) => format!("@{p}"),
         };
-        let id = egui::Id::unique("composer");
+        let id = composer_id();
         let focused = ui.memory(|m| m.has_focus(id));
         // Enter sends; Shift+Enter is the text box's own new-line key. The
         // modifiers are read from the key event itself, not from the state
@@ -389,14 +561,30 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
                 })
             });
         let mut send = false;
+        // Narrow, the label goes above the text box, which then gets the
+        // whole width.
+        let label_text = format!("Message {target}:");
+        let body = egui::TextStyle::Body.resolve(ui.style());
+        let stacked = ui.available_width() < text_width(ui, &label_text, body.clone()) + 320.0;
+        let above = stacked.then(|| ui.label(&label_text));
         ui.horizontal(|ui| {
-            let label = ui.label(format!("Message {target}:"));
-            let width = ui.available_width() - 70.0;
+            let label = above.unwrap_or_else(|| ui.label(&label_text));
+            let send_width = text_width(ui, "Send", egui::TextStyle::Button.resolve(ui.style()))
+                + 2.0 * ui.spacing().button_padding.x
+                + ui.spacing().item_spacing.x;
+            let width = (ui.available_width() - send_width - 4.0).max(60.0);
+            // The text box's inner margin is 4 points a side; leave a little
+            // more so that the hint never wraps.
+            let room_for_hint = width - 12.0;
+            let hint = HINTS
+                .into_iter()
+                .find(|h| text_width(ui, h, body.clone()) <= room_for_hint)
+                .unwrap_or("");
             let edit = egui::TextEdit::multiline(&mut view.composer)
                 .id(id)
                 .desired_rows(2)
-                .desired_width(width.max(100.0))
-                .hint_text("Enter sends, Shift+Enter starts a new line; /join ROOM, /leave, /msg USER TEXT, /quit")
+                .desired_width(width)
+                .hint_text(hint)
                 .return_key(KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter));
             let resp = ui.add(edit).labelled_by(label.id);
             if view.dialog.is_none() && !resp.has_focus() && !ui.ctx().egui_wants_keyboard_input() {

@@ -1,7 +1,9 @@
 //! The message feed: day separators, sender and time on the first of a
-//! run of messages, our own messages set apart, links clickable, pending
-//! messages at the end. It follows new messages unless scrolled up (then a
-//! "new messages" button appears), and asks for older history at the top.
+//! run of messages (every message shows its full date and time on hover),
+//! our own messages set apart, links clickable, pending messages at the
+//! end. It follows new messages unless scrolled up (then a "new messages"
+//! button appears), and asks for older history at the top. Characters that
+//! no font can draw are reported (`Intent::GlyphsMissing`).
 
 use std::collections::HashMap;
 
@@ -10,6 +12,7 @@ use chatus_client::protocol::message::Message;
 use eframe::egui::{self, RichText};
 
 use super::style::{self, Run};
+use crate::fonts::GlyphCheck;
 use crate::state::{Conv, Intent, Link, Pending, State};
 
 /// Scroll bookkeeping for one conversation's feed.
@@ -53,14 +56,17 @@ fn message_body(ui: &mut egui::Ui, text: &str) {
     });
 }
 
-/// Draws the feed of `conv`; returns intents (load older).
+/// Draws the feed of `conv`; returns intents (load older, characters no
+/// font has).
 pub fn show(
     ui: &mut egui::Ui,
     state: &State,
     conv: &Conversation,
     feeds: &mut Feeds,
+    glyphs: &mut GlyphCheck,
 ) -> Vec<Intent> {
     let mut intents = Vec::new();
+    let mut missing = Vec::new();
     let empty = Conv::default();
     let c = state.convs.get(conv).unwrap_or(&empty);
     let fv = feeds.entry(conv.clone()).or_default();
@@ -109,20 +115,13 @@ pub fn show(
             let day = style::day(m.time);
             let new_day = prev.is_none_or(|p| style::day(p.time) != day);
             if new_day && let Some(d) = day {
-                ui.add_space(6.0);
-                ui.vertical_centered(|ui| {
-                    ui.label(
-                        RichText::new(style::day_label(d, today))
-                            .small()
-                            .strong()
-                            .weak(),
-                    );
-                });
+                day_divider(ui, &style::day_label(d, today));
             }
             let grouped = !new_day
                 && prev.is_some_and(|p| {
                     p.sender == m.sender && m.time.0.saturating_sub(p.time.0) < 5 * 60_000
                 });
+            missing.extend(glyphs.missing(ui.ctx(), m.body.as_str()));
             row(ui, state, m, !grouped);
             prev = Some(m);
         }
@@ -160,11 +159,15 @@ pub fn show(
     }
     fv.last_count = c.messages.len();
     fv.last_newest = newest;
+    if !missing.is_empty() {
+        intents.push(Intent::GlyphsMissing(missing));
+    }
     if fv.unseen > 0 {
+        // "↓", not "⬇": an emoji font would draw that as a blue tile.
         let label = if fv.unseen == 1 {
-            "⬇ 1 new message".to_owned()
+            "↓ 1 new message".to_owned()
         } else {
-            format!("⬇ {} new messages", fv.unseen)
+            format!("↓ {} new messages", fv.unseen)
         };
         let rect = output.inner_rect;
         let pos = egui::pos2(rect.center().x - 70.0, rect.bottom() - 36.0);
@@ -181,6 +184,47 @@ pub fn show(
     intents
 }
 
+/// A day's divider: a rule across the feed with the day's name in a pill
+/// in the middle, in the normal text colour, so it reads in both themes.
+fn day_divider(ui: &mut egui::Ui, label: &str) {
+    ui.add_space(8.0);
+    let font = egui::TextStyle::Small.resolve(ui.style());
+    let text_color = ui.visuals().strong_text_color();
+    let galley = ui
+        .painter()
+        .layout_no_wrap(label.to_owned(), font, text_color);
+    let height = galley.size().y + 6.0;
+    let (rect, response) = ui.allocate_exact_size(
+        egui::vec2(ui.available_width(), height),
+        egui::Sense::hover(),
+    );
+    let visuals = ui.visuals();
+    let line = egui::Stroke::new(
+        1.0,
+        visuals
+            .widgets
+            .noninteractive
+            .fg_stroke
+            .color
+            .gamma_multiply(0.45),
+    );
+    let pill = egui::Rect::from_center_size(rect.center(), galley.size() + egui::vec2(16.0, 6.0));
+    let painter = ui.painter();
+    painter.hline(rect.left()..=pill.left() - 6.0, rect.center().y, line);
+    painter.hline(pill.right() + 6.0..=rect.right(), rect.center().y, line);
+    painter.rect(
+        pill,
+        pill.height() / 2.0,
+        visuals.widgets.noninteractive.weak_bg_fill,
+        line,
+        egui::StrokeKind::Inside,
+    );
+    painter.galley(pill.center() - galley.size() / 2.0, galley, text_color);
+    // Painted, so give it a name for screen readers (and tests).
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, label));
+    ui.add_space(4.0);
+}
+
 fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool) {
     let mine = state.is_me(&m.sender);
     let fill = if mine {
@@ -188,7 +232,7 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool) {
     } else {
         egui::Color32::TRANSPARENT
     };
-    egui::Frame::new()
+    let framed = egui::Frame::new()
         .fill(fill)
         .inner_margin(egui::Margin::symmetric(8, 2))
         .corner_radius(4.0)
@@ -208,6 +252,9 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool) {
             }
             message_body(ui, m.body.as_str());
         });
+    // Grouped messages show no time of their own: hovering any message
+    // tells when it was sent.
+    framed.response.on_hover_text(style::full_time(m.time));
 }
 
 fn pending_row(ui: &mut egui::Ui, state: &State, p: &Pending) {

@@ -25,6 +25,13 @@ pub fn clock(t: Timestamp) -> String {
     zoned(t).map_or_else(String::new, |z| z.strftime("%H:%M").to_string())
 }
 
+/// The full local date and time, e.g. "Tuesday 24 November 2026, 14:03:07".
+pub fn full_time(t: Timestamp) -> String {
+    zoned(t).map_or_else(String::new, |z| {
+        z.strftime("%A %-d %B %Y, %H:%M:%S").to_string()
+    })
+}
+
 /// The local calendar day of a time, for grouping.
 pub fn day(t: Timestamp) -> Option<jiff::civil::Date> {
     zoned(t).map(|z| z.date())
@@ -105,6 +112,20 @@ mod tests {
             ]
         );
         assert_eq!(runs("https://"), vec![Run::Link("https://")]);
+    }
+
+    #[test]
+    fn full_times_name_the_day_and_the_second() {
+        let t = jiff::civil::date(2026, 11, 24)
+            .at(14, 3, 7, 0)
+            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .unwrap()
+            .timestamp()
+            .as_millisecond();
+        assert_eq!(
+            full_time(Timestamp(u64::try_from(t).unwrap())),
+            "Tuesday 24 November 2026, 14:03:07"
+        );
     }
 
     #[test]

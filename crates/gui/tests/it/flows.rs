@@ -278,7 +278,7 @@ fn a_stored_token_logs_in_straight_away_and_log_out_forgets_it() {
     wait_until(&mut h, "straight into the chat", |h| {
         shows(h, "Message #lobby")
     });
-    h.get_by_label("Log out").click();
+    account_menu(&mut h, "alice", "Log out");
     wait_until(&mut h, "back at the login screen", |h| {
         h.query_by_label("Password:").is_some()
     });
@@ -430,7 +430,7 @@ fn a_revoked_saved_login_goes_back_to_the_form() {
         copy.path().join("sessions.json"),
     )
     .unwrap();
-    h.get_by_label("Log out").click();
+    account_menu(&mut h, "alice", "Log out");
     wait_until(&mut h, "logged out", |h| {
         h.query_by_label("Password:").is_some()
     });
@@ -458,5 +458,31 @@ fn presence_is_unknown_while_disconnected() {
     server.stop();
     wait_until(&mut h, "presence is unknown", |h| {
         shows(h, "reconnecting") && shows(h, "unknown while offline") && !shows(h, "Online — 2")
+    });
+}
+
+/// Regression: the header's member count stayed as it was while
+/// disconnected; it says online is unknown, and is reloaded after the
+/// reconnect.
+#[test]
+fn the_member_count_is_unknown_while_disconnected() {
+    let server = Server::start();
+    let (_bob, _bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "the count shows", |h| {
+        shows(h, "2 members, 2 online")
+    });
+    let mut server = server;
+    server.stop();
+    wait_until(&mut h, "the count is unknown", |h| {
+        shows(h, "2 members, online unknown")
+    });
+    let server = server.restart();
+    // Meanwhile carol joined the lobby (everyone does).
+    let (_carol, _carol_events) = server.person("carol");
+    wait_until(&mut h, "the count is reloaded", |h| {
+        shows(h, "3 members, 2 online") || shows(h, "3 members, 3 online")
     });
 }

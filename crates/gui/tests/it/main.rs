@@ -9,5 +9,7 @@
     reason = "tests"
 )]
 
+mod accounts;
 mod flows;
 mod util;
+mod window;

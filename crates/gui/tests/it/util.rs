@@ -110,14 +110,7 @@ impl Drop for Server {
 
 /// The app in a headless harness, with its own token directory.
 pub fn app(config_dir: &std::path::Path) -> Harness<'static, ChatusApp> {
-    let options = Options {
-        config_dir: Some(config_dir.to_owned()),
-        ..Options::default()
-    };
-    let app = ChatusApp::new(&options, chatus_gui::settings::Settings::default()).unwrap();
-    Harness::builder()
-        .with_size(egui::vec2(1000.0, 700.0))
-        .build_ui_state(|ui, app: &mut ChatusApp| app.show(ui), app)
+    app_sized(config_dir, egui::vec2(1000.0, 700.0))
 }
 
 /// The app started again as if it had run before: its settings remember
@@ -208,4 +201,52 @@ pub fn composer_label(h: &Harness<'_, ChatusApp>) -> String {
         chatus_client::protocol::Conversation::Peer(p) => format!("@{p}"),
     };
     format!("Message {target}:")
+}
+
+/// Opens the account menu (the user name in the sidebar) and clicks
+/// `entry` in it.
+pub fn account_menu(h: &mut Harness<'_, ChatusApp>, me: &str, entry: &str) {
+    let me = Username::parse(me).unwrap();
+    h.get_by_label(&chatus_gui::ui::chat::account_menu_label(&me))
+        .click();
+    // Not `run`: a spinner (reconnecting) never lets the window settle.
+    h.run_steps(3);
+    h.get_by_label(entry).click();
+    h.step();
+}
+
+/// The app in a headless harness of the given size.
+pub fn app_sized(config_dir: &std::path::Path, size: egui::Vec2) -> Harness<'static, ChatusApp> {
+    app_with(config_dir, size, false)
+}
+
+/// The app in a headless harness of the given size; `tofu` lets it draw
+/// text its fonts lack as boxes, as a real window does (by default the
+/// harness fails on such text, which catches a label using a glyph the
+/// bundled fonts do not have).
+pub fn app_with(
+    config_dir: &std::path::Path,
+    size: egui::Vec2,
+    tofu: bool,
+) -> Harness<'static, ChatusApp> {
+    let options = Options {
+        config_dir: Some(config_dir.to_owned()),
+        ..Options::default()
+    };
+    let app = ChatusApp::new(&options, chatus_gui::settings::Settings::default()).unwrap();
+    let mut builder = Harness::builder().with_size(size);
+    if tofu {
+        builder = builder.allow_missing_glyphs();
+    }
+    builder.build_ui_state(|ui, app: &mut ChatusApp| app.show(ui), app)
+}
+
+/// The composer's hint (shown while it is empty).
+pub fn composer_hint(h: &Harness<'_, ChatusApp>) -> String {
+    use egui_kittest::kittest::NodeT as _;
+    h.get_by_label(&composer_label(h))
+        .accesskit_node()
+        .placeholder()
+        .unwrap_or_default()
+        .to_owned()
 }
