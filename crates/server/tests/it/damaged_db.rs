@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use chatus_server::store::StoreError;
 use chatus_server::store::DB_FILE;
+use chatus_server::store::StoreError;
 use chatus_server::{ServerError, State};
 use serde_json::json;
 
