@@ -52,6 +52,22 @@ impl ApiError {
         }
     }
 
+    /// `unknown_room`: no room by that name (or one the asker may not see).
+    pub fn unknown_room(name: &chatus_protocol::RoomName) -> Self {
+        Self::reject(
+            ErrorCode::UnknownRoom,
+            format!("There is no room named {name}."),
+        )
+    }
+
+    /// `unknown_user`: no user by that name.
+    pub fn unknown_user(name: &chatus_protocol::Username) -> Self {
+        Self::reject(
+            ErrorCode::UnknownUser,
+            format!("There is no user named {name}."),
+        )
+    }
+
     /// The `error` reply for request `id`; logs internal detail once.
     pub fn into_reply(self, id: Option<RequestId>) -> ErrorReply {
         match self {

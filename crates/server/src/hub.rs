@@ -21,7 +21,7 @@ use chatus_protocol::presence::Member;
 use chatus_protocol::{RoomName, Seq, Username, Visibility};
 
 use crate::outbox::Outbox;
-use crate::store::{ConvId, DmRow, RoomRow, Snapshot, StoreError, TokenHash, UserId};
+use crate::store::{ConvId, DmRow, RoomRow, Snapshot, StoreError, TokenHash, User, UserId};
 
 /// [`Hub::attach`] refused: the user has as many connections as allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,10 +509,13 @@ impl Hub {
     // --- users -----------------------------------------------------------
 
     /// Finds a user by case-folded name.
-    pub fn user_by_key(&self, key: &str) -> Option<(UserId, Username)> {
+    pub fn user_by_key(&self, key: &str) -> Option<User> {
         let d = self.dir();
         let id = *d.user_keys.get(key)?;
-        Some((id, d.users.get(&id)?.name.clone()))
+        Some(User {
+            id,
+            name: d.users.get(&id)?.name.clone(),
+        })
     }
 
     /// A room's name.

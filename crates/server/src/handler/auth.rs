@@ -25,7 +25,7 @@ use chatus_protocol::{ErrorCode, RequestId, ServerMessage};
 use super::{Cx, Outcome, Session};
 use crate::error::ApiError;
 use crate::service::accounts::{Holder, LoggedIn, invalid_token};
-use crate::service::messages::encode;
+use crate::ws::encode;
 
 async fn logged_in(
     cx: &mut Cx<'_>,

@@ -28,9 +28,9 @@ use chatus_protocol::{
 
 use crate::error::ApiError;
 use crate::hub::ConnHandle;
-use crate::service::messages::encode;
 use crate::state::State;
-use crate::store::{TokenHash, UserId};
+use crate::store::{TokenHash, User, UserId};
+use crate::ws::encode;
 
 /// Who is logged in on a connection.
 #[derive(Debug, Clone)]
@@ -48,8 +48,11 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    fn who(&self) -> (UserId, Username) {
-        (self.user, self.name.clone())
+    fn who(&self) -> User {
+        User {
+            id: self.user,
+            name: self.name.clone(),
+        }
     }
 }
 

@@ -27,9 +27,9 @@ use crate::error::ApiError;
 use crate::hub::{ConnHandle, Hub};
 use crate::service::budget::escaped_len;
 use crate::service::presence::Announcer;
-use crate::service::rooms::find_user;
-use crate::store::{Appended, ConvId, NewMessage, Store, StoreError, UserId};
-use crate::ws::frame::text_frame_with;
+use crate::service::users::find_user;
+use crate::store::{Appended, ConvId, NewMessage, Store, StoreError, User, UserId};
+use crate::ws::encode;
 
 /// Most jobs appended in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -51,14 +51,6 @@ fn wire_len(body: &chatus_protocol::Body) -> usize {
     escaped_len(body.as_str()) + PER_MESSAGE_OVERHEAD
 }
 
-/// Encodes a server message as one shared text frame.
-pub(crate) fn encode(msg: &ServerMessage) -> Bytes {
-    text_frame_with(|v| {
-        // Serialising protocol types into a Vec cannot fail.
-        let _ = serde_json::to_writer(v, msg);
-    })
-}
-
 /// Where a message goes, resolved by the handler.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
@@ -68,9 +60,9 @@ pub(crate) enum Target {
     /// note to oneself).
     Dm {
         /// The sender.
-        from: (UserId, Username),
+        from: User,
         /// The recipient.
-        to: (UserId, Username),
+        to: User,
     },
 }
 
@@ -295,20 +287,20 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
             Target::Dm { from, to } => {
                 if !duplicate {
                     // Each side sees the other as the peer.
-                    let for_sender = event(Conversation::Peer(to.1.clone()));
-                    let for_recipient = if from.0 == to.0 {
+                    let for_sender = event(Conversation::Peer(to.name.clone()));
+                    let for_recipient = if from.id == to.id {
                         for_sender.clone()
                     } else {
-                        event(Conversation::Peer(from.1.clone()))
+                        event(Conversation::Peer(from.name.clone()))
                     };
                     hub.deliver_dm(
                         job.msg.conv,
                         seq,
-                        (from.0, &for_sender),
-                        (to.0, &for_recipient),
+                        (from.id, &for_sender),
+                        (to.id, &for_recipient),
                     );
                 }
-                Conversation::Peer(to.1.clone())
+                Conversation::Peer(to.name.clone())
             }
         };
         let sent = ServerMessage::Sent(Sent {
@@ -341,10 +333,12 @@ pub(crate) async fn resolve(
 ) -> Result<(Conversation, Option<(ConvId, Seq)>), ApiError> {
     match conv {
         Conversation::Room(name) => {
-            let room = hub.room(name, user).ok_or_else(|| unknown_room(name))?;
+            let room = hub
+                .room(name, user)
+                .ok_or_else(|| ApiError::unknown_room(name))?;
             if !room.joined {
                 if room.visibility == chatus_protocol::Visibility::Private && !room.invited {
-                    return Err(unknown_room(name));
+                    return Err(ApiError::unknown_room(name));
                 }
                 return Err(ApiError::reject(
                     ErrorCode::NotMember,
@@ -354,28 +348,12 @@ pub(crate) async fn resolve(
             Ok((conv.clone(), Some((room.id, room.last_seq))))
         }
         Conversation::Peer(peer) => {
-            let (peer_id, registered) = find_user(hub, store, peer)
+            let found = find_user(hub, store, peer)
                 .await?
-                .ok_or_else(|| unknown_user(peer))?;
-            Ok((Conversation::Peer(registered), hub.dm(user, peer_id)))
+                .ok_or_else(|| ApiError::unknown_user(peer))?;
+            Ok((Conversation::Peer(found.name), hub.dm(user, found.id)))
         }
     }
-}
-
-/// The `unknown_room` error.
-pub(crate) fn unknown_room(name: &RoomName) -> ApiError {
-    ApiError::reject(
-        ErrorCode::UnknownRoom,
-        format!("There is no room named {name}."),
-    )
-}
-
-/// The `unknown_user` error.
-pub(crate) fn unknown_user(name: &Username) -> ApiError {
-    ApiError::reject(
-        ErrorCode::UnknownUser,
-        format!("There is no user named {name}."),
-    )
 }
 
 /// Builds the job for a `send` from `user` (already checked: body limits
@@ -387,7 +365,7 @@ pub(crate) fn unknown_user(name: &Username) -> ApiError {
 pub(crate) async fn prepare_send(
     hub: &Hub,
     store: &dyn Store,
-    user: (UserId, Username),
+    user: User,
     to: &Conversation,
     body: chatus_protocol::Body,
     client_id: ClientMsgId,
@@ -397,20 +375,20 @@ pub(crate) async fn prepare_send(
     let time = crate::service::accounts::now();
     let (conv, target) = match to {
         Conversation::Room(name) => {
-            let (conv, _) = resolve(hub, store, user.0, to)
+            let (conv, _) = resolve(hub, store, user.id, to)
                 .await?
                 .1
-                .ok_or_else(|| unknown_room(name))?;
+                .ok_or_else(|| ApiError::unknown_room(name))?;
             (conv, Target::Room(name.clone()))
         }
         Conversation::Peer(peer) => {
-            let (peer_id, peer_name) = find_user(hub, store, peer)
+            let found = find_user(hub, store, peer)
                 .await?
-                .ok_or_else(|| unknown_user(peer))?;
-            let conv = match hub.dm(user.0, peer_id) {
+                .ok_or_else(|| ApiError::unknown_user(peer))?;
+            let conv = match hub.dm(user.id, found.id) {
                 Some((conv, _)) => conv,
                 None => {
-                    let row = store.open_dm(user.0, peer_id, time).await?;
+                    let row = store.open_dm(user.id, found.id, time).await?;
                     hub.add_dm(&row);
                     row.id
                 }
@@ -419,7 +397,7 @@ pub(crate) async fn prepare_send(
                 conv,
                 Target::Dm {
                     from: user.clone(),
-                    to: (peer_id, peer_name),
+                    to: found,
                 },
             )
         }
@@ -427,13 +405,13 @@ pub(crate) async fn prepare_send(
     Ok(SendJob {
         msg: NewMessage {
             conv,
-            sender: user.0,
+            sender: user.id,
             client_id,
             body,
             time,
         },
         target,
-        sender: user.1,
+        sender: user.name,
         reply_to,
         id,
     })

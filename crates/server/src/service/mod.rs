@@ -6,6 +6,7 @@
 //!   password changes and revocation, the hashing pool, the login limits,
 //!   and expiring sessions.
 //! - [`rooms`]: creating, joining, leaving and inviting, with their events.
+//! - [`users`]: finding a user by name.
 //! - [`presence`]: the announcer (presence and membership, coalesced).
 //! - [`messages`]: the sequencer (group-committed appends in one order) and
 //!   fan-out of stored messages; history and read markers.
@@ -17,3 +18,4 @@ pub(crate) mod budget;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod rooms;
+pub(crate) mod users;

@@ -29,8 +29,8 @@ use chatus_protocol::room::{MemberJoined, MemberLeft};
 use chatus_protocol::{RoomName, ServerMessage, Username};
 
 use crate::hub::{Hub, Pending};
-use crate::service::messages::encode;
 use crate::store::{ConvId, UserId};
+use crate::ws::encode;
 
 /// How long changes are gathered before they are announced.
 pub(crate) const COALESCE: Duration = Duration::from_millis(20);

@@ -21,8 +21,9 @@ use crate::hub::{Hub, RoomView};
 use crate::ratelimit::{Keyed, Meter};
 use crate::service::accounts::now;
 use crate::service::budget::keep_within;
-use crate::service::messages::{encode, unknown_room, unknown_user};
-use crate::store::{Store, StoreError, UserId};
+use crate::service::users::find_user;
+use crate::store::{Store, StoreError, User, UserId};
+use crate::ws::encode;
 
 /// What a client may know about a room, from the hub's view of it.
 pub(crate) fn info(v: RoomView) -> RoomInfo {
@@ -36,30 +37,11 @@ pub(crate) fn info(v: RoomView) -> RoomInfo {
     }
 }
 
-/// A user by name: from the hub, or from the store for an account an
-/// administrator created while the server ran.
-pub(crate) async fn find_user(
-    hub: &Hub,
-    store: &dyn Store,
-    name: &Username,
-) -> Result<Option<(UserId, Username)>, ApiError> {
-    if let Some(found) = hub.user_by_key(&name.key()) {
-        return Ok(Some(found));
-    }
-    match store.find_user(&name.key()).await? {
-        Some(row) => {
-            let _ = hub.add_user(row.id, &row.name, &[hub.lobby()]);
-            Ok(Some((row.id, row.name)))
-        }
-        None => Ok(None),
-    }
-}
-
 /// A room `user` may see, or `unknown_room`.
 fn visible(hub: &Hub, name: &RoomName, user: UserId) -> Result<RoomView, ApiError> {
     match hub.room(name, user) {
         Some(r) if r.visibility == Visibility::Public || r.joined || r.invited => Ok(r),
-        _ => Err(unknown_room(name)),
+        _ => Err(ApiError::unknown_room(name)),
     }
 }
 
@@ -69,7 +51,7 @@ pub(crate) async fn create(
     hub: &Hub,
     store: &dyn Store,
     limits: &Keyed<UserId>,
-    user: &(UserId, Username),
+    user: &User,
     name: &RoomName,
     visibility: Visibility,
 ) -> Result<RoomView, ApiError> {
@@ -81,36 +63,38 @@ pub(crate) async fn create(
     };
     // Private rooms included: names are one namespace, so this tells a
     // non-member that the name is taken, and nothing else about the room.
-    if hub.room(name, user.0).is_some() {
+    if hub.room(name, user.id).is_some() {
         return Err(exists());
     }
     limits
-        .take(user.0)
+        .take(user.id)
         .map_err(|retry_after| ApiError::RateLimited {
             retry_after,
             what: "rooms created",
         })?;
     let row = match store
-        .create_room(name.clone(), visibility, user.0, now())
+        .create_room(name.clone(), visibility, user.id, now())
         .await
     {
         Ok(row) => row,
         Err(StoreError::Conflict) => return Err(exists()),
         Err(e) => return Err(e.into()),
     };
-    hub.add_room(&row, user.0);
-    hub.announce_membership(row.id, user.0, true);
-    visible(hub, name, user.0)
+    hub.add_room(&row, user.id);
+    hub.announce_membership(row.id, user.id, true);
+    visible(hub, name, user.id)
 }
 
 /// `join_room`.
 pub(crate) async fn join(
     hub: &Hub,
     store: &dyn Store,
-    user: &(UserId, Username),
+    user: &User,
     name: &RoomName,
 ) -> Result<RoomView, ApiError> {
-    let room = hub.room(name, user.0).ok_or_else(|| unknown_room(name))?;
+    let room = hub
+        .room(name, user.id)
+        .ok_or_else(|| ApiError::unknown_room(name))?;
     if room.joined {
         return Ok(room);
     }
@@ -120,17 +104,17 @@ pub(crate) async fn join(
             format!("{name} is private; a member has to invite you first."),
         ));
     }
-    store.add_member(room.id, user.0, now()).await?;
-    hub.join(room.id, user.0);
-    hub.announce_membership(room.id, user.0, true);
-    visible(hub, name, user.0)
+    store.add_member(room.id, user.id, now()).await?;
+    hub.join(room.id, user.id);
+    hub.announce_membership(room.id, user.id, true);
+    visible(hub, name, user.id)
 }
 
 /// `leave_room`.
 pub(crate) async fn leave(
     hub: &Hub,
     store: &dyn Store,
-    user: &(UserId, Username),
+    user: &User,
     name: &RoomName,
 ) -> Result<(), ApiError> {
     if name.is_lobby() {
@@ -139,16 +123,16 @@ pub(crate) async fn leave(
             "Everyone stays in the lobby.",
         ));
     }
-    let room = visible(hub, name, user.0)?;
+    let room = visible(hub, name, user.id)?;
     if !room.joined {
         return Err(ApiError::reject(
             ErrorCode::NotMember,
             format!("You are not in {name}."),
         ));
     }
-    store.remove_member(room.id, user.0).await?;
-    hub.leave(room.id, user.0);
-    hub.announce_membership(room.id, user.0, false);
+    store.remove_member(room.id, user.id).await?;
+    hub.leave(room.id, user.id);
+    hub.announce_membership(room.id, user.id, false);
     Ok(())
 }
 
@@ -160,20 +144,23 @@ pub(crate) async fn invite(
     store: &dyn Store,
     limits: &Meter<UserId>,
     cap: usize,
-    user: &(UserId, Username),
+    user: &User,
     name: &RoomName,
     invitee: &Username,
 ) -> Result<(), ApiError> {
-    let room = visible(hub, name, user.0)?;
+    let room = visible(hub, name, user.id)?;
     if !room.joined {
         return Err(ApiError::reject(
             ErrorCode::NotMember,
             format!("Only members of {name} may invite to it."),
         ));
     }
-    let (invitee_id, invitee_name) = find_user(hub, store, invitee)
+    let User {
+        id: invitee_id,
+        name: invitee_name,
+    } = find_user(hub, store, invitee)
         .await?
-        .ok_or_else(|| unknown_user(invitee))?;
+        .ok_or_else(|| ApiError::unknown_user(invitee))?;
     if hub.room(name, invitee_id).is_some_and(|r| r.joined) {
         return Err(ApiError::reject(
             ErrorCode::AlreadyMember,
@@ -195,16 +182,18 @@ pub(crate) async fn invite(
         .reserve_invite(room.id, invitee_id, cap)
         .ok_or_else(full)?;
     limits
-        .take(user.0, 1)
+        .take(user.id, 1)
         .map_err(|retry_after| ApiError::RateLimited {
             retry_after,
             what: "invitations",
         })?;
-    store.add_invite(room.id, invitee_id, user.0, now()).await?;
+    store
+        .add_invite(room.id, invitee_id, user.id, now())
+        .await?;
     hub.invite(room.id, slot);
     let event = ServerMessage::Invited(Invited {
         room: name.clone(),
-        by: user.1.clone(),
+        by: user.name.clone(),
     });
     hub.deliver_users(&[invitee_id], &encode(&event));
     Ok(())

@@ -23,6 +23,16 @@ use chatus_protocol::{Body, ClientMsgId, RoomName, Seq, Timestamp, Username, Vis
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub i64);
 
+/// A user known by id and registered name: who a request acts as, or
+/// whom it names, once resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Internal id.
+    pub id: UserId,
+    /// The name as registered.
+    pub name: Username,
+}
+
 /// A conversation's (room's or direct conversation's) internal id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConvId(pub i64);

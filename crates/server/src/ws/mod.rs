@@ -11,9 +11,22 @@
 //! # Layout
 //! - [`handshake`]: the first request on a connection: a WebSocket upgrade
 //!   (answered here) or plain HTTP (handed to [`crate::http`]).
-//! - [`frame`]: reading client frames and encoding server frames.
+//! - [`frame`]: reading client frames and encoding server frames;
+//!   [`encode`] turns a server message into a shared text frame.
 
 pub mod frame;
 pub mod handshake;
 
 pub use frame::{FrameReader, Incoming, WsError};
+
+use bytes::Bytes;
+use chatus_protocol::ServerMessage;
+
+/// Encodes a server message as one text frame, to be shared by every
+/// connection it goes to.
+pub(crate) fn encode(msg: &ServerMessage) -> Bytes {
+    frame::text_frame_with(|v| {
+        // Serialising protocol types into a Vec cannot fail.
+        let _ = serde_json::to_writer(v, msg);
+    })
+}

@@ -353,7 +353,7 @@ async fn short_lived_connections_and_blips_announce_no_presence() {
     // Then she blips within one window: recorded, but no change to
     // announce (recorded directly, so no timing is involved).
     let hub = server.state.hub();
-    let (carol_id, _) = hub.user_by_key("carol").unwrap();
+    let carol_id = hub.user_by_key("carol").unwrap().id;
     hub.announce_presence(carol_id, true);
     hub.announce_presence(carol_id, false);
     // dave arriving is the marker: everything before it has reached alice.
