@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::Instrument as _;
 
 use crate::admission::Refusal;
+use crate::config::Config;
 use crate::connection::{self, Guards};
 use crate::error::ServerError;
 use crate::fdlimit;
@@ -108,12 +109,20 @@ const REFUSAL_TIME: Duration = Duration::from_secs(2);
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
 
 /// The connection cap in force: `max_connections`, kept `fd_reserve` below
-/// the open-file limit. Says so once when that is lower than asked.
+/// the open-file limit. Warns once when that is lower than the operator
+/// asked for; the shipped default (20,000, the hard limit on many hosts) is
+/// only a ceiling, so meeting the limit with it is said at `info`.
 fn connection_limit(state: &State) -> usize {
     let config = state.config();
     let fds = fdlimit::current();
     let cap = fdlimit::connection_cap(config.max_connections, fds.soft, config.fd_reserve);
-    if cap < config.max_connections {
+    if cap < config.max_connections && config.max_connections == Config::default().max_connections {
+        tracing::info!(
+            open_file_limit = fds.soft,
+            fd_reserve = config.fd_reserve,
+            "serving at most {cap} connections (the open-file limit less the reserve)"
+        );
+    } else if cap < config.max_connections {
         tracing::warn!(
             max_connections = config.max_connections,
             open_file_limit = fds.soft,

@@ -163,10 +163,13 @@ pub(crate) fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreErr
             format!("SQLite's quick_check found: {}", problems.join("; ")),
         ));
     }
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        "database passed its quick check"
-    );
+    // Said at start only when it took long enough to notice.
+    let ms = started.elapsed().as_millis() as u64;
+    if ms >= 1000 {
+        tracing::info!(ms, "database passed its quick check");
+    } else {
+        tracing::debug!(ms, "database passed its quick check");
+    }
     Ok(())
 }
 

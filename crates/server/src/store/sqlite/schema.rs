@@ -143,7 +143,13 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "applied database migration");
+        // A new database runs every migration: not news. Upgrading an old
+        // one is.
+        if version == 0 {
+            tracing::debug!(version = i + 1, "applied database migration");
+        } else {
+            tracing::info!(version = i + 1, "applied database migration");
+        }
     }
     Ok(())
 }
