@@ -29,6 +29,10 @@
 //! - [`state`], [`config`], [`error`], [`ratelimit`]: the plumbing.
 
 #![warn(unreachable_pub)]
+// The docs are built with `--document-private-items` (the codemap above and
+// the module docs link internals on purpose), so links from public docs to
+// crate-private items are meant.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod admin;
 pub(crate) mod admission;
