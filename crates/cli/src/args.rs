@@ -236,6 +236,11 @@ pub struct ServeArgs {
     /// Data directory [default: ./chatus-data].
     #[arg(long, env = "CHATUS_DATA")]
     pub data: Option<PathBuf>,
+    /// Keep state in PostgreSQL at this URL (postgres://user@host/db)
+    /// instead of SQLite in the data directory; nodes sharing one database
+    /// form a cluster [env: CHATUS_STORE].
+    #[arg(long, env = "CHATUS_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Configuration file (TOML; see chatus.example.toml).
     #[arg(long, env = "CHATUS_CONFIG")]
     pub config: Option<PathBuf>,
@@ -303,9 +308,20 @@ pub struct DataArg {
     /// Data directory of the server [default: ./chatus-data].
     #[arg(long, env = "CHATUS_DATA", default_value = "chatus-data")]
     pub data: PathBuf,
+    /// The server's PostgreSQL database, when it keeps state there
+    /// (`serve --store`) [env: CHATUS_STORE].
+    #[arg(long, env = "CHATUS_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Print one JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl DataArg {
+    /// The store these options name.
+    pub fn location(&self) -> chatus_server::store::Location {
+        chatus_server::store::Location::new(&self.data, self.store.as_deref())
+    }
 }
 
 /// Password source for register and login.

@@ -22,6 +22,35 @@ use std::pin::Pin;
 use chatus_protocol::history::Page;
 use chatus_protocol::{Body, ClientMsgId, RoomName, Seq, Timestamp, Username, Visibility};
 
+/// Where a deployment keeps its state: what `chatus serve --store` (or its
+/// absence) and the administrative commands name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// SQLite in this data directory.
+    Dir(std::path::PathBuf),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// PostgreSQL when `store` is given, else SQLite in `data`.
+    pub fn new(data: &std::path::Path, store: Option<&str>) -> Location {
+        match store {
+            Some(url) => Location::Postgres(url.to_owned()),
+            None => Location::Dir(data.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(d) => write!(f, "{}", d.display()),
+            Location::Postgres(url) => f.write_str(&postgres::redact_url(url)),
+        }
+    }
+}
+
 /// A user's internal id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub i64);

@@ -128,7 +128,9 @@ impl PgStore {
     /// may not join.
     pub(crate) async fn open(url: &str, fingerprint: &str) -> Result<PgStore, StoreError> {
         let config = Arc::new(parse_url(url)?);
-        let first = Conn::connect(&config).await?;
+        let first = Conn::connect(&config)
+            .await
+            .map_err(|e| cannot_connect(url, e))?;
         let node_id = node_id();
         schema::lock(&first).await?;
         let started = async {
@@ -159,7 +161,9 @@ impl PgStore {
     /// migrated, but not registered as a node.
     pub(crate) async fn open_tool(url: &str) -> Result<PgStore, StoreError> {
         let config = Arc::new(parse_url(url)?);
-        let first = Conn::connect(&config).await?;
+        let first = Conn::connect(&config)
+            .await
+            .map_err(|e| cannot_connect(url, e))?;
         schema::lock(&first).await?;
         let migrated = schema::migrate(&first).await;
         let unlocked = schema::unlock(&first).await;
@@ -244,6 +248,17 @@ impl PgStore {
             let c = inner.readers.get().await?;
             f(&c).await
         })
+    }
+}
+
+/// The error for a first connection that failed, naming the server.
+fn cannot_connect(url: &str, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(why) => StoreError::Unavailable(format!(
+            "cannot connect to PostgreSQL at {}: {why}",
+            redact_url(url)
+        )),
+        other => other,
     }
 }
 
