@@ -151,11 +151,6 @@ impl TestServer {
     pub fn location(&self) -> Location {
         Location::new(&self.data, self.db.as_ref().map(|d| d.url()))
     }
-
-    /// Whether the server runs on PostgreSQL.
-    pub fn on_postgres(&self) -> bool {
-        self.db.is_some()
-    }
 }
 
 /// Whether this run of the suite is on PostgreSQL

@@ -8,7 +8,7 @@
 //! than configuring one.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -201,7 +201,9 @@ pub(crate) struct Pool {
     // A std Mutex: held only to push or pop a connection.
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
-    backoff: Backoff,
+    /// Shared with the writer: whichever reconnects first ends the wait
+    /// for both.
+    backoff: Arc<Backoff>,
 }
 
 /// A connection borrowed from the [`Pool`]; goes back when dropped, unless
@@ -240,12 +242,12 @@ impl Drop for Pooled<'_> {
 }
 
 impl Pool {
-    pub(crate) fn new(config: tokio_postgres::Config) -> Pool {
+    pub(crate) fn new(config: tokio_postgres::Config, backoff: Arc<Backoff>) -> Pool {
         Pool {
             config,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(MAX_READERS),
-            backoff: Backoff::default(),
+            backoff,
         }
     }
 

@@ -50,6 +50,7 @@ use crate::store::{
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
+pub(crate) use conn::pg as pg_error;
 use writer::{ConnFuture, Msg};
 
 /// How often a node tells the database it is alive.
@@ -144,11 +145,17 @@ impl PgStore {
         unlocked?;
         tracing::info!(node = %node_id, "joined the PostgreSQL store");
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer::run(config.clone(), Some(first), rx));
+        let backoff = Arc::new(conn::Backoff::default());
+        tokio::spawn(writer::run(
+            config.clone(),
+            Some(first),
+            rx,
+            backoff.clone(),
+        ));
         let store = PgStore {
             inner: Arc::new(Inner {
                 writer: tx,
-                readers: Pool::new((*config).clone()),
+                readers: Pool::new((*config).clone(), backoff),
                 node_id,
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -170,11 +177,17 @@ impl PgStore {
         migrated?;
         unlocked?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer::run(config.clone(), Some(first), rx));
+        let backoff = Arc::new(conn::Backoff::default());
+        tokio::spawn(writer::run(
+            config.clone(),
+            Some(first),
+            rx,
+            backoff.clone(),
+        ));
         Ok(PgStore {
             inner: Arc::new(Inner {
                 writer: tx,
-                readers: Pool::new((*config).clone()),
+                readers: Pool::new((*config).clone(), backoff),
                 node_id: String::new(),
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),

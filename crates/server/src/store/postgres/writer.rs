@@ -97,8 +97,8 @@ pub(crate) async fn run(
     config: Arc<tokio_postgres::Config>,
     mut conn: Option<Conn>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
+    backoff: Arc<Backoff>,
 ) {
-    let backoff = Backoff::default();
     let mut stop: Option<oneshot::Sender<()>> = None;
     while stop.is_none() {
         let mut jobs = Vec::new();
