@@ -128,6 +128,10 @@ fn unreachable(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Turns a PostgreSQL error into a [`StoreError`].
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "called as `map_err(pg)`, which hands over the error"
+)]
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     if unreachable(&e) {
         StoreError::Unavailable(e.to_string())

@@ -40,12 +40,12 @@ async fn nodes_starting_at_once_migrate_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_from_several_nodes_have_no_gap() {
     let Some(db) = scratch().await else { return };
-    let nodes = vec![node(&db).await, node(&db).await, node(&db).await];
+    let nodes = [node(&db).await, node(&db).await, node(&db).await];
     let lobby = lobby(&*nodes[0]).await;
     let mut users = Vec::new();
-    for i in 0..3 {
+    for (i, store) in nodes.iter().enumerate() {
         users.push(
-            nodes[i]
+            store
                 .create_user(new_user(&format!("u{i}"), vec![lobby]))
                 .await
                 .unwrap()

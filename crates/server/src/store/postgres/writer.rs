@@ -195,7 +195,7 @@ async fn run_batch(conn: &Conn, jobs: Vec<Box<dyn Job>>) {
         match broken {
             Some(e) => Err(e),
             // Every job failed on its own: each reports its own error.
-            None => rollback.map(|()| ()),
+            None => rollback,
         }
     };
     match end {
