@@ -462,4 +462,6 @@ impl Store for PgStore {
 }
 
 #[cfg(test)]
+mod seqbench;
+#[cfg(test)]
 mod tests;
