@@ -85,7 +85,32 @@ pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError>
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Refused(format!("the PostgreSQL URL is not valid: {e}")))?;
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(StoreError::Refused(
+            "the PostgreSQL URL asks for TLS (sslmode=require), which this version does not \
+             speak to PostgreSQL: reach the database over a Unix socket, the same host or a \
+             private network, with sslmode=disable or prefer"
+                .into(),
+        ));
+    }
     config.connect_timeout(conn::CONNECT_TIMEOUT);
+    // A link that dies without a word (a partition, a host gone) is
+    // noticed in seconds, not after the kernel's two hours: the call fails
+    // `unavailable` and the connection is made again.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(20));
+    // And from PostgreSQL's side: a node cut off in the middle of a batch
+    // must not hold its conversations' locks (and so every other node's
+    // appends to them) for long.
+    let options = format!(
+        "{} -c idle_in_transaction_session_timeout=30s",
+        config.get_options().unwrap_or_default()
+    );
+    config.options(options.trim());
     if config.get_application_name().is_none() {
         config.application_name("chatus");
     }

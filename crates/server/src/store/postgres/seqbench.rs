@@ -1,7 +1,10 @@
 //! Measures how to number messages across nodes (BENCHMARKS.md, "Sequence
 //! numbers on PostgreSQL"): several stores on one database appending at
 //! once, each through its own writer with group commit, as several nodes'
-//! sequencers would. Ignored by default; run with
+//! sequencers would. Every case runs [`REPEATS`] times, each on a fresh
+//! database, with commits durable (PostgreSQL's fsync, as in production)
+//! and without (what the numbering itself costs). Ignored by default; run
+//! with
 //! `cargo test -p chatus-server --lib seq_options -- --ignored --nocapture`.
 //!
 //! - **counter row** (what the store does): lock the conversations' rows,
@@ -189,10 +192,13 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// A fresh durable database with [`ROOMS`] rooms besides the lobby.
-async fn database() -> Option<ScratchDb> {
+/// A fresh database with [`ROOMS`] rooms besides the lobby; `durable`:
+/// commits wait for PostgreSQL's fsync, as in production.
+async fn database(durable: bool) -> Option<ScratchDb> {
     let db = ScratchDb::create().await.unwrap()?;
-    db.durable().await.unwrap();
+    if durable {
+        db.durable().await.unwrap();
+    }
     let setup = PgStore::open(db.url(), "bench=1").await.unwrap();
     let owner = setup
         .create_user(new_user("owner", vec![]))
@@ -214,30 +220,52 @@ async fn database() -> Option<ScratchDb> {
     Some(db)
 }
 
+/// Runs of each case; the table shows their medians.
+const REPEATS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run with --ignored --nocapture"]
 async fn seq_options() {
-    println!("| option | workload | nodes | messages/s | append p50 ms | append p99 ms |");
-    println!("|---|---|---|---|---|---|");
-    for (option, hot, nodes) in [
-        (Option_::CounterRow, true, 1),
-        (Option_::CounterRow, true, NODES),
-        (Option_::AdvisoryLock, true, NODES),
-        (Option_::SingleWriter, true, 1),
-        (Option_::CounterRow, false, 1),
-        (Option_::CounterRow, false, NODES),
-        (Option_::AdvisoryLock, false, NODES),
-        (Option_::SingleWriter, false, NODES),
-    ] {
-        // Each on a database of its own: the options keep different state.
-        let Some(db) = database().await else { return };
-        let mut f = run(&db, option, hot, nodes).await;
-        println!(
-            "| {option:?} | {} | {nodes} | {:.0} | {:.1} | {:.1} |",
-            if hot { "one room" } else { "200 rooms" },
-            f.messages as f64 / f.took.as_secs_f64(),
-            pct(&mut f.latencies, 0.5),
-            pct(&mut f.latencies, 0.99)
-        );
+    println!(
+        "| commits | option | workload | nodes | messages/s | append p50 ms | append p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for durable in [true, false] {
+        for (option, hot, nodes) in [
+            (Option_::CounterRow, true, 1),
+            (Option_::CounterRow, true, NODES),
+            (Option_::AdvisoryLock, true, NODES),
+            (Option_::SingleWriter, true, 1),
+            (Option_::CounterRow, false, 1),
+            (Option_::CounterRow, false, NODES),
+            (Option_::AdvisoryLock, false, NODES),
+            (Option_::SingleWriter, false, NODES),
+        ] {
+            let (mut rate, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..REPEATS {
+                // Each on a database of its own: the options keep
+                // different state.
+                let Some(db) = database(durable).await else {
+                    return;
+                };
+                let mut f = run(&db, option, hot, nodes).await;
+                rate.push(f.messages as f64 / f.took.as_secs_f64());
+                p50.push(pct(&mut f.latencies, 0.5));
+                p99.push(pct(&mut f.latencies, 0.99));
+            }
+            println!(
+                "| {} | {option:?} | {} | {nodes} | {:.0} | {:.1} | {:.1} |",
+                if durable { "durable" } else { "no fsync" },
+                if hot { "one room" } else { "200 rooms" },
+                median(rate),
+                median(p50),
+                median(p99)
+            );
+        }
     }
 }

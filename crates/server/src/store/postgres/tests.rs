@@ -243,6 +243,11 @@ async fn unreachable_at_start_is_a_clear_error() {
         panic!("a bad URL was accepted");
     };
     assert!(why.contains("not valid"), "{why}");
+    let Err(StoreError::Refused(why)) = PgStore::open("postgres://h/x?sslmode=require", "").await
+    else {
+        panic!("a TLS URL was accepted");
+    };
+    assert!(why.contains("sslmode=require"), "{why}");
 }
 
 /// A TCP relay to PostgreSQL that a test can cut (every connection
