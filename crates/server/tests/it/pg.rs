@@ -337,3 +337,31 @@ async fn a_server_whose_database_is_cut_off_answers_unavailable_and_recovers() {
         .collect();
     assert_eq!(bodies, ["one", "two"]);
 }
+
+/// Two servers on one database with different limits: the second is
+/// refused at start, and says which setting differs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_with_other_limits_is_refused() {
+    let Some(db) = scratch().await else { return };
+    let _first = server_on(db.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = chatus_server::Config {
+        store: Some(db.url().to_owned()),
+        max_body_bytes: 1000,
+        ..test_config(dir.path().to_owned())
+    };
+    let Err(e) = chatus_server::State::open(config).await else {
+        panic!("a server with other limits joined");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("max_body_bytes is 16384 there and 1000 here"),
+        "{e}"
+    );
+    // The same settings join.
+    let config = chatus_server::Config {
+        store: Some(db.url().to_owned()),
+        ..test_config(dir.path().to_owned())
+    };
+    chatus_server::State::open(config).await.unwrap();
+}
