@@ -486,6 +486,14 @@ async fn copy(
             .map_err(crate::store::postgres::pg_error)?;
         report.copied += copied;
         report.present += n as u64 - copied;
+        // A long table says how far it got now and then.
+        if (report.copied + report.present).is_multiple_of(50 * PAGE as u64) {
+            tracing::info!(
+                table = table.name,
+                rows = report.copied + report.present,
+                "copying"
+            );
+        }
         if n < PAGE {
             break;
         }
