@@ -203,7 +203,7 @@ impl Backoff {
 pub(crate) struct Pool {
     config: tokio_postgres::Config,
     // A std Mutex: held only to push or pop a connection.
-    idle: Mutex<Vec<Conn>>,
+    idle: Mutex<Vec<Arc<Conn>>>,
     permits: Semaphore,
     /// Shared with the writer: whichever reconnects first ends the wait
     /// for both.
@@ -214,33 +214,24 @@ pub(crate) struct Pool {
 /// it broke.
 pub(crate) struct Pooled<'a> {
     pool: &'a Pool,
-    conn: Option<Conn>,
+    // An Arc, so that `drop` can hand it back while `self` still holds it.
+    conn: Arc<Conn>,
     _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
 impl std::ops::Deref for Pooled<'_> {
     type Target = Conn;
     fn deref(&self) -> &Conn {
-        // Set at creation and taken only in `drop`.
-        self.conn.as_ref().unwrap_or_else(|| unreachable_conn())
+        &self.conn
     }
-}
-
-#[expect(
-    clippy::panic,
-    reason = "a Pooled always holds its connection until dropped"
-)]
-fn unreachable_conn() -> &'static Conn {
-    panic!("a pooled connection was used after it was returned")
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take()
-            && !conn.is_closed()
+        if !self.conn.is_closed()
             && let Ok(mut idle) = self.pool.idle.lock()
         {
-            idle.push(conn);
+            idle.push(self.conn.clone());
         }
     }
 }
@@ -265,11 +256,11 @@ impl Pool {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match idle {
             Some(c) if !c.is_closed() => c,
-            _ => self.backoff.connect(&self.config).await?,
+            _ => Arc::new(self.backoff.connect(&self.config).await?),
         };
         Ok(Pooled {
             pool: self,
-            conn: Some(conn),
+            conn,
             _permit: permit,
         })
     }
