@@ -171,7 +171,8 @@ pub async fn reset_password(args: &ResetPasswordArgs) -> Result<(), CliError> {
         }
         pw
     };
-    let row = chatus_server::admin::reset_password(&args.data.data, &name, &password(pw)?).await?;
+    let row =
+        chatus_server::admin::reset_password(&args.data.location(), &name, &password(pw)?).await?;
     if json {
         say(&json!({"user": row.name.as_str(), "password_reset": true}).to_string());
     } else {

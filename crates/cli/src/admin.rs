@@ -1,4 +1,5 @@
-//! `chatus admin …`: user administration against a data directory.
+//! `chatus admin …`: user administration against a data directory or a
+//! PostgreSQL database.
 
 use std::io::IsTerminal as _;
 
@@ -37,8 +38,8 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CliError> {
                 pw
             };
             let password = Password::parse(password).map_err(|e| CliError::Usage(e.message))?;
-            let row =
-                chatus_server::admin::add_user(&a.data.data, &name, &password, a.admin).await?;
+            let row = chatus_server::admin::add_user(&a.data.location(), &name, &password, a.admin)
+                .await?;
             if json {
                 say(&json!({"user": row.name.as_str(), "admin": row.is_admin}).to_string());
             } else {
@@ -55,7 +56,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CliError> {
         }
         AdminCommand::User(AdminUserCommand::List(d)) => {
             let json = d.json;
-            for u in chatus_server::admin::list_users(&d.data).await? {
+            for u in chatus_server::admin::list_users(&d.location()).await? {
                 if json {
                     say(&json!({"user": u.name.as_str(), "admin": u.is_admin}).to_string());
                 } else {

@@ -134,6 +134,9 @@ pub enum Command {
     /// Administer a server's data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Move a data directory (SQLite) into PostgreSQL, verified; safe to
+    /// run again (it finishes an interrupted run, or changes nothing).
+    Migrate(MigrateArgs),
     /// Create an account and log in (it becomes the server's default).
     Register(PasswordArgs),
     /// Log in and remember the token (the account becomes the server's
@@ -172,7 +175,9 @@ impl Command {
     /// The client options of a client command.
     pub fn client_args(&self) -> Option<&ClientArgs> {
         Some(match self {
-            Command::Serve(_) | Command::Admin(_) | Command::Gui(_) => return None,
+            Command::Serve(_) | Command::Admin(_) | Command::Migrate(_) | Command::Gui(_) => {
+                return None;
+            }
             Command::Register(a) | Command::Login(a) => &a.client,
             Command::Rooms(c) => c,
             Command::Logout(a) => &a.client,
@@ -236,6 +241,11 @@ pub struct ServeArgs {
     /// Data directory [default: ./chatus-data].
     #[arg(long, env = "CHATUS_DATA")]
     pub data: Option<PathBuf>,
+    /// Keep state in PostgreSQL at this URL (postgres://user@host/db)
+    /// instead of SQLite in the data directory; nodes sharing one database
+    /// form a cluster [env: CHATUS_STORE].
+    #[arg(long, env = "CHATUS_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Configuration file (TOML; see chatus.example.toml).
     #[arg(long, env = "CHATUS_CONFIG")]
     pub config: Option<PathBuf>,
@@ -251,6 +261,22 @@ pub struct ServeArgs {
     /// Most simultaneous connections [default: 20000].
     #[arg(long, env = "CHATUS_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+}
+
+/// `migrate` options.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The data directory to copy (its server must be stopped).
+    #[arg(long, value_name = "DATA_DIR")]
+    pub from: PathBuf,
+    /// The PostgreSQL database to copy into: postgres://user@host/db
+    /// (empty, or filled by an earlier run of the same migration; no node
+    /// may be running on it).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--registration` values.
@@ -303,9 +329,20 @@ pub struct DataArg {
     /// Data directory of the server [default: ./chatus-data].
     #[arg(long, env = "CHATUS_DATA", default_value = "chatus-data")]
     pub data: PathBuf,
+    /// The server's PostgreSQL database, when it keeps state there
+    /// (`serve --store`) [env: CHATUS_STORE].
+    #[arg(long, env = "CHATUS_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Print one JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl DataArg {
+    /// The store these options name.
+    pub fn location(&self) -> chatus_server::store::Location {
+        chatus_server::store::Location::new(&self.data, self.store.as_deref())
+    }
 }
 
 /// Password source for register and login.

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`args`]: the command line (clap).
-//! - [`serve`] and [`admin`]: running and administering a server.
+//! - [`serve`] and [`admin`]: running and administering a server;
+//!   [`migrate`]: moving a data directory into PostgreSQL.
 //! - [`connect`]: what client commands share: the account to act as, and
 //!   connecting while saying what is going on.
 //! - [`commands`]: the one-shot client commands (`send`, `history`, …)
@@ -21,6 +22,7 @@ pub mod chat;
 pub mod commands;
 pub mod connect;
 pub mod logging;
+pub mod migrate;
 pub mod output;
 pub mod serve;
 
@@ -54,6 +56,9 @@ pub enum CliError {
     /// An administrative action failed.
     #[error(transparent)]
     Admin(#[from] chatus_server::admin::AdminError),
+    /// `chatus migrate` failed or found the copy different.
+    #[error(transparent)]
+    Migrate(#[from] chatus_server::migrate::MigrateError),
     /// The stored logins could not be used.
     #[error(transparent)]
     Sessions(#[from] chatus_client::SessionsError),
@@ -168,6 +173,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match command {
         Command::Serve(args) => serve::serve(args).await,
         Command::Admin(cmd) => admin::run(cmd).await,
+        Command::Migrate(args) => migrate::migrate(&args).await,
         Command::Register(p) => commands::register(need()?, &p).await,
         Command::Login(p) => commands::login(need()?, &p).await,
         Command::Logout(a) => account::logout(need()?, &a).await,

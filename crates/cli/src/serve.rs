@@ -51,6 +51,9 @@ pub fn config(args: &ServeArgs) -> Result<Config, CliError> {
     if let Some(d) = &args.data {
         config.data.clone_from(d);
     }
+    if let Some(s) = args.store.as_deref().filter(|s| !s.trim().is_empty()) {
+        config.store = Some(s.to_owned());
+    }
     if let Some(r) = args.registration {
         config.registration = match r {
             RegistrationArg::Open => Registration::Open,
@@ -105,7 +108,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let local = listener
         .local_addr()
         .map_err(|e| CliError::Local(format!("Cannot read the listening address: {e}.")))?;
-    let data = std::path::absolute(&config.data).unwrap_or_else(|_| config.data.clone());
+    let state_in = match &config.store {
+        Some(url) => format!(
+            "state in {}",
+            chatus_server::store::postgres::redact_url(url)
+        ),
+        None => {
+            let data = std::path::absolute(&config.data).unwrap_or_else(|_| config.data.clone());
+            format!("data in {}", data.display())
+        }
+    };
     let registration = match config.registration {
         Registration::Open => "open",
         Registration::Closed => "closed",
@@ -114,9 +126,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "ChatUs {} listening on ws://{local} (data in {}, registration {registration}). Ctrl-C stops it.",
+        "ChatUs {} listening on ws://{local} ({state_in}, registration {registration}). Ctrl-C stops it.",
         env!("CARGO_PKG_VERSION"),
-        data.display()
     );
     let _ = out.flush();
     drop(out);

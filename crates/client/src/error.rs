@@ -78,6 +78,7 @@ impl Error {
                     | ErrorCode::ServerBusy
                     | ErrorCode::TooManyConnections
                     | ErrorCode::ShuttingDown
+                    | ErrorCode::Unavailable
                     | ErrorCode::Internal
             ),
             Error::Closed { code, .. } => {

@@ -83,6 +83,11 @@ pub enum ErrorCode {
     CannotLeaveLobby,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
+    /// The server's database is unreachable for now (a cluster node whose
+    /// PostgreSQL is down or cut off): nothing was done, or for a `send`,
+    /// nothing is known to be stored; retry after `retry_after_ms` (a
+    /// `send` retried with the same `client_id` is never stored twice).
+    Unavailable,
     /// Something failed inside the server; the detail is in its log.
     Internal,
 }
@@ -123,6 +128,7 @@ impl ErrorCode {
             ErrorCode::TooManyInvites => "too_many_invites",
             ErrorCode::CannotLeaveLobby => "cannot_leave_lobby",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -161,6 +167,7 @@ impl ErrorCode {
         ErrorCode::TooManyInvites,
         ErrorCode::CannotLeaveLobby,
         ErrorCode::ShuttingDown,
+        ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
 }

@@ -1,12 +1,13 @@
-//! Administration against a data directory, beside a running server or
-//! without one: adding and listing users, resetting a password. A server
+//! Administration against a data directory or a PostgreSQL database,
+//! beside running servers or without one: adding and listing users,
+//! resetting a password. A server
 //! that is running picks up a user added this way at their first login, and
 //! a password reset within about a second: the reset records a revocation
 //! event that the server's watcher reads (it polls every second, cheaply:
 //! SQLite's `data_version` tells it when anything was written), dropping
-//! the user's sessions and closing their connections.
+//! the user's sessions and closing their connections (on PostgreSQL, every
+//! node's watcher reads the same events).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use chatus_protocol::{Password, Username};
@@ -14,8 +15,9 @@ use chatus_protocol::{Password, Username};
 use crate::config::Config;
 use crate::error::{ApiError, ServerError};
 use crate::service::accounts::Accounts;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::{Access, SqliteStore};
-use crate::store::{Store, UserRow};
+use crate::store::{Location, Store, UserRow};
 
 /// Why an administrative action failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,18 +39,40 @@ impl From<ApiError> for AdminError {
     }
 }
 
-fn open(data: &Path) -> Result<SqliteStore, AdminError> {
-    SqliteStore::open(data, Access::Shared).map_err(|e| AdminError::Open(e.into()))
+async fn open(at: &Location) -> Result<Arc<dyn Store>, AdminError> {
+    let opened: Result<Arc<dyn Store>, _> = match at {
+        Location::Dir(data) => {
+            SqliteStore::open(data, Access::Shared).map(|s| Arc::new(s) as Arc<dyn Store>)
+        }
+        Location::Postgres(url) => PgStore::open_tool(url)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn Store>),
+    };
+    opened.map_err(|e| AdminError::Open(e.into()))
+}
+
+/// The configuration the administrative commands apply (the defaults).
+fn config(at: &Location) -> Config {
+    match at {
+        Location::Dir(data) => Config {
+            data: data.clone(),
+            ..Config::default()
+        },
+        Location::Postgres(url) => Config {
+            store: Some(url.clone()),
+            ..Config::default()
+        },
+    }
 }
 
 /// Adds a user (in the lobby), with the server's default password rules.
 pub async fn add_user(
-    data: &Path,
+    at: &Location,
     name: &Username,
     password: &Password,
     is_admin: bool,
 ) -> Result<UserRow, AdminError> {
-    let store = open(data)?;
+    let store = open(at).await?;
     let snapshot = store
         .snapshot(crate::service::accounts::now())
         .await
@@ -59,12 +83,7 @@ pub async fn add_user(
         .find(|r| r.name.is_lobby())
         .map(|r| r.id)
         .ok_or_else(|| AdminError::Refused("the database has no lobby".into()))?;
-    let config = Config {
-        data: data.to_owned(),
-        ..Config::default()
-    };
-    let store: Arc<dyn Store> = Arc::new(store);
-    let accounts = Accounts::new(store.clone(), &config, Vec::new())
+    let accounts = Accounts::new(store.clone(), &config(at), Vec::new())
         .map_err(|e| AdminError::Refused(e.to_string()))?;
     let row = accounts.create_user(name, password, is_admin, lobby).await;
     store
@@ -77,13 +96,12 @@ pub async fn add_user(
 /// Sets a user's password and revokes every session they have (a running
 /// server closes their connections within about a second).
 pub async fn reset_password(
-    data: &Path,
+    at: &Location,
     name: &Username,
     password: &Password,
 ) -> Result<UserRow, AdminError> {
-    let store = open(data)?;
-    let store: Arc<dyn Store> = Arc::new(store);
-    let result = reset_in(&store, data, name, password).await;
+    let store = open(at).await?;
+    let result = reset_in(&store, at, name, password).await;
     store
         .close()
         .await
@@ -93,7 +111,7 @@ pub async fn reset_password(
 
 async fn reset_in(
     store: &Arc<dyn Store>,
-    data: &Path,
+    at: &Location,
     name: &Username,
     password: &Password,
 ) -> Result<UserRow, AdminError> {
@@ -102,19 +120,15 @@ async fn reset_in(
         .await
         .map_err(|e| AdminError::Open(e.into()))?
         .ok_or_else(|| AdminError::Refused(format!("There is no user named {name}.")))?;
-    let config = Config {
-        data: data.to_owned(),
-        ..Config::default()
-    };
-    let accounts = Accounts::new(store.clone(), &config, Vec::new())
+    let accounts = Accounts::new(store.clone(), &config(at), Vec::new())
         .map_err(|e| AdminError::Refused(e.to_string()))?;
     accounts.reset_password(&user, password).await?;
     Ok(user)
 }
 
 /// Lists every user.
-pub async fn list_users(data: &Path) -> Result<Vec<UserRow>, AdminError> {
-    let store = open(data)?;
+pub async fn list_users(at: &Location) -> Result<Vec<UserRow>, AdminError> {
+    let store = open(at).await?;
     let users = store
         .list_users()
         .await

@@ -32,6 +32,10 @@ pub struct Config {
     pub addr: SocketAddr,
     /// The data directory (database and lock file).
     pub data: PathBuf,
+    /// Where state is kept: unset (the default) for SQLite in
+    /// [`Config::data`], or a `postgres://` URL for PostgreSQL, which
+    /// several nodes may share.
+    pub store: Option<String>,
     /// Open or closed registration.
     pub registration: Registration,
     /// Most simultaneous connections (WebSocket and plain HTTP). Past it a
@@ -198,6 +202,7 @@ impl Default for Config {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], chatus_protocol::DEFAULT_PORT)),
             data: PathBuf::from("chatus-data"),
+            store: None,
             registration: Registration::Open,
             max_connections: 20_000,
             max_connections_per_addr: 64,
@@ -393,6 +398,15 @@ impl Config {
                  (with a port if not the default), without a path",
             );
         }
+        if let Some(store) = &self.store
+            && !crate::store::postgres::is_postgres_url(store)
+        {
+            return bad(
+                "store",
+                "must be a postgres:// (or postgresql://) URL; leave it unset for SQLite in the \
+                 data directory",
+            );
+        }
         if self.max_pending_invites == 0 {
             return bad("max_pending_invites", "must be at least 1");
         }
@@ -441,6 +455,34 @@ impl Config {
         self.allowed_origins
             .iter()
             .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// The settings every node sharing one database must agree on, as
+    /// lines of `key=value` (with the schema version this build knows):
+    /// stored per node, and a node whose lines differ from a live node's is
+    /// refused. Settings that only shape one node's own connections
+    /// (addresses, connection caps, rate limits, timeouts) may differ.
+    pub fn cluster_fingerprint(&self) -> String {
+        let registration = match self.registration {
+            Registration::Open => "open",
+            Registration::Closed => "closed",
+        };
+        [
+            format!("version={}", env!("CARGO_PKG_VERSION")),
+            format!(
+                "schema={}",
+                crate::store::postgres::schema::MIGRATIONS.len()
+            ),
+            format!("registration={registration}"),
+            format!("max_frame_bytes={}", self.max_frame_bytes),
+            format!("max_body_bytes={}", self.max_body_bytes),
+            format!("history_page_max={}", self.history_page_max),
+            format!("min_password_chars={}", self.min_password_chars),
+            format!("session_ttl_days={}", self.session_ttl_days),
+            format!("max_connections_per_user={}", self.max_connections_per_user),
+            format!("max_pending_invites={}", self.max_pending_invites),
+        ]
+        .join("\n")
     }
 
     /// The session lifetime.

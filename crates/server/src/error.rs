@@ -92,6 +92,10 @@ impl ApiError {
                         .max(1),
                 ),
             },
+            ApiError::Store(StoreError::Unavailable(cause)) => {
+                tracing::warn!(%cause, "a request failed: the database is unreachable");
+                unavailable(id)
+            }
             ApiError::Store(StoreError::Closed) => ErrorReply::new(
                 id,
                 ErrorCode::ShuttingDown,
@@ -102,6 +106,19 @@ impl ApiError {
                 ErrorReply::new(id, ErrorCode::Internal, "The server failed; see its log.")
             }
         }
+    }
+}
+
+/// How long a client is asked to wait before retrying after `unavailable`.
+pub(crate) const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
+
+/// The `unavailable` reply: the database is out of reach for now.
+pub(crate) fn unavailable(id: Option<RequestId>) -> ErrorReply {
+    ErrorReply {
+        id,
+        code: ErrorCode::Unavailable,
+        message: "The server cannot reach its database right now; try again shortly.".into(),
+        retry_after_ms: Some(u64::try_from(UNAVAILABLE_RETRY.as_millis()).unwrap_or(1000)),
     }
 }
 

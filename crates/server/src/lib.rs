@@ -23,9 +23,11 @@
 //! - [`service`]: the rules (accounts, rooms, messages: sequencer and
 //!   fan-out; byte budgets for replies and fan-out rounds).
 //! - [`hub`]: users, rooms, memberships and connections in memory; fan-out.
-//! - [`store`]: the [`store::Store`] trait and its SQLite backend.
+//! - [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL
+//!   backends.
 //! - [`admin`]: adding and listing users, resetting passwords, against a
-//!   data directory.
+//!   data directory or a PostgreSQL database.
+//! - [`migrate`]: moving a data directory into PostgreSQL, verified.
 //! - [`state`], [`config`], [`error`], [`ratelimit`]: the plumbing.
 
 #![warn(unreachable_pub)]
@@ -44,6 +46,7 @@ pub(crate) mod handler;
 pub(crate) mod http;
 pub mod hub;
 pub(crate) mod metrics;
+pub mod migrate;
 pub(crate) mod outbox;
 pub(crate) mod ratelimit;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::ratelimit::{Keyed, Meter, Rate};
 use crate::service::accounts::{Accounts, WATCH_EVERY};
 use crate::service::messages::Messages;
 use crate::service::presence::Announcer;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::{Access, SqliteStore};
 use crate::store::{Store, UserId};
 
@@ -57,12 +58,16 @@ struct Shared {
 }
 
 impl State {
-    /// Opens the SQLite store in `config.data` (taking its lock) and starts
-    /// the background tasks. Must run inside a tokio runtime.
+    /// Opens the store (`config.store`: PostgreSQL when it is a URL, else
+    /// SQLite in `config.data`, taking its lock) and starts the background
+    /// tasks. Must run inside a tokio runtime.
     pub async fn open(config: Config) -> Result<State, ServerError> {
         config.validate()?;
-        let store = SqliteStore::open(&config.data, Access::Exclusive)?;
-        Self::with_store(config, Arc::new(store)).await
+        let store: Arc<dyn Store> = match &config.store {
+            Some(url) => Arc::new(PgStore::open(url, &config.cluster_fingerprint()).await?),
+            None => Arc::new(SqliteStore::open(&config.data, Access::Exclusive)?),
+        };
+        Self::with_store(config, store).await
     }
 
     /// Starts over an already-open store.

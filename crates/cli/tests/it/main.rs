@@ -13,6 +13,7 @@ mod account;
 mod cli;
 mod fds;
 mod first_hour;
+mod migrate;
 mod terminal;
 mod tidy;
 mod util;

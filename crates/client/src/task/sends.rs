@@ -158,7 +158,10 @@ impl Task {
                 }
             }
             ServerMessage::Error(e)
-                if matches!(e.code, ErrorCode::ShuttingDown | ErrorCode::Internal) =>
+                if matches!(
+                    e.code,
+                    ErrorCode::ShuttingDown | ErrorCode::Internal | ErrorCode::Unavailable
+                ) =>
             {
                 // Not stored; resend after the next (re)connect.
                 if let Some(p) = self.sends.get_mut(i) {

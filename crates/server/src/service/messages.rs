@@ -219,13 +219,22 @@ async fn fan_out(mut rx: mpsc::Receiver<Committed>, hub: Arc<Hub>, announcer: Ar
                 deliver_batch(&hub, &jobs, &outcomes);
             }
             Err(e) => {
-                tracing::error!(cause = ?e, messages = jobs.len(), "storing messages failed");
+                let unreachable = matches!(e, StoreError::Unavailable(_));
+                if unreachable {
+                    tracing::warn!(cause = %e, messages = jobs.len(), "storing messages failed");
+                } else {
+                    tracing::error!(cause = ?e, messages = jobs.len(), "storing messages failed");
+                }
                 for job in jobs {
-                    let reply = ErrorReply::new(
-                        job.id,
-                        ErrorCode::Internal,
-                        "The message could not be stored; send it again.",
-                    );
+                    let reply = if unreachable {
+                        crate::error::unavailable(job.id)
+                    } else {
+                        ErrorReply::new(
+                            job.id,
+                            ErrorCode::Internal,
+                            "The message could not be stored; send it again.",
+                        )
+                    };
                     job.reply_to
                         .outbox
                         .push(encode(&ServerMessage::Error(reply)));

@@ -3,13 +3,16 @@
 //! The trait speaks in protocol values and plain ids; nothing SQLite-only
 //! leaks through it, so a PostgreSQL backend can follow. Writes are
 //! acknowledged only after they are durable. [`sqlite`] is the embedded
-//! default.
+//! default; [`postgres`] serves several nodes from one database.
 //!
 //! Methods return boxed futures so the trait stays object-safe
 //! (`Arc<dyn Store>`); the allocation is noise next to a database round trip.
 
+pub mod postgres;
 pub(crate) mod skeleton;
 pub(crate) mod sqlite;
+#[cfg(test)]
+mod suite;
 
 pub use sqlite::DB_FILE;
 
@@ -18,6 +21,35 @@ use std::pin::Pin;
 
 use chatus_protocol::history::Page;
 use chatus_protocol::{Body, ClientMsgId, RoomName, Seq, Timestamp, Username, Visibility};
+
+/// Where a deployment keeps its state: what `chatus serve --store` (or its
+/// absence) and the administrative commands name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// SQLite in this data directory.
+    Dir(std::path::PathBuf),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// PostgreSQL when `store` is given, else SQLite in `data`.
+    pub fn new(data: &std::path::Path, store: Option<&str>) -> Location {
+        match store {
+            Some(url) => Location::Postgres(url.to_owned()),
+            None => Location::Dir(data.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(d) => write!(f, "{}", d.display()),
+            Location::Postgres(url) => f.write_str(&postgres::redact_url(url)),
+        }
+    }
+}
 
 /// A user's internal id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,6 +99,16 @@ pub enum StoreError {
     /// A whole write batch failed (its transaction could not begin or commit).
     #[error("The write failed: {0}")]
     Failed(String),
+    /// The database cannot be reached (PostgreSQL down, the network cut):
+    /// the call may succeed later, and the store reconnects by itself. A
+    /// write reported so may or may not have been committed.
+    #[error("The database is unreachable: {0}")]
+    Unavailable(String),
+    /// The store will not open: the database is in a state this server
+    /// must not serve (another node runs with other settings, a migration
+    /// is unfinished).
+    #[error("The store cannot be used: {0}.")]
+    Refused(String),
     /// Opening the data directory failed.
     #[error("Could not open the data directory: {0}")]
     Io(#[from] std::io::Error),

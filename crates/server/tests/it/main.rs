@@ -1,5 +1,6 @@
 //! Integration tests of the server: real servers on 127.0.0.1:0 with a
-//! temporary data directory, driven through the client library and through
+//! temporary data directory (and, through `pg`, the same tests again on
+//! PostgreSQL), driven through the client library and through
 //! raw WebSocket frames. One test binary (see `util` for the helpers).
 
 #![allow(
@@ -19,6 +20,7 @@ mod durability;
 mod edge;
 mod logins;
 mod metering;
+mod pg;
 mod protocol_doc;
 mod recovery;
 mod resume;

@@ -229,7 +229,7 @@ async fn an_administrators_reset_reaches_a_running_server() {
     let token = r["token"].as_str().unwrap().to_owned();
     let mut bob = Raw::registered(server.addr, "bob").await;
     let new = Password::parse("reset by the admin").unwrap();
-    chatus_server::admin::reset_password(&server.data, &user("ALICE"), &new)
+    chatus_server::admin::reset_password(&server.location(), &user("ALICE"), &new)
         .await
         .unwrap();
     assert_eq!(expect_ended(&mut alice, "alice").await, 4001);
@@ -242,7 +242,7 @@ async fn an_administrators_reset_reaches_a_running_server() {
     assert_eq!(r["type"], "authed", "{r}");
     let r = bob.call(json!({"type":"who"})).await;
     assert_eq!(r["type"], "users", "{r}");
-    let e = chatus_server::admin::reset_password(&server.data, &user("nobody"), &new)
+    let e = chatus_server::admin::reset_password(&server.location(), &user("nobody"), &new)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no user named nobody"), "{e}");

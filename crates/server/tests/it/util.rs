@@ -1,5 +1,6 @@
 //! Test helpers: [`TestServer`] (a real server on an ephemeral port with a
-//! temporary data directory), [`Proxy`] (a TCP relay whose connections a
+//! temporary data directory, or with `CHATUS_TEST_STORE=postgres` a fresh
+//! PostgreSQL database), [`Proxy`] (a TCP relay whose connections a
 //! test can cut), [`Raw`] (a bare WebSocket speaking JSON), and event
 //! helpers that wait with a timeout instead of sleeping.
 
@@ -13,6 +14,8 @@ use chatus_client::protocol::{Password, Username};
 use chatus_client::{
     Client, Config as ClientConfig, Credentials, Event, Events, Reconnect, Resume, ServerUrl,
 };
+use chatus_server::store::Location;
+use chatus_server::store::postgres::scratch::ScratchDb;
 use chatus_server::{Config, State};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
@@ -30,6 +33,9 @@ pub struct TestServer {
     pub state: State,
     pub data: PathBuf,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database, when the suite runs on PostgreSQL (kept
+    /// across restarts, dropped with the server).
+    db: Option<Arc<ScratchDb>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), chatus_server::ServerError>>>,
     tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
@@ -73,20 +79,28 @@ impl TestServer {
     pub async fn start_with(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_owned();
-        Self::launch(data, Some(dir), Arc::new(tweak)).await
+        let db = if on_postgres() {
+            ScratchDb::create().await.unwrap().map(Arc::new)
+        } else {
+            None
+        };
+        Self::launch(data, Some(dir), db, Arc::new(tweak)).await
     }
 
-    /// A server on a data directory the test owns (and cleans up).
+    /// A server on a data directory the test owns (and cleans up); always
+    /// SQLite.
     pub async fn start_at(data: PathBuf) -> Self {
-        Self::launch(data, None, Arc::new(|_: &mut Config| {})).await
+        Self::launch(data, None, None, Arc::new(|_: &mut Config| {})).await
     }
 
     async fn launch(
         data: PathBuf,
         dir: Option<tempfile::TempDir>,
+        db: Option<Arc<ScratchDb>>,
         tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
     ) -> Self {
         let mut config = test_config(data.clone());
+        config.store = db.as_ref().map(|d| d.url().to_owned());
         tweak(&mut config);
         let listener = TcpListener::bind(config.addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -100,6 +114,7 @@ impl TestServer {
             state,
             data,
             _dir: dir,
+            db,
             stop: Some(stop),
             task: Some(task),
             tweak,
@@ -128,8 +143,20 @@ impl TestServer {
     pub async fn restart(mut self) -> Self {
         self.shutdown().await;
         let dir = self._dir.take();
-        Self::launch(self.data.clone(), dir, self.tweak.clone()).await
+        let db = self.db.take();
+        Self::launch(self.data.clone(), dir, db, self.tweak.clone()).await
     }
+
+    /// Where the server keeps its state, for the administrative commands.
+    pub fn location(&self) -> Location {
+        Location::new(&self.data, self.db.as_ref().map(|d| d.url()))
+    }
+}
+
+/// Whether this run of the suite is on PostgreSQL
+/// (`CHATUS_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("CHATUS_TEST_STORE").is_ok_and(|v| v == "postgres")
 }
 
 pub fn password(name: &str) -> Password {

@@ -197,6 +197,12 @@ impl SqliteStore {
         })
     }
 
+    /// A read-only connection of its own (for `chatus migrate`, which
+    /// streams every table while it holds the store, and so the lock).
+    pub(crate) fn reader(&self) -> Result<Connection, StoreError> {
+        open_conn(&self.inner.path, Mode::ReadOnly)
+    }
+
     /// Runs `f` on the writer thread, in the next group-committed batch.
     fn write<T, F>(&self, f: F) -> StoreFuture<'static, T>
     where

@@ -1,0 +1,261 @@
+//! Messages: appending (numbering, deduplication, read markers), history
+//! pages and read markers.
+//!
+//! How `seq` stays gap-free and the same on every node: an append locks
+//! its conversations' rows (`SELECT … FOR UPDATE`, in id order so that two
+//! nodes' batches cannot deadlock), numbers its messages from their
+//! `last_seq`, inserts them and moves `last_seq` on, all in the writer's
+//! transaction. A second node appending to the same conversation waits
+//! for the lock until the first commits, then reads the new `last_seq`.
+//! The conversation row is the counter; no sequence object (those leave
+//! gaps on rollback) and no single writer per conversation is needed.
+//!
+//! Deduplication across nodes: the unique index on `(sender_id,
+//! client_id)`. The same id in the same conversation is caught by the
+//! lookup made under the conversation's lock. The same id sent to two
+//! different conversations at once on two nodes takes two different locks;
+//! the second insert then waits on the index for the first to commit and
+//! inserts nothing (`ON CONFLICT DO NOTHING`), and the append starts over
+//! from its savepoint, where the lookup now finds the stored message.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chatus_protocol::history::Page;
+use chatus_protocol::{Body, Seq};
+
+use crate::store::postgres::conn::Conn;
+use crate::store::postgres::{ms, seq, ts, username};
+use crate::store::{Appended, ConvId, MessageRow, NewMessage, StoreError, UserId};
+
+/// Rounds of an append that met a concurrent duplicate before giving up
+/// (each round finds at least one more message stored, so two suffice in
+/// all but contrived races).
+const APPEND_ROUNDS: usize = 8;
+
+pub(crate) async fn append(c: &Conn, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    for _ in 0..APPEND_ROUNDS {
+        c.batch("SAVEPOINT append").await?;
+        match append_once(c, batch).await? {
+            Some(out) => {
+                c.batch("RELEASE append").await?;
+                return Ok(out);
+            }
+            None => c.batch("ROLLBACK TO append; RELEASE append").await?,
+        }
+    }
+    Err(StoreError::Failed(
+        "an append kept meeting concurrent duplicates".into(),
+    ))
+}
+
+/// One attempt; `None` when another node stored one of the batch's ids
+/// meanwhile (the caller rolls back and tries again).
+async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Appended>>, StoreError> {
+    let mut convs: Vec<i64> = batch.iter().map(|m| m.conv.0).collect();
+    convs.sort_unstable();
+    convs.dedup();
+    let mut last: HashMap<ConvId, i64> = HashMap::new();
+    for r in c
+        .query(
+            "SELECT id, last_seq FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&convs],
+        )
+        .await?
+    {
+        last.insert(ConvId(r.get(0)), r.get(1));
+    }
+    if last.len() != convs.len() {
+        return Err(StoreError::NotFound("conversation"));
+    }
+    let senders: Vec<i64> = batch.iter().map(|m| m.sender.0).collect();
+    let ids: Vec<&str> = batch.iter().map(|m| m.client_id.as_str()).collect();
+    // (sender, client_id) -> (conversation, seq, time) of the stored one.
+    let mut known: HashMap<(i64, String), (ConvId, i64, i64)> = HashMap::new();
+    for r in c
+        .query(
+            "SELECT m.sender_id, m.client_id, m.conv_id, m.seq, m.time_ms
+             FROM messages m JOIN unnest($1::bigint[], $2::text[]) AS k (sender, cid)
+               ON m.sender_id = k.sender AND m.client_id = k.cid",
+            &[&senders, &ids],
+        )
+        .await?
+    {
+        known.insert((r.get(0), r.get(1)), (ConvId(r.get(2)), r.get(3), r.get(4)));
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    let mut new = NewRows::default();
+    // Later messages of a batch have higher seqs: the last one wins.
+    let mut spoke: BTreeMap<(UserId, ConvId), i64> = BTreeMap::new();
+    for m in batch {
+        let key = (m.sender.0, m.client_id.as_str().to_owned());
+        if let Some(&(conv, s, t)) = known.get(&key) {
+            // The id is unique per sender, not per conversation: the same id
+            // elsewhere is another message, which must not be acknowledged
+            // as this one.
+            out.push(if conv == m.conv {
+                Appended::Duplicate {
+                    seq: seq(s),
+                    time: ts(t),
+                }
+            } else {
+                Appended::ClientIdReused
+            });
+            continue;
+        }
+        let next = last.get(&m.conv).copied().unwrap_or(0) + 1;
+        last.insert(m.conv, next);
+        known.insert(key, (m.conv, next, ms(m.time)));
+        new.push(m, next);
+        spoke.insert((m.sender, m.conv), next);
+        out.push(Appended::Stored { seq: seq(next) });
+    }
+    if new.conv.is_empty() {
+        return Ok(Some(out));
+    }
+    let inserted = c
+        .exec(
+            "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                  $5::bigint[], $6::text[])
+             ON CONFLICT (sender_id, client_id) DO NOTHING",
+            &[
+                &new.conv,
+                &new.seq,
+                &new.sender,
+                &new.client_id,
+                &new.time,
+                &new.body,
+            ],
+        )
+        .await?;
+    if inserted != new.conv.len() as u64 {
+        return Ok(None);
+    }
+    let (touched, tops): (Vec<i64>, Vec<i64>) = convs
+        .iter()
+        .filter_map(|id| last.get(&ConvId(*id)).map(|top| (*id, *top)))
+        .unzip();
+    c.exec(
+        "UPDATE conversations AS c SET last_seq = v.top
+         FROM unnest($1::bigint[], $2::bigint[]) AS v (id, top)
+         WHERE c.id = v.id AND c.last_seq <> v.top",
+        &[&touched, &tops],
+    )
+    .await?;
+    // Sending implies having read what came before: each sender's marker
+    // moves to their latest message (in key order, like every writer).
+    let mut users = Vec::with_capacity(spoke.len());
+    let mut marker_convs = Vec::with_capacity(spoke.len());
+    let mut seqs = Vec::with_capacity(spoke.len());
+    for ((u, conv), s) in spoke {
+        users.push(u.0);
+        marker_convs.push(conv.0);
+        seqs.push(s);
+    }
+    c.exec(
+        "INSERT INTO read_markers (user_id, conv_id, seq)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
+         ON CONFLICT (user_id, conv_id) DO UPDATE SET seq = GREATEST(read_markers.seq, excluded.seq)",
+        &[&users, &marker_convs, &seqs],
+    )
+    .await?;
+    Ok(Some(out))
+}
+
+/// The new rows of a batch, column by column (sent as arrays: one
+/// statement inserts them all).
+#[derive(Default)]
+struct NewRows<'a> {
+    conv: Vec<i64>,
+    seq: Vec<i64>,
+    sender: Vec<i64>,
+    client_id: Vec<&'a str>,
+    time: Vec<i64>,
+    body: Vec<&'a str>,
+}
+
+impl<'a> NewRows<'a> {
+    fn push(&mut self, m: &'a NewMessage, seq: i64) {
+        self.conv.push(m.conv.0);
+        self.seq.push(seq);
+        self.sender.push(m.sender.0);
+        self.client_id.push(m.client_id.as_str());
+        self.time.push(ms(m.time));
+        self.body.push(m.body.as_str());
+    }
+}
+
+pub(crate) async fn history(
+    c: &Conn,
+    conv: ConvId,
+    page: Page,
+    limit: u32,
+) -> Result<(Vec<MessageRow>, bool), StoreError> {
+    let fetch = i64::from(limit) + 1;
+    const OLDER: &str = "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m
+         JOIN users u ON u.id = m.sender_id
+         WHERE m.conv_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3";
+    const NEWER: &str = "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m
+         JOIN users u ON u.id = m.sender_id
+         WHERE m.conv_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3";
+    let bound = |s: Seq| i64::try_from(s.0).unwrap_or(i64::MAX);
+    let (sql, bound) = match page {
+        Page::Latest => (OLDER, i64::MAX),
+        Page::Before(s) => (OLDER, bound(s)),
+        Page::After(s) => (NEWER, bound(s)),
+    };
+    let mut out = Vec::new();
+    for r in c.query(sql, &[&conv.0, &bound, &fetch]).await? {
+        out.push(MessageRow {
+            seq: seq(r.get(0)),
+            sender: username(r.get(1))?,
+            body: Body::parse(r.get::<_, String>(2)).map_err(|e| StoreError::Corrupt(e.message))?,
+            time: ts(r.get(3)),
+        });
+    }
+    let more = out.len() > limit as usize;
+    out.truncate(limit as usize);
+    if !matches!(page, Page::After(_)) {
+        out.reverse();
+    }
+    Ok((out, more))
+}
+
+pub(crate) async fn read_markers(
+    c: &Conn,
+    user: UserId,
+    convs: &[ConvId],
+) -> Result<Vec<Seq>, StoreError> {
+    let ids: Vec<i64> = convs.iter().map(|c| c.0).collect();
+    let found: HashMap<i64, i64> = c
+        .query(
+            "SELECT conv_id, seq FROM read_markers WHERE user_id = $1 AND conv_id = ANY($2)",
+            &[&user.0, &ids],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(ids
+        .iter()
+        .map(|id| seq(found.get(id).copied().unwrap_or(0)))
+        .collect())
+}
+
+pub(crate) async fn mark_read(
+    c: &Conn,
+    user: UserId,
+    conv: ConvId,
+    s: Seq,
+) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO read_markers (user_id, conv_id, seq) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id, conv_id) DO UPDATE SET seq = GREATEST(read_markers.seq, excluded.seq)",
+        &[&user.0, &conv.0, &i64::try_from(s.0).unwrap_or(i64::MAX)],
+    )
+    .await
+    .map(drop)
+}

@@ -1,0 +1,376 @@
+//! Tests of the PostgreSQL store, each on a fresh database: the shared
+//! suite (`store::suite`), then what only several nodes on one database
+//! show: numbering and deduplication under concurrent appends from several
+//! stores, nodes with other settings refused, and outages.
+
+use std::sync::Arc;
+
+use chatus_protocol::history::Page;
+use chatus_protocol::{Seq, Timestamp};
+
+use super::PgStore;
+use super::scratch::ScratchDb;
+use crate::store::suite::{Kind, lobby, msg, new_user};
+use crate::store::{Appended, Store, StoreError};
+
+crate::store::suite::store_suite!(Kind::Postgres);
+
+/// A fresh database, or `None` (the test is skipped, and said so).
+async fn scratch() -> Option<ScratchDb> {
+    ScratchDb::create().await.unwrap()
+}
+
+async fn node(db: &ScratchDb) -> Arc<dyn Store> {
+    Arc::new(PgStore::open(db.url(), "test=1").await.unwrap())
+}
+
+/// Several nodes starting at once on an empty database: one migrates, the
+/// others wait for the start-up lock and find it done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_at_once_migrate_once() {
+    let Some(db) = scratch().await else { return };
+    let opened = futures_util::future::join_all((0..4).map(|_| node(&db))).await;
+    let snap = opened[3].snapshot(Timestamp(0)).await.unwrap();
+    assert_eq!(snap.rooms.len(), 1, "one lobby");
+}
+
+/// Three nodes appending to the same conversations at once: every message
+/// gets its own seq, the seqs of a conversation run 1..=n with no gap, and
+/// history holds exactly what was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_from_several_nodes_have_no_gap() {
+    let Some(db) = scratch().await else { return };
+    let nodes = [node(&db).await, node(&db).await, node(&db).await];
+    let lobby = lobby(&*nodes[0]).await;
+    let mut users = Vec::new();
+    for (i, store) in nodes.iter().enumerate() {
+        users.push(
+            store
+                .create_user(new_user(&format!("u{i}"), vec![lobby]))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let dev = nodes[0]
+        .create_room(
+            chatus_protocol::RoomName::parse("dev").unwrap(),
+            chatus_protocol::Visibility::Public,
+            users[0],
+            Timestamp(1),
+        )
+        .await
+        .unwrap()
+        .id;
+    let convs = [lobby, dev];
+    // Each node sends 30 batches of 7, mixing both rooms, all at once.
+    let mut tasks = Vec::new();
+    for (n, store) in nodes.iter().enumerate() {
+        let store = store.clone();
+        let sender = users[n];
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for b in 0..30 {
+                let batch: Vec<_> = (0..7)
+                    .map(|i| {
+                        let conv = convs[(b + i) % 2];
+                        (conv, msg(conv, sender, &format!("n{n}-{b}-{i}"), "x"))
+                    })
+                    .collect();
+                let out = store
+                    .append(batch.iter().map(|(_, m)| m.clone()).collect())
+                    .await
+                    .unwrap();
+                for ((conv, _), o) in batch.iter().zip(out) {
+                    match o {
+                        Appended::Stored { seq } => got.push((*conv, seq.0)),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            }
+            got
+        }));
+    }
+    let mut per_conv: std::collections::HashMap<_, Vec<u64>> = Default::default();
+    for t in tasks {
+        for (conv, seq) in t.await.unwrap() {
+            per_conv.entry(conv).or_default().push(seq);
+        }
+    }
+    let total: usize = per_conv.values().map(Vec::len).sum();
+    assert_eq!(total, 3 * 30 * 7);
+    for (conv, mut seqs) in per_conv {
+        seqs.sort_unstable();
+        let n = seqs.len() as u64;
+        assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "conversation {conv:?}");
+        let (rows, more) = nodes[1]
+            .history(conv, Page::After(Seq(0)), 1000)
+            .await
+            .unwrap();
+        assert!(!more);
+        assert_eq!(rows.len() as u64, n);
+        let snap = nodes[2].snapshot(Timestamp(0)).await.unwrap();
+        let row = snap.rooms.iter().find(|r| r.id == conv).unwrap();
+        assert_eq!(row.last_seq, Seq(n));
+    }
+}
+
+/// The same send arriving at two nodes at once (a client that retried
+/// through another node): one stored message and one duplicate with its
+/// seq. The same id sent to two conversations at once: one stored, one
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_through_two_nodes_at_once_is_stored_once() {
+    let Some(db) = scratch().await else { return };
+    let (a, b) = (node(&db).await, node(&db).await);
+    let lobby = lobby(&*a).await;
+    let u = a.create_user(new_user("u", vec![lobby])).await.unwrap().id;
+    let v = a.create_user(new_user("v", vec![lobby])).await.unwrap().id;
+    let dm = a.open_dm(u, v, Timestamp(1)).await.unwrap().id;
+    for round in 0..20 {
+        let id = format!("same-{round}");
+        let (x, y) = tokio::join!(
+            a.append(vec![msg(lobby, u, &id, "hello")]),
+            b.append(vec![msg(lobby, u, &id, "hello")])
+        );
+        let mut outcomes = [x.unwrap()[0], y.unwrap()[0]];
+        outcomes.sort_by_key(|o| matches!(o, Appended::Duplicate { .. }));
+        match outcomes {
+            [
+                Appended::Stored { seq },
+                Appended::Duplicate { seq: dup, .. },
+            ] => {
+                assert_eq!(seq, dup);
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        let id = format!("split-{round}");
+        let (x, y) = tokio::join!(
+            a.append(vec![msg(lobby, u, &id, "here")]),
+            b.append(vec![msg(dm, u, &id, "there")])
+        );
+        let outcomes = [x.unwrap()[0], y.unwrap()[0]];
+        let stored = outcomes
+            .iter()
+            .filter(|o| matches!(o, Appended::Stored { .. }))
+            .count();
+        let reused = outcomes
+            .iter()
+            .filter(|o| matches!(o, Appended::ClientIdReused))
+            .count();
+        assert_eq!((stored, reused), (1, 1), "round {round}: {outcomes:?}");
+    }
+    // Nothing was numbered twice or skipped.
+    let (rows, _) = a.history(lobby, Page::After(Seq(0)), 1000).await.unwrap();
+    let seqs: Vec<u64> = rows.iter().map(|r| r.seq.0).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+/// Look-alike names registering at once through two nodes: one gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_alikes_registering_on_two_nodes_at_once_get_one_name() {
+    let Some(db) = scratch().await else { return };
+    let (a, b) = (node(&db).await, node(&db).await);
+    for round in 0..10 {
+        let (x, y) = tokio::join!(
+            a.create_user(new_user(&format!("al{round}ce"), vec![])),
+            b.create_user(new_user(&format!("aI{round}ce"), vec![]))
+        );
+        let ok = [x.is_ok(), y.is_ok()];
+        assert_eq!(ok.iter().filter(|o| **o).count(), 1, "round {round}");
+        assert!(matches!(x.err().or(y.err()), Some(StoreError::Confusable)));
+    }
+}
+
+/// A node whose settings differ from a live node's is refused, naming the
+/// setting; once that node has stopped, it may start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_other_settings_is_refused() {
+    let Some(db) = scratch().await else { return };
+    let first = PgStore::open(db.url(), "max_body_bytes=16384\nschema=1")
+        .await
+        .unwrap();
+    let refused = PgStore::open(db.url(), "max_body_bytes=100\nschema=1").await;
+    let Err(StoreError::Refused(why)) = refused else {
+        panic!("not refused");
+    };
+    assert!(
+        why.contains("max_body_bytes is 16384 there and 100 here"),
+        "{why}"
+    );
+    PgStore::open(db.url(), "max_body_bytes=16384\nschema=1")
+        .await
+        .unwrap();
+    first.close().await.unwrap();
+    // The second node with the first's settings still runs, so the odd
+    // one out is refused until that one stops too.
+    assert!(
+        PgStore::open(db.url(), "max_body_bytes=100\nschema=1")
+            .await
+            .is_err()
+    );
+}
+
+/// A database migrated by a newer server is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused() {
+    let Some(db) = scratch().await else { return };
+    let store = PgStore::open(db.url(), "test=1").await.unwrap();
+    store
+        .write(|c| Box::pin(c.batch("INSERT INTO chatus_schema (version) VALUES (99)")))
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    let Err(StoreError::Corrupt(why)) = PgStore::open(db.url(), "test=1").await else {
+        panic!("a newer schema was opened");
+    };
+    assert!(why.contains("schema version 99"), "{why}");
+}
+
+/// Nothing listens: a clear error at once, not a hang.
+#[tokio::test]
+async fn unreachable_at_start_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/chatus");
+    match PgStore::open(&url, "test=1").await {
+        Err(StoreError::Unavailable(why)) => assert!(!why.is_empty()),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("opened"),
+    }
+    let Err(StoreError::Refused(why)) = PgStore::open("postgres://h:notaport/x", "").await else {
+        panic!("a bad URL was accepted");
+    };
+    assert!(why.contains("not valid"), "{why}");
+    let Err(StoreError::Refused(why)) = PgStore::open("postgres://h/x?sslmode=require", "").await
+    else {
+        panic!("a TLS URL was accepted");
+    };
+    assert!(why.contains("sslmode=require"), "{why}");
+}
+
+/// A TCP relay to PostgreSQL that a test can cut (every connection
+/// closed, new ones refused) and restore: an outage without touching the
+/// server other tests use.
+struct Relay {
+    addr: std::net::SocketAddr,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: (String, u16)) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (d, l) = (down.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if d.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                l.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Relay {
+            addr,
+            down,
+            links,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// PostgreSQL lost while running: calls answer `Unavailable` (not a hang,
+/// not a panic), and once it is back the store reconnects by itself and
+/// numbering goes on without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_is_unavailable_then_recovers() {
+    let Some(db) = scratch().await else { return };
+    let config: tokio_postgres::Config = db.url().parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let relay = Relay::start((host, port)).await;
+    let url = format!(
+        "postgres://{}@{}/{}",
+        config.get_user().unwrap_or("postgres"),
+        relay.addr,
+        db.name()
+    );
+    let store = PgStore::open(&url, "test=1").await.unwrap();
+    let lobby = lobby(&store).await;
+    let u = store
+        .create_user(new_user("u", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    store
+        .append(vec![msg(lobby, u, "1", "before")])
+        .await
+        .unwrap();
+
+    relay.cut();
+    let write = store.append(vec![msg(lobby, u, "2", "during")]).await;
+    assert!(
+        matches!(write, Err(StoreError::Unavailable(_))),
+        "{write:?}"
+    );
+    let read = store.history(lobby, Page::Latest, 10).await;
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    // Still down: answered at once, again and again.
+    for _ in 0..3 {
+        let again = store.append(vec![msg(lobby, u, "2", "during")]).await;
+        assert!(
+            matches!(again, Err(StoreError::Unavailable(_))),
+            "{again:?}"
+        );
+    }
+
+    relay.restore();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let out = loop {
+        match store.append(vec![msg(lobby, u, "2", "during")]).await {
+            Ok(out) => break out,
+            Err(StoreError::Unavailable(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert_eq!(out, [Appended::Stored { seq: Seq(2) }]);
+    let (rows, _) = store.history(lobby, Page::Latest, 10).await.unwrap();
+    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(bodies, ["before", "during"]);
+}
