@@ -348,6 +348,9 @@ impl DataArg {
 /// Password source for register and login.
 #[derive(Debug, Args)]
 pub struct PasswordArgs {
+    /// The account's name (the same as `--user NAME`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
     /// Read the password from the first line of standard input instead of
     /// prompting.
     #[arg(long)]

@@ -151,11 +151,33 @@ pub fn gui(_cli: &Cli) -> Result<(), CliError> {
     ))
 }
 
+/// `chatus register alice` means `chatus register --user alice`; naming
+/// two different accounts is a usage error, not a guess.
+fn name_as_user(
+    args: &mut args::PasswordArgs,
+    global: &args::TopClientArgs,
+) -> Result<(), CliError> {
+    let Some(name) = args.name.take() else {
+        return Ok(());
+    };
+    let other = args.client.user.as_ref().or(global.user.as_ref());
+    if let Some(other) = other.filter(|u| **u != name) {
+        return Err(CliError::Usage(format!(
+            "Two accounts named: {name} and --user {other}; give one."
+        )));
+    }
+    args.client.user = Some(name);
+    Ok(())
+}
+
 /// Runs a parsed command line (everything but the desktop app).
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let Some(command) = cli.command else {
+    let Some(mut command) = cli.command else {
         return Err(CliError::Usage(NO_DISPLAY.into()));
     };
+    if let Command::Register(a) | Command::Login(a) = &mut command {
+        name_as_user(a, &cli.client)?;
+    }
     let ctx = match command.client_args() {
         Some(a) => Some(connect::Ctx::new(&a.resolve(&cli.client))?),
         None if cli.client.any() => {

@@ -285,3 +285,29 @@ fn missing_display_and_busy_port_say_what_to_do() {
         "{r:?}"
     );
 }
+
+/// `chatus register bob` (the name as an argument, as a stranger types it)
+/// was refused with "unexpected argument 'bob'". The name may now be given
+/// either way; naming two different accounts is a usage error.
+#[test]
+fn register_and_login_take_the_name_as_an_argument() {
+    let server = Server::start(&[]);
+    let carol = User::new(&server, "carol");
+    let r = carol.run_with_input(
+        &["register", "carol", "--password-stdin"],
+        &format!("{}\n", carol.password()),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("as carol"), "{r:?}");
+    let r = carol.run_with_input(
+        &["login", "carol", "--password-stdin"],
+        &format!("{}\n", carol.password()),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = carol.run_with_input(
+        &["login", "carol", "--user", "dave", "--password-stdin"],
+        &format!("{}\n", carol.password()),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("Two accounts named"), "{r:?}");
+}
