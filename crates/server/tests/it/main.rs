@@ -13,7 +13,6 @@
 mod bad_input;
 mod budgets;
 mod chat;
-mod client_lib;
 mod damaged_db;
 mod disk_full;
 mod durability;
