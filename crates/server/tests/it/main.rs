@@ -10,6 +10,7 @@
     reason = "tests"
 )]
 
+mod authz;
 mod bad_input;
 mod budgets;
 mod chat;

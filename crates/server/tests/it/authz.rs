@@ -1,0 +1,786 @@
+//! The authorization matrix: every request type × every state an actor
+//! can be in towards its target, each cell run against a real server and
+//! compared with [`TABLE`], the expected outcome written down as data.
+//! A cell that disagrees is reported with the request sent, the outcome
+//! expected and the outcome seen, all disagreements at once.
+//!
+//! Besides the outcome, nothing may be readable outside the table: every
+//! frame an actor receives (setup included, errors excepted, since they
+//! echo the name asked for) is searched for the secrets of conversations
+//! the actor is not in, and for the name of the private room it may not
+//! know of; a refused `send` is stored nowhere. [`nothing_leaks_to_those_outside`]
+//! then checks live fan-out, room and conversation lists and direct
+//! conversations as seen by each outsider, with a member as the control.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use chatus_client::protocol::Request;
+use chatus_client::protocol::history::Page;
+use serde_json::{Value, json};
+
+use crate::util::*;
+
+/// Where the actor stands towards the request's target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Actor {
+    /// A member of the private room `vault`.
+    Member,
+    /// Neither in nor invited to the private room `vault`.
+    Outsider,
+    /// Not in the public room `square`.
+    PublicOutsider,
+    /// Invited to `vault`, not joined.
+    Invited,
+    /// Joined `vault`, then left it.
+    Former,
+    /// Neither party of the direct conversation between alice and bob;
+    /// addresses it by `peer` (its rooms are the lobby, where all three
+    /// are).
+    ThirdParty,
+    /// A connection that said `hello` and has not logged in (the account
+    /// exists).
+    LoggedOut,
+    /// A member of `vault` whose token was revoked by `logout` on another
+    /// connection holding the same token.
+    RevokedElsewhere,
+    /// A member of `vault` whose sessions were all revoked by
+    /// `logout` with `everywhere` from another session.
+    RevokedEverywhere,
+    /// Logged in on a server whose sessions expire at once
+    /// (`session_ttl_days = 0`); its target is the lobby, which a live
+    /// session could use.
+    Expired,
+}
+
+/// The table's columns, in order.
+const ACTORS: [Actor; 10] = [
+    Actor::Member,
+    Actor::Outsider,
+    Actor::PublicOutsider,
+    Actor::Invited,
+    Actor::Former,
+    Actor::ThirdParty,
+    Actor::LoggedOut,
+    Actor::RevokedElsewhere,
+    Actor::RevokedEverywhere,
+    Actor::Expired,
+];
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Actor::Member => "member",
+            Actor::Outsider => "outsider (private room)",
+            Actor::PublicOutsider => "outsider (public room)",
+            Actor::Invited => "invited, not joined",
+            Actor::Former => "former member",
+            Actor::ThirdParty => "third party to a DM",
+            Actor::LoggedOut => "logged out",
+            Actor::RevokedElsewhere => "revoked (logout elsewhere)",
+            Actor::RevokedEverywhere => "revoked (logout everywhere)",
+            Actor::Expired => "expired session",
+        })
+    }
+}
+
+impl Actor {
+    /// The room named by room requests.
+    fn room(self) -> &'static str {
+        match self {
+            Actor::PublicOutsider => "square",
+            Actor::ThirdParty | Actor::Expired => "lobby",
+            _ => "vault",
+        }
+    }
+
+    /// The conversation named by `send`, `history` and `mark_read`.
+    fn conv(self) -> Value {
+        match self {
+            Actor::ThirdParty => json!({"peer": "bob"}),
+            _ => json!({"room": self.room()}),
+        }
+    }
+
+    /// The user named by `invite`.
+    fn invitee(self) -> &'static str {
+        match self {
+            Actor::ThirdParty => "bob",
+            _ => "dave",
+        }
+    }
+
+    /// Text that must appear in no frame this actor receives (errors
+    /// aside): the secrets of conversations it is not in, and the private
+    /// room's name where it may not know of the room.
+    fn forbidden(self) -> &'static [&'static str] {
+        const DM_AND_SQUARE: &[&str] = &["DM-SECRET", "DM-ANSWER", "SQUARE-NOTE"];
+        const ALL_SECRETS: &[&str] = &["DM-SECRET", "DM-ANSWER", "SQUARE-NOTE", "VAULT-SECRET"];
+        const UNKNOWN_VAULT: &[&str] = &[
+            "DM-SECRET",
+            "DM-ANSWER",
+            "SQUARE-NOTE",
+            "VAULT-SECRET",
+            "vault",
+        ];
+        match self {
+            Actor::Member | Actor::RevokedElsewhere | Actor::RevokedEverywhere => DM_AND_SQUARE,
+            Actor::Invited | Actor::Former => ALL_SECRETS,
+            Actor::Outsider
+            | Actor::PublicOutsider
+            | Actor::ThirdParty
+            | Actor::LoggedOut
+            | Actor::Expired => UNKNOWN_VAULT,
+        }
+    }
+}
+
+/// An expected outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Carried out: a reply of this `type`.
+    Ok(&'static str),
+    /// Refused with this error `code`; the connection stays.
+    Err(&'static str),
+    /// Not carried out because the session has ended: at most an
+    /// `invalid_token` reply, then the connection closes with 4001.
+    Ended,
+    /// A request that needs no session, on a connection whose session has
+    /// expired: answered like this, unless the session watcher (once a
+    /// second) closed the connection first, as [`Expect::Ended`].
+    UnlessEnded(&'static Expect),
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Ok(t) => write!(f, "reply {t}"),
+            Expect::Err(c) => write!(f, "error {c}"),
+            Expect::Ended => f.write_str("session ended (4001)"),
+            Expect::UnlessEnded(e) => write!(f, "{e}, or session ended (4001)"),
+        }
+    }
+}
+
+const fn ok(reply: &'static str) -> Expect {
+    Expect::Ok(reply)
+}
+
+const fn err(code: &'static str) -> Expect {
+    Expect::Err(code)
+}
+
+const END: Expect = Expect::Ended;
+const W_OR_END: Expect = Expect::UnlessEnded(&Expect::Ok("welcome"));
+const PONG_OR_END: Expect = Expect::UnlessEnded(&Expect::Ok("pong"));
+const AUTHED_OR_END: Expect = Expect::UnlessEnded(&Expect::Err("already_authenticated"));
+const AUTHED: Expect = Expect::Err("already_authenticated");
+const UNAUTH: Expect = Expect::Err("unauthenticated");
+
+/// The matrix: one row per request type, one column per [`ACTORS`] entry:
+/// member, outsider (private), outsider (public), invited, former member,
+/// third party, logged out, revoked elsewhere, revoked everywhere, expired.
+#[rustfmt::skip]
+const TABLE: &[(&str, [Expect; 10])] = &[
+//                      member               outsider             public               invited              former               3rd party                  logged out     revoked  revoked all  expired
+    ("hello",           [ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),             ok("welcome"), END,     END,         W_OR_END]),
+    ("register",        [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  END,     END,         AUTHED_OR_END]),
+    ("login",           [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  END,     END,         AUTHED_OR_END]),
+    ("auth",            [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  END,     END,         AUTHED_OR_END]),
+    ("logout",          [ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),                  UNAUTH,        END,     END,         END]),
+    ("change_password", [ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),                  UNAUTH,        END,     END,         END]),
+    ("create_room",     [err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),        UNAUTH,        END,     END,         END]),
+    ("join_room",       [ok("joined"),        err("not_invited"),  ok("joined"),        ok("joined"),        err("not_invited"),  ok("joined"),              UNAUTH,        END,     END,         END]),
+    ("leave_room",      [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), err("cannot_leave_lobby"), UNAUTH,        END,     END,         END]),
+    ("invite",          [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), err("already_member"),     UNAUTH,        END,     END,         END]),
+    ("decline_invite",  [err("not_invited"),  err("unknown_room"), err("not_invited"),  ok("ok"),            err("unknown_room"), err("not_invited"),        UNAUTH,        END,     END,         END]),
+    ("list_rooms",      [ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),               UNAUTH,        END,     END,         END]),
+    ("list_members",    [ok("members"),       err("unknown_room"), ok("members"),       err("not_member"),   err("unknown_room"), ok("members"),             UNAUTH,        END,     END,         END]),
+    ("who",             [ok("users"),         ok("users"),         ok("users"),         ok("users"),         ok("users"),         ok("users"),               UNAUTH,        END,     END,         END]),
+    ("send",            [ok("sent"),          err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("sent"),                UNAUTH,        END,     END,         END]),
+    ("history",         [ok("history"),       err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("history"),             UNAUTH,        END,     END,         END]),
+    ("conversations",   [ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"),       UNAUTH,        END,     END,         END]),
+    ("mark_read",       [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        END,     END,         END]),
+    ("ping",            [ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),                ok("pong"),    END,     END,         PONG_OR_END]),
+];
+
+/// What a cell did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Reply(String),
+    Error(String),
+    /// The connection closed (`code`, or `None` without a close frame),
+    /// after an `invalid_token` reply if `said` is set.
+    Ended {
+        code: Option<u16>,
+        said: bool,
+    },
+}
+
+impl fmt::Display for Seen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Seen::Reply(t) => write!(f, "reply {t}"),
+            Seen::Error(c) => write!(f, "error {c}"),
+            Seen::Ended { code, said } => {
+                if *said {
+                    f.write_str("error invalid_token, then ")?;
+                }
+                match code {
+                    Some(c) => write!(f, "closed ({c})"),
+                    None => f.write_str("closed without a close frame"),
+                }
+            }
+        }
+    }
+}
+
+fn agrees(expect: Expect, seen: &Seen) -> bool {
+    match expect {
+        Expect::Ok(t) => *seen == Seen::Reply(t.into()),
+        Expect::Err(c) => *seen == Seen::Error(c.into()),
+        Expect::Ended => matches!(
+            seen,
+            Seen::Ended {
+                code: Some(4001),
+                ..
+            }
+        ),
+        Expect::UnlessEnded(e) => agrees(*e, seen) || agrees(Expect::Ended, seen),
+    }
+}
+
+/// A WebSocket that keeps every frame it receives, for the leak search.
+struct Conn {
+    raw: Raw,
+    next_id: u64,
+    frames: Vec<Value>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Self {
+        let mut c = Self {
+            raw: Raw::connect(addr).await,
+            next_id: 0,
+            frames: Vec::new(),
+        };
+        let r = c.call(json!({"type": "hello", "version": 1})).await;
+        assert_eq!(r, Seen::Reply("welcome".into()));
+        c
+    }
+
+    /// Registers `name` on a new connection; returns it and the token.
+    async fn registered(addr: SocketAddr, name: &str) -> (Self, String) {
+        let mut c = Self::open(addr).await;
+        let reply = c
+            .request(
+                json!({"type": "register", "username": name, "password": password(name).expose()}),
+            )
+            .await;
+        assert_eq!(reply["type"], "authed", "registering {name}: {reply}");
+        let token = reply["token"].as_str().unwrap().to_owned();
+        (c, token)
+    }
+
+    /// Sends `v` and returns its reply (which must come).
+    async fn request(&mut self, v: Value) -> Value {
+        let id = self.send(v).await;
+        loop {
+            match tokio::time::timeout(WAIT, self.raw.next_raw()).await {
+                Ok(Frame::Json(f)) => {
+                    self.frames.push(f.clone());
+                    if f["id"] == json!(id) {
+                        return f;
+                    }
+                }
+                Ok(_) => panic!("the connection ended before the reply"),
+                Err(_) => panic!("no reply in time"),
+            }
+        }
+    }
+
+    /// Sends `v` (a failed write is the server's close, read next).
+    async fn send(&mut self, mut v: Value) -> u64 {
+        self.next_id += 1;
+        v["id"] = json!(self.next_id);
+        let _ = self.raw.try_send_text(&v.to_string()).await;
+        self.next_id
+    }
+
+    /// Sends `v` and reads until its reply or the connection's end.
+    async fn call(&mut self, v: Value) -> Seen {
+        let id = self.send(v).await;
+        let mut said = false;
+        loop {
+            let Ok(frame) = tokio::time::timeout(WAIT, self.raw.next_raw()).await else {
+                return if said {
+                    Seen::Error("invalid_token".into())
+                } else {
+                    panic!("neither a reply nor a close in time")
+                };
+            };
+            match frame {
+                Frame::Json(f) => {
+                    self.frames.push(f.clone());
+                    if f["id"] != json!(id) {
+                        continue;
+                    }
+                    if f["type"] != "error" {
+                        return Seen::Reply(f["type"].as_str().unwrap_or("?").into());
+                    }
+                    if f["code"] == "invalid_token" {
+                        // The close that ends the session follows.
+                        said = true;
+                        continue;
+                    }
+                    return Seen::Error(f["code"].as_str().unwrap_or("?").into());
+                }
+                Frame::Close(code) => {
+                    return Seen::Ended {
+                        code: Some(code),
+                        said,
+                    };
+                }
+                Frame::End => return Seen::Ended { code: None, said },
+            }
+        }
+    }
+
+    /// Reads everything queued before now: `ping` goes out after any
+    /// frame already in this connection's queue.
+    async fn drain(&mut self) {
+        let r = self.call(json!({"type": "ping"})).await;
+        assert_eq!(r, Seen::Reply("pong".into()));
+    }
+
+    /// Frames (errors aside) that carry any of `words`.
+    fn carrying(&self, words: &[&str]) -> Vec<String> {
+        self.frames
+            .iter()
+            .filter(|f| f["type"] != "error")
+            .map(Value::to_string)
+            .filter(|s| words.iter().any(|w| s.contains(w)))
+            .collect()
+    }
+}
+
+/// The shared scene on the main server: alice owns the private room
+/// `vault` and the public room `square`, and has a direct conversation
+/// with bob; each holds a secret. `dave` is someone to invite.
+struct World {
+    addr: SocketAddr,
+    alice: Conn,
+    bob: Conn,
+}
+
+impl World {
+    async fn build(addr: SocketAddr) -> Self {
+        let (mut alice, _) = Conn::registered(addr, "alice").await;
+        let (bob, _) = Conn::registered(addr, "bob").await;
+        Conn::registered(addr, "dave").await;
+        for (room, visibility) in [("vault", "private"), ("square", "public")] {
+            let r = alice
+                .call(json!({"type": "create_room", "room": room, "visibility": visibility}))
+                .await;
+            assert_eq!(r, Seen::Reply("joined".into()));
+        }
+        let mut w = Self { addr, alice, bob };
+        w.post("VAULT-SECRET", "SQUARE-NOTE", "DM-SECRET", "DM-ANSWER")
+            .await;
+        w
+    }
+
+    /// alice posts in `vault`, in `square` and to bob, and bob answers her.
+    async fn post(&mut self, vault: &str, square: &str, dm: &str, answer: &str) {
+        for (from_alice, to, body) in [
+            (true, json!({"room": "vault"}), vault),
+            (true, json!({"room": "square"}), square),
+            (true, json!({"peer": "bob"}), dm),
+            (false, json!({"peer": "alice"}), answer),
+        ] {
+            let who = if from_alice {
+                &mut self.alice
+            } else {
+                &mut self.bob
+            };
+            let mut req = json!({"type": "send", "body": body, "client_id": body});
+            merge(&mut req, &to);
+            assert_eq!(who.call(req).await, Seen::Reply("sent".into()));
+        }
+    }
+
+    /// Puts a fresh user `name` in `actor`'s place; returns the actor's
+    /// connection and its token.
+    async fn actor(&mut self, actor: Actor, name: &str) -> (Conn, String) {
+        let addr = self.addr;
+        match actor {
+            Actor::Outsider | Actor::PublicOutsider | Actor::ThirdParty | Actor::Expired => {
+                Conn::registered(addr, name).await
+            }
+            Actor::Invited => {
+                let c = Conn::registered(addr, name).await;
+                self.invite(name).await;
+                c
+            }
+            Actor::Member | Actor::Former | Actor::RevokedElsewhere | Actor::RevokedEverywhere => {
+                let (mut c, token) = Conn::registered(addr, name).await;
+                self.invite(name).await;
+                let r = c.call(json!({"type": "join_room", "room": "vault"})).await;
+                assert_eq!(r, Seen::Reply("joined".into()));
+                if actor == Actor::Member {
+                    return (c, token);
+                }
+                if actor == Actor::Former {
+                    let r = c.call(json!({"type": "leave_room", "room": "vault"})).await;
+                    assert_eq!(r, Seen::Reply("ok".into()));
+                    return (c, token);
+                }
+                let mut other = Conn::open(addr).await;
+                let login = if actor == Actor::RevokedElsewhere {
+                    json!({"type": "auth", "token": token})
+                } else {
+                    json!({"type": "login", "username": name, "password": password(name).expose()})
+                };
+                assert_eq!(other.call(login).await, Seen::Reply("authed".into()));
+                let everywhere = actor == Actor::RevokedEverywhere;
+                let r = other
+                    .call(json!({"type": "logout", "everywhere": everywhere}))
+                    .await;
+                assert_eq!(r, Seen::Reply("ok".into()));
+                (c, token)
+            }
+            Actor::LoggedOut => {
+                let (_, token) = Conn::registered(addr, name).await;
+                (Conn::open(addr).await, token)
+            }
+        }
+    }
+
+    async fn invite(&mut self, name: &str) {
+        let r = self
+            .alice
+            .call(json!({"type": "invite", "room": "vault", "user": name}))
+            .await;
+        assert_eq!(r, Seen::Reply("ok".into()), "inviting {name}");
+    }
+}
+
+fn merge(into: &mut Value, from: &Value) {
+    into.as_object_mut()
+        .unwrap()
+        .extend(from.as_object().unwrap().clone());
+}
+
+/// The request of `kind` as `actor` (called `name`) sends it.
+fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
+    let pw = password(name);
+    let room = actor.room();
+    let mut v = match kind {
+        "hello" => json!({"version": 1}),
+        "register" => {
+            let fresh = format!("{name}x");
+            json!({"username": fresh, "password": password(&fresh).expose()})
+        }
+        "login" => json!({"username": name, "password": pw.expose()}),
+        "auth" => json!({"token": token}),
+        "change_password" => json!({"current": pw.expose(), "new": "a brand new secret"}),
+        "create_room" | "join_room" | "leave_room" | "decline_invite" | "list_members" => {
+            json!({"room": room})
+        }
+        "invite" => json!({"room": room, "user": actor.invitee()}),
+        "send" => {
+            let mut v = json!({"body": sent_body(actor), "client_id": "c1"});
+            merge(&mut v, &actor.conv());
+            v
+        }
+        "history" => actor.conv(),
+        "mark_read" => {
+            let mut v = json!({"seq": 1});
+            merge(&mut v, &actor.conv());
+            v
+        }
+        _ => json!({}),
+    };
+    v["type"] = json!(kind);
+    v
+}
+
+/// The body of the `send` cell of `actor`.
+fn sent_body(actor: Actor) -> String {
+    format!("sent as {actor}")
+}
+
+/// Cheap password hashes (the matrix registers a user per cell) and no
+/// limit a cell could meet.
+fn matrix_config(c: &mut chatus_server::Config) {
+    c.login.argon2_memory_kib = 64;
+    c.login.argon2_iterations = 1;
+    c.rate.invites_per_min = 100_000.0;
+    c.rate.invite_burst = 100_000;
+    c.rate.request_burst = 100_000;
+    c.rate.requests_per_sec = 100_000.0;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_in_every_state_does_what_the_table_says() {
+    let rows: Vec<&str> = TABLE.iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(
+        rows,
+        Request::TYPES,
+        "the table has one row per request type, in order"
+    );
+
+    let server = TestServer::start_with(matrix_config).await;
+    let expired = TestServer::start_with(|c| {
+        matrix_config(c);
+        c.session_ttl_days = 0;
+    })
+    .await;
+    let mut world = World::build(server.addr).await;
+    // Only someone to invite: every request there meets an ended session.
+    Conn::registered(expired.addr, "dave").await;
+    let mut expired_world = World {
+        addr: expired.addr,
+        alice: Conn::open(expired.addr).await,
+        bob: Conn::open(expired.addr).await,
+    };
+    let mut disagreements = Vec::new();
+    let mut cells = 0;
+    for (row, (kind, expected)) in TABLE.iter().enumerate() {
+        for (col, (&actor, &expect)) in ACTORS.iter().zip(expected).enumerate() {
+            cells += 1;
+            let name = format!("u{row}x{col}");
+            let w = if actor == Actor::Expired {
+                &mut expired_world
+            } else {
+                &mut world
+            };
+            let (mut conn, token) = w.actor(actor, &name).await;
+            let req = request(kind, actor, &name, &token);
+            let seen = conn.call(req.clone()).await;
+            if !agrees(expect, &seen) {
+                disagreements.push(format!(
+                    "{kind} × {actor}: expected {expect}, got {seen}\n    sent {req}"
+                ));
+            }
+            for frame in conn.carrying(actor.forbidden()) {
+                disagreements.push(format!(
+                    "{kind} × {actor}: received what it may not read\n    {frame}"
+                ));
+            }
+        }
+    }
+
+    // A send is stored where the table allows it and nowhere else.
+    let mut stored = Vec::new();
+    for conv in [
+        json!({"room": "vault"}),
+        json!({"room": "square"}),
+        json!({"room": "lobby"}),
+        json!({"peer": "bob"}),
+    ] {
+        let mut req = json!({"type": "history", "limit": 200});
+        merge(&mut req, &conv);
+        let page = world.alice.request(req).await;
+        stored.extend(
+            page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["body"].to_string()),
+        );
+    }
+    let (lobby, state) = (expired.state.hub().lobby(), &expired.state);
+    let (rows, _) = state
+        .store()
+        .history(lobby, Page::Latest, 200)
+        .await
+        .unwrap();
+    stored.extend(rows.iter().map(|r| json!(r.body.as_str()).to_string()));
+    let send_row = Request::TYPES.iter().position(|t| *t == "send").unwrap();
+    for (&actor, expect) in ACTORS.iter().zip(TABLE[send_row].1) {
+        let body = json!(sent_body(actor)).to_string();
+        let found = stored.contains(&body);
+        let allowed = matches!(expect, Expect::Ok(_));
+        // The third party's message went to its own conversation with bob,
+        // which alice cannot read.
+        let visible_to_alice = allowed && actor != Actor::ThirdParty;
+        if found != visible_to_alice {
+            disagreements.push(format!(
+                "send × {actor}: {body} is {} alice's conversations",
+                if found { "in" } else { "missing from" }
+            ));
+        }
+    }
+    let third = format!(
+        "u{send_row}x{}",
+        ACTORS.iter().position(|a| *a == Actor::ThirdParty).unwrap()
+    );
+    let page = world
+        .bob
+        .request(json!({"type": "history", "peer": third}))
+        .await;
+    let bodies: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    if bodies != [sent_body(Actor::ThirdParty)] {
+        disagreements.push(format!(
+            "send × {}: bob's conversation with {third} holds {bodies:?}",
+            Actor::ThirdParty
+        ));
+    }
+
+    assert!(
+        disagreements.is_empty(),
+        "{} of {cells} cells disagree with the authorization table:\n  {}",
+        disagreements.len(),
+        disagreements.join("\n  ")
+    );
+}
+
+/// Outside the table's replies: live messages reach members only, the
+/// private room stays out of outsiders' room and conversation lists, and a
+/// direct conversation between two users is invisible to a third, whose
+/// `peer` requests reach only their own conversations. A member is the
+/// control that shows each check can see what it looks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_leaks_to_those_outside() {
+    let server = TestServer::start_with(matrix_config).await;
+    let mut w = World::build(server.addr).await;
+    let cast = [
+        Actor::Member,
+        Actor::Outsider,
+        Actor::PublicOutsider,
+        Actor::Invited,
+        Actor::Former,
+        Actor::ThirdParty,
+    ];
+    let mut actors = Vec::new();
+    for (i, actor) in cast.into_iter().enumerate() {
+        let (conn, _) = w.actor(actor, &format!("n{i}")).await;
+        actors.push((actor, conn));
+    }
+    // Live traffic in every conversation, after everyone is in place.
+    w.post("VAULT-LIVE", "SQUARE-LIVE", "DM-LIVE", "DM-LIVE-ANSWER")
+        .await;
+    let third = "n5";
+    let (_, t) = actors
+        .iter_mut()
+        .find(|(a, _)| *a == Actor::ThirdParty)
+        .unwrap();
+    let r = t
+        .call(json!({"type": "send", "peer": "bob", "body": "THIRD-TO-BOB", "client_id": "t1"}))
+        .await;
+    assert_eq!(r, Seen::Reply("sent".into()));
+    w.alice.drain().await;
+    assert_eq!(
+        w.alice.carrying(&["THIRD-TO-BOB"]),
+        Vec::<String>::new(),
+        "alice saw the third party's DM to bob"
+    );
+
+    let live = ["VAULT-LIVE", "SQUARE-LIVE", "DM-LIVE", "DM-LIVE-ANSWER"];
+    for (actor, conn) in &mut actors {
+        let actor = *actor;
+        conn.drain().await;
+        for what in ["list_rooms", "conversations", "who"] {
+            conn.request(json!({"type": what})).await;
+        }
+        for peer in ["alice", "bob"] {
+            conn.request(json!({"type": "history", "peer": peer})).await;
+        }
+        let mut forbidden: Vec<&str> = actor.forbidden().to_vec();
+        forbidden.extend(
+            live.iter()
+                .filter(|l| actor != Actor::Member || **l != "VAULT-LIVE"),
+        );
+        assert_eq!(
+            conn.carrying(&forbidden),
+            Vec::<String>::new(),
+            "{actor} read what it may not"
+        );
+        let rooms = conn
+            .frames
+            .iter()
+            .rev()
+            .find(|f| f["type"] == "rooms")
+            .unwrap();
+        let vault = rooms["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "vault");
+        let convs = conn
+            .frames
+            .iter()
+            .rev()
+            .find(|f| f["type"] == "conversations")
+            .unwrap();
+        let convs: Vec<String> = convs["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.get("room").unwrap_or(&c["peer"]).to_string())
+            .collect();
+        match actor {
+            Actor::Member => {
+                // The control: the member saw the room's live message.
+                assert_eq!(
+                    conn.carrying(&["VAULT-LIVE"]).len(),
+                    1,
+                    "the member missed the live message"
+                );
+                assert_eq!(vault.unwrap()["joined"], true);
+                assert_eq!(convs, ["\"lobby\"", "\"vault\""]);
+            }
+            Actor::Invited => {
+                let vault = vault.unwrap();
+                assert_eq!(
+                    (&vault["joined"], &vault["invited"]),
+                    (&json!(false), &json!(true))
+                );
+                assert_eq!(convs, ["\"lobby\""]);
+            }
+            Actor::ThirdParty => {
+                assert!(vault.is_none());
+                assert_eq!(
+                    convs,
+                    ["\"lobby\"", "\"bob\""],
+                    "only its own direct conversation"
+                );
+                let pages: Vec<&Value> = conn
+                    .frames
+                    .iter()
+                    .filter(|f| f["type"] == "history")
+                    .collect();
+                let bodies = |p: &Value| {
+                    p["messages"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|m| m["body"].clone())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(pages[0]["peer"], "alice");
+                assert_eq!(
+                    bodies(pages[0]),
+                    Vec::<Value>::new(),
+                    "{third} read alice's DMs"
+                );
+                assert_eq!(
+                    bodies(pages[1]),
+                    [json!("THIRD-TO-BOB")],
+                    "{third}'s own DM with bob"
+                );
+            }
+            Actor::Outsider | Actor::PublicOutsider | Actor::Former => {
+                assert!(vault.is_none());
+                assert_eq!(convs, ["\"lobby\""]);
+            }
+            other => panic!("{other} is not in the cast"),
+        }
+    }
+}
