@@ -19,6 +19,7 @@ mod disk_full;
 mod durability;
 mod edge;
 mod logins;
+mod logs;
 mod metering;
 mod pg;
 mod protocol_doc;
