@@ -41,6 +41,8 @@ enum Actor {
     /// A connection that said `hello` and has not logged in (the account
     /// exists).
     LoggedOut,
+    /// A connection that has not said `hello` yet (the account exists).
+    NoHello,
     /// A member of `vault` whose token was revoked by `logout` on another
     /// connection holding the same token.
     RevokedElsewhere,
@@ -54,7 +56,7 @@ enum Actor {
 }
 
 /// The table's columns, in order.
-const ACTORS: [Actor; 10] = [
+const ACTORS: [Actor; 11] = [
     Actor::Member,
     Actor::Outsider,
     Actor::PublicOutsider,
@@ -62,6 +64,7 @@ const ACTORS: [Actor; 10] = [
     Actor::Former,
     Actor::ThirdParty,
     Actor::LoggedOut,
+    Actor::NoHello,
     Actor::RevokedElsewhere,
     Actor::RevokedEverywhere,
     Actor::Expired,
@@ -77,6 +80,7 @@ impl fmt::Display for Actor {
             Actor::Former => "former member",
             Actor::ThirdParty => "third party to a DM",
             Actor::LoggedOut => "logged out",
+            Actor::NoHello => "before hello",
             Actor::RevokedElsewhere => "revoked (logout elsewhere)",
             Actor::RevokedEverywhere => "revoked (logout everywhere)",
             Actor::Expired => "expired session",
@@ -130,6 +134,7 @@ impl Actor {
             | Actor::PublicOutsider
             | Actor::ThirdParty
             | Actor::LoggedOut
+            | Actor::NoHello
             | Actor::Expired => UNKNOWN_VAULT,
         }
     }
@@ -176,32 +181,34 @@ const PONG_OR_END: Expect = Expect::UnlessEnded(&Expect::Ok("pong"));
 const AUTHED_OR_END: Expect = Expect::UnlessEnded(&Expect::Err("already_authenticated"));
 const AUTHED: Expect = Expect::Err("already_authenticated");
 const UNAUTH: Expect = Expect::Err("unauthenticated");
+const NO_HELLO: Expect = Expect::Err("hello_required");
 
 /// The matrix: one row per request type, one column per [`ACTORS`] entry:
 /// member, outsider (private), outsider (public), invited, former member,
-/// third party, logged out, revoked elsewhere, revoked everywhere, expired.
+/// third party, logged out, before hello, revoked elsewhere, revoked
+/// everywhere, expired.
 #[rustfmt::skip]
-const TABLE: &[(&str, [Expect; 10])] = &[
-//                      member               outsider             public               invited              former               3rd party                  logged out     revoked  revoked all  expired
-    ("hello",           [ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),             ok("welcome"), END,     END,         W_OR_END]),
-    ("register",        [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  END,     END,         AUTHED_OR_END]),
-    ("login",           [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  END,     END,         AUTHED_OR_END]),
-    ("auth",            [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  END,     END,         AUTHED_OR_END]),
-    ("logout",          [ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),                  UNAUTH,        END,     END,         END]),
-    ("change_password", [ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),                  UNAUTH,        END,     END,         END]),
-    ("create_room",     [err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),        UNAUTH,        END,     END,         END]),
-    ("join_room",       [ok("joined"),        err("not_invited"),  ok("joined"),        ok("joined"),        err("not_invited"),  ok("joined"),              UNAUTH,        END,     END,         END]),
-    ("leave_room",      [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), err("cannot_leave_lobby"), UNAUTH,        END,     END,         END]),
-    ("invite",          [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), err("already_member"),     UNAUTH,        END,     END,         END]),
-    ("decline_invite",  [err("not_invited"),  err("unknown_room"), err("not_invited"),  ok("ok"),            err("unknown_room"), err("not_invited"),        UNAUTH,        END,     END,         END]),
-    ("list_rooms",      [ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),               UNAUTH,        END,     END,         END]),
-    ("list_members",    [ok("members"),       err("unknown_room"), ok("members"),       err("not_member"),   err("unknown_room"), ok("members"),             UNAUTH,        END,     END,         END]),
-    ("who",             [ok("users"),         ok("users"),         ok("users"),         ok("users"),         ok("users"),         ok("users"),               UNAUTH,        END,     END,         END]),
-    ("send",            [ok("sent"),          err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("sent"),                UNAUTH,        END,     END,         END]),
-    ("history",         [ok("history"),       err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("history"),             UNAUTH,        END,     END,         END]),
-    ("conversations",   [ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"),       UNAUTH,        END,     END,         END]),
-    ("mark_read",       [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        END,     END,         END]),
-    ("ping",            [ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),                ok("pong"),    END,     END,         PONG_OR_END]),
+const TABLE: &[(&str, [Expect; 11])] = &[
+//                      member               outsider             public               invited              former               3rd party                  logged out     no hello       revoked  revoked all  expired
+    ("hello",           [ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),       ok("welcome"),             ok("welcome"), ok("welcome"), END,     END,         W_OR_END]),
+    ("register",        [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  NO_HELLO,      END,     END,         AUTHED_OR_END]),
+    ("login",           [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  NO_HELLO,      END,     END,         AUTHED_OR_END]),
+    ("auth",            [AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,              AUTHED,                    ok("authed"),  NO_HELLO,      END,     END,         AUTHED_OR_END]),
+    ("logout",          [ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("change_password", [ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),            ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("create_room",     [err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),  err("room_exists"),        UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("join_room",       [ok("joined"),        err("not_invited"),  ok("joined"),        ok("joined"),        err("not_invited"),  ok("joined"),              UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("leave_room",      [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), err("cannot_leave_lobby"), UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("invite",          [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), err("already_member"),     UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("decline_invite",  [err("not_invited"),  err("unknown_room"), err("not_invited"),  ok("ok"),            err("unknown_room"), err("not_invited"),        UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("list_rooms",      [ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),         ok("rooms"),               UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("list_members",    [ok("members"),       err("unknown_room"), ok("members"),       err("not_member"),   err("unknown_room"), ok("members"),             UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("who",             [ok("users"),         ok("users"),         ok("users"),         ok("users"),         ok("users"),         ok("users"),               UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("send",            [ok("sent"),          err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("sent"),                UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("history",         [ok("history"),       err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("history"),             UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("conversations",   [ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"),       UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("mark_read",       [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("ping",            [ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),                ok("pong"),    NO_HELLO,      END,     END,         PONG_OR_END]),
 ];
 
 /// What a cell did.
@@ -258,12 +265,18 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> Self {
-        let mut c = Self {
+    /// A new WebSocket that has said nothing yet.
+    async fn connect(addr: SocketAddr) -> Self {
+        Self {
             raw: Raw::connect(addr).await,
             next_id: 0,
             frames: Vec::new(),
-        };
+        }
+    }
+
+    /// A new WebSocket that has said `hello`.
+    async fn open(addr: SocketAddr) -> Self {
+        let mut c = Self::connect(addr).await;
         let r = c.call(json!({"type": "hello", "version": 1})).await;
         assert_eq!(r, Seen::Reply("welcome".into()));
         c
@@ -452,6 +465,10 @@ impl World {
             Actor::LoggedOut => {
                 let (_, token) = Conn::registered(addr, name).await;
                 (Conn::open(addr).await, token)
+            }
+            Actor::NoHello => {
+                let (_, token) = Conn::registered(addr, name).await;
+                (Conn::connect(addr).await, token)
             }
         }
     }
@@ -737,6 +754,13 @@ async fn nothing_leaks_to_those_outside() {
                 assert_eq!(convs, ["\"lobby\"", "\"vault\""]);
             }
             Actor::Invited => {
+                // Invited is not in: no news of who comes and goes.
+                let news: Vec<&Value> = conn
+                    .frames
+                    .iter()
+                    .filter(|f| f["room"] == "vault" && f["type"] != "invited")
+                    .collect();
+                assert_eq!(news, Vec::<&Value>::new(), "the invitee heard from inside");
                 let vault = vault.unwrap();
                 assert_eq!(
                     (&vault["joined"], &vault["invited"]),
