@@ -4,6 +4,11 @@
 //! calls, hyper for plain HTTP, the refusal of an over-cap connection)
 //! runs inside it. Recorded here with a subscriber that notes, for every
 //! event, the `id` of the `conn` span it happened in.
+//!
+//! The test runs in a process of its own (it re-executes this test
+//! binary): tracing caches, per log statement, whether anyone wants it,
+//! and a statement first reached by another test's thread while this
+//! test's subscriber is the only one would be cached as unwanted.
 
 use std::io::{Read as _, Write as _};
 use std::sync::{Arc, Mutex};
@@ -100,10 +105,35 @@ fn http_get(addr: std::net::SocketAddr) -> (std::net::TcpStream, String) {
     (s, String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// Set in the process that runs the test itself.
+const ALONE: &str = "CHATUS_TEST_LOGS_ALONE";
+
 /// Current-thread runtime (the `tokio::test` default): the server's tasks
 /// all run on this thread, where the recorder is the default subscriber.
 #[tokio::test]
 async fn every_line_about_a_connection_carries_its_id() {
+    if std::env::var_os(ALONE).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(exe)
+                .env(ALONE, "1")
+                .args([
+                    "--exact",
+                    "logs::every_line_about_a_connection_carries_its_id",
+                ])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "in a process of its own:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     let recorder = Recorder::default();
     let lines = recorder.lines.clone();
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder));
