@@ -7,9 +7,23 @@
 //! frame and pushes it into the outbox of every connection that should see
 //! it.
 //!
-//! One `std::sync::Mutex` guards it all. Every method is synchronous, holds
-//! the lock only for map lookups and outbox pushes (which never wait), and
-//! returns owned data, so no lock is ever held across an await.
+//! Two `std::sync::Mutex`es, never held together:
+//! - `dir` guards the [`Directory`]: users (names, rooms, direct
+//!   conversations, invitations and the places reserved for invitations
+//!   being stored, and the connections each is logged in on, with their
+//!   sessions), rooms (members, invitees, latest `seq`), direct
+//!   conversations, and every open connection. Fan-out pushes into outboxes
+//!   while holding it, so the only lock taken inside it is each outbox's
+//!   own (order: `dir`, then an outbox; an outbox never calls the hub).
+//! - `pending` guards the [`Pending`] presence and membership changes the
+//!   announcer has not taken yet. It is separate so that recording a change
+//!   never waits for a fan-out holding `dir`; methods that change presence
+//!   release `dir` before they record the change.
+//!
+//! Every method is synchronous, holds a lock only for map lookups and
+//! outbox pushes (which never wait), and returns owned data, so no lock is
+//! ever held across an await. A connection's own flags (logged in, counts
+//! for presence, last heard) are atomics on its [`ConnHandle`].
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -203,6 +217,8 @@ pub(crate) struct Pending {
 /// The in-memory directory and connection registry.
 #[derive(Debug)]
 pub struct Hub {
+    /// Users, rooms, direct conversations and connections (see the module
+    /// doc for what it guards and the lock order).
     dir: Mutex<Directory>,
     lobby: ConvId,
     /// Frames pushed to connections since start.

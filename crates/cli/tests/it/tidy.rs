@@ -1,6 +1,8 @@
 //! Tidy checks over the whole repository: every Rust file opens with a `//!`
 //! comment saying what lives there, no file grows past the size where it
-//! should be split, and the README's `cargo run` finds the `chatus` binary.
+//! should be split, the README's `cargo run` finds the `chatus` binary, and
+//! ARCHITECTURE.md's codemap names files that exist and every module of the
+//! protocol, client and server crates.
 
 use std::path::{Path, PathBuf};
 
@@ -95,4 +97,107 @@ fn cargo_run_from_the_root_finds_one_binary() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(bins, ["chatus"], "binaries among the default members");
+}
+
+/// Every file path in backquotes (`name.rs`, `tests/it/authz.rs`, …) in
+/// `text`.
+fn quoted_paths(text: &str) -> Vec<&str> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|q| {
+            [".rs", ".md", ".toml"]
+                .iter()
+                .any(|ext| q.len() > ext.len() && q.ends_with(ext) && !q.starts_with('.'))
+                && q.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+        })
+        .collect()
+}
+
+/// Every path under `dir`, relative to it, `target` and hidden entries
+/// aside.
+fn all_paths(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "target" || name.starts_with('.') {
+            continue;
+        }
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if path.is_dir() {
+            all_paths(root, &path, out);
+        }
+        out.push(rel);
+    }
+}
+
+/// The codemap names files by their path inside the repository or inside
+/// the crate or module the paragraph is about; each must exist somewhere
+/// as such, so a file renamed or removed takes its codemap line with it.
+#[test]
+fn the_codemap_names_files_that_exist() {
+    let root = repo_root();
+    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let mut paths = Vec::new();
+    all_paths(&root, &root, &mut paths);
+    let quoted = quoted_paths(&map);
+    assert!(quoted.len() > 30, "found only {} paths", quoted.len());
+    let missing: Vec<&str> = quoted
+        .into_iter()
+        .filter(|q| {
+            !paths
+                .iter()
+                .any(|p| p == q || p.ends_with(&format!("/{q}")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names files that do not exist: {missing:?}"
+    );
+}
+
+/// Every module of the protocol, client and server crates (each file or
+/// directory in their `src/`) is named in ARCHITECTURE.md's codemap.
+#[test]
+fn the_codemap_names_every_module() {
+    let root = repo_root();
+    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let mut unnamed = Vec::new();
+    for krate in ["protocol", "client", "server"] {
+        assert!(
+            map.contains(&format!("### `crates/{krate}`")),
+            "no codemap section for crates/{krate}"
+        );
+        for entry in std::fs::read_dir(root.join("crates").join(krate).join("src")).unwrap() {
+            let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if file == "lib.rs" {
+                continue;
+            }
+            let module = file.strip_suffix(".rs").unwrap_or(&file);
+            // A directory beside `module.rs` holds that module's children.
+            if !file.ends_with(".rs") && map.contains(&format!("`{module}.rs`")) {
+                continue;
+            }
+            let named = [
+                format!("`{file}`"),
+                format!("`{module}`"),
+                format!("`{module}/"),
+                format!("/{file}`"),
+            ]
+            .iter()
+            .any(|n| map.contains(n.as_str()));
+            if !named {
+                unnamed.push(format!("crates/{krate}/src/{file}"));
+            }
+        }
+    }
+    assert!(
+        unnamed.is_empty(),
+        "modules ARCHITECTURE.md does not name: {unnamed:?}"
+    );
 }

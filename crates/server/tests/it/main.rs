@@ -10,15 +10,16 @@
     reason = "tests"
 )]
 
+mod authz;
 mod bad_input;
 mod budgets;
 mod chat;
-mod client_lib;
 mod damaged_db;
 mod disk_full;
 mod durability;
 mod edge;
 mod logins;
+mod logs;
 mod metering;
 mod pg;
 mod protocol_doc;
