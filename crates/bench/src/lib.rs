@@ -6,7 +6,7 @@
 //! one JSON line.
 //!
 //! # Layout
-//! - [`workload`]: the eight workloads and their shared machinery.
+//! - [`workload`]: the nine workloads and their shared machinery.
 //! - [`crash`]: `chatus-bench crash`, SIGKILL under load and the checks
 //!   after each restart.
 //! - [`sys`]: one send/receive interface over ChatUs and NATS.
@@ -32,7 +32,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use sys::System;
-use workload::{ChatusEnv, Env, conns, fanout, load};
+use workload::{ChatusEnv, Env, conns, fanout, load, logins};
 
 /// Sizes for a run.
 #[derive(Debug, Clone)]
@@ -68,6 +68,8 @@ pub struct Plan {
     pub storm: (usize, usize),
     /// Ingest senders and window each.
     pub ingest: (usize, usize),
+    /// The failed-login flood.
+    pub logins: logins::Flood,
 }
 
 impl Plan {
@@ -86,9 +88,15 @@ impl Plan {
             chatter: (100, 10.0),
             small_rooms: (1000, 10, 10.0),
             direct: (1000, 10.0),
-            idle: vec![1000, 10_000],
+            idle: vec![1000, 10_000, 19_000],
             storm: (1000, 3),
             ingest: (100, 32),
+            logins: logins::Flood {
+                connections: 1000,
+                sources: 100,
+                secs: 40.0,
+                probes: 10,
+            },
         }
     }
 
@@ -110,13 +118,19 @@ impl Plan {
             idle: vec![20],
             storm: (10, 1),
             ingest: (3, 4),
+            logins: logins::Flood {
+                connections: 20,
+                sources: 4,
+                secs: 1.0,
+                probes: 2,
+            },
         }
     }
 }
 
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
-    "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest",
+    "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -185,8 +199,8 @@ pub async fn run(
     }
     if env.chatus.is_some() {
         if want("idle") {
-            env.fresh_chatus().await?;
             for &c in &plan.idle {
+                env.fresh_chatus().await?;
                 emit(&conns::idle(env, c).await?);
             }
         }
@@ -199,6 +213,11 @@ pub async fn run(
         if want("ingest") {
             emit(&load::ingest(env, plan.ingest.0, plan.ingest.1, plan.secs).await?);
         }
+        if want("logins") {
+            for pool_only in [false, true] {
+                emit(&logins::flood(env, plan.logins, pool_only).await?);
+            }
+        }
     }
     Ok(())
 }
@@ -206,7 +225,8 @@ pub async fn run(
 /// Command-line options of `chatus-bench run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest.
+    /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
+    /// logins.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.
@@ -233,11 +253,22 @@ pub struct RunArgs {
     /// Message body size in bytes.
     #[arg(long, default_value_t = 100)]
     pub body: usize,
+    /// Idle connection counts (repeatable) instead of 1000, 10 000 and
+    /// 19 000; each needs as many open files here and in the server.
+    #[arg(long)]
+    pub idle: Vec<usize>,
+    /// Seconds the failed-login flood lasts.
+    #[arg(long, default_value_t = 40.0)]
+    pub flood_secs: f64,
 }
 
 /// `chatus-bench run`.
 pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.work)?;
+    // Before the server starts: it inherits the limit.
+    if let Some(n) = proc::raise_fd_limit() {
+        eprintln!("chatus-bench: open-file limit {n}");
+    }
     let bin = args
         .chatus_bin
         .clone()
@@ -262,11 +293,17 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
         rooms: 0,
         restart: Some((bin.clone(), args.work.clone())),
     };
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::smoke()
     } else {
         Plan::full(args.secs)
     };
+    if !args.idle.is_empty() {
+        plan.idle.clone_from(&args.idle);
+    }
+    if !args.quick {
+        plan.logins.secs = args.flood_secs;
+    }
     let needed = plan
         .fanout_members
         .iter()
