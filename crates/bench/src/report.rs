@@ -234,16 +234,19 @@ pub fn render(lines: &str) -> String {
         let _ = writeln!(out, "### 6. Idle logged-in connections (ChatUs)\n");
         let _ = writeln!(
             out,
-            "| connections | server RSS before → after (MiB) | bytes per connection | seconds to connect and log in all |"
+            "| connections | server RSS before → after (MiB) | bytes per connection | seconds to connect and log in all | kernel bytes per socket |"
         );
-        let _ = writeln!(out, "|---:|---|---:|---:|");
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|");
         for r in idle {
             let secs = r["connect_seconds"]
                 .as_f64()
                 .map_or_else(|| "–".to_owned(), |s| format!("{s:.2}"));
+            let kernel = r["kernel_bytes_per_socket"]
+                .as_f64()
+                .map_or_else(|| "–".to_owned(), |b| format!("{b:.0}"));
             let _ = writeln!(
                 out,
-                "| {} | {:.1} → {:.1} | {} | {secs} |",
+                "| {} | {:.1} → {:.1} | {} | {secs} | {kernel} |",
                 r["params"]["connections"],
                 f(&r["server_rss_before_kib"]) / 1024.0,
                 f(&r["server_rss_after_kib"]) / 1024.0,
@@ -305,8 +308,16 @@ pub fn render(lines: &str) -> String {
 fn probe_ms(probe: &Value, which: &str) -> String {
     let s = &probe[which];
     let fmt = |v: &Value| {
-        v.as_f64()
-            .map_or_else(|| "–".to_owned(), |x| format!("{x:.0}"))
+        v.as_f64().map_or_else(
+            || "–".to_owned(),
+            |x| {
+                if x < 10.0 {
+                    format!("{x:.1}")
+                } else {
+                    format!("{x:.0}")
+                }
+            },
+        )
     };
     format!(
         "{} / {} ({})",
@@ -314,6 +325,16 @@ fn probe_ms(probe: &Value, which: &str) -> String {
         fmt(&s["max"]),
         s["samples"]
     )
+}
+
+/// `rate_limited` answers by what was limited: `N (what: n; …)`.
+fn limited(by_what: &Value) -> String {
+    let Some(m) = by_what.as_object() else {
+        return "0".into();
+    };
+    let total: u64 = m.values().filter_map(Value::as_u64).sum();
+    let parts: Vec<String> = m.iter().map(|(what, n)| format!("{what}: {n}")).collect();
+    format!("{total} ({})", parts.join("; "))
 }
 
 fn logins(out: &mut String, r: &Value) {
@@ -325,18 +346,19 @@ fn logins(out: &mut String, r: &Value) {
     );
     let _ = writeln!(
         out,
-        "{} connections from {} addresses, {} s; answers: {} `bad_credentials` ({:.1}/s), `rate_limited` {}, `server_busy` {}; server CPU {:.1} s, RSS before / peak / end {:.1} / {:.1} / {:.1} MiB.\n",
+        "{} connections from {} addresses, {} s; answers: {} `bad_credentials` ({:.1}/s), `rate_limited` {}, `server_busy` {}; server CPU {:.1} s, RSS before / peak / end / 3 s after {:.1} / {:.1} / {:.1} / {:.1} MiB.\n",
         p["connections"],
         p["sources"],
         f(&p["seconds"]),
         r["answers"]["bad_credentials"],
         f(&r["bad_credentials_per_sec"]),
-        r["answers"]["rate_limited"],
+        limited(&r["answers"]["rate_limited"]),
         r["answers"]["server_busy"],
         f(&r["server_cpu_s"]),
         f(&r["server_rss_kib"]["before"]) / 1024.0,
         f(&r["server_rss_kib"]["peak"]) / 1024.0,
         f(&r["server_rss_kib"]["end"]) / 1024.0,
+        f(&r["server_rss_kib"]["after"]) / 1024.0,
     );
     let _ = writeln!(
         out,

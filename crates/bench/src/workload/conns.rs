@@ -39,6 +39,7 @@ pub async fn idle(env: &mut Env, count: usize) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = c.server.rss_kib();
     let kernel_before = crate::proc::tcp_kernel_kib();
+    let slab_before = crate::proc::socket_slab_kib();
     let t0 = Instant::now();
     let mut conns = connect_all(addr, accounts, None).await?;
     let connect_secs = t0.elapsed().as_secs_f64();
@@ -49,6 +50,11 @@ pub async fn idle(env: &mut Env, count: usize) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = c.server.rss_kib();
     let kernel_after = crate::proc::tcp_kernel_kib();
+    let slab_after = crate::proc::socket_slab_kib();
+    // Both ends of every connection are sockets on this host.
+    let slab_per_socket = slab_before
+        .zip(slab_after)
+        .map(|(b, a)| (a.saturating_sub(b) as f64 * 1024.0 / (2 * count) as f64).round());
     let per_conn = (after.saturating_sub(before) as f64 * 1024.0) / count as f64;
     let v = json!({
         "workload": "idle",
@@ -61,6 +67,9 @@ pub async fn idle(env: &mut Env, count: usize) -> anyhow::Result<Value> {
         "connects_per_sec": (count as f64 / connect_secs).round(),
         "tcp_kernel_kib_before": kernel_before,
         "tcp_kernel_kib_after": kernel_after,
+        "socket_slab_kib_before": slab_before,
+        "socket_slab_kib_after": slab_after,
+        "kernel_bytes_per_socket": slab_per_socket,
         "fd_limit": limit,
         "versions": {"server": c.server.version, "chatus_bench": env!("CARGO_PKG_VERSION")},
     });

@@ -284,6 +284,10 @@ pub async fn flood(env: &mut Env, f: Flood, pool_only: bool) -> anyhow::Result<V
         let _ = a.await;
     }
     let secs = t0.elapsed().as_secs_f64();
+    // What the server gives back once the attackers are gone (3 s later;
+    // sooner in a short smoke flood).
+    tokio::time::sleep(Duration::from_secs_f64(f.secs.min(3.0))).await;
+    let rss_after = crate::proc::rss_kib(pid).unwrap_or(0);
 
     let limited = tally.limited.lock().map(|l| l.clone()).unwrap_or_default();
     let refused: u64 = limited.values().sum::<u64>()
@@ -319,7 +323,7 @@ pub async fn flood(env: &mut Env, f: Flood, pool_only: bool) -> anyhow::Result<V
             "refused": tally.refused.load(Ordering::Relaxed),
             "closed_by_server": tally.closed.load(Ordering::Relaxed),
         },
-        "server_rss_kib": {"before": rss_before, "peak": rss_peak, "end": rss_end},
+        "server_rss_kib": {"before": rss_before, "peak": rss_peak, "end": rss_end, "after": rss_after},
         "baseline": baseline.summary(),
         "flood": during.summary(),
         "server_cpu_s": (server_cpu * 100.0).round() / 100.0,
