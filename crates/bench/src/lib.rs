@@ -6,7 +6,7 @@
 //! one JSON line.
 //!
 //! # Layout
-//! - [`workload`]: the nine workloads and their shared machinery.
+//! - [`workload`]: the ten workloads and their shared machinery.
 //! - [`crash`]: `chatus-bench crash`, SIGKILL under load and the checks
 //!   after each restart.
 //! - [`sys`]: one send/receive interface over ChatUs and NATS.
@@ -70,6 +70,9 @@ pub struct Plan {
     pub ingest: (usize, usize),
     /// The failed-login flood.
     pub logins: logins::Flood,
+    /// Addresses, and connections tried from each, of the stalled
+    /// pre-login connections.
+    pub prelogin: (usize, usize),
 }
 
 impl Plan {
@@ -97,6 +100,7 @@ impl Plan {
                 secs: 40.0,
                 probes: 10,
             },
+            prelogin: (100, 17),
         }
     }
 
@@ -124,13 +128,14 @@ impl Plan {
                 secs: 1.0,
                 probes: 2,
             },
+            prelogin: (2, 3),
         }
     }
 }
 
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
-    "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins",
+    "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins", "prelogin",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -218,6 +223,9 @@ pub async fn run(
                 emit(&logins::flood(env, plan.logins, pool_only).await?);
             }
         }
+        if want("prelogin") {
+            emit(&logins::stalled(env, plan.prelogin.0, plan.prelogin.1).await?);
+        }
     }
     Ok(())
 }
@@ -226,7 +234,7 @@ pub async fn run(
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
-    /// logins.
+    /// logins, prelogin.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.

@@ -301,6 +301,33 @@ pub fn render(lines: &str) -> String {
     for r in rows.iter().filter(|r| r["workload"] == "logins") {
         logins(&mut out, r);
     }
+
+    // 10. Stalled before login.
+    for r in rows.iter().filter(|r| r["workload"] == "prelogin") {
+        let p = &r["params"];
+        let _ = writeln!(
+            out,
+            "### 10. Connections stalled mid-frame before login (ChatUs, {})\n",
+            p["limits"].as_str().unwrap_or("?")
+        );
+        let _ = writeln!(
+            out,
+            "| addresses | tried from each | let in | refused | frame bytes sent | server RSS before → after (MiB) | bytes per connection |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---|---:|");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1} → {:.1} | {} |\n",
+            p["sources"],
+            p["per_source"],
+            r["opened"],
+            r["refused"],
+            f(&p["frame_bytes"]) - 1.0,
+            f(&r["server_rss_before_kib"]) / 1024.0,
+            f(&r["server_rss_after_kib"]) / 1024.0,
+            f(&r["bytes_per_connection"])
+        );
+    }
     out
 }
 

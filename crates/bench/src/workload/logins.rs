@@ -1,4 +1,5 @@
-//! Workload 9: a flood of failed password logins from many addresses, at
+//! Attacks on the way in. Workload 9: a flood of failed password logins
+//! from many addresses, at
 //! the server's shipped limits, and what the server still does meanwhile:
 //! how much memory it holds, how long a correct password login from
 //! another address takes, and whether token logins slow down (against a
@@ -12,6 +13,10 @@
 //! what the load generator offers, on a machine whose two cores it shares
 //! with the server. Guesses cycle over the victim's name, other existing
 //! accounts and names that do not exist.
+//!
+//! Workload 10: connections that never log in, each stalled in the middle
+//! of the largest frame allowed before login, as many from each address as
+//! the shipped caps let in: what they cost the server in memory.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -330,6 +335,67 @@ pub async fn flood(env: &mut Env, f: Flood, pool_only: bool) -> anyhow::Result<V
         "bench_cpu_s": (bench_cpu * 100.0).round() / 100.0,
         "versions": {"server": c.server.version, "chatus_bench": env!("CARGO_PKG_VERSION")},
     });
+    if restarted {
+        env.fresh_chatus().await?;
+    }
+    Ok(v)
+}
+
+/// The frame a stalled connection starts: just under the shipped
+/// `pre_login_frame_bytes` (8 KiB), so the server must buffer it.
+const STALLED_FRAME: usize = 8 * 1024 - 16;
+
+/// Workload 10: from each of `sources` addresses, `per_source` connections
+/// that say `hello`, then send all but the last byte of a large frame and
+/// stall. With the shipped caps (a server started by the benchmark is
+/// restarted with [`ATTACK_CONFIG`]) 16 per address get in and the rest
+/// are refused; the server's memory per stalled connection is measured.
+pub async fn stalled(env: &mut Env, sources: usize, per_source: usize) -> anyhow::Result<Value> {
+    let restarted = env.restart_with(ATTACK_CONFIG).await?;
+    let c = env.chatus()?;
+    let (addr, pid) = (c.server.addr, c.server.pid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = crate::proc::rss_kib(pid).unwrap_or(0);
+    let mut tasks = Vec::with_capacity(sources * per_source);
+    for s in 0..sources {
+        for _ in 0..per_source {
+            let from = address(4, s);
+            tasks.push(tokio::spawn(async move {
+                let (r, mut w) = chatus::hello(addr, Some(from)).await?;
+                w.partial_text(STALLED_FRAME, STALLED_FRAME - 1).await?;
+                Ok::<_, anyhow::Error>((r, w))
+            }));
+        }
+    }
+    let mut held = Vec::with_capacity(tasks.len());
+    let mut refused = 0u64;
+    for t in tasks {
+        match t.await? {
+            Ok(conn) => held.push(conn),
+            Err(_) => refused += 1,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = crate::proc::rss_kib(pid).unwrap_or(0);
+    let opened = held.len();
+    let per_conn = after.saturating_sub(before) as f64 * 1024.0 / opened.max(1) as f64;
+    let v = json!({
+        "workload": "prelogin",
+        "system": "chatus",
+        "params": {
+            "sources": sources,
+            "per_source": per_source,
+            "frame_bytes": STALLED_FRAME,
+            "limits": if restarted { "shipped defaults" } else { "as configured in process" },
+        },
+        "opened": opened,
+        "refused": refused,
+        "server_rss_before_kib": before,
+        "server_rss_after_kib": after,
+        "bytes_per_connection": per_conn.round(),
+        "versions": {"server": c.server.version, "chatus_bench": env!("CARGO_PKG_VERSION")},
+    });
+    drop(held);
     if restarted {
         env.fresh_chatus().await?;
     }

@@ -8,7 +8,7 @@
 //!   ingest.
 //! - [`conns`]: idle connections and the connect storm.
 //! - [`logins`]: a flood of failed password logins, and what the server
-//!   still does meanwhile.
+//!   still does meanwhile; connections stalled before login.
 
 pub mod conns;
 pub mod fanout;

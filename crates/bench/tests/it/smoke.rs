@@ -87,6 +87,11 @@ async fn every_workload_runs_and_reports() {
         assert_eq!(p["failures"].as_array().unwrap().len(), 0, "{flood}");
     }
     assert!(flood["server_rss_kib"]["peak"].as_u64().unwrap() > 0);
+    // This server's caps are the benchmark's: every stalled connection
+    // gets in.
+    let stalled = by("prelogin")[0];
+    assert_eq!(stalled["opened"], 6, "{stalled}");
+    assert_eq!(stalled["refused"], 0, "{stalled}");
 
     let md = chatus_bench::report::render(
         &lines
@@ -104,6 +109,7 @@ async fn every_workload_runs_and_reports() {
         "### 7.",
         "### 8.",
         "### 9.",
+        "### 10.",
     ] {
         assert!(md.contains(heading), "missing {heading}:\n{md}");
     }
