@@ -97,7 +97,7 @@ impl Plan {
             logins: logins::Flood {
                 connections: 1000,
                 sources: 100,
-                secs: 40.0,
+                secs: 60.0,
                 probes: 10,
             },
             prelogin: (100, 17),
@@ -266,7 +266,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub idle: Vec<usize>,
     /// Seconds the failed-login flood lasts.
-    #[arg(long, default_value_t = 40.0)]
+    #[arg(long, default_value_t = 60.0)]
     pub flood_secs: f64,
 }
 
