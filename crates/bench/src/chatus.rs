@@ -67,6 +67,32 @@ async fn call(
     Ok(v)
 }
 
+/// Sends one request and returns its reply, an `error` included.
+pub async fn ask(
+    r: &mut ws::Reader,
+    w: &mut ws::Writer,
+    id: u64,
+    mut req: Value,
+) -> anyhow::Result<Value> {
+    req["id"] = json!(id);
+    w.text(req.to_string().as_bytes());
+    w.flush().await?;
+    reply(r, id).await
+}
+
+/// Connects (from `local`, when given) and says hello.
+pub async fn hello(
+    addr: SocketAddr,
+    local: Option<IpAddr>,
+) -> anyhow::Result<(ws::Reader, ws::Writer)> {
+    let (mut r, mut w) = ws::connect(addr, local).await?;
+    call(&mut r, &mut w, 1, json!({"type":"hello","version":1})).await?;
+    Ok((r, w))
+}
+
+/// The password every benchmark account is registered with.
+pub const PASSWORD: &str = "bench-password";
+
 /// Connects, says hello and logs in with the token; joins `room` if given.
 pub async fn login(
     addr: SocketAddr,
@@ -122,7 +148,7 @@ pub async fn register_accounts(
                     &mut r,
                     &mut w,
                     2,
-                    json!({"type":"register","username":name,"password":"bench-password"}),
+                    json!({"type":"register","username":name,"password":PASSWORD}),
                 )
                 .await
                 .with_context(|| format!("registering {name}"))?;

@@ -6,7 +6,7 @@
 //! one JSON line.
 //!
 //! # Layout
-//! - [`workload`]: the eight workloads and their shared machinery.
+//! - [`workload`]: the ten workloads and their shared machinery.
 //! - [`crash`]: `chatus-bench crash`, SIGKILL under load and the checks
 //!   after each restart.
 //! - [`sys`]: one send/receive interface over ChatUs and NATS.
@@ -32,7 +32,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use sys::System;
-use workload::{ChatusEnv, Env, conns, fanout, load};
+use workload::{ChatusEnv, Env, conns, fanout, load, logins};
 
 /// Sizes for a run.
 #[derive(Debug, Clone)]
@@ -68,6 +68,11 @@ pub struct Plan {
     pub storm: (usize, usize),
     /// Ingest senders and window each.
     pub ingest: (usize, usize),
+    /// The failed-login flood.
+    pub logins: logins::Flood,
+    /// Addresses, and connections tried from each, of the stalled
+    /// pre-login connections.
+    pub prelogin: (usize, usize),
 }
 
 impl Plan {
@@ -86,9 +91,16 @@ impl Plan {
             chatter: (100, 10.0),
             small_rooms: (1000, 10, 10.0),
             direct: (1000, 10.0),
-            idle: vec![1000, 10_000],
+            idle: vec![1000, 10_000, 19_000],
             storm: (1000, 3),
             ingest: (100, 32),
+            logins: logins::Flood {
+                connections: 1000,
+                sources: 100,
+                secs: 60.0,
+                probes: 10,
+            },
+            prelogin: (100, 17),
         }
     }
 
@@ -110,13 +122,20 @@ impl Plan {
             idle: vec![20],
             storm: (10, 1),
             ingest: (3, 4),
+            logins: logins::Flood {
+                connections: 20,
+                sources: 4,
+                secs: 1.0,
+                probes: 2,
+            },
+            prelogin: (2, 3),
         }
     }
 }
 
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
-    "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest",
+    "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins", "prelogin",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -185,8 +204,8 @@ pub async fn run(
     }
     if env.chatus.is_some() {
         if want("idle") {
-            env.fresh_chatus().await?;
             for &c in &plan.idle {
+                env.fresh_chatus().await?;
                 emit(&conns::idle(env, c).await?);
             }
         }
@@ -199,6 +218,14 @@ pub async fn run(
         if want("ingest") {
             emit(&load::ingest(env, plan.ingest.0, plan.ingest.1, plan.secs).await?);
         }
+        if want("logins") {
+            for pool_only in [false, true] {
+                emit(&logins::flood(env, plan.logins, pool_only).await?);
+            }
+        }
+        if want("prelogin") {
+            emit(&logins::stalled(env, plan.prelogin.0, plan.prelogin.1).await?);
+        }
     }
     Ok(())
 }
@@ -206,7 +233,8 @@ pub async fn run(
 /// Command-line options of `chatus-bench run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest.
+    /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
+    /// logins, prelogin.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.
@@ -233,11 +261,22 @@ pub struct RunArgs {
     /// Message body size in bytes.
     #[arg(long, default_value_t = 100)]
     pub body: usize,
+    /// Idle connection counts (repeatable) instead of 1000, 10 000 and
+    /// 19 000; each needs as many open files here and in the server.
+    #[arg(long)]
+    pub idle: Vec<usize>,
+    /// Seconds the failed-login flood lasts.
+    #[arg(long, default_value_t = 60.0)]
+    pub flood_secs: f64,
 }
 
 /// `chatus-bench run`.
 pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.work)?;
+    // Before the server starts: it inherits the limit.
+    if let Some(n) = proc::raise_fd_limit() {
+        eprintln!("chatus-bench: open-file limit {n}");
+    }
     let bin = args
         .chatus_bin
         .clone()
@@ -262,11 +301,17 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
         rooms: 0,
         restart: Some((bin.clone(), args.work.clone())),
     };
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::smoke()
     } else {
         Plan::full(args.secs)
     };
+    if !args.idle.is_empty() {
+        plan.idle.clone_from(&args.idle);
+    }
+    if !args.quick {
+        plan.logins.secs = args.flood_secs;
+    }
     let needed = plan
         .fanout_members
         .iter()

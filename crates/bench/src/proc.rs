@@ -130,6 +130,31 @@ request_burst_before_login = 4000000000
 queue_per_source = 1024
 "#;
 
+/// The settings of the failed-login flood (workload `logins`): none. Every
+/// limit on the login path (rates per address and per account, the hashing
+/// pool's threads, queue and deadline, the login timeout) and every
+/// connection cap is as shipped: 1000 connections over 100 addresses are 10
+/// per address, within the shipped caps of 64 per address and 16 not
+/// logged in, and within `max_connections` (20 000).
+pub const ATTACK_CONFIG: &str = "# Written by chatus-bench: shipped defaults, nothing raised.\n";
+
+/// The failed-login flood as an attacker with far more addresses would
+/// make it: the limits per address, per (account, address) and per
+/// account, and the request budget before login, raised so that every
+/// guess reaches the hashing pool; the pool itself (threads, queue, share
+/// per address, deadline) and every connection cap as shipped.
+pub const ATTACK_POOL_ONLY_CONFIG: &str = r#"# Written by chatus-bench: only the hashing pool stands in the way.
+[rate]
+logins_per_min_per_addr = 1000000000.0
+login_burst_per_addr = 4000000000
+failed_logins_per_min_per_account_and_addr = 1000000000.0
+failed_login_burst_per_account_and_addr = 4000000000
+logins_per_min_per_account = 1000000000.0
+login_burst_per_account = 4000000000
+requests_per_sec_before_login = 1000000000.0
+request_burst_before_login = 4000000000
+"#;
+
 /// Starts `chatus serve` on a free loopback port with a fresh data
 /// directory in `work`.
 pub fn start_chatus(bin: &Path, work: &Path) -> anyhow::Result<Server> {
@@ -138,12 +163,23 @@ pub fn start_chatus(bin: &Path, work: &Path) -> anyhow::Result<Server> {
 
 /// Starts `chatus serve`; `keep` reuses the data directory (accounts).
 pub fn start_chatus_keep(bin: &Path, work: &Path, keep: bool) -> anyhow::Result<Server> {
+    start_chatus_with(bin, work, keep, CHATUS_CONFIG)
+}
+
+/// Starts `chatus serve` with `settings` as its configuration file; `keep`
+/// reuses the data directory (accounts).
+pub fn start_chatus_with(
+    bin: &Path,
+    work: &Path,
+    keep: bool,
+    settings: &str,
+) -> anyhow::Result<Server> {
     let data = work.join("chatus-data");
     if !keep {
         let _ = std::fs::remove_dir_all(&data);
     }
     let config = work.join("chatus-bench.toml");
-    std::fs::write(&config, CHATUS_CONFIG)?;
+    std::fs::write(&config, settings)?;
     spawn_server(chatus_command(bin, &config, &data))
         .with_context(|| format!("could not start {}", bin.display()))
 }
@@ -260,4 +296,65 @@ pub fn default_chatus_bin() -> PathBuf {
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("chatus")))
         .unwrap_or_else(|| PathBuf::from("chatus"))
+}
+
+/// Raises this process's soft open-file limit to its hard limit (every
+/// client connection is a descriptor, and the server started from here
+/// inherits the limit); returns the soft limit in force afterwards, if
+/// known.
+pub fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    if now.current != now.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: now.maximum,
+                maximum: now.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// The soft open-file limit in force, if known.
+pub fn fd_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// Kernel memory held by TCP sockets system-wide, in KiB (the `mem` pages
+/// of `/proc/net/sockstat`): buffers of data queued in sockets, which the
+/// server's resident set does not show.
+pub fn tcp_kernel_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let line = s.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "mem")?;
+    let pages: u64 = words.next()?.parse().ok()?;
+    Some(pages * 4)
+}
+
+/// The kernel objects every TCP connection's socket holds whether or not
+/// data is queued (`/proc/slabinfo`, readable by root): the TCP socket,
+/// its inode, its open file and its epoll entry.
+const SOCKET_SLABS: &[&str] = &["TCP", "sock_inode_cache", "filp", "eventpoll_epi"];
+
+/// Kernel memory in the [`SOCKET_SLABS`] caches system-wide, in KiB (their
+/// objects in use times their size); `None` where `/proc/slabinfo` cannot
+/// be read.
+pub fn socket_slab_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/slabinfo").ok()?;
+    let mut bytes = 0u64;
+    for line in s.lines() {
+        let mut f = line.split_whitespace();
+        let Some(name) = f.next() else { continue };
+        if !SOCKET_SLABS.contains(&name) {
+            continue;
+        }
+        let active: u64 = f.next()?.parse().ok()?;
+        let _total = f.next()?;
+        let size: u64 = f.next()?.parse().ok()?;
+        bytes += active * size;
+    }
+    Some(bytes / 1024)
 }

@@ -234,13 +234,19 @@ pub fn render(lines: &str) -> String {
         let _ = writeln!(out, "### 6. Idle logged-in connections (ChatUs)\n");
         let _ = writeln!(
             out,
-            "| connections | server RSS before → after (MiB) | bytes per connection |"
+            "| connections | server RSS before → after (MiB) | bytes per connection | seconds to connect and log in all | kernel bytes per socket |"
         );
-        let _ = writeln!(out, "|---:|---|---:|");
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|");
         for r in idle {
+            let secs = r["connect_seconds"]
+                .as_f64()
+                .map_or_else(|| "–".to_owned(), |s| format!("{s:.2}"));
+            let kernel = r["kernel_bytes_per_socket"]
+                .as_f64()
+                .map_or_else(|| "–".to_owned(), |b| format!("{b:.0}"));
             let _ = writeln!(
                 out,
-                "| {} | {:.1} → {:.1} | {} |",
+                "| {} | {:.1} → {:.1} | {} | {secs} | {kernel} |",
                 r["params"]["connections"],
                 f(&r["server_rss_before_kib"]) / 1024.0,
                 f(&r["server_rss_after_kib"]) / 1024.0,
@@ -290,7 +296,113 @@ pub fn render(lines: &str) -> String {
             f(&r["cpu_s_per_million"])
         );
     }
+
+    // 9. Failed-login flood.
+    for r in rows.iter().filter(|r| r["workload"] == "logins") {
+        logins(&mut out, r);
+    }
+
+    // 10. Stalled before login.
+    for r in rows.iter().filter(|r| r["workload"] == "prelogin") {
+        let p = &r["params"];
+        let _ = writeln!(
+            out,
+            "### 10. Connections stalled mid-frame before login (ChatUs, {})\n",
+            p["limits"].as_str().unwrap_or("?")
+        );
+        let _ = writeln!(
+            out,
+            "| addresses | tried from each | let in | refused | frame bytes sent | server RSS before → after (MiB) | bytes per connection |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---|---:|");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1} → {:.1} | {} |\n",
+            p["sources"],
+            p["per_source"],
+            r["opened"],
+            r["refused"],
+            f(&p["frame_bytes"]) - 1.0,
+            f(&r["server_rss_before_kib"]) / 1024.0,
+            f(&r["server_rss_after_kib"]) / 1024.0,
+            f(&r["bytes_per_connection"])
+        );
+    }
     out
+}
+
+/// `median / max (n)` of a probe's times, with its failures counted.
+fn probe_ms(probe: &Value, which: &str) -> String {
+    let s = &probe[which];
+    let fmt = |v: &Value| {
+        v.as_f64().map_or_else(
+            || "–".to_owned(),
+            |x| {
+                if x < 10.0 {
+                    format!("{x:.1}")
+                } else {
+                    format!("{x:.0}")
+                }
+            },
+        )
+    };
+    format!(
+        "{} / {} ({})",
+        fmt(&s["median"]),
+        fmt(&s["max"]),
+        s["samples"]
+    )
+}
+
+/// `rate_limited` answers by what was limited: `N (what: n; …)`.
+fn limited(by_what: &Value) -> String {
+    let Some(m) = by_what.as_object() else {
+        return "0".into();
+    };
+    let total: u64 = m.values().filter_map(Value::as_u64).sum();
+    let parts: Vec<String> = m.iter().map(|(what, n)| format!("{what}: {n}")).collect();
+    format!("{total} ({})", parts.join("; "))
+}
+
+fn logins(out: &mut String, r: &Value) {
+    let p = &r["params"];
+    let _ = writeln!(
+        out,
+        "### 9. Failed-login flood (ChatUs, {})\n",
+        p["limits"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        out,
+        "{} connections from {} addresses, {} s; answers: {} `bad_credentials` ({:.1}/s), `rate_limited` {}, `server_busy` {}; server CPU {:.1} s, RSS before / peak / end / 3 s after {:.1} / {:.1} / {:.1} / {:.1} MiB.\n",
+        p["connections"],
+        p["sources"],
+        f(&p["seconds"]),
+        r["answers"]["bad_credentials"],
+        f(&r["bad_credentials_per_sec"]),
+        limited(&r["answers"]["rate_limited"]),
+        r["answers"]["server_busy"],
+        f(&r["server_cpu_s"]),
+        f(&r["server_rss_kib"]["before"]) / 1024.0,
+        f(&r["server_rss_kib"]["peak"]) / 1024.0,
+        f(&r["server_rss_kib"]["end"]) / 1024.0,
+        f(&r["server_rss_kib"]["after"]) / 1024.0,
+    );
+    let _ = writeln!(
+        out,
+        "| | password login from another address, ms median / max (samples) | token login, ms median / max (samples) | failed probes |"
+    );
+    let _ = writeln!(out, "|---|---|---|---:|");
+    for (label, key) in [("no flood", "baseline"), ("during the flood", "flood")] {
+        let probe = &r[key];
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} |",
+            probe_ms(probe, "password_login_ms"),
+            probe_ms(probe, "token_login_ms"),
+            probe["failures"].as_array().map_or(0, Vec::len)
+        );
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]

@@ -102,6 +102,17 @@ impl Writer {
             .extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
     }
 
+    /// Sends the start of a text frame of `len` payload bytes: its header
+    /// and `sent` of them (at most `len`), leaving it unfinished. For
+    /// measuring what a peer that stalls mid-frame costs the server.
+    pub async fn partial_text(&mut self, len: usize, sent: usize) -> io::Result<()> {
+        let payload = vec![b' '; len];
+        self.text(&payload);
+        let unsent = len - sent.min(len);
+        self.buf.truncate(self.buf.len() - unsent);
+        self.flush().await
+    }
+
     /// Sends everything queued.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {

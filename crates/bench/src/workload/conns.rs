@@ -9,9 +9,27 @@ use super::{Env, connect_all};
 use crate::chatus;
 use crate::sys::System;
 
+/// Open files this process needs beside its client connections (runtime,
+/// server pipes, files).
+const FD_MARGIN: u64 = 100;
+
 /// Workload 6: `count` idle logged-in connections; server memory per
-/// connection. Accounts are shared (a user may have many connections).
+/// connection, and how long connecting them all took. Accounts are shared
+/// (a user may have many connections); connections come from several
+/// loopback addresses ([`super::source`]). Each connection is a file
+/// descriptor here and one in the server, so `count` must fit this
+/// process's open-file limit (raised to the hard limit at start; the
+/// server started from here inherits it and keeps `fd_reserve` below it).
 pub async fn idle(env: &mut Env, count: usize) -> anyhow::Result<Value> {
+    let limit = crate::proc::fd_limit();
+    if let Some(l) = limit
+        && count as u64 + FD_MARGIN > l
+    {
+        anyhow::bail!(
+            "{count} idle connections need more open files than this process may have ({l}); \
+             raise the hard limit (ulimit -Hn) or ask for fewer with --idle"
+        );
+    }
     env.accounts(200).await?;
     let c = env.chatus()?;
     let addr = c.server.addr;
@@ -20,13 +38,23 @@ pub async fn idle(env: &mut Env, count: usize) -> anyhow::Result<Value> {
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = c.server.rss_kib();
+    let kernel_before = crate::proc::tcp_kernel_kib();
+    let slab_before = crate::proc::socket_slab_kib();
+    let t0 = Instant::now();
     let mut conns = connect_all(addr, accounts, None).await?;
+    let connect_secs = t0.elapsed().as_secs_f64();
     for conn in &mut conns {
         conn.r.shrink();
     }
     // Let the server settle (writers flushed, nothing queued).
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = c.server.rss_kib();
+    let kernel_after = crate::proc::tcp_kernel_kib();
+    let slab_after = crate::proc::socket_slab_kib();
+    // Both ends of every connection are sockets on this host.
+    let slab_per_socket = slab_before
+        .zip(slab_after)
+        .map(|(b, a)| (a.saturating_sub(b) as f64 * 1024.0 / (2 * count) as f64).round());
     let per_conn = (after.saturating_sub(before) as f64 * 1024.0) / count as f64;
     let v = json!({
         "workload": "idle",
@@ -35,6 +63,14 @@ pub async fn idle(env: &mut Env, count: usize) -> anyhow::Result<Value> {
         "server_rss_before_kib": before,
         "server_rss_after_kib": after,
         "bytes_per_connection": per_conn.round(),
+        "connect_seconds": (connect_secs * 1000.0).round() / 1000.0,
+        "connects_per_sec": (count as f64 / connect_secs).round(),
+        "tcp_kernel_kib_before": kernel_before,
+        "tcp_kernel_kib_after": kernel_after,
+        "socket_slab_kib_before": slab_before,
+        "socket_slab_kib_after": slab_after,
+        "kernel_bytes_per_socket": slab_per_socket,
+        "fd_limit": limit,
         "versions": {"server": c.server.version, "chatus_bench": env!("CARGO_PKG_VERSION")},
     });
     drop(conns);

@@ -7,10 +7,13 @@
 //! - [`load`]: many senders, many small rooms, direct messages, durable
 //!   ingest.
 //! - [`conns`]: idle connections and the connect storm.
+//! - [`logins`]: a flood of failed password logins, and what the server
+//!   still does meanwhile; connections stalled before login.
 
 pub mod conns;
 pub mod fanout;
 pub mod load;
+pub mod logins;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -88,16 +91,25 @@ impl Env {
     /// Restarts the ChatUs server on the same data (accounts survive), so a
     /// memory measurement starts from a fresh process. No-op in process.
     pub async fn fresh_chatus(&mut self) -> anyhow::Result<()> {
+        self.restart_with(crate::proc::CHATUS_CONFIG)
+            .await
+            .map(drop)
+    }
+
+    /// Restarts the ChatUs server on the same data with `settings` as its
+    /// configuration file. Returns false (and changes nothing) when the
+    /// server runs in this process and cannot be restarted.
+    pub async fn restart_with(&mut self, settings: &str) -> anyhow::Result<bool> {
         let Some((bin, work)) = self.restart.clone() else {
-            return Ok(());
+            return Ok(false);
         };
         if let Some(c) = self.chatus.take() {
             let accounts = c.accounts;
             drop(c.server);
-            let server = crate::proc::start_chatus_keep(&bin, &work, true)?;
+            let server = crate::proc::start_chatus_with(&bin, &work, true, settings)?;
             self.chatus = Some(ChatusEnv { server, accounts });
         }
-        Ok(())
+        Ok(true)
     }
 
     /// A fresh room name.

@@ -69,6 +69,29 @@ async fn every_workload_runs_and_reports() {
     let ingest = by("ingest")[0];
     assert!(ingest["acked"].as_u64().unwrap() > 0, "{ingest}");
     assert!(by("rate_summary").len() == 1);
+    let idle = by("idle")[0];
+    assert!(idle["connect_seconds"].as_f64().unwrap() > 0.0, "{idle}");
+    // The flood ran against this server's settings (the benchmark's, with
+    // login limits raised), so every guess was checked and refused; the
+    // probes logged in, before and during it.
+    assert_eq!(by("logins").len(), 2);
+    let flood = by("logins")[0];
+    assert!(
+        flood["answers"]["bad_credentials"].as_u64().unwrap() > 0,
+        "{flood}"
+    );
+    for phase in ["baseline", "flood"] {
+        let p = &flood[phase];
+        assert_eq!(p["password_login_ms"]["samples"], 2, "{flood}");
+        assert_eq!(p["token_login_ms"]["samples"], 6, "{flood}");
+        assert_eq!(p["failures"].as_array().unwrap().len(), 0, "{flood}");
+    }
+    assert!(flood["server_rss_kib"]["peak"].as_u64().unwrap() > 0);
+    // This server's caps are the benchmark's: every stalled connection
+    // gets in.
+    let stalled = by("prelogin")[0];
+    assert_eq!(stalled["opened"], 6, "{stalled}");
+    assert_eq!(stalled["refused"], 0, "{stalled}");
 
     let md = chatus_bench::report::render(
         &lines
@@ -85,6 +108,8 @@ async fn every_workload_runs_and_reports() {
         "### 6.",
         "### 7.",
         "### 8.",
+        "### 9.",
+        "### 10.",
     ] {
         assert!(md.contains(heading), "missing {heading}:\n{md}");
     }
