@@ -210,6 +210,7 @@ mod tests {
             sender: Username::parse("alice").unwrap(),
             body: Body::parse("one\ntwo").unwrap(),
             time: Timestamp(1_764_000_000_000),
+            file: None,
         };
         let text = message_text(&m, true, false);
         let lines: Vec<&str> = text.lines().collect();
