@@ -275,7 +275,7 @@ async fn sweep(state: State) {
 }
 
 async fn sweep_uploads(state: &State) {
-    match state.sweep_uploads().await {
+    match state.sweep_uploads(crate::service::accounts::now()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(uploads = n, "removed abandoned uploads"),
         // The next sweep retries; an abandoned upload only takes disk.

@@ -238,10 +238,13 @@ impl State {
         &self.inner.files
     }
 
-    /// Removes abandoned uploads (see [`Files::sweep`]); the sweeper runs
-    /// it at start and hourly.
-    pub async fn sweep_uploads(&self) -> Result<u64, crate::store::StoreError> {
-        self.inner.files.sweep(&*self.inner.store).await
+    /// Removes uploads abandoned as of `now` (see [`Files::sweep`]); the
+    /// sweeper runs it at start and hourly.
+    pub async fn sweep_uploads(
+        &self,
+        now: chatus_protocol::Timestamp,
+    ) -> Result<u64, crate::store::StoreError> {
+        self.inner.files.sweep(&*self.inner.store, now).await
     }
 
     /// Per-user invitation rate limits.

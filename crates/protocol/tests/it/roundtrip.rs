@@ -2,11 +2,11 @@
 //! encode → decode unchanged, and each encodes with its documented `type`.
 
 use chatus_protocol::auth::{Ack, Auth, Authed, ChangePassword, Login, Logout, Register};
+use chatus_protocol::file::{FileList, ListFiles, SharedFile};
 use chatus_protocol::hello::{Hello, Limits, Ping, Pong, Welcome};
 use chatus_protocol::history::{
     ConversationInfo, ConversationList, Conversations, History, HistoryPage, MarkRead, Page,
 };
-use chatus_protocol::file::{FileList, ListFiles, SharedFile};
 use chatus_protocol::message::{Message, SendMessage, Sent};
 use chatus_protocol::presence::{Member, Presence, Users, Who};
 use chatus_protocol::room::{

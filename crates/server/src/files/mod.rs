@@ -135,11 +135,14 @@ impl Files {
         }))
     }
 
-    /// Removes uploads that received nothing for `upload_expiry_hours`,
-    /// in chunks; returns how many it removed.
-    pub(crate) async fn sweep(&self, db: &dyn Store) -> Result<u64, StoreError> {
+    /// Removes uploads that received nothing for `upload_expiry_hours`
+    /// before `now`, in chunks; returns how many it removed.
+    pub(crate) async fn sweep(
+        &self,
+        db: &dyn Store,
+        now: chatus_protocol::Timestamp,
+    ) -> Result<u64, StoreError> {
         let expiry_ms = self.config.upload_expiry_hours.saturating_mul(3_600_000);
-        let now = crate::service::accounts::now();
         let before = chatus_protocol::Timestamp(now.0.saturating_sub(expiry_ms));
         let mut removed = 0;
         loop {

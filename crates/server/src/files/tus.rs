@@ -62,8 +62,17 @@ fn tus_headers(res: &mut Reply) {
 }
 
 /// Answers one request on `/uploads` or `/uploads/{id}`.
+///
+/// The work runs in a task of its own: when a client goes away mid-body,
+/// hyper drops the request's future, and the bytes that did arrive must
+/// still be written and synced (tus keeps them) and the upload released.
 pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Reply {
-    let mut res = respond(state, req).await;
+    let state = state.clone();
+    let task = tokio::spawn(async move { respond(&state, req).await });
+    let mut res = match task.await {
+        Ok(res) => res,
+        Err(e) => internal("an upload request failed", &e),
+    };
     tus_headers(&mut res);
     res
 }

@@ -1,0 +1,802 @@
+//! Files: tus uploads and HTTP downloads against a real server, through
+//! raw HTTP (to cut bodies, corrupt chunks and send bad tokens) and
+//! through the client library's transfer module (round trips).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chatus_client::protocol::{Body, Conversation, ErrorCode, FileId, RoomName, Token, Visibility};
+use chatus_client::transfer::{self, Endpoint, Progress};
+use chatus_client::{Client, Credentials, Error, Event, Events};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::util::*;
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+struct Res {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Res {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request (`Connection: close`) and reads the whole response.
+async fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Res {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("{head}Host: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .expect("timed out reading a response")
+        .unwrap();
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Res {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut r = httparse::Response::new(&mut headers);
+    let n = match r.parse(raw).unwrap() {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => panic!("partial response: {:?}", String::from_utf8_lossy(raw)),
+    };
+    Res {
+        status: r.code.unwrap(),
+        headers: r
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        body: raw[n..].to_vec(),
+    }
+}
+
+const TUS: &str = "Tus-Resumable: 1.0.0\r\n";
+
+fn auth(token: &Token) -> String {
+    format!("Authorization: Bearer {}\r\n", token.expose())
+}
+
+/// Registers `name`; returns the client, its events and its token.
+async fn account(url: chatus_client::ServerUrl, name: &str) -> (Client, Events, Token) {
+    let creds = Credentials::Register {
+        username: user(name),
+        password: password(name),
+    };
+    let (c, e, connected) = Client::connect(client_config(url, creds)).await.unwrap();
+    (c, e, connected.token.unwrap())
+}
+
+/// `POST /uploads` for `len` bytes named `name`; returns the id.
+async fn create(addr: SocketAddr, token: &Token, len: u64, name: &str) -> FileId {
+    let meta = format!(
+        "filename {},filetype {}",
+        BASE64.encode(name),
+        BASE64.encode("application/octet-stream")
+    );
+    let r = http(
+        addr,
+        &format!(
+            "POST /uploads HTTP/1.1\r\n{TUS}{}Upload-Length: {len}\r\nUpload-Metadata: {meta}\r\nContent-Length: 0\r\n",
+            auth(token)
+        ),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let loc = r.header("location").unwrap().to_owned();
+    FileId::parse(loc.strip_prefix("/uploads/").unwrap()).unwrap()
+}
+
+async fn patch(addr: SocketAddr, token: &Token, id: &FileId, offset: u64, data: &[u8]) -> Res {
+    patch_with(addr, token, id, offset, data, "").await
+}
+
+async fn patch_with(
+    addr: SocketAddr,
+    token: &Token,
+    id: &FileId,
+    offset: u64,
+    data: &[u8],
+    extra: &str,
+) -> Res {
+    http(
+        addr,
+        &format!(
+            "PATCH /uploads/{id} HTTP/1.1\r\n{TUS}{}Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {}\r\n{extra}",
+            auth(token),
+            data.len()
+        ),
+        data,
+    )
+    .await
+}
+
+async fn head_offset(addr: SocketAddr, token: &Token, id: &FileId) -> u64 {
+    let r = http(
+        addr,
+        &format!("HEAD /uploads/{id} HTTP/1.1\r\n{TUS}{}", auth(token)),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r.header("upload-offset").unwrap().parse().unwrap()
+}
+
+/// Waits until the server holds at least `want` bytes of the upload (a
+/// body cut off is written out by the server after the client left).
+async fn offset_reaches(addr: SocketAddr, token: &Token, id: &FileId, want: u64) -> u64 {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let n = head_offset(addr, token, id).await;
+            if n >= want {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the offset never moved")
+}
+
+async fn get(addr: SocketAddr, token: &Token, id: &FileId, extra: &str) -> Res {
+    http(
+        addr,
+        &format!("GET /files/{id} HTTP/1.1\r\n{}{extra}", auth(token)),
+        b"",
+    )
+    .await
+}
+
+/// Bytes that differ at every position (a shifted or repeated chunk shows).
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+fn sha(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn lobby() -> Conversation {
+    Conversation::Room(RoomName::lobby())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
+    let server = TestServer::start().await;
+    let (alice, _, alice_token) = account(server.url(), "alice").await;
+    let (bob, mut bob_events, bob_token) = account(server.url(), "bob").await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(3 * 1024 * 1024 + 17, 1);
+    let src = dir.path().join("report.bin");
+    std::fs::write(&src, &data).unwrap();
+
+    let to = Endpoint {
+        server: server.url(),
+        token: alice_token,
+    };
+    let mut seen = Vec::new();
+    let up = transfer::upload(&to, &src, &mut |p: Progress| seen.push(p))
+        .await
+        .unwrap();
+    assert_eq!(up.sha256.as_str(), sha(&data));
+    assert_eq!(seen.last().unwrap().done, data.len() as u64);
+    assert!(up.state_file.exists(), "resume state kept until the send");
+    let sent = alice
+        .send_file_with_id(
+            lobby(),
+            Body::parse("report.bin").unwrap(),
+            Some(up.id.clone()),
+            up.client_id.clone(),
+        )
+        .await
+        .unwrap();
+    up.forget().unwrap();
+    assert!(!up.state_file.exists());
+
+    let m = next_matching(&mut bob_events, |e| match e {
+        Event::Message { message, .. } if message.file.is_some() => Some(message),
+        _ => None,
+    })
+    .await;
+    assert_eq!(m.seq, sent.seq);
+    let info = m.file.unwrap();
+    assert_eq!(info.id, up.id);
+    assert_eq!(info.name.as_str(), "report.bin");
+    assert_eq!(info.size, data.len() as u64);
+    assert_eq!(info.sha256.as_str(), sha(&data));
+
+    // History and list_files carry the same file.
+    let page = bob
+        .history(
+            lobby(),
+            chatus_client::protocol::history::Page::Latest,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.messages.last().unwrap().file.as_ref(), Some(&info));
+    let listed = bob.list_files(lobby(), None).await.unwrap();
+    assert_eq!(listed.files.len(), 1);
+    assert_eq!(listed.files[0].file, info);
+
+    let out = tempfile::tempdir().unwrap();
+    let from = Endpoint {
+        server: server.url(),
+        token: bob_token,
+    };
+    let got = transfer::download(&from, &info.id, Some(out.path()), false, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(got.path, out.path().join("report.bin"));
+    assert_eq!(std::fs::read(&got.path).unwrap(), data);
+    assert_eq!(got.sha256, info.sha256);
+    // Never replaced without force.
+    let again = transfer::download(&from, &info.id, Some(out.path()), false, &mut |_| {}).await;
+    assert!(
+        matches!(again, Err(transfer::TransferError::Exists(_))),
+        "{again:?}"
+    );
+
+    // The same bytes under another name: a second upload, one blob.
+    let copy = dir.path().join("copy.bin");
+    std::fs::write(&copy, &data).unwrap();
+    let up2 = transfer::upload(&to, &copy, &mut |_| {}).await.unwrap();
+    assert_ne!(up2.id, up.id);
+    let blobs: Vec<_> = walk(&server.data.join("files/blobs"));
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_at_several_offsets_resumes_and_ends_identical() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let data = content(2 * 1024 * 1024 + 5, 2);
+    let id = create(server.addr, &token, data.len() as u64, "cut.bin").await;
+    let cuts = [1, 300_000, 300_001, 1_048_576, 2_000_000];
+    let mut offset = 0usize;
+    for cut in cuts {
+        // Declare the whole rest, send up to `cut`, then drop the connection.
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let rest = data.len() - offset;
+        let head = format!(
+            "PATCH /uploads/{id} HTTP/1.1\r\nHost: t\r\n{TUS}{}Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {rest}\r\n\r\n",
+            auth(&token)
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&data[offset..cut]).await.unwrap();
+        s.flush().await.unwrap();
+        drop(s);
+        let held = offset_reaches(server.addr, &token, &id, cut as u64).await;
+        assert_eq!(held, cut as u64, "what arrived is kept, no more");
+        offset = cut;
+        // The cut request may still hold the upload for a moment (`423`);
+        // an empty PATCH succeeds once it is released.
+        tokio::time::timeout(WAIT, async {
+            while patch(server.addr, &token, &id, cut as u64, b"")
+                .await
+                .status
+                == 423
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+    let r = patch(server.addr, &token, &id, offset as u64, &data[offset..]).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        r.header("upload-offset"),
+        Some(data.len().to_string().as_str())
+    );
+    let r = get(server.addr, &token, &id, "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(sha(&r.body), sha(&data));
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("\"{}\"", sha(&data)).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_resumes_after_a_server_restart() {
+    let server = TestServer::start().await;
+    let (c, _e, token) = account(server.url(), "alice").await;
+    c.quit().await;
+    let data = content(1024 * 1024, 3);
+    let id = create(server.addr, &token, data.len() as u64, "r.bin").await;
+    let half = data.len() / 2;
+    assert_eq!(
+        patch(server.addr, &token, &id, 0, &data[..half])
+            .await
+            .status,
+        204
+    );
+    let server = server.restart().await;
+    assert_eq!(head_offset(server.addr, &token, &id).await, half as u64);
+    let r = patch(server.addr, &token, &id, half as u64, &data[half..]).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = get(server.addr, &token, &id, "").await;
+    assert_eq!(r.body, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_members_and_the_two_people_of_a_dm_may_download() {
+    let server = TestServer::start().await;
+    let (alice, _, a) = account(server.url(), "alice").await;
+    let (_bob, _, b) = account(server.url(), "bob").await;
+    let (_carol, _, c) = account(server.url(), "carol").await;
+    let data = content(1000, 4);
+    let secret = RoomName::parse("secret").unwrap();
+    alice
+        .create_room(secret.clone(), Visibility::Private)
+        .await
+        .unwrap();
+
+    let in_room = create(server.addr, &a, 1000, "room.txt").await;
+    assert_eq!(patch(server.addr, &a, &in_room, 0, &data).await.status, 204);
+    let in_dm = create(server.addr, &a, 1000, "dm.txt").await;
+    assert_eq!(patch(server.addr, &a, &in_dm, 0, &data).await.status, 204);
+
+    // Before it is shared, only the uploader sees it.
+    assert_eq!(get(server.addr, &a, &in_room, "").await.status, 200);
+    assert_eq!(get(server.addr, &b, &in_room, "").await.status, 404);
+    alice
+        .send_file_with_id(
+            Conversation::Room(secret),
+            Body::parse("room.txt").unwrap(),
+            Some(in_room.clone()),
+            Client::new_client_id(),
+        )
+        .await
+        .unwrap();
+    alice
+        .send_file_with_id(
+            Conversation::Peer(user("bob")),
+            Body::parse("dm.txt").unwrap(),
+            Some(in_dm.clone()),
+            Client::new_client_id(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        get(server.addr, &b, &in_room, "").await.status,
+        404,
+        "bob is not in secret"
+    );
+    assert_eq!(get(server.addr, &b, &in_dm, "").await.status, 200);
+    assert_eq!(get(server.addr, &c, &in_dm, "").await.status, 404);
+    assert_eq!(get(server.addr, &c, &in_room, "").await.status, 404);
+    // An id that does not exist looks the same.
+    let nothing = FileId::from_bytes([9; 16]);
+    assert_eq!(get(server.addr, &c, &nothing, "").await.status, 404);
+    // Someone else's upload is 404 for tus too, and cannot be sent.
+    let r = http(
+        server.addr,
+        &format!("HEAD /uploads/{in_dm} HTTP/1.1\r\n{TUS}{}", auth(&c)),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let (carol, _) = login(server.url(), "carol", chatus_client::Resume::FromNow).await;
+    let err = carol
+        .send_file_with_id(
+            lobby(),
+            Body::parse("mine").unwrap(),
+            Some(in_dm.clone()),
+            Client::new_client_id(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Server {
+                code: ErrorCode::UnknownFile,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // An unfinished upload cannot be sent yet.
+    let half = create(server.addr, &a, 10, "half").await;
+    let err = alice
+        .send_file_with_id(
+            lobby(),
+            Body::parse("half").unwrap(),
+            Some(half),
+            Client::new_client_id(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Server {
+                code: ErrorCode::UploadIncomplete,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // A shared file stays: termination is refused.
+    let r = http(
+        server.addr,
+        &format!("DELETE /uploads/{in_dm} HTTP/1.1\r\n{TUS}{}", auth(&a)),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_and_quota_limits_are_413_naming_the_limit_and_the_excess() {
+    let server = TestServer::start_with(|c| {
+        c.files.max_file_bytes = 1000;
+        c.files.quota_bytes = 1500;
+    })
+    .await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let r = http(
+        server.addr,
+        &format!(
+            "POST /uploads HTTP/1.1\r\n{TUS}{}Upload-Length: 1200\r\nContent-Length: 0\r\n",
+            auth(&token)
+        ),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    assert!(
+        r.text()
+            .contains("files.max_file_bytes = 1000 bytes by 200 bytes"),
+        "{}",
+        r.text()
+    );
+    let first = create(server.addr, &token, 1000, "a").await;
+    let r = http(
+        server.addr,
+        &format!(
+            "POST /uploads HTTP/1.1\r\n{TUS}{}Upload-Length: 800\r\nContent-Length: 0\r\n",
+            auth(&token)
+        ),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    assert!(
+        r.text()
+            .contains("files.quota_bytes = 1500 bytes by 300 bytes"),
+        "{}",
+        r.text()
+    );
+    // A body longer than the upload: 413, nothing kept.
+    let r = patch(server.addr, &token, &first, 0, &[7u8; 1001]).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(head_offset(server.addr, &token, &first).await, 0);
+    // Terminating the upload gives the quota back.
+    let r = http(
+        server.addr,
+        &format!("DELETE /uploads/{first} HTTP/1.1\r\n{TUS}{}", auth(&token)),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    create(server.addr, &token, 800, "b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_chunk_is_460_and_discarded_then_the_upload_completes() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let data = content(5000, 5);
+    let id = create(server.addr, &token, 5000, "c.bin").await;
+    let good = BASE64.encode(Sha256::digest(&data[..2000]));
+    let mut damaged = data[..2000].to_vec();
+    damaged[1234] ^= 0x40;
+    let r = patch_with(
+        server.addr,
+        &token,
+        &id,
+        0,
+        &damaged,
+        &format!("Upload-Checksum: sha256 {good}\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 460, "{}", r.text());
+    assert_eq!(head_offset(server.addr, &token, &id).await, 0);
+    let r = patch_with(
+        server.addr,
+        &token,
+        &id,
+        0,
+        &data[..2000],
+        &format!("Upload-Checksum: sha256 {good}\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    // A wrong offset is 409 with the right one.
+    let r = patch(server.addr, &token, &id, 1000, &data[1000..]).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.header("upload-offset"), Some("2000"));
+    let r = patch_with(
+        server.addr,
+        &token,
+        &id,
+        2000,
+        &data[2000..],
+        "Upload-Checksum: md5 AAAA\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        patch(server.addr, &token, &id, 2000, &data[2000..])
+            .await
+            .status,
+        204
+    );
+    assert_eq!(get(server.addr, &token, &id, "").await.body, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_tus_versions_are_checked() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let id = create(server.addr, &token, 10, "t").await;
+    let bad = "Authorization: Bearer 0123456789abcdef0123456789abcdef\r\n";
+    for head in [
+        format!("POST /uploads HTTP/1.1\r\n{TUS}{bad}Upload-Length: 1\r\n"),
+        format!("HEAD /uploads/{id} HTTP/1.1\r\n{TUS}{bad}"),
+        format!("PATCH /uploads/{id} HTTP/1.1\r\n{TUS}Content-Length: 0\r\n"),
+        format!("GET /files/{id} HTTP/1.1\r\n{bad}"),
+        format!("GET /files/{id} HTTP/1.1\r\nAuthorization: Basic YTpi\r\n"),
+    ] {
+        let r = http(server.addr, &head, b"").await;
+        assert_eq!(r.status, 401, "{head}");
+        assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    }
+    let r = http(
+        server.addr,
+        &format!("HEAD /uploads/{id} HTTP/1.1\r\n{}", auth(&token)),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 412);
+    assert_eq!(r.header("tus-version"), Some("1.0.0"));
+    let r = http(server.addr, "OPTIONS /uploads HTTP/1.1\r\n", b"").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("tus-extension"),
+        Some("creation,creation-with-upload,termination,checksum")
+    );
+    assert_eq!(r.header("tus-checksum-algorithm"), Some("sha256"));
+    assert_eq!(
+        r.header("tus-max-size"),
+        Some((4u64 << 30).to_string().as_str())
+    );
+    // The chat goes on meanwhile.
+    let (alice, _) = login(server.url(), "alice", chatus_client::Resume::FromNow).await;
+    alice
+        .send(lobby(), Body::parse("still here").unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traversal_names_are_stored_and_served_safely() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let meta = format!("filename {}", BASE64.encode("../../evil\0\r\nname.sh"));
+    let r = http(
+        server.addr,
+        &format!(
+            "POST /uploads HTTP/1.1\r\n{TUS}{}Upload-Length: 3\r\nUpload-Metadata: {meta}\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: 3\r\n",
+            auth(&token)
+        ),
+        b"abc",
+    )
+    .await;
+    assert_eq!(r.status, 201, "creation-with-upload: {}", r.text());
+    assert_eq!(r.header("upload-offset"), Some("3"));
+    let id = r
+        .header("location")
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let id = FileId::parse(id).unwrap();
+    let r = get(server.addr, &token, &id, "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(
+            "attachment; filename=\".._.._evil___name.sh\"; filename*=UTF-8''.._.._evil___name.sh"
+        )
+    );
+    assert_eq!(r.header("cache-control"), Some("private"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    // Nothing was written outside the file store.
+    let stray: Vec<_> = std::fs::read_dir(server.data.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("evil"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    assert!(
+        walk(&server.data)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("evil"))
+    );
+    // A malformed id is simply unknown.
+    let r = http(
+        server.addr,
+        &format!(
+            "GET /files/..%2F..%2Fchatus.db HTTP/1.1\r\n{}",
+            auth(&token)
+        ),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_ranges_are_206_and_past_the_end_416() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let data = content(1000, 6);
+    let id = create(server.addr, &token, 1000, "r.bin").await;
+    assert_eq!(patch(server.addr, &token, &id, 0, &data).await.status, 204);
+    let r = get(server.addr, &token, &id, "Range: bytes=100-199\r\n").await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 100-199/1000"));
+    assert_eq!(r.body, &data[100..200]);
+    let r = get(server.addr, &token, &id, "Range: bytes=-10\r\n").await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &data[990..]);
+    let r = get(server.addr, &token, &id, "Range: bytes=1000-\r\n").await;
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */1000"));
+    let r = get(server.addr, &token, &id, "Range: bytes=0-1,5-6\r\n").await;
+    assert_eq!(r.status, 200, "several ranges: the whole file");
+    assert_eq!(r.body, data);
+    let etag = r.header("etag").unwrap().to_owned();
+    let r = get(
+        server.addr,
+        &token,
+        &id,
+        &format!("If-None-Match: {etag}\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    let r = http(
+        server.addr,
+        &format!("HEAD /files/{id} HTTP/1.1\r\n{}", auth(&token)),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("1000"));
+    assert!(r.body.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_is_cut_off_and_uploads_per_user_are_bounded() {
+    let server = TestServer::start_with(|c| {
+        c.files.read_timeout_secs = 1;
+        c.files.max_uploads_per_user = 1;
+    })
+    .await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let id = create(server.addr, &token, 100, "slow").await;
+    let other = create(server.addr, &token, 100, "other").await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "PATCH /uploads/{id} HTTP/1.1\r\nHost: t\r\n{TUS}{}Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 100\r\n\r\n",
+        auth(&token)
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&[1u8; 10]).await.unwrap();
+    // While that body trickles, the user's one upload slot is taken.
+    let r = patch(server.addr, &token, &other, 0, &[2u8; 100]).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    // No more bytes: the server ends the request and keeps what came.
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = parse(&raw);
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert_eq!(r.header("upload-offset"), Some("10"));
+    assert_eq!(
+        patch(server.addr, &token, &other, 0, &[2u8; 100])
+            .await
+            .status,
+        204
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_uploads_are_swept_and_finished_ones_stay() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let abandoned = create(server.addr, &token, 100, "gone").await;
+    assert_eq!(
+        patch(server.addr, &token, &abandoned, 0, &[1u8; 40])
+            .await
+            .status,
+        204
+    );
+    let done = create(server.addr, &token, 3, "kept").await;
+    assert_eq!(
+        patch(server.addr, &token, &done, 0, b"abc").await.status,
+        204
+    );
+    let now = chatus_server::service::accounts::now();
+    assert_eq!(server.state.sweep_uploads(now).await.unwrap(), 0, "not yet");
+    let later = chatus_client::protocol::Timestamp(now.0 + 25 * 3_600_000);
+    assert_eq!(server.state.sweep_uploads(later).await.unwrap(), 1);
+    let r = http(
+        server.addr,
+        &format!(
+            "HEAD /uploads/{abandoned} HTTP/1.1\r\n{TUS}{}",
+            auth(&token)
+        ),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert!(
+        !server
+            .data
+            .join("files/partial")
+            .join(abandoned.as_str())
+            .exists()
+    );
+    assert_eq!(get(server.addr, &token, &done, "").await.body, b"abc");
+}
