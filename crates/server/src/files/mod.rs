@@ -32,6 +32,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
+use sha2::{Digest as _, Sha256};
 
 use crate::config::FilesConfig;
 use crate::service::accounts::hash_token;
@@ -60,7 +61,16 @@ pub(crate) struct Files {
     /// Uploads with a body being written (or being deleted), so two
     /// requests never write one upload at once.
     busy: Arc<Mutex<HashSet<FileId>>>,
+    /// The running SHA-256 of uploads under way, with the bytes it
+    /// covers: the last byte then finishes an upload without reading it
+    /// back. A missing or stale entry (after a restart, or when
+    /// [`MAX_RUNNING_HASHES`] are kept) means reading the partial once at
+    /// the end. A std Mutex: held only to take or put one entry.
+    hashes: Mutex<HashMap<FileId, (u64, Sha256)>>,
 }
+
+/// Most running hashes kept (about 200 bytes each).
+const MAX_RUNNING_HASHES: usize = 4096;
 
 /// A user's place among the bodies being received; given back on drop.
 pub(crate) struct SendSlot<'a> {
@@ -109,7 +119,40 @@ impl Files {
             config,
             sending: Mutex::new(HashMap::new()),
             busy: Arc::new(Mutex::new(HashSet::new())),
+            hashes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The running hash of an upload whose first `offset` bytes are
+    /// stored, if one is kept (a new hash at offset 0); taken out, so the
+    /// holder of the upload's lock owns it.
+    pub(crate) fn take_hash(&self, id: &FileId, offset: u64) -> Option<Sha256> {
+        let kept = self
+            .hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        match kept {
+            Some((at, h)) if at == offset => Some(h),
+            _ if offset == 0 => Some(Sha256::new()),
+            _ => None,
+        }
+    }
+
+    /// Keeps the running hash of an upload's first `offset` bytes.
+    pub(crate) fn put_hash(&self, id: &FileId, offset: u64, h: Sha256) {
+        let mut m = self.hashes.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.len() < MAX_RUNNING_HASHES || m.contains_key(id) {
+            m.insert(id.clone(), (offset, h));
+        }
+    }
+
+    /// Drops an upload's running hash (it finished or was removed).
+    pub(crate) fn forget_hash(&self, id: &FileId) {
+        self.hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
     }
 
     /// A place for one more body from `user`, or `None` at the limit.
@@ -153,6 +196,7 @@ impl Files {
                     continue;
                 };
                 if db.delete_upload(up.id.clone()).await? {
+                    self.forget_hash(&up.id);
                     if let Err(e) = self.store.remove_partial(&up.id).await {
                         tracing::warn!(cause = %e, id = %up.id, "could not remove an abandoned upload's bytes");
                     }

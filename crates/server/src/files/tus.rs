@@ -425,7 +425,10 @@ async fn append(
         );
     }
     let timeout = Duration::from_secs(files.config.read_timeout_secs);
-    let (written, cut, digest) = receive(files, &lock, &up.id, offset, room, timeout, req).await;
+    let running = files.take_hash(&up.id, offset);
+    let before = running.clone();
+    let (written, cut, digest, running) =
+        receive(files, &lock, &up.id, offset, room, timeout, running, req).await;
     let written = match written {
         Ok(n) => n,
         Err(e) => return internal("could not write an upload's bytes", &e),
@@ -447,6 +450,9 @@ async fn append(
         return internal("could not sync an upload's partial file", &e);
     }
     if discard {
+        if let Some(h) = before {
+            files.put_hash(&up.id, offset, h);
+        }
         let mut res = match cut {
             Some(Cut::TooLong) => text(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -474,10 +480,12 @@ async fn append(
     {
         return store_failed(&e);
     }
-    if end == up.length
-        && let Err(res) = finish(state, up).await
-    {
-        return res;
+    if end == up.length {
+        if let Err(res) = finish(state, up, running).await {
+            return res;
+        }
+    } else if let Some(h) = running {
+        files.put_hash(&up.id, end, h);
     }
     let mut res = match cut {
         Some(Cut::Slow) => slow(files),
@@ -527,6 +535,10 @@ fn parse_checksum(v: &HeaderValue) -> Result<[u8; 32], Reply> {
 /// Streams a body into the partial at `offset`, at most `room` bytes, a
 /// bounded buffer at a time. Returns the bytes written, how it was cut
 /// (if it was) and the SHA-256 of what arrived.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each argument is a distinct part of one body's transfer"
+)]
 async fn receive(
     files: &Files,
     lock: &Arc<UploadLock>,
@@ -534,8 +546,9 @@ async fn receive(
     offset: u64,
     room: u64,
     timeout: Duration,
+    mut running: Option<Sha256>,
     req: Request<Incoming>,
-) -> (std::io::Result<u64>, Option<Cut>, [u8; 32]) {
+) -> (std::io::Result<u64>, Option<Cut>, [u8; 32], Option<Sha256>) {
     let mut body = req.into_body();
     let mut hasher = Sha256::new();
     let mut buf: Vec<u8> = Vec::new();
@@ -563,12 +576,15 @@ async fn receive(
             break;
         }
         hasher.update(&data);
+        if let Some(h) = &mut running {
+            h.update(&data);
+        }
         buf.extend_from_slice(&data);
         if buf.len() >= WRITE_BUF {
             let chunk = std::mem::take(&mut buf);
             let n = chunk.len() as u64;
             if let Err(e) = write(files, lock, id, offset + written, chunk).await {
-                return (Err(e), cut, hasher.finalize().into());
+                return (Err(e), cut, hasher.finalize().into(), None);
             }
             written += n;
         }
@@ -576,11 +592,11 @@ async fn receive(
     if !buf.is_empty() && !matches!(cut, Some(Cut::TooLong)) {
         let n = buf.len() as u64;
         if let Err(e) = write(files, lock, id, offset + written, buf).await {
-            return (Err(e), cut, hasher.finalize().into());
+            return (Err(e), cut, hasher.finalize().into(), None);
         }
         written += n;
     }
-    (Ok(written), cut, hasher.finalize().into())
+    (Ok(written), cut, hasher.finalize().into(), running)
 }
 
 /// One write, in a task of its own that holds the upload: if the request
@@ -605,16 +621,25 @@ async fn write(
     .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
-/// The last byte arrived: hash, record, move into the content store. The
+/// The last byte arrived: hash (the running hash when it covers every
+/// byte, else the partial read back once), record, move into the content
+/// store. The
 /// SHA-256 is recorded before the move, so a crash in between leaves a
 /// finished row whose partial a download moves into place.
-async fn finish(state: &State, up: &UploadRow) -> Result<Sha256Hex, Reply> {
+async fn finish(
+    state: &State,
+    up: &UploadRow,
+    running: Option<Sha256>,
+) -> Result<Sha256Hex, Reply> {
     let files = state.files();
-    let sha = files
-        .store
-        .hash_partial(&up.id)
-        .await
-        .map_err(|e| internal("could not hash a finished upload", &e))?;
+    let sha = match running {
+        Some(h) => Sha256Hex::from_digest(&h.finalize().into()),
+        None => files
+            .store
+            .hash_partial(&up.id)
+            .await
+            .map_err(|e| internal("could not hash a finished upload", &e))?,
+    };
     state
         .store()
         .finish_upload(up.id.clone(), sha.clone(), crate::service::accounts::now())
@@ -651,6 +676,7 @@ async fn terminate(state: &State, user: &User, id: &FileId) -> Reply {
         }
         Err(e) => return store_failed(&e),
     }
+    files.forget_hash(id);
     if let Err(e) = files.store.remove_partial(id).await {
         return internal("could not remove an upload's partial file", &e);
     }
