@@ -806,3 +806,80 @@ async fn abandoned_uploads_are_swept_and_finished_ones_stay() {
     );
     assert_eq!(get(server.addr, &token, &done, "").await.body, b"abc");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_resumes_an_interrupted_upload_and_a_partial_download() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let to = Endpoint {
+        server: server.url(),
+        token,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(2 * transfer::CHUNK + 3, 7);
+    let src = dir.path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+
+    // The program stops once the first chunk is stored.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let mut first_run = |p: Progress| {
+        if p.done >= transfer::CHUNK as u64
+            && let Some(tx) = tx.take()
+        {
+            let _ = tx.send(());
+        }
+    };
+    tokio::select! {
+        r = transfer::upload(&to, &src, &mut first_run) => panic!("not interrupted: {r:?}"),
+        _ = rx => {}
+    }
+    let state: transfer::UploadState =
+        serde_json::from_str(&std::fs::read_to_string(transfer::upload::state_file(&src)).unwrap())
+            .unwrap();
+    // Run again: it goes on from the server's offset, not from zero.
+    let mut seen = Vec::new();
+    let up = transfer::upload(&to, &src, &mut |p| seen.push(p))
+        .await
+        .unwrap();
+    assert_eq!(Some(&up.id), state.id.as_ref());
+    assert_eq!(up.client_id, state.client_id);
+    let resumed_at = seen[0].done;
+    assert!(
+        resumed_at >= transfer::CHUNK as u64 && resumed_at < data.len() as u64,
+        "{seen:?}"
+    );
+    assert_eq!(up.sha256.as_str(), sha(&data));
+
+    // A download cut in the middle left a .part: it goes on from there.
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("copy.bin");
+    let part = transfer::download::part_file(&dest);
+    let half = data.len() / 2;
+    std::fs::write(&part, &data[..half]).unwrap();
+    let mut seen = Vec::new();
+    let got = transfer::download(&to, &up.id, Some(&dest), false, &mut |p| seen.push(p))
+        .await
+        .unwrap();
+    assert_eq!(seen[0].done, half as u64);
+    assert_eq!(std::fs::read(&got.path).unwrap(), data);
+    assert!(!part.exists());
+
+    // A damaged .part is caught by the SHA-256, never given the name, and
+    // dropped so that the next run starts clean.
+    let dest2 = out.path().join("copy2.bin");
+    let part2 = transfer::download::part_file(&dest2);
+    std::fs::write(&part2, vec![0u8; half]).unwrap();
+    let err = transfer::download(&to, &up.id, Some(&dest2), false, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, transfer::TransferError::Mismatch { .. }),
+        "{err:?}"
+    );
+    assert!(!dest2.exists() && !part2.exists());
+    transfer::download(&to, &up.id, Some(&dest2), false, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest2).unwrap(), data);
+}
