@@ -10,7 +10,7 @@
 //! - [`ids`]: validated names and values (`Username`, `RoomName`, `Seq`,
 //!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
 //! - One module per message family: [`hello`], [`auth`], [`room`],
-//!   [`message`], [`presence`], [`history`], [`file`], [`error`].
+//!   [`message`], [`presence`], [`history`], [`file`](mod@file), [`error`].
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
 //! - [`server`]: the server → client [`ServerMessage`].
 

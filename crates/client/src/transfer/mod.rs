@@ -1,5 +1,5 @@
 //! File transfer over HTTP on the server's port: resumable uploads (tus
-//! 1.0, [`upload`]) and downloads ([`download`]), authenticated by the
+//! 1.0, [`upload()`]) and downloads ([`download()`]), authenticated by the
 //! session token. Front ends only show progress.
 //!
 //! - An upload hashes the file first (SHA-256), keeps its resume state in
