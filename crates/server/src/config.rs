@@ -115,6 +115,10 @@ pub struct FilesConfig {
     pub read_timeout_secs: u64,
     /// Most uploads one user may be sending at once; past it `429`.
     pub max_uploads_per_user: usize,
+    /// Most uploads one user may hold that no message shares yet (under
+    /// way, or finished and not sent); creating one more is `429`. Bounds
+    /// the rows and files one account can leave behind.
+    pub max_unshared_uploads: u64,
     /// Keys the `[files]` table had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -128,6 +132,7 @@ impl Default for FilesConfig {
             upload_expiry_hours: 24,
             read_timeout_secs: 30,
             max_uploads_per_user: 4,
+            max_unshared_uploads: 100,
             unknown: BTreeMap::new(),
         }
     }
@@ -398,6 +403,9 @@ impl Config {
         let f = &self.files;
         if f.max_uploads_per_user == 0 {
             return bad("files.max_uploads_per_user", "must be at least 1");
+        }
+        if f.max_unshared_uploads == 0 {
+            return bad("files.max_unshared_uploads", "must be at least 1");
         }
         if f.read_timeout_secs == 0 {
             return bad("files.read_timeout_secs", "must be at least 1");

@@ -9,7 +9,8 @@
 //!   `Location`; with a body (`Content-Type:
 //!   application/offset+octet-stream`) it also takes the first bytes.
 //!   Over `files.max_file_bytes` or the user's `files.quota_bytes`: `413`,
-//!   naming the limit and the excess.
+//!   naming the limit and the excess; past `files.max_unshared_uploads`
+//!   uploads no message shares yet: `429`.
 //! - `HEAD /uploads/{id}`: `Upload-Offset` (bytes stored durably) and
 //!   `Upload-Length`.
 //! - `PATCH /uploads/{id}` at `Upload-Offset`: appends the body. Another
@@ -227,10 +228,22 @@ async fn create(state: &State, user: &User, req: Request<Incoming>) -> Reply {
         Ok(m) => m,
         Err(res) => return res,
     };
-    let used = match state.store().upload_usage(user.id).await {
-        Ok(n) => n,
+    let usage = match state.store().upload_usage(user.id).await {
+        Ok(u) => u,
         Err(e) => return store_failed(&e),
     };
+    let most = files.config.max_unshared_uploads;
+    if usage.unshared >= most {
+        return text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "You hold {} uploads no message shares (files.max_unshared_uploads = {most}); \
+                 send or delete some first.\n",
+                usage.unshared
+            ),
+        );
+    }
+    let used = usage.bytes;
     let quota = files.config.quota_bytes;
     if used.saturating_add(length) > quota {
         return text(

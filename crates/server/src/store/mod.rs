@@ -318,6 +318,15 @@ impl UploadRow {
     }
 }
 
+/// What one user's uploads take, as [`Store::upload_usage`] counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UploadUsage {
+    /// Declared lengths of all their uploads, finished or not.
+    pub bytes: u64,
+    /// Uploads no message shares yet (under way, or finished and unsent).
+    pub unshared: u64,
+}
+
 /// Durable storage. Every write resolves only after it is durable.
 pub trait Store: Send + Sync + 'static {
     /// Loads users, rooms, memberships, invitations, direct conversations,
@@ -466,8 +475,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether any upload still has this content (so its blob must stay).
     fn blob_in_use(&self, sha256: Sha256Hex) -> StoreFuture<'_, bool>;
 
-    /// The bytes a user's uploads take, finished or not (declared lengths).
-    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, u64>;
+    /// What a user's uploads take: bytes (declared lengths, finished or
+    /// not) and how many no message shares yet.
+    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, UploadUsage>;
 
     /// Up to `limit` unfinished uploads whose bytes last arrived before
     /// `before`: the abandoned ones, to be removed.

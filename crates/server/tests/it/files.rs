@@ -482,6 +482,7 @@ async fn size_and_quota_limits_are_413_naming_the_limit_and_the_excess() {
     let server = TestServer::start_with(|c| {
         c.files.max_file_bytes = 1000;
         c.files.quota_bytes = 1500;
+        c.files.max_unshared_uploads = 2;
     })
     .await;
     let (_c, _e, token) = account(server.url(), "alice").await;
@@ -531,6 +532,23 @@ async fn size_and_quota_limits_are_413_naming_the_limit_and_the_excess() {
     .await;
     assert_eq!(r.status, 204);
     create(server.addr, &token, 800, "b").await;
+    create(server.addr, &token, 100, "c").await;
+    // Two uploads no message shares yet: a third must wait.
+    let r = http(
+        server.addr,
+        &format!(
+            "POST /uploads HTTP/1.1\r\n{TUS}{}Upload-Length: 1\r\nContent-Length: 0\r\n",
+            auth(&token)
+        ),
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert!(
+        r.text().contains("files.max_unshared_uploads = 2"),
+        "{}",
+        r.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -747,9 +765,21 @@ async fn a_trickling_body_is_cut_off_and_uploads_per_user_are_bounded() {
     );
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&[1u8; 10]).await.unwrap();
-    // While that body trickles, the user's one upload slot is taken.
-    let r = patch(server.addr, &token, &other, 0, &[2u8; 100]).await;
-    assert_eq!(r.status, 429, "{}", r.text());
+    // While that body trickles, the user's one upload slot is taken (an
+    // empty PATCH, which changes nothing, waits until the server took the
+    // trickling request up).
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let r = patch(server.addr, &token, &other, 0, b"").await;
+            if r.status == 429 {
+                break;
+            }
+            assert_eq!(r.status, 204, "{}", r.text());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the slot was never taken");
     // No more bytes: the server ends the request and keeps what came.
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut raw))

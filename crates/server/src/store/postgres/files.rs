@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, seq, ts, username};
-use crate::store::{ConvId, StoreError, UploadRow, UserId};
+use crate::store::{ConvId, StoreError, UploadRow, UploadUsage, UserId};
 
 fn corrupt(e: chatus_protocol::InvalidValue) -> StoreError {
     StoreError::Corrupt(e.message)
@@ -122,16 +122,20 @@ pub(crate) async fn blob_in_use(c: &Conn, sha: &Sha256Hex) -> Result<bool, Store
     .is_some())
 }
 
-pub(crate) async fn upload_usage(c: &Conn, user: UserId) -> Result<u64, StoreError> {
+pub(crate) async fn upload_usage(c: &Conn, user: UserId) -> Result<UploadUsage, StoreError> {
     let row = c
         .query_opt(
-            "SELECT COALESCE(SUM(length), 0)::bigint FROM uploads WHERE owner_id = $1",
+            "SELECT COALESCE(SUM(length), 0)::bigint,
+                    COUNT(*) FILTER (WHERE NOT EXISTS
+                        (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
+             FROM uploads WHERE owner_id = $1",
             &[&user.0],
         )
         .await?;
-    Ok(row
-        .map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
-        .unwrap_or(0))
+    Ok(row.map_or(UploadUsage::default(), |r| UploadUsage {
+        bytes: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+        unshared: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+    }))
 }
 
 pub(crate) async fn stale_uploads(

@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
     Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
-    Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow, UserId, UserRow,
+    Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow, UploadUsage, UserId, UserRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -485,7 +485,7 @@ impl Store for PgStore {
         self.read(move |c| Box::pin(async move { files::blob_in_use(c, &sha256).await }))
     }
 
-    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, u64> {
+    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, UploadUsage> {
         self.read(move |c| Box::pin(files::upload_usage(c, user)))
     }
 

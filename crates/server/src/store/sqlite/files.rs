@@ -6,7 +6,7 @@ use chatus_protocol::{FileId, FileInfo, FileName, MediaType, Sha256Hex, Timestam
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::queries::{ms, seq, ts, username};
-use crate::store::{ConvId, StoreError, UploadRow, UserId};
+use crate::store::{ConvId, StoreError, UploadRow, UploadUsage, UserId};
 
 const UPLOAD_COLUMNS: &str =
     "id, owner_id, name, media_type, length, sha256, created_ms, updated_ms";
@@ -143,11 +143,19 @@ pub(super) fn blob_in_use(conn: &Connection, sha: &Sha256Hex) -> Result<bool, St
         .is_some())
 }
 
-pub(super) fn upload_usage(conn: &Connection, user: UserId) -> Result<u64, StoreError> {
-    let n: i64 = conn
-        .prepare_cached("SELECT COALESCE(SUM(length), 0) FROM uploads WHERE owner_id = ?1")?
-        .query_row([user.0], |r| r.get(0))?;
-    Ok(u64::try_from(n).unwrap_or(0))
+pub(super) fn upload_usage(conn: &Connection, user: UserId) -> Result<UploadUsage, StoreError> {
+    let (bytes, unshared): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(length), 0),
+                    COUNT(*) FILTER (WHERE NOT EXISTS
+                        (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
+             FROM uploads WHERE owner_id = ?1",
+        )?
+        .query_row([user.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(UploadUsage {
+        bytes: u64::try_from(bytes).unwrap_or(0),
+        unshared: u64::try_from(unshared).unwrap_or(0),
+    })
 }
 
 pub(super) fn stale_uploads(

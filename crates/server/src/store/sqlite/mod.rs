@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 
 use crate::store::{
     Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
-    Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow, UserId, UserRow,
+    Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow, UploadUsage, UserId, UserRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -451,7 +451,7 @@ impl Store for SqliteStore {
         self.read(move |c| files::blob_in_use(c, &sha256))
     }
 
-    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, u64> {
+    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, UploadUsage> {
         self.read(move |c| files::upload_usage(c, user))
     }
 
