@@ -1,16 +1,17 @@
 //! `upload`, `download` and `files`: file transfer from the command line.
 //!
 //! The transfers themselves are the client library's
-//! ([`chatus_client::transfer`]); this shows their progress (a bar with
+//! ([`chatus_client::transfer`], run as a task); this shows their progress (a bar with
 //! bytes, rate and time left when stdout is a terminal, nothing otherwise)
 //! and their results (a sentence, or one JSON object per file with
 //! `--json`). `upload` exits 0 only once every file is stored and its
-//! message acknowledged; run again after an interruption, it resumes.
+//! message acknowledged; run again after an interruption (Ctrl-C cancels
+//! the transfer and keeps its resume state), it resumes.
 
 use std::io::IsTerminal as _;
 
 use chatus_client::protocol::{Body, Conversation, FileId};
-use chatus_client::transfer::{self, Endpoint, Progress};
+use chatus_client::transfer::{self, Action, Endpoint, Update};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -36,13 +37,39 @@ fn bar(ctx: &Ctx, label: &str) -> Option<ProgressBar> {
     Some(pb)
 }
 
-fn show(pb: Option<&ProgressBar>) -> impl FnMut(Progress) + Send + '_ {
-    move |p: Progress| {
-        if let Some(pb) = pb {
-            pb.set_length(p.total);
-            pb.set_position(p.done);
+/// Runs one transfer as a task, showing its progress, until it ends or
+/// Ctrl-C cancels it (its resume state stays, so the same command goes
+/// on where it stopped).
+async fn run(ctx: &Ctx, to: &Endpoint, action: Action, label: &str) -> Result<Update, CliError> {
+    let pb = bar(ctx, label);
+    let (handle, mut updates) = transfer::spawn(to.clone(), action);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let result = loop {
+        tokio::select! {
+            u = updates.recv() => match u {
+                Some(Update::Progress(p)) => {
+                    if let Some(pb) = &pb {
+                        pb.set_length(p.total);
+                        pb.set_position(p.done);
+                    }
+                }
+                Some(Update::Failed(e)) => break Err(e.into()),
+                Some(done) => break Ok(done),
+                None => break Err(CliError::Local("The transfer stopped unexpectedly.".into())),
+            },
+            _ = &mut ctrl_c => {
+                handle.cancel();
+                break Err(CliError::Local(
+                    "Interrupted; run the same command again to go on where it stopped.".into(),
+                ));
+            }
         }
+    };
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
     }
+    result
 }
 
 fn conversation(room: Option<&str>, user: Option<&str>) -> Result<Conversation, CliError> {
@@ -79,12 +106,14 @@ pub async fn upload(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let pb = bar(ctx, &label);
-            let up = transfer::upload(&endpoint, path, &mut show(pb.as_ref())).await;
-            if let Some(pb) = &pb {
-                pb.finish_and_clear();
-            }
-            let up = up?;
+            let up = match run(ctx, &endpoint, Action::Upload(path.clone()), &label).await? {
+                Update::Uploaded(up) => up,
+                other => {
+                    return Err(CliError::Local(format!(
+                        "The upload ended unexpectedly: {other:?}."
+                    )));
+                }
+            };
             let body = Body::parse(up.name.as_str()).map_err(|e| CliError::Usage(e.message))?;
             let sent = client
                 .send_file_with_id(to.clone(), body, Some(up.id.clone()), up.client_id.clone())
@@ -140,19 +169,19 @@ pub async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), CliError> {
         server,
         token: saved.token,
     };
-    let pb = bar(ctx, id.as_str());
-    let got = transfer::download(
-        &endpoint,
-        &id,
-        args.output.as_deref(),
-        args.force,
-        &mut show(pb.as_ref()),
-    )
-    .await;
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
-    }
-    let got = got?;
+    let action = Action::Download {
+        id: id.clone(),
+        dest: args.output.clone(),
+        force: args.force,
+    };
+    let got = match run(ctx, &endpoint, action, id.as_str()).await? {
+        Update::Downloaded(got) => got,
+        other => {
+            return Err(CliError::Local(format!(
+                "The download ended unexpectedly: {other:?}."
+            )));
+        }
+    };
     if ctx.json {
         say(&json!({
             "id": id.as_str(),

@@ -15,11 +15,15 @@
 //! - Neither holds more than one chunk (or one read buffer) of a file in
 //!   memory.
 //!
+//! Front ends run a transfer as a task ([`task`]): an [`Action`] goes in,
+//! [`Update`]s (progress, finished, failed) come out.
+//!
 //! The HTTP is hyper's client (one connection per request: a chunk is
 //! megabytes, so a connection set-up is noise).
 
 pub mod download;
 mod http;
+pub mod task;
 pub mod upload;
 
 use std::path::PathBuf;
@@ -29,6 +33,7 @@ use chatus_protocol::{FileId, Sha256Hex, Token};
 use crate::url::ServerUrl;
 
 pub use download::{Downloaded, download};
+pub use task::{Action, Handle, Update, spawn};
 pub use upload::{UploadState, Uploaded, upload};
 
 /// Bytes sent per `PATCH`: the most of a file held in memory at once.

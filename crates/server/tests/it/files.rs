@@ -913,3 +913,60 @@ async fn the_client_resumes_an_interrupted_upload_and_a_partial_download() {
         .unwrap();
     assert_eq!(std::fs::read(&dest2).unwrap(), data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_task_reports_progress_then_its_result() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let to = Endpoint {
+        server: server.url(),
+        token,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(transfer::CHUNK + 10, 8);
+    let src = dir.path().join("t.bin");
+    std::fs::write(&src, &data).unwrap();
+    let (_handle, mut updates) = transfer::spawn(to.clone(), transfer::Action::Upload(src));
+    let mut progress = Vec::new();
+    let up = loop {
+        match tokio::time::timeout(WAIT, updates.recv()).await.unwrap() {
+            Some(transfer::Update::Progress(p)) => progress.push(p.done),
+            Some(transfer::Update::Uploaded(up)) => break up,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(progress.first(), Some(&0));
+    assert_eq!(progress.last(), Some(&(data.len() as u64)));
+    assert!(
+        updates.recv().await.is_none(),
+        "the channel closes at the end"
+    );
+    let missing = transfer::Action::Download {
+        id: FileId::from_bytes([3; 16]),
+        dest: Some(dir.path().to_owned()),
+        force: false,
+    };
+    let (_handle, mut updates) = transfer::spawn(to.clone(), missing);
+    match updates.recv().await {
+        Some(transfer::Update::Failed(transfer::TransferError::NotFound(_))) => {}
+        other => panic!("{other:?}"),
+    }
+    let (_handle, mut updates) = transfer::spawn(
+        to,
+        transfer::Action::Download {
+            id: up.id,
+            dest: Some(dir.path().join("back.bin")),
+            force: false,
+        },
+    );
+    loop {
+        match updates.recv().await {
+            Some(transfer::Update::Progress(_)) => {}
+            Some(transfer::Update::Downloaded(d)) => {
+                assert_eq!(std::fs::read(d.path).unwrap(), data);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
