@@ -228,6 +228,9 @@ async fn create(state: &State, user: &User, req: Request<Incoming>) -> Reply {
         Ok(m) => m,
         Err(res) => return res,
     };
+    // Checked and recorded in one turn per user: concurrent creations
+    // cannot pass the quota together.
+    let turn = files.creation_turn(user.id).await;
     let usage = match state.store().upload_usage(user.id).await {
         Ok(u) => u,
         Err(e) => return store_failed(&e),
@@ -278,6 +281,7 @@ async fn create(state: &State, user: &User, req: Request<Incoming>) -> Reply {
     if let Err(e) = state.store().create_upload(row.clone()).await {
         return store_failed(&e);
     }
+    drop(turn);
     if let Err(e) = files.store.create_partial(&id).await {
         return internal("could not create an upload's partial file", &e);
     }

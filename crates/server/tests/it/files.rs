@@ -970,3 +970,30 @@ async fn a_transfer_task_reports_progress_then_its_result() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_created_at_once_cannot_pass_the_quota_together() {
+    let server = TestServer::start_with(|c| {
+        c.files.max_file_bytes = 1000;
+        c.files.quota_bytes = 1500;
+    })
+    .await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let head = format!(
+        "POST /uploads HTTP/1.1\r\n{TUS}{}Upload-Length: 1000\r\nContent-Length: 0\r\n",
+        auth(&token)
+    );
+    let tries: Vec<_> = (0..6)
+        .map(|_| {
+            let head = head.clone();
+            let addr = server.addr;
+            tokio::spawn(async move { http(addr, &head, b"").await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tries {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 413, 413, 413, 413, 413]);
+}
