@@ -121,6 +121,7 @@ async fn body(
         Some(Range::Bytes(a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
     };
     let reader = if method == Method::GET && count > 0 {
+        super::Counts::add(&state.files().counts.bytes_out, count);
         Some(open(state, up, start, count).await?)
     } else {
         None

@@ -24,6 +24,7 @@ pub(crate) mod tus;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -72,6 +73,29 @@ pub(crate) struct Files {
     /// request holds are dropped by the sweep, so this stays O(users
     /// creating lately).
     creating: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Figures for `/metrics`.
+    pub(crate) counts: Counts,
+}
+
+/// What the file routes did, for `/metrics`: relaxed counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    /// Uploads created.
+    pub(crate) created: AtomicU64,
+    /// Uploads whose last byte arrived.
+    pub(crate) finished: AtomicU64,
+    /// Upload bytes stored (chunks discarded not counted).
+    pub(crate) bytes_in: AtomicU64,
+    /// File bytes answered to `GET` (whole files and ranges), counted as
+    /// each response starts.
+    pub(crate) bytes_out: AtomicU64,
+}
+
+impl Counts {
+    /// Adds `n` to a counter.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// Most running hashes kept (about 200 bytes each).
@@ -126,6 +150,7 @@ impl Files {
             busy: Arc::new(Mutex::new(HashSet::new())),
             hashes: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashMap::new()),
+            counts: Counts::default(),
         }
     }
 

@@ -35,7 +35,9 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use super::{Files, Reply, UploadLock, authenticate, internal, not_found, store_failed, text};
+use super::{
+    Counts, Files, Reply, UploadLock, authenticate, internal, not_found, store_failed, text,
+};
 use crate::state::State;
 use crate::store::{UploadRow, User};
 
@@ -282,6 +284,7 @@ async fn create(state: &State, user: &User, req: Request<Incoming>) -> Reply {
         return store_failed(&e);
     }
     drop(turn);
+    Counts::add(&files.counts.created, 1);
     if let Err(e) = files.store.create_partial(&id).await {
         return internal("could not create an upload's partial file", &e);
     }
@@ -489,6 +492,7 @@ async fn append(
             .insert("upload-offset", HeaderValue::from(offset));
         return res;
     }
+    Counts::add(&files.counts.bytes_in, written);
     if written > 0
         && let Err(e) = state
             .store()
@@ -667,6 +671,7 @@ async fn finish(
         .promote(&up.id, &sha)
         .await
         .map_err(|e| internal("could not store a finished upload", &e))?;
+    Counts::add(&files.counts.finished, 1);
     tracing::debug!(id = %up.id, %sha, "upload finished");
     Ok(sha)
 }

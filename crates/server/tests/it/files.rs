@@ -273,6 +273,22 @@ async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
     assert_ne!(up2.id, up.id);
     let blobs: Vec<_> = walk(&server.data.join("files/blobs"));
     assert_eq!(blobs.len(), 1, "{blobs:?}");
+
+    let metrics = http(server.addr, "GET /metrics HTTP/1.1\r\n", b"")
+        .await
+        .text();
+    let n = data.len();
+    for line in [
+        "chatus_uploads_created_total 2".to_owned(),
+        "chatus_uploads_finished_total 2".to_owned(),
+        format!("chatus_upload_bytes_total {}", 2 * n),
+        format!("chatus_download_bytes_total {n}"),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in {metrics}"
+        );
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
