@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::{Auth, ChangePassword, Login, Logout, Register};
 use crate::error::{ErrorCode, ErrorReply};
-use crate::file::ListFiles;
+use crate::file::{FileId, ListFiles};
 use crate::hello::{Hello, Ping};
 use crate::history::{Conversations, History, MarkRead};
 use crate::ids::{
@@ -190,6 +190,7 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("new", |s| Password::parse(s).map(drop)),
     ("token", |s| Token::parse(s).map(drop)),
     ("client_id", |s| ClientMsgId::parse(s).map(drop)),
+    ("file", |s| FileId::parse(s).map(drop)),
     ("body", |s| Body::parse(s).map(drop)),
     ("client", |s| ClientLabel::parse(s).map(drop)),
 ];
