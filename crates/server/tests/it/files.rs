@@ -1,6 +1,6 @@
 //! Files: tus uploads and HTTP downloads against a real server, through
-//! raw HTTP (to cut bodies, corrupt chunks and send bad tokens) and
-//! through the client library's transfer module (round trips).
+//! raw HTTP (to cut bodies, corrupt chunks and send bad tokens); the
+//! helpers here serve `transfer.rs` too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,8 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chatus_client::protocol::{Body, Conversation, ErrorCode, FileId, RoomName, Token, Visibility};
-use chatus_client::transfer::{self, Endpoint, Progress};
-use chatus_client::{Client, Credentials, Error, Event, Events};
+use chatus_client::{Client, Credentials, Error, Events};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -18,27 +17,27 @@ use crate::util::*;
 
 /// A response as the tests look at it.
 #[derive(Debug)]
-struct Res {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Res {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Res {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// Sends one request (`Connection: close`) and reads the whole response.
-async fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Res {
+pub(crate) async fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Res {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!("{head}Host: test\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
@@ -51,7 +50,7 @@ async fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Res {
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> Res {
+pub(crate) fn parse(raw: &[u8]) -> Res {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut r = httparse::Response::new(&mut headers);
     let n = match r.parse(raw).unwrap() {
@@ -74,14 +73,14 @@ fn parse(raw: &[u8]) -> Res {
     }
 }
 
-const TUS: &str = "Tus-Resumable: 1.0.0\r\n";
+pub(crate) const TUS: &str = "Tus-Resumable: 1.0.0\r\n";
 
-fn auth(token: &Token) -> String {
+pub(crate) fn auth(token: &Token) -> String {
     format!("Authorization: Bearer {}\r\n", token.expose())
 }
 
 /// Registers `name`; returns the client, its events and its token.
-async fn account(url: chatus_client::ServerUrl, name: &str) -> (Client, Events, Token) {
+pub(crate) async fn account(url: chatus_client::ServerUrl, name: &str) -> (Client, Events, Token) {
     let creds = Credentials::Register {
         username: user(name),
         password: password(name),
@@ -91,7 +90,7 @@ async fn account(url: chatus_client::ServerUrl, name: &str) -> (Client, Events, 
 }
 
 /// `POST /uploads` for `len` bytes named `name`; returns the id.
-async fn create(addr: SocketAddr, token: &Token, len: u64, name: &str) -> FileId {
+pub(crate) async fn create(addr: SocketAddr, token: &Token, len: u64, name: &str) -> FileId {
     let meta = format!(
         "filename {},filetype {}",
         BASE64.encode(name),
@@ -111,11 +110,17 @@ async fn create(addr: SocketAddr, token: &Token, len: u64, name: &str) -> FileId
     FileId::parse(loc.strip_prefix("/uploads/").unwrap()).unwrap()
 }
 
-async fn patch(addr: SocketAddr, token: &Token, id: &FileId, offset: u64, data: &[u8]) -> Res {
+pub(crate) async fn patch(
+    addr: SocketAddr,
+    token: &Token,
+    id: &FileId,
+    offset: u64,
+    data: &[u8],
+) -> Res {
     patch_with(addr, token, id, offset, data, "").await
 }
 
-async fn patch_with(
+pub(crate) async fn patch_with(
     addr: SocketAddr,
     token: &Token,
     id: &FileId,
@@ -135,7 +140,7 @@ async fn patch_with(
     .await
 }
 
-async fn head_offset(addr: SocketAddr, token: &Token, id: &FileId) -> u64 {
+pub(crate) async fn head_offset(addr: SocketAddr, token: &Token, id: &FileId) -> u64 {
     let r = http(
         addr,
         &format!("HEAD /uploads/{id} HTTP/1.1\r\n{TUS}{}", auth(token)),
@@ -148,7 +153,7 @@ async fn head_offset(addr: SocketAddr, token: &Token, id: &FileId) -> u64 {
 
 /// Waits until the server holds at least `want` bytes of the upload (a
 /// body cut off is written out by the server after the client left).
-async fn offset_reaches(addr: SocketAddr, token: &Token, id: &FileId, want: u64) -> u64 {
+pub(crate) async fn offset_reaches(addr: SocketAddr, token: &Token, id: &FileId, want: u64) -> u64 {
     tokio::time::timeout(WAIT, async {
         loop {
             let n = head_offset(addr, token, id).await;
@@ -162,7 +167,7 @@ async fn offset_reaches(addr: SocketAddr, token: &Token, id: &FileId, want: u64)
     .expect("the offset never moved")
 }
 
-async fn get(addr: SocketAddr, token: &Token, id: &FileId, extra: &str) -> Res {
+pub(crate) async fn get(addr: SocketAddr, token: &Token, id: &FileId, extra: &str) -> Res {
     http(
         addr,
         &format!("GET /files/{id} HTTP/1.1\r\n{}{extra}", auth(token)),
@@ -172,126 +177,24 @@ async fn get(addr: SocketAddr, token: &Token, id: &FileId, extra: &str) -> Res {
 }
 
 /// Bytes that differ at every position (a shifted or repeated chunk shows).
-fn content(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
         .collect()
 }
 
-fn sha(data: &[u8]) -> String {
+pub(crate) fn sha(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn lobby() -> Conversation {
+pub(crate) fn lobby() -> Conversation {
     Conversation::Room(RoomName::lobby())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
-    let server = TestServer::start().await;
-    let (alice, _, alice_token) = account(server.url(), "alice").await;
-    let (bob, mut bob_events, bob_token) = account(server.url(), "bob").await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = content(3 * 1024 * 1024 + 17, 1);
-    let src = dir.path().join("report.bin");
-    std::fs::write(&src, &data).unwrap();
-
-    let to = Endpoint {
-        server: server.url(),
-        token: alice_token,
-    };
-    let mut seen = Vec::new();
-    let up = transfer::upload(&to, &src, &mut |p: Progress| seen.push(p))
-        .await
-        .unwrap();
-    assert_eq!(up.sha256.as_str(), sha(&data));
-    assert_eq!(seen.last().unwrap().done, data.len() as u64);
-    assert!(up.state_file.exists(), "resume state kept until the send");
-    let sent = alice
-        .send_file_with_id(
-            lobby(),
-            Body::parse("report.bin").unwrap(),
-            Some(up.id.clone()),
-            up.client_id.clone(),
-        )
-        .await
-        .unwrap();
-    up.forget().unwrap();
-    assert!(!up.state_file.exists());
-
-    let m = next_matching(&mut bob_events, |e| match e {
-        Event::Message { message, .. } if message.file.is_some() => Some(message),
-        _ => None,
-    })
-    .await;
-    assert_eq!(m.seq, sent.seq);
-    let info = m.file.unwrap();
-    assert_eq!(info.id, up.id);
-    assert_eq!(info.name.as_str(), "report.bin");
-    assert_eq!(info.size, data.len() as u64);
-    assert_eq!(info.sha256.as_str(), sha(&data));
-
-    // History and list_files carry the same file.
-    let page = bob
-        .history(
-            lobby(),
-            chatus_client::protocol::history::Page::Latest,
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(page.messages.last().unwrap().file.as_ref(), Some(&info));
-    let listed = bob.list_files(lobby(), None).await.unwrap();
-    assert_eq!(listed.files.len(), 1);
-    assert_eq!(listed.files[0].file, info);
-
-    let out = tempfile::tempdir().unwrap();
-    let from = Endpoint {
-        server: server.url(),
-        token: bob_token,
-    };
-    let got = transfer::download(&from, &info.id, Some(out.path()), false, &mut |_| {})
-        .await
-        .unwrap();
-    assert_eq!(got.path, out.path().join("report.bin"));
-    assert_eq!(std::fs::read(&got.path).unwrap(), data);
-    assert_eq!(got.sha256, info.sha256);
-    // Never replaced without force.
-    let again = transfer::download(&from, &info.id, Some(out.path()), false, &mut |_| {}).await;
-    assert!(
-        matches!(again, Err(transfer::TransferError::Exists(_))),
-        "{again:?}"
-    );
-
-    // The same bytes under another name: a second upload, one blob.
-    let copy = dir.path().join("copy.bin");
-    std::fs::write(&copy, &data).unwrap();
-    let up2 = transfer::upload(&to, &copy, &mut |_| {}).await.unwrap();
-    assert_ne!(up2.id, up.id);
-    let blobs: Vec<_> = walk(&server.data.join("files/blobs"));
-    assert_eq!(blobs.len(), 1, "{blobs:?}");
-
-    let metrics = http(server.addr, "GET /metrics HTTP/1.1\r\n", b"")
-        .await
-        .text();
-    let n = data.len();
-    for line in [
-        "chatus_uploads_created_total 2".to_owned(),
-        "chatus_uploads_finished_total 2".to_owned(),
-        format!("chatus_upload_bytes_total {}", 2 * n),
-        format!("chatus_download_bytes_total {n}"),
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "no {line:?} in {metrics}"
-        );
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -767,44 +670,54 @@ async fn single_ranges_are_206_and_past_the_end_416() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_body_is_cut_off_and_uploads_per_user_are_bounded() {
     let server = TestServer::start_with(|c| {
-        c.files.read_timeout_secs = 1;
+        c.files.read_timeout_secs = 2;
         c.files.max_uploads_per_user = 1;
     })
     .await;
     let (_c, _e, token) = account(server.url(), "alice").await;
-    let id = create(server.addr, &token, 100, "slow").await;
+    let id = create(server.addr, &token, 1 << 20, "slow").await;
     let other = create(server.addr, &token, 100, "other").await;
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let s = TcpStream::connect(server.addr).await.unwrap();
+    let (mut read, mut write) = s.into_split();
     let head = format!(
-        "PATCH /uploads/{id} HTTP/1.1\r\nHost: t\r\n{TUS}{}Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 100\r\n\r\n",
-        auth(&token)
+        "PATCH /uploads/{id} HTTP/1.1\r\nHost: t\r\n{TUS}{}Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: {}\r\n\r\n",
+        auth(&token),
+        1 << 20
     );
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(&[1u8; 10]).await.unwrap();
-    // While that body trickles, the user's one upload slot is taken (an
-    // empty PATCH, which changes nothing, waits until the server took the
-    // trickling request up).
-    tokio::time::timeout(WAIT, async {
+    write.write_all(head.as_bytes()).await.unwrap();
+    // More than the server buffers, so that it writes (and HEAD shows)
+    // part of it: the request is under way and holds the user's slot.
+    let first = 256 * 1024 + 1;
+    write.write_all(&vec![1u8; first]).await.unwrap();
+    // A byte every 100 ms (well within the read timeout) until told to
+    // stop; returns how many it sent.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let trickle = tokio::spawn(async move {
+        let mut sent = first as u64;
         loop {
-            let r = patch(server.addr, &token, &other, 0, b"").await;
-            if r.status == 429 {
-                break;
+            write.write_all(&[1u8]).await.unwrap();
+            sent += 1;
+            tokio::select! {
+                _ = &mut stopped => return (sent, write),
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
-            assert_eq!(r.status, 204, "{}", r.text());
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-    })
-    .await
-    .expect("the slot was never taken");
+    });
+    // While that body trickles, the user's one upload slot is taken.
+    offset_reaches(server.addr, &token, &id, 256 * 1024).await;
+    let r = patch(server.addr, &token, &other, 0, &[2u8; 100]).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    stop.send(()).unwrap();
+    let (sent, _write) = trickle.await.unwrap();
     // No more bytes: the server ends the request and keeps what came.
     let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+    tokio::time::timeout(WAIT, read.read_to_end(&mut raw))
         .await
         .unwrap()
         .unwrap();
     let r = parse(&raw);
     assert_eq!(r.status, 408, "{}", r.text());
-    assert_eq!(r.header("upload-offset"), Some("10"));
+    assert_eq!(r.header("upload-offset"), Some(sent.to_string().as_str()));
     assert_eq!(
         patch(server.addr, &token, &other, 0, &[2u8; 100])
             .await
@@ -851,140 +764,6 @@ async fn abandoned_uploads_are_swept_and_finished_ones_stay() {
             .exists()
     );
     assert_eq!(get(server.addr, &token, &done, "").await.body, b"abc");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_resumes_an_interrupted_upload_and_a_partial_download() {
-    let server = TestServer::start().await;
-    let (_c, _e, token) = account(server.url(), "alice").await;
-    let to = Endpoint {
-        server: server.url(),
-        token,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let data = content(2 * transfer::CHUNK + 3, 7);
-    let src = dir.path().join("big.bin");
-    std::fs::write(&src, &data).unwrap();
-
-    // The program stops once the first chunk is stored.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut tx = Some(tx);
-    let mut first_run = |p: Progress| {
-        if p.done >= transfer::CHUNK as u64
-            && let Some(tx) = tx.take()
-        {
-            let _ = tx.send(());
-        }
-    };
-    tokio::select! {
-        r = transfer::upload(&to, &src, &mut first_run) => panic!("not interrupted: {r:?}"),
-        _ = rx => {}
-    }
-    let state: transfer::UploadState =
-        serde_json::from_str(&std::fs::read_to_string(transfer::upload::state_file(&src)).unwrap())
-            .unwrap();
-    // Run again: it goes on from the server's offset, not from zero.
-    let mut seen = Vec::new();
-    let up = transfer::upload(&to, &src, &mut |p| seen.push(p))
-        .await
-        .unwrap();
-    assert_eq!(Some(&up.id), state.id.as_ref());
-    assert_eq!(up.client_id, state.client_id);
-    let resumed_at = seen[0].done;
-    assert!(
-        resumed_at >= transfer::CHUNK as u64 && resumed_at < data.len() as u64,
-        "{seen:?}"
-    );
-    assert_eq!(up.sha256.as_str(), sha(&data));
-
-    // A download cut in the middle left a .part: it goes on from there.
-    let out = tempfile::tempdir().unwrap();
-    let dest = out.path().join("copy.bin");
-    let part = transfer::download::part_file(&dest);
-    let half = data.len() / 2;
-    std::fs::write(&part, &data[..half]).unwrap();
-    let mut seen = Vec::new();
-    let got = transfer::download(&to, &up.id, Some(&dest), false, &mut |p| seen.push(p))
-        .await
-        .unwrap();
-    assert_eq!(seen[0].done, half as u64);
-    assert_eq!(std::fs::read(&got.path).unwrap(), data);
-    assert!(!part.exists());
-
-    // A damaged .part is caught by the SHA-256, never given the name, and
-    // dropped so that the next run starts clean.
-    let dest2 = out.path().join("copy2.bin");
-    let part2 = transfer::download::part_file(&dest2);
-    std::fs::write(&part2, vec![0u8; half]).unwrap();
-    let err = transfer::download(&to, &up.id, Some(&dest2), false, &mut |_| {})
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, transfer::TransferError::Mismatch { .. }),
-        "{err:?}"
-    );
-    assert!(!dest2.exists() && !part2.exists());
-    transfer::download(&to, &up.id, Some(&dest2), false, &mut |_| {})
-        .await
-        .unwrap();
-    assert_eq!(std::fs::read(&dest2).unwrap(), data);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transfer_task_reports_progress_then_its_result() {
-    let server = TestServer::start().await;
-    let (_c, _e, token) = account(server.url(), "alice").await;
-    let to = Endpoint {
-        server: server.url(),
-        token,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let data = content(transfer::CHUNK + 10, 8);
-    let src = dir.path().join("t.bin");
-    std::fs::write(&src, &data).unwrap();
-    let (_handle, mut updates) = transfer::spawn(to.clone(), transfer::Action::Upload(src));
-    let mut progress = Vec::new();
-    let up = loop {
-        match tokio::time::timeout(WAIT, updates.recv()).await.unwrap() {
-            Some(transfer::Update::Progress(p)) => progress.push(p.done),
-            Some(transfer::Update::Uploaded(up)) => break up,
-            other => panic!("{other:?}"),
-        }
-    };
-    assert_eq!(progress.first(), Some(&0));
-    assert_eq!(progress.last(), Some(&(data.len() as u64)));
-    assert!(
-        updates.recv().await.is_none(),
-        "the channel closes at the end"
-    );
-    let missing = transfer::Action::Download {
-        id: FileId::from_bytes([3; 16]),
-        dest: Some(dir.path().to_owned()),
-        force: false,
-    };
-    let (_handle, mut updates) = transfer::spawn(to.clone(), missing);
-    match updates.recv().await {
-        Some(transfer::Update::Failed(transfer::TransferError::NotFound(_))) => {}
-        other => panic!("{other:?}"),
-    }
-    let (_handle, mut updates) = transfer::spawn(
-        to,
-        transfer::Action::Download {
-            id: up.id,
-            dest: Some(dir.path().join("back.bin")),
-            force: false,
-        },
-    );
-    loop {
-        match updates.recv().await {
-            Some(transfer::Update::Progress(_)) => {}
-            Some(transfer::Update::Downloaded(d)) => {
-                assert_eq!(std::fs::read(d.path).unwrap(), data);
-                break;
-            }
-            other => panic!("{other:?}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,4 +26,5 @@ mod protocol_doc;
 mod recovery;
 mod resume;
 mod slow;
+mod transfer;
 mod util;
