@@ -340,6 +340,25 @@ async fn head(state: &State, user: &User, id: &FileId) -> Reply {
         Ok(n) => n,
         Err(res) => return res,
     };
+    // Every byte is there but finishing failed (the database was away,
+    // say): finish now, so a client that sees the whole offset may share
+    // the file.
+    if up.sha256.is_none()
+        && offset == up.length
+        && let Some(_held) = state.files().lock(id)
+    {
+        // Under the hold, as it stands now (a PATCH may just have finished
+        // it).
+        match state.store().find_upload(id.clone()).await {
+            Ok(Some(now)) if now.sha256.is_none() => {
+                if let Err(res) = finish(state, &now, None).await {
+                    return res;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return store_failed(&e),
+        }
+    }
     let mut res = text(StatusCode::OK, "");
     res.headers_mut().remove(header::CONTENT_TYPE);
     let h = res.headers_mut();
@@ -414,6 +433,14 @@ async fn append(
             "Another request is writing this upload; resume from HEAD once it ends.\n",
         );
     };
+    // Read again under the hold: another request may have finished it
+    // since the caller looked.
+    let fresh = match state.store().find_upload(up.id.clone()).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return not_found(),
+        Err(e) => return store_failed(&e),
+    };
+    let up = &fresh;
     let stored = match offset_of(state, up).await {
         Ok(n) => n,
         Err(res) => return res,
@@ -443,6 +470,14 @@ async fn append(
                 bytes(n - room)
             ),
         );
+    }
+    if up.sha256.is_some() {
+        // Finished already, and this body (if any) is empty: nothing to do.
+        let mut res = text(StatusCode::NO_CONTENT, "");
+        res.headers_mut().remove(header::CONTENT_TYPE);
+        res.headers_mut()
+            .insert("upload-offset", HeaderValue::from(up.length));
+        return res;
     }
     let timeout = Duration::from_secs(files.config.read_timeout_secs);
     let running = files.take_hash(&up.id, offset);

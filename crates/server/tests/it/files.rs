@@ -521,6 +521,11 @@ async fn a_corrupted_chunk_is_460_and_discarded_then_the_upload_completes() {
         204
     );
     assert_eq!(get(server.addr, &token, &id, "").await.body, data);
+    // An empty PATCH at the end of a finished upload changes nothing.
+    let r = patch(server.addr, &token, &id, 5000, b"").await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.header("upload-offset"), Some("5000"));
+    assert_eq!(head_offset(server.addr, &token, &id).await, 5000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
