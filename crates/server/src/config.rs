@@ -106,8 +106,8 @@ pub struct FilesConfig {
     /// Most bytes one user's uploads may take together (finished or not);
     /// past it `413`.
     pub quota_bytes: u64,
-    /// Hours an unfinished upload may go without receiving bytes before
-    /// it is removed (partial file and all).
+    /// Hours an upload no message shares may go without receiving bytes
+    /// (or after it finished) before it is removed, bytes and all.
     pub upload_expiry_hours: u64,
     /// Seconds an upload body may go without sending a byte before the
     /// request is ended (what arrived is kept): a trickling client does

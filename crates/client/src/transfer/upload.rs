@@ -1,8 +1,9 @@
 //! Uploads: tus 1.0, resumable across cuts and across runs.
 //!
 //! The resume state lives beside the file (`.NAME.chatus-upload`, see
-//! [`UploadState`]); it is valid while the file keeps its size,
-//! modification time and SHA-256 and the server is the same. A cut
+//! [`UploadState`]); it is valid while the file keeps its size and
+//! modification time and the server is the same. When the file changed,
+//! its old upload is removed on the server and a new one begins. A cut
 //! connection, a `409` (offset mismatch) or a `460` (a chunk damaged on
 //! the way) makes the upload ask for the offset and go on; each attempt
 //! that moves no byte counts against [`RETRIES`].
@@ -164,8 +165,21 @@ pub async fn upload(
     let media_type = guess_media_type(name.as_str());
     let state_path = state_file(path);
     let server = to.server.to_string();
-    let old = load_state(&state_path)
-        .filter(|s| s.server == server && s.size == size && s.modified_ms == modified_ms);
+    let old = match load_state(&state_path) {
+        Some(s) if s.server == server && s.size == size && s.modified_ms == modified_ms => Some(s),
+        Some(changed) => {
+            // The file changed since: its old upload is of no use. Remove
+            // it on the server (best effort; the server expires it anyway).
+            if changed.server == server
+                && let Some(id) = &changed.id
+                && let Err(e) = terminate(to, id).await
+            {
+                tracing::debug!(cause = %e, "could not remove a stale upload");
+            }
+            None
+        }
+        None => None,
+    };
     let mut state = match old {
         Some(s) => s,
         None => UploadState {
@@ -302,6 +316,22 @@ async fn create(
         .and_then(|l| l.rsplit('/').next())
         .and_then(|id| FileId::parse(id).ok())
         .ok_or_else(|| TransferError::Protocol("201 without a usable Location".into()))
+}
+
+/// Removes an upload (tus termination).
+async fn terminate(to: &Endpoint, id: &FileId) -> Result<(), TransferError> {
+    let req = build(
+        to,
+        Method::DELETE,
+        &format!("/uploads/{id}"),
+        &[(TUS.0, TUS.1.into())],
+        Bytes::new(),
+    )?;
+    let res = send(to, req).await?;
+    match res.status() {
+        StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+        _ => Err(refused(res).await),
+    }
 }
 
 /// The upload's offset, or `None` when the server has no such upload.

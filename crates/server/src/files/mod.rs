@@ -14,8 +14,9 @@
 //!   bytes bounded by `files.read_timeout_secs`; one user sends at most
 //!   `files.max_uploads_per_user` bodies at once, and one upload takes one
 //!   body at a time (`423` for a second).
-//! - Abandoned uploads (no bytes for `files.upload_expiry_hours`) are
-//!   removed by [`Files::sweep`], which the server runs hourly.
+//! - Abandoned uploads (no message shares them, and no bytes arrived for
+//!   `files.upload_expiry_hours`) are removed by [`Files::sweep`], which
+//!   the server runs hourly.
 
 pub(crate) mod download;
 pub(crate) mod store;
@@ -239,19 +240,31 @@ impl Files {
         loop {
             let stale = db.stale_uploads(before, SWEEP_CHUNK).await?;
             let n = stale.len();
+            let mut this_round = 0;
             for up in stale {
                 let Some(_held) = self.lock(&up.id) else {
                     continue;
                 };
-                if db.delete_upload(up.id.clone()).await? {
-                    self.forget_hash(&up.id);
-                    if let Err(e) = self.store.remove_partial(&up.id).await {
-                        tracing::warn!(cause = %e, id = %up.id, "could not remove an abandoned upload's bytes");
-                    }
-                    removed += 1;
+                // Refused when a message shared it meanwhile.
+                if !db.delete_upload(up.id.clone()).await? {
+                    continue;
+                }
+                self.forget_hash(&up.id);
+                this_round += 1;
+                if let Err(e) = self.store.remove_partial(&up.id).await {
+                    tracing::warn!(cause = %e, id = %up.id, "could not remove an abandoned upload's bytes");
+                }
+                if let Some(sha) = up.sha256
+                    && !db.blob_in_use(sha.clone()).await?
+                    && let Err(e) = self.store.remove_blob(&sha).await
+                {
+                    tracing::warn!(cause = %e, %sha, "could not remove an abandoned file");
                 }
             }
-            if n < SWEEP_CHUNK as usize {
+            removed += this_round;
+            // A full chunk of which nothing could go (all held by requests
+            // now) is left for the next sweep rather than read again.
+            if n < SWEEP_CHUNK as usize || this_round == 0 {
                 return Ok(removed);
             }
         }

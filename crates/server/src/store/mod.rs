@@ -479,8 +479,9 @@ pub trait Store: Send + Sync + 'static {
     /// not) and how many no message shares yet.
     fn upload_usage(&self, user: UserId) -> StoreFuture<'_, UploadUsage>;
 
-    /// Up to `limit` unfinished uploads whose bytes last arrived before
-    /// `before`: the abandoned ones, to be removed.
+    /// Up to `limit` uploads no message shares whose bytes last arrived
+    /// (or that finished) before `before`: the abandoned ones, finished or
+    /// not, to be removed.
     fn stale_uploads(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<UploadRow>>;
 
     /// The conversations in which a file was shared.

@@ -732,35 +732,44 @@ async fn a_trickling_body_is_cut_off_and_uploads_per_user_are_bounded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abandoned_uploads_are_swept_and_finished_ones_stay() {
+async fn abandoned_uploads_are_swept_and_shared_files_stay() {
     let server = TestServer::start().await;
-    let (_c, _e, token) = account(server.url(), "alice").await;
+    let (alice, _e, token) = account(server.url(), "alice").await;
     let abandoned = create(server.addr, &token, 100, "gone").await;
+    let r = patch(server.addr, &token, &abandoned, 0, &[1u8; 40]).await;
+    assert_eq!(r.status, 204);
+    let unsent = create(server.addr, &token, 3, "unsent").await;
     assert_eq!(
-        patch(server.addr, &token, &abandoned, 0, &[1u8; 40])
-            .await
-            .status,
+        patch(server.addr, &token, &unsent, 0, b"xyz").await.status,
         204
     );
-    let done = create(server.addr, &token, 3, "kept").await;
+    let shared = create(server.addr, &token, 3, "kept").await;
     assert_eq!(
-        patch(server.addr, &token, &done, 0, b"abc").await.status,
+        patch(server.addr, &token, &shared, 0, b"abc").await.status,
         204
     );
+    alice
+        .send_file_with_id(
+            lobby(),
+            Body::parse("kept").unwrap(),
+            Some(shared.clone()),
+            Client::new_client_id(),
+        )
+        .await
+        .unwrap();
     let now = chatus_server::service::accounts::now();
     assert_eq!(server.state.sweep_uploads(now).await.unwrap(), 0, "not yet");
     let later = chatus_client::protocol::Timestamp(now.0 + 25 * 3_600_000);
-    assert_eq!(server.state.sweep_uploads(later).await.unwrap(), 1);
-    let r = http(
-        server.addr,
-        &format!(
-            "HEAD /uploads/{abandoned} HTTP/1.1\r\n{TUS}{}",
-            auth(&token)
-        ),
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 404);
+    assert_eq!(server.state.sweep_uploads(later).await.unwrap(), 2);
+    for gone in [&abandoned, &unsent] {
+        let r = http(
+            server.addr,
+            &format!("HEAD /uploads/{gone} HTTP/1.1\r\n{TUS}{}", auth(&token)),
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 404);
+    }
     assert!(
         !server
             .data
@@ -768,7 +777,11 @@ async fn abandoned_uploads_are_swept_and_finished_ones_stay() {
             .join(abandoned.as_str())
             .exists()
     );
-    assert_eq!(get(server.addr, &token, &done, "").await.body, b"abc");
+    // The unsent file's bytes went; the shared one's stayed.
+    let blobs = walk(&server.data.join("files/blobs"));
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    assert!(blobs[0].ends_with(sha(b"abc")));
+    assert_eq!(get(server.addr, &token, &shared, "").await.body, b"abc");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -186,6 +186,23 @@ async fn the_client_resumes_an_interrupted_upload_and_a_partial_download() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(&dest2).unwrap(), data);
+
+    // The file changes before its message was sent: a new upload, and the
+    // old one is removed from the server.
+    std::fs::write(&src, b"a different file").unwrap();
+    let again = transfer::upload(&to, &src, &mut |_| {}).await.unwrap();
+    assert_ne!(again.id, up.id);
+    let old = http(
+        server.addr,
+        &format!(
+            "HEAD /uploads/{} HTTP/1.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer {}\r\n",
+            up.id,
+            to.token.expose()
+        ),
+        b"",
+    )
+    .await;
+    assert_eq!(old.status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

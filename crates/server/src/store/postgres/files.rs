@@ -145,7 +145,9 @@ pub(crate) async fn stale_uploads(
 ) -> Result<Vec<UploadRow>, StoreError> {
     c.query(
         "SELECT id, owner_id, name, media_type, length, sha256, created_ms, updated_ms
-         FROM uploads WHERE sha256 IS NULL AND updated_ms < $1 LIMIT $2",
+         FROM uploads WHERE updated_ms < $1
+         AND (sha256 IS NULL OR NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
+         LIMIT $2",
         &[&ms(before), &i64::from(limit)],
     )
     .await?

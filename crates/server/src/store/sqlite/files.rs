@@ -164,7 +164,9 @@ pub(super) fn stale_uploads(
     limit: u32,
 ) -> Result<Vec<UploadRow>, StoreError> {
     let sql = format!(
-        "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE sha256 IS NULL AND updated_ms < ?1 LIMIT ?2"
+        "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE updated_ms < ?1
+         AND (sha256 IS NULL OR NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
+         LIMIT ?2"
     );
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(params![ms(before), limit], read_upload)?;

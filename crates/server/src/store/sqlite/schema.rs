@@ -120,7 +120,7 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX uploads_owner ON uploads(owner_id);
     CREATE INDEX uploads_sha256 ON uploads(sha256) WHERE sha256 IS NOT NULL;
-    CREATE INDEX uploads_stale ON uploads(updated_ms) WHERE sha256 IS NULL;
+    CREATE INDEX uploads_updated ON uploads(updated_ms);
     ALTER TABLE messages ADD COLUMN file_id TEXT;
     CREATE INDEX messages_file ON messages(file_id) WHERE file_id IS NOT NULL;
     CREATE INDEX messages_conv_files ON messages(conv_id, seq) WHERE file_id IS NOT NULL;
