@@ -167,7 +167,10 @@ async fn open(state: &State, up: &UploadRow, start: u64, count: u64) -> Result<B
     match files.store.open_blob(sha, start, count).await {
         Ok(r) => Ok(r),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let moved = files.store.promote(&up.id, sha).await;
+            let moved = {
+                let _gate = files.blobs.lock().await;
+                files.store.promote(&up.id, sha).await
+            };
             match moved {
                 Ok(()) => files
                     .store

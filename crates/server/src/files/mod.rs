@@ -76,6 +76,12 @@ pub(crate) struct Files {
     creating: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
     /// Figures for `/metrics`.
     pub(crate) counts: Counts,
+    /// Held while content enters the content store (recorded, then moved
+    /// in) and while it leaves it (checked unused, then removed), so that
+    /// a file finishing with the same content as one being removed never
+    /// loses its bytes. Both are rare and short; a tokio Mutex because the
+    /// store calls in between are awaited.
+    pub(crate) blobs: tokio::sync::Mutex<()>,
 }
 
 /// What the file routes did, for `/metrics`: relaxed counters.
@@ -152,6 +158,7 @@ impl Files {
             hashes: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashMap::new()),
             counts: Counts::default(),
+            blobs: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -254,11 +261,13 @@ impl Files {
                 if let Err(e) = self.store.remove_partial(&up.id).await {
                     tracing::warn!(cause = %e, id = %up.id, "could not remove an abandoned upload's bytes");
                 }
-                if let Some(sha) = up.sha256
-                    && !db.blob_in_use(sha.clone()).await?
-                    && let Err(e) = self.store.remove_blob(&sha).await
-                {
-                    tracing::warn!(cause = %e, %sha, "could not remove an abandoned file");
+                if let Some(sha) = up.sha256 {
+                    let _gate = self.blobs.lock().await;
+                    if !db.blob_in_use(sha.clone()).await?
+                        && let Err(e) = self.store.remove_blob(&sha).await
+                    {
+                        tracing::warn!(cause = %e, %sha, "could not remove an abandoned file");
+                    }
                 }
             }
             removed += this_round;

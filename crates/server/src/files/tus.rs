@@ -696,6 +696,7 @@ async fn finish(
             .await
             .map_err(|e| internal("could not hash a finished upload", &e))?,
     };
+    let _gate = files.blobs.lock().await;
     state
         .store()
         .finish_upload(up.id.clone(), sha.clone(), crate::service::accounts::now())
@@ -738,6 +739,7 @@ async fn terminate(state: &State, user: &User, id: &FileId) -> Reply {
         return internal("could not remove an upload's partial file", &e);
     }
     if let Some(sha) = up.sha256 {
+        let _gate = files.blobs.lock().await;
         match state.store().blob_in_use(sha.clone()).await {
             Ok(false) => {
                 if let Err(e) = files.store.remove_blob(&sha).await {
