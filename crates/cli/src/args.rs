@@ -165,6 +165,14 @@ pub enum Command {
     Leave(RoomArg),
     /// Invite a user to a room.
     Invite(InviteArgs),
+    /// Upload files to a room or a person (resumable: run it again after
+    /// an interruption); exits 0 once each file is stored and its message
+    /// acknowledged.
+    Upload(UploadArgs),
+    /// Download a shared file by its id (resumable; checked by SHA-256).
+    Download(DownloadArgs),
+    /// List the files shared in a room or with a person.
+    Files(FilesArgs),
     /// Chat interactively: lines you type are sent; /help lists commands.
     Chat(ChatArgs),
     /// Open the desktop app.
@@ -189,6 +197,9 @@ impl Command {
             Command::Create(a) => &a.client,
             Command::Join(a) | Command::Leave(a) => &a.client,
             Command::Invite(a) => &a.client,
+            Command::Upload(a) => &a.client,
+            Command::Download(a) => &a.client,
+            Command::Files(a) => &a.client,
             Command::Chat(a) => &a.client,
         })
     }
@@ -369,6 +380,52 @@ pub struct Target {
     /// A user (a direct message).
     #[arg(long, short = 't')]
     pub to: Option<String>,
+}
+
+/// `upload` options.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The files to send, each as its own message.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `download` options.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// The file's id (shown with the message, and by `chatus files`).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Where to save it: a file, or a directory to save it in under its
+    /// own name [default: its own name in the current directory].
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `files` options.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("conv").required(true).args(["room", "with"]))]
+pub struct FilesArgs {
+    /// A room.
+    #[arg(long, short = 'r')]
+    pub room: Option<String>,
+    /// The direct conversation with this user.
+    #[arg(long, short = 'w')]
+    pub with: Option<String>,
+    /// Most files to list (newest first).
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `send` options.

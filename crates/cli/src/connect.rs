@@ -171,6 +171,17 @@ impl Ctx {
     pub async fn connect(&self, mode: Mode) -> Result<(Client, Events, Connected), CliError> {
         let server = self.server()?;
         let saved = self.account(&server).await?;
+        self.connect_as(mode, server, saved).await
+    }
+
+    /// Connects with a saved login already chosen (file transfers need
+    /// its token as well).
+    pub async fn connect_as(
+        &self,
+        mode: Mode,
+        server: ServerUrl,
+        saved: Saved,
+    ) -> Result<(Client, Events, Connected), CliError> {
         let user = saved.user.clone();
         let mut config = Config::new(server.clone(), Credentials::Token(saved.token));
         config.client_label = format!("chatus-cli/{}", env!("CARGO_PKG_VERSION"));

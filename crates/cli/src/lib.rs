@@ -21,6 +21,7 @@ pub mod args;
 pub mod chat;
 pub mod commands;
 pub mod connect;
+pub mod files;
 pub mod logging;
 pub mod migrate;
 pub mod output;
@@ -59,6 +60,9 @@ pub enum CliError {
     /// `chatus migrate` failed or found the copy different.
     #[error(transparent)]
     Migrate(#[from] chatus_server::migrate::MigrateError),
+    /// A file upload or download failed.
+    #[error(transparent)]
+    Transfer(#[from] chatus_client::transfer::TransferError),
     /// The stored logins could not be used.
     #[error(transparent)]
     Sessions(#[from] chatus_client::SessionsError),
@@ -209,6 +213,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Join(a) => commands::join(need()?, &a).await,
         Command::Leave(a) => commands::leave(need()?, &a).await,
         Command::Invite(a) => commands::invite(need()?, &a).await,
+        Command::Upload(a) => files::upload(need()?, &a).await,
+        Command::Download(a) => files::download(need()?, &a).await,
+        Command::Files(a) => files::list(need()?, &a).await,
         Command::Chat(a) => chat::chat(need()?, &a).await,
         Command::Gui(_) => Err(CliError::Local(
             "The desktop app runs on the main thread; see main.rs.".into(),

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use chatus_client::protocol::message::Message;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
-use chatus_client::protocol::{Conversation, Timestamp};
+use chatus_client::protocol::{Conversation, FileInfo, Timestamp};
 use serde_json::{Value, json};
 
 /// Replaces control characters other than newline and tab.
@@ -71,7 +71,50 @@ pub fn message_json(m: &Message) -> Value {
         Conversation::Room(r) => v["room"] = json!(r.as_str()),
         Conversation::Peer(p) => v["peer"] = json!(p.as_str()),
     }
+    if let Some(f) = &m.file {
+        v["file"] = file_json(f);
+    }
     v
+}
+
+/// The JSON object for a file: `id`, `name`, `size`, `media_type`,
+/// `sha256`.
+pub fn file_json(f: &FileInfo) -> Value {
+    json!({
+        "id": f.id.as_str(),
+        "name": f.name.as_str(),
+        "size": f.size,
+        "media_type": f.media_type.as_str(),
+        "sha256": f.sha256.as_str(),
+    })
+}
+
+/// A byte count for people: `512 B`, `3.0 KiB`, `1.5 GiB`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// A file as one line: name, size, type, and the command that downloads
+/// it. The name came from another person: it is cleaned.
+pub fn file_text(f: &FileInfo) -> String {
+    format!(
+        "file: {} ({}, {}) · chatus download {}",
+        clean(f.name.as_str()),
+        human_size(f.size),
+        f.media_type,
+        f.id
+    )
 }
 
 /// Where a message line says it belongs: `#room` or `@peer`.
@@ -100,7 +143,13 @@ pub fn message_text(m: &Message, with_place: bool, long_time: bool) -> String {
     }
     head.push_str(&format!("<{}> ", m.sender));
     let width = head.chars().count();
-    format!("{head}{}", indent_body(m.body.as_str(), width))
+    let mut text = format!("{head}{}", indent_body(m.body.as_str(), width));
+    if let Some(f) = &m.file {
+        text.push('\n');
+        text.push_str(&" ".repeat(width));
+        text.push_str(&file_text(f));
+    }
+    text
 }
 
 /// A room as text.
@@ -210,6 +259,7 @@ mod tests {
             sender: Username::parse("alice").unwrap(),
             body: Body::parse("one\ntwo").unwrap(),
             time: Timestamp(1_764_000_000_000),
+            file: None,
         };
         let text = message_text(&m, true, false);
         let lines: Vec<&str> = text.lines().collect();

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chatus_protocol::auth::{ChangePassword, Logout};
+use chatus_protocol::file::{FileList, ListFiles};
 use chatus_protocol::history::{
     ConversationInfo, Conversations, History, HistoryPage, MarkRead, Page,
 };
@@ -14,8 +15,8 @@ use chatus_protocol::room::{
     CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms, RoomInfo,
 };
 use chatus_protocol::{
-    Body, ClientMsgId, Conversation, Password, Request, RoomName, Seq, ServerMessage, Username,
-    Visibility,
+    Body, ClientMsgId, Conversation, FileId, Password, Request, RoomName, Seq, ServerMessage,
+    Username, Visibility,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -144,16 +145,44 @@ impl Client {
         body: Body,
         client_id: ClientMsgId,
     ) -> Result<Sent, Error> {
+        self.send_file_with_id(to, body, None, client_id).await
+    }
+
+    /// As [`Client::send_with_id`], sharing a finished upload (`file`):
+    /// the message carries the file's name, size, type and SHA-256.
+    pub async fn send_file_with_id(
+        &self,
+        to: Conversation,
+        body: Body,
+        file: Option<FileId>,
+        client_id: ClientMsgId,
+    ) -> Result<Sent, Error> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Send {
                 to,
                 body,
                 client_id,
+                file,
                 reply,
             })
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// The files shared in a conversation, newest first.
+    pub async fn list_files(
+        &self,
+        conv: Conversation,
+        limit: Option<u32>,
+    ) -> Result<FileList, Error> {
+        match self
+            .request(Request::ListFiles(ListFiles { conv, limit }))
+            .await?
+        {
+            ServerMessage::Files(f) => Ok(f),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// A page of history.

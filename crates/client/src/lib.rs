@@ -18,6 +18,8 @@
 //! - [`url`]: [`ServerUrl`], addresses as people type them.
 //! - [`sessions`]: login tokens kept per server and user on disk (mode
 //!   0600), shared by every front end.
+//! - [`transfer`]: file uploads (tus 1.0, resumable) and downloads
+//!   (resumable, checked by SHA-256) over HTTP on the same port.
 //! - [`error`] holds [`Error`].
 
 pub mod config;
@@ -27,6 +29,7 @@ pub mod event;
 pub mod handle;
 pub mod sessions;
 mod task;
+pub mod transfer;
 pub mod url;
 
 pub use chatus_protocol as protocol;

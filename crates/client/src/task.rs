@@ -21,8 +21,8 @@ use chatus_protocol::hello::{Hello, Limits};
 use chatus_protocol::history::{Conversations, History, Page};
 use chatus_protocol::message::Sent;
 use chatus_protocol::{
-    Body, ClientLabel, ClientMsgId, Conversation, Envelope, ErrorCode, PROTOCOL_VERSION, Request,
-    RequestId, Seq, ServerMessage,
+    Body, ClientLabel, ClientMsgId, Conversation, Envelope, ErrorCode, FileId, PROTOCOL_VERSION,
+    Request, RequestId, Seq, ServerMessage,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -64,6 +64,7 @@ pub(crate) enum Command {
         to: Conversation,
         body: Body,
         client_id: ClientMsgId,
+        file: Option<FileId>,
         reply: oneshot::Sender<Result<Sent, Error>>,
     },
     /// Close the connection and stop.
@@ -232,8 +233,8 @@ impl Task {
                         let _ = reply.send(());
                         return true;
                     }
-                    Some(Command::Send { to, body, client_id, reply }) => self.sends.push_back(
-                        PendingSend { to, body, client_id, reply, request_id: None, not_before: None },
+                    Some(Command::Send { to, body, client_id, file, reply }) => self.sends.push_back(
+                        PendingSend { to, body, client_id, file, reply, request_id: None, not_before: None },
                     ),
                     Some(Command::Request { reply, .. }) => {
                         let _ = reply.send(Err(Error::Disconnected));
@@ -589,8 +590,8 @@ impl Task {
                         }
                         pending.insert(id, reply);
                     }
-                    Some(Command::Send { to, body, client_id, reply }) => {
-                        self.sends.push_back(PendingSend { to, body, client_id, reply, request_id: None, not_before: None });
+                    Some(Command::Send { to, body, client_id, file, reply }) => {
+                        self.sends.push_back(PendingSend { to, body, client_id, file, reply, request_id: None, not_before: None });
                         if let Err(lost) = self.pump(&mut link).await {
                             break lost;
                         }

@@ -81,6 +81,11 @@ pub enum ErrorCode {
     TooManyInvites,
     /// Everyone stays in the lobby.
     CannotLeaveLobby,
+    /// No file or upload by that id that the caller may use: a `send`
+    /// naming someone else's upload, or one that does not exist.
+    UnknownFile,
+    /// A `send` named an upload whose bytes have not all arrived yet.
+    UploadIncomplete,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -127,6 +132,8 @@ impl ErrorCode {
             ErrorCode::AlreadyMember => "already_member",
             ErrorCode::TooManyInvites => "too_many_invites",
             ErrorCode::CannotLeaveLobby => "cannot_leave_lobby",
+            ErrorCode::UnknownFile => "unknown_file",
+            ErrorCode::UploadIncomplete => "upload_incomplete",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -166,6 +173,8 @@ impl ErrorCode {
         ErrorCode::AlreadyMember,
         ErrorCode::TooManyInvites,
         ErrorCode::CannotLeaveLobby,
+        ErrorCode::UnknownFile,
+        ErrorCode::UploadIncomplete,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

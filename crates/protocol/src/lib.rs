@@ -10,7 +10,7 @@
 //! - [`ids`]: validated names and values (`Username`, `RoomName`, `Seq`,
 //!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
 //! - One module per message family: [`hello`], [`auth`], [`room`],
-//!   [`message`], [`presence`], [`history`], [`error`].
+//!   [`message`], [`presence`], [`history`], [`file`](mod@file), [`error`].
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
 //! - [`server`]: the server → client [`ServerMessage`].
 
@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod file;
 pub mod hello;
 pub mod history;
 pub mod ids;
@@ -28,6 +29,7 @@ pub mod room;
 pub mod server;
 
 pub use error::{ErrorCode, ErrorReply};
+pub use file::{FileId, FileInfo, FileName, MediaType, Sha256Hex};
 pub use ids::{
     Body, ClientLabel, ClientMsgId, Conversation, InvalidValue, Password, RequestId, RoomName, Seq,
     Timestamp, Token, Username, Visibility,

@@ -6,12 +6,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::file::{FileId, FileInfo};
 use crate::ids::{Body, ClientMsgId, Conversation, RequestId, RoomName, Seq, Timestamp, Username};
 
 /// `send`: posts a message to a room (`room`) or to one user (`peer`).
 ///
 /// Answered by `sent` once the message is stored, or `not_member`,
-/// `unknown_room`, `unknown_user`, `body_too_long`, `rate_limited`.
+/// `unknown_room`, `unknown_user`, `body_too_long`, `rate_limited`; with
+/// `file`, also `unknown_file` (no finished upload of the sender's by that
+/// id) or `upload_incomplete`.
 /// Every member of the conversation (all their connections, the sender's
 /// included) gets the `message` event, before the sender gets `sent`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +26,9 @@ pub struct SendMessage {
     pub body: Body,
     /// Chosen by the client, unique among its own messages; a retry reuses it.
     pub client_id: ClientMsgId,
+    /// A finished upload of the sender's to share with the message (the
+    /// body is then its caption, often the file name).
+    pub file: Option<FileId>,
 }
 
 /// The wire form of [`SendMessage`]: `room` or `peer`, then the rest.
@@ -35,6 +41,8 @@ struct SendWire {
     peer: Option<Username>,
     body: Body,
     client_id: ClientMsgId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<FileId>,
 }
 
 impl TryFrom<SendWire> for SendMessage {
@@ -44,6 +52,7 @@ impl TryFrom<SendWire> for SendMessage {
             to: Conversation::from_fields(w.room, w.peer)?,
             body: w.body,
             client_id: w.client_id,
+            file: w.file,
         })
     }
 }
@@ -56,6 +65,7 @@ impl From<SendMessage> for SendWire {
             peer,
             body: s.body,
             client_id: s.client_id,
+            file: s.file,
         }
     }
 }
@@ -96,4 +106,7 @@ pub struct Message {
     pub body: Body,
     /// When the server stored it.
     pub time: Timestamp,
+    /// The file the message shares, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::{Auth, ChangePassword, Login, Logout, Register};
 use crate::error::{ErrorCode, ErrorReply};
+use crate::file::{FileId, ListFiles};
 use crate::hello::{Hello, Ping};
 use crate::history::{Conversations, History, MarkRead};
 use crate::ids::{
@@ -61,6 +62,8 @@ pub enum Request {
     Conversations(Conversations),
     /// `mark_read`: see [`MarkRead`].
     MarkRead(MarkRead),
+    /// `list_files`: see [`ListFiles`].
+    ListFiles(ListFiles),
     /// `ping`: see [`Ping`].
     Ping(Ping),
 }
@@ -86,6 +89,7 @@ impl Request {
         "history",
         "conversations",
         "mark_read",
+        "list_files",
         "ping",
     ];
 
@@ -110,6 +114,7 @@ impl Request {
             Request::History(_) => "history",
             Request::Conversations(_) => "conversations",
             Request::MarkRead(_) => "mark_read",
+            Request::ListFiles(_) => "list_files",
             Request::Ping(_) => "ping",
         }
     }
@@ -185,6 +190,7 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("new", |s| Password::parse(s).map(drop)),
     ("token", |s| Token::parse(s).map(drop)),
     ("client_id", |s| ClientMsgId::parse(s).map(drop)),
+    ("file", |s| FileId::parse(s).map(drop)),
     ("body", |s| Body::parse(s).map(drop)),
     ("client", |s| ClientLabel::parse(s).map(drop)),
 ];

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Ack, Authed};
 use crate::error::ErrorReply;
+use crate::file::FileList;
 use crate::hello::{Pong, Welcome};
 use crate::history::{ConversationList, HistoryPage};
 use crate::ids::RequestId;
@@ -41,6 +42,8 @@ pub enum ServerMessage {
     History(HistoryPage),
     /// `conversations`: see [`ConversationList`].
     Conversations(ConversationList),
+    /// `files`: see [`FileList`].
+    Files(FileList),
     /// `error`: see [`ErrorReply`].
     Error(ErrorReply),
     /// `message` (event): see [`Message`].
@@ -71,6 +74,7 @@ impl ServerMessage {
             ServerMessage::Sent(m) => m.id,
             ServerMessage::History(m) => m.id,
             ServerMessage::Conversations(m) => m.id,
+            ServerMessage::Files(m) => m.id,
             ServerMessage::Error(m) => m.id,
             ServerMessage::Message(_)
             | ServerMessage::Presence(_)

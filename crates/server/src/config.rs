@@ -88,9 +88,54 @@ pub struct Config {
     pub max_pending_invites: usize,
     /// Rate limits.
     pub rate: RateConfig,
+    /// File uploads and downloads.
+    pub files: FilesConfig,
     /// Keys the file had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
+}
+
+/// File transfer: limits on uploads (tus 1.0 on `/uploads`) and where the
+/// bytes live (`files/` in the data directory).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilesConfig {
+    /// Largest file accepted, in bytes; a larger upload is refused with
+    /// `413` at creation.
+    pub max_file_bytes: u64,
+    /// Most bytes one user's uploads may take together (finished or not);
+    /// past it `413`.
+    pub quota_bytes: u64,
+    /// Hours an upload no message shares may go without receiving bytes
+    /// (or after it finished) before it is removed, bytes and all.
+    pub upload_expiry_hours: u64,
+    /// Seconds an upload body may go without sending a byte before the
+    /// request is ended (what arrived is kept): a trickling client does
+    /// not hold a slot for ever.
+    pub read_timeout_secs: u64,
+    /// Most uploads one user may be sending at once; past it `429`.
+    pub max_uploads_per_user: usize,
+    /// Most uploads one user may hold that no message shares yet (under
+    /// way, or finished and not sent); creating one more is `429`. Bounds
+    /// the rows and files one account can leave behind.
+    pub max_unshared_uploads: u64,
+    /// Keys the `[files]` table had that this version does not know.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, toml::Value>,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 4 << 30,
+            quota_bytes: 20 << 30,
+            upload_expiry_hours: 24,
+            read_timeout_secs: 30,
+            max_uploads_per_user: 4,
+            max_unshared_uploads: 100,
+            unknown: BTreeMap::new(),
+        }
+    }
 }
 
 /// The password-hashing pool: a few long-lived threads, each reusing one
@@ -222,6 +267,7 @@ impl Default for Config {
             login: LoginConfig::default(),
             max_pending_invites: 100,
             rate: RateConfig::default(),
+            files: FilesConfig::default(),
             unknown: BTreeMap::new(),
         }
     }
@@ -321,6 +367,7 @@ impl Config {
         for (section, unknown) in [
             ("rate", &config.rate.unknown),
             ("login", &config.login.unknown),
+            ("files", &config.files.unknown),
         ] {
             warnings.extend(unknown.keys().map(|k| {
                 format!(
@@ -352,6 +399,19 @@ impl Config {
         }
         if self.max_connections_per_user == 0 {
             return bad("max_connections_per_user", "must be at least 1");
+        }
+        let f = &self.files;
+        if f.max_uploads_per_user == 0 {
+            return bad("files.max_uploads_per_user", "must be at least 1");
+        }
+        if f.max_unshared_uploads == 0 {
+            return bad("files.max_unshared_uploads", "must be at least 1");
+        }
+        if f.read_timeout_secs == 0 {
+            return bad("files.read_timeout_secs", "must be at least 1");
+        }
+        if f.upload_expiry_hours == 0 {
+            return bad("files.upload_expiry_hours", "must be at least 1");
         }
         let l = &self.login;
         if l.hash_threads == 0 || l.hash_threads > 64 {

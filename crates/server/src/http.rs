@@ -16,6 +16,8 @@
 //! - `/ws` without an upgrade: `426`; an upgrade that is not a connection's
 //!   first request: `400` (open a new connection for the WebSocket).
 //!
+//! - `/uploads`, `/files/{id}`: file transfer ([`crate::files`]).
+//!
 //! Anything else is `404`; a known path with another method `405`.
 
 use std::convert::Infallible;
@@ -25,7 +27,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
@@ -34,6 +36,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::files;
 use crate::state::{Phase, State};
 
 /// Time a client has to send a request head, and the longest a kept-alive
@@ -124,8 +127,15 @@ where
 {
     let for_service = state.clone();
     let service = service_fn(move |req: Request<Incoming>| {
-        let res = respond(&for_service, req.method(), req.uri().path(), req.headers());
-        std::future::ready(Ok::<_, Infallible>(res))
+        let state = for_service.clone();
+        async move {
+            let res = match files::route(&state, req).await {
+                Ok(res) => res,
+                Err(req) => respond(&state, req.method(), req.uri().path(), req.headers())
+                    .map(|b| b.map_err(|never| match never {}).boxed()),
+            };
+            Ok::<_, Infallible>(res)
+        }
     });
     let mut builder = http1::Builder::new();
     builder

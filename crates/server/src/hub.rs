@@ -777,6 +777,15 @@ impl Hub {
         }
     }
 
+    /// Whether `user` is a member of the room `conv`, or a party of the
+    /// direct conversation `conv`.
+    pub(crate) fn is_in(&self, conv: ConvId, user: UserId) -> bool {
+        let d = self.dir();
+        d.users
+            .get(&user)
+            .is_some_and(|u| u.rooms.contains(&conv) || u.dms.contains(&conv))
+    }
+
     /// Direct conversations of `user` that have messages: id, the peer's
     /// name, latest seq; by peer name.
     pub(crate) fn dms_of(&self, user: UserId) -> Vec<(ConvId, Username, Seq)> {

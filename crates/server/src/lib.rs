@@ -17,6 +17,8 @@
 //! - [`connection`]: one connection: first request, upgrade, read loop.
 //! - [`ws`]: the WebSocket codec (handshake, frames).
 //! - [`http`]: plain HTTP (health, readiness, metrics) served by hyper.
+//! - [`files`]: file transfer on the same port: tus uploads, downloads,
+//!   the file store.
 //! - [`metrics`]: counters and histograms, rendered for Prometheus.
 //! - [`outbox`]: a connection's capped outbound queue and its writer.
 //! - [`handler`]: one file per message family, behind one auth gate.
@@ -42,6 +44,7 @@ pub mod config;
 pub(crate) mod connection;
 pub mod error;
 pub mod fdlimit;
+pub(crate) mod files;
 pub(crate) mod handler;
 pub(crate) mod http;
 pub mod hub;

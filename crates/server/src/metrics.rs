@@ -397,6 +397,31 @@ impl Metrics {
             "Bytes queued towards connections and not yet written, all connections.",
         );
         sample(w, "chatus_outbox_bytes", &[], queued);
+        let files = &state.files().counts;
+        counter(
+            w,
+            "chatus_uploads_created_total",
+            "File uploads created (tus POST).",
+            &files.created,
+        );
+        counter(
+            w,
+            "chatus_uploads_finished_total",
+            "File uploads whose last byte arrived and that were stored.",
+            &files.finished,
+        );
+        counter(
+            w,
+            "chatus_upload_bytes_total",
+            "Upload bytes stored (discarded chunks not counted).",
+            &files.bytes_in,
+        );
+        counter(
+            w,
+            "chatus_download_bytes_total",
+            "File bytes answered to downloads, counted as each response starts.",
+            &files.bytes_out,
+        );
         counter(
             w,
             "chatus_lagging_disconnects_total",

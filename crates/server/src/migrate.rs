@@ -1,7 +1,10 @@
 //! `chatus migrate`: moves a single-node deployment (SQLite in a data
 //! directory) into PostgreSQL, with its full history, accounts (password
-//! hashes), sessions, rooms, memberships, invitations, read markers and
-//! revocation events, ids unchanged.
+//! hashes), sessions, rooms, memberships, invitations, read markers,
+//! revocation events and file metadata (uploads, and which message shares
+//! which file), ids unchanged. The files' bytes stay in the data
+//! directory's `files/`, which the node serving from PostgreSQL is given as
+//! its own data directory.
 //!
 //! - **Streams**: every table is read in pages of [`PAGE`] rows by its
 //!   primary key (keyset pagination) and written a page per transaction;
@@ -248,6 +251,21 @@ const TABLES: &[Table] = &[
         on_conflict: "ON CONFLICT DO NOTHING",
     },
     Table {
+        name: "uploads",
+        columns: &[
+            ("id", Ty::Text),
+            ("owner_id", Ty::Int),
+            ("name", Ty::Text),
+            ("media_type", Ty::Text),
+            ("length", Ty::Int),
+            ("sha256", Ty::OptText),
+            ("created_ms", Ty::Int),
+            ("updated_ms", Ty::Int),
+        ],
+        key: 1,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
+    Table {
         name: "messages",
         columns: &[
             ("conv_id", Ty::Int),
@@ -256,6 +274,7 @@ const TABLES: &[Table] = &[
             ("client_id", Ty::Text),
             ("time_ms", Ty::Int),
             ("body", Ty::Text),
+            ("file_id", Ty::OptText),
         ],
         key: 2,
         on_conflict: "ON CONFLICT DO NOTHING",

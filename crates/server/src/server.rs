@@ -254,6 +254,7 @@ async fn sweep(state: State) {
         if tokio::time::Instant::now() >= next_purge {
             next_purge = tokio::time::Instant::now() + SESSION_PURGE_EVERY;
             purge_sessions(&state).await;
+            sweep_uploads(&state).await;
         }
         let now = state.uptime_ms();
         for conn in state.hub().connections() {
@@ -270,6 +271,15 @@ async fn sweep(state: State) {
         state.accounts().sweep();
         state.message_limits().sweep();
         state.room_limits().sweep();
+    }
+}
+
+async fn sweep_uploads(state: &State) {
+    match state.sweep_uploads(crate::service::accounts::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(uploads = n, "removed abandoned uploads"),
+        // The next sweep retries; an abandoned upload only takes disk.
+        Err(e) => tracing::warn!(cause = ?e, "removing abandoned uploads failed"),
     }
 }
 

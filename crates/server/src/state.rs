@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::admission::Admission;
 use crate::config::Config;
 use crate::error::ServerError;
+use crate::files::{Files, LocalFileStore};
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Keyed, Meter, Rate};
@@ -52,6 +53,7 @@ struct Shared {
     requests: Meter<UserId>,
     requests_before_login: Meter<ConnId>,
     invite_limits: Meter<UserId>,
+    files: Files,
     started: Instant,
     next_conn: AtomicU64,
     phase: watch::Sender<Phase>,
@@ -121,6 +123,8 @@ impl State {
             r.request_burst_before_login,
         ));
         let invite_limits = Meter::new(Rate::new(r.invites_per_min / 60.0, r.invite_burst));
+        let file_store = LocalFileStore::open(&config.data)?;
+        let files = Files::new(Arc::new(file_store), config.files.clone());
         let (phase, _) = watch::channel(Phase::Running);
         let state = State {
             inner: Arc::new(Shared {
@@ -137,6 +141,7 @@ impl State {
                 requests,
                 requests_before_login,
                 invite_limits,
+                files,
                 started: Instant::now(),
                 next_conn: AtomicU64::new(1),
                 phase,
@@ -226,6 +231,20 @@ impl State {
     /// Request budgets per connection before it logs in.
     pub(crate) fn requests_before_login(&self) -> &Meter<ConnId> {
         &self.inner.requests_before_login
+    }
+
+    /// The file service (uploads, downloads, the file store).
+    pub(crate) fn files(&self) -> &Files {
+        &self.inner.files
+    }
+
+    /// Removes uploads abandoned as of `now` (see [`Files::sweep`]); the
+    /// sweeper runs it at start and hourly.
+    pub async fn sweep_uploads(
+        &self,
+        now: chatus_protocol::Timestamp,
+    ) -> Result<u64, crate::store::StoreError> {
+        self.inner.files.sweep(&*self.inner.store, now).await
     }
 
     /// Per-user invitation rate limits.

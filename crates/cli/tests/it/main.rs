@@ -12,6 +12,7 @@
 mod account;
 mod cli;
 mod fds;
+mod files;
 mod first_hour;
 mod migrate;
 mod terminal;

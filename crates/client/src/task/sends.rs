@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chatus_protocol::message::{SendMessage, Sent};
 use chatus_protocol::{
-    Body, ClientMsgId, Conversation, Envelope, ErrorCode, Request, RequestId, ServerMessage,
+    Body, ClientMsgId, Conversation, Envelope, ErrorCode, FileId, Request, RequestId, ServerMessage,
 };
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -26,6 +26,7 @@ pub(super) struct PendingSend {
     pub(super) to: Conversation,
     pub(super) body: Body,
     pub(super) client_id: ClientMsgId,
+    pub(super) file: Option<FileId>,
     pub(super) reply: oneshot::Sender<Result<Sent, Error>>,
     /// The request id on the current connection, once sent on it.
     pub(super) request_id: Option<RequestId>,
@@ -102,6 +103,7 @@ impl Task {
                 to: p.to.clone(),
                 body: p.body.clone(),
                 client_id: p.client_id.clone(),
+                file: p.file.clone(),
             }),
         }
         .encode()
@@ -131,6 +133,7 @@ impl Task {
             to: p.to.clone(),
             body: p.body.clone(),
             client_id: p.client_id.clone(),
+            file: p.file.clone(),
         });
         write(
             &mut link.sink,

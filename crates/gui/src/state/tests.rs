@@ -20,6 +20,7 @@ fn msg(conv: &Conversation, seq: u64, sender: &str, body: &str) -> Message {
         sender: user(sender),
         body: Body::parse(body).unwrap(),
         time: Timestamp(1_764_000_000_000 + seq),
+        file: None,
     }
 }
 

@@ -169,6 +169,16 @@ fn bad_frames() {
             None,
         ),
         (
+            r#"{"type":"send","room":"a","body":"x","client_id":"c","file":"../../etc/passwd"}"#,
+            UnknownFile,
+            None,
+        ),
+        (
+            r#"{"type":"list_files","room":"a","limit":5,"before":3}"#,
+            InvalidMessage,
+            None,
+        ),
+        (
             r#"{"type":"history","room":"a","before":1,"after":2}"#,
             InvalidMessage,
             None,

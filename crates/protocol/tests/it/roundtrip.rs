@@ -2,6 +2,7 @@
 //! encode → decode unchanged, and each encodes with its documented `type`.
 
 use chatus_protocol::auth::{Ack, Auth, Authed, ChangePassword, Login, Logout, Register};
+use chatus_protocol::file::{FileList, ListFiles, SharedFile};
 use chatus_protocol::hello::{Hello, Limits, Ping, Pong, Welcome};
 use chatus_protocol::history::{
     ConversationInfo, ConversationList, Conversations, History, HistoryPage, MarkRead, Page,
@@ -63,6 +64,7 @@ fn all_requests() -> Vec<Request> {
             to: Conversation::Peer(user("bob")),
             body: Body::parse("hi\nthere ✓").unwrap(),
             client_id: ClientMsgId::parse("c-1").unwrap(),
+            file: Some(FileId::parse("0123456789abcdef0123456789abcdef").unwrap()),
         }),
         Request::History(History {
             conv: Conversation::Room(room("lobby")),
@@ -73,6 +75,10 @@ fn all_requests() -> Vec<Request> {
         Request::MarkRead(MarkRead {
             conv: Conversation::Room(room("x")),
             seq: Seq(9),
+        }),
+        Request::ListFiles(ListFiles {
+            conv: Conversation::Peer(user("bob")),
+            limit: Some(5),
         }),
         Request::Ping(Ping {}),
     ]
@@ -105,6 +111,17 @@ fn msg(conv: Conversation, seq: u64) -> Message {
         sender: user("alice"),
         body: Body::parse("hello").unwrap(),
         time: Timestamp(1_700_000_000_000),
+        file: seq.is_multiple_of(2).then(file_info),
+    }
+}
+
+fn file_info() -> FileInfo {
+    FileInfo {
+        id: FileId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+        name: FileName::sanitize("../report.pdf"),
+        size: 12345,
+        media_type: MediaType::parse("application/pdf").unwrap(),
+        sha256: Sha256Hex::parse("ab".repeat(32)).unwrap(),
     }
 }
 
@@ -185,6 +202,17 @@ fn every_server_message_round_trips() {
                 read_seq: Seq(1),
                 unread: 2,
             }],
+        }),
+        ServerMessage::Files(FileList {
+            id,
+            conv: Conversation::Room(room("dev")),
+            files: vec![SharedFile {
+                file: file_info(),
+                seq: Seq(7),
+                sender: user("alice"),
+                time: Timestamp(1_700_000_000_000),
+            }],
+            more: true,
         }),
         ServerMessage::Error(ErrorReply {
             id,

@@ -1,4 +1,4 @@
-//! `history`, `conversations`, `mark_read`.
+//! `history`, `conversations`, `mark_read`, `list_files`.
 //!
 //! - `history` needs membership of the room (or names a peer); a direct
 //!   conversation that never had a message gives an empty page. The reply
@@ -6,10 +6,13 @@
 //! - The page size is clamped to `history_page_max`, and the page to a
 //!   quarter of the outbox cap in bytes (`more` then says there is more),
 //!   so a reply never overflows the asker's queue.
+//! - `list_files` needs what `history` needs and answers `files`, newest
+//!   first, at most `history_page_max`.
 //! - `mark_read` clamps the marker to the conversation's latest `seq` and
 //!   never moves it back.
 
 use chatus_protocol::auth::Ack;
+use chatus_protocol::file::{FileList, ListFiles};
 use chatus_protocol::history::{ConversationList, History, HistoryPage, MarkRead};
 use chatus_protocol::message::Message;
 use chatus_protocol::{RequestId, ServerMessage};
@@ -44,6 +47,7 @@ pub(super) async fn history(
             sender: r.sender,
             body: r.body,
             time: r.time,
+            file: r.file,
         })
         .collect();
     Ok(Outcome::Reply(ServerMessage::History(HistoryPage {
@@ -82,4 +86,23 @@ pub(super) async fn mark_read(
             .await?;
     }
     Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
+}
+
+/// `list_files`.
+pub(super) async fn list_files(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    l: ListFiles,
+) -> Result<Outcome, ApiError> {
+    let limit = page_limit(l.limit, cx.state.config().history_page_max)?;
+    let (conv, files, more) =
+        crate::service::files::list(cx.state.hub(), cx.state.store(), who.user, &l.conv, limit)
+            .await?;
+    Ok(Outcome::Reply(ServerMessage::Files(FileList {
+        id,
+        conv,
+        files,
+        more,
+    })))
 }

@@ -3,6 +3,8 @@
 //! - The body must fit `max_body_bytes` (`body_too_long`) and the user's
 //!   message rate (`rate_limited`, with `retry_after_ms`).
 //! - The sender is the session's user; the request cannot name another.
+//! - A `file` must name a finished upload of the sender's (`unknown_file`,
+//!   `upload_incomplete`); the message then carries the file's metadata.
 //! - The job goes to the sequencer; the reply (`sent`, after the message is
 //!   durable and delivered) comes from the fan-out task, so the connection
 //!   keeps reading meanwhile and a client may have many sends in flight.
@@ -12,6 +14,7 @@ use chatus_protocol::{ErrorCode, RequestId};
 
 use super::{Cx, Outcome, Session};
 use crate::error::ApiError;
+use crate::service::files;
 use crate::service::messages::prepare_send;
 
 /// `send`.
@@ -38,6 +41,10 @@ pub(super) async fn send(
             retry_after,
             what: "messages",
         })?;
+    let file = match s.file {
+        Some(file) => Some(files::shared_file(cx.state.store(), who.user, file).await?),
+        None => None,
+    };
     let job = prepare_send(
         cx.state.hub(),
         cx.state.store(),
@@ -45,6 +52,7 @@ pub(super) async fn send(
         &s.to,
         s.body,
         s.client_id,
+        file,
         cx.conn.clone(),
         id,
     )

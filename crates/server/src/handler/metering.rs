@@ -30,6 +30,7 @@ fn cost(req: &Request) -> u32 {
         | Request::Conversations(_)
         | Request::ListRooms(_)
         | Request::ListMembers(_)
+        | Request::ListFiles(_)
         | Request::Who(_) => MAX_REQUEST_COST,
         Request::Hello(_)
         | Request::Register(_)

@@ -215,6 +215,7 @@ async fn authed(
         Request::History(r) => history::history(cx, who, id, r).await,
         Request::Conversations(_) => history::conversations(cx, who, id).await,
         Request::MarkRead(r) => history::mark_read(cx, who, id, r).await,
+        Request::ListFiles(r) => history::list_files(cx, who, id, r).await,
         other => Err(misrouted(&other)),
     }
 }

@@ -75,6 +75,8 @@ pub(crate) struct SendJob {
     pub(crate) target: Target,
     /// The sender's name.
     pub(crate) sender: Username,
+    /// The file it shares, as its `message` event shows it.
+    pub(crate) file: Option<chatus_protocol::FileInfo>,
     /// The connection that sent it, for the `sent` reply.
     pub(crate) reply_to: Arc<ConnHandle>,
     /// The request's id.
@@ -277,6 +279,7 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
                 sender: job.sender.clone(),
                 body: job.msg.body.clone(),
                 time,
+                file: job.file.clone(),
             }))
         };
         let ack_conv = match &job.target {
@@ -365,8 +368,9 @@ pub(crate) async fn resolve(
     }
 }
 
-/// Builds the job for a `send` from `user` (already checked: body limits
-/// and rate limit), opening a direct conversation when needed.
+/// Builds the job for a `send` from `user` (already checked: body limits,
+/// rate limit, and the file is a finished upload of theirs), opening a
+/// direct conversation when needed.
 #[expect(
     clippy::too_many_arguments,
     reason = "each argument is a distinct part of the send"
@@ -378,6 +382,7 @@ pub(crate) async fn prepare_send(
     to: &Conversation,
     body: chatus_protocol::Body,
     client_id: ClientMsgId,
+    file: Option<chatus_protocol::FileInfo>,
     reply_to: Arc<ConnHandle>,
     id: Option<RequestId>,
 ) -> Result<SendJob, ApiError> {
@@ -418,9 +423,11 @@ pub(crate) async fn prepare_send(
             client_id,
             body,
             time,
+            file: file.as_ref().map(|f| f.id.clone()),
         },
         target,
         sender: user.name,
+        file,
         reply_to,
         id,
     })
@@ -533,6 +540,7 @@ mod tests {
                 sender: Username::parse("a").unwrap(),
                 body: Body::parse(body).unwrap(),
                 time: Timestamp(0),
+                file: None,
             })
             .collect()
     }
@@ -545,9 +553,11 @@ mod tests {
                 client_id: ClientMsgId::parse("c").unwrap(),
                 body: body.clone(),
                 time: Timestamp(0),
+                file: None,
             },
             target: Target::Room(RoomName::lobby()),
             sender: Username::parse("a").unwrap(),
+            file: None,
             reply_to: conn.clone(),
             id: None,
         }

@@ -10,11 +10,14 @@
 //! - [`presence`]: the announcer (presence and membership, coalesced).
 //! - [`messages`]: the sequencer (group-committed appends in one order) and
 //!   fan-out of stored messages; history and read markers.
+//! - [`files`]: the file a message shares, and the files of a
+//!   conversation.
 //! - [`budget`]: wire lengths (JSON escaping included) and trimming lists,
 //!   so no reply or fan-out round outgrows its share of an outbox.
 
 pub mod accounts;
 pub(crate) mod budget;
+pub(crate) mod files;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod rooms;

@@ -19,8 +19,12 @@ pub use sqlite::DB_FILE;
 use std::future::Future;
 use std::pin::Pin;
 
+use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
-use chatus_protocol::{Body, ClientMsgId, RoomName, Seq, Timestamp, Username, Visibility};
+use chatus_protocol::{
+    Body, ClientMsgId, FileId, FileInfo, FileName, MediaType, RoomName, Seq, Sha256Hex, Timestamp,
+    Username, Visibility,
+};
 
 /// Where a deployment keeps its state: what `chatus serve --store` (or its
 /// absence) and the administrative commands name.
@@ -237,6 +241,8 @@ pub struct NewMessage {
     pub body: Body,
     /// Server time.
     pub time: Timestamp,
+    /// A finished upload the message shares.
+    pub file: Option<FileId>,
 }
 
 /// The outcome of appending one message.
@@ -271,6 +277,54 @@ pub struct MessageRow {
     pub body: Body,
     /// Server time.
     pub time: Timestamp,
+    /// The file it shares.
+    pub file: Option<FileInfo>,
+}
+
+/// An upload (and, once finished, a file) as stored. Its bytes are in the
+/// file store (`crate::files::FileStore`): a partial file while it is
+/// unfinished, then a blob named by its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRow {
+    /// Its id (the file's id once finished).
+    pub id: FileId,
+    /// Who uploads it.
+    pub owner: UserId,
+    /// Its name, made safe.
+    pub name: FileName,
+    /// Its media type.
+    pub media_type: MediaType,
+    /// Its declared length in bytes.
+    pub length: u64,
+    /// Its SHA-256, set when the last byte arrived.
+    pub sha256: Option<Sha256Hex>,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When bytes last arrived (or it finished): abandoned uploads are
+    /// found by this.
+    pub updated: Timestamp,
+}
+
+impl UploadRow {
+    /// The file's metadata, once finished.
+    pub fn info(&self) -> Option<FileInfo> {
+        Some(FileInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            size: self.length,
+            media_type: self.media_type.clone(),
+            sha256: self.sha256.clone()?,
+        })
+    }
+}
+
+/// What one user's uploads take, as [`Store::upload_usage`] counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UploadUsage {
+    /// Declared lengths of all their uploads, finished or not.
+    pub bytes: u64,
+    /// Uploads no message shares yet (under way, or finished and unsent).
+    pub unshared: u64,
 }
 
 /// Durable storage. Every write resolves only after it is durable.
@@ -401,6 +455,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves a read marker forward (never back).
     fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()>;
+
+    /// Records a new upload.
+    fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()>;
+
+    /// Finds an upload by id.
+    fn find_upload(&self, id: FileId) -> StoreFuture<'_, Option<UploadRow>>;
+
+    /// Notes that bytes arrived for an upload (it is not abandoned).
+    fn touch_upload(&self, id: FileId, now: Timestamp) -> StoreFuture<'_, ()>;
+
+    /// Marks an upload finished, with its content's SHA-256.
+    fn finish_upload(&self, id: FileId, sha256: Sha256Hex, now: Timestamp) -> StoreFuture<'_, ()>;
+
+    /// Deletes an upload that no message shares; returns whether one was
+    /// deleted (false when it does not exist or a message shares it).
+    fn delete_upload(&self, id: FileId) -> StoreFuture<'_, bool>;
+
+    /// Whether any upload still has this content (so its blob must stay).
+    fn blob_in_use(&self, sha256: Sha256Hex) -> StoreFuture<'_, bool>;
+
+    /// What a user's uploads take: bytes (declared lengths, finished or
+    /// not) and how many no message shares yet.
+    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, UploadUsage>;
+
+    /// Up to `limit` uploads no message shares whose bytes last arrived
+    /// (or that finished) before `before`: the abandoned ones, finished or
+    /// not, to be removed.
+    fn stale_uploads(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<UploadRow>>;
+
+    /// The conversations in which a file was shared.
+    fn file_convs(&self, id: FileId) -> StoreFuture<'_, Vec<ConvId>>;
+
+    /// The files shared in a conversation, newest first, and whether more
+    /// lie beyond `limit`.
+    fn list_files(&self, conv: ConvId, limit: u32) -> StoreFuture<'_, (Vec<SharedFile>, bool)>;
 
     /// Flushes and stops; later calls fail with [`StoreError::Closed`].
     fn close(&self) -> StoreFuture<'_, ()>;

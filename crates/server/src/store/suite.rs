@@ -94,6 +94,7 @@ pub(crate) fn msg(conv: ConvId, sender: UserId, cid: &str, body: &str) -> NewMes
         client_id: ClientMsgId::parse(cid).unwrap(),
         body: Body::parse(body).unwrap(),
         time: Timestamp(10),
+        file: None,
     }
 }
 

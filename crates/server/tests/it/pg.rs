@@ -86,6 +86,25 @@ async fn auth(addr: std::net::SocketAddr, token: &str) -> Raw {
     raw
 }
 
+/// Uploads `data` in one tus creation-with-upload request; returns the id.
+async fn upload(addr: std::net::SocketAddr, token: &str, data: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /uploads HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTus-Resumable: 1.0.0\r\n\
+         Authorization: Bearer {token}\r\nUpload-Length: {n}\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: {n}\r\n\r\n",
+        n = data.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(data).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+    let at = out.find("/uploads/").unwrap() + "/uploads/".len();
+    out[at..at + 32].to_owned()
+}
+
 /// The pages a client sees of each conversation, without request ids.
 async fn histories(raw: &mut Raw) -> Vec<Value> {
     let mut out = Vec::new();
@@ -146,7 +165,14 @@ async fn migrate_moves_a_deployment_and_is_idempotent() {
         .call(json!({"type":"send","room":"lobby","body":"hi","client_id":"b1"}))
         .await;
     assert_eq!(r["type"], "sent", "{r}");
+    // A file message: its metadata moves too.
+    let file = upload(old.addr, &alice_token, b"file bytes").await;
+    let r = alice
+        .call(json!({"type":"send","room":"lobby","body":"f.txt","client_id":"f1","file":file}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
     let before = histories(&mut alice).await;
+    assert!(before[0].to_string().contains(&file), "{}", before[0]);
     drop((alice, bob));
     // A server still running on the directory: refused.
     let running = chatus_server::migrate::migrate(old.data.as_path(), db.url(), &mut |_| {}).await;
@@ -159,14 +185,16 @@ async fn migrate_moves_a_deployment_and_is_idempotent() {
             .await
             .unwrap();
     assert!(!first.unchanged());
-    assert_eq!(first.messages, 31);
+    assert_eq!(first.messages, 32);
     let messages = seen.iter().find(|t| t.table == "messages").unwrap();
-    assert_eq!((messages.copied, messages.present), (31, 0));
+    assert_eq!((messages.copied, messages.present), (32, 0));
+    let uploads = seen.iter().find(|t| t.table == "uploads").unwrap();
+    assert_eq!((uploads.copied, uploads.present), (1, 0));
     let second = chatus_server::migrate::migrate(dir.path(), db.url(), &mut |_| {})
         .await
         .unwrap();
     assert!(second.unchanged(), "{second:?}");
-    assert_eq!(second.messages, 31);
+    assert_eq!(second.messages, 32);
 
     let new = server_on(db.url()).await;
     let mut alice = auth(new.addr, &alice_token).await;
@@ -175,7 +203,7 @@ async fn migrate_moves_a_deployment_and_is_idempotent() {
     let r = alice
         .call(json!({"type":"send","room":"lobby","body":"after","client_id":"m-after"}))
         .await;
-    assert_eq!(r["seq"], 12, "{r}");
+    assert_eq!(r["seq"], 13, "{r}");
     // Bob's password hash came along.
     let mut bob = hello(new.addr).await;
     let r = bob

@@ -118,3 +118,195 @@ fn every_request_type_and_error_code_is_documented() {
         );
     }
 }
+
+/// Splits a shell command line into words: single quotes keep text as it
+/// is, double quotes substitute `$VAR`s, bare words too.
+fn shell_words(line: &str, vars: &HashMap<String, String>) -> Vec<String> {
+    let expand = |s: &str| {
+        let mut out = s.to_owned();
+        // Longest names first, so `$ID` never eats the start of `$IDX`.
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        for k in names {
+            out = out.replace(&format!("${k}"), &vars[k]);
+        }
+        out
+    };
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                let mut q = String::new();
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        break;
+                    }
+                    q.push(c);
+                }
+                cur.push_str(&expand(&q));
+            }
+            ' ' if in_word => {
+                words.push(std::mem::take(&mut cur));
+                in_word = false;
+            }
+            ' ' => {}
+            c => {
+                in_word = true;
+                let mut bare = String::from(c);
+                while let Some(c) = chars.clone().next() {
+                    if c == ' ' || c == '\'' || c == '"' {
+                        break;
+                    }
+                    bare.push(c);
+                    chars.next();
+                }
+                cur.push_str(&expand(&bare));
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+/// One HTTP request from a `curl` command line (`-i`, `-I`, `-X`, `-H`,
+/// `--data-binary`), sent to the test server; returns the raw response.
+async fn curl(addr: std::net::SocketAddr, words: &[String]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    assert_eq!(words[0], "curl");
+    let mut method = "GET".to_owned();
+    let mut headers = Vec::new();
+    let mut body = Vec::new();
+    let mut path = None;
+    let mut it = words[1..].iter();
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "-i" => {}
+            "-I" => method = "HEAD".into(),
+            "-X" => method = it.next().unwrap().clone(),
+            "-H" => headers.push(it.next().unwrap().clone()),
+            "--data-binary" => body = it.next().unwrap().clone().into_bytes(),
+            url => {
+                let rest = url.strip_prefix("http://").unwrap();
+                path = Some(rest[rest.find('/').unwrap()..].to_owned());
+            }
+        }
+    }
+    let mut req = format!(
+        "{method} {} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n",
+        path.unwrap()
+    );
+    for h in headers {
+        req.push_str(&h);
+        req.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(&body).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    raw
+}
+
+/// The `curl` walk-through of the Files section, replayed: each command
+/// is sent, and the status, the headers shown (`$NAME` in a value
+/// captures the rest) and the body shown must match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_curl_walk_through_is_true() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(server.addr).await;
+    raw.call(serde_json::json!({"type": "hello", "version": 1}))
+        .await;
+    let authed = raw
+        .call(serde_json::json!({"type": "register", "username": "alice", "password": "correct horse battery"}))
+        .await;
+    let mut vars = HashMap::new();
+    vars.insert(
+        "TOKEN".to_owned(),
+        authed["token"].as_str().unwrap().to_owned(),
+    );
+    let doc = doc();
+    // Commands with their expected output, from every ```curl block.
+    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_block = false;
+    for line in doc.lines() {
+        if line.starts_with("```curl") {
+            in_block = true;
+        } else if line.starts_with("```") {
+            in_block = false;
+        } else if in_block {
+            if let Some(cmd) = line.strip_prefix("$ ") {
+                steps.push((cmd.to_owned(), Vec::new()));
+            } else {
+                steps.last_mut().unwrap().1.push(line.to_owned());
+            }
+        }
+    }
+    assert!(steps.len() >= 8, "only {} curl steps", steps.len());
+    for (cmd, mut want) in steps {
+        while want.last().is_some_and(|l| l.is_empty()) {
+            want.pop();
+        }
+        let res = curl(server.addr, &shell_words(&cmd, &vars)).await;
+        let split = res.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&res[..split]).into_owned();
+        let body = String::from_utf8_lossy(&res[split + 4..]).into_owned();
+        let mut lines = head.lines();
+        let status = lines.next().unwrap();
+        let want_status = &want[0];
+        assert_eq!(
+            status.get(..12),
+            want_status.get(..12),
+            "{cmd}\n  got: {head}"
+        );
+        let got: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        let blank = want.iter().position(String::is_empty);
+        let (shown, body_lines) = match blank {
+            Some(b) => (&want[1..b], Some(&want[b + 1..])),
+            None => (&want[1..], None),
+        };
+        for line in shown {
+            let (k, v) = line.split_once(": ").unwrap();
+            let found = got
+                .iter()
+                .find(|(gk, _)| gk == k)
+                .unwrap_or_else(|| panic!("{cmd}\n  no {k} in: {head}"));
+            match v.split_once('$') {
+                Some((prefix, name)) => {
+                    let rest = found.1.strip_prefix(prefix).unwrap_or_else(|| {
+                        panic!("{cmd}\n  {k}: {} does not start with {prefix}", found.1)
+                    });
+                    vars.insert(name.to_owned(), rest.to_owned());
+                }
+                None => assert_eq!(found.1, v, "{cmd}: {k}"),
+            }
+        }
+        if let Some(b) = body_lines {
+            assert_eq!(body, b.join("\n"), "{cmd}");
+        }
+    }
+}

@@ -12,7 +12,7 @@ use chatus_protocol::{ErrorCode, Timestamp, Token, Username};
 use super::{Accounts, LoggedIn, PURGE_CHUNK, Source, hash_token, limited, now, plus};
 use crate::error::ApiError;
 use crate::hub::{ConnId, Hub};
-use crate::store::{Store, StoreError, StoreFuture, TokenHash, UserId};
+use crate::store::{Store, StoreError, StoreFuture, TokenHash, User, UserId};
 
 /// A live session, as cached.
 #[derive(Debug, Clone)]
@@ -93,6 +93,20 @@ impl Accounts {
             .get(token_hash)
             .map(|c| c.expires)
             .filter(|e| *e > now)
+    }
+
+    /// The user a live session (cached and unexpired) belongs to: how a
+    /// plain HTTP request with `Authorization: Bearer` is authenticated,
+    /// with no I/O. A revoked or expired token is `None`.
+    pub(crate) fn session_user(&self, token_hash: &TokenHash) -> Option<User> {
+        let now = now();
+        self.cached()
+            .get(token_hash)
+            .filter(|c| c.expires > now)
+            .map(|c| User {
+                id: c.user,
+                name: c.name.clone(),
+            })
     }
 
     /// Whether the session is still cached: not revoked (it may have

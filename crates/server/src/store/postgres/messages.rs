@@ -117,9 +117,9 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
     }
     let inserted = c
         .exec(
-            "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body)
+            "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body, file_id)
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                                  $5::bigint[], $6::text[])
+                                  $5::bigint[], $6::text[], $7::text[])
              ON CONFLICT (sender_id, client_id) DO NOTHING",
             &[
                 &new.conv,
@@ -128,6 +128,7 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
                 &new.client_id,
                 &new.time,
                 &new.body,
+                &new.file,
             ],
         )
         .await?;
@@ -175,6 +176,7 @@ struct NewRows<'a> {
     client_id: Vec<&'a str>,
     time: Vec<i64>,
     body: Vec<&'a str>,
+    file: Vec<Option<&'a str>>,
 }
 
 impl<'a> NewRows<'a> {
@@ -185,6 +187,7 @@ impl<'a> NewRows<'a> {
         self.client_id.push(m.client_id.as_str());
         self.time.push(ms(m.time));
         self.body.push(m.body.as_str());
+        self.file.push(m.file.as_ref().map(|f| f.as_str()));
     }
 }
 
@@ -195,11 +198,13 @@ pub(crate) async fn history(
     limit: u32,
 ) -> Result<(Vec<MessageRow>, bool), StoreError> {
     let fetch = i64::from(limit) + 1;
-    const OLDER: &str = "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m
-         JOIN users u ON u.id = m.sender_id
+    const OLDER: &str = "SELECT m.seq, u.name, m.body, m.time_ms,
+         f.id, f.name, f.length, f.media_type, f.sha256 FROM messages m
+         JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
          WHERE m.conv_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3";
-    const NEWER: &str = "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m
-         JOIN users u ON u.id = m.sender_id
+    const NEWER: &str = "SELECT m.seq, u.name, m.body, m.time_ms,
+         f.id, f.name, f.length, f.media_type, f.sha256 FROM messages m
+         JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
          WHERE m.conv_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3";
     let bound = |s: Seq| i64::try_from(s.0).unwrap_or(i64::MAX);
     let (sql, bound) = match page {
@@ -214,6 +219,7 @@ pub(crate) async fn history(
             sender: username(r.get(1))?,
             body: Body::parse(r.get::<_, String>(2)).map_err(|e| StoreError::Corrupt(e.message))?,
             time: ts(r.get(3)),
+            file: super::files::file_at(&r, 4)?,
         });
     }
     let more = out.len() > limit as usize;

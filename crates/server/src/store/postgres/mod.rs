@@ -25,12 +25,13 @@
 //! - `writer`: the writer task and its group commit.
 //! - `schema`: migrations and the start-up checks (advisory lock, settings
 //!   fingerprint, node registration).
-//! - `accounts`, `rooms`, `messages`: the SQL, one file per family.
+//! - `accounts`, `rooms`, `messages`, `files`: the SQL, one file per family.
 //! - `scratch`: throwaway databases for tests and benchmarks.
 //! - This file: opening, the heartbeat, and the [`Store`] impl.
 
 mod accounts;
 mod conn;
+mod files;
 mod messages;
 mod rooms;
 pub(crate) mod schema;
@@ -40,13 +41,14 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
-use chatus_protocol::{RoomName, Seq, Timestamp, Username, Visibility};
+use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Username, Visibility};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
     Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
-    Snapshot, Store, StoreError, StoreFuture, TokenHash, UserId, UserRow,
+    Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow, UploadUsage, UserId, UserRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -455,6 +457,48 @@ impl Store for PgStore {
 
     fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {
         self.write(move |c| Box::pin(messages::mark_read(c, user, conv, seq)))
+    }
+
+    fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {
+        self.write(move |c| Box::pin(async move { files::create_upload(c, &upload).await }))
+    }
+
+    fn find_upload(&self, id: FileId) -> StoreFuture<'_, Option<UploadRow>> {
+        self.read(move |c| Box::pin(async move { files::find_upload(c, &id).await }))
+    }
+
+    fn touch_upload(&self, id: FileId, now: Timestamp) -> StoreFuture<'_, ()> {
+        self.write(move |c| Box::pin(async move { files::touch_upload(c, &id, now).await }))
+    }
+
+    fn finish_upload(&self, id: FileId, sha256: Sha256Hex, now: Timestamp) -> StoreFuture<'_, ()> {
+        self.write(move |c| {
+            Box::pin(async move { files::finish_upload(c, &id, &sha256, now).await })
+        })
+    }
+
+    fn delete_upload(&self, id: FileId) -> StoreFuture<'_, bool> {
+        self.write(move |c| Box::pin(async move { files::delete_upload(c, &id).await }))
+    }
+
+    fn blob_in_use(&self, sha256: Sha256Hex) -> StoreFuture<'_, bool> {
+        self.read(move |c| Box::pin(async move { files::blob_in_use(c, &sha256).await }))
+    }
+
+    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, UploadUsage> {
+        self.read(move |c| Box::pin(files::upload_usage(c, user)))
+    }
+
+    fn stale_uploads(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<UploadRow>> {
+        self.read(move |c| Box::pin(files::stale_uploads(c, before, limit)))
+    }
+
+    fn file_convs(&self, id: FileId) -> StoreFuture<'_, Vec<ConvId>> {
+        self.read(move |c| Box::pin(async move { files::file_convs(c, &id).await }))
+    }
+
+    fn list_files(&self, conv: ConvId, limit: u32) -> StoreFuture<'_, (Vec<SharedFile>, bool)> {
+        self.read(move |c| Box::pin(files::list_files(c, conv, limit)))
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {

@@ -110,6 +110,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO conversations (kind, name, visibility, created_ms) VALUES ('room', 'lobby', 'public', 0);
     "#,
+    // 2: files (SQLite's migration 5). An upload's bytes live in the file
+    // store; its row says whose it is, what it is called and (once
+    // finished) its SHA-256. A message may share one finished upload.
+    r#"
+    CREATE TABLE uploads (
+        id         TEXT PRIMARY KEY,
+        owner_id   BIGINT NOT NULL REFERENCES users (id),
+        name       TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        length     BIGINT NOT NULL,
+        sha256     TEXT,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL
+    );
+    CREATE INDEX uploads_owner ON uploads (owner_id);
+    CREATE INDEX uploads_sha256 ON uploads (sha256) WHERE sha256 IS NOT NULL;
+    CREATE INDEX uploads_updated ON uploads (updated_ms);
+    ALTER TABLE messages ADD COLUMN file_id TEXT;
+    CREATE INDEX messages_file ON messages (file_id) WHERE file_id IS NOT NULL;
+    CREATE INDEX messages_conv_files ON messages (conv_id, seq) WHERE file_id IS NOT NULL;
+    "#,
 ];
 
 /// Waits for the start-up lock (a session lock: it is released with

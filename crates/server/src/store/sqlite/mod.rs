@@ -13,12 +13,14 @@
 //!
 //! # Layout
 //! - `writer`: the writer thread and its group commit.
-//! - `queries`: the SQL, as plain functions over a connection.
+//! - `queries`: the SQL, as plain functions over a connection; `files`:
+//!   the SQL of uploads and shared files.
 //! - `schema` holds the migrations.
 //! - `integrity`: the checks a database file passes before it is used,
 //!   and creating a new one whole.
 //! - This file: opening, the reader pool, and the [`Store`] impl.
 
+mod files;
 mod integrity;
 mod queries;
 mod schema;
@@ -28,14 +30,15 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
+use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
-use chatus_protocol::{RoomName, Seq, Timestamp, Visibility};
+use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Visibility};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::store::{
     Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
-    Snapshot, Store, StoreError, StoreFuture, TokenHash, UserId, UserRow,
+    Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow, UploadUsage, UserId, UserRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -422,6 +425,46 @@ impl Store for SqliteStore {
 
     fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {
         self.write(move |ctx| queries::mark_read(&ctx.conn, user, conv, seq))
+    }
+
+    fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| files::create_upload(&ctx.conn, &upload))
+    }
+
+    fn find_upload(&self, id: FileId) -> StoreFuture<'_, Option<UploadRow>> {
+        self.read(move |c| files::find_upload(c, &id))
+    }
+
+    fn touch_upload(&self, id: FileId, now: Timestamp) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| files::touch_upload(&ctx.conn, &id, now))
+    }
+
+    fn finish_upload(&self, id: FileId, sha256: Sha256Hex, now: Timestamp) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| files::finish_upload(&ctx.conn, &id, &sha256, now))
+    }
+
+    fn delete_upload(&self, id: FileId) -> StoreFuture<'_, bool> {
+        self.write(move |ctx| files::delete_upload(&ctx.conn, &id))
+    }
+
+    fn blob_in_use(&self, sha256: Sha256Hex) -> StoreFuture<'_, bool> {
+        self.read(move |c| files::blob_in_use(c, &sha256))
+    }
+
+    fn upload_usage(&self, user: UserId) -> StoreFuture<'_, UploadUsage> {
+        self.read(move |c| files::upload_usage(c, user))
+    }
+
+    fn stale_uploads(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<UploadRow>> {
+        self.read(move |c| files::stale_uploads(c, before, limit))
+    }
+
+    fn file_convs(&self, id: FileId) -> StoreFuture<'_, Vec<ConvId>> {
+        self.read(move |c| files::file_convs(c, &id))
+    }
+
+    fn list_files(&self, conv: ConvId, limit: u32) -> StoreFuture<'_, (Vec<SharedFile>, bool)> {
+        self.read(move |c| files::list_files(c, conv, limit))
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {

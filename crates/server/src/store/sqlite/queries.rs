@@ -13,19 +13,19 @@ use crate::store::{
     Snapshot, StoreError, TokenHash, UserId, UserRow,
 };
 
-fn ms(t: Timestamp) -> i64 {
+pub(super) fn ms(t: Timestamp) -> i64 {
     i64::try_from(t.0).unwrap_or(i64::MAX)
 }
 
-fn ts(v: i64) -> Timestamp {
+pub(super) fn ts(v: i64) -> Timestamp {
     Timestamp(u64::try_from(v).unwrap_or(0))
 }
 
-fn seq(v: i64) -> Seq {
+pub(super) fn seq(v: i64) -> Seq {
     Seq(u64::try_from(v).unwrap_or(0))
 }
 
-fn username(s: String) -> Result<Username, StoreError> {
+pub(super) fn username(s: String) -> Result<Username, StoreError> {
     Username::parse(s).map_err(|e| StoreError::Corrupt(e.message))
 }
 
@@ -450,8 +450,8 @@ pub(crate) fn append(
         "SELECT conv_id, seq, time_ms FROM messages WHERE sender_id = ?1 AND client_id = ?2",
     )?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body, file_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut touched: Vec<ConvId> = Vec::new();
     let mut spoke: HashMap<(UserId, ConvId), u64> = HashMap::new();
@@ -497,7 +497,8 @@ pub(crate) fn append(
             m.sender.0,
             m.client_id.as_str(),
             ms(m.time),
-            m.body.as_str()
+            m.body.as_str(),
+            m.file.as_ref().map(|f| f.as_str())
         ])?;
         last_seqs.insert(m.conv, next);
         if !touched.contains(&m.conv) {
@@ -527,17 +528,20 @@ pub(crate) fn history(
     let fetch = i64::from(limit) + 1;
     let (sql, bound): (&str, i64) = match page {
         Page::Latest => (
-            "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m JOIN users u ON u.id = m.sender_id
+            "SELECT m.seq, u.name, m.body, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
+             FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
              WHERE m.conv_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
             i64::MAX,
         ),
         Page::Before(s) => (
-            "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m JOIN users u ON u.id = m.sender_id
+            "SELECT m.seq, u.name, m.body, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
+             FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
              WHERE m.conv_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
             i64::try_from(s.0).unwrap_or(i64::MAX),
         ),
         Page::After(s) => (
-            "SELECT m.seq, u.name, m.body, m.time_ms FROM messages m JOIN users u ON u.id = m.sender_id
+            "SELECT m.seq, u.name, m.body, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
+             FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
              WHERE m.conv_id = ?1 AND m.seq > ?2 ORDER BY m.seq ASC LIMIT ?3",
             i64::try_from(s.0).unwrap_or(i64::MAX),
         ),
@@ -549,16 +553,18 @@ pub(crate) fn history(
             r.get::<_, String>(1)?,
             r.get::<_, String>(2)?,
             r.get::<_, i64>(3)?,
+            super::files::raw_file(r, 4)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (s, sender, body, t) = row?;
+        let (s, sender, body, t, file) = row?;
         out.push(MessageRow {
             seq: seq(s),
             sender: username(sender)?,
             body: Body::parse(body).map_err(|e| StoreError::Corrupt(e.message))?,
             time: ts(t),
+            file: file.map(super::files::file_info).transpose()?,
         });
     }
     let more = out.len() > limit as usize;

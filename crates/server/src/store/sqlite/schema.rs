@@ -104,6 +104,27 @@ const MIGRATIONS: &[&str] = &[
         GROUP BY sender_id, conv_id
         ON CONFLICT (user_id, conv_id) DO UPDATE SET seq = MAX(seq, excluded.seq);
     "#,
+    // 5: files. An upload's bytes live in the file store; its row here says
+    // whose it is, what it is called, and (once finished) its SHA-256. A
+    // message may share one finished upload (`file_id`).
+    r#"
+    CREATE TABLE uploads (
+        id         TEXT PRIMARY KEY,
+        owner_id   INTEGER NOT NULL REFERENCES users(id),
+        name       TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        length     INTEGER NOT NULL,
+        sha256     TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX uploads_owner ON uploads(owner_id);
+    CREATE INDEX uploads_sha256 ON uploads(sha256) WHERE sha256 IS NOT NULL;
+    CREATE INDEX uploads_updated ON uploads(updated_ms);
+    ALTER TABLE messages ADD COLUMN file_id TEXT;
+    CREATE INDEX messages_file ON messages(file_id) WHERE file_id IS NOT NULL;
+    CREATE INDEX messages_conv_files ON messages(conv_id, seq) WHERE file_id IS NOT NULL;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.

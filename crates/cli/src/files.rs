@@ -1,0 +1,237 @@
+//! `upload`, `download` and `files`: file transfer from the command line.
+//!
+//! The transfers themselves are the client library's
+//! ([`chatus_client::transfer`], run as a task); this shows their progress (a bar with
+//! bytes, rate and time left when stdout is a terminal, nothing otherwise)
+//! and their results (a sentence, or one JSON object per file with
+//! `--json`). `upload` exits 0 only once every file is stored and its
+//! message acknowledged; run again after an interruption (Ctrl-C cancels
+//! the transfer and keeps its resume state), it resumes.
+
+use std::io::IsTerminal as _;
+
+use chatus_client::protocol::{Body, Conversation, FileId};
+use chatus_client::transfer::{self, Action, Endpoint, Update};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::CliError;
+use crate::args::{DownloadArgs, FilesArgs, UploadArgs};
+use crate::commands::{parse_room, say};
+use crate::connect::{Ctx, Mode, parse_user};
+use crate::output;
+
+/// A progress bar when stdout is a terminal (and no JSON is wanted),
+/// else nothing.
+fn bar(ctx: &Ctx, label: &str) -> Option<ProgressBar> {
+    if ctx.json || !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(output::clean(label).into_owned());
+    Some(pb)
+}
+
+/// Runs one transfer as a task, showing its progress, until it ends or
+/// Ctrl-C cancels it (its resume state stays, so the same command goes
+/// on where it stopped).
+async fn run(ctx: &Ctx, to: &Endpoint, action: Action, label: &str) -> Result<Update, CliError> {
+    let pb = bar(ctx, label);
+    let (handle, mut updates) = transfer::spawn(to.clone(), action);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let result = loop {
+        tokio::select! {
+            u = updates.recv() => match u {
+                Some(Update::Progress(p)) => {
+                    if let Some(pb) = &pb {
+                        pb.set_length(p.total);
+                        pb.set_position(p.done);
+                    }
+                }
+                Some(Update::Failed(e)) => break Err(e.into()),
+                Some(done) => break Ok(done),
+                None => break Err(CliError::Local("The transfer stopped unexpectedly.".into())),
+            },
+            _ = &mut ctrl_c => {
+                handle.cancel();
+                break Err(CliError::Local(
+                    "Interrupted; run the same command again to go on where it stopped.".into(),
+                ));
+            }
+        }
+    };
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    result
+}
+
+fn conversation(room: Option<&str>, user: Option<&str>) -> Result<Conversation, CliError> {
+    match (room, user) {
+        (Some(r), None) => Ok(Conversation::Room(parse_room(r)?)),
+        (None, Some(u)) => Ok(Conversation::Peer(parse_user(u)?)),
+        _ => Err(CliError::Usage(
+            "Give exactly one of --room and a user.".into(),
+        )),
+    }
+}
+
+/// `upload`.
+pub async fn upload(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
+    let to = conversation(args.target.room.as_deref(), args.target.to.as_deref())?;
+    for f in &args.files {
+        if !f.is_file() {
+            return Err(CliError::Usage(format!(
+                "{} is not a file that can be read.",
+                f.display()
+            )));
+        }
+    }
+    let server = ctx.server()?;
+    let saved = ctx.account(&server).await?;
+    let endpoint = Endpoint {
+        server: server.clone(),
+        token: saved.token.clone(),
+    };
+    let (client, _, me) = ctx.connect_as(Mode::OneShot, server, saved).await?;
+    let result = async {
+        for path in &args.files {
+            let label = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let up = match run(ctx, &endpoint, Action::Upload(path.clone()), &label).await? {
+                Update::Uploaded(up) => up,
+                other => {
+                    return Err(CliError::Local(format!(
+                        "The upload ended unexpectedly: {other:?}."
+                    )));
+                }
+            };
+            let body = Body::parse(up.name.as_str()).map_err(|e| CliError::Usage(e.message))?;
+            let sent = client
+                .send_file_with_id(to.clone(), body, Some(up.id.clone()), up.client_id.clone())
+                .await?;
+            // Stored and acknowledged: nothing is left to resume.
+            up.forget()?;
+            if ctx.json {
+                let mut v = json!({
+                    "id": up.id.as_str(),
+                    "name": up.name.as_str(),
+                    "size": up.size,
+                    "media_type": up.media_type.as_str(),
+                    "sha256": up.sha256.as_str(),
+                    "seq": sent.seq.0,
+                    "duplicate": sent.duplicate,
+                    "sender": me.user.as_str(),
+                });
+                match &sent.conv {
+                    Conversation::Room(r) => v["room"] = json!(r.as_str()),
+                    Conversation::Peer(p) => v["peer"] = json!(p.as_str()),
+                }
+                say(&v.to_string());
+            } else {
+                say(&format!(
+                    "Sent {} ({}) to {} as {} (seq {}); download it with `chatus download {}`.",
+                    output::clean(up.name.as_str()),
+                    output::human_size(up.size),
+                    output::place(&sent.conv),
+                    me.user,
+                    sent.seq,
+                    up.id
+                ));
+            }
+        }
+        Ok::<(), CliError>(())
+    }
+    .await;
+    client.quit().await;
+    result
+}
+
+/// `download`.
+pub async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), CliError> {
+    let id = FileId::parse(args.id.trim()).map_err(|_| {
+        CliError::Usage(format!(
+            "{:?} is not a file id (32 lowercase hexadecimal digits).",
+            args.id
+        ))
+    })?;
+    let server = ctx.server()?;
+    let saved = ctx.account(&server).await?;
+    let endpoint = Endpoint {
+        server,
+        token: saved.token,
+    };
+    let action = Action::Download {
+        id: id.clone(),
+        dest: args.output.clone(),
+        force: args.force,
+    };
+    let got = match run(ctx, &endpoint, action, id.as_str()).await? {
+        Update::Downloaded(got) => got,
+        other => {
+            return Err(CliError::Local(format!(
+                "The download ended unexpectedly: {other:?}."
+            )));
+        }
+    };
+    if ctx.json {
+        say(&json!({
+            "id": id.as_str(),
+            "name": got.name.as_str(),
+            "size": got.size,
+            "media_type": got.media_type.as_str(),
+            "sha256": got.sha256.as_str(),
+            "path": got.path.display().to_string(),
+        })
+        .to_string());
+    } else {
+        say(&format!(
+            "Saved {} ({}, {}) as {}; SHA-256 checked.",
+            output::clean(got.name.as_str()),
+            output::human_size(got.size),
+            got.media_type,
+            got.path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// `files`.
+pub async fn list(ctx: &Ctx, args: &FilesArgs) -> Result<(), CliError> {
+    let conv = conversation(args.room.as_deref(), args.with.as_deref())?;
+    if args.limit == 0 {
+        return Err(CliError::Usage("--limit must be at least 1.".into()));
+    }
+    let (client, _, _) = ctx.connect(Mode::OneShot).await?;
+    let result = client.list_files(conv, Some(args.limit)).await;
+    client.quit().await;
+    let list = result?;
+    for f in &list.files {
+        if ctx.json {
+            let mut v = output::file_json(&f.file);
+            v["seq"] = json!(f.seq.0);
+            v["sender"] = json!(f.sender.as_str());
+            v["time"] = json!(output::rfc3339(f.time));
+            say(&v.to_string());
+        } else {
+            say(&format!(
+                "[{}] <{}> {}",
+                output::date_time(f.time),
+                f.sender,
+                output::file_text(&f.file)
+            ));
+        }
+    }
+    if list.files.is_empty() && !ctx.json {
+        say(&format!("No files in {}.", output::place(&list.conv)));
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! File transfer over HTTP on the server's port: resumable uploads (tus
+//! 1.0, [`upload()`]) and downloads ([`download()`]), authenticated by the
+//! session token. Front ends only show progress.
+//!
+//! - An upload hashes the file first (SHA-256), keeps its resume state in
+//!   a small file beside it (`.NAME.chatus-upload`: server, upload id,
+//!   size, modification time, hash, and the `client_id` of the message
+//!   that will share it), and sends chunks of [`CHUNK`] bytes, each with
+//!   its checksum. After a cut it asks the server for the offset (`HEAD`)
+//!   and goes on from there; running the same upload again after the
+//!   program stopped does the same.
+//! - A download writes to `PATH.part`, resumes it with `Range`, checks
+//!   the whole file's SHA-256 against the server's `ETag` before it gives
+//!   it its final name, and never replaces an existing file unless asked.
+//! - Neither holds more than one chunk (or one read buffer) of a file in
+//!   memory.
+//!
+//! Front ends run a transfer as a task ([`task`]): an [`Action`] goes in,
+//! [`Update`]s (progress, finished, failed) come out.
+//!
+//! The HTTP is hyper's client (one connection per request: a chunk is
+//! megabytes, so a connection set-up is noise).
+
+pub mod download;
+mod http;
+pub mod task;
+pub mod upload;
+
+use std::path::PathBuf;
+
+use chatus_protocol::{FileId, Sha256Hex, Token};
+
+use crate::url::ServerUrl;
+
+pub use download::{Downloaded, download};
+pub use task::{Action, Handle, Update, spawn};
+pub use upload::{UploadState, Uploaded, upload};
+
+/// Bytes sent per `PATCH`: the most of a file held in memory at once.
+pub const CHUNK: usize = 4 * 1024 * 1024;
+
+/// Where and as whom to transfer.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The server.
+    pub server: ServerUrl,
+    /// A live session token.
+    pub token: Token,
+}
+
+/// Progress of one transfer: bytes done of the total (the part already
+/// there before a resume counts as done).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes transferred so far.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+}
+
+/// What a transfer can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// Reading or writing a local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server could not be reached, or the connection broke (after the
+    /// retries ran out).
+    #[error("Could not reach the server: {0}.")]
+    Unreachable(String),
+    /// The session token was refused (`401`): log in again.
+    #[error("The server refused the session token; log in again.")]
+    Unauthorized,
+    /// No such file, or not one we may download (`404`).
+    #[error("There is no file {0} that you may download.")]
+    NotFound(FileId),
+    /// The server refused the transfer, with its reason (too large, over
+    /// quota, …).
+    #[error("The server refused ({status}): {message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The server's sentence.
+        message: String,
+    },
+    /// The destination exists (pass `force` to replace it).
+    #[error("{0} exists; not replacing it (use --force).")]
+    Exists(PathBuf),
+    /// The bytes that arrived do not match the server's SHA-256.
+    #[error(
+        "The file's SHA-256 is {got}, but the server says {expected}; the download was kept as .part and not used."
+    )]
+    Mismatch {
+        /// What the server said.
+        expected: Sha256Hex,
+        /// What arrived.
+        got: Sha256Hex,
+    },
+    /// The server answered something this client does not understand.
+    #[error("The server answered unexpectedly: {0}.")]
+    Protocol(String),
+}
+
+fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
+    move |source| TransferError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}

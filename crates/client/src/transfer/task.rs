@@ -1,0 +1,81 @@
+//! A transfer as a task with a handle, for front ends: an action goes in
+//! ([`spawn`]), [`Update`]s come out (progress, then finished or failed),
+//! and [`Handle::cancel`] stops it. A cancelled upload keeps its resume
+//! state and a cancelled download its `.part`, so starting the same
+//! transfer again goes on where it stopped.
+
+use std::path::PathBuf;
+
+use chatus_protocol::FileId;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{Downloaded, Endpoint, Progress, TransferError, Uploaded, download, upload};
+
+/// What to transfer.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Upload this file.
+    Upload(PathBuf),
+    /// Download this file to a path (a file, a directory, or `None` for
+    /// its own name here), replacing an existing file when `force`.
+    Download {
+        /// The file.
+        id: FileId,
+        /// Where to put it.
+        dest: Option<PathBuf>,
+        /// Replace an existing file.
+        force: bool,
+    },
+}
+
+/// What a transfer reports.
+#[derive(Debug)]
+pub enum Update {
+    /// Bytes done of the total (reported as chunks and buffers complete).
+    Progress(Progress),
+    /// The upload is stored: share it with a message, then
+    /// [`Uploaded::forget`] its resume state.
+    Uploaded(Uploaded),
+    /// The download is in place, its SHA-256 checked.
+    Downloaded(Downloaded),
+    /// The transfer failed; it may be started again to resume.
+    Failed(TransferError),
+}
+
+/// A running transfer. Dropping the handle does not stop it; the updates
+/// channel closes when it ends.
+#[derive(Debug)]
+pub struct Handle {
+    task: JoinHandle<()>,
+}
+
+impl Handle {
+    /// Stops the transfer (its resume state stays).
+    pub fn cancel(&self) {
+        self.task.abort();
+    }
+}
+
+/// Starts `action` in a task (inside a tokio runtime).
+pub fn spawn(to: Endpoint, action: Action) -> (Handle, mpsc::UnboundedReceiver<Update>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let progress_tx = tx.clone();
+        let mut progress = move |p: Progress| {
+            let _ = progress_tx.send(Update::Progress(p));
+        };
+        let done = match action {
+            Action::Upload(path) => upload(&to, &path, &mut progress)
+                .await
+                .map(Update::Uploaded),
+            Action::Download { id, dest, force } => {
+                download(&to, &id, dest.as_deref(), force, &mut progress)
+                    .await
+                    .map(Update::Downloaded)
+            }
+        };
+        let _ = tx.send(done.unwrap_or_else(Update::Failed));
+    });
+    (Handle { task }, rx)
+}

@@ -1,0 +1,397 @@
+//! Uploads: tus 1.0, resumable across cuts and across runs.
+//!
+//! The resume state lives beside the file (`.NAME.chatus-upload`, see
+//! [`UploadState`]); it is valid while the file keeps its size and
+//! modification time and the server is the same. When the file changed,
+//! its old upload is removed on the server and a new one begins. A cut
+//! connection, a `409` (offset mismatch) or a `460` (a chunk damaged on
+//! the way) makes the upload ask for the offset and go on; each attempt
+//! that moves no byte counts against [`RETRIES`].
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use chatus_protocol::{ClientMsgId, FileId, FileName, MediaType, Sha256Hex};
+use hyper::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+
+use super::http::{build, header_str, header_u64, reason, send};
+use super::{CHUNK, Endpoint, Progress, TransferError, io_err};
+
+/// Attempts in a row that move no byte before an upload gives up.
+pub const RETRIES: u32 = 5;
+
+/// An upload's resume state, kept beside the file while it is under way
+/// and until its message is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadState {
+    /// The server (`ws://host:port`).
+    pub server: String,
+    /// The upload, once created.
+    pub id: Option<FileId>,
+    /// The file's size when the upload began.
+    pub size: u64,
+    /// Its modification time then (ms since the epoch).
+    pub modified_ms: u64,
+    /// Its SHA-256 then.
+    pub sha256: Sha256Hex,
+    /// The `client_id` of the message that shares it, so that a send
+    /// retried by a second run is stored once.
+    pub client_id: ClientMsgId,
+}
+
+/// A finished upload, ready to be shared by a message.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    /// The file's id.
+    pub id: FileId,
+    /// The name it was uploaded with.
+    pub name: FileName,
+    /// Its size.
+    pub size: u64,
+    /// Its media type, guessed from the name.
+    pub media_type: MediaType,
+    /// Its SHA-256.
+    pub sha256: Sha256Hex,
+    /// The `client_id` to share it with (the same on every run).
+    pub client_id: ClientMsgId,
+    /// The resume state file, to remove with [`Uploaded::forget`] once the
+    /// message is acknowledged.
+    pub state_file: PathBuf,
+}
+
+impl Uploaded {
+    /// Removes the resume state: the message sharing the file is stored.
+    pub fn forget(&self) -> Result<(), TransferError> {
+        match std::fs::remove_file(&self.state_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&self.state_file)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The resume state file of `path`: `.NAME.chatus-upload` beside it.
+pub fn state_file(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.chatus-upload"))
+}
+
+/// A media type from a file name's extension (the common ones; anything
+/// else is `application/octet-stream`).
+pub fn guess_media_type(name: &str) -> MediaType {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let t = match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "pdf" => "application/pdf",
+        "txt" | "log" => "text/plain",
+        "md" => "text/markdown",
+        "html" | "htm" => "text/html",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "mp3" => "audio/mpeg",
+        "mp4" => "video/mp4",
+        _ => MediaType::OCTET_STREAM,
+    };
+    MediaType::or_octet_stream(t)
+}
+
+async fn hash_file(path: &Path) -> Result<Sha256Hex, TransferError> {
+    let mut f = tokio::fs::File::open(path).await.map_err(io_err(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).await.map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(Sha256Hex::from_digest(&h.finalize().into()))
+}
+
+fn load_state(file: &Path) -> Option<UploadState> {
+    let text = std::fs::read_to_string(file).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn save_state(file: &Path, state: &UploadState) -> Result<(), TransferError> {
+    let text = serde_json::to_string(state).map_err(|e| TransferError::Protocol(e.to_string()))?;
+    let tmp = file.with_extension("chatus-upload.tmp");
+    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, file).map_err(io_err(file))
+}
+
+/// Uploads `path` (or resumes its upload), reporting progress.
+pub async fn upload(
+    to: &Endpoint,
+    path: &Path,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Uploaded, TransferError> {
+    let meta = tokio::fs::metadata(path).await.map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(io_err(path)(std::io::Error::other("not a regular file")));
+    }
+    let size = meta.len();
+    let modified_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let name = FileName::sanitize(
+        &path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    let media_type = guess_media_type(name.as_str());
+    let state_path = state_file(path);
+    let server = to.server.to_string();
+    let old = match load_state(&state_path) {
+        Some(s) if s.server == server && s.size == size && s.modified_ms == modified_ms => Some(s),
+        Some(changed) => {
+            // The file changed since: its old upload is of no use. Remove
+            // it on the server (best effort; the server expires it anyway).
+            if changed.server == server
+                && let Some(id) = &changed.id
+                && let Err(e) = terminate(to, id).await
+            {
+                tracing::debug!(cause = %e, "could not remove a stale upload");
+            }
+            None
+        }
+        None => None,
+    };
+    let mut state = match old {
+        Some(s) => s,
+        None => UploadState {
+            server,
+            id: None,
+            size,
+            modified_ms,
+            sha256: hash_file(path).await?,
+            client_id: crate::Client::new_client_id(),
+        },
+    };
+    let mut offset = None;
+    if let Some(id) = &state.id {
+        offset = head(to, id).await?;
+        if offset.is_none() {
+            // Gone (expired, or another server): start over.
+            state.id = None;
+        }
+    }
+    let id = match state.id.clone() {
+        Some(id) => id,
+        None => {
+            let id = create(to, size, &name, &media_type).await?;
+            state.id = Some(id.clone());
+            offset = Some(0);
+            id
+        }
+    };
+    save_state(&state_path, &state)?;
+    let mut offset = offset.unwrap_or(0);
+    progress(Progress {
+        done: offset,
+        total: size,
+    });
+    let mut file = tokio::fs::File::open(path).await.map_err(io_err(path))?;
+    let mut failures = 0;
+    let mut buf = vec![0u8; CHUNK];
+    while offset < size {
+        let want = usize::try_from(size - offset).unwrap_or(CHUNK).min(CHUNK);
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(io_err(path))?;
+        file.read_exact(&mut buf[..want])
+            .await
+            .map_err(io_err(path))?;
+        let chunk = Bytes::copy_from_slice(&buf[..want]);
+        match patch(to, &id, offset, chunk).await {
+            Ok(next) => {
+                failures = 0;
+                offset = next;
+                progress(Progress {
+                    done: offset,
+                    total: size,
+                });
+            }
+            Err(e) if retryable(&e) && failures < RETRIES => {
+                failures += 1;
+                tracing::debug!(cause = %e, failures, "upload chunk failed; resuming");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+                match head(to, &id).await {
+                    Ok(Some(n)) => offset = n,
+                    Ok(None) => return Err(TransferError::Protocol("the upload vanished".into())),
+                    Err(e) if retryable(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Uploaded {
+        id,
+        name,
+        size,
+        media_type,
+        sha256: state.sha256,
+        client_id: state.client_id,
+        state_file: state_path,
+    })
+}
+
+/// Whether asking for the offset and trying again may help.
+fn retryable(e: &TransferError) -> bool {
+    match e {
+        TransferError::Unreachable(_) => true,
+        // 409: the offset moved on; 460: a chunk damaged on the way; 423:
+        // a cut request still holds the upload; 408, 5xx: try again.
+        TransferError::Refused { status, .. } => {
+            matches!(status, 408 | 409 | 423 | 429 | 460) || *status >= 500
+        }
+        _ => false,
+    }
+}
+
+const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
+
+async fn refused(res: hyper::Response<hyper::body::Incoming>) -> TransferError {
+    let status = res.status();
+    if status == StatusCode::UNAUTHORIZED {
+        return TransferError::Unauthorized;
+    }
+    TransferError::Refused {
+        status: status.as_u16(),
+        message: reason(res).await,
+    }
+}
+
+async fn create(
+    to: &Endpoint,
+    size: u64,
+    name: &FileName,
+    media: &MediaType,
+) -> Result<FileId, TransferError> {
+    let metadata = format!(
+        "filename {},filetype {}",
+        BASE64.encode(name.as_str()),
+        BASE64.encode(media.as_str())
+    );
+    let req = build(
+        to,
+        Method::POST,
+        "/uploads",
+        &[
+            (TUS.0, TUS.1.into()),
+            ("upload-length", size.to_string()),
+            ("upload-metadata", metadata),
+        ],
+        Bytes::new(),
+    )?;
+    let res = send(to, req).await?;
+    if res.status() != StatusCode::CREATED {
+        return Err(refused(res).await);
+    }
+    header_str(&res, "location")
+        .and_then(|l| l.rsplit('/').next())
+        .and_then(|id| FileId::parse(id).ok())
+        .ok_or_else(|| TransferError::Protocol("201 without a usable Location".into()))
+}
+
+/// Removes an upload (tus termination).
+async fn terminate(to: &Endpoint, id: &FileId) -> Result<(), TransferError> {
+    let req = build(
+        to,
+        Method::DELETE,
+        &format!("/uploads/{id}"),
+        &[(TUS.0, TUS.1.into())],
+        Bytes::new(),
+    )?;
+    let res = send(to, req).await?;
+    match res.status() {
+        StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+        _ => Err(refused(res).await),
+    }
+}
+
+/// The upload's offset, or `None` when the server has no such upload.
+async fn head(to: &Endpoint, id: &FileId) -> Result<Option<u64>, TransferError> {
+    let req = build(
+        to,
+        Method::HEAD,
+        &format!("/uploads/{id}"),
+        &[(TUS.0, TUS.1.into())],
+        Bytes::new(),
+    )?;
+    let res = send(to, req).await?;
+    match res.status() {
+        StatusCode::OK => header_u64(&res, "upload-offset")
+            .map(Some)
+            .ok_or_else(|| TransferError::Protocol("HEAD without Upload-Offset".into())),
+        StatusCode::NOT_FOUND => Ok(None),
+        _ => Err(refused(res).await),
+    }
+}
+
+/// Sends one chunk at `offset` with its checksum; returns the new offset.
+async fn patch(
+    to: &Endpoint,
+    id: &FileId,
+    offset: u64,
+    chunk: Bytes,
+) -> Result<u64, TransferError> {
+    let sum = BASE64.encode(Sha256::digest(&chunk));
+    let req = build(
+        to,
+        Method::PATCH,
+        &format!("/uploads/{id}"),
+        &[
+            (TUS.0, TUS.1.into()),
+            ("content-type", "application/offset+octet-stream".into()),
+            ("upload-offset", offset.to_string()),
+            ("upload-checksum", format!("sha256 {sum}")),
+        ],
+        chunk,
+    )?;
+    let res = send(to, req).await?;
+    if res.status() != StatusCode::NO_CONTENT {
+        return Err(refused(res).await);
+    }
+    header_u64(&res, "upload-offset")
+        .ok_or_else(|| TransferError::Protocol("PATCH without Upload-Offset".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_file_sits_beside_the_file_and_types_are_guessed() {
+        assert_eq!(
+            state_file(Path::new("/tmp/a/report.pdf")),
+            Path::new("/tmp/a/.report.pdf.chatus-upload")
+        );
+        assert_eq!(guess_media_type("x.PNG").as_str(), "image/png");
+        assert_eq!(guess_media_type("noext").as_str(), MediaType::OCTET_STREAM);
+    }
+}

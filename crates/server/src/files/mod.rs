@@ -1,0 +1,384 @@
+//! File transfer over plain HTTP on the chat port: uploads speak tus 1.0
+//! ([`tus`], on `/uploads`), downloads are `GET`/`HEAD` with `Range`
+//! ([`download`], on `/files/{id}`); the bytes live in a [`FileStore`]
+//! ([`store`]) and the metadata in the message store.
+//!
+//! - Every request but `OPTIONS` is authenticated by a session token
+//!   (`Authorization: Bearer TOKEN`, the token `login` returned), checked
+//!   against the session cache with no I/O: `401` when it is missing,
+//!   unknown, expired or revoked.
+//! - An upload or file the caller may not see is `404`, never `403`, so
+//!   ids leak nothing: someone else's upload, a file shared where the
+//!   caller is not a member.
+//! - Bodies are streamed to disk a bounded buffer at a time, each wait for
+//!   bytes bounded by `files.read_timeout_secs`; one user sends at most
+//!   `files.max_uploads_per_user` bodies at once, and one upload takes one
+//!   body at a time (`423` for a second).
+//! - Abandoned uploads (no message shares them, and no bytes arrived for
+//!   `files.upload_expiry_hours`) are removed by [`Files::sweep`], which
+//!   the server runs hourly.
+
+pub(crate) mod download;
+pub(crate) mod store;
+pub(crate) mod tus;
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use chatus_protocol::{FileId, Token};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::FilesConfig;
+use crate::service::accounts::hash_token;
+use crate::state::State;
+use crate::store::{Store, StoreError, User, UserId};
+pub(crate) use store::{FileStore, LocalFileStore};
+
+/// A response body: a short text, or a stored file streamed from disk.
+pub(crate) type Body = BoxBody<Bytes, io::Error>;
+
+/// An HTTP response of the file routes.
+pub(crate) type Reply = Response<Body>;
+
+/// Most abandoned uploads removed per sweep step (each step is a few
+/// short store calls, so other writes are never held up for long).
+const SWEEP_CHUNK: u32 = 100;
+
+/// The file service: the file store, the limits, and who is sending what.
+pub(crate) struct Files {
+    /// Where the bytes are.
+    pub(crate) store: Arc<dyn FileStore>,
+    /// The limits.
+    pub(crate) config: FilesConfig,
+    /// Bodies being received, per user. A std Mutex: held only to count.
+    sending: Mutex<HashMap<UserId, usize>>,
+    /// Uploads with a body being written (or being deleted), so two
+    /// requests never write one upload at once.
+    busy: Arc<Mutex<HashSet<FileId>>>,
+    /// The running SHA-256 of uploads under way, with the bytes it
+    /// covers: the last byte then finishes an upload without reading it
+    /// back. A missing or stale entry (after a restart, or when
+    /// [`MAX_RUNNING_HASHES`] are kept) means reading the partial once at
+    /// the end. A std Mutex: held only to take or put one entry.
+    hashes: Mutex<HashMap<FileId, (u64, Sha256)>>,
+    /// One upload created at a time per user, so that two requests cannot
+    /// both pass the quota check before either is recorded. Entries no
+    /// request holds are dropped by the sweep, so this stays O(users
+    /// creating lately).
+    creating: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Figures for `/metrics`.
+    pub(crate) counts: Counts,
+    /// Held while content enters the content store (recorded, then moved
+    /// in) and while it leaves it (checked unused, then removed), so that
+    /// a file finishing with the same content as one being removed never
+    /// loses its bytes. Both are rare and short; a tokio Mutex because the
+    /// store calls in between are awaited.
+    pub(crate) blobs: tokio::sync::Mutex<()>,
+}
+
+/// What the file routes did, for `/metrics`: relaxed counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    /// Uploads created.
+    pub(crate) created: AtomicU64,
+    /// Uploads whose last byte arrived.
+    pub(crate) finished: AtomicU64,
+    /// Upload bytes stored (chunks discarded not counted).
+    pub(crate) bytes_in: AtomicU64,
+    /// File bytes answered to `GET` (whole files and ranges), counted as
+    /// each response starts.
+    pub(crate) bytes_out: AtomicU64,
+}
+
+impl Counts {
+    /// Adds `n` to a counter.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Most running hashes kept (about 200 bytes each).
+const MAX_RUNNING_HASHES: usize = 4096;
+
+/// A user's place among the bodies being received; given back on drop.
+pub(crate) struct SendSlot<'a> {
+    files: &'a Files,
+    user: UserId,
+}
+
+impl Drop for SendSlot<'_> {
+    fn drop(&mut self) {
+        let mut m = self
+            .files
+            .sending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// The hold on one upload while a request writes or removes it; released
+/// on drop. Shared (`Arc`) with the disk writes it covers, so a request
+/// cut off mid-write keeps the upload held until its last write landed.
+pub(crate) struct UploadLock {
+    busy: Arc<Mutex<HashSet<FileId>>>,
+    id: FileId,
+}
+
+impl Drop for UploadLock {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+impl Files {
+    /// The service over a file store.
+    pub(crate) fn new(store: Arc<dyn FileStore>, config: FilesConfig) -> Self {
+        Self {
+            store,
+            config,
+            sending: Mutex::new(HashMap::new()),
+            busy: Arc::new(Mutex::new(HashSet::new())),
+            hashes: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashMap::new()),
+            counts: Counts::default(),
+            blobs: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Waits for `user`'s turn to create an upload; the turn lasts as long
+    /// as the guard.
+    pub(crate) async fn creation_turn(&self, user: UserId) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = self
+            .creating
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(user)
+            .or_default()
+            .clone();
+        turn.lock_owned().await
+    }
+
+    /// The running hash of an upload whose first `offset` bytes are
+    /// stored, if one is kept (a new hash at offset 0); taken out, so the
+    /// holder of the upload's lock owns it.
+    pub(crate) fn take_hash(&self, id: &FileId, offset: u64) -> Option<Sha256> {
+        let kept = self
+            .hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        match kept {
+            Some((at, h)) if at == offset => Some(h),
+            _ if offset == 0 => Some(Sha256::new()),
+            _ => None,
+        }
+    }
+
+    /// Keeps the running hash of an upload's first `offset` bytes.
+    pub(crate) fn put_hash(&self, id: &FileId, offset: u64, h: Sha256) {
+        let mut m = self.hashes.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.len() < MAX_RUNNING_HASHES || m.contains_key(id) {
+            m.insert(id.clone(), (offset, h));
+        }
+    }
+
+    /// Drops an upload's running hash (it finished or was removed).
+    pub(crate) fn forget_hash(&self, id: &FileId) {
+        self.hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
+    /// A place for one more body from `user`, or `None` at the limit.
+    pub(crate) fn slot(&self, user: UserId) -> Option<SendSlot<'_>> {
+        let mut m = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = m.entry(user).or_insert(0);
+        if *n >= self.config.max_uploads_per_user {
+            return None;
+        }
+        *n += 1;
+        Some(SendSlot { files: self, user })
+    }
+
+    /// Holds an upload, or `None` while another request holds it.
+    pub(crate) fn lock(&self, id: &FileId) -> Option<Arc<UploadLock>> {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        if !busy.insert(id.clone()) {
+            return None;
+        }
+        Some(Arc::new(UploadLock {
+            busy: self.busy.clone(),
+            id: id.clone(),
+        }))
+    }
+
+    /// Removes uploads that received nothing for `upload_expiry_hours`
+    /// before `now`, in chunks; returns how many it removed.
+    pub(crate) async fn sweep(
+        &self,
+        db: &dyn Store,
+        now: chatus_protocol::Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.creating
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, turn| Arc::strong_count(turn) > 1);
+        let expiry_ms = self.config.upload_expiry_hours.saturating_mul(3_600_000);
+        let before = chatus_protocol::Timestamp(now.0.saturating_sub(expiry_ms));
+        let mut removed = 0;
+        loop {
+            let stale = db.stale_uploads(before, SWEEP_CHUNK).await?;
+            let n = stale.len();
+            let mut this_round = 0;
+            for up in stale {
+                let Some(_held) = self.lock(&up.id) else {
+                    continue;
+                };
+                // Refused when a message shared it meanwhile.
+                if !db.delete_upload(up.id.clone()).await? {
+                    continue;
+                }
+                self.forget_hash(&up.id);
+                this_round += 1;
+                if let Err(e) = self.store.remove_partial(&up.id).await {
+                    tracing::warn!(cause = %e, id = %up.id, "could not remove an abandoned upload's bytes");
+                }
+                if let Some(sha) = up.sha256 {
+                    let _gate = self.blobs.lock().await;
+                    if !db.blob_in_use(sha.clone()).await?
+                        && let Err(e) = self.store.remove_blob(&sha).await
+                    {
+                        tracing::warn!(cause = %e, %sha, "could not remove an abandoned file");
+                    }
+                }
+            }
+            removed += this_round;
+            // A full chunk of which nothing could go (all held by requests
+            // now) is left for the next sweep rather than read again.
+            if n < SWEEP_CHUNK as usize || this_round == 0 {
+                return Ok(removed);
+            }
+        }
+    }
+}
+
+/// A short text response.
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+    let mut res = Response::new(full(Bytes::from(body.into())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// A whole body in memory (a short text or nothing).
+pub(crate) fn full(b: Bytes) -> Body {
+    Full::new(b)
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// `401` with the scheme to use.
+fn unauthorized() -> Reply {
+    let mut res = text(
+        StatusCode::UNAUTHORIZED,
+        "Send the session token as Authorization: Bearer TOKEN; this one is missing, unknown, \
+         expired or revoked.\n",
+    );
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"chatus\""),
+    );
+    res
+}
+
+/// The user whose live session token the request carries, or the `401`
+/// to answer.
+#[expect(
+    clippy::result_large_err,
+    reason = "the refusal is the response itself, built at most once per request"
+)]
+pub(crate) fn authenticate(state: &State, headers: &HeaderMap) -> Result<User, Reply> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .and_then(|t| Token::parse(t).ok())
+        .ok_or_else(unauthorized)?;
+    state
+        .accounts()
+        .session_user(&hash_token(&token))
+        .ok_or_else(unauthorized)
+}
+
+/// The `500` for a failure inside the server (logged here, once).
+pub(crate) fn internal(what: &str, cause: &dyn std::fmt::Display) -> Reply {
+    tracing::error!(%cause, "{what}");
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The server failed; see its log.\n",
+    )
+}
+
+/// The answer to a store failure: `503` while the database is away,
+/// else `500`.
+pub(crate) fn store_failed(e: &StoreError) -> Reply {
+    match e {
+        StoreError::Unavailable(_) | StoreError::Closed => {
+            let mut res = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server cannot reach its database; try again shortly.\n",
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
+        other => internal("a file request failed in the store", other),
+    }
+}
+
+/// `404`, the same for what does not exist and what the caller may not
+/// see.
+pub(crate) fn not_found() -> Reply {
+    text(StatusCode::NOT_FOUND, "There is no such file or upload.\n")
+}
+
+/// Answers a request on `/uploads` or `/files/`, or `None` for another
+/// path.
+pub(crate) async fn route(
+    state: &State,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Reply, hyper::Request<hyper::body::Incoming>> {
+    let path = req.uri().path();
+    if path == "/uploads" || path.starts_with("/uploads/") {
+        Ok(tus::handle(state, req).await)
+    } else if let Some(id) = path.strip_prefix("/files/") {
+        let id = FileId::parse(id).ok();
+        Ok(download::handle(state, req.method(), req.headers(), id).await)
+    } else {
+        Err(req)
+    }
+}

@@ -1,0 +1,196 @@
+//! The SQL of files: uploads (created, touched, finished, deleted, found
+//! abandoned), usage per user, and the files shared in a conversation.
+
+use chatus_protocol::file::SharedFile;
+use chatus_protocol::{FileId, FileInfo, FileName, MediaType, Sha256Hex, Timestamp};
+use tokio_postgres::Row;
+
+use crate::store::postgres::conn::Conn;
+use crate::store::postgres::{ms, seq, ts, username};
+use crate::store::{ConvId, StoreError, UploadRow, UploadUsage, UserId};
+
+fn corrupt(e: chatus_protocol::InvalidValue) -> StoreError {
+    StoreError::Corrupt(e.message)
+}
+
+/// The file in the five columns starting at `at` (id, name, length,
+/// media type, SHA-256): `None` for a message without one (a `LEFT JOIN`
+/// that found nothing) or an unfinished upload.
+pub(crate) fn file_at(r: &Row, at: usize) -> Result<Option<FileInfo>, StoreError> {
+    let id: Option<String> = r.get(at);
+    let sha: Option<String> = r.get(at + 4);
+    let (Some(id), Some(sha)) = (id, sha) else {
+        return Ok(None);
+    };
+    Ok(Some(FileInfo {
+        id: FileId::parse(id).map_err(corrupt)?,
+        name: FileName::parse(r.get::<_, String>(at + 1)).map_err(corrupt)?,
+        size: u64::try_from(r.get::<_, i64>(at + 2)).unwrap_or(0),
+        media_type: MediaType::parse(r.get::<_, String>(at + 3)).map_err(corrupt)?,
+        sha256: Sha256Hex::parse(sha).map_err(corrupt)?,
+    }))
+}
+
+fn upload_row(r: &Row) -> Result<UploadRow, StoreError> {
+    Ok(UploadRow {
+        id: FileId::parse(r.get::<_, String>(0)).map_err(corrupt)?,
+        owner: UserId(r.get(1)),
+        name: FileName::parse(r.get::<_, String>(2)).map_err(corrupt)?,
+        media_type: MediaType::parse(r.get::<_, String>(3)).map_err(corrupt)?,
+        length: u64::try_from(r.get::<_, i64>(4)).unwrap_or(0),
+        sha256: r
+            .get::<_, Option<String>>(5)
+            .map(Sha256Hex::parse)
+            .transpose()
+            .map_err(corrupt)?,
+        created: ts(r.get(6)),
+        updated: ts(r.get(7)),
+    })
+}
+
+pub(crate) async fn create_upload(c: &Conn, u: &UploadRow) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO uploads (id, owner_id, name, media_type, length, sha256, created_ms, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &u.id.as_str(),
+            &u.owner.0,
+            &u.name.as_str(),
+            &u.media_type.as_str(),
+            &i64::try_from(u.length).unwrap_or(i64::MAX),
+            &u.sha256.as_ref().map(|s| s.as_str()),
+            &ms(u.created),
+            &ms(u.updated),
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn find_upload(c: &Conn, id: &FileId) -> Result<Option<UploadRow>, StoreError> {
+    c.query_opt(
+        "SELECT id, owner_id, name, media_type, length, sha256, created_ms, updated_ms
+         FROM uploads WHERE id = $1",
+        &[&id.as_str()],
+    )
+    .await?
+    .as_ref()
+    .map(upload_row)
+    .transpose()
+}
+
+pub(crate) async fn touch_upload(c: &Conn, id: &FileId, now: Timestamp) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE uploads SET updated_ms = $2 WHERE id = $1",
+        &[&id.as_str(), &ms(now)],
+    )
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn finish_upload(
+    c: &Conn,
+    id: &FileId,
+    sha: &Sha256Hex,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE uploads SET sha256 = $2, updated_ms = $3 WHERE id = $1",
+        &[&id.as_str(), &sha.as_str(), &ms(now)],
+    )
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn delete_upload(c: &Conn, id: &FileId) -> Result<bool, StoreError> {
+    let n = c
+        .exec(
+            "DELETE FROM uploads WHERE id = $1
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE file_id = $1)",
+            &[&id.as_str()],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn blob_in_use(c: &Conn, sha: &Sha256Hex) -> Result<bool, StoreError> {
+    Ok(c.query_opt(
+        "SELECT 1 FROM uploads WHERE sha256 = $1 LIMIT 1",
+        &[&sha.as_str()],
+    )
+    .await?
+    .is_some())
+}
+
+pub(crate) async fn upload_usage(c: &Conn, user: UserId) -> Result<UploadUsage, StoreError> {
+    let row = c
+        .query_opt(
+            "SELECT COALESCE(SUM(length), 0)::bigint,
+                    COUNT(*) FILTER (WHERE NOT EXISTS
+                        (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
+             FROM uploads WHERE owner_id = $1",
+            &[&user.0],
+        )
+        .await?;
+    Ok(row.map_or(UploadUsage::default(), |r| UploadUsage {
+        bytes: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+        unshared: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+    }))
+}
+
+pub(crate) async fn stale_uploads(
+    c: &Conn,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<UploadRow>, StoreError> {
+    c.query(
+        "SELECT id, owner_id, name, media_type, length, sha256, created_ms, updated_ms
+         FROM uploads WHERE updated_ms < $1
+         AND (sha256 IS NULL OR NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
+         LIMIT $2",
+        &[&ms(before), &i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(upload_row)
+    .collect()
+}
+
+pub(crate) async fn file_convs(c: &Conn, id: &FileId) -> Result<Vec<ConvId>, StoreError> {
+    Ok(c.query(
+        "SELECT DISTINCT conv_id FROM messages WHERE file_id = $1",
+        &[&id.as_str()],
+    )
+    .await?
+    .iter()
+    .map(|r| ConvId(r.get(0)))
+    .collect())
+}
+
+pub(crate) async fn list_files(
+    c: &Conn,
+    conv: ConvId,
+    limit: u32,
+) -> Result<(Vec<SharedFile>, bool), StoreError> {
+    let rows = c
+        .query(
+            "SELECT m.seq, u.name, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
+             FROM messages m JOIN users u ON u.id = m.sender_id JOIN uploads f ON f.id = m.file_id
+             WHERE m.conv_id = $1 AND m.file_id IS NOT NULL ORDER BY m.seq DESC LIMIT $2",
+            &[&conv.0, &(i64::from(limit) + 1)],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let Some(file) = file_at(r, 3)? else { continue };
+        out.push(SharedFile {
+            file,
+            seq: seq(r.get(0)),
+            sender: username(r.get(1))?,
+            time: ts(r.get(2)),
+        });
+    }
+    let more = out.len() > limit as usize;
+    out.truncate(limit as usize);
+    Ok((out, more))
+}

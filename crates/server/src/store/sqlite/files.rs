@@ -1,0 +1,222 @@
+//! The SQL of files: uploads (created, touched, finished, deleted, found
+//! abandoned), usage per user, and the files shared in a conversation.
+
+use chatus_protocol::file::SharedFile;
+use chatus_protocol::{FileId, FileInfo, FileName, MediaType, Sha256Hex, Timestamp};
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use super::queries::{ms, seq, ts, username};
+use crate::store::{ConvId, StoreError, UploadRow, UploadUsage, UserId};
+
+const UPLOAD_COLUMNS: &str =
+    "id, owner_id, name, media_type, length, sha256, created_ms, updated_ms";
+
+/// A file's columns as read (id, name, length, media type, SHA-256), all
+/// `NULL` for a message without one (a `LEFT JOIN` that found nothing).
+pub(super) type RawFile = (String, String, i64, String, String);
+
+/// Reads the five file columns starting at `at`; `None` when the message
+/// has no file or its upload is unfinished.
+pub(super) fn raw_file(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<RawFile>> {
+    let id: Option<String> = r.get(at)?;
+    let sha: Option<String> = r.get(at + 4)?;
+    match (id, sha) {
+        (Some(id), Some(sha)) => Ok(Some((
+            id,
+            r.get(at + 1)?,
+            r.get(at + 2)?,
+            r.get(at + 3)?,
+            sha,
+        ))),
+        _ => Ok(None),
+    }
+}
+
+fn corrupt(e: chatus_protocol::InvalidValue) -> StoreError {
+    StoreError::Corrupt(e.message)
+}
+
+/// Checks stored file columns.
+pub(super) fn file_info((id, name, length, media, sha): RawFile) -> Result<FileInfo, StoreError> {
+    Ok(FileInfo {
+        id: FileId::parse(id).map_err(corrupt)?,
+        name: FileName::parse(name).map_err(corrupt)?,
+        size: u64::try_from(length).unwrap_or(0),
+        media_type: MediaType::parse(media).map_err(corrupt)?,
+        sha256: Sha256Hex::parse(sha).map_err(corrupt)?,
+    })
+}
+
+type RawUpload = (String, i64, String, String, i64, Option<String>, i64, i64);
+
+fn read_upload(r: &Row<'_>) -> rusqlite::Result<RawUpload> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn upload_row(
+    (id, owner, name, media, length, sha, created, updated): RawUpload,
+) -> Result<UploadRow, StoreError> {
+    Ok(UploadRow {
+        id: FileId::parse(id).map_err(corrupt)?,
+        owner: UserId(owner),
+        name: FileName::parse(name).map_err(corrupt)?,
+        media_type: MediaType::parse(media).map_err(corrupt)?,
+        length: u64::try_from(length).unwrap_or(0),
+        sha256: sha.map(Sha256Hex::parse).transpose().map_err(corrupt)?,
+        created: ts(created),
+        updated: ts(updated),
+    })
+}
+
+pub(super) fn create_upload(conn: &Connection, u: &UploadRow) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO uploads (id, owner_id, name, media_type, length, sha256, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        u.id.as_str(),
+        u.owner.0,
+        u.name.as_str(),
+        u.media_type.as_str(),
+        i64::try_from(u.length).unwrap_or(i64::MAX),
+        u.sha256.as_ref().map(|s| s.as_str()),
+        ms(u.created),
+        ms(u.updated)
+    ])?;
+    Ok(())
+}
+
+pub(super) fn find_upload(conn: &Connection, id: &FileId) -> Result<Option<UploadRow>, StoreError> {
+    let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1");
+    conn.prepare_cached(&sql)?
+        .query_row([id.as_str()], read_upload)
+        .optional()?
+        .map(upload_row)
+        .transpose()
+}
+
+pub(super) fn touch_upload(
+    conn: &Connection,
+    id: &FileId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE uploads SET updated_ms = ?2 WHERE id = ?1")?
+        .execute(params![id.as_str(), ms(now)])?;
+    Ok(())
+}
+
+pub(super) fn finish_upload(
+    conn: &Connection,
+    id: &FileId,
+    sha: &Sha256Hex,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE uploads SET sha256 = ?2, updated_ms = ?3 WHERE id = ?1")?
+        .execute(params![id.as_str(), sha.as_str(), ms(now)])?;
+    Ok(())
+}
+
+pub(super) fn delete_upload(conn: &Connection, id: &FileId) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM uploads WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE file_id = ?1)",
+        )?
+        .execute([id.as_str()])?;
+    Ok(n > 0)
+}
+
+pub(super) fn blob_in_use(conn: &Connection, sha: &Sha256Hex) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM uploads WHERE sha256 = ?1 LIMIT 1")?
+        .query_row([sha.as_str()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub(super) fn upload_usage(conn: &Connection, user: UserId) -> Result<UploadUsage, StoreError> {
+    let (bytes, unshared): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(length), 0),
+                    COUNT(*) FILTER (WHERE NOT EXISTS
+                        (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
+             FROM uploads WHERE owner_id = ?1",
+        )?
+        .query_row([user.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(UploadUsage {
+        bytes: u64::try_from(bytes).unwrap_or(0),
+        unshared: u64::try_from(unshared).unwrap_or(0),
+    })
+}
+
+pub(super) fn stale_uploads(
+    conn: &Connection,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<UploadRow>, StoreError> {
+    let sql = format!(
+        "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE updated_ms < ?1
+         AND (sha256 IS NULL OR NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
+         LIMIT ?2"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params![ms(before), limit], read_upload)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(upload_row(r?)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn file_convs(conn: &Connection, id: &FileId) -> Result<Vec<ConvId>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT DISTINCT conv_id FROM messages WHERE file_id = ?1")?;
+    let rows = st.query_map([id.as_str()], |r| r.get::<_, i64>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(ConvId(r?));
+    }
+    Ok(out)
+}
+
+pub(super) fn list_files(
+    conn: &Connection,
+    conv: ConvId,
+    limit: u32,
+) -> Result<(Vec<SharedFile>, bool), StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT m.seq, u.name, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
+         FROM messages m JOIN users u ON u.id = m.sender_id JOIN uploads f ON f.id = m.file_id
+         WHERE m.conv_id = ?1 AND m.file_id IS NOT NULL ORDER BY m.seq DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![conv.0, i64::from(limit) + 1], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            raw_file(r, 3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (s, sender, t, file) = r?;
+        let Some(file) = file else { continue };
+        out.push(SharedFile {
+            file: file_info(file)?,
+            seq: seq(s),
+            sender: username(sender)?,
+            time: ts(t),
+        });
+    }
+    let more = out.len() > limit as usize;
+    out.truncate(limit as usize);
+    Ok((out, more))
+}
