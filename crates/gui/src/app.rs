@@ -73,6 +73,13 @@ impl ChatusApp {
         &self.state
     }
 
+    /// Saves shared files into `folder` under their own names, without
+    /// the save dialog (`None`: the dialog asks each time). An existing
+    /// file is never replaced either way.
+    pub fn set_save_folder(&mut self, folder: Option<std::path::PathBuf>) {
+        self.state.save_folder = folder;
+    }
+
     fn dispatch(&mut self, actions: Vec<Action>) {
         for a in actions {
             self.net.send(a);

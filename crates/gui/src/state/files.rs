@@ -1,0 +1,195 @@
+//! Files as the window shows them: uploads under way (with progress, a
+//! connection wait, or why they failed) and downloads of shared files.
+//!
+//! Attaching (the attach button's dialog, or files dropped on the window)
+//! sends each file to the open conversation; the network thread uploads it
+//! and then sends the message that shares it, which arrives like any other
+//! message. An upload leaves the list once shared; a failed one stays,
+//! with the reason, until dismissed. Each shared file has at most one
+//! download at a time.
+
+use std::path::PathBuf;
+
+use chatus_client::protocol::{Conversation, FileId, FileInfo};
+use chatus_client::transfer::Progress;
+
+use super::State;
+use crate::net::{Action, TransferId, TransferUpdate, display_name};
+
+/// A file being sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Its number.
+    pub id: TransferId,
+    /// Where it goes.
+    pub conv: Conversation,
+    /// The file.
+    pub path: PathBuf,
+    /// Its name, as shown.
+    pub name: String,
+    /// Bytes sent of the total, once known.
+    pub progress: Option<Progress>,
+    /// Where it stands.
+    pub phase: UploadPhase,
+}
+
+/// Where an upload stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadPhase {
+    /// Not started yet (the file is being read).
+    Preparing,
+    /// Bytes are going out.
+    Sending,
+    /// The connection was lost; it goes on when the connection is back.
+    Waiting(String),
+    /// Uploaded; the message that shares it is on its way.
+    Sharing,
+    /// It failed, and why.
+    Failed(String),
+}
+
+/// A shared file being saved, or saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    /// Its number.
+    pub id: TransferId,
+    /// Bytes received of the total, once known.
+    pub progress: Option<Progress>,
+    /// Where it stands.
+    pub phase: DownloadPhase,
+}
+
+/// Where a download stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownloadPhase {
+    /// The save dialog is open.
+    Choosing,
+    /// Bytes are coming in.
+    Saving,
+    /// Saved here, its SHA-256 checked.
+    Saved(PathBuf),
+    /// It failed, and why.
+    Failed(String),
+}
+
+impl Download {
+    /// True while the download is under way (the Save button waits).
+    pub fn busy(&self) -> bool {
+        matches!(self.phase, DownloadPhase::Choosing | DownloadPhase::Saving)
+    }
+}
+
+impl State {
+    fn next_transfer(&mut self) -> TransferId {
+        self.next_transfer += 1;
+        TransferId(self.next_transfer)
+    }
+
+    /// Sends `paths` to `conv`, one upload each.
+    pub(super) fn attach(&mut self, conv: &Conversation, paths: Vec<PathBuf>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for path in paths {
+            let id = self.next_transfer();
+            self.uploads.push(Upload {
+                id,
+                conv: conv.clone(),
+                name: display_name(&path),
+                path: path.clone(),
+                progress: None,
+                phase: UploadPhase::Preparing,
+            });
+            actions.push(Action::Upload {
+                id,
+                conv: conv.clone(),
+                path,
+            });
+        }
+        actions
+    }
+
+    /// Stops an upload (or forgets a failed one).
+    pub(super) fn cancel_upload(&mut self, id: TransferId) -> Vec<Action> {
+        let Some(at) = self.uploads.iter().position(|u| u.id == id) else {
+            return Vec::new();
+        };
+        let u = self.uploads.remove(at);
+        if matches!(u.phase, UploadPhase::Failed(_)) {
+            Vec::new()
+        } else {
+            vec![Action::CancelTransfer(id)]
+        }
+    }
+
+    /// Saves a shared file (into the save folder, or where the dialog
+    /// says), unless it is being saved already.
+    pub(super) fn save(&mut self, file: FileInfo) -> Vec<Action> {
+        if self.downloads.get(&file.id).is_some_and(Download::busy) {
+            return Vec::new();
+        }
+        let id = self.next_transfer();
+        let folder = self.save_folder.clone();
+        self.downloads.insert(
+            file.id.clone(),
+            Download {
+                id,
+                progress: None,
+                phase: if folder.is_some() {
+                    DownloadPhase::Saving
+                } else {
+                    DownloadPhase::Choosing
+                },
+            },
+        );
+        vec![Action::Download { id, file, folder }]
+    }
+
+    /// The download of a shared file, if one was started.
+    pub fn download_of(&self, file: &FileId) -> Option<&Download> {
+        self.downloads.get(file)
+    }
+
+    /// Uploads to a conversation.
+    pub fn uploads_to<'a>(&'a self, conv: &'a Conversation) -> impl Iterator<Item = &'a Upload> {
+        self.uploads.iter().filter(move |u| &u.conv == conv)
+    }
+
+    /// An upload or download moved on.
+    pub(super) fn on_transfer(&mut self, id: TransferId, change: TransferUpdate) {
+        if let Some(at) = self.uploads.iter().position(|u| u.id == id) {
+            let u = &mut self.uploads[at];
+            match change {
+                TransferUpdate::Progress(p) => {
+                    u.progress = Some(p);
+                    u.phase = UploadPhase::Sending;
+                }
+                TransferUpdate::Waiting(why) => u.phase = UploadPhase::Waiting(why),
+                TransferUpdate::Sharing => u.phase = UploadPhase::Sharing,
+                TransferUpdate::Finished(_) | TransferUpdate::NotChosen => {
+                    // The message that shares it is in the feed now.
+                    self.uploads.remove(at);
+                }
+                TransferUpdate::Failed(why) => u.phase = UploadPhase::Failed(why),
+            }
+            return;
+        }
+        let Some((file, d)) = self.downloads.iter_mut().find(|(_, d)| d.id == id) else {
+            // Cancelled meanwhile.
+            return;
+        };
+        match change {
+            TransferUpdate::Progress(p) => {
+                d.progress = Some(p);
+                d.phase = DownloadPhase::Saving;
+            }
+            TransferUpdate::Waiting(_) | TransferUpdate::Sharing => {}
+            TransferUpdate::Finished(path) => {
+                d.phase = DownloadPhase::Saved(path.unwrap_or_default());
+            }
+            TransferUpdate::Failed(why) => d.phase = DownloadPhase::Failed(why),
+            TransferUpdate::NotChosen => {
+                let file = file.clone();
+                self.downloads.remove(&file);
+            }
+        }
+    }
+}
