@@ -193,3 +193,169 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chatus_client::protocol::{FileName, MediaType, RoomName, Sha256Hex};
+
+    use super::*;
+    use crate::net::{Session, Update};
+    use crate::state::Intent;
+
+    fn file() -> FileInfo {
+        FileInfo {
+            id: FileId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            name: FileName::sanitize("a.png"),
+            size: 2048,
+            media_type: MediaType::or_octet_stream("image/png"),
+            sha256: Sha256Hex::parse("ab".repeat(32)).unwrap(),
+        }
+    }
+
+    fn progress(done: u64, total: u64) -> TransferUpdate {
+        TransferUpdate::Progress(Progress { done, total })
+    }
+
+    #[test]
+    fn an_upload_goes_from_attached_to_shared() {
+        let mut s = State::default();
+        let a = s.intent(Intent::Attach(vec![
+            PathBuf::from("/tmp/a.png"),
+            PathBuf::from("/tmp/b.txt"),
+        ]));
+        let [
+            Action::Upload { id, conv, path },
+            Action::Upload { id: id2, .. },
+        ] = &a[..]
+        else {
+            panic!("{a:?}")
+        };
+        assert_eq!(*conv, Conversation::Room(RoomName::lobby()));
+        assert_eq!(path, &PathBuf::from("/tmp/a.png"));
+        assert_ne!(id, id2);
+        let id = *id;
+        assert_eq!(s.uploads[0].name, "a.png");
+        assert_eq!(s.uploads[0].phase, UploadPhase::Preparing);
+        s.on_transfer(id, progress(0, 10));
+        s.on_transfer(id, progress(4, 10));
+        assert_eq!(s.uploads[0].phase, UploadPhase::Sending);
+        assert_eq!(s.uploads[0].progress, Some(Progress { done: 4, total: 10 }));
+        s.on_transfer(id, TransferUpdate::Waiting("cut".into()));
+        assert_eq!(s.uploads[0].phase, UploadPhase::Waiting("cut".into()));
+        // Going on after the reconnect.
+        s.on_transfer(id, progress(8, 10));
+        assert_eq!(s.uploads[0].phase, UploadPhase::Sending);
+        s.on_transfer(id, TransferUpdate::Sharing);
+        s.on_transfer(id, TransferUpdate::Finished(None));
+        assert_eq!(s.uploads.len(), 1, "the other upload stays");
+        // Updates from a replaced client are ignored.
+        let old = s.receive(
+            Session(s.session().0 + 7),
+            Update::Transfer {
+                id: *id2,
+                change: TransferUpdate::Failed("late".into()),
+            },
+        );
+        assert!(old.is_empty());
+        assert_eq!(s.uploads[0].phase, UploadPhase::Preparing);
+    }
+
+    #[test]
+    fn cancel_stops_a_running_upload_and_dismiss_forgets_a_failed_one() {
+        let mut s = State::default();
+        s.intent(Intent::Attach(vec![
+            PathBuf::from("/tmp/a"),
+            PathBuf::from("/tmp/b"),
+        ]));
+        let (a, b) = (s.uploads[0].id, s.uploads[1].id);
+        assert!(matches!(
+            &s.intent(Intent::CancelUpload(a))[..],
+            [Action::CancelTransfer(x)] if *x == a
+        ));
+        s.on_transfer(
+            b,
+            TransferUpdate::Failed("The file is 4 KiB, over the limit".into()),
+        );
+        assert!(s.intent(Intent::CancelUpload(b)).is_empty());
+        assert!(s.uploads.is_empty());
+        // A late word from the cancelled one changes nothing.
+        s.on_transfer(a, progress(1, 2));
+        assert!(s.uploads.is_empty() && s.downloads.is_empty());
+    }
+
+    #[test]
+    fn picked_files_go_where_the_dialog_was_opened_for() {
+        let mut s = State::default();
+        let bob = Conversation::Peer(chatus_client::protocol::Username::parse("bob").unwrap());
+        s.selected = bob.clone();
+        assert!(matches!(
+            &s.intent(Intent::PickFiles)[..],
+            [Action::PickFiles(c)] if *c == bob
+        ));
+        // The person moved on to another conversation meanwhile.
+        s.selected = Conversation::Room(RoomName::lobby());
+        let a = s.apply(Update::Picked {
+            conv: bob.clone(),
+            paths: vec![PathBuf::from("/tmp/x")],
+        });
+        assert!(matches!(&a[..], [Action::Upload { conv, .. }] if *conv == bob));
+        // A closed dialog sends nothing.
+        assert!(
+            s.apply(Update::Picked {
+                conv: bob,
+                paths: vec![]
+            })
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn save_asks_once_and_remembers_the_outcome() {
+        let mut s = State::default();
+        let f = file();
+        let a = s.intent(Intent::Save(f.clone()));
+        let [
+            Action::Download {
+                id, folder: None, ..
+            },
+        ] = &a[..]
+        else {
+            panic!("{a:?}")
+        };
+        let id = *id;
+        assert_eq!(s.download_of(&f.id).unwrap().phase, DownloadPhase::Choosing);
+        assert!(
+            s.intent(Intent::Save(f.clone())).is_empty(),
+            "one at a time"
+        );
+        // The dialog was closed: as if Save was never pressed.
+        s.on_transfer(id, TransferUpdate::NotChosen);
+        assert!(s.download_of(&f.id).is_none());
+
+        s.save_folder = Some(PathBuf::from("/tmp/saves"));
+        let a = s.intent(Intent::Save(f.clone()));
+        let [
+            Action::Download {
+                id,
+                folder: Some(_),
+                ..
+            },
+        ] = &a[..]
+        else {
+            panic!("{a:?}")
+        };
+        let id = *id;
+        s.on_transfer(id, progress(1024, 2048));
+        assert_eq!(s.download_of(&f.id).unwrap().phase, DownloadPhase::Saving);
+        s.on_transfer(
+            id,
+            TransferUpdate::Finished(Some("/tmp/saves/a.png".into())),
+        );
+        assert_eq!(
+            s.download_of(&f.id).unwrap().phase,
+            DownloadPhase::Saved("/tmp/saves/a.png".into())
+        );
+        // Saved, it can be saved again (elsewhere).
+        assert_eq!(s.intent(Intent::Save(f)).len(), 1);
+    }
+}
