@@ -75,7 +75,8 @@ impl ChatusApp {
 
     /// Saves shared files into `folder` under their own names, without
     /// the save dialog (`None`: the dialog asks each time). An existing
-    /// file is never replaced either way.
+    /// file there is never replaced (a file chosen in the dialog may be:
+    /// the dialog asks first).
     pub fn set_save_folder(&mut self, folder: Option<std::path::PathBuf>) {
         self.state.save_folder = folder;
     }

@@ -405,6 +405,13 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                     old.client.quit().await;
                 }
             }
+            Action::PickFiles(_) if !transfers::dialog_available() => {
+                out.send(Update::Failed(
+                    "No file dialog here (it needs the desktop portal or zenity): \
+                     drop files on the conversation to send them."
+                        .into(),
+                ));
+            }
             Action::PickFiles(conv) => {
                 let out = out.clone();
                 tokio::spawn(async move {

@@ -193,10 +193,9 @@ pub fn describe(e: &TransferError) -> String {
         TransferError::Refused { message, .. } if !message.trim().is_empty() => {
             message.trim().to_owned()
         }
-        TransferError::Exists(path) => format!(
-            "{} exists already; files are never replaced. Save under another name.",
-            path.display()
-        ),
+        TransferError::Exists(path) => {
+            format!("{} exists already and was not replaced.", path.display())
+        }
         e => e.to_string(),
     }
 }
@@ -307,8 +306,15 @@ async fn download(
     file: &FileInfo,
     folder: Option<PathBuf>,
 ) -> TransferUpdate {
-    let dest = match folder {
-        Some(dir) => dir.join(file.name.as_str()),
+    // Without a dialog to ask with, the downloads folder (and the
+    // "Saved as" line says where).
+    let folder = folder.or_else(|| (!dialog_available()).then(fallback_folder).flatten());
+    // A file chosen in the save dialog may replace one: the dialog asked
+    // (rfd's zenity runs with --confirm-overwrite; the portals' and the
+    // other systems' dialogs ask as well). Into a folder without asking,
+    // an existing file is never replaced.
+    let (dest, replace) = match folder {
+        Some(dir) => (dir.join(file.name.as_str()), false),
         None => {
             let name = file.name.as_str().to_owned();
             let chosen = tokio::task::spawn_blocking(move || {
@@ -321,7 +327,7 @@ async fn download(
             .ok()
             .flatten();
             match chosen {
-                Some(p) => p,
+                Some(p) => (p, true),
                 None => return TransferUpdate::NotChosen,
             }
         }
@@ -336,10 +342,41 @@ async fn download(
     let Some((_, to)) = connected(&mut link, None).await else {
         return TransferUpdate::Failed("The client stopped.".into());
     };
-    match transfer::download(&to, &file.id, Some(&dest), false, &mut reporter(out, id)).await {
+    match transfer::download(&to, &file.id, Some(&dest), replace, &mut reporter(out, id)).await {
         Ok(got) => TransferUpdate::Finished(Some(got.path)),
         Err(e) => TransferUpdate::Failed(describe(&e)),
     }
+}
+
+/// Whether a file dialog can be shown. On Linux and the BSDs rfd asks
+/// the desktop portal over the session bus and falls back to zenity; with
+/// neither (a bare X server, a minimal window manager) it shows nothing
+/// and says so only in the log, so the window says it instead.
+pub fn dialog_available() -> bool {
+    if !cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    )) {
+        return true;
+    }
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let bus = set("DBUS_SESSION_BUS_ADDRESS").is_some()
+        || set("XDG_RUNTIME_DIR").is_some_and(|d| Path::new(&d).join("bus").exists());
+    let zenity =
+        set("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("zenity").is_file()));
+    bus || zenity
+}
+
+/// Where files are saved when no dialog can ask: the downloads folder
+/// (the XDG one, else `~/Downloads`), or the home folder.
+fn fallback_folder() -> Option<PathBuf> {
+    dirs::download_dir()
+        .or_else(|| dirs::home_dir().map(|h| h.join("Downloads")))
+        .filter(|d| d.is_dir())
+        .or_else(dirs::home_dir)
 }
 
 /// Asks for files to send with the open dialog (on a blocking thread);
