@@ -225,10 +225,9 @@ impl Upload {
 
     async fn send(&mut self) -> TransferUpdate {
         match tokio::fs::metadata(&self.path).await {
-            Ok(m) if m.is_file() => self.say(TransferUpdate::Progress(Progress {
-                done: 0,
-                total: m.len(),
-            })),
+            // The first progress comes once the file is hashed and the
+            // upload created (the row says it is reading the file till then).
+            Ok(m) if m.is_file() => {}
             Ok(_) => {
                 return TransferUpdate::Failed(format!(
                     "{} is not a file; only files can be sent.",

@@ -126,7 +126,11 @@ fn upload_row(ui: &mut egui::Ui, u: &Upload, intents: &mut Vec<Intent>) {
                 UploadPhase::Preparing => {
                     ui.horizontal(|ui| {
                         ui.spinner();
-                        ui.label(RichText::new("Reading the file…").small().weak());
+                        ui.label(
+                            RichText::new("Reading the file before sending it…")
+                                .small()
+                                .weak(),
+                        );
                     });
                 }
                 UploadPhase::Sending => {
