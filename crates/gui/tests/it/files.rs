@@ -186,7 +186,9 @@ fn an_upload_cut_by_a_lost_connection_goes_on_when_the_server_is_back() {
     let mut h = logged_in(&server, dir.path(), "alice");
     let files = tempfile::tempdir().unwrap();
     let path = files.path().join("video.mp4");
-    let len = 40 * 1024 * 1024;
+    // Large enough that the server is stopped mid-way (at about a quarter
+    // on a 2-core machine; progress is reported every 100 ms).
+    let len = 96 * 1024 * 1024;
     write_file(&path, len);
     let sum = sha256(&path);
     drop_files(&mut h, &[&path]);
@@ -210,6 +212,21 @@ fn an_upload_cut_by_a_lost_connection_goes_on_when_the_server_is_back() {
     assert!(has(&h, "Cancel"));
 
     let _server = server.restart();
+    wait_until(&mut h, "the upload goes on", |h| {
+        h.state()
+            .state()
+            .uploads
+            .first()
+            .is_none_or(|u| u.phase == UploadPhase::Sending)
+    });
+    if let Some(u) = h.state().state().uploads.first() {
+        // The first progress after the reconnect is the server's offset.
+        let at = u.progress.unwrap().done;
+        assert!(
+            at >= cut_at,
+            "resumed at {at}, not started over (cut at {cut_at})"
+        );
+    }
     wait_until(&mut h, "the upload is shared", |h| {
         h.state().state().uploads.is_empty() && file_message(h).is_some()
     });
@@ -225,7 +242,7 @@ fn cancel_stops_an_upload_and_forgets_its_resume_state() {
     let mut h = logged_in(&server, dir.path(), "alice");
     let files = tempfile::tempdir().unwrap();
     let path = files.path().join("notes.txt");
-    write_file(&path, 40 * 1024 * 1024);
+    write_file(&path, 96 * 1024 * 1024);
     drop_files(&mut h, &[&path]);
     wait_until(&mut h, "the first chunk is stored", |h| {
         h.state().state().uploads[0]
