@@ -238,6 +238,9 @@ impl Upload {
                 return TransferUpdate::Failed(format!("{}: {e}", self.path.display()));
             }
         }
+        if self.link.borrow().endpoint.is_none() {
+            self.say(TransferUpdate::Waiting("Not connected.".into()));
+        }
         let mut after = None;
         loop {
             let (generation, to) = match connected(&mut self.link, after).await {

@@ -144,7 +144,7 @@ fn upload_row(ui: &mut egui::Ui, u: &Upload, intents: &mut Vec<Intent>) {
                     }
                     ui.colored_label(
                         ui.visuals().warn_fg_color,
-                        "Connection lost; the upload goes on when it is back.",
+                        "Not connected; the upload goes on when the connection is back.",
                     )
                     .on_hover_text(why);
                 }

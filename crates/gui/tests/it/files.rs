@@ -205,7 +205,7 @@ fn an_upload_cut_by_a_lost_connection_goes_on_when_the_server_is_back() {
     server.stop();
     wait_until(&mut h, "the upload waits for the connection", |h| {
         matches!(h.state().state().uploads[0].phase, UploadPhase::Waiting(_))
-            && has(h, "the upload goes on when it is back")
+            && has(h, "the upload goes on when the connection is back")
     });
     let cut_at = h.state().state().uploads[0].progress.unwrap().done;
     assert!(cut_at < len as u64, "cut before the end");
@@ -272,4 +272,33 @@ fn cancel_stops_an_upload_and_forgets_its_resume_state() {
     }
     assert!(h.state().state().uploads.is_empty());
     assert!(file_message(&h).is_none());
+}
+
+#[test]
+fn a_file_dropped_while_offline_is_sent_once_connected() {
+    let mut server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = logged_in(&server, dir.path(), "alice");
+    server.stop();
+    wait_until(&mut h, "the connection is lost", |h| {
+        matches!(
+            h.state().state().link,
+            chatus_gui::state::Link::Reconnecting { .. }
+        )
+    });
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("minutes.txt");
+    write_file(&path, 1000);
+    drop_files(&mut h, &[&path]);
+    wait_until(&mut h, "the upload says it waits", |h| {
+        has(h, "Not connected; the upload goes on")
+    });
+    let _server = server.restart();
+    wait_until(&mut h, "the file is shared", |h| {
+        h.state().state().uploads.is_empty() && file_message(h).is_some()
+    });
+    let f = file_message(&h).unwrap().file.unwrap();
+    assert_eq!(f.name.as_str(), "minutes.txt");
+    assert_eq!(f.size, 1000);
+    assert_eq!(f.media_type.as_str(), "text/plain");
 }
