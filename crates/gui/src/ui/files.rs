@@ -178,25 +178,26 @@ pub fn drop_target(ui: &mut egui::Ui, state: &State, area: egui::Rect) -> Option
         )
     });
     if hovering {
-        let painter = ui.ctx().layer_painter(egui::LayerId::new(
-            egui::Order::Foreground,
-            egui::Id::unique("drop-files"),
-        ));
-        let visuals = ui.visuals();
-        painter.rect(
-            area.shrink(4.0),
-            6.0,
-            visuals.extreme_bg_color.gamma_multiply(0.9),
-            egui::Stroke::new(2.0, visuals.selection.stroke.color),
-            egui::StrokeKind::Inside,
-        );
-        painter.text(
-            area.center(),
-            egui::Align2::CENTER_CENTER,
-            format!("Drop to send to {}", state.selected),
-            egui::TextStyle::Heading.resolve(ui.style()),
-            visuals.strong_text_color(),
-        );
+        // An area of its own (not just paint), so that screen readers and
+        // tests can read where the files will go.
+        let inner = area.shrink(6.0);
+        egui::Area::new(egui::Id::unique("drop-files"))
+            .fixed_pos(inner.min)
+            .order(egui::Order::Foreground)
+            .interactable(false)
+            .show(ui.ctx(), |ui| {
+                let visuals = ui.visuals().clone();
+                egui::Frame::new()
+                    .fill(visuals.extreme_bg_color.gamma_multiply(0.92))
+                    .stroke(egui::Stroke::new(2.0, visuals.selection.stroke.color))
+                    .corner_radius(6.0)
+                    .show(ui, |ui| {
+                        ui.set_min_size(inner.size() - egui::vec2(4.0, 4.0));
+                        ui.centered_and_justified(|ui| {
+                            ui.heading(format!("Drop to send to {}", state.selected));
+                        });
+                    });
+            });
     }
     (!dropped.is_empty()).then_some(Intent::Attach(dropped))
 }

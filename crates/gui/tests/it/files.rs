@@ -101,6 +101,17 @@ fn a_dropped_file_arrives_as_a_file_message_and_saves_with_the_same_sha256() {
     let mut alice = logged_in(&server, alice_dir.path(), "alice");
     let mut bob = logged_in(&server, bob_dir.path(), "bob");
     assert!(shows(&alice, chatus_gui::ui::files::ATTACH));
+    // Files dragged over the window: it says where they will go.
+    alice.input_mut().hovered_files.push(egui::HoveredFile {
+        path: Some(PathBuf::from("/tmp/report 2026.bin")),
+        ..Default::default()
+    });
+    // Two frames: a new area measures itself in its first.
+    alice.run_steps(2);
+    assert!(shows(&alice, "Drop to send to #lobby"));
+    alice.input_mut().hovered_files.clear();
+    alice.run_steps(2);
+    assert!(!shows(&alice, "Drop to send to #lobby"));
 
     // Two chunks and a bit, with a space in the name.
     let files = tempfile::tempdir().unwrap();
