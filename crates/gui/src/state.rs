@@ -205,6 +205,9 @@ pub enum Intent {
     CancelUpload(TransferId),
     /// Save a shared file.
     Save(FileInfo),
+    /// Stop saving a shared file (what arrived is kept as `NAME.part`, and
+    /// saving it to the same place again goes on from there).
+    CancelSave(FileId),
 }
 
 /// Everything the window shows.
@@ -424,6 +427,13 @@ impl State {
             }
             Intent::CancelUpload(id) => self.cancel_upload(id),
             Intent::Save(file) => self.save(file),
+            Intent::CancelSave(file) => self
+                .downloads
+                .remove(&file)
+                .filter(Download::busy)
+                .map(|d| Action::CancelTransfer(d.id))
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -355,7 +355,18 @@ mod tests {
             s.download_of(&f.id).unwrap().phase,
             DownloadPhase::Saved("/tmp/saves/a.png".into())
         );
-        // Saved, it can be saved again (elsewhere).
-        assert_eq!(s.intent(Intent::Save(f)).len(), 1);
+        // Saved, it can be saved again (elsewhere), and stopped.
+        let a = s.intent(Intent::Save(f.clone()));
+        let [Action::Download { id, .. }] = &a[..] else {
+            panic!("{a:?}")
+        };
+        let id = *id;
+        assert!(matches!(
+            &s.intent(Intent::CancelSave(f.id.clone()))[..],
+            [Action::CancelTransfer(x)] if *x == id
+        ));
+        assert!(s.download_of(&f.id).is_none());
+        s.on_transfer(id, progress(2048, 2048));
+        assert!(s.download_of(&f.id).is_none(), "a late word is ignored");
     }
 }

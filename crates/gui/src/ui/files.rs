@@ -1,5 +1,5 @@
 //! Files in the conversation: a shared file's card (name, size, media
-//! type, Save, and the download's progress or result), the rows of files
+//! type, Save, and the download's progress with Cancel, or its result), the rows of files
 //! being sent (progress with Cancel, a lost connection, a failure), and
 //! dropping files onto the window to send them.
 //!
@@ -55,7 +55,16 @@ pub fn card(ui: &mut egui::Ui, state: &State, file: &FileInfo, intents: &mut Vec
                         done: 0,
                         total: file.size,
                     });
-                    bar(ui, p.done, p.total, &format!("Saving {}", file.name));
+                    ui.horizontal(|ui| {
+                        bar(ui, p.done, p.total, &format!("Saving {}", file.name));
+                        if ui
+                            .small_button("Cancel")
+                            .on_hover_text(format!("Stop saving {}", file.name))
+                            .clicked()
+                        {
+                            intents.push(Intent::CancelSave(file.id.clone()));
+                        }
+                    });
                 }
                 DownloadPhase::Saved(path) => {
                     ui.label(
