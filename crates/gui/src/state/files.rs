@@ -89,6 +89,19 @@ impl State {
     pub(super) fn attach(&mut self, conv: &Conversation, paths: Vec<PathBuf>) -> Vec<Action> {
         let mut actions = Vec::new();
         for path in paths {
+            // One upload per file at a time: two would share its resume
+            // state and trip over each other's offsets.
+            if self
+                .uploads
+                .iter()
+                .any(|u| u.path == path && !matches!(u.phase, UploadPhase::Failed(_)))
+            {
+                self.notice(
+                    format!("{} is being sent already.", display_name(&path)),
+                    true,
+                );
+                continue;
+            }
             let id = self.next_transfer();
             self.uploads.push(Upload {
                 id,
@@ -233,6 +246,19 @@ mod tests {
         assert_eq!(*conv, Conversation::Room(RoomName::lobby()));
         assert_eq!(path, &PathBuf::from("/tmp/a.png"));
         assert_ne!(id, id2);
+        // The same file again while it is being sent: refused, said.
+        assert!(
+            s.intent(Intent::Attach(vec![PathBuf::from("/tmp/a.png")]))
+                .is_empty()
+        );
+        assert!(
+            s.notice
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("a.png is being sent already")
+        );
+        assert_eq!(s.uploads.len(), 2);
         let id = *id;
         assert_eq!(s.uploads[0].name, "a.png");
         assert_eq!(s.uploads[0].phase, UploadPhase::Preparing);
