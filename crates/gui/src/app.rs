@@ -73,6 +73,14 @@ impl ChatusApp {
         &self.state
     }
 
+    /// Saves shared files into `folder` under their own names, without
+    /// the save dialog (`None`: the dialog asks each time). An existing
+    /// file there is never replaced (a file chosen in the dialog may be:
+    /// the dialog asks first).
+    pub fn set_save_folder(&mut self, folder: Option<std::path::PathBuf>) {
+        self.state.save_folder = folder;
+    }
+
     fn dispatch(&mut self, actions: Vec<Action>) {
         for a in actions {
             self.net.send(a);

@@ -10,7 +10,8 @@
 //!   draw, dispatch intents.
 //! - [`state`]: the state and its rules (updates and intents → actions).
 //! - [`net`]: the bridge to the network thread ([`net::Action`] in,
-//!   [`net::Update`] out).
+//!   [`net::Update`] out), which also runs file transfers and the file
+//!   dialogs.
 //! - [`ui`]: the login and chat screens, the feed, dialogs.
 //! - [`settings`]: what is remembered between runs.
 //! - [`fonts`]: the fonts (a colour emoji font when the system has one)

@@ -12,8 +12,14 @@
 //!
 //! Saved logins (the sessions store shared with the CLI) are read and
 //! written here too, off the UI thread; tokens never reach the state.
+//!
+//! File transfers and the file dialogs run here as well, one task each
+//! (see `transfers.rs`).
+
+mod transfers;
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 
 use chatus_client::protocol::history::{ConversationInfo, HistoryPage, Page};
@@ -21,8 +27,9 @@ use chatus_client::protocol::message::Sent;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
 use chatus_client::protocol::{
-    Body, ClientMsgId, Conversation, ErrorCode, RoomName, Seq, Username, Visibility,
+    Body, ClientMsgId, Conversation, ErrorCode, FileInfo, RoomName, Seq, Username, Visibility,
 };
+use chatus_client::transfer::Progress;
 use chatus_client::{Client, Config, Credentials, Event, Reconnect, Resume, ServerUrl, Sessions};
 use tokio::sync::mpsc as tmpsc;
 
@@ -35,6 +42,30 @@ impl Session {
     pub fn next(self) -> Session {
         Session(self.0 + 1)
     }
+}
+
+pub use transfers::{describe as describe_transfer_error, display_name};
+
+/// One upload or download: the state numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TransferId(pub u64);
+
+/// How an upload or download is getting on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferUpdate {
+    /// Bytes done of the total.
+    Progress(Progress),
+    /// The connection was lost; the upload goes on by itself when the
+    /// client is connected again. Why it stopped.
+    Waiting(String),
+    /// Uploaded; the message that shares it is being sent.
+    Sharing,
+    /// Done: the upload is shared, or the download saved (where).
+    Finished(Option<PathBuf>),
+    /// Failed for good, with a sentence for the person.
+    Failed(String),
+    /// The save dialog was closed without choosing a place.
+    NotChosen,
 }
 
 /// What the UI asks the network to do.
@@ -96,6 +127,30 @@ pub enum Action {
     Members(RoomName),
     /// Move the read marker.
     MarkRead(Conversation, Seq),
+    /// Ask for files to send to a conversation with the file dialog (the
+    /// answer is [`Update::Picked`]).
+    PickFiles(Conversation),
+    /// Send a file to a conversation: upload it, then share it by a message.
+    Upload {
+        /// The state's number for it.
+        id: TransferId,
+        /// Where.
+        conv: Conversation,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Save a shared file.
+    Download {
+        /// The state's number for it.
+        id: TransferId,
+        /// The file.
+        file: FileInfo,
+        /// Put it in this folder under its own name; `None`: ask where with
+        /// the save dialog.
+        folder: Option<PathBuf>,
+    },
+    /// Stop an upload or download.
+    CancelTransfer(TransferId),
     /// Revoke the token, forget it, and disconnect.
     Logout,
     /// Close the connection cleanly.
@@ -156,6 +211,20 @@ pub enum Update {
     Notice(String),
     /// Logged out; back to the login screen.
     LoggedOut,
+    /// Files chosen in the file dialog, to send to a conversation.
+    Picked {
+        /// Where to.
+        conv: Conversation,
+        /// The files (none when the dialog was closed).
+        paths: Vec<PathBuf>,
+    },
+    /// An upload or download moved on.
+    Transfer {
+        /// Which.
+        id: TransferId,
+        /// How.
+        change: TransferUpdate,
+    },
     /// The accounts with a saved login on a server (not tied to a client).
     Accounts {
         /// The server.
@@ -255,6 +324,8 @@ struct Conn {
     user: Option<Username>,
     /// Its updates go out tagged with this session.
     out: Out,
+    /// Its uploads and downloads (stopped when it is dropped).
+    transfers: transfers::Transfers,
 }
 
 async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, sessions: Sessions) {
@@ -334,6 +405,33 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                     old.client.quit().await;
                 }
             }
+            Action::PickFiles(_) if !transfers::dialog_available() => {
+                out.send(Update::Failed(
+                    "No file dialog here (it needs the desktop portal or zenity): \
+                     drop files on the conversation to send them."
+                        .into(),
+                ));
+            }
+            Action::PickFiles(conv) => {
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let paths = transfers::pick_files().await;
+                    out.send(Update::Picked { conv, paths });
+                });
+            }
+            Action::Upload { id, conv, path } => match &mut conn {
+                Some(c) => c.transfers.upload(&c.client, &c.out, id, conv, path),
+                None => out.send(not_connected(id)),
+            },
+            Action::Download { id, file, folder } => match &mut conn {
+                Some(c) => c.transfers.download(&c.out, id, file, folder),
+                None => out.send(not_connected(id)),
+            },
+            Action::CancelTransfer(id) => {
+                if let Some(c) = &mut conn {
+                    c.transfers.cancel(id);
+                }
+            }
             Action::Logout => {
                 if let Some(old) = conn.take() {
                     let _ = old.client.logout().await;
@@ -354,6 +452,13 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
     }
     if let Some(c) = conn {
         c.client.quit().await;
+    }
+}
+
+fn not_connected(id: TransferId) -> Update {
+    Update::Transfer {
+        id,
+        change: TransferUpdate::Failed("Not connected.".into()),
     }
 }
 
@@ -410,6 +515,14 @@ fn connect(
         user,
     } = login;
     let saved_token = matches!(credentials, Credentials::Token(_));
+    // The token transfers use: the saved one, or the one a password login
+    // gets (in its `Connected` event).
+    let mut token = match &credentials {
+        Credentials::Token(t) => Some(t.clone()),
+        _ => None,
+    };
+    let transfers = transfers::Transfers::new();
+    let link = transfers.link();
     let known_user = match &credentials {
         Credentials::Login { username, .. } | Credentials::Register { username, .. } => {
             Some(username.clone())
@@ -432,13 +545,22 @@ fn connect(
     tokio::spawn(async move {
         let mut connected_once = false;
         while let Some(event) = events.recv().await {
+            if matches!(event, Event::Disconnected { .. } | Event::Stopped { .. }) {
+                transfers::set_link(&link, &forward_server, None);
+            }
             match &event {
-                Event::Connected { user, token, .. } => {
-                    if let Some(token) = token
-                        && let Err(e) = sessions.remember(&forward_server, user, token)
-                    {
-                        tracing::warn!(cause = %e, "could not store the token");
+                Event::Connected {
+                    user,
+                    token: new_token,
+                    ..
+                } => {
+                    if let Some(new_token) = new_token {
+                        if let Err(e) = sessions.remember(&forward_server, user, new_token) {
+                            tracing::warn!(cause = %e, "could not store the token");
+                        }
+                        token = Some(new_token.clone());
                     }
+                    transfers::set_link(&link, &forward_server, token.clone());
                     let _ = me.send((forward_server.clone(), user.clone()));
                     known_user = Some(user.clone());
                     connected_once = true;
@@ -486,6 +608,7 @@ fn connect(
         server,
         user: conn_user,
         out: out_for_conn,
+        transfers,
     }
 }
 
@@ -574,7 +697,11 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             | Action::ConnectSaved { .. }
             | Action::Accounts(_)
             | Action::Logout
-            | Action::Disconnect => return,
+            | Action::Disconnect
+            | Action::PickFiles(_)
+            | Action::Upload { .. }
+            | Action::Download { .. }
+            | Action::CancelTransfer(_) => return,
         };
         out.send(update);
     });

@@ -9,29 +9,33 @@
 //! This file holds the types, the intents and logging in; the rest of the
 //! rules live in `events.rs` (network updates), `history.rs` (opening
 //! conversations and paging history), `compose.rs` (the composer and its
-//! commands), `accounts.rs` (saved accounts: listing and switching) and
-//! `glyphs.rs` (which font to suggest for text no font can draw).
+//! commands), `accounts.rs` (saved accounts: listing and switching),
+//! `files.rs` (uploads and downloads) and `glyphs.rs` (which font to
+//! suggest for text no font can draw).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chatus_client::protocol::message::Message;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
 use chatus_client::protocol::{
-    ClientMsgId, Conversation, Password, RoomName, Seq, Username, Visibility,
+    ClientMsgId, Conversation, FileId, FileInfo, Password, RoomName, Seq, Username, Visibility,
 };
 use chatus_client::{Credentials, ServerUrl};
 
-use crate::net::{Action, Session, Update};
+use crate::net::{Action, Session, TransferId, Update};
 
 mod accounts;
 mod compose;
 mod events;
+mod files;
 mod glyphs;
 mod history;
 
 pub use accounts::SavedAccounts;
+pub use files::{Download, DownloadPhase, Upload, UploadPhase};
 pub use glyphs::FontGap;
 
 /// Which screen is up.
@@ -193,6 +197,17 @@ pub enum Intent {
     AddAccount,
     /// Message text has characters no installed font can draw.
     GlyphsMissing(Vec<char>),
+    /// Choose files to send to the open conversation (the file dialog).
+    PickFiles,
+    /// Send these files to the open conversation (dropped on the window).
+    Attach(Vec<PathBuf>),
+    /// Stop sending a file, or forget one that failed.
+    CancelUpload(TransferId),
+    /// Save a shared file.
+    Save(FileInfo),
+    /// Stop saving a shared file (what arrived is kept as `NAME.part`, and
+    /// saving it to the same place again goes on from there).
+    CancelSave(FileId),
 }
 
 /// Everything the window shows.
@@ -230,6 +245,15 @@ pub struct State {
     /// Accounts with a saved login on the server in use (the form's, on
     /// the login screen).
     pub saved: SavedAccounts,
+    /// Files being sent, in the order attached.
+    pub uploads: Vec<Upload>,
+    /// Shared files being saved or saved, by file.
+    pub downloads: BTreeMap<FileId, Download>,
+    /// Save files into this folder without asking (`None`: the save
+    /// dialog asks where).
+    pub save_folder: Option<PathBuf>,
+    /// The last number given to an upload or download.
+    next_transfer: u64,
     /// Font packages already suggested (each is suggested once).
     font_gaps: BTreeSet<FontGap>,
     /// The user asked to leave the app.
@@ -265,6 +289,10 @@ impl Default for State {
             members: None,
             members_stale: false,
             saved: SavedAccounts::default(),
+            uploads: Vec::new(),
+            downloads: BTreeMap::new(),
+            save_folder: None,
+            next_transfer: 0,
             font_gaps: BTreeSet::new(),
             quit: false,
             session: Session::default(),
@@ -392,6 +420,20 @@ impl State {
                 self.glyphs_missing(&chars);
                 Vec::new()
             }
+            Intent::PickFiles => vec![Action::PickFiles(self.selected.clone())],
+            Intent::Attach(paths) => {
+                let conv = self.selected.clone();
+                self.attach(&conv, paths)
+            }
+            Intent::CancelUpload(id) => self.cancel_upload(id),
+            Intent::Save(file) => self.save(file),
+            Intent::CancelSave(file) => self
+                .downloads
+                .remove(&file)
+                .filter(Download::busy)
+                .map(|d| Action::CancelTransfer(d.id))
+                .into_iter()
+                .collect(),
         }
     }
 

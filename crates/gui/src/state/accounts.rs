@@ -108,6 +108,8 @@ impl State {
             session: self.session,
             saved: std::mem::take(&mut self.saved),
             font_gaps: std::mem::take(&mut self.font_gaps),
+            save_folder: self.save_folder.take(),
+            next_transfer: self.next_transfer,
             ..State::default()
         };
         *self = fresh;

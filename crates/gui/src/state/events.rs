@@ -100,6 +100,11 @@ impl State {
                 self.notice(text, false);
                 Vec::new()
             }
+            Update::Picked { conv, paths } => self.attach(&conv, paths),
+            Update::Transfer { id, change } => {
+                self.on_transfer(id, change);
+                Vec::new()
+            }
             Update::LoggedOut => {
                 self.back_to_login(None);
                 // A new client gets a new session; whatever the old one

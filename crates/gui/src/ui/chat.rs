@@ -1,7 +1,8 @@
 //! The chat screen: sidebar (the account menu, rooms with unread counts,
 //! invitations, direct conversations, who is online), the open
 //! conversation's header and feed, the composer (Enter sends, Shift+Enter
-//! starts a new line), and a status line (connected / reconnecting,
+//! starts a new line; Attach sends files, as does dropping them on the
+//! window), and a status line (connected / reconnecting,
 //! notices).
 //!
 //! The header and the composer adapt to narrow windows: the room's buttons
@@ -13,6 +14,7 @@ use eframe::egui::{self, Key, KeyboardShortcut, Modifiers, RichText};
 
 use super::dialogs::{self, Dialog};
 use super::feed::{self, Feeds};
+use super::files;
 use super::style;
 use crate::fonts::GlyphCheck;
 use crate::state::{Intent, Link, State};
@@ -109,6 +111,7 @@ pub fn show(ui: &mut egui::Ui, state: &State, view: &mut View) -> Vec<Intent> {
     }
     composer(ui, state, view, &mut intents);
     egui::CentralPanel::default_margins().show(ui, |ui| {
+        intents.extend(files::drop_target(ui, state, ui.max_rect()));
         header(ui, state, view, &mut intents);
         ui.separator();
         let conv = state.selected.clone();
@@ -569,10 +572,11 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
         let above = stacked.then(|| ui.label(&label_text));
         ui.horizontal(|ui| {
             let label = above.unwrap_or_else(|| ui.label(&label_text));
-            let send_width = text_width(ui, "Send", egui::TextStyle::Button.resolve(ui.style()))
-                + 2.0 * ui.spacing().button_padding.x
-                + ui.spacing().item_spacing.x;
-            let width = (ui.available_width() - send_width - 4.0).max(60.0);
+            let button_font = egui::TextStyle::Button.resolve(ui.style());
+            let buttons_width = text_width(ui, "Send", button_font.clone())
+                + text_width(ui, files::ATTACH, button_font)
+                + 2.0 * (2.0 * ui.spacing().button_padding.x + ui.spacing().item_spacing.x);
+            let width = (ui.available_width() - buttons_width - 4.0).max(60.0);
             // The text box's inner margin is 4 points a side; leave a little
             // more so that the hint never wraps.
             let room_for_hint = width - 12.0;
@@ -589,6 +593,15 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
             let resp = ui.add(edit).labelled_by(label.id);
             if view.dialog.is_none() && !resp.has_focus() && !ui.ctx().egui_wants_keyboard_input() {
                 resp.request_focus();
+            }
+            if ui
+                .button(files::ATTACH)
+                .on_hover_text(format!(
+                    "Send files to {target} (or drop them on the window)"
+                ))
+                .clicked()
+            {
+                intents.push(Intent::PickFiles);
             }
             if ui.button("Send").clicked() {
                 send = true;

@@ -1,7 +1,8 @@
 //! The message feed: day separators, sender and time on the first of a
 //! run of messages (every message shows its full date and time on hover),
 //! our own messages set apart, links clickable, pending messages at the
-//! end. It follows new messages unless scrolled up (then a "new messages"
+//! end, then files being sent. A message that shares a file shows the
+//! file's card (see [`super::files`]). It follows new messages unless scrolled up (then a "new messages"
 //! button appears), and asks for older history at the top. Characters that
 //! no font can draw are reported (`Intent::GlyphsMissing`).
 
@@ -11,6 +12,7 @@ use chatus_client::protocol::Conversation;
 use chatus_client::protocol::message::Message;
 use eframe::egui::{self, RichText};
 
+use super::files;
 use super::style::{self, Run};
 use crate::fonts::GlyphCheck;
 use crate::state::{Conv, Intent, Link, Pending, State};
@@ -122,12 +124,13 @@ pub fn show(
                     p.sender == m.sender && m.time.0.saturating_sub(p.time.0) < 5 * 60_000
                 });
             missing.extend(glyphs.missing(ui.ctx(), m.body.as_str()));
-            row(ui, state, m, !grouped);
+            row(ui, state, m, !grouped, &mut intents);
             prev = Some(m);
         }
         for p in &pending {
             pending_row(ui, state, p);
         }
+        files::uploads(ui, state, conv, &mut intents);
         ui.add_space(4.0);
     });
     let offset = output.state.clamped_offset().y;
@@ -225,7 +228,7 @@ fn day_divider(ui: &mut egui::Ui, label: &str) {
     ui.add_space(4.0);
 }
 
-fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool) {
+fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mut Vec<Intent>) {
     let mine = state.is_me(&m.sender);
     let fill = if mine {
         ui.visuals().faint_bg_color
@@ -250,7 +253,17 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool) {
                     ui.label(RichText::new(style::clock(m.time)).small().weak());
                 });
             }
-            message_body(ui, m.body.as_str());
+            match &m.file {
+                Some(f) => {
+                    // The body of a file message is the file's name unless
+                    // the sender wrote something else.
+                    if m.body.as_str() != f.name.as_str() {
+                        message_body(ui, m.body.as_str());
+                    }
+                    files::card(ui, state, f, intents);
+                }
+                None => message_body(ui, m.body.as_str()),
+            }
         });
     // Grouped messages show no time of their own: hovering any message
     // tells when it was sent.

@@ -1,5 +1,5 @@
 //! Small helpers shared by the screens: name colours, local times, day
-//! labels, and splitting text into plain runs and links.
+//! labels, file sizes, and splitting text into plain runs and links.
 
 use chatus_client::protocol::Timestamp;
 use eframe::egui::{self, Color32};
@@ -18,6 +18,33 @@ pub fn name_color(ui: &egui::Ui, name: &str) -> Color32 {
 fn zoned(t: Timestamp) -> Option<jiff::ZonedDateTime> {
     let ts = jiff::Timestamp::from_millisecond(i64::try_from(t.0).ok()?).ok()?;
     Some(ts.to_zoned_datetime(jiff::tz::TimeZone::system()))
+}
+
+/// A size in bytes for people: `512 B`, `1.5 KiB`, `4.0 GiB` (the units
+/// the command line uses).
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Progress as words: `1.5 MiB of 4.0 MiB (37%)`.
+pub fn progress_text(done: u64, total: u64) -> String {
+    let percent = if total == 0 {
+        100
+    } else {
+        u128::from(done.min(total)) * 100 / u128::from(total)
+    };
+    format!("{} of {} ({percent}%)", human_size(done), human_size(total))
 }
 
 /// `HH:MM` in local time.
@@ -126,6 +153,19 @@ mod tests {
             full_time(Timestamp(u64::try_from(t).unwrap())),
             "Tuesday 24 November 2026, 14:03:07"
         );
+    }
+
+    #[test]
+    fn sizes_and_progress_read_as_the_command_line_writes_them() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(4 << 30), "4.0 GiB");
+        assert_eq!(progress_text(0, 0), "0 B of 0 B (100%)");
+        assert_eq!(progress_text(3 << 20, 8 << 20), "3.0 MiB of 8.0 MiB (37%)");
+        // No overflow at the extremes.
+        assert!(progress_text(u64::MAX, u64::MAX).ends_with("(100%)"));
+        assert!(progress_text(u64::MAX - 1, u64::MAX).ends_with("(99%)"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 )]
 
 mod accounts;
+mod files;
 mod flows;
 mod util;
 mod window;

@@ -19,18 +19,29 @@ pub struct Server {
     pub addr: SocketAddr,
     pub data: PathBuf,
     _dir: Option<tempfile::TempDir>,
+    tune: fn(&mut chatus_server::Config),
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), chatus_server::ServerError>>>,
 }
 
 impl Server {
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().to_owned();
-        Self::launch("127.0.0.1:0".parse().unwrap(), data, Some(dir))
+        Self::start_with(|_| {})
     }
 
-    fn launch(addr: SocketAddr, data: PathBuf, dir: Option<tempfile::TempDir>) -> Self {
+    /// Starts a server with settings changed by `tune`.
+    pub fn start_with(tune: fn(&mut chatus_server::Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_owned();
+        Self::launch("127.0.0.1:0".parse().unwrap(), data, Some(dir), tune)
+    }
+
+    fn launch(
+        addr: SocketAddr,
+        data: PathBuf,
+        dir: Option<tempfile::TempDir>,
+        tune: fn(&mut chatus_server::Config),
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -45,6 +56,7 @@ impl Server {
         config.rate.login_burst_per_addr = 100_000;
         config.rate.messages_per_sec = 100_000.0;
         config.rate.message_burst = 100_000;
+        tune(&mut config);
         let (addr, stop, task) = rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -60,6 +72,7 @@ impl Server {
             addr,
             data,
             _dir: dir,
+            tune,
             stop: Some(stop),
             task: Some(task),
         }
@@ -83,9 +96,9 @@ impl Server {
     pub fn restart(mut self) -> Self {
         self.stop();
         let dir = self._dir.take();
-        let (addr, data) = (self.addr, self.data.clone());
+        let (addr, data, tune) = (self.addr, self.data.clone(), self.tune);
         drop(self);
-        Self::launch(addr, data, dir)
+        Self::launch(addr, data, dir, tune)
     }
 
     /// Registers and connects someone through the client library.
