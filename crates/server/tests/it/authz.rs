@@ -210,6 +210,7 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("history",         [ok("history"),       err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("history"),             UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("conversations",   [ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"),       UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("mark_read",       [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("list_files",      [ok("files"),         err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("files"),               UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("ping",            [ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),                ok("pong"),    NO_HELLO,      END,     END,         PONG_OR_END]),
 ];
 
@@ -250,7 +251,7 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
             merge(&mut v, &actor.conv());
             v
         }
-        "history" => actor.conv(),
+        "history" | "list_files" => actor.conv(),
         "mark_read" => {
             let mut v = json!({"seq": 1});
             merge(&mut v, &actor.conv());
