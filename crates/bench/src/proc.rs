@@ -339,7 +339,7 @@ pub fn tcp_kernel_kib() -> Option<u64> {
 /// its inode, its open file and its epoll entry.
 const SOCKET_SLABS: &[&str] = &["TCP", "sock_inode_cache", "filp", "eventpoll_epi"];
 
-/// Kernel memory in the [`SOCKET_SLABS`] caches system-wide, in KiB (their
+/// Kernel memory in the `SOCKET_SLABS` caches system-wide, in KiB (their
 /// objects in use times their size); `None` where `/proc/slabinfo` cannot
 /// be read.
 pub fn socket_slab_kib() -> Option<u64> {
