@@ -90,6 +90,18 @@ def main():
     write("handshake", b"\xff" + b"POST /ws HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
     write("handshake", b"\xff" + b"GET /ws HTTP/1.0\r\nUpgrade: websocket\r\n\r\n")
 
+    # file_headers: [file length, u64 LE] metadata NUL checksum NUL range
+    def headers(length, metadata, checksum, rng):
+        return length.to_bytes(8, "little") + metadata + b"\0" + checksum + b"\0" + rng
+
+    write("file_headers", headers(3, b"filename Li4vLi4veA==,filetype aW1hZ2UvcG5n",
+                                  b"sha256 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", b"bytes=-5"))
+    write("file_headers", headers(1 << 30, b"filename cmVwb3J0LnBkZg==,filetype YXBwbGljYXRpb24vcGRm",
+                                  b"sha256 AAAA", b"bytes=1048576-"))
+    write("file_headers", headers(10, b"name 4pyTIA0K,type dGV4dC9wbGFpbjsgY2hhcnNldD11dGYtOA==",
+                                  b"md5 xyz", b"bytes=2-1"))
+    write("file_headers", headers(0, b"filename", b"", b"bytes=0-0,5-9"))
+
 
 if __name__ == "__main__":
     main()

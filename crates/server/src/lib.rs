@@ -45,6 +45,7 @@ pub(crate) mod connection;
 pub mod error;
 pub mod fdlimit;
 pub(crate) mod files;
+pub mod fuzzing;
 pub(crate) mod handler;
 pub(crate) mod http;
 pub mod hub;

@@ -186,7 +186,7 @@ async fn open(state: &State, up: &UploadRow, start: u64, count: u64) -> Result<B
 
 /// A parsed `Range` header.
 #[derive(Debug, PartialEq, Eq)]
-enum Range {
+pub(crate) enum Range {
     /// Serve the whole file (several ranges, another unit, or nonsense).
     Ignore,
     /// Starts past the end.
@@ -195,7 +195,7 @@ enum Range {
     Bytes(u64, u64),
 }
 
-fn parse_range(v: &str, len: u64) -> Range {
+pub(crate) fn parse_range(v: &str, len: u64) -> Range {
     let Some(spec) = v.trim().strip_prefix("bytes=") else {
         return Range::Ignore;
     };

@@ -160,7 +160,7 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<Result<u64, ()>> {
     clippy::result_large_err,
     reason = "the refusal is the response itself, built at most once per request"
 )]
-fn metadata(headers: &HeaderMap) -> Result<(FileName, MediaType), Reply> {
+pub(crate) fn metadata(headers: &HeaderMap) -> Result<(FileName, MediaType), Reply> {
     let Some(raw) = headers.get("upload-metadata") else {
         return Ok((
             FileName::sanitize(""),
@@ -573,7 +573,7 @@ fn slow(files: &Files) -> Reply {
     clippy::result_large_err,
     reason = "the refusal is the response itself, built at most once per request"
 )]
-fn parse_checksum(v: &HeaderValue) -> Result<[u8; 32], Reply> {
+pub(crate) fn parse_checksum(v: &HeaderValue) -> Result<[u8; 32], Reply> {
     let s = v.to_str().unwrap_or("");
     let (alg, b64) = s.split_once(' ').unwrap_or((s, ""));
     if !alg.eq_ignore_ascii_case("sha256") {
