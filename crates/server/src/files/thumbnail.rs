@@ -369,6 +369,22 @@ mod tests {
     }
 
     #[test]
+    fn gif_and_webp_are_thumbnailed_too() {
+        let img = DynamicImage::ImageRgba8(image::ImageBuffer::from_fn(640, 100, |x, _| {
+            image::Rgba([(x % 256) as u8, 0, 0, 255])
+        }));
+        for format in [ImageFormat::Gif, ImageFormat::WebP] {
+            let mut enc = io::Cursor::new(Vec::new());
+            img.write_to(&mut enc, format).unwrap();
+            assert_eq!(sniff(enc.get_ref()), Some(format));
+            enc.set_position(0);
+            let out = render(enc, 40).unwrap();
+            let got = image::load_from_memory(&out).unwrap();
+            assert_eq!((got.width(), got.height()), (SIDE, 50), "{format:?}");
+        }
+    }
+
+    #[test]
     fn other_files_are_not_images() {
         let r = render(io::Cursor::new(b"just text".to_vec()), 40);
         assert!(matches!(r, Err(ThumbError::NotAnImage)), "{r:?}");
