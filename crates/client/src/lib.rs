@@ -20,6 +20,8 @@
 //!   0600), shared by every front end.
 //! - [`transfer`]: file uploads (tus 1.0, resumable) and downloads
 //!   (resumable, checked by SHA-256) over HTTP on the same port.
+//! - [`thumbnail`]: the server's thumbnails of shared images, fetched
+//!   whole (they are small) with a bound.
 //! - [`error`] holds [`Error`].
 
 pub mod config;
@@ -29,6 +31,7 @@ pub mod event;
 pub mod handle;
 pub mod sessions;
 mod task;
+pub mod thumbnail;
 pub mod transfer;
 pub mod url;
 

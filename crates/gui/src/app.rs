@@ -81,6 +81,12 @@ impl ChatusApp {
         self.state.save_folder = folder;
     }
 
+    /// Keeps images opened full size in `folder` (`None`: the user's cache
+    /// folder).
+    pub fn set_image_cache(&mut self, folder: Option<std::path::PathBuf>) {
+        self.state.image_cache = folder;
+    }
+
     fn dispatch(&mut self, actions: Vec<Action>) {
         for a in actions {
             self.net.send(a);
@@ -127,6 +133,13 @@ impl ChatusApp {
             ui.ctx()
                 .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
             self.title = title;
+        }
+        if let Some(path) = &self.state.to_open {
+            // The system's viewer (a browser, when that is what opens
+            // files): egui hands the URL to the platform.
+            ui.ctx()
+                .open_url(egui::OpenUrl::new_tab(format!("file://{}", path.display())));
+            self.intent(Intent::Opened);
         }
         if self.state.quit {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);

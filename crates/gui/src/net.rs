@@ -14,14 +14,16 @@
 //! written here too, off the UI thread; tokens never reach the state.
 //!
 //! File transfers and the file dialogs run here as well, one task each
-//! (see `transfers.rs`).
+//! (see `transfers.rs`), and image previews (`previews.rs`).
 
+mod previews;
 mod transfers;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 
+use chatus_client::protocol::FileId;
 use chatus_client::protocol::history::{ConversationInfo, HistoryPage, Page};
 use chatus_client::protocol::message::Sent;
 use chatus_client::protocol::presence::Member;
@@ -32,6 +34,8 @@ use chatus_client::protocol::{
 use chatus_client::transfer::Progress;
 use chatus_client::{Client, Config, Credentials, Event, Reconnect, Resume, ServerUrl, Sessions};
 use tokio::sync::mpsc as tmpsc;
+
+use crate::state::Preview;
 
 /// Which client an update came from: the state numbers each `Connect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -151,6 +155,17 @@ pub enum Action {
     },
     /// Stop an upload or download.
     CancelTransfer(TransferId),
+    /// Fetch a shared image's thumbnail (the answer is
+    /// [`Update::Thumbnail`]).
+    Thumbnail(FileId),
+    /// Fetch a shared image whole into the cache folder, to open it (the
+    /// answer is [`Update::FetchedFull`]).
+    OpenFull {
+        /// The image.
+        file: FileInfo,
+        /// The folder to keep it in (`None`: the user's cache folder).
+        cache: Option<PathBuf>,
+    },
     /// Revoke the token, forget it, and disconnect.
     Logout,
     /// Close the connection cleanly.
@@ -225,6 +240,15 @@ pub enum Update {
         /// How.
         change: TransferUpdate,
     },
+    /// A shared image's preview, decoded; `None` when it has none.
+    Thumbnail {
+        /// Which file.
+        id: FileId,
+        /// The preview.
+        preview: Option<Preview>,
+    },
+    /// A shared image fetched whole for opening: where, or why not.
+    FetchedFull(Result<PathBuf, String>),
     /// The accounts with a saved login on a server (not tied to a client).
     Accounts {
         /// The server.
@@ -432,6 +456,16 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                     c.transfers.cancel(id);
                 }
             }
+            Action::Thumbnail(id) => match &conn {
+                Some(c) => previews::spawn_thumbnail(c.transfers.link().subscribe(), &c.out, id),
+                None => out.send(Update::Thumbnail { id, preview: None }),
+            },
+            Action::OpenFull { file, cache } => match &conn {
+                Some(c) => {
+                    previews::spawn_fetch_full(c.transfers.link().subscribe(), &c.out, file, cache);
+                }
+                None => out.send(Update::FetchedFull(Err("Not connected.".into()))),
+            },
             Action::Logout => {
                 if let Some(old) = conn.take() {
                     let _ = old.client.logout().await;
@@ -701,7 +735,9 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             | Action::PickFiles(_)
             | Action::Upload { .. }
             | Action::Download { .. }
-            | Action::CancelTransfer(_) => return,
+            | Action::CancelTransfer(_)
+            | Action::Thumbnail(_)
+            | Action::OpenFull { .. } => return,
         };
         out.send(update);
     });

@@ -10,7 +10,8 @@
 //! rules live in `events.rs` (network updates), `history.rs` (opening
 //! conversations and paging history), `compose.rs` (the composer and its
 //! commands), `accounts.rs` (saved accounts: listing and switching),
-//! `files.rs` (uploads and downloads) and `glyphs.rs` (which font to
+//! `files.rs` (uploads and downloads), `previews.rs` (image previews and
+//! opening images full size) and `glyphs.rs` (which font to
 //! suggest for text no font can draw).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,10 +34,12 @@ mod events;
 mod files;
 mod glyphs;
 mod history;
+mod previews;
 
 pub use accounts::SavedAccounts;
 pub use files::{Download, DownloadPhase, Upload, UploadPhase};
 pub use glyphs::FontGap;
+pub use previews::{MAX_PREVIEWS, Preview, PreviewState, Previews, is_image};
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +211,12 @@ pub enum Intent {
     /// Stop saving a shared file (what arrived is kept as `NAME.part`, and
     /// saving it to the same place again goes on from there).
     CancelSave(FileId),
+    /// An image's card is shown: fetch its preview (once).
+    Preview(FileInfo),
+    /// Open a shared image full size.
+    OpenFull(FileInfo),
+    /// The window opened (or tried to) the file in `State::to_open`.
+    Opened,
 }
 
 /// Everything the window shows.
@@ -252,6 +261,13 @@ pub struct State {
     /// Save files into this folder without asking (`None`: the save
     /// dialog asks where).
     pub save_folder: Option<PathBuf>,
+    /// Previews of shared images.
+    pub previews: Previews,
+    /// A file for the window to open with the system's viewer.
+    pub to_open: Option<PathBuf>,
+    /// Keep images opened full size in this folder (`None`: the user's
+    /// cache folder).
+    pub image_cache: Option<PathBuf>,
     /// The last number given to an upload or download.
     next_transfer: u64,
     /// Font packages already suggested (each is suggested once).
@@ -292,6 +308,9 @@ impl Default for State {
             uploads: Vec::new(),
             downloads: BTreeMap::new(),
             save_folder: None,
+            previews: Previews::default(),
+            to_open: None,
+            image_cache: None,
             next_transfer: 0,
             font_gaps: BTreeSet::new(),
             quit: false,
@@ -427,6 +446,14 @@ impl State {
             }
             Intent::CancelUpload(id) => self.cancel_upload(id),
             Intent::Save(file) => self.save(file),
+            Intent::Preview(file) => self.want_preview(&file),
+            Intent::OpenFull(file) => self.open_full(file),
+            Intent::Opened => {
+                if let Some(path) = self.to_open.take() {
+                    self.notice(format!("Opened {}.", path.display()), false);
+                }
+                Vec::new()
+            }
             Intent::CancelSave(file) => self
                 .downloads
                 .remove(&file)

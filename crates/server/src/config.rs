@@ -119,6 +119,11 @@ pub struct FilesConfig {
     /// way, or finished and not sent); creating one more is `429`. Bounds
     /// the rows and files one account can leave behind.
     pub max_unshared_uploads: u64,
+    /// Largest image, in megapixels (width × height as its header
+    /// declares), the server decodes to make a thumbnail; a larger one is
+    /// answered `422` before anything is decoded, so a small file declaring
+    /// a huge image cannot exhaust memory.
+    pub thumbnail_max_megapixels: u64,
     /// Keys the `[files]` table had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -133,6 +138,7 @@ impl Default for FilesConfig {
             read_timeout_secs: 30,
             max_uploads_per_user: 4,
             max_unshared_uploads: 100,
+            thumbnail_max_megapixels: 40,
             unknown: BTreeMap::new(),
         }
     }
@@ -412,6 +418,12 @@ impl Config {
         }
         if f.upload_expiry_hours == 0 {
             return bad("files.upload_expiry_hours", "must be at least 1");
+        }
+        if f.thumbnail_max_megapixels == 0 || f.thumbnail_max_megapixels > 1000 {
+            return bad(
+                "files.thumbnail_max_megapixels",
+                "must be between 1 and 1000",
+            );
         }
         let l = &self.login;
         if l.hash_threads == 0 || l.hash_threads > 64 {

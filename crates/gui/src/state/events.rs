@@ -105,6 +105,14 @@ impl State {
                 self.on_transfer(id, change);
                 Vec::new()
             }
+            Update::Thumbnail { id, preview } => {
+                self.on_preview(&id, preview);
+                Vec::new()
+            }
+            Update::FetchedFull(result) => {
+                self.on_fetched_full(result);
+                Vec::new()
+            }
             Update::LoggedOut => {
                 self.back_to_login(None);
                 // A new client gets a new session; whatever the old one

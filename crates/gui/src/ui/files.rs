@@ -3,16 +3,87 @@
 //! being sent (progress with Cancel, a lost connection, a failure), and
 //! dropping files onto the window to send them.
 //!
-//! Images show as cards too: inline previews need thumbnails made by the
-//! server, which it does not make yet.
+//! An image's card shows its preview (the server's thumbnail) above the
+//! name; clicking it opens the image full size. Previews become textures
+//! here, kept in egui's memory for the previews the state keeps.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use chatus_client::protocol::{Conversation, FileInfo};
+use chatus_client::protocol::{Conversation, FileId, FileInfo};
 use eframe::egui::{self, RichText};
 
 use super::style::{human_size, progress_text};
-use crate::state::{DownloadPhase, Intent, State, Upload, UploadPhase};
+use crate::state::{
+    DownloadPhase, Intent, MAX_PREVIEWS, Preview, PreviewState, State, Upload, UploadPhase,
+    is_image,
+};
+
+/// The accessible label of an image's preview.
+pub fn preview_label(name: &str) -> String {
+    format!("Preview of {name}")
+}
+
+/// Textures of the previews shown, by file (in egui's memory).
+#[derive(Clone, Default)]
+struct Textures(HashMap<FileId, egui::TextureHandle>);
+
+/// The texture of a preview, made once.
+fn texture(ui: &egui::Ui, state: &State, id: &FileId, p: &Preview) -> egui::TextureHandle {
+    let key = egui::Id::unique("chatus-preview-textures");
+    let ctx = ui.ctx();
+    if let Some(t) = ctx.data_mut(|d| {
+        d.get_temp_mut_or_default::<Textures>(key)
+            .0
+            .get(id)
+            .cloned()
+    }) {
+        return t;
+    }
+    // Made outside `data_mut`: egui's memory and its textures share a lock.
+    let image = egui::ColorImage::from_rgba_unmultiplied([p.width, p.height], &p.rgba);
+    let tex = ctx.load_texture(format!("preview-{id}"), image, egui::TextureOptions::LINEAR);
+    ctx.data_mut(|d| {
+        let t = d.get_temp_mut_or_default::<Textures>(key);
+        if t.0.len() >= MAX_PREVIEWS {
+            // Only those the state still keeps.
+            t.0.retain(|id, _| matches!(state.previews.get(id), Some(PreviewState::Ready(_))));
+        }
+        t.0.insert(id.clone(), tex.clone());
+    });
+    tex
+}
+
+/// An image's preview (or a placeholder while it loads); a click opens
+/// the image full size.
+fn preview(ui: &mut egui::Ui, state: &State, file: &FileInfo, intents: &mut Vec<Intent>) {
+    match state.previews.get(&file.id) {
+        None => intents.push(Intent::Preview(file.clone())),
+        Some(PreviewState::Loading) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(RichText::new("Loading the preview…").small().weak());
+            });
+        }
+        Some(PreviewState::Unavailable) => {}
+        Some(PreviewState::Ready(p)) => {
+            let tex = texture(ui, state, &file.id, p);
+            let resp = ui
+                .add(
+                    egui::Image::new(&tex)
+                        .max_size(egui::vec2(320.0, 320.0))
+                        .corner_radius(4.0)
+                        .sense(egui::Sense::click()),
+                )
+                .on_hover_text(format!("Open {} full size", file.name));
+            let label = preview_label(file.name.as_str());
+            resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
+            if resp.clicked() {
+                intents.push(Intent::OpenFull(file.clone()));
+            }
+        }
+    }
+}
 
 /// The accessible label of the attach button.
 pub const ATTACH: &str = "Attach…";
@@ -24,6 +95,9 @@ pub fn card(ui: &mut egui::Ui, state: &State, file: &FileInfo, intents: &mut Vec
         .inner_margin(egui::Margin::symmetric(8, 6))
         .show(ui, |ui| {
             ui.set_max_width(ui.available_width().min(460.0));
+            if is_image(file) {
+                preview(ui, state, file, intents);
+            }
             ui.horizontal(|ui| {
                 ui.vertical(|ui| {
                     ui.add(egui::Label::new(RichText::new(file.name.as_str()).strong()).truncate());

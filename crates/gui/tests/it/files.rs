@@ -24,7 +24,7 @@ fn lobby() -> Conversation {
 
 /// A file dropped on the window, as winit hands it to egui.
 #[derive(Debug)]
-struct Dropped(PathBuf);
+pub(crate) struct Dropped(pub(crate) PathBuf);
 
 impl egui::DroppedFile for Dropped {
     fn path(&self) -> &Path {
@@ -36,7 +36,7 @@ impl egui::DroppedFile for Dropped {
 }
 
 /// Drops `paths` on the window (egui's raw input for the next frame).
-fn drop_files(h: &mut Harness<'_, ChatusApp>, paths: &[&Path]) {
+pub(crate) fn drop_files(h: &mut Harness<'_, ChatusApp>, paths: &[&Path]) {
     for p in paths {
         h.input_mut()
             .dropped_files
@@ -59,7 +59,7 @@ fn write_file(path: &Path, len: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap();
     Sha256::digest(&bytes)
         .iter()
@@ -68,7 +68,7 @@ fn sha256(path: &Path) -> String {
 }
 
 /// The newest file message in the lobby as the window holds it.
-fn file_message(h: &Harness<'_, ChatusApp>) -> Option<Message> {
+pub(crate) fn file_message(h: &Harness<'_, ChatusApp>) -> Option<Message> {
     h.state()
         .state()
         .convs
@@ -85,7 +85,7 @@ fn has(h: &Harness<'_, ChatusApp>, text: &str) -> bool {
     h.query_all_by_label_contains(text).next().is_some()
 }
 
-fn logged_in(server: &Server, dir: &Path, name: &str) -> Harness<'static, ChatusApp> {
+pub(crate) fn logged_in(server: &Server, dir: &Path, name: &str) -> Harness<'static, ChatusApp> {
     let mut h = app(dir);
     log_in(&mut h, server, name, true);
     wait_until(&mut h, "the chat screen shows", |h| {

@@ -12,5 +12,6 @@
 mod accounts;
 mod files;
 mod flows;
+mod previews;
 mod util;
 mod window;

@@ -48,28 +48,13 @@ pub(crate) async fn handle(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
     }
-    let user = match authenticate(state, headers) {
-        Ok(u) => u,
+    let up = match visible(state, headers, id).await {
+        Ok(up) => up,
         Err(res) => return res,
-    };
-    let Some(id) = id else { return not_found() };
-    let up = match state.store().find_upload(id.clone()).await {
-        Ok(Some(up)) => up,
-        Ok(None) => return not_found(),
-        Err(e) => return store_failed(&e),
     };
     let Some(sha) = up.sha256.clone() else {
         return not_found();
     };
-    if up.owner != user.id {
-        let convs = match state.store().file_convs(id.clone()).await {
-            Ok(c) => c,
-            Err(e) => return store_failed(&e),
-        };
-        if !convs.iter().any(|c| state.hub().is_in(*c, user.id)) {
-            return not_found();
-        }
-    }
     let etag = format!("\"{sha}\"");
     let mut res = if headers
         .get(header::IF_NONE_MATCH)
@@ -92,6 +77,36 @@ pub(crate) async fn handle(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     res
+}
+
+/// The finished file `id` when the request's session may download it:
+/// its uploader, or a member (party) of a conversation where a message
+/// shared it. Otherwise the `401` or `404` to answer.
+pub(crate) async fn visible(
+    state: &State,
+    headers: &HeaderMap,
+    id: Option<FileId>,
+) -> Result<UploadRow, Reply> {
+    let user = authenticate(state, headers)?;
+    let Some(id) = id else {
+        return Err(not_found());
+    };
+    let up = match state.store().find_upload(id.clone()).await {
+        Ok(Some(up)) if up.sha256.is_some() => up,
+        Ok(_) => return Err(not_found()),
+        Err(e) => return Err(store_failed(&e)),
+    };
+    if up.owner != user.id {
+        let convs = state
+            .store()
+            .file_convs(id)
+            .await
+            .map_err(|e| store_failed(&e))?;
+        if !convs.iter().any(|c| state.hub().is_in(*c, user.id)) {
+            return Err(not_found());
+        }
+    }
+    Ok(up)
 }
 
 /// The `200`, `206` or `416` with its body.

@@ -1,6 +1,7 @@
 //! File transfer over plain HTTP on the chat port: uploads speak tus 1.0
 //! ([`tus`], on `/uploads`), downloads are `GET`/`HEAD` with `Range`
-//! ([`download`], on `/files/{id}`); the bytes live in a [`FileStore`]
+//! ([`download`], on `/files/{id}`), and images have thumbnails
+//! ([`thumbnail`], on `/files/{id}/thumbnail`); the bytes live in a [`FileStore`]
 //! ([`store`]) and the metadata in the message store.
 //!
 //! - Every request but `OPTIONS` is authenticated by a session token
@@ -20,6 +21,7 @@
 
 pub(crate) mod download;
 pub(crate) mod store;
+pub(crate) mod thumbnail;
 pub(crate) mod tus;
 
 use std::collections::{HashMap, HashSet};
@@ -82,6 +84,8 @@ pub(crate) struct Files {
     /// loses its bytes. Both are rare and short; a tokio Mutex because the
     /// store calls in between are awaited.
     pub(crate) blobs: tokio::sync::Mutex<()>,
+    /// The thumbnailer's turns.
+    pub(crate) thumbs: thumbnail::Thumbnails,
 }
 
 /// What the file routes did, for `/metrics`: relaxed counters.
@@ -159,6 +163,7 @@ impl Files {
             creating: Mutex::new(HashMap::new()),
             counts: Counts::default(),
             blobs: tokio::sync::Mutex::new(()),
+            thumbs: thumbnail::Thumbnails::default(),
         }
     }
 
@@ -375,8 +380,12 @@ pub(crate) async fn route(
     let path = req.uri().path();
     if path == "/uploads" || path.starts_with("/uploads/") {
         Ok(tus::handle(state, req).await)
-    } else if let Some(id) = path.strip_prefix("/files/") {
-        let id = FileId::parse(id).ok();
+    } else if let Some(rest) = path.strip_prefix("/files/") {
+        if let Some(id) = rest.strip_suffix("/thumbnail") {
+            let id = FileId::parse(id).ok();
+            return Ok(thumbnail::handle(state, req.method(), req.headers(), id).await);
+        }
+        let id = FileId::parse(rest).ok();
         Ok(download::handle(state, req.method(), req.headers(), id).await)
     } else {
         Err(req)

@@ -7,6 +7,9 @@
 //!   offset. Bytes are fsynced before an offset is reported to a client.
 //! - `blobs/AB/SHA256`: finished files, content-addressed by SHA-256, so
 //!   the same file uploaded twice is stored once.
+//! - `thumbs/AB/SHA256`: the thumbnail of an image blob (PNG or JPEG, told
+//!   apart by its first bytes), made on first request; removed with its
+//!   blob.
 //!
 //! A finished partial is hashed, fsynced and renamed into `blobs/` (the
 //! directory fsynced too): a crash leaves either the partial (resumable)
@@ -56,12 +59,36 @@ pub(crate) trait FileStore: Send + Sync + 'static {
     /// Removes a partial; removing a missing one succeeds.
     fn remove_partial(&self, id: &FileId) -> FileFuture<'_, ()>;
 
-    /// Removes a stored file; removing a missing one succeeds.
+    /// Removes a stored file and its thumbnail; removing a missing one
+    /// succeeds.
     fn remove_blob(&self, sha256: &Sha256Hex) -> FileFuture<'_, ()>;
 
     /// Opens `len` bytes of a stored file from `start`.
     fn open_blob(&self, sha256: &Sha256Hex, start: u64, len: u64) -> FileFuture<'_, BlobReader>;
+
+    /// Opens a stored file for blocking reads with seeking (the image
+    /// decoders want both): call it on a blocking thread.
+    fn open_blob_blocking(&self, sha256: &Sha256Hex) -> io::Result<SyncBlob>;
+
+    /// Whether a stored file exists.
+    fn has_blob(&self, sha256: &Sha256Hex) -> FileFuture<'_, bool>;
+
+    /// A stored file's thumbnail (a small image, read whole), `None` when
+    /// none was made.
+    fn read_thumb(&self, sha256: &Sha256Hex) -> FileFuture<'_, Option<Vec<u8>>>;
+
+    /// Stores a stored file's thumbnail (written aside, then renamed, so a
+    /// reader never sees half of one).
+    fn put_thumb(&self, sha256: &Sha256Hex, thumb: Vec<u8>) -> FileFuture<'_, ()>;
 }
+
+/// A stored file read with blocking I/O.
+pub(crate) type SyncBlob = Box<dyn ReadSeek + Send>;
+
+/// `Read` and `Seek` together, as one trait object.
+pub(crate) trait ReadSeek: io::Read + io::Seek {}
+
+impl<T: io::Read + io::Seek> ReadSeek for T {}
 
 /// [`FileStore`] on the local disk, under the data directory.
 #[derive(Debug, Clone)]
@@ -78,6 +105,7 @@ impl LocalFileStore {
         let root = data.join("files");
         std::fs::create_dir_all(root.join("partial"))?;
         std::fs::create_dir_all(root.join("blobs"))?;
+        std::fs::create_dir_all(root.join("thumbs"))?;
         Ok(Self {
             root: Arc::new(root),
         })
@@ -92,6 +120,13 @@ impl LocalFileStore {
     fn blob(&self, sha: &Sha256Hex) -> PathBuf {
         self.root
             .join("blobs")
+            .join(&sha.as_str()[..2])
+            .join(sha.as_str())
+    }
+
+    fn thumb(&self, sha: &Sha256Hex) -> PathBuf {
+        self.root
+            .join("thumbs")
             .join(&sha.as_str()[..2])
             .join(sha.as_str())
     }
@@ -210,7 +245,11 @@ impl FileStore for LocalFileStore {
 
     fn remove_blob(&self, sha256: &Sha256Hex) -> FileFuture<'_, ()> {
         let path = self.blob(sha256);
-        self.blocking(move || ignore_missing(std::fs::remove_file(path)))
+        let thumb = self.thumb(sha256);
+        self.blocking(move || {
+            ignore_missing(std::fs::remove_file(path))?;
+            ignore_missing(std::fs::remove_file(thumb))
+        })
     }
 
     fn open_blob(&self, sha256: &Sha256Hex, start: u64, len: u64) -> FileFuture<'_, BlobReader> {
@@ -220,6 +259,39 @@ impl FileStore for LocalFileStore {
             let mut f = tokio::fs::File::open(&path).await?;
             f.seek(io::SeekFrom::Start(start)).await?;
             Ok(Box::new(f.take(len)) as BlobReader)
+        })
+    }
+
+    fn open_blob_blocking(&self, sha256: &Sha256Hex) -> io::Result<SyncBlob> {
+        Ok(Box::new(std::fs::File::open(self.blob(sha256))?))
+    }
+
+    fn has_blob(&self, sha256: &Sha256Hex) -> FileFuture<'_, bool> {
+        let path = self.blob(sha256);
+        self.blocking(move || path.try_exists())
+    }
+
+    fn read_thumb(&self, sha256: &Sha256Hex) -> FileFuture<'_, Option<Vec<u8>>> {
+        let path = self.thumb(sha256);
+        self.blocking(move || match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn put_thumb(&self, sha256: &Sha256Hex, thumb: Vec<u8>) -> FileFuture<'_, ()> {
+        let to = self.thumb(sha256);
+        self.blocking(move || {
+            let dir = to
+                .parent()
+                .ok_or_else(|| io::Error::other("a thumbnail path has no parent"))?;
+            std::fs::create_dir_all(dir)?;
+            // A thumbnail can be made again, so it is not fsynced: a crash
+            // loses at most one, never leaves half of one under its name.
+            let tmp = to.with_extension("tmp");
+            std::fs::write(&tmp, &thumb)?;
+            std::fs::rename(&tmp, &to)
         })
     }
 }

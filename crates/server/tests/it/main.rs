@@ -27,5 +27,6 @@ mod protocol_doc;
 mod recovery;
 mod resume;
 mod slow;
+mod thumbnails;
 mod transfer;
 mod util;
