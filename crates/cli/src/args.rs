@@ -416,14 +416,20 @@ pub struct Target {
     pub to: Option<String>,
 }
 
-/// `upload` options.
+/// `upload` options (`--room` or `--to` is checked by the command: not
+/// needed with `--cancel`).
 #[derive(Debug, Args)]
+#[command(mut_group("Target", |g| g.required(false)))]
 pub struct UploadArgs {
     #[command(flatten)]
     pub target: Target,
     /// The files to send, each as its own message.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+    /// Abandon the files' interrupted uploads instead: remove them on the
+    /// server and forget their resume state (no --room or --to needed).
+    #[arg(long)]
+    pub cancel: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
