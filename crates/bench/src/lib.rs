@@ -321,16 +321,22 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
     if !args.quick {
         plan.logins.secs = args.flood_secs;
     }
-    let needed = plan
-        .fanout_members
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(plan.small_rooms.0)
-        .max(plan.direct.0)
-        .max(plan.storm.0)
-        + 1;
+    // The files workload alone needs two accounts, not the thousand the
+    // others register.
+    let files_only = !args.only.is_empty() && args.only.iter().all(|o| o == "files");
+    let needed = if files_only {
+        2
+    } else {
+        plan.fanout_members
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(plan.small_rooms.0)
+            .max(plan.direct.0)
+            .max(plan.storm.0)
+            + 1
+    };
     let t = Instant::now();
     env.accounts(needed).await?;
     eprintln!(
