@@ -6,7 +6,7 @@
 //! one JSON line.
 //!
 //! # Layout
-//! - [`workload`]: the ten workloads and their shared machinery.
+//! - [`workload`]: the eleven workloads and their shared machinery.
 //! - [`crash`]: `chatus-bench crash`, SIGKILL under load and the checks
 //!   after each restart.
 //! - [`sys`]: one send/receive interface over ChatUs and NATS.
@@ -32,7 +32,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use sys::System;
-use workload::{ChatusEnv, Env, conns, fanout, load, logins};
+use workload::{ChatusEnv, Env, conns, fanout, files, load, logins};
 
 /// Sizes for a run.
 #[derive(Debug, Clone)]
@@ -73,6 +73,9 @@ pub struct Plan {
     /// Addresses, and connections tried from each, of the stalled
     /// pre-login connections.
     pub prelogin: (usize, usize),
+    /// Bytes of the file the `files` workload moves, and seconds of its
+    /// chat-latency baseline.
+    pub files: (u64, f64),
 }
 
 impl Plan {
@@ -101,6 +104,7 @@ impl Plan {
                 probes: 10,
             },
             prelogin: (100, 17),
+            files: (1 << 30, 5.0),
         }
     }
 
@@ -129,6 +133,7 @@ impl Plan {
                 probes: 2,
             },
             prelogin: (2, 3),
+            files: (8 << 20, 0.3),
         }
     }
 }
@@ -136,6 +141,7 @@ impl Plan {
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
     "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins", "prelogin",
+    "files",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -226,6 +232,9 @@ pub async fn run(
         if want("prelogin") {
             emit(&logins::stalled(env, plan.prelogin.0, plan.prelogin.1).await?);
         }
+        if want("files") {
+            emit(&files::transfer(env, plan.files.0, plan.files.1).await?);
+        }
     }
     Ok(())
 }
@@ -234,7 +243,7 @@ pub async fn run(
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
-    /// logins, prelogin.
+    /// logins, prelogin, files.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.
@@ -312,16 +321,22 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
     if !args.quick {
         plan.logins.secs = args.flood_secs;
     }
-    let needed = plan
-        .fanout_members
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(plan.small_rooms.0)
-        .max(plan.direct.0)
-        .max(plan.storm.0)
-        + 1;
+    // The files workload alone needs two accounts, not the thousand the
+    // others register.
+    let files_only = !args.only.is_empty() && args.only.iter().all(|o| o == "files");
+    let needed = if files_only {
+        2
+    } else {
+        plan.fanout_members
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(plan.small_rooms.0)
+            .max(plan.direct.0)
+            .max(plan.storm.0)
+            + 1
+    };
     let t = Instant::now();
     env.accounts(needed).await?;
     eprintln!(

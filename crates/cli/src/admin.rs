@@ -1,15 +1,18 @@
-//! `chatus admin …`: user administration against a data directory or a
-//! PostgreSQL database.
+//! `chatus admin …`: user and file administration against a data
+//! directory or a PostgreSQL database.
 
 use std::io::IsTerminal as _;
 
-use chatus_client::protocol::Password;
+use chatus_client::protocol::{FileId, Password};
+use chatus_server::admin::FileRemoval;
+use chatus_server::store::{Removal, SharedIn, UserFileRow};
 use serde_json::json;
 
 use crate::CliError;
-use crate::args::{AdminCommand, AdminUserCommand};
+use crate::args::{AdminCommand, AdminFilesArgs, AdminFilesCommand, AdminUserCommand};
 use crate::commands::say;
 use crate::connect::parse_user;
+use crate::output::{date_time, human_size};
 
 /// Runs an admin command.
 pub async fn run(cmd: AdminCommand) -> Result<(), CliError> {
@@ -69,5 +72,128 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
+        AdminCommand::Files(a) => files(a).await,
+    }
+}
+
+async fn files(a: AdminFilesArgs) -> Result<(), CliError> {
+    if let Some(AdminFilesCommand::Rm(rm)) = a.command {
+        let ids = rm
+            .ids
+            .iter()
+            .map(|id| FileId::parse(id.as_str()).map_err(|e| CliError::Usage(e.message)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let done =
+            chatus_server::admin::remove_files(&rm.data.location(), &rm.data.data, &ids).await?;
+        let missing = done.iter().filter(|r| r.outcome.is_none()).count();
+        for r in &done {
+            say(&removal_line(r, rm.data.json));
+        }
+        if missing > 0 {
+            return Err(CliError::Local(format!(
+                "{missing} of the files did not exist."
+            )));
+        }
+        return Ok(());
+    }
+    let json = a.data.json;
+    if let Some(user) = &a.user {
+        let name = parse_user(user)?;
+        for f in chatus_server::admin::user_files(&a.data.location(), &name).await? {
+            say(&file_line(&f, json));
+        }
+        return Ok(());
+    }
+    for u in chatus_server::admin::file_usage(&a.data.location()).await? {
+        if json {
+            say(&json!({
+                "user": u.user.as_str(), "files": u.files, "bytes": u.bytes, "unshared": u.unshared,
+            })
+            .to_string());
+        } else {
+            say(&format!(
+                "{}: {} file{}, {}, {} unshared",
+                u.user,
+                u.files,
+                if u.files == 1 { "" } else { "s" },
+                human_size(u.bytes),
+                u.unshared
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn shared_in(s: &SharedIn) -> String {
+    match s {
+        SharedIn::Room(name) => format!("#{name}"),
+        SharedIn::Direct(a, b) => format!("{a} & {b}"),
+    }
+}
+
+fn file_line(f: &UserFileRow, json: bool) -> String {
+    let up = &f.upload;
+    let shared: Vec<String> = f.shared_in.iter().map(shared_in).collect();
+    if json {
+        return json!({
+            "id": up.id.as_str(),
+            "name": up.name.as_str(),
+            "size": up.length,
+            "media_type": up.media_type.as_str(),
+            "sha256": up.sha256.as_ref().map(|s| s.as_str()),
+            "created": up.created.0,
+            "finished": up.sha256.is_some(),
+            "removed": f.removed,
+            "shared_in": shared,
+        })
+        .to_string();
+    }
+    let state = if f.removed {
+        " (removed)"
+    } else if up.sha256.is_none() {
+        " (unfinished)"
+    } else {
+        ""
+    };
+    format!(
+        "{}  {}  {}  {}  {}  {}{}",
+        up.id.as_str(),
+        up.name.as_str(),
+        human_size(up.length),
+        up.media_type.as_str(),
+        date_time(up.created),
+        if shared.is_empty() {
+            "not shared".to_owned()
+        } else {
+            format!("shared in {}", shared.join(", "))
+        },
+        state
+    )
+}
+
+fn removal_line(r: &FileRemoval, json: bool) -> String {
+    let what = match &r.outcome {
+        None => "unknown",
+        Some(Removal::Deleted(_)) => "deleted",
+        Some(Removal::Marked(_)) => "removed",
+        Some(Removal::AlreadyRemoved) => "already_removed",
+    };
+    if json {
+        return json!({"id": r.id.as_str(), "result": what, "bytes_deleted": r.bytes_deleted})
+            .to_string();
+    }
+    let id = r.id.as_str();
+    let bytes = if r.bytes_deleted {
+        "its bytes deleted"
+    } else {
+        "its bytes kept (another upload has the same content)"
+    };
+    match &r.outcome {
+        None => format!("{id}: no such file."),
+        Some(Removal::Deleted(_)) => format!("{id}: deleted (it was not shared), {bytes}."),
+        Some(Removal::Marked(_)) => {
+            format!("{id}: removed (its messages stay; downloads answer 404), {bytes}.")
+        }
+        Some(Removal::AlreadyRemoved) => format!("{id}: already removed."),
     }
 }

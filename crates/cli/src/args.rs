@@ -305,6 +305,40 @@ pub enum AdminCommand {
     /// Manage users.
     #[command(subcommand)]
     User(AdminUserCommand),
+    /// Files: usage per user; with --user, that user's files; `rm` removes
+    /// files (works while the server runs).
+    Files(AdminFilesArgs),
+}
+
+/// `admin files` options.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AdminFilesArgs {
+    #[command(subcommand)]
+    pub command: Option<AdminFilesCommand>,
+    /// List this user's files (id, name, size, type, created, where shared).
+    #[arg(long, short = 'u', value_name = "NAME")]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub data: DataArg,
+}
+
+/// `admin files` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminFilesCommand {
+    /// Remove files: their messages stay, downloads answer 404; the bytes
+    /// go unless another upload has the same content.
+    Rm(AdminRmArgs),
+}
+
+/// `admin files rm` options.
+#[derive(Debug, Args)]
+pub struct AdminRmArgs {
+    /// The files' ids.
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub data: DataArg,
 }
 
 /// `admin user` subcommands.
@@ -382,14 +416,20 @@ pub struct Target {
     pub to: Option<String>,
 }
 
-/// `upload` options.
+/// `upload` options (`--room` or `--to` is checked by the command: not
+/// needed with `--cancel`).
 #[derive(Debug, Args)]
+#[command(mut_group("Target", |g| g.required(false)))]
 pub struct UploadArgs {
     #[command(flatten)]
     pub target: Target,
     /// The files to send, each as its own message.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+    /// Abandon the files' interrupted uploads instead: remove them on the
+    /// server and forget their resume state (no --room or --to needed).
+    #[arg(long)]
+    pub cancel: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

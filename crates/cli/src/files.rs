@@ -82,8 +82,34 @@ fn conversation(room: Option<&str>, user: Option<&str>) -> Result<Conversation, 
     }
 }
 
+/// `upload --cancel`: removes each file's upload on the server and its
+/// resume state.
+async fn cancel(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
+    let server = ctx.server()?;
+    let saved = ctx.account(&server).await?;
+    let endpoint = Endpoint {
+        server,
+        token: saved.token,
+    };
+    let fallback = transfer::upload::fallback_dir();
+    for path in &args.files {
+        let found = transfer::upload::discard(&endpoint, path, fallback.as_deref()).await?;
+        if ctx.json {
+            say(&json!({"file": path.display().to_string(), "cancelled": found}).to_string());
+        } else if found {
+            say(&format!("Cancelled the upload of {}.", path.display()));
+        } else {
+            say(&format!("{} has no upload under way.", path.display()));
+        }
+    }
+    Ok(())
+}
+
 /// `upload`.
 pub async fn upload(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
+    if args.cancel {
+        return cancel(ctx, args).await;
+    }
     let to = conversation(args.target.room.as_deref(), args.target.to.as_deref())?;
     for f in &args.files {
         if !f.is_file() {

@@ -1,6 +1,6 @@
 //! Administration against a data directory or a PostgreSQL database,
 //! beside running servers or without one: adding and listing users,
-//! resetting a password. A server
+//! resetting a password, listing and removing files. A server
 //! that is running picks up a user added this way at their first login, and
 //! a password reset within about a second: the reset records a revocation
 //! event that the server's watcher reads (it polls every second, cheaply:
@@ -10,14 +10,17 @@
 
 use std::sync::Arc;
 
-use chatus_protocol::{Password, Username};
+use std::path::Path;
+
+use chatus_protocol::{FileId, Password, Username};
 
 use crate::config::Config;
 use crate::error::{ApiError, ServerError};
+use crate::files::{FileStore as _, LocalFileStore};
 use crate::service::accounts::Accounts;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::{Access, SqliteStore};
-use crate::store::{Location, Store, UserRow};
+use crate::store::{FileUsageRow, Location, Removal, Store, UserFileRow, UserRow};
 
 /// Why an administrative action failed.
 #[derive(Debug, thiserror::Error)]
@@ -138,4 +141,107 @@ pub async fn list_users(at: &Location) -> Result<Vec<UserRow>, AdminError> {
         .await
         .map_err(|e| AdminError::Open(e.into()))?;
     Ok(users)
+}
+
+/// Every user's files: how many, how many bytes, how many not shared.
+pub async fn file_usage(at: &Location) -> Result<Vec<FileUsageRow>, AdminError> {
+    let store = open(at).await?;
+    let rows = store.file_usage().await;
+    close(&store).await?;
+    rows.map_err(|e| AdminError::Open(e.into()))
+}
+
+/// A user's files, oldest first, with where each was shared.
+pub async fn user_files(at: &Location, name: &Username) -> Result<Vec<UserFileRow>, AdminError> {
+    let store = open(at).await?;
+    let rows = user_files_in(&*store, name).await;
+    close(&store).await?;
+    rows
+}
+
+async fn user_files_in(store: &dyn Store, name: &Username) -> Result<Vec<UserFileRow>, AdminError> {
+    let user = store
+        .find_user(&name.key())
+        .await
+        .map_err(|e| AdminError::Open(e.into()))?
+        .ok_or_else(|| AdminError::Refused(format!("There is no user named {name}.")))?;
+    store
+        .user_files(user.id)
+        .await
+        .map_err(|e| AdminError::Open(e.into()))
+}
+
+/// What removing one file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRemoval {
+    /// The file.
+    pub id: FileId,
+    /// What the store did; `None` when there is no such file.
+    pub outcome: Option<Removal>,
+    /// Whether its bytes were deleted (not when another upload has the
+    /// same content, which keeps them).
+    pub bytes_deleted: bool,
+}
+
+/// Removes files: an upload no message shared is deleted; a shared one is
+/// marked removed, so its messages keep their `file` while downloads answer
+/// `404`. The bytes (under `data/files`) are deleted unless another upload
+/// has the same content.
+///
+/// Beside a running server, a file with the same content finishing in the
+/// very instant its blob is deleted would lose its bytes: the server's gate
+/// between content entering and leaving the store is within one process.
+pub async fn remove_files(
+    at: &Location,
+    data: &Path,
+    ids: &[FileId],
+) -> Result<Vec<FileRemoval>, AdminError> {
+    let files = LocalFileStore::open(data)
+        .map_err(|e| AdminError::Refused(format!("Cannot open {}: {e}.", data.display())))?;
+    let store = open(at).await?;
+    let result = remove_in(&*store, &files, ids).await;
+    close(&store).await?;
+    result
+}
+
+async fn remove_in(
+    store: &dyn Store,
+    files: &LocalFileStore,
+    ids: &[FileId],
+) -> Result<Vec<FileRemoval>, AdminError> {
+    let failed = |e: crate::store::StoreError| AdminError::Open(e.into());
+    let bytes_failed =
+        |e: std::io::Error| AdminError::Refused(format!("Cannot delete bytes: {e}."));
+    let mut out = Vec::new();
+    for id in ids {
+        let outcome = store
+            .remove_file(id.clone(), crate::service::accounts::now())
+            .await
+            .map_err(failed)?;
+        let mut bytes_deleted = false;
+        if let Some(Removal::Deleted(up) | Removal::Marked(up)) = &outcome {
+            match &up.sha256 {
+                None => {
+                    files.remove_partial(&up.id).await.map_err(bytes_failed)?;
+                    bytes_deleted = true;
+                }
+                Some(sha) => {
+                    if !store.blob_in_use(sha.clone()).await.map_err(failed)? {
+                        files.remove_blob(sha).await.map_err(bytes_failed)?;
+                        bytes_deleted = true;
+                    }
+                }
+            }
+        }
+        out.push(FileRemoval {
+            id: id.clone(),
+            outcome,
+            bytes_deleted,
+        });
+    }
+    Ok(out)
+}
+
+async fn close(store: &Arc<dyn Store>) -> Result<(), AdminError> {
+    store.close().await.map_err(|e| AdminError::Open(e.into()))
 }

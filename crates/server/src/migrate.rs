@@ -261,6 +261,7 @@ const TABLES: &[Table] = &[
             ("sha256", Ty::OptText),
             ("created_ms", Ty::Int),
             ("updated_ms", Ty::Int),
+            ("removed_ms", Ty::OptInt),
         ],
         key: 1,
         on_conflict: "ON CONFLICT DO NOTHING",

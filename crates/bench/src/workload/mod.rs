@@ -9,9 +9,12 @@
 //! - [`conns`]: idle connections and the connect storm.
 //! - [`logins`]: a flood of failed password logins, and what the server
 //!   still does meanwhile; connections stalled before login.
+//! - [`files`]: upload and download throughput against a static-file
+//!   reference, memory and chat latency while files move.
 
 pub mod conns;
 pub mod fanout;
+pub mod files;
 pub mod load;
 pub mod logins;
 

@@ -92,6 +92,27 @@ async fn every_workload_runs_and_reports() {
     let stalled = by("prelogin")[0];
     assert_eq!(stalled["opened"], 6, "{stalled}");
     assert_eq!(stalled["refused"], 0, "{stalled}");
+    // Files moved both ways, on ChatUs and on the reference, and the chat
+    // probe answered throughout.
+    let files = by("files")[0];
+    for p in [
+        "/upload/mb_per_s",
+        "/download/mb_per_s",
+        "/reference/upload/mb_per_s",
+    ] {
+        assert!(
+            files.pointer(p).unwrap().as_f64().unwrap() > 0.0,
+            "{p}: {files}"
+        );
+    }
+    assert!(
+        files["server_rss_kib"]["peak"].as_u64().unwrap() > 0,
+        "{files}"
+    );
+    for phase in ["alone", "during_transfers"] {
+        let p = &files["chat_send_ack_ms"][phase];
+        assert!(p["samples"].as_u64().unwrap() > 0, "{files}");
+    }
 
     let md = chatus_bench::report::render(
         &lines

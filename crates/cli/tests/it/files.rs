@@ -91,3 +91,129 @@ fn a_file_is_uploaded_listed_shown_and_downloaded_through_the_cli() {
     assert!(r.stderr.contains("no file"), "{r:?}");
     assert!(bob.ok(&["files", "--with", "alice"]).contains(dm_id));
 }
+
+fn admin(server: &Server, args: &[&str]) -> Ran {
+    std::process::Command::new(bin())
+        .arg("admin")
+        .arg("files")
+        .args(args)
+        .arg("--data")
+        .arg(server.data())
+        .output()
+        .unwrap()
+        .into()
+}
+
+#[test]
+fn an_administrator_lists_usage_and_removes_files_beside_a_running_server() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    alice.register();
+    bob.register();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.bin");
+    let b = dir.path().join("b.bin");
+    std::fs::write(&a, vec![7u8; 10_000]).unwrap();
+    std::fs::write(&b, vec![9u8; 20_000]).unwrap();
+    let (a_arg, b_arg) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let in_room = json(&alice.ok(&["upload", "--room", "lobby", "--json", a_arg]));
+    let in_dm = json(&alice.ok(&["upload", "--to", "bob", "--json", b_arg]));
+    // Bob sends the same bytes as Alice's room file: stored once.
+    let same = json(&bob.ok(&["upload", "--room", "lobby", "--json", a_arg]));
+    let (room_id, dm_id, same_id) = (
+        in_room["id"].as_str().unwrap(),
+        in_dm["id"].as_str().unwrap(),
+        same["id"].as_str().unwrap(),
+    );
+
+    // Usage per user.
+    let r = admin(&server, &["--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let usage: Vec<Value> = r.stdout.lines().map(json).collect();
+    assert_eq!(usage.len(), 2, "{r:?}");
+    assert_eq!(usage[0]["user"], "alice");
+    assert_eq!(usage[0]["files"], 2);
+    assert_eq!(usage[0]["bytes"], 30_000);
+    assert_eq!(usage[0]["unshared"], 0);
+    assert_eq!(usage[1]["user"], "bob");
+    let text = admin(&server, &[]).stdout;
+    assert!(
+        text.contains("alice: 2 files, 29.3 KiB, 0 unshared"),
+        "{text}"
+    );
+
+    // One user's files, with where each was shared.
+    let r = admin(&server, &["--user", "alice", "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let listed: Vec<Value> = r.stdout.lines().map(json).collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["id"], room_id);
+    assert_eq!(listed[0]["name"], "a.bin");
+    assert_eq!(listed[0]["shared_in"][0], "#lobby");
+    assert_eq!(listed[1]["shared_in"][0], "alice & bob");
+    let text = admin(&server, &["--user", "alice"]).stdout;
+    assert!(
+        text.contains(&format!("{dm_id}  b.bin  19.5 KiB")),
+        "{text}"
+    );
+    let r = admin(&server, &["--user", "nobody"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no user named nobody"), "{r:?}");
+
+    // Remove Alice's room file and her DM file: the room file's bytes stay
+    // (Bob's upload has them), the DM file's go.
+    let blobs = server.data().join("files/blobs");
+    let blob = |sha: &Value| {
+        let sha = sha.as_str().unwrap();
+        blobs.join(&sha[..2]).join(sha)
+    };
+    assert!(blob(&in_dm["sha256"]).exists());
+    let r = admin(&server, &["rm", room_id, dm_id, "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let done: Vec<Value> = r.stdout.lines().map(json).collect();
+    assert_eq!(done[0]["result"], "removed");
+    assert_eq!(done[0]["bytes_deleted"], false);
+    assert_eq!(done[1]["result"], "removed");
+    assert_eq!(done[1]["bytes_deleted"], true);
+    assert!(blob(&in_room["sha256"]).exists());
+    assert!(!blob(&in_dm["sha256"]).exists());
+
+    // Downloads answer 404; the messages stay; Bob's copy still downloads.
+    let out = tempfile::tempdir().unwrap();
+    let r = bob.run(&[
+        "download",
+        room_id,
+        "-o",
+        out.path().join("x").to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no file"), "{r:?}");
+    bob.ok(&[
+        "download",
+        same_id,
+        "-o",
+        out.path().join("y").to_str().unwrap(),
+    ]);
+    let h = bob.ok(&["history", "--room", "lobby", "--json"]);
+    assert!(h.contains(room_id), "{h}");
+    // The listing of shared files leaves removed ones out.
+    let listed = bob.ok(&["files", "--room", "lobby", "--json"]);
+    assert!(
+        !listed.contains(room_id) && listed.contains(same_id),
+        "{listed}"
+    );
+    let text = admin(&server, &["--user", "alice"]).stdout;
+    assert_eq!(text.matches("(removed)").count(), 2, "{text}");
+    let usage = admin(&server, &[]).stdout;
+    assert!(!usage.contains("alice"), "{usage}");
+
+    // Again, and an unknown id: said, and a failure exit.
+    let r = admin(&server, &["rm", room_id]);
+    assert!(r.stdout.contains("already removed"), "{r:?}");
+    let r = admin(&server, &["rm", "0123456789abcdef0123456789abcdef"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("no such file"), "{r:?}");
+    let r = admin(&server, &["rm", "../x"]);
+    assert_eq!(r.code, 2, "{r:?}");
+}

@@ -2,7 +2,8 @@
 //! ([`spawn`]), [`Update`]s come out (progress, then finished or failed),
 //! and [`Handle::cancel`] stops it. A cancelled upload keeps its resume
 //! state and a cancelled download its `.part`, so starting the same
-//! transfer again goes on where it stopped.
+//! transfer again goes on where it stopped; [`Handle::discard`] stops an
+//! upload and also removes it on the server (tus termination).
 
 use std::path::PathBuf;
 
@@ -48,6 +49,8 @@ pub enum Update {
 #[derive(Debug)]
 pub struct Handle {
     task: JoinHandle<()>,
+    to: Endpoint,
+    action: Action,
 }
 
 impl Handle {
@@ -55,11 +58,29 @@ impl Handle {
     pub fn cancel(&self) {
         self.task.abort();
     }
+
+    /// Stops the transfer for good: an upload is also removed on the
+    /// server and its resume state forgotten ([`upload::discard`]);
+    /// `Ok(false)` when there was nothing to remove. A download is only
+    /// stopped (its `.part` stays).
+    pub async fn discard(self) -> Result<bool, TransferError> {
+        self.task.abort();
+        // Wait for it to stop, so that it writes no resume state after.
+        let _ = self.task.await;
+        match &self.action {
+            Action::Upload(path) => {
+                upload::discard(&self.to, path, upload::fallback_dir().as_deref()).await
+            }
+            Action::Download { .. } => Ok(false),
+        }
+    }
 }
 
 /// Starts `action` in a task (inside a tokio runtime).
 pub fn spawn(to: Endpoint, action: Action) -> (Handle, mpsc::UnboundedReceiver<Update>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let handle_to = to.clone();
+    let handle_action = action.clone();
     let task = tokio::spawn(async move {
         let progress_tx = tx.clone();
         let mut progress = move |p: Progress| {
@@ -77,5 +98,12 @@ pub fn spawn(to: Endpoint, action: Action) -> (Handle, mpsc::UnboundedReceiver<U
         };
         let _ = tx.send(done.unwrap_or_else(Update::Failed));
     });
-    (Handle { task }, rx)
+    (
+        Handle {
+            task,
+            to: handle_to,
+            action: handle_action,
+        },
+        rx,
+    )
 }

@@ -1,7 +1,9 @@
 //! Uploads: tus 1.0, resumable across cuts and across runs.
 //!
 //! The resume state lives beside the file (`.NAME.chatus-upload`, see
-//! [`UploadState`]); it is valid while the file keeps its size and
+//! [`UploadState`]), or, where it cannot be written there (a read-only
+//! folder), in the client's config directory ([`fallback_dir`]), keyed by
+//! the file's absolute path; it is valid while the file keeps its size and
 //! modification time and the server is the same. When the file changed,
 //! its old upload is removed on the server and a new one begins. A cut
 //! connection, a `409` (offset mismatch) or a `460` (a chunk damaged on
@@ -85,6 +87,28 @@ pub fn state_file(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.chatus-upload"))
 }
 
+/// Where resume states go when they cannot be written beside their file:
+/// `uploads/` in the client's config directory (`CHATUS_CONFIG_DIR`, else
+/// the platform's, as for the sessions store).
+pub fn fallback_dir() -> Option<PathBuf> {
+    std::env::var_os("CHATUS_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::config_dir().map(|d| d.join("chatus")))
+        .map(|d| d.join("uploads"))
+}
+
+/// The resume state file of `path` in a fallback directory: named by the
+/// SHA-256 of its absolute path, so two files of the same name in
+/// different folders do not meet.
+pub fn fallback_state_file(dir: &Path, path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let digest: [u8; 32] = Sha256::digest(abs.as_os_str().as_encoded_bytes()).into();
+    dir.join(format!(
+        "{}.chatus-upload",
+        Sha256Hex::from_digest(&digest).as_str()
+    ))
+}
+
 /// A media type from a file name's extension (the common ones; anything
 /// else is `application/octet-stream`).
 pub fn guess_media_type(name: &str) -> MediaType {
@@ -140,10 +164,110 @@ fn save_state(file: &Path, state: &UploadState) -> Result<(), TransferError> {
     std::fs::rename(&tmp, file).map_err(io_err(file))
 }
 
-/// Uploads `path` (or resumes its upload), reporting progress.
+/// Where an upload's resume state is: beside the file, or in the fallback
+/// directory.
+struct StatePlace {
+    beside: PathBuf,
+    fallback: Option<PathBuf>,
+}
+
+impl StatePlace {
+    fn new(path: &Path, fallback: Option<&Path>) -> Self {
+        Self {
+            beside: state_file(path),
+            fallback: fallback.map(|d| fallback_state_file(d, path)),
+        }
+    }
+
+    /// The state found, and its file (beside first).
+    fn load(&self) -> Option<(UploadState, PathBuf)> {
+        load_state(&self.beside)
+            .map(|s| (s, self.beside.clone()))
+            .or_else(|| {
+                let f = self.fallback.as_ref()?;
+                load_state(f).map(|s| (s, f.clone()))
+            })
+    }
+
+    /// Saves beside the file, or when that fails in the fallback
+    /// directory; returns the file used.
+    fn save(&self, state: &UploadState) -> Result<PathBuf, TransferError> {
+        let beside = match save_state(&self.beside, state) {
+            Ok(()) => return Ok(self.beside.clone()),
+            Err(e) => e,
+        };
+        let Some(f) = &self.fallback else {
+            return Err(beside);
+        };
+        tracing::debug!(cause = %beside, "resume state kept in the config directory instead");
+        if let Some(dir) = f.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        save_state(f, state)?;
+        Ok(f.clone())
+    }
+
+    /// Removes the state wherever it is.
+    fn forget(&self) -> Result<(), TransferError> {
+        for f in std::iter::once(&self.beside).chain(&self.fallback) {
+            match std::fs::remove_file(f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(f)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Abandons the upload of `path`: removes it on the server (tus
+/// termination) and forgets its resume state (beside the file or in
+/// `fallback`). `Ok(false)` when there was no upload under way; refused
+/// (`409`) once a message shares it.
+pub async fn discard(
+    to: &Endpoint,
+    path: &Path,
+    fallback: Option<&Path>,
+) -> Result<bool, TransferError> {
+    let place = StatePlace::new(path, fallback);
+    let Some((state, _)) = place.load() else {
+        return Ok(false);
+    };
+    if let Some(id) = &state.id
+        && state.server == to.server.to_string()
+    {
+        // A body cut off a moment ago may still be being written on the
+        // server (`423`): wait for it a little.
+        let mut tries = 0;
+        loop {
+            match terminate(to, id).await {
+                Err(TransferError::Refused { status: 423, .. }) if tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                r => break r?,
+            }
+        }
+    }
+    place.forget()?;
+    Ok(true)
+}
+
+/// Uploads `path` (or resumes its upload), reporting progress; the resume
+/// state falls back to [`fallback_dir`].
 pub async fn upload(
     to: &Endpoint,
     path: &Path,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Uploaded, TransferError> {
+    upload_with(to, path, fallback_dir().as_deref(), progress).await
+}
+
+/// [`upload()`], with the resume state kept in `fallback` when it cannot
+/// be written beside the file.
+pub async fn upload_with(
+    to: &Endpoint,
+    path: &Path,
+    fallback: Option<&Path>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Uploaded, TransferError> {
     let meta = tokio::fs::metadata(path).await.map_err(io_err(path))?;
@@ -163,9 +287,9 @@ pub async fn upload(
             .unwrap_or_default(),
     );
     let media_type = guess_media_type(name.as_str());
-    let state_path = state_file(path);
+    let place = StatePlace::new(path, fallback);
     let server = to.server.to_string();
-    let old = match load_state(&state_path) {
+    let old = match place.load().map(|(s, _)| s) {
         Some(s) if s.server == server && s.size == size && s.modified_ms == modified_ms => Some(s),
         Some(changed) => {
             // The file changed since: its old upload is of no use. Remove
@@ -208,7 +332,7 @@ pub async fn upload(
             id
         }
     };
-    save_state(&state_path, &state)?;
+    let state_path = place.save(&state)?;
     let mut offset = offset.unwrap_or(0);
     progress(Progress {
         done: offset,

@@ -327,6 +327,53 @@ pub struct UploadUsage {
     pub unshared: u64,
 }
 
+/// One user's files, as [`Store::file_usage`] counts them (removed files
+/// are not counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileUsageRow {
+    /// The user.
+    pub user: Username,
+    /// Finished uploads.
+    pub files: u64,
+    /// Declared lengths of all their uploads, finished or not (what the
+    /// quota counts).
+    pub bytes: u64,
+    /// Uploads no message shares (under way, or finished and unsent).
+    pub unshared: u64,
+}
+
+/// Where a file was shared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedIn {
+    /// In a room, by name.
+    Room(String),
+    /// In the direct conversation of these two users.
+    Direct(String, String),
+}
+
+/// One upload of a user's, as [`Store::user_files`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFileRow {
+    /// The upload.
+    pub upload: UploadRow,
+    /// Whether an administrator removed it (its messages stay).
+    pub removed: bool,
+    /// The conversations in which a message shared it.
+    pub shared_in: Vec<SharedIn>,
+}
+
+/// What [`Store::remove_file`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// No message shared it: its row is gone.
+    Deleted(UploadRow),
+    /// Messages shared it: its row stays, marked removed, so that those
+    /// messages keep their `file`; it can no longer be downloaded.
+    Marked(UploadRow),
+    /// It had been removed before.
+    AlreadyRemoved,
+}
+
 /// Durable storage. Every write resolves only after it is durable.
 pub trait Store: Send + Sync + 'static {
     /// Loads users, rooms, memberships, invitations, direct conversations,
@@ -483,6 +530,18 @@ pub trait Store: Send + Sync + 'static {
     /// (or that finished) before `before`: the abandoned ones, finished or
     /// not, to be removed.
     fn stale_uploads(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<UploadRow>>;
+
+    /// Every user's files (users with none are left out), by name.
+    fn file_usage(&self) -> StoreFuture<'_, Vec<FileUsageRow>>;
+
+    /// A user's uploads, removed ones too, oldest first.
+    fn user_files(&self, user: UserId) -> StoreFuture<'_, Vec<UserFileRow>>;
+
+    /// Removes a file: deletes its row when no message shares it, else
+    /// marks it removed (it is then found by no lookup but the history's).
+    /// `None` when there is no such upload. The caller deletes the bytes
+    /// (the partial, or the blob when [`Store::blob_in_use`] says no).
+    fn remove_file(&self, id: FileId, now: Timestamp) -> StoreFuture<'_, Option<Removal>>;
 
     /// The conversations in which a file was shared.
     fn file_convs(&self, id: FileId) -> StoreFuture<'_, Vec<ConvId>>;

@@ -1,6 +1,8 @@
 //! Files through the client library's transfer module against a real
 //! server: round trips with equal SHA-256, resuming an interrupted upload
-//! and a partial download, and transfers run as tasks.
+//! and a partial download, transfers run as tasks, resume state kept in
+//! the config directory when the file's folder is read-only, and an
+//! upload discarded (removed on the server too).
 
 use chatus_client::Event;
 use chatus_client::protocol::{Body, FileId};
@@ -260,4 +262,99 @@ async fn a_transfer_task_reports_progress_then_its_result() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+async fn upload_status(
+    server: &TestServer,
+    token: &chatus_client::protocol::Token,
+    id: &FileId,
+) -> u16 {
+    http(
+        server.addr,
+        &format!(
+            "HEAD /uploads/{id} HTTP/1.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer {}\r\n",
+            token.expose()
+        ),
+        b"",
+    )
+    .await
+    .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_state_falls_back_to_the_config_directory_when_the_folder_is_read_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let to = Endpoint {
+        server: server.url(),
+        token,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let state_dir = config.path().join("uploads");
+    let data = content(transfer::CHUNK + 99, 4);
+    let src = dir.path().join("f.bin");
+    std::fs::write(&src, &data).unwrap();
+    // Read-only for a normal user; a directory where the state's temporary
+    // file would go stops root as well.
+    std::fs::create_dir(dir.path().join(".f.bin.chatus-upload.tmp")).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+
+    let up = transfer::upload::upload_with(&to, &src, Some(&state_dir), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(up.sha256.as_str(), sha(&data));
+    assert!(up.state_file.starts_with(&state_dir), "{:?}", up.state_file);
+    assert!(up.state_file.exists());
+    assert!(!transfer::upload::state_file(&src).exists());
+    // Run again (as after an interruption): the state is found there and
+    // the same upload goes on, with the same message id.
+    let again = transfer::upload::upload_with(&to, &src, Some(&state_dir), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!((&again.id, &again.client_id), (&up.id, &up.client_id));
+    again.forget().unwrap();
+    assert!(!up.state_file.exists());
+    // Without a fallback, the failure to write beside the file is said.
+    let err = transfer::upload::upload_with(&to, &src, None, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, transfer::TransferError::Io { .. }), "{err:?}");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_upload_is_removed_on_the_server_and_forgotten() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let to = Endpoint {
+        server: server.url(),
+        token: token.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(3 * transfer::CHUNK, 6);
+    let src = dir.path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+    let state = transfer::upload::state_file(&src);
+    let (handle, mut updates) = transfer::spawn(to.clone(), transfer::Action::Upload(src.clone()));
+    // Once some bytes are on the server, discard it.
+    loop {
+        match tokio::time::timeout(WAIT, updates.recv()).await.unwrap() {
+            Some(transfer::Update::Progress(p)) if p.done > 0 => break,
+            Some(transfer::Update::Progress(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let saved: transfer::UploadState =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let id = saved.id.unwrap();
+    assert_eq!(upload_status(&server, &token, &id).await, 200);
+    assert!(handle.discard().await.unwrap());
+    assert!(!state.exists(), "the resume state is forgotten");
+    assert_eq!(upload_status(&server, &token, &id).await, 404);
+    // Nothing left to discard; the next upload starts afresh.
+    assert!(!transfer::upload::discard(&to, &src, None).await.unwrap());
+    let fresh = transfer::upload(&to, &src, &mut |_| {}).await.unwrap();
+    assert_ne!(fresh.id, id);
 }

@@ -1,5 +1,6 @@
 //! The SQL of files: uploads (created, touched, finished, deleted, found
-//! abandoned), usage per user, and the files shared in a conversation.
+//! abandoned, removed by an administrator), usage per user, and the files
+//! shared in a conversation.
 
 use chatus_protocol::file::SharedFile;
 use chatus_protocol::{FileId, FileInfo, FileName, MediaType, Sha256Hex, Timestamp};
@@ -7,7 +8,10 @@ use tokio_postgres::Row;
 
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, seq, ts, username};
-use crate::store::{ConvId, StoreError, UploadRow, UploadUsage, UserId};
+use crate::store::{
+    ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadRow, UploadUsage, UserFileRow,
+    UserId,
+};
 
 fn corrupt(e: chatus_protocol::InvalidValue) -> StoreError {
     StoreError::Corrupt(e.message)
@@ -70,7 +74,7 @@ pub(crate) async fn create_upload(c: &Conn, u: &UploadRow) -> Result<(), StoreEr
 pub(crate) async fn find_upload(c: &Conn, id: &FileId) -> Result<Option<UploadRow>, StoreError> {
     c.query_opt(
         "SELECT id, owner_id, name, media_type, length, sha256, created_ms, updated_ms
-         FROM uploads WHERE id = $1",
+         FROM uploads WHERE id = $1 AND removed_ms IS NULL",
         &[&id.as_str()],
     )
     .await?
@@ -115,7 +119,7 @@ pub(crate) async fn delete_upload(c: &Conn, id: &FileId) -> Result<bool, StoreEr
 
 pub(crate) async fn blob_in_use(c: &Conn, sha: &Sha256Hex) -> Result<bool, StoreError> {
     Ok(c.query_opt(
-        "SELECT 1 FROM uploads WHERE sha256 = $1 LIMIT 1",
+        "SELECT 1 FROM uploads WHERE sha256 = $1 AND removed_ms IS NULL LIMIT 1",
         &[&sha.as_str()],
     )
     .await?
@@ -128,7 +132,7 @@ pub(crate) async fn upload_usage(c: &Conn, user: UserId) -> Result<UploadUsage, 
             "SELECT COALESCE(SUM(length), 0)::bigint,
                     COUNT(*) FILTER (WHERE NOT EXISTS
                         (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
-             FROM uploads WHERE owner_id = $1",
+             FROM uploads WHERE owner_id = $1 AND removed_ms IS NULL",
             &[&user.0],
         )
         .await?;
@@ -176,7 +180,8 @@ pub(crate) async fn list_files(
         .query(
             "SELECT m.seq, u.name, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
              FROM messages m JOIN users u ON u.id = m.sender_id JOIN uploads f ON f.id = m.file_id
-             WHERE m.conv_id = $1 AND m.file_id IS NOT NULL ORDER BY m.seq DESC LIMIT $2",
+             WHERE m.conv_id = $1 AND m.file_id IS NOT NULL AND f.removed_ms IS NULL
+             ORDER BY m.seq DESC LIMIT $2",
             &[&conv.0, &(i64::from(limit) + 1)],
         )
         .await?;
@@ -193,4 +198,104 @@ pub(crate) async fn list_files(
     let more = out.len() > limit as usize;
     out.truncate(limit as usize);
     Ok((out, more))
+}
+
+pub(crate) async fn file_usage(c: &Conn) -> Result<Vec<FileUsageRow>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT u.name, COUNT(f.sha256), COALESCE(SUM(f.length), 0)::bigint,
+                    COUNT(*) FILTER (WHERE NOT EXISTS
+                        (SELECT 1 FROM messages m WHERE m.file_id = f.id))
+             FROM uploads f JOIN users u ON u.id = f.owner_id
+             WHERE f.removed_ms IS NULL GROUP BY u.id ORDER BY u.name_key",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(FileUsageRow {
+                user: username(r.get(0))?,
+                files: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                bytes: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                unshared: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn user_files(c: &Conn, user: UserId) -> Result<Vec<UserFileRow>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT id, owner_id, name, media_type, length, sha256, created_ms, updated_ms,
+                    removed_ms IS NOT NULL
+             FROM uploads WHERE owner_id = $1 ORDER BY created_ms, id",
+            &[&user.0],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let upload = upload_row(r)?;
+        let shared_in = shared_in(c, &upload.id).await?;
+        out.push(UserFileRow {
+            upload,
+            removed: r.get(8),
+            shared_in,
+        });
+    }
+    Ok(out)
+}
+
+async fn shared_in(c: &Conn, id: &FileId) -> Result<Vec<SharedIn>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT c.kind, c.name, a.name, b.name FROM conversations c
+             LEFT JOIN users a ON a.id = c.user_a LEFT JOIN users b ON b.id = c.user_b
+             WHERE c.id IN (SELECT conv_id FROM messages WHERE file_id = $1) ORDER BY c.id",
+            &[&id.as_str()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let kind: String = r.get(0);
+            match r.get::<_, Option<String>>(1) {
+                Some(name) if kind == "room" => SharedIn::Room(name),
+                _ => SharedIn::Direct(
+                    r.get::<_, Option<String>>(2).unwrap_or_default(),
+                    r.get::<_, Option<String>>(3).unwrap_or_default(),
+                ),
+            }
+        })
+        .collect())
+}
+
+pub(crate) async fn remove_file(
+    c: &Conn,
+    id: &FileId,
+    now: Timestamp,
+) -> Result<Option<Removal>, StoreError> {
+    let Some(r) = c
+        .query_opt(
+            "SELECT id, owner_id, name, media_type, length, sha256, created_ms, updated_ms,
+                    removed_ms IS NOT NULL
+             FROM uploads WHERE id = $1 FOR UPDATE",
+            &[&id.as_str()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    if r.get::<_, bool>(8) {
+        return Ok(Some(Removal::AlreadyRemoved));
+    }
+    let row = upload_row(&r)?;
+    if delete_upload(c, id).await? {
+        return Ok(Some(Removal::Deleted(row)));
+    }
+    c.exec(
+        "UPDATE uploads SET removed_ms = $2 WHERE id = $1",
+        &[&id.as_str(), &ms(now)],
+    )
+    .await?;
+    Ok(Some(Removal::Marked(row)))
 }

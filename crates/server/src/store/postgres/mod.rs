@@ -47,8 +47,9 @@ use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Username, Vis
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
-    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
-    Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow, UploadUsage, UserId, UserRow,
+    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser, Removal,
+    RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow,
+    UploadUsage, UserFileRow, UserId, UserRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -499,6 +500,18 @@ impl Store for PgStore {
 
     fn list_files(&self, conv: ConvId, limit: u32) -> StoreFuture<'_, (Vec<SharedFile>, bool)> {
         self.read(move |c| Box::pin(files::list_files(c, conv, limit)))
+    }
+
+    fn file_usage(&self) -> StoreFuture<'_, Vec<FileUsageRow>> {
+        self.read(move |c| Box::pin(files::file_usage(c)))
+    }
+
+    fn user_files(&self, user: UserId) -> StoreFuture<'_, Vec<UserFileRow>> {
+        self.read(move |c| Box::pin(files::user_files(c, user)))
+    }
+
+    fn remove_file(&self, id: FileId, now: Timestamp) -> StoreFuture<'_, Option<Removal>> {
+        self.write(move |c| Box::pin(async move { files::remove_file(c, &id, now).await }))
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {

@@ -131,6 +131,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_file ON messages (file_id) WHERE file_id IS NOT NULL;
     CREATE INDEX messages_conv_files ON messages (conv_id, seq) WHERE file_id IS NOT NULL;
     "#,
+    // 3: files an administrator removed (SQLite's migration 6): a removed
+    // upload that messages shared keeps its row with `removed_ms` set.
+    r#"
+    ALTER TABLE uploads ADD COLUMN removed_ms BIGINT;
+    "#,
 ];
 
 /// Waits for the start-up lock (a session lock: it is released with

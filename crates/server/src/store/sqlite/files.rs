@@ -1,12 +1,16 @@
 //! The SQL of files: uploads (created, touched, finished, deleted, found
-//! abandoned), usage per user, and the files shared in a conversation.
+//! abandoned, removed by an administrator), usage per user, and the files
+//! shared in a conversation.
 
 use chatus_protocol::file::SharedFile;
 use chatus_protocol::{FileId, FileInfo, FileName, MediaType, Sha256Hex, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::queries::{ms, seq, ts, username};
-use crate::store::{ConvId, StoreError, UploadRow, UploadUsage, UserId};
+use crate::store::{
+    ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadRow, UploadUsage, UserFileRow,
+    UserId,
+};
 
 const UPLOAD_COLUMNS: &str =
     "id, owner_id, name, media_type, length, sha256, created_ms, updated_ms";
@@ -96,7 +100,7 @@ pub(super) fn create_upload(conn: &Connection, u: &UploadRow) -> Result<(), Stor
 }
 
 pub(super) fn find_upload(conn: &Connection, id: &FileId) -> Result<Option<UploadRow>, StoreError> {
-    let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1");
+    let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1 AND removed_ms IS NULL");
     conn.prepare_cached(&sql)?
         .query_row([id.as_str()], read_upload)
         .optional()?
@@ -137,7 +141,7 @@ pub(super) fn delete_upload(conn: &Connection, id: &FileId) -> Result<bool, Stor
 
 pub(super) fn blob_in_use(conn: &Connection, sha: &Sha256Hex) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM uploads WHERE sha256 = ?1 LIMIT 1")?
+        .prepare_cached("SELECT 1 FROM uploads WHERE sha256 = ?1 AND removed_ms IS NULL LIMIT 1")?
         .query_row([sha.as_str()], |_| Ok(()))
         .optional()?
         .is_some())
@@ -149,7 +153,7 @@ pub(super) fn upload_usage(conn: &Connection, user: UserId) -> Result<UploadUsag
             "SELECT COALESCE(SUM(length), 0),
                     COUNT(*) FILTER (WHERE NOT EXISTS
                         (SELECT 1 FROM messages m WHERE m.file_id = uploads.id))
-             FROM uploads WHERE owner_id = ?1",
+             FROM uploads WHERE owner_id = ?1 AND removed_ms IS NULL",
         )?
         .query_row([user.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(UploadUsage {
@@ -195,7 +199,8 @@ pub(super) fn list_files(
     let mut st = conn.prepare_cached(
         "SELECT m.seq, u.name, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
          FROM messages m JOIN users u ON u.id = m.sender_id JOIN uploads f ON f.id = m.file_id
-         WHERE m.conv_id = ?1 AND m.file_id IS NOT NULL ORDER BY m.seq DESC LIMIT ?2",
+         WHERE m.conv_id = ?1 AND m.file_id IS NOT NULL AND f.removed_ms IS NULL
+         ORDER BY m.seq DESC LIMIT ?2",
     )?;
     let rows = st.query_map(params![conv.0, i64::from(limit) + 1], |r| {
         Ok((
@@ -219,4 +224,105 @@ pub(super) fn list_files(
     let more = out.len() > limit as usize;
     out.truncate(limit as usize);
     Ok((out, more))
+}
+
+pub(super) fn file_usage(conn: &Connection) -> Result<Vec<FileUsageRow>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT u.name, COUNT(f.sha256), COALESCE(SUM(f.length), 0),
+                COUNT(*) FILTER (WHERE NOT EXISTS
+                    (SELECT 1 FROM messages m WHERE m.file_id = f.id))
+         FROM uploads f JOIN users u ON u.id = f.owner_id
+         WHERE f.removed_ms IS NULL GROUP BY u.id ORDER BY u.name_key",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (name, files, bytes, unshared) = r?;
+        out.push(FileUsageRow {
+            user: username(name)?,
+            files: u64::try_from(files).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
+            unshared: u64::try_from(unshared).unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn user_files(conn: &Connection, user: UserId) -> Result<Vec<UserFileRow>, StoreError> {
+    let sql = format!(
+        "SELECT {UPLOAD_COLUMNS}, removed_ms IS NOT NULL FROM uploads
+         WHERE owner_id = ?1 ORDER BY created_ms, id"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map([user.0], |r| Ok((read_upload(r)?, r.get::<_, bool>(8)?)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (raw, removed) = r?;
+        let upload = upload_row(raw)?;
+        let shared_in = shared_in(conn, &upload.id)?;
+        out.push(UserFileRow {
+            upload,
+            removed,
+            shared_in,
+        });
+    }
+    Ok(out)
+}
+
+fn shared_in(conn: &Connection, id: &FileId) -> Result<Vec<SharedIn>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT c.kind, c.name, a.name, b.name FROM conversations c
+         LEFT JOIN users a ON a.id = c.user_a LEFT JOIN users b ON b.id = c.user_b
+         WHERE c.id IN (SELECT conv_id FROM messages WHERE file_id = ?1) ORDER BY c.id",
+    )?;
+    let rows = st.query_map([id.as_str()], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(match r? {
+            (kind, Some(name), _, _) if kind == "room" => SharedIn::Room(name),
+            (_, _, a, b) => SharedIn::Direct(a.unwrap_or_default(), b.unwrap_or_default()),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn remove_file(
+    conn: &Connection,
+    id: &FileId,
+    now: Timestamp,
+) -> Result<Option<Removal>, StoreError> {
+    let sql = format!("SELECT {UPLOAD_COLUMNS}, removed_ms IS NOT NULL FROM uploads WHERE id = ?1");
+    let Some((raw, removed)) = conn
+        .prepare_cached(&sql)?
+        .query_row([id.as_str()], |r| {
+            Ok((read_upload(r)?, r.get::<_, bool>(8)?))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    if removed {
+        return Ok(Some(Removal::AlreadyRemoved));
+    }
+    let row = upload_row(raw)?;
+    if delete_upload(conn, id)? {
+        return Ok(Some(Removal::Deleted(row)));
+    }
+    conn.prepare_cached("UPDATE uploads SET removed_ms = ?2 WHERE id = ?1")?
+        .execute(params![id.as_str(), ms(now)])?;
+    Ok(Some(Removal::Marked(row)))
 }

@@ -37,8 +37,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::store::{
-    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
-    Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow, UploadUsage, UserId, UserRow,
+    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser, Removal,
+    RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow,
+    UploadUsage, UserFileRow, UserId, UserRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -465,6 +466,18 @@ impl Store for SqliteStore {
 
     fn list_files(&self, conv: ConvId, limit: u32) -> StoreFuture<'_, (Vec<SharedFile>, bool)> {
         self.read(move |c| files::list_files(c, conv, limit))
+    }
+
+    fn file_usage(&self) -> StoreFuture<'_, Vec<FileUsageRow>> {
+        self.read(files::file_usage)
+    }
+
+    fn user_files(&self, user: UserId) -> StoreFuture<'_, Vec<UserFileRow>> {
+        self.read(move |c| files::user_files(c, user))
+    }
+
+    fn remove_file(&self, id: FileId, now: Timestamp) -> StoreFuture<'_, Option<Removal>> {
+        self.write(move |ctx| files::remove_file(&ctx.conn, &id, now))
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {

@@ -125,6 +125,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_file ON messages(file_id) WHERE file_id IS NOT NULL;
     CREATE INDEX messages_conv_files ON messages(conv_id, seq) WHERE file_id IS NOT NULL;
     "#,
+    // 6: files an administrator removed. A removed upload that messages
+    // shared keeps its row (so they keep their `file`) with `removed_ms`
+    // set; no lookup but the history's finds it, and its bytes are gone
+    // unless another upload has the same content.
+    r#"
+    ALTER TABLE uploads ADD COLUMN removed_ms INTEGER;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.
