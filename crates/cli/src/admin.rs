@@ -77,17 +77,22 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CliError> {
 }
 
 async fn files(a: AdminFilesArgs) -> Result<(), CliError> {
+    let data = crate::args::DataArg::from(a.data);
     if let Some(AdminFilesCommand::Rm(rm)) = a.command {
+        if a.user.is_some() {
+            return Err(CliError::Usage(
+                "`admin files rm` takes file ids, not --user.".into(),
+            ));
+        }
         let ids = rm
             .ids
             .iter()
             .map(|id| FileId::parse(id.as_str()).map_err(|e| CliError::Usage(e.message)))
             .collect::<Result<Vec<_>, _>>()?;
-        let done =
-            chatus_server::admin::remove_files(&rm.data.location(), &rm.data.data, &ids).await?;
+        let done = chatus_server::admin::remove_files(&data.location(), &data.data, &ids).await?;
         let missing = done.iter().filter(|r| r.outcome.is_none()).count();
         for r in &done {
-            say(&removal_line(r, rm.data.json));
+            say(&removal_line(r, data.json || rm.json));
         }
         if missing > 0 {
             return Err(CliError::Local(format!(
@@ -96,15 +101,15 @@ async fn files(a: AdminFilesArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    let json = a.data.json;
+    let json = data.json;
     if let Some(user) = &a.user {
         let name = parse_user(user)?;
-        for f in chatus_server::admin::user_files(&a.data.location(), &name).await? {
+        for f in chatus_server::admin::user_files(&data.location(), &name).await? {
             say(&file_line(&f, json));
         }
         return Ok(());
     }
-    for u in chatus_server::admin::file_usage(&a.data.location()).await? {
+    for u in chatus_server::admin::file_usage(&data.location()).await? {
         if json {
             say(&json!({
                 "user": u.user.as_str(), "files": u.files, "bytes": u.bytes, "unshared": u.unshared,

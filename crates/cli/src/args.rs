@@ -311,8 +311,10 @@ pub enum AdminCommand {
 }
 
 /// `admin files` options.
+///
+/// Its `--data` and `--store` go before or after `rm` alike (`admin files
+/// --data D rm ID` and `admin files rm --data D ID`).
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct AdminFilesArgs {
     #[command(subcommand)]
     pub command: Option<AdminFilesCommand>,
@@ -320,7 +322,37 @@ pub struct AdminFilesArgs {
     #[arg(long, short = 'u', value_name = "NAME")]
     pub user: Option<String>,
     #[command(flatten)]
-    pub data: DataArg,
+    pub data: GlobalDataArg,
+}
+
+/// [`DataArg`] for a command whose subcommands share it.
+#[derive(Debug, Args)]
+pub struct GlobalDataArg {
+    /// Data directory of the server [default: ./chatus-data].
+    #[arg(
+        long,
+        env = "CHATUS_DATA",
+        default_value = "chatus-data",
+        global = true
+    )]
+    pub data: PathBuf,
+    /// The server's PostgreSQL database, when it keeps state there
+    /// (`serve --store`) [env: CHATUS_STORE].
+    #[arg(long, env = "CHATUS_STORE", value_name = "URL", global = true)]
+    pub store: Option<String>,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<GlobalDataArg> for DataArg {
+    fn from(a: GlobalDataArg) -> Self {
+        Self {
+            data: a.data,
+            store: a.store,
+            json: a.json,
+        }
+    }
 }
 
 /// `admin files` subcommands.
@@ -337,8 +369,9 @@ pub struct AdminRmArgs {
     /// The files' ids.
     #[arg(required = true, value_name = "ID")]
     pub ids: Vec<String>,
-    #[command(flatten)]
-    pub data: DataArg,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `admin user` subcommands.

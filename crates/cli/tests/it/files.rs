@@ -216,4 +216,16 @@ fn an_administrator_lists_usage_and_removes_files_beside_a_running_server() {
     assert!(r.stdout.contains("no such file"), "{r:?}");
     let r = admin(&server, &["rm", "../x"]);
     assert_eq!(r.code, 2, "{r:?}");
+    // The data options may come before `rm` too: `admin files --data D rm
+    // ID` was refused as "'rm' cannot be used with '--data'".
+    let r: Ran = std::process::Command::new(bin())
+        .args(["admin", "files", "--data"])
+        .arg(server.data())
+        .args(["rm", room_id])
+        .output()
+        .unwrap()
+        .into();
+    assert!(r.stdout.contains("already removed"), "{r:?}");
+    let r = admin(&server, &["--user", "alice", "rm", room_id]);
+    assert_eq!(r.code, 2, "{r:?}");
 }
