@@ -211,9 +211,11 @@ pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn an_upload_cut_at_several_offsets_resumes_and_ends_identical() {
     let server = TestServer::start().await;
     let (_c, _e, token) = account(server.url(), "alice").await;
-    let data = content(2 * 1024 * 1024 + 5, 2);
+    // 64 MiB, cut mid-chunk, on a chunk boundary, one byte apart, and
+    // three bytes before the end.
+    let data = content(64 * 1024 * 1024 + 5, 2);
     let id = create(server.addr, &token, data.len() as u64, "cut.bin").await;
-    let cuts = [1, 300_000, 300_001, 1_048_576, 2_000_000];
+    let cuts = [1, 300_000, 300_001, 16 * 1024 * 1024, 40_000_000, data.len() - 3];
     let mut offset = 0usize;
     for cut in cuts {
         // Declare the whole rest, send up to `cut`, then drop the connection.
