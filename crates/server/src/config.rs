@@ -109,6 +109,10 @@ pub struct FilesConfig {
     /// Hours an upload no message shares may go without receiving bytes
     /// (or after it finished) before it is removed, bytes and all.
     pub upload_expiry_hours: u64,
+    /// Days a shared file is kept after its upload finished; then the
+    /// sweep removes it as `chatus admin files rm` does (its messages
+    /// stay, downloads answer 404). 0 keeps files for ever.
+    pub retention_days: u64,
     /// Seconds an upload body may go without sending a byte before the
     /// request is ended (what arrived is kept): a trickling client does
     /// not hold a slot for ever.
@@ -135,6 +139,7 @@ impl Default for FilesConfig {
             max_file_bytes: 4 << 30,
             quota_bytes: 20 << 30,
             upload_expiry_hours: 24,
+            retention_days: 0,
             read_timeout_secs: 30,
             max_uploads_per_user: 4,
             max_unshared_uploads: 100,

@@ -236,7 +236,8 @@ impl Files {
     }
 
     /// Removes uploads that received nothing for `upload_expiry_hours`
-    /// before `now`, in chunks; returns how many it removed.
+    /// before `now`, in chunks, then shared files past `retention_days`
+    /// ([`Files::expire`]); returns how many it removed.
     pub(crate) async fn sweep(
         &self,
         db: &dyn Store,
@@ -278,6 +279,54 @@ impl Files {
             removed += this_round;
             // A full chunk of which nothing could go (all held by requests
             // now) is left for the next sweep rather than read again.
+            if n < SWEEP_CHUNK as usize || this_round == 0 {
+                break;
+            }
+        }
+        Ok(removed + self.expire(db, now).await?)
+    }
+
+    /// Removes shared files whose upload finished `retention_days` before
+    /// `now`, as `chatus admin files rm` does: the row stays marked
+    /// removed (its messages keep their `file`; downloads answer 404), the
+    /// bytes go unless another upload has the same content. Returns how
+    /// many it removed; with `retention_days = 0`, none.
+    async fn expire(
+        &self,
+        db: &dyn Store,
+        now: chatus_protocol::Timestamp,
+    ) -> Result<u64, StoreError> {
+        if self.config.retention_days == 0 {
+            return Ok(0);
+        }
+        let keep_ms = self.config.retention_days.saturating_mul(86_400_000);
+        let before = chatus_protocol::Timestamp(now.0.saturating_sub(keep_ms));
+        let mut removed = 0;
+        loop {
+            let expired = db.expired_files(before, SWEEP_CHUNK).await?;
+            let n = expired.len();
+            let mut this_round = 0;
+            for id in expired {
+                let Some(_held) = self.lock(&id) else {
+                    continue;
+                };
+                let Some(crate::store::Removal::Deleted(up) | crate::store::Removal::Marked(up)) =
+                    db.remove_file(id.clone(), now).await?
+                else {
+                    continue;
+                };
+                self.forget_hash(&id);
+                this_round += 1;
+                if let Some(sha) = up.sha256 {
+                    let _gate = self.blobs.lock().await;
+                    if !db.blob_in_use(sha.clone()).await?
+                        && let Err(e) = self.store.remove_blob(&sha).await
+                    {
+                        tracing::warn!(cause = %e, %sha, "could not remove an expired file's bytes");
+                    }
+                }
+            }
+            removed += this_round;
             if n < SWEEP_CHUNK as usize || this_round == 0 {
                 return Ok(removed);
             }

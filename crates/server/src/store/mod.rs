@@ -531,6 +531,10 @@ pub trait Store: Send + Sync + 'static {
     /// not, to be removed.
     fn stale_uploads(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<UploadRow>>;
 
+    /// Finished, shared files not yet removed whose upload finished
+    /// before `before` (`files.retention_days`), at most `limit`.
+    fn expired_files(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<FileId>>;
+
     /// Every user's files (users with none are left out), by name.
     fn file_usage(&self) -> StoreFuture<'_, Vec<FileUsageRow>>;
 

@@ -215,7 +215,14 @@ async fn an_upload_cut_at_several_offsets_resumes_and_ends_identical() {
     // three bytes before the end.
     let data = content(64 * 1024 * 1024 + 5, 2);
     let id = create(server.addr, &token, data.len() as u64, "cut.bin").await;
-    let cuts = [1, 300_000, 300_001, 16 * 1024 * 1024, 40_000_000, data.len() - 3];
+    let cuts = [
+        1,
+        300_000,
+        300_001,
+        16 * 1024 * 1024,
+        40_000_000,
+        data.len() - 3,
+    ];
     let mut offset = 0usize;
     for cut in cuts {
         // Declare the whole rest, send up to `cut`, then drop the connection.
@@ -811,4 +818,53 @@ async fn uploads_created_at_once_cannot_pass_the_quota_together() {
     }
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 413, 413, 413, 413, 413]);
+}
+
+/// `files.retention_days`: a shared file is removed by the sweep once its
+/// upload finished that many days ago (before, never); its message keeps
+/// its `file`, downloads answer 404, and the bytes go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_files_past_the_retention_are_removed_by_the_sweep() {
+    let server = TestServer::start_with(|c| c.files.retention_days = 7).await;
+    let (alice, _e, token) = account(server.url(), "alice").await;
+    let old = create(server.addr, &token, 3, "old").await;
+    assert_eq!(
+        patch(server.addr, &token, &old, 0, b"old").await.status,
+        204
+    );
+    alice
+        .send_file_with_id(
+            lobby(),
+            Body::parse("old").unwrap(),
+            Some(old.clone()),
+            Client::new_client_id(),
+        )
+        .await
+        .unwrap();
+    let now = chatus_server::service::accounts::now();
+    let day = 86_400_000;
+    let six_days = chatus_client::protocol::Timestamp(now.0 + 6 * day);
+    assert_eq!(server.state.sweep_uploads(six_days).await.unwrap(), 0);
+    assert_eq!(get(server.addr, &token, &old, "").await.status, 200);
+    let eight_days = chatus_client::protocol::Timestamp(now.0 + 8 * day);
+    assert_eq!(server.state.sweep_uploads(eight_days).await.unwrap(), 1);
+    assert_eq!(get(server.addr, &token, &old, "").await.status, 404);
+    assert!(walk(&server.data.join("files/blobs")).is_empty());
+    // Its message is still there, with its file.
+    let page = alice
+        .history(
+            lobby(),
+            chatus_client::protocol::history::Page::Latest,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        page.messages
+            .iter()
+            .any(|m| m.file.as_ref().is_some_and(|f| f.id == old)),
+        "{page:?}"
+    );
+    // Swept again: nothing more.
+    assert_eq!(server.state.sweep_uploads(eight_days).await.unwrap(), 0);
 }

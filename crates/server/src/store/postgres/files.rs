@@ -160,6 +160,24 @@ pub(crate) async fn stale_uploads(
     .collect()
 }
 
+pub(crate) async fn expired_files(
+    c: &Conn,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<FileId>, StoreError> {
+    c.query(
+        "SELECT id FROM uploads WHERE sha256 IS NOT NULL AND removed_ms IS NULL
+         AND updated_ms < $1
+         AND EXISTS (SELECT 1 FROM messages m WHERE m.file_id = uploads.id)
+         LIMIT $2",
+        &[&ms(before), &i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(|r| FileId::parse(r.get::<_, String>(0)).map_err(corrupt))
+    .collect()
+}
+
 pub(crate) async fn file_convs(c: &Conn, id: &FileId) -> Result<Vec<ConvId>, StoreError> {
     Ok(c.query(
         "SELECT DISTINCT conv_id FROM messages WHERE file_id = $1",

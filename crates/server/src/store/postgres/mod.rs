@@ -498,6 +498,10 @@ impl Store for PgStore {
         self.read(move |c| Box::pin(async move { files::file_convs(c, &id).await }))
     }
 
+    fn expired_files(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<FileId>> {
+        self.read(move |c| Box::pin(files::expired_files(c, before, limit)))
+    }
+
     fn list_files(&self, conv: ConvId, limit: u32) -> StoreFuture<'_, (Vec<SharedFile>, bool)> {
         self.read(move |c| Box::pin(files::list_files(c, conv, limit)))
     }

@@ -181,6 +181,25 @@ pub(super) fn stale_uploads(
     Ok(out)
 }
 
+pub(super) fn expired_files(
+    conn: &Connection,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<FileId>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT id FROM uploads WHERE sha256 IS NOT NULL AND removed_ms IS NULL
+         AND updated_ms < ?1
+         AND EXISTS (SELECT 1 FROM messages m WHERE m.file_id = uploads.id)
+         LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![ms(before), limit], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(FileId::parse(r?).map_err(corrupt)?);
+    }
+    Ok(out)
+}
+
 pub(super) fn file_convs(conn: &Connection, id: &FileId) -> Result<Vec<ConvId>, StoreError> {
     let mut st = conn.prepare_cached("SELECT DISTINCT conv_id FROM messages WHERE file_id = ?1")?;
     let rows = st.query_map([id.as_str()], |r| r.get::<_, i64>(0))?;

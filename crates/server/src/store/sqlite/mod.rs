@@ -464,6 +464,10 @@ impl Store for SqliteStore {
         self.read(move |c| files::file_convs(c, &id))
     }
 
+    fn expired_files(&self, before: Timestamp, limit: u32) -> StoreFuture<'_, Vec<FileId>> {
+        self.read(move |c| files::expired_files(c, before, limit))
+    }
+
     fn list_files(&self, conv: ConvId, limit: u32) -> StoreFuture<'_, (Vec<SharedFile>, bool)> {
         self.read(move |c| files::list_files(c, conv, limit))
     }
