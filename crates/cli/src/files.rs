@@ -37,12 +37,19 @@ fn bar(ctx: &Ctx, label: &str) -> Option<ProgressBar> {
     Some(pb)
 }
 
+/// Where an upload's resume state goes when it cannot be written beside
+/// the file: `uploads/` in this command's config directory (which
+/// `--config-dir` may name).
+fn uploads_dir(ctx: &Ctx) -> std::path::PathBuf {
+    ctx.sessions.dir().join("uploads")
+}
+
 /// Runs one transfer as a task, showing its progress, until it ends or
 /// Ctrl-C cancels it (its resume state stays, so the same command goes
 /// on where it stopped).
 async fn run(ctx: &Ctx, to: &Endpoint, action: Action, label: &str) -> Result<Update, CliError> {
     let pb = bar(ctx, label);
-    let (handle, mut updates) = transfer::spawn(to.clone(), action);
+    let (handle, mut updates) = transfer::spawn_with(to.clone(), action, Some(uploads_dir(ctx)));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let result = loop {
@@ -91,9 +98,9 @@ async fn cancel(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
         server,
         token: saved.token,
     };
-    let fallback = transfer::upload::fallback_dir();
+    let fallback = uploads_dir(ctx);
     for path in &args.files {
-        let found = transfer::upload::discard(&endpoint, path, fallback.as_deref()).await?;
+        let found = transfer::upload::discard(&endpoint, path, Some(&fallback)).await?;
         if ctx.json {
             say(&json!({"file": path.display().to_string(), "cancelled": found}).to_string());
         } else if found {

@@ -229,3 +229,33 @@ fn an_administrator_lists_usage_and_removes_files_beside_a_running_server() {
     let r = admin(&server, &["--user", "alice", "rm", room_id]);
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+/// An upload whose resume state cannot be written beside the file keeps it
+/// in `uploads/` of the config directory the command uses: the one
+/// `--config-dir` names, not `CHATUS_CONFIG_DIR` (the library's default),
+/// which here cannot hold anything.
+#[test]
+fn a_read_only_folder_keeps_the_resume_state_in_the_config_directory_given() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    alice.register();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f.bin");
+    std::fs::write(&src, vec![5u8; 50_000]).unwrap();
+    // Read-only for a normal user; a directory where the state's temporary
+    // file would go stops root as well.
+    std::fs::create_dir(dir.path().join(".f.bin.chatus-upload.tmp")).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let blocked = dir.path().join("f.bin").join("no-config-here");
+    let out: Ran = alice
+        .command(&["--config-dir", alice.config.path().to_str().unwrap()])
+        .args(["upload", "--room", "lobby", "--json", src.to_str().unwrap()])
+        .env("CHATUS_CONFIG_DIR", &blocked)
+        .output()
+        .unwrap()
+        .into();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(json(&out.stdout)["size"], 50_000);
+}

@@ -33,7 +33,7 @@ use chatus_protocol::{FileId, Sha256Hex, Token};
 use crate::url::ServerUrl;
 
 pub use download::{Downloaded, download};
-pub use task::{Action, Handle, Update, spawn};
+pub use task::{Action, Handle, Update, spawn, spawn_with};
 pub use upload::{UploadState, Uploaded, upload};
 
 /// Bytes sent per `PATCH`: the most of a file held in memory at once.

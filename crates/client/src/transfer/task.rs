@@ -51,6 +51,7 @@ pub struct Handle {
     task: JoinHandle<()>,
     to: Endpoint,
     action: Action,
+    fallback: Option<PathBuf>,
 }
 
 impl Handle {
@@ -68,17 +69,28 @@ impl Handle {
         // Wait for it to stop, so that it writes no resume state after.
         let _ = self.task.await;
         match &self.action {
-            Action::Upload(path) => {
-                upload::discard(&self.to, path, upload::fallback_dir().as_deref()).await
-            }
+            Action::Upload(path) => upload::discard(&self.to, path, self.fallback.as_deref()).await,
             Action::Download { .. } => Ok(false),
         }
     }
 }
 
-/// Starts `action` in a task (inside a tokio runtime).
+/// Starts `action` in a task (inside a tokio runtime); an upload's resume
+/// state falls back to [`upload::fallback_dir`].
 pub fn spawn(to: Endpoint, action: Action) -> (Handle, mpsc::UnboundedReceiver<Update>) {
+    spawn_with(to, action, upload::fallback_dir())
+}
+
+/// [`spawn`] with the directory an upload's resume state falls back to
+/// when it cannot be written beside the file (a client with a config
+/// directory of its own passes its `uploads/`).
+pub fn spawn_with(
+    to: Endpoint,
+    action: Action,
+    fallback: Option<PathBuf>,
+) -> (Handle, mpsc::UnboundedReceiver<Update>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let task_fallback = fallback.clone();
     let handle_to = to.clone();
     let handle_action = action.clone();
     let task = tokio::spawn(async move {
@@ -87,9 +99,11 @@ pub fn spawn(to: Endpoint, action: Action) -> (Handle, mpsc::UnboundedReceiver<U
             let _ = progress_tx.send(Update::Progress(p));
         };
         let done = match action {
-            Action::Upload(path) => upload(&to, &path, &mut progress)
-                .await
-                .map(Update::Uploaded),
+            Action::Upload(path) => {
+                upload::upload_with(&to, &path, task_fallback.as_deref(), &mut progress)
+                    .await
+                    .map(Update::Uploaded)
+            }
             Action::Download { id, dest, force } => {
                 download(&to, &id, dest.as_deref(), force, &mut progress)
                     .await
@@ -103,6 +117,7 @@ pub fn spawn(to: Endpoint, action: Action) -> (Handle, mpsc::UnboundedReceiver<U
             task,
             to: handle_to,
             action: handle_action,
+            fallback,
         },
         rx,
     )
