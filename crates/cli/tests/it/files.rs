@@ -259,3 +259,38 @@ fn a_read_only_folder_keeps_the_resume_state_in_the_config_directory_given() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(json(&out.stdout)["size"], 50_000);
 }
+
+/// `upload --cancel FILE` removes an interrupted upload on the server and
+/// forgets its resume state; asked again, it says there is none.
+#[test]
+fn an_interrupted_upload_can_be_cancelled() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    alice.register();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    std::fs::write(&src, vec![3u8; 256 << 20]).unwrap();
+    let state = dir.path().join(".big.bin.chatus-upload");
+    let path = src.to_str().unwrap();
+    let mut child = alice.spawn(&["upload", "--room", "lobby", path]);
+    let started = std::time::Instant::now();
+    while !state.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no resume state appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let r = alice.run(&["upload", "--cancel", path]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Cancelled the upload"), "{r:?}");
+    assert!(!state.exists());
+    let r = alice.run(&["upload", "--cancel", path]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("no upload under way"), "{r:?}");
+    // Nothing was shared.
+    let files = alice.ok(&["files", "--room", "lobby"]);
+    assert!(!files.contains("big.bin"), "{files}");
+}
