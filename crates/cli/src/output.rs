@@ -89,21 +89,8 @@ pub fn file_json(f: &FileInfo) -> Value {
     })
 }
 
-/// A byte count for people: `512 B`, `3.0 KiB`, `1.5 GiB`.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+/// A byte count for people (the desktop app uses the same).
+pub use chatus_client::transfer::human_size;
 
 /// A file as one line: name, size, type, and the command that downloads
 /// it. The name came from another person: it is cleaned.

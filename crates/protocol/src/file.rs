@@ -191,33 +191,8 @@ impl MediaType {
     }
 }
 
-macro_rules! file_string_impls {
-    ($($t:ident),*) => {$(
-        impl TryFrom<String> for $t {
-            type Error = InvalidValue;
-            fn try_from(s: String) -> Result<Self, InvalidValue> {
-                Self::parse(s)
-            }
-        }
-        impl From<$t> for String {
-            fn from(v: $t) -> String {
-                v.0
-            }
-        }
-        impl std::str::FromStr for $t {
-            type Err = InvalidValue;
-            fn from_str(s: &str) -> Result<Self, InvalidValue> {
-                Self::parse(s)
-            }
-        }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    )*};
-}
-file_string_impls!(FileId, Sha256Hex, FileName, MediaType);
+crate::ids::string_newtype_impls!(FileId, Sha256Hex, FileName, MediaType);
+crate::ids::display_plain!(FileId, Sha256Hex, FileName, MediaType);
 
 fn is_lower_hex(b: u8) -> bool {
     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)

@@ -357,6 +357,8 @@ macro_rules! display_plain {
     )*};
 }
 display_plain!(Username, RoomName, ClientMsgId, Body, ClientLabel);
+// The file newtypes (`file.rs`) share them.
+pub(crate) use {display_plain, string_newtype_impls};
 
 /// A position in one conversation: the server numbers every message of a
 /// room (or of a direct conversation) 1, 2, 3, … in the order it stored

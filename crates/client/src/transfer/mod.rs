@@ -48,6 +48,23 @@ pub struct Endpoint {
     pub token: Token,
 }
 
+/// A byte count for people: `512 B`, `3.0 KiB`, `1.5 GiB` (what the
+/// command line and the desktop app show).
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 /// Progress of one transfer: bytes done of the total (the part already
 /// there before a resume counts as done).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

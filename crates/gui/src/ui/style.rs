@@ -20,22 +20,8 @@ fn zoned(t: Timestamp) -> Option<jiff::ZonedDateTime> {
     Some(ts.to_zoned_datetime(jiff::tz::TimeZone::system()))
 }
 
-/// A size in bytes for people: `512 B`, `1.5 KiB`, `4.0 GiB` (the units
-/// the command line uses).
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+/// A size in bytes for people, in the units the command line uses.
+pub use chatus_client::transfer::human_size;
 
 /// Progress as words: `1.5 MiB of 4.0 MiB (37%)`.
 pub fn progress_text(done: u64, total: u64) -> String {

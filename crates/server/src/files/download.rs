@@ -35,6 +35,18 @@ use crate::store::UploadRow;
 /// Bytes read from disk per body frame.
 const READ_BUF: usize = 64 * 1024;
 
+/// `405` with `Allow: GET, HEAD` for any other method (downloads and
+/// thumbnails alike).
+pub(super) fn get_or_head_only(method: &Method) -> Option<Reply> {
+    if method == Method::GET || method == Method::HEAD {
+        return None;
+    }
+    let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only.\n");
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(res)
+}
+
 /// Answers `GET`/`HEAD /files/{id}` (`id` is `None` when malformed).
 pub(crate) async fn handle(
     state: &State,
@@ -42,11 +54,8 @@ pub(crate) async fn handle(
     headers: &HeaderMap,
     id: Option<FileId>,
 ) -> Reply {
-    if method != Method::GET && method != Method::HEAD {
-        let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only.\n");
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return res;
+    if let Some(refused) = get_or_head_only(method) {
+        return refused;
     }
     let up = match visible(state, headers, id).await {
         Ok(up) => up,

@@ -268,12 +268,7 @@ impl Files {
                     tracing::warn!(cause = %e, id = %up.id, "could not remove an abandoned upload's bytes");
                 }
                 if let Some(sha) = up.sha256 {
-                    let _gate = self.blobs.lock().await;
-                    if !db.blob_in_use(sha.clone()).await?
-                        && let Err(e) = self.store.remove_blob(&sha).await
-                    {
-                        tracing::warn!(cause = %e, %sha, "could not remove an abandoned file");
-                    }
+                    self.remove_blob_if_unused(db, sha).await?;
                 }
             }
             removed += this_round;
@@ -284,6 +279,23 @@ impl Files {
             }
         }
         Ok(removed + self.expire(db, now).await?)
+    }
+
+    /// Removes a content's bytes (and its thumbnail) once no upload has
+    /// it, behind the gate that keeps a file finishing with the same
+    /// content from losing them.
+    async fn remove_blob_if_unused(
+        &self,
+        db: &dyn Store,
+        sha: chatus_protocol::Sha256Hex,
+    ) -> Result<(), StoreError> {
+        let _gate = self.blobs.lock().await;
+        if !db.blob_in_use(sha.clone()).await?
+            && let Err(e) = self.store.remove_blob(&sha).await
+        {
+            tracing::warn!(cause = %e, %sha, "could not remove a file's bytes");
+        }
+        Ok(())
     }
 
     /// Removes shared files whose upload finished `retention_days` before
@@ -318,12 +330,7 @@ impl Files {
                 self.forget_hash(&id);
                 this_round += 1;
                 if let Some(sha) = up.sha256 {
-                    let _gate = self.blobs.lock().await;
-                    if !db.blob_in_use(sha.clone()).await?
-                        && let Err(e) = self.store.remove_blob(&sha).await
-                    {
-                        tracing::warn!(cause = %e, %sha, "could not remove an expired file's bytes");
-                    }
+                    self.remove_blob_if_unused(db, sha).await?;
                 }
             }
             removed += this_round;

@@ -185,11 +185,8 @@ pub(crate) async fn handle(
     headers: &HeaderMap,
     id: Option<FileId>,
 ) -> Reply {
-    if method != Method::GET && method != Method::HEAD {
-        let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only.\n");
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return res;
+    if let Some(refused) = super::download::get_or_head_only(method) {
+        return refused;
     }
     let up = match super::download::visible(state, headers, id).await {
         Ok(up) => up,
