@@ -1,0 +1,64 @@
+//! ChatUs end-to-end encryption, sans I/O: Olm sessions between devices,
+//! Megolm sessions in conversations, SAS verification, a device trust
+//! store, and one encrypted blob that holds it all. Every primitive is
+//! vodozemac's (audited); this crate adds the envelopes, the rules and the
+//! persistence around it.
+//!
+//! Nothing here reads a socket, a file or a clock. The caller pushes in
+//! what arrives (device keys, to-device ciphertexts, conversation events,
+//! verification steps, the time) and sends what comes out (keys to publish,
+//! ciphertexts, room keys to share); it saves [`Device::save`]'s blob after
+//! each change.
+//!
+//! # Layout
+//!
+//! - `ids`: validated `UserId`, `DeviceId`, `ConversationId`.
+//! - `keys`: `DeviceKeys` and `SignedKey`, their canonical signed form, and
+//!   the size-checked JSON decoding of peer input.
+//! - `device`: `Device`, the whole state, and its account half (identity,
+//!   one-time and fallback keys).
+//! - `olm`: to-device messages (`ToDeviceMessage`, `ToDevicePayload`), the
+//!   envelope binding sender and recipient.
+//! - `group`: Megolm (`EncryptedEvent`, `RoomKey`, `RotationPolicy`,
+//!   export and import of room keys, replay detection).
+//! - `forward`: the key forwarding rule (`KeyRequest`).
+//! - `trust`: the trust store (`TrustState`).
+//! - `sas` and `emoji`: SAS verification and the emoji table.
+//! - `store`: `StoreKey` and the encrypted blob.
+//! - `error`: one error enum per operation family.
+//! - `fuzzing`: entry points for the fuzz targets.
+
+mod device;
+mod emoji;
+mod error;
+mod forward;
+pub mod fuzzing;
+mod group;
+mod ids;
+mod keys;
+mod olm;
+mod sas;
+mod store;
+mod trust;
+
+pub use device::Device;
+pub use emoji::{EMOJI, Emoji};
+pub use error::{
+    DecodeError, ForwardError, GroupError, IdError, RandomError, StoreError, ToDeviceError,
+    VerificationError,
+};
+pub use forward::KeyRequest;
+pub use group::{
+    DecryptedEvent, EncryptedEvent, ExportedRoomKey, GroupEncryption, MEGOLM_ALGORITHM, RoomKey,
+    RotationPolicy, SenderKeys, Timestamp,
+};
+pub use ids::{ConversationId, DeviceId, MAX_ID_LEN, UserId};
+pub use keys::{
+    DeviceKeys, MAX_JSON_LEN, SignedKey, canonical_device_keys, canonical_one_time_key,
+};
+pub use olm::{OLM_ALGORITHM, ReceivedToDevice, ToDeviceMessage, ToDevicePayload};
+pub use sas::{SasMessage, Verification, VerificationState};
+pub use store::StoreKey;
+pub use trust::{TrustLevel, TrustState, TrustStore};
+/// The public key types in this crate's API.
+pub use vodozemac::{Curve25519PublicKey, Ed25519PublicKey};
