@@ -251,6 +251,11 @@ impl Verification {
         self.state
     }
 
+    /// The id every step of this verification carries.
+    pub fn transaction_id(&self) -> &str {
+        &self.transaction_id
+    }
+
     /// The device being verified.
     pub fn other(&self) -> &DeviceKeys {
         &self.other

@@ -12,6 +12,7 @@
 mod forwarding;
 mod megolm;
 mod sas;
+mod seeds;
 mod store;
 mod to_device;
 mod util;
