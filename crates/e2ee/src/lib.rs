@@ -28,6 +28,8 @@
 //! - `error`: one error enum per operation family.
 //! - `fuzzing`: entry points for the fuzz targets.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod device;
 mod emoji;
 mod error;
