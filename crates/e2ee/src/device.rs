@@ -173,13 +173,28 @@ impl Device {
     /// What the trust store says about `device` (this device itself is
     /// always verified).
     pub fn trust_state(&self, device: &DeviceKeys) -> TrustState {
-        if device.user() == &self.user
-            && device.device() == &self.device_id
-            && device.ed25519() == self.ed25519_key()
+        self.trust_state_of(
+            device.user(),
+            device.device(),
+            &device.ed25519().to_base64(),
+        )
+    }
+
+    /// [`Device::trust_state`] for a device named by its user, id and
+    /// Ed25519 key (unpadded base64).
+    pub(crate) fn trust_state_of(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        ed25519: &str,
+    ) -> TrustState {
+        if user == &self.user
+            && device == &self.device_id
+            && ed25519 == self.ed25519_key().to_base64()
         {
             return TrustState::Verified;
         }
-        self.trust.state(device)
+        self.trust.state_of(user, device, ed25519)
     }
 
     /// The trust store, to read.

@@ -20,6 +20,7 @@ use crate::device::Device;
 use crate::error::{DecodeError, GroupError};
 use crate::ids::{ConversationId, DeviceId, UserId};
 use crate::keys::{DeviceKeys, curve_from_b64, ed_from_b64, from_json, to_json};
+use crate::trust::TrustState;
 
 /// The algorithm tag of a conversation event.
 pub const MEGOLM_ALGORITHM: &str = "chatus.megolm.v1";
@@ -244,6 +245,8 @@ pub struct DecryptedEvent {
     /// sender itself (the sender is then vouched for by our own device or
     /// backup, not by the sender's Olm channel).
     pub forwarded: bool,
+    /// The sending device's trust state now (show a shield for it).
+    pub trust: TrustState,
 }
 
 /// An outbound session and what its rotation depends on.
@@ -384,6 +387,10 @@ impl Device {
     /// Decrypts `event`, which the server delivered in `conversation` as the
     /// event `event_ref` (its id or sequence number: what tells a replay
     /// from a re-read of the same event).
+    ///
+    /// The caller must still check that [`DecryptedEvent::sender`]'s user is
+    /// the user the server says sent the event, and that that user may
+    /// speak in the conversation: the crate knows keys, not membership.
     pub fn decrypt(
         &mut self,
         conversation: &ConversationId,
@@ -450,11 +457,14 @@ impl Device {
         } else {
             self.groups.seen.insert(seen, event_ref.to_owned());
         }
+        let sender = inbound.sender.clone();
+        let forwarded = inbound.forwarded;
         Ok(DecryptedEvent {
+            trust: self.trust_state_of(&sender.user, &sender.device, &sender.ed25519),
             body: plaintext.body,
-            sender: inbound.sender.clone(),
+            sender,
             message_index: decrypted.message_index,
-            forwarded: inbound.forwarded,
+            forwarded,
         })
     }
 

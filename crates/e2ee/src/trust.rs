@@ -80,22 +80,28 @@ impl TrustStore {
 
     /// The state of `device` (see [`TrustState`] for the rules).
     pub fn state(&self, device: &DeviceKeys) -> TrustState {
-        let key = (
-            device.user().clone(),
-            device.device().clone(),
-            device.ed25519().to_base64(),
-        );
+        self.state_of(
+            device.user(),
+            device.device(),
+            &device.ed25519().to_base64(),
+        )
+    }
+
+    /// The state of the device `device` of `user` with the Ed25519 key
+    /// `ed25519` (unpadded base64), as a decrypted event names its sender.
+    pub fn state_of(&self, user: &UserId, device: &DeviceId, ed25519: &str) -> TrustState {
+        let key = (user.clone(), device.clone(), ed25519.to_owned());
         match self.levels.get(&key) {
             Some(TrustLevel::Verified) => return TrustState::Verified,
             Some(TrustLevel::Blocked) => return TrustState::Blocked,
             Some(TrustLevel::Unverified) | None => {}
         }
         let mut user_verified = false;
-        for ((user, dev, ed), level) in &self.levels {
-            if user != device.user() {
+        for ((u, d, ed), level) in &self.levels {
+            if u != user {
                 continue;
             }
-            if dev == device.device() && *ed != key.2 {
+            if d == device && ed != ed25519 {
                 return TrustState::KeyChanged;
             }
             user_verified |= *level == TrustLevel::Verified;

@@ -34,6 +34,8 @@ fn a_shared_room_key_decrypts_and_a_device_without_it_waits() {
     assert_eq!(&got.sender.device, alice.device_id());
     assert_eq!(got.message_index, 0);
     assert!(!got.forwarded);
+    assert_eq!(got.trust, chatus_e2ee::TrustState::Unverified);
+    bob.trust_mut().verify(&crate::util::keys_of(&alice));
     assert_eq!(
         bob.decrypt(&room, &relay(&second.event), "2").unwrap().body,
         "again"
