@@ -327,6 +327,18 @@ impl Device {
         let OlmMessage::PreKey(pre_key) = message else {
             return Err(ToDeviceError::Undecryptable(last_error));
         };
+        // A pre-key message of a session we already have that the session
+        // cannot decrypt is a replay (or damage): starting the session
+        // again would accept it twice when it was made with the fallback
+        // key, which is not used up.
+        let known = self
+            .olm
+            .by_peer
+            .get(&peer.to_base64())
+            .is_some_and(|s| s.iter().any(|s| s.session_id() == pre_key.session_id()));
+        if known {
+            return Err(ToDeviceError::Undecryptable(last_error));
+        }
         let created = self
             .account
             .create_inbound_session(SessionConfig::version_1(), peer, pre_key)
@@ -380,6 +392,25 @@ mod tests {
         let got = alice.decrypt_to_device(&bk, &reply).unwrap();
         assert_eq!(got.payload, app("three"));
         assert_eq!(got.trust, TrustState::Unverified);
+    }
+
+    /// A session started from the fallback key (which is not used up):
+    /// delivering its first message twice is refused the second time.
+    #[test]
+    fn a_replayed_pre_key_message_is_refused() {
+        let mut alice = device("alice");
+        let mut bob = device("bob");
+        let fallback = bob.generate_fallback_key().unwrap();
+        bob.mark_published();
+        let m = alice
+            .encrypt_to_device(&bob.device_keys(), Some(&fallback), app("once"))
+            .unwrap();
+        assert!(m.starts_session());
+        bob.decrypt_to_device(&alice.device_keys(), &m).unwrap();
+        assert!(matches!(
+            bob.decrypt_to_device(&alice.device_keys(), &m),
+            Err(ToDeviceError::Undecryptable(_))
+        ));
     }
 
     #[test]
