@@ -270,8 +270,12 @@ impl Verification {
         }
     }
 
+    /// Cancels (a finished verification stays finished: a late or
+    /// repeated message cannot undo it).
     fn fail(&mut self, error: VerificationError) -> VerificationError {
-        self.state = VerificationState::Cancelled;
+        if self.state != VerificationState::Verified {
+            self.state = VerificationState::Cancelled;
+        }
         error
     }
 

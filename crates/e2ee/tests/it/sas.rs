@@ -52,6 +52,9 @@ fn sas_verifies_both_devices_when_the_emoji_match() {
     b.receive(&mut bob, &relay(&mac_a)).unwrap();
     assert_eq!(b.state(), VerificationState::Verified);
     assert_eq!(bob.trust_state(&keys_of(&alice)), TrustState::Verified);
+    // A repeated MAC afterwards is refused but undoes nothing.
+    assert!(b.receive(&mut bob, &relay(&mac_a)).is_err());
+    assert_eq!(b.state(), VerificationState::Verified);
 }
 
 #[test]
