@@ -10,6 +10,37 @@
 //! ciphertexts, room keys to share); it saves [`Device::save`]'s blob after
 //! each change.
 //!
+//! # Example
+//!
+//! Alice sends bob a message in a conversation: her first message starts a
+//! Megolm session, whose key she shares with bob's device over Olm, using a
+//! one-time key of his that the server handed out.
+//!
+//! ```
+//! use chatus_e2ee::{ConversationId, Device, Timestamp, ToDevicePayload, UserId};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut alice = Device::new(UserId::new("alice")?)?;
+//! let mut bob = Device::new(UserId::new("bob")?)?;
+//! // Bob publishes his keys (the server keeps them).
+//! let bob_keys = bob.device_keys();
+//! let bob_otks = bob.top_up_one_time_keys(0, 50);
+//! bob.mark_published();
+//!
+//! let room = ConversationId::new("lobby")?;
+//! let out = alice.encrypt(&room, "hi bob", Timestamp(1_700_000_000_000));
+//! if let Some(key) = out.new_room_key {
+//!     let to_bob = alice.encrypt_to_device(&bob_keys, Some(&bob_otks[0]), ToDevicePayload::RoomKey(key))?;
+//!     // ... the server relays `to_bob.to_json()` to bob's device ...
+//!     bob.decrypt_to_device(&alice.device_keys(), &to_bob)?;
+//! }
+//! // ... and `out.event.to_json()` to the conversation, as its event 1.
+//! let read = bob.decrypt(&room, &out.event, "1")?;
+//! assert_eq!(read.body, "hi bob");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //!
 //! - `ids`: validated `UserId`, `DeviceId`, `ConversationId`.
