@@ -307,16 +307,44 @@ impl Device {
         }
     }
 
-    fn rotation_due(&self, conversation: &ConversationId, now: Timestamp) -> bool {
+    fn rotation_due(&self, out: &Outbound, now: Timestamp) -> bool {
         let policy = self.groups.policy;
-        match self.groups.outbound.get(conversation) {
-            None => true,
-            Some(out) => {
-                out.members_changed
-                    || out.session.message_index() >= policy.max_messages
-                    || now.0 >= out.created_at.0.saturating_add(policy.max_age_ms)
-            }
-        }
+        out.members_changed
+            || out.session.message_index() >= policy.max_messages
+            || now.0 >= out.created_at.0.saturating_add(policy.max_age_ms)
+    }
+
+    /// A new outbound session for `conversation` and its room key, with our
+    /// own inbound copy installed (so this device reads its own messages
+    /// and can forward the key to our other devices).
+    fn new_outbound(
+        &mut self,
+        conversation: &ConversationId,
+        now: Timestamp,
+    ) -> (Outbound, RoomKey) {
+        let session = GroupSession::new(SessionConfig::version_1());
+        let key = self.room_key(conversation, &session);
+        self.groups.inbound.insert(
+            (
+                conversation.clone(),
+                key.sender.curve25519.clone(),
+                key.session_id.clone(),
+            ),
+            Inbound {
+                session: InboundGroupSession::new(
+                    &session.session_key(),
+                    SessionConfig::version_1(),
+                ),
+                sender: key.sender.clone(),
+                forwarded: false,
+            },
+        );
+        let out = Outbound {
+            session,
+            created_at: now,
+            members_changed: false,
+        };
+        (out, key)
     }
 
     /// Encrypts `body` for `conversation` at time `now`, first starting a
@@ -328,58 +356,26 @@ impl Device {
         body: &str,
         now: Timestamp,
     ) -> GroupEncryption {
-        let mut new_room_key = None;
-        if self.rotation_due(conversation, now) {
-            let session = GroupSession::new(SessionConfig::version_1());
-            let key = self.room_key(conversation, &session);
-            // Our own copy, so this device reads its own messages and can
-            // forward the key to our other devices.
-            self.groups.inbound.insert(
-                (
-                    conversation.clone(),
-                    key.sender.curve25519.clone(),
-                    key.session_id.clone(),
-                ),
-                Inbound {
-                    session: InboundGroupSession::new(
-                        &session.session_key(),
-                        SessionConfig::version_1(),
-                    ),
-                    sender: key.sender.clone(),
-                    forwarded: false,
-                },
-            );
-            self.groups.outbound.insert(
-                conversation.clone(),
-                Outbound {
-                    session,
-                    created_at: now,
-                    members_changed: false,
-                },
-            );
-            new_room_key = Some(key);
-        }
+        let (mut out, new_room_key) = match self.groups.outbound.remove(conversation) {
+            Some(out) if !self.rotation_due(&out, now) => (out, None),
+            _ => {
+                let (out, key) = self.new_outbound(conversation, now);
+                (out, Some(key))
+            }
+        };
         let plaintext = to_json(&GroupPlaintext {
             conversation: conversation.clone(),
             body: body.to_owned(),
         });
-        let sender_curve25519 = self.curve25519_key();
-        let sender_device = self.device_id.clone();
-        let (session_id, ciphertext) = match self.groups.outbound.get_mut(conversation) {
-            Some(out) => (out.session.session_id(), out.session.encrypt(plaintext)),
-            // Inserted above when missing; kept total without a panic.
-            None => {
-                let mut session = GroupSession::new(SessionConfig::version_1());
-                (session.session_id(), session.encrypt(plaintext))
-            }
+        let event = EncryptedEvent {
+            sender_curve25519: self.curve25519_key(),
+            sender_device: self.device_id.clone(),
+            session_id: out.session.session_id(),
+            ciphertext: out.session.encrypt(plaintext),
         };
+        self.groups.outbound.insert(conversation.clone(), out);
         GroupEncryption {
-            event: EncryptedEvent {
-                sender_curve25519,
-                sender_device,
-                session_id,
-                ciphertext,
-            },
+            event,
             new_room_key,
         }
     }
