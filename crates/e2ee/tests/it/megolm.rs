@@ -248,3 +248,28 @@ fn exported_keys_import_on_another_device() {
         Err(GroupError::BadRoomKey(_))
     ));
 }
+
+/// The sender shares one session's key for two conversations (a key share
+/// bob cannot tell from an honest one): an event written for one is still
+/// refused in the other, because the plaintext names its conversation.
+#[test]
+fn the_plaintext_binds_the_conversation_even_when_a_key_is_shared_twice() {
+    let room = conversation("general");
+    let other_room = conversation("random");
+    let mut alice = device("alice");
+    let mut bob = device("bob");
+    let sent = alice.encrypt(&room, "for general", T0);
+    let key = sent.new_room_key.clone().unwrap();
+    let mut moved = key.clone();
+    moved.conversation = other_room.clone();
+    share(&mut alice, &key, &mut [&mut bob]);
+    share(&mut alice, &moved, &mut [&mut bob]);
+    assert_eq!(
+        bob.decrypt(&other_room, &relay(&sent.event), "1"),
+        Err(GroupError::WrongConversation)
+    );
+    assert_eq!(
+        bob.decrypt(&room, &relay(&sent.event), "1").unwrap().body,
+        "for general"
+    );
+}
