@@ -104,12 +104,29 @@ impl State {
             metrics.clone(),
         ));
         let announcer = Arc::new(Announcer::default());
+        let bus = match &config.bus.url {
+            Some(url) => {
+                let (bus, sessions) = crate::bus::Bus::start(
+                    url,
+                    &config.bus.prefix,
+                    hub.clone(),
+                    store.clone(),
+                    config.outbox_max_bytes / 4,
+                )
+                .await?;
+                accounts.set_clustered();
+                announcer.link(bus.clone());
+                Some((bus, sessions))
+            }
+            None => None,
+        };
         let messages = Messages::start(
             store.clone(),
             hub.clone(),
             config.outbox_max_bytes / 4,
             metrics.clone(),
             announcer.clone(),
+            bus.as_ref().map(|(b, _)| b.clone()),
         );
         let r = &config.rate;
         let message_limits = Keyed::new(Rate::new(r.messages_per_sec, r.message_burst));
@@ -148,6 +165,9 @@ impl State {
             }),
         };
         state.spawn_accounts_watcher();
+        if let Some((_, sessions)) = bus {
+            state.spawn_session_changes(sessions);
+        }
         Ok(state)
     }
 
@@ -164,6 +184,20 @@ impl State {
                 if !inner.accounts.watch(&inner.hub).await {
                     return;
                 }
+            }
+        });
+    }
+
+    /// Cluster mode: applies the session changes other nodes make.
+    fn spawn_session_changes(
+        &self,
+        mut changes: tokio::sync::mpsc::UnboundedReceiver<crate::bus::SessionChange>,
+    ) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.accounts.apply_remote(change, &inner.hub).await;
             }
         });
     }

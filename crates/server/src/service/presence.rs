@@ -50,6 +50,8 @@ pub(crate) struct Announcer {
     // A std Mutex: held while one batch is announced (pushes that never
     // wait), never across an await.
     announced: Mutex<Announced>,
+    /// Cluster mode: the bus, told of the presence changes made here.
+    bus: std::sync::OnceLock<Arc<crate::bus::Bus>>,
 }
 
 impl Announcer {
@@ -59,7 +61,19 @@ impl Announcer {
             .announced
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        announce(hub, &hub.take_pending(), &mut announced);
+        let pending = hub.take_pending();
+        if let Some(bus) = self.bus.get()
+            && !pending.here.is_empty()
+        {
+            bus.publish_presence(&pending.here);
+        }
+        announce(hub, &pending, &mut announced);
+    }
+
+    /// Cluster mode: tells `bus` of every presence change made here from
+    /// now on.
+    pub(crate) fn link(&self, bus: Arc<crate::bus::Bus>) {
+        let _ = self.bus.set(bus);
     }
 }
 
