@@ -300,6 +300,9 @@ impl Bus {
     ) {
         let mut subs: HashMap<ConvId, tokio::task::AbortHandle> = HashMap::new();
         let mut nodes = directory::Nodes::default();
+        // The first connection needs no catching up: the hub was just
+        // loaded from the store.
+        let mut connected_before = false;
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -319,11 +322,13 @@ impl Bus {
                     }
                     Inbound::Presence(payload) => nodes.received(&self, &payload),
                     Inbound::Connected => {
-                        // Whatever happened while cut off: tell the others,
-                        // then catch up from the store.
-                        self.publish_dir(DirChange::Resync);
                         self.publish_presence_full();
-                        self.resync().await;
+                        if std::mem::replace(&mut connected_before, true) {
+                            // Whatever happened while cut off: tell the
+                            // others, then catch up from the store.
+                            self.publish_dir(DirChange::Resync);
+                            self.resync().await;
+                        }
                     }
                 },
                 () = self.wake.notified() => {}

@@ -362,6 +362,11 @@ impl Hub {
     /// changes): adds users, rooms and direct conversations it lacks, and
     /// sets every room's members and invitees to the store's, announcing
     /// the membership changes. Returns the number of changes.
+    ///
+    /// The snapshot may be older than a change made here meanwhile (a
+    /// user registering or joining while it was read), so it never takes
+    /// away what users logged in here have: they change their own rooms on
+    /// this node, and a leave made elsewhere still reaches it as a change.
     pub(crate) fn reconcile(&self, snap: &Snapshot) -> usize {
         let mut changes = 0;
         for u in &snap.users {
@@ -422,6 +427,9 @@ impl Hub {
                 }
             }
             for u in had.difference(now) {
+                if room == self.lobby || self.dir().here(*u) {
+                    continue;
+                }
                 if self.leave(room, *u) {
                     self.announce_membership(room, *u, false);
                     changes += 1;
@@ -429,6 +437,9 @@ impl Hub {
             }
             let now = invites.get(&room).unwrap_or(&empty);
             for u in invited.difference(now) {
+                if self.dir().here(*u) {
+                    continue;
+                }
                 if self.uninvite(room, *u) {
                     changes += 1;
                 }
