@@ -21,7 +21,6 @@ use std::time::Instant;
 
 use chatus_protocol::room::Invited;
 use chatus_protocol::{RoomName, Seq, ServerMessage};
-use tokio::sync::mpsc;
 
 use super::wire::{self, DirChange, DirWire, PresenceWire};
 use super::{Bus, NODE_TIMEOUT, SessionChange};
@@ -31,11 +30,8 @@ use crate::ws::encode;
 
 impl Bus {
     /// A directory change from the bus.
-    pub(super) async fn dir_received(
-        &self,
-        payload: &[u8],
-        sessions: &mpsc::UnboundedSender<SessionChange>,
-    ) {
+    pub(super) async fn dir_received(&self, payload: &[u8]) {
+        let sessions = &self.sessions;
         let wire: DirWire = match serde_json::from_slice(payload) {
             Ok(w) => w,
             Err(e) => {

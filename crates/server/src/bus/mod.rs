@@ -87,6 +87,9 @@ pub(crate) enum Inbound {
 pub(crate) enum SessionChange {
     /// One session logged out.
     Logout(crate::store::UserId, crate::store::TokenHash),
+    /// This node may have missed revocations: drop every cached session
+    /// the store no longer has.
+    Resync,
     /// Every session of a user but `keep` revoked.
     Revoke {
         /// Whose.
@@ -126,6 +129,8 @@ pub(crate) struct Bus {
     overflowed: AtomicBool,
     /// Wakes [`Bus::run`] after an overflow.
     wake: Notify,
+    /// Session changes for the accounts service.
+    sessions: mpsc::UnboundedSender<SessionChange>,
     /// Followed conversations whose gap could not be filled yet.
     stale: std::sync::Mutex<std::collections::HashSet<ConvId>>,
 }
@@ -184,6 +189,7 @@ impl Bus {
                 cause: e.to_string(),
             })?;
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND);
+        let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
         let bus = Arc::new(Bus {
             client,
             prefix: prefix.to_owned(),
@@ -195,15 +201,15 @@ impl Bus {
             inbound: inbound_tx,
             overflowed: AtomicBool::new(false),
             wake: Notify::new(),
+            sessions: sessions_tx,
             stale: std::sync::Mutex::default(),
         });
         bus.forward(format!("{prefix}.dir"), Inbound::Dir).await?;
         bus.forward(format!("{prefix}.presence"), Inbound::Presence)
             .await?;
         let (interest, tell) = hub.enable_cluster();
-        let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
         tokio::spawn(publisher(bus.client.clone(), outbound_rx));
-        tokio::spawn(bus.clone().run(interest, tell, inbound_rx, sessions_tx));
+        tokio::spawn(bus.clone().run(interest, tell, inbound_rx));
         Ok((bus, sessions_rx))
     }
 
@@ -296,7 +302,6 @@ impl Bus {
         mut interest: mpsc::UnboundedReceiver<Interest>,
         mut tell: mpsc::UnboundedReceiver<DirChange>,
         mut inbound: mpsc::Receiver<Inbound>,
-        sessions: mpsc::UnboundedSender<SessionChange>,
     ) {
         let mut subs: HashMap<ConvId, tokio::task::AbortHandle> = HashMap::new();
         let mut nodes = directory::Nodes::default();
@@ -318,7 +323,7 @@ impl Bus {
                 Some(msg) = inbound.recv() => match msg {
                     Inbound::Message(payload) => self.received(&payload).await,
                     Inbound::Dir(payload) => {
-                        self.dir_received(&payload, &sessions).await;
+                        self.dir_received(&payload).await;
                     }
                     Inbound::Presence(payload) => nodes.received(&self, &payload),
                     Inbound::Connected => {
@@ -396,6 +401,7 @@ impl Bus {
     /// Everything the node may have missed: its directory from the store,
     /// and every followed conversation's messages.
     async fn resync(&self) {
+        let _ = self.sessions.send(SessionChange::Resync);
         self.reload_directory().await;
         for conv in self.hub.followed() {
             self.catch_up(conv).await;

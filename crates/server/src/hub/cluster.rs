@@ -454,3 +454,72 @@ impl Hub {
         changes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use chatus_protocol::{RoomName, Seq, Username, Visibility};
+
+    use crate::hub::{ConnHandle, ConnId, Hub};
+    use crate::store::{ConvId, RoomRow, Snapshot, UserId, UserRow};
+
+    fn hub() -> Hub {
+        Hub::load(Snapshot {
+            users: vec![UserRow {
+                id: UserId(1),
+                name: Username::parse("bob").unwrap(),
+                password_hash: String::new(),
+                is_admin: false,
+            }],
+            rooms: vec![RoomRow {
+                id: ConvId(1),
+                name: RoomName::parse("lobby").unwrap(),
+                visibility: Visibility::Public,
+                last_seq: Seq(0),
+            }],
+            members: vec![(ConvId(1), UserId(1))],
+            ..Snapshot::default()
+        })
+        .unwrap()
+    }
+
+    /// Duplicates are dropped, what follows the last delivered goes out,
+    /// and a gap is refused with the last delivered seq.
+    #[test]
+    fn ordered_delivery_drops_repeats_and_refuses_gaps() {
+        let hub = hub();
+        let (mut interest, _tell) = hub.enable_cluster();
+        let conn = Arc::new(ConnHandle::new(
+            ConnId(1),
+            "127.0.0.1:1".parse().unwrap(),
+            1 << 20,
+            0,
+        ));
+        hub.attach(UserId(1), &conn, [0; 32], 10).unwrap();
+        assert_eq!(interest.try_recv().unwrap(), (ConvId(1), true));
+        let f = |s: &str| Bytes::from(s.to_owned());
+        let lobby = ConvId(1);
+        assert_eq!(
+            hub.deliver_room_ordered(lobby, Seq(1), &[f("1"), f("2")]),
+            Ok(2)
+        );
+        // 2 again, and 3: only 3 goes out.
+        assert_eq!(
+            hub.deliver_room_ordered(lobby, Seq(2), &[f("2"), f("3")]),
+            Ok(1)
+        );
+        // 5 after 3: a gap.
+        assert_eq!(
+            hub.deliver_room_ordered(lobby, Seq(5), &[f("5")]),
+            Err(Seq(3))
+        );
+        assert_eq!(hub.last_seq(lobby), Some(Seq(3)));
+        assert_eq!(hub.deliver_room_ordered(lobby, Seq(1), &[f("1")]), Ok(0));
+        // The last connection going stops the following.
+        hub.unregister(conn.id, Some(UserId(1)));
+        assert_eq!(interest.try_recv().unwrap(), (lobby, false));
+        assert!(!hub.is_followed(lobby));
+    }
+}

@@ -2,13 +2,20 @@
 //! real NATS server at 127.0.0.1:4222 under a subject prefix of their own.
 //! Where PostgreSQL or NATS is not reachable these tests print `SKIPPED: …`
 //! and pass, except in CI (`CI=true`), where they fail.
+//!
+//! The whole suite also runs with every server on PostgreSQL and the bus
+//! (`CHATUS_TEST_STORE=postgres CHATUS_TEST_BUS=nats://127.0.0.1:4222`),
+//! so that every test takes cluster mode's delivery path (ordered delivery,
+//! subscriptions, publications); each server is a cluster of one there,
+//! since the tests assume that what one request changes the next one sees.
 
 use std::net::SocketAddr;
+use std::process::Command;
 
 use chatus_server::store::postgres::scratch::ScratchDb;
 use serde_json::{Value, json};
 
-use crate::util::{Proxy, Raw, TestServer, WAIT, password};
+use crate::util::{Proxy, Raw, TestServer, WAIT, on_postgres, password};
 
 const NATS: &str = "127.0.0.1:4222";
 
@@ -322,4 +329,109 @@ async fn a_node_cut_off_from_the_bus_fills_the_gap_from_the_store() {
     assert_eq!(got, expected);
     send(&mut alice, json!({"room":"lobby"}), "after", "m6").await;
     assert_eq!(messages(&mut carol, 1).await, [(7, "after".to_owned())]);
+}
+
+/// A token issued on one node logs in on another; a logout everywhere on
+/// the first closes the session on the other at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_cross_nodes() {
+    let Some((_db, _nats, _p, [a, _b, c])) = cluster().await else {
+        return;
+    };
+    let mut on_a = Raw::connect(a.addr).await;
+    on_a.call(json!({"type":"hello","version":1})).await;
+    let r = on_a
+        .call(json!({"type":"register","username":"frank","password":password("frank").expose()}))
+        .await;
+    assert_eq!(r["type"], "authed", "{r}");
+    let token = r["token"].as_str().unwrap().to_owned();
+    let mut on_c = Raw::connect(c.addr).await;
+    on_c.call(json!({"type":"hello","version":1})).await;
+    let r = on_c.call(json!({"type":"auth","token":token})).await;
+    assert_eq!(r["type"], "authed", "{r}");
+    let r = on_a.call(json!({"type":"logout","everywhere":true})).await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let (code, reason) = on_c.expect_close().await;
+    assert_eq!((code, reason.as_str()), (4001, "logged out everywhere"));
+    // And the token is refused there from now on.
+    let mut again = Raw::connect(c.addr).await;
+    again.call(json!({"type":"hello","version":1})).await;
+    let r = again.call(json!({"type":"auth","token":token})).await;
+    assert_eq!(r["code"], "invalid_token", "{r}");
+}
+
+/// A node cut off from the bus falls silent: after the timeout its users
+/// are offline as seen from the others, and online again once it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_nodes_users_go_offline_and_come_back() {
+    let Some(db) = ScratchDb::create().await.unwrap() else {
+        return;
+    };
+    let Some(nats) = nats().await else { return };
+    let p = prefix();
+    let relay = Proxy::start(nats).await;
+    let a = node(&db, nats, &p).await;
+    let b = node(&db, relay.addr, &p).await;
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let _bob = Raw::registered(b.addr, "bob").await;
+    let bob_online = |r: &Value| {
+        r["users"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u["user"] == "bob"))
+    };
+    until(&mut alice, json!({"type":"who"}), bob_online).await;
+    relay.set_down(true);
+    until(&mut alice, json!({"type":"who"}), |r| !bob_online(r)).await;
+    relay.set_down(false);
+    until(&mut alice, json!({"type":"who"}), bob_online).await;
+}
+
+/// The whole suite with every server on PostgreSQL and the bus (see the
+/// module doc): this same test binary, run again.
+#[tokio::test]
+async fn the_suite_passes_on_the_bus() {
+    if on_postgres() {
+        // This is that run itself (or the plain PostgreSQL one).
+        return;
+    }
+    let Some(probe) = ScratchDb::create().await.unwrap() else {
+        return;
+    };
+    drop(probe);
+    let Some(nats) = nats().await else { return };
+    let exe = std::env::current_exe().unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(exe)
+            .env("CHATUS_TEST_STORE", "postgres")
+            .env("CHATUS_TEST_BUS", format!("nats://{nats}"))
+            .args([
+                "--skip",
+                "pg::",
+                "--skip",
+                "cluster::",
+                "--skip",
+                "damaged_db::",
+                "--skip",
+                "disk_full::",
+                "--test-threads",
+                "2",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout
+        .lines()
+        .filter(|l| l.starts_with("test result") || l.contains("FAILED") || l.contains("panicked"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("on the bus: {summary}");
+    assert!(
+        out.status.success(),
+        "the suite failed on the bus:\n{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.contains(" passed;"), "{summary}");
 }

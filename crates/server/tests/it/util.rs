@@ -101,6 +101,18 @@ impl TestServer {
     ) -> Self {
         let mut config = test_config(data.clone());
         config.store = db.as_ref().map(|d| d.url().to_owned());
+        if db.is_some()
+            && let Ok(bus) = std::env::var("CHATUS_TEST_BUS")
+        {
+            // Each server a cluster of its own on the shared NATS.
+            let mut b = [0u8; 6];
+            getrandom::fill(&mut b).unwrap();
+            config.bus.url = Some(bus);
+            config.bus.prefix = format!(
+                "s{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            );
+        }
         tweak(&mut config);
         let listener = TcpListener::bind(config.addr).await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -168,6 +168,7 @@ impl Accounts {
                     conn.outbox.close(close::SESSION_ENDED, "logged out", false);
                 }
             }
+            crate::bus::SessionChange::Resync => self.resync_sessions(hub).await,
             crate::bus::SessionChange::Revoke { user, keep, reason } => {
                 let reason: &'static str = match reason.as_str() {
                     "password changed" => "password changed",
@@ -215,6 +216,39 @@ impl Accounts {
     /// Cluster mode: tokens unknown here are looked up in the store.
     pub(crate) fn set_clustered(&self) {
         self.clustered.store(true, Ordering::Relaxed);
+    }
+
+    /// Cluster mode, after this node was cut off from the bus (and may
+    /// have missed logouts made elsewhere): drops every cached session the
+    /// store no longer has and closes its connections. Exclusive, as a
+    /// revocation is, so a login storing a session meanwhile is not taken
+    /// for a revoked one.
+    async fn resync_sessions(&self, hub: &Hub) {
+        let gone: Vec<(TokenHash, UserId)> = {
+            let _exclusive = self.revoking.write().await;
+            let live: std::collections::HashSet<TokenHash> = match self.store.snapshot(now()).await
+            {
+                Ok(snap) => snap.sessions.iter().map(|s| s.0).collect(),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "checking sessions against the database failed");
+                    return;
+                }
+            };
+            let mut gone = Vec::new();
+            self.cached().retain(|h, c| {
+                let keep = live.contains(h);
+                if !keep {
+                    gone.push((*h, c.user));
+                }
+                keep
+            });
+            gone
+        };
+        for (token_hash, user) in gone {
+            for conn in hub.session_connections(user, &token_hash) {
+                conn.outbox.close(close::SESSION_ENDED, "logged out", false);
+            }
+        }
     }
 
     /// Sets the newest revocation event already reflected in the sessions
