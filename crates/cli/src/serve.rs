@@ -124,6 +124,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             format!("data in {}", data.display())
         }
     };
+    let state_in = match &config.bus.url {
+        Some(bus) => format!(
+            "{state_in}, linked through {bus} as {}.*",
+            config.bus.prefix
+        ),
+        None => state_in,
+    };
     let registration = match config.registration {
         Registration::Open => "open",
         Registration::Closed => "closed",

@@ -706,6 +706,23 @@ mod tests {
         let mut c = Config::default();
         c.max_body_bytes = c.max_frame_bytes + 1;
         assert!(c.validate().is_err());
+        // The bus links nodes on one PostgreSQL store: never without one.
+        let mut c = Config::default();
+        c.bus.url = Some("nats://127.0.0.1:4222".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("bus.url") && e.contains("PostgreSQL"), "{e}");
+        c.store = Some("postgres://u@h/d".into());
+        c.validate().unwrap();
+        c.bus.url = Some("http://127.0.0.1:4222".into());
+        assert!(c.validate().is_err());
+        for prefix in ["", "a..b", "a b", "a.*", "a.>"] {
+            let mut c = Config::default();
+            c.bus.prefix = prefix.into();
+            assert!(c.validate().is_err(), "{prefix:?}");
+        }
+        let mut c = Config::default();
+        c.bus.prefix = "chatus-prod.eu_1".into();
+        c.validate().unwrap();
         let mut c = Config::default();
         c.rate.messages_per_sec = 0.0;
         assert!(c.validate().is_err());

@@ -46,6 +46,8 @@ struct Shared {
     accounts: Accounts,
     messages: Messages,
     announcer: Arc<Announcer>,
+    /// Cluster mode's link to the other nodes.
+    bus: Option<Arc<crate::bus::Bus>>,
     message_limits: Keyed<UserId>,
     room_limits: Keyed<UserId>,
     admission: Arc<Admission>,
@@ -143,6 +145,7 @@ impl State {
         let file_store = LocalFileStore::open(&config.data)?;
         let files = Files::new(Arc::new(file_store), config.files.clone());
         let (phase, _) = watch::channel(Phase::Running);
+        let (bus, sessions) = bus.unzip();
         let state = State {
             inner: Arc::new(Shared {
                 config,
@@ -151,6 +154,7 @@ impl State {
                 accounts,
                 messages,
                 announcer,
+                bus,
                 message_limits,
                 room_limits,
                 admission,
@@ -165,7 +169,7 @@ impl State {
             }),
         };
         state.spawn_accounts_watcher();
-        if let Some((_, sessions)) = bus {
+        if let Some(sessions) = sessions {
             state.spawn_session_changes(sessions);
         }
         Ok(state)
@@ -200,6 +204,13 @@ impl State {
                 inner.accounts.apply_remote(change, &inner.hub).await;
             }
         });
+    }
+
+    /// Cluster mode: tells the other nodes this one is stopping.
+    pub(crate) async fn leave_bus(&self) {
+        if let Some(bus) = &self.inner.bus {
+            bus.leave().await;
+        }
     }
 
     /// The configuration.

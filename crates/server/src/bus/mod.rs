@@ -59,6 +59,9 @@ pub enum BusError {
         /// Why.
         cause: String,
     },
+    /// No random node id could be made.
+    #[error("The bus cannot be joined: no randomness for a node id: {0}")]
+    NodeId(String),
     /// A subscription was refused.
     #[error("The bus refused a subscription to {subject}: {cause}")]
     Subscribe {
@@ -148,10 +151,7 @@ impl Bus {
         budget: usize,
     ) -> Result<(Arc<Bus>, mpsc::UnboundedReceiver<SessionChange>), BusError> {
         let mut node = [0u8; 8];
-        getrandom::fill(&mut node).map_err(|e| BusError::Unreachable {
-            url: url.to_owned(),
-            cause: format!("no randomness for the node id: {e}"),
-        })?;
+        getrandom::fill(&mut node).map_err(|e| BusError::NodeId(e.to_string()))?;
         let node: String = node.iter().map(|b| format!("{b:02x}")).collect();
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND);
         let events = inbound_tx.clone();
@@ -227,6 +227,26 @@ impl Bus {
             .is_err()
         {
             tracing::debug!("bus publication dropped: the queue is full");
+        }
+    }
+
+    /// A clean stop: tells the other nodes that nobody is online here any
+    /// more (rather than letting them wait for the timeout), and waits
+    /// briefly for NATS to have it.
+    pub(crate) async fn leave(&self) {
+        let wire = wire::PresenceWire {
+            node: self.node.clone(),
+            full: true,
+            online: Vec::new(),
+            offline: Vec::new(),
+        };
+        if let Ok(payload) = serde_json::to_vec(&wire) {
+            let subject = format!("{}.presence", self.prefix);
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = self.client.publish(subject, Bytes::from(payload)).await;
+                let _ = self.client.flush().await;
+            })
+            .await;
         }
     }
 

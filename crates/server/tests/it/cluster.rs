@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 use crate::util::{Proxy, Raw, TestServer, WAIT, on_postgres, password};
 
 const NATS: &str = "127.0.0.1:4222";
+/// How long a silent node's users stay online elsewhere (the server's
+/// `bus::NODE_TIMEOUT`).
+const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The NATS server's address, or `None` (after printing `SKIPPED`) when it
 /// is not reachable outside CI.
@@ -384,6 +387,47 @@ async fn a_silent_nodes_users_go_offline_and_come_back() {
     until(&mut alice, json!({"type":"who"}), |r| !bob_online(r)).await;
     relay.set_down(false);
     until(&mut alice, json!({"type":"who"}), bob_online).await;
+    // A node that stops cleanly says so: its users are offline at once,
+    // well within the timeout.
+    let mut b = b;
+    b.shutdown().await;
+    let r = tokio::time::timeout(
+        NODE_TIMEOUT / 2,
+        until(&mut alice, json!({"type":"who"}), |r| !bob_online(r)),
+    )
+    .await;
+    assert!(
+        r.is_ok(),
+        "a stopped node's users stayed online until the timeout"
+    );
+}
+
+/// NATS unreachable at start: the server does not start, and says where it
+/// looked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_bus_stops_the_start() {
+    let Some(db) = ScratchDb::create().await.unwrap() else {
+        return;
+    };
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::util::test_config(dir.path().to_owned());
+    config.store = Some(db.url().to_owned());
+    config.bus.url = Some(format!("nats://{closed}"));
+    let err = match chatus_server::State::open(config).await {
+        Ok(_) => panic!("started without its bus"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with(&format!(
+            "The bus is unreachable: cannot connect to NATS at nats://{closed}"
+        )),
+        "{err}"
+    );
 }
 
 /// The whole suite with every server on PostgreSQL and the bus (see the
