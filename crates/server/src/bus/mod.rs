@@ -83,6 +83,8 @@ pub(crate) enum Inbound {
     Presence(Bytes),
     /// The connection to NATS was (re)established.
     Connected,
+    /// The NATS client dropped messages it could not hand over in time.
+    Dropped,
 }
 
 /// A session change from another node, for the accounts service.
@@ -171,6 +173,9 @@ impl Bus {
                         async_nats::Event::Connected => {
                             tracing::info!("connected to the bus");
                             let _ = events.send(Inbound::Connected).await;
+                        }
+                        async_nats::Event::SlowConsumer(_) => {
+                            let _ = events.send(Inbound::Dropped).await;
                         }
                         async_nats::Event::Disconnected => {
                             tracing::warn!(
@@ -350,10 +355,15 @@ impl Bus {
                         self.publish_presence_full();
                         if std::mem::replace(&mut connected_before, true) {
                             // Whatever happened while cut off: tell the
-                            // others, then catch up from the store.
+                            // others, then (once NATS has this node's
+                            // subscriptions again) catch up from the store.
                             self.publish_dir(DirChange::Resync);
+                            self.barrier().await;
                             self.resync().await;
                         }
+                    }
+                    Inbound::Dropped => {
+                        self.overflowed.store(true, Ordering::Relaxed);
                     }
                 },
                 () = self.wake.notified() => {}
