@@ -10,6 +10,12 @@
 //! before it is committed. Both channels are bounded: a stalled fan-out
 //! holds the sequencer back (a few committed batches may wait for it),
 //! whose full queue then makes senders wait.
+//!
+//! In cluster mode (`--bus`) the fan-out delivers through the bus's ordered
+//! path instead (`crate::bus::follow`), which interleaves this node's
+//! messages with other nodes' in seq order, filling gaps from the store,
+//! and then publishes each stored message once; acknowledgements follow as
+//! here. A single node has no bus and takes the path above unchanged.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

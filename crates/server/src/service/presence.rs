@@ -19,6 +19,11 @@
 //! first line before "bob joined"): the fan-out flushes whatever is
 //! pending, through the same [`Announcer`], before it delivers a batch
 //! whose sender has an arrival waiting.
+//!
+//! In cluster mode each batch's presence changes made on this node also go
+//! to the bus (`Bus::publish_presence`), and other nodes' changes come back
+//! into the hub as remote presence; a user is online while any node holds
+//! a connection of theirs, and is announced only when that changes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};

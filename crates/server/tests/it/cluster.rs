@@ -334,6 +334,62 @@ async fn a_node_cut_off_from_the_bus_fills_the_gap_from_the_store() {
     assert_eq!(messages(&mut carol, 1).await, [(7, "after".to_owned())]);
 }
 
+/// A private room across nodes: an invitation made on A reaches the
+/// invitee on B, who joins there; a leave on B shows in A's member list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_and_leaves_cross_nodes() {
+    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+        return;
+    };
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    let r = alice
+        .call(json!({"type":"create_room","room":"den","visibility":"private"}))
+        .await;
+    assert_eq!(r["type"], "joined", "{r}");
+    // Private: bob on B may not join uninvited.
+    let r = until(&mut bob, json!({"type":"join_room","room":"den"}), |r| {
+        r["code"] != "unknown_room"
+    })
+    .await;
+    assert_eq!(r["code"], "not_invited", "{r}");
+    let r = alice
+        .call(json!({"type":"invite","room":"den","user":"bob"}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let invited = loop {
+        let v = bob.recv().await;
+        if v["type"] == "invited" {
+            break v;
+        }
+    };
+    assert_eq!(
+        (invited["room"].as_str(), invited["by"].as_str()),
+        (Some("den"), Some("alice")),
+        "{invited}"
+    );
+    let r = bob.call(json!({"type":"join_room","room":"den"})).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    let two = |r: &Value| r["members"].as_array().is_some_and(|m| m.len() == 2);
+    until(&mut alice, json!({"type":"list_members","room":"den"}), two).await;
+    let r = bob.call(json!({"type":"leave_room","room":"den"})).await;
+    assert_eq!(r["type"], "ok", "{r}");
+    until(
+        &mut alice,
+        json!({"type":"list_members","room":"den"}),
+        |r| r["members"].as_array().is_some_and(|m| m.len() == 1),
+    )
+    .await;
+    // Gone from bob's list on B, and from what A would deliver to him.
+    send(&mut alice, json!({"room":"den"}), "after bob left", "d1").await;
+    send(&mut alice, json!({"room":"lobby"}), "in the lobby", "l1").await;
+    let m = next_message(&mut bob).await;
+    assert_eq!(
+        m["room"], "lobby",
+        "a message of a room bob left reached him: {m}"
+    );
+}
+
 /// A token issued on one node logs in on another; a logout everywhere on
 /// the first closes the session on the other at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
