@@ -332,6 +332,18 @@ async fn a_node_cut_off_from_the_bus_fills_the_gap_from_the_store() {
     assert_eq!(got, expected);
     send(&mut alice, json!({"room":"lobby"}), "after", "m6").await;
     assert_eq!(messages(&mut carol, 1).await, [(7, "after".to_owned())]);
+
+    // Cut again: C's own users still hear each other live, and A hears
+    // them once the relay is back, in order, once.
+    let mut dan = Raw::registered(c.addr, "dan").await;
+    relay.set_down(true);
+    send(&mut dan, json!({"room":"lobby"}), "local", "d1").await;
+    assert_eq!(messages(&mut carol, 1).await, [(8, "local".to_owned())]);
+    relay.set_down(false);
+    // (alice's own messages were read past by her `send` calls.)
+    assert_eq!(messages(&mut alice, 1).await, [(8, "local".to_owned())]);
+    send(&mut alice, json!({"room":"lobby"}), "last", "m7").await;
+    assert_eq!(messages(&mut carol, 1).await, [(9, "last".to_owned())]);
 }
 
 /// A private room across nodes: an invitation made on A reaches the
