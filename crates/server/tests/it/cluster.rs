@@ -511,6 +511,7 @@ async fn the_suite_passes_on_the_bus() {
     };
     drop(probe);
     let Some(nats) = nats().await else { return };
+    let _one_at_a_time = crate::util::SUITE_REPLAY.lock().await;
     let exe = std::env::current_exe().unwrap();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(exe)

@@ -24,6 +24,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+/// Held while the whole suite runs again in a child process (on
+/// PostgreSQL, on the bus), so that at most one such run loads the machine
+/// beside this one's own tests.
+pub static SUITE_REPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
