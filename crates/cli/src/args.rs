@@ -257,6 +257,15 @@ pub struct ServeArgs {
     /// form a cluster [env: CHATUS_STORE].
     #[arg(long, env = "CHATUS_STORE", value_name = "URL")]
     pub store: Option<String>,
+    /// Link this node with the others on the same PostgreSQL store through
+    /// the NATS server at this URL (nats://HOST:PORT), so they deliver each
+    /// other's messages live; needs --store [env: CHATUS_BUS].
+    #[arg(long, env = "CHATUS_BUS", value_name = "URL")]
+    pub bus: Option<String>,
+    /// The first token of every subject on the bus [default: chatus]
+    /// [env: CHATUS_BUS_PREFIX].
+    #[arg(long, env = "CHATUS_BUS_PREFIX", value_name = "PREFIX")]
+    pub bus_prefix: Option<String>,
     /// Configuration file (TOML; see chatus.example.toml).
     #[arg(long, env = "CHATUS_CONFIG")]
     pub config: Option<PathBuf>,

@@ -54,6 +54,12 @@ pub fn config(args: &ServeArgs) -> Result<Config, CliError> {
     if let Some(s) = args.store.as_deref().filter(|s| !s.trim().is_empty()) {
         config.store = Some(s.to_owned());
     }
+    if let Some(b) = args.bus.as_deref().filter(|s| !s.trim().is_empty()) {
+        config.bus.url = Some(b.to_owned());
+    }
+    if let Some(p) = &args.bus_prefix {
+        config.bus.prefix.clone_from(p);
+    }
     if let Some(r) = args.registration {
         config.registration = match r {
             RegistrationArg::Open => Registration::Open,
@@ -117,6 +123,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             let data = std::path::absolute(&config.data).unwrap_or_else(|_| config.data.clone());
             format!("data in {}", data.display())
         }
+    };
+    let state_in = match &config.bus.url {
+        Some(bus) => format!(
+            "{state_in}, linked through {bus} as {}.*",
+            config.bus.prefix
+        ),
+        None => state_in,
     };
     let registration = match config.registration {
         Registration::Open => "open",

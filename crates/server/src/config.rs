@@ -90,9 +90,50 @@ pub struct Config {
     pub rate: RateConfig,
     /// File uploads and downloads.
     pub files: FilesConfig,
+    /// The cross-node bus (cluster mode: several nodes on one PostgreSQL
+    /// database deliver each other's messages live).
+    pub bus: BusConfig,
     /// Keys the file had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
+}
+
+/// The cross-node bus: a NATS server the nodes sharing one PostgreSQL
+/// database publish their messages and directory changes on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BusConfig {
+    /// `nats://HOST:PORT`; unset (the default) for a single node. Needs a
+    /// PostgreSQL [`Config::store`].
+    pub url: Option<String>,
+    /// The first token of every subject this cluster uses, so that several
+    /// clusters can share one NATS server.
+    pub prefix: String,
+    /// Keys the file had that this version does not know.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, toml::Value>,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: "chatus".into(),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+/// A subject prefix NATS takes as one or more plain tokens: letters,
+/// digits, `-` and `_`, separated by single dots.
+fn is_subject_prefix(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.split('.').all(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// File transfer: limits on uploads (tus 1.0 on `/uploads`) and where the
@@ -279,6 +320,7 @@ impl Default for Config {
             max_pending_invites: 100,
             rate: RateConfig::default(),
             files: FilesConfig::default(),
+            bus: BusConfig::default(),
             unknown: BTreeMap::new(),
         }
     }
@@ -379,6 +421,7 @@ impl Config {
             ("rate", &config.rate.unknown),
             ("login", &config.login.unknown),
             ("files", &config.files.unknown),
+            ("bus", &config.bus.unknown),
         ] {
             warnings.extend(unknown.keys().map(|k| {
                 format!(
@@ -482,6 +525,24 @@ impl Config {
                 "store",
                 "must be a postgres:// (or postgresql://) URL; leave it unset for SQLite in the \
                  data directory",
+            );
+        }
+        if let Some(url) = &self.bus.url {
+            if !url.starts_with("nats://") || url.len() <= "nats://".len() {
+                return bad("bus.url", "must be a nats://HOST:PORT URL");
+            }
+            if self.store.is_none() {
+                return bad(
+                    "bus.url",
+                    "needs a PostgreSQL store (--store postgres://…): the bus links nodes that \
+                     share one database, and a SQLite data directory has one node",
+                );
+            }
+        }
+        if !is_subject_prefix(&self.bus.prefix) {
+            return bad(
+                "bus.prefix",
+                "must be dot-separated tokens of letters, digits, - and _ (at most 64 bytes)",
             );
         }
         if self.max_pending_invites == 0 {
@@ -645,6 +706,23 @@ mod tests {
         let mut c = Config::default();
         c.max_body_bytes = c.max_frame_bytes + 1;
         assert!(c.validate().is_err());
+        // The bus links nodes on one PostgreSQL store: never without one.
+        let mut c = Config::default();
+        c.bus.url = Some("nats://127.0.0.1:4222".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("bus.url") && e.contains("PostgreSQL"), "{e}");
+        c.store = Some("postgres://u@h/d".into());
+        c.validate().unwrap();
+        c.bus.url = Some("http://127.0.0.1:4222".into());
+        assert!(c.validate().is_err());
+        for prefix in ["", "a..b", "a b", "a.*", "a.>"] {
+            let mut c = Config::default();
+            c.bus.prefix = prefix.into();
+            assert!(c.validate().is_err(), "{prefix:?}");
+        }
+        let mut c = Config::default();
+        c.bus.prefix = "chatus-prod.eu_1".into();
+        c.validate().unwrap();
         let mut c = Config::default();
         c.rate.messages_per_sec = 0.0;
         assert!(c.validate().is_err());

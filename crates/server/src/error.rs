@@ -131,6 +131,9 @@ pub enum ServerError {
     /// The store could not be opened or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The cross-node bus could not be used.
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
     /// A socket operation failed.
     #[error("A socket operation failed: {0}")]
     Io(#[from] std::io::Error),

@@ -203,6 +203,9 @@ struct Directory {
     dms: HashMap<ConvId, DmEntry>,
     dm_ids: HashMap<(UserId, UserId), ConvId>,
     conns: HashMap<ConnId, Arc<ConnHandle>>,
+    /// Cluster mode's interest counts and remote presence (`None` on a
+    /// single node).
+    cluster: Option<cluster::ClusterDir>,
 }
 
 /// Presence and membership changes waiting to be announced.
@@ -212,6 +215,9 @@ pub(crate) struct Pending {
     pub(crate) presence: Vec<(UserId, bool)>,
     /// (room, user, joined), in the order they happened.
     pub(crate) membership: Vec<(ConvId, UserId, bool)>,
+    /// Users whose presence changed on this node (cluster mode tells the
+    /// other nodes).
+    pub(crate) here: Vec<UserId>,
 }
 
 /// The in-memory directory and connection registry.
@@ -228,6 +234,9 @@ pub struct Hub {
     pending: Mutex<Pending>,
     /// Wakes the announcer.
     announce: tokio::sync::Notify,
+    /// Cluster mode: where directory changes made here go, for the bus to
+    /// publish to the other nodes (unset on a single node).
+    tell: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::bus::wire::DirChange>>,
 }
 
 fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -258,7 +267,7 @@ impl Directory {
     }
 
     fn is_online(&self, user: UserId) -> bool {
-        self.users.get(&user).is_some_and(UserEntry::is_online)
+        self.users.get(&user).is_some_and(UserEntry::is_online) || self.remote_online(user)
     }
 }
 
@@ -330,6 +339,7 @@ impl Hub {
             delivered: AtomicU64::new(0),
             pending: Mutex::default(),
             announce: tokio::sync::Notify::new(),
+            tell: std::sync::OnceLock::new(),
         })
     }
 
@@ -355,6 +365,19 @@ impl Hub {
 
     /// Records that a user came online or went offline.
     pub fn announce_presence(&self, user: UserId, online: bool) {
+        {
+            let mut p = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            p.presence.push((user, online));
+            p.here.push(user);
+        }
+        self.announce.notify_one();
+    }
+
+    /// Records that a user's presence changed on another node.
+    pub(crate) fn announce_remote_presence(&self, user: UserId, online: bool) {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -422,8 +445,13 @@ impl Hub {
             match user.and_then(|u| d.users.get_mut(&u).map(|e| (u, e))) {
                 Some((id, u)) => {
                     let before = u.is_online();
+                    let had = u.online.len();
                     u.online.retain(|a| a.conn.id != conn);
-                    (before && !u.is_online()).then_some(id)
+                    let gone = (before && !u.is_online()).then_some(id);
+                    if had > 0 && u.online.is_empty() {
+                        d.follow_user(id, false);
+                    }
+                    gone
                 }
                 None => None,
             }
@@ -461,13 +489,18 @@ impl Hub {
                 return Err(AtCapacity);
             }
             let before = u.is_online();
+            let was_here = !u.online.is_empty();
             u.online.push(Attached {
                 conn: conn.clone(),
                 session,
                 presence,
             });
             conn.authed.store(true, Ordering::Relaxed);
-            !before && u.is_online()
+            let first = !before && u.is_online();
+            if !was_here {
+                d.follow_user(user, true);
+            }
+            first
         };
         if first {
             self.announce_presence(user, true);
@@ -484,8 +517,13 @@ impl Hub {
             match d.users.get_mut(&user) {
                 Some(u) => {
                     let before = u.is_online();
+                    let had = u.online.len();
                     u.online.retain(|a| a.conn.id != conn.id);
-                    before && !u.is_online()
+                    let gone = before && !u.is_online();
+                    if had > 0 && u.online.is_empty() {
+                        d.follow_user(user, false);
+                    }
+                    gone
                 }
                 None => false,
             }
@@ -570,9 +608,9 @@ impl Hub {
         let d = self.dir();
         let mut v: Vec<Username> = d
             .users
-            .values()
-            .filter(|u| u.is_online())
-            .map(|u| u.name.clone())
+            .iter()
+            .filter(|(id, u)| u.is_online() || d.remote_online(**id))
+            .map(|(_, u)| u.name.clone())
             .collect();
         v.sort_by_key(Username::key);
         v
@@ -638,6 +676,7 @@ impl Hub {
         if let Some(u) = d.users.get_mut(&creator) {
             u.rooms.insert(row.id);
         }
+        d.follow_member(row.id, creator, true);
     }
 
     /// Adds a member (dropping their invitation). True if newly added.
@@ -652,6 +691,9 @@ impl Hub {
             u.rooms.insert(room);
             u.invites.remove(&room);
         }
+        if added {
+            d.follow_member(room, user, true);
+        }
         added
     }
 
@@ -664,6 +706,9 @@ impl Hub {
         let removed = r.members.remove(&user);
         if let Some(u) = d.users.get_mut(&user) {
             u.rooms.remove(&room);
+        }
+        if removed {
+            d.follow_member(room, user, false);
         }
         removed
     }
@@ -773,6 +818,7 @@ impl Hub {
                 && !e.dms.contains(&row.id)
             {
                 e.dms.push(row.id);
+                d.follow_member(row.id, u, true);
             }
         }
     }
@@ -893,5 +939,6 @@ impl Hub {
     }
 }
 
+pub(crate) mod cluster;
 #[cfg(test)]
 mod tests;

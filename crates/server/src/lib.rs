@@ -25,6 +25,8 @@
 //! - [`service`]: the rules (accounts, rooms, messages: sequencer and
 //!   fan-out; byte budgets for replies and fan-out rounds).
 //! - [`hub`]: users, rooms, memberships and connections in memory; fan-out.
+//! - [`bus`]: cluster mode's link between nodes over NATS (messages,
+//!   directory changes, presence), with gaps filled from the store.
 //! - [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL
 //!   backends.
 //! - [`admin`]: adding and listing users, resetting passwords, against a
@@ -40,6 +42,7 @@
 
 pub mod admin;
 pub(crate) mod admission;
+pub(crate) mod bus;
 pub mod config;
 pub(crate) mod connection;
 pub mod error;

@@ -95,6 +95,7 @@ pub async fn run(
     }
     sweeper.abort();
     announcer.abort();
+    state.leave_bus().await;
     state.store().close().await?;
     tracing::info!("stopped");
     Ok(())

@@ -46,6 +46,8 @@ struct Shared {
     accounts: Accounts,
     messages: Messages,
     announcer: Arc<Announcer>,
+    /// Cluster mode's link to the other nodes.
+    bus: Option<Arc<crate::bus::Bus>>,
     message_limits: Keyed<UserId>,
     room_limits: Keyed<UserId>,
     admission: Arc<Admission>,
@@ -104,12 +106,29 @@ impl State {
             metrics.clone(),
         ));
         let announcer = Arc::new(Announcer::default());
+        let bus = match &config.bus.url {
+            Some(url) => {
+                let (bus, sessions) = crate::bus::Bus::start(
+                    url,
+                    &config.bus.prefix,
+                    hub.clone(),
+                    store.clone(),
+                    config.outbox_max_bytes / 4,
+                )
+                .await?;
+                accounts.set_clustered();
+                announcer.link(bus.clone());
+                Some((bus, sessions))
+            }
+            None => None,
+        };
         let messages = Messages::start(
             store.clone(),
             hub.clone(),
             config.outbox_max_bytes / 4,
             metrics.clone(),
             announcer.clone(),
+            bus.as_ref().map(|(b, _)| b.clone()),
         );
         let r = &config.rate;
         let message_limits = Keyed::new(Rate::new(r.messages_per_sec, r.message_burst));
@@ -126,6 +145,7 @@ impl State {
         let file_store = LocalFileStore::open(&config.data)?;
         let files = Files::new(Arc::new(file_store), config.files.clone());
         let (phase, _) = watch::channel(Phase::Running);
+        let (bus, sessions) = bus.unzip();
         let state = State {
             inner: Arc::new(Shared {
                 config,
@@ -134,6 +154,7 @@ impl State {
                 accounts,
                 messages,
                 announcer,
+                bus,
                 message_limits,
                 room_limits,
                 admission,
@@ -148,6 +169,9 @@ impl State {
             }),
         };
         state.spawn_accounts_watcher();
+        if let Some(sessions) = sessions {
+            state.spawn_session_changes(sessions);
+        }
         Ok(state)
     }
 
@@ -166,6 +190,27 @@ impl State {
                 }
             }
         });
+    }
+
+    /// Cluster mode: applies the session changes other nodes make.
+    fn spawn_session_changes(
+        &self,
+        mut changes: tokio::sync::mpsc::UnboundedReceiver<crate::bus::SessionChange>,
+    ) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.accounts.apply_remote(change, &inner.hub).await;
+            }
+        });
+    }
+
+    /// Cluster mode: tells the other nodes this one is stopping.
+    pub(crate) async fn leave_bus(&self) {
+        if let Some(bus) = &self.inner.bus {
+            bus.leave().await;
+        }
     }
 
     /// The configuration.

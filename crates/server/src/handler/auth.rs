@@ -38,6 +38,10 @@ async fn logged_in(
     if new_here {
         // A new account is a new lobby member: member lists grow.
         hub.announce_membership(hub.lobby(), li.user, true);
+        hub.tell(|| crate::bus::wire::DirChange::User {
+            id: li.user.0,
+            name: li.name.clone(),
+        });
     }
     let max = cx.state.config().max_connections_per_user;
     if hub.attach(li.user, cx.conn, li.token_hash, max).is_err() {

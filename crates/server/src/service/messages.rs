@@ -10,6 +10,12 @@
 //! before it is committed. Both channels are bounded: a stalled fan-out
 //! holds the sequencer back (a few committed batches may wait for it),
 //! whose full queue then makes senders wait.
+//!
+//! In cluster mode (`--bus`) the fan-out delivers through the bus's ordered
+//! path instead (`crate::bus::follow`), which interleaves this node's
+//! messages with other nodes' in seq order, filling gaps from the store,
+//! and then publishes each stored message once; acknowledgements follow as
+//! here. A single node has no bus and takes the path above unchanged.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -102,6 +108,7 @@ impl Messages {
         batch_bytes: usize,
         metrics: Arc<crate::metrics::Metrics>,
         announcer: Arc<Announcer>,
+        bus: Option<Arc<crate::bus::Bus>>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (committed_tx, committed_rx) = mpsc::channel(FAN_OUT_QUEUE);
@@ -116,7 +123,7 @@ impl Messages {
             metrics,
         ));
         tokio::spawn(async move {
-            fan_out(committed_rx, hub, announcer).await;
+            fan_out(committed_rx, hub, announcer, bus).await;
             let _ = done_tx.send(());
         });
         Self {
@@ -209,7 +216,12 @@ fn take_batch(
     jobs
 }
 
-async fn fan_out(mut rx: mpsc::Receiver<Committed>, hub: Arc<Hub>, announcer: Arc<Announcer>) {
+async fn fan_out(
+    mut rx: mpsc::Receiver<Committed>,
+    hub: Arc<Hub>,
+    announcer: Arc<Announcer>,
+    bus: Option<Arc<crate::bus::Bus>>,
+) {
     while let Some((jobs, result)) = rx.recv().await {
         match result {
             Ok(outcomes) => {
@@ -218,7 +230,20 @@ async fn fan_out(mut rx: mpsc::Receiver<Committed>, hub: Arc<Hub>, announcer: Ar
                 if hub.arrival_pending(&senders) {
                     announcer.flush(&hub);
                 }
-                deliver_batch(&hub, &jobs, &outcomes);
+                match &bus {
+                    None => deliver_batch(&hub, &jobs, &outcomes, true),
+                    Some(bus) => {
+                        // Cluster mode: delivered in seq order with what
+                        // other nodes stored (gaps filled from the store),
+                        // then published once each; then the acks.
+                        let stored = stored_events(&jobs, &outcomes);
+                        for (conv, events) in by_conversation(&stored) {
+                            bus.deliver(conv, events).await;
+                        }
+                        bus.publish_messages(&stored);
+                        deliver_batch(&hub, &jobs, &outcomes, false);
+                    }
+                }
             }
             Err(e) => {
                 let unreachable = matches!(e, StoreError::Unavailable(_));
@@ -246,11 +271,46 @@ async fn fan_out(mut rx: mpsc::Receiver<Committed>, hub: Arc<Hub>, announcer: Ar
     }
 }
 
+/// The messages of a batch that were stored now, as the bus carries them.
+fn stored_events(jobs: &[SendJob], outcomes: &[Appended]) -> Vec<crate::bus::wire::MessageEvent> {
+    jobs.iter()
+        .zip(outcomes)
+        .filter_map(|(job, outcome)| match *outcome {
+            Appended::Stored { seq } => Some(crate::bus::wire::MessageEvent {
+                conv: job.msg.conv.0,
+                seq,
+                sender: job.sender.clone(),
+                body: job.msg.body.clone(),
+                time: job.msg.time,
+                file: job.file.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Stored messages grouped by conversation, in order of first appearance
+/// (a batch numbers each conversation's messages consecutively).
+fn by_conversation(
+    events: &[crate::bus::wire::MessageEvent],
+) -> Vec<(ConvId, Vec<crate::bus::wire::MessageEvent>)> {
+    let mut out: Vec<(ConvId, Vec<crate::bus::wire::MessageEvent>)> = Vec::new();
+    for e in events {
+        match out.iter_mut().find(|(c, _)| c.0 == e.conv) {
+            Some((_, v)) => v.push(e.clone()),
+            None => out.push((ConvId(e.conv), vec![e.clone()])),
+        }
+    }
+    out
+}
+
 /// Delivers one committed batch. Each room's new messages go to each
 /// member connection in one push (the writer then sends them in one
 /// system call); direct messages go to their two parties; then every
-/// sender gets its `sent`, after the message event it confirms.
-fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
+/// sender gets its `sent`, after the message event it confirms. With
+/// `deliver` false (cluster mode, where the bus delivered them) only the
+/// acknowledgements go out.
+fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bool) {
     // Rooms in order of first appearance, with their frames in seq order.
     let mut rooms: Vec<(ConvId, Seq, Vec<Bytes>)> = Vec::new();
     let mut acks: Vec<(&Arc<ConnHandle>, Bytes)> = Vec::with_capacity(jobs.len());
@@ -284,7 +344,7 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
         };
         let ack_conv = match &job.target {
             Target::Room(name) => {
-                if !duplicate {
+                if !duplicate && deliver {
                     let frame = event(Conversation::Room(name.clone()));
                     match rooms.iter_mut().find(|(c, _, _)| *c == job.msg.conv) {
                         Some((_, last, frames)) => {
@@ -297,7 +357,7 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
                 Conversation::Room(name.clone())
             }
             Target::Dm { from, to } => {
-                if !duplicate {
+                if !duplicate && deliver {
                     // Each side sees the other as the peer.
                     let for_sender = event(Conversation::Peer(to.name.clone()));
                     let for_recipient = if from.id == to.id {
@@ -404,6 +464,11 @@ pub(crate) async fn prepare_send(
                 None => {
                     let row = store.open_dm(user.id, found.id, time).await?;
                     hub.add_dm(&row);
+                    hub.tell(|| crate::bus::wire::DirChange::Dm {
+                        id: row.id.0,
+                        a: row.users.0.0,
+                        b: row.users.1.0,
+                    });
                     row.id
                 }
             };

@@ -19,6 +19,11 @@
 //! first line before "bob joined"): the fan-out flushes whatever is
 //! pending, through the same [`Announcer`], before it delivers a batch
 //! whose sender has an arrival waiting.
+//!
+//! In cluster mode each batch's presence changes made on this node also go
+//! to the bus (`Bus::publish_presence`), and other nodes' changes come back
+//! into the hub as remote presence; a user is online while any node holds
+//! a connection of theirs, and is announced only when that changes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -50,6 +55,8 @@ pub(crate) struct Announcer {
     // A std Mutex: held while one batch is announced (pushes that never
     // wait), never across an await.
     announced: Mutex<Announced>,
+    /// Cluster mode: the bus, told of the presence changes made here.
+    bus: std::sync::OnceLock<Arc<crate::bus::Bus>>,
 }
 
 impl Announcer {
@@ -59,7 +66,19 @@ impl Announcer {
             .announced
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        announce(hub, &hub.take_pending(), &mut announced);
+        let pending = hub.take_pending();
+        if let Some(bus) = self.bus.get()
+            && !pending.here.is_empty()
+        {
+            bus.publish_presence(&pending.here);
+        }
+        announce(hub, &pending, &mut announced);
+    }
+
+    /// Cluster mode: tells `bus` of every presence change made here from
+    /// now on.
+    pub(crate) fn link(&self, bus: Arc<crate::bus::Bus>) {
+        let _ = self.bus.set(bus);
     }
 }
 

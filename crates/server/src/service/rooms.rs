@@ -16,6 +16,7 @@ use chatus_protocol::presence::Member;
 use chatus_protocol::room::{Invited, RoomInfo};
 use chatus_protocol::{ErrorCode, RoomName, ServerMessage, Username, Visibility};
 
+use crate::bus::wire::DirChange;
 use crate::error::ApiError;
 use crate::hub::{Hub, RoomView};
 use crate::ratelimit::{Keyed, Meter};
@@ -82,6 +83,12 @@ pub(crate) async fn create(
     };
     hub.add_room(&row, user.id);
     hub.announce_membership(row.id, user.id, true);
+    hub.tell(|| DirChange::Room {
+        id: row.id.0,
+        name: row.name.clone(),
+        visibility: row.visibility,
+        creator: user.id.0,
+    });
     visible(hub, name, user.id)
 }
 
@@ -105,8 +112,24 @@ pub(crate) async fn join(
         ));
     }
     store.add_member(room.id, user.id, now()).await?;
+    if hub.is_clustered() {
+        // Other nodes' messages may have moved the room on since this node
+        // last followed it: the reply's latest seq comes from the store.
+        if let Ok((rows, _)) = store
+            .history(room.id, chatus_protocol::history::Page::Latest, 1)
+            .await
+            && let Some(r) = rows.last()
+        {
+            hub.raise_last_seq(room.id, r.seq);
+        }
+    }
     hub.join(room.id, user.id);
     hub.announce_membership(room.id, user.id, true);
+    hub.tell(|| DirChange::Member {
+        room: room.id.0,
+        user: user.id.0,
+        joined: true,
+    });
     visible(hub, name, user.id)
 }
 
@@ -133,6 +156,11 @@ pub(crate) async fn leave(
     store.remove_member(room.id, user.id).await?;
     hub.leave(room.id, user.id);
     hub.announce_membership(room.id, user.id, false);
+    hub.tell(|| DirChange::Member {
+        room: room.id.0,
+        user: user.id.0,
+        joined: false,
+    });
     Ok(())
 }
 
@@ -191,6 +219,11 @@ pub(crate) async fn invite(
         .add_invite(room.id, invitee_id, user.id, now())
         .await?;
     hub.invite(room.id, slot);
+    hub.tell(|| DirChange::Invite {
+        room: room.id.0,
+        user: invitee_id.0,
+        by: user.name.clone(),
+    });
     let event = ServerMessage::Invited(Invited {
         room: name.clone(),
         by: user.name.clone(),
@@ -215,6 +248,10 @@ pub(crate) async fn decline(
     }
     store.remove_invite(room.id, user).await?;
     hub.uninvite(room.id, user);
+    hub.tell(|| DirChange::Uninvite {
+        room: room.id.0,
+        user: user.0,
+    });
     Ok(())
 }
 

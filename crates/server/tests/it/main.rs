@@ -14,6 +14,7 @@ mod authz;
 mod bad_input;
 mod budgets;
 mod chat;
+mod cluster;
 mod damaged_db;
 mod disk_full;
 mod durability;

@@ -28,6 +28,7 @@ async fn the_suite_passes_on_postgres() {
         return;
     };
     drop(probe);
+    let _one_at_a_time = SUITE_REPLAY.lock().await;
     let exe = std::env::current_exe().unwrap();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(exe)

@@ -24,6 +24,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+/// Held while the whole suite runs again in a child process (on
+/// PostgreSQL, on the bus), so that at most one such run loads the machine
+/// beside this one's own tests.
+pub static SUITE_REPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -101,6 +106,18 @@ impl TestServer {
     ) -> Self {
         let mut config = test_config(data.clone());
         config.store = db.as_ref().map(|d| d.url().to_owned());
+        if db.is_some()
+            && let Ok(bus) = std::env::var("CHATUS_TEST_BUS")
+        {
+            // Each server a cluster of its own on the shared NATS.
+            let mut b = [0u8; 6];
+            getrandom::fill(&mut b).unwrap();
+            config.bus.url = Some(bus);
+            config.bus.prefix = format!(
+                "s{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            );
+        }
         tweak(&mut config);
         let listener = TcpListener::bind(config.addr).await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -106,6 +106,9 @@ pub struct Accounts {
     next_expiry: AtomicU64,
     /// The newest revocation event from the store acted on.
     seen_revocation: AtomicI64,
+    /// Cluster mode: a token unknown here may have been issued by another
+    /// node, so a miss is looked up in the store.
+    clustered: std::sync::atomic::AtomicBool,
     /// Failed password checks since start.
     auth_failures: AtomicU64,
 }
@@ -232,6 +235,7 @@ impl Accounts {
             revoking: tokio::sync::RwLock::new(()),
             next_expiry: AtomicU64::new(next_expiry),
             seen_revocation: AtomicI64::new(0),
+            clustered: std::sync::atomic::AtomicBool::new(false),
             auth_failures: AtomicU64::new(0),
         })
     }
@@ -471,6 +475,11 @@ impl Accounts {
             store.set_password(user, hash, Some(keep), None)
         })
         .await?;
+        hub.tell(|| crate::bus::wire::DirChange::Revoke {
+            user: user.0,
+            keep: Some(crate::bus::wire::hex(&keep)),
+            reason: "password changed".into(),
+        });
         tracing::info!(user = %name, "password changed; other sessions revoked");
         Ok(())
     }
@@ -492,6 +501,11 @@ impl Accounts {
             |store| store.delete_user_sessions(user, None),
         )
         .await?;
+        hub.tell(|| crate::bus::wire::DirChange::Revoke {
+            user: user.0,
+            keep: None,
+            reason: "logged out everywhere".into(),
+        });
         Ok(())
     }
 

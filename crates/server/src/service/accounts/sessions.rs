@@ -57,7 +57,17 @@ impl Accounts {
     ) -> Result<LoggedIn, ApiError> {
         let token_hash = hash_token(token);
         let now = now();
-        let found = self.cached().get(&token_hash).cloned();
+        let mut found = self.cached().get(&token_hash).cloned();
+        if found.is_none() && self.clustered.load(Ordering::Relaxed) {
+            // Issued by another node: the store has it (a lookup by key; a
+            // miss is counted against the address below). Held shared with
+            // revocations, as a password login holds it.
+            let _shared = self.revoking.read().await;
+            if let Some(row) = self.store.find_session(token_hash, now).await? {
+                self.cache_session(token_hash, row.user.id, &row.user.name, row.expires);
+                found = self.cached().get(&token_hash).cloned();
+            }
+        }
         let Some(Cached {
             user,
             name,
@@ -140,7 +150,40 @@ impl Accounts {
                 conn.outbox.close(close::SESSION_ENDED, "logged out", false);
             }
         }
+        hub.tell(|| crate::bus::wire::DirChange::Logout {
+            user: user.0,
+            session: crate::bus::wire::hex(&token_hash),
+        });
         Ok(())
+    }
+
+    /// Cluster mode: a session change made on another node (the store has
+    /// it already): drops the sessions from the cache and closes their
+    /// connections here.
+    pub(crate) async fn apply_remote(&self, change: crate::bus::SessionChange, hub: &Hub) {
+        match change {
+            crate::bus::SessionChange::Logout(user, token_hash) => {
+                self.cached().remove(&token_hash);
+                for conn in hub.session_connections(user, &token_hash) {
+                    conn.outbox.close(close::SESSION_ENDED, "logged out", false);
+                }
+            }
+            crate::bus::SessionChange::Resync => self.resync_sessions(hub).await,
+            crate::bus::SessionChange::Revoke { user, keep, reason } => {
+                let reason: &'static str = match reason.as_str() {
+                    "password changed" => "password changed",
+                    _ => "logged out everywhere",
+                };
+                let done = self
+                    .revoke_user(user, keep, None, hub, reason, |_| {
+                        Box::pin(async { Ok(()) })
+                    })
+                    .await;
+                if let Err(e) = done {
+                    tracing::warn!(cause = %e, "revoking a user's sessions failed");
+                }
+            }
+        }
     }
 
     /// Revokes every session of `user` but `keep`: exclusively (no password
@@ -168,6 +211,44 @@ impl Accounts {
             }
         }
         Ok(())
+    }
+
+    /// Cluster mode: tokens unknown here are looked up in the store.
+    pub(crate) fn set_clustered(&self) {
+        self.clustered.store(true, Ordering::Relaxed);
+    }
+
+    /// Cluster mode, after this node was cut off from the bus (and may
+    /// have missed logouts made elsewhere): drops every cached session the
+    /// store no longer has and closes its connections. Exclusive, as a
+    /// revocation is, so a login storing a session meanwhile is not taken
+    /// for a revoked one.
+    async fn resync_sessions(&self, hub: &Hub) {
+        let gone: Vec<(TokenHash, UserId)> = {
+            let _exclusive = self.revoking.write().await;
+            let live: std::collections::HashSet<TokenHash> = match self.store.snapshot(now()).await
+            {
+                Ok(snap) => snap.sessions.iter().map(|s| s.0).collect(),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "checking sessions against the database failed");
+                    return;
+                }
+            };
+            let mut gone = Vec::new();
+            self.cached().retain(|h, c| {
+                let keep = live.contains(h);
+                if !keep {
+                    gone.push((*h, c.user));
+                }
+                keep
+            });
+            gone
+        };
+        for (token_hash, user) in gone {
+            for conn in hub.session_connections(user, &token_hash) {
+                conn.outbox.close(close::SESSION_ENDED, "logged out", false);
+            }
+        }
     }
 
     /// Sets the newest revocation event already reflected in the sessions

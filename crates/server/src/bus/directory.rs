@@ -1,0 +1,232 @@
+//! Other nodes' directory changes and presence, applied to this node's hub.
+//!
+//! The hub is a cache of the store. A change made on one node (a user, a
+//! room, a membership, an invitation, a direct conversation, revoked
+//! sessions) is published as a small [`DirChange`]; the others apply it to
+//! their hubs as the node that made it did, and announce it to their own
+//! connections (membership news is coalesced by each node's announcer). A
+//! node that was cut off from NATS, or fell behind, reloads the directory
+//! from the store instead (`Hub::reconcile`), and asks every other node to
+//! do the same (`DirChange::Resync`), since what it published meanwhile may
+//! be lost.
+//!
+//! Presence: each node publishes the users whose presence changed on it
+//! (the announcer's batches) and, every heartbeat, its whole online set.
+//! [`Nodes`] keeps each other node's set; the hub counts, per user, the
+//! nodes holding them online, and a node silent for `NODE_TIMEOUT` is
+//! dropped with its users.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use chatus_protocol::room::Invited;
+use chatus_protocol::{RoomName, Seq, ServerMessage};
+
+use super::wire::{self, DirChange, DirWire, PresenceWire};
+use super::{Bus, NODE_TIMEOUT, SessionChange};
+use crate::hub::Hub;
+use crate::store::{DmRow, RoomRow, UserId};
+use crate::ws::encode;
+
+impl Bus {
+    /// A directory change from the bus.
+    pub(super) async fn dir_received(&self, payload: &[u8]) {
+        let sessions = &self.sessions;
+        let wire: DirWire = match serde_json::from_slice(payload) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(cause = %e, "a directory change could not be read");
+                return;
+            }
+        };
+        if wire.node == self.node {
+            return;
+        }
+        let hub = &*self.hub;
+        match wire.change {
+            DirChange::User { id, name } => {
+                if hub.add_user(wire::user(id), &name, &[hub.lobby()]) {
+                    hub.announce_membership(hub.lobby(), wire::user(id), true);
+                }
+            }
+            DirChange::Room {
+                id,
+                name,
+                visibility,
+                creator,
+            } => {
+                let row = RoomRow {
+                    id: wire::conv(id),
+                    name,
+                    visibility,
+                    last_seq: Seq(0),
+                };
+                if hub.room_name(row.id).is_none() {
+                    hub.add_room(&row, wire::user(creator));
+                    hub.announce_membership(row.id, wire::user(creator), true);
+                }
+            }
+            DirChange::Member { room, user, joined } => {
+                let (room, user) = (wire::conv(room), wire::user(user));
+                let changed = if joined {
+                    hub.join(room, user)
+                } else {
+                    hub.leave(room, user)
+                };
+                if changed {
+                    hub.announce_membership(room, user, joined);
+                }
+            }
+            DirChange::Invite { room, user, by } => {
+                let (room, user) = (wire::conv(room), wire::user(user));
+                if let Some(slot) = hub.reserve_invite(room, user, usize::MAX) {
+                    hub.invite(room, slot);
+                }
+                if let Some(name) = hub.room_name(room) {
+                    let event = ServerMessage::Invited(Invited {
+                        room: RoomName::clone(&name),
+                        by,
+                    });
+                    hub.deliver_users(&[user], &encode(&event));
+                }
+            }
+            DirChange::Uninvite { room, user } => {
+                hub.uninvite(wire::conv(room), wire::user(user));
+            }
+            DirChange::Dm { id, a, b } => hub.add_dm(&DmRow {
+                id: wire::conv(id),
+                users: (wire::user(a), wire::user(b)),
+                last_seq: Seq(0),
+            }),
+            DirChange::Logout { user, session } => {
+                if let Some(h) = wire::unhex(&session) {
+                    let _ = sessions.send(SessionChange::Logout(wire::user(user), h));
+                }
+            }
+            DirChange::Revoke { user, keep, reason } => {
+                let _ = sessions.send(SessionChange::Revoke {
+                    user: wire::user(user),
+                    keep: keep.as_deref().and_then(wire::unhex),
+                    reason,
+                });
+            }
+            DirChange::Resync => {
+                tracing::info!(node = %wire.node, "a node was cut off from the bus; checking against the database");
+                self.resync().await;
+            }
+        }
+    }
+
+    /// Reloads the directory from the store into the hub.
+    pub(super) async fn reload_directory(&self) {
+        match self.store.snapshot(crate::service::accounts::now()).await {
+            Ok(snap) => {
+                let changes = self.hub.reconcile(&snap);
+                if changes > 0 {
+                    tracing::info!(changes, "directory brought up to date from the database");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(cause = %e, "reloading the directory from the database failed");
+            }
+        }
+    }
+
+    /// Publishes the users whose presence changed here (the announcer's
+    /// batch), with their state here now.
+    pub(crate) fn publish_presence(&self, users: &[UserId]) {
+        let mut seen = HashSet::new();
+        let (mut online, mut offline) = (Vec::new(), Vec::new());
+        for u in users.iter().filter(|u| seen.insert(**u)) {
+            if self.hub.is_online_here(*u) {
+                online.push(u.0);
+            } else {
+                offline.push(u.0);
+            }
+        }
+        self.send_presence(false, online, offline);
+    }
+
+    /// Publishes every user online here.
+    pub(super) fn publish_presence_full(&self) {
+        let online = self.hub.online_here().into_iter().map(|u| u.0).collect();
+        self.send_presence(true, online, Vec::new());
+    }
+
+    fn send_presence(&self, full: bool, online: Vec<i64>, offline: Vec<i64>) {
+        let wire = PresenceWire {
+            node: self.node.clone(),
+            full,
+            online,
+            offline,
+        };
+        match serde_json::to_vec(&wire) {
+            Ok(payload) => self.publish(format!("{}.presence", self.prefix), payload),
+            Err(e) => tracing::error!(cause = %e, "encoding presence failed"),
+        }
+    }
+}
+
+/// The other nodes' online sets, as last heard.
+#[derive(Debug, Default)]
+pub(crate) struct Nodes {
+    nodes: HashMap<String, (HashSet<UserId>, Instant)>,
+}
+
+impl Nodes {
+    /// A node's presence from the bus.
+    pub(super) fn received(&mut self, bus: &Bus, payload: &[u8]) {
+        let wire: PresenceWire = match serde_json::from_slice(payload) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(cause = %e, "a presence update could not be read");
+                return;
+            }
+        };
+        if wire.node == bus.node {
+            return;
+        }
+        let hub = &*bus.hub;
+        let (set, seen) = self
+            .nodes
+            .entry(wire.node)
+            .or_insert_with(|| (HashSet::new(), Instant::now()));
+        *seen = Instant::now();
+        let online: HashSet<UserId> = wire.online.into_iter().map(UserId).collect();
+        if wire.full {
+            for gone in set.difference(&online) {
+                hub.remote_presence(*gone, false);
+            }
+        }
+        for u in &online {
+            if !set.contains(u) {
+                hub.remote_presence(*u, true);
+            }
+        }
+        if wire.full {
+            *set = online;
+        } else {
+            set.extend(online);
+            for u in wire.offline.into_iter().map(UserId) {
+                if set.remove(&u) {
+                    hub.remote_presence(u, false);
+                }
+            }
+        }
+    }
+
+    /// Drops nodes not heard from for [`NODE_TIMEOUT`]: their users go
+    /// offline.
+    pub(super) fn expire(&mut self, hub: &Hub) {
+        self.nodes.retain(|node, (set, seen)| {
+            if seen.elapsed() < NODE_TIMEOUT {
+                return true;
+            }
+            tracing::info!(%node, users = set.len(), "a node went silent; its users are offline");
+            for u in set.iter() {
+                hub.remote_presence(*u, false);
+            }
+            false
+        });
+    }
+}

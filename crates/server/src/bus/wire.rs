@@ -1,0 +1,200 @@
+//! What travels on the bus, as JSON (nodes run the same version: the
+//! settings fingerprint sees to that), each struct with
+//! `deny_unknown_fields`:
+//!
+//! - `PREFIX.c.<conversation id>`: one [`MessageEvent`] per stored message,
+//!   encoded once by the node that stored it.
+//! - `PREFIX.dir`: a [`DirWire`], one directory change made on a node.
+//! - `PREFIX.presence`: a [`PresenceWire`], a node's presence changes or
+//!   its whole online set.
+
+use chatus_protocol::{Body, FileInfo, RoomName, Seq, Timestamp, Username, Visibility};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{ConvId, MessageRow, TokenHash, UserId};
+
+/// A stored message: what every node needs to make its `message` frames.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MessageEvent {
+    /// The conversation's id.
+    pub(crate) conv: i64,
+    /// Its seq.
+    pub(crate) seq: Seq,
+    /// The sender's name.
+    pub(crate) sender: Username,
+    /// The text.
+    pub(crate) body: Body,
+    /// When it was stored.
+    pub(crate) time: Timestamp,
+    /// The file it shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) file: Option<FileInfo>,
+}
+
+impl MessageEvent {
+    /// A message read back from the store (filling a gap).
+    pub(crate) fn from_row(conv: ConvId, r: MessageRow) -> Self {
+        Self {
+            conv: conv.0,
+            seq: r.seq,
+            sender: r.sender,
+            body: r.body,
+            time: r.time,
+            file: r.file,
+        }
+    }
+}
+
+/// One directory change, from the node that made it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DirWire {
+    /// The node that made it (a node skips its own).
+    pub(crate) node: String,
+    /// The change.
+    pub(crate) change: DirChange,
+}
+
+/// A directory change made on one node, for the others to apply to their
+/// hubs (the store has it already).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum DirChange {
+    /// A user this node had not known (registered here, or created by an
+    /// administrator), a member of the lobby.
+    User {
+        /// Id.
+        id: i64,
+        /// Name.
+        name: Username,
+    },
+    /// A new room with its creator as member.
+    Room {
+        /// Id.
+        id: i64,
+        /// Name.
+        name: RoomName,
+        /// Public or private.
+        visibility: Visibility,
+        /// The creator.
+        creator: i64,
+    },
+    /// A user joined or left a room.
+    Member {
+        /// The room.
+        room: i64,
+        /// The user.
+        user: i64,
+        /// Joined (else left).
+        joined: bool,
+    },
+    /// A user was invited to a room.
+    Invite {
+        /// The room.
+        room: i64,
+        /// The invitee.
+        user: i64,
+        /// Who invited them.
+        by: Username,
+    },
+    /// A user declined an invitation.
+    Uninvite {
+        /// The room.
+        room: i64,
+        /// The user.
+        user: i64,
+    },
+    /// A new direct conversation.
+    Dm {
+        /// Id.
+        id: i64,
+        /// The lower party id.
+        a: i64,
+        /// The other party id.
+        b: i64,
+    },
+    /// One session was logged out.
+    Logout {
+        /// Whose.
+        user: i64,
+        /// The session's token hash, hex (a hash, never the token).
+        session: String,
+    },
+    /// Every session of a user but one was revoked (logout everywhere, a
+    /// password change).
+    Revoke {
+        /// Whose.
+        user: i64,
+        /// The session kept, hex.
+        keep: Option<String>,
+        /// Why, for the close frame.
+        reason: String,
+    },
+    /// The sending node was cut off from the bus and may have missed or
+    /// failed to send changes: every node checks its directory and followed
+    /// conversations against the store.
+    Resync,
+}
+
+/// A node's presence: changes, or (`full`) its whole online set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PresenceWire {
+    /// The node.
+    pub(crate) node: String,
+    /// `online` is every user online there (and `offline` is empty).
+    pub(crate) full: bool,
+    /// Users online there.
+    pub(crate) online: Vec<i64>,
+    /// Users no longer online there.
+    pub(crate) offline: Vec<i64>,
+}
+
+/// A token hash as hex.
+pub(crate) fn hex(h: &TokenHash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A token hash from hex.
+pub(crate) fn unhex(s: &str) -> Option<TokenHash> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A user id off the wire.
+pub(crate) fn user(id: i64) -> UserId {
+    UserId(id)
+}
+
+/// A conversation id off the wire.
+pub(crate) fn conv(id: i64) -> ConvId {
+    ConvId(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_hashes_round_trip_as_hex() {
+        let h: TokenHash = std::array::from_fn(|i| i as u8 * 7);
+        assert_eq!(unhex(&hex(&h)), Some(h));
+        assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn changes_reject_unknown_fields() {
+        let ok = r#"{"node":"n","change":{"type":"member","room":1,"user":2,"joined":true}}"#;
+        assert!(serde_json::from_str::<DirWire>(ok).is_ok());
+        let extra =
+            r#"{"node":"n","change":{"type":"member","room":1,"user":2,"joined":true,"x":1}}"#;
+        assert!(serde_json::from_str::<DirWire>(extra).is_err());
+    }
+}

@@ -1,0 +1,550 @@
+//! Cluster mode: three servers on one PostgreSQL database, linked by the
+//! real NATS server at 127.0.0.1:4222 under a subject prefix of their own.
+//! Where PostgreSQL or NATS is not reachable these tests print `SKIPPED: …`
+//! and pass, except in CI (`CI=true`), where they fail.
+//!
+//! The whole suite also runs with every server on PostgreSQL and the bus
+//! (`CHATUS_TEST_STORE=postgres CHATUS_TEST_BUS=nats://127.0.0.1:4222`),
+//! so that every test takes cluster mode's delivery path (ordered delivery,
+//! subscriptions, publications); each server is a cluster of one there,
+//! since the tests assume that what one request changes the next one sees.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use chatus_server::store::postgres::scratch::ScratchDb;
+use serde_json::{Value, json};
+
+use crate::util::{Proxy, Raw, TestServer, WAIT, on_postgres, password};
+
+const NATS: &str = "127.0.0.1:4222";
+/// How long a silent node's users stay online elsewhere (the server's
+/// `bus::NODE_TIMEOUT`).
+const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The NATS server's address, or `None` (after printing `SKIPPED`) when it
+/// is not reachable outside CI.
+async fn nats() -> Option<SocketAddr> {
+    let addr: SocketAddr = NATS.parse().unwrap();
+    match tokio::net::TcpStream::connect(addr).await {
+        Ok(_) => Some(addr),
+        Err(e) => {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "NATS is not reachable at {NATS} ({e}), and CI must not skip the cluster tests"
+            );
+            println!("SKIPPED: NATS not reachable at {NATS} ({e})");
+            eprintln!("SKIPPED: NATS not reachable at {NATS} ({e})");
+            None
+        }
+    }
+}
+
+/// A subject prefix no other test uses.
+fn prefix() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    format!(
+        "t{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+/// A node on `db` linked through NATS at `nats` under `prefix`.
+async fn node(db: &ScratchDb, nats: SocketAddr, prefix: &str) -> TestServer {
+    let (url, bus, prefix) = (
+        db.url().to_owned(),
+        format!("nats://{nats}"),
+        prefix.to_owned(),
+    );
+    TestServer::start_with(move |c| {
+        c.store = Some(url.clone());
+        c.bus.url = Some(bus.clone());
+        c.bus.prefix.clone_from(&prefix);
+    })
+    .await
+}
+
+/// Three nodes on one scratch database, or `None` when a dependency is
+/// missing outside CI.
+async fn cluster() -> Option<(ScratchDb, SocketAddr, String, [TestServer; 3])> {
+    let db = ScratchDb::create().await.unwrap()?;
+    let nats = nats().await?;
+    let p = prefix();
+    let a = node(&db, nats, &p).await;
+    let b = node(&db, nats, &p).await;
+    let c = node(&db, nats, &p).await;
+    Some((db, nats, p, [a, b, c]))
+}
+
+async fn login(addr: SocketAddr, name: &str) -> Raw {
+    let mut raw = Raw::connect(addr).await;
+    raw.call(json!({"type":"hello","version":1})).await;
+    let r = raw
+        .call(json!({"type":"login","username":name,"password":password(name).expose()}))
+        .await;
+    assert_eq!(r["type"], "authed", "{r}");
+    raw
+}
+
+/// The next `message` event (skipping presence and membership news).
+async fn next_message(raw: &mut Raw) -> Value {
+    loop {
+        let v = raw.recv().await;
+        if v["type"] == "message" {
+            return v;
+        }
+    }
+}
+
+/// The next `n` messages as (seq, body).
+async fn messages(raw: &mut Raw, n: usize) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let m = next_message(raw).await;
+        out.push((
+            m["seq"].as_u64().unwrap(),
+            m["body"].as_str().unwrap().to_owned(),
+        ));
+    }
+    out
+}
+
+async fn send(raw: &mut Raw, to: Value, body: &str, client_id: &str) -> u64 {
+    let mut req = json!({"type":"send","body":body,"client_id":client_id});
+    req.as_object_mut()
+        .unwrap()
+        .extend(to.as_object().unwrap().clone());
+    let r = raw.call(req).await;
+    assert_eq!(r["type"], "sent", "{r}");
+    r["seq"].as_u64().unwrap()
+}
+
+/// Calls `req` until `done` holds for the reply (another node's change
+/// arrives over the bus a moment later), within [`WAIT`].
+async fn until(raw: &mut Raw, req: Value, done: impl Fn(&Value) -> bool) -> Value {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let r = raw.call(req.clone()).await;
+            if done(&r) {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{req} never answered as expected"))
+}
+
+/// A message sent on node A reaches members on B and C live, each exactly
+/// once and in order, and so do messages sent on two nodes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_every_node_once_in_order() {
+    let Some((_db, _nats, _p, [a, b, c])) = cluster().await else {
+        return;
+    };
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    let mut carol = Raw::registered(c.addr, "carol").await;
+    for i in 1..=20 {
+        send(
+            &mut alice,
+            json!({"room":"lobby"}),
+            &format!("a{i}"),
+            &format!("a{i}"),
+        )
+        .await;
+    }
+    let expected: Vec<(u64, String)> = (1..=20).map(|i| (i, format!("a{i}"))).collect();
+    assert_eq!(messages(&mut carol, 20).await, expected);
+    assert_eq!(messages(&mut bob, 20).await, expected);
+    // Two nodes sending into one room at once: every member sees one
+    // order without gaps or repeats.
+    let (x, y) = tokio::join!(
+        async {
+            for i in 1..=15 {
+                send(
+                    &mut alice,
+                    json!({"room":"lobby"}),
+                    &format!("x{i}"),
+                    &format!("x{i}"),
+                )
+                .await;
+            }
+        },
+        async {
+            for i in 1..=15 {
+                send(
+                    &mut bob,
+                    json!({"room":"lobby"}),
+                    &format!("y{i}"),
+                    &format!("y{i}"),
+                )
+                .await;
+            }
+        }
+    );
+    let ((), ()) = (x, y);
+    let got = messages(&mut carol, 30).await;
+    let seqs: Vec<u64> = got.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, (21..=50).collect::<Vec<_>>(), "{got:?}");
+    // And nothing more: the next message is the next seq.
+    send(&mut alice, json!({"room":"lobby"}), "end", "end").await;
+    assert_eq!(messages(&mut carol, 1).await, [(51, "end".to_owned())]);
+}
+
+/// A user logged in on two nodes gets everything on both: room messages
+/// and a direct conversation opened from a third node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_on_two_nodes_gets_everything_on_both() {
+    let Some((_db, _nats, _p, [a, b, c])) = cluster().await else {
+        return;
+    };
+    let mut dave_a = Raw::registered(a.addr, "dave").await;
+    let mut dave_c = login(c.addr, "dave").await;
+    let mut erin = Raw::registered(b.addr, "erin").await;
+    send(&mut erin, json!({"room":"lobby"}), "hello all", "l1").await;
+    send(&mut erin, json!({"peer":"dave"}), "hello dave", "d1").await;
+    for dave in [&mut dave_a, &mut dave_c] {
+        let lobby = next_message(dave).await;
+        assert_eq!(
+            (lobby["room"].as_str(), lobby["body"].as_str()),
+            (Some("lobby"), Some("hello all")),
+            "{lobby}"
+        );
+        let dm = next_message(dave).await;
+        assert_eq!(
+            (dm["peer"].as_str(), dm["seq"].as_u64(), dm["body"].as_str()),
+            (Some("erin"), Some(1), Some("hello dave")),
+            "{dm}"
+        );
+    }
+    // dave answers from C; erin on B and dave's other session on A see it.
+    send(&mut dave_c, json!({"peer":"erin"}), "hi erin", "d2").await;
+    let m = next_message(&mut erin).await;
+    assert_eq!(
+        (m["peer"].as_str(), m["seq"].as_u64()),
+        (Some("dave"), Some(2)),
+        "{m}"
+    );
+    let m = next_message(&mut dave_a).await;
+    assert_eq!(
+        (m["peer"].as_str(), m["seq"].as_u64()),
+        (Some("erin"), Some(2)),
+        "{m}"
+    );
+}
+
+/// A room created on A and joined on B: a send on A reaches B, the member
+/// list on A shows the member from B, and B's presence is seen from A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_presence_cross_nodes() {
+    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+        return;
+    };
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let r = alice
+        .call(json!({"type":"create_room","room":"ops","visibility":"public"}))
+        .await;
+    assert_eq!(r["type"], "joined", "{r}");
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    let r = until(&mut bob, json!({"type":"join_room","room":"ops"}), |r| {
+        r["code"] != "unknown_room"
+    })
+    .await;
+    assert_eq!(r["type"], "joined", "{r}");
+    send(&mut alice, json!({"room":"ops"}), "welcome", "w1").await;
+    let m = next_message(&mut bob).await;
+    assert_eq!(
+        (m["room"].as_str(), m["seq"].as_u64(), m["body"].as_str()),
+        (Some("ops"), Some(1), Some("welcome")),
+        "{m}"
+    );
+    let r = until(
+        &mut alice,
+        json!({"type":"list_members","room":"ops"}),
+        |r| r["members"].as_array().is_some_and(|m| m.len() == 2),
+    )
+    .await;
+    let bob_there = r["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"] == "bob")
+        .cloned();
+    assert!(bob_there.is_some(), "{r}");
+    // bob is online on B: A says so.
+    until(&mut alice, json!({"type":"who"}), |r| {
+        r["users"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u["user"] == "bob"))
+    })
+    .await;
+    // bob leaves B: A says so too.
+    drop(bob);
+    until(&mut alice, json!({"type":"who"}), |r| {
+        r["users"]
+            .as_array()
+            .is_some_and(|u| !u.iter().any(|u| u["user"] == "bob"))
+    })
+    .await;
+}
+
+/// A node cut off from NATS (through a TCP relay) misses messages sent on
+/// another node; once the relay is back it delivers them, in order, with
+/// no duplicate, then live ones again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_bus_fills_the_gap_from_the_store() {
+    let Some(db) = ScratchDb::create().await.unwrap() else {
+        return;
+    };
+    let Some(nats) = nats().await else { return };
+    let p = prefix();
+    let relay = Proxy::start(nats).await;
+    let a = node(&db, nats, &p).await;
+    let c = node(&db, relay.addr, &p).await;
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut carol = Raw::registered(c.addr, "carol").await;
+    send(&mut alice, json!({"room":"lobby"}), "before", "m0").await;
+    assert_eq!(messages(&mut carol, 1).await, [(1, "before".to_owned())]);
+
+    relay.set_down(true);
+    for i in 1..=5 {
+        send(
+            &mut alice,
+            json!({"room":"lobby"}),
+            &format!("cut{i}"),
+            &format!("m{i}"),
+        )
+        .await;
+    }
+    // Missed for now: nothing reaches carol while C is cut off.
+    let quiet = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        next_message(&mut carol),
+    )
+    .await;
+    assert!(quiet.is_err(), "a message crossed a cut bus: {quiet:?}");
+
+    relay.set_down(false);
+    let got = messages(&mut carol, 5).await;
+    let expected: Vec<(u64, String)> = (1..=5).map(|i| (i + 1, format!("cut{i}"))).collect();
+    assert_eq!(got, expected);
+    send(&mut alice, json!({"room":"lobby"}), "after", "m6").await;
+    assert_eq!(messages(&mut carol, 1).await, [(7, "after".to_owned())]);
+
+    // Cut again: C's own users still hear each other live, and A hears
+    // them once the relay is back, in order, once.
+    let mut dan = Raw::registered(c.addr, "dan").await;
+    relay.set_down(true);
+    send(&mut dan, json!({"room":"lobby"}), "local", "d1").await;
+    assert_eq!(messages(&mut carol, 1).await, [(8, "local".to_owned())]);
+    relay.set_down(false);
+    // (alice's own messages were read past by her `send` calls.)
+    assert_eq!(messages(&mut alice, 1).await, [(8, "local".to_owned())]);
+    send(&mut alice, json!({"room":"lobby"}), "last", "m7").await;
+    assert_eq!(messages(&mut carol, 1).await, [(9, "last".to_owned())]);
+}
+
+/// A private room across nodes: an invitation made on A reaches the
+/// invitee on B, who joins there; a leave on B shows in A's member list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_and_leaves_cross_nodes() {
+    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+        return;
+    };
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    let r = alice
+        .call(json!({"type":"create_room","room":"den","visibility":"private"}))
+        .await;
+    assert_eq!(r["type"], "joined", "{r}");
+    // Private: bob on B may not join uninvited.
+    let r = until(&mut bob, json!({"type":"join_room","room":"den"}), |r| {
+        r["code"] != "unknown_room"
+    })
+    .await;
+    assert_eq!(r["code"], "not_invited", "{r}");
+    let r = alice
+        .call(json!({"type":"invite","room":"den","user":"bob"}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let invited = loop {
+        let v = bob.recv().await;
+        if v["type"] == "invited" {
+            break v;
+        }
+    };
+    assert_eq!(
+        (invited["room"].as_str(), invited["by"].as_str()),
+        (Some("den"), Some("alice")),
+        "{invited}"
+    );
+    let r = bob.call(json!({"type":"join_room","room":"den"})).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    let two = |r: &Value| r["members"].as_array().is_some_and(|m| m.len() == 2);
+    until(&mut alice, json!({"type":"list_members","room":"den"}), two).await;
+    let r = bob.call(json!({"type":"leave_room","room":"den"})).await;
+    assert_eq!(r["type"], "ok", "{r}");
+    until(
+        &mut alice,
+        json!({"type":"list_members","room":"den"}),
+        |r| r["members"].as_array().is_some_and(|m| m.len() == 1),
+    )
+    .await;
+    // Gone from bob's list on B, and from what A would deliver to him.
+    send(&mut alice, json!({"room":"den"}), "after bob left", "d1").await;
+    send(&mut alice, json!({"room":"lobby"}), "in the lobby", "l1").await;
+    let m = next_message(&mut bob).await;
+    assert_eq!(
+        m["room"], "lobby",
+        "a message of a room bob left reached him: {m}"
+    );
+}
+
+/// A token issued on one node logs in on another; a logout everywhere on
+/// the first closes the session on the other at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_cross_nodes() {
+    let Some((_db, _nats, _p, [a, _b, c])) = cluster().await else {
+        return;
+    };
+    let mut on_a = Raw::connect(a.addr).await;
+    on_a.call(json!({"type":"hello","version":1})).await;
+    let r = on_a
+        .call(json!({"type":"register","username":"frank","password":password("frank").expose()}))
+        .await;
+    assert_eq!(r["type"], "authed", "{r}");
+    let token = r["token"].as_str().unwrap().to_owned();
+    let mut on_c = Raw::connect(c.addr).await;
+    on_c.call(json!({"type":"hello","version":1})).await;
+    let r = on_c.call(json!({"type":"auth","token":token})).await;
+    assert_eq!(r["type"], "authed", "{r}");
+    let r = on_a.call(json!({"type":"logout","everywhere":true})).await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let (code, reason) = on_c.expect_close().await;
+    assert_eq!((code, reason.as_str()), (4001, "logged out everywhere"));
+    // And the token is refused there from now on.
+    let mut again = Raw::connect(c.addr).await;
+    again.call(json!({"type":"hello","version":1})).await;
+    let r = again.call(json!({"type":"auth","token":token})).await;
+    assert_eq!(r["code"], "invalid_token", "{r}");
+}
+
+/// A node cut off from the bus falls silent: after the timeout its users
+/// are offline as seen from the others, and online again once it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_nodes_users_go_offline_and_come_back() {
+    let Some(db) = ScratchDb::create().await.unwrap() else {
+        return;
+    };
+    let Some(nats) = nats().await else { return };
+    let p = prefix();
+    let relay = Proxy::start(nats).await;
+    let a = node(&db, nats, &p).await;
+    let b = node(&db, relay.addr, &p).await;
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let _bob = Raw::registered(b.addr, "bob").await;
+    let bob_online = |r: &Value| {
+        r["users"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u["user"] == "bob"))
+    };
+    until(&mut alice, json!({"type":"who"}), bob_online).await;
+    relay.set_down(true);
+    until(&mut alice, json!({"type":"who"}), |r| !bob_online(r)).await;
+    relay.set_down(false);
+    until(&mut alice, json!({"type":"who"}), bob_online).await;
+    // A node that stops cleanly says so: its users are offline at once,
+    // well within the timeout.
+    let mut b = b;
+    b.shutdown().await;
+    let r = tokio::time::timeout(
+        NODE_TIMEOUT / 2,
+        until(&mut alice, json!({"type":"who"}), |r| !bob_online(r)),
+    )
+    .await;
+    assert!(
+        r.is_ok(),
+        "a stopped node's users stayed online until the timeout"
+    );
+}
+
+/// NATS unreachable at start: the server does not start, and says where it
+/// looked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_bus_stops_the_start() {
+    let Some(db) = ScratchDb::create().await.unwrap() else {
+        return;
+    };
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::util::test_config(dir.path().to_owned());
+    config.store = Some(db.url().to_owned());
+    config.bus.url = Some(format!("nats://{closed}"));
+    let err = match chatus_server::State::open(config).await {
+        Ok(_) => panic!("started without its bus"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with(&format!(
+            "The bus is unreachable: cannot connect to NATS at nats://{closed}"
+        )),
+        "{err}"
+    );
+}
+
+/// The whole suite with every server on PostgreSQL and the bus (see the
+/// module doc): this same test binary, run again.
+#[tokio::test]
+async fn the_suite_passes_on_the_bus() {
+    if on_postgres() {
+        // This is that run itself (or the plain PostgreSQL one).
+        return;
+    }
+    let Some(probe) = ScratchDb::create().await.unwrap() else {
+        return;
+    };
+    drop(probe);
+    let Some(nats) = nats().await else { return };
+    let _one_at_a_time = crate::util::SUITE_REPLAY.lock().await;
+    let exe = std::env::current_exe().unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(exe)
+            .env("CHATUS_TEST_STORE", "postgres")
+            .env("CHATUS_TEST_BUS", format!("nats://{nats}"))
+            .args([
+                "--skip",
+                "pg::",
+                "--skip",
+                "cluster::",
+                "--skip",
+                "damaged_db::",
+                "--skip",
+                "disk_full::",
+                "--test-threads",
+                "2",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout
+        .lines()
+        .filter(|l| l.starts_with("test result") || l.contains("FAILED") || l.contains("panicked"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("on the bus: {summary}");
+    assert!(
+        out.status.success(),
+        "the suite failed on the bus:\n{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.contains(" passed;"), "{summary}");
+}
