@@ -18,9 +18,13 @@ fn msg(conv: &Conversation, seq: u64, sender: &str, body: &str) -> Message {
         conv: conv.clone(),
         seq: Seq(seq),
         sender: user(sender),
-        body: Body::parse(body).unwrap(),
+        body: Some(Body::parse(body).unwrap()),
         time: Timestamp(1_764_000_000_000 + seq),
         file: None,
+        reply_to: None,
+        edited: None,
+        deleted: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -206,6 +210,7 @@ fn history_pages_merge_and_know_when_to_stop() {
         id: None,
         conv: lobby.clone(),
         messages: (from..=to).map(|i| msg(&lobby, i, "bob", "m")).collect(),
+        changes: Vec::new(),
         more,
     };
     s.apply(Update::History {
@@ -372,6 +377,7 @@ fn older_history_stays_reachable_after_a_burst_before_opening() {
             id: None,
             conv: dev.clone(),
             messages: (1051..=1100).map(|i| msg(&dev, i, "bob", "m")).collect(),
+            changes: Vec::new(),
             more: true,
         },
         older: false,
@@ -395,6 +401,7 @@ fn older_history_stays_reachable_after_a_burst_before_opening() {
             id: None,
             conv: dev.clone(),
             messages: (950..=999).map(|i| msg(&dev, i, "bob", "m")).collect(),
+            changes: Vec::new(),
             more: true,
         },
         older: true,

@@ -123,7 +123,9 @@ pub fn show(
                 && prev.is_some_and(|p| {
                     p.sender == m.sender && m.time.0.saturating_sub(p.time.0) < 5 * 60_000
                 });
-            missing.extend(glyphs.missing(ui.ctx(), m.body.as_str()));
+            if let Some(body) = &m.body {
+                missing.extend(glyphs.missing(ui.ctx(), body.as_str()));
+            }
             row(ui, state, m, !grouped, &mut intents);
             prev = Some(m);
         }
@@ -253,16 +255,39 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mu
                     ui.label(RichText::new(style::clock(m.time)).small().weak());
                 });
             }
+            if let Some(q) = &m.reply_to {
+                let quoted = q.excerpt.as_deref().unwrap_or("message deleted");
+                ui.label(
+                    RichText::new(format!("↪ {}: {quoted}", q.sender))
+                        .small()
+                        .weak(),
+                );
+            }
+            let Some(body) = &m.body else {
+                ui.label(RichText::new("message deleted").italics().weak());
+                return;
+            };
             match &m.file {
                 Some(f) => {
                     // The body of a file message is the file's name unless
                     // the sender wrote something else.
-                    if m.body.as_str() != f.name.as_str() {
-                        message_body(ui, m.body.as_str());
+                    if body.as_str() != f.name.as_str() {
+                        message_body(ui, body.as_str());
                     }
                     files::card(ui, state, f, intents);
                 }
-                None => message_body(ui, m.body.as_str()),
+                None => message_body(ui, body.as_str()),
+            }
+            if m.edited.is_some() {
+                ui.label(RichText::new("(edited)").small().weak());
+            }
+            if !m.reactions.is_empty() {
+                let line: Vec<String> = m
+                    .reactions
+                    .iter()
+                    .map(|r| format!("{} {}", r.emoji, r.count))
+                    .collect();
+                ui.label(RichText::new(line.join("  ")).small());
             }
         });
     // Grouped messages show no time of their own: hovering any message

@@ -6,20 +6,28 @@
 //! - The page size is clamped to `history_page_max`, and the page to a
 //!   quarter of the outbox cap in bytes (`more` then says there is more),
 //!   so a reply never overflows the asker's queue.
+//! - A page holds every row of its range: the messages as they stand now
+//!   (current text, `edited`, `deleted`, reply quotes, reaction counts for
+//!   the asker) and the changes stored in the range (`changes`), so a
+//!   client resuming `after` its cursor sees every `seq` once.
 //! - `list_files` needs what `history` needs and answers `files`, newest
 //!   first, at most `history_page_max`.
 //! - `mark_read` clamps the marker to the conversation's latest `seq` and
 //!   never moves it back.
 
 use chatus_protocol::auth::Ack;
+use chatus_protocol::event::{
+    Change, Deleted, Edited, Emoji, Quote, Reacted, ReactionCount, excerpt,
+};
 use chatus_protocol::file::{FileList, ListFiles};
 use chatus_protocol::history::{ConversationList, History, HistoryPage, MarkRead};
 use chatus_protocol::message::Message;
-use chatus_protocol::{RequestId, ServerMessage};
+use chatus_protocol::{Conversation, RequestId, ServerMessage};
 
 use super::{Cx, Outcome, Session};
 use crate::error::ApiError;
 use crate::service::messages::{self, page_limit, resolve};
+use crate::store::{MessageRow, ReactionRow, RowKind};
 
 /// `history`.
 pub(super) async fn history(
@@ -39,23 +47,107 @@ pub(super) async fn history(
     if messages::fit_page(&mut rows, forwards, cx.state.reply_budget()) {
         more = true;
     }
-    let messages = rows
-        .into_iter()
-        .map(|r| Message {
-            conv: conv.clone(),
-            seq: r.seq,
-            sender: r.sender,
-            body: r.body,
-            time: r.time,
-            file: r.file,
-        })
-        .collect();
+    let (mut messages, changes) = page_items(&conv, rows);
+    if let (Some((conv_id, _)), Some(first), Some(last)) =
+        (found, messages.first(), messages.last())
+    {
+        let reactions = cx
+            .state
+            .store()
+            .reactions(conv_id, first.seq, last.seq, who.user)
+            .await?;
+        attach_reactions(&mut messages, reactions);
+    }
     Ok(Outcome::Reply(ServerMessage::History(HistoryPage {
         id,
         conv,
         messages,
+        changes,
         more,
     })))
+}
+
+/// Splits a page's rows into its messages (as they stand) and its changes.
+fn page_items(conv: &Conversation, rows: Vec<MessageRow>) -> (Vec<Message>, Vec<Change>) {
+    let mut messages = Vec::new();
+    let mut changes = Vec::new();
+    for r in rows {
+        let conv = conv.clone();
+        match r.kind {
+            RowKind::Message {
+                reply_to,
+                edited,
+                deleted,
+            } => messages.push(Message {
+                conv,
+                seq: r.seq,
+                sender: r.sender,
+                body: r.body,
+                time: r.time,
+                file: r.file,
+                reply_to: reply_to.map(|(seq, sender, text)| Quote {
+                    seq,
+                    sender,
+                    excerpt: text.map(|t| excerpt(t.as_str())),
+                }),
+                edited,
+                deleted,
+                reactions: Vec::new(),
+            }),
+            RowKind::Edit { target } => changes.push(Change::Edited(Edited {
+                conv,
+                seq: r.seq,
+                sender: r.sender,
+                target,
+                body: r.body,
+                time: r.time,
+            })),
+            RowKind::Delete { target } => changes.push(Change::Deleted(Deleted {
+                conv,
+                seq: r.seq,
+                sender: r.sender,
+                target,
+                time: r.time,
+            })),
+            RowKind::React { target, on } => {
+                // The stored emoji passed `Emoji::parse` when it was sent.
+                let Some(emoji) = r.body.and_then(|b| Emoji::parse(b.as_str()).ok()) else {
+                    continue;
+                };
+                changes.push(Change::Reacted(Reacted {
+                    conv,
+                    seq: r.seq,
+                    sender: r.sender,
+                    target,
+                    emoji,
+                    on,
+                    time: r.time,
+                }));
+            }
+        }
+    }
+    (messages, changes)
+}
+
+/// Puts each message's reaction counts on it (both lists in `seq` order).
+fn attach_reactions(messages: &mut [Message], reactions: Vec<ReactionRow>) {
+    let mut at = 0;
+    for r in reactions {
+        while messages.get(at).is_some_and(|m| m.seq < r.seq) {
+            at += 1;
+        }
+        let (Some(m), Ok(emoji)) = (messages.get_mut(at), Emoji::parse(r.emoji)) else {
+            continue;
+        };
+        if m.seq == r.seq {
+            m.reactions.push(ReactionCount {
+                emoji,
+                count: r.count,
+                users: r.users,
+                mine: r.mine,
+            });
+        }
+    }
 }
 
 /// `conversations`.
