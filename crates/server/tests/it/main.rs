@@ -18,6 +18,7 @@ mod damaged_db;
 mod disk_full;
 mod durability;
 mod edge;
+mod events;
 mod files;
 mod logins;
 mod logs;
