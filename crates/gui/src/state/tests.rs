@@ -779,3 +779,43 @@ fn missing_glyphs_suggest_a_font_package_once() {
     assert_eq!(FontGap::of('ア'), FontGap::Cjk);
     assert_eq!(FontGap::of('😀'), FontGap::Emoji);
 }
+
+#[test]
+fn edits_and_deletions_change_the_message_shown() {
+    use chatus_client::protocol::event::{Change, Deleted, Edited};
+    let mut s = connected("alice");
+    let lobby = Conversation::Room(RoomName::lobby());
+    s.apply(Update::Event(Event::Message {
+        message: msg(&lobby, 1, "bob", "lunch at noon?"),
+        live: true,
+    }));
+    let edited = Change::Edited(Edited {
+        conv: lobby.clone(),
+        seq: Seq(2),
+        sender: user("bob"),
+        target: Seq(1),
+        body: Some(Body::parse("lunch at one?").unwrap()),
+        time: Timestamp(0),
+    });
+    s.apply(Update::Event(Event::Change {
+        change: edited,
+        live: true,
+    }));
+    let m = &s.convs[&lobby].messages[&Seq(1)];
+    assert_eq!(m.body.as_ref().unwrap().as_str(), "lunch at one?");
+    assert_eq!(m.edited, Some(Seq(2)));
+    let deleted = Change::Deleted(Deleted {
+        conv: lobby.clone(),
+        seq: Seq(3),
+        sender: user("bob"),
+        target: Seq(1),
+        time: Timestamp(0),
+    });
+    s.apply(Update::Event(Event::Change {
+        change: deleted,
+        live: true,
+    }));
+    let m = &s.convs[&lobby].messages[&Seq(1)];
+    assert!(m.body.is_none() && m.deleted == Some(Seq(3)));
+    assert_eq!(s.convs[&lobby].last_seq, Seq(3));
+}

@@ -83,17 +83,8 @@ async fn check_target(
         .target(conv, seq)
         .await?
         .ok_or_else(|| refused(Refusal::UnknownMessage, seq))?;
-    let probe = crate::store::NewMessage {
-        conv,
-        sender: user.id,
-        client_id: ClientMsgId::parse("probe").map_err(|e| ApiError::Internal(e.message))?,
-        body: Body::parse("-").map_err(|e| ApiError::Internal(e.message))?,
-        time: Timestamp(0),
-        file: None,
-        kind,
-    };
     let deleted = row.body.is_none();
-    if let Some(r) = crate::store::refusal(&probe, 0, row.sender, deleted, row.creator) {
+    if let Some(r) = crate::store::refusal(kind, user.id, 0, row.sender, deleted, row.creator) {
         return Err(refused(r, seq));
     }
     Ok(row)
@@ -170,10 +161,16 @@ pub(crate) async fn prepare_change(
     })
 }
 
-/// The event a stored job becomes, for the members of `conv`.
-pub(crate) fn event(job: &SendJob, conv: Conversation, seq: Seq, time: Timestamp) -> ServerMessage {
+/// The event a stored job becomes, for the members of `conv`; `None` only
+/// for a reaction job built without its emoji, which the handlers never do.
+pub(crate) fn event(
+    job: &SendJob,
+    conv: Conversation,
+    seq: Seq,
+    time: Timestamp,
+) -> Option<ServerMessage> {
     let sender = job.sender.clone();
-    match job.msg.kind {
+    Some(match job.msg.kind {
         Kind::Message { .. } => ServerMessage::Message(Message {
             conv,
             seq,
@@ -201,25 +198,14 @@ pub(crate) fn event(job: &SendJob, conv: Conversation, seq: Seq, time: Timestamp
             target,
             time,
         }),
-        Kind::React { target, on } => match &job.emoji {
-            Some(emoji) => ServerMessage::Reacted(Reacted {
-                conv,
-                seq,
-                sender,
-                target,
-                emoji: emoji.clone(),
-                on,
-                time,
-            }),
-            // Jobs for reactions are built with their emoji; should one
-            // lack it, members still learn the seq was taken.
-            None => ServerMessage::Deleted(Deleted {
-                conv,
-                seq,
-                sender,
-                target,
-                time,
-            }),
-        },
-    }
+        Kind::React { target, on } => ServerMessage::Reacted(Reacted {
+            conv,
+            seq,
+            sender,
+            target,
+            emoji: job.emoji.clone()?,
+            on,
+            time,
+        }),
+    })
 }

@@ -294,12 +294,19 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
                 continue;
             }
         };
-        let event =
-            |conv: Conversation| encode(&crate::service::events::event(job, conv, seq, time));
+        // A job always has its event (see `events::event`); were one
+        // missing, its frame is left out rather than made up, and the
+        // client's cursor passes the gap.
+        let event = |conv: Conversation| {
+            let m = crate::service::events::event(job, conv, seq, time);
+            if m.is_none() {
+                tracing::error!(seq = seq.0, "a stored change had no event");
+            }
+            m.map(|m| encode(&m))
+        };
         let ack_conv = match &job.target {
             Target::Room(name) => {
-                if !duplicate {
-                    let frame = event(Conversation::Room(name.clone()));
+                if !duplicate && let Some(frame) = event(Conversation::Room(name.clone())) {
                     match rooms.iter_mut().find(|(c, _, _)| *c == job.msg.conv) {
                         Some((_, last, frames)) => {
                             *last = seq;
@@ -311,14 +318,15 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended]) {
                 Conversation::Room(name.clone())
             }
             Target::Dm { from, to } => {
-                if !duplicate {
-                    // Each side sees the other as the peer.
-                    let for_sender = event(Conversation::Peer(to.name.clone()));
-                    let for_recipient = if from.id == to.id {
-                        for_sender.clone()
+                // Each side sees the other as the peer.
+                if !duplicate
+                    && let Some(for_sender) = event(Conversation::Peer(to.name.clone()))
+                    && let Some(for_recipient) = if from.id == to.id {
+                        Some(for_sender.clone())
                     } else {
                         event(Conversation::Peer(from.name.clone()))
-                    };
+                    }
+                {
                     hub.deliver_dm(
                         job.msg.conv,
                         seq,

@@ -361,23 +361,27 @@ pub enum RowKind {
     },
 }
 
-/// The rule both backends apply to a change's target row.
+/// The rule both backends apply to a change (or reply) `kind` by `actor`
+/// whose target row has kind code `target_kind` (0 for a message), was
+/// sent by `author`, may be `deleted`, and lies in a conversation made by
+/// `creator`.
 pub(crate) fn refusal(
-    m: &NewMessage,
-    kind: i64,
-    sender: UserId,
+    kind: Kind,
+    actor: UserId,
+    target_kind: i64,
+    author: UserId,
     deleted: bool,
     creator: Option<UserId>,
 ) -> Option<Refusal> {
-    if kind != 0 {
+    if target_kind != 0 {
         return Some(Refusal::UnknownMessage);
     }
     if deleted {
         return Some(Refusal::Deleted);
     }
-    match m.kind {
-        Kind::Edit { .. } if sender != m.sender => Some(Refusal::NotAuthor),
-        Kind::Delete { .. } if sender != m.sender && creator != Some(m.sender) => {
+    match kind {
+        Kind::Edit { .. } if author != actor => Some(Refusal::NotAuthor),
+        Kind::Delete { .. } if author != actor && creator != Some(actor) => {
             Some(Refusal::NotAuthor)
         }
         _ => None,

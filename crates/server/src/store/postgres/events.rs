@@ -36,7 +36,8 @@ pub(super) async fn check(c: &Conn, m: &NewMessage) -> Result<Option<Refusal>, S
     let deleted: Option<i64> = r.get(2);
     let creator: Option<i64> = r.get(3);
     Ok(crate::store::refusal(
-        m,
+        m.kind,
+        m.sender,
         r.get(0),
         UserId(r.get(1)),
         deleted.is_some(),
@@ -59,7 +60,8 @@ pub(super) async fn apply(c: &Conn, m: &NewMessage, at: i64) -> Result<(), Store
         Kind::Delete { target } => {
             let target = sql_seq(target);
             c.exec(
-                "UPDATE messages SET body = '', deleted = $3 WHERE conv_id = $1 AND seq = $2",
+                "UPDATE messages SET body = '', file_id = NULL, deleted = $3
+                 WHERE conv_id = $1 AND seq = $2",
                 &[&conv, &target, &at],
             )
             .await?;

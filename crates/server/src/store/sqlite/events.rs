@@ -41,7 +41,8 @@ pub(super) fn check(conn: &Connection, m: &NewMessage) -> Result<Option<Refusal>
         return Ok(Some(Refusal::UnknownMessage));
     };
     Ok(crate::store::refusal(
-        m,
+        m.kind,
+        m.sender,
         kind,
         UserId(sender),
         deleted.is_some(),
@@ -64,7 +65,8 @@ pub(super) fn apply(conn: &Connection, m: &NewMessage, at: Seq) -> Result<(), St
         Kind::Delete { target } => {
             let target = sql_seq(target);
             conn.prepare_cached(
-                "UPDATE messages SET body = '', deleted = ?3 WHERE conv_id = ?1 AND seq = ?2",
+                "UPDATE messages SET body = '', file_id = NULL, deleted = ?3
+                 WHERE conv_id = ?1 AND seq = ?2",
             )?
             .execute(params![conv, target, at])?;
             conn.prepare_cached(
