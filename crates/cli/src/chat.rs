@@ -21,7 +21,7 @@
 pub mod complete;
 pub mod editor;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex};
 
@@ -58,6 +58,10 @@ Type a line to send it to the current room. Commands (Tab completes them, and ro
   /help             this help
   //text            send a line that starts with /
   quit, /quit       leave (Ctrl-D too)";
+
+/// Most messages kept to apply changes to (a long session in a busy room
+/// must not grow without bound).
+const SEEN_MAX: usize = 10_000;
 
 /// How many recent messages are shown on entering a room.
 const RECENT: u32 = 10;
@@ -230,8 +234,9 @@ struct Shared {
     /// a room and live messages never print one message twice.
     printed: Arc<Mutex<HashMap<Conversation, Seq>>>,
     /// The messages printed, as they stand now (changes applied): which way
-    /// `/react` toggles, and the counts a reaction line shows.
-    seen: Arc<Mutex<HashMap<(Conversation, Seq), Message>>>,
+    /// `/react` toggles, and the counts a reaction line shows. At most
+    /// [`SEEN_MAX`], the lowest numbers going first.
+    seen: Arc<Mutex<BTreeMap<(Conversation, Seq), Message>>>,
     /// Who we are (for reactions of ours).
     me: Username,
     names: SharedNames,
@@ -293,6 +298,9 @@ impl Shared {
     fn print_once(&self, m: &Message) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.insert((m.conv.clone(), m.seq), m.clone());
+            if seen.len() > SEEN_MAX {
+                seen.pop_first();
+            }
         }
         if self.fresh(&m.conv, m.seq) {
             learn(&self.names, |n| n.user(m.sender.as_str()));

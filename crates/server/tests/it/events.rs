@@ -244,6 +244,50 @@ async fn bad_emoji_are_refused_at_the_edge() {
     }
 }
 
+/// Reactions (and edits and deletions) spend from the sender's message
+/// rate: a burst of toggles is refused past it, and nothing refused is
+/// stored or sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaction_spam_is_rate_limited() {
+    let server = TestServer::start_with(|c| {
+        c.rate.messages_per_sec = 0.01;
+        c.rate.message_burst = 4;
+    })
+    .await;
+    let mut raw = Raw::registered(server.addr, "alice").await;
+    let r = raw
+        .call(serde_json::json!({"type": "send", "room": "lobby", "body": "hi", "client_id": "c0"}))
+        .await;
+    assert_eq!(r["type"], "sent");
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        let r = raw
+            .call(serde_json::json!({"type": "react", "room": "lobby", "seq": 1, "emoji": "👍", "on": i % 2 == 0, "client_id": format!("r{i}")}))
+            .await;
+        codes.push(if r["type"] == "sent" {
+            "sent".to_owned()
+        } else {
+            r["code"].as_str().unwrap().to_owned()
+        });
+    }
+    assert_eq!(
+        codes,
+        [
+            "sent",
+            "sent",
+            "sent",
+            "rate_limited",
+            "rate_limited",
+            "rate_limited"
+        ]
+    );
+    let r = raw.call(serde_json::json!({"type": "conversations"})).await;
+    assert_eq!(
+        r["conversations"][0]["last_seq"], 4,
+        "1 message and 3 reactions"
+    );
+}
+
 /// A deletion overwrites the text where it was stored (and its edits'):
 /// after a clean shutdown, neither is anywhere in the database files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
