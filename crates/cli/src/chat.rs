@@ -9,7 +9,7 @@
 //! `/leave`, `/msg USER TEXT`, `/who`, `/rooms`, `/help`, and `quit` or
 //! `/quit` (or Ctrl-D). Messages show their `seq` (`[SEQ HH:MM]`), which
 //! `/edit N TEXT`, `/delete N`, `/reply N TEXT` and `/react N EMOJI` (a
-//! toggle) take to name one in the current room; edits, deletions and
+//! toggle) and `/versions N` take to name one in the current room; edits, deletions and
 //! reactions are printed as lines of their own, and the messages seen
 //! are kept to know which way a reaction toggles and its counts.
 //!
@@ -53,6 +53,7 @@ Type a line to send it to the current room. Commands (Tab completes them, and ro
   /edit N TEXT      replace the text of your message N
   /delete N         delete your message N
   /react N EMOJI    add your reaction to message N, or take it back
+  /versions N       every text message N had, oldest first
   /who              who is in the current room
   /rooms            the rooms you can see (> marks the current one)
   /help             this help
@@ -87,6 +88,8 @@ pub enum Line {
     Delete(Seq),
     /// `/react N EMOJI`.
     React(Seq, String),
+    /// `/versions N`.
+    Versions(Seq),
     /// `/who`.
     Who,
     /// `/rooms`.
@@ -155,6 +158,10 @@ pub fn parse_line(line: &str) -> Line {
         "delete" => match rest.parse::<u64>() {
             Ok(n) => Line::Delete(Seq(n)),
             Err(_) => Line::Bad("Usage: /delete N".into()),
+        },
+        "versions" => match rest.parse::<u64>() {
+            Ok(n) => Line::Versions(Seq(n)),
+            Err(_) => Line::Bad("Usage: /versions N".into()),
         },
         "who" | "names" => Line::Who,
         "rooms" | "list" => Line::Rooms,
@@ -512,6 +519,34 @@ async fn run_line(
             }
             Err(e) => screen.note(&e.message),
         },
+        Line::Versions(seq) => {
+            let versions = client.versions(Conversation::Room(room), seq).await?;
+            if screen.json() {
+                for v in &versions {
+                    let line = serde_json::json!({
+                        "seq": v.seq.0,
+                        "body": v.body.as_str(),
+                        "time": output::rfc3339(v.time),
+                        "time_ms": v.time.0,
+                    });
+                    screen.line(&line.to_string());
+                }
+            } else if versions.is_empty() {
+                screen.note(&format!("Message {seq} was deleted; no text is left."));
+            } else {
+                let lines: Vec<String> = versions
+                    .iter()
+                    .map(|v| {
+                        let text = output::clean(v.body.as_str()).replace('\n', " ");
+                        format!("  [{} {}] {text}", v.seq, output::date_time(v.time))
+                    })
+                    .collect();
+                screen.line(&format!(
+                    "Versions of {seq}, oldest first:\n{}",
+                    lines.join("\n")
+                ));
+            }
+        }
         Line::Join(name) => match parse_room(&name) {
             Err(e) => screen.note(&e.to_string()),
             Ok(new) => match client.join(new.clone()).await {
@@ -704,6 +739,7 @@ mod tests {
             ("/reply 12 me too", Line::Reply(Seq(12), "me too".into())),
             ("/react 4 👍", Line::React(Seq(4), "👍".into())),
             ("/delete 9", Line::Delete(Seq(9))),
+            ("/versions 9", Line::Versions(Seq(9))),
             ("/delete nine", Line::Bad("Usage: /delete N".into())),
             ("/edit 3", Line::Bad("Usage: /edit N TEXT".into())),
             ("/react x 👍", Line::Bad("Usage: /react N EMOJI".into())),

@@ -35,7 +35,22 @@ fn edit_reply_react_and_delete_in_chat() {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
 
-    chat(&alice, "lunch at noon?\n/edit 1 lunch at one?\n");
+    let feed = chat(
+        &alice,
+        "lunch at noon?\n/edit 1 lunch at one?\n/versions 1\n",
+    );
+    let versions = feed
+        .split("Versions of 1, oldest first:")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        versions.contains("[1 ") && versions.contains("] lunch at noon?"),
+        "{feed}"
+    );
+    assert!(
+        versions.contains("[2 ") && versions.contains("] lunch at one?"),
+        "{feed}"
+    );
     let feed = chat(&bob, "/reply 1 works for me\n/react 1 👍\n/edit 1 at two\n");
     assert!(feed.contains("] <alice> lunch at one? (edited)"), "{feed}");
     assert!(
