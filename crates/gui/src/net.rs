@@ -29,7 +29,8 @@ use chatus_client::protocol::message::Sent;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
 use chatus_client::protocol::{
-    Body, ClientMsgId, Conversation, ErrorCode, FileInfo, RoomName, Seq, Username, Visibility,
+    Body, ClientMsgId, Conversation, Emoji, ErrorCode, FileInfo, RoomName, Seq, Username,
+    Visibility,
 };
 use chatus_client::transfer::Progress;
 use chatus_client::{Client, Config, Credentials, Event, Reconnect, Resume, ServerUrl, Sessions};
@@ -123,6 +124,24 @@ pub enum Action {
     Leave(RoomName),
     /// Invite a user to a room.
     Invite(RoomName, Username),
+    /// Add (`on`) or take back our reaction on a message.
+    React {
+        /// The conversation.
+        conv: Conversation,
+        /// The message.
+        seq: Seq,
+        /// The reaction.
+        emoji: Emoji,
+        /// Add or take back.
+        on: bool,
+    },
+    /// Delete a message (ours, or any in a room we created).
+    Delete {
+        /// The conversation.
+        conv: Conversation,
+        /// The message.
+        seq: Seq,
+    },
     /// Reload conversations, the room directory and who is online.
     Refresh,
     /// Reload the room directory.
@@ -698,6 +717,20 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             Action::Leave(room) => match client.leave(room.clone()).await {
                 Ok(()) => Update::Left(room),
                 Err(e) => failed(&format!("Could not leave #{room}"), e),
+            },
+            // Their effect arrives as an event, like everyone else's.
+            Action::React {
+                conv,
+                seq,
+                emoji,
+                on,
+            } => match client.react(conv, seq, emoji, on).await {
+                Ok(_) => return,
+                Err(e) => failed("Could not react", e),
+            },
+            Action::Delete { conv, seq } => match client.delete(conv, seq).await {
+                Ok(_) => return,
+                Err(e) => failed("Could not delete the message", e),
             },
             Action::Invite(room, user) => match client.invite(room.clone(), user.clone()).await {
                 Ok(()) => Update::Notice(format!("Invited {user} to #{room}.")),

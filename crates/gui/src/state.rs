@@ -22,7 +22,8 @@ use chatus_client::protocol::message::Message;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
 use chatus_client::protocol::{
-    ClientMsgId, Conversation, FileId, FileInfo, Password, RoomName, Seq, Username, Visibility,
+    ClientMsgId, Conversation, Emoji, FileId, FileInfo, Password, RoomName, Seq, Username,
+    Visibility,
 };
 use chatus_client::{Credentials, ServerUrl};
 
@@ -200,6 +201,11 @@ pub enum Intent {
     AddAccount,
     /// Message text has characters no installed font can draw.
     GlyphsMissing(Vec<char>),
+    /// Add our reaction to a message of the open conversation, or take it
+    /// back if it is there.
+    React(Seq, Emoji),
+    /// Delete a message of the open conversation.
+    Delete(Seq),
     /// Choose files to send to the open conversation (the file dialog).
     PickFiles,
     /// Send these files to the open conversation (dropped on the window).
@@ -419,6 +425,24 @@ impl State {
                 }
             }
             Intent::Invite(room, user) => vec![Action::Invite(room, user)],
+            Intent::React(seq, emoji) => {
+                let conv = self.selected.clone();
+                let on = !self
+                    .convs
+                    .get(&conv)
+                    .and_then(|c| c.messages.get(&seq))
+                    .is_some_and(|m| m.reactions.iter().any(|r| r.emoji == emoji && r.mine));
+                vec![Action::React {
+                    conv,
+                    seq,
+                    emoji,
+                    on,
+                }]
+            }
+            Intent::Delete(seq) => vec![Action::Delete {
+                conv: self.selected.clone(),
+                seq,
+            }],
             Intent::ShowMembers(room) => vec![Action::Members(room)],
             // Offline, the dialog shows the list as last loaded.
             Intent::Browse if self.link == Link::Online => vec![Action::Rooms],

@@ -819,3 +819,40 @@ fn edits_and_deletions_change_the_message_shown() {
     assert!(m.body.is_none() && m.deleted == Some(Seq(3)));
     assert_eq!(s.convs[&lobby].last_seq, Seq(3));
 }
+
+#[test]
+fn a_reaction_toggles_ours_and_deleting_names_the_message() {
+    use chatus_client::protocol::Emoji;
+    use chatus_client::protocol::event::ReactionCount;
+    let mut s = connected("alice");
+    let lobby = Conversation::Room(RoomName::lobby());
+    s.intent(Intent::Select(lobby.clone()));
+    let mut m = msg(&lobby, 1, "bob", "hi");
+    m.reactions.push(ReactionCount {
+        emoji: Emoji::parse("👍").unwrap(),
+        count: 1,
+        users: vec![user("alice")],
+        mine: true,
+    });
+    s.apply(Update::Event(Event::Message {
+        message: m,
+        live: true,
+    }));
+    let thumbs = Emoji::parse("👍").unwrap();
+    let a = s.intent(Intent::React(Seq(1), thumbs.clone()));
+    assert!(
+        matches!(
+            &a[..],
+            [Action::React {
+                seq: Seq(1),
+                on: false,
+                ..
+            }]
+        ),
+        "ours is taken back: {a:?}"
+    );
+    let a = s.intent(Intent::React(Seq(1), Emoji::parse("🎉").unwrap()));
+    assert!(matches!(&a[..], [Action::React { on: true, .. }]), "{a:?}");
+    let a = s.intent(Intent::Delete(Seq(1)));
+    assert!(matches!(&a[..], [Action::Delete { conv, seq: Seq(1) }] if *conv == lobby));
+}

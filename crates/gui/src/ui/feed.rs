@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use chatus_client::protocol::Conversation;
 use chatus_client::protocol::message::Message;
+use chatus_client::protocol::{Conversation, Emoji};
 use eframe::egui::{self, RichText};
 
 use super::files;
@@ -230,6 +230,9 @@ fn day_divider(ui: &mut egui::Ui, label: &str) {
     ui.add_space(4.0);
 }
 
+/// The reactions a message's context menu offers (each toggles ours).
+const QUICK_REACTIONS: &[&str] = &["👍", "❤️", "😂", "🎉"];
+
 fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mut Vec<Intent>) {
     let mine = state.is_me(&m.sender);
     let fill = if mine {
@@ -292,7 +295,21 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mu
         });
     // Grouped messages show no time of their own: hovering any message
     // tells when it was sent.
-    framed.response.on_hover_text(style::full_time(m.time));
+    let response = framed.response.on_hover_text(style::full_time(m.time));
+    if m.deleted.is_none() {
+        response.context_menu(|ui| {
+            for emoji in QUICK_REACTIONS {
+                if let Ok(emoji) = Emoji::parse(*emoji)
+                    && ui.button(format!("React {emoji}")).clicked()
+                {
+                    intents.push(Intent::React(m.seq, emoji));
+                }
+            }
+            if mine && ui.button("Delete message").clicked() {
+                intents.push(Intent::Delete(m.seq));
+            }
+        });
+    }
 }
 
 fn pending_row(ui: &mut egui::Ui, state: &State, p: &Pending) {
