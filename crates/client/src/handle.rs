@@ -195,11 +195,23 @@ impl Client {
     /// Sends a message answering message `seq` of the same conversation
     /// (queued like [`Client::send`]).
     pub async fn reply(&self, to: Conversation, seq: Seq, body: Body) -> Result<Sent, Error> {
+        self.reply_with_id(to, seq, body, Self::new_client_id())
+            .await
+    }
+
+    /// As [`Client::reply`], with a chosen `client_id`.
+    pub async fn reply_with_id(
+        &self,
+        to: Conversation,
+        seq: Seq,
+        body: Body,
+        client_id: ClientMsgId,
+    ) -> Result<Sent, Error> {
         let op = Op::Message {
             file: None,
             reply_to: Some(seq),
         };
-        self.queue(to, body, Self::new_client_id(), op).await
+        self.queue(to, body, client_id, op).await
     }
 
     /// Replaces the text of our message `seq`; `sent` names the edit's own

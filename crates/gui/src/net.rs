@@ -108,6 +108,17 @@ pub enum Action {
         body: Body,
         /// Our id for it.
         client_id: ClientMsgId,
+        /// The message it answers.
+        reply_to: Option<Seq>,
+    },
+    /// Replace the text of our message.
+    Edit {
+        /// The conversation.
+        conv: Conversation,
+        /// The message.
+        seq: Seq,
+        /// Its new text.
+        body: Body,
     },
     /// Load the newest page (`before: None`) or older messages.
     History {
@@ -674,8 +685,16 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                 conv,
                 body,
                 client_id,
+                reply_to,
             } => {
-                let result = client.send_with_id(conv, body, client_id.clone()).await;
+                let result = match reply_to {
+                    Some(seq) => {
+                        client
+                            .reply_with_id(conv, seq, body, client_id.clone())
+                            .await
+                    }
+                    None => client.send_with_id(conv, body, client_id.clone()).await,
+                };
                 Update::Sent {
                     client_id,
                     result: result.map_err(|e| e.to_string()),
@@ -727,6 +746,10 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             } => match client.react(conv, seq, emoji, on).await {
                 Ok(_) => return,
                 Err(e) => failed("Could not react", e),
+            },
+            Action::Edit { conv, seq, body } => match client.edit(conv, seq, body).await {
+                Ok(_) => return,
+                Err(e) => failed("Could not edit the message", e),
             },
             Action::Delete { conv, seq } => match client.delete(conv, seq).await {
                 Ok(_) => return,

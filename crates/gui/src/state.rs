@@ -204,6 +204,10 @@ pub enum Intent {
     /// Add our reaction to a message of the open conversation, or take it
     /// back if it is there.
     React(Seq, Emoji),
+    /// The composer's next text answers this message (or, with
+    /// `ComposeMode::Edit`, replaces our message's text); `None` goes back
+    /// to plain sending.
+    ComposeAs(Option<ComposeMode>),
     /// Delete a message of the open conversation.
     Delete(Seq),
     /// Choose files to send to the open conversation (the file dialog).
@@ -230,6 +234,9 @@ pub enum Intent {
 pub struct State {
     /// Which screen.
     pub screen: Screen,
+    /// What the composer's next text does (in the open conversation;
+    /// selecting another ends it).
+    pub compose_mode: Option<ComposeMode>,
     /// The login form.
     pub login: LoginForm,
     /// The server we talk to.
@@ -289,6 +296,15 @@ fn lobby() -> Conversation {
     Conversation::Room(RoomName::lobby())
 }
 
+/// What the composer's next text does besides being a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComposeMode {
+    /// Answer message N of the open conversation.
+    Reply(Seq),
+    /// Replace the text of our message N.
+    Edit(Seq),
+}
+
 impl Default for State {
     fn default() -> Self {
         Self {
@@ -321,6 +337,7 @@ impl Default for State {
             font_gaps: BTreeSet::new(),
             quit: false,
             session: Session::default(),
+            compose_mode: None,
         }
     }
 }
@@ -438,6 +455,10 @@ impl State {
                     emoji,
                     on,
                 }]
+            }
+            Intent::ComposeAs(mode) => {
+                self.compose_mode = mode;
+                Vec::new()
             }
             Intent::Delete(seq) => vec![Action::Delete {
                 conv: self.selected.clone(),

@@ -856,3 +856,31 @@ fn a_reaction_toggles_ours_and_deleting_names_the_message() {
     let a = s.intent(Intent::Delete(Seq(1)));
     assert!(matches!(&a[..], [Action::Delete { conv, seq: Seq(1) }] if *conv == lobby));
 }
+
+#[test]
+fn the_composer_replies_and_edits_once_then_sends_plainly() {
+    let mut s = connected("alice");
+    let lobby = Conversation::Room(RoomName::lobby());
+    s.intent(Intent::Select(lobby.clone()));
+    s.intent(Intent::ComposeAs(Some(ComposeMode::Reply(Seq(4)))));
+    let a = s.intent(Intent::Compose("me too".into()));
+    assert!(
+        matches!(&a[..], [Action::Send { reply_to: Some(Seq(4)), body, .. }] if body.as_str() == "me too"),
+        "{a:?}"
+    );
+    s.intent(Intent::ComposeAs(Some(ComposeMode::Edit(Seq(2)))));
+    let a = s.intent(Intent::Compose("fixed\n".into()));
+    assert!(
+        matches!(&a[..], [Action::Edit { seq: Seq(2), body, .. }] if body.as_str() == "fixed"),
+        "{a:?}"
+    );
+    let a = s.intent(Intent::Compose("plain".into()));
+    assert!(
+        matches!(&a[..], [Action::Send { reply_to: None, .. }]),
+        "{a:?}"
+    );
+    // Another conversation ends a reply in progress.
+    s.intent(Intent::ComposeAs(Some(ComposeMode::Reply(Seq(1)))));
+    s.intent(Intent::Select(Conversation::Peer(user("bob"))));
+    assert_eq!(s.compose_mode, None);
+}

@@ -15,7 +15,7 @@ use eframe::egui::{self, RichText};
 use super::files;
 use super::style::{self, Run};
 use crate::fonts::GlyphCheck;
-use crate::state::{Conv, Intent, Link, Pending, State};
+use crate::state::{ComposeMode, Conv, Intent, Link, Pending, State};
 
 /// Scroll bookkeeping for one conversation's feed.
 #[derive(Debug, Default, Clone)]
@@ -304,6 +304,12 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mu
                 {
                     intents.push(Intent::React(m.seq, emoji));
                 }
+            }
+            if ui.button("Reply").clicked() {
+                intents.push(Intent::ComposeAs(Some(ComposeMode::Reply(m.seq))));
+            }
+            if mine && ui.button("Edit").clicked() {
+                intents.push(Intent::ComposeAs(Some(ComposeMode::Edit(m.seq))));
             }
             if mine && ui.button("Delete message").clicked() {
                 intents.push(Intent::Delete(m.seq));
