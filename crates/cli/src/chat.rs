@@ -7,7 +7,11 @@
 //! sent to the current room; incoming messages are printed with time and
 //! sender as they arrive. Commands: `/join ROOM`, `/create ROOM`,
 //! `/leave`, `/msg USER TEXT`, `/who`, `/rooms`, `/help`, and `quit` or
-//! `/quit` (or Ctrl-D).
+//! `/quit` (or Ctrl-D). Messages show their `seq` (`[SEQ HH:MM]`), which
+//! `/edit N TEXT`, `/delete N`, `/reply N TEXT` and `/react N EMOJI` (a
+//! toggle) and `/versions N` take to name one in the current room; edits, deletions and
+//! reactions are printed as lines of their own, and the messages seen
+//! are kept to know which way a reaction toggles and its counts.
 //!
 //! Standard input need not be a terminal: piped lines are sent one after
 //! the other (each acknowledged before the next is read), and the end of
@@ -17,13 +21,16 @@
 pub mod complete;
 pub mod editor;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex};
 
+use chatus_client::protocol::event::Change;
 use chatus_client::protocol::history::Page;
 use chatus_client::protocol::message::Message;
-use chatus_client::protocol::{Body, Conversation, ErrorCode, RoomName, Seq, Username, Visibility};
+use chatus_client::protocol::{
+    Body, Conversation, Emoji, ErrorCode, RoomName, Seq, Username, Visibility,
+};
 use chatus_client::{Client, Event, Events, Status};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::oneshot;
@@ -42,11 +49,20 @@ Type a line to send it to the current room. Commands (Tab completes them, and ro
   /create ROOM      create a public room and talk there
   /leave            leave the current room, back to the lobby
   /msg USER TEXT    send a direct message
+  /reply N TEXT     answer message N (the number in [N HH:MM])
+  /edit N TEXT      replace the text of your message N
+  /delete N         delete your message N
+  /react N EMOJI    add your reaction to message N, or take it back
+  /versions N       every text message N had, oldest first
   /who              who is in the current room
   /rooms            the rooms you can see (> marks the current one)
   /help             this help
   //text            send a line that starts with /
   quit, /quit       leave (Ctrl-D too)";
+
+/// Most messages kept to apply changes to (a long session in a busy room
+/// must not grow without bound).
+const SEEN_MAX: usize = 10_000;
 
 /// How many recent messages are shown on entering a room.
 const RECENT: u32 = 10;
@@ -64,6 +80,16 @@ pub enum Line {
     Leave,
     /// `/msg USER TEXT`.
     Msg(String, String),
+    /// `/reply N TEXT`.
+    Reply(Seq, String),
+    /// `/edit N TEXT`.
+    Edit(Seq, String),
+    /// `/delete N`.
+    Delete(Seq),
+    /// `/react N EMOJI`.
+    React(Seq, String),
+    /// `/versions N`.
+    Versions(Seq),
     /// `/who`.
     Who,
     /// `/rooms`.
@@ -108,6 +134,35 @@ pub fn parse_line(line: &str) -> Line {
             }
             _ => Line::Bad("Usage: /msg USER TEXT".into()),
         },
+        "reply" | "edit" | "react" => {
+            let usage = match name {
+                "reply" => "Usage: /reply N TEXT",
+                "edit" => "Usage: /edit N TEXT",
+                _ => "Usage: /react N EMOJI",
+            };
+            match rest.split_once(char::is_whitespace) {
+                Some((n, text)) if !text.trim().is_empty() => match n.parse::<u64>() {
+                    Ok(n) => {
+                        let (seq, text) = (Seq(n), text.trim().to_owned());
+                        match name {
+                            "reply" => Line::Reply(seq, text),
+                            "edit" => Line::Edit(seq, text),
+                            _ => Line::React(seq, text),
+                        }
+                    }
+                    Err(_) => Line::Bad(usage.into()),
+                },
+                _ => Line::Bad(usage.into()),
+            }
+        }
+        "delete" => match rest.parse::<u64>() {
+            Ok(n) => Line::Delete(Seq(n)),
+            Err(_) => Line::Bad("Usage: /delete N".into()),
+        },
+        "versions" => match rest.parse::<u64>() {
+            Ok(n) => Line::Versions(Seq(n)),
+            Err(_) => Line::Bad("Usage: /versions N".into()),
+        },
         "who" | "names" => Line::Who,
         "rooms" | "list" => Line::Rooms,
         "help" | "?" => Line::Help,
@@ -150,6 +205,28 @@ impl Screen {
             self.line(&output::message_text(m, elsewhere, false));
         }
     }
+
+    /// A change, and (for a reaction) the message's counts after it.
+    fn change(&self, c: &Change, target: Option<&Message>, current: &RoomName) {
+        if self.json() {
+            self.line(&output::change_json(c).to_string());
+            return;
+        }
+        let elsewhere = *c.conv() != Conversation::Room(current.clone());
+        let mut text = output::change_text(c, elsewhere);
+        if let (Change::Reacted(_), Some(m)) = (c, target) {
+            let counts = output::reactions_text(m);
+            text.push_str(&format!(
+                " ({})",
+                if counts.is_empty() {
+                    "none left".into()
+                } else {
+                    counts
+                }
+            ));
+        }
+        self.line(&text);
+    }
 }
 
 /// What the chat loop and the event printer share.
@@ -163,6 +240,12 @@ struct Shared {
     /// The last `seq` printed per conversation: history shown on entering
     /// a room and live messages never print one message twice.
     printed: Arc<Mutex<HashMap<Conversation, Seq>>>,
+    /// The messages printed, as they stand now (changes applied): which way
+    /// `/react` toggles, and the counts a reaction line shows. At most
+    /// [`SEEN_MAX`], the lowest numbers going first.
+    seen: Arc<Mutex<BTreeMap<(Conversation, Seq), Message>>>,
+    /// Who we are (for reactions of ours).
+    me: Username,
     names: SharedNames,
 }
 
@@ -184,18 +267,49 @@ impl Shared {
         learn(&self.names, |n| n.room(room.as_str()));
     }
 
+    /// Whether `seq` of `conv` is past what was printed; moves the mark.
+    fn fresh(&self, conv: &Conversation, seq: Seq) -> bool {
+        self.printed.lock().map_or(true, |mut p| {
+            let last = p.entry(conv.clone()).or_insert(Seq(0));
+            let fresh = seq > *last;
+            if fresh {
+                *last = seq;
+            }
+            fresh
+        })
+    }
+
+    /// Prints a change once, after applying it to the message it changes.
+    fn print_change(&self, c: &Change) {
+        if !self.fresh(c.conv(), c.seq()) {
+            return;
+        }
+        let target = self.seen.lock().ok().and_then(|mut seen| {
+            let m = seen.get_mut(&(c.conv().clone(), c.target()))?;
+            chatus_client::changes::apply(m, c, Some(&self.me));
+            Some(m.clone())
+        });
+        self.screen.change(c, target.as_ref(), &self.room());
+    }
+
+    /// Our reaction `emoji` on message `seq` of `conv`, as last seen.
+    fn reacted(&self, conv: &Conversation, seq: Seq, emoji: &Emoji) -> bool {
+        self.seen.lock().is_ok_and(|seen| {
+            seen.get(&(conv.clone(), seq))
+                .is_some_and(|m| m.reactions.iter().any(|r| r.emoji == *emoji && r.mine))
+        })
+    }
+
     /// Prints `m` unless it (or a later one of its conversation) was
     /// printed already.
     fn print_once(&self, m: &Message) {
-        let fresh = self.printed.lock().map_or(true, |mut p| {
-            let last = p.entry(m.conv.clone()).or_insert(Seq(0));
-            let fresh = m.seq > *last;
-            if fresh {
-                *last = m.seq;
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert((m.conv.clone(), m.seq), m.clone());
+            if seen.len() > SEEN_MAX {
+                seen.pop_first();
             }
-            fresh
-        });
-        if fresh {
+        }
+        if self.fresh(&m.conv, m.seq) {
             learn(&self.names, |n| n.user(m.sender.as_str()));
             self.screen.message(m, &self.room());
         }
@@ -290,6 +404,8 @@ pub async fn chat(ctx: &Ctx, args: &ChatArgs) -> Result<(), CliError> {
         room: Arc::new(Mutex::new(start.clone())),
         prompt,
         printed: Arc::default(),
+        seen: Arc::default(),
+        me: connected.user.clone(),
         names,
     };
     shared.set_room(&start);
@@ -382,6 +498,55 @@ async fn run_line(
             (Err(e), _) => screen.note(&e.to_string()),
             (_, Err(_)) => {}
         },
+        Line::Reply(seq, text) => {
+            if let Ok(body) = Body::parse(text) {
+                client.reply(Conversation::Room(room), seq, body).await?;
+            }
+        }
+        Line::Edit(seq, text) => {
+            if let Ok(body) = Body::parse(text) {
+                client.edit(Conversation::Room(room), seq, body).await?;
+            }
+        }
+        Line::Delete(seq) => {
+            client.delete(Conversation::Room(room), seq).await?;
+        }
+        Line::React(seq, emoji) => match Emoji::parse(emoji) {
+            Ok(emoji) => {
+                let conv = Conversation::Room(room);
+                let on = !shared.reacted(&conv, seq, &emoji);
+                client.react(conv, seq, emoji, on).await?;
+            }
+            Err(e) => screen.note(&e.message),
+        },
+        Line::Versions(seq) => {
+            let versions = client.versions(Conversation::Room(room), seq).await?;
+            if screen.json() {
+                for v in &versions {
+                    let line = serde_json::json!({
+                        "seq": v.seq.0,
+                        "body": v.body.as_str(),
+                        "time": output::rfc3339(v.time),
+                        "time_ms": v.time.0,
+                    });
+                    screen.line(&line.to_string());
+                }
+            } else if versions.is_empty() {
+                screen.note(&format!("Message {seq} was deleted; no text is left."));
+            } else {
+                let lines: Vec<String> = versions
+                    .iter()
+                    .map(|v| {
+                        let text = output::clean(v.body.as_str()).replace('\n', " ");
+                        format!("  [{} {}] {text}", v.seq, output::date_time(v.time))
+                    })
+                    .collect();
+                screen.line(&format!(
+                    "Versions of {seq}, oldest first:\n{}",
+                    lines.join("\n")
+                ));
+            }
+        }
         Line::Join(name) => match parse_room(&name) {
             Err(e) => screen.note(&e.to_string()),
             Ok(new) => match client.join(new.clone()).await {
@@ -488,6 +653,7 @@ async fn print_events(
         let room = shared.room();
         match event {
             Event::Message { message, .. } => shared.print_once(&message),
+            Event::Change { change, .. } => shared.print_change(&change),
             Event::Presence(p) => {
                 for m in p.users.iter().filter(|m| m.user != me) {
                     learn(&shared.names, |n| n.user(m.user.as_str()));
@@ -566,6 +732,17 @@ mod tests {
             ("/msg bob", Line::Bad("Usage: /msg USER TEXT".into())),
             ("/who", Line::Who),
             ("/rooms", Line::Rooms),
+            (
+                "/edit 3 better text",
+                Line::Edit(Seq(3), "better text".into()),
+            ),
+            ("/reply 12 me too", Line::Reply(Seq(12), "me too".into())),
+            ("/react 4 👍", Line::React(Seq(4), "👍".into())),
+            ("/delete 9", Line::Delete(Seq(9))),
+            ("/versions 9", Line::Versions(Seq(9))),
+            ("/delete nine", Line::Bad("Usage: /delete N".into())),
+            ("/edit 3", Line::Bad("Usage: /edit N TEXT".into())),
+            ("/react x 👍", Line::Bad("Usage: /react N EMOJI".into())),
             ("//not a command", Line::Say("/not a command".into())),
             (
                 "/dance",

@@ -278,10 +278,21 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
     let result = client.history(conv.clone(), page, Some(args.limit)).await;
     client.quit().await;
     let h = result?;
-    for m in &h.messages {
-        if ctx.json {
+    if ctx.json {
+        // Messages and changes, in seq order: every seq of the page once.
+        let mut changes = h.changes.iter().peekable();
+        for m in &h.messages {
+            while let Some(c) = changes.next_if(|c| c.seq() < m.seq) {
+                print_json(&output::change_json(c));
+            }
             print_json(&output::message_json(m));
-        } else {
+        }
+        for c in changes {
+            print_json(&output::change_json(c));
+        }
+    } else {
+        // Each message as it stands now: its changes are shown on it.
+        for m in &h.messages {
             say(&output::message_text(m, false, true));
         }
     }
@@ -347,6 +358,23 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
                     print_json(&output::message_json(&message));
                 } else {
                     say(&output::message_text(&message, room.is_none(), false));
+                }
+                seen += 1;
+                if args.count.is_some_and(|n| seen >= n) {
+                    break Ok(());
+                }
+            }
+            Some(Event::Change { change, .. }) => {
+                if room
+                    .as_ref()
+                    .is_some_and(|r| *change.conv() != Conversation::Room(r.clone()))
+                {
+                    continue;
+                }
+                if ctx.json {
+                    print_json(&output::change_json(&change));
+                } else {
+                    say(&output::change_text(&change, room.is_none()));
                 }
                 seen += 1;
                 if args.count.is_some_and(|n| seen >= n) {

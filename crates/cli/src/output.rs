@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use chatus_client::protocol::event::Change;
 use chatus_client::protocol::message::Message;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
@@ -57,24 +58,128 @@ pub fn rfc3339(t: Timestamp) -> String {
         .map_or_else(String::new, |ts| format!("{ts:.3}"))
 }
 
-/// The JSON object for a message: `seq`, `room` or `peer`, `sender`, `body`,
-/// `time` (RFC 3339, UTC) and `time_ms`.
+/// The JSON object for a message: `type` (`"message"`), `seq`, `room` or
+/// `peer`, `sender`, `body` (absent once deleted), `time` (RFC 3339, UTC)
+/// and `time_ms`; with `file`, `reply_to` (`seq`, `sender`, `excerpt`),
+/// `edited` (the edit's seq), `deleted` (the deletion's seq) and
+/// `reactions` (`emoji`, `count`, `users`, `mine`) when they apply.
 pub fn message_json(m: &Message) -> Value {
     let mut v = json!({
+        "type": "message",
         "seq": m.seq.0,
         "sender": m.sender.as_str(),
-        "body": m.body.as_str(),
         "time": rfc3339(m.time),
         "time_ms": m.time.0,
     });
-    match &m.conv {
-        Conversation::Room(r) => v["room"] = json!(r.as_str()),
-        Conversation::Peer(p) => v["peer"] = json!(p.as_str()),
+    if let Some(b) = &m.body {
+        v["body"] = json!(b.as_str());
     }
+    place_json(&mut v, &m.conv);
     if let Some(f) = &m.file {
         v["file"] = file_json(f);
     }
+    if let Some(q) = &m.reply_to {
+        v["reply_to"] = json!({"seq": q.seq.0, "sender": q.sender.as_str(), "excerpt": q.excerpt});
+    }
+    if let Some(e) = m.edited {
+        v["edited"] = json!(e.0);
+    }
+    if let Some(d) = m.deleted {
+        v["deleted"] = json!(d.0);
+    }
+    if !m.reactions.is_empty() {
+        v["reactions"] = m
+            .reactions
+            .iter()
+            .map(|r| {
+                json!({
+                    "emoji": r.emoji.as_str(),
+                    "count": r.count,
+                    "users": r.users.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                    "mine": r.mine,
+                })
+            })
+            .collect();
+    }
     v
+}
+
+fn place_json(v: &mut Value, conv: &Conversation) {
+    match conv {
+        Conversation::Room(r) => v["room"] = json!(r.as_str()),
+        Conversation::Peer(p) => v["peer"] = json!(p.as_str()),
+    }
+}
+
+/// The JSON object for a change: `type` (`"edited"`, `"deleted"` or
+/// `"reacted"`), `seq` (its own), `room` or `peer`, `sender`, `target`
+/// (the message's seq), `time`, `time_ms`; an edit's `body` (absent once
+/// the message is deleted), a reaction's `emoji` and `on`.
+pub fn change_json(c: &Change) -> Value {
+    let (kind, sender, time) = match c {
+        Change::Edited(e) => ("edited", &e.sender, e.time),
+        Change::Deleted(d) => ("deleted", &d.sender, d.time),
+        Change::Reacted(r) => ("reacted", &r.sender, r.time),
+    };
+    let mut v = json!({
+        "type": kind,
+        "seq": c.seq().0,
+        "sender": sender.as_str(),
+        "target": c.target().0,
+        "time": rfc3339(time),
+        "time_ms": time.0,
+    });
+    place_json(&mut v, c.conv());
+    match c {
+        Change::Edited(e) => {
+            if let Some(b) = &e.body {
+                v["body"] = json!(b.as_str());
+            }
+        }
+        Change::Deleted(_) => {}
+        Change::Reacted(r) => {
+            v["emoji"] = json!(r.emoji.as_str());
+            v["on"] = json!(r.on);
+        }
+    }
+    v
+}
+
+/// Reaction counts as text: `👍 2  🎉 1`.
+pub fn reactions_text(m: &Message) -> String {
+    m.reactions
+        .iter()
+        .map(|r| format!("{} {}", clean(r.emoji.as_str()), r.count))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+/// A change as one line, like a message's: `[SEQ HH:MM] <who> edited 3:
+/// new text`, `… deleted 3`, `… reacted 👍 to 3`, `… took back 👍 on 3`.
+pub fn change_text(c: &Change, with_place: bool) -> String {
+    let (sender, time) = match c {
+        Change::Edited(e) => (&e.sender, e.time),
+        Change::Deleted(d) => (&d.sender, d.time),
+        Change::Reacted(r) => (&r.sender, r.time),
+    };
+    let mut head = format!("[{} {}] ", c.seq(), clock(time));
+    if with_place {
+        head.push_str(&place(c.conv()));
+        head.push(' ');
+    }
+    head.push_str(&format!("<{sender}> "));
+    let width = head.chars().count();
+    let target = c.target();
+    let what = match c {
+        Change::Edited(e) => match &e.body {
+            Some(b) => format!("edited {target}: {}", indent_body(b.as_str(), width)),
+            None => format!("edited {target} (message deleted)"),
+        },
+        Change::Deleted(_) => format!("deleted {target} (message deleted)"),
+        Change::Reacted(r) if r.on => format!("reacted {} to {target}", clean(r.emoji.as_str())),
+        Change::Reacted(r) => format!("took back {} on {target}", clean(r.emoji.as_str())),
+    };
+    format!("{head}{what}")
 }
 
 /// The JSON object for a file: `id`, `name`, `size`, `media_type`,
@@ -123,18 +228,40 @@ pub fn message_text(m: &Message, with_place: bool, long_time: bool) -> String {
     } else {
         clock(m.time)
     };
-    let mut head = format!("[{time}] ");
+    let mut head = format!("[{} {time}] ", m.seq);
     if with_place {
         head.push_str(&place(&m.conv));
         head.push(' ');
     }
     head.push_str(&format!("<{}> ", m.sender));
     let width = head.chars().count();
-    let mut text = format!("{head}{}", indent_body(m.body.as_str(), width));
-    if let Some(f) = &m.file {
+    let pad = " ".repeat(width);
+    let mut text = head;
+    if let Some(q) = &m.reply_to {
+        let quoted = q.excerpt.as_deref().map_or_else(
+            || "(message deleted)".to_owned(),
+            |e| clean(e).replace('\n', " "),
+        );
+        text.push_str(&format!("↪ {} <{}> {quoted}\n{pad}", q.seq, q.sender));
+    }
+    match &m.body {
+        Some(b) => text.push_str(&indent_body(b.as_str(), width)),
+        None => text.push_str("(message deleted)"),
+    }
+    if m.edited.is_some() && m.deleted.is_none() {
+        text.push_str(" (edited)");
+    }
+    if let Some(f) = &m.file
+        && m.deleted.is_none()
+    {
         text.push('\n');
-        text.push_str(&" ".repeat(width));
+        text.push_str(&pad);
         text.push_str(&file_text(f));
+    }
+    if !m.reactions.is_empty() {
+        text.push('\n');
+        text.push_str(&pad);
+        text.push_str(&reactions_text(m));
     }
     text
 }
@@ -244,9 +371,13 @@ mod tests {
             conv: Conversation::Room(RoomName::lobby()),
             seq: Seq(4),
             sender: Username::parse("alice").unwrap(),
-            body: Body::parse("one\ntwo").unwrap(),
+            body: Some(Body::parse("one\ntwo").unwrap()),
             time: Timestamp(1_764_000_000_000),
             file: None,
+            reply_to: None,
+            edited: None,
+            deleted: None,
+            reactions: Vec::new(),
         };
         let text = message_text(&m, true, false);
         let lines: Vec<&str> = text.lines().collect();
@@ -261,5 +392,59 @@ mod tests {
         assert_eq!(v["room"], "lobby");
         assert_eq!(v["seq"], 4);
         assert_eq!(v["time"], "2025-11-24T16:00:00.000Z");
+        assert_eq!(v["type"], "message");
+        assert!(
+            lines[0].starts_with("[4 "),
+            "the seq to address it by: {text}"
+        );
+    }
+
+    #[test]
+    fn changed_messages() {
+        use chatus_client::protocol::Emoji;
+        use chatus_client::protocol::event::{Quote, ReactionCount};
+        let alice = Username::parse("alice").unwrap();
+        let mut m = Message {
+            conv: Conversation::Room(RoomName::lobby()),
+            seq: Seq(5),
+            sender: alice.clone(),
+            body: Some(Body::parse("sure").unwrap()),
+            time: Timestamp(1_764_000_000_000),
+            file: None,
+            reply_to: Some(Quote {
+                seq: Seq(2),
+                sender: alice.clone(),
+                excerpt: Some("lunch?".into()),
+            }),
+            edited: Some(Seq(6)),
+            deleted: None,
+            reactions: vec![ReactionCount {
+                emoji: Emoji::parse("👍").unwrap(),
+                count: 2,
+                users: vec![alice.clone()],
+                mine: false,
+            }],
+        };
+        let text = message_text(&m, false, false);
+        assert!(text.contains("↪ 2 <alice> lunch?"), "{text}");
+        assert!(text.contains("sure (edited)"), "{text}");
+        assert!(text.ends_with("👍 2"), "{text}");
+        let v = message_json(&m);
+        assert_eq!(
+            (v["edited"].as_u64(), v["reply_to"]["seq"].as_u64()),
+            (Some(6), Some(2))
+        );
+        assert_eq!(v["reactions"][0]["count"], 2);
+        m.body = None;
+        m.deleted = Some(Seq(7));
+        m.reactions.clear();
+        let text = message_text(&m, false, false);
+        assert!(
+            text.ends_with("<alice> ↪ 2 <alice> lunch?\n                (message deleted)")
+                || text.ends_with("(message deleted)"),
+            "{text}"
+        );
+        assert!(!text.contains("sure"));
+        assert!(message_json(&m).get("body").is_none());
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chatus_protocol::event::Change;
 use chatus_protocol::hello::Limits;
 use chatus_protocol::message::Message;
 use chatus_protocol::presence::Presence;
@@ -36,6 +37,16 @@ pub enum Event {
         /// The message.
         message: Message,
         /// False for messages fetched while catching up after a reconnect.
+        live: bool,
+    },
+    /// A change to a message (an edit, a deletion, a reaction), in `seq`
+    /// order with messages, never twice. Apply it to the message at its
+    /// `target` if shown; a message from `history` already shows the
+    /// changes up to its `edited`/`deleted` (and its current reactions).
+    Change {
+        /// The change.
+        change: Change,
+        /// False for changes fetched while catching up after a reconnect.
         live: bool,
     },
     /// Someone came online or went offline.

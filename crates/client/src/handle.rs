@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chatus_protocol::Emoji;
 use chatus_protocol::auth::{ChangePassword, Logout};
+use chatus_protocol::event::{Version, Versions};
 use chatus_protocol::file::{FileList, ListFiles};
 use chatus_protocol::history::{
     ConversationInfo, Conversations, History, HistoryPage, MarkRead, Page,
@@ -23,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, Status};
-use crate::task::{Command, Task};
+use crate::task::{Command, Op, Task};
 
 /// A handle to a running client. Cheap to clone; the task stops when every
 /// handle is dropped or [`Client::quit`] is called.
@@ -157,17 +159,108 @@ impl Client {
         file: Option<FileId>,
         client_id: ClientMsgId,
     ) -> Result<Sent, Error> {
+        self.queue(
+            to,
+            body,
+            client_id,
+            Op::Message {
+                file,
+                reply_to: None,
+            },
+        )
+        .await
+    }
+
+    /// Queues a message or a change until the server acknowledges it.
+    async fn queue(
+        &self,
+        to: Conversation,
+        body: Body,
+        client_id: ClientMsgId,
+        op: Op,
+    ) -> Result<Sent, Error> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Send {
                 to,
                 body,
                 client_id,
-                file,
+                op,
                 reply,
             })
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Sends a message answering message `seq` of the same conversation
+    /// (queued like [`Client::send`]).
+    pub async fn reply(&self, to: Conversation, seq: Seq, body: Body) -> Result<Sent, Error> {
+        self.reply_with_id(to, seq, body, Self::new_client_id())
+            .await
+    }
+
+    /// As [`Client::reply`], with a chosen `client_id`.
+    pub async fn reply_with_id(
+        &self,
+        to: Conversation,
+        seq: Seq,
+        body: Body,
+        client_id: ClientMsgId,
+    ) -> Result<Sent, Error> {
+        let op = Op::Message {
+            file: None,
+            reply_to: Some(seq),
+        };
+        self.queue(to, body, client_id, op).await
+    }
+
+    /// Replaces the text of our message `seq`; `sent` names the edit's own
+    /// `seq`. Queued like a send: it goes out once, after a reconnect if
+    /// need be.
+    pub async fn edit(&self, to: Conversation, seq: Seq, body: Body) -> Result<Sent, Error> {
+        self.queue(to, body, Self::new_client_id(), Op::Edit(seq))
+            .await
+    }
+
+    /// Deletes our message `seq` (or any, in a room we created): its text
+    /// is erased on the server.
+    pub async fn delete(&self, to: Conversation, seq: Seq) -> Result<Sent, Error> {
+        // The body of a deletion is never sent; the queue wants one.
+        let body = Body::parse("-").map_err(|e| Error::Server {
+            code: e.code,
+            message: e.message,
+            retry_after: None,
+        })?;
+        self.queue(to, body, Self::new_client_id(), Op::Delete(seq))
+            .await
+    }
+
+    /// Adds (`on`) or takes back our reaction `emoji` on message `seq`.
+    pub async fn react(
+        &self,
+        to: Conversation,
+        seq: Seq,
+        emoji: Emoji,
+        on: bool,
+    ) -> Result<Sent, Error> {
+        let body = Body::parse(emoji.as_str()).map_err(|e| Error::Server {
+            code: e.code,
+            message: e.message,
+            retry_after: None,
+        })?;
+        self.queue(to, body, Self::new_client_id(), Op::React(seq, emoji, on))
+            .await
+    }
+
+    /// Every text message `seq` had, oldest first (empty once deleted).
+    pub async fn versions(&self, conv: Conversation, seq: Seq) -> Result<Vec<Version>, Error> {
+        match self
+            .request(Request::Versions(Versions { conv, seq }))
+            .await?
+        {
+            ServerMessage::Versions(v) => Ok(v.versions),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// The files shared in a conversation, newest first.

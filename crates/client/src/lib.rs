@@ -15,6 +15,8 @@
 //! - [`config`]: [`Config`], [`Credentials`], [`Reconnect`], [`Resume`].
 //! - [`event`] holds [`Event`] and [`Status`].
 //! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.
+//! - [`changes`]: applying an edit, deletion or reaction to a message
+//!   shown ([`changes::apply`]), idempotently.
 //! - [`url`]: [`ServerUrl`], addresses as people type them.
 //! - [`sessions`]: login tokens kept per server and user on disk (mode
 //!   0600), shared by every front end.
@@ -24,6 +26,7 @@
 //!   whole (they are small) with a bound.
 //! - [`error`] holds [`Error`].
 
+pub mod changes;
 pub mod config;
 pub mod cursors;
 pub mod error;

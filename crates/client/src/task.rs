@@ -17,12 +17,13 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use chatus_protocol::auth::{Auth, Login, Register};
+use chatus_protocol::event::Change;
 use chatus_protocol::hello::{Hello, Limits};
 use chatus_protocol::history::{Conversations, History, Page};
 use chatus_protocol::message::Sent;
 use chatus_protocol::{
-    Body, ClientLabel, ClientMsgId, Conversation, Envelope, ErrorCode, FileId, PROTOCOL_VERSION,
-    Request, RequestId, Seq, ServerMessage,
+    Body, ClientLabel, ClientMsgId, Conversation, Envelope, ErrorCode, PROTOCOL_VERSION, Request,
+    RequestId, Seq, ServerMessage,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -39,6 +40,7 @@ use crate::config::{Config, Credentials, Resume};
 use crate::cursors::Cursors;
 use crate::error::Error;
 use crate::event::{Event, Status};
+pub(crate) use sends::Op;
 use sends::PendingSend;
 use wire::{close_link, read, write};
 
@@ -64,7 +66,7 @@ pub(crate) enum Command {
         to: Conversation,
         body: Body,
         client_id: ClientMsgId,
-        file: Option<FileId>,
+        op: Op,
         reply: oneshot::Sender<Result<Sent, Error>>,
     },
     /// Close the connection and stop.
@@ -233,8 +235,8 @@ impl Task {
                         let _ = reply.send(());
                         return true;
                     }
-                    Some(Command::Send { to, body, client_id, file, reply }) => self.sends.push_back(
-                        PendingSend { to, body, client_id, file, reply, request_id: None, not_before: None },
+                    Some(Command::Send { to, body, client_id, op, reply }) => self.sends.push_back(
+                        PendingSend { to, body, client_id, op, reply, request_id: None, not_before: None },
                     ),
                     Some(Command::Request { reply, .. }) => {
                         let _ = reply.send(Err(Error::Disconnected));
@@ -429,9 +431,12 @@ impl Task {
                     let first_live = link
                         .buffered
                         .iter()
-                        .filter_map(|m| match m {
-                            ServerMessage::Message(m) if m.conv == info.conv => Some(m.seq),
-                            _ => None,
+                        .filter_map(|m| match live_change(m) {
+                            Some(c) if *c.conv() == info.conv => Some(c.seq()),
+                            _ => match m {
+                                ServerMessage::Message(m) if m.conv == info.conv => Some(m.seq),
+                                _ => None,
+                            },
                         })
                         .min();
                     let from = match first_live {
@@ -497,11 +502,33 @@ impl Task {
                         break;
                     }
                 };
-                let last = h.messages.last().map(|m| m.seq);
+                let last = h
+                    .messages
+                    .last()
+                    .map(|m| m.seq)
+                    .max(h.changes.last().map(Change::seq));
+                // Messages and changes, merged back into `seq` order.
+                let mut changes = h.changes.into_iter().peekable();
                 for m in h.messages {
+                    while let Some(c) = changes.next_if(|c| c.seq() < m.seq) {
+                        if cursors.advance(c.conv(), c.seq()) {
+                            self.emit(Event::Change {
+                                change: c,
+                                live: false,
+                            });
+                        }
+                    }
                     if cursors.advance(&m.conv, m.seq) {
                         self.emit(Event::Message {
                             message: m,
+                            live: false,
+                        });
+                    }
+                }
+                for c in changes {
+                    if cursors.advance(c.conv(), c.seq()) {
+                        self.emit(Event::Change {
+                            change: c,
                             live: false,
                         });
                     }
@@ -590,8 +617,8 @@ impl Task {
                         }
                         pending.insert(id, reply);
                     }
-                    Some(Command::Send { to, body, client_id, file, reply }) => {
-                        self.sends.push_back(PendingSend { to, body, client_id, file, reply, request_id: None, not_before: None });
+                    Some(Command::Send { to, body, client_id, op, reply }) => {
+                        self.sends.push_back(PendingSend { to, body, client_id, op, reply, request_id: None, not_before: None });
                         if let Err(lost) = self.pump(&mut link).await {
                             break lost;
                         }
@@ -643,12 +670,37 @@ impl Task {
                     live: true,
                 });
             }
+            ServerMessage::Edited(e) => self.on_change(Change::Edited(e)),
+            ServerMessage::Deleted(d) => self.on_change(Change::Deleted(d)),
+            ServerMessage::Reacted(r) => self.on_change(Change::Reacted(r)),
             ServerMessage::Presence(p) => self.emit(Event::Presence(p)),
             ServerMessage::MemberJoined(m) => self.emit(Event::MemberJoined(m)),
             ServerMessage::MemberLeft(m) => self.emit(Event::MemberLeft(m)),
             ServerMessage::Invited(m) => self.emit(Event::Invited(m)),
             other => tracing::debug!(?other, "ignored an unsolicited reply"),
         }
+    }
+}
+
+impl Task {
+    /// A live change: past the cursor (like a message), then emitted.
+    fn on_change(&mut self, change: Change) {
+        if let Some(c) = &mut self.cursors
+            && !c.advance(change.conv(), change.seq())
+        {
+            return;
+        }
+        self.emit(Event::Change { change, live: true });
+    }
+}
+
+/// The change a server message is, if it is one.
+fn live_change(m: &ServerMessage) -> Option<Change> {
+    match m {
+        ServerMessage::Edited(e) => Some(Change::Edited(e.clone())),
+        ServerMessage::Deleted(d) => Some(Change::Deleted(d.clone())),
+        ServerMessage::Reacted(r) => Some(Change::Reacted(r.clone())),
+        _ => None,
     }
 }
 

@@ -29,7 +29,8 @@ use chatus_client::protocol::message::Sent;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
 use chatus_client::protocol::{
-    Body, ClientMsgId, Conversation, ErrorCode, FileInfo, RoomName, Seq, Username, Visibility,
+    Body, ClientMsgId, Conversation, Emoji, ErrorCode, FileInfo, RoomName, Seq, Username,
+    Visibility,
 };
 use chatus_client::transfer::Progress;
 use chatus_client::{Client, Config, Credentials, Event, Reconnect, Resume, ServerUrl, Sessions};
@@ -107,6 +108,17 @@ pub enum Action {
         body: Body,
         /// Our id for it.
         client_id: ClientMsgId,
+        /// The message it answers.
+        reply_to: Option<Seq>,
+    },
+    /// Replace the text of our message.
+    Edit {
+        /// The conversation.
+        conv: Conversation,
+        /// The message.
+        seq: Seq,
+        /// Its new text.
+        body: Body,
     },
     /// Load the newest page (`before: None`) or older messages.
     History {
@@ -123,6 +135,24 @@ pub enum Action {
     Leave(RoomName),
     /// Invite a user to a room.
     Invite(RoomName, Username),
+    /// Add (`on`) or take back our reaction on a message.
+    React {
+        /// The conversation.
+        conv: Conversation,
+        /// The message.
+        seq: Seq,
+        /// The reaction.
+        emoji: Emoji,
+        /// Add or take back.
+        on: bool,
+    },
+    /// Delete a message (ours, or any in a room we created).
+    Delete {
+        /// The conversation.
+        conv: Conversation,
+        /// The message.
+        seq: Seq,
+    },
     /// Reload conversations, the room directory and who is online.
     Refresh,
     /// Reload the room directory.
@@ -655,8 +685,16 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                 conv,
                 body,
                 client_id,
+                reply_to,
             } => {
-                let result = client.send_with_id(conv, body, client_id.clone()).await;
+                let result = match reply_to {
+                    Some(seq) => {
+                        client
+                            .reply_with_id(conv, seq, body, client_id.clone())
+                            .await
+                    }
+                    None => client.send_with_id(conv, body, client_id.clone()).await,
+                };
                 Update::Sent {
                     client_id,
                     result: result.map_err(|e| e.to_string()),
@@ -698,6 +736,24 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             Action::Leave(room) => match client.leave(room.clone()).await {
                 Ok(()) => Update::Left(room),
                 Err(e) => failed(&format!("Could not leave #{room}"), e),
+            },
+            // Their effect arrives as an event, like everyone else's.
+            Action::React {
+                conv,
+                seq,
+                emoji,
+                on,
+            } => match client.react(conv, seq, emoji, on).await {
+                Ok(_) => return,
+                Err(e) => failed("Could not react", e),
+            },
+            Action::Edit { conv, seq, body } => match client.edit(conv, seq, body).await {
+                Ok(_) => return,
+                Err(e) => failed("Could not edit the message", e),
+            },
+            Action::Delete { conv, seq } => match client.delete(conv, seq).await {
+                Ok(_) => return,
+                Err(e) => failed("Could not delete the message", e),
             },
             Action::Invite(room, user) => match client.invite(room.clone(), user.clone()).await {
                 Ok(()) => Update::Notice(format!("Invited {user} to #{room}.")),

@@ -22,7 +22,8 @@ use chatus_client::protocol::message::Message;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
 use chatus_client::protocol::{
-    ClientMsgId, Conversation, FileId, FileInfo, Password, RoomName, Seq, Username, Visibility,
+    ClientMsgId, Conversation, Emoji, FileId, FileInfo, Password, RoomName, Seq, Username,
+    Visibility,
 };
 use chatus_client::{Credentials, ServerUrl};
 
@@ -200,6 +201,15 @@ pub enum Intent {
     AddAccount,
     /// Message text has characters no installed font can draw.
     GlyphsMissing(Vec<char>),
+    /// Add our reaction to a message of the open conversation, or take it
+    /// back if it is there.
+    React(Seq, Emoji),
+    /// The composer's next text answers this message (or, with
+    /// `ComposeMode::Edit`, replaces our message's text); `None` goes back
+    /// to plain sending.
+    ComposeAs(Option<ComposeMode>),
+    /// Delete a message of the open conversation.
+    Delete(Seq),
     /// Choose files to send to the open conversation (the file dialog).
     PickFiles,
     /// Send these files to the open conversation (dropped on the window).
@@ -224,6 +234,9 @@ pub enum Intent {
 pub struct State {
     /// Which screen.
     pub screen: Screen,
+    /// What the composer's next text does (in the open conversation;
+    /// selecting another ends it).
+    pub compose_mode: Option<ComposeMode>,
     /// The login form.
     pub login: LoginForm,
     /// The server we talk to.
@@ -283,6 +296,15 @@ fn lobby() -> Conversation {
     Conversation::Room(RoomName::lobby())
 }
 
+/// What the composer's next text does besides being a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComposeMode {
+    /// Answer message N of the open conversation.
+    Reply(Seq),
+    /// Replace the text of our message N.
+    Edit(Seq),
+}
+
 impl Default for State {
     fn default() -> Self {
         Self {
@@ -315,6 +337,7 @@ impl Default for State {
             font_gaps: BTreeSet::new(),
             quit: false,
             session: Session::default(),
+            compose_mode: None,
         }
     }
 }
@@ -419,6 +442,28 @@ impl State {
                 }
             }
             Intent::Invite(room, user) => vec![Action::Invite(room, user)],
+            Intent::React(seq, emoji) => {
+                let conv = self.selected.clone();
+                let on = !self
+                    .convs
+                    .get(&conv)
+                    .and_then(|c| c.messages.get(&seq))
+                    .is_some_and(|m| m.reactions.iter().any(|r| r.emoji == emoji && r.mine));
+                vec![Action::React {
+                    conv,
+                    seq,
+                    emoji,
+                    on,
+                }]
+            }
+            Intent::ComposeAs(mode) => {
+                self.compose_mode = mode;
+                Vec::new()
+            }
+            Intent::Delete(seq) => vec![Action::Delete {
+                conv: self.selected.clone(),
+                seq,
+            }],
             Intent::ShowMembers(room) => vec![Action::Members(room)],
             // Offline, the dialog shows the list as last loaded.
             Intent::Browse if self.link == Link::Online => vec![Action::Rooms],

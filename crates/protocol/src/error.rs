@@ -86,6 +86,17 @@ pub enum ErrorCode {
     UnknownFile,
     /// A `send` named an upload whose bytes have not all arrived yet.
     UploadIncomplete,
+    /// No message at that `seq` in the conversation (or it is not a
+    /// message but a change to one).
+    UnknownMessage,
+    /// Only the sender may edit a message, and only the sender (or a
+    /// room's creator) delete it.
+    NotAuthor,
+    /// The message was deleted: it cannot be edited, reacted to, replied
+    /// to or deleted again.
+    MessageDeleted,
+    /// A reaction was not one emoji.
+    InvalidEmoji,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -134,6 +145,10 @@ impl ErrorCode {
             ErrorCode::CannotLeaveLobby => "cannot_leave_lobby",
             ErrorCode::UnknownFile => "unknown_file",
             ErrorCode::UploadIncomplete => "upload_incomplete",
+            ErrorCode::UnknownMessage => "unknown_message",
+            ErrorCode::NotAuthor => "not_author",
+            ErrorCode::MessageDeleted => "message_deleted",
+            ErrorCode::InvalidEmoji => "invalid_emoji",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -175,6 +190,10 @@ impl ErrorCode {
         ErrorCode::CannotLeaveLobby,
         ErrorCode::UnknownFile,
         ErrorCode::UploadIncomplete,
+        ErrorCode::UnknownMessage,
+        ErrorCode::NotAuthor,
+        ErrorCode::MessageDeleted,
+        ErrorCode::InvalidEmoji,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

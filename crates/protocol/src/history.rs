@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::Change;
 use crate::ids::{Conversation, RequestId, RoomName, Seq, Username};
 use crate::message::Message;
 
@@ -103,8 +104,13 @@ pub struct HistoryPage {
     /// The conversation.
     #[serde(flatten)]
     pub conv: Conversation,
-    /// The messages, in `seq` order.
+    /// The messages, in `seq` order, each as it stands now.
     pub messages: Vec<Message>,
+    /// The changes (edits, deletions, reactions) stored in the page's
+    /// range, in `seq` order; with `messages`, every `seq` of the range.
+    /// Their targets may lie on earlier pages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
     /// True when more messages lie beyond this page in the direction asked
     /// (older for `before`/latest, newer for `after`).
     pub more: bool,

@@ -21,7 +21,7 @@ pub struct InvalidValue {
 }
 
 impl InvalidValue {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),

@@ -10,7 +10,8 @@
 //! - [`ids`]: validated names and values (`Username`, `RoomName`, `Seq`,
 //!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
 //! - One module per message family: [`hello`], [`auth`], [`room`],
-//!   [`message`], [`presence`], [`history`], [`file`](mod@file), [`error`].
+//!   [`message`], [`event`] (edits, deletions, reactions, replies' quotes),
+//!   [`presence`], [`history`], [`file`](mod@file), [`error`].
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
 //! - [`server`]: the server → client [`ServerMessage`].
 
@@ -18,6 +19,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod event;
 pub mod file;
 pub mod hello;
 pub mod history;
@@ -29,6 +31,7 @@ pub mod room;
 pub mod server;
 
 pub use error::{ErrorCode, ErrorReply};
+pub use event::{Change, Emoji};
 pub use file::{FileId, FileInfo, FileName, MediaType, Sha256Hex};
 pub use ids::{
     Body, ClientLabel, ClientMsgId, Conversation, InvalidValue, Password, RequestId, RoomName, Seq,

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{Quote, ReactionCount};
 use crate::file::{FileId, FileInfo};
 use crate::ids::{Body, ClientMsgId, Conversation, RequestId, RoomName, Seq, Timestamp, Username};
 
@@ -14,7 +15,8 @@ use crate::ids::{Body, ClientMsgId, Conversation, RequestId, RoomName, Seq, Time
 /// Answered by `sent` once the message is stored, or `not_member`,
 /// `unknown_room`, `unknown_user`, `body_too_long`, `rate_limited`; with
 /// `file`, also `unknown_file` (no finished upload of the sender's by that
-/// id) or `upload_incomplete`.
+/// id) or `upload_incomplete`; with `reply_to`, also `unknown_message` (no
+/// message at that `seq` in this conversation) or `message_deleted`.
 /// Every member of the conversation (all their connections, the sender's
 /// included) gets the `message` event, before the sender gets `sent`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +31,8 @@ pub struct SendMessage {
     /// A finished upload of the sender's to share with the message (the
     /// body is then its caption, often the file name).
     pub file: Option<FileId>,
+    /// The message (by `seq`, in the same conversation) this one answers.
+    pub reply_to: Option<Seq>,
 }
 
 /// The wire form of [`SendMessage`]: `room` or `peer`, then the rest.
@@ -43,6 +47,8 @@ struct SendWire {
     client_id: ClientMsgId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file: Option<FileId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<Seq>,
 }
 
 impl TryFrom<SendWire> for SendMessage {
@@ -53,6 +59,7 @@ impl TryFrom<SendWire> for SendMessage {
             body: w.body,
             client_id: w.client_id,
             file: w.file,
+            reply_to: w.reply_to,
         })
     }
 }
@@ -66,6 +73,7 @@ impl From<SendMessage> for SendWire {
             body: s.body,
             client_id: s.client_id,
             file: s.file,
+            reply_to: s.reply_to,
         }
     }
 }
@@ -92,6 +100,10 @@ pub struct Sent {
 }
 
 /// `message` (event), and each entry of a `history` page: one stored message.
+///
+/// A live `message` is always as sent. In `history` it is as it stands
+/// now: its current text with `edited` set, or no text and `deleted` set,
+/// and its `reactions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// The conversation (`room`, or `peer`: the other party as seen by the
@@ -102,11 +114,25 @@ pub struct Message {
     pub seq: Seq,
     /// Who sent it, as the server authenticated them.
     pub sender: Username,
-    /// The text.
-    pub body: Body,
+    /// The text (the current one, in `history`); absent exactly when the
+    /// message is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Body>,
     /// When the server stored it.
     pub time: Timestamp,
     /// The file the message shares, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileInfo>,
+    /// The message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Quote>,
+    /// In `history`: the `seq` of the edit that gave it its current text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<Seq>,
+    /// In `history`: the `seq` of its deletion (its text is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Seq>,
+    /// In `history`: its reactions, by emoji in order of first use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionCount>,
 }

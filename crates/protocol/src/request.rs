@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::{Auth, ChangePassword, Login, Logout, Register};
 use crate::error::{ErrorCode, ErrorReply};
+use crate::event::{DeleteMessage, EditMessage, Emoji, React, Versions};
 use crate::file::{FileId, ListFiles};
 use crate::hello::{Hello, Ping};
 use crate::history::{Conversations, History, MarkRead};
@@ -56,6 +57,14 @@ pub enum Request {
     Who(Who),
     /// `send`: see [`SendMessage`].
     Send(SendMessage),
+    /// `edit`: see [`EditMessage`].
+    Edit(EditMessage),
+    /// `delete`: see [`DeleteMessage`].
+    Delete(DeleteMessage),
+    /// `react`: see [`React`].
+    React(React),
+    /// `versions`: see [`Versions`].
+    Versions(Versions),
     /// `history`: see [`History`].
     History(History),
     /// `conversations`: see [`Conversations`].
@@ -86,6 +95,10 @@ impl Request {
         "list_members",
         "who",
         "send",
+        "edit",
+        "delete",
+        "react",
+        "versions",
         "history",
         "conversations",
         "mark_read",
@@ -111,6 +124,10 @@ impl Request {
             Request::ListMembers(_) => "list_members",
             Request::Who(_) => "who",
             Request::Send(_) => "send",
+            Request::Edit(_) => "edit",
+            Request::Delete(_) => "delete",
+            Request::React(_) => "react",
+            Request::Versions(_) => "versions",
             Request::History(_) => "history",
             Request::Conversations(_) => "conversations",
             Request::MarkRead(_) => "mark_read",
@@ -193,6 +210,7 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("file", |s| FileId::parse(s).map(drop)),
     ("body", |s| Body::parse(s).map(drop)),
     ("client", |s| ClientLabel::parse(s).map(drop)),
+    ("emoji", |s| Emoji::parse(s).map(drop)),
 ];
 
 impl Envelope {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Ack, Authed};
 use crate::error::ErrorReply;
+use crate::event::{Deleted, Edited, Reacted, VersionList};
 use crate::file::FileList;
 use crate::hello::{Pong, Welcome};
 use crate::history::{ConversationList, HistoryPage};
@@ -44,6 +45,8 @@ pub enum ServerMessage {
     Conversations(ConversationList),
     /// `files`: see [`FileList`].
     Files(FileList),
+    /// `versions`: see [`VersionList`].
+    Versions(VersionList),
     /// `error`: see [`ErrorReply`].
     Error(ErrorReply),
     /// `message` (event): see [`Message`].
@@ -56,6 +59,12 @@ pub enum ServerMessage {
     MemberLeft(MemberLeft),
     /// `invited` (event): see [`Invited`].
     Invited(Invited),
+    /// `edited` (event): see [`Edited`].
+    Edited(Edited),
+    /// `deleted` (event): see [`Deleted`].
+    Deleted(Deleted),
+    /// `reacted` (event): see [`Reacted`].
+    Reacted(Reacted),
 }
 
 impl ServerMessage {
@@ -75,12 +84,16 @@ impl ServerMessage {
             ServerMessage::History(m) => m.id,
             ServerMessage::Conversations(m) => m.id,
             ServerMessage::Files(m) => m.id,
+            ServerMessage::Versions(m) => m.id,
             ServerMessage::Error(m) => m.id,
             ServerMessage::Message(_)
             | ServerMessage::Presence(_)
             | ServerMessage::MemberJoined(_)
             | ServerMessage::MemberLeft(_)
-            | ServerMessage::Invited(_) => None,
+            | ServerMessage::Invited(_)
+            | ServerMessage::Edited(_)
+            | ServerMessage::Deleted(_)
+            | ServerMessage::Reacted(_) => None,
         }
     }
 
@@ -93,6 +106,9 @@ impl ServerMessage {
                 | ServerMessage::MemberJoined(_)
                 | ServerMessage::MemberLeft(_)
                 | ServerMessage::Invited(_)
+                | ServerMessage::Edited(_)
+                | ServerMessage::Deleted(_)
+                | ServerMessage::Reacted(_)
         )
     }
 

@@ -14,7 +14,19 @@ use reedline::{Completer, CompletionResult, Span, Suggestion};
 
 /// The commands `chat` understands, as completed.
 pub const COMMANDS: &[&str] = &[
-    "/create", "/help", "/join", "/leave", "/msg", "/quit", "/rooms", "/who",
+    "/create",
+    "/delete",
+    "/edit",
+    "/help",
+    "/join",
+    "/leave",
+    "/msg",
+    "/quit",
+    "/react",
+    "/reply",
+    "/rooms",
+    "/versions",
+    "/who",
 ];
 
 /// Names known for completion, by lower-case key, in their own spelling.

@@ -10,6 +10,7 @@
 )]
 
 mod account;
+mod changes;
 mod cli;
 mod fds;
 mod files;

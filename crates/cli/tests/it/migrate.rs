@@ -35,6 +35,15 @@ fn a_deployment_moves_into_postgres_and_a_second_run_changes_nothing() {
     bob.ok(&["join", "ops"]);
     bob.ok(&["send", "--room", "ops", "deploying"]);
     alice.ok(&["send", "--to", "bob", "psst"]);
+    // Changes to messages move too: an edit, a reply, a deletion (its text
+    // already erased) and a reaction (bob's own, `mine` in his history).
+    let r = alice.run_with_input(
+        &["chat"],
+        "/edit 1 hello edited\n/reply 2 answering\n/delete 3\n",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = bob.run_with_input(&["chat"], "/react 2 👍\n");
+    assert_eq!(r.code, 0, "{r:?}");
     let lobby = bob.ok(&["history", "--room", "lobby", "--json"]);
     let ops = alice.ok(&["history", "--room", "ops", "--json"]);
     let dm = bob.ok(&["history", "--with", "alice", "--json"]);
@@ -55,7 +64,7 @@ fn a_deployment_moves_into_postgres_and_a_second_run_changes_nothing() {
     let second = migrate(&[]);
     assert!(second.contains("Nothing to copy"), "{second}");
     assert!(
-        second.contains("3 conversations with 7 messages"),
+        second.contains("3 conversations with 11 messages"),
         "{second}"
     );
     let json = migrate(&["--json"]);
@@ -70,7 +79,11 @@ fn a_deployment_moves_into_postgres_and_a_second_run_changes_nothing() {
     assert_eq!(alice.ok(&["history", "--room", "ops", "--json"]), ops);
     assert_eq!(bob.ok(&["history", "--with", "alice", "--json"]), dm);
     let out = alice.ok(&["send", "--room", "lobby", "after the move"]);
-    assert!(out.contains("(seq 6)"), "{out}");
+    assert!(out.contains("(seq 10)"), "{out}");
+    assert!(
+        lobby.contains(r#""mine":true"#) && lobby.contains(r#""deleted":8"#),
+        "{lobby}"
+    );
 }
 
 /// No PostgreSQL at the address: one clear line, and a failing status.

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use chatus_protocol::event::{DeleteMessage, EditMessage, React};
 use chatus_protocol::message::{SendMessage, Sent};
 use chatus_protocol::{
-    Body, ClientMsgId, Conversation, Envelope, ErrorCode, FileId, Request, RequestId, ServerMessage,
+    Body, ClientMsgId, Conversation, Emoji, Envelope, ErrorCode, FileId, Request, RequestId, Seq,
+    ServerMessage,
 };
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -22,16 +24,78 @@ const SEND_WINDOW: usize = 64;
 /// time until the queue drains, so that the queue goes out in order.
 const THROTTLED_WINDOW: usize = 1;
 
+/// What a queued send is: a message, or a change to one. Changes are
+/// queued like messages, so they too go out once, in order, and survive a
+/// reconnect (their `client_id` makes the resend safe).
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// A message, perhaps sharing a file or answering another message.
+    Message {
+        /// A finished upload to share.
+        file: Option<FileId>,
+        /// The message it answers.
+        reply_to: Option<Seq>,
+    },
+    /// A new text (the body) for a message of ours.
+    Edit(Seq),
+    /// Deleting a message (the body is not sent).
+    Delete(Seq),
+    /// Adding (true) or taking back a reaction.
+    React(Seq, Emoji, bool),
+}
+
 pub(super) struct PendingSend {
     pub(super) to: Conversation,
     pub(super) body: Body,
     pub(super) client_id: ClientMsgId,
-    pub(super) file: Option<FileId>,
+    pub(super) op: Op,
     pub(super) reply: oneshot::Sender<Result<Sent, Error>>,
     /// The request id on the current connection, once sent on it.
     pub(super) request_id: Option<RequestId>,
     /// Do not send before this (after `rate_limited`).
     pub(super) not_before: Option<Instant>,
+}
+
+impl PendingSend {
+    /// The request that carries it.
+    fn request(&self) -> Request {
+        let (conv, seq, client_id) = (self.to.clone(), self.seq(), self.client_id.clone());
+        match &self.op {
+            Op::Message { file, reply_to } => Request::Send(SendMessage {
+                to: conv,
+                body: self.body.clone(),
+                client_id,
+                file: file.clone(),
+                reply_to: *reply_to,
+            }),
+            Op::Edit(_) => Request::Edit(EditMessage {
+                conv,
+                seq,
+                body: self.body.clone(),
+                client_id,
+            }),
+            Op::Delete(_) => Request::Delete(DeleteMessage {
+                conv,
+                seq,
+                client_id,
+            }),
+            Op::React(_, emoji, on) => Request::React(React {
+                conv,
+                seq,
+                emoji: emoji.clone(),
+                on: *on,
+                client_id,
+            }),
+        }
+    }
+
+    /// The message a change names.
+    fn seq(&self) -> Seq {
+        match &self.op {
+            Op::Message { .. } => Seq(0),
+            Op::Edit(s) | Op::Delete(s) | Op::React(s, _, _) => *s,
+        }
+    }
 }
 
 impl Task {
@@ -99,12 +163,7 @@ impl Task {
         }
         let frame = Envelope {
             id: Some(RequestId(u64::MAX)),
-            request: Request::Send(SendMessage {
-                to: p.to.clone(),
-                body: p.body.clone(),
-                client_id: p.client_id.clone(),
-                file: p.file.clone(),
-            }),
+            request: p.request(),
         }
         .encode()
         .len();
@@ -129,12 +188,7 @@ impl Task {
         };
         p.request_id = Some(id);
         p.not_before = None;
-        let request = Request::Send(SendMessage {
-            to: p.to.clone(),
-            body: p.body.clone(),
-            client_id: p.client_id.clone(),
-            file: p.file.clone(),
-        });
+        let request = p.request();
         write(
             &mut link.sink,
             &Envelope {

@@ -1,12 +1,14 @@
 //! The composer's rules: plain text is sent to the open conversation, and
 //! a few IRC-style commands (`/join`, `/leave`, `/msg`, `/quit`, `//` for
-//! a literal slash) become actions. Sent text waits in
+//! a literal slash) become actions. Text written in reply or edit mode
+//! (`ComposeMode`, from a message's context menu) answers a message or
+//! replaces one's own text. Sent text waits in
 //! [`State::pending`](super::State) until the server stores it.
 
 use chatus_client::Client;
 use chatus_client::protocol::{Body, Conversation, RoomName, Username};
 
-use super::{Intent, Pending, State};
+use super::{ComposeMode, Intent, Pending, State};
 use crate::net::Action;
 
 impl State {
@@ -22,7 +24,26 @@ impl State {
             return self.send(self.selected.clone(), format!("/{rest}"));
         }
         let Some(cmd) = trimmed.strip_prefix('/') else {
-            return self.send(self.selected.clone(), text.trim_end().to_owned());
+            return match self.compose_mode.take() {
+                Some(ComposeMode::Edit(seq)) => match Body::parse(text.trim_end()) {
+                    Ok(body) => vec![Action::Edit {
+                        conv: self.selected.clone(),
+                        seq,
+                        body,
+                    }],
+                    Err(_) => Vec::new(),
+                },
+                Some(ComposeMode::Reply(seq)) => {
+                    let mut actions = self.send(self.selected.clone(), text.trim_end().to_owned());
+                    for a in &mut actions {
+                        if let Action::Send { reply_to, .. } = a {
+                            *reply_to = Some(seq);
+                        }
+                    }
+                    actions
+                }
+                None => self.send(self.selected.clone(), text.trim_end().to_owned()),
+            };
         };
         let (name, rest) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
         let rest = rest.trim();
@@ -90,6 +111,7 @@ impl State {
             conv,
             body,
             client_id,
+            reply_to: None,
         }]
     }
 }

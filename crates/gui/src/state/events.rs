@@ -186,6 +186,15 @@ impl State {
                 Vec::new()
             }
             Event::Message { message, .. } => self.on_message(message),
+            Event::Change { change, .. } => {
+                let me = self.me.clone();
+                let c = self.convs.entry(change.conv().clone()).or_default();
+                c.last_seq = c.last_seq.max(change.seq());
+                if let Some(m) = c.messages.get_mut(&change.target()) {
+                    chatus_client::changes::apply(m, &change, me.as_ref());
+                }
+                Vec::new()
+            }
             Event::Presence(p) => {
                 for m in p.users {
                     if let Some((_, members)) = &mut self.members

@@ -16,6 +16,9 @@ impl State {
     /// Opens `conv`: loads its newest page (once), its members (rooms),
     /// and marks it read.
     pub(super) fn select(&mut self, conv: &Conversation) -> Vec<Action> {
+        if self.selected != *conv {
+            self.compose_mode = None;
+        }
         self.selected = conv.clone();
         self.members = None;
         self.members_stale = false;

@@ -18,9 +18,13 @@ fn msg(conv: &Conversation, seq: u64, sender: &str, body: &str) -> Message {
         conv: conv.clone(),
         seq: Seq(seq),
         sender: user(sender),
-        body: Body::parse(body).unwrap(),
+        body: Some(Body::parse(body).unwrap()),
         time: Timestamp(1_764_000_000_000 + seq),
         file: None,
+        reply_to: None,
+        edited: None,
+        deleted: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -206,6 +210,7 @@ fn history_pages_merge_and_know_when_to_stop() {
         id: None,
         conv: lobby.clone(),
         messages: (from..=to).map(|i| msg(&lobby, i, "bob", "m")).collect(),
+        changes: Vec::new(),
         more,
     };
     s.apply(Update::History {
@@ -372,6 +377,7 @@ fn older_history_stays_reachable_after_a_burst_before_opening() {
             id: None,
             conv: dev.clone(),
             messages: (1051..=1100).map(|i| msg(&dev, i, "bob", "m")).collect(),
+            changes: Vec::new(),
             more: true,
         },
         older: false,
@@ -395,6 +401,7 @@ fn older_history_stays_reachable_after_a_burst_before_opening() {
             id: None,
             conv: dev.clone(),
             messages: (950..=999).map(|i| msg(&dev, i, "bob", "m")).collect(),
+            changes: Vec::new(),
             more: true,
         },
         older: true,
@@ -771,4 +778,109 @@ fn missing_glyphs_suggest_a_font_package_once() {
     assert_eq!(FontGap::of('A'), FontGap::Other);
     assert_eq!(FontGap::of('ア'), FontGap::Cjk);
     assert_eq!(FontGap::of('😀'), FontGap::Emoji);
+}
+
+#[test]
+fn edits_and_deletions_change_the_message_shown() {
+    use chatus_client::protocol::event::{Change, Deleted, Edited};
+    let mut s = connected("alice");
+    let lobby = Conversation::Room(RoomName::lobby());
+    s.apply(Update::Event(Event::Message {
+        message: msg(&lobby, 1, "bob", "lunch at noon?"),
+        live: true,
+    }));
+    let edited = Change::Edited(Edited {
+        conv: lobby.clone(),
+        seq: Seq(2),
+        sender: user("bob"),
+        target: Seq(1),
+        body: Some(Body::parse("lunch at one?").unwrap()),
+        time: Timestamp(0),
+    });
+    s.apply(Update::Event(Event::Change {
+        change: edited,
+        live: true,
+    }));
+    let m = &s.convs[&lobby].messages[&Seq(1)];
+    assert_eq!(m.body.as_ref().unwrap().as_str(), "lunch at one?");
+    assert_eq!(m.edited, Some(Seq(2)));
+    let deleted = Change::Deleted(Deleted {
+        conv: lobby.clone(),
+        seq: Seq(3),
+        sender: user("bob"),
+        target: Seq(1),
+        time: Timestamp(0),
+    });
+    s.apply(Update::Event(Event::Change {
+        change: deleted,
+        live: true,
+    }));
+    let m = &s.convs[&lobby].messages[&Seq(1)];
+    assert!(m.body.is_none() && m.deleted == Some(Seq(3)));
+    assert_eq!(s.convs[&lobby].last_seq, Seq(3));
+}
+
+#[test]
+fn a_reaction_toggles_ours_and_deleting_names_the_message() {
+    use chatus_client::protocol::Emoji;
+    use chatus_client::protocol::event::ReactionCount;
+    let mut s = connected("alice");
+    let lobby = Conversation::Room(RoomName::lobby());
+    s.intent(Intent::Select(lobby.clone()));
+    let mut m = msg(&lobby, 1, "bob", "hi");
+    m.reactions.push(ReactionCount {
+        emoji: Emoji::parse("👍").unwrap(),
+        count: 1,
+        users: vec![user("alice")],
+        mine: true,
+    });
+    s.apply(Update::Event(Event::Message {
+        message: m,
+        live: true,
+    }));
+    let thumbs = Emoji::parse("👍").unwrap();
+    let a = s.intent(Intent::React(Seq(1), thumbs.clone()));
+    assert!(
+        matches!(
+            &a[..],
+            [Action::React {
+                seq: Seq(1),
+                on: false,
+                ..
+            }]
+        ),
+        "ours is taken back: {a:?}"
+    );
+    let a = s.intent(Intent::React(Seq(1), Emoji::parse("🎉").unwrap()));
+    assert!(matches!(&a[..], [Action::React { on: true, .. }]), "{a:?}");
+    let a = s.intent(Intent::Delete(Seq(1)));
+    assert!(matches!(&a[..], [Action::Delete { conv, seq: Seq(1) }] if *conv == lobby));
+}
+
+#[test]
+fn the_composer_replies_and_edits_once_then_sends_plainly() {
+    let mut s = connected("alice");
+    let lobby = Conversation::Room(RoomName::lobby());
+    s.intent(Intent::Select(lobby.clone()));
+    s.intent(Intent::ComposeAs(Some(ComposeMode::Reply(Seq(4)))));
+    let a = s.intent(Intent::Compose("me too".into()));
+    assert!(
+        matches!(&a[..], [Action::Send { reply_to: Some(Seq(4)), body, .. }] if body.as_str() == "me too"),
+        "{a:?}"
+    );
+    s.intent(Intent::ComposeAs(Some(ComposeMode::Edit(Seq(2)))));
+    let a = s.intent(Intent::Compose("fixed\n".into()));
+    assert!(
+        matches!(&a[..], [Action::Edit { seq: Seq(2), body, .. }] if body.as_str() == "fixed"),
+        "{a:?}"
+    );
+    let a = s.intent(Intent::Compose("plain".into()));
+    assert!(
+        matches!(&a[..], [Action::Send { reply_to: None, .. }]),
+        "{a:?}"
+    );
+    // Another conversation ends a reply in progress.
+    s.intent(Intent::ComposeAs(Some(ComposeMode::Reply(Seq(1)))));
+    s.intent(Intent::Select(Conversation::Peer(user("bob"))));
+    assert_eq!(s.compose_mode, None);
 }

@@ -17,7 +17,7 @@ use super::feed::{self, Feeds};
 use super::files;
 use super::style;
 use crate::fonts::GlyphCheck;
-use crate::state::{Intent, Link, State};
+use crate::state::{ComposeMode, Intent, Link, State};
 
 /// What the chat screen remembers between frames.
 #[derive(Debug, Default)]
@@ -32,6 +32,8 @@ pub struct View {
     pub feeds: Feeds,
     /// Characters of messages already checked against the fonts.
     pub glyphs: GlyphCheck,
+    /// The message whose text the composer was filled with for an edit.
+    pub editing: Option<chatus_client::protocol::Seq>,
 }
 
 /// The accessible label of the account menu (the user name in the sidebar).
@@ -564,6 +566,38 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
                 })
             });
         let mut send = false;
+        // Reply or edit mode: say so above the text box, with a way out;
+        // an edit starts from the message's text.
+        if let Some(mode) = state.compose_mode {
+            let (seq, what) = match mode {
+                ComposeMode::Reply(seq) => (seq, "Replying to"),
+                ComposeMode::Edit(seq) => (seq, "Editing"),
+            };
+            let shown = state
+                .convs
+                .get(&state.selected)
+                .and_then(|c| c.messages.get(&seq));
+            if let (ComposeMode::Edit(_), Some(m)) = (mode, shown)
+                && view.editing != Some(seq)
+            {
+                view.editing = Some(seq);
+                view.composer = m.body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+            }
+            ui.horizontal(|ui| {
+                let whose = shown.map_or_else(String::new, |m| format!(" {}", m.sender));
+                ui.label(
+                    RichText::new(format!("{what}{whose}'s message"))
+                        .small()
+                        .weak(),
+                );
+                if ui.small_button("Cancel").clicked() {
+                    view.editing = None;
+                    intents.push(Intent::ComposeAs(None));
+                }
+            });
+        } else {
+            view.editing = None;
+        }
         // Narrow, the label goes above the text box, which then gets the
         // whole width.
         let label_text = format!("Message {target}:");

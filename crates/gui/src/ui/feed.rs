@@ -8,14 +8,14 @@
 
 use std::collections::HashMap;
 
-use chatus_client::protocol::Conversation;
 use chatus_client::protocol::message::Message;
+use chatus_client::protocol::{Conversation, Emoji};
 use eframe::egui::{self, RichText};
 
 use super::files;
 use super::style::{self, Run};
 use crate::fonts::GlyphCheck;
-use crate::state::{Conv, Intent, Link, Pending, State};
+use crate::state::{ComposeMode, Conv, Intent, Link, Pending, State};
 
 /// Scroll bookkeeping for one conversation's feed.
 #[derive(Debug, Default, Clone)]
@@ -123,7 +123,9 @@ pub fn show(
                 && prev.is_some_and(|p| {
                     p.sender == m.sender && m.time.0.saturating_sub(p.time.0) < 5 * 60_000
                 });
-            missing.extend(glyphs.missing(ui.ctx(), m.body.as_str()));
+            if let Some(body) = &m.body {
+                missing.extend(glyphs.missing(ui.ctx(), body.as_str()));
+            }
             row(ui, state, m, !grouped, &mut intents);
             prev = Some(m);
         }
@@ -228,6 +230,9 @@ fn day_divider(ui: &mut egui::Ui, label: &str) {
     ui.add_space(4.0);
 }
 
+/// The reactions a message's context menu offers (each toggles ours).
+const QUICK_REACTIONS: &[&str] = &["👍", "❤️", "😂", "🎉"];
+
 fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mut Vec<Intent>) {
     let mine = state.is_me(&m.sender);
     let fill = if mine {
@@ -253,21 +258,64 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mu
                     ui.label(RichText::new(style::clock(m.time)).small().weak());
                 });
             }
+            if let Some(q) = &m.reply_to {
+                let quoted = q.excerpt.as_deref().unwrap_or("message deleted");
+                ui.label(
+                    RichText::new(format!("↪ {}: {quoted}", q.sender))
+                        .small()
+                        .weak(),
+                );
+            }
+            let Some(body) = &m.body else {
+                ui.label(RichText::new("message deleted").italics().weak());
+                return;
+            };
             match &m.file {
                 Some(f) => {
                     // The body of a file message is the file's name unless
                     // the sender wrote something else.
-                    if m.body.as_str() != f.name.as_str() {
-                        message_body(ui, m.body.as_str());
+                    if body.as_str() != f.name.as_str() {
+                        message_body(ui, body.as_str());
                     }
                     files::card(ui, state, f, intents);
                 }
-                None => message_body(ui, m.body.as_str()),
+                None => message_body(ui, body.as_str()),
+            }
+            if m.edited.is_some() {
+                ui.label(RichText::new("(edited)").small().weak());
+            }
+            if !m.reactions.is_empty() {
+                let line: Vec<String> = m
+                    .reactions
+                    .iter()
+                    .map(|r| format!("{} {}", r.emoji, r.count))
+                    .collect();
+                ui.label(RichText::new(line.join("  ")).small());
             }
         });
     // Grouped messages show no time of their own: hovering any message
     // tells when it was sent.
-    framed.response.on_hover_text(style::full_time(m.time));
+    let response = framed.response.on_hover_text(style::full_time(m.time));
+    if m.deleted.is_none() {
+        response.context_menu(|ui| {
+            for emoji in QUICK_REACTIONS {
+                if let Ok(emoji) = Emoji::parse(*emoji)
+                    && ui.button(format!("React {emoji}")).clicked()
+                {
+                    intents.push(Intent::React(m.seq, emoji));
+                }
+            }
+            if ui.button("Reply").clicked() {
+                intents.push(Intent::ComposeAs(Some(ComposeMode::Reply(m.seq))));
+            }
+            if mine && ui.button("Edit").clicked() {
+                intents.push(Intent::ComposeAs(Some(ComposeMode::Edit(m.seq))));
+            }
+            if mine && ui.button("Delete message").clicked() {
+                intents.push(Intent::Delete(m.seq));
+            }
+        });
+    }
 }
 
 fn pending_row(ui: &mut egui::Ui, state: &State, p: &Pending) {

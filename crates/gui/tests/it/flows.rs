@@ -25,7 +25,7 @@ fn receive(
         tokio::time::timeout(std::time::Duration::from_secs(20), async {
             loop {
                 if let Some(Event::Message { message, .. }) = events.recv().await
-                    && message.body.as_str() == body
+                    && message.body.as_ref().unwrap().as_str() == body
                 {
                     return message;
                 }
@@ -203,7 +203,11 @@ fn survives_a_server_restart_and_sends_what_was_written_offline() {
         .rt
         .block_on(bob.history(lobby(), Page::Latest, Some(10)))
         .unwrap();
-    let bodies: Vec<&str> = page.messages.iter().map(|m| m.body.as_str()).collect();
+    let bodies: Vec<&str> = page
+        .messages
+        .iter()
+        .map(|m| m.body.as_ref().unwrap().as_str())
+        .collect();
     assert_eq!(
         bodies,
         ["before the restart", "written while offline"],

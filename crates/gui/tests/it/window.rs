@@ -72,7 +72,7 @@ fn receive_body(server: &Server, events: &mut chatus_client::Events, body: &str)
         tokio::time::timeout(std::time::Duration::from_secs(20), async {
             loop {
                 if let Some(chatus_client::Event::Message { message, .. }) = events.recv().await
-                    && message.body.as_str() == body
+                    && message.body.as_ref().unwrap().as_str() == body
                 {
                     return;
                 }

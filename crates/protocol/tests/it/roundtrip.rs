@@ -2,6 +2,10 @@
 //! encode → decode unchanged, and each encodes with its documented `type`.
 
 use chatus_protocol::auth::{Ack, Auth, Authed, ChangePassword, Login, Logout, Register};
+use chatus_protocol::event::{
+    DeleteMessage, Deleted, EditMessage, Edited, Quote, React, Reacted, ReactionCount, Version,
+    VersionList, Versions,
+};
 use chatus_protocol::file::{FileList, ListFiles, SharedFile};
 use chatus_protocol::hello::{Hello, Limits, Ping, Pong, Welcome};
 use chatus_protocol::history::{
@@ -65,6 +69,29 @@ fn all_requests() -> Vec<Request> {
             body: Body::parse("hi\nthere ✓").unwrap(),
             client_id: ClientMsgId::parse("c-1").unwrap(),
             file: Some(FileId::parse("0123456789abcdef0123456789abcdef").unwrap()),
+            reply_to: Some(Seq(3)),
+        }),
+        Request::Edit(EditMessage {
+            conv: Conversation::Room(room("dev")),
+            seq: Seq(3),
+            body: Body::parse("fixed").unwrap(),
+            client_id: ClientMsgId::parse("c-2").unwrap(),
+        }),
+        Request::Delete(DeleteMessage {
+            conv: Conversation::Peer(user("bob")),
+            seq: Seq(4),
+            client_id: ClientMsgId::parse("c-3").unwrap(),
+        }),
+        Request::React(React {
+            conv: Conversation::Room(room("dev")),
+            seq: Seq(3),
+            emoji: Emoji::parse("👍🏽").unwrap(),
+            on: false,
+            client_id: ClientMsgId::parse("c-4").unwrap(),
+        }),
+        Request::Versions(Versions {
+            conv: Conversation::Room(room("dev")),
+            seq: Seq(3),
         }),
         Request::History(History {
             conv: Conversation::Room(room("lobby")),
@@ -109,9 +136,59 @@ fn msg(conv: Conversation, seq: u64) -> Message {
         conv,
         seq: Seq(seq),
         sender: user("alice"),
-        body: Body::parse("hello").unwrap(),
+        body: (seq != 5).then(|| Body::parse("hello").unwrap()),
         time: Timestamp(1_700_000_000_000),
         file: seq.is_multiple_of(2).then(file_info),
+        reply_to: (seq == 3).then(|| Quote {
+            seq: Seq(1),
+            sender: user("bob"),
+            excerpt: Some("hi".into()),
+        }),
+        edited: (seq == 3).then_some(Seq(4)),
+        deleted: (seq == 5).then_some(Seq(6)),
+        reactions: if seq == 3 {
+            vec![ReactionCount {
+                emoji: Emoji::parse("🎉").unwrap(),
+                count: 12,
+                users: vec![user("bob")],
+                mine: true,
+            }]
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn edited() -> Edited {
+    Edited {
+        conv: Conversation::Room(room("lobby")),
+        seq: Seq(4),
+        sender: user("alice"),
+        target: Seq(3),
+        body: Some(Body::parse("better").unwrap()),
+        time: Timestamp(7),
+    }
+}
+
+fn deleted() -> Deleted {
+    Deleted {
+        conv: Conversation::Room(room("lobby")),
+        seq: Seq(6),
+        sender: user("alice"),
+        target: Seq(5),
+        time: Timestamp(8),
+    }
+}
+
+fn reacted() -> Reacted {
+    Reacted {
+        conv: Conversation::Peer(user("bob")),
+        seq: Seq(7),
+        sender: user("bob"),
+        target: Seq(3),
+        emoji: Emoji::parse("❤️").unwrap(),
+        on: true,
+        time: Timestamp(9),
     }
 }
 
@@ -191,8 +268,30 @@ fn every_server_message_round_trips() {
         ServerMessage::History(HistoryPage {
             id,
             conv: Conversation::Room(room("lobby")),
-            messages: vec![msg(Conversation::Room(room("lobby")), 1)],
+            messages: vec![
+                msg(Conversation::Room(room("lobby")), 1),
+                msg(Conversation::Room(room("lobby")), 3),
+                msg(Conversation::Room(room("lobby")), 5),
+            ],
+            changes: vec![
+                Change::Edited(edited()),
+                Change::Deleted(deleted()),
+                Change::Reacted(reacted()),
+            ],
             more: false,
+        }),
+        ServerMessage::Edited(edited()),
+        ServerMessage::Deleted(deleted()),
+        ServerMessage::Reacted(reacted()),
+        ServerMessage::Versions(VersionList {
+            id,
+            conv: Conversation::Peer(user("bob")),
+            seq: Seq(3),
+            versions: vec![Version {
+                seq: Seq(3),
+                body: Body::parse("first").unwrap(),
+                time: Timestamp(5),
+            }],
         }),
         ServerMessage::Conversations(ConversationList {
             id,

@@ -19,8 +19,7 @@
 
 use bytes::Bytes;
 use chatus_protocol::history::Page;
-use chatus_protocol::message::Message;
-use chatus_protocol::{Conversation, Seq, ServerMessage};
+use chatus_protocol::{Conversation, Seq};
 
 use super::Bus;
 use super::wire::MessageEvent;
@@ -34,14 +33,7 @@ pub(crate) const SYNC_MAX: u64 = 50;
 const FILL_PAGE: u32 = 200;
 
 fn frame(conv: Conversation, e: &MessageEvent) -> Bytes {
-    encode(&ServerMessage::Message(Message {
-        conv,
-        seq: e.seq,
-        sender: e.sender.clone(),
-        body: e.body.clone(),
-        time: e.time,
-        file: e.file.clone(),
-    }))
+    encode(&e.item.for_conv(conv))
 }
 
 impl Bus {
@@ -153,7 +145,7 @@ impl Bus {
             };
             let events: Vec<MessageEvent> = rows
                 .into_iter()
-                .map(|r| MessageEvent::from_row(conv, r))
+                .filter_map(|r| MessageEvent::from_row(conv, r))
                 .collect();
             let end = events.last().map_or(first, |e| e.seq);
             match self.push(conv, kind, first, &events) {

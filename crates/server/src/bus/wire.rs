@@ -8,12 +8,17 @@
 //! - `PREFIX.presence`: a [`PresenceWire`], a node's presence changes or
 //!   its whole online set.
 
-use chatus_protocol::{Body, FileInfo, RoomName, Seq, Timestamp, Username, Visibility};
+use chatus_protocol::event::{Change, Deleted, Edited, Reacted};
+use chatus_protocol::message::Message;
+use chatus_protocol::{Conversation, RoomName, Seq, ServerMessage, Username, Visibility};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{ConvId, MessageRow, TokenHash, UserId};
 
-/// A stored message: what every node needs to make its `message` frames.
+/// A stored row of a conversation's stream (a message, or a change to one:
+/// an edit, a deletion, a reaction): what every node needs to make its
+/// frames. The event's conversation is rewritten for each recipient (in a
+/// direct conversation each side sees the other as the peer).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MessageEvent {
@@ -21,28 +26,59 @@ pub(crate) struct MessageEvent {
     pub(crate) conv: i64,
     /// Its seq.
     pub(crate) seq: Seq,
-    /// The sender's name.
-    pub(crate) sender: Username,
-    /// The text.
-    pub(crate) body: Body,
-    /// When it was stored.
-    pub(crate) time: Timestamp,
-    /// The file it shares.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) file: Option<FileInfo>,
+    /// The event, as a member receives it.
+    pub(crate) item: Item,
+}
+
+/// A message or a change, tagged apart (each is itself tagged by `type`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "event", rename_all = "snake_case")]
+pub(crate) enum Item {
+    /// A `message` event.
+    Message(Message),
+    /// An `edited`, `deleted` or `reacted` event.
+    Change(Change),
+}
+
+impl Item {
+    /// The event as `conv`'s members receive it.
+    pub(crate) fn for_conv(&self, conv: Conversation) -> ServerMessage {
+        match self.clone() {
+            Item::Message(m) => ServerMessage::Message(Message { conv, ..m }),
+            Item::Change(Change::Edited(e)) => ServerMessage::Edited(Edited { conv, ..e }),
+            Item::Change(Change::Deleted(d)) => ServerMessage::Deleted(Deleted { conv, ..d }),
+            Item::Change(Change::Reacted(r)) => ServerMessage::Reacted(Reacted { conv, ..r }),
+        }
+    }
+
+    /// The item of an event the fan-out built (`None` for any other kind).
+    pub(crate) fn from_event(event: ServerMessage) -> Option<Self> {
+        Some(match event {
+            ServerMessage::Message(m) => Item::Message(m),
+            ServerMessage::Edited(e) => Item::Change(Change::Edited(e)),
+            ServerMessage::Deleted(d) => Item::Change(Change::Deleted(d)),
+            ServerMessage::Reacted(r) => Item::Change(Change::Reacted(r)),
+            _ => return None,
+        })
+    }
 }
 
 impl MessageEvent {
-    /// A message read back from the store (filling a gap).
-    pub(crate) fn from_row(conv: ConvId, r: MessageRow) -> Self {
-        Self {
+    /// A row read back from the store (filling a gap); `None` for a row
+    /// history would leave out too (a reaction whose emoji no longer parses).
+    pub(crate) fn from_row(conv: ConvId, r: MessageRow) -> Option<Self> {
+        let seq = r.seq;
+        // The conversation is a placeholder: `Item::for_conv` sets it.
+        let placeholder = Conversation::Peer(r.sender.clone());
+        let item = match crate::handler::history::row_item(placeholder, r)? {
+            crate::handler::history::RowItem::Message(m) => Item::Message(m),
+            crate::handler::history::RowItem::Change(c) => Item::Change(c),
+        };
+        Some(Self {
             conv: conv.0,
-            seq: r.seq,
-            sender: r.sender,
-            body: r.body,
-            time: r.time,
-            file: r.file,
-        }
+            seq,
+            item,
+        })
     }
 }
 

@@ -3,6 +3,9 @@
 //! - The body must fit `max_body_bytes` (`body_too_long`) and the user's
 //!   message rate (`rate_limited`, with `retry_after_ms`).
 //! - The sender is the session's user; the request cannot name another.
+//! - A `reply_to` must name a message of the same conversation
+//!   (`unknown_message`) that is not deleted (`message_deleted`); the
+//!   message then quotes it (sender and the start of its text).
 //! - A `file` must name a finished upload of the sender's (`unknown_file`,
 //!   `upload_incomplete`); the message then carries the file's metadata.
 //! - The job goes to the sequencer; the reply (`sent`, after the message is
@@ -10,12 +13,14 @@
 //!   keeps reading meanwhile and a client may have many sends in flight.
 
 use chatus_protocol::message::SendMessage;
-use chatus_protocol::{ErrorCode, RequestId};
+use chatus_protocol::{Body, ErrorCode, RequestId};
 
 use super::{Cx, Outcome, Session};
 use crate::error::ApiError;
+use crate::service::events::quote;
 use crate::service::files;
 use crate::service::messages::prepare_send;
+use crate::store::Kind;
 
 /// `send`.
 pub(super) async fn send(
@@ -24,16 +29,7 @@ pub(super) async fn send(
     id: Option<RequestId>,
     s: SendMessage,
 ) -> Result<Outcome, ApiError> {
-    let max = cx.state.config().max_body_bytes;
-    if s.body.len() > max {
-        return Err(ApiError::reject(
-            ErrorCode::BodyTooLong,
-            format!(
-                "A message body may be at most {max} bytes; this one has {}.",
-                s.body.len()
-            ),
-        ));
-    }
+    check_body(cx, &s.body)?;
     cx.state
         .message_limits()
         .take(who.user)
@@ -45,7 +41,7 @@ pub(super) async fn send(
         Some(file) => Some(files::shared_file(cx.state.store(), who.user, file).await?),
         None => None,
     };
-    let job = prepare_send(
+    let mut job = prepare_send(
         cx.state.hub(),
         cx.state.store(),
         who.who(),
@@ -57,6 +53,28 @@ pub(super) async fn send(
         id,
     )
     .await?;
+    if let Some(seq) = s.reply_to {
+        let user = who.who();
+        job.quote = Some(quote(cx.state.store(), job.msg.conv, seq, &user).await?);
+        job.msg.kind = Kind::Message {
+            reply_to: Some(seq),
+        };
+    }
     cx.state.messages().submit(job).await?;
     Ok(Outcome::Nothing)
+}
+
+/// The body limit, shared by `send` and `edit`.
+pub(super) fn check_body(cx: &Cx<'_>, body: &Body) -> Result<(), ApiError> {
+    let max = cx.state.config().max_body_bytes;
+    if body.len() > max {
+        return Err(ApiError::reject(
+            ErrorCode::BodyTooLong,
+            format!(
+                "A message body may be at most {max} bytes; this one has {}.",
+                body.len()
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -25,8 +25,9 @@ pub(crate) const MAX_REQUEST_COST: u32 = 4;
 /// named, so a new one has to be priced.
 fn cost(req: &Request) -> u32 {
     match req {
-        Request::Send(_) => 0,
+        Request::Send(_) | Request::Edit(_) | Request::Delete(_) | Request::React(_) => 0,
         Request::History(_)
+        | Request::Versions(_)
         | Request::Conversations(_)
         | Request::ListRooms(_)
         | Request::ListMembers(_)

@@ -9,8 +9,9 @@
 //! [`ApiError`], which `dispatch` turns into frames.
 
 mod auth;
+mod event;
 mod hello;
-mod history;
+pub(crate) mod history;
 mod message;
 mod metering;
 mod presence;
@@ -212,6 +213,10 @@ async fn authed(
         Request::ListMembers(r) => room::members(cx, who, id, &r),
         Request::Who(_) => presence::who(cx, id),
         Request::Send(r) => message::send(cx, who, id, r).await,
+        Request::Edit(r) => event::edit(cx, who, id, r).await,
+        Request::Delete(r) => event::delete(cx, who, id, r).await,
+        Request::React(r) => event::react(cx, who, id, r).await,
+        Request::Versions(r) => event::versions(cx, who, id, r).await,
         Request::History(r) => history::history(cx, who, id, r).await,
         Request::Conversations(_) => history::conversations(cx, who, id).await,
         Request::MarkRead(r) => history::mark_read(cx, who, id, r).await,

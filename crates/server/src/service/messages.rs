@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chatus_protocol::history::ConversationInfo;
-use chatus_protocol::message::{Message, Sent};
+use chatus_protocol::message::Sent;
 use chatus_protocol::{
     ClientMsgId, Conversation, ErrorCode, ErrorReply, RequestId, RoomName, Seq, ServerMessage,
     Username,
@@ -57,6 +57,18 @@ fn wire_len(body: &chatus_protocol::Body) -> usize {
     escaped_len(body.as_str()) + PER_MESSAGE_OVERHEAD
 }
 
+/// [`wire_len`] for a history row, whose text may be gone (and whose
+/// reply quote adds up to an excerpt).
+fn row_len(row: &crate::store::MessageRow) -> usize {
+    let quote = match &row.kind {
+        crate::store::RowKind::Message {
+            reply_to: Some(_), ..
+        } => PER_MESSAGE_OVERHEAD + 6 * chatus_protocol::event::MAX_EXCERPT_CHARS,
+        _ => 0,
+    };
+    row.body.as_ref().map_or(0, |b| escaped_len(b.as_str())) + PER_MESSAGE_OVERHEAD + quote
+}
+
 /// Where a message goes, resolved by the handler.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
@@ -83,6 +95,10 @@ pub(crate) struct SendJob {
     pub(crate) sender: Username,
     /// The file it shares, as its `message` event shows it.
     pub(crate) file: Option<chatus_protocol::FileInfo>,
+    /// The message it answers, as its `message` event quotes it.
+    pub(crate) quote: Option<chatus_protocol::event::Quote>,
+    /// A reaction's emoji, for its `reacted` event.
+    pub(crate) emoji: Option<chatus_protocol::Emoji>,
     /// The connection that sent it, for the `sent` reply.
     pub(crate) reply_to: Arc<ConnHandle>,
     /// The request's id.
@@ -276,14 +292,17 @@ fn stored_events(jobs: &[SendJob], outcomes: &[Appended]) -> Vec<crate::bus::wir
     jobs.iter()
         .zip(outcomes)
         .filter_map(|(job, outcome)| match *outcome {
-            Appended::Stored { seq } => Some(crate::bus::wire::MessageEvent {
-                conv: job.msg.conv.0,
-                seq,
-                sender: job.sender.clone(),
-                body: job.msg.body.clone(),
-                time: job.msg.time,
-                file: job.file.clone(),
-            }),
+            Appended::Stored { seq } => {
+                // The conversation is a placeholder: each node sets it per
+                // recipient (`Item::for_conv`).
+                let placeholder = Conversation::Peer(job.sender.clone());
+                let event = crate::service::events::event(job, placeholder, seq, job.msg.time)?;
+                Some(crate::bus::wire::MessageEvent {
+                    conv: job.msg.conv.0,
+                    seq,
+                    item: crate::bus::wire::Item::from_event(event)?,
+                })
+            }
             _ => None,
         })
         .collect()
@@ -318,6 +337,12 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
         let (seq, time, duplicate) = match *outcome {
             Appended::Stored { seq } => (seq, job.msg.time, false),
             Appended::Duplicate { seq, time } => (seq, time, true),
+            Appended::Refused(r) => {
+                let target = job.msg.kind.target().unwrap_or_default();
+                let reply = crate::service::events::refused(r, target).into_reply(job.id);
+                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply))));
+                continue;
+            }
             Appended::ClientIdReused => {
                 let reply = ErrorReply::new(
                     job.id,
@@ -332,20 +357,22 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
                 continue;
             }
         };
+        // A job always has its event (see `events::event`); were one
+        // missing, its frame is left out rather than made up, and the
+        // client's cursor passes the gap.
         let event = |conv: Conversation| {
-            encode(&ServerMessage::Message(Message {
-                conv,
-                seq,
-                sender: job.sender.clone(),
-                body: job.msg.body.clone(),
-                time,
-                file: job.file.clone(),
-            }))
+            let m = crate::service::events::event(job, conv, seq, time);
+            if m.is_none() {
+                tracing::error!(seq = seq.0, "a stored change had no event");
+            }
+            m.map(|m| encode(&m))
         };
         let ack_conv = match &job.target {
             Target::Room(name) => {
-                if !duplicate && deliver {
-                    let frame = event(Conversation::Room(name.clone()));
+                if !duplicate
+                    && deliver
+                    && let Some(frame) = event(Conversation::Room(name.clone()))
+                {
                     match rooms.iter_mut().find(|(c, _, _)| *c == job.msg.conv) {
                         Some((_, last, frames)) => {
                             *last = seq;
@@ -357,14 +384,16 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
                 Conversation::Room(name.clone())
             }
             Target::Dm { from, to } => {
-                if !duplicate && deliver {
-                    // Each side sees the other as the peer.
-                    let for_sender = event(Conversation::Peer(to.name.clone()));
-                    let for_recipient = if from.id == to.id {
-                        for_sender.clone()
+                // Each side sees the other as the peer.
+                if !duplicate
+                    && deliver
+                    && let Some(for_sender) = event(Conversation::Peer(to.name.clone()))
+                    && let Some(for_recipient) = if from.id == to.id {
+                        Some(for_sender.clone())
                     } else {
                         event(Conversation::Peer(from.name.clone()))
-                    };
+                    }
+                {
                     hub.deliver_dm(
                         job.msg.conv,
                         seq,
@@ -489,10 +518,13 @@ pub(crate) async fn prepare_send(
             body,
             time,
             file: file.as_ref().map(|f| f.id.clone()),
+            kind: crate::store::Kind::Message { reply_to: None },
         },
         target,
         sender: user.name,
         file,
+        quote: None,
+        emoji: None,
         reply_to,
         id,
     })
@@ -558,7 +590,7 @@ pub(crate) fn fit_page(
         Box::new(rows.iter().rev())
     };
     for r in order {
-        total += wire_len(&r.body);
+        total += row_len(r);
         if keep > 0 && total > budget {
             break;
         }
@@ -603,9 +635,14 @@ mod tests {
             .map(|i| MessageRow {
                 seq: Seq(i),
                 sender: Username::parse("a").unwrap(),
-                body: Body::parse(body).unwrap(),
+                body: Some(Body::parse(body).unwrap()),
                 time: Timestamp(0),
                 file: None,
+                kind: crate::store::RowKind::Message {
+                    reply_to: None,
+                    edited: None,
+                    deleted: None,
+                },
             })
             .collect()
     }
@@ -619,10 +656,13 @@ mod tests {
                 body: body.clone(),
                 time: Timestamp(0),
                 file: None,
+                kind: crate::store::Kind::Message { reply_to: None },
             },
             target: Target::Room(RoomName::lobby()),
             sender: Username::parse("a").unwrap(),
             file: None,
+            quote: None,
+            emoji: None,
             reply_to: conn.clone(),
             id: None,
         }

@@ -10,6 +10,8 @@
 //! - [`presence`]: the announcer (presence and membership, coalesced).
 //! - [`messages`]: the sequencer (group-committed appends in one order) and
 //!   fan-out of stored messages; history and read markers.
+//! - [`events`]: edits, deletions, reactions and replies: their rules
+//!   and the events they become (they ride the sequencer as messages do).
 //! - [`files`]: the file a message shares, and the files of a
 //!   conversation.
 //! - [`budget`]: wire lengths (JSON escaping included) and trimming lists,
@@ -17,6 +19,7 @@
 
 pub mod accounts;
 pub(crate) mod budget;
+pub(crate) mod events;
 pub(crate) mod files;
 pub(crate) mod messages;
 pub(crate) mod presence;

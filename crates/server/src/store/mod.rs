@@ -237,12 +237,224 @@ pub struct NewMessage {
     pub sender: UserId,
     /// The sender's id for it, for deduplication.
     pub client_id: ClientMsgId,
-    /// Text.
+    /// The text stored: a message's or an edit's text, a reaction's
+    /// emoji; unused for a deletion, whose row stores no text.
     pub body: Body,
     /// Server time.
     pub time: Timestamp,
     /// A finished upload the message shares.
     pub file: Option<FileId>,
+    /// What the row is: a message, or a change to one.
+    pub kind: Kind,
+}
+
+/// What a stored row of a conversation's stream is. A change names its
+/// target, a message of the same conversation; the store checks it in the
+/// append's transaction (see [`Refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A message, perhaps answering another.
+    Message {
+        /// The message it answers.
+        reply_to: Option<Seq>,
+    },
+    /// A new text for the sender's own message.
+    Edit {
+        /// The message.
+        target: Seq,
+    },
+    /// The deletion of a message by its sender (or the room's creator):
+    /// the text of the message and of its edits is erased.
+    Delete {
+        /// The message.
+        target: Seq,
+    },
+    /// A reaction (the row's body is its emoji) added or taken back.
+    React {
+        /// The message.
+        target: Seq,
+        /// Added (true) or taken back.
+        on: bool,
+    },
+}
+
+impl Kind {
+    /// The number stored in `messages.kind`.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Kind::Message { .. } => 0,
+            Kind::Edit { .. } => 1,
+            Kind::Delete { .. } => 2,
+            Kind::React { on: true, .. } => 3,
+            Kind::React { on: false, .. } => 4,
+        }
+    }
+
+    /// The message a change (or a reply) refers to.
+    pub(crate) fn target(self) -> Option<Seq> {
+        match self {
+            Kind::Message { reply_to } => reply_to,
+            Kind::Edit { target } | Kind::Delete { target } | Kind::React { target, .. } => {
+                Some(target)
+            }
+        }
+    }
+}
+
+/// Why the store refused a change (or a reply), checked in the append's
+/// transaction, so that a change racing a deletion cannot slip past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No message at the target `seq` (or it is a change, not a message).
+    UnknownMessage,
+    /// An edit of someone else's message, or a deletion by neither its
+    /// sender nor the room's creator.
+    NotAuthor,
+    /// The target was deleted.
+    Deleted,
+}
+
+/// The message a change or reply names, as [`Store::target`] finds it.
+#[derive(Debug, Clone)]
+pub struct TargetRow {
+    /// Its sender.
+    pub sender: UserId,
+    /// Its sender's name.
+    pub sender_name: Username,
+    /// Its current text; `None` once deleted.
+    pub body: Option<Body>,
+    /// Whether the caller may delete it besides its sender (the room's
+    /// creator).
+    pub creator: Option<UserId>,
+}
+
+/// What a row of a history page is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowKind {
+    /// A message, as it stands now.
+    Message {
+        /// The message it answers: its seq, sender and current text
+        /// (`None` once deleted).
+        reply_to: Option<(Seq, Username, Option<Body>)>,
+        /// The edit that gave it its current text.
+        edited: Option<Seq>,
+        /// Its deletion.
+        deleted: Option<Seq>,
+    },
+    /// An edit (its text is the row's body, `None` once the message is
+    /// deleted).
+    Edit {
+        /// The edited message.
+        target: Seq,
+    },
+    /// A deletion.
+    Delete {
+        /// The deleted message.
+        target: Seq,
+    },
+    /// A reaction (its emoji is the row's body).
+    React {
+        /// The message.
+        target: Seq,
+        /// Added or taken back.
+        on: bool,
+    },
+}
+
+/// The rule both backends apply to a change (or reply) `kind` by `actor`
+/// whose target row has kind code `target_kind` (0 for a message), was
+/// sent by `author`, may be `deleted`, and lies in a conversation made by
+/// `creator`.
+pub(crate) fn refusal(
+    kind: Kind,
+    actor: UserId,
+    target_kind: i64,
+    author: UserId,
+    deleted: bool,
+    creator: Option<UserId>,
+) -> Option<Refusal> {
+    if target_kind != 0 {
+        return Some(Refusal::UnknownMessage);
+    }
+    if deleted {
+        return Some(Refusal::Deleted);
+    }
+    match kind {
+        Kind::Edit { .. } if author != actor => Some(Refusal::NotAuthor),
+        Kind::Delete { .. } if author != actor && creator != Some(actor) => {
+            Some(Refusal::NotAuthor)
+        }
+        _ => None,
+    }
+}
+
+/// Groups reaction rows (message, emoji, user id, name), ordered by
+/// message then arrival, into one [`ReactionRow`] per message and emoji, in
+/// order of first use: the one aggregation both backends share.
+pub(crate) fn aggregate_reactions(
+    rows: Vec<(Seq, String, UserId, Username)>,
+    asker: UserId,
+) -> Vec<ReactionRow> {
+    let mut out: Vec<ReactionRow> = Vec::new();
+    // Rows come grouped by message, so only the current message's entries
+    // (the tail of `out`) can match.
+    let mut start = 0;
+    for (seq, emoji, user, name) in rows {
+        if out.get(start).is_some_and(|r| r.seq != seq) {
+            start = out.len();
+        }
+        let at = match out[start..]
+            .iter()
+            .position(|r| r.emoji == emoji)
+            .map(|i| start + i)
+        {
+            Some(i) => i,
+            None => {
+                out.push(ReactionRow {
+                    seq,
+                    emoji,
+                    count: 0,
+                    users: Vec::new(),
+                    mine: false,
+                });
+                out.len() - 1
+            }
+        };
+        let r = &mut out[at];
+        r.count += 1;
+        r.mine |= user == asker;
+        if r.users.len() < chatus_protocol::event::MAX_REACTORS_SHOWN {
+            r.users.push(name);
+        }
+    }
+    out
+}
+
+/// One text a message had, as [`Store::versions`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRow {
+    /// Where it was stored.
+    pub seq: Seq,
+    /// The text.
+    pub body: Body,
+    /// When.
+    pub time: Timestamp,
+}
+
+/// The reactions with one emoji on one message, as [`Store::reactions`]
+/// counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionRow {
+    /// The message.
+    pub seq: Seq,
+    /// The emoji.
+    pub emoji: String,
+    /// How many reacted with it.
+    pub count: u64,
+    /// The first reactors (at most `MAX_REACTORS_SHOWN`), earliest first.
+    pub users: Vec<Username>,
+    /// Whether the asker reacted with it.
+    pub mine: bool,
 }
 
 /// The outcome of appending one message.
@@ -264,6 +476,9 @@ pub enum Appended {
     /// The (sender, client_id) was stored before in another conversation:
     /// not a retry, and not storable under that id. Nothing was written.
     ClientIdReused,
+    /// A change (or reply) whose target does not allow it. Nothing was
+    /// written.
+    Refused(Refusal),
 }
 
 /// A stored message, as history returns it.
@@ -273,12 +488,15 @@ pub struct MessageRow {
     pub seq: Seq,
     /// Sender's name.
     pub sender: Username,
-    /// Text.
-    pub body: Body,
+    /// Text: a message's current text, an edit's text, a reaction's
+    /// emoji; `None` for a deletion and for erased text.
+    pub body: Option<Body>,
     /// Server time.
     pub time: Timestamp,
     /// The file it shares.
     pub file: Option<FileInfo>,
+    /// What the row is.
+    pub kind: RowKind,
 }
 
 /// An upload (and, once finished, a file) as stored. Its bytes are in the
@@ -494,6 +712,24 @@ pub trait Store: Send + Sync + 'static {
         page: Page,
         limit: u32,
     ) -> StoreFuture<'_, (Vec<MessageRow>, bool)>;
+
+    /// The message at `seq` in `conv` (a message, not a change), with its
+    /// current text and the room's creator.
+    fn target(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<TargetRow>>;
+
+    /// The reactions on the messages `from..=to` of `conv`, by message and
+    /// emoji in order of first use; `mine` as seen by `asker`.
+    fn reactions(
+        &self,
+        conv: ConvId,
+        from: Seq,
+        to: Seq,
+        asker: UserId,
+    ) -> StoreFuture<'_, Vec<ReactionRow>>;
+
+    /// Every text the message at `seq` had, oldest first (none once
+    /// deleted); `None` when there is no message there.
+    fn versions(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<Vec<VersionRow>>>;
 
     /// `user`'s read markers in `convs`, in the same order (0 where none
     /// is set): one key lookup per conversation, however many messages it

@@ -65,6 +65,7 @@ macro_rules! store_suite {
             sessions_follow_passwords_and_revocations,
             memberships_and_invitations,
             removed_files_keep_their_messages_and_leave_lookups,
+            edits_deletions_reactions_and_replies,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {
@@ -99,6 +100,22 @@ pub(crate) fn msg(conv: ConvId, sender: UserId, cid: &str, body: &str) -> NewMes
         body: Body::parse(body).unwrap(),
         time: Timestamp(10),
         file: None,
+        kind: crate::store::Kind::Message { reply_to: None },
+    }
+}
+
+/// A change by `sender` of kind `kind` (an edit's text or a reaction's
+/// emoji in `body`).
+pub(crate) fn change(
+    conv: ConvId,
+    sender: UserId,
+    cid: &str,
+    body: &str,
+    kind: crate::store::Kind,
+) -> NewMessage {
+    NewMessage {
+        kind,
+        ..msg(conv, sender, cid, body)
     }
 }
 
@@ -256,7 +273,7 @@ pub(crate) async fn history_pages_both_ways(place: &Place) {
     let (rows, more) = store.history(lobby, Page::After(Seq(7)), 5).await.unwrap();
     assert_eq!((seqs(&rows), more), (vec![8, 9, 10], false));
     assert_eq!(rows[0].sender.as_str(), "a");
-    assert_eq!(rows[0].body.as_str(), "m8");
+    assert_eq!(rows[0].body.as_ref().unwrap().as_str(), "m8");
     assert_eq!(rows[0].time, Timestamp(10));
 }
 
@@ -297,7 +314,7 @@ pub(crate) async fn data_survives_reopening(place: &Place) {
     let lobby = snap.rooms.iter().find(|r| r.name.is_lobby()).unwrap();
     assert_eq!(lobby.last_seq, Seq(1));
     let (rows, _) = store.history(lobby.id, Page::Latest, 10).await.unwrap();
-    assert_eq!(rows[0].body.as_str(), "kept");
+    assert_eq!(rows[0].body.as_ref().unwrap().as_str(), "kept");
     assert!(matches!(
         store
             .create_room(
@@ -649,4 +666,203 @@ pub(crate) async fn removed_files_keep_their_messages_and_leave_lookups(place: &
             .unwrap()
             .is_empty()
     );
+}
+
+pub(crate) async fn edits_deletions_reactions_and_replies(place: &Place) {
+    use crate::store::{Kind, Refusal, RowKind};
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_user(new_user("b", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let stored = |o: &Appended| match o {
+        Appended::Stored { seq } => seq.0,
+        other => panic!("not stored: {other:?}"),
+    };
+    let edit = |t| Kind::Edit { target: Seq(t) };
+    let react = |t, on| Kind::React { target: Seq(t), on };
+    // A target stored earlier in the same batch is seen (PostgreSQL
+    // inserts a batch's plain messages together).
+    let out = store
+        .append(vec![
+            msg(lobby, a, "m1", "hello world"),
+            msg(lobby, b, "m2", "hi"),
+            change(lobby, a, "e1", "hello edited", edit(1)),
+            change(lobby, b, "e2", "not mine", edit(1)),
+            change(lobby, a, "e3", "nothing there", edit(99)),
+            change(lobby, a, "e4", "a change is no message", edit(3)),
+            change(
+                lobby,
+                b,
+                "r1",
+                "hey",
+                Kind::Message {
+                    reply_to: Some(Seq(1)),
+                },
+            ),
+            change(lobby, b, "x1", "👍", react(1, true)),
+            change(lobby, a, "x2", "👍", react(1, true)),
+            change(lobby, a, "x3", "🎉", react(1, true)),
+        ])
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = [0, 1, 2, 6, 7, 8, 9]
+        .iter()
+        .map(|i| stored(&out[*i]))
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(out[3], Appended::Refused(Refusal::NotAuthor));
+    assert_eq!(out[4], Appended::Refused(Refusal::UnknownMessage));
+    assert_eq!(out[5], Appended::Refused(Refusal::UnknownMessage));
+
+    let t = store.target(lobby, Seq(1)).await.unwrap().unwrap();
+    assert_eq!(t.body.unwrap().as_str(), "hello edited");
+    assert!(
+        store.target(lobby, Seq(3)).await.unwrap().is_none(),
+        "an edit is no target"
+    );
+    let versions = store.versions(lobby, Seq(1)).await.unwrap().unwrap();
+    let texts: Vec<&str> = versions.iter().map(|v| v.body.as_str()).collect();
+    assert_eq!(texts, ["hello world", "hello edited"]);
+    assert_eq!(versions[1].seq, Seq(3));
+
+    let (rows, _) = store.history(lobby, Page::Latest, 50).await.unwrap();
+    assert_eq!(rows.len(), 7);
+    assert_eq!(rows[0].body.as_ref().unwrap().as_str(), "hello edited");
+    assert_eq!(
+        rows[0].kind,
+        RowKind::Message {
+            reply_to: None,
+            edited: Some(Seq(3)),
+            deleted: None
+        }
+    );
+    assert_eq!(rows[2].kind, RowKind::Edit { target: Seq(1) });
+    match &rows[3].kind {
+        RowKind::Message {
+            reply_to: Some((s, who, text)),
+            ..
+        } => {
+            assert_eq!((*s, who.as_str()), (Seq(1), "a"));
+            assert_eq!(text.as_ref().unwrap().as_str(), "hello edited");
+        }
+        other => panic!("not a reply: {other:?}"),
+    }
+    assert_eq!(
+        rows[4].kind,
+        RowKind::React {
+            target: Seq(1),
+            on: true
+        }
+    );
+
+    let counts = store.reactions(lobby, Seq(1), Seq(7), b).await.unwrap();
+    let seen: Vec<(u64, &str, u64, bool)> = counts
+        .iter()
+        .map(|r| (r.seq.0, r.emoji.as_str(), r.count, r.mine))
+        .collect();
+    assert_eq!(seen, [(1, "👍", 2, true), (1, "🎉", 1, false)]);
+    assert_eq!(
+        counts[0]
+            .users
+            .iter()
+            .map(|u| u.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "a"]
+    );
+
+    // Taking back, then deleting: only the sender (or the room's creator).
+    let out = store
+        .append(vec![
+            change(lobby, b, "x4", "👍", react(1, false)),
+            change(lobby, b, "d1", "-", Kind::Delete { target: Seq(1) }),
+            change(lobby, a, "d2", "-", Kind::Delete { target: Seq(1) }),
+            change(lobby, a, "d2", "-", Kind::Delete { target: Seq(1) }),
+            change(lobby, a, "e5", "again", edit(1)),
+            change(lobby, a, "d3", "-", Kind::Delete { target: Seq(1) }),
+            change(lobby, b, "x5", "👍", react(1, true)),
+            change(
+                lobby,
+                b,
+                "r2",
+                "re",
+                Kind::Message {
+                    reply_to: Some(Seq(1)),
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored(&out[0]), 8);
+    assert_eq!(out[1], Appended::Refused(Refusal::NotAuthor));
+    assert_eq!(stored(&out[2]), 9);
+    assert!(matches!(out[3], Appended::Duplicate { seq: Seq(9), .. }));
+    for o in &out[4..] {
+        assert_eq!(*o, Appended::Refused(Refusal::Deleted));
+    }
+    assert_eq!(store.versions(lobby, Seq(1)).await.unwrap().unwrap(), []);
+    assert!(
+        store
+            .target(lobby, Seq(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .is_none()
+    );
+    let (rows, _) = store.history(lobby, Page::Latest, 50).await.unwrap();
+    assert_eq!(rows.len(), 9);
+    assert!(rows[0].body.is_none(), "the message's text is gone");
+    assert_eq!(
+        rows[0].kind,
+        RowKind::Message {
+            reply_to: None,
+            edited: Some(Seq(3)),
+            deleted: Some(Seq(9))
+        }
+    );
+    assert!(rows[2].body.is_none(), "its edit's text is gone too");
+    match &rows[3].kind {
+        RowKind::Message {
+            reply_to: Some((_, _, text)),
+            ..
+        } => assert!(text.is_none()),
+        other => panic!("not a reply: {other:?}"),
+    }
+    assert_eq!(rows[8].kind, RowKind::Delete { target: Seq(1) });
+    assert!(
+        store
+            .reactions(lobby, Seq(1), Seq(9), a)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A room's creator may delete anyone's message there.
+    let room = store
+        .create_room(
+            RoomName::parse("dev").unwrap(),
+            Visibility::Public,
+            a,
+            Timestamp(1),
+        )
+        .await
+        .unwrap()
+        .id;
+    store.add_member(room, b, Timestamp(1)).await.unwrap();
+    let out = store
+        .append(vec![
+            msg(room, b, "m3", "spam"),
+            change(room, a, "d4", "-", Kind::Delete { target: Seq(1) }),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((stored(&out[0]), stored(&out[1])), (1, 2));
 }

@@ -128,7 +128,15 @@ async fn oversized_frames_close_the_connection_and_only_it() {
         .call(json!({"type":"send","room":"lobby","body":"after","client_id":"a"}))
         .await;
     assert_eq!(r["type"], "sent");
-    assert_eq!(next_message(&mut bob_ev).await.body.as_str(), "after");
+    assert_eq!(
+        next_message(&mut bob_ev)
+            .await
+            .body
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "after"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

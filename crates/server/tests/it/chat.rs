@@ -41,7 +41,7 @@ async fn lobby_broadcast_reaches_everyone_in_one_order() {
         let got: Vec<(u64, String)> = messages(events, 30)
             .await
             .into_iter()
-            .map(|m| (m.seq.0, m.body.to_string()))
+            .map(|m| (m.seq.0, m.body.as_ref().unwrap().to_string()))
             .collect();
         let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
         assert_eq!(seqs, (1..=30).collect::<Vec<_>>());
@@ -68,7 +68,10 @@ async fn direct_messages_reach_only_the_two_parties() {
     assert_eq!(sent.seq, Seq(1));
     assert_eq!(sent.conv, Conversation::Peer(user("bob")));
     let m = next_message(&mut bob_ev).await;
-    assert_eq!((m.sender.as_str(), m.body.as_str()), ("alice", "psst"));
+    assert_eq!(
+        (m.sender.as_str(), m.body.as_ref().unwrap().as_str()),
+        ("alice", "psst")
+    );
     assert_eq!(
         m.conv,
         Conversation::Peer(user("alice")),
@@ -86,7 +89,7 @@ async fn direct_messages_reach_only_the_two_parties() {
     // else receives must be that one, never the private ones.
     carol.send(lobby(), body("anyone?")).await.unwrap();
     let m = next_message(&mut carol_ev).await;
-    assert_eq!(m.body.as_str(), "anyone?");
+    assert_eq!(m.body.as_ref().unwrap().as_str(), "anyone?");
     // Carol cannot read their conversation either: hers with alice is empty.
     let h = carol
         .history(Conversation::Peer(user("alice")), Page::Latest, None)
@@ -97,7 +100,11 @@ async fn direct_messages_reach_only_the_two_parties() {
         .history(Conversation::Peer(user("alice")), Page::Latest, None)
         .await
         .unwrap();
-    let bodies: Vec<_> = h.messages.iter().map(|m| m.body.as_str()).collect();
+    let bodies: Vec<_> = h
+        .messages
+        .iter()
+        .map(|m| m.body.as_ref().unwrap().as_str())
+        .collect();
     assert_eq!(bodies, ["psst", "hi back"]);
 }
 
@@ -118,7 +125,7 @@ async fn nobody_can_speak_as_someone_else() {
     assert_eq!(r["type"], "sent", "{r}");
     let m = next_message(&mut bob_ev).await;
     assert_eq!(m.sender.as_str(), "mallory");
-    assert_eq!(m.body.as_str(), "bob: I owe mallory");
+    assert_eq!(m.body.as_ref().unwrap().as_str(), "bob: I owe mallory");
     // Logging in as bob needs bob's password.
     let mut raw = Raw::connect(server.addr).await;
     raw.call(json!({"type":"hello","version":1})).await;
@@ -411,7 +418,7 @@ async fn history_pages_backwards_without_gaps() {
         [21, 22, 23]
     );
     assert!(h.more);
-    assert_eq!(h.messages[0].body.as_str(), "m21");
+    assert_eq!(h.messages[0].body.as_ref().unwrap().as_str(), "m21");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,7 +442,10 @@ async fn offline_user_sees_direct_messages_sent_while_away() {
         .history(dm.conv.clone(), Page::Latest, None)
         .await
         .unwrap();
-    assert_eq!(h.messages[0].body.as_str(), "while you were out");
+    assert_eq!(
+        h.messages[0].body.as_ref().unwrap().as_str(),
+        "while you were out"
+    );
     bob.mark_read(dm.conv.clone(), Seq(1)).await.unwrap();
     let convs = bob.conversations().await.unwrap();
     assert_eq!(convs.iter().find(|c| c.conv == dm.conv).unwrap().unread, 0);

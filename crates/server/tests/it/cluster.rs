@@ -548,3 +548,88 @@ async fn the_suite_passes_on_the_bus() {
     );
     assert!(summary.contains(" passed;"), "{summary}");
 }
+
+/// The next event of a conversation's stream (a message or a change), as
+/// (type, seq, target).
+async fn next_stream_event(raw: &mut Raw) -> (String, u64, Option<u64>) {
+    loop {
+        let v = raw.recv().await;
+        let t = v["type"].as_str().unwrap_or_default();
+        if matches!(t, "message" | "edited" | "deleted" | "reacted") {
+            return (
+                t.to_owned(),
+                v["seq"].as_u64().unwrap(),
+                v["target"].as_u64(),
+            );
+        }
+    }
+}
+
+/// An edit, a reaction and a deletion made on one node reach members on
+/// another as themselves (not as new messages carrying the edit's text or
+/// the emoji, which is what a bus that only knew messages would make of
+/// them), live and when a cut-off node fills its gap from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_to_messages_cross_nodes_as_changes() {
+    let Some(db) = ScratchDb::create().await.unwrap() else {
+        return;
+    };
+    let Some(nats) = nats().await else { return };
+    let p = prefix();
+    let relay = Proxy::start(nats).await;
+    let a = node(&db, nats, &p).await;
+    let c = node(&db, relay.addr, &p).await;
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut carol = Raw::registered(c.addr, "carol").await;
+    let lobby = json!({"room":"lobby"});
+    let mut change = |mut req: Value| {
+        req.as_object_mut()
+            .unwrap()
+            .extend(lobby.as_object().unwrap().clone());
+        req
+    };
+    send(&mut alice, lobby.clone(), "lunch at noon?", "m1").await;
+    for req in [
+        json!({"type":"edit","seq":1,"body":"lunch at one?","client_id":"e1"}),
+        json!({"type":"react","seq":1,"emoji":"👍","on":true,"client_id":"r1"}),
+        json!({"type":"delete","seq":1,"client_id":"d1"}),
+    ] {
+        let r = alice.call(change(req)).await;
+        assert_ne!(r["type"], "error", "{r}");
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(next_stream_event(&mut carol).await);
+    }
+    assert_eq!(
+        got,
+        [
+            ("message".to_owned(), 1, None),
+            ("edited".to_owned(), 2, Some(1)),
+            ("reacted".to_owned(), 3, Some(1)),
+            ("deleted".to_owned(), 4, Some(1)),
+        ]
+    );
+
+    // Missed on the bus, then filled from the store: still changes.
+    relay.set_down(true);
+    send(&mut alice, lobby.clone(), "tea?", "m2").await;
+    let r = alice
+        .call(change(
+            json!({"type":"edit","seq":5,"body":"coffee?","client_id":"e2"}),
+        ))
+        .await;
+    assert_ne!(r["type"], "error", "{r}");
+    relay.set_down(false);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(next_stream_event(&mut carol).await);
+    }
+    assert_eq!(
+        got,
+        [
+            ("message".to_owned(), 5, None),
+            ("edited".to_owned(), 6, Some(5))
+        ]
+    );
+}

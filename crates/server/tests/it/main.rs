@@ -19,6 +19,7 @@ mod damaged_db;
 mod disk_full;
 mod durability;
 mod edge;
+mod events;
 mod files;
 mod logins;
 mod logs;

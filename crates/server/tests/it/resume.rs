@@ -93,7 +93,7 @@ async fn a_dropped_client_resumes_without_gap_or_duplicate() {
     assert_eq!(
         h.messages
             .iter()
-            .filter(|m| m.body.as_str() == "written offline")
+            .filter(|m| m.body.as_ref().unwrap().as_str() == "written offline")
             .count(),
         1
     );
@@ -127,7 +127,11 @@ async fn sends_cut_off_mid_flight_are_stored_exactly_once() {
         .history(lobby(), Page::After(Seq(0)), Some(200))
         .await
         .unwrap();
-    let bodies: Vec<String> = h.messages.iter().map(|m| m.body.to_string()).collect();
+    let bodies: Vec<String> = h
+        .messages
+        .iter()
+        .map(|m| m.body.as_ref().unwrap().to_string())
+        .collect();
     assert_eq!(bodies, (0..20).map(|i| format!("n{i}")).collect::<Vec<_>>());
     let seqs: Vec<u64> = acks.iter().map(|a| a.seq.0).collect();
     assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
@@ -170,7 +174,7 @@ async fn a_restarted_client_resumes_from_stored_cursors() {
         })
         .await;
         assert!(!live);
-        bodies.push(m.body.to_string());
+        bodies.push(m.body.as_ref().unwrap().to_string());
     }
     bodies.sort();
     assert_eq!(bodies, ["m4", "m5", "m6", "new dm"]);

@@ -20,12 +20,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chatus_protocol::Seq;
 use chatus_protocol::history::Page;
-use chatus_protocol::{Body, Seq};
 
 use crate::store::postgres::conn::Conn;
-use crate::store::postgres::{ms, seq, ts, username};
-use crate::store::{Appended, ConvId, MessageRow, NewMessage, StoreError, UserId};
+use crate::store::postgres::{events, ms, seq, ts, username};
+use crate::store::{Appended, ConvId, Kind, MessageRow, NewMessage, RowKind, StoreError, UserId};
 
 /// Rounds of an append that met a concurrent duplicate before giving up
 /// (each round finds at least one more message stored, so two suffice in
@@ -87,6 +87,7 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
     }
     let mut out = Vec::with_capacity(batch.len());
     let mut new = NewRows::default();
+    let mut inserted = 0;
     // Later messages of a batch have higher seqs: the last one wins.
     let mut spoke: BTreeMap<(UserId, ConvId), i64> = BTreeMap::new();
     for m in batch {
@@ -105,35 +106,36 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
             });
             continue;
         }
+        // A change (or reply) is checked against its target, which may be
+        // among the rows not inserted yet: insert those first.
+        let changes = m.kind.target().is_some();
+        if changes {
+            if !flush(c, &mut new, &mut inserted).await? {
+                return Ok(None);
+            }
+            if let Some(refused) = events::check(c, m).await? {
+                out.push(Appended::Refused(refused));
+                continue;
+            }
+        }
         let next = last.get(&m.conv).copied().unwrap_or(0) + 1;
         last.insert(m.conv, next);
         known.insert(key, (m.conv, next, ms(m.time)));
         new.push(m, next);
         spoke.insert((m.sender, m.conv), next);
         out.push(Appended::Stored { seq: seq(next) });
+        if changes {
+            if !flush(c, &mut new, &mut inserted).await? {
+                return Ok(None);
+            }
+            events::apply(c, m, next).await?;
+        }
     }
-    if new.conv.is_empty() {
-        return Ok(Some(out));
-    }
-    let inserted = c
-        .exec(
-            "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body, file_id)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                                  $5::bigint[], $6::text[], $7::text[])
-             ON CONFLICT (sender_id, client_id) DO NOTHING",
-            &[
-                &new.conv,
-                &new.seq,
-                &new.sender,
-                &new.client_id,
-                &new.time,
-                &new.body,
-                &new.file,
-            ],
-        )
-        .await?;
-    if inserted != new.conv.len() as u64 {
+    if !flush(c, &mut new, &mut inserted).await? {
         return Ok(None);
+    }
+    if inserted == 0 {
+        return Ok(Some(out));
     }
     let (touched, tops): (Vec<i64>, Vec<i64>) = convs
         .iter()
@@ -166,6 +168,42 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
     Ok(Some(out))
 }
 
+/// Inserts the rows gathered so far (and forgets them); false when another
+/// node stored one of their ids meanwhile (the caller starts over).
+async fn flush(c: &Conn, new: &mut NewRows<'_>, inserted: &mut usize) -> Result<bool, StoreError> {
+    if new.conv.is_empty() {
+        return Ok(true);
+    }
+    let stored = c
+        .exec(
+            "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body, file_id,
+                                   kind, target, reply_to)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                  $5::bigint[], $6::text[], $7::text[], $8::smallint[],
+                                  $9::bigint[], $10::bigint[])
+             ON CONFLICT (sender_id, client_id) DO NOTHING",
+            &[
+                &new.conv,
+                &new.seq,
+                &new.sender,
+                &new.client_id,
+                &new.time,
+                &new.body,
+                &new.file,
+                &new.kind,
+                &new.target,
+                &new.reply_to,
+            ],
+        )
+        .await?;
+    if stored != new.conv.len() as u64 {
+        return Ok(false);
+    }
+    *inserted += new.conv.len();
+    *new = NewRows::default();
+    Ok(true)
+}
+
 /// The new rows of a batch, column by column (sent as arrays: one
 /// statement inserts them all).
 #[derive(Default)]
@@ -177,6 +215,9 @@ struct NewRows<'a> {
     time: Vec<i64>,
     body: Vec<&'a str>,
     file: Vec<Option<&'a str>>,
+    kind: Vec<i16>,
+    target: Vec<Option<i64>>,
+    reply_to: Vec<Option<i64>>,
 }
 
 impl<'a> NewRows<'a> {
@@ -186,9 +227,33 @@ impl<'a> NewRows<'a> {
         self.sender.push(m.sender.0);
         self.client_id.push(m.client_id.as_str());
         self.time.push(ms(m.time));
-        self.body.push(m.body.as_str());
+        self.body.push(match m.kind {
+            Kind::Delete { .. } => "",
+            _ => m.body.as_str(),
+        });
         self.file.push(m.file.as_ref().map(|f| f.as_str()));
+        self.kind.push(i16::try_from(m.kind.code()).unwrap_or(0));
+        let (target, reply_to) = match m.kind {
+            Kind::Message { reply_to } => (None, reply_to),
+            k => (k.target(), None),
+        };
+        self.target.push(target.map(events::sql_seq));
+        self.reply_to.push(reply_to.map(events::sql_seq));
     }
+}
+
+/// The columns of a history row (see SQLite's `HISTORY_SELECT`).
+macro_rules! history_select {
+    () => {
+        "SELECT m.seq, u.name, m.body, m.time_ms,
+            f.id, f.name, f.length, f.media_type, f.sha256,
+            m.kind::BIGINT, m.target, m.reply_to, m.edited, m.deleted, t.body, qu.name, qt.body
+         FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
+         LEFT JOIN message_text t ON t.conv_id = m.conv_id AND t.seq = m.seq
+         LEFT JOIN messages q ON q.conv_id = m.conv_id AND q.seq = m.reply_to
+         LEFT JOIN users qu ON qu.id = q.sender_id
+         LEFT JOIN message_text qt ON qt.conv_id = m.conv_id AND qt.seq = m.reply_to"
+    };
 }
 
 pub(crate) async fn history(
@@ -198,14 +263,14 @@ pub(crate) async fn history(
     limit: u32,
 ) -> Result<(Vec<MessageRow>, bool), StoreError> {
     let fetch = i64::from(limit) + 1;
-    const OLDER: &str = "SELECT m.seq, u.name, m.body, m.time_ms,
-         f.id, f.name, f.length, f.media_type, f.sha256 FROM messages m
-         JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
-         WHERE m.conv_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3";
-    const NEWER: &str = "SELECT m.seq, u.name, m.body, m.time_ms,
-         f.id, f.name, f.length, f.media_type, f.sha256 FROM messages m
-         JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
-         WHERE m.conv_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3";
+    const OLDER: &str = concat!(
+        history_select!(),
+        " WHERE m.conv_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
+    );
+    const NEWER: &str = concat!(
+        history_select!(),
+        " WHERE m.conv_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"
+    );
     let bound = |s: Seq| i64::try_from(s.0).unwrap_or(i64::MAX);
     let (sql, bound) = match page {
         Page::Latest => (OLDER, i64::MAX),
@@ -214,12 +279,46 @@ pub(crate) async fn history(
     };
     let mut out = Vec::new();
     for r in c.query(sql, &[&conv.0, &bound, &fetch]).await? {
+        let kind: i64 = r.get(9);
+        let target = seq(r.get::<_, Option<i64>>(10).unwrap_or(0));
+        let (row_kind, body) = match kind {
+            0 => {
+                let reply_to: Option<i64> = r.get(11);
+                let quoted: Option<String> = r.get(15);
+                let edited: Option<i64> = r.get(12);
+                let deleted: Option<i64> = r.get(13);
+                (
+                    RowKind::Message {
+                        reply_to: match (reply_to, quoted) {
+                            (Some(q), Some(name)) => {
+                                Some((seq(q), username(name)?, events::body(r.get(16))?))
+                            }
+                            _ => None,
+                        },
+                        edited: edited.map(seq),
+                        deleted: deleted.map(seq),
+                    },
+                    events::body(r.get(14))?,
+                )
+            }
+            1 => (RowKind::Edit { target }, events::body(r.get(2))?),
+            2 => (RowKind::Delete { target }, None),
+            3 | 4 => (
+                RowKind::React {
+                    target,
+                    on: kind == 3,
+                },
+                events::body(r.get(2))?,
+            ),
+            k => return Err(StoreError::Corrupt(format!("unknown message kind {k}"))),
+        };
         out.push(MessageRow {
             seq: seq(r.get(0)),
             sender: username(r.get(1))?,
-            body: Body::parse(r.get::<_, String>(2)).map_err(|e| StoreError::Corrupt(e.message))?,
+            body,
             time: ts(r.get(3)),
             file: super::files::file_at(&r, 4)?,
+            kind: row_kind,
         });
     }
     let more = out.len() > limit as usize;

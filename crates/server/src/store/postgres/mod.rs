@@ -25,12 +25,14 @@
 //! - `writer`: the writer task and its group commit.
 //! - `schema`: migrations and the start-up checks (advisory lock, settings
 //!   fingerprint, node registration).
-//! - `accounts`, `rooms`, `messages`, `files`: the SQL, one file per family.
+//! - `accounts`, `rooms`, `messages`, `events` (edits, deletions,
+//!   reactions, replies), `files`: the SQL, one file per family.
 //! - `scratch`: throwaway databases for tests and benchmarks.
 //! - This file: opening, the heartbeat, and the [`Store`] impl.
 
 mod accounts;
 mod conn;
+mod events;
 mod files;
 mod messages;
 mod rooms;
@@ -47,9 +49,9 @@ use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Username, Vis
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
-    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser, Removal,
-    RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow,
-    UploadUsage, UserFileRow, UserId, UserRow,
+    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser,
+    ReactionRow, Removal, RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow,
+    TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -450,6 +452,24 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreFuture<'_, (Vec<MessageRow>, bool)> {
         self.read(move |c| Box::pin(messages::history(c, conv, page, limit)))
+    }
+
+    fn target(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<TargetRow>> {
+        self.read(move |c| Box::pin(events::target(c, conv, seq)))
+    }
+
+    fn reactions(
+        &self,
+        conv: ConvId,
+        from: Seq,
+        to: Seq,
+        asker: UserId,
+    ) -> StoreFuture<'_, Vec<ReactionRow>> {
+        self.read(move |c| Box::pin(events::reactions(c, conv, from, to, asker)))
+    }
+
+    fn versions(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<Vec<VersionRow>>> {
+        self.read(move |c| Box::pin(events::versions(c, conv, seq)))
     }
 
     fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>> {

@@ -136,6 +136,30 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE uploads ADD COLUMN removed_ms BIGINT;
     "#,
+    // 4: edits, deletions, reactions and replies (SQLite's migration 7,
+    // which explains the columns); `message_text` is the one definition
+    // of a message's current text.
+    r#"
+    ALTER TABLE messages ADD COLUMN kind SMALLINT NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN target BIGINT;
+    ALTER TABLE messages ADD COLUMN reply_to BIGINT;
+    ALTER TABLE messages ADD COLUMN edited BIGINT;
+    ALTER TABLE messages ADD COLUMN deleted BIGINT;
+    CREATE INDEX messages_edits ON messages (conv_id, target) WHERE kind = 1;
+    CREATE TABLE reactions (
+        conv_id BIGINT NOT NULL REFERENCES conversations (id),
+        seq     BIGINT NOT NULL,
+        emoji   TEXT NOT NULL,
+        user_id BIGINT NOT NULL REFERENCES users (id),
+        time_ms BIGINT NOT NULL,
+        added   BIGINT NOT NULL,
+        PRIMARY KEY (conv_id, seq, emoji, user_id)
+    );
+    CREATE VIEW message_text AS
+        SELECT m.conv_id, m.seq, m.sender_id, m.time_ms, COALESCE(e.body, m.body) AS body
+        FROM messages m LEFT JOIN messages e ON e.conv_id = m.conv_id AND e.seq = m.edited
+        WHERE m.kind = 0 AND m.deleted IS NULL;
+    "#,
 ];
 
 /// Waits for the start-up lock (a session lock: it is released with

@@ -371,6 +371,9 @@ async fn a_lost_database_is_unavailable_then_recovers() {
     };
     assert_eq!(out, [Appended::Stored { seq: Seq(2) }]);
     let (rows, _) = store.history(lobby, Page::Latest, 10).await.unwrap();
-    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    let bodies: Vec<&str> = rows
+        .iter()
+        .map(|r| r.body.as_ref().unwrap().as_str())
+        .collect();
     assert_eq!(bodies, ["before", "during"]);
 }

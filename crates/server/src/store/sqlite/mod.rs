@@ -14,12 +14,14 @@
 //! # Layout
 //! - `writer`: the writer thread and its group commit.
 //! - `queries`: the SQL, as plain functions over a connection; `files`:
-//!   the SQL of uploads and shared files.
+//!   the SQL of uploads and shared files; `events`: the SQL of edits,
+//!   deletions, reactions and replies.
 //! - `schema` holds the migrations.
 //! - `integrity`: the checks a database file passes before it is used,
 //!   and creating a new one whole.
 //! - This file: opening, the reader pool, and the [`Store`] impl.
 
+mod events;
 mod files;
 mod integrity;
 mod queries;
@@ -37,9 +39,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::store::{
-    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser, Removal,
-    RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow,
-    UploadUsage, UserFileRow, UserId, UserRow,
+    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser,
+    ReactionRow, Removal, RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow,
+    TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -164,7 +166,7 @@ impl SqliteStore {
         // Checkpoints run on their own thread (see `checkpointer`), not inside
         // a commit where they would stall every writer waiting for it.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;",
         )?;
         // On a connection of its own, with SQLite's small default page
         // cache, so reading the whole file leaves nothing resident.
@@ -418,6 +420,24 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreFuture<'_, (Vec<MessageRow>, bool)> {
         self.read(move |c| queries::history(c, conv, page, limit))
+    }
+
+    fn target(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<TargetRow>> {
+        self.read(move |c| events::target(c, conv, seq))
+    }
+
+    fn reactions(
+        &self,
+        conv: ConvId,
+        from: Seq,
+        to: Seq,
+        asker: UserId,
+    ) -> StoreFuture<'_, Vec<ReactionRow>> {
+        self.read(move |c| events::reactions(c, conv, from, to, asker))
+    }
+
+    fn versions(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<Vec<VersionRow>>> {
+        self.read(move |c| events::versions(c, conv, seq))
     }
 
     fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>> {

@@ -4,28 +4,28 @@
 use std::collections::HashMap;
 
 use chatus_protocol::history::Page;
-use chatus_protocol::{Body, RoomName, Seq, Timestamp, Username, Visibility};
+use chatus_protocol::{RoomName, Seq, Timestamp, Username, Visibility};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::store::skeleton::name_skeleton;
 use crate::store::{
-    Appended, ConvId, DmRow, MessageRow, NewMessage, NewSession, NewUser, RoomRow, SessionRow,
-    Snapshot, StoreError, TokenHash, UserId, UserRow,
+    Appended, ConvId, DmRow, Kind, MessageRow, NewMessage, NewSession, NewUser, RoomRow, RowKind,
+    SessionRow, Snapshot, StoreError, TokenHash, UserId, UserRow,
 };
 
-pub(super) fn ms(t: Timestamp) -> i64 {
+pub(crate) fn ms(t: Timestamp) -> i64 {
     i64::try_from(t.0).unwrap_or(i64::MAX)
 }
 
-pub(super) fn ts(v: i64) -> Timestamp {
+pub(crate) fn ts(v: i64) -> Timestamp {
     Timestamp(u64::try_from(v).unwrap_or(0))
 }
 
-pub(super) fn seq(v: i64) -> Seq {
+pub(crate) fn seq(v: i64) -> Seq {
     Seq(u64::try_from(v).unwrap_or(0))
 }
 
-pub(super) fn username(s: String) -> Result<Username, StoreError> {
+pub(crate) fn username(s: String) -> Result<Username, StoreError> {
     Username::parse(s).map_err(|e| StoreError::Corrupt(e.message))
 }
 
@@ -450,8 +450,9 @@ pub(crate) fn append(
         "SELECT conv_id, seq, time_ms FROM messages WHERE sender_id = ?1 AND client_id = ?2",
     )?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body, file_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO messages (conv_id, seq, sender_id, client_id, time_ms, body, file_id,
+                               kind, target, reply_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     let mut touched: Vec<ConvId> = Vec::new();
     let mut spoke: HashMap<(UserId, ConvId), u64> = HashMap::new();
@@ -479,6 +480,10 @@ pub(crate) fn append(
             });
             continue;
         }
+        if let Some(refused) = super::events::check(conn, m)? {
+            out.push(Appended::Refused(refused));
+            continue;
+        }
         let last = match last_seqs.get(&m.conv) {
             Some(v) => *v,
             None => {
@@ -497,9 +502,23 @@ pub(crate) fn append(
             m.sender.0,
             m.client_id.as_str(),
             ms(m.time),
-            m.body.as_str(),
-            m.file.as_ref().map(|f| f.as_str())
+            match m.kind {
+                Kind::Delete { .. } => "",
+                _ => m.body.as_str(),
+            },
+            m.file.as_ref().map(|f| f.as_str()),
+            m.kind.code(),
+            match m.kind {
+                Kind::Message { .. } => None,
+                k => k.target().map(|t| i64::try_from(t.0).unwrap_or(i64::MAX)),
+            },
+            match m.kind {
+                Kind::Message { reply_to } =>
+                    reply_to.map(|t| i64::try_from(t.0).unwrap_or(i64::MAX)),
+                _ => None,
+            },
         ])?;
+        super::events::apply(conn, m, Seq(next))?;
         last_seqs.insert(m.conv, next);
         if !touched.contains(&m.conv) {
             touched.push(m.conv);
@@ -519,6 +538,18 @@ pub(crate) fn append(
     Ok(out)
 }
 
+/// The columns of a history row, after `FROM messages m`: the row, its
+/// sender, its file, its current text (`message_text`, for a message), and
+/// what it replies to (sender and current text).
+const HISTORY_SELECT: &str = "SELECT m.seq, u.name, m.body, m.time_ms,
+        f.id, f.name, f.length, f.media_type, f.sha256,
+        m.kind, m.target, m.reply_to, m.edited, m.deleted, t.body, qu.name, qt.body
+     FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
+     LEFT JOIN message_text t ON t.conv_id = m.conv_id AND t.seq = m.seq
+     LEFT JOIN messages q ON q.conv_id = m.conv_id AND q.seq = m.reply_to
+     LEFT JOIN users qu ON qu.id = q.sender_id
+     LEFT JOIN message_text qt ON qt.conv_id = m.conv_id AND qt.seq = m.reply_to";
+
 pub(crate) fn history(
     conn: &Connection,
     conv: ConvId,
@@ -526,46 +557,37 @@ pub(crate) fn history(
     limit: u32,
 ) -> Result<(Vec<MessageRow>, bool), StoreError> {
     let fetch = i64::from(limit) + 1;
+    let older = format!(
+        "{HISTORY_SELECT} WHERE m.conv_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3"
+    );
+    let newer =
+        format!("{HISTORY_SELECT} WHERE m.conv_id = ?1 AND m.seq > ?2 ORDER BY m.seq ASC LIMIT ?3");
     let (sql, bound): (&str, i64) = match page {
-        Page::Latest => (
-            "SELECT m.seq, u.name, m.body, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
-             FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
-             WHERE m.conv_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
-            i64::MAX,
-        ),
-        Page::Before(s) => (
-            "SELECT m.seq, u.name, m.body, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
-             FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
-             WHERE m.conv_id = ?1 AND m.seq < ?2 ORDER BY m.seq DESC LIMIT ?3",
-            i64::try_from(s.0).unwrap_or(i64::MAX),
-        ),
-        Page::After(s) => (
-            "SELECT m.seq, u.name, m.body, m.time_ms, f.id, f.name, f.length, f.media_type, f.sha256
-             FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
-             WHERE m.conv_id = ?1 AND m.seq > ?2 ORDER BY m.seq ASC LIMIT ?3",
-            i64::try_from(s.0).unwrap_or(i64::MAX),
-        ),
+        Page::Latest => (&older, i64::MAX),
+        Page::Before(s) => (&older, i64::try_from(s.0).unwrap_or(i64::MAX)),
+        Page::After(s) => (&newer, i64::try_from(s.0).unwrap_or(i64::MAX)),
     };
     let mut st = conn.prepare_cached(sql)?;
     let rows = st.query_map(params![conv.0, bound, fetch], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            super::files::raw_file(r, 4)?,
-        ))
+        Ok(RawRow {
+            seq: r.get(0)?,
+            sender: r.get(1)?,
+            body: r.get(2)?,
+            time: r.get(3)?,
+            file: super::files::raw_file(r, 4)?,
+            kind: r.get(9)?,
+            target: r.get(10)?,
+            reply_to: r.get(11)?,
+            edited: r.get(12)?,
+            deleted: r.get(13)?,
+            text: r.get(14)?,
+            quoted_sender: r.get(15)?,
+            quoted_text: r.get(16)?,
+        })
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (s, sender, body, t, file) = row?;
-        out.push(MessageRow {
-            seq: seq(s),
-            sender: username(sender)?,
-            body: Body::parse(body).map_err(|e| StoreError::Corrupt(e.message))?,
-            time: ts(t),
-            file: file.map(super::files::file_info).transpose()?,
-        });
+        out.push(row?.into_row()?);
     }
     let more = out.len() > limit as usize;
     out.truncate(limit as usize);
@@ -573,6 +595,67 @@ pub(crate) fn history(
         out.reverse();
     }
     Ok((out, more))
+}
+
+/// A history row as read, before checking.
+struct RawRow {
+    seq: i64,
+    sender: String,
+    body: String,
+    time: i64,
+    file: Option<super::files::RawFile>,
+    kind: i64,
+    target: Option<i64>,
+    reply_to: Option<i64>,
+    edited: Option<i64>,
+    deleted: Option<i64>,
+    text: Option<String>,
+    quoted_sender: Option<String>,
+    quoted_text: Option<String>,
+}
+
+impl RawRow {
+    fn into_row(self) -> Result<MessageRow, StoreError> {
+        let target = seq(self.target.unwrap_or(0));
+        let (kind, body) = match self.kind {
+            0 => (
+                RowKind::Message {
+                    reply_to: match (self.reply_to, self.quoted_sender) {
+                        (Some(q), Some(name)) => Some((
+                            seq(q),
+                            username(name)?,
+                            super::events::body(self.quoted_text)?,
+                        )),
+                        _ => None,
+                    },
+                    edited: self.edited.map(seq),
+                    deleted: self.deleted.map(seq),
+                },
+                super::events::body(self.text)?,
+            ),
+            1 => (
+                RowKind::Edit { target },
+                super::events::body(Some(self.body))?,
+            ),
+            2 => (RowKind::Delete { target }, None),
+            3 | 4 => (
+                RowKind::React {
+                    target,
+                    on: self.kind == 3,
+                },
+                super::events::body(Some(self.body))?,
+            ),
+            k => return Err(StoreError::Corrupt(format!("unknown message kind {k}"))),
+        };
+        Ok(MessageRow {
+            seq: seq(self.seq),
+            sender: username(self.sender)?,
+            body,
+            time: ts(self.time),
+            file: self.file.map(super::files::file_info).transpose()?,
+            kind,
+        })
+    }
 }
 
 /// The one statement `read_markers` runs: a primary-key lookup.

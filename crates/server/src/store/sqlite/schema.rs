@@ -132,6 +132,36 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE uploads ADD COLUMN removed_ms INTEGER;
     "#,
+    // 7: edits, deletions, reactions and replies. Each is a row of its
+    // conversation's stream (`kind`: 0 message, 1 edit, 2 deletion,
+    // 3 reaction added, 4 reaction taken back; `target` the message it
+    // changes). A message row points at its latest edit (`edited`) and its
+    // deletion (`deleted`); a deletion empties the body of the message and
+    // of its edits. `reactions` holds the reactions as they stand now.
+    // `message_text` is the one definition of a message's current text:
+    // what search must index, and nothing else.
+    r#"
+    ALTER TABLE messages ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN target INTEGER;
+    ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+    ALTER TABLE messages ADD COLUMN edited INTEGER;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER;
+    CREATE INDEX messages_edits ON messages(conv_id, target) WHERE kind = 1;
+    CREATE TABLE reactions (
+        conv_id INTEGER NOT NULL REFERENCES conversations(id),
+        seq     INTEGER NOT NULL,
+        emoji   TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        time_ms INTEGER NOT NULL,
+        -- The reaction event's own seq: the order reactions came in.
+        added   INTEGER NOT NULL,
+        PRIMARY KEY (conv_id, seq, emoji, user_id)
+    ) WITHOUT ROWID;
+    CREATE VIEW message_text AS
+        SELECT m.conv_id, m.seq, m.sender_id, m.time_ms, COALESCE(e.body, m.body) AS body
+        FROM messages m LEFT JOIN messages e ON e.conv_id = m.conv_id AND e.seq = m.edited
+        WHERE m.kind = 0 AND m.deleted IS NULL;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.
