@@ -567,6 +567,10 @@ fn connect(
     config.reconnect = Reconnect::forever();
     config.resume = Resume::FromNow;
     config.client_label = format!("chatus-gui/{}", env!("CARGO_PKG_VERSION"));
+    // Pins shared with the CLI; an unknown or changed certificate stops
+    // the client with a typed error the login panel shows.
+    config.trust = chatus_client::Trust::in_dir(sessions.dir().to_owned());
+    let trust = config.trust.clone();
     let (client, mut events) = Client::start(config);
     let out = out.clone();
     let out_for_conn = out.clone();
@@ -580,7 +584,7 @@ fn connect(
         let mut connected_once = false;
         while let Some(event) = events.recv().await {
             if matches!(event, Event::Disconnected { .. } | Event::Stopped { .. }) {
-                transfers::set_link(&link, &forward_server, None);
+                transfers::set_link(&link, &forward_server, None, &trust);
             }
             match &event {
                 Event::Connected {
@@ -594,7 +598,7 @@ fn connect(
                         }
                         token = Some(new_token.clone());
                     }
-                    transfers::set_link(&link, &forward_server, token.clone());
+                    transfers::set_link(&link, &forward_server, token.clone(), &trust);
                     let _ = me.send((forward_server.clone(), user.clone()));
                     known_user = Some(user.clone());
                     connected_once = true;

@@ -39,7 +39,7 @@ impl Server {
 
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let mut child = Command::new(bin())
-            .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+            .args(["serve", "--plain", "--addr", "127.0.0.1:0", "--config"])
             .arg(dir.path().join("chatus.toml"))
             .arg("--data")
             .arg(dir.path().join("data"))

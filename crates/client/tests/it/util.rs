@@ -39,6 +39,8 @@ impl TestServer {
             data: dir.path().to_owned(),
             ..Config::default()
         };
+        // Plain unless a test turns TLS on (tls.rs).
+        c.tls.plain = true;
         c.rate.logins_per_min_per_addr = 100_000.0;
         c.rate.login_burst_per_addr = 100_000;
         c.rate.messages_per_sec = 100_000.0;

@@ -52,6 +52,7 @@ impl Server {
             data: data.clone(),
             ..Default::default()
         };
+        config.tls.plain = true;
         config.rate.logins_per_min_per_addr = 100_000.0;
         config.rate.login_burst_per_addr = 100_000;
         config.rate.messages_per_sec = 100_000.0;

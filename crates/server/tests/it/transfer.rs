@@ -24,6 +24,7 @@ async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
     let to = Endpoint {
         server: server.url(),
         token: alice_token,
+        trust: Default::default(),
     };
     let mut seen = Vec::new();
     let up = transfer::upload(&to, &src, &mut |p: Progress| seen.push(p))
@@ -74,6 +75,7 @@ async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
     let from = Endpoint {
         server: server.url(),
         token: bob_token,
+        trust: Default::default(),
     };
     let got = transfer::download(&from, &info.id, Some(out.path()), false, &mut |_| {})
         .await
@@ -331,6 +333,7 @@ async fn a_discarded_upload_is_removed_on_the_server_and_forgotten() {
     let to = Endpoint {
         server: server.url(),
         token: token.clone(),
+        trust: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let data = content(3 * transfer::CHUNK, 6);
