@@ -282,6 +282,17 @@ fn tls_cause(e: &io::Error, server: &ServerUrl) -> String {
             )
         }
         Some(other) => format!("the TLS handshake failed: {other}"),
+        None if matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+        ) =>
+        {
+            format!(
+                "it closed the connection during the TLS handshake; if it serves without TLS \
+                 (--plain), use ws://{}",
+                server.key()
+            )
+        }
         None => io_cause(e, server.host()),
     }
 }

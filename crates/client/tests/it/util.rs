@@ -20,7 +20,9 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// A server running in this process, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    /// The server's state (its TLS, for the tests that reload it).
+    pub state: State,
+    pub dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
 
@@ -53,12 +55,13 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let state = State::open(c).await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(chatus_server::run(listener, state, async move {
+        tokio::spawn(chatus_server::run(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
         Self {
             addr,
-            _dir: dir,
+            state,
+            dir,
             _stop: stop,
         }
     }

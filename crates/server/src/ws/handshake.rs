@@ -52,6 +52,10 @@ pub enum HandshakeError {
     /// The socket failed.
     #[error("Reading the HTTP request failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A TLS handshake arrived at a server serving plain text; it is
+    /// closed at once rather than left waiting for a request head.
+    #[error("A TLS handshake arrived, but this server serves without TLS.")]
+    Tls,
 }
 
 fn refuse(status: &str, extra_headers: &str, body: &str) -> Opening {
@@ -85,6 +89,10 @@ pub async fn read_opening<R: AsyncRead + Unpin>(
             return Ok(Opening::Http(buf));
         }
         buf.extend_from_slice(&chunk[..n]);
+        // A TLS record carrying a handshake: no HTTP method starts so.
+        if buf.first() == Some(&0x16) {
+            return Err(HandshakeError::Tls);
+        }
     }
 }
 

@@ -122,6 +122,7 @@ async fn the_client_resumes_an_interrupted_upload_and_a_partial_download() {
     let to = Endpoint {
         server: server.url(),
         token,
+        trust: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let data = content(2 * transfer::CHUNK + 3, 7);
@@ -216,6 +217,7 @@ async fn a_transfer_task_reports_progress_then_its_result() {
     let to = Endpoint {
         server: server.url(),
         token,
+        trust: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let data = content(transfer::CHUNK + 10, 8);
@@ -291,6 +293,7 @@ async fn resume_state_falls_back_to_the_config_directory_when_the_folder_is_read
     let to = Endpoint {
         server: server.url(),
         token,
+        trust: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let config = tempfile::tempdir().unwrap();
