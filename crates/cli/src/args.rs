@@ -186,8 +186,10 @@ pub enum Command {
     Files(FilesArgs),
     /// Chat interactively: lines you type are sent; /help lists commands.
     Chat(ChatArgs),
-    /// List the servers whose certificates are pinned, or forget one
-    /// (`--forget HOST:PORT`) so that its new certificate is asked about.
+    /// Trust the server (asks about an unknown certificate, or takes
+    /// --accept-fingerprint) and list the pinned certificates; or forget
+    /// one (`--forget HOST:PORT`) so that its new certificate is asked
+    /// about.
     Trust(TrustArgs),
     /// Open the desktop app.
     Gui(GuiArgs),

@@ -338,8 +338,10 @@ fn ask_trust(server: &ServerUrl, fingerprint: &str) -> Result<bool, CliError> {
     ))
 }
 
-/// `trust`: lists the pinned certificates, or forgets one.
-pub fn trust_command(ctx: &Ctx, args: &crate::args::TrustArgs) -> Result<(), CliError> {
+/// `trust`: checks the server's certificate (asking about an unknown one,
+/// as every command does; the desktop app relies on this) and lists the
+/// pinned certificates, or forgets one.
+pub async fn trust_command(ctx: &Ctx, args: &crate::args::TrustArgs) -> Result<(), CliError> {
     let known = ctx.known();
     let fail = |e: chatus_client::known::KnownError| CliError::Local(e.to_string());
     if let Some(target) = &args.forget {
@@ -354,6 +356,7 @@ pub fn trust_command(ctx: &Ctx, args: &crate::args::TrustArgs) -> Result<(), Cli
         }
         return Ok(());
     }
+    ctx.trust(&ctx.server()?).await?;
     let file = known.load().map_err(fail)?;
     let mut out = std::io::stdout().lock();
     for (server, pin) in &file.servers {

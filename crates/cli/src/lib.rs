@@ -223,7 +223,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Download(a) => files::download(need()?, &a).await,
         Command::Files(a) => files::list(need()?, &a).await,
         Command::Chat(a) => chat::chat(need()?, &a).await,
-        Command::Trust(a) => connect::trust_command(need()?, &a),
+        Command::Trust(a) => connect::trust_command(need()?, &a).await,
         Command::Gui(_) => Err(CliError::Local(
             "The desktop app runs on the main thread; see main.rs.".into(),
         )),

@@ -438,8 +438,10 @@ mod tests {
 
     #[test]
     fn names_cover_loopback_the_bound_address_and_configured_names() {
-        let mut c = Config::default();
-        c.addr = "10.1.2.3:7500".parse().unwrap();
+        let mut c = Config {
+            addr: "10.1.2.3:7500".parse().unwrap(),
+            ..Config::default()
+        };
         c.tls.names = vec!["chat.example.org".into(), "LOCALHOST".into()];
         let names = host_names(&c);
         for want in [

@@ -17,4 +17,5 @@ mod first_hour;
 mod migrate;
 mod terminal;
 mod tidy;
+mod tls;
 mod util;

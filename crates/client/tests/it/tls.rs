@@ -97,12 +97,19 @@ async fn first_use_pins_then_a_changed_certificate_is_refused() {
         .unwrap();
     // A new one is refused, with both fingerprints.
     match connect(&url, &pinned_only, login("alice")).await {
-        Err(e @ Error::CertificateChanged { .. }) => {
-            let Error::CertificateChanged { pinned, seen, .. } = &e else {
-                unreachable!()
-            };
+        Err(Error::CertificateChanged {
+            server: s,
+            pinned,
+            seen,
+        }) => {
+            assert_eq!(s, url.key());
             assert_eq!(pinned, fp.as_str());
-            assert_eq!(seen, &new_fp);
+            assert_eq!(seen, new_fp);
+            let e = Error::CertificateChanged {
+                server: s,
+                pinned,
+                seen,
+            };
             let text = e.to_string();
             assert!(text.contains("intercepting"), "{text}");
         }

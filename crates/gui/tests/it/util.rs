@@ -80,7 +80,8 @@ impl Server {
     }
 
     pub fn url(&self) -> ServerUrl {
-        ServerUrl::parse(&self.addr.to_string()).unwrap()
+        // The test servers serve plain (see `start`).
+        ServerUrl::parse(&format!("ws://{}", self.addr)).unwrap()
     }
 
     /// Stops the server cleanly.
@@ -139,7 +140,7 @@ pub fn app_remembering(
         ..Options::default()
     };
     let settings = chatus_gui::settings::Settings {
-        host: "127.0.0.1".into(),
+        host: "ws://127.0.0.1".into(),
         port,
         username: user.into(),
     };
@@ -180,7 +181,7 @@ pub fn log_in(h: &mut Harness<'_, ChatusApp>, server: &Server, name: &str, regis
         h.step();
     }
     for (label, value) in [
-        ("Server:", server.addr.ip().to_string()),
+        ("Server:", format!("ws://{}", server.addr.ip())),
         ("Port:", server.addr.port().to_string()),
         ("Username:", name.to_owned()),
         ("Password:", format!("{name}-password")),
