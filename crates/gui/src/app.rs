@@ -110,7 +110,12 @@ impl ChatusApp {
             self.dispatch(actions);
         }
         if let (Some(me), Some(server)) = (&self.state.me, &self.state.server) {
-            self.settings.host = server.host().to_owned();
+            // Without TLS the scheme is kept, since a bare host means wss://.
+            self.settings.host = if server.is_tls() {
+                server.host().to_owned()
+            } else {
+                format!("ws://{}", server.host())
+            };
             self.settings.port = server.port();
             self.settings.username = me.to_string();
         }

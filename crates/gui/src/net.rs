@@ -99,6 +99,14 @@ pub enum Action {
     },
     /// List the accounts with a saved login on a server.
     Accounts(ServerUrl),
+    /// Pin a certificate the person trusted (in `known_servers.json`,
+    /// shared with the CLI).
+    Trust {
+        /// The server.
+        server: ServerUrl,
+        /// Its certificate's fingerprint.
+        fingerprint: String,
+    },
     /// Send a message (kept until the server stores it).
     Send {
         /// Where.
@@ -178,6 +186,9 @@ pub enum Update {
     /// Logging in failed for good: a password login that could not reach
     /// the server, or a refused login or token (the login screen shows it).
     LoginFailed(String),
+    /// Logging in stopped at the server's certificate: unknown (the
+    /// person is asked) or changed (refused).
+    Certificate(crate::state::CertificateQuestion),
     /// An event from the client library.
     Event(Event),
     /// Our conversations with read state.
@@ -429,6 +440,18 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                     old.client.quit().await;
                 }
             }
+            Action::Trust {
+                server,
+                fingerprint,
+            } => {
+                let known = chatus_client::KnownServers::new(sessions.dir().to_owned());
+                let pinned = chatus_client::Fingerprint::parse(&fingerprint)
+                    .map_err(|e| e.to_string())
+                    .and_then(|fp| known.pin(&server, &fp).map_err(|e| e.to_string()));
+                if let Err(e) = pinned {
+                    out.send(Update::LoginFailed(e));
+                }
+            }
             Action::PickFiles(_) if !transfers::dialog_available() => {
                 out.send(Update::Failed(
                     "No file dialog here (it needs the desktop portal or zenity): \
@@ -563,6 +586,7 @@ fn connect(
         }
         Credentials::Token(_) => user,
     };
+    let retry = (credentials.clone(), known_user.clone());
     let mut config = Config::new(server.clone(), credentials);
     config.reconnect = Reconnect::forever();
     config.resume = Resume::FromNow;
@@ -627,6 +651,29 @@ fn connect(
                         "Your saved login{who} is no longer valid (it expired or was revoked); \
                          please log in again."
                     )));
+                    return;
+                }
+                Event::Stopped {
+                    error:
+                        Some(
+                            chatus_client::Error::UnknownCertificate { fingerprint, .. }
+                            | chatus_client::Error::CertificateChanged {
+                                seen: fingerprint, ..
+                            },
+                        ),
+                } if !connected_once => {
+                    let pinned = match &event {
+                        Event::Stopped {
+                            error: Some(chatus_client::Error::CertificateChanged { pinned, .. }),
+                        } => Some(pinned.clone()),
+                        _ => None,
+                    };
+                    out.send(Update::Certificate(crate::state::CertificateQuestion {
+                        server: forward_server.clone(),
+                        fingerprint: fingerprint.clone(),
+                        pinned,
+                        retry: Some(retry.clone()),
+                    }));
                     return;
                 }
                 Event::Stopped { error } if !connected_once => {
@@ -734,6 +781,7 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             Action::Connect { .. }
             | Action::ConnectSaved { .. }
             | Action::Accounts(_)
+            | Action::Trust { .. }
             | Action::Logout
             | Action::Disconnect
             | Action::PickFiles(_)

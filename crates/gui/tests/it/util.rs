@@ -173,16 +173,28 @@ pub fn shows(h: &Harness<'_, ChatusApp>, text: &str) -> bool {
     h.query_by_label_contains(text).is_some()
 }
 
-/// Fills the login form and submits it.
+/// Fills the login form and submits it (the test servers serve plain).
 pub fn log_in(h: &mut Harness<'_, ChatusApp>, server: &Server, name: &str, register: bool) {
+    let host = format!("ws://{}", server.addr.ip());
+    log_in_at(h, &host, server.addr.port(), name, register);
+}
+
+/// Fills the login form with `host` (a bare host means TLS) and submits it.
+pub fn log_in_at(
+    h: &mut Harness<'_, ChatusApp>,
+    host: &str,
+    port: u16,
+    name: &str,
+    register: bool,
+) {
     h.step();
     if register {
         h.get_by_label("Register").click();
         h.step();
     }
     for (label, value) in [
-        ("Server:", format!("ws://{}", server.addr.ip())),
-        ("Port:", server.addr.port().to_string()),
+        ("Server:", host.to_owned()),
+        ("Port:", port.to_string()),
         ("Username:", name.to_owned()),
         ("Password:", format!("{name}-password")),
     ] {
