@@ -96,6 +96,17 @@ pub struct CertificateQuestion {
     pub retry: Option<(Credentials, Option<Username>)>,
 }
 
+/// What the form's host field holds for `server`: the host, with `ws://`
+/// in front when the server is reached without TLS (a bare host means
+/// `wss://`).
+pub fn form_host(server: &ServerUrl) -> String {
+    if server.is_tls() {
+        server.host().to_owned()
+    } else {
+        format!("ws://{}", server.host())
+    }
+}
+
 impl LoginForm {
     /// The server the form names, or why it names none.
     pub fn server(&self) -> Result<ServerUrl, String> {
@@ -386,7 +397,7 @@ impl State {
     /// only a refused token leads back to the form.
     pub fn resume_session(&mut self, server: ServerUrl, user: Username) -> Vec<Action> {
         self.server = Some(server.clone());
-        self.login.host = server.host().to_owned();
+        self.login.host = form_host(&server);
         self.login.port = server.port().to_string();
         self.login.username = user.to_string();
         self.login.error = None;
