@@ -52,10 +52,6 @@ pub enum HandshakeError {
     /// The socket failed.
     #[error("Reading the HTTP request failed: {0}")]
     Io(#[from] std::io::Error),
-    /// A TLS handshake arrived at a server serving plain text; it is
-    /// closed at once rather than left waiting for a request head.
-    #[error("A TLS handshake arrived, but this server serves without TLS.")]
-    Tls,
 }
 
 fn refuse(status: &str, extra_headers: &str, body: &str) -> Opening {
@@ -89,9 +85,15 @@ pub async fn read_opening<R: AsyncRead + Unpin>(
             return Ok(Opening::Http(buf));
         }
         buf.extend_from_slice(&chunk[..n]);
-        // A TLS record carrying a handshake: no HTTP method starts so.
+        // A TLS record carrying a handshake (no HTTP method starts so): a
+        // client expecting TLS, answered at once rather than left waiting
+        // for a request head; its TLS library reports a non-TLS answer.
         if buf.first() == Some(&0x16) {
-            return Err(HandshakeError::Tls);
+            return Ok(refuse(
+                "400 Bad Request",
+                "",
+                "This ChatUs server serves without TLS: use ws:// or http://.\n",
+            ));
         }
     }
 }
