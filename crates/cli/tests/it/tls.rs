@@ -138,8 +138,16 @@ fn sighup_puts_a_new_certificate_in_force_and_open_connections_stay() {
             return;
         }
     };
-    bob.ok(&["send", "--room", "lobby", "before"]);
-    wait_for("before");
+    // Until tail is connected (it shows what arrives from then on).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        bob.ok(&["send", "--room", "lobby", "before"]);
+        let got = rx.recv_timeout(Duration::from_millis(300));
+        if got.is_ok_and(|l| l.contains("before")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tail never connected");
+    }
 
     // Renewed files, then SIGHUP.
     let renewed = tempfile::tempdir().unwrap();
