@@ -188,7 +188,7 @@ pub fn start_chatus_with(
 /// given configuration file and data directory.
 pub fn chatus_command(bin: &Path, config: &Path, data: &Path) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--config"])
+    cmd.args(["serve", "--plain", "--addr", "127.0.0.1:0", "--config"])
         .arg(config)
         .arg("--data")
         .arg(data)

@@ -97,6 +97,7 @@ async fn connect(
             password: current.clone(),
         },
     );
+    config.trust = ctx.trust(server).await?;
     config.resume = Resume::Off;
     config.presence = false;
     config.reconnect = Reconnect::never();

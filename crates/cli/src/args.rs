@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The server client commands talk to when none is given.
-pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:7500";
+pub const DEFAULT_SERVER: &str = "wss://127.0.0.1:7500";
 
 /// ChatUs: a self-hosted chat server and its clients.
 ///
@@ -36,7 +36,7 @@ pub struct Cli {
 // last.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TopClientArgs {
-    /// Server to talk to [env: CHATUS_SERVER; default: ws://127.0.0.1:7500,
+    /// Server to talk to [env: CHATUS_SERVER; default: wss://127.0.0.1:7500,
     /// or for the desktop app the last one used].
     #[arg(long)]
     pub server: Option<String>,
@@ -51,6 +51,11 @@ pub struct TopClientArgs {
     /// Print one JSON object per line (client commands).
     #[arg(long, hide = true)]
     pub json: bool,
+    /// Trust the server if its certificate has this fingerprint, as
+    /// `chatus serve` prints it (SHA256:…), and pin it: for scripts, or to
+    /// trust a server's new certificate [env: CHATUS_ACCEPT_FINGERPRINT].
+    #[arg(long, global = true, value_name = "SHA256:...")]
+    pub accept_fingerprint: Option<String>,
 }
 
 impl TopClientArgs {
@@ -65,7 +70,7 @@ impl TopClientArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Client options")]
 pub struct ClientArgs {
-    /// Server to talk to [env: CHATUS_SERVER; default: ws://127.0.0.1:7500].
+    /// Server to talk to [env: CHATUS_SERVER; default: wss://127.0.0.1:7500].
     /// `host:port` and `host` work too.
     #[arg(long)]
     pub server: Option<String>,
@@ -94,6 +99,8 @@ pub struct ClientOpts {
     pub json: bool,
     /// The config directory, if chosen.
     pub config_dir: Option<PathBuf>,
+    /// A certificate fingerprint to trust (`--accept-fingerprint`).
+    pub accept_fingerprint: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -122,6 +129,10 @@ impl ClientArgs {
                 .clone()
                 .or_else(|| top.config_dir.clone())
                 .or_else(|| env("CHATUS_CONFIG_DIR").map(PathBuf::from)),
+            accept_fingerprint: top
+                .accept_fingerprint
+                .clone()
+                .or_else(|| env("CHATUS_ACCEPT_FINGERPRINT")),
         }
     }
 }
@@ -175,6 +186,11 @@ pub enum Command {
     Files(FilesArgs),
     /// Chat interactively: lines you type are sent; /help lists commands.
     Chat(ChatArgs),
+    /// Trust the server (asks about an unknown certificate, or takes
+    /// --accept-fingerprint) and list the pinned certificates; or forget
+    /// one (`--forget HOST:PORT`) so that its new certificate is asked
+    /// about.
+    Trust(TrustArgs),
     /// Open the desktop app.
     Gui(GuiArgs),
 }
@@ -201,6 +217,7 @@ impl Command {
             Command::Download(a) => &a.client,
             Command::Files(a) => &a.client,
             Command::Chat(a) => &a.client,
+            Command::Trust(a) => &a.client,
         })
     }
 }
@@ -281,6 +298,28 @@ pub struct ServeArgs {
     /// Most simultaneous connections [default: 20000].
     #[arg(long, env = "CHATUS_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Serve without TLS (ws://, http://), for a TLS-terminating proxy in
+    /// front [env: CHATUS_PLAIN; config: tls.plain].
+    #[arg(long, env = "CHATUS_PLAIN", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain: bool,
+    /// Certificate chain (PEM) to serve instead of the self-signed one;
+    /// re-read on SIGHUP [env: CHATUS_TLS_CERT; config: tls.cert].
+    #[arg(
+        long,
+        env = "CHATUS_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert [env: CHATUS_TLS_KEY; config:
+    /// tls.key].
+    #[arg(
+        long,
+        env = "CHATUS_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `migrate` options.
@@ -489,6 +528,17 @@ pub struct DownloadArgs {
     /// Replace an existing file.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `trust` options.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Forget the certificate pinned for this server (HOST:PORT, or an
+    /// address as --server takes it); the next connection asks again.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub forget: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

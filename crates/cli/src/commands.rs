@@ -101,6 +101,9 @@ fn username_for_login(ctx: &Ctx) -> Result<Username, CliError> {
 
 async fn log_in(ctx: &Ctx, args: &PasswordArgs, register: bool) -> Result<(), CliError> {
     let server = ctx.server()?;
+    // The certificate first: a person asked to trust a server should be
+    // asked before typing a password for it.
+    let trust = ctx.trust(&server).await?;
     let username = username_for_login(ctx)?;
     let interactive = !args.password_stdin;
     let (client, connected) = loop {
@@ -117,6 +120,7 @@ async fn log_in(ctx: &Ctx, args: &PasswordArgs, register: bool) -> Result<(), Cl
             }
         };
         let mut config = Config::new(server.clone(), credentials);
+        config.trust = trust.clone();
         config.resume = Resume::Off;
         config.reconnect = Reconnect::never();
         config.presence = false;

@@ -20,8 +20,8 @@ use std::time::Duration;
 use chatus_client::protocol::{ErrorCode, Username};
 use chatus_client::sessions::{Chosen, Saved};
 use chatus_client::{
-    Client, Config, Connected, Credentials, Error, Event, Events, Reconnect, Resume, ServerUrl,
-    Sessions, SessionsError, Status,
+    Client, Config, Connected, Credentials, Error, Event, Events, Fingerprint, KnownServers,
+    Reconnect, Resume, ServerUrl, Sessions, SessionsError, Status, Trust,
 };
 
 use crate::CliError;
@@ -35,6 +35,8 @@ pub struct Ctx {
     pub json: bool,
     /// The saved logins.
     pub sessions: Sessions,
+    /// A fingerprint to trust (`--accept-fingerprint`).
+    accept: Option<Fingerprint>,
 }
 
 /// How a command connects.
@@ -72,7 +74,71 @@ impl Ctx {
             user: opts.user.clone(),
             json: opts.json,
             sessions: Sessions::new(opts.config_dir.clone())?,
+            accept: opts
+                .accept_fingerprint
+                .as_deref()
+                .map(Fingerprint::parse)
+                .transpose()
+                .map_err(|e| CliError::Usage(e.to_string()))?,
         })
+    }
+
+    /// The pinned certificates, beside the saved logins.
+    pub fn known(&self) -> KnownServers {
+        KnownServers::new(self.sessions.dir().to_owned())
+    }
+
+    /// What connections to `server` trust, after checking its certificate
+    /// once: an unknown one is shown and asked about on a terminal (and
+    /// pinned when trusted), refused otherwise with the flag that trusts
+    /// it; a changed one is refused with how to trust it anew. An
+    /// unreachable server is left to the connection to report.
+    pub async fn trust(&self, server: &ServerUrl) -> Result<Trust, CliError> {
+        let mut trust = Trust {
+            known: Some(self.known()),
+            accept: self.accept.clone(),
+        };
+        match chatus_client::tls::check(server, &trust, CHECK_TIMEOUT).await {
+            Ok(()) | Err(Error::Unreachable { .. }) => Ok(trust),
+            Err(Error::UnknownCertificate { fingerprint, .. }) => {
+                let interactive =
+                    !self.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+                if !interactive {
+                    return Err(CliError::Untrusted(format!(
+                        "{server} presents a certificate no known authority signed, with \
+                         fingerprint {fingerprint}. If that is the fingerprint its operator sees \
+                         (`chatus serve` prints it), trust it with \
+                         --accept-fingerprint {fingerprint} (or CHATUS_ACCEPT_FINGERPRINT)."
+                    )));
+                }
+                if !ask_trust(server, &fingerprint)? {
+                    return Err(CliError::Untrusted(format!(
+                        "Not trusted; nothing was sent to {server}."
+                    )));
+                }
+                trust.accept = Some(
+                    Fingerprint::parse(&fingerprint).map_err(|e| CliError::Local(e.to_string()))?,
+                );
+                chatus_client::tls::check(server, &trust, CHECK_TIMEOUT).await?;
+                note(&format!(
+                    "Trusted {} ({fingerprint}); saved in {}.",
+                    server.key(),
+                    self.sessions.dir().join("known_servers.json").display()
+                ));
+                Ok(trust)
+            }
+            Err(e @ Error::CertificateChanged { .. }) => {
+                let Error::CertificateChanged { seen, .. } = &e else {
+                    return Err(e.into());
+                };
+                Err(CliError::Untrusted(format!(
+                    "{e} To trust it, run `chatus trust --forget {}` and connect again (you \
+                     will be asked), or pass --accept-fingerprint {seen}.",
+                    server.key()
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The server address.
@@ -115,7 +181,8 @@ impl Ctx {
             }
             Err(SessionsError::NotLoggedIn { .. }) => {
                 // Is anyone there? "Not logged in" would hide that.
-                Client::probe(server).await?;
+                let trust = self.trust(server).await?;
+                Client::probe(server, &trust).await?;
                 Err(CliError::NotLoggedIn(
                     self.not_logged_in(server, named.as_ref()),
                 ))
@@ -183,7 +250,9 @@ impl Ctx {
         saved: Saved,
     ) -> Result<(Client, Events, Connected), CliError> {
         let user = saved.user.clone();
+        let trust = self.trust(&server).await?;
         let mut config = Config::new(server.clone(), Credentials::Token(saved.token));
+        config.trust = trust;
         config.client_label = format!("chatus-cli/{}", env!("CARGO_PKG_VERSION"));
         match mode {
             Mode::OneShot => {
@@ -242,6 +311,63 @@ impl Ctx {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// How long the certificate check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shows an unknown certificate's fingerprint and asks whether to trust
+/// it (as SSH does on first contact).
+fn ask_trust(server: &ServerUrl, fingerprint: &str) -> Result<bool, CliError> {
+    eprintln!(
+        "The server {} presents a certificate no known authority signed (a server's own \
+         self-signed certificate does).\nIts fingerprint is {fingerprint}\nCompare it with the \
+         one `chatus serve` printed on the server.",
+        server.key()
+    );
+    eprint!("Trust this server? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Local(format!("Cannot read standard input: {e}.")))?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// `trust`: checks the server's certificate (asking about an unknown one,
+/// as every command does; the desktop app relies on this) and lists the
+/// pinned certificates, or forgets one.
+pub async fn trust_command(ctx: &Ctx, args: &crate::args::TrustArgs) -> Result<(), CliError> {
+    let known = ctx.known();
+    let fail = |e: chatus_client::known::KnownError| CliError::Local(e.to_string());
+    if let Some(target) = &args.forget {
+        let server = ServerUrl::parse(target).map_err(|e| CliError::Usage(e.to_string()))?;
+        if known.forget(&server).map_err(fail)? {
+            note(&format!(
+                "Forgot the certificate of {}; the next connection asks about it.",
+                server.key()
+            ));
+        } else {
+            note(&format!("No certificate was pinned for {}.", server.key()));
+        }
+        return Ok(());
+    }
+    ctx.trust(&ctx.server()?).await?;
+    let file = known.load().map_err(fail)?;
+    let mut out = std::io::stdout().lock();
+    for (server, pin) in &file.servers {
+        if ctx.json {
+            let line = serde_json::json!({"server": server, "fingerprint": pin.fingerprint});
+            let _ = writeln!(out, "{line}");
+        } else {
+            let _ = writeln!(out, "{server}  {}", pin.fingerprint);
+        }
+    }
+    Ok(())
 }
 
 /// Asks which saved account to act as.

@@ -95,6 +95,7 @@ async fn cancel(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
     let server = ctx.server()?;
     let saved = ctx.account(&server).await?;
     let endpoint = Endpoint {
+        trust: ctx.trust(&server).await?,
         server,
         token: saved.token,
     };
@@ -131,6 +132,7 @@ pub async fn upload(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
     let endpoint = Endpoint {
         server: server.clone(),
         token: saved.token.clone(),
+        trust: ctx.trust(&server).await?,
     };
     let (client, _, me) = ctx.connect_as(Mode::OneShot, server, saved).await?;
     let result = async {
@@ -199,6 +201,7 @@ pub async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), CliError> {
     let server = ctx.server()?;
     let saved = ctx.account(&server).await?;
     let endpoint = Endpoint {
+        trust: ctx.trust(&server).await?,
         server,
         token: saved.token,
     };

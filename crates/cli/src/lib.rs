@@ -34,7 +34,8 @@ use chatus_client::protocol::ErrorCode;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for a usage mistake.
 pub const EXIT_USAGE: u8 = 2;
-/// Exit status when the server cannot be reached.
+/// Exit status when the server cannot be reached, or its certificate is
+/// not trusted.
 pub const EXIT_UNREACHABLE: u8 = 3;
 /// Exit status when not logged in or the credentials are wrong.
 pub const EXIT_AUTH: u8 = 4;
@@ -69,6 +70,10 @@ pub enum CliError {
     /// A local file or terminal operation failed.
     #[error("{0}")]
     Local(String),
+    /// The server's certificate was not trusted (unknown and not accepted,
+    /// or changed).
+    #[error("{0}")]
+    Untrusted(String),
 }
 
 /// The exit status for an error.
@@ -79,6 +84,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(CliError::Sessions(chatus_client::SessionsError::NotLoggedIn { .. })) => EXIT_AUTH,
         Some(CliError::Sessions(chatus_client::SessionsError::Ambiguous { .. })) => EXIT_USAGE,
         Some(CliError::Client(chatus_client::Error::Unreachable { .. })) => EXIT_UNREACHABLE,
+        Some(CliError::Untrusted(_)) => EXIT_UNREACHABLE,
         Some(CliError::Client(c)) => match c.code() {
             Some(
                 ErrorCode::BadCredentials | ErrorCode::InvalidToken | ErrorCode::Unauthenticated,
@@ -217,6 +223,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Download(a) => files::download(need()?, &a).await,
         Command::Files(a) => files::list(need()?, &a).await,
         Command::Chat(a) => chat::chat(need()?, &a).await,
+        Command::Trust(a) => connect::trust_command(need()?, &a).await,
         Command::Gui(_) => Err(CliError::Local(
             "The desktop app runs on the main thread; see main.rs.".into(),
         )),

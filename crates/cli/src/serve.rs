@@ -1,6 +1,7 @@
 //! `chatus serve`: builds the server configuration (flag > environment >
 //! file > defaults), raises the open-file limit, binds, and runs until
-//! Ctrl-C or SIGTERM.
+//! Ctrl-C or SIGTERM; prints the TLS certificate's fingerprint and reloads
+//! the certificate on SIGHUP.
 
 use std::io::Write as _;
 
@@ -30,6 +31,33 @@ async fn stop_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// On every SIGHUP, re-reads the certificate and key: new connections get
+/// the new certificate, open ones keep theirs; a failed reload keeps the
+/// old certificate and says why.
+#[cfg(unix)]
+fn reload_on_hangup(tls: std::sync::Arc<chatus_server::tls::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(hup) => hup,
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot reload the certificate on SIGHUP");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(fingerprint) => {
+                    tracing::info!(%fingerprint, "reloaded the TLS certificate");
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e, "reloading the TLS certificate failed; keeping the old one");
+                }
+            }
+        }
+    });
 }
 
 /// Builds the configuration from the file (if any) and the flags.
@@ -74,6 +102,14 @@ pub fn config(args: &ServeArgs) -> Result<Config, CliError> {
     }
     if let Some(n) = args.max_connections {
         config.max_connections = n;
+    }
+    if args.plain {
+        config.tls.plain = true;
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls.cert = Some(cert.clone());
+        config.tls.key = Some(key.clone());
+        config.tls.plain = false;
     }
     config
         .validate()
@@ -135,15 +171,37 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         Registration::Open => "open",
         Registration::Closed => "closed",
     };
+    if config.tls.plain && !local.ip().is_loopback() {
+        tracing::warn!(
+            "serving without TLS on {local}, which is not a loopback address: passwords and \
+             messages cross the network in clear unless a TLS-terminating proxy is in front"
+        );
+    }
     let state = State::open(config).await?;
+    let scheme = if state.tls().is_some() { "wss" } else { "ws" };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "ChatUs {} listening on ws://{local} ({state_in}, registration {registration}). Ctrl-C stops it.",
+        "ChatUs {} listening on {scheme}://{local} ({state_in}, registration {registration}). Ctrl-C stops it.",
         env!("CARGO_PKG_VERSION"),
     );
+    if let Some(tls) = state.tls() {
+        let kind = match tls.self_signed_path() {
+            Some(path) => format!("self-signed, {}", path.display()),
+            None => "from --tls-cert".into(),
+        };
+        let _ = writeln!(
+            out,
+            "TLS certificate fingerprint: {} ({kind}). Clients asked to trust this server should see the same.",
+            tls.fingerprint()
+        );
+    }
     let _ = out.flush();
     drop(out);
+    #[cfg(unix)]
+    if let Some(tls) = state.tls().cloned() {
+        reload_on_hangup(tls);
+    }
     chatus_server::run(listener, state, stop_signal()).await?;
     Ok(())
 }

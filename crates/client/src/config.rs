@@ -7,6 +7,7 @@ use std::time::Duration;
 use chatus_protocol::{Password, Token, Username};
 
 use crate::cursors::Cursors;
+use crate::known::Trust;
 use crate::url::ServerUrl;
 
 /// How to log in.
@@ -130,6 +131,9 @@ pub struct Config {
     pub client_label: String,
     /// Run after every event.
     pub wake: Option<Wake>,
+    /// Which certificates to accept beyond those a known authority signed
+    /// (pins, a fingerprint the person accepted).
+    pub trust: Trust,
     /// How long to wait for a reply before giving up on the connection.
     pub request_timeout: Duration,
     /// After this long without a frame from the server the client pings;
@@ -150,6 +154,7 @@ impl Config {
             resume: Resume::FromNow,
             client_label: format!("chatus-client/{}", env!("CARGO_PKG_VERSION")),
             wake: None,
+            trust: Trust::default(),
             request_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(30),
         }

@@ -44,6 +44,48 @@ pub enum Error {
     /// The server sent something this client does not understand.
     #[error("The server sent an unexpected reply: {0}.")]
     Protocol(String),
+    /// The server's certificate is not signed by a known authority and no
+    /// fingerprint is pinned for it: a server's own self-signed
+    /// certificate on first contact. A front end shows the fingerprint,
+    /// asks whether to trust it, and connects again with
+    /// [`crate::known::Trust::accept`] set to it.
+    #[error(
+        "The server {server} presents a certificate no known authority signed, with fingerprint \
+         {fingerprint}. Trust it only if it is the one its operator sees (chatus serve prints it)."
+    )]
+    UnknownCertificate {
+        /// `host:port`.
+        server: String,
+        /// The certificate's fingerprint, `SHA256:…`.
+        fingerprint: String,
+    },
+    /// The server's certificate is not the one pinned when it was first
+    /// trusted. Refused: someone may be intercepting the connection, or
+    /// the server's certificate was made anew.
+    #[error(
+        "The certificate of {server} has changed since it was first trusted (pinned {pinned}, now \
+         {seen}). Someone may be intercepting the connection, or the server made a new certificate. \
+         Ask its operator which fingerprint it prints; only if it is {seen}, trust it anew."
+    )]
+    CertificateChanged {
+        /// `host:port`.
+        server: String,
+        /// The pinned fingerprint.
+        pinned: String,
+        /// The fingerprint presented now.
+        seen: String,
+    },
+    /// A `ws://` (plain) connection reached a server that requires TLS.
+    #[error("The server at {server} requires TLS: connect to {tls_url} instead.")]
+    TlsRequired {
+        /// The address tried.
+        server: String,
+        /// The same server over TLS, `wss://host:port`.
+        tls_url: String,
+    },
+    /// A local file (the pinned certificates) could not be used.
+    #[error("{0}")]
+    Local(String),
 }
 
 impl Error {
@@ -58,6 +100,10 @@ impl Error {
             Error::Closed { reason, .. } => reason.clone(),
             Error::Stopped => "stopped".into(),
             Error::Protocol(_) => "unexpected reply".into(),
+            Error::UnknownCertificate { .. } => "unknown certificate".into(),
+            Error::CertificateChanged { .. } => "the certificate changed".into(),
+            Error::TlsRequired { .. } => "the server requires TLS (wss://)".into(),
+            Error::Local(why) => why.clone(),
         }
     }
 
@@ -84,6 +130,10 @@ impl Error {
             Error::Closed { code, .. } => {
                 *code == chatus_protocol::error::close::UNSUPPORTED_VERSION
             }
+            Error::UnknownCertificate { .. }
+            | Error::CertificateChanged { .. }
+            | Error::TlsRequired { .. }
+            | Error::Local(_) => true,
             _ => false,
         }
     }

@@ -110,8 +110,12 @@ impl Client {
     /// Checks that a ChatUs server answers at `server` (connects, says
     /// `hello`, closes), without logging in: to tell "not logged in" from
     /// "not reachable".
-    pub async fn probe(server: &crate::url::ServerUrl) -> Result<(), Error> {
-        crate::task::probe(server, std::time::Duration::from_secs(10)).await
+    /// Certificates are checked as `trust` says.
+    pub async fn probe(
+        server: &crate::url::ServerUrl,
+        trust: &crate::known::Trust,
+    ) -> Result<(), Error> {
+        crate::task::probe(server, trust, std::time::Duration::from_secs(10)).await
     }
 
     /// A fresh id for a message: random per process, counted within it.

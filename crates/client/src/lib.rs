@@ -20,6 +20,10 @@
 //! - [`url`]: [`ServerUrl`], addresses as people type them.
 //! - [`sessions`]: login tokens kept per server and user on disk (mode
 //!   0600), shared by every front end.
+//! - [`known`]: pinned server certificates (trust on first use) beside
+//!   them, [`known::Fingerprint`] and [`known::Trust`].
+//! - [`tls`]: opening a connection: TCP, TLS for `wss://` with the roots
+//!   then the pins, and the typed errors for certificates.
 //! - [`transfer`]: file uploads (tus 1.0, resumable) and downloads
 //!   (resumable, checked by SHA-256) over HTTP on the same port.
 //! - [`thumbnail`]: the server's thumbnails of shared images, fetched
@@ -32,9 +36,11 @@ pub mod cursors;
 pub mod error;
 pub mod event;
 pub mod handle;
+pub mod known;
 pub mod sessions;
 mod task;
 pub mod thumbnail;
+pub mod tls;
 pub mod transfer;
 pub mod url;
 
@@ -44,5 +50,6 @@ pub use cursors::Cursors;
 pub use error::Error;
 pub use event::{Event, Status};
 pub use handle::{Client, Connected, Events};
+pub use known::{Fingerprint, KnownServers, Trust};
 pub use sessions::{Sessions, SessionsError};
 pub use url::ServerUrl;

@@ -10,8 +10,9 @@
 //! tells the person), with several [`SessionsError::Ambiguous`] asks for a
 //! choice.
 //!
-//! Servers are keyed by their normalised address ([`ServerUrl`]'s text);
-//! keys written in another spelling (by hand, or by an older version) are
+//! Servers are keyed by their normalised `host:port` ([`ServerUrl::key`],
+//! the same over `wss://` and `ws://`); keys written in another spelling
+//! (by hand, or by an older version, which wrote `ws://host:port`) are
 //! merged into it when the file is read.
 
 use std::collections::BTreeMap;
@@ -31,7 +32,8 @@ const FILE: &str = "sessions.json";
 pub struct SessionFile {
     /// Format version.
     pub version: u32,
-    /// By server address (`ws://host:port`).
+    /// By server address (`host:port`; older versions wrote
+    /// `ws://host:port`, merged when read).
     pub servers: BTreeMap<String, ServerSessions>,
 }
 
@@ -180,7 +182,7 @@ impl Sessions {
     ) -> Result<(), SessionsError> {
         let mut file = self.load()?;
         file.version = 1;
-        let s = file.servers.entry(server.to_string()).or_default();
+        let s = file.servers.entry(server.key()).or_default();
         s.accounts.insert(
             user.key(),
             Account {
@@ -196,7 +198,7 @@ impl Sessions {
     /// no default (see the module doc).
     pub fn forget(&self, server: &ServerUrl, user: &Username) -> Result<(), SessionsError> {
         let mut file = self.load()?;
-        if let Some(s) = file.servers.get_mut(&server.to_string()) {
+        if let Some(s) = file.servers.get_mut(&server.key()) {
             s.accounts.remove(&user.key());
             if s.default.as_deref() == Some(&user.key()) {
                 s.default = None;
@@ -208,7 +210,7 @@ impl Sessions {
     /// Makes a saved account the server's default.
     pub fn set_default(&self, server: &ServerUrl, user: &Username) -> Result<(), SessionsError> {
         let mut file = self.load()?;
-        match file.servers.get_mut(&server.to_string()) {
+        match file.servers.get_mut(&server.key()) {
             Some(s) if s.accounts.contains_key(&user.key()) => s.default = Some(user.key()),
             _ => {
                 return Err(SessionsError::NotLoggedIn {
@@ -226,7 +228,7 @@ impl Sessions {
         let file = self.load()?;
         Ok(file
             .servers
-            .get(&server.to_string())
+            .get(&server.key())
             .map(|s| s.accounts.values().map(|a| a.user.clone()).collect())
             .unwrap_or_default())
     }
@@ -234,7 +236,7 @@ impl Sessions {
     /// The server's default account, if one is set.
     pub fn default_user(&self, server: &ServerUrl) -> Result<Option<String>, SessionsError> {
         let file = self.load()?;
-        Ok(file.servers.get(&server.to_string()).and_then(|s| {
+        Ok(file.servers.get(&server.key()).and_then(|s| {
             let key = s.default.as_ref()?;
             s.accounts.get(key).map(|a| a.user.clone())
         }))
@@ -265,7 +267,7 @@ impl Sessions {
             who,
             server: server.to_string(),
         };
-        let s = file.servers.get(&server.to_string());
+        let s = file.servers.get(&server.key());
         let (key, chosen) = match (user, s) {
             (Some(u), _) => (u.key(), Chosen::Named),
             (None, None) => return Err(not_logged_in(String::new())),
@@ -315,7 +317,7 @@ impl SessionFile {
     fn normalised(self) -> SessionFile {
         let mut servers: BTreeMap<String, ServerSessions> = BTreeMap::new();
         for (key, mut entry) in self.servers {
-            let key = ServerUrl::parse(&key).map_or(key, |u| u.to_string());
+            let key = ServerUrl::parse(&key).map_or(key, |u| u.key());
             match servers.get_mut(&key) {
                 None => {
                     servers.insert(key, entry);
@@ -338,7 +340,7 @@ impl SessionFile {
 }
 
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -347,12 +349,12 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
 #[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
         .write(true)
@@ -363,7 +365,7 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 #[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -487,14 +489,7 @@ mod tests {
         let file: SessionFile =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join(FILE)).unwrap()).unwrap();
         let keys: Vec<&str> = file.servers.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "not an address",
-                "ws://127.0.0.1:7500",
-                "ws://localhost:7500"
-            ]
-        );
+        assert_eq!(keys, ["127.0.0.1:7500", "localhost:7500", "not an address"]);
     }
 
     #[test]
@@ -505,5 +500,27 @@ mod tests {
         let s = &file.servers["ws://127.0.0.1:7500"];
         assert_eq!(s.default.as_deref(), Some("alice"));
         assert_eq!(s.accounts["alice"].user, "Alice");
+    }
+
+    /// Logins saved when servers spoke only `ws://` (keyed `ws://host:port`)
+    /// are found when the same server is reached over `wss://` or typed
+    /// without a scheme.
+    #[test]
+    fn logins_saved_over_ws_work_over_wss() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/sessions-v1.json"
+            ),
+            dir.path().join(FILE),
+        )
+        .unwrap();
+        let s = Sessions::new(Some(dir.path().to_owned())).unwrap();
+        for typed in ["wss://127.0.0.1:7500", "127.0.0.1", "ws://127.0.0.1:7500"] {
+            let server = ServerUrl::parse(typed).unwrap();
+            let saved = s.choose(&server, None).unwrap();
+            assert_eq!(saved.user.as_str(), "Alice", "{typed}");
+        }
     }
 }

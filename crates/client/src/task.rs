@@ -27,11 +27,10 @@ use chatus_protocol::{
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 mod sends;
 mod wire;
@@ -42,6 +41,7 @@ use crate::error::Error;
 use crate::event::{Event, Status};
 pub(crate) use sends::Op;
 use sends::PendingSend;
+pub(crate) use wire::connect_failure;
 use wire::{close_link, read, write};
 
 /// How long a TCP connect plus upgrade may take.
@@ -52,7 +52,7 @@ const CATCH_UP_PAGE: u32 = 200;
 /// requests, whatever it says.
 const MAX_PACE: Duration = Duration::from_secs(30);
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<crate::tls::Stream>;
 
 /// What the handle asks the task to do.
 pub(crate) enum Command {
@@ -248,29 +248,20 @@ impl Task {
 
     /// Connects, says hello, logs in, catches up and resends pending sends.
     async fn connect(&mut self) -> Result<Link, Lost> {
-        let url = self.config.server.endpoint();
-        let unreachable = |reason: String| Lost::Retry {
-            error: Error::Unreachable {
-                url: self.config.server.to_string(),
-                reason,
-            },
-            now: false,
-        };
-        let ws = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio_tungstenite::connect_async_with_config(url.as_str(), None, true),
-        )
-        .await
-        {
-            Err(_) => return Err(unreachable("timed out".into())),
-            Ok(Err(e)) => {
-                return Err(unreachable(wire::connect_failure(
-                    &e,
-                    self.config.server.host(),
-                )));
-            }
-            Ok(Ok((ws, _))) => ws,
-        };
+        let ws =
+            match crate::tls::websocket(&self.config.server, &self.config.trust, CONNECT_TIMEOUT)
+                .await
+            {
+                Ok(ws) => ws,
+                Err(e @ Error::Unreachable { .. }) => {
+                    return Err(Lost::Retry {
+                        error: e,
+                        now: false,
+                    });
+                }
+                // Certificates and schemes: retrying cannot help.
+                Err(e) => return Err(Lost::Fatal(e)),
+            };
         let (sink, stream) = ws.split();
         let mut link = Link {
             sink,
@@ -706,21 +697,16 @@ fn live_change(m: &ServerMessage) -> Option<Change> {
 
 /// Opens a connection to `server`, says hello and closes: is a ChatUs
 /// server there?
-pub(crate) async fn probe(server: &crate::url::ServerUrl, timeout: Duration) -> Result<(), Error> {
+pub(crate) async fn probe(
+    server: &crate::url::ServerUrl,
+    trust: &crate::known::Trust,
+    timeout: Duration,
+) -> Result<(), Error> {
     let unreachable = |reason: String| Error::Unreachable {
         url: server.to_string(),
         reason,
     };
-    let mut ws = match tokio::time::timeout(
-        timeout,
-        tokio_tungstenite::connect_async_with_config(server.endpoint().as_str(), None, true),
-    )
-    .await
-    {
-        Err(_) => return Err(unreachable("timed out".into())),
-        Ok(Err(e)) => return Err(unreachable(wire::connect_failure(&e, server.host()))),
-        Ok(Ok((ws, _))) => ws,
-    };
+    let mut ws = crate::tls::websocket(server, trust, timeout).await?;
     let hello = Envelope {
         id: Some(RequestId(1)),
         request: Request::Hello(Hello {

@@ -1,21 +1,28 @@
-//! Server addresses as people type them: `ws://host:port`, `host:port`,
-//! `host`, with or without the `/ws` path.
+//! Server addresses as people type them: `wss://host:port`, `ws://host:port`,
+//! `host:port`, `host`, with or without the `/ws` path.
 //!
-//! Every spelling of one address normalises to one [`ServerUrl`], whose
-//! text (`ws://host:port`) is also the key logins are saved under: the
+//! Servers serve TLS unless told otherwise, so an address without a scheme
+//! means `wss://`; `ws://` must be asked for (a server behind a proxy on
+//! the same machine, or started with `--plain`).
+//!
+//! Every spelling of one address normalises to one [`ServerUrl`]: the
 //! scheme and host are case-folded, the default port is filled in, an
 //! IP address is written in its canonical form and a trailing dot on a
-//! name is dropped. Different names for one machine (`localhost` and
-//! `127.0.0.1`) stay different servers: they need not be the same one.
+//! name is dropped. Logins and pinned certificates are kept under
+//! [`ServerUrl::key`], `host:port` without the scheme, so logins saved
+//! when servers spoke `ws://` keep working over `wss://`. Different names
+//! for one machine (`localhost` and `127.0.0.1`) stay different servers:
+//! they need not be the same one.
 
 use std::fmt;
 
-/// A normalised server address: `ws://HOST:PORT`, to which the client adds
-/// the endpoint path.
+/// A normalised server address: `wss://HOST:PORT` (or `ws://` without
+/// TLS), to which the client adds the endpoint path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerUrl {
     host: String,
     port: u16,
+    tls: bool,
 }
 
 /// The address could not be understood.
@@ -29,7 +36,8 @@ pub struct BadUrl {
 }
 
 impl ServerUrl {
-    /// Parses `ws://host:port[/ws]`, `host:port` or `host` (port 7500).
+    /// Parses `wss://host:port[/ws]`, `ws://host:port[/ws]`, `host:port` or
+    /// `host` (port 7500); without a scheme, TLS.
     pub fn parse(input: &str) -> Result<Self, BadUrl> {
         let bad = |why| BadUrl {
             input: input.to_owned(),
@@ -37,17 +45,11 @@ impl ServerUrl {
         };
         let s = input.trim();
         let scheme_end = s.find("://").map(|i| i + 3);
-        let rest = if let Some(r) = scheme_end
-            .filter(|&i| s[..i].eq_ignore_ascii_case("ws://"))
-            .map(|i| &s[i..])
-        {
-            r
-        } else if scheme_end.is_some_and(|i| s[..i].eq_ignore_ascii_case("wss://")) {
-            return Err(bad("TLS (wss://) is not supported by this version"));
-        } else if s.contains("://") {
-            return Err(bad("the scheme must be ws://"));
-        } else {
-            s
+        let (tls, rest) = match scheme_end {
+            Some(i) if s[..i].eq_ignore_ascii_case("wss://") => (true, &s[i..]),
+            Some(i) if s[..i].eq_ignore_ascii_case("ws://") => (false, &s[i..]),
+            Some(_) => return Err(bad("the scheme must be wss:// (or ws:// without TLS)")),
+            None => (true, s),
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -95,7 +97,19 @@ impl ServerUrl {
         Ok(Self {
             host: host.to_ascii_lowercase(),
             port,
+            tls,
         })
+    }
+
+    /// Whether the connection is made over TLS (`wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// `host:port`: what logins and pinned certificates are kept under,
+    /// the same with or without TLS.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.host, self.port)
     }
 
     /// The host.
@@ -110,18 +124,18 @@ impl ServerUrl {
 
     /// The WebSocket endpoint URL.
     pub fn endpoint(&self) -> String {
-        format!(
-            "ws://{}:{}{}",
-            self.host,
-            self.port,
-            chatus_protocol::WS_PATH
-        )
+        format!("{self}{}", chatus_protocol::WS_PATH)
+    }
+
+    /// The scheme: `wss` or `ws`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "wss" } else { "ws" }
     }
 }
 
 impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ws://{}:{}", self.host, self.port)
+        write!(f, "{}://{}:{}", self.scheme(), self.host, self.port)
     }
 }
 
@@ -142,17 +156,20 @@ mod tests {
             ("ws://127.0.0.1:7500", "ws://127.0.0.1:7500"),
             ("ws://127.0.0.1:7500/ws", "ws://127.0.0.1:7500"),
             ("ws://LocalHost:9/", "ws://localhost:9"),
-            ("chat.example.org", "ws://chat.example.org:7500"),
-            ("10.0.0.2:8000", "ws://10.0.0.2:8000"),
-            ("[::1]:7600", "ws://[::1]:7600"),
-            ("[::1]", "ws://[::1]:7500"),
-            // One server, one key, however it is typed.
-            ("LOCALHOST:7500", "ws://localhost:7500"),
+            // Without a scheme: TLS, as servers serve by default.
+            ("chat.example.org", "wss://chat.example.org:7500"),
+            ("10.0.0.2:8000", "wss://10.0.0.2:8000"),
+            ("[::1]:7600", "wss://[::1]:7600"),
+            ("[::1]", "wss://[::1]:7500"),
+            ("wss://Chat.Example.org/ws", "wss://chat.example.org:7500"),
+            ("WSS://h:9/", "wss://h:9"),
+            // One server, one address, however it is typed.
+            ("LOCALHOST:7500", "wss://localhost:7500"),
             ("ws://localhost:7500/", "ws://localhost:7500"),
-            ("localhost", "ws://localhost:7500"),
+            ("localhost", "wss://localhost:7500"),
             ("WS://LocalHost.:7500/ws", "ws://localhost:7500"),
-            ("[0:0:0:0:0:0:0:1]:7500", "ws://[::1]:7500"),
-            (" 127.0.0.1 ", "ws://127.0.0.1:7500"),
+            ("[0:0:0:0:0:0:0:1]:7500", "wss://[::1]:7500"),
+            (" 127.0.0.1 ", "wss://127.0.0.1:7500"),
         ];
         for (input, want) in cases {
             assert_eq!(
@@ -161,17 +178,23 @@ mod tests {
                 "{input}"
             );
         }
-        assert_eq!(ServerUrl::parse("h:1").unwrap().endpoint(), "ws://h:1/ws");
+        assert_eq!(ServerUrl::parse("h:1").unwrap().endpoint(), "wss://h:1/ws");
+        assert_eq!(
+            ServerUrl::parse("ws://h:1").unwrap().endpoint(),
+            "ws://h:1/ws"
+        );
+        // Logins and pins are kept without the scheme.
+        assert_eq!(ServerUrl::parse("ws://H:1/ws").unwrap().key(), "h:1");
+        assert_eq!(ServerUrl::parse("wss://h:1").unwrap().key(), "h:1");
         for bad in [
             "",
             "http://x",
-            "wss://x",
+            "https://x",
             "x:notaport",
             "x:0",
             "ws://x:1/other",
             ":80",
             "[::g]",
-            "WSS://x",
         ] {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
         }

@@ -36,7 +36,7 @@ impl ChatusApp {
         let mut settings = settings;
         if let Some(s) = &options.server {
             let url = ServerUrl::parse(s).map_err(|e| GuiError::Options(e.to_string()))?;
-            settings.host = url.host().to_owned();
+            settings.host = crate::state::form_host(&url);
             settings.port = url.port();
         }
         if let Some(u) = &options.user {
@@ -110,7 +110,7 @@ impl ChatusApp {
             self.dispatch(actions);
         }
         if let (Some(me), Some(server)) = (&self.state.me, &self.state.server) {
-            self.settings.host = server.host().to_owned();
+            self.settings.host = crate::state::form_host(server);
             self.settings.port = server.port();
             self.settings.username = me.to_string();
         }

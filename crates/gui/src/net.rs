@@ -100,6 +100,14 @@ pub enum Action {
     },
     /// List the accounts with a saved login on a server.
     Accounts(ServerUrl),
+    /// Pin a certificate the person trusted (in `known_servers.json`,
+    /// shared with the CLI).
+    Trust {
+        /// The server.
+        server: ServerUrl,
+        /// Its certificate's fingerprint.
+        fingerprint: String,
+    },
     /// Send a message (kept until the server stores it).
     Send {
         /// Where.
@@ -208,6 +216,9 @@ pub enum Update {
     /// Logging in failed for good: a password login that could not reach
     /// the server, or a refused login or token (the login screen shows it).
     LoginFailed(String),
+    /// Logging in stopped at the server's certificate: unknown (the
+    /// person is asked) or changed (refused).
+    Certificate(crate::state::CertificateQuestion),
     /// An event from the client library.
     Event(Event),
     /// Our conversations with read state.
@@ -459,6 +470,18 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                     old.client.quit().await;
                 }
             }
+            Action::Trust {
+                server,
+                fingerprint,
+            } => {
+                let known = chatus_client::KnownServers::new(sessions.dir().to_owned());
+                let pinned = chatus_client::Fingerprint::parse(&fingerprint)
+                    .map_err(|e| e.to_string())
+                    .and_then(|fp| known.pin(&server, &fp).map_err(|e| e.to_string()));
+                if let Err(e) = pinned {
+                    out.send(Update::LoginFailed(e));
+                }
+            }
             Action::PickFiles(_) if !transfers::dialog_available() => {
                 out.send(Update::Failed(
                     "No file dialog here (it needs the desktop portal or zenity): \
@@ -593,10 +616,15 @@ fn connect(
         }
         Credentials::Token(_) => user,
     };
+    let retry = (credentials.clone(), known_user.clone());
     let mut config = Config::new(server.clone(), credentials);
     config.reconnect = Reconnect::forever();
     config.resume = Resume::FromNow;
     config.client_label = format!("chatus-gui/{}", env!("CARGO_PKG_VERSION"));
+    // Pins shared with the CLI; an unknown or changed certificate stops
+    // the client with a typed error the login panel shows.
+    config.trust = chatus_client::Trust::in_dir(sessions.dir().to_owned());
+    let trust = config.trust.clone();
     let (client, mut events) = Client::start(config);
     let out = out.clone();
     let out_for_conn = out.clone();
@@ -610,7 +638,7 @@ fn connect(
         let mut connected_once = false;
         while let Some(event) = events.recv().await {
             if matches!(event, Event::Disconnected { .. } | Event::Stopped { .. }) {
-                transfers::set_link(&link, &forward_server, None);
+                transfers::set_link(&link, &forward_server, None, &trust);
             }
             match &event {
                 Event::Connected {
@@ -624,7 +652,7 @@ fn connect(
                         }
                         token = Some(new_token.clone());
                     }
-                    transfers::set_link(&link, &forward_server, token.clone());
+                    transfers::set_link(&link, &forward_server, token.clone(), &trust);
                     let _ = me.send((forward_server.clone(), user.clone()));
                     known_user = Some(user.clone());
                     connected_once = true;
@@ -653,6 +681,29 @@ fn connect(
                         "Your saved login{who} is no longer valid (it expired or was revoked); \
                          please log in again."
                     )));
+                    return;
+                }
+                Event::Stopped {
+                    error:
+                        Some(
+                            chatus_client::Error::UnknownCertificate { fingerprint, .. }
+                            | chatus_client::Error::CertificateChanged {
+                                seen: fingerprint, ..
+                            },
+                        ),
+                } if !connected_once => {
+                    let pinned = match &event {
+                        Event::Stopped {
+                            error: Some(chatus_client::Error::CertificateChanged { pinned, .. }),
+                        } => Some(pinned.clone()),
+                        _ => None,
+                    };
+                    out.send(Update::Certificate(crate::state::CertificateQuestion {
+                        server: forward_server.clone(),
+                        fingerprint: fingerprint.clone(),
+                        pinned,
+                        retry: Some(retry.clone()),
+                    }));
                     return;
                 }
                 Event::Stopped { error } if !connected_once => {
@@ -786,6 +837,7 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             Action::Connect { .. }
             | Action::ConnectSaved { .. }
             | Action::Accounts(_)
+            | Action::Trust { .. }
             | Action::Logout
             | Action::Disconnect
             | Action::PickFiles(_)

@@ -78,6 +78,34 @@ pub struct LoginForm {
     pub error: Option<String>,
     /// A login is in progress.
     pub busy: bool,
+    /// The server's certificate needs the person's word (unknown) or was
+    /// refused (changed); the form shows it in place of the button.
+    pub certificate: Option<CertificateQuestion>,
+}
+
+/// A certificate the login stopped at.
+#[derive(Debug, Clone)]
+pub struct CertificateQuestion {
+    /// The server.
+    pub server: ServerUrl,
+    /// The fingerprint it presented, `SHA256:…`.
+    pub fingerprint: String,
+    /// The one pinned before, when it changed (then it is refused, not
+    /// asked about).
+    pub pinned: Option<String>,
+    /// The login to run again once trusted.
+    pub retry: Option<(Credentials, Option<Username>)>,
+}
+
+/// What the form's host field holds for `server`: the host, with `ws://`
+/// in front when the server is reached without TLS (a bare host means
+/// `wss://`).
+pub fn form_host(server: &ServerUrl) -> String {
+    if server.is_tls() {
+        server.host().to_owned()
+    } else {
+        format!("ws://{}", server.host())
+    }
 }
 
 impl LoginForm {
@@ -167,6 +195,10 @@ pub struct Notice {
 pub enum Intent {
     /// Submit the login form.
     SubmitLogin,
+    /// Trust the certificate the login stopped at, and log in again.
+    TrustCertificate,
+    /// Do not trust it.
+    DistrustCertificate,
     /// Open a conversation.
     Select(Conversation),
     /// Send what is in the composer (commands included).
@@ -388,7 +420,7 @@ impl State {
     /// only a refused token leads back to the form.
     pub fn resume_session(&mut self, server: ServerUrl, user: Username) -> Vec<Action> {
         self.server = Some(server.clone());
-        self.login.host = server.host().to_owned();
+        self.login.host = form_host(&server);
         self.login.port = server.port().to_string();
         self.login.username = user.to_string();
         self.login.error = None;
@@ -428,6 +460,12 @@ impl State {
     pub fn intent(&mut self, intent: Intent) -> Vec<Action> {
         match intent {
             Intent::SubmitLogin => self.submit_login(),
+            Intent::TrustCertificate => self.trust_certificate(),
+            Intent::DistrustCertificate => {
+                self.login.certificate = None;
+                self.login.error = Some("Not trusted; nothing was sent to the server.".into());
+                Vec::new()
+            }
             Intent::Select(conv) => self.select(&conv),
             Intent::Compose(text) => self.compose(&text),
             Intent::LoadOlder => self.load_older(),
@@ -509,6 +547,33 @@ impl State {
         }
     }
 
+    /// Pins the certificate the login stopped at and runs the login again.
+    fn trust_certificate(&mut self) -> Vec<Action> {
+        let Some(q) = self.login.certificate.take() else {
+            return Vec::new();
+        };
+        let Some((credentials, user)) = q.retry.filter(|_| q.pinned.is_none()) else {
+            return Vec::new();
+        };
+        self.login.error = None;
+        self.login.busy = true;
+        self.server = Some(q.server.clone());
+        self.link = Link::Connecting;
+        self.session = self.session.next();
+        vec![
+            Action::Trust {
+                server: q.server.clone(),
+                fingerprint: q.fingerprint,
+            },
+            Action::Connect {
+                server: q.server,
+                credentials,
+                user,
+                session: self.session,
+            },
+        ]
+    }
+
     fn submit_login(&mut self) -> Vec<Action> {
         let f = &mut self.login;
         if f.busy {
@@ -529,6 +594,7 @@ impl State {
             return Vec::new();
         }
         f.error = None;
+        f.certificate = None;
         f.busy = true;
         f.password.clear();
         self.server = Some(server.clone());

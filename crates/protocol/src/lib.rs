@@ -48,3 +48,8 @@ pub const WS_PATH: &str = "/ws";
 
 /// The port a server listens on unless told otherwise (the original's).
 pub const DEFAULT_PORT: u16 = 7500;
+
+/// How the body of the `400` a TLS server answers a plain-text request
+/// with begins (the rest names the `wss://` address to use); clients tell
+/// this refusal from others by it.
+pub const TLS_REQUIRED: &str = "This ChatUs server requires TLS";

@@ -93,6 +93,8 @@ pub struct Config {
     /// The cross-node bus (cluster mode: several nodes on one PostgreSQL
     /// database deliver each other's messages live).
     pub bus: BusConfig,
+    /// Transport security (TLS on by default).
+    pub tls: TlsConfig,
     /// Keys the file had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -110,6 +112,30 @@ pub struct BusConfig {
     /// clusters can share one NATS server.
     pub prefix: String,
     /// Keys the file had that this version does not know.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, toml::Value>,
+}
+
+/// Transport security. By default the server serves TLS (`wss://` and
+/// `https://`) on its one port with a certificate it makes for itself on
+/// first start and keeps in the data directory (see [`crate::tls`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// Serve without TLS (`ws://`, `http://`), for a TLS-terminating proxy
+    /// in front; warned about when the address is not a loopback one.
+    pub plain: bool,
+    /// A certificate chain in PEM (the server's first) to use instead of
+    /// the self-made one; needs `key`. Re-read on SIGHUP.
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of `cert`.
+    pub key: Option<PathBuf>,
+    /// More names (DNS names or IP addresses) the self-made certificate is
+    /// made for, beside `localhost`, the loopback addresses, the machine's
+    /// host name and the bound address. Used when the certificate is made
+    /// (first start, or after its files in `DATA/tls/` are removed).
+    pub names: Vec<String>,
+    /// Keys the `[tls]` table had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
 }
@@ -321,6 +347,7 @@ impl Default for Config {
             rate: RateConfig::default(),
             files: FilesConfig::default(),
             bus: BusConfig::default(),
+            tls: TlsConfig::default(),
             unknown: BTreeMap::new(),
         }
     }
@@ -422,6 +449,7 @@ impl Config {
             ("login", &config.login.unknown),
             ("files", &config.files.unknown),
             ("bus", &config.bus.unknown),
+            ("tls", &config.tls.unknown),
         ] {
             warnings.extend(unknown.keys().map(|k| {
                 format!(
@@ -543,6 +571,12 @@ impl Config {
             return bad(
                 "bus.prefix",
                 "must be dot-separated tokens of letters, digits, - and _ (at most 64 bytes)",
+            );
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return bad(
+                "tls.cert",
+                "tls.cert and tls.key go together: give both or neither",
             );
         }
         if self.max_pending_invites == 0 {

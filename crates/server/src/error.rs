@@ -137,4 +137,7 @@ pub enum ServerError {
     /// A socket operation failed.
     #[error("A socket operation failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The server's certificate could not be made or used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }

@@ -15,6 +15,8 @@
 //! - [`admission`]: per-address connection caps; [`fdlimit`]: the
 //!   open-file limit and the connection cap it allows.
 //! - [`connection`]: one connection: first request, upgrade, read loop.
+//! - [`tls`]: the certificate (self-made or configured, reloadable), its
+//!   fingerprint and the TLS acceptor.
 //! - [`ws`]: the WebSocket codec (handshake, frames).
 //! - [`http`]: plain HTTP (health, readiness, metrics) served by hyper.
 //! - [`files`]: file transfer on the same port: tus uploads, downloads,
@@ -60,6 +62,7 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod ws;
 
 pub use config::{Config, Registration};

@@ -349,6 +349,17 @@ impl Outbox {
                 }
             }
         }
+        // A TLS stream may keep encrypted bytes it could not write yet
+        // after taking a frame; push them out before waiting for more
+        // frames (a no-op on TCP).
+        if watch {
+            tokio::select! {
+                r = w.flush() => r?,
+                () = self.closed() => {}
+            }
+        } else {
+            w.flush().await?;
+        }
         Ok(())
     }
 }

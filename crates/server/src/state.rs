@@ -21,6 +21,7 @@ use crate::service::presence::Announcer;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::{Access, SqliteStore};
 use crate::store::{Store, UserId};
+use crate::tls::Tls;
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,8 @@ struct Shared {
     requests_before_login: Meter<ConnId>,
     invite_limits: Meter<UserId>,
     files: Files,
+    /// The TLS acceptor and certificate; `None` when serving plain.
+    tls: Option<Arc<Tls>>,
     started: Instant,
     next_conn: AtomicU64,
     phase: watch::Sender<Phase>,
@@ -144,6 +147,7 @@ impl State {
         let invite_limits = Meter::new(Rate::new(r.invites_per_min / 60.0, r.invite_burst));
         let file_store = LocalFileStore::open(&config.data)?;
         let files = Files::new(Arc::new(file_store), config.files.clone());
+        let tls = Tls::from_config(&config)?.map(Arc::new);
         let (phase, _) = watch::channel(Phase::Running);
         let (bus, sessions) = bus.unzip();
         let state = State {
@@ -163,6 +167,7 @@ impl State {
                 requests_before_login,
                 invite_limits,
                 files,
+                tls,
                 started: Instant::now(),
                 next_conn: AtomicU64::new(1),
                 phase,
@@ -216,6 +221,12 @@ impl State {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The server's TLS (certificate, fingerprint, reload); `None` when it
+    /// serves plain.
+    pub fn tls(&self) -> Option<&Arc<Tls>> {
+        self.inner.tls.as_ref()
     }
 
     /// The store.

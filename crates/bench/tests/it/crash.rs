@@ -76,6 +76,7 @@ fn server_process() {
     let (mut config, _) = chatus_server::Config::from_file(&path).unwrap();
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.data = data.into();
+    config.tls.plain = true;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -11,6 +11,8 @@ async fn every_workload_runs_and_reports() {
     let mut config: chatus_server::Config = toml_config();
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.data = dir.path().to_owned();
+    // The load generator speaks ws:// (as `chatus_command` passes --plain).
+    config.tls.plain = true;
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = chatus_server::State::open(config).await.unwrap();

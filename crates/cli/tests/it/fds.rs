@@ -28,7 +28,7 @@ impl Limited {
             .arg("-c")
             .arg(format!("ulimit {ulimit_args} && exec \"$0\" \"$@\""))
             .arg(bin())
-            .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+            .args(["serve", "--plain", "--addr", "127.0.0.1:0", "--config"])
             .arg(&conf)
             .arg("--data")
             .arg(dir.path().join("data"))

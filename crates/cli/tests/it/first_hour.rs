@@ -180,7 +180,7 @@ fn an_unreachable_server_is_not_reported_as_not_logged_in() {
 
     // Reachable but not logged in there: exit 4, with the name to use.
     let port = server.url.rsplit(':').next().unwrap().to_owned();
-    let other_spelling = format!("localhost:{port}");
+    let other_spelling = format!("WS://LocalHost:{port}/");
     let r = alice.run(&["rooms", "--server", &other_spelling]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(
@@ -197,7 +197,7 @@ fn an_unreachable_server_is_not_reported_as_not_logged_in() {
             "alice",
             "--password-stdin",
             "--server",
-            &format!("LOCALHOST:{port}"),
+            &format!("ws://LOCALHOST:{port}"),
         ],
         "alice-password\n",
     );

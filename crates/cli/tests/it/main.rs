@@ -18,4 +18,5 @@ mod first_hour;
 mod migrate;
 mod terminal;
 mod tidy;
+mod tls;
 mod util;

@@ -288,3 +288,39 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The first connection to a server with a self-signed certificate, at a
+/// terminal: the fingerprint is shown and the person asked, as SSH does;
+/// "no" sends nothing, "yes" pins it and goes on to the password.
+#[test]
+fn an_unknown_certificate_is_shown_and_asked_about() {
+    let server = Server::start_tls(tempfile::tempdir().unwrap(), &[]);
+    let fp = server.fingerprint.clone().unwrap();
+    let carol = User::new(&server, "carol");
+    // The last bytes of a line without its newline wait in the harness
+    // (they could start a cursor query), so the question is matched short.
+    let question = "Trust this server?";
+
+    let mut term = Term::spawn(carol.command(&["register", "--user", "carol"]));
+    term.wait_until("the question", |rows| {
+        has(rows, question) && has(rows, &format!("Its fingerprint is {fp}"))
+    });
+    term.type_text("n\r");
+    term.wait_until("the refusal", |rows| has(rows, "Not trusted"));
+    assert_eq!(term.wait_exit(), 3);
+    assert!(!carol.config.path().join("known_servers.json").exists());
+
+    // The password from the terminal's input line: the harness's terminal
+    // is not the process's controlling one, which a hidden prompt opens.
+    let register = ["register", "--user", "carol", "--password-stdin"];
+    let mut term = Term::spawn(carol.command(&register));
+    term.wait_until("the question", |rows| has(rows, question));
+    term.type_text("y\r");
+    term.wait_until("the pin is saved", |rows| has(rows, "Trusted 127.0.0.1:"));
+    term.type_text(&format!("{}\r", carol.password()));
+    assert_eq!(term.wait_exit(), 0);
+    // Pinned: the next command asks nothing.
+    let pins = std::fs::read_to_string(carol.config.path().join("known_servers.json")).unwrap();
+    assert!(pins.contains(&fp), "{pins}");
+    carol.ok(&["send", "--room", "lobby", "asked once"]);
+}

@@ -26,6 +26,8 @@ message_burst = 100000
 /// A `chatus serve` process.
 pub struct Server {
     pub url: String,
+    /// The certificate's fingerprint when it serves TLS.
+    pub fingerprint: Option<String>,
     pub dir: tempfile::TempDir,
     child: Child,
 }
@@ -37,9 +39,30 @@ impl Server {
         Self::start_in(dir, extra)
     }
 
+    /// Serves plain `ws://`, as most tests speak; [`Server::start_tls`]
+    /// serves TLS.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let mut args = vec!["--plain", "--addr", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Self::spawn_in(dir, &args)
+    }
+
+    /// Serves TLS with the certificate it makes (or `extra` names).
+    pub fn start_tls(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        std::fs::write(dir.path().join("chatus.toml"), CONFIG).unwrap();
+        Self::spawn_in(dir, extra)
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let addr = if extra.contains(&"--addr") {
+            &[][..]
+        } else {
+            &["--addr", "127.0.0.1:0"][..]
+        };
         let mut child = Command::new(bin())
-            .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+            .arg("serve")
+            .args(addr)
+            .arg("--config")
             .arg(dir.path().join("chatus.toml"))
             .arg("--data")
             .arg(dir.path().join("data"))
@@ -49,16 +72,33 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        out.read_line(&mut line).unwrap();
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("ws://"))
+            .find(|w| w.starts_with("ws://") || w.starts_with("wss://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
-        Self { url, dir, child }
+        let fingerprint = url.starts_with("wss://").then(|| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.split_whitespace()
+                .find(|w| w.starts_with("SHA256:"))
+                .unwrap_or_else(|| panic!("no fingerprint in {line:?}"))
+                .to_owned()
+        });
+        Self {
+            url,
+            fingerprint,
+            dir,
+            child,
+        }
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn data(&self) -> PathBuf {

@@ -81,7 +81,7 @@ pub(super) async fn close_link(link: &mut Link, reason: &str) {
 /// Why opening a connection to `host` failed, in a few words for people
 /// (`connection refused`, `the name … could not be resolved`), rather than
 /// the library's nested error text.
-pub(super) fn connect_failure(e: &WsError, host: &str) -> String {
+pub(crate) fn connect_failure(e: &WsError, host: &str) -> String {
     use std::io::ErrorKind;
     match e {
         WsError::Io(io) => match io.kind() {

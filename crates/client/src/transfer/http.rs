@@ -1,5 +1,7 @@
 //! One HTTP request on a fresh connection, with hyper's client: the
-//! small piece uploads and downloads share.
+//! small piece uploads and downloads share. Over TLS (`https://`) when the
+//! server address is `wss://`, with the chat connection's certificate
+//! checks ([`crate::tls::connect`]).
 
 use std::time::Duration;
 
@@ -9,7 +11,6 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::{Endpoint, TransferError};
 
@@ -49,10 +50,9 @@ pub(super) async fn send(
     req: Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>, TransferError> {
     let unreachable = |e: &dyn std::fmt::Display| TransferError::Unreachable(e.to_string());
-    let addr = (to.server.host(), to.server.port());
-    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+    // The same stream, and certificate checks, as the chat connection.
+    let stream = crate::tls::connect(&to.server, &to.trust, TIMEOUT)
         .await
-        .map_err(|e| unreachable(&e))?
         .map_err(|e| unreachable(&e))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

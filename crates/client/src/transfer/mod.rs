@@ -46,6 +46,8 @@ pub struct Endpoint {
     pub server: ServerUrl,
     /// A live session token.
     pub token: Token,
+    /// Which certificates to accept (as the chat connection does).
+    pub trust: crate::known::Trust,
 }
 
 /// A byte count for people: `512 B`, `3.0 KiB`, `1.5 GiB` (what the

@@ -233,7 +233,7 @@ pub async fn discard(
         return Ok(false);
     };
     if let Some(id) = &state.id
-        && state.server == to.server.to_string()
+        && same_server(&state.server, &to.server)
     {
         // A body cut off a moment ago may still be being written on the
         // server (`423`): wait for it a little.
@@ -253,6 +253,13 @@ pub async fn discard(
 }
 
 /// Uploads `path` (or resumes its upload), reporting progress; the resume
+/// Whether a resume state's server (as written, `ws://` or `wss://`) is
+/// `server`: the same host and port, so an upload begun before the
+/// server moved to TLS resumes over it.
+fn same_server(saved: &str, server: &crate::url::ServerUrl) -> bool {
+    crate::url::ServerUrl::parse(saved).is_ok_and(|s| s.key() == server.key())
+}
+
 /// state falls back to [`fallback_dir`].
 pub async fn upload(
     to: &Endpoint,
@@ -290,11 +297,17 @@ pub async fn upload_with(
     let place = StatePlace::new(path, fallback);
     let server = to.server.to_string();
     let old = match place.load().map(|(s, _)| s) {
-        Some(s) if s.server == server && s.size == size && s.modified_ms == modified_ms => Some(s),
+        Some(s)
+            if same_server(&s.server, &to.server)
+                && s.size == size
+                && s.modified_ms == modified_ms =>
+        {
+            Some(s)
+        }
         Some(changed) => {
             // The file changed since: its old upload is of no use. Remove
             // it on the server (best effort; the server expires it anyway).
-            if changed.server == server
+            if same_server(&changed.server, &to.server)
                 && let Some(id) = &changed.id
                 && let Err(e) = terminate(to, id).await
             {

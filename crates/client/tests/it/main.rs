@@ -12,4 +12,5 @@
 mod relay;
 mod sends;
 mod sessions;
+mod tls;
 mod util;

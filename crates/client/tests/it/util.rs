@@ -20,7 +20,9 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// A server running in this process, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    /// The server's state (its TLS, for the tests that reload it).
+    pub state: State,
+    pub dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
 
@@ -39,6 +41,8 @@ impl TestServer {
             data: dir.path().to_owned(),
             ..Config::default()
         };
+        // Plain unless a test turns TLS on (tls.rs).
+        c.tls.plain = true;
         c.rate.logins_per_min_per_addr = 100_000.0;
         c.rate.login_burst_per_addr = 100_000;
         c.rate.messages_per_sec = 100_000.0;
@@ -51,12 +55,13 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let state = State::open(c).await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(chatus_server::run(listener, state, async move {
+        tokio::spawn(chatus_server::run(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
         Self {
             addr,
-            _dir: dir,
+            state,
+            dir,
             _stop: stop,
         }
     }

@@ -144,13 +144,19 @@ impl Drop for Transfers {
 
 /// Notes a connection (`token`: the one it logged in with) or its loss
 /// (`None`).
-pub(super) fn set_link(link: &watch::Sender<Link>, server: &ServerUrl, token: Option<Token>) {
+pub(super) fn set_link(
+    link: &watch::Sender<Link>,
+    server: &ServerUrl,
+    token: Option<Token>,
+    trust: &chatus_client::Trust,
+) {
     link.send_modify(|l| match token {
         Some(token) => {
             l.generation += 1;
             l.endpoint = Some(Endpoint {
                 server: server.clone(),
                 token,
+                trust: trust.clone(),
             });
         }
         None => l.endpoint = None,

@@ -73,7 +73,7 @@ impl State {
             return Vec::new();
         }
         let login = LoginForm {
-            host: server.host().to_owned(),
+            host: super::form_host(&server),
             port: server.port().to_string(),
             mode: self.login.mode,
             ..LoginForm::default()

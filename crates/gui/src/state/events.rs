@@ -26,6 +26,28 @@ impl State {
                 // A refused saved login was forgotten.
                 self.relist_saved()
             }
+            Update::Certificate(question) => {
+                let mode = self.login.mode;
+                let why = match &question.pinned {
+                    None => format!(
+                        "{} presents a certificate no known authority signed.",
+                        question.server.key()
+                    ),
+                    Some(pinned) => format!(
+                        "The certificate of {} has changed since it was first trusted (pinned \
+                         {pinned}, now {}). Someone may be intercepting the connection, or the \
+                         server made a new certificate. Not connected. If its operator confirms \
+                         the new fingerprint, run `chatus trust --forget {}` and log in again.",
+                        question.server.key(),
+                        question.fingerprint,
+                        question.server.key()
+                    ),
+                };
+                self.back_to_login(Some(why));
+                self.login.mode = mode;
+                self.login.certificate = Some(question);
+                self.relist_saved()
+            }
             Update::Event(e) => self.on_event(e),
             Update::Conversations(list) => self.on_conversations(list),
             Update::Directory(rooms) => {

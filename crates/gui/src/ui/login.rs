@@ -6,7 +6,7 @@
 use chatus_client::protocol::Username;
 use eframe::egui::{self, Key, RichText};
 
-use crate::state::{Intent, LoginForm, LoginMode};
+use crate::state::{CertificateQuestion, Intent, LoginForm, LoginMode};
 
 /// The accessible label of the button that enters as a saved account.
 pub fn saved_label(user: &Username) -> String {
@@ -82,6 +82,10 @@ fn form_ui(ui: &mut egui::Ui, form: &mut LoginForm, saved: &[Username], intents:
                     LoginMode::Login => "Log in",
                     LoginMode::Register => "Create account",
                 };
+                if let Some(q) = &form.certificate {
+                    certificate_ui(ui, q, form.error.as_deref(), intents);
+                    return;
+                }
                 let submit = ui.add_enabled(
                     !form.busy,
                     egui::Button::new(label).min_size(egui::vec2(120.0, 28.0)),
@@ -101,6 +105,43 @@ fn form_ui(ui: &mut egui::Ui, form: &mut LoginForm, saved: &[Username], intents:
                     intents.push(Intent::SubmitLogin);
                 }
             });
+    });
+}
+
+/// The certificate the login stopped at: an unknown one with its
+/// fingerprint and Trust / Cancel, or a changed one refused.
+fn certificate_ui(
+    ui: &mut egui::Ui,
+    q: &CertificateQuestion,
+    error: Option<&str>,
+    intents: &mut Vec<Intent>,
+) {
+    ui.add_space(6.0);
+    if q.pinned.is_some() {
+        ui.label(RichText::new("Certificate changed: not connected").strong());
+        if let Some(why) = error {
+            ui.colored_label(ui.visuals().error_fg_color, why);
+        }
+        if ui.button("OK").clicked() {
+            intents.push(Intent::DistrustCertificate);
+        }
+        return;
+    }
+    ui.label(RichText::new("Trust this server?").strong());
+    ui.label(format!(
+        "{} presents a certificate no known authority signed (a server's own self-signed \
+         certificate does). Trust it only if its fingerprint is the one `chatus serve` printed \
+         on the server:",
+        q.server.key()
+    ));
+    ui.label(RichText::new(&q.fingerprint).monospace());
+    ui.horizontal(|ui| {
+        if ui.button("Trust").clicked() {
+            intents.push(Intent::TrustCertificate);
+        }
+        if ui.button("Cancel").clicked() {
+            intents.push(Intent::DistrustCertificate);
+        }
     });
 }
 

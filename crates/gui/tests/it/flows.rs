@@ -235,7 +235,7 @@ fn wrong_password_and_unreachable_server_are_explained() {
     wait_until(&mut h, "logged in", |h| shows(h, "Message #lobby"));
     drop(h);
     for (label, value) in [
-        ("Server:", "127.0.0.1"),
+        ("Server:", "ws://127.0.0.1"),
         ("Port:", &server.addr.port().to_string()),
         ("Username:", "alice"),
         ("Password:", "not the password"),

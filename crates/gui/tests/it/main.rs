@@ -13,5 +13,6 @@ mod accounts;
 mod files;
 mod flows;
 mod previews;
+mod tls;
 mod util;
 mod window;

@@ -52,6 +52,7 @@ impl Server {
             data: data.clone(),
             ..Default::default()
         };
+        config.tls.plain = true;
         config.rate.logins_per_min_per_addr = 100_000.0;
         config.rate.login_burst_per_addr = 100_000;
         config.rate.messages_per_sec = 100_000.0;
@@ -79,7 +80,8 @@ impl Server {
     }
 
     pub fn url(&self) -> ServerUrl {
-        ServerUrl::parse(&self.addr.to_string()).unwrap()
+        // The test servers serve plain (see `start`).
+        ServerUrl::parse(&format!("ws://{}", self.addr)).unwrap()
     }
 
     /// Stops the server cleanly.
@@ -138,7 +140,7 @@ pub fn app_remembering(
         ..Options::default()
     };
     let settings = chatus_gui::settings::Settings {
-        host: "127.0.0.1".into(),
+        host: "ws://127.0.0.1".into(),
         port,
         username: user.into(),
     };
@@ -171,16 +173,28 @@ pub fn shows(h: &Harness<'_, ChatusApp>, text: &str) -> bool {
     h.query_by_label_contains(text).is_some()
 }
 
-/// Fills the login form and submits it.
+/// Fills the login form and submits it (the test servers serve plain).
 pub fn log_in(h: &mut Harness<'_, ChatusApp>, server: &Server, name: &str, register: bool) {
+    let host = format!("ws://{}", server.addr.ip());
+    log_in_at(h, &host, server.addr.port(), name, register);
+}
+
+/// Fills the login form with `host` (a bare host means TLS) and submits it.
+pub fn log_in_at(
+    h: &mut Harness<'_, ChatusApp>,
+    host: &str,
+    port: u16,
+    name: &str,
+    register: bool,
+) {
     h.step();
     if register {
         h.get_by_label("Register").click();
         h.step();
     }
     for (label, value) in [
-        ("Server:", server.addr.ip().to_string()),
-        ("Port:", server.addr.port().to_string()),
+        ("Server:", host.to_owned()),
+        ("Port:", port.to_string()),
         ("Username:", name.to_owned()),
         ("Password:", format!("{name}-password")),
     ] {

@@ -85,6 +85,16 @@ pub async fn read_opening<R: AsyncRead + Unpin>(
             return Ok(Opening::Http(buf));
         }
         buf.extend_from_slice(&chunk[..n]);
+        // A TLS record carrying a handshake (no HTTP method starts so): a
+        // client expecting TLS, answered at once rather than left waiting
+        // for a request head; its TLS library reports a non-TLS answer.
+        if buf.first() == Some(&0x16) {
+            return Ok(refuse(
+                "400 Bad Request",
+                "",
+                "This ChatUs server serves without TLS: use ws:// or http://.\n",
+            ));
+        }
     }
 }
 

@@ -30,5 +30,6 @@ mod recovery;
 mod resume;
 mod slow;
 mod thumbnails;
+mod tls;
 mod transfer;
 mod util;

@@ -24,6 +24,7 @@ async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
     let to = Endpoint {
         server: server.url(),
         token: alice_token,
+        trust: Default::default(),
     };
     let mut seen = Vec::new();
     let up = transfer::upload(&to, &src, &mut |p: Progress| seen.push(p))
@@ -74,6 +75,7 @@ async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
     let from = Endpoint {
         server: server.url(),
         token: bob_token,
+        trust: Default::default(),
     };
     let got = transfer::download(&from, &info.id, Some(out.path()), false, &mut |_| {})
         .await
@@ -120,6 +122,7 @@ async fn the_client_resumes_an_interrupted_upload_and_a_partial_download() {
     let to = Endpoint {
         server: server.url(),
         token,
+        trust: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let data = content(2 * transfer::CHUNK + 3, 7);
@@ -214,6 +217,7 @@ async fn a_transfer_task_reports_progress_then_its_result() {
     let to = Endpoint {
         server: server.url(),
         token,
+        trust: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let data = content(transfer::CHUNK + 10, 8);
@@ -289,6 +293,7 @@ async fn resume_state_falls_back_to_the_config_directory_when_the_folder_is_read
     let to = Endpoint {
         server: server.url(),
         token,
+        trust: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let config = tempfile::tempdir().unwrap();
@@ -331,6 +336,7 @@ async fn a_discarded_upload_is_removed_on_the_server_and_forgotten() {
     let to = Endpoint {
         server: server.url(),
         token: token.clone(),
+        trust: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let data = content(3 * transfer::CHUNK, 6);

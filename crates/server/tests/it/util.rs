@@ -54,6 +54,8 @@ pub fn test_config(data: PathBuf) -> Config {
         data,
         ..Config::default()
     };
+    // These suites speak ws://; tls.rs tests TLS.
+    c.tls.plain = true;
     c.rate.logins_per_min_per_addr = 100_000.0;
     c.rate.login_burst_per_addr = 100_000;
     c.rate.logins_per_min_per_account = 100_000.0;
