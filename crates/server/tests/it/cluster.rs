@@ -582,7 +582,7 @@ async fn changes_to_messages_cross_nodes_as_changes() {
     let mut alice = Raw::registered(a.addr, "alice").await;
     let mut carol = Raw::registered(c.addr, "carol").await;
     let lobby = json!({"room":"lobby"});
-    let mut change = |mut req: Value| {
+    let change = |mut req: Value| {
         req.as_object_mut()
             .unwrap()
             .extend(lobby.as_object().unwrap().clone());
