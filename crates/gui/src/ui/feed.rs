@@ -297,24 +297,32 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mu
     // tells when it was sent.
     let response = framed.response.on_hover_text(style::full_time(m.time));
     if m.deleted.is_none() {
-        response.context_menu(|ui| {
-            for emoji in QUICK_REACTIONS {
-                if let Ok(emoji) = Emoji::parse(*emoji)
-                    && ui.button(format!("React {emoji}")).clicked()
-                {
-                    intents.push(Intent::React(m.seq, emoji));
+        // The frame senses hover only (sensing clicks would take them from
+        // the links and buttons inside it), so `Response::context_menu`,
+        // which waits for the frame's own secondary click, would never open:
+        // a secondary click anywhere over the message opens it instead.
+        let opened = response.contains_pointer() && ui.input(|i| i.pointer.secondary_clicked());
+        egui::Popup::menu(&response)
+            .open_memory(opened.then_some(egui::SetOpenCommand::Bool(true)))
+            .at_pointer_fixed()
+            .show(|ui| {
+                for emoji in QUICK_REACTIONS {
+                    if let Ok(emoji) = Emoji::parse(*emoji)
+                        && ui.button(format!("React {emoji}")).clicked()
+                    {
+                        intents.push(Intent::React(m.seq, emoji));
+                    }
                 }
-            }
-            if ui.button("Reply").clicked() {
-                intents.push(Intent::ComposeAs(Some(ComposeMode::Reply(m.seq))));
-            }
-            if mine && ui.button("Edit").clicked() {
-                intents.push(Intent::ComposeAs(Some(ComposeMode::Edit(m.seq))));
-            }
-            if mine && ui.button("Delete message").clicked() {
-                intents.push(Intent::Delete(m.seq));
-            }
-        });
+                if ui.button("Reply").clicked() {
+                    intents.push(Intent::ComposeAs(Some(ComposeMode::Reply(m.seq))));
+                }
+                if mine && ui.button("Edit").clicked() {
+                    intents.push(Intent::ComposeAs(Some(ComposeMode::Edit(m.seq))));
+                }
+                if mine && ui.button("Delete message").clicked() {
+                    intents.push(Intent::Delete(m.seq));
+                }
+            });
     }
 }
 

@@ -10,6 +10,7 @@
 )]
 
 mod accounts;
+mod changes;
 mod files;
 mod flows;
 mod previews;
