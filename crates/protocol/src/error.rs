@@ -86,6 +86,24 @@ pub enum ErrorCode {
     UnknownFile,
     /// A `send` named an upload whose bytes have not all arrived yet.
     UploadIncomplete,
+    /// Key material (`upload_keys`) of the wrong shape: a field that is
+    /// not unpadded base64 of the right length, a bad device or key id,
+    /// keys of another user or device, or a one-time key marked fallback.
+    InvalidKeys,
+    /// A to-device ciphertext was empty or too long.
+    InvalidCiphertext,
+    /// `upload_keys` named a device the user has with other identity
+    /// keys: a client that lost its keys must make a new device.
+    DeviceKeysChanged,
+    /// More one-time keys than a device may hold on the server.
+    TooManyKeys,
+    /// No device by that id for that user.
+    UnknownDevice,
+    /// The recipient device holds as many unfetched to-device messages as
+    /// the server allows; try again once it has fetched some.
+    QueueFull,
+    /// The request needs a device: `upload_keys` on this connection first.
+    DeviceRequired,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -134,6 +152,13 @@ impl ErrorCode {
             ErrorCode::CannotLeaveLobby => "cannot_leave_lobby",
             ErrorCode::UnknownFile => "unknown_file",
             ErrorCode::UploadIncomplete => "upload_incomplete",
+            ErrorCode::InvalidKeys => "invalid_keys",
+            ErrorCode::InvalidCiphertext => "invalid_ciphertext",
+            ErrorCode::DeviceKeysChanged => "device_keys_changed",
+            ErrorCode::TooManyKeys => "too_many_keys",
+            ErrorCode::UnknownDevice => "unknown_device",
+            ErrorCode::QueueFull => "queue_full",
+            ErrorCode::DeviceRequired => "device_required",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -175,6 +200,13 @@ impl ErrorCode {
         ErrorCode::CannotLeaveLobby,
         ErrorCode::UnknownFile,
         ErrorCode::UploadIncomplete,
+        ErrorCode::InvalidKeys,
+        ErrorCode::InvalidCiphertext,
+        ErrorCode::DeviceKeysChanged,
+        ErrorCode::TooManyKeys,
+        ErrorCode::UnknownDevice,
+        ErrorCode::QueueFull,
+        ErrorCode::DeviceRequired,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

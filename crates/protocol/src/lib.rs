@@ -10,7 +10,8 @@
 //! - [`ids`]: validated names and values (`Username`, `RoomName`, `Seq`,
 //!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
 //! - One module per message family: [`hello`], [`auth`], [`room`],
-//!   [`message`], [`presence`], [`history`], [`file`](mod@file), [`error`].
+//!   [`message`], [`presence`], [`history`], [`file`](mod@file), [`keys`]
+//!   (end-to-end encryption keys and to-device messages), [`error`].
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
 //! - [`server`]: the server → client [`ServerMessage`].
 
@@ -22,6 +23,7 @@ pub mod file;
 pub mod hello;
 pub mod history;
 pub mod ids;
+pub mod keys;
 pub mod message;
 pub mod presence;
 pub mod request;

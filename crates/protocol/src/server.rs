@@ -12,6 +12,7 @@ use crate::file::FileList;
 use crate::hello::{Pong, Welcome};
 use crate::history::{ConversationList, HistoryPage};
 use crate::ids::RequestId;
+use crate::keys::{ClaimedKeys, DeviceList, DeviceMessage, KeyCount, KeysUploaded, ToDeviceBatch};
 use crate::message::{Message, Sent};
 use crate::presence::{Presence, Users};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
@@ -56,6 +57,18 @@ pub enum ServerMessage {
     MemberLeft(MemberLeft),
     /// `invited` (event): see [`Invited`].
     Invited(Invited),
+    /// `keys_uploaded`: see [`KeysUploaded`].
+    KeysUploaded(KeysUploaded),
+    /// `device_list`: see [`DeviceList`].
+    DeviceList(DeviceList),
+    /// `claimed_keys`: see [`ClaimedKeys`].
+    ClaimedKeys(ClaimedKeys),
+    /// `to_device_batch`: see [`ToDeviceBatch`].
+    ToDeviceBatch(ToDeviceBatch),
+    /// `device_message` (event): see [`DeviceMessage`].
+    DeviceMessage(DeviceMessage),
+    /// `key_count` (event): see [`KeyCount`].
+    KeyCount(KeyCount),
 }
 
 impl ServerMessage {
@@ -76,7 +89,13 @@ impl ServerMessage {
             ServerMessage::Conversations(m) => m.id,
             ServerMessage::Files(m) => m.id,
             ServerMessage::Error(m) => m.id,
-            ServerMessage::Message(_)
+            ServerMessage::KeysUploaded(m) => m.id,
+            ServerMessage::DeviceList(m) => m.id,
+            ServerMessage::ClaimedKeys(m) => m.id,
+            ServerMessage::ToDeviceBatch(m) => m.id,
+            ServerMessage::DeviceMessage(_)
+            | ServerMessage::KeyCount(_)
+            | ServerMessage::Message(_)
             | ServerMessage::Presence(_)
             | ServerMessage::MemberJoined(_)
             | ServerMessage::MemberLeft(_)
@@ -93,6 +112,8 @@ impl ServerMessage {
                 | ServerMessage::MemberJoined(_)
                 | ServerMessage::MemberLeft(_)
                 | ServerMessage::Invited(_)
+                | ServerMessage::DeviceMessage(_)
+                | ServerMessage::KeyCount(_)
         )
     }
 

@@ -7,6 +7,12 @@ use chatus_protocol::hello::{Hello, Limits, Ping, Pong, Welcome};
 use chatus_protocol::history::{
     ConversationInfo, ConversationList, Conversations, History, HistoryPage, MarkRead, Page,
 };
+use chatus_protocol::keys::{
+    ClaimKeys, ClaimedKey, ClaimedKeys, Curve25519Key, DeviceCiphertext, DeviceId, DeviceKeys,
+    DeviceList, DeviceMessage, DeviceRef, Ed25519Key, FetchToDevice, KeyCount, KeyId,
+    KeysUploaded, QueryDevices, SendToDevice, Signature, SignedKey, ToDeviceBatch,
+    ToDeviceMessage, ToDeviceOut, UploadKeys, UserDevices,
+};
 use chatus_protocol::message::{Message, SendMessage, Sent};
 use chatus_protocol::presence::{Member, Presence, Users, Who};
 use chatus_protocol::room::{
@@ -20,6 +26,43 @@ fn user(s: &str) -> Username {
 }
 fn room(s: &str) -> RoomName {
     RoomName::parse(s).unwrap()
+}
+
+const CURVE: &str = "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08";
+const SIG: &str =
+    "cV9ihb3lZ3GlU9CnxZkj/rBUc3fSFUK2X+BjcdkEubuGYSbWCSH6h5N2OWlrdiyjEiE1G3QDBzbYRUqRINGbBw";
+
+fn device(s: &str) -> DeviceId {
+    DeviceId::parse(s).unwrap()
+}
+
+fn device_keys() -> DeviceKeys {
+    DeviceKeys {
+        user: user("alice"),
+        device: device("ABCDEFGHIJ"),
+        curve25519: Curve25519Key::parse(CURVE).unwrap(),
+        ed25519: Ed25519Key::parse(CURVE).unwrap(),
+        signature: Signature::parse(SIG).unwrap(),
+    }
+}
+
+fn signed_key(fallback: bool) -> SignedKey {
+    SignedKey {
+        key_id: KeyId::parse("AAAAAQ").unwrap(),
+        key: Curve25519Key::parse(CURVE).unwrap(),
+        fallback,
+        signature: Signature::parse(SIG).unwrap(),
+    }
+}
+
+fn to_device_message() -> ToDeviceMessage {
+    ToDeviceMessage {
+        id: 4,
+        sender: user("bob"),
+        sender_device: device("QWERTYUIOP"),
+        ciphertext: DeviceCiphertext::parse("{\"body\":\"x\"}").unwrap(),
+        time: Timestamp(1_700_000_000_000),
+    }
 }
 
 fn all_requests() -> Vec<Request> {
@@ -81,6 +124,28 @@ fn all_requests() -> Vec<Request> {
             limit: Some(5),
         }),
         Request::Ping(Ping {}),
+        Request::UploadKeys(UploadKeys {
+            device_keys: device_keys(),
+            one_time_keys: vec![signed_key(false)],
+            fallback_key: Some(signed_key(true)),
+        }),
+        Request::Devices(QueryDevices {
+            users: vec![user("bob")],
+        }),
+        Request::ClaimKeys(ClaimKeys {
+            devices: vec![DeviceRef {
+                user: user("bob"),
+                device: device("QWERTYUIOP"),
+            }],
+        }),
+        Request::SendToDevice(SendToDevice {
+            messages: vec![ToDeviceOut {
+                user: user("bob"),
+                device: device("QWERTYUIOP"),
+                ciphertext: DeviceCiphertext::parse("opaque").unwrap(),
+            }],
+        }),
+        Request::ToDevice(FetchToDevice { after: 3 }),
     ]
 }
 
@@ -239,6 +304,34 @@ fn every_server_message_round_trips() {
             room: room("dev"),
             by: user("bob"),
         }),
+        ServerMessage::KeysUploaded(KeysUploaded {
+            id,
+            one_time_keys: 50,
+        }),
+        ServerMessage::DeviceList(DeviceList {
+            id,
+            users: vec![UserDevices {
+                user: user("alice"),
+                devices: vec![device_keys()],
+            }],
+        }),
+        ServerMessage::ClaimedKeys(ClaimedKeys {
+            id,
+            keys: vec![ClaimedKey {
+                user: user("alice"),
+                device: device("ABCDEFGHIJ"),
+                key: signed_key(false),
+            }],
+        }),
+        ServerMessage::ToDeviceBatch(ToDeviceBatch {
+            id,
+            messages: vec![to_device_message()],
+            more: true,
+        }),
+        ServerMessage::DeviceMessage(DeviceMessage {
+            message: to_device_message(),
+        }),
+        ServerMessage::KeyCount(KeyCount { one_time_keys: 3 }),
     ];
     for m in all {
         let bytes = m.encode();
