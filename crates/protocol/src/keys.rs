@@ -15,7 +15,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
-use crate::ids::{InvalidValue, RequestId, Timestamp, Username, display_plain, string_newtype_impls};
+use crate::ids::{
+    InvalidValue, RequestId, Timestamp, Username, display_plain, string_newtype_impls,
+};
 
 /// The most one-time keys a device may hold on the server, and the most
 /// one `upload_keys` may carry.

@@ -299,7 +299,11 @@ impl Envelope {
                     }
                     _ => ErrorCode::InvalidMessage,
                 };
-                Err(DecodeError::new(id, code, format!("Bad {kind} request: {e}.")))
+                Err(DecodeError::new(
+                    id,
+                    code,
+                    format!("Bad {kind} request: {e}."),
+                ))
             }
         }
     }

@@ -62,6 +62,9 @@ pub struct ConnHandle {
     authed: AtomicBool,
     /// Whether it counts for its user's presence (`hello`'s `presence`).
     presence: AtomicBool,
+    /// The end-to-end encryption device it speaks for, set once by
+    /// `upload_keys`: its to-device messages and key counts come here.
+    device: std::sync::OnceLock<chatus_protocol::keys::DeviceId>,
 }
 
 impl ConnHandle {
@@ -75,7 +78,19 @@ impl ConnHandle {
             opened: now_ms,
             authed: AtomicBool::new(false),
             presence: AtomicBool::new(true),
+            device: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The device this connection speaks for, once `upload_keys` named it.
+    pub(crate) fn device(&self) -> Option<&chatus_protocol::keys::DeviceId> {
+        self.device.get()
+    }
+
+    /// Makes the connection speak for `device` (the first call wins; the
+    /// keys service refuses another device on the same connection).
+    pub(crate) fn set_device(&self, device: chatus_protocol::keys::DeviceId) {
+        let _ = self.device.set(device);
     }
 
     /// Sets whether the connection counts for its user's presence. Only a

@@ -9,9 +9,9 @@ use chatus_protocol::history::{
 };
 use chatus_protocol::keys::{
     ClaimKeys, ClaimedKey, ClaimedKeys, Curve25519Key, DeviceCiphertext, DeviceId, DeviceKeys,
-    DeviceList, DeviceMessage, DeviceRef, Ed25519Key, FetchToDevice, KeyCount, KeyId,
-    KeysUploaded, QueryDevices, SendToDevice, Signature, SignedKey, ToDeviceBatch,
-    ToDeviceMessage, ToDeviceOut, UploadKeys, UserDevices,
+    DeviceList, DeviceMessage, DeviceRef, Ed25519Key, FetchToDevice, KeyCount, KeyId, KeysUploaded,
+    QueryDevices, SendToDevice, Signature, SignedKey, ToDeviceBatch, ToDeviceMessage, ToDeviceOut,
+    UploadKeys, UserDevices,
 };
 use chatus_protocol::message::{Message, SendMessage, Sent};
 use chatus_protocol::presence::{Member, Presence, Users, Who};

@@ -31,7 +31,9 @@ fn cost(req: &Request) -> u32 {
         | Request::ListRooms(_)
         | Request::ListMembers(_)
         | Request::ListFiles(_)
-        | Request::Who(_) => MAX_REQUEST_COST,
+        | Request::Who(_)
+        | Request::Devices(_)
+        | Request::ClaimKeys(_) => MAX_REQUEST_COST,
         Request::Hello(_)
         | Request::Register(_)
         | Request::Login(_)
@@ -44,7 +46,10 @@ fn cost(req: &Request) -> u32 {
         | Request::Invite(_)
         | Request::DeclineInvite(_)
         | Request::MarkRead(_)
-        | Request::Ping(_) => 1,
+        | Request::Ping(_)
+        | Request::UploadKeys(_)
+        | Request::SendToDevice(_)
+        | Request::ToDevice(_) => 1,
     }
 }
 

@@ -32,6 +32,7 @@
 mod accounts;
 mod conn;
 mod files;
+mod keys;
 mod messages;
 mod rooms;
 pub(crate) mod schema;
@@ -46,10 +47,13 @@ use chatus_protocol::history::Page;
 use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Username, Visibility};
 use tokio::sync::{mpsc, oneshot};
 
+use chatus_protocol::keys::DeviceId;
+
 use crate::store::{
-    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser, Removal,
-    RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TokenHash, UploadRow,
-    UploadUsage, UserFileRow, UserId, UserRow,
+    Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
+    NewMessage, NewSession, NewToDevice, NewUser, Removal, RoomRow, SessionRow, Snapshot, Store,
+    StoreError, StoreFuture, ToDeviceQueued, ToDeviceRow, TokenHash, UploadRow, UploadUsage,
+    UserFileRow, UserId, UserRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -458,6 +462,41 @@ impl Store for PgStore {
 
     fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {
         self.write(move |c| Box::pin(messages::mark_read(c, user, conv, seq)))
+    }
+
+    fn upload_keys(&self, k: NewDeviceKeys) -> StoreFuture<'_, KeysStored> {
+        self.write(move |c| Box::pin(async move { keys::upload_keys(c, &k).await }))
+    }
+
+    fn device_keys(&self, users: Vec<UserId>) -> StoreFuture<'_, Vec<(UserId, String)>> {
+        self.read(move |c| Box::pin(async move { keys::device_keys(c, &users).await }))
+    }
+
+    fn claim_keys(
+        &self,
+        devices: Vec<(UserId, DeviceId)>,
+    ) -> StoreFuture<'_, Vec<Option<ClaimedRow>>> {
+        self.write(move |c| Box::pin(async move { keys::claim_keys(c, &devices).await }))
+    }
+
+    fn queue_to_device(
+        &self,
+        messages: Vec<NewToDevice>,
+        cap: u32,
+    ) -> StoreFuture<'_, ToDeviceQueued> {
+        self.write(move |c| Box::pin(async move { keys::queue_to_device(c, &messages, cap).await }))
+    }
+
+    fn fetch_to_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<ToDeviceRow>, bool)> {
+        self.write(move |c| {
+            Box::pin(async move { keys::fetch_to_device(c, user, &device, after, limit).await })
+        })
     }
 
     fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {
