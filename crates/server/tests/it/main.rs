@@ -17,6 +17,7 @@ mod chat;
 mod damaged_db;
 mod disk_full;
 mod durability;
+mod e2ee;
 mod edge;
 mod files;
 mod logins;
