@@ -280,11 +280,50 @@ const TABLES: &[Table] = &[
         key: 2,
         on_conflict: "ON CONFLICT DO NOTHING",
     },
+    Table {
+        name: "devices",
+        columns: &[
+            ("user_id", Ty::Int),
+            ("device_id", Ty::Text),
+            ("curve25519", Ty::Text),
+            ("ed25519", Ty::Text),
+            ("keys_json", Ty::Text),
+            ("fallback_json", Ty::OptText),
+            ("created_ms", Ty::Int),
+        ],
+        key: 2,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
+    Table {
+        name: "one_time_keys",
+        columns: &[
+            ("user_id", Ty::Int),
+            ("device_id", Ty::Text),
+            ("key_id", Ty::Text),
+            ("key_json", Ty::Text),
+        ],
+        key: 3,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
+    Table {
+        name: "to_device",
+        columns: &[
+            ("id", Ty::Int),
+            ("user_id", Ty::Int),
+            ("device_id", Ty::Text),
+            ("sender_id", Ty::Int),
+            ("sender_device", Ty::Text),
+            ("ciphertext", Ty::Text),
+            ("time_ms", Ty::Int),
+        ],
+        key: 1,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
 ];
 
 /// The tables whose ids PostgreSQL generates: their counters move past the
 /// copied ids.
-const IDENTITIES: &[&str] = &["users", "conversations", "revocations"];
+const IDENTITIES: &[&str] = &["users", "conversations", "revocations", "to_device"];
 
 /// A page's key to continue after: the values of the key columns of its
 /// last row.
