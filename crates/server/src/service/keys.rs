@@ -134,7 +134,7 @@ pub(crate) async fn upload(
     }
 }
 
-fn corrupt(e: serde_json::Error) -> ApiError {
+fn corrupt(e: &serde_json::Error) -> ApiError {
     ApiError::Store(StoreError::Corrupt(e.to_string()))
 }
 
@@ -161,7 +161,7 @@ pub(crate) async fn devices(
         let devices = rows
             .iter()
             .filter(|(id, _)| *id == u.id)
-            .map(|(_, json)| serde_json::from_str::<DeviceKeys>(json).map_err(corrupt))
+            .map(|(_, json)| serde_json::from_str::<DeviceKeys>(json).map_err(|e| corrupt(&e)))
             .collect::<Result<Vec<_>, _>>()?;
         if !devices.is_empty() {
             out.push(UserDevices {
@@ -206,7 +206,7 @@ pub(crate) async fn claim(
         out.push(ClaimedKey {
             user: user.name,
             device,
-            key: serde_json::from_str(&row.key_json).map_err(corrupt)?,
+            key: serde_json::from_str(&row.key_json).map_err(|e| corrupt(&e))?,
         });
     }
     Ok(out)

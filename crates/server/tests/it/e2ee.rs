@@ -105,8 +105,14 @@ async fn a_room_key_over_olm_opens_megolm_messages_the_server_cannot_read() {
     assert_eq!(users.len(), 1, "{r}");
     assert_eq!(users[0]["user"], "bob");
     let bob_keys = DeviceKeys::from_json(&users[0]["devices"][0].to_string()).unwrap();
-    assert_eq!(bob_keys, bob_dev.device_keys(), "the signature still verifies");
-    let r = bob.call(json!({"type": "devices", "users": ["alice"]})).await;
+    assert_eq!(
+        bob_keys,
+        bob_dev.device_keys(),
+        "the signature still verifies"
+    );
+    let r = bob
+        .call(json!({"type": "devices", "users": ["alice"]}))
+        .await;
     let alice_keys = DeviceKeys::from_json(&r["users"][0]["devices"][0].to_string()).unwrap();
 
     // Alice claims one of bob's one-time keys.
@@ -126,7 +132,9 @@ async fn a_room_key_over_olm_opens_megolm_messages_the_server_cannot_read() {
     alice
         .call(json!({"type": "invite", "room": "secret", "user": "bob"}))
         .await;
-    let r = bob.call(json!({"type": "join_room", "room": "secret"})).await;
+    let r = bob
+        .call(json!({"type": "join_room", "room": "secret"}))
+        .await;
     assert_eq!(r["type"], "joined", "{r}");
 
     // The first message starts a Megolm session; its key goes to bob's
@@ -148,8 +156,10 @@ async fn a_room_key_over_olm_opens_megolm_messages_the_server_cannot_read() {
     assert!(second.new_room_key.is_none());
     for (i, event) in [first.event, second.event].iter().enumerate() {
         let r = alice
-            .call(json!({"type": "send", "room": "secret", "body": event.to_json(),
-                         "client_id": format!("e{i}")}))
+            .call(
+                json!({"type": "send", "room": "secret", "body": event.to_json(),
+                         "client_id": format!("e{i}")}),
+            )
             .await;
         assert_eq!(r["type"], "sent", "{r}");
     }
@@ -172,9 +182,7 @@ async fn a_room_key_over_olm_opens_megolm_messages_the_server_cannot_read() {
     assert_eq!(m["id"], live["id"]);
     let olm = ToDeviceMessage::from_json(m["ciphertext"].as_str().unwrap()).unwrap();
     bob_dev.decrypt_to_device(&alice_keys, &olm).unwrap();
-    let page = bob
-        .call(json!({"type": "history", "room": "secret"}))
-        .await;
+    let page = bob.call(json!({"type": "history", "room": "secret"})).await;
     let msgs = page["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 2, "{page}");
     for (m, want) in msgs.iter().zip(plain) {
