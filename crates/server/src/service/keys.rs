@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::hub::{ConnHandle, Hub};
 use crate::ratelimit::{Meter, Rate};
 use crate::service::accounts::now;
+use crate::service::users::find_user;
 use crate::store::{
     KeysStored, NewDeviceKeys, NewToDevice, Store, StoreError, ToDeviceQueued, ToDeviceRow, User,
     UserId,
@@ -139,7 +140,9 @@ fn corrupt(e: &serde_json::Error) -> ApiError {
 }
 
 /// `devices`: every device of the users named that exist, in the order
-/// asked; unknown users are left out like users without devices.
+/// asked; unknown users are left out like users without devices. The hub
+/// is enough: a user it does not know has never logged in, so has no
+/// device.
 pub(crate) async fn devices(
     hub: &Hub,
     store: &dyn Store,
@@ -233,7 +236,9 @@ pub(crate) async fn send(
 ) -> Result<(), ApiError> {
     let mut recipients = Vec::with_capacity(messages.len());
     for m in &messages {
-        let Some(u) = hub.user_by_key(&m.user.key()) else {
+        // From the store too: an account an administrator just added is a
+        // user without devices (`unknown_device`), not `unknown_user`.
+        let Some(u) = find_user(hub, store, &m.user).await? else {
             return Err(ApiError::unknown_user(&m.user));
         };
         recipients.push(u);
