@@ -104,6 +104,16 @@ pub enum ErrorCode {
     QueueFull,
     /// The request needs a device: `upload_keys` on this connection first.
     DeviceRequired,
+    /// A `send` with a plaintext `body` to an end-to-end encrypted
+    /// conversation: it takes a `ciphertext`.
+    EncryptionRequired,
+    /// A `send` with a `ciphertext` to a conversation that is not
+    /// encrypted (a room created without `encrypted`, or a direct
+    /// conversation whose first message was plaintext).
+    NotEncrypted,
+    /// `create_room` with `encrypted` and public visibility: only private
+    /// rooms can be encrypted.
+    EncryptedPublicRoom,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -159,6 +169,9 @@ impl ErrorCode {
             ErrorCode::UnknownDevice => "unknown_device",
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::DeviceRequired => "device_required",
+            ErrorCode::EncryptionRequired => "encryption_required",
+            ErrorCode::NotEncrypted => "not_encrypted",
+            ErrorCode::EncryptedPublicRoom => "encrypted_public_room",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -207,6 +220,9 @@ impl ErrorCode {
         ErrorCode::UnknownDevice,
         ErrorCode::QueueFull,
         ErrorCode::DeviceRequired,
+        ErrorCode::EncryptionRequired,
+        ErrorCode::NotEncrypted,
+        ErrorCode::EncryptedPublicRoom,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

@@ -29,6 +29,10 @@ pub struct SendMessage {
     /// A finished upload of the sender's to share with the message (the
     /// body is then its caption, often the file name).
     pub file: Option<FileId>,
+    /// True when `body` is a ciphertext (sent as `ciphertext` on the wire:
+    /// chatus-e2ee's `EncryptedEvent` JSON, opaque to the server), which an
+    /// encrypted conversation requires and a clear one refuses.
+    pub encrypted: bool,
 }
 
 /// The wire form of [`SendMessage`]: `room` or `peer`, then the rest.
@@ -39,7 +43,10 @@ struct SendWire {
     room: Option<RoomName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     peer: Option<Username>,
-    body: Body,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<Body>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ciphertext: Option<Body>,
     client_id: ClientMsgId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file: Option<FileId>,
@@ -48,9 +55,20 @@ struct SendWire {
 impl TryFrom<SendWire> for SendMessage {
     type Error = crate::ids::InvalidValue;
     fn try_from(w: SendWire) -> Result<Self, Self::Error> {
+        let (body, encrypted) = match (w.body, w.ciphertext) {
+            (Some(body), None) => (body, false),
+            (None, Some(ciphertext)) => (ciphertext, true),
+            _ => {
+                return Err(crate::ids::InvalidValue {
+                    code: crate::ErrorCode::InvalidMessage,
+                    message: "A send carries either a body or a ciphertext.".into(),
+                });
+            }
+        };
         Ok(SendMessage {
             to: Conversation::from_fields(w.room, w.peer)?,
-            body: w.body,
+            body,
+            encrypted,
             client_id: w.client_id,
             file: w.file,
         })
@@ -60,10 +78,16 @@ impl TryFrom<SendWire> for SendMessage {
 impl From<SendMessage> for SendWire {
     fn from(s: SendMessage) -> Self {
         let (room, peer) = s.to.into_fields();
+        let (body, ciphertext) = if s.encrypted {
+            (None, Some(s.body))
+        } else {
+            (Some(s.body), None)
+        };
         SendWire {
             room,
             peer,
-            body: s.body,
+            body,
+            ciphertext,
             client_id: s.client_id,
             file: s.file,
         }

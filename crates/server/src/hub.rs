@@ -137,6 +137,8 @@ pub(crate) struct RoomView {
     pub(crate) invited: bool,
     /// Latest seq.
     pub(crate) last_seq: Seq,
+    /// End-to-end encrypted.
+    pub(crate) encrypted: bool,
 }
 
 #[derive(Debug)]
@@ -218,6 +220,8 @@ struct Directory {
     dms: HashMap<ConvId, DmEntry>,
     dm_ids: HashMap<(UserId, UserId), ConvId>,
     conns: HashMap<ConnId, Arc<ConnHandle>>,
+    /// End-to-end encrypted conversations (set at creation, never cleared).
+    encrypted: HashSet<ConvId>,
 }
 
 /// Presence and membership changes waiting to be announced.
@@ -269,6 +273,7 @@ impl Directory {
             joined: r.members.contains(&viewer),
             invited: r.invites.contains(&viewer),
             last_seq: r.last_seq,
+            encrypted: self.encrypted.contains(&id),
         }
     }
 
@@ -292,6 +297,7 @@ impl Hub {
             d.user_keys.insert(u.name.key(), u.id);
             d.users.insert(u.id, UserEntry::new(u.name, HashSet::new()));
         }
+        d.encrypted = snap.encrypted.iter().copied().collect();
         let mut lobby = None;
         for r in snap.rooms {
             if r.name.is_lobby() {
@@ -790,6 +796,16 @@ impl Hub {
                 e.dms.push(row.id);
             }
         }
+    }
+
+    /// Whether `conv` is end-to-end encrypted.
+    pub(crate) fn is_encrypted(&self, conv: ConvId) -> bool {
+        self.dir().encrypted.contains(&conv)
+    }
+
+    /// Marks a conversation end-to-end encrypted (after the store did).
+    pub(crate) fn set_encrypted(&self, conv: ConvId) {
+        self.dir().encrypted.insert(conv);
     }
 
     /// Whether `user` is a member of the room `conv`, or a party of the

@@ -193,6 +193,7 @@ const TABLES: &[Table] = &[
             ("created_by", Ty::OptInt),
             ("created_ms", Ty::Int),
             ("last_seq", Ty::Int),
+            ("encrypted", Ty::Bool),
         ],
         key: 1,
         // The lobby exists in a new database already, with no message yet:

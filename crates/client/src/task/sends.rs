@@ -104,6 +104,8 @@ impl Task {
                 body: p.body.clone(),
                 client_id: p.client_id.clone(),
                 file: p.file.clone(),
+                // The client library does not encrypt yet.
+                encrypted: false,
             }),
         }
         .encode()
@@ -134,6 +136,8 @@ impl Task {
             body: p.body.clone(),
             client_id: p.client_id.clone(),
             file: p.file.clone(),
+            // The client library does not encrypt yet.
+            encrypted: false,
         });
         write(
             &mut link.sink,

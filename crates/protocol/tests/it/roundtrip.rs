@@ -92,6 +92,7 @@ fn all_requests() -> Vec<Request> {
         Request::CreateRoom(CreateRoom {
             room: room("dev"),
             visibility: Visibility::Private,
+            encrypted: true,
         }),
         Request::JoinRoom(JoinRoom { room: room("dev") }),
         Request::LeaveRoom(LeaveRoom { room: room("dev") }),
@@ -108,6 +109,7 @@ fn all_requests() -> Vec<Request> {
             body: Body::parse("hi\nthere ✓").unwrap(),
             client_id: ClientMsgId::parse("c-1").unwrap(),
             file: Some(FileId::parse("0123456789abcdef0123456789abcdef").unwrap()),
+            encrypted: false,
         }),
         Request::History(History {
             conv: Conversation::Room(room("lobby")),
@@ -200,6 +202,7 @@ fn every_server_message_round_trips() {
         joined: true,
         invited: false,
         last_seq: Seq(5),
+        encrypted: true,
     };
     let all = vec![
         ServerMessage::Welcome(Welcome {
@@ -266,6 +269,7 @@ fn every_server_message_round_trips() {
                 last_seq: Seq(3),
                 read_seq: Seq(1),
                 unread: 2,
+                encrypted: true,
             }],
         }),
         ServerMessage::Files(FileList {
@@ -392,5 +396,34 @@ fn every_error_code_has_its_spelling() {
     for code in ErrorCode::ALL {
         let v = serde_json::to_value(code).unwrap();
         assert_eq!(v, code.as_str());
+    }
+}
+
+/// A `send` carries a `body` or a `ciphertext` (which sets `encrypted`),
+/// never both; clear sends keep their old shape.
+#[test]
+fn send_carries_a_body_or_a_ciphertext() {
+    let sealed =
+        Envelope::decode(r#"{"type":"send","peer":"bob","ciphertext":"{}","client_id":"c"}"#)
+            .unwrap();
+    let Request::Send(s) = &sealed.request else {
+        panic!()
+    };
+    assert!(s.encrypted);
+    assert_eq!(s.body.as_str(), "{}");
+    assert!(sealed.encode().contains("\"ciphertext\":\"{}\""));
+    assert!(!sealed.encode().contains("body"));
+    let clear =
+        Envelope::decode(r#"{"type":"send","peer":"bob","body":"hi","client_id":"c"}"#).unwrap();
+    assert!(!clear.encode().contains("encrypted"));
+    for bad in [
+        r#"{"type":"send","peer":"bob","body":"hi","ciphertext":"x","client_id":"c"}"#,
+        r#"{"type":"send","peer":"bob","client_id":"c"}"#,
+    ] {
+        assert_eq!(
+            Envelope::decode(bad).unwrap_err().code,
+            ErrorCode::InvalidMessage,
+            "{bad}"
+        );
     }
 }

@@ -1,7 +1,12 @@
 //! `send`: post a message to a room or a user.
 //!
-//! - The body must fit `max_body_bytes` (`body_too_long`) and the user's
-//!   message rate (`rate_limited`, with `retry_after_ms`).
+//! - The body must fit `max_body_bytes` (a ciphertext twice that:
+//!   `body_too_long`) and the user's message rate (`rate_limited`, with
+//!   `retry_after_ms`).
+//! - An end-to-end encrypted conversation takes a `ciphertext` instead of
+//!   a `body` (`encryption_required`), a clear one refuses it
+//!   (`not_encrypted`); a direct conversation is encrypted when its first
+//!   message is a ciphertext.
 //! - The sender is the session's user; the request cannot name another.
 //! - A `file` must name a finished upload of the sender's (`unknown_file`,
 //!   `upload_incomplete`); the message then carries the file's metadata.
@@ -24,7 +29,13 @@ pub(super) async fn send(
     id: Option<RequestId>,
     s: SendMessage,
 ) -> Result<Outcome, ApiError> {
-    let max = cx.state.config().max_body_bytes;
+    // A ciphertext is base64 of the encrypted body plus its envelope:
+    // room for a body of the largest size.
+    let max = if s.encrypted {
+        cx.state.config().max_body_bytes.saturating_mul(2)
+    } else {
+        cx.state.config().max_body_bytes
+    };
     if s.body.len() > max {
         return Err(ApiError::reject(
             ErrorCode::BodyTooLong,
@@ -51,6 +62,7 @@ pub(super) async fn send(
         who.who(),
         &s.to,
         s.body,
+        s.encrypted,
         s.client_id,
         file,
         cx.conn.clone(),

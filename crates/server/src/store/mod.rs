@@ -227,6 +227,8 @@ pub struct Snapshot {
     /// Every session unexpired at the snapshot's `now`: token hash, user,
     /// expiry.
     pub sessions: Vec<(TokenHash, UserId, Timestamp)>,
+    /// The end-to-end encrypted conversations (rooms and direct).
+    pub encrypted: Vec<ConvId>,
 }
 
 /// A message to append.
@@ -692,4 +694,25 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> StoreFuture<'_, (Vec<ToDeviceRow>, bool)>;
+
+    /// Creates a private room as [`Store::create_room`] does, marked end-to-end
+    /// encrypted in the same transaction.
+    fn create_encrypted_room(
+        &self,
+        name: RoomName,
+        creator: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, RoomRow>;
+
+    /// Returns the direct conversation between two users as
+    /// [`Store::open_dm`] does, marking it end-to-end encrypted when
+    /// `encrypt` and it is created now (an existing one never changes);
+    /// says whether it is encrypted.
+    fn open_dm_encrypted(
+        &self,
+        a: UserId,
+        b: UserId,
+        time: Timestamp,
+        encrypt: bool,
+    ) -> StoreFuture<'_, (DmRow, bool)>;
 }

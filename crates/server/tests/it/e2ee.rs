@@ -2,7 +2,8 @@
 //! ciphertexts from chatus-e2ee: devices, one-time keys claimed once (also
 //! when many connections claim at the same time), to-device messages
 //! queued per device and delivered only to it, and Megolm messages the
-//! server stores without being able to read them. Malformed key material
+//! server stores without being able to read them, in encrypted rooms and
+//! direct conversations that take nothing else. Malformed key material
 //! gets typed errors.
 
 use std::collections::HashSet;
@@ -125,10 +126,18 @@ async fn a_room_key_over_olm_opens_megolm_messages_the_server_cannot_read() {
     assert!(!otk.is_fallback());
     otk.verify(&bob_keys).unwrap();
 
-    // A private room of alice and bob.
-    alice
-        .call(json!({"type": "create_room", "room": "secret", "visibility": "private"}))
+    // An encrypted private room of alice and bob (a public one cannot be).
+    let r = alice
+        .call(json!({"type": "create_room", "room": "open", "encrypted": true}))
         .await;
+    assert_eq!(code(&r), "encrypted_public_room");
+    let r = alice
+        .call(
+            json!({"type": "create_room", "room": "secret", "visibility": "private",
+                     "encrypted": true}),
+        )
+        .await;
+    assert_eq!(r["room"]["encrypted"], true, "{r}");
     alice
         .call(json!({"type": "invite", "room": "secret", "user": "bob"}))
         .await;
@@ -157,12 +166,26 @@ async fn a_room_key_over_olm_opens_megolm_messages_the_server_cannot_read() {
     for (i, event) in [first.event, second.event].iter().enumerate() {
         let r = alice
             .call(
-                json!({"type": "send", "room": "secret", "body": event.to_json(),
+                json!({"type": "send", "room": "secret", "ciphertext": event.to_json(),
                          "client_id": format!("e{i}")}),
             )
             .await;
         assert_eq!(r["type"], "sent", "{r}");
     }
+    // Plaintext is refused there, and a ciphertext in a clear room.
+    let r = alice
+        .call(json!({"type": "send", "room": "secret", "body": "oops", "client_id": "p1"}))
+        .await;
+    assert_eq!(code(&r), "encryption_required");
+    let r = alice
+        .call(json!({"type": "send", "room": "lobby", "ciphertext": "{}", "client_id": "p2"}))
+        .await;
+    assert_eq!(code(&r), "not_encrypted");
+    let r = alice.call(json!({"type": "list_rooms"})).await;
+    let rooms = r["rooms"].as_array().unwrap();
+    let flag = |name: &str| rooms.iter().find(|x| x["name"] == name).unwrap()["encrypted"].clone();
+    assert_eq!(flag("secret"), true, "{r}");
+    assert_eq!(flag("lobby"), Value::Null, "absent when clear: {r}");
 
     // Bob's connection speaks for his device: the message arrived live,
     // stamped by the server with alice and her device.
@@ -442,4 +465,49 @@ async fn malformed_keys_and_to_device_messages_get_typed_errors() {
     bob.call(json!({"type": "to_device", "after": last})).await;
     let r = alice.call(send("bob", &dev, "fits now".into())).await;
     assert_eq!(r["type"], "ok", "{r}");
+}
+
+/// A direct conversation whose first message is a ciphertext is encrypted
+/// for good; one begun in plaintext (every client that does not encrypt)
+/// stays clear and refuses ciphertexts. `conversations` says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_conversations_are_encrypted_by_their_first_message() {
+    let server = TestServer::start().await;
+    let mut alice = Raw::registered(server.addr, "alice").await;
+    let _bob = Raw::registered(server.addr, "bob").await;
+    let _carol = Raw::registered(server.addr, "carol").await;
+    let r = alice
+        .call(json!({"type": "send", "peer": "bob", "ciphertext": "SEALED-1", "client_id": "a1"}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let r = alice
+        .call(json!({"type": "send", "peer": "bob", "body": "in clear", "client_id": "a2"}))
+        .await;
+    assert_eq!(code(&r), "encryption_required");
+    let r = alice
+        .call(json!({"type": "send", "peer": "carol", "body": "hello", "client_id": "a3"}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let r = alice
+        .call(json!({"type": "send", "peer": "carol", "ciphertext": "SEALED-2", "client_id": "a4"}))
+        .await;
+    assert_eq!(code(&r), "not_encrypted");
+    let page = alice.call(json!({"type": "history", "peer": "bob"})).await;
+    assert_eq!(page["messages"][0]["body"], "SEALED-1", "{page}");
+    let list = alice.call(json!({"type": "conversations"})).await;
+    let convs = list["conversations"].as_array().unwrap();
+    let of = |peer: &str| convs.iter().find(|c| c["peer"] == peer).unwrap()["encrypted"].clone();
+    assert_eq!(of("bob"), true, "{list}");
+    assert_eq!(of("carol"), Value::Null, "{list}");
+    // The flag survives a restart (it is in the store, not only the hub).
+    let server = server.restart().await;
+    let mut alice = Raw::connect(server.addr).await;
+    alice.call(json!({"type": "hello", "version": 1})).await;
+    alice
+        .call(json!({"type": "login", "username": "alice", "password": password("alice").expose()}))
+        .await;
+    let r = alice
+        .call(json!({"type": "send", "peer": "bob", "body": "in clear", "client_id": "a5"}))
+        .await;
+    assert_eq!(code(&r), "encryption_required");
 }

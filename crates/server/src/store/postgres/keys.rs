@@ -12,12 +12,13 @@
 //! batches, which still bounds the queue.
 
 use chatus_protocol::keys::{DeviceCiphertext, DeviceId};
+use chatus_protocol::{RoomName, Timestamp, Visibility};
 
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, ts, username};
 use crate::store::{
-    ClaimedRow, KeysStored, NewDeviceKeys, NewToDevice, StoreError, ToDeviceQueued, ToDeviceRow,
-    UserId,
+    ClaimedRow, DmRow, KeysStored, NewDeviceKeys, NewToDevice, RoomRow, StoreError, ToDeviceQueued,
+    ToDeviceRow, UserId,
 };
 
 fn count_u32(n: i64) -> u32 {
@@ -269,4 +270,54 @@ pub(crate) async fn fetch_to_device(
         });
     }
     Ok((out, more))
+}
+
+pub(crate) async fn create_encrypted_room(
+    c: &Conn,
+    name: &RoomName,
+    creator: UserId,
+    time: Timestamp,
+) -> Result<RoomRow, StoreError> {
+    let row = super::rooms::create_room(c, name, Visibility::Private, creator, time).await?;
+    c.exec(
+        "UPDATE conversations SET encrypted = true WHERE id = $1",
+        &[&row.id.0],
+    )
+    .await?;
+    Ok(row)
+}
+
+pub(crate) async fn open_dm_encrypted(
+    c: &Conn,
+    a: UserId,
+    b: UserId,
+    time: Timestamp,
+    encrypt: bool,
+) -> Result<(DmRow, bool), StoreError> {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let existed = c
+        .query_opt(
+            "SELECT 1 FROM conversations WHERE kind = 'dm' AND user_a = $1 AND user_b = $2",
+            &[&lo.0, &hi.0],
+        )
+        .await?
+        .is_some();
+    let row = super::rooms::open_dm(c, a, b, time).await?;
+    if encrypt && !existed {
+        // Another node may have made it meanwhile, plain: only a
+        // conversation without messages yet is marked.
+        c.exec(
+            "UPDATE conversations SET encrypted = true WHERE id = $1 AND last_seq = 0",
+            &[&row.id.0],
+        )
+        .await?;
+    }
+    let encrypted: bool = c
+        .query_opt(
+            "SELECT encrypted FROM conversations WHERE id = $1",
+            &[&row.id.0],
+        )
+        .await?
+        .is_some_and(|r| r.get(0));
+    Ok((row, encrypted))
 }

@@ -499,6 +499,27 @@ impl Store for PgStore {
         })
     }
 
+    fn create_encrypted_room(
+        &self,
+        name: RoomName,
+        creator: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, RoomRow> {
+        self.write(move |c| {
+            Box::pin(async move { keys::create_encrypted_room(c, &name, creator, time).await })
+        })
+    }
+
+    fn open_dm_encrypted(
+        &self,
+        a: UserId,
+        b: UserId,
+        time: Timestamp,
+        encrypt: bool,
+    ) -> StoreFuture<'_, (DmRow, bool)> {
+        self.write(move |c| Box::pin(keys::open_dm_encrypted(c, a, b, time, encrypt)))
+    }
+
     fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {
         self.write(move |c| Box::pin(async move { files::create_upload(c, &upload).await }))
     }

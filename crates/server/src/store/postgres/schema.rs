@@ -171,6 +171,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, device_id)
     );
     CREATE INDEX to_device_recipient ON to_device (user_id, device_id, id);
+    ALTER TABLE conversations ADD COLUMN encrypted BOOLEAN NOT NULL DEFAULT false;
     "#,
 ];
 

@@ -1,15 +1,17 @@
 //! The SQL of end-to-end encryption: devices and their identity keys,
 //! one-time and fallback keys (claimed with `DELETE … RETURNING` on the
 //! writer thread, so each is handed out once), and the per-device queue of
-//! to-device messages.
+//! to-device messages; and encrypted conversations (a flag on the
+//! conversation, set when it is created and never cleared).
 
 use chatus_protocol::keys::{DeviceCiphertext, DeviceId};
+use chatus_protocol::{RoomName, Timestamp, Visibility};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::queries::{ms, ts, username};
 use crate::store::{
-    ClaimedRow, KeysStored, NewDeviceKeys, NewToDevice, StoreError, ToDeviceQueued, ToDeviceRow,
-    UserId,
+    ClaimedRow, DmRow, KeysStored, NewDeviceKeys, NewToDevice, RoomRow, StoreError, ToDeviceQueued,
+    ToDeviceRow, UserId,
 };
 
 fn count_u32(n: i64) -> u32 {
@@ -242,4 +244,40 @@ pub(super) fn fetch_to_device(
         });
     }
     Ok((rows, more))
+}
+
+pub(super) fn create_encrypted_room(
+    conn: &Connection,
+    name: &RoomName,
+    creator: UserId,
+    time: Timestamp,
+) -> Result<RoomRow, StoreError> {
+    let row = super::queries::create_room(conn, name, Visibility::Private, creator, time)?;
+    conn.prepare_cached("UPDATE conversations SET encrypted = 1 WHERE id = ?1")?
+        .execute([row.id.0])?;
+    Ok(row)
+}
+
+pub(super) fn open_dm_encrypted(
+    conn: &Connection,
+    a: UserId,
+    b: UserId,
+    time: Timestamp,
+    encrypt: bool,
+) -> Result<(DmRow, bool), StoreError> {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let existed: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM conversations WHERE kind = 'dm' AND user_a = ?1 AND user_b = ?2)",
+        )?
+        .query_row(params![lo.0, hi.0], |r| r.get(0))?;
+    let row = super::queries::open_dm(conn, a, b, time)?;
+    if encrypt && !existed {
+        conn.prepare_cached("UPDATE conversations SET encrypted = 1 WHERE id = ?1")?
+            .execute([row.id.0])?;
+    }
+    let encrypted: bool = conn
+        .prepare_cached("SELECT encrypted <> 0 FROM conversations WHERE id = ?1")?
+        .query_row([row.id.0], |r| r.get(0))?;
+    Ok((row, encrypted))
 }

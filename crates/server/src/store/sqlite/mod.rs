@@ -465,6 +465,25 @@ impl Store for SqliteStore {
         self.write(move |ctx| keys::fetch_to_device(&ctx.conn, user, &device, after, limit))
     }
 
+    fn create_encrypted_room(
+        &self,
+        name: RoomName,
+        creator: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, RoomRow> {
+        self.write(move |ctx| keys::create_encrypted_room(&ctx.conn, &name, creator, time))
+    }
+
+    fn open_dm_encrypted(
+        &self,
+        a: UserId,
+        b: UserId,
+        time: Timestamp,
+        encrypt: bool,
+    ) -> StoreFuture<'_, (DmRow, bool)> {
+        self.write(move |ctx| keys::open_dm_encrypted(&ctx.conn, a, b, time, encrypt))
+    }
+
     fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {
         self.write(move |ctx| files::create_upload(&ctx.conn, &upload))
     }

@@ -170,6 +170,9 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id)
     );
     CREATE INDEX to_device_recipient ON to_device(user_id, device_id, id);
+    -- An end-to-end encrypted conversation: its messages' bodies are
+    -- ciphertexts. Set at creation, never cleared.
+    ALTER TABLE conversations ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
