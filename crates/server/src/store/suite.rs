@@ -68,6 +68,7 @@ macro_rules! store_suite {
             memberships_and_invitations,
             removed_files_keep_their_messages_and_leave_lookups,
             device_keys_are_claimed_once_and_to_device_messages_queue,
+            encrypted_conversations_are_marked_at_creation,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {
@@ -801,4 +802,56 @@ pub(crate) async fn device_keys_are_claimed_once_and_to_device_messages_queue(pl
     assert!(gone.is_empty());
     let (still, _) = store.fetch_to_device(a, dev(), 0, 10).await.unwrap();
     assert!(still.is_empty(), "acknowledged messages are deleted");
+}
+
+/// Encrypted conversations: a room made so, a direct conversation made so
+/// by its creation, and never one that existed; the snapshot lists them.
+pub(crate) async fn encrypted_conversations_are_marked_at_creation(place: &Place) {
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_user(new_user("b", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let c = store
+        .create_user(new_user("c", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let room = store
+        .create_encrypted_room(RoomName::parse("sealed").unwrap(), a, Timestamp(1))
+        .await
+        .unwrap();
+    assert_eq!(room.visibility, Visibility::Private);
+    let (sealed, yes) = store
+        .open_dm_encrypted(b, a, Timestamp(1), true)
+        .await
+        .unwrap();
+    assert!(yes);
+    let (again, still) = store
+        .open_dm_encrypted(a, b, Timestamp(2), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.id, still),
+        (sealed.id, true),
+        "an existing one never changes"
+    );
+    let clear = store.open_dm(a, c, Timestamp(1)).await.unwrap();
+    let (same, no) = store
+        .open_dm_encrypted(c, a, Timestamp(2), true)
+        .await
+        .unwrap();
+    assert_eq!((same.id, no), (clear.id, false));
+    let mut listed = store.snapshot(Timestamp(0)).await.unwrap().encrypted;
+    listed.sort();
+    let mut want = vec![room.id, sealed.id];
+    want.sort();
+    assert_eq!(listed, want);
 }
