@@ -14,7 +14,10 @@ use crate::ids::{Body, ClientMsgId, Conversation, RequestId, RoomName, Seq, Time
 /// Answered by `sent` once the message is stored, or `not_member`,
 /// `unknown_room`, `unknown_user`, `body_too_long`, `rate_limited`; with
 /// `file`, also `unknown_file` (no finished upload of the sender's by that
-/// id) or `upload_incomplete`.
+/// id) or `upload_incomplete`; `encryption_required` (a `body` to an
+/// end-to-end encrypted conversation) or `not_encrypted` (a `ciphertext`
+/// to a clear one). A first message that is a `ciphertext` makes a new
+/// direct conversation encrypted.
 /// Every member of the conversation (all their connections, the sender's
 /// included) gets the `message` event, before the sender gets `sent`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
