@@ -332,7 +332,11 @@ impl Client {
         visibility: Visibility,
     ) -> Result<RoomInfo, Error> {
         match self
-            .request(Request::CreateRoom(CreateRoom { room, visibility }))
+            .request(Request::CreateRoom(CreateRoom {
+                room,
+                visibility,
+                encrypted: false,
+            }))
             .await?
         {
             ServerMessage::Joined(j) => Ok(j.room),

@@ -97,6 +97,34 @@ pub enum ErrorCode {
     MessageDeleted,
     /// A reaction was not one emoji.
     InvalidEmoji,
+    /// Key material (`upload_keys`) of the wrong shape: a field that is
+    /// not unpadded base64 of the right length, a bad device or key id,
+    /// keys of another user or device, or a one-time key marked fallback.
+    InvalidKeys,
+    /// A to-device ciphertext was empty or too long.
+    InvalidCiphertext,
+    /// `upload_keys` named a device the user has with other identity
+    /// keys: a client that lost its keys must make a new device.
+    DeviceKeysChanged,
+    /// More one-time keys than a device may hold on the server.
+    TooManyKeys,
+    /// No device by that id for that user.
+    UnknownDevice,
+    /// The recipient device holds as many unfetched to-device messages as
+    /// the server allows; try again once it has fetched some.
+    QueueFull,
+    /// The request needs a device: `upload_keys` on this connection first.
+    DeviceRequired,
+    /// A `send` with a plaintext `body` to an end-to-end encrypted
+    /// conversation: it takes a `ciphertext`.
+    EncryptionRequired,
+    /// A `send` with a `ciphertext` to a conversation that is not
+    /// encrypted (a room created without `encrypted`, or a direct
+    /// conversation whose first message was plaintext).
+    NotEncrypted,
+    /// `create_room` with `encrypted` and public visibility: only private
+    /// rooms can be encrypted.
+    EncryptedPublicRoom,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -149,6 +177,16 @@ impl ErrorCode {
             ErrorCode::NotAuthor => "not_author",
             ErrorCode::MessageDeleted => "message_deleted",
             ErrorCode::InvalidEmoji => "invalid_emoji",
+            ErrorCode::InvalidKeys => "invalid_keys",
+            ErrorCode::InvalidCiphertext => "invalid_ciphertext",
+            ErrorCode::DeviceKeysChanged => "device_keys_changed",
+            ErrorCode::TooManyKeys => "too_many_keys",
+            ErrorCode::UnknownDevice => "unknown_device",
+            ErrorCode::QueueFull => "queue_full",
+            ErrorCode::DeviceRequired => "device_required",
+            ErrorCode::EncryptionRequired => "encryption_required",
+            ErrorCode::NotEncrypted => "not_encrypted",
+            ErrorCode::EncryptedPublicRoom => "encrypted_public_room",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -194,6 +232,16 @@ impl ErrorCode {
         ErrorCode::NotAuthor,
         ErrorCode::MessageDeleted,
         ErrorCode::InvalidEmoji,
+        ErrorCode::InvalidKeys,
+        ErrorCode::InvalidCiphertext,
+        ErrorCode::DeviceKeysChanged,
+        ErrorCode::TooManyKeys,
+        ErrorCode::UnknownDevice,
+        ErrorCode::QueueFull,
+        ErrorCode::DeviceRequired,
+        ErrorCode::EncryptionRequired,
+        ErrorCode::NotEncrypted,
+        ErrorCode::EncryptedPublicRoom,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

@@ -138,6 +138,10 @@ pub struct ConversationInfo {
     /// Messages after the read marker: `last_seq - read_seq`. All of them
     /// are by others, since the caller's own messages move the marker.
     pub unread: u64,
+    /// True for an end-to-end encrypted conversation, whose message bodies
+    /// are ciphertexts (absent when false).
+    #[serde(default, skip_serializing_if = "crate::room::is_false")]
+    pub encrypted: bool,
 }
 
 /// `conversations` (reply): sorted rooms first, then direct conversations.

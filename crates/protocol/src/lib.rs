@@ -11,7 +11,8 @@
 //!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
 //! - One module per message family: [`hello`], [`auth`], [`room`],
 //!   [`message`], [`event`] (edits, deletions, reactions, replies' quotes),
-//!   [`presence`], [`history`], [`file`](mod@file), [`error`].
+//!   [`presence`], [`history`], [`file`](mod@file), [`keys`] (end-to-end
+//!   encryption keys and to-device messages), [`error`].
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
 //! - [`server`]: the server → client [`ServerMessage`].
 
@@ -24,6 +25,7 @@ pub mod file;
 pub mod hello;
 pub mod history;
 pub mod ids;
+pub mod keys;
 pub mod message;
 pub mod presence;
 pub mod request;

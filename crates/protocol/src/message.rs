@@ -16,7 +16,10 @@ use crate::ids::{Body, ClientMsgId, Conversation, RequestId, RoomName, Seq, Time
 /// `unknown_room`, `unknown_user`, `body_too_long`, `rate_limited`; with
 /// `file`, also `unknown_file` (no finished upload of the sender's by that
 /// id) or `upload_incomplete`; with `reply_to`, also `unknown_message` (no
-/// message at that `seq` in this conversation) or `message_deleted`.
+/// message at that `seq` in this conversation) or `message_deleted`;
+/// `encryption_required` (a `body` to an end-to-end encrypted conversation)
+/// or `not_encrypted` (a `ciphertext` to a clear one). A first message that
+/// is a `ciphertext` makes a new direct conversation encrypted.
 /// Every member of the conversation (all their connections, the sender's
 /// included) gets the `message` event, before the sender gets `sent`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +36,10 @@ pub struct SendMessage {
     pub file: Option<FileId>,
     /// The message (by `seq`, in the same conversation) this one answers.
     pub reply_to: Option<Seq>,
+    /// True when `body` is a ciphertext (sent as `ciphertext` on the wire:
+    /// chatus-e2ee's `EncryptedEvent` JSON, opaque to the server), which an
+    /// encrypted conversation requires and a clear one refuses.
+    pub encrypted: bool,
 }
 
 /// The wire form of [`SendMessage`]: `room` or `peer`, then the rest.
@@ -43,7 +50,10 @@ struct SendWire {
     room: Option<RoomName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     peer: Option<Username>,
-    body: Body,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<Body>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ciphertext: Option<Body>,
     client_id: ClientMsgId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file: Option<FileId>,
@@ -54,9 +64,20 @@ struct SendWire {
 impl TryFrom<SendWire> for SendMessage {
     type Error = crate::ids::InvalidValue;
     fn try_from(w: SendWire) -> Result<Self, Self::Error> {
+        let (body, encrypted) = match (w.body, w.ciphertext) {
+            (Some(body), None) => (body, false),
+            (None, Some(ciphertext)) => (ciphertext, true),
+            _ => {
+                return Err(crate::ids::InvalidValue {
+                    code: crate::ErrorCode::InvalidMessage,
+                    message: "A send carries either a body or a ciphertext.".into(),
+                });
+            }
+        };
         Ok(SendMessage {
             to: Conversation::from_fields(w.room, w.peer)?,
-            body: w.body,
+            body,
+            encrypted,
             client_id: w.client_id,
             file: w.file,
             reply_to: w.reply_to,
@@ -67,10 +88,16 @@ impl TryFrom<SendWire> for SendMessage {
 impl From<SendMessage> for SendWire {
     fn from(s: SendMessage) -> Self {
         let (room, peer) = s.to.into_fields();
+        let (body, ciphertext) = if s.encrypted {
+            (None, Some(s.body))
+        } else {
+            (Some(s.body), None)
+        };
         SendWire {
             room,
             peer,
-            body: s.body,
+            body,
+            ciphertext,
             client_id: s.client_id,
             file: s.file,
             reply_to: s.reply_to,

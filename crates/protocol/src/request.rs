@@ -19,6 +19,7 @@ use crate::history::{Conversations, History, MarkRead};
 use crate::ids::{
     Body, ClientLabel, ClientMsgId, InvalidValue, Password, RequestId, RoomName, Token, Username,
 };
+use crate::keys::{ClaimKeys, FetchToDevice, QueryDevices, SendToDevice, UploadKeys};
 use crate::message::SendMessage;
 use crate::presence::Who;
 use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
@@ -75,6 +76,16 @@ pub enum Request {
     ListFiles(ListFiles),
     /// `ping`: see [`Ping`].
     Ping(Ping),
+    /// `upload_keys`: see [`UploadKeys`].
+    UploadKeys(UploadKeys),
+    /// `devices`: see [`QueryDevices`].
+    Devices(QueryDevices),
+    /// `claim_keys`: see [`ClaimKeys`].
+    ClaimKeys(ClaimKeys),
+    /// `send_to_device`: see [`SendToDevice`].
+    SendToDevice(SendToDevice),
+    /// `to_device`: see [`FetchToDevice`].
+    ToDevice(FetchToDevice),
 }
 
 impl Request {
@@ -104,6 +115,11 @@ impl Request {
         "mark_read",
         "list_files",
         "ping",
+        "upload_keys",
+        "devices",
+        "claim_keys",
+        "send_to_device",
+        "to_device",
     ];
 
     /// The wire `type` of this request.
@@ -133,6 +149,11 @@ impl Request {
             Request::MarkRead(_) => "mark_read",
             Request::ListFiles(_) => "list_files",
             Request::Ping(_) => "ping",
+            Request::UploadKeys(_) => "upload_keys",
+            Request::Devices(_) => "devices",
+            Request::ClaimKeys(_) => "claim_keys",
+            Request::SendToDevice(_) => "send_to_device",
+            Request::ToDevice(_) => "to_device",
         }
     }
 
@@ -283,9 +304,22 @@ impl Envelope {
                         return Err(DecodeError::new(id, invalid.code, invalid.message));
                     }
                 }
+                // Key material is nested, out of the field checks' reach:
+                // a key request that fails to decode is `invalid_keys`
+                // (or `invalid_ciphertext`), with serde's reason.
+                let code = match kind.as_str() {
+                    "upload_keys" | "devices" | "claim_keys" => ErrorCode::InvalidKeys,
+                    "send_to_device" if e.to_string().contains("ciphertext must") => {
+                        ErrorCode::InvalidCiphertext
+                    }
+                    "send_to_device" if e.to_string().contains("device id") => {
+                        ErrorCode::InvalidKeys
+                    }
+                    _ => ErrorCode::InvalidMessage,
+                };
                 Err(DecodeError::new(
                     id,
-                    ErrorCode::InvalidMessage,
+                    code,
                     format!("Bad {kind} request: {e}."),
                 ))
             }

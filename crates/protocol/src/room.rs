@@ -17,6 +17,16 @@ pub struct CreateRoom {
     /// `public` (default) or `private`.
     #[serde(default)]
     pub visibility: Visibility,
+    /// True for an end-to-end encrypted room (private only:
+    /// `encrypted_public_room` otherwise): every `send` to it must carry a
+    /// `ciphertext`, for good.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub encrypted: bool,
+}
+
+/// Whether a flag is off (absent on the wire).
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `join_room`: joins a public room, or a private one the caller was invited
@@ -93,6 +103,9 @@ pub struct RoomInfo {
     pub invited: bool,
     /// Sequence number of the room's latest message (0 when none).
     pub last_seq: Seq,
+    /// True for an end-to-end encrypted room (absent when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub encrypted: bool,
 }
 
 /// `joined`: the reply to `create_room` and `join_room`.

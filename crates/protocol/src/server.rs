@@ -13,6 +13,7 @@ use crate::file::FileList;
 use crate::hello::{Pong, Welcome};
 use crate::history::{ConversationList, HistoryPage};
 use crate::ids::RequestId;
+use crate::keys::{ClaimedKeys, DeviceList, DeviceMessage, KeyCount, KeysUploaded, ToDeviceBatch};
 use crate::message::{Message, Sent};
 use crate::presence::{Presence, Users};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
@@ -65,6 +66,18 @@ pub enum ServerMessage {
     Deleted(Deleted),
     /// `reacted` (event): see [`Reacted`].
     Reacted(Reacted),
+    /// `keys_uploaded`: see [`KeysUploaded`].
+    KeysUploaded(KeysUploaded),
+    /// `device_list`: see [`DeviceList`].
+    DeviceList(DeviceList),
+    /// `claimed_keys`: see [`ClaimedKeys`].
+    ClaimedKeys(ClaimedKeys),
+    /// `to_device_batch`: see [`ToDeviceBatch`].
+    ToDeviceBatch(ToDeviceBatch),
+    /// `device_message` (event): see [`DeviceMessage`].
+    DeviceMessage(DeviceMessage),
+    /// `key_count` (event): see [`KeyCount`].
+    KeyCount(KeyCount),
 }
 
 impl ServerMessage {
@@ -86,7 +99,13 @@ impl ServerMessage {
             ServerMessage::Files(m) => m.id,
             ServerMessage::Versions(m) => m.id,
             ServerMessage::Error(m) => m.id,
-            ServerMessage::Message(_)
+            ServerMessage::KeysUploaded(m) => m.id,
+            ServerMessage::DeviceList(m) => m.id,
+            ServerMessage::ClaimedKeys(m) => m.id,
+            ServerMessage::ToDeviceBatch(m) => m.id,
+            ServerMessage::DeviceMessage(_)
+            | ServerMessage::KeyCount(_)
+            | ServerMessage::Message(_)
             | ServerMessage::Presence(_)
             | ServerMessage::MemberJoined(_)
             | ServerMessage::MemberLeft(_)
@@ -109,6 +128,8 @@ impl ServerMessage {
                 | ServerMessage::Edited(_)
                 | ServerMessage::Deleted(_)
                 | ServerMessage::Reacted(_)
+                | ServerMessage::DeviceMessage(_)
+                | ServerMessage::KeyCount(_)
         )
     }
 

@@ -62,6 +62,9 @@ pub struct ConnHandle {
     authed: AtomicBool,
     /// Whether it counts for its user's presence (`hello`'s `presence`).
     presence: AtomicBool,
+    /// The end-to-end encryption device it speaks for, set once by
+    /// `upload_keys`: its to-device messages and key counts come here.
+    device: std::sync::OnceLock<chatus_protocol::keys::DeviceId>,
 }
 
 impl ConnHandle {
@@ -75,7 +78,19 @@ impl ConnHandle {
             opened: now_ms,
             authed: AtomicBool::new(false),
             presence: AtomicBool::new(true),
+            device: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The device this connection speaks for, once `upload_keys` named it.
+    pub(crate) fn device(&self) -> Option<&chatus_protocol::keys::DeviceId> {
+        self.device.get()
+    }
+
+    /// Makes the connection speak for `device` (the first call wins; the
+    /// keys service refuses another device on the same connection).
+    pub(crate) fn set_device(&self, device: chatus_protocol::keys::DeviceId) {
+        let _ = self.device.set(device);
     }
 
     /// Sets whether the connection counts for its user's presence. Only a
@@ -122,6 +137,8 @@ pub(crate) struct RoomView {
     pub(crate) invited: bool,
     /// Latest seq.
     pub(crate) last_seq: Seq,
+    /// End-to-end encrypted.
+    pub(crate) encrypted: bool,
 }
 
 #[derive(Debug)]
@@ -206,6 +223,8 @@ struct Directory {
     /// Cluster mode's interest counts and remote presence (`None` on a
     /// single node).
     cluster: Option<cluster::ClusterDir>,
+    /// End-to-end encrypted conversations (set at creation, never cleared).
+    encrypted: HashSet<ConvId>,
 }
 
 /// Presence and membership changes waiting to be announced.
@@ -263,6 +282,7 @@ impl Directory {
             joined: r.members.contains(&viewer),
             invited: r.invites.contains(&viewer),
             last_seq: r.last_seq,
+            encrypted: self.encrypted.contains(&id),
         }
     }
 
@@ -286,6 +306,7 @@ impl Hub {
             d.user_keys.insert(u.name.key(), u.id);
             d.users.insert(u.id, UserEntry::new(u.name, HashSet::new()));
         }
+        d.encrypted = snap.encrypted.iter().copied().collect();
         let mut lobby = None;
         for r in snap.rooms {
             if r.name.is_lobby() {
@@ -821,6 +842,16 @@ impl Hub {
                 d.follow_member(row.id, u, true);
             }
         }
+    }
+
+    /// Whether `conv` is end-to-end encrypted.
+    pub(crate) fn is_encrypted(&self, conv: ConvId) -> bool {
+        self.dir().encrypted.contains(&conv)
+    }
+
+    /// Marks a conversation end-to-end encrypted (after the store did).
+    pub(crate) fn set_encrypted(&self, conv: ConvId) {
+        self.dir().encrypted.insert(conv);
     }
 
     /// Whether `user` is a member of the room `conv`, or a party of the

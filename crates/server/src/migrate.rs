@@ -193,6 +193,7 @@ const TABLES: &[Table] = &[
             ("created_by", Ty::OptInt),
             ("created_ms", Ty::Int),
             ("last_seq", Ty::Int),
+            ("encrypted", Ty::Bool),
         ],
         key: 1,
         // The lobby exists in a new database already, with no message yet:
@@ -298,11 +299,50 @@ const TABLES: &[Table] = &[
         key: 4,
         on_conflict: "ON CONFLICT DO NOTHING",
     },
+    Table {
+        name: "devices",
+        columns: &[
+            ("user_id", Ty::Int),
+            ("device_id", Ty::Text),
+            ("curve25519", Ty::Text),
+            ("ed25519", Ty::Text),
+            ("keys_json", Ty::Text),
+            ("fallback_json", Ty::OptText),
+            ("created_ms", Ty::Int),
+        ],
+        key: 2,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
+    Table {
+        name: "one_time_keys",
+        columns: &[
+            ("user_id", Ty::Int),
+            ("device_id", Ty::Text),
+            ("key_id", Ty::Text),
+            ("key_json", Ty::Text),
+        ],
+        key: 3,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
+    Table {
+        name: "to_device",
+        columns: &[
+            ("id", Ty::Int),
+            ("user_id", Ty::Int),
+            ("device_id", Ty::Text),
+            ("sender_id", Ty::Int),
+            ("sender_device", Ty::Text),
+            ("ciphertext", Ty::Text),
+            ("time_ms", Ty::Int),
+        ],
+        key: 1,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
 ];
 
 /// The tables whose ids PostgreSQL generates: their counters move past the
 /// copied ids.
-const IDENTITIES: &[&str] = &["users", "conversations", "revocations"];
+const IDENTITIES: &[&str] = &["users", "conversations", "revocations", "to_device"];
 
 /// A page's key to continue after: the values of the key columns of its
 /// last row.

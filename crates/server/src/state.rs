@@ -16,6 +16,7 @@ use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Keyed, Meter, Rate};
 use crate::service::accounts::{Accounts, WATCH_EVERY};
+use crate::service::keys::ToDeviceLimits;
 use crate::service::messages::Messages;
 use crate::service::presence::Announcer;
 use crate::store::postgres::PgStore;
@@ -56,6 +57,7 @@ struct Shared {
     requests: Meter<UserId>,
     requests_before_login: Meter<ConnId>,
     invite_limits: Meter<UserId>,
+    to_device_limits: ToDeviceLimits,
     files: Files,
     /// The TLS acceptor and certificate; `None` when serving plain.
     tls: Option<Arc<Tls>>,
@@ -166,6 +168,7 @@ impl State {
                 requests,
                 requests_before_login,
                 invite_limits,
+                to_device_limits: ToDeviceLimits::default(),
                 files,
                 tls,
                 started: Instant::now(),
@@ -301,6 +304,11 @@ impl State {
         now: chatus_protocol::Timestamp,
     ) -> Result<u64, crate::store::StoreError> {
         self.inner.files.sweep(&*self.inner.store, now).await
+    }
+
+    /// Per-sender to-device message limits.
+    pub(crate) fn to_device_limits(&self) -> &ToDeviceLimits {
+        &self.inner.to_device_limits
     }
 
     /// Per-user invitation rate limits.

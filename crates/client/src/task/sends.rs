@@ -67,6 +67,8 @@ impl PendingSend {
                 client_id,
                 file: file.clone(),
                 reply_to: *reply_to,
+                // The client library does not encrypt yet.
+                encrypted: false,
             }),
             Op::Edit(_) => Request::Edit(EditMessage {
                 conv,

@@ -265,6 +265,7 @@ fn presence_and_session_end() {
         last_seq: Seq(4),
         read_seq: Seq(1),
         unread: 3,
+        encrypted: false,
     }]));
     assert_eq!(s.convs[&Conversation::Peer(user("bob"))].unread, 3);
     s.apply(Update::Event(Event::Stopped {
@@ -425,6 +426,7 @@ fn the_room_directory_follows_joins_and_leaves() {
         joined,
         invited: false,
         last_seq: Seq(0),
+        encrypted: false,
     };
     s.apply(Update::Directory(vec![
         info("dev", Visibility::Public, false),
@@ -509,6 +511,7 @@ fn rooms_left_while_away_leave_the_sidebar() {
         last_seq: Seq(0),
         read_seq: Seq(0),
         unread: 0,
+        encrypted: false,
     }]));
     assert!(!s.convs.contains_key(&dev));
     assert!(s.convs.contains_key(&bob));

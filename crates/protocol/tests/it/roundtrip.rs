@@ -11,6 +11,12 @@ use chatus_protocol::hello::{Hello, Limits, Ping, Pong, Welcome};
 use chatus_protocol::history::{
     ConversationInfo, ConversationList, Conversations, History, HistoryPage, MarkRead, Page,
 };
+use chatus_protocol::keys::{
+    ClaimKeys, ClaimedKey, ClaimedKeys, Curve25519Key, DeviceCiphertext, DeviceId, DeviceKeys,
+    DeviceList, DeviceMessage, DeviceRef, Ed25519Key, FetchToDevice, KeyCount, KeyId, KeysUploaded,
+    QueryDevices, SendToDevice, Signature, SignedKey, ToDeviceBatch, ToDeviceMessage, ToDeviceOut,
+    UploadKeys, UserDevices,
+};
 use chatus_protocol::message::{Message, SendMessage, Sent};
 use chatus_protocol::presence::{Member, Presence, Users, Who};
 use chatus_protocol::room::{
@@ -24,6 +30,43 @@ fn user(s: &str) -> Username {
 }
 fn room(s: &str) -> RoomName {
     RoomName::parse(s).unwrap()
+}
+
+const CURVE: &str = "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08";
+const SIG: &str =
+    "cV9ihb3lZ3GlU9CnxZkj/rBUc3fSFUK2X+BjcdkEubuGYSbWCSH6h5N2OWlrdiyjEiE1G3QDBzbYRUqRINGbBw";
+
+fn device(s: &str) -> DeviceId {
+    DeviceId::parse(s).unwrap()
+}
+
+fn device_keys() -> DeviceKeys {
+    DeviceKeys {
+        user: user("alice"),
+        device: device("ABCDEFGHIJ"),
+        curve25519: Curve25519Key::parse(CURVE).unwrap(),
+        ed25519: Ed25519Key::parse(CURVE).unwrap(),
+        signature: Signature::parse(SIG).unwrap(),
+    }
+}
+
+fn signed_key(fallback: bool) -> SignedKey {
+    SignedKey {
+        key_id: KeyId::parse("AAAAAQ").unwrap(),
+        key: Curve25519Key::parse(CURVE).unwrap(),
+        fallback,
+        signature: Signature::parse(SIG).unwrap(),
+    }
+}
+
+fn to_device_message() -> ToDeviceMessage {
+    ToDeviceMessage {
+        id: 4,
+        sender: user("bob"),
+        sender_device: device("QWERTYUIOP"),
+        ciphertext: DeviceCiphertext::parse("{\"body\":\"x\"}").unwrap(),
+        time: Timestamp(1_700_000_000_000),
+    }
 }
 
 fn all_requests() -> Vec<Request> {
@@ -53,6 +96,7 @@ fn all_requests() -> Vec<Request> {
         Request::CreateRoom(CreateRoom {
             room: room("dev"),
             visibility: Visibility::Private,
+            encrypted: true,
         }),
         Request::JoinRoom(JoinRoom { room: room("dev") }),
         Request::LeaveRoom(LeaveRoom { room: room("dev") }),
@@ -70,6 +114,7 @@ fn all_requests() -> Vec<Request> {
             client_id: ClientMsgId::parse("c-1").unwrap(),
             file: Some(FileId::parse("0123456789abcdef0123456789abcdef").unwrap()),
             reply_to: Some(Seq(3)),
+            encrypted: false,
         }),
         Request::Edit(EditMessage {
             conv: Conversation::Room(room("dev")),
@@ -108,6 +153,28 @@ fn all_requests() -> Vec<Request> {
             limit: Some(5),
         }),
         Request::Ping(Ping {}),
+        Request::UploadKeys(UploadKeys {
+            device_keys: device_keys(),
+            one_time_keys: vec![signed_key(false)],
+            fallback_key: Some(signed_key(true)),
+        }),
+        Request::Devices(QueryDevices {
+            users: vec![user("bob")],
+        }),
+        Request::ClaimKeys(ClaimKeys {
+            devices: vec![DeviceRef {
+                user: user("bob"),
+                device: device("QWERTYUIOP"),
+            }],
+        }),
+        Request::SendToDevice(SendToDevice {
+            messages: vec![ToDeviceOut {
+                user: user("bob"),
+                device: device("QWERTYUIOP"),
+                ciphertext: DeviceCiphertext::parse("opaque").unwrap(),
+            }],
+        }),
+        Request::ToDevice(FetchToDevice { after: 3 }),
     ]
 }
 
@@ -212,6 +279,7 @@ fn every_server_message_round_trips() {
         joined: true,
         invited: false,
         last_seq: Seq(5),
+        encrypted: true,
     };
     let all = vec![
         ServerMessage::Welcome(Welcome {
@@ -300,6 +368,7 @@ fn every_server_message_round_trips() {
                 last_seq: Seq(3),
                 read_seq: Seq(1),
                 unread: 2,
+                encrypted: true,
             }],
         }),
         ServerMessage::Files(FileList {
@@ -338,6 +407,34 @@ fn every_server_message_round_trips() {
             room: room("dev"),
             by: user("bob"),
         }),
+        ServerMessage::KeysUploaded(KeysUploaded {
+            id,
+            one_time_keys: 50,
+        }),
+        ServerMessage::DeviceList(DeviceList {
+            id,
+            users: vec![UserDevices {
+                user: user("alice"),
+                devices: vec![device_keys()],
+            }],
+        }),
+        ServerMessage::ClaimedKeys(ClaimedKeys {
+            id,
+            keys: vec![ClaimedKey {
+                user: user("alice"),
+                device: device("ABCDEFGHIJ"),
+                key: signed_key(false),
+            }],
+        }),
+        ServerMessage::ToDeviceBatch(ToDeviceBatch {
+            id,
+            messages: vec![to_device_message()],
+            more: true,
+        }),
+        ServerMessage::DeviceMessage(DeviceMessage {
+            message: to_device_message(),
+        }),
+        ServerMessage::KeyCount(KeyCount { one_time_keys: 3 }),
     ];
     for m in all {
         let bytes = m.encode();
@@ -398,5 +495,34 @@ fn every_error_code_has_its_spelling() {
     for code in ErrorCode::ALL {
         let v = serde_json::to_value(code).unwrap();
         assert_eq!(v, code.as_str());
+    }
+}
+
+/// A `send` carries a `body` or a `ciphertext` (which sets `encrypted`),
+/// never both; clear sends keep their old shape.
+#[test]
+fn send_carries_a_body_or_a_ciphertext() {
+    let sealed =
+        Envelope::decode(r#"{"type":"send","peer":"bob","ciphertext":"{}","client_id":"c"}"#)
+            .unwrap();
+    let Request::Send(s) = &sealed.request else {
+        panic!()
+    };
+    assert!(s.encrypted);
+    assert_eq!(s.body.as_str(), "{}");
+    assert!(sealed.encode().contains("\"ciphertext\":\"{}\""));
+    assert!(!sealed.encode().contains("body"));
+    let clear =
+        Envelope::decode(r#"{"type":"send","peer":"bob","body":"hi","client_id":"c"}"#).unwrap();
+    assert!(!clear.encode().contains("encrypted"));
+    for bad in [
+        r#"{"type":"send","peer":"bob","body":"hi","ciphertext":"x","client_id":"c"}"#,
+        r#"{"type":"send","peer":"bob","client_id":"c"}"#,
+    ] {
+        assert_eq!(
+            Envelope::decode(bad).unwrap_err().code,
+            ErrorCode::InvalidMessage,
+            "{bad}"
+        );
     }
 }

@@ -1,7 +1,12 @@
 //! `send`: post a message to a room or a user.
 //!
-//! - The body must fit `max_body_bytes` (`body_too_long`) and the user's
-//!   message rate (`rate_limited`, with `retry_after_ms`).
+//! - The body must fit `max_body_bytes` (a ciphertext twice that:
+//!   `body_too_long`) and the user's message rate (`rate_limited`, with
+//!   `retry_after_ms`).
+//! - An end-to-end encrypted conversation takes a `ciphertext` instead of
+//!   a `body` (`encryption_required`), a clear one refuses it
+//!   (`not_encrypted`); a direct conversation is encrypted when its first
+//!   message is a ciphertext.
 //! - The sender is the session's user; the request cannot name another.
 //! - A `reply_to` must name a message of the same conversation
 //!   (`unknown_message`) that is not deleted (`message_deleted`); the
@@ -29,7 +34,22 @@ pub(super) async fn send(
     id: Option<RequestId>,
     s: SendMessage,
 ) -> Result<Outcome, ApiError> {
-    check_body(cx, &s.body)?;
+    if s.encrypted {
+        // A ciphertext is base64 of the encrypted body plus its envelope:
+        // room for a body of the largest size.
+        let max = cx.state.config().max_body_bytes.saturating_mul(2);
+        if s.body.len() > max {
+            return Err(ApiError::reject(
+                ErrorCode::BodyTooLong,
+                format!(
+                    "A message body may be at most {max} bytes; this one has {}.",
+                    s.body.len()
+                ),
+            ));
+        }
+    } else {
+        check_body(cx, &s.body)?;
+    }
     cx.state
         .message_limits()
         .take(who.user)
@@ -47,6 +67,7 @@ pub(super) async fn send(
         who.who(),
         &s.to,
         s.body,
+        s.encrypted,
         s.client_id,
         file,
         cx.conn.clone(),

@@ -32,7 +32,9 @@ fn cost(req: &Request) -> u32 {
         | Request::ListRooms(_)
         | Request::ListMembers(_)
         | Request::ListFiles(_)
-        | Request::Who(_) => MAX_REQUEST_COST,
+        | Request::Who(_)
+        | Request::Devices(_)
+        | Request::ClaimKeys(_) => MAX_REQUEST_COST,
         Request::Hello(_)
         | Request::Register(_)
         | Request::Login(_)
@@ -45,7 +47,10 @@ fn cost(req: &Request) -> u32 {
         | Request::Invite(_)
         | Request::DeclineInvite(_)
         | Request::MarkRead(_)
-        | Request::Ping(_) => 1,
+        | Request::Ping(_)
+        | Request::UploadKeys(_)
+        | Request::SendToDevice(_)
+        | Request::ToDevice(_) => 1,
     }
 }
 

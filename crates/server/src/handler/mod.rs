@@ -12,6 +12,7 @@ mod auth;
 mod event;
 mod hello;
 pub(crate) mod history;
+mod keys;
 mod message;
 mod metering;
 mod presence;
@@ -221,6 +222,11 @@ async fn authed(
         Request::Conversations(_) => history::conversations(cx, who, id).await,
         Request::MarkRead(r) => history::mark_read(cx, who, id, r).await,
         Request::ListFiles(r) => history::list_files(cx, who, id, r).await,
+        Request::UploadKeys(r) => keys::upload(cx, who, id, r).await,
+        Request::Devices(r) => keys::devices(cx, id, r).await,
+        Request::ClaimKeys(r) => keys::claim(cx, id, r).await,
+        Request::SendToDevice(r) => keys::send(cx, who, id, r).await,
+        Request::ToDevice(r) => keys::fetch(cx, who, id, r).await,
         other => Err(misrouted(&other)),
     }
 }

@@ -39,6 +39,7 @@ pub(super) async fn create(
         &who.who(),
         &r.room,
         r.visibility,
+        r.encrypted,
     )
     .await?;
     Ok(Outcome::Reply(ServerMessage::Joined(Joined {

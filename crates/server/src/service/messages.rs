@@ -459,7 +459,9 @@ pub(crate) async fn resolve(
 
 /// Builds the job for a `send` from `user` (already checked: body limits,
 /// rate limit, and the file is a finished upload of theirs), opening a
-/// direct conversation when needed.
+/// direct conversation when needed (encrypted when `encrypt`, the body
+/// being a ciphertext). An encrypted conversation takes only ciphertexts
+/// (`encryption_required`), a clear one only bodies (`not_encrypted`).
 #[expect(
     clippy::too_many_arguments,
     reason = "each argument is a distinct part of the send"
@@ -470,6 +472,7 @@ pub(crate) async fn prepare_send(
     user: User,
     to: &Conversation,
     body: chatus_protocol::Body,
+    encrypt: bool,
     client_id: ClientMsgId,
     file: Option<chatus_protocol::FileInfo>,
     reply_to: Arc<ConnHandle>,
@@ -488,10 +491,18 @@ pub(crate) async fn prepare_send(
             let found = find_user(hub, store, peer)
                 .await?
                 .ok_or_else(|| ApiError::unknown_user(peer))?;
+            // A direct conversation is encrypted when its first message
+            // is a ciphertext (a client that encrypts sends one from the
+            // start); one begun in plaintext stays so.
             let conv = match hub.dm(user.id, found.id) {
                 Some((conv, _)) => conv,
                 None => {
-                    let row = store.open_dm(user.id, found.id, time).await?;
+                    let (row, encrypted) = store
+                        .open_dm_encrypted(user.id, found.id, time, encrypt)
+                        .await?;
+                    if encrypted {
+                        hub.set_encrypted(row.id);
+                    }
                     hub.add_dm(&row);
                     hub.tell(|| crate::bus::wire::DirChange::Dm {
                         id: row.id.0,
@@ -510,6 +521,21 @@ pub(crate) async fn prepare_send(
             )
         }
     };
+    match (hub.is_encrypted(conv), encrypt) {
+        (true, false) => {
+            return Err(ApiError::reject(
+                ErrorCode::EncryptionRequired,
+                "This conversation is end-to-end encrypted: send a ciphertext, not a body.",
+            ));
+        }
+        (false, true) => {
+            return Err(ApiError::reject(
+                ErrorCode::NotEncrypted,
+                "This conversation is not end-to-end encrypted: send a body, not a ciphertext.",
+            ));
+        }
+        _ => {}
+    }
     Ok(SendJob {
         msg: NewMessage {
             conv,
@@ -557,7 +583,7 @@ pub(crate) async fn conversations(
         );
     Ok(convs
         .zip(markers)
-        .map(|((_, conv, last_seq), read)| {
+        .map(|((id, conv, last_seq), read)| {
             // A message is committed (and the sender's marker moved) a moment
             // before the hub learns its seq: never report a marker ahead of
             // the latest message.
@@ -567,6 +593,7 @@ pub(crate) async fn conversations(
                 last_seq,
                 read_seq,
                 unread: last_seq.0 - read_seq.0,
+                encrypted: hub.is_encrypted(id),
             }
         })
         .collect())

@@ -14,6 +14,8 @@
 //!   and the events they become (they ride the sequencer as messages do).
 //! - [`files`]: the file a message shares, and the files of a
 //!   conversation.
+//! - [`keys`]: end-to-end encryption keys (devices, one-time keys
+//!   claimed once) and the to-device queue, with its caps and rate limit.
 //! - [`budget`]: wire lengths (JSON escaping included) and trimming lists,
 //!   so no reply or fan-out round outgrows its share of an outbox.
 
@@ -21,6 +23,7 @@ pub mod accounts;
 pub(crate) mod budget;
 pub(crate) mod events;
 pub(crate) mod files;
+pub(crate) mod keys;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod rooms;

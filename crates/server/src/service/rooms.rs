@@ -35,6 +35,7 @@ pub(crate) fn info(v: RoomView) -> RoomInfo {
         joined: v.joined,
         invited: v.invited,
         last_seq: v.last_seq,
+        encrypted: v.encrypted,
     }
 }
 
@@ -55,7 +56,14 @@ pub(crate) async fn create(
     user: &User,
     name: &RoomName,
     visibility: Visibility,
+    encrypted: bool,
 ) -> Result<RoomView, ApiError> {
+    if encrypted && visibility == Visibility::Public {
+        return Err(ApiError::reject(
+            ErrorCode::EncryptedPublicRoom,
+            "Only a private room can be end-to-end encrypted.",
+        ));
+    }
     let exists = || {
         ApiError::reject(
             ErrorCode::RoomExists,
@@ -73,14 +81,23 @@ pub(crate) async fn create(
             retry_after,
             what: "rooms created",
         })?;
-    let row = match store
-        .create_room(name.clone(), visibility, user.id, now())
-        .await
-    {
+    let created = if encrypted {
+        store
+            .create_encrypted_room(name.clone(), user.id, now())
+            .await
+    } else {
+        store
+            .create_room(name.clone(), visibility, user.id, now())
+            .await
+    };
+    let row = match created {
         Ok(row) => row,
         Err(StoreError::Conflict) => return Err(exists()),
         Err(e) => return Err(e.into()),
     };
+    if encrypted {
+        hub.set_encrypted(row.id);
+    }
     hub.add_room(&row, user.id);
     hub.announce_membership(row.id, user.id, true);
     hub.tell(|| DirChange::Room {

@@ -21,6 +21,7 @@ use std::pin::Pin;
 
 use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
+use chatus_protocol::keys::{DeviceCiphertext, DeviceId, KeyId};
 use chatus_protocol::{
     Body, ClientMsgId, FileId, FileInfo, FileName, MediaType, RoomName, Seq, Sha256Hex, Timestamp,
     Username, Visibility,
@@ -226,6 +227,8 @@ pub struct Snapshot {
     /// Every session unexpired at the snapshot's `now`: token hash, user,
     /// expiry.
     pub sessions: Vec<(TokenHash, UserId, Timestamp)>,
+    /// The end-to-end encrypted conversations (rooms and direct).
+    pub encrypted: Vec<ConvId>,
 }
 
 /// A message to append.
@@ -592,6 +595,103 @@ pub enum Removal {
     AlreadyRemoved,
 }
 
+/// A device's keys to store (`upload_keys`): the JSON is the client's,
+/// checked for shape by the protocol and stored as given.
+#[derive(Debug, Clone)]
+pub struct NewDeviceKeys {
+    /// The owner (the uploading session's user).
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+    /// Its Curve25519 identity key: with `ed25519`, what must not change.
+    pub curve25519: String,
+    /// Its Ed25519 identity key.
+    pub ed25519: String,
+    /// The signed `DeviceKeys` JSON.
+    pub keys_json: String,
+    /// New one-time keys: id and signed JSON.
+    pub one_time_keys: Vec<(KeyId, String)>,
+    /// A new fallback key's signed JSON (replaces the previous one).
+    pub fallback_json: Option<String>,
+    /// The most unclaimed one-time keys the device may hold.
+    pub max_one_time_keys: u32,
+    /// Server time.
+    pub time: Timestamp,
+}
+
+/// What [`Store::upload_keys`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysStored {
+    /// Stored; the device now holds this many unclaimed one-time keys.
+    Stored {
+        /// Unclaimed one-time keys.
+        one_time_keys: u32,
+    },
+    /// The device exists with other identity keys; nothing was written.
+    KeysChanged,
+    /// The new one-time keys would exceed the cap; nothing was written.
+    TooMany {
+        /// Unclaimed one-time keys held now.
+        one_time_keys: u32,
+    },
+}
+
+/// A key handed out by [`Store::claim_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedRow {
+    /// The signed key's JSON, as uploaded.
+    pub key_json: String,
+    /// Whether it is the fallback key (which stays), not a one-time key.
+    pub fallback: bool,
+    /// Unclaimed one-time keys the device has left.
+    pub remaining: u32,
+}
+
+/// A to-device message to queue.
+#[derive(Debug, Clone)]
+pub struct NewToDevice {
+    /// The recipient.
+    pub user: UserId,
+    /// The recipient's device.
+    pub device: DeviceId,
+    /// The sender (authenticated by the server).
+    pub sender: UserId,
+    /// The sender's device (from its session's `upload_keys`).
+    pub sender_device: DeviceId,
+    /// Opaque ciphertext.
+    pub ciphertext: DeviceCiphertext,
+    /// Server time.
+    pub time: Timestamp,
+}
+
+/// What [`Store::queue_to_device`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToDeviceQueued {
+    /// All stored, with these ids, in order.
+    Stored(Vec<u64>),
+    /// The message at this index names a device that does not exist;
+    /// nothing was written.
+    UnknownDevice(usize),
+    /// The device of the message at this index holds `cap` messages
+    /// already; nothing was written.
+    QueueFull(usize),
+}
+
+/// A queued to-device message, as fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToDeviceRow {
+    /// Its id (the fetch cursor).
+    pub id: u64,
+    /// The sender's name.
+    pub sender: Username,
+    /// The sender's device.
+    pub sender_device: DeviceId,
+    /// Opaque ciphertext.
+    pub ciphertext: DeviceCiphertext,
+    /// When it was stored.
+    pub time: Timestamp,
+}
+
 /// Durable storage. Every write resolves only after it is durable.
 pub trait Store: Send + Sync + 'static {
     /// Loads users, rooms, memberships, invitations, direct conversations,
@@ -792,4 +892,63 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and stops; later calls fail with [`StoreError::Closed`].
     fn close(&self) -> StoreFuture<'_, ()>;
+
+    // --- end-to-end encryption keys and to-device messages -------------
+
+    /// Registers a device (or finds it with the same identity keys) and
+    /// stores its new one-time keys (ids already stored are kept as they
+    /// were) and fallback key, all or nothing.
+    fn upload_keys(&self, keys: NewDeviceKeys) -> StoreFuture<'_, KeysStored>;
+
+    /// The `DeviceKeys` JSON of every device of `users`: (user, JSON), by
+    /// user then device id.
+    fn device_keys(&self, users: Vec<UserId>) -> StoreFuture<'_, Vec<(UserId, String)>>;
+
+    /// Takes one one-time key of each device, deleting it in the same
+    /// transaction (so each is handed out once, whatever claims run at the
+    /// same time), or gives the device's fallback key when none is left;
+    /// `None` for a device with neither (or none at all). In order.
+    fn claim_keys(
+        &self,
+        devices: Vec<(UserId, DeviceId)>,
+    ) -> StoreFuture<'_, Vec<Option<ClaimedRow>>>;
+
+    /// Queues to-device messages, all or nothing: refused when one names
+    /// a device that does not exist, or one whose queue holds `cap`.
+    fn queue_to_device(
+        &self,
+        messages: Vec<NewToDevice>,
+        cap: u32,
+    ) -> StoreFuture<'_, ToDeviceQueued>;
+
+    /// Deletes a device's messages up to `after` (acknowledged), then
+    /// returns up to `limit` after it, oldest first, and whether more wait.
+    fn fetch_to_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<ToDeviceRow>, bool)>;
+
+    /// Creates a private room as [`Store::create_room`] does, marked end-to-end
+    /// encrypted in the same transaction.
+    fn create_encrypted_room(
+        &self,
+        name: RoomName,
+        creator: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, RoomRow>;
+
+    /// Returns the direct conversation between two users as
+    /// [`Store::open_dm`] does, marking it end-to-end encrypted when
+    /// `encrypt` and it is created now (an existing one never changes);
+    /// says whether it is encrypted.
+    fn open_dm_encrypted(
+        &self,
+        a: UserId,
+        b: UserId,
+        time: Timestamp,
+        encrypt: bool,
+    ) -> StoreFuture<'_, (DmRow, bool)>;
 }

@@ -11,9 +11,17 @@ use chatus_protocol::{Body, ClientMsgId, RoomName, Seq, Timestamp, Username, Vis
 use crate::store::postgres::PgStore;
 use crate::store::postgres::scratch::ScratchDb;
 use crate::store::sqlite::{Access, SqliteStore};
+use chatus_protocol::keys::{DeviceCiphertext, DeviceId, KeyId};
+
 use crate::store::{
-    Appended, ConvId, NewMessage, NewSession, NewUser, Removal, SharedIn, Store, StoreError,
-    UploadRow, UserId,
+    Appended, ConvId, KeysStored, NewDeviceKeys, NewMessage, NewSession, NewToDevice, NewUser,
+    Removal, SharedIn, Store, StoreError, ToDeviceQueued, UploadRow, UserId,
+};
+
+mod keys;
+pub(crate) use keys::{
+    device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
+    encrypted_conversations_are_marked_at_creation,
 };
 
 /// Which backend a case runs on.
@@ -66,6 +74,8 @@ macro_rules! store_suite {
             memberships_and_invitations,
             removed_files_keep_their_messages_and_leave_lookups,
             edits_deletions_reactions_and_replies,
+            device_keys_are_claimed_once_and_to_device_messages_queue,
+            encrypted_conversations_are_marked_at_creation,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {

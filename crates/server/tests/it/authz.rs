@@ -184,6 +184,9 @@ const AUTHED_OR_END: Expect = Expect::UnlessEnded(&Expect::Err("already_authenti
 const AUTHED: Expect = Expect::Err("already_authenticated");
 const UNAUTH: Expect = Expect::Err("unauthenticated");
 const NO_HELLO: Expect = Expect::Err("hello_required");
+/// A to-device request on a connection that has not said which device it
+/// is (`upload_keys`): refused before anything is looked up.
+const DEVICE: Expect = Expect::Err("device_required");
 
 /// The matrix: one row per request type, one column per [`ACTORS`] entry:
 /// member, outsider (private), outsider (public), invited, former member,
@@ -216,6 +219,11 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("mark_read",       [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("list_files",      [ok("files"),         err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("files"),               UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("ping",            [ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),                ok("pong"),    NO_HELLO,      END,     END,         PONG_OR_END]),
+    ("upload_keys",     [ok("keys_uploaded"), ok("keys_uploaded"), ok("keys_uploaded"), ok("keys_uploaded"), ok("keys_uploaded"), ok("keys_uploaded"),      UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("devices",         [ok("device_list"),   ok("device_list"),   ok("device_list"),   ok("device_list"),   ok("device_list"),   ok("device_list"),        UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("claim_keys",      [ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),       UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("send_to_device",  [DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,                    UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("to_device",       [DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,                    UNAUTH,        NO_HELLO,      END,     END,         END]),
 ];
 
 fn agrees(expect: Expect, seen: &Seen) -> bool {
@@ -274,11 +282,29 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
             merge(&mut v, &actor.conv());
             v
         }
+        // Well-formed key material (the server checks shape, not
+        // signatures), in the actor's own name.
+        "upload_keys" => json!({"device_keys": {
+            "user": name, "device": "AUTHZDEVICE",
+            "curve25519": KEY, "ed25519": KEY, "signature": SIGNATURE,
+        }}),
+        "devices" => json!({"users": ["bob", name]}),
+        "claim_keys" => json!({"devices": [{"user": "bob", "device": "AUTHZDEVICE"}]}),
+        "send_to_device" => json!({"messages": [
+            {"user": "bob", "device": "AUTHZDEVICE", "ciphertext": "opaque"},
+        ]}),
+        "to_device" => json!({"after": 0}),
         _ => json!({}),
     };
     v["type"] = json!(kind);
     v
 }
+
+/// A well-formed key (32 bytes of unpadded base64).
+const KEY: &str = "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08";
+/// A well-formed signature (64 bytes of unpadded base64).
+const SIGNATURE: &str =
+    "cV9ihb3lZ3GlU9CnxZkj/rBUc3fSFUK2X+BjcdkEubuGYSbWCSH6h5N2OWlrdiyjEiE1G3QDBzbYRUqRINGbBw";
 
 /// The body of the `send` cell of `actor`.
 fn sent_body(actor: Actor) -> String {

@@ -18,6 +18,7 @@ mod cluster;
 mod damaged_db;
 mod disk_full;
 mod durability;
+mod e2ee;
 mod edge;
 mod events;
 mod files;

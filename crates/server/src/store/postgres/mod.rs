@@ -34,6 +34,7 @@ mod accounts;
 mod conn;
 mod events;
 mod files;
+mod keys;
 mod messages;
 mod rooms;
 pub(crate) mod schema;
@@ -48,10 +49,13 @@ use chatus_protocol::history::Page;
 use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Username, Visibility};
 use tokio::sync::{mpsc, oneshot};
 
+use chatus_protocol::keys::DeviceId;
+
 use crate::store::{
-    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser,
-    ReactionRow, Removal, RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow,
-    TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
+    Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
+    NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SessionRow,
+    Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued, ToDeviceRow, TokenHash,
+    UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -478,6 +482,62 @@ impl Store for PgStore {
 
     fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {
         self.write(move |c| Box::pin(messages::mark_read(c, user, conv, seq)))
+    }
+
+    fn upload_keys(&self, k: NewDeviceKeys) -> StoreFuture<'_, KeysStored> {
+        self.write(move |c| Box::pin(async move { keys::upload_keys(c, &k).await }))
+    }
+
+    fn device_keys(&self, users: Vec<UserId>) -> StoreFuture<'_, Vec<(UserId, String)>> {
+        self.read(move |c| Box::pin(async move { keys::device_keys(c, &users).await }))
+    }
+
+    fn claim_keys(
+        &self,
+        devices: Vec<(UserId, DeviceId)>,
+    ) -> StoreFuture<'_, Vec<Option<ClaimedRow>>> {
+        self.write(move |c| Box::pin(async move { keys::claim_keys(c, &devices).await }))
+    }
+
+    fn queue_to_device(
+        &self,
+        messages: Vec<NewToDevice>,
+        cap: u32,
+    ) -> StoreFuture<'_, ToDeviceQueued> {
+        self.write(move |c| Box::pin(async move { keys::queue_to_device(c, &messages, cap).await }))
+    }
+
+    fn fetch_to_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<ToDeviceRow>, bool)> {
+        self.write(move |c| {
+            Box::pin(async move { keys::fetch_to_device(c, user, &device, after, limit).await })
+        })
+    }
+
+    fn create_encrypted_room(
+        &self,
+        name: RoomName,
+        creator: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, RoomRow> {
+        self.write(move |c| {
+            Box::pin(async move { keys::create_encrypted_room(c, &name, creator, time).await })
+        })
+    }
+
+    fn open_dm_encrypted(
+        &self,
+        a: UserId,
+        b: UserId,
+        time: Timestamp,
+        encrypt: bool,
+    ) -> StoreFuture<'_, (DmRow, bool)> {
+        self.write(move |c| Box::pin(keys::open_dm_encrypted(c, a, b, time, encrypt)))
     }
 
     fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {

@@ -91,6 +91,12 @@ async fn snapshot_in(c: &Conn, now: Timestamp) -> Result<Snapshot, StoreError> {
             .map_err(|_| StoreError::Corrupt("a session hash is not 32 bytes".into()))?;
         snap.sessions.push((hash, UserId(r.get(1)), ts(r.get(2))));
     }
+    for r in c
+        .query("SELECT id FROM conversations WHERE encrypted", &[])
+        .await?
+    {
+        snap.encrypted.push(ConvId(r.get(0)));
+    }
     Ok(snap)
 }
 

@@ -34,6 +34,72 @@ async fn nodes_starting_at_once_migrate_once() {
     assert_eq!(snap.rooms.len(), 1, "one lobby");
 }
 
+/// Four nodes claiming one device's keys at once: each one-time key is
+/// handed out once (`FOR UPDATE SKIP LOCKED`), the rest get the fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_from_several_nodes_hand_out_each_key_once() {
+    let Some(db) = scratch().await else { return };
+    let nodes = [
+        node(&db).await,
+        node(&db).await,
+        node(&db).await,
+        node(&db).await,
+    ];
+    let lobby = lobby(&*nodes[0]).await;
+    let owner = nodes[0]
+        .create_user(new_user("owner", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let stored = nodes[0]
+        .upload_keys(crate::store::suite::device_keys(owner, "DEV", "c", 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        crate::store::KeysStored::Stored { one_time_keys: 10 }
+    );
+    let tasks: Vec<_> = nodes
+        .iter()
+        .map(|store| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..5 {
+                    let dev = chatus_protocol::keys::DeviceId::parse("DEV").unwrap();
+                    let c = store.claim_keys(vec![(owner, dev)]).await.unwrap();
+                    got.push(c[0].clone().unwrap());
+                }
+                got
+            })
+        })
+        .collect();
+    let mut one_time = Vec::new();
+    for t in tasks {
+        for c in t.await.unwrap() {
+            if !c.fallback {
+                one_time.push(c.key_json);
+            }
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = one_time.iter().collect();
+    assert_eq!(distinct.len(), one_time.len(), "a key was handed out twice");
+    assert!(one_time.len() <= 10);
+    // A claim passes over keys locked by others, so some may be left;
+    // none is lost: claimed plus remaining is what was uploaded.
+    let last = nodes[0]
+        .claim_keys(vec![(
+            owner,
+            chatus_protocol::keys::DeviceId::parse("DEV").unwrap(),
+        )])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+    let taken = one_time.len() + usize::from(!last.fallback);
+    assert_eq!(taken + last.remaining as usize, 10, "no key is lost");
+}
+
 /// Three nodes appending to the same conversations at once: every message
 /// gets its own seq, the seqs of a conversation run 1..=n with no gap, and
 /// history holds exactly what was acknowledged.

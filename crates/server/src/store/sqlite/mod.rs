@@ -24,6 +24,7 @@
 mod events;
 mod files;
 mod integrity;
+mod keys;
 mod queries;
 mod schema;
 mod writer;
@@ -38,10 +39,13 @@ use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Visibility};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+use chatus_protocol::keys::DeviceId;
+
 use crate::store::{
-    Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser,
-    ReactionRow, Removal, RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow,
-    TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
+    Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
+    NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SessionRow,
+    Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued, ToDeviceRow, TokenHash,
+    UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -446,6 +450,58 @@ impl Store for SqliteStore {
 
     fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {
         self.write(move |ctx| queries::mark_read(&ctx.conn, user, conv, seq))
+    }
+
+    fn upload_keys(&self, k: NewDeviceKeys) -> StoreFuture<'_, KeysStored> {
+        self.write(move |ctx| keys::upload_keys(&ctx.conn, &k))
+    }
+
+    fn device_keys(&self, users: Vec<UserId>) -> StoreFuture<'_, Vec<(UserId, String)>> {
+        self.read(move |c| keys::device_keys(c, &users))
+    }
+
+    fn claim_keys(
+        &self,
+        devices: Vec<(UserId, DeviceId)>,
+    ) -> StoreFuture<'_, Vec<Option<ClaimedRow>>> {
+        self.write(move |ctx| keys::claim_keys(&ctx.conn, &devices))
+    }
+
+    fn queue_to_device(
+        &self,
+        messages: Vec<NewToDevice>,
+        cap: u32,
+    ) -> StoreFuture<'_, ToDeviceQueued> {
+        self.write(move |ctx| keys::queue_to_device(&ctx.conn, &messages, cap))
+    }
+
+    fn fetch_to_device(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        after: u64,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<ToDeviceRow>, bool)> {
+        self.write(move |ctx| keys::fetch_to_device(&ctx.conn, user, &device, after, limit))
+    }
+
+    fn create_encrypted_room(
+        &self,
+        name: RoomName,
+        creator: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, RoomRow> {
+        self.write(move |ctx| keys::create_encrypted_room(&ctx.conn, &name, creator, time))
+    }
+
+    fn open_dm_encrypted(
+        &self,
+        a: UserId,
+        b: UserId,
+        time: Timestamp,
+        encrypt: bool,
+    ) -> StoreFuture<'_, (DmRow, bool)> {
+        self.write(move |ctx| keys::open_dm_encrypted(&ctx.conn, a, b, time, encrypt))
     }
 
     fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {

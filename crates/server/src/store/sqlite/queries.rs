@@ -123,6 +123,10 @@ pub(crate) fn snapshot(conn: &Connection, now: Timestamp) -> Result<Snapshot, St
             .map_err(|_| StoreError::Corrupt("a session hash is not 32 bytes".into()))?;
         snap.sessions.push((hash, user, expires));
     }
+    let mut stmt = conn.prepare_cached("SELECT id FROM conversations WHERE encrypted <> 0")?;
+    for id in stmt.query_map([], |r| r.get::<_, i64>(0))? {
+        snap.encrypted.push(ConvId(id?));
+    }
     Ok(snap)
 }
 

@@ -162,6 +162,45 @@ const MIGRATIONS: &[&str] = &[
         FROM messages m LEFT JOIN messages e ON e.conv_id = m.conv_id AND e.seq = m.edited
         WHERE m.kind = 0 AND m.deleted IS NULL;
     "#,
+    // 8: end-to-end encryption. A device's identity keys (`keys_json`, the
+    // client's signed JSON, with its two keys apart so that a change is
+    // seen), its unclaimed one-time keys and its fallback key, and the
+    // to-device messages queued for it. All key material is public and all
+    // messages are ciphertext: the server cannot read them.
+    r#"
+    CREATE TABLE devices (
+        user_id       INTEGER NOT NULL REFERENCES users(id),
+        device_id     TEXT NOT NULL,
+        curve25519    TEXT NOT NULL,
+        ed25519       TEXT NOT NULL,
+        keys_json     TEXT NOT NULL,
+        fallback_json TEXT,
+        created_ms    INTEGER NOT NULL,
+        PRIMARY KEY (user_id, device_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE one_time_keys (
+        user_id   INTEGER NOT NULL,
+        device_id TEXT NOT NULL,
+        key_id    TEXT NOT NULL,
+        key_json  TEXT NOT NULL,
+        PRIMARY KEY (user_id, device_id, key_id),
+        FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE to_device (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id       INTEGER NOT NULL,
+        device_id     TEXT NOT NULL,
+        sender_id     INTEGER NOT NULL REFERENCES users(id),
+        sender_device TEXT NOT NULL,
+        ciphertext    TEXT NOT NULL,
+        time_ms       INTEGER NOT NULL,
+        FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id)
+    );
+    CREATE INDEX to_device_recipient ON to_device(user_id, device_id, id);
+    -- An end-to-end encrypted conversation: its messages' bodies are
+    -- ciphertexts. Set at creation, never cleared.
+    ALTER TABLE conversations ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.
