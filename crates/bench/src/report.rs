@@ -406,20 +406,6 @@ fn logins(out: &mut String, r: &Value) {
     out.push('\n');
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn renders_a_fanout_pair_with_its_ratio() {
-        let lines = [
-            r#"{"workload":"fanout","system":"chatus","params":{"members":10,"window":1},"deliveries_per_sec":2000,"latency_us":{"p50":1,"p90":2,"p99":3,"p99.9":4,"max":5},"cpu_s_per_million":1.5}"#,
-            r#"{"workload":"fanout","system":"nats","params":{"members":10,"window":1},"deliveries_per_sec":1000,"latency_us":{"p50":1,"p90":2,"p99":3,"p99.9":4,"max":5},"cpu_s_per_million":2.5}"#,
-        ]
-        .join("\n");
-        let md = super::render(&lines);
-        assert!(md.contains("| 10 | 1 | 2000 | 1000 | 2.00× |"), "{md}");
-    }
-}
-
 /// 12. What TLS costs: each part's plain and TLS records of one run.
 fn tls_cost(out: &mut String, rows: &[Value]) {
     let pick = |w: &str, tls: bool| rows.iter().rfind(|r| r["workload"] == w && r["tls"] == tls);
@@ -467,4 +453,18 @@ fn tls_cost(out: &mut String, rows: &[Value]) {
         );
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders_a_fanout_pair_with_its_ratio() {
+        let lines = [
+            r#"{"workload":"fanout","system":"chatus","params":{"members":10,"window":1},"deliveries_per_sec":2000,"latency_us":{"p50":1,"p90":2,"p99":3,"p99.9":4,"max":5},"cpu_s_per_million":1.5}"#,
+            r#"{"workload":"fanout","system":"nats","params":{"members":10,"window":1},"deliveries_per_sec":1000,"latency_us":{"p50":1,"p90":2,"p99":3,"p99.9":4,"max":5},"cpu_s_per_million":2.5}"#,
+        ]
+        .join("\n");
+        let md = super::render(&lines);
+        assert!(md.contains("| 10 | 1 | 2000 | 1000 | 2.00× |"), "{md}");
+    }
 }
