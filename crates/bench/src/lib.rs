@@ -6,11 +6,12 @@
 //! one JSON line.
 //!
 //! # Layout
-//! - [`workload`]: the eleven workloads and their shared machinery.
+//! - [`workload`]: the twelve workloads and their shared machinery.
 //! - [`crash`]: `chatus-bench crash`, SIGKILL under load and the checks
 //!   after each restart.
 //! - [`sys`]: one send/receive interface over ChatUs and NATS.
 //! - [`chatus`], [`nats`], [`ws`]: the two protocols, spoken leanly.
+//! - [`tls`]: TLS to a server under test, trusting its own certificate.
 //! - [`proc`]: starting the servers, reading their CPU time and memory.
 //! - [`stats`]: latency histograms.
 //! - [`report`]: JSON lines → Markdown.
@@ -22,6 +23,7 @@ pub mod proc;
 pub mod report;
 pub mod stats;
 pub mod sys;
+pub mod tls;
 pub mod workload;
 pub mod ws;
 
@@ -76,6 +78,9 @@ pub struct Plan {
     /// Bytes of the file the `files` workload moves, and seconds of its
     /// chat-latency baseline.
     pub files: (u64, f64),
+    /// What TLS costs: the closed-loop fan-out (members, in flight) and
+    /// idle connections, each plain and over TLS.
+    pub tls: (usize, usize, usize),
 }
 
 impl Plan {
@@ -105,6 +110,7 @@ impl Plan {
             },
             prelogin: (100, 17),
             files: (1 << 30, 5.0),
+            tls: (1000, 1000, 4000),
         }
     }
 
@@ -134,6 +140,7 @@ impl Plan {
             },
             prelogin: (2, 3),
             files: (8 << 20, 0.3),
+            tls: (5, 10, 20),
         }
     }
 }
@@ -141,7 +148,7 @@ impl Plan {
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
     "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins", "prelogin",
-    "files",
+    "files", "tls",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -235,15 +242,42 @@ pub async fn run(
         if want("files") {
             emit(&files::transfer(env, plan.files.0, plan.files.1).await?);
         }
+        if want("tls") {
+            tls_cost(env, plan, emit).await?;
+        }
     }
     Ok(())
+}
+
+/// Workload 12: what TLS costs, plain and TLS measured back to back on
+/// fresh servers (the same data): the closed-loop fan-out, then idle
+/// connections. Records are `tls_fanout` and `tls_idle`, with `"tls"`.
+async fn tls_cost(env: &mut Env, plan: &Plan, emit: &mut dyn FnMut(&Value)) -> anyhow::Result<()> {
+    let (n, w, idle) = plan.tls;
+    for tls in [false, true] {
+        env.set_tls(tls).await?;
+        env.fresh_chatus().await?;
+        let mut v = fanout::closed_loop(env, System::Chatus, n, w, plan.secs).await?;
+        v["workload"] = "tls_fanout".into();
+        v["tls"] = tls.into();
+        emit(&v);
+    }
+    for tls in [false, true] {
+        env.set_tls(tls).await?;
+        env.fresh_chatus().await?;
+        let mut v = conns::idle(env, idle).await?;
+        v["workload"] = "tls_idle".into();
+        v["tls"] = tls.into();
+        emit(&v);
+    }
+    env.set_tls(false).await
 }
 
 /// Command-line options of `chatus-bench run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
-    /// logins, prelogin, files.
+    /// logins, prelogin, files, tls.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.
@@ -309,6 +343,8 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
         nats,
         rooms: 0,
         restart: Some((bin.clone(), args.work.clone())),
+        tls: false,
+        chatus_other: None,
     };
     let mut plan = if args.quick {
         Plan::smoke()
@@ -335,6 +371,7 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
             .max(plan.small_rooms.0)
             .max(plan.direct.0)
             .max(plan.storm.0)
+            .max(plan.tls.0)
             + 1
     };
     let t = Instant::now();

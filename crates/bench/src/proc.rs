@@ -174,21 +174,47 @@ pub fn start_chatus_with(
     keep: bool,
     settings: &str,
 ) -> anyhow::Result<Server> {
+    start_chatus_mode(bin, work, keep, settings, false)
+}
+
+/// Starts `chatus serve` as [`start_chatus_with`] does, with TLS when
+/// `tls` (the server's self-signed certificate, which
+/// [`crate::tls::trust`] then accepts for its address).
+pub fn start_chatus_mode(
+    bin: &Path,
+    work: &Path,
+    keep: bool,
+    settings: &str,
+    tls: bool,
+) -> anyhow::Result<Server> {
     let data = work.join("chatus-data");
     if !keep {
         let _ = std::fs::remove_dir_all(&data);
     }
     let config = work.join("chatus-bench.toml");
     std::fs::write(&config, settings)?;
-    spawn_server(chatus_command(bin, &config, &data))
-        .with_context(|| format!("could not start {}", bin.display()))
+    let server = spawn_server(chatus_command_tls(bin, &config, &data, tls))
+        .with_context(|| format!("could not start {}", bin.display()))?;
+    if tls {
+        crate::tls::trust(server.addr, &data.join("tls").join("cert.pem"))?;
+    }
+    Ok(server)
 }
 
 /// The command line of `chatus serve` on a free loopback port with the
 /// given configuration file and data directory.
 pub fn chatus_command(bin: &Path, config: &Path, data: &Path) -> Command {
+    chatus_command_tls(bin, config, data, false)
+}
+
+/// [`chatus_command`], serving TLS when `tls` (without `--plain`).
+pub fn chatus_command_tls(bin: &Path, config: &Path, data: &Path, tls: bool) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--plain", "--addr", "127.0.0.1:0", "--config"])
+    cmd.arg("serve");
+    if !tls {
+        cmd.arg("--plain");
+    }
+    cmd.args(["--addr", "127.0.0.1:0", "--config"])
         .arg(config)
         .arg("--data")
         .arg(data)
@@ -200,7 +226,7 @@ pub fn chatus_command(bin: &Path, config: &Path, data: &Path) -> Command {
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Starts a server process and waits for the line of its standard output
-/// that names its address (`ws://ADDR`); earlier lines are skipped. The
+/// that names its address (`ws://ADDR` or `wss://ADDR`); earlier lines are skipped. The
 /// process's standard error is inherited.
 pub fn spawn_server(mut cmd: Command) -> anyhow::Result<Server> {
     let mut child = cmd
@@ -221,7 +247,7 @@ pub fn spawn_server(mut cmd: Command) -> anyhow::Result<Server> {
                     let _ = tx.send(None);
                     return;
                 }
-                Ok(_) if line.contains("ws://") => {
+                Ok(_) if line.contains("ws://") || line.contains("wss://") => {
                     let _ = tx.send(Some(line));
                     return;
                 }
@@ -239,7 +265,7 @@ pub fn spawn_server(mut cmd: Command) -> anyhow::Result<Server> {
     };
     let addr = line
         .split_whitespace()
-        .find_map(|w| w.strip_prefix("ws://"))
+        .find_map(|w| w.strip_prefix("ws://").or_else(|| w.strip_prefix("wss://")))
         .ok_or_else(|| anyhow!("no address in {line:?}"))?
         .parse()?;
     let version = line.split_whitespace().nth(1).unwrap_or("?").to_owned();

@@ -328,6 +328,7 @@ pub fn render(lines: &str) -> String {
             f(&r["bytes_per_connection"])
         );
     }
+    tls_cost(&mut out, &rows);
     out
 }
 
@@ -400,6 +401,55 @@ fn logins(out: &mut String, r: &Value) {
             probe_ms(probe, "password_login_ms"),
             probe_ms(probe, "token_login_ms"),
             probe["failures"].as_array().map_or(0, Vec::len)
+        );
+    }
+    out.push('\n');
+}
+
+/// 12. What TLS costs: each part's plain and TLS records of one run.
+fn tls_cost(out: &mut String, rows: &[Value]) {
+    let pick = |w: &str, tls: bool| rows.iter().rfind(|r| r["workload"] == w && r["tls"] == tls);
+    let fanout = (pick("tls_fanout", false), pick("tls_fanout", true));
+    let idle = (pick("tls_idle", false), pick("tls_idle", true));
+    if fanout.0.is_none() && idle.0.is_none() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### 12. TLS cost (ChatUs, plain and TLS in the same run)\n"
+    );
+    let _ = writeln!(out, "| measure | plain | TLS | TLS / plain |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    if let (Some(p), Some(t)) = fanout {
+        let params = &p["params"];
+        let (pd, td) = (f(&p["deliveries_per_sec"]), f(&t["deliveries_per_sec"]));
+        let _ = writeln!(
+            out,
+            "| fan-out deliveries/s ({} members, {} in flight) | {} | {} | {} |",
+            params["members"],
+            params["window"],
+            num(pd),
+            num(td),
+            ratio(td, pd)
+        );
+        // CPU seconds per million deliveries are CPU µs per delivery.
+        let (pc, tc) = (f(&p["cpu_s_per_million"]), f(&t["cpu_s_per_million"]));
+        let _ = writeln!(
+            out,
+            "| server CPU µs per delivery | {pc:.2} | {tc:.2} | {} |",
+            ratio(tc, pc)
+        );
+    }
+    if let (Some(p), Some(t)) = idle {
+        let (pb, tb) = (
+            f(&p["bytes_per_connection"]) / 1024.0,
+            f(&t["bytes_per_connection"]) / 1024.0,
+        );
+        let _ = writeln!(
+            out,
+            "| server KiB per idle connection ({} connections) | {pb:.1} | {tb:.1} | {} |",
+            p["params"]["connections"],
+            ratio(tb, pb)
         );
     }
     out.push('\n');

@@ -2,14 +2,32 @@
 //! text frames written into a buffer and flushed together, and a reader
 //! that hands out frame payloads straight from its read buffer. It does far
 //! less per message than a general library, so the load generator is not
-//! what limits the measurement.
+//! what limits the measurement. Over TLS (to an address registered with
+//! [`crate::tls::trust`]) the same frames go through rustls; the plain
+//! path keeps tokio's own TCP halves.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpSocket;
+use rustls_pki_types::ServerName;
+use tokio::io::{
+    AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadHalf, WriteHalf,
+};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
+
+/// The receiving side of a connection.
+enum In {
+    Plain(OwnedReadHalf),
+    Tls(ReadHalf<TlsStream<TcpStream>>),
+}
+
+/// The sending side of a connection.
+enum Out {
+    Plain(OwnedWriteHalf),
+    Tls(WriteHalf<TlsStream<TcpStream>>),
+}
 
 /// Opens a TCP connection (from `local`, when given) and upgrades it.
 pub async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<(Reader, Writer)> {
@@ -21,14 +39,48 @@ pub async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<(Rea
     if let Some(ip) = local {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
-    let mut stream = socket.connect(addr).await?;
+    let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
+    let (r, w, leftover) = match crate::tls::connector(addr) {
+        None => {
+            let mut stream = stream;
+            let leftover = upgrade(&mut stream).await?;
+            let (r, w) = stream.into_split();
+            (In::Plain(r), Out::Plain(w), leftover)
+        }
+        Some(tls) => {
+            let mut stream = tls
+                .connect(ServerName::IpAddress(addr.ip().into()), stream)
+                .await?;
+            let leftover = upgrade(&mut stream).await?;
+            let (r, w) = tokio::io::split(stream);
+            (In::Tls(r), Out::Tls(w), leftover)
+        }
+    };
+    Ok((
+        Reader {
+            r,
+            buf: leftover,
+            start: 0,
+        },
+        Writer {
+            w,
+            buf: Vec::new(),
+            mask: 0x9E37_79B9,
+        },
+    ))
+}
+
+/// Sends the HTTP upgrade and reads its answer; returns the bytes that
+/// came after it (frames for the reader).
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> io::Result<Vec<u8>> {
     stream
         .write_all(
             b"GET /ws HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         )
         .await?;
+    stream.flush().await?;
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
     let end = loop {
@@ -53,26 +105,12 @@ pub async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<(Rea
             String::from_utf8_lossy(&head)
         )));
     }
-    // Frames that came in the same read stay for the reader.
-    let leftover = head.split_off(end);
-    let (r, w) = stream.into_split();
-    Ok((
-        Reader {
-            r,
-            buf: leftover,
-            start: 0,
-        },
-        Writer {
-            w,
-            buf: Vec::new(),
-            mask: 0x9E37_79B9,
-        },
-    ))
+    Ok(head.split_off(end))
 }
 
 /// Writes masked text frames.
 pub struct Writer {
-    w: OwnedWriteHalf,
+    w: Out,
     buf: Vec<u8>,
     mask: u32,
 }
@@ -116,7 +154,13 @@ impl Writer {
     /// Sends everything queued.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            self.w.write_all(&self.buf).await?;
+            match &mut self.w {
+                Out::Plain(w) => w.write_all(&self.buf).await?,
+                Out::Tls(w) => {
+                    w.write_all(&self.buf).await?;
+                    w.flush().await?;
+                }
+            }
             self.buf.clear();
         }
         Ok(())
@@ -130,7 +174,7 @@ impl Writer {
 
 /// Reads server frames.
 pub struct Reader {
-    r: OwnedReadHalf,
+    r: In,
     buf: Vec<u8>,
     start: usize,
 }
@@ -155,7 +199,10 @@ impl Reader {
             self.start = 0;
         }
         self.buf.reserve(64 * 1024);
-        let n = self.r.read_buf(&mut self.buf).await?;
+        let n = match &mut self.r {
+            In::Plain(r) => r.read_buf(&mut self.buf).await?,
+            In::Tls(r) => r.read_buf(&mut self.buf).await?,
+        };
         if n == 0 {
             return Ok(false);
         }

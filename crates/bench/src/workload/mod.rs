@@ -48,6 +48,12 @@ pub struct Env {
     /// How to start ChatUs again (binary and working directory), for
     /// workloads that measure memory from a fresh process.
     pub restart: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Whether the ChatUs server in `chatus` serves TLS.
+    pub tls: bool,
+    /// A ChatUs server of the other kind (TLS when `tls` is false), for
+    /// servers in this process that cannot be restarted with or without
+    /// TLS; [`Env::set_tls`] swaps it in.
+    pub chatus_other: Option<ChatusEnv>,
 }
 
 /// A ChatUs server and accounts on it.
@@ -109,10 +115,32 @@ impl Env {
         if let Some(c) = self.chatus.take() {
             let accounts = c.accounts;
             drop(c.server);
-            let server = crate::proc::start_chatus_with(&bin, &work, true, settings)?;
+            let server = crate::proc::start_chatus_mode(&bin, &work, true, settings, self.tls)?;
             self.chatus = Some(ChatusEnv { server, accounts });
         }
         Ok(true)
+    }
+
+    /// Makes the ChatUs server serve TLS (`tls`) or plain WebSocket: a
+    /// restart on the same data (accounts survive), or, in process, a swap
+    /// with `chatus_other`.
+    pub async fn set_tls(&mut self, tls: bool) -> anyhow::Result<()> {
+        if self.tls == tls {
+            return Ok(());
+        }
+        if self.restart.is_some() {
+            self.tls = tls;
+            self.fresh_chatus().await?;
+        } else {
+            let other = self
+                .chatus_other
+                .as_mut()
+                .context("no ChatUs server of the other kind in this run")?;
+            let current = self.chatus.as_mut().context("ChatUs is not running")?;
+            std::mem::swap(current, other);
+            self.tls = tls;
+        }
+        Ok(())
     }
 
     /// A fresh room name.

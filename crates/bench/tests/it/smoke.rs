@@ -21,6 +21,24 @@ async fn every_workload_runs_and_reports() {
         let _ = stopped.await;
     }));
 
+    // A second server with TLS (its self-signed certificate made in its
+    // data directory), for the `tls` workload.
+    let tls_dir = tempfile::tempdir().unwrap();
+    let mut tls_config = toml_config();
+    tls_config.addr = "127.0.0.1:0".parse().unwrap();
+    tls_config.data = tls_dir.path().to_owned();
+    let tls_listener = tokio::net::TcpListener::bind(tls_config.addr)
+        .await
+        .unwrap();
+    let tls_addr = tls_listener.local_addr().unwrap();
+    let tls_state = chatus_server::State::open(tls_config).await.unwrap();
+    assert!(tls_state.tls().is_some());
+    chatus_bench::tls::trust(tls_addr, &tls_dir.path().join("tls/cert.pem")).unwrap();
+    let (tls_stop, tls_stopped) = tokio::sync::oneshot::channel::<()>();
+    let tls_server = tokio::spawn(chatus_server::run(tls_listener, tls_state, async move {
+        let _ = tls_stopped.await;
+    }));
+
     let mut env = Env {
         base: Instant::now(),
         body: 100,
@@ -31,6 +49,11 @@ async fn every_workload_runs_and_reports() {
         nats: None,
         rooms: 0,
         restart: None,
+        tls: false,
+        chatus_other: Some(ChatusEnv {
+            server: Server::in_process(tls_addr, "test"),
+            accounts: Vec::new(),
+        }),
     };
     let plan = chatus_bench::Plan::smoke();
     let mut lines = Vec::new();
@@ -133,11 +156,28 @@ async fn every_workload_runs_and_reports() {
         "### 8.",
         "### 9.",
         "### 10.",
+        "### 12.",
     ] {
         assert!(md.contains(heading), "missing {heading}:\n{md}");
     }
+    // What TLS costs: plain and TLS records of both parts, the TLS ones
+    // through the TLS server (which the bench switched back from).
+    for w in ["tls_fanout", "tls_idle"] {
+        let rows = by(w);
+        assert_eq!(rows.len(), 2, "{w}: {rows:?}");
+        assert_eq!(rows[0]["tls"], false);
+        assert_eq!(rows[1]["tls"], true);
+    }
+    for r in by("tls_fanout") {
+        assert!(r["deliveries"].as_u64().unwrap() > 0, "{r}");
+    }
+    assert!(by("tls_idle")[1]["bytes_per_connection"].as_f64().is_some());
+    assert!(!env.tls);
+    assert_eq!(env.chatus.as_ref().unwrap().server.addr, addr);
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+    let _ = tls_stop.send(());
+    tls_server.await.unwrap().unwrap();
 }
 
 /// The benchmark's own server settings, as `chatus serve` would read them.
