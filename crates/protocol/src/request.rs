@@ -20,7 +20,7 @@ use crate::ids::{
     Body, ClientLabel, ClientMsgId, InvalidValue, Password, RequestId, RoomName, Token, Username,
 };
 use crate::message::SendMessage;
-use crate::presence::Who;
+use crate::presence::{SetTyping, Who};
 use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
 
 /// Every request a client may send, tagged on the wire by `type`.
@@ -75,6 +75,8 @@ pub enum Request {
     ListFiles(ListFiles),
     /// `ping`: see [`Ping`].
     Ping(Ping),
+    /// `typing`: see [`SetTyping`].
+    Typing(SetTyping),
 }
 
 impl Request {
@@ -104,6 +106,7 @@ impl Request {
         "mark_read",
         "list_files",
         "ping",
+        "typing",
     ];
 
     /// The wire `type` of this request.
@@ -133,6 +136,7 @@ impl Request {
             Request::MarkRead(_) => "mark_read",
             Request::ListFiles(_) => "list_files",
             Request::Ping(_) => "ping",
+            Request::Typing(_) => "typing",
         }
     }
 

@@ -14,7 +14,7 @@ use crate::hello::{Pong, Welcome};
 use crate::history::{ConversationList, HistoryPage};
 use crate::ids::RequestId;
 use crate::message::{Message, Sent};
-use crate::presence::{Presence, Users};
+use crate::presence::{Presence, Typing, Users};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
 
 /// Everything the server sends, tagged on the wire by `type`.
@@ -65,6 +65,8 @@ pub enum ServerMessage {
     Deleted(Deleted),
     /// `reacted` (event): see [`Reacted`].
     Reacted(Reacted),
+    /// `typing` (event): see [`Typing`].
+    Typing(Typing),
 }
 
 impl ServerMessage {
@@ -93,7 +95,8 @@ impl ServerMessage {
             | ServerMessage::Invited(_)
             | ServerMessage::Edited(_)
             | ServerMessage::Deleted(_)
-            | ServerMessage::Reacted(_) => None,
+            | ServerMessage::Reacted(_)
+            | ServerMessage::Typing(_) => None,
         }
     }
 
@@ -108,6 +111,7 @@ impl ServerMessage {
                 | ServerMessage::Invited(_)
                 | ServerMessage::Edited(_)
                 | ServerMessage::Deleted(_)
+                | ServerMessage::Typing(_)
                 | ServerMessage::Reacted(_)
         )
     }

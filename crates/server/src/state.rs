@@ -47,6 +47,8 @@ struct Shared {
     accounts: Accounts,
     messages: Messages,
     announcer: Arc<Announcer>,
+    /// Who is typing where.
+    typers: Arc<crate::service::typing::Typers>,
     /// Cluster mode's link to the other nodes.
     bus: Option<Arc<crate::bus::Bus>>,
     message_limits: Keyed<UserId>,
@@ -109,6 +111,7 @@ impl State {
             metrics.clone(),
         ));
         let announcer = Arc::new(Announcer::default());
+        let typing_timeout_ms = config.typing_timeout_ms;
         let bus = match &config.bus.url {
             Some(url) => {
                 let (bus, sessions) = crate::bus::Bus::start(
@@ -158,6 +161,9 @@ impl State {
                 accounts,
                 messages,
                 announcer,
+                typers: Arc::new(crate::service::typing::Typers::new(
+                    std::time::Duration::from_millis(typing_timeout_ms),
+                )),
                 bus,
                 message_limits,
                 room_limits,
@@ -247,6 +253,11 @@ impl State {
     /// The accounts service.
     pub fn accounts(&self) -> &Accounts {
         &self.inner.accounts
+    }
+
+    /// Who is typing where.
+    pub(crate) fn typers(&self) -> Arc<crate::service::typing::Typers> {
+        self.inner.typers.clone()
     }
 
     /// The presence and membership announcer.

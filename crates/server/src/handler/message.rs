@@ -61,6 +61,7 @@ pub(super) async fn send(
         };
     }
     cx.state.messages().submit(job).await?;
+    super::presence::stop_typing(cx, who, &s.to).await;
     Ok(Outcome::Nothing)
 }
 

@@ -45,6 +45,7 @@ fn cost(req: &Request) -> u32 {
         | Request::Invite(_)
         | Request::DeclineInvite(_)
         | Request::MarkRead(_)
+        | Request::Typing(_)
         | Request::Ping(_) => 1,
     }
 }

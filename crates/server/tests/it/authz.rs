@@ -215,6 +215,7 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("conversations",   [ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"), ok("conversations"),       UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("mark_read",       [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("list_files",      [ok("files"),         err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("files"),               UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("typing",          [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("ping",            [ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),          ok("pong"),                ok("pong"),    NO_HELLO,      END,     END,         PONG_OR_END]),
 ];
 
@@ -271,6 +272,11 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
         }
         "mark_read" => {
             let mut v = json!({"seq": 1});
+            merge(&mut v, &actor.conv());
+            v
+        }
+        "typing" => {
+            let mut v = json!({"typing": true});
             merge(&mut v, &actor.conv());
             v
         }
