@@ -111,7 +111,9 @@ impl State {
             metrics.clone(),
         ));
         let announcer = Arc::new(Announcer::default());
-        let typing_timeout_ms = config.typing_timeout_ms;
+        let typers = Arc::new(crate::service::typing::Typers::new(
+            std::time::Duration::from_millis(config.typing_timeout_ms),
+        ));
         let bus = match &config.bus.url {
             Some(url) => {
                 let (bus, sessions) = crate::bus::Bus::start(
@@ -124,6 +126,7 @@ impl State {
                 .await?;
                 accounts.set_clustered();
                 announcer.link(bus.clone());
+                typers.link(bus.clone());
                 Some((bus, sessions))
             }
             None => None,
@@ -161,9 +164,7 @@ impl State {
                 accounts,
                 messages,
                 announcer,
-                typers: Arc::new(crate::service::typing::Typers::new(
-                    std::time::Duration::from_millis(typing_timeout_ms),
-                )),
+                typers,
                 bus,
                 message_limits,
                 room_limits,

@@ -11,6 +11,10 @@
 //! `typing: false`; so is one ended by a message sent there or by the
 //! user's connection closing. Requests are paid for from the request
 //! meter, so typing spam costs the server no more than any other request.
+//!
+//! In cluster mode each round also goes to the bus (`Bus::publish_typing`);
+//! the other nodes deliver it to their connections with [`announce`]. The
+//! state and its deadline live on the node the user types on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -60,6 +64,8 @@ pub(crate) struct Typers {
     timeout: Duration,
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
+    /// Cluster mode: the bus, told of every round.
+    bus: std::sync::OnceLock<Arc<crate::bus::Bus>>,
 }
 
 impl Typers {
@@ -69,7 +75,13 @@ impl Typers {
             timeout,
             inner: Mutex::default(),
             wake: tokio::sync::Notify::new(),
+            bus: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Cluster mode: tells `bus` of every round from now on.
+    pub(crate) fn link(&self, bus: Arc<crate::bus::Bus>) {
+        let _ = self.bus.set(bus);
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -156,12 +168,17 @@ pub(crate) async fn announcer(hub: Arc<Hub>, typers: Arc<Typers>) {
         tokio::time::sleep(COALESCE).await;
         let (changes, soonest) = typers.take();
         next = soonest;
+        if let Some(bus) = typers.bus.get()
+            && !changes.is_empty()
+        {
+            bus.publish_typing(&changes);
+        }
         announce(&hub, &changes);
     }
 }
 
 /// Sends one `typing` event per net change.
-fn announce(hub: &Hub, changes: &[((Place, UserId), bool)]) {
+pub(crate) fn announce(hub: &Hub, changes: &[((Place, UserId), bool)]) {
     for ((place, user), typing) in changes {
         let Some(name) = hub.user_name(*user) else {
             continue;
