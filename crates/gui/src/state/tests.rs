@@ -922,7 +922,7 @@ fn who_is_typing_shows_under_the_open_conversation() {
     s.apply(typing(&open, "bob", true));
     s.apply(Update::Event(Event::Disconnected {
         reason: "gone".into(),
-        retry_in: Some(std::time::Duration::from_secs(1)),
+        retry_in: Some(Duration::from_secs(1)),
     }));
     assert_eq!(s.typing_line(), None);
 }

@@ -174,7 +174,7 @@ impl Bus {
 
 impl Bus {
     /// Publishes one round of this node's typing changes.
-    pub(crate) fn publish_typing(&self, changes: &[((Place, UserId), bool)]) {
+    pub(crate) fn publish_typing(&self, changes: &[crate::service::typing::Change]) {
         let changes = changes
             .iter()
             .map(|((place, user), typing)| {

@@ -50,12 +50,15 @@ impl Place {
     }
 }
 
+/// One change: (where, who), typing or not.
+pub(crate) type Change = ((Place, UserId), bool);
+
 #[derive(Debug, Default)]
 struct Inner {
     /// Live states and their deadlines.
     active: HashMap<(Place, UserId), Instant>,
     /// Flips of the window, in order.
-    pending: Vec<((Place, UserId), bool)>,
+    pending: Vec<Change>,
 }
 
 /// The typing states of this server's users.
@@ -133,7 +136,7 @@ impl Typers {
     }
 
     /// Expires lapsed states and takes the window's net changes.
-    fn take(&self) -> (Vec<((Place, UserId), bool)>, Option<Instant>) {
+    fn take(&self) -> (Vec<Change>, Option<Instant>) {
         let now = Instant::now();
         let mut i = self.inner();
         let lapsed: Vec<_> = i
@@ -178,7 +181,7 @@ pub(crate) async fn announcer(hub: Arc<Hub>, typers: Arc<Typers>) {
 }
 
 /// Sends one `typing` event per net change.
-pub(crate) fn announce(hub: &Hub, changes: &[((Place, UserId), bool)]) {
+pub(crate) fn announce(hub: &Hub, changes: &[Change]) {
     for ((place, user), typing) in changes {
         let Some(name) = hub.user_name(*user) else {
             continue;
