@@ -108,6 +108,10 @@ fn all_requests() -> Vec<Request> {
             limit: Some(5),
         }),
         Request::Ping(Ping {}),
+        Request::Typing(chatus_protocol::presence::SetTyping {
+            conv: Conversation::Peer(user("bob")),
+            typing: true,
+        }),
     ]
 }
 
@@ -283,6 +287,11 @@ fn every_server_message_round_trips() {
         ServerMessage::Edited(edited()),
         ServerMessage::Deleted(deleted()),
         ServerMessage::Reacted(reacted()),
+        ServerMessage::Typing(chatus_protocol::presence::Typing {
+            conv: Conversation::Room(room("lobby")),
+            user: user("bob"),
+            typing: false,
+        }),
         ServerMessage::Versions(VersionList {
             id,
             conv: Conversation::Peer(user("bob")),
