@@ -12,7 +12,7 @@ use chatus_protocol::history::{
     ConversationInfo, ConversationList, Conversations, History, HistoryPage, MarkRead, Page,
 };
 use chatus_protocol::message::{Message, SendMessage, Sent};
-use chatus_protocol::presence::{Member, Presence, Users, Who};
+use chatus_protocol::presence::{Member, Presence, SetTyping, Typing, Users, Who};
 use chatus_protocol::room::{
     CreateRoom, DeclineInvite, Invite, Invited, JoinRoom, Joined, LeaveRoom, ListMembers,
     ListRooms, MemberJoined, MemberLeft, Members, RoomInfo, Rooms,
@@ -108,7 +108,7 @@ fn all_requests() -> Vec<Request> {
             limit: Some(5),
         }),
         Request::Ping(Ping {}),
-        Request::Typing(chatus_protocol::presence::SetTyping {
+        Request::Typing(SetTyping {
             conv: Conversation::Peer(user("bob")),
             typing: true,
         }),
@@ -287,7 +287,7 @@ fn every_server_message_round_trips() {
         ServerMessage::Edited(edited()),
         ServerMessage::Deleted(deleted()),
         ServerMessage::Reacted(reacted()),
-        ServerMessage::Typing(chatus_protocol::presence::Typing {
+        ServerMessage::Typing(Typing {
             conv: Conversation::Room(room("lobby")),
             user: user("bob"),
             typing: false,
