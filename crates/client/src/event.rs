@@ -6,7 +6,7 @@ use std::time::Duration;
 use chatus_protocol::event::Change;
 use chatus_protocol::hello::Limits;
 use chatus_protocol::message::Message;
-use chatus_protocol::presence::Presence;
+use chatus_protocol::presence::{Presence, Typing};
 use chatus_protocol::room::{Invited, MemberJoined, MemberLeft};
 use chatus_protocol::{Token, Username};
 
@@ -51,6 +51,9 @@ pub enum Event {
     },
     /// Someone came online or went offline.
     Presence(Presence),
+    /// Someone started or stopped typing in a conversation (our own
+    /// typing comes back too: skip `user` when it is us).
+    Typing(Typing),
     /// Someone joined a room we are in.
     MemberJoined(MemberJoined),
     /// Someone left a room we are in (or we did, elsewhere).

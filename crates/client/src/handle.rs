@@ -12,7 +12,7 @@ use chatus_protocol::history::{
     ConversationInfo, Conversations, History, HistoryPage, MarkRead, Page,
 };
 use chatus_protocol::message::Sent;
-use chatus_protocol::presence::{Member, Who};
+use chatus_protocol::presence::{Member, SetTyping, Who};
 use chatus_protocol::room::{
     CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms, RoomInfo,
 };
@@ -388,6 +388,19 @@ impl Client {
             .await?
         {
             ServerMessage::Conversations(c) => Ok(c.conversations),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Says that we started (`true`) or stopped typing in `conv`. The
+    /// server lets the state lapse after about five seconds: while the
+    /// user types, call this again every three seconds or so.
+    pub async fn set_typing(&self, conv: Conversation, typing: bool) -> Result<(), Error> {
+        match self
+            .request(Request::Typing(SetTyping { conv, typing }))
+            .await?
+        {
+            ServerMessage::Ok(_) => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

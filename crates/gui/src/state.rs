@@ -166,6 +166,25 @@ pub struct Conv {
     pub history: HistoryState,
     /// For rooms: public or private (when known).
     pub visibility: Option<Visibility>,
+    /// Others typing here now, as the server last said.
+    pub typing: BTreeSet<Username>,
+}
+
+impl State {
+    /// The line under the open conversation's feed saying who is typing
+    /// ("bob is typing…", "bob and carol are typing…", "4 people are
+    /// typing…"), if anyone is.
+    pub fn typing_line(&self) -> Option<String> {
+        let typing = &self.convs.get(&self.selected)?.typing;
+        let names: Vec<&str> = typing.iter().map(Username::as_str).collect();
+        match names.as_slice() {
+            [] => None,
+            [one] => Some(format!("{one} is typing…")),
+            [a, b] => Some(format!("{a} and {b} are typing…")),
+            [a, b, c] => Some(format!("{a}, {b} and {c} are typing…")),
+            more => Some(format!("{} people are typing…", more.len())),
+        }
+    }
 }
 
 /// A message we wrote that the server has not stored yet.

@@ -21,7 +21,7 @@ use crate::ids::{
 };
 use crate::keys::{ClaimKeys, FetchToDevice, QueryDevices, SendToDevice, UploadKeys};
 use crate::message::SendMessage;
-use crate::presence::Who;
+use crate::presence::{SetTyping, Who};
 use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
 
 /// Every request a client may send, tagged on the wire by `type`.
@@ -86,6 +86,8 @@ pub enum Request {
     SendToDevice(SendToDevice),
     /// `to_device`: see [`FetchToDevice`].
     ToDevice(FetchToDevice),
+    /// `typing`: see [`SetTyping`].
+    Typing(SetTyping),
 }
 
 impl Request {
@@ -120,6 +122,7 @@ impl Request {
         "claim_keys",
         "send_to_device",
         "to_device",
+        "typing",
     ];
 
     /// The wire `type` of this request.
@@ -154,6 +157,7 @@ impl Request {
             Request::ClaimKeys(_) => "claim_keys",
             Request::SendToDevice(_) => "send_to_device",
             Request::ToDevice(_) => "to_device",
+            Request::Typing(_) => "typing",
         }
     }
 

@@ -15,7 +15,7 @@ use crate::history::{ConversationList, HistoryPage};
 use crate::ids::RequestId;
 use crate::keys::{ClaimedKeys, DeviceList, DeviceMessage, KeyCount, KeysUploaded, ToDeviceBatch};
 use crate::message::{Message, Sent};
-use crate::presence::{Presence, Users};
+use crate::presence::{Presence, Typing, Users};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
 
 /// Everything the server sends, tagged on the wire by `type`.
@@ -78,6 +78,8 @@ pub enum ServerMessage {
     DeviceMessage(DeviceMessage),
     /// `key_count` (event): see [`KeyCount`].
     KeyCount(KeyCount),
+    /// `typing` (event): see [`Typing`].
+    Typing(Typing),
 }
 
 impl ServerMessage {
@@ -112,7 +114,8 @@ impl ServerMessage {
             | ServerMessage::Invited(_)
             | ServerMessage::Edited(_)
             | ServerMessage::Deleted(_)
-            | ServerMessage::Reacted(_) => None,
+            | ServerMessage::Reacted(_)
+            | ServerMessage::Typing(_) => None,
         }
     }
 
@@ -127,6 +130,7 @@ impl ServerMessage {
                 | ServerMessage::Invited(_)
                 | ServerMessage::Edited(_)
                 | ServerMessage::Deleted(_)
+                | ServerMessage::Typing(_)
                 | ServerMessage::Reacted(_)
                 | ServerMessage::DeviceMessage(_)
                 | ServerMessage::KeyCount(_)

@@ -75,6 +75,8 @@ pub struct Config {
     /// Seconds of silence after which a connection is closed (the server
     /// pings every third of this).
     pub idle_timeout_secs: u64,
+    /// Milliseconds a typing indicator lasts unless renewed.
+    pub typing_timeout_ms: u64,
     /// Seconds a connection may stay without logging in.
     pub login_timeout_secs: u64,
     /// Most logged-in connections one user may have at once; a login past
@@ -340,6 +342,7 @@ impl Default for Config {
             min_password_chars: 8,
             session_ttl_days: 30,
             idle_timeout_secs: 90,
+            typing_timeout_ms: 5000,
             login_timeout_secs: 30,
             max_connections_per_user: 20,
             login: LoginConfig::default(),

@@ -238,6 +238,9 @@ async fn run<S: Stream>(
     };
     let end = reader.read_loop(&mut rd).await;
     let session = reader.session.take();
+    if let Some(s) = &session {
+        state.typers().stop_user(s.user);
+    }
     drop(reading);
     match end {
         End::Shutdown => {

@@ -67,6 +67,10 @@ pub async fn run(
         state.hub_arc(),
         state.announcer(),
     ));
+    let typing = tokio::spawn(crate::service::typing::announcer(
+        state.hub_arc(),
+        state.typers(),
+    ));
     let limit = Arc::new(Semaphore::new(connection_limit(&state)));
     tracing::info!(addr = %listener.local_addr()?, "listening");
 
@@ -95,6 +99,7 @@ pub async fn run(
     }
     sweeper.abort();
     announcer.abort();
+    typing.abort();
     state.leave_bus().await;
     state.store().close().await?;
     tracing::info!("stopped");

@@ -48,6 +48,8 @@ struct Shared {
     accounts: Accounts,
     messages: Messages,
     announcer: Arc<Announcer>,
+    /// Who is typing where.
+    typers: Arc<crate::service::typing::Typers>,
     /// Cluster mode's link to the other nodes.
     bus: Option<Arc<crate::bus::Bus>>,
     message_limits: Keyed<UserId>,
@@ -111,6 +113,9 @@ impl State {
             metrics.clone(),
         ));
         let announcer = Arc::new(Announcer::default());
+        let typers = Arc::new(crate::service::typing::Typers::new(
+            std::time::Duration::from_millis(config.typing_timeout_ms),
+        ));
         let bus = match &config.bus.url {
             Some(url) => {
                 let (bus, sessions) = crate::bus::Bus::start(
@@ -123,6 +128,7 @@ impl State {
                 .await?;
                 accounts.set_clustered();
                 announcer.link(bus.clone());
+                typers.link(bus.clone());
                 Some((bus, sessions))
             }
             None => None,
@@ -160,6 +166,7 @@ impl State {
                 accounts,
                 messages,
                 announcer,
+                typers,
                 bus,
                 message_limits,
                 room_limits,
@@ -250,6 +257,11 @@ impl State {
     /// The accounts service.
     pub fn accounts(&self) -> &Accounts {
         &self.inner.accounts
+    }
+
+    /// Who is typing where.
+    pub(crate) fn typers(&self) -> Arc<crate::service::typing::Typers> {
+        self.inner.typers.clone()
     }
 
     /// The presence and membership announcer.

@@ -205,6 +205,10 @@ impl State {
                 if self.members.is_some() {
                     self.members_stale = true;
                 }
+                // Nobody is told when typing stops while we are away.
+                for c in self.convs.values_mut() {
+                    c.typing.clear();
+                }
                 Vec::new()
             }
             Event::Message { message, .. } => self.on_message(message),
@@ -214,6 +218,17 @@ impl State {
                 c.last_seq = c.last_seq.max(change.seq());
                 if let Some(m) = c.messages.get_mut(&change.target()) {
                     chatus_client::changes::apply(m, &change, me.as_ref());
+                }
+                Vec::new()
+            }
+            Event::Typing(t) => {
+                if !self.is_me(&t.user) {
+                    let c = self.convs.entry(t.conv).or_default();
+                    if t.typing {
+                        c.typing.insert(t.user);
+                    } else {
+                        c.typing.retain(|u| !u.same_account(&t.user));
+                    }
                 }
                 Vec::new()
             }
@@ -376,6 +391,7 @@ impl State {
             return Vec::new();
         }
         c.last_seq = c.last_seq.max(m.seq);
+        c.typing.retain(|u| !u.same_account(&m.sender));
         if mine {
             c.read_seq = c.read_seq.max(m.seq);
         } else if !selected && m.seq > c.read_seq {

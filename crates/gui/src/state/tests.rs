@@ -887,3 +887,45 @@ fn the_composer_replies_and_edits_once_then_sends_plainly() {
     s.intent(Intent::Select(Conversation::Peer(user("bob"))));
     assert_eq!(s.compose_mode, None);
 }
+
+fn typing(conv: &Conversation, who: &str, on: bool) -> Update {
+    Update::Event(Event::Typing(chatus_client::protocol::presence::Typing {
+        conv: conv.clone(),
+        user: user(who),
+        typing: on,
+    }))
+}
+
+#[test]
+fn who_is_typing_shows_under_the_open_conversation() {
+    let mut s = connected("alice");
+    let open = s.selected.clone();
+    let elsewhere = Conversation::Peer(user("dave"));
+    assert_eq!(s.typing_line(), None);
+    s.apply(typing(&open, "bob", true));
+    // Our own typing comes back from the server: not shown.
+    s.apply(typing(&open, "alice", true));
+    // Typing elsewhere is not shown here.
+    s.apply(typing(&elsewhere, "dave", true));
+    assert_eq!(s.typing_line().as_deref(), Some("bob is typing…"));
+    s.apply(typing(&open, "carol", true));
+    assert_eq!(
+        s.typing_line().as_deref(),
+        Some("bob and carol are typing…")
+    );
+    // bob's message ends his typing; carol stops.
+    s.apply(Update::Event(Event::Message {
+        message: msg(&open, 1, "bob", "hi"),
+        live: true,
+    }));
+    assert_eq!(s.typing_line().as_deref(), Some("carol is typing…"));
+    s.apply(typing(&open, "carol", false));
+    assert_eq!(s.typing_line(), None);
+    // A lost connection forgets who was typing.
+    s.apply(typing(&open, "bob", true));
+    s.apply(Update::Event(Event::Disconnected {
+        reason: "gone".into(),
+        retry_in: Some(Duration::from_secs(1)),
+    }));
+    assert_eq!(s.typing_line(), None);
+}

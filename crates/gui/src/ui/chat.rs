@@ -548,6 +548,9 @@ fn composer_id() -> egui::Id {
 fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<Intent>) {
     egui::Panel::bottom("composer").show(ui, |ui| {
         ui.add_space(4.0);
+        if let Some(line) = state.typing_line() {
+            ui.label(RichText::new(line).italics().weak());
+        }
         let target = match &state.selected {
             Conversation::Room(r) => format!("#{r}"),
             Conversation::Peer(p) => format!("@{p}"),

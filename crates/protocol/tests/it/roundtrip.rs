@@ -18,7 +18,7 @@ use chatus_protocol::keys::{
     UploadKeys, UserDevices,
 };
 use chatus_protocol::message::{Message, SendMessage, Sent};
-use chatus_protocol::presence::{Member, Presence, Users, Who};
+use chatus_protocol::presence::{Member, Presence, SetTyping, Typing, Users, Who};
 use chatus_protocol::room::{
     CreateRoom, DeclineInvite, Invite, Invited, JoinRoom, Joined, LeaveRoom, ListMembers,
     ListRooms, MemberJoined, MemberLeft, Members, RoomInfo, Rooms,
@@ -175,6 +175,10 @@ fn all_requests() -> Vec<Request> {
             }],
         }),
         Request::ToDevice(FetchToDevice { after: 3 }),
+        Request::Typing(SetTyping {
+            conv: Conversation::Peer(user("bob")),
+            typing: true,
+        }),
     ]
 }
 
@@ -351,6 +355,11 @@ fn every_server_message_round_trips() {
         ServerMessage::Edited(edited()),
         ServerMessage::Deleted(deleted()),
         ServerMessage::Reacted(reacted()),
+        ServerMessage::Typing(Typing {
+            conv: Conversation::Room(room("lobby")),
+            user: user("bob"),
+            typing: false,
+        }),
         ServerMessage::Versions(VersionList {
             id,
             conv: Conversation::Peer(user("bob")),

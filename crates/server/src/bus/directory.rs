@@ -15,6 +15,10 @@
 //! [`Nodes`] keeps each other node's set; the hub counts, per user, the
 //! nodes holding them online, and a node silent for `NODE_TIMEOUT` is
 //! dropped with its users.
+//!
+//! Typing: each node publishes its typing announcer's rounds; the others
+//! deliver them to their own connections as they are (the node where the
+//! user types keeps the state and its deadline).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -22,10 +26,11 @@ use std::time::Instant;
 use chatus_protocol::room::Invited;
 use chatus_protocol::{RoomName, Seq, ServerMessage};
 
-use super::wire::{self, DirChange, DirWire, PresenceWire};
+use super::wire::{self, DirChange, DirWire, PresenceWire, TypingChange, TypingWire};
 use super::{Bus, NODE_TIMEOUT, SessionChange};
 use crate::hub::Hub;
-use crate::store::{DmRow, RoomRow, UserId};
+use crate::service::typing::Place;
+use crate::store::{ConvId, DmRow, RoomRow, UserId};
 use crate::ws::encode;
 
 impl Bus {
@@ -164,6 +169,62 @@ impl Bus {
             Ok(payload) => self.publish(format!("{}.presence", self.prefix), payload),
             Err(e) => tracing::error!(cause = %e, "encoding presence failed"),
         }
+    }
+}
+
+impl Bus {
+    /// Publishes one round of this node's typing changes.
+    pub(crate) fn publish_typing(&self, changes: &[crate::service::typing::Change]) {
+        let changes = changes
+            .iter()
+            .map(|((place, user), typing)| {
+                let (room, dm) = match place {
+                    Place::Room(r) => (Some(r.0), None),
+                    Place::Dm(a, b) => (None, Some((a.0, b.0))),
+                };
+                TypingChange {
+                    room,
+                    dm,
+                    user: user.0,
+                    typing: *typing,
+                }
+            })
+            .collect();
+        let wire = TypingWire {
+            node: self.node.clone(),
+            changes,
+        };
+        match serde_json::to_vec(&wire) {
+            Ok(payload) => self.publish(format!("{}.typing", self.prefix), payload),
+            Err(e) => tracing::error!(cause = %e, "encoding typing changes failed"),
+        }
+    }
+
+    /// Delivers another node's typing changes to the connections here.
+    pub(super) fn typing_received(&self, payload: &[u8]) {
+        let wire: TypingWire = match serde_json::from_slice(payload) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(cause = %e, "typing changes could not be read");
+                return;
+            }
+        };
+        if wire.node == self.node {
+            return;
+        }
+        let changes: Vec<_> = wire
+            .changes
+            .into_iter()
+            .filter_map(|c| {
+                let place = match (c.room, c.dm) {
+                    (Some(r), None) => Place::Room(ConvId(r)),
+                    (None, Some((a, b))) => Place::dm(UserId(a), UserId(b)),
+                    _ => return None,
+                };
+                Some(((place, UserId(c.user)), c.typing))
+            })
+            .collect();
+        crate::service::typing::announce(&self.hub, &changes);
     }
 }
 

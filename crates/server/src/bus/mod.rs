@@ -12,6 +12,8 @@
 //! - `PREFIX.presence`: each node's presence changes, and every
 //!   [`HEARTBEAT`] its whole online set; a node not heard from for
 //!   [`NODE_TIMEOUT`] is taken as gone, its users offline.
+//! - `PREFIX.typing`: each node's typing changes (its typing announcer's
+//!   rounds), delivered by the others to their own connections.
 //!
 //! The pieces: `follow.rs` delivers messages in `seq` order and fills gaps
 //! from the store; `directory.rs` applies other nodes' directory changes and
@@ -81,6 +83,8 @@ pub(crate) enum Inbound {
     Dir(Bytes),
     /// A node's presence.
     Presence(Bytes),
+    /// A node's typing changes.
+    Typing(Bytes),
     /// The connection to NATS was (re)established.
     Connected,
     /// The NATS client dropped messages it could not hand over in time.
@@ -211,6 +215,8 @@ impl Bus {
         });
         bus.forward(format!("{prefix}.dir"), Inbound::Dir).await?;
         bus.forward(format!("{prefix}.presence"), Inbound::Presence)
+            .await?;
+        bus.forward(format!("{prefix}.typing"), Inbound::Typing)
             .await?;
         let (interest, tell) = hub.enable_cluster();
         tokio::spawn(publisher(bus.client.clone(), outbound_rx));
@@ -351,6 +357,7 @@ impl Bus {
                         self.dir_received(&payload).await;
                     }
                     Inbound::Presence(payload) => nodes.received(&self, &payload),
+                    Inbound::Typing(payload) => self.typing_received(&payload),
                     Inbound::Connected => {
                         self.publish_presence_full();
                         if std::mem::replace(&mut connected_before, true) {

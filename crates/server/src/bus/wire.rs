@@ -7,6 +7,8 @@
 //! - `PREFIX.dir`: a [`DirWire`], one directory change made on a node.
 //! - `PREFIX.presence`: a [`PresenceWire`], a node's presence changes or
 //!   its whole online set.
+//! - `PREFIX.typing`: a [`TypingWire`], a node's typing changes (one
+//!   announcer round).
 
 use chatus_protocol::event::{Change, Deleted, Edited, Reacted};
 use chatus_protocol::message::Message;
@@ -233,4 +235,30 @@ mod tests {
             r#"{"node":"n","change":{"type":"member","room":1,"user":2,"joined":true,"x":1}}"#;
         assert!(serde_json::from_str::<DirWire>(extra).is_err());
     }
+}
+
+/// A node's typing changes: one round of its typing announcer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TypingWire {
+    /// The node.
+    pub(crate) node: String,
+    /// The net changes of the round.
+    pub(crate) changes: Vec<TypingChange>,
+}
+
+/// One user's typing state in one conversation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TypingChange {
+    /// The room, for a room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) room: Option<i64>,
+    /// The two users (smaller id first), for a direct conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dm: Option<(i64, i64)>,
+    /// Who.
+    pub(crate) user: i64,
+    /// Whether they are typing now.
+    pub(crate) typing: bool,
 }

@@ -82,6 +82,7 @@ pub(super) async fn send(
         };
     }
     cx.state.messages().submit(job).await?;
+    super::presence::stop_typing(cx, who, &s.to).await;
     Ok(Outcome::Nothing)
 }
 

@@ -48,6 +48,7 @@ fn cost(req: &Request) -> u32 {
         | Request::DeclineInvite(_)
         | Request::MarkRead(_)
         | Request::Ping(_)
+        | Request::Typing(_)
         | Request::UploadKeys(_)
         | Request::SendToDevice(_)
         | Request::ToDevice(_) => 1,

@@ -213,6 +213,7 @@ async fn authed(
         Request::ListRooms(_) => room::list(cx, who, id),
         Request::ListMembers(r) => room::members(cx, who, id, &r),
         Request::Who(_) => presence::who(cx, id),
+        Request::Typing(r) => presence::typing(cx, who, id, r).await,
         Request::Send(r) => message::send(cx, who, id, r).await,
         Request::Edit(r) => event::edit(cx, who, id, r).await,
         Request::Delete(r) => event::delete(cx, who, id, r).await,

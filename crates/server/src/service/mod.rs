@@ -8,6 +8,7 @@
 //! - [`rooms`]: creating, joining, leaving and inviting, with their events.
 //! - [`users`]: finding a user by name.
 //! - [`presence`]: the announcer (presence and membership, coalesced).
+//! - [`typing`]: typing indicators (never stored, coalesced, expiring).
 //! - [`messages`]: the sequencer (group-committed appends in one order) and
 //!   fan-out of stored messages; history and read markers.
 //! - [`events`]: edits, deletions, reactions and replies: their rules
@@ -27,4 +28,5 @@ pub(crate) mod keys;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod rooms;
+pub(crate) mod typing;
 pub(crate) mod users;

@@ -95,7 +95,9 @@ pub(crate) async fn announcer(hub: Arc<Hub>, announcer: Arc<Announcer>) {
 /// whose recorded changes (each a flip of a yes/no state) leave it
 /// changed, its final state. A key whose first and last changes differ
 /// ended where it started and is left out.
-fn net<K: Copy + Eq + std::hash::Hash>(changes: impl Iterator<Item = (K, bool)>) -> Vec<(K, bool)> {
+pub(crate) fn net<K: Copy + Eq + std::hash::Hash>(
+    changes: impl Iterator<Item = (K, bool)>,
+) -> Vec<(K, bool)> {
     let mut order: Vec<(K, bool, bool)> = Vec::new();
     let mut at: HashMap<K, usize> = HashMap::new();
     for (k, v) in changes {

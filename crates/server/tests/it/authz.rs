@@ -224,6 +224,7 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("claim_keys",      [ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),       UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("send_to_device",  [DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,                    UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("to_device",       [DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,                    UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("typing",          [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
 ];
 
 fn agrees(expect: Expect, seen: &Seen) -> bool {
@@ -294,6 +295,11 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
             {"user": "bob", "device": "AUTHZDEVICE", "ciphertext": "opaque"},
         ]}),
         "to_device" => json!({"after": 0}),
+        "typing" => {
+            let mut v = json!({"typing": true});
+            merge(&mut v, &actor.conv());
+            v
+        }
         _ => json!({}),
     };
     v["type"] = json!(kind);

@@ -633,3 +633,70 @@ async fn changes_to_messages_cross_nodes_as_changes() {
         ]
     );
 }
+
+/// The next `typing` event (skipping everything else).
+async fn next_typing(raw: &mut Raw) -> Value {
+    loop {
+        let v = raw.recv().await;
+        if v["type"] == "typing" {
+            return v;
+        }
+    }
+}
+
+/// Typing on node A reaches a room member on node B, and typing in a
+/// direct conversation on B reaches the peer on A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_crosses_nodes() {
+    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+        return;
+    };
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let r = alice
+        .call(json!({"type":"create_room","room":"ops","visibility":"public"}))
+        .await;
+    assert_eq!(r["type"], "joined", "{r}");
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    let r = until(&mut bob, json!({"type":"join_room","room":"ops"}), |r| {
+        r["code"] != "unknown_room"
+    })
+    .await;
+    assert_eq!(r["type"], "joined", "{r}");
+    // A knows bob is a member once his join crossed over.
+    until(
+        &mut alice,
+        json!({"type":"list_members","room":"ops"}),
+        |r| r["members"].as_array().is_some_and(|m| m.len() == 2),
+    )
+    .await;
+    let r = alice
+        .call(json!({"type":"typing","room":"ops","typing":true}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let t = next_typing(&mut bob).await;
+    assert_eq!(
+        t,
+        json!({"type":"typing","room":"ops","user":"alice","typing":true})
+    );
+    let r = alice
+        .call(json!({"type":"typing","room":"ops","typing":false}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(next_typing(&mut bob).await["typing"], false);
+
+    let r = bob
+        .call(json!({"type":"typing","peer":"alice","typing":true}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    // alice's own connection was told of her typing too: skip that.
+    let t = loop {
+        let t = next_typing(&mut alice).await;
+        if t["user"] == "bob" {
+            break t;
+        }
+    };
+    assert_eq!(
+        t,
+        json!({"type":"typing","peer":"bob","user":"bob","typing":true})
+    );
+}

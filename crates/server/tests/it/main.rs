@@ -33,4 +33,5 @@ mod slow;
 mod thumbnails;
 mod tls;
 mod transfer;
+mod typing;
 mod util;
