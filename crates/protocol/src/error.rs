@@ -97,6 +97,9 @@ pub enum ErrorCode {
     MessageDeleted,
     /// A reaction was not one emoji.
     InvalidEmoji,
+    /// A `search` query could not be read (an unclosed quote, nothing to
+    /// look for, too many terms).
+    InvalidQuery,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -149,6 +152,7 @@ impl ErrorCode {
             ErrorCode::NotAuthor => "not_author",
             ErrorCode::MessageDeleted => "message_deleted",
             ErrorCode::InvalidEmoji => "invalid_emoji",
+            ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -194,6 +198,7 @@ impl ErrorCode {
         ErrorCode::NotAuthor,
         ErrorCode::MessageDeleted,
         ErrorCode::InvalidEmoji,
+        ErrorCode::InvalidQuery,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

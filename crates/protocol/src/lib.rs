@@ -11,7 +11,7 @@
 //!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
 //! - One module per message family: [`hello`], [`auth`], [`room`],
 //!   [`message`], [`event`] (edits, deletions, reactions, replies' quotes),
-//!   [`presence`], [`history`], [`file`](mod@file), [`error`].
+//!   [`presence`], [`history`], [`search`], [`file`](mod@file), [`error`].
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
 //! - [`server`]: the server → client [`ServerMessage`].
 
@@ -28,6 +28,7 @@ pub mod message;
 pub mod presence;
 pub mod request;
 pub mod room;
+pub mod search;
 pub mod server;
 
 pub use error::{ErrorCode, ErrorReply};

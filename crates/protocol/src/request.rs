@@ -22,6 +22,7 @@ use crate::ids::{
 use crate::message::SendMessage;
 use crate::presence::Who;
 use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
+use crate::search::{Search, SearchQuery};
 
 /// Every request a client may send, tagged on the wire by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +76,8 @@ pub enum Request {
     ListFiles(ListFiles),
     /// `ping`: see [`Ping`].
     Ping(Ping),
+    /// `search`: see [`Search`].
+    Search(Search),
 }
 
 impl Request {
@@ -104,6 +107,7 @@ impl Request {
         "mark_read",
         "list_files",
         "ping",
+        "search",
     ];
 
     /// The wire `type` of this request.
@@ -133,6 +137,7 @@ impl Request {
             Request::MarkRead(_) => "mark_read",
             Request::ListFiles(_) => "list_files",
             Request::Ping(_) => "ping",
+            Request::Search(_) => "search",
         }
     }
 
@@ -211,6 +216,7 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("body", |s| Body::parse(s).map(drop)),
     ("client", |s| ClientLabel::parse(s).map(drop)),
     ("emoji", |s| Emoji::parse(s).map(drop)),
+    ("query", |s| SearchQuery::parse(s).map(drop)),
 ];
 
 impl Envelope {

@@ -16,6 +16,7 @@ use crate::ids::RequestId;
 use crate::message::{Message, Sent};
 use crate::presence::{Presence, Users};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
+use crate::search::SearchResults;
 
 /// Everything the server sends, tagged on the wire by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +42,8 @@ pub enum ServerMessage {
     Sent(Sent),
     /// `history`: see [`HistoryPage`].
     History(HistoryPage),
+    /// `search_results` (reply): see [`SearchResults`].
+    SearchResults(SearchResults),
     /// `conversations`: see [`ConversationList`].
     Conversations(ConversationList),
     /// `files`: see [`FileList`].
@@ -82,6 +85,7 @@ impl ServerMessage {
             ServerMessage::Users(m) => m.id,
             ServerMessage::Sent(m) => m.id,
             ServerMessage::History(m) => m.id,
+            ServerMessage::SearchResults(m) => m.id,
             ServerMessage::Conversations(m) => m.id,
             ServerMessage::Files(m) => m.id,
             ServerMessage::Versions(m) => m.id,

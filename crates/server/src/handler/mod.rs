@@ -16,6 +16,7 @@ mod message;
 mod metering;
 mod presence;
 mod room;
+mod search;
 
 pub(crate) use metering::MAX_REQUEST_COST;
 
@@ -221,6 +222,7 @@ async fn authed(
         Request::Conversations(_) => history::conversations(cx, who, id).await,
         Request::MarkRead(r) => history::mark_read(cx, who, id, r).await,
         Request::ListFiles(r) => history::list_files(cx, who, id, r).await,
+        Request::Search(r) => search::search(cx, who, id, r).await,
         other => Err(misrouted(&other)),
     }
 }

@@ -14,6 +14,7 @@
 //!   and the events they become (they ride the sequencer as messages do).
 //! - [`files`]: the file a message shares, and the files of a
 //!   conversation.
+//! - [`search`]: full-text search's rules (query, filters, page, marks).
 //! - [`budget`]: wire lengths (JSON escaping included) and trimming lists,
 //!   so no reply or fan-out round outgrows its share of an outbox.
 
@@ -24,4 +25,5 @@ pub(crate) mod files;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod rooms;
+pub(crate) mod search;
 pub(crate) mod users;

@@ -38,6 +38,7 @@ mod messages;
 mod rooms;
 pub(crate) mod schema;
 pub mod scratch;
+mod search;
 mod writer;
 
 use std::sync::Arc;
@@ -50,8 +51,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
     Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser,
-    ReactionRow, Removal, RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow,
-    TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
+    ReactionRow, Removal, RoomRow, SearchRow, SearchSpec, SessionRow, Snapshot, Store, StoreError,
+    StoreFuture, TargetRow, TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow,
+    VersionRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -452,6 +454,10 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreFuture<'_, (Vec<MessageRow>, bool)> {
         self.read(move |c| Box::pin(messages::history(c, conv, page, limit)))
+    }
+
+    fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)> {
+        self.read(move |c| Box::pin(search::search(c, spec)))
     }
 
     fn target(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<TargetRow>> {

@@ -26,6 +26,7 @@ mod files;
 mod integrity;
 mod queries;
 mod schema;
+mod search;
 mod writer;
 
 use std::fs::File;
@@ -40,8 +41,9 @@ use tokio::sync::oneshot;
 
 use crate::store::{
     Appended, ConvId, DmRow, FileUsageRow, MessageRow, NewMessage, NewSession, NewUser,
-    ReactionRow, Removal, RoomRow, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow,
-    TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
+    ReactionRow, Removal, RoomRow, SearchRow, SearchSpec, SessionRow, Snapshot, Store, StoreError,
+    StoreFuture, TargetRow, TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow,
+    VersionRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -229,7 +231,7 @@ impl SqliteStore {
     fn read<T, F>(&self, f: F) -> StoreFuture<'static, T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
         Box::pin(async move {
@@ -238,11 +240,13 @@ impl SqliteStore {
             }
             tokio::task::spawn_blocking(move || {
                 let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
-                let conn = match pooled {
+                // Mutable only for search's progress handler, which it
+                // removes again before the connection goes back.
+                let mut conn = match pooled {
                     Some(c) => c,
                     None => open_conn(&inner.path, Mode::ReadOnly)?,
                 };
-                let result = f(&conn);
+                let result = f(&mut conn);
                 if let Ok(mut v) = inner.readers.lock()
                     && v.len() < MAX_IDLE_READERS
                 {
@@ -283,7 +287,7 @@ impl Store for SqliteStore {
     }
 
     fn list_users(&self) -> StoreFuture<'_, Vec<UserRow>> {
-        self.read(queries::list_users)
+        self.read(|c| queries::list_users(c))
     }
 
     fn create_session(&self, session: NewSession) -> StoreFuture<'_, ()> {
@@ -358,7 +362,7 @@ impl Store for SqliteStore {
     }
 
     fn latest_revocation(&self) -> StoreFuture<'_, i64> {
-        self.read(queries::latest_revocation)
+        self.read(|c| queries::latest_revocation(c))
     }
 
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()> {
@@ -440,6 +444,10 @@ impl Store for SqliteStore {
         self.read(move |c| events::versions(c, conv, seq))
     }
 
+    fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)> {
+        self.read(move |c| search::search(c, &spec))
+    }
+
     fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>> {
         self.read(move |c| queries::read_markers(c, user, &convs))
     }
@@ -493,7 +501,7 @@ impl Store for SqliteStore {
     }
 
     fn file_usage(&self) -> StoreFuture<'_, Vec<FileUsageRow>> {
-        self.read(files::file_usage)
+        self.read(|c| files::file_usage(c))
     }
 
     fn user_files(&self, user: UserId) -> StoreFuture<'_, Vec<UserFileRow>> {

@@ -162,6 +162,33 @@ const MIGRATIONS: &[&str] = &[
         FROM messages m LEFT JOIN messages e ON e.conv_id = m.conv_id AND e.seq = m.edited
         WHERE m.kind = 0 AND m.deleted IS NULL;
     "#,
+    // 8: reserved for the message keys of end-to-end encryption.
+    "-- reserved",
+    // 9: full-text search. `message_search` (FTS5, Porter stems over
+    // unicode61 words) holds exactly `message_text`: one row per current
+    // message, its rowid packing the conversation and the seq
+    // (`conv_id * 2^32 + seq`, as `messages` has no rowid). Triggers keep
+    // it so inside the transaction that changes a message: a new message
+    // is added, and a message whose text, latest edit or deletion changes
+    // is taken out and put back from the view (so a deleted message is
+    // not put back). Existing messages are indexed from the view.
+    r#"
+    CREATE VIRTUAL TABLE message_search USING fts5(body, tokenize = 'porter unicode61');
+    CREATE TRIGGER message_search_add AFTER INSERT ON messages WHEN new.kind = 0 BEGIN
+        INSERT INTO message_search (rowid, body)
+            SELECT t.conv_id * 4294967296 + t.seq, t.body FROM message_text t
+            WHERE t.conv_id = new.conv_id AND t.seq = new.seq;
+    END;
+    CREATE TRIGGER message_search_change AFTER UPDATE OF body, edited, deleted ON messages
+    WHEN new.kind = 0 BEGIN
+        DELETE FROM message_search WHERE rowid = new.conv_id * 4294967296 + new.seq;
+        INSERT INTO message_search (rowid, body)
+            SELECT t.conv_id * 4294967296 + t.seq, t.body FROM message_text t
+            WHERE t.conv_id = new.conv_id AND t.seq = new.seq;
+    END;
+    INSERT INTO message_search (rowid, body)
+        SELECT conv_id * 4294967296 + seq, body FROM message_text;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.
