@@ -46,9 +46,8 @@ pub(crate) async fn search(
     );
     let fetch = i64::from(spec.limit) + 1;
     let offset = i64::from(spec.offset);
-    let options = format!(
-        "StartSel=\"{MARK_START}\", StopSel=\"{MARK_END}\", MaxWords=24, MinWords=8"
-    );
+    let options =
+        format!("StartSel=\"{MARK_START}\", StopSel=\"{MARK_END}\", MaxWords=24, MinWords=8");
     let conv = spec.conv.map(|c| c.0);
     let from = spec.from.map(|u| u.0);
     let before = spec.before.map(ms);
