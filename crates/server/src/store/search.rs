@@ -230,7 +230,7 @@ mod tests {
         for q in ["\"open", "-a", "a OR -b", "OR", "a*", "*", "!!!", "x OR"] {
             assert!(Query::parse(q).is_err(), "{q}");
         }
-        let many = vec!["w"; MAX_TERMS + 1].join(" ");
+        let many = ["w"; MAX_TERMS + 1].join(" ");
         assert!(Query::parse(&many).is_err());
     }
 }

@@ -242,7 +242,7 @@ async fn bad_and_crafted_queries_are_refused_or_bounded() {
     assert_eq!(seqs(&alice, search("NEAR(x y)")).await, vec![1]);
     assert_eq!(seqs(&alice, search("col:z")).await, vec![1]);
     // Too many terms.
-    let many = vec!["word"; 13].join(" ");
+    let many = ["word"; 13].join(" ");
     assert_eq!(
         refused(&alice, search(&many)).await,
         ErrorCode::InvalidQuery
@@ -259,6 +259,6 @@ async fn bad_and_crafted_queries_are_refused_or_bounded() {
         .await;
     assert_eq!(reply["code"], "invalid_message");
     // Twelve prefixes of common beginnings still answer.
-    let wide = vec!["qu*"; 12].join(" OR ");
+    let wide = ["qu*"; 12].join(" OR ");
     assert!(alice.search(search(&wide)).await.is_ok());
 }
