@@ -108,6 +108,15 @@ fn all_requests() -> Vec<Request> {
             limit: Some(5),
         }),
         Request::Ping(Ping {}),
+        Request::Search(chatus_protocol::search::Search {
+            query: chatus_protocol::search::SearchQuery::parse("\"big deal\" run*").unwrap(),
+            conv: Some(Conversation::Room(room("x"))),
+            from: Some(user("bob")),
+            before: Some(chatus_protocol::Timestamp(9)),
+            after: Some(chatus_protocol::Timestamp(1)),
+            limit: Some(5),
+            offset: Some(10),
+        }),
     ]
 }
 
