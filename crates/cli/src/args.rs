@@ -164,6 +164,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Print live messages until interrupted (or until --count arrived).
     Tail(TailArgs),
+    /// Search the messages of your rooms and direct conversations.
+    Search(crate::search::SearchArgs),
     /// List the rooms you can see.
     Rooms(ClientArgs),
     /// Who is online; with --room, a room's members and their presence.
@@ -209,6 +211,7 @@ impl Command {
             Command::Send(a) => &a.client,
             Command::History(a) => &a.client,
             Command::Tail(a) => &a.client,
+            Command::Search(a) => &a.client,
             Command::Who(a) => &a.client,
             Command::Create(a) => &a.client,
             Command::Join(a) | Command::Leave(a) => &a.client,

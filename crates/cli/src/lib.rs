@@ -25,6 +25,7 @@ pub mod files;
 pub mod logging;
 pub mod migrate;
 pub mod output;
+pub mod search;
 pub mod serve;
 
 use args::{Cli, Command};
@@ -213,6 +214,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Send(a) => commands::send(need()?, a).await,
         Command::History(a) => commands::history(need()?, &a).await,
         Command::Tail(a) => commands::tail(need()?, &a).await,
+        Command::Search(a) => search::search(need()?, &a).await,
         Command::Rooms(_) => commands::rooms(need()?).await,
         Command::Who(a) => commands::who(need()?, &a).await,
         Command::Create(a) => commands::create(need()?, &a).await,

@@ -16,6 +16,7 @@ use chatus_protocol::presence::{Member, SetTyping, Who};
 use chatus_protocol::room::{
     CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms, RoomInfo,
 };
+use chatus_protocol::search::{Search, SearchResults};
 use chatus_protocol::{
     Body, ClientMsgId, Conversation, FileId, Password, Request, RoomName, Seq, ServerMessage,
     Username, Visibility,
@@ -263,6 +264,15 @@ impl Client {
             .await?
         {
             ServerMessage::Versions(v) => Ok(v.versions),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Messages matching a search, best first (see `search` in
+    /// docs/PROTOCOL.md); `more` and `next` page on.
+    pub async fn search(&self, search: Search) -> Result<SearchResults, Error> {
+        match self.request(Request::Search(search)).await? {
+            ServerMessage::SearchResults(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

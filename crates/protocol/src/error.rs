@@ -125,6 +125,9 @@ pub enum ErrorCode {
     /// `create_room` with `encrypted` and public visibility: only private
     /// rooms can be encrypted.
     EncryptedPublicRoom,
+    /// A `search` query could not be read (an unclosed quote, nothing to
+    /// look for, too many terms).
+    InvalidQuery,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -187,6 +190,7 @@ impl ErrorCode {
             ErrorCode::EncryptionRequired => "encryption_required",
             ErrorCode::NotEncrypted => "not_encrypted",
             ErrorCode::EncryptedPublicRoom => "encrypted_public_room",
+            ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -242,6 +246,7 @@ impl ErrorCode {
         ErrorCode::EncryptionRequired,
         ErrorCode::NotEncrypted,
         ErrorCode::EncryptedPublicRoom,
+        ErrorCode::InvalidQuery,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

@@ -11,8 +11,8 @@
 //!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
 //! - One module per message family: [`hello`], [`auth`], [`room`],
 //!   [`message`], [`event`] (edits, deletions, reactions, replies' quotes),
-//!   [`presence`], [`history`], [`file`](mod@file), [`keys`] (end-to-end
-//!   encryption keys and to-device messages), [`error`].
+//!   [`presence`], [`history`], [`search`], [`file`](mod@file), [`keys`]
+//!   (end-to-end encryption keys and to-device messages), [`error`].
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
 //! - [`server`]: the server → client [`ServerMessage`].
 
@@ -30,6 +30,7 @@ pub mod message;
 pub mod presence;
 pub mod request;
 pub mod room;
+pub mod search;
 pub mod server;
 
 pub use error::{ErrorCode, ErrorReply};

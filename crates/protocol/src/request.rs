@@ -23,6 +23,7 @@ use crate::keys::{ClaimKeys, FetchToDevice, QueryDevices, SendToDevice, UploadKe
 use crate::message::SendMessage;
 use crate::presence::{SetTyping, Who};
 use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
+use crate::search::{Search, SearchQuery};
 
 /// Every request a client may send, tagged on the wire by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +89,8 @@ pub enum Request {
     ToDevice(FetchToDevice),
     /// `typing`: see [`SetTyping`].
     Typing(SetTyping),
+    /// `search`: see [`Search`].
+    Search(Search),
 }
 
 impl Request {
@@ -123,6 +126,7 @@ impl Request {
         "send_to_device",
         "to_device",
         "typing",
+        "search",
     ];
 
     /// The wire `type` of this request.
@@ -158,6 +162,7 @@ impl Request {
             Request::SendToDevice(_) => "send_to_device",
             Request::ToDevice(_) => "to_device",
             Request::Typing(_) => "typing",
+            Request::Search(_) => "search",
         }
     }
 
@@ -236,6 +241,7 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("body", |s| Body::parse(s).map(drop)),
     ("client", |s| ClientLabel::parse(s).map(drop)),
     ("emoji", |s| Emoji::parse(s).map(drop)),
+    ("query", |s| SearchQuery::parse(s).map(drop)),
 ];
 
 impl Envelope {

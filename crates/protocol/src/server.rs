@@ -17,6 +17,7 @@ use crate::keys::{ClaimedKeys, DeviceList, DeviceMessage, KeyCount, KeysUploaded
 use crate::message::{Message, Sent};
 use crate::presence::{Presence, Typing, Users};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
+use crate::search::SearchResults;
 
 /// Everything the server sends, tagged on the wire by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,8 @@ pub enum ServerMessage {
     Sent(Sent),
     /// `history`: see [`HistoryPage`].
     History(HistoryPage),
+    /// `search_results` (reply): see [`SearchResults`].
+    SearchResults(SearchResults),
     /// `conversations`: see [`ConversationList`].
     Conversations(ConversationList),
     /// `files`: see [`FileList`].
@@ -97,6 +100,7 @@ impl ServerMessage {
             ServerMessage::Users(m) => m.id,
             ServerMessage::Sent(m) => m.id,
             ServerMessage::History(m) => m.id,
+            ServerMessage::SearchResults(m) => m.id,
             ServerMessage::Conversations(m) => m.id,
             ServerMessage::Files(m) => m.id,
             ServerMessage::Versions(m) => m.id,

@@ -179,6 +179,15 @@ fn all_requests() -> Vec<Request> {
             conv: Conversation::Peer(user("bob")),
             typing: true,
         }),
+        Request::Search(search::Search {
+            query: search::SearchQuery::parse("\"big deal\" run*").unwrap(),
+            conv: Some(Conversation::Room(room("x"))),
+            from: Some(user("bob")),
+            before: Some(Timestamp(9)),
+            after: Some(Timestamp(1)),
+            limit: Some(5),
+            offset: Some(10),
+        }),
     ]
 }
 

@@ -6,7 +6,7 @@
 //!   has not logged in has its own (`rate.requests_per_sec_before_login`,
 //!   `rate.request_burst_before_login`), at 1 unit a request.
 //! - A request costs what it makes the server do: 4 units for those that
-//!   read or list many things (`history`, `conversations`, `list_rooms`,
+//!   read or list many things (`history`, `search`, `conversations`, `list_rooms`,
 //!   `list_members`, `who`), 1 for the rest. `send` costs nothing here: it
 //!   has its own per-user limit, so reading never holds up writing.
 //! - Over budget: `rate_limited` with `retry_after_ms`, before any work.
@@ -33,6 +33,7 @@ fn cost(req: &Request) -> u32 {
         | Request::ListMembers(_)
         | Request::ListFiles(_)
         | Request::Who(_)
+        | Request::Search(_)
         | Request::Devices(_)
         | Request::ClaimKeys(_) => MAX_REQUEST_COST,
         Request::Hello(_)

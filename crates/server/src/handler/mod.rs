@@ -17,6 +17,7 @@ mod message;
 mod metering;
 mod presence;
 mod room;
+mod search;
 
 pub(crate) use metering::MAX_REQUEST_COST;
 
@@ -228,6 +229,7 @@ async fn authed(
         Request::ClaimKeys(r) => keys::claim(cx, id, r).await,
         Request::SendToDevice(r) => keys::send(cx, who, id, r).await,
         Request::ToDevice(r) => keys::fetch(cx, who, id, r).await,
+        Request::Search(r) => search::search(cx, who, id, r).await,
         other => Err(misrouted(&other)),
     }
 }

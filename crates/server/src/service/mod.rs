@@ -17,6 +17,7 @@
 //!   conversation.
 //! - [`keys`]: end-to-end encryption keys (devices, one-time keys
 //!   claimed once) and the to-device queue, with its caps and rate limit.
+//! - [`search`]: full-text search's rules (query, filters, page, marks).
 //! - [`budget`]: wire lengths (JSON escaping included) and trimming lists,
 //!   so no reply or fan-out round outgrows its share of an outbox.
 
@@ -28,5 +29,6 @@ pub(crate) mod keys;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod rooms;
+pub(crate) mod search;
 pub(crate) mod typing;
 pub(crate) mod users;

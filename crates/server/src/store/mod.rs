@@ -9,6 +9,7 @@
 //! (`Arc<dyn Store>`); the allocation is noise next to a database round trip.
 
 pub mod postgres;
+pub mod search;
 pub(crate) mod skeleton;
 pub(crate) mod sqlite;
 #[cfg(test)]
@@ -23,8 +24,8 @@ use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
 use chatus_protocol::keys::{DeviceCiphertext, DeviceId, KeyId};
 use chatus_protocol::{
-    Body, ClientMsgId, FileId, FileInfo, FileName, MediaType, RoomName, Seq, Sha256Hex, Timestamp,
-    Username, Visibility,
+    Body, ClientMsgId, Conversation, FileId, FileInfo, FileName, MediaType, RoomName, Seq,
+    Sha256Hex, Timestamp, Username, Visibility,
 };
 
 /// Where a deployment keeps its state: what `chatus serve --store` (or its
@@ -132,6 +133,9 @@ pub enum StoreError {
         /// What is wrong with it, as a sentence fragment.
         problem: String,
     },
+    /// A search ran past its time limit and was stopped.
+    #[error("The search took too long.")]
+    TooSlow,
 }
 
 /// A boxed future returned by [`Store`] methods.
@@ -890,6 +894,12 @@ pub trait Store: Send + Sync + 'static {
     /// lie beyond `limit`.
     fn list_files(&self, conv: ConvId, limit: u32) -> StoreFuture<'_, (Vec<SharedFile>, bool)>;
 
+    /// Messages whose current text (`message_text`) matches, best first,
+    /// only in conversations `spec.asker` is part of now, and whether more
+    /// lie beyond `spec.limit`. Stops with [`StoreError::TooSlow`] past
+    /// [`SEARCH_TIME_LIMIT`].
+    fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)>;
+
     /// Flushes and stops; later calls fail with [`StoreError::Closed`].
     fn close(&self) -> StoreFuture<'_, ()>;
 
@@ -952,3 +962,50 @@ pub trait Store: Send + Sync + 'static {
         encrypt: bool,
     ) -> StoreFuture<'_, (DmRow, bool)>;
 }
+
+/// How long one search may run in the database before it is stopped.
+pub const SEARCH_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What to search for, as the store runs it.
+#[derive(Debug, Clone)]
+pub struct SearchSpec {
+    /// Who asks: only their rooms (member now) and direct conversations.
+    pub asker: UserId,
+    /// The parsed query.
+    pub query: search::Query,
+    /// Only this conversation.
+    pub conv: Option<ConvId>,
+    /// Only messages by this user.
+    pub from: Option<UserId>,
+    /// Only messages sent before this time.
+    pub before: Option<Timestamp>,
+    /// Only messages sent after this time.
+    pub after: Option<Timestamp>,
+    /// Most hits.
+    pub limit: u32,
+    /// Hits to skip.
+    pub offset: u32,
+}
+
+/// One message found, as the store returns it.
+#[derive(Debug, Clone)]
+pub struct SearchRow {
+    /// Its conversation, as the asker names it.
+    pub conv: Conversation,
+    /// Its position.
+    pub seq: Seq,
+    /// Its sender.
+    pub sender: Username,
+    /// When it was sent.
+    pub time: Timestamp,
+    /// Its current text.
+    pub body: String,
+    /// The passage around the matches, each match between
+    /// [`MARK_START`] and [`MARK_END`].
+    pub snippet: String,
+}
+
+/// Opens a match in a stored snippet.
+pub const MARK_START: char = '\u{1}';
+/// Closes a match in a stored snippet.
+pub const MARK_END: char = '\u{2}';

@@ -76,6 +76,7 @@ macro_rules! store_suite {
             edits_deletions_reactions_and_replies,
             device_keys_are_claimed_once_and_to_device_messages_queue,
             encrypted_conversations_are_marked_at_creation,
+            search_mirrors_current_text_and_memberships,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {
@@ -875,4 +876,80 @@ pub(crate) async fn edits_deletions_reactions_and_replies(place: &Place) {
         .await
         .unwrap();
     assert_eq!((stored(&out[0]), stored(&out[1])), (1, 2));
+}
+
+/// Search finds exactly the current text (`message_text`), on both
+/// backends: an edit in the same batch as its message, an edit later, a
+/// deletion; and only in conversations the asker is part of now.
+pub(crate) async fn search_mirrors_current_text_and_memberships(place: &Place) {
+    use crate::store::search::Query;
+    use crate::store::{Kind, SearchSpec};
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store.create_user(new_user("b", vec![])).await.unwrap().id;
+    let edit = |t| Kind::Edit { target: Seq(t) };
+    store
+        .append(vec![
+            msg(lobby, a, "m1", "orange harbour"),
+            change(lobby, a, "e1", "orange station", edit(1)),
+            msg(lobby, a, "m3", "green lanterns"),
+        ])
+        .await
+        .unwrap();
+    let find = |who: UserId, q: &str| {
+        let store = store.clone();
+        let spec = SearchSpec {
+            asker: who,
+            query: Query::parse(q).unwrap(),
+            conv: None,
+            from: None,
+            before: None,
+            after: None,
+            limit: 10,
+            offset: 0,
+        };
+        async move {
+            let (rows, _) = store.search(spec).await.unwrap();
+            rows.iter().map(|r| r.seq.0).collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        find(a, "harbour").await.is_empty(),
+        "edited away in the same batch"
+    );
+    assert_eq!(find(a, "station").await, vec![1]);
+    store
+        .append(vec![change(lobby, a, "e2", "orange pier", edit(1))])
+        .await
+        .unwrap();
+    assert!(find(a, "station").await.is_empty());
+    assert_eq!(find(a, "pier").await, vec![1]);
+    assert_eq!(find(a, "lanterns").await, vec![3]);
+    // b is in no room: nothing.
+    assert!(find(b, "lanterns OR pier").await.is_empty());
+    store.add_member(lobby, b, Timestamp(20)).await.unwrap();
+    assert_eq!(find(b, "lanterns").await, vec![3]);
+    store.remove_member(lobby, b).await.unwrap();
+    assert!(find(b, "lanterns").await.is_empty());
+    store
+        .append(vec![change(
+            lobby,
+            a,
+            "d1",
+            "-",
+            Kind::Delete { target: Seq(1) },
+        )])
+        .await
+        .unwrap();
+    assert!(
+        find(a, "orange OR pier OR station OR harbour")
+            .await
+            .is_empty()
+    );
+    assert_eq!(find(a, "lanterns OR orange").await, vec![3]);
 }

@@ -29,6 +29,7 @@ mod pg;
 mod protocol_doc;
 mod recovery;
 mod resume;
+mod search;
 mod slow;
 mod thumbnails;
 mod tls;

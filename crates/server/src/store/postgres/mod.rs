@@ -39,6 +39,7 @@ mod messages;
 mod rooms;
 pub(crate) mod schema;
 pub mod scratch;
+mod search;
 mod writer;
 
 use std::sync::Arc;
@@ -53,9 +54,9 @@ use chatus_protocol::keys::DeviceId;
 
 use crate::store::{
     Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
-    NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SessionRow,
-    Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued, ToDeviceRow, TokenHash,
-    UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
+    NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SearchRow,
+    SearchSpec, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued,
+    ToDeviceRow, TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -456,6 +457,10 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreFuture<'_, (Vec<MessageRow>, bool)> {
         self.read(move |c| Box::pin(messages::history(c, conv, page, limit)))
+    }
+
+    fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)> {
+        self.read(move |c| Box::pin(search::search(c, spec)))
     }
 
     fn target(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<TargetRow>> {

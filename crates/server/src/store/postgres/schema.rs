@@ -194,6 +194,41 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX to_device_recipient ON to_device (user_id, device_id, id);
     ALTER TABLE conversations ADD COLUMN encrypted BOOLEAN NOT NULL DEFAULT false;
     "#,
+    // 6: full-text search (see SQLite's migration 9). `message_search`
+    // holds exactly `message_text`, kept by triggers in the transaction
+    // that changes a message: a message whose row is inserted or whose
+    // text, latest edit or deletion changes is taken out and put back from
+    // the view (a deleted one is not put back). A GIN index over its
+    // English `tsvector` answers `@@`. Messages of end-to-end encrypted
+    // conversations (ciphertext) are never indexed.
+    r#"
+    CREATE TABLE message_search (
+        conv_id BIGINT NOT NULL,
+        seq     BIGINT NOT NULL,
+        body    TEXT NOT NULL,
+        PRIMARY KEY (conv_id, seq)
+    );
+    CREATE INDEX message_search_words ON message_search USING GIN (to_tsvector('english', body));
+    CREATE FUNCTION message_search_sync() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        IF NEW.kind = 0 THEN
+            DELETE FROM message_search WHERE conv_id = NEW.conv_id AND seq = NEW.seq;
+            INSERT INTO message_search (conv_id, seq, body)
+                SELECT t.conv_id, t.seq, t.body FROM message_text t
+                JOIN conversations c ON c.id = t.conv_id
+                WHERE t.conv_id = NEW.conv_id AND t.seq = NEW.seq AND NOT c.encrypted;
+        END IF;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE TRIGGER message_search_add AFTER INSERT ON messages
+        FOR EACH ROW EXECUTE FUNCTION message_search_sync();
+    CREATE TRIGGER message_search_change AFTER UPDATE OF body, edited, deleted ON messages
+        FOR EACH ROW EXECUTE FUNCTION message_search_sync();
+    INSERT INTO message_search (conv_id, seq, body)
+        SELECT t.conv_id, t.seq, t.body FROM message_text t
+        JOIN conversations c ON c.id = t.conv_id WHERE NOT c.encrypted;
+    "#,
 ];
 
 /// Waits for the start-up lock (a session lock: it is released with

@@ -27,6 +27,7 @@ mod integrity;
 mod keys;
 mod queries;
 mod schema;
+mod search;
 mod writer;
 
 use std::fs::File;
@@ -43,9 +44,9 @@ use chatus_protocol::keys::DeviceId;
 
 use crate::store::{
     Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
-    NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SessionRow,
-    Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued, ToDeviceRow, TokenHash,
-    UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
+    NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SearchRow,
+    SearchSpec, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued,
+    ToDeviceRow, TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -233,7 +234,7 @@ impl SqliteStore {
     fn read<T, F>(&self, f: F) -> StoreFuture<'static, T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
         Box::pin(async move {
@@ -242,11 +243,13 @@ impl SqliteStore {
             }
             tokio::task::spawn_blocking(move || {
                 let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
-                let conn = match pooled {
+                // Mutable only for search's progress handler, which it
+                // removes again before the connection goes back.
+                let mut conn = match pooled {
                     Some(c) => c,
                     None => open_conn(&inner.path, Mode::ReadOnly)?,
                 };
-                let result = f(&conn);
+                let result = f(&mut conn);
                 if let Ok(mut v) = inner.readers.lock()
                     && v.len() < MAX_IDLE_READERS
                 {
@@ -287,7 +290,7 @@ impl Store for SqliteStore {
     }
 
     fn list_users(&self) -> StoreFuture<'_, Vec<UserRow>> {
-        self.read(queries::list_users)
+        self.read(|c| queries::list_users(c))
     }
 
     fn create_session(&self, session: NewSession) -> StoreFuture<'_, ()> {
@@ -362,7 +365,7 @@ impl Store for SqliteStore {
     }
 
     fn latest_revocation(&self) -> StoreFuture<'_, i64> {
-        self.read(queries::latest_revocation)
+        self.read(|c| queries::latest_revocation(c))
     }
 
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()> {
@@ -442,6 +445,10 @@ impl Store for SqliteStore {
 
     fn versions(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<Vec<VersionRow>>> {
         self.read(move |c| events::versions(c, conv, seq))
+    }
+
+    fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)> {
+        self.read(move |c| search::search(c, &spec))
     }
 
     fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>> {
@@ -549,7 +556,7 @@ impl Store for SqliteStore {
     }
 
     fn file_usage(&self) -> StoreFuture<'_, Vec<FileUsageRow>> {
-        self.read(files::file_usage)
+        self.read(|c| files::file_usage(c))
     }
 
     fn user_files(&self, user: UserId) -> StoreFuture<'_, Vec<UserFileRow>> {

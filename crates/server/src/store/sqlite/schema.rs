@@ -201,6 +201,36 @@ const MIGRATIONS: &[&str] = &[
     -- ciphertexts. Set at creation, never cleared.
     ALTER TABLE conversations ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: full-text search. `message_search` (FTS5, Porter stems over
+    // unicode61 words) holds exactly `message_text`: one row per current
+    // message, its rowid packing the conversation and the seq
+    // (`conv_id * 2^32 + seq`, as `messages` has no rowid). Triggers keep
+    // it so inside the transaction that changes a message: a new message
+    // is added, and a message whose text, latest edit or deletion changes
+    // is taken out and put back from the view (so a deleted message is
+    // not put back). Existing messages are indexed from the view. Messages
+    // of end-to-end encrypted conversations (ciphertext) are never indexed:
+    // those are searched on the clients.
+    r#"
+    CREATE VIRTUAL TABLE message_search USING fts5(body, tokenize = 'porter unicode61');
+    CREATE TRIGGER message_search_add AFTER INSERT ON messages WHEN new.kind = 0 BEGIN
+        INSERT INTO message_search (rowid, body)
+            SELECT t.conv_id * 4294967296 + t.seq, t.body FROM message_text t
+            JOIN conversations c ON c.id = t.conv_id
+            WHERE t.conv_id = new.conv_id AND t.seq = new.seq AND c.encrypted = 0;
+    END;
+    CREATE TRIGGER message_search_change AFTER UPDATE OF body, edited, deleted ON messages
+    WHEN new.kind = 0 BEGIN
+        DELETE FROM message_search WHERE rowid = new.conv_id * 4294967296 + new.seq;
+        INSERT INTO message_search (rowid, body)
+            SELECT t.conv_id * 4294967296 + t.seq, t.body FROM message_text t
+            JOIN conversations c ON c.id = t.conv_id
+            WHERE t.conv_id = new.conv_id AND t.seq = new.seq AND c.encrypted = 0;
+    END;
+    INSERT INTO message_search (rowid, body)
+        SELECT t.conv_id * 4294967296 + t.seq, t.body FROM message_text t
+        JOIN conversations c ON c.id = t.conv_id WHERE c.encrypted = 0;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.

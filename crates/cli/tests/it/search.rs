@@ -1,0 +1,57 @@
+//! `chatus search` against a real `chatus serve`: text and `--json`
+//! output, filters, an edited message found by its new words only, and a
+//! query the server cannot read refused with its reason.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn search_prints_hits_and_follows_edits() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    alice.register();
+    bob.register();
+    alice.ok(&["send", "--room", "lobby", "the deployment is running"]);
+    bob.ok(&["send", "--room", "lobby", "I run home"]);
+    bob.ok(&["send", "--to", "alice", "private run notes"]);
+
+    let text = alice.ok(&["search", "running"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(text.contains("#lobby 1 alice "), "{text}");
+    assert!(text.contains("the deployment is running"), "{text}");
+    assert!(text.contains("@bob 1 bob "), "{text}");
+    assert!(!text.contains('\x1b'), "no bold when piped: {text}");
+
+    let hits = json_lines(&alice.ok(&[
+        "search", "--json", "--from", "bob", "--room", "lobby", "run",
+    ]));
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0]["seq"], 2);
+    assert_eq!(hits[0]["room"], "lobby");
+    assert_eq!(hits[0]["snippet"], "I run home");
+    assert_eq!(hits[0]["marks"], serde_json::json!([[2, 5]]));
+
+    let none = json_lines(&alice.ok(&["search", "--json", "--after", "2999-01-01", "run"]));
+    assert!(none.is_empty());
+
+    let feed = alice.run_with_input(&["chat"], "/edit 1 the rollout is done\n");
+    assert_eq!(feed.code, 0, "{feed:?}");
+    assert!(json_lines(&bob.ok(&["search", "--json", "deployment"])).is_empty());
+    assert_eq!(
+        json_lines(&bob.ok(&["search", "--json", "rollout"])).len(),
+        1
+    );
+
+    let bad = alice.run(&["search", "\"unclosed"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("quote"), "{bad:?}");
+}

@@ -1,0 +1,32 @@
+//! `search`.
+//!
+//! - Searches the current text of messages (`message_text`) in the
+//!   asker's conversations only: rooms they are a member of now and their
+//!   direct conversations. The store's SQL joins these, so nothing else is
+//!   ever read.
+//! - The query is parsed into a safe expression; what cannot be parsed,
+//!   and a search stopped at its time limit, is `invalid_query`.
+//! - A `room` filter needs membership (`not_member` / `unknown_room`, as
+//!   `history`); `peer` and `from` name users (`unknown_user`).
+//! - Answers `search_results`: best match first, at most 50 hits a page
+//!   and 500 in all, each with a snippet and its marks as byte ranges.
+
+use chatus_protocol::search::Search;
+use chatus_protocol::{RequestId, ServerMessage};
+
+use super::{Cx, Outcome, Session};
+use crate::error::ApiError;
+use crate::service;
+
+/// `search`.
+#[tracing::instrument(skip(cx, who, s), fields(user = %who.name))]
+pub(super) async fn search(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    s: Search,
+) -> Result<Outcome, ApiError> {
+    let results =
+        service::search::search(cx.state.hub(), cx.state.store(), who.user, id, s).await?;
+    Ok(Outcome::Reply(ServerMessage::SearchResults(results)))
+}
