@@ -262,3 +262,37 @@ async fn bad_and_crafted_queries_are_refused_or_bounded() {
     let wide = ["qu*"; 12].join(" OR ");
     assert!(alice.search(search(&wide)).await.is_ok());
 }
+
+/// Ciphertext is never indexed: a member searching for a word the stored
+/// ciphertext of an end-to-end encrypted room contains finds nothing,
+/// while the same word in a clear room is found (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciphertext_of_encrypted_rooms_is_never_indexed() {
+    use serde_json::json;
+    let server = TestServer::start().await;
+    let mut alice = Raw::registered(server.addr, "alice").await;
+    let r = alice
+        .call(json!({"type":"create_room","room":"sealed","visibility":"private","encrypted":true}))
+        .await;
+    assert_eq!(r["type"], "joined", "{r}");
+    let r = alice
+        .call(json!({"type":"send","room":"sealed","client_id":"c1",
+            "ciphertext":"{\"algorithm\":\"m.megolm.v1.aes-sha2\",\"ciphertext\":\"zebracipher\"}"}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let r = alice
+        .call(
+            json!({"type":"send","room":"lobby","client_id":"c2","body":"a zebracipher in clear"}),
+        )
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let r = alice
+        .call(json!({"type":"search","query":"zebracipher"}))
+        .await;
+    assert_eq!(r["type"], "search_results", "{r}");
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{r}");
+    assert_eq!(hits[0]["room"], "lobby", "{r}");
+    let r = alice.call(json!({"type":"search","query":"megolm"})).await;
+    assert_eq!(r["hits"].as_array().unwrap().len(), 0, "{r}");
+}
