@@ -8,6 +8,7 @@
 //! Methods return boxed futures so the trait stays object-safe
 //! (`Arc<dyn Store>`); the allocation is noise next to a database round trip.
 
+mod keys;
 pub mod postgres;
 pub mod search;
 pub(crate) mod skeleton;
@@ -15,6 +16,7 @@ pub(crate) mod sqlite;
 #[cfg(test)]
 mod suite;
 
+pub use keys::{ClaimedRow, KeysStored, NewDeviceKeys, NewToDevice, ToDeviceQueued, ToDeviceRow};
 pub use sqlite::DB_FILE;
 
 use std::future::Future;
@@ -22,7 +24,7 @@ use std::pin::Pin;
 
 use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
-use chatus_protocol::keys::{DeviceCiphertext, DeviceId, KeyId};
+use chatus_protocol::keys::DeviceId;
 use chatus_protocol::{
     Body, ClientMsgId, Conversation, FileId, FileInfo, FileName, MediaType, RoomName, Seq,
     Sha256Hex, Timestamp, Username, Visibility,
@@ -597,103 +599,6 @@ pub enum Removal {
     Marked(UploadRow),
     /// It had been removed before.
     AlreadyRemoved,
-}
-
-/// A device's keys to store (`upload_keys`): the JSON is the client's,
-/// checked for shape by the protocol and stored as given.
-#[derive(Debug, Clone)]
-pub struct NewDeviceKeys {
-    /// The owner (the uploading session's user).
-    pub user: UserId,
-    /// The device.
-    pub device: DeviceId,
-    /// Its Curve25519 identity key: with `ed25519`, what must not change.
-    pub curve25519: String,
-    /// Its Ed25519 identity key.
-    pub ed25519: String,
-    /// The signed `DeviceKeys` JSON.
-    pub keys_json: String,
-    /// New one-time keys: id and signed JSON.
-    pub one_time_keys: Vec<(KeyId, String)>,
-    /// A new fallback key's signed JSON (replaces the previous one).
-    pub fallback_json: Option<String>,
-    /// The most unclaimed one-time keys the device may hold.
-    pub max_one_time_keys: u32,
-    /// Server time.
-    pub time: Timestamp,
-}
-
-/// What [`Store::upload_keys`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeysStored {
-    /// Stored; the device now holds this many unclaimed one-time keys.
-    Stored {
-        /// Unclaimed one-time keys.
-        one_time_keys: u32,
-    },
-    /// The device exists with other identity keys; nothing was written.
-    KeysChanged,
-    /// The new one-time keys would exceed the cap; nothing was written.
-    TooMany {
-        /// Unclaimed one-time keys held now.
-        one_time_keys: u32,
-    },
-}
-
-/// A key handed out by [`Store::claim_keys`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimedRow {
-    /// The signed key's JSON, as uploaded.
-    pub key_json: String,
-    /// Whether it is the fallback key (which stays), not a one-time key.
-    pub fallback: bool,
-    /// Unclaimed one-time keys the device has left.
-    pub remaining: u32,
-}
-
-/// A to-device message to queue.
-#[derive(Debug, Clone)]
-pub struct NewToDevice {
-    /// The recipient.
-    pub user: UserId,
-    /// The recipient's device.
-    pub device: DeviceId,
-    /// The sender (authenticated by the server).
-    pub sender: UserId,
-    /// The sender's device (from its session's `upload_keys`).
-    pub sender_device: DeviceId,
-    /// Opaque ciphertext.
-    pub ciphertext: DeviceCiphertext,
-    /// Server time.
-    pub time: Timestamp,
-}
-
-/// What [`Store::queue_to_device`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToDeviceQueued {
-    /// All stored, with these ids, in order.
-    Stored(Vec<u64>),
-    /// The message at this index names a device that does not exist;
-    /// nothing was written.
-    UnknownDevice(usize),
-    /// The device of the message at this index holds `cap` messages
-    /// already; nothing was written.
-    QueueFull(usize),
-}
-
-/// A queued to-device message, as fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToDeviceRow {
-    /// Its id (the fetch cursor).
-    pub id: u64,
-    /// The sender's name.
-    pub sender: Username,
-    /// The sender's device.
-    pub sender_device: DeviceId,
-    /// Opaque ciphertext.
-    pub ciphertext: DeviceCiphertext,
-    /// When it was stored.
-    pub time: Timestamp,
 }
 
 /// Durable storage. Every write resolves only after it is durable.
