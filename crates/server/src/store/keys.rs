@@ -32,7 +32,7 @@ pub struct NewDeviceKeys {
     pub time: Timestamp,
 }
 
-/// What [`Store::upload_keys`] did.
+/// What [`Store::upload_keys`](super::Store::upload_keys) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeysStored {
     /// Stored; the device now holds this many unclaimed one-time keys.
@@ -49,7 +49,7 @@ pub enum KeysStored {
     },
 }
 
-/// A key handed out by [`Store::claim_keys`].
+/// A key handed out by [`Store::claim_keys`](super::Store::claim_keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedRow {
     /// The signed key's JSON, as uploaded.
@@ -77,7 +77,7 @@ pub struct NewToDevice {
     pub time: Timestamp,
 }
 
-/// What [`Store::queue_to_device`] did.
+/// What [`Store::queue_to_device`](super::Store::queue_to_device) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToDeviceQueued {
     /// All stored, with these ids, in order.
