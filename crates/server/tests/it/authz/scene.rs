@@ -82,18 +82,50 @@ impl Conn {
         (c, token)
     }
 
+    /// Registers `name` on a server whose sessions expire at once; returns
+    /// the connection and the token. Its expiry watcher may close the
+    /// connection before the `authed` reply is read (the session is expired
+    /// from the start), so a connection that ends first is followed by a
+    /// login on a new one, until one reply gets through.
+    pub(super) async fn registered_expiring(addr: SocketAddr, name: &str) -> (Self, String) {
+        let password = password(name);
+        let mut req = json!({"type": "register", "username": name, "password": password.expose()});
+        for _ in 0..20 {
+            let mut c = Self::open(addr).await;
+            match c.try_request(req.clone()).await {
+                Some(reply) => {
+                    assert_eq!(reply["type"], "authed", "registering {name}: {reply}");
+                    let token = reply["token"].as_str().unwrap().to_owned();
+                    return (c, token);
+                }
+                None => {
+                    req = json!({"type": "login", "username": name, "password": password.expose()});
+                }
+            }
+        }
+        panic!("{name}: no login reply got through before the expiry watcher closed it");
+    }
+
     /// Sends `v` and returns its reply (which must come).
     pub(super) async fn request(&mut self, v: Value) -> Value {
+        self.try_request(v)
+            .await
+            .unwrap_or_else(|| panic!("the connection ended before the reply"))
+    }
+
+    /// Sends `v` and returns its reply, or `None` when the connection ends
+    /// first.
+    async fn try_request(&mut self, v: Value) -> Option<Value> {
         let id = self.send(v).await;
         loop {
             match tokio::time::timeout(WAIT, self.raw.next_raw()).await {
                 Ok(Frame::Json(f)) => {
                     self.frames.push(f.clone());
                     if f["id"] == json!(id) {
-                        return f;
+                        return Some(f);
                     }
                 }
-                Ok(_) => panic!("the connection ended before the reply"),
+                Ok(_) => return None,
                 Err(_) => panic!("no reply in time"),
             }
         }
@@ -228,9 +260,10 @@ impl World {
     pub(super) async fn actor(&mut self, actor: Actor, name: &str) -> (Conn, String) {
         let addr = self.addr;
         match actor {
-            Actor::Outsider | Actor::PublicOutsider | Actor::ThirdParty | Actor::Expired => {
+            Actor::Outsider | Actor::PublicOutsider | Actor::ThirdParty => {
                 Conn::registered(addr, name).await
             }
+            Actor::Expired => Conn::registered_expiring(addr, name).await,
             Actor::Invited => {
                 let c = Conn::registered(addr, name).await;
                 self.invite(name).await;
