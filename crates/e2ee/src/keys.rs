@@ -56,8 +56,17 @@ pub(crate) fn ed_from_b64(
     value: &str,
     field: &'static str,
 ) -> Result<Ed25519PublicKey, DecodeError> {
+    // vodozemac 0.11 takes a 44-byte text without padding, decodes it to
+    // 33 bytes and panics copying them into 32 (found by the fuzz target
+    // `e2ee_device_keys`): only the unpadded length of 32 bytes reaches it.
+    if value.len() != ED25519_BASE64_LEN {
+        return Err(DecodeError::BadKey { field });
+    }
     Ed25519PublicKey::from_base64(value).map_err(|_| DecodeError::BadKey { field })
 }
+
+/// The unpadded base64 length of a 32-byte Ed25519 public key.
+const ED25519_BASE64_LEN: usize = 43;
 
 fn signature_from_b64(value: &str, field: &'static str) -> Result<Ed25519Signature, DecodeError> {
     Ed25519Signature::from_base64(value).map_err(|_| DecodeError::BadSignature { field })
@@ -335,6 +344,23 @@ impl SignedKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: an Ed25519 key given as 44 characters of base64 without
+    /// padding (33 bytes) made vodozemac panic inside `from_base64`; the
+    /// fuzz target `e2ee_device_keys` found it. It is a typed error now,
+    /// as is the padded form (the wire form is unpadded).
+    #[test]
+    fn an_ed25519_key_of_33_bytes_is_an_error_not_a_panic() {
+        let long = "fpyJh+rAFbAImcTDlreNFQyNEqPGBZtCaARJM4uD+BPI";
+        assert_eq!(long.len(), 44);
+        assert!(matches!(
+            ed_from_b64(long, "ed25519"),
+            Err(DecodeError::BadKey { field: "ed25519" })
+        ));
+        let ed = vodozemac::Ed25519Keypair::new().public_key().to_base64();
+        assert!(ed_from_b64(&ed, "ed25519").is_ok());
+        assert!(ed_from_b64(&format!("{ed}="), "ed25519").is_err());
+    }
 
     #[test]
     fn canonical_forms_are_fixed() {
