@@ -1,9 +1,11 @@
 //! Fuzzes `SignedKey::from_json` (a claimed one-time or fallback key, from
 //! the server) and its check against a device's keys.
 //!
-//! It must never panic; what it accepts must encode and decode back to the
-//! same key; and no input verifies against a fixed device's keys (its
-//! signature would be a forgery of that device's Ed25519 key).
+//! It must never panic, and what it accepts must encode and decode back to
+//! the same key. The check against a device runs but its outcome is not
+//! asserted: vodozemac built for fuzzing (`cfg(fuzzing)`) accepts every
+//! Ed25519 signature, so that fuzzers get past signature checks; that a
+//! forged signature is refused is tested in the crate's own tests.
 
 #![no_main]
 
@@ -28,6 +30,6 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(key) = SignedKey::from_json(text) {
         assert_eq!(SignedKey::from_json(&key.to_json()).ok(), Some(key.clone()));
-        assert!(key.verify(owner()).is_err());
+        let _ = key.verify(owner());
     }
 });
