@@ -42,7 +42,11 @@ fn the_context_menu_reacts_edits_and_deletes() {
     wait_until(&mut h, "the reaction is counted", |h| shows(h, "👍 1"));
 
     say(&mut h, "at noon");
-    wait_until(&mut h, "alice's message shows", |h| shows(h, "at noon"));
+    // Only a stored message has a context menu; the pending echo
+    // ("sending…") shows the same words first.
+    wait_until(&mut h, "alice's message is stored", |h| {
+        shows(h, "at noon") && !shows(h, "sending…")
+    });
     menu(&mut h, "at noon", "Delete message");
     wait_until(&mut h, "the message is deleted", |h| {
         shows(h, "message deleted") && !shows(h, "at noon")
