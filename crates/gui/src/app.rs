@@ -73,6 +73,11 @@ impl ChatusApp {
         &self.state
     }
 
+    /// The composer's text (for tests).
+    pub fn composer(&self) -> &str {
+        &self.view.composer
+    }
+
     /// Saves shared files into `folder` under their own names, without
     /// the save dialog (`None`: the dialog asks each time). An existing
     /// file there is never replaced (a file chosen in the dialog may be:

@@ -169,6 +169,10 @@ pub enum Action {
     Members(RoomName),
     /// Move the read marker.
     MarkRead(Conversation, Seq),
+    /// Say we started (`true`) or stopped typing in a conversation.
+    Typing(Conversation, bool),
+    /// Search for messages (the answer is [`Update::SearchResults`]).
+    Search(chatus_client::protocol::search::Search),
     /// Ask for files to send to a conversation with the file dialog (the
     /// answer is [`Update::Picked`]).
     PickFiles(Conversation),
@@ -221,6 +225,8 @@ pub enum Update {
     Certificate(crate::state::CertificateQuestion),
     /// An event from the client library.
     Event(Event),
+    /// The answer to [`Action::Search`], or why there is none.
+    SearchResults(Result<chatus_client::protocol::search::SearchResults, String>),
     /// Our conversations with read state.
     Conversations(Vec<ConversationInfo>),
     /// Rooms we can see.
@@ -818,6 +824,15 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                 Ok(()) => return,
                 Err(e) => failed("Could not mark as read", e),
             },
+            // Typing is a hint: a failure (offline, a lapsed room) is not
+            // worth a notice.
+            Action::Typing(conv, on) => {
+                let _ = client.set_typing(conv, on).await;
+                return;
+            }
+            Action::Search(search) => {
+                Update::SearchResults(client.search(search).await.map_err(|e| e.to_string()))
+            }
             Action::Refresh => {
                 if let Ok(c) = client.conversations().await {
                     out.send(Update::Conversations(c));

@@ -11,12 +11,13 @@
 //! conversations and paging history), `compose.rs` (the composer and its
 //! commands), `accounts.rs` (saved accounts: listing and switching),
 //! `files.rs` (uploads and downloads), `previews.rs` (image previews and
-//! opening images full size) and `glyphs.rs` (which font to
-//! suggest for text no font can draw).
+//! opening images full size), `glyphs.rs` (which font to
+//! suggest for text no font can draw) and `search.rs` (searching, and
+//! going to a message found).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatus_client::protocol::message::Message;
 use chatus_client::protocol::presence::Member;
@@ -36,11 +37,13 @@ mod files;
 mod glyphs;
 mod history;
 mod previews;
+mod search;
 
 pub use accounts::SavedAccounts;
 pub use files::{Download, DownloadPhase, Upload, UploadPhase};
 pub use glyphs::FontGap;
 pub use previews::{MAX_PREVIEWS, Preview, PreviewState, Previews, is_image};
+pub use search::{Jump, MAX_JUMP_PAGES, SearchState};
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +165,8 @@ pub struct Conv {
     pub read_seq: Seq,
     /// Messages from others after the read marker.
     pub unread: u64,
+    /// Of those, the ones that mention us (counted as they arrive).
+    pub mentions: u64,
     /// History loading.
     pub history: HistoryState,
     /// For rooms: public or private (when known).
@@ -278,6 +283,21 @@ pub enum Intent {
     OpenFull(FileInfo),
     /// The window opened (or tried to) the file in `State::to_open`.
     Opened,
+    /// The composer's text changed: we are typing (`true`: it holds text
+    /// that is not a command) or stopped (`false`: it was emptied).
+    Typing(bool),
+    /// Search for messages: everywhere, or only in the open conversation
+    /// (`here`).
+    Search {
+        /// The query, in the server's search syntax.
+        query: String,
+        /// Only the open conversation.
+        here: bool,
+    },
+    /// Go to a message found by a search.
+    OpenHit(Conversation, Seq),
+    /// The feed scrolled to the message of [`State::jump`].
+    Jumped,
 }
 
 /// Everything the window shows.
@@ -338,6 +358,13 @@ pub struct State {
     font_gaps: BTreeSet<FontGap>,
     /// The user asked to leave the app.
     pub quit: bool,
+    /// Where and when we last said we are typing (renewed every
+    /// [`TYPING_RENEW`] while the composer changes).
+    typing_sent: Option<(Conversation, Instant)>,
+    /// The last search and its hits.
+    pub search: Option<SearchState>,
+    /// A message to scroll to (a search hit), once loaded.
+    pub jump: Option<Jump>,
     /// The client whose updates count; bumped on every new login and on
     /// logout, so stragglers from an old client are ignored.
     session: Session,
@@ -387,6 +414,9 @@ impl Default for State {
             next_transfer: 0,
             font_gaps: BTreeSet::new(),
             quit: false,
+            typing_sent: None,
+            search: None,
+            jump: None,
             session: Session::default(),
             compose_mode: None,
         }
@@ -394,11 +424,25 @@ impl Default for State {
 }
 
 impl State {
-    /// The window title: `ChatUs — USER@HOST:PORT` once logged in.
+    /// The window title: `ChatUs — USER@HOST:PORT` once logged in, with
+    /// the number of unread messages in front when there are any
+    /// (`(3) ChatUs — …`), as a browser tab shows it.
     pub fn title(&self) -> String {
-        match (&self.me, &self.server) {
+        let title = match (&self.me, &self.server) {
             (Some(me), Some(s)) => format!("ChatUs — {me}@{}:{}", s.host(), s.port()),
-            _ => "ChatUs".into(),
+            _ => return "ChatUs".into(),
+        };
+        match self.convs.values().map(|c| c.unread).sum::<u64>() {
+            0 => title,
+            n => format!("({n}) {title}"),
+        }
+    }
+
+    /// True when message `m` mentions us (`@name` in its text).
+    pub fn mentions_me(&self, m: &Message) -> bool {
+        match (&self.me, &m.body) {
+            (Some(me), Some(body)) => chatus_client::protocol::mention::mentions(body.as_str(), me),
+            _ => false,
         }
     }
 
@@ -556,6 +600,13 @@ impl State {
                 }
                 Vec::new()
             }
+            Intent::Typing(on) => self.typing(on),
+            Intent::Search { query, here } => self.search(&query, here),
+            Intent::OpenHit(conv, seq) => self.open_hit(conv, seq),
+            Intent::Jumped => {
+                self.jump = None;
+                Vec::new()
+            }
             Intent::CancelSave(file) => self
                 .downloads
                 .remove(&file)
@@ -655,3 +706,5 @@ impl State {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attention;

@@ -32,7 +32,7 @@ impl InvalidValue {
 /// Longest user or room name, in characters.
 pub const MAX_NAME_LEN: usize = 32;
 
-fn is_name_char(c: char) -> bool {
+pub(crate) fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
 

@@ -13,6 +13,8 @@
 //!   [`message`], [`event`] (edits, deletions, reactions, replies' quotes),
 //!   [`presence`], [`history`], [`search`], [`file`](mod@file), [`keys`]
 //!   (end-to-end encryption keys and to-device messages), [`error`].
+//! - [`mention`]: finding `@name` mentions in a message's text (a
+//!   convention of the text that clients share; the server never parses it).
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
 //! - [`server`]: the server → client [`ServerMessage`].
 
@@ -26,6 +28,7 @@ pub mod hello;
 pub mod history;
 pub mod ids;
 pub mod keys;
+pub mod mention;
 pub mod message;
 pub mod presence;
 pub mod request;

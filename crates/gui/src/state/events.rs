@@ -49,6 +49,7 @@ impl State {
                 self.relist_saved()
             }
             Update::Event(e) => self.on_event(e),
+            Update::SearchResults(result) => self.on_search(result),
             Update::Conversations(list) => self.on_conversations(list),
             Update::Directory(rooms) => {
                 for r in &rooms {
@@ -306,6 +307,11 @@ impl State {
             } else {
                 info.unread
             };
+            // Mentions are found in the text of messages as they arrive;
+            // the server does not count them.
+            if c.unread == 0 {
+                c.mentions = 0;
+            }
         }
         actions.extend(self.reload_selected());
         actions
@@ -386,6 +392,7 @@ impl State {
         self.respell(&m.conv);
         let mine = self.is_me(&m.sender);
         let selected = m.conv == self.selected;
+        let mentioned = !mine && self.mentions_me(&m);
         let c = self.convs.entry(m.conv.clone()).or_default();
         if c.messages.contains_key(&m.seq) {
             return Vec::new();
@@ -396,6 +403,9 @@ impl State {
             c.read_seq = c.read_seq.max(m.seq);
         } else if !selected && m.seq > c.read_seq {
             c.unread += 1;
+            if mentioned {
+                c.mentions += 1;
+            }
         }
         c.messages.insert(m.seq, m);
         if selected && !mine {

@@ -16,14 +16,16 @@ impl State {
     /// Opens `conv`: loads its newest page (once), its members (rooms),
     /// and marks it read.
     pub(super) fn select(&mut self, conv: &Conversation) -> Vec<Action> {
+        let mut actions = Vec::new();
         if self.selected != *conv {
             self.compose_mode = None;
+            actions.extend(self.stop_typing());
         }
         self.selected = conv.clone();
         self.members = None;
         self.members_stale = false;
         self.convs.entry(conv.clone()).or_default();
-        let mut actions = self.request_newest(conv);
+        actions.extend(self.request_newest(conv));
         if let Conversation::Room(room) = &conv
             && self.link == Link::Online
         {
@@ -79,6 +81,7 @@ impl State {
             .unwrap_or(Seq(0))
             .max(c.last_seq);
         c.unread = 0;
+        c.mentions = 0;
         if newest > c.read_seq {
             c.read_seq = newest;
             return vec![Action::MarkRead(conv, newest)];
@@ -139,7 +142,9 @@ impl State {
         } else {
             c.messages.keys().next().is_some_and(|s| s.0 > 1)
         };
-        if older { Vec::new() } else { self.mark_read() }
+        let mut actions = if older { Vec::new() } else { self.mark_read() };
+        actions.extend(self.continue_jump());
+        actions
     }
 
     /// A page could not be loaded: clear the flags so it is asked for

@@ -9,11 +9,11 @@ use chatus_client::{Credentials, Event};
 use super::*;
 use crate::net::{Action, Session, Update};
 
-fn user(s: &str) -> Username {
+pub(super) fn user(s: &str) -> Username {
     Username::parse(s).unwrap()
 }
 
-fn msg(conv: &Conversation, seq: u64, sender: &str, body: &str) -> Message {
+pub(super) fn msg(conv: &Conversation, seq: u64, sender: &str, body: &str) -> Message {
     Message {
         conv: conv.clone(),
         seq: Seq(seq),
@@ -28,7 +28,7 @@ fn msg(conv: &Conversation, seq: u64, sender: &str, body: &str) -> Message {
     }
 }
 
-fn connected(me: &str) -> State {
+pub(super) fn connected(me: &str) -> State {
     let mut s = State::default();
     s.login.username = me.into();
     s.login.password = "password1".into();

@@ -45,6 +45,9 @@ pub fn account_menu_label(me: &Username) -> String {
 /// buttons when the window is narrow.
 pub const ROOM_MENU: &str = "Room ⏷";
 
+/// The label of the header's search button.
+pub const SEARCH: &str = "Search…";
+
 /// The composer's hints, longest first: the longest that fits on one line
 /// is shown (none when even the shortest would wrap).
 const HINTS: [&str; 3] = [
@@ -59,6 +62,23 @@ fn text_width(ui: &egui::Ui, text: &str, font: egui::FontId) -> f32 {
         .layout_no_wrap(text.to_owned(), font, egui::Color32::PLACEHOLDER)
         .size()
         .x
+}
+
+/// The unread count, and apart from it the mentions of us (`@3`), which
+/// stand out in the warning colour.
+fn badges(ui: &mut egui::Ui, c: &crate::state::Conv) {
+    badge(ui, c.unread);
+    if c.mentions > 0 {
+        let n = c.mentions.min(99);
+        ui.label(
+            RichText::new(format!("@{n}"))
+                .small()
+                .strong()
+                .color(ui.visuals().strong_text_color())
+                .background_color(ui.visuals().warn_fg_color.gamma_multiply(0.5)),
+        )
+        .on_hover_text("Messages that mention you");
+    }
 }
 
 fn badge(ui: &mut egui::Ui, n: u64) {
@@ -106,6 +126,12 @@ fn dot(ui: &mut egui::Ui, online: Option<bool>) {
 /// Draws the chat screen; returns intents.
 pub fn show(ui: &mut egui::Ui, state: &State, view: &mut View) -> Vec<Intent> {
     let mut intents = Vec::new();
+    if view.dialog.is_none() && ui.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::F)) {
+        view.dialog = Some(Dialog::Search {
+            query: String::new(),
+            here: false,
+        });
+    }
     status_bar(ui, state, &mut intents);
     sidebar(ui, state, view, &mut intents);
     if view.show_members {
@@ -126,7 +152,7 @@ pub fn show(ui: &mut egui::Ui, state: &State, view: &mut View) -> Vec<Intent> {
         ));
     });
     if let Some(d) = &mut view.dialog {
-        let (more, close) = dialogs::show(ui, d, &state.directory);
+        let (more, close) = dialogs::show(ui, d, state);
         intents.extend(more);
         if close {
             view.dialog = None;
@@ -272,7 +298,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                             if ui.selectable_label(state.selected == conv, text).clicked() {
                                 intents.push(Intent::Select(conv));
                             }
-                            badge(ui, c.unread);
+                            badges(ui, c);
                         });
                     }
                     if !state.invites.is_empty() {
@@ -301,7 +327,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                             if ui.selectable_label(state.selected == conv, text).clicked() {
                                 intents.push(Intent::Select(conv));
                             }
-                            badge(ui, c.unread);
+                            badges(ui, c);
                         });
                     }
                     ui.add_space(6.0);
@@ -375,6 +401,7 @@ fn header(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<I
                 size,
                 egui::Layout::right_to_left(egui::Align::Center),
                 |ui| {
+                    search_button(ui, view);
                     if compact {
                         ui.menu_button(ROOM_MENU, |ui| {
                             room_buttons(ui, room, view, intents);
@@ -402,24 +429,44 @@ fn header(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<I
         Conversation::Peer(peer) => {
             ui.allocate_ui_with_layout(
                 size,
-                egui::Layout::left_to_right(egui::Align::Center),
+                egui::Layout::right_to_left(egui::Align::Center),
                 |ui| {
-                    let presence = state.presence(peer);
-                    dot(ui, presence);
-                    ui.add(
-                        egui::Label::new(RichText::new(format!("@{peer}")).size(18.0).strong())
-                            .truncate(),
-                    );
-                    let status = match presence {
-                        Some(true) => "online",
-                        Some(false) => "offline",
-                        None => "presence unknown while offline",
-                    };
-                    ui.add(egui::Label::new(RichText::new(status).weak()).truncate());
+                    search_button(ui, view);
+                    ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                        peer_title(ui, state, peer);
+                    });
                 },
             );
         }
     }
+}
+
+/// The header's search button: opens the search dialog.
+fn search_button(ui: &mut egui::Ui, view: &mut View) {
+    if ui
+        .button(SEARCH)
+        .on_hover_text("Search messages (Ctrl+F)")
+        .clicked()
+    {
+        view.dialog = Some(Dialog::Search {
+            query: String::new(),
+            here: false,
+        });
+    }
+}
+
+/// The other person's name and presence, in a direct conversation's
+/// header.
+fn peer_title(ui: &mut egui::Ui, state: &State, peer: &Username) {
+    let presence = state.presence(peer);
+    dot(ui, presence);
+    ui.add(egui::Label::new(RichText::new(format!("@{peer}")).size(18.0).strong()).truncate());
+    let status = match presence {
+        Some(true) => "online",
+        Some(false) => "offline",
+        None => "presence unknown while offline",
+    };
+    ui.add(egui::Label::new(RichText::new(status).weak()).truncate());
 }
 
 /// The room's name, visibility and member count, shortened with an
@@ -459,7 +506,7 @@ fn room_header_width(ui: &egui::Ui, state: &State, view: &View, room: &RoomName)
     let padding = 2.0 * ui.spacing().button_padding.x;
     let body = egui::TextStyle::Body.resolve(ui.style());
     let button = egui::TextStyle::Button.resolve(ui.style());
-    let mut buttons = vec![members_label(view), "Invite…"];
+    let mut buttons = vec![SEARCH, members_label(view), "Invite…"];
     if !room.is_lobby() {
         buttons.push("Leave");
     }
@@ -601,6 +648,29 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
         } else {
             view.editing = None;
         }
+        // `@` completion: the names that fit what is typed after the last
+        // `@`, as buttons above the text box; Tab takes the first.
+        let completions = chatus_client::protocol::mention::partial_mention(&view.composer)
+            .map(|(at, prefix)| (at, state.mention_candidates(prefix)))
+            .filter(|(_, names)| !names.is_empty());
+        if let Some((at, names)) = &completions {
+            let tab = focused && ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Tab));
+            let mut chosen = tab.then(|| names[0].clone());
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new("Tab:").small().weak());
+                for name in names {
+                    if ui.small_button(format!("@{name}")).clicked() {
+                        chosen = Some(name.clone());
+                    }
+                }
+            });
+            if let Some(name) = chosen {
+                view.composer.truncate(*at);
+                view.composer.push_str(&format!("@{name} "));
+                move_cursor_to_end(ui, id, &view.composer);
+                ui.memory_mut(|m| m.request_focus(id));
+            }
+        }
         // Narrow, the label goes above the text box, which then gets the
         // whole width.
         let label_text = format!("Message {target}:");
@@ -628,6 +698,11 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
                 .hint_text(hint)
                 .return_key(KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter));
             let resp = ui.add(edit).labelled_by(label.id);
+            if resp.changed() {
+                let text = view.composer.trim();
+                let writing = !text.is_empty() && (!text.starts_with('/') || text.starts_with("//"));
+                intents.push(Intent::Typing(writing));
+            }
             if view.dialog.is_none() && !resp.has_focus() && !ui.ctx().egui_wants_keyboard_input() {
                 resp.request_focus();
             }
@@ -652,4 +727,14 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
         }
         ui.add_space(2.0);
     });
+}
+
+/// Puts the text box's cursor after its last character (after the text was
+/// changed by completion, not by typing).
+fn move_cursor_to_end(ui: &egui::Ui, id: egui::Id, text: &str) {
+    let mut st = egui::text_edit::TextEditState::load(ui.ctx(), id).unwrap_or_default();
+    let end = egui::text::CCursor::new(text.chars().count());
+    st.cursor
+        .set_char_range(Some(egui::text::CCursorRange::one(end)));
+    st.store(ui.ctx(), id);
 }

@@ -1,10 +1,12 @@
-//! Modal dialogs: create a room, invite someone, browse rooms to join.
+//! Modal dialogs: create a room, invite someone, browse rooms to join,
+//! search messages.
 
-use chatus_client::protocol::room::RoomInfo;
+use chatus_client::protocol::search::SearchHit;
 use chatus_client::protocol::{RoomName, Username, Visibility};
 use eframe::egui::{self, Key, RichText};
 
-use crate::state::Intent;
+use super::style;
+use crate::state::{Intent, State};
 
 /// The open dialog, with its fields.
 #[derive(Debug, Clone)]
@@ -29,10 +31,18 @@ pub enum Dialog {
     },
     /// Rooms one may join.
     Browse,
+    /// Search messages; the hits are the state's.
+    Search {
+        /// The query typed.
+        query: String,
+        /// Only in the open conversation.
+        here: bool,
+    },
 }
 
 /// Draws the dialog; returns intents, and whether it should close.
-pub fn show(ui: &mut egui::Ui, dialog: &mut Dialog, directory: &[RoomInfo]) -> (Vec<Intent>, bool) {
+pub fn show(ui: &mut egui::Ui, dialog: &mut Dialog, state: &State) -> (Vec<Intent>, bool) {
+    let directory = &state.directory;
     let mut intents = Vec::new();
     let mut close = false;
     let modal = egui::Modal::new(egui::Id::unique("dialog")).show(ui.ctx(), |ui| {
@@ -136,10 +146,103 @@ pub fn show(ui: &mut egui::Ui, dialog: &mut Dialog, directory: &[RoomInfo]) -> (
                     close = true;
                 }
             }
+            Dialog::Search { query, here } => {
+                ui.set_min_width(460.0);
+                ui.heading("Search messages");
+                ui.add_space(6.0);
+                let l = ui.label("Words, \"a phrase\", or a prefix*:");
+                let r = ui
+                    .add(egui::TextEdit::singleline(query).desired_width(f32::INFINITY))
+                    .labelled_by(l.id);
+                r.request_focus();
+                ui.checkbox(here, format!("Only in {}", state.selected));
+                ui.horizontal(|ui| {
+                    if ui.button("Search").clicked() || ui.input(|i| i.key_pressed(Key::Enter)) {
+                        intents.push(Intent::Search {
+                            query: query.clone(),
+                            here: *here,
+                        });
+                    }
+                    if ui.button("Close").clicked() {
+                        close = true;
+                    }
+                });
+                if let Some(found) = &state.search {
+                    ui.separator();
+                    if found.busy {
+                        ui.spinner();
+                    } else if let Some(e) = &found.error {
+                        ui.colored_label(ui.visuals().error_fg_color, e.as_str());
+                    } else if found.hits.is_empty() {
+                        ui.label(RichText::new(format!("Nothing matches {}.", found.query)).weak());
+                    } else {
+                        egui::ScrollArea::vertical()
+                            .max_height(360.0)
+                            .show(ui, |ui| {
+                                for hit in &found.hits {
+                                    if search_hit(ui, hit) {
+                                        intents.push(Intent::OpenHit(hit.conv.clone(), hit.seq));
+                                        close = true;
+                                    }
+                                }
+                                if found.more {
+                                    ui.label(
+                                        RichText::new("More matches: make the search narrower.")
+                                            .small()
+                                            .weak(),
+                                    );
+                                }
+                            });
+                    }
+                }
+            }
         }
     });
     if modal.should_close() {
         close = true;
     }
     (intents, close)
+}
+
+/// One search hit: where, who and when, then the passage with the matched
+/// words marked, as a button (framed on hover). True when it was clicked
+/// (go to the message).
+fn search_hit(ui: &mut egui::Ui, hit: &SearchHit) -> bool {
+    let mut job = egui::text::LayoutJob::default();
+    let body = egui::TextStyle::Body.resolve(ui.style());
+    let plain = egui::TextFormat::simple(body.clone(), ui.visuals().text_color());
+    let marked = egui::TextFormat {
+        background: ui.visuals().selection.bg_fill,
+        color: ui.visuals().strong_text_color(),
+        ..egui::TextFormat::simple(body, ui.visuals().text_color())
+    };
+    let text = hit.snippet.as_str();
+    let mut at = 0;
+    for [start, end] in &hit.marks {
+        let (start, end) = (*start as usize, *end as usize);
+        // The server promises ordered ranges on character boundaries;
+        // anything else is shown unmarked rather than trusted.
+        let (Some(before), Some(word)) = (text.get(at..start), text.get(start..end)) else {
+            break;
+        };
+        job.append(before, 0.0, plain.clone());
+        job.append(word, 0.0, marked.clone());
+        at = end;
+    }
+    job.append(text.get(at..).unwrap_or(""), 0.0, plain);
+    ui.add_space(4.0);
+    ui.label(
+        RichText::new(format!(
+            "{} · {} · {}",
+            hit.conv,
+            hit.sender,
+            style::full_time(hit.time)
+        ))
+        .small()
+        .weak(),
+    );
+    let response = ui
+        .add(egui::Button::new(job).wrap().frame_when_inactive(false))
+        .on_hover_text("Go to this message");
+    response.clicked()
 }

@@ -32,6 +32,8 @@ pub struct FeedView {
     anchor: Option<f32>,
     /// A scroll position to apply next frame.
     jump: Option<f32>,
+    /// The message last gone to from a search, outlined.
+    found: Option<chatus_client::protocol::Seq>,
 }
 
 /// Feeds by conversation.
@@ -126,7 +128,17 @@ pub fn show(
             if let Some(body) = &m.body {
                 missing.extend(glyphs.missing(ui.ctx(), body.as_str()));
             }
-            row(ui, state, m, !grouped, &mut intents);
+            let found = fv.found == Some(m.seq);
+            let response = row(ui, state, m, !grouped, found, &mut intents);
+            if state
+                .jump
+                .as_ref()
+                .is_some_and(|j| j.conv == *conv && j.seq == m.seq)
+            {
+                response.scroll_to_me(Some(egui::Align::Center));
+                fv.found = Some(m.seq);
+                intents.push(Intent::Jumped);
+            }
             prev = Some(m);
         }
         for p in &pending {
@@ -233,15 +245,34 @@ fn day_divider(ui: &mut egui::Ui, label: &str) {
 /// The reactions a message's context menu offers (each toggles ours).
 const QUICK_REACTIONS: &[&str] = &["👍", "❤️", "😂", "🎉"];
 
-fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mut Vec<Intent>) {
+/// One message. Ours are set apart by a faint background; one that
+/// mentions us by a tint of the warning colour and a bar at its left; the
+/// one gone to from a search (`found`) is outlined.
+fn row(
+    ui: &mut egui::Ui,
+    state: &State,
+    m: &Message,
+    header: bool,
+    found: bool,
+    intents: &mut Vec<Intent>,
+) -> egui::Response {
     let mine = state.is_me(&m.sender);
+    let mentioned = !mine && state.mentions_me(m);
     let fill = if mine {
         ui.visuals().faint_bg_color
+    } else if mentioned {
+        ui.visuals().warn_fg_color.gamma_multiply(0.12)
     } else {
         egui::Color32::TRANSPARENT
     };
+    let stroke = if found {
+        ui.visuals().selection.stroke
+    } else {
+        egui::Stroke::NONE
+    };
     let framed = egui::Frame::new()
         .fill(fill)
+        .stroke(stroke)
         .inner_margin(egui::Margin::symmetric(8, 2))
         .corner_radius(4.0)
         .show(ui, |ui| {
@@ -293,6 +324,14 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mu
                 ui.label(RichText::new(line.join("  ")).small());
             }
         });
+    if mentioned {
+        let r = framed.response.rect;
+        ui.painter().vline(
+            r.left() + 1.0,
+            r.y_range(),
+            egui::Stroke::new(3.0, ui.visuals().warn_fg_color),
+        );
+    }
     // Grouped messages show no time of their own: hovering any message
     // tells when it was sent.
     let response = framed.response.on_hover_text(style::full_time(m.time));
@@ -324,6 +363,7 @@ fn row(ui: &mut egui::Ui, state: &State, m: &Message, header: bool, intents: &mu
                 }
             });
     }
+    response
 }
 
 fn pending_row(ui: &mut egui::Ui, state: &State, p: &Pending) {

@@ -10,6 +10,7 @@
 )]
 
 mod accounts;
+mod attention;
 mod changes;
 mod files;
 mod flows;

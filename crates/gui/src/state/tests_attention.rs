@@ -1,0 +1,196 @@
+//! Tests of what draws attention, without a window: mentions, the unread
+//! count in the title, saying we are typing, `@` completion, and going to
+//! a search hit.
+
+use chatus_client::Event;
+use chatus_client::protocol::history::HistoryPage;
+use chatus_client::protocol::presence::Member;
+use chatus_client::protocol::search::{SearchHit, SearchResults};
+use chatus_client::protocol::{Conversation, RoomName, Seq, Timestamp};
+
+use super::tests::{connected, msg, user};
+use super::*;
+use crate::net::{Action, Update};
+
+fn lobby() -> Conversation {
+    Conversation::Room(RoomName::lobby())
+}
+
+fn dev() -> Conversation {
+    Conversation::Room(RoomName::parse("dev").unwrap())
+}
+
+fn live(s: &mut State, conv: &Conversation, seq: u64, sender: &str, body: &str) -> Vec<Action> {
+    s.apply(Update::Event(Event::Message {
+        message: msg(conv, seq, sender, body),
+        live: true,
+    }))
+}
+
+#[test]
+fn mentions_count_apart_and_clear_when_read() {
+    let mut s = connected("alice");
+    live(&mut s, &dev(), 1, "bob", "hi all");
+    live(&mut s, &dev(), 2, "bob", "@Alice. look");
+    live(&mut s, &dev(), 3, "carol", "mail alice@example.org");
+    live(&mut s, &dev(), 4, "alice", "@alice notes to self");
+    assert_eq!(s.convs[&dev()].unread, 3);
+    assert_eq!(s.convs[&dev()].mentions, 1);
+    assert!(s.mentions_me(&msg(&dev(), 9, "bob", "ping @alice")));
+    assert!(!s.mentions_me(&msg(&dev(), 9, "bob", "ping @alicia")));
+    // In the open conversation nothing is unread, so nothing is counted.
+    live(&mut s, &lobby(), 1, "bob", "@alice here");
+    assert_eq!(s.convs[&lobby()].mentions, 0);
+    s.intent(Intent::Select(dev()));
+    assert_eq!(s.convs[&dev()].mentions, 0);
+    assert_eq!(s.convs[&dev()].unread, 0);
+}
+
+#[test]
+fn the_title_counts_unread_messages() {
+    let mut s = connected("alice");
+    live(&mut s, &dev(), 1, "bob", "one");
+    live(&mut s, &Conversation::Peer(user("bob")), 1, "bob", "two");
+    assert_eq!(s.title(), "(2) ChatUs — alice@127.0.0.1:7500");
+    s.intent(Intent::Select(dev()));
+    assert_eq!(s.title(), "(1) ChatUs — alice@127.0.0.1:7500");
+}
+
+fn typing_actions(a: &[Action]) -> Vec<(Conversation, bool)> {
+    a.iter()
+        .filter_map(|x| match x {
+            Action::Typing(c, on) => Some((c.clone(), *on)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn typing_is_said_once_per_renewal_and_taken_back() {
+    let mut s = connected("alice");
+    let a = s.intent(Intent::Typing(true));
+    assert_eq!(typing_actions(&a), [(lobby(), true)]);
+    // More keys within the renewal period say nothing more.
+    assert!(s.intent(Intent::Typing(true)).is_empty());
+    // Emptying the composer takes it back, once.
+    assert_eq!(typing_actions(&s.intent(Intent::Typing(false))), [(lobby(), false)]);
+    assert!(s.intent(Intent::Typing(false)).is_empty());
+    // Sending ends it on the server: no `typing: false` is sent.
+    s.intent(Intent::Typing(true));
+    let a = s.intent(Intent::Compose("hello".into()));
+    assert!(typing_actions(&a).is_empty(), "{a:?}");
+    assert!(matches!(&a[..], [Action::Send { .. }]));
+    // Typing again after sending is said again at once.
+    assert_eq!(typing_actions(&s.intent(Intent::Typing(true))), [(lobby(), true)]);
+    // Opening another conversation takes it back where it was said.
+    let a = s.intent(Intent::Select(dev()));
+    assert_eq!(typing_actions(&a), [(lobby(), false)]);
+    // A command does not count as a message: typing is taken back.
+    s.intent(Intent::Typing(true));
+    let a = s.intent(Intent::Compose("/join x".into()));
+    assert_eq!(typing_actions(&a), [(dev(), false)]);
+    // Offline, nothing is said.
+    s.apply(Update::Event(Event::Disconnected {
+        reason: "gone".into(),
+        retry_in: None,
+    }));
+    assert!(s.intent(Intent::Typing(true)).is_empty());
+}
+
+#[test]
+fn completion_offers_people_seen_here_and_online() {
+    let mut s = connected("alice");
+    live(&mut s, &lobby(), 1, "Bob", "hi");
+    live(&mut s, &lobby(), 2, "alice", "hi");
+    live(&mut s, &dev(), 1, "bobby", "elsewhere");
+    s.apply(Update::Online(vec![Member {
+        user: user("barbara"),
+        online: true,
+    }]));
+    let names = |s: &State, p: &str| -> Vec<String> {
+        s.mention_candidates(p)
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&s, "b"), ["barbara", "Bob"]);
+    assert_eq!(names(&s, "BO"), ["Bob"]);
+    assert!(names(&s, "al").is_empty(), "we are left out");
+    assert_eq!(names(&s, "").len(), 2);
+}
+
+fn page(conv: &Conversation, from: u64, to: u64, more: bool) -> Update {
+    Update::History {
+        conv: conv.clone(),
+        page: HistoryPage {
+            id: None,
+            conv: conv.clone(),
+            messages: (from..=to).map(|i| msg(conv, i, "bob", "m")).collect(),
+            changes: Vec::new(),
+            more,
+        },
+        older: from != 101,
+    }
+}
+
+fn history_requests(a: &[Action]) -> Vec<Option<Seq>> {
+    a.iter()
+        .filter_map(|x| match x {
+            Action::History { before, .. } => Some(*before),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_search_hit_is_gone_to_through_older_pages() {
+    let mut s = connected("alice");
+    let a = s.intent(Intent::Search {
+        query: "lunch".into(),
+        here: false,
+    });
+    assert!(matches!(&a[..], [Action::Search(q)] if q.query.as_str() == "lunch" && q.conv.is_none()));
+    assert!(s.search.as_ref().unwrap().busy);
+    s.apply(Update::SearchResults(Ok(SearchResults {
+        id: None,
+        hits: vec![SearchHit {
+            conv: dev(),
+            seq: Seq(30),
+            sender: user("bob"),
+            time: Timestamp(1),
+            snippet: "lunch at noon".into(),
+            marks: vec![[0, 5]],
+        }],
+        more: false,
+        next: 1,
+    })));
+    let found = s.search.as_ref().unwrap();
+    assert!(!found.busy);
+    assert_eq!(found.hits.len(), 1);
+
+    // Going to it opens the conversation, whose newest page (101..150)
+    // does not hold it: older pages are asked for until one does.
+    let a = s.intent(Intent::OpenHit(dev(), Seq(30)));
+    assert_eq!(s.selected, dev());
+    assert_eq!(history_requests(&a), [None]);
+    let a = s.apply(page(&dev(), 101, 150, true));
+    assert_eq!(history_requests(&a), [Some(Seq(101))]);
+    let a = s.apply(page(&dev(), 51, 100, true));
+    assert_eq!(history_requests(&a), [Some(Seq(51))]);
+    let a = s.apply(page(&dev(), 1, 50, false));
+    assert!(history_requests(&a).is_empty());
+    assert_eq!(s.jump.as_ref().map(|j| j.seq), Some(Seq(30)));
+    // The feed scrolled to it.
+    s.intent(Intent::Jumped);
+    assert!(s.jump.is_none());
+
+    // A query the server cannot take is refused before asking.
+    assert!(
+        s.intent(Intent::Search {
+            query: "  ".into(),
+            here: true,
+        })
+        .is_empty()
+    );
+    assert!(s.search.as_ref().unwrap().error.is_some());
+}

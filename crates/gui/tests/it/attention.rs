@@ -1,0 +1,133 @@
+//! What draws a person's attention in the window, against a real server:
+//! a mention (highlighted, counted apart, completed with Tab), saying we
+//! are typing while the composer holds text, and finding an old message
+//! with the search dialog.
+
+use std::time::Duration;
+
+use chatus_client::Event;
+use chatus_client::protocol::{Body, Conversation, RoomName, Username};
+use eframe::egui;
+use egui_kittest::kittest::Queryable as _;
+
+use crate::util::*;
+
+fn lobby() -> Conversation {
+    Conversation::Room(RoomName::lobby())
+}
+
+/// Waits (on the server's runtime) for a typing event from `user`
+/// saying `typing`.
+fn typing_from(server: &Server, events: &mut chatus_client::Events, user: &str, typing: bool) {
+    server.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(Event::Typing(t)) = events.recv().await
+                    && t.user.as_str() == user
+                    && t.typing == typing
+                {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("the typing event never arrived")
+    });
+}
+
+#[test]
+fn a_mention_is_counted_apart_and_names_complete_with_tab() {
+    let server = Server::start();
+    let (bob, mut bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "the chat screen shows", |h| {
+        shows(h, "Message #lobby")
+    });
+    let alice = Username::parse("alice").unwrap();
+    server
+        .rt
+        .block_on(bob.send(
+            Conversation::Peer(alice.clone()),
+            Body::parse("hi").unwrap(),
+        ))
+        .unwrap();
+    server
+        .rt
+        .block_on(bob.send(
+            Conversation::Peer(alice),
+            Body::parse("@alice can you look?").unwrap(),
+        ))
+        .unwrap();
+    wait_until(&mut h, "the mention is counted apart", |h| shows(h, "@1"));
+    assert!(
+        h.state().state().title().starts_with("(2) ChatUs"),
+        "the title counts unread messages"
+    );
+
+    // Typing in the composer says so to the others; emptying it takes it
+    // back.
+    let label = composer_label(&h);
+    h.get_by_label(&label).focus();
+    h.step();
+    h.get_by_label(&label).type_text("@b");
+    h.step();
+    typing_from(&server, &mut bob_events, "alice", true);
+    wait_until(&mut h, "bob is offered", |h| shows(h, "@bob"));
+    h.key_press(egui::Key::Tab);
+    h.step();
+    h.step();
+    assert_eq!(h.state().composer(), "@bob ");
+    for _ in 0..5 {
+        h.key_press(egui::Key::Backspace);
+        h.step();
+    }
+    assert_eq!(h.state().composer(), "");
+    typing_from(&server, &mut bob_events, "alice", false);
+}
+
+#[test]
+fn the_search_dialog_finds_a_message_and_goes_to_it() {
+    let server = Server::start();
+    let (bob, _bob_events) = server.person("bob");
+    server
+        .rt
+        .block_on(bob.send(lobby(), Body::parse("lunch at noon?").unwrap()))
+        .unwrap();
+    // Enough later messages that the first is two pages back when alice
+    // opens the lobby.
+    for i in 0..120 {
+        server
+            .rt
+            .block_on(bob.send(lobby(), Body::parse(format!("filler {i}")).unwrap()))
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "the last message shows", |h| shows(h, "filler 119"));
+    assert!(!shows(&h, "filler 0"), "the first messages are not loaded");
+    h.get_by_label(chatus_gui::ui::chat::SEARCH).click();
+    wait_until(&mut h, "the dialog opens", |h| shows(h, "Search messages"));
+    h.get_by_label("Words, \"a phrase\", or a prefix*:")
+        .type_text("lunch");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    // The feed shows the message too: wait for the dialog's button.
+    let hit = || {
+        egui_kittest::kittest::by()
+            .role(egui::accesskit::Role::Button)
+            .label_contains("at noon?")
+    };
+    wait_until(&mut h, "the hit shows", |h| h.query(hit()).is_some());
+    // The dialog grows by the results and is centred again: let it settle
+    // before clicking where the hit is.
+    h.run_steps(3);
+    h.get(hit()).click();
+    wait_until(&mut h, "the feed goes to the message", |h| {
+        h.state().state().jump.is_none()
+            && h.query_all_by_label("Search messages").count() == 0
+            && h.query_all_by_label("lunch at noon?").count() == 1
+    });
+}
