@@ -197,12 +197,24 @@ impl Screen {
         matches!(self, Screen::Plain { json: true })
     }
 
-    fn message(&self, m: &Message, current: &RoomName) {
+    /// A message; on a terminal, one from someone else that mentions us
+    /// is bold and rings the bell, as IRC clients highlight.
+    fn message(&self, m: &Message, current: &RoomName, me: &Username) {
         if self.json() {
             self.line(&output::message_json(m).to_string());
+            return;
+        }
+        let elsewhere = m.conv != Conversation::Room(current.clone());
+        let text = output::message_text(m, elsewhere, false);
+        let mentioned = m.sender != *me
+            && m
+                .body
+                .as_ref()
+                .is_some_and(|b| chatus_client::protocol::mention::mentions(b.as_str(), me));
+        if mentioned && matches!(self, Screen::Editor(_)) {
+            self.line(&format!("\x07\x1b[1m{text}\x1b[0m"));
         } else {
-            let elsewhere = m.conv != Conversation::Room(current.clone());
-            self.line(&output::message_text(m, elsewhere, false));
+            self.line(&text);
         }
     }
 
@@ -311,7 +323,7 @@ impl Shared {
         }
         if self.fresh(&m.conv, m.seq) {
             learn(&self.names, |n| n.user(m.sender.as_str()));
-            self.screen.message(m, &self.room());
+            self.screen.message(m, &self.room(), &self.me);
         }
     }
 

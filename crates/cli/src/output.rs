@@ -61,8 +61,9 @@ pub fn rfc3339(t: Timestamp) -> String {
 /// The JSON object for a message: `type` (`"message"`), `seq`, `room` or
 /// `peer`, `sender`, `body` (absent once deleted), `time` (RFC 3339, UTC)
 /// and `time_ms`; with `file`, `reply_to` (`seq`, `sender`, `excerpt`),
-/// `edited` (the edit's seq), `deleted` (the deletion's seq) and
-/// `reactions` (`emoji`, `count`, `users`, `mine`) when they apply.
+/// `edited` (the edit's seq), `deleted` (the deletion's seq),
+/// `reactions` (`emoji`, `count`, `users`, `mine`) and `mentions` (the
+/// names `@`-mentioned in the body, as written) when they apply.
 pub fn message_json(m: &Message) -> Value {
     let mut v = json!({
         "type": "message",
@@ -73,6 +74,10 @@ pub fn message_json(m: &Message) -> Value {
     });
     if let Some(b) = &m.body {
         v["body"] = json!(b.as_str());
+        let mentions: Vec<&str> = chatus_client::protocol::mention::mentioned(b.as_str()).collect();
+        if !mentions.is_empty() {
+            v["mentions"] = json!(mentions);
+        }
     }
     place_json(&mut v, &m.conv);
     if let Some(f) = &m.file {
@@ -397,6 +402,12 @@ mod tests {
             lines[0].starts_with("[4 "),
             "the seq to address it by: {text}"
         );
+        assert!(v.get("mentions").is_none());
+        let m = Message {
+            body: Some(Body::parse("@bob and @Carol. see me@x").unwrap()),
+            ..m
+        };
+        assert_eq!(message_json(&m)["mentions"], json!(["bob", "Carol"]));
     }
 
     #[test]
