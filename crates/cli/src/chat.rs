@@ -207,8 +207,7 @@ impl Screen {
         let elsewhere = m.conv != Conversation::Room(current.clone());
         let text = output::message_text(m, elsewhere, false);
         let mentioned = m.sender != *me
-            && m
-                .body
+            && m.body
                 .as_ref()
                 .is_some_and(|b| chatus_client::protocol::mention::mentions(b.as_str(), me));
         if mentioned && matches!(self, Screen::Editor(_)) {

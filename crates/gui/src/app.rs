@@ -23,6 +23,8 @@ pub struct ChatusApp {
     /// The client the chat view was drawn for: another one (a new login,
     /// another account) gets a fresh view.
     view_session: Session,
+    /// The account whose muted conversations the state holds.
+    muted_for: Option<String>,
 }
 
 impl ChatusApp {
@@ -53,6 +55,7 @@ impl ChatusApp {
             title: String::new(),
             wired: false,
             view_session: Session::default(),
+            muted_for: None,
         };
         if let Ok(server) =
             ServerUrl::parse(&format!("{}:{}", app.settings.host, app.settings.port))
@@ -118,7 +121,15 @@ impl ChatusApp {
             self.settings.host = crate::state::form_host(server);
             self.settings.port = server.port();
             self.settings.username = me.to_string();
+            let account = format!("{}@{}:{}", me.key(), server.host(), server.port());
+            if self.muted_for.as_deref() == Some(account.as_str()) {
+                self.settings.set_muted(&account, &self.state.muted);
+            } else {
+                self.state.muted = self.settings.muted_in(&account);
+                self.muted_for = Some(account);
+            }
         }
+        self.state.set_focused(ui.input(|i| i.focused));
         let intents = match self.state.screen {
             Screen::Login => {
                 let saved = self.state.saved_here().to_vec();

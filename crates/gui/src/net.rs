@@ -208,6 +208,14 @@ pub enum Action {
         /// The folder to keep it in (`None`: the user's cache folder).
         cache: Option<PathBuf>,
     },
+    /// Show a desktop notification (best effort: without a notification
+    /// service, nothing shows and nothing else happens).
+    Notify {
+        /// Its title: who, and where for a mention in a room.
+        summary: String,
+        /// The message's text, shortened.
+        body: String,
+    },
     /// Revoke the token, forget it, and disconnect.
     Logout,
     /// Close the connection cleanly.
@@ -525,6 +533,13 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                 }
                 None => out.send(Update::FetchedFull(Err("Not connected.".into()))),
             },
+            Action::Notify { summary, body } => {
+                // A thread of its own, not the runtime's blocking pool: a
+                // D-Bus call that hangs must not hold up leaving the app.
+                let _ = std::thread::Builder::new()
+                    .name("notify".into())
+                    .spawn(move || notify(&summary, &body));
+            }
             Action::Logout => {
                 if let Some(old) = conn.take() {
                     let _ = old.client.logout().await;
@@ -733,6 +748,24 @@ fn connect(
     }
 }
 
+/// Shows a desktop notification (blocking: D-Bus). Notification services
+/// may read the body as simple markup, so others' text is escaped.
+fn notify(summary: &str, body: &str) {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    if let Err(e) = notify_rust::Notification::new()
+        .appname("ChatUs")
+        .summary(summary)
+        .body(&escape(body))
+        .show()
+    {
+        tracing::debug!(cause = %e, "no desktop notification");
+    }
+}
+
 /// Runs one request on its own task so a slow one never holds up others.
 fn spawn_request(client: Client, action: Action, out: Out) {
     tokio::spawn(async move {
@@ -860,6 +893,7 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             | Action::Download { .. }
             | Action::CancelTransfer(_)
             | Action::Thumbnail(_)
+            | Action::Notify { .. }
             | Action::OpenFull { .. } => return,
         };
         out.send(update);

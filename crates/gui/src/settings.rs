@@ -4,6 +4,9 @@
 //!
 //! `#[serde(default)]` lets files from older or newer versions load.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use chatus_client::protocol::{Conversation, RoomName, Username};
 use serde::{Deserialize, Serialize};
 
 /// The key under which eframe stores [`Settings`].
@@ -19,6 +22,39 @@ pub struct Settings {
     pub port: u16,
     /// User name last used.
     pub username: String,
+    /// Muted conversations (`#room`, `@user`) by account
+    /// (`user@host:port`, the user name lower-cased).
+    pub muted: BTreeMap<String, Vec<String>>,
+}
+
+impl Settings {
+    /// The conversations `account` muted (names that no longer parse are
+    /// left out).
+    pub fn muted_in(&self, account: &str) -> BTreeSet<Conversation> {
+        let parse = |s: &str| match s.split_at_checked(1) {
+            Some(("#", r)) => RoomName::parse(r).ok().map(Conversation::Room),
+            Some(("@", u)) => Username::parse(u).ok().map(Conversation::Peer),
+            _ => None,
+        };
+        self.muted
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| parse(s))
+            .collect()
+    }
+
+    /// Records the conversations `account` muted.
+    pub fn set_muted(&mut self, account: &str, muted: &BTreeSet<Conversation>) {
+        if muted.is_empty() {
+            self.muted.remove(account);
+        } else {
+            self.muted.insert(
+                account.to_owned(),
+                muted.iter().map(ToString::to_string).collect(),
+            );
+        }
+    }
 }
 
 impl Default for Settings {
@@ -27,6 +63,7 @@ impl Default for Settings {
             host: "127.0.0.1".into(),
             port: chatus_client::protocol::DEFAULT_PORT,
             username: String::new(),
+            muted: BTreeMap::new(),
         }
     }
 }
@@ -52,5 +89,19 @@ mod tests {
                 ..Settings::default()
             }
         );
+    }
+
+    #[test]
+    fn mutes_are_kept_per_account() {
+        let mut s = Settings::default();
+        let dev = Conversation::Room(RoomName::parse("dev").unwrap());
+        let bob = Conversation::Peer(Username::parse("bob").unwrap());
+        let muted = BTreeSet::from([dev.clone(), bob.clone()]);
+        s.set_muted("alice@h:1", &muted);
+        let back: Settings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.muted_in("alice@h:1"), muted);
+        assert!(back.muted_in("carol@h:1").is_empty());
+        s.set_muted("alice@h:1", &BTreeSet::new());
+        assert!(s.muted.is_empty());
     }
 }

@@ -12,8 +12,9 @@
 //! commands), `accounts.rs` (saved accounts: listing and switching),
 //! `files.rs` (uploads and downloads), `previews.rs` (image previews and
 //! opening images full size), `glyphs.rs` (which font to
-//! suggest for text no font can draw) and `search.rs` (searching, and
-//! going to a message found).
+//! suggest for text no font can draw), `search.rs` (searching, and
+//! going to a message found) and `notify.rs` (desktop notifications and
+//! muted conversations).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -36,12 +37,14 @@ mod events;
 mod files;
 mod glyphs;
 mod history;
+mod notify;
 mod previews;
 mod search;
 
 pub use accounts::SavedAccounts;
 pub use files::{Download, DownloadPhase, Upload, UploadPhase};
 pub use glyphs::FontGap;
+pub use notify::NOTIFY_BODY_CHARS;
 pub use previews::{MAX_PREVIEWS, Preview, PreviewState, Previews, is_image};
 pub use search::{Jump, MAX_JUMP_PAGES, SearchState};
 
@@ -298,6 +301,8 @@ pub enum Intent {
     OpenHit(Conversation, Seq),
     /// The feed scrolled to the message of [`State::jump`].
     Jumped,
+    /// Mute a conversation's notifications, or unmute them.
+    ToggleMute(Conversation),
 }
 
 /// Everything the window shows.
@@ -365,6 +370,11 @@ pub struct State {
     pub search: Option<SearchState>,
     /// A message to scroll to (a search hit), once loaded.
     pub jump: Option<Jump>,
+    /// The window has the keyboard focus (messages in the open
+    /// conversation then raise no notification).
+    focused: bool,
+    /// Conversations that raise no desktop notifications.
+    pub muted: BTreeSet<Conversation>,
     /// The client whose updates count; bumped on every new login and on
     /// logout, so stragglers from an old client are ignored.
     session: Session,
@@ -417,6 +427,8 @@ impl Default for State {
             typing_sent: None,
             search: None,
             jump: None,
+            focused: true,
+            muted: BTreeSet::new(),
             session: Session::default(),
             compose_mode: None,
         }
@@ -603,6 +615,10 @@ impl State {
             Intent::Typing(on) => self.typing(on),
             Intent::Search { query, here } => self.search(&query, here),
             Intent::OpenHit(conv, seq) => self.open_hit(conv, seq),
+            Intent::ToggleMute(conv) => {
+                self.toggle_mute(conv);
+                Vec::new()
+            }
             Intent::Jumped => {
                 self.jump = None;
                 Vec::new()

@@ -212,7 +212,7 @@ impl State {
                 }
                 Vec::new()
             }
-            Event::Message { message, .. } => self.on_message(message),
+            Event::Message { message, live } => self.on_message(message, live),
             Event::Change { change, .. } => {
                 let me = self.me.clone();
                 let c = self.convs.entry(change.conv().clone()).or_default();
@@ -388,7 +388,7 @@ impl State {
         }
     }
 
-    fn on_message(&mut self, m: Message) -> Vec<Action> {
+    fn on_message(&mut self, m: Message, live: bool) -> Vec<Action> {
         self.respell(&m.conv);
         let mine = self.is_me(&m.sender);
         let selected = m.conv == self.selected;
@@ -407,11 +407,13 @@ impl State {
                 c.mentions += 1;
             }
         }
+        let notify = self.notification(&m, live);
+        let c = self.convs.entry(m.conv.clone()).or_default();
         c.messages.insert(m.seq, m);
+        let mut actions: Vec<Action> = notify.into_iter().collect();
         if selected && !mine {
-            self.mark_read()
-        } else {
-            Vec::new()
+            actions.extend(self.mark_read());
         }
+        actions
     }
 }

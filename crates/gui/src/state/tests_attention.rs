@@ -73,7 +73,10 @@ fn typing_is_said_once_per_renewal_and_taken_back() {
     // More keys within the renewal period say nothing more.
     assert!(s.intent(Intent::Typing(true)).is_empty());
     // Emptying the composer takes it back, once.
-    assert_eq!(typing_actions(&s.intent(Intent::Typing(false))), [(lobby(), false)]);
+    assert_eq!(
+        typing_actions(&s.intent(Intent::Typing(false))),
+        [(lobby(), false)]
+    );
     assert!(s.intent(Intent::Typing(false)).is_empty());
     // Sending ends it on the server: no `typing: false` is sent.
     s.intent(Intent::Typing(true));
@@ -81,7 +84,10 @@ fn typing_is_said_once_per_renewal_and_taken_back() {
     assert!(typing_actions(&a).is_empty(), "{a:?}");
     assert!(matches!(&a[..], [Action::Send { .. }]));
     // Typing again after sending is said again at once.
-    assert_eq!(typing_actions(&s.intent(Intent::Typing(true))), [(lobby(), true)]);
+    assert_eq!(
+        typing_actions(&s.intent(Intent::Typing(true))),
+        [(lobby(), true)]
+    );
     // Opening another conversation takes it back where it was said.
     let a = s.intent(Intent::Select(dev()));
     assert_eq!(typing_actions(&a), [(lobby(), false)]);
@@ -149,7 +155,9 @@ fn a_search_hit_is_gone_to_through_older_pages() {
         query: "lunch".into(),
         here: false,
     });
-    assert!(matches!(&a[..], [Action::Search(q)] if q.query.as_str() == "lunch" && q.conv.is_none()));
+    assert!(
+        matches!(&a[..], [Action::Search(q)] if q.query.as_str() == "lunch" && q.conv.is_none())
+    );
     assert!(s.search.as_ref().unwrap().busy);
     s.apply(Update::SearchResults(Ok(SearchResults {
         id: None,
@@ -193,4 +201,60 @@ fn a_search_hit_is_gone_to_through_older_pages() {
         .is_empty()
     );
     assert!(s.search.as_ref().unwrap().error.is_some());
+}
+
+fn notifications(a: &[Action]) -> Vec<(String, String)> {
+    a.iter()
+        .filter_map(|x| match x {
+            Action::Notify { summary, body } => Some((summary.clone(), body.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn direct_messages_and_mentions_notify_unless_seen_or_muted() {
+    let mut s = connected("alice");
+    let bob = Conversation::Peer(user("bob"));
+    // A direct message elsewhere notifies; a plain room message does not;
+    // a mention in a room does, naming the room.
+    let a = live(&mut s, &bob, 1, "bob", "lunch?");
+    assert_eq!(notifications(&a), [("bob".to_owned(), "lunch?".to_owned())]);
+    assert!(notifications(&live(&mut s, &dev(), 1, "bob", "hello")).is_empty());
+    let a = live(&mut s, &dev(), 2, "bob", "@alice <b>look</b>");
+    assert_eq!(
+        notifications(&a),
+        [("bob in #dev".to_owned(), "@alice <b>look</b>".to_owned())]
+    );
+    // Ours never do, nor messages caught up after a reconnect.
+    assert!(notifications(&live(&mut s, &bob, 2, "alice", "@alice")).is_empty());
+    let caught_up = s.apply(Update::Event(Event::Message {
+        message: msg(&bob, 3, "bob", "while away"),
+        live: false,
+    }));
+    assert!(notifications(&caught_up).is_empty());
+    // The open conversation notifies only while the window is not focused.
+    s.intent(Intent::Select(bob.clone()));
+    assert!(notifications(&live(&mut s, &bob, 4, "bob", "seen")).is_empty());
+    s.set_focused(false);
+    assert_eq!(
+        notifications(&live(&mut s, &bob, 5, "bob", "away?")).len(),
+        1
+    );
+    // Muted: nothing, until unmuted.
+    s.intent(Intent::ToggleMute(bob.clone()));
+    assert!(s.is_muted(&bob));
+    assert!(notifications(&live(&mut s, &bob, 6, "bob", "muted")).is_empty());
+    s.intent(Intent::ToggleMute(bob.clone()));
+    assert_eq!(
+        notifications(&live(&mut s, &bob, 7, "bob", "back")).len(),
+        1
+    );
+    // A long message is shortened.
+    let long = "x".repeat(NOTIFY_BODY_CHARS + 50);
+    let a = live(&mut s, &bob, 8, "bob", &long);
+    assert_eq!(
+        notifications(&a)[0].1.chars().count(),
+        NOTIFY_BODY_CHARS + 1
+    );
 }

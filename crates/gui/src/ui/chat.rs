@@ -289,13 +289,15 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                             } else {
                                 "#"
                             };
-                            let label = format!("{lock} {room}");
+                            let label = format!("{lock} {room}{}", muted_mark(state, &conv));
                             let text = if c.unread > 0 {
                                 RichText::new(label).strong()
                             } else {
                                 RichText::new(label)
                             };
-                            if ui.selectable_label(state.selected == conv, text).clicked() {
+                            let resp = ui.selectable_label(state.selected == conv, text);
+                            mute_menu(&resp, state, &conv, intents);
+                            if resp.clicked() {
                                 intents.push(Intent::Select(conv));
                             }
                             badges(ui, c);
@@ -319,12 +321,15 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                         let conv = Conversation::Peer(peer.clone());
                         ui.horizontal(|ui| {
                             dot(ui, state.presence(peer));
+                            let label = format!("{peer}{}", muted_mark(state, &conv));
                             let text = if c.unread > 0 {
-                                RichText::new(peer.as_str()).strong()
+                                RichText::new(label).strong()
                             } else {
-                                RichText::new(peer.as_str())
+                                RichText::new(label)
                             };
-                            if ui.selectable_label(state.selected == conv, text).clicked() {
+                            let resp = ui.selectable_label(state.selected == conv, text);
+                            mute_menu(&resp, state, &conv, intents);
+                            if resp.clicked() {
                                 intents.push(Intent::Select(conv));
                             }
                             badges(ui, c);
@@ -362,6 +367,27 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                     }
                 });
         });
+}
+
+/// After a muted conversation's name in the sidebar.
+fn muted_mark(state: &State, conv: &Conversation) -> &'static str {
+    if state.is_muted(conv) { " 🔕" } else { "" }
+}
+
+/// A conversation's context menu in the sidebar (secondary click): mute
+/// its desktop notifications, or unmute them.
+fn mute_menu(resp: &egui::Response, state: &State, conv: &Conversation, intents: &mut Vec<Intent>) {
+    resp.context_menu(|ui| {
+        let label = if state.is_muted(conv) {
+            "Unmute notifications"
+        } else {
+            "Mute notifications"
+        };
+        if ui.button(label).clicked() {
+            intents.push(Intent::ToggleMute(conv.clone()));
+            ui.close();
+        }
+    });
 }
 
 /// The account menu: switch to another saved account, add one, log out.
@@ -700,7 +726,8 @@ fn composer(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec
             let resp = ui.add(edit).labelled_by(label.id);
             if resp.changed() {
                 let text = view.composer.trim();
-                let writing = !text.is_empty() && (!text.starts_with('/') || text.starts_with("//"));
+                let writing =
+                    !text.is_empty() && (!text.starts_with('/') || text.starts_with("//"));
                 intents.push(Intent::Typing(writing));
             }
             if view.dialog.is_none() && !resp.has_focus() && !ui.ctx().egui_wants_keyboard_input() {

@@ -131,3 +131,41 @@ fn the_search_dialog_finds_a_message_and_goes_to_it() {
             && h.query_all_by_label("lunch at noon?").count() == 1
     });
 }
+
+#[test]
+fn a_conversation_is_muted_from_the_sidebar() {
+    let server = Server::start();
+    let (bob, _bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "the chat screen shows", |h| {
+        shows(h, "Message #lobby")
+    });
+    server
+        .rt
+        .block_on(bob.send(
+            Conversation::Peer(Username::parse("alice").unwrap()),
+            Body::parse("hi").unwrap(),
+        ))
+        .unwrap();
+    wait_until(&mut h, "bob's conversation is listed", |h| {
+        h.query_all_by_label("bob").next().is_some()
+    });
+    // The direct conversation comes first; bob is also listed as online.
+    h.query_all_by_label("bob")
+        .next()
+        .unwrap()
+        .click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Mute notifications").click();
+    h.run_steps(2);
+    let bob_conv = Conversation::Peer(Username::parse("bob").unwrap());
+    assert!(h.state().state().is_muted(&bob_conv));
+    assert!(shows(&h, "bob 🔕"), "the sidebar marks it");
+    h.get_by_label("bob 🔕").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Unmute notifications").click();
+    h.run_steps(2);
+    assert!(!h.state().state().is_muted(&bob_conv));
+}

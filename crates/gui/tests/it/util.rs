@@ -143,6 +143,7 @@ pub fn app_remembering(
         host: "ws://127.0.0.1".into(),
         port,
         username: user.into(),
+        ..Default::default()
     };
     let app = ChatusApp::new(&options, settings).unwrap();
     Harness::builder()
