@@ -54,6 +54,9 @@ pub enum Event {
     /// Someone started or stopped typing in a conversation (our own
     /// typing comes back too: skip `user` when it is us).
     Typing(Typing),
+    /// Members' public read markers moved in a conversation (read
+    /// receipts; ours come back too).
+    Read(chatus_protocol::receipt::Read),
     /// Someone joined a room we are in.
     MemberJoined(MemberJoined),
     /// Someone left a room we are in (or we did, elsewhere).

@@ -415,13 +415,41 @@ impl Client {
         }
     }
 
-    /// Moves our read marker.
+    /// Moves our read marker, with the conversation's default receipt
+    /// (public in a direct conversation, private in a room).
     pub async fn mark_read(&self, conv: Conversation, seq: Seq) -> Result<(), Error> {
+        self.mark_read_as(conv, seq, None).await
+    }
+
+    /// Moves our read marker, showing it to the members (`Public`) or not
+    /// (`Private`); `None`: the conversation's default.
+    pub async fn mark_read_as(
+        &self,
+        conv: Conversation,
+        seq: Seq,
+        receipt: Option<chatus_protocol::receipt::Receipt>,
+    ) -> Result<(), Error> {
         match self
-            .request(Request::MarkRead(MarkRead { conv, seq }))
+            .request(Request::MarkRead(MarkRead { conv, seq, receipt }))
             .await?
         {
             ServerMessage::Ok(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The members' public read markers in a conversation, furthest first.
+    pub async fn receipts(
+        &self,
+        conv: Conversation,
+    ) -> Result<chatus_protocol::receipt::ReceiptList, Error> {
+        match self
+            .request(Request::Receipts(chatus_protocol::receipt::QueryReceipts {
+                conv,
+            }))
+            .await?
+        {
+            ServerMessage::ReceiptList(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

@@ -666,6 +666,7 @@ impl Task {
             ServerMessage::Reacted(r) => self.on_change(Change::Reacted(r)),
             ServerMessage::Presence(p) => self.emit(Event::Presence(p)),
             ServerMessage::Typing(t) => self.emit(Event::Typing(t)),
+            ServerMessage::Read(r) => self.emit(Event::Read(r)),
             ServerMessage::MemberJoined(m) => self.emit(Event::MemberJoined(m)),
             ServerMessage::MemberLeft(m) => self.emit(Event::MemberLeft(m)),
             ServerMessage::Invited(m) => self.emit(Event::Invited(m)),

@@ -165,6 +165,9 @@ pub struct MarkRead {
     pub conv: Conversation,
     /// The last message read.
     pub seq: Seq,
+    /// Whether the members see it; `None`: the conversation's default
+    /// ([`Receipt::default_for`](crate::receipt::Receipt::default_for)).
+    pub receipt: Option<crate::receipt::Receipt>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -175,6 +178,8 @@ struct MarkReadWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     peer: Option<Username>,
     seq: Seq,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    receipt: Option<crate::receipt::Receipt>,
 }
 
 impl TryFrom<MarkReadWire> for MarkRead {
@@ -183,6 +188,7 @@ impl TryFrom<MarkReadWire> for MarkRead {
         Ok(MarkRead {
             conv: Conversation::from_fields(w.room, w.peer)?,
             seq: w.seq,
+            receipt: w.receipt,
         })
     }
 }
@@ -194,6 +200,7 @@ impl From<MarkRead> for MarkReadWire {
             room,
             peer,
             seq: m.seq,
+            receipt: m.receipt,
         }
     }
 }

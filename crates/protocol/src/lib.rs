@@ -13,6 +13,7 @@
 //!   [`message`], [`event`] (edits, deletions, reactions, replies' quotes),
 //!   [`presence`], [`history`], [`search`], [`file`](mod@file), [`keys`]
 //!   (end-to-end encryption keys and to-device messages), [`error`].
+//! - [`receipt`]: read receipts (the public side of read markers).
 //! - [`mention`]: finding `@name` mentions in a message's text (a
 //!   convention of the text that clients share; the server never parses it).
 //! - [`request`]: the client → server [`Request`] and [`Envelope::decode`].
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod mention;
 pub mod message;
 pub mod presence;
+pub mod receipt;
 pub mod request;
 pub mod room;
 pub mod search;

@@ -91,6 +91,8 @@ pub enum Request {
     Typing(SetTyping),
     /// `search`: see [`Search`].
     Search(Search),
+    /// `receipts`: see [`QueryReceipts`].
+    Receipts(crate::receipt::QueryReceipts),
 }
 
 impl Request {
@@ -127,6 +129,7 @@ impl Request {
         "to_device",
         "typing",
         "search",
+        "receipts",
     ];
 
     /// The wire `type` of this request.
@@ -163,6 +166,7 @@ impl Request {
             Request::ToDevice(_) => "to_device",
             Request::Typing(_) => "typing",
             Request::Search(_) => "search",
+            Request::Receipts(_) => "receipts",
         }
     }
 

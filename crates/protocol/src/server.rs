@@ -16,6 +16,7 @@ use crate::ids::RequestId;
 use crate::keys::{ClaimedKeys, DeviceList, DeviceMessage, KeyCount, KeysUploaded, ToDeviceBatch};
 use crate::message::{Message, Sent};
 use crate::presence::{Presence, Typing, Users};
+use crate::receipt::{Read, ReceiptList};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
 use crate::search::SearchResults;
 
@@ -83,6 +84,10 @@ pub enum ServerMessage {
     KeyCount(KeyCount),
     /// `typing` (event): see [`Typing`].
     Typing(Typing),
+    /// `read` (event): see [`Read`].
+    Read(Read),
+    /// `receipt_list`: see [`ReceiptList`].
+    ReceiptList(ReceiptList),
 }
 
 impl ServerMessage {
@@ -109,7 +114,9 @@ impl ServerMessage {
             ServerMessage::DeviceList(m) => m.id,
             ServerMessage::ClaimedKeys(m) => m.id,
             ServerMessage::ToDeviceBatch(m) => m.id,
-            ServerMessage::DeviceMessage(_)
+            ServerMessage::ReceiptList(m) => m.id,
+            ServerMessage::Read(_)
+            | ServerMessage::DeviceMessage(_)
             | ServerMessage::KeyCount(_)
             | ServerMessage::Message(_)
             | ServerMessage::Presence(_)
@@ -135,6 +142,7 @@ impl ServerMessage {
                 | ServerMessage::Edited(_)
                 | ServerMessage::Deleted(_)
                 | ServerMessage::Typing(_)
+                | ServerMessage::Read(_)
                 | ServerMessage::Reacted(_)
                 | ServerMessage::DeviceMessage(_)
                 | ServerMessage::KeyCount(_)

@@ -603,6 +603,14 @@ impl Hub {
         self.dir().users.get(&id).map(|u| u.name.clone())
     }
 
+    /// Whether `user` is a member of room `room` now.
+    pub(crate) fn is_member(&self, room: ConvId, user: UserId) -> bool {
+        self.dir()
+            .rooms
+            .get(&room)
+            .is_some_and(|r| r.members.contains(&user))
+    }
+
     /// Adds a user (new, or created behind the server's back by an admin
     /// tool), with the rooms they are in. Does nothing if known; returns
     /// whether the user is new here.

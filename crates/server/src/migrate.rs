@@ -237,7 +237,12 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "read_markers",
-        columns: &[("user_id", Ty::Int), ("conv_id", Ty::Int), ("seq", Ty::Int)],
+        columns: &[
+            ("user_id", Ty::Int),
+            ("conv_id", Ty::Int),
+            ("seq", Ty::Int),
+            ("shown_seq", Ty::Int),
+        ],
         key: 2,
         on_conflict: "ON CONFLICT DO NOTHING",
     },

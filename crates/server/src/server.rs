@@ -71,6 +71,10 @@ pub async fn run(
         state.hub_arc(),
         state.typers(),
     ));
+    let receipts = tokio::spawn(crate::service::receipts::announcer(
+        state.hub_arc(),
+        state.receipts(),
+    ));
     let limit = Arc::new(Semaphore::new(connection_limit(&state)));
     tracing::info!(addr = %listener.local_addr()?, "listening");
 
@@ -100,6 +104,7 @@ pub async fn run(
     sweeper.abort();
     announcer.abort();
     typing.abort();
+    receipts.abort();
     state.leave_bus().await;
     state.store().close().await?;
     tracing::info!("stopped");

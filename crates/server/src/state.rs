@@ -50,6 +50,8 @@ struct Shared {
     announcer: Arc<Announcer>,
     /// Who is typing where.
     typers: Arc<crate::service::typing::Typers>,
+    /// Public read markers waiting to be announced.
+    receipts: Arc<crate::service::receipts::Receipts>,
     /// Cluster mode's link to the other nodes.
     bus: Option<Arc<crate::bus::Bus>>,
     message_limits: Keyed<UserId>,
@@ -116,6 +118,7 @@ impl State {
         let typers = Arc::new(crate::service::typing::Typers::new(
             std::time::Duration::from_millis(config.typing_timeout_ms),
         ));
+        let receipts = Arc::new(crate::service::receipts::Receipts::default());
         let bus = match &config.bus.url {
             Some(url) => {
                 let (bus, sessions) = crate::bus::Bus::start(
@@ -129,6 +132,7 @@ impl State {
                 accounts.set_clustered();
                 announcer.link(bus.clone());
                 typers.link(bus.clone());
+                receipts.link(bus.clone());
                 Some((bus, sessions))
             }
             None => None,
@@ -167,6 +171,7 @@ impl State {
                 messages,
                 announcer,
                 typers,
+                receipts,
                 bus,
                 message_limits,
                 room_limits,
@@ -262,6 +267,11 @@ impl State {
     /// Who is typing where.
     pub(crate) fn typers(&self) -> Arc<crate::service::typing::Typers> {
         self.inner.typers.clone()
+    }
+
+    /// Public read markers waiting to be announced.
+    pub(crate) fn receipts(&self) -> Arc<crate::service::receipts::Receipts> {
+        self.inner.receipts.clone()
     }
 
     /// The presence and membership announcer.

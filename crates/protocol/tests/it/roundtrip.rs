@@ -147,6 +147,7 @@ fn all_requests() -> Vec<Request> {
         Request::MarkRead(MarkRead {
             conv: Conversation::Room(room("x")),
             seq: Seq(9),
+            receipt: Some(chatus_protocol::receipt::Receipt::Public),
         }),
         Request::ListFiles(ListFiles {
             conv: Conversation::Peer(user("bob")),
@@ -187,6 +188,9 @@ fn all_requests() -> Vec<Request> {
             after: Some(Timestamp(1)),
             limit: Some(5),
             offset: Some(10),
+        }),
+        Request::Receipts(chatus_protocol::receipt::QueryReceipts {
+            conv: Conversation::Peer(user("bob")),
         }),
     ]
 }

@@ -14,6 +14,8 @@
 //!   [`NODE_TIMEOUT`] is taken as gone, its users offline.
 //! - `PREFIX.typing`: each node's typing changes (its typing announcer's
 //!   rounds), delivered by the others to their own connections.
+//! - `PREFIX.read`: each node's read receipts (its receipts announcer's
+//!   rounds, `receipts.rs`), delivered the same way.
 //!
 //! The pieces: `follow.rs` delivers messages in `seq` order and fills gaps
 //! from the store; `directory.rs` applies other nodes' directory changes and
@@ -23,6 +25,7 @@
 
 pub(crate) mod directory;
 pub(crate) mod follow;
+pub(crate) mod receipts;
 pub(crate) mod wire;
 
 use std::collections::HashMap;
@@ -85,6 +88,8 @@ pub(crate) enum Inbound {
     Presence(Bytes),
     /// A node's typing changes.
     Typing(Bytes),
+    /// A node's read receipts.
+    Receipts(Bytes),
     /// The connection to NATS was (re)established.
     Connected,
     /// The NATS client dropped messages it could not hand over in time.
@@ -217,6 +222,8 @@ impl Bus {
         bus.forward(format!("{prefix}.presence"), Inbound::Presence)
             .await?;
         bus.forward(format!("{prefix}.typing"), Inbound::Typing)
+            .await?;
+        bus.forward(format!("{prefix}.read"), Inbound::Receipts)
             .await?;
         let (interest, tell) = hub.enable_cluster();
         tokio::spawn(publisher(bus.client.clone(), outbound_rx));
@@ -358,6 +365,7 @@ impl Bus {
                     }
                     Inbound::Presence(payload) => nodes.received(&self, &payload),
                     Inbound::Typing(payload) => self.typing_received(&payload),
+                    Inbound::Receipts(payload) => self.receipts_received(&payload),
                     Inbound::Connected => {
                         self.publish_presence_full();
                         if std::mem::replace(&mut connected_before, true) {

@@ -13,7 +13,9 @@
 //! - `list_files` needs what `history` needs and answers `files`, newest
 //!   first, at most `history_page_max`.
 //! - `mark_read` clamps the marker to the conversation's latest `seq` and
-//!   never moves it back.
+//!   never moves it back; a public receipt (asked for, or the default in a
+//!   direct conversation) moves the public marker too and, when it moved,
+//!   is announced to the conversation (`service/receipts.rs`).
 
 use chatus_protocol::auth::Ack;
 use chatus_protocol::event::{
@@ -22,6 +24,7 @@ use chatus_protocol::event::{
 use chatus_protocol::file::{FileList, ListFiles};
 use chatus_protocol::history::{ConversationList, History, HistoryPage, MarkRead};
 use chatus_protocol::message::Message;
+use chatus_protocol::receipt::Receipt;
 use chatus_protocol::{Conversation, RequestId, Seq, ServerMessage};
 
 use super::{Cx, Outcome, Session};
@@ -241,10 +244,18 @@ pub(super) async fn mark_read(
     if let (_, Some((conv, last))) =
         resolve(cx.state.hub(), cx.state.store(), who.user, &m.conv).await?
     {
-        cx.state
+        let receipt = m.receipt.unwrap_or_else(|| Receipt::default_for(&m.conv));
+        let seq = m.seq.min(last);
+        let shown = receipt == Receipt::Public && seq.0 > 0;
+        if cx
+            .state
             .store()
-            .mark_read(who.user, conv, m.seq.min(last))
-            .await?;
+            .mark_read(who.user, conv, seq, shown)
+            .await?
+        {
+            let place = super::presence::place(cx, who, &m.conv).await?;
+            cx.state.receipts().record(place, who.user, seq);
+        }
     }
     Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
 }

@@ -34,6 +34,7 @@ fn cost(req: &Request) -> u32 {
         | Request::ListFiles(_)
         | Request::Who(_)
         | Request::Search(_)
+        | Request::Receipts(_)
         | Request::Devices(_)
         | Request::ClaimKeys(_) => MAX_REQUEST_COST,
         Request::Hello(_)

@@ -16,6 +16,7 @@ mod keys;
 mod message;
 mod metering;
 mod presence;
+mod receipts;
 mod room;
 mod search;
 
@@ -223,6 +224,7 @@ async fn authed(
         Request::History(r) => history::history(cx, who, id, r).await,
         Request::Conversations(_) => history::conversations(cx, who, id).await,
         Request::MarkRead(r) => history::mark_read(cx, who, id, r).await,
+        Request::Receipts(r) => receipts::receipts(cx, who, id, r).await,
         Request::ListFiles(r) => history::list_files(cx, who, id, r).await,
         Request::UploadKeys(r) => keys::upload(cx, who, id, r).await,
         Request::Devices(r) => keys::devices(cx, id, r).await,

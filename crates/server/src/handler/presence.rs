@@ -30,7 +30,11 @@ pub(super) fn who(cx: &mut Cx<'_>, id: Option<RequestId>) -> Result<Outcome, Api
 
 /// Where `who` would type in `conv`: a room they are in, or the direct
 /// conversation with an existing user.
-async fn place(cx: &Cx<'_>, who: &Session, conv: &Conversation) -> Result<Place, ApiError> {
+pub(super) async fn place(
+    cx: &Cx<'_>,
+    who: &Session,
+    conv: &Conversation,
+) -> Result<Place, ApiError> {
     match conv {
         Conversation::Room(_) => {
             let (_, found) =

@@ -28,6 +28,7 @@ pub(crate) mod files;
 pub(crate) mod keys;
 pub(crate) mod messages;
 pub(crate) mod presence;
+pub(crate) mod receipts;
 pub(crate) mod rooms;
 pub(crate) mod search;
 pub(crate) mod typing;

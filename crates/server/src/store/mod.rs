@@ -745,8 +745,14 @@ pub trait Store: Send + Sync + 'static {
     /// holds.
     fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>>;
 
-    /// Moves a read marker forward (never back).
-    fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()>;
+    /// Moves a read marker forward (never back), and with `shown` the
+    /// public marker (the read receipt) too; true when the public marker
+    /// moved.
+    fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq, shown: bool)
+    -> StoreFuture<'_, bool>;
+
+    /// The public read markers in `conv`, furthest first, at most `limit`.
+    fn receipts(&self, conv: ConvId, limit: usize) -> StoreFuture<'_, Vec<(UserId, Seq)>>;
 
     /// Records a new upload.
     fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()>;

@@ -68,6 +68,7 @@ macro_rules! store_suite {
             history_pages_both_ways,
             data_survives_reopening,
             read_markers_only_move_forward_and_follow_own_messages,
+            public_read_markers_are_kept_apart,
             closed_store_refuses_writes,
             expired_sessions_are_skipped_and_deleted_in_chunks,
             sessions_follow_passwords_and_revocations,
@@ -367,11 +368,11 @@ pub(crate) async fn read_markers_only_move_forward_and_follow_own_messages(place
         [Seq(1), Seq(0)]
     );
     assert_eq!(store.read_markers(b, vec![lobby]).await.unwrap(), [Seq(3)]);
-    store.mark_read(a, lobby, Seq(2)).await.unwrap();
-    store.mark_read(a, lobby, Seq(1)).await.unwrap();
+    assert!(!store.mark_read(a, lobby, Seq(2), false).await.unwrap());
+    store.mark_read(a, lobby, Seq(1), false).await.unwrap();
     assert_eq!(store.read_markers(a, vec![lobby]).await.unwrap(), [Seq(2)]);
     // A retried send (a duplicate) moves nothing.
-    store.mark_read(b, lobby, Seq(3)).await.unwrap();
+    store.mark_read(b, lobby, Seq(3), false).await.unwrap();
     store
         .append(vec![msg(lobby, a, "1", "x"), msg(lobby, a, "4", "w")])
         .await
@@ -380,6 +381,47 @@ pub(crate) async fn read_markers_only_move_forward_and_follow_own_messages(place
         store.read_markers(a, vec![dm, lobby]).await.unwrap(),
         [Seq(0), Seq(4)]
     );
+}
+
+pub(crate) async fn public_read_markers_are_kept_apart(place: &Place) {
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let mut users = Vec::new();
+    for name in ["a", "b", "c"] {
+        let id = store
+            .create_user(new_user(name, vec![lobby]))
+            .await
+            .unwrap()
+            .id;
+        users.push(id);
+    }
+    let [a, b, c] = users[..] else { unreachable!() };
+    store
+        .append(vec![
+            msg(lobby, a, "1", "x"),
+            msg(lobby, a, "2", "y"),
+            msg(lobby, a, "3", "z"),
+        ])
+        .await
+        .unwrap();
+    // Sending and private marks show nothing.
+    store.mark_read(b, lobby, Seq(3), false).await.unwrap();
+    assert!(store.receipts(lobby, 10).await.unwrap().is_empty());
+    // A public mark moves the public marker only forward, and says so.
+    assert!(store.mark_read(b, lobby, Seq(2), true).await.unwrap());
+    assert!(!store.mark_read(b, lobby, Seq(1), true).await.unwrap());
+    assert!(!store.mark_read(b, lobby, Seq(2), true).await.unwrap());
+    assert!(store.mark_read(c, lobby, Seq(3), true).await.unwrap());
+    assert_eq!(
+        store.read_markers(b, vec![lobby]).await.unwrap(),
+        [Seq(3)],
+        "the private marker is not moved back"
+    );
+    assert_eq!(
+        store.receipts(lobby, 10).await.unwrap(),
+        [(c, Seq(3)), (b, Seq(2))]
+    );
+    assert_eq!(store.receipts(lobby, 1).await.unwrap(), [(c, Seq(3))]);
 }
 
 pub(crate) async fn closed_store_refuses_writes(place: &Place) {

@@ -226,6 +226,7 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("to_device",       [DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,                    UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("typing",          [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("search",          [ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), UNAUTH,    NO_HELLO,      END,     END,         END]),
+    ("receipts",        [ok("receipt_list"),  err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("receipt_list"),        UNAUTH,        NO_HELLO,      END,     END,         END]),
 ];
 
 fn agrees(expect: Expect, seen: &Seen) -> bool {
@@ -265,7 +266,7 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
             merge(&mut v, &actor.conv());
             v
         }
-        "history" | "list_files" => actor.conv(),
+        "history" | "list_files" | "receipts" => actor.conv(),
         // Everywhere the actor may search, for every secret: a hit from a
         // conversation it is not in would carry the secret's text.
         "search" => json!({"query": "secret OR note OR answer OR sent"}),
@@ -283,7 +284,7 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
             v
         }
         "mark_read" => {
-            let mut v = json!({"seq": 1});
+            let mut v = json!({"seq": 1, "receipt": "public"});
             merge(&mut v, &actor.conv());
             v
         }

@@ -27,6 +27,7 @@ mod logs;
 mod metering;
 mod pg;
 mod protocol_doc;
+mod receipts;
 mod recovery;
 mod resume;
 mod search;

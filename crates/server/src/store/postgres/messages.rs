@@ -350,17 +350,48 @@ pub(crate) async fn read_markers(
         .collect())
 }
 
+/// Moves the read marker, and with `shown` the public one; true when the
+/// public marker moved (the update's row lock orders concurrent marks of
+/// one user from several nodes).
 pub(crate) async fn mark_read(
     c: &Conn,
     user: UserId,
     conv: ConvId,
     s: Seq,
-) -> Result<(), StoreError> {
+    shown: bool,
+) -> Result<bool, StoreError> {
+    let s = i64::try_from(s.0).unwrap_or(i64::MAX);
     c.exec(
         "INSERT INTO read_markers (user_id, conv_id, seq) VALUES ($1, $2, $3)
          ON CONFLICT (user_id, conv_id) DO UPDATE SET seq = GREATEST(read_markers.seq, excluded.seq)",
-        &[&user.0, &conv.0, &i64::try_from(s.0).unwrap_or(i64::MAX)],
+        &[&user.0, &conv.0, &s],
     )
-    .await
-    .map(drop)
+    .await?;
+    if !shown {
+        return Ok(false);
+    }
+    let moved = c
+        .exec(
+            "UPDATE read_markers SET shown_seq = $3
+             WHERE user_id = $1 AND conv_id = $2 AND shown_seq < $3",
+            &[&user.0, &conv.0, &s],
+        )
+        .await?;
+    Ok(moved > 0)
+}
+
+/// The public read markers of `conv`, furthest first.
+pub(crate) async fn receipts(
+    c: &Conn,
+    conv: ConvId,
+    limit: usize,
+) -> Result<Vec<(UserId, Seq)>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT user_id, shown_seq FROM read_markers
+             WHERE conv_id = $1 AND shown_seq > 0 ORDER BY shown_seq DESC, user_id LIMIT $2",
+            &[&conv.0, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (UserId(r.get(0)), seq(r.get(1)))).collect())
 }

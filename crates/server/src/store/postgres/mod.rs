@@ -485,8 +485,18 @@ impl Store for PgStore {
         self.read(move |c| Box::pin(async move { messages::read_markers(c, user, &convs).await }))
     }
 
-    fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {
-        self.write(move |c| Box::pin(messages::mark_read(c, user, conv, seq)))
+    fn mark_read(
+        &self,
+        user: UserId,
+        conv: ConvId,
+        seq: Seq,
+        shown: bool,
+    ) -> StoreFuture<'_, bool> {
+        self.write(move |c| Box::pin(messages::mark_read(c, user, conv, seq, shown)))
+    }
+
+    fn receipts(&self, conv: ConvId, limit: usize) -> StoreFuture<'_, Vec<(UserId, Seq)>> {
+        self.read(move |c| Box::pin(async move { messages::receipts(c, conv, limit).await }))
     }
 
     fn upload_keys(&self, k: NewDeviceKeys) -> StoreFuture<'_, KeysStored> {

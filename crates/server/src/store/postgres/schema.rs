@@ -229,6 +229,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT t.conv_id, t.seq, t.body FROM message_text t
         JOIN conversations c ON c.id = t.conv_id WHERE NOT c.encrypted;
     "#,
+    // 7: read receipts. `shown_seq` is the public side of a read marker
+    // (0: never made public); it moves only with a public `mark_read`.
+    r#"
+    ALTER TABLE read_markers ADD COLUMN shown_seq BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX read_markers_shown ON read_markers (conv_id, shown_seq) WHERE shown_seq > 0;
+    "#,
 ];
 
 /// Waits for the start-up lock (a session lock: it is released with

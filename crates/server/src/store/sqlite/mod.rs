@@ -455,8 +455,25 @@ impl Store for SqliteStore {
         self.read(move |c| queries::read_markers(c, user, &convs))
     }
 
-    fn mark_read(&self, user: UserId, conv: ConvId, seq: Seq) -> StoreFuture<'_, ()> {
-        self.write(move |ctx| queries::mark_read(&ctx.conn, user, conv, seq))
+    fn mark_read(
+        &self,
+        user: UserId,
+        conv: ConvId,
+        seq: Seq,
+        shown: bool,
+    ) -> StoreFuture<'_, bool> {
+        self.write(move |ctx| {
+            queries::mark_read(&ctx.conn, user, conv, seq)?;
+            if shown {
+                queries::show_read(&ctx.conn, user, conv, seq)
+            } else {
+                Ok(false)
+            }
+        })
+    }
+
+    fn receipts(&self, conv: ConvId, limit: usize) -> StoreFuture<'_, Vec<(UserId, Seq)>> {
+        self.read(move |c| queries::receipts(c, conv, limit))
     }
 
     fn upload_keys(&self, k: NewDeviceKeys) -> StoreFuture<'_, KeysStored> {

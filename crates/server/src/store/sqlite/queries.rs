@@ -683,6 +683,44 @@ pub(crate) fn read_markers(
     Ok(out)
 }
 
+/// Moves `user`'s public read marker in `conv` forward to `s` (the row
+/// exists: `mark_read` ran first); true when it moved.
+pub(crate) fn show_read(
+    conn: &Connection,
+    user: UserId,
+    conv: ConvId,
+    s: Seq,
+) -> Result<bool, StoreError> {
+    let moved = conn
+        .prepare_cached(
+            "UPDATE read_markers SET shown_seq = ?3
+             WHERE user_id = ?1 AND conv_id = ?2 AND shown_seq < ?3",
+        )?
+        .execute(params![
+            user.0,
+            conv.0,
+            i64::try_from(s.0).unwrap_or(i64::MAX)
+        ])?;
+    Ok(moved > 0)
+}
+
+/// The public read markers of `conv`, furthest first.
+pub(crate) fn receipts(
+    conn: &Connection,
+    conv: ConvId,
+    limit: usize,
+) -> Result<Vec<(UserId, Seq)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, shown_seq FROM read_markers
+         WHERE conv_id = ?1 AND shown_seq > 0 ORDER BY shown_seq DESC, user_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![conv.0, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| Ok((UserId(r.get(0)?), seq(r.get(1)?))),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn mark_read(
     conn: &Connection,
     user: UserId,

@@ -231,6 +231,12 @@ const MIGRATIONS: &[&str] = &[
         SELECT t.conv_id * 4294967296 + t.seq, t.body FROM message_text t
         JOIN conversations c ON c.id = t.conv_id WHERE c.encrypted = 0;
     "#,
+    // 10: read receipts. `shown_seq` is the public side of a read marker
+    // (0: never made public); it moves only with a public `mark_read`.
+    r#"
+    ALTER TABLE read_markers ADD COLUMN shown_seq INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX read_markers_shown ON read_markers (conv_id, shown_seq) WHERE shown_seq > 0;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.
