@@ -385,6 +385,18 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
                     break Ok(());
                 }
             }
+            // Read receipts, for scripts only (`--count` leaves them out).
+            Some(Event::Read(r)) if ctx.json => {
+                if room
+                    .as_ref()
+                    .is_some_and(|x| r.conv != Conversation::Room(x.clone()))
+                {
+                    continue;
+                }
+                for line in output::read_json(&r) {
+                    print_json(&line);
+                }
+            }
             Some(Event::Disconnected { .. }) => {
                 if let Status::Waiting { error, retry_in } = &*client.status().borrow() {
                     status.waiting(error, *retry_in);

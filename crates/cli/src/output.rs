@@ -109,6 +109,19 @@ pub fn message_json(m: &Message) -> Value {
     v
 }
 
+/// A `read` event as JSON lines, one per reader: `type` (`"read"`),
+/// `room` or `peer`, `user`, `seq` (the last message they read).
+pub fn read_json(r: &chatus_client::protocol::receipt::Read) -> Vec<Value> {
+    r.users
+        .iter()
+        .map(|u| {
+            let mut v = json!({"type": "read", "user": u.user.as_str(), "seq": u.seq.0});
+            place_json(&mut v, &r.conv);
+            v
+        })
+        .collect()
+}
+
 fn place_json(v: &mut Value, conv: &Conversation) {
     match conv {
         Conversation::Room(r) => v["room"] = json!(r.as_str()),
@@ -408,6 +421,22 @@ mod tests {
             ..m
         };
         assert_eq!(message_json(&m)["mentions"], json!(["bob", "Carol"]));
+    }
+
+    #[test]
+    fn read_receipts_are_a_line_per_reader() {
+        use chatus_client::protocol::receipt::{Read, ReadUpTo};
+        let r = Read {
+            conv: Conversation::Peer(Username::parse("bob").unwrap()),
+            users: vec![ReadUpTo {
+                user: Username::parse("bob").unwrap(),
+                seq: Seq(7),
+            }],
+        };
+        assert_eq!(
+            read_json(&r),
+            [json!({"type": "read", "peer": "bob", "user": "bob", "seq": 7})]
+        );
     }
 
     #[test]

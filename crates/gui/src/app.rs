@@ -47,6 +47,7 @@ impl ChatusApp {
         state.login.host.clone_from(&settings.host);
         state.login.port = settings.port.to_string();
         state.login.username.clone_from(&settings.username);
+        state.share = settings.share_receipts;
         let mut app = Self {
             state,
             view: ui::chat::View::default(),
@@ -130,6 +131,7 @@ impl ChatusApp {
             }
         }
         self.state.set_focused(ui.input(|i| i.focused));
+        self.settings.share_receipts = self.state.share;
         let intents = match self.state.screen {
             Screen::Login => {
                 let saved = self.state.saved_here().to_vec();

@@ -167,8 +167,11 @@ pub enum Action {
     Rooms,
     /// Load a room's members.
     Members(RoomName),
-    /// Move the read marker.
-    MarkRead(Conversation, Seq),
+    /// Move the read marker, with this receipt.
+    MarkRead(Conversation, Seq, chatus_client::protocol::receipt::Receipt),
+    /// Load who read how far in a conversation (the answer is
+    /// [`Update::Receipts`]).
+    Receipts(Conversation),
     /// Say we started (`true`) or stopped typing in a conversation.
     Typing(Conversation, bool),
     /// Search for messages (the answer is [`Update::SearchResults`]).
@@ -233,6 +236,8 @@ pub enum Update {
     Certificate(crate::state::CertificateQuestion),
     /// An event from the client library.
     Event(Event),
+    /// The public read markers of a conversation.
+    Receipts(chatus_client::protocol::receipt::ReceiptList),
     /// The answer to [`Action::Search`], or why there is none.
     SearchResults(Result<chatus_client::protocol::search::SearchResults, String>),
     /// Our conversations with read state.
@@ -853,10 +858,16 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                 Ok(m) => Update::Members(room, m),
                 Err(e) => failed("Could not list members", e),
             },
-            Action::MarkRead(conv, seq) => match client.mark_read(conv, seq).await {
-                Ok(()) => return,
-                Err(e) => failed("Could not mark as read", e),
+            Action::Receipts(conv) => match client.receipts(conv).await {
+                Ok(list) => Update::Receipts(list),
+                Err(_) => return,
             },
+            Action::MarkRead(conv, seq, receipt) => {
+                match client.mark_read_as(conv, seq, Some(receipt)).await {
+                    Ok(()) => return,
+                    Err(e) => failed("Could not mark as read", e),
+                }
+            }
             // Typing is a hint: a failure (offline, a lapsed room) is not
             // worth a notice.
             Action::Typing(conv, on) => {

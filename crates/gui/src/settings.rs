@@ -25,6 +25,9 @@ pub struct Settings {
     /// Muted conversations (`#room`, `@user`) by account
     /// (`user@host:port`, the user name lower-cased).
     pub muted: BTreeMap<String, Vec<String>>,
+    /// Which read receipts are shared (on this computer, for every
+    /// account).
+    pub share_receipts: crate::state::ShareReceipts,
 }
 
 impl Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             port: chatus_client::protocol::DEFAULT_PORT,
             username: String::new(),
             muted: BTreeMap::new(),
+            share_receipts: crate::state::ShareReceipts::default(),
         }
     }
 }

@@ -176,6 +176,9 @@ pub struct Conv {
     pub visibility: Option<Visibility>,
     /// Others typing here now, as the server last said.
     pub typing: BTreeSet<Username>,
+    /// How far each member who shares read receipts has read (ours
+    /// included), as last heard.
+    pub receipts: BTreeMap<Username, Seq>,
 }
 
 impl State {
@@ -303,6 +306,8 @@ pub enum Intent {
     Jumped,
     /// Mute a conversation's notifications, or unmute them.
     ToggleMute(Conversation),
+    /// Choose which read receipts we share.
+    Share(ShareReceipts),
 }
 
 /// Everything the window shows.
@@ -375,6 +380,8 @@ pub struct State {
     focused: bool,
     /// Conversations that raise no desktop notifications.
     pub muted: BTreeSet<Conversation>,
+    /// Which read receipts we share.
+    pub share: ShareReceipts,
     /// The client whose updates count; bumped on every new login and on
     /// logout, so stragglers from an old client are ignored.
     session: Session,
@@ -382,6 +389,42 @@ pub struct State {
 
 fn lobby() -> Conversation {
     Conversation::Room(RoomName::lobby())
+}
+
+/// Which of our read markers the others see (Element's choice): by
+/// default in direct conversations, not in rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ShareReceipts {
+    /// In rooms.
+    pub rooms: bool,
+    /// In direct conversations.
+    pub direct: bool,
+}
+
+impl Default for ShareReceipts {
+    fn default() -> Self {
+        Self {
+            rooms: false,
+            direct: true,
+        }
+    }
+}
+
+impl ShareReceipts {
+    /// The receipt a mark in `conv` carries.
+    pub fn receipt(self, conv: &Conversation) -> chatus_client::protocol::receipt::Receipt {
+        use chatus_client::protocol::receipt::Receipt;
+        let shared = match conv {
+            Conversation::Room(_) => self.rooms,
+            Conversation::Peer(_) => self.direct,
+        };
+        if shared {
+            Receipt::Public
+        } else {
+            Receipt::Private
+        }
+    }
 }
 
 /// What the composer's next text does besides being a new message.
@@ -429,6 +472,7 @@ impl Default for State {
             jump: None,
             focused: true,
             muted: BTreeSet::new(),
+            share: ShareReceipts::default(),
             session: Session::default(),
             compose_mode: None,
         }
@@ -448,6 +492,23 @@ impl State {
             0 => title,
             n => format!("({n}) {title}"),
         }
+    }
+
+    /// Who read up to message `seq` of `conv` and no further among those
+    /// loaded (each reader shown once, at the newest loaded message their
+    /// marker reaches), ourselves left out.
+    pub fn seen_at(&self, conv: &Conversation, seq: Seq) -> Vec<&Username> {
+        let Some(c) = self.convs.get(conv) else {
+            return Vec::new();
+        };
+        c.receipts
+            .iter()
+            .filter(|(user, read)| {
+                !self.is_me(user)
+                    && c.messages.range(..=**read).next_back().map(|(s, _)| *s) == Some(seq)
+            })
+            .map(|(user, _)| user)
+            .collect()
     }
 
     /// True when message `m` mentions us (`@name` in its text).
@@ -615,6 +676,10 @@ impl State {
             Intent::Typing(on) => self.typing(on),
             Intent::Search { query, here } => self.search(&query, here),
             Intent::OpenHit(conv, seq) => self.open_hit(conv, seq),
+            Intent::Share(share) => {
+                self.share = share;
+                Vec::new()
+            }
             Intent::ToggleMute(conv) => {
                 self.toggle_mute(conv);
                 Vec::new()

@@ -50,6 +50,11 @@ impl State {
             }
             Update::Event(e) => self.on_event(e),
             Update::SearchResults(result) => self.on_search(result),
+            Update::Receipts(list) => {
+                let c = self.convs.entry(list.conv).or_default();
+                c.receipts = list.users.into_iter().map(|u| (u.user, u.seq)).collect();
+                Vec::new()
+            }
             Update::Conversations(list) => self.on_conversations(list),
             Update::Directory(rooms) => {
                 for r in &rooms {
@@ -222,6 +227,14 @@ impl State {
                 }
                 Vec::new()
             }
+            Event::Read(r) => {
+                let c = self.convs.entry(r.conv).or_default();
+                for u in r.users {
+                    let at = c.receipts.entry(u.user).or_insert(u.seq);
+                    *at = (*at).max(u.seq);
+                }
+                Vec::new()
+            }
             Event::Typing(t) => {
                 if !self.is_me(&t.user) {
                     let c = self.convs.entry(t.conv).or_default();
@@ -314,6 +327,10 @@ impl State {
             }
         }
         actions.extend(self.reload_selected());
+        // Receipts that moved while we were away were not announced to us.
+        if self.link == Link::Online {
+            actions.push(Action::Receipts(self.selected.clone()));
+        }
         actions
     }
 

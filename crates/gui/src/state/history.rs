@@ -31,6 +31,9 @@ impl State {
         {
             actions.push(Action::Members(room.clone()));
         }
+        if self.link == Link::Online {
+            actions.push(Action::Receipts(conv.clone()));
+        }
         actions.extend(self.mark_read());
         actions
     }
@@ -84,7 +87,8 @@ impl State {
         c.mentions = 0;
         if newest > c.read_seq {
             c.read_seq = newest;
-            return vec![Action::MarkRead(conv, newest)];
+            let receipt = self.share.receipt(&conv);
+            return vec![Action::MarkRead(conv, newest, receipt)];
         }
         Vec::new()
     }

@@ -132,7 +132,7 @@ fn messages_count_unread_unless_open_or_ours() {
         live: true,
     }));
     assert!(
-        matches!(&a[..], [Action::MarkRead(c, Seq(1))] if *c == lobby),
+        matches!(&a[..], [Action::MarkRead(c, Seq(1), _)] if *c == lobby),
         "{a:?}"
     );
     s.apply(Update::Event(Event::Message {
@@ -158,7 +158,7 @@ fn messages_count_unread_unless_open_or_ours() {
     assert_eq!(s.convs[&dev].unread, 0);
     assert!(
         a.iter()
-            .any(|x| matches!(x, Action::MarkRead(c, Seq(3)) if *c == dev))
+            .any(|x| matches!(x, Action::MarkRead(c, Seq(3), _) if *c == dev))
     );
     assert!(
         a.iter()

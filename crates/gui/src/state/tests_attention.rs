@@ -258,3 +258,67 @@ fn direct_messages_and_mentions_notify_unless_seen_or_muted() {
         NOTIFY_BODY_CHARS + 1
     );
 }
+
+#[test]
+fn receipts_show_each_reader_at_the_last_message_they_reached() {
+    use chatus_client::protocol::receipt::{Read, ReadUpTo, Receipt};
+    let mut s = connected("alice");
+    for seq in 1..=3 {
+        live(&mut s, &dev(), seq, "alice", "mine");
+    }
+    let read = |name: &str, seq: u64| ReadUpTo {
+        user: user(name),
+        seq: Seq(seq),
+    };
+    s.apply(Update::Event(Event::Read(Read {
+        conv: dev(),
+        users: vec![read("bob", 2), read("carol", 3), read("alice", 3)],
+    })));
+    let names = |s: &State, seq: u64| -> Vec<String> {
+        s.seen_at(&dev(), Seq(seq))
+            .iter()
+            .map(|u| u.to_string())
+            .collect()
+    };
+    assert_eq!(names(&s, 2), ["bob"]);
+    assert_eq!(names(&s, 3), ["carol"], "we are left out");
+    // A marker never goes back; one past what is loaded sits at the last
+    // loaded message.
+    s.apply(Update::Event(Event::Read(Read {
+        conv: dev(),
+        users: vec![read("bob", 1), read("dan", 9)],
+    })));
+    assert_eq!(names(&s, 2), ["bob"]);
+    assert_eq!(names(&s, 3), ["carol", "dan"]);
+    // Marks carry the receipt chosen: rooms private, direct public by
+    // default.
+    s.intent(Intent::Select(dev()));
+    live(&mut s, &lobby(), 1, "bob", "x");
+    let a = s.intent(Intent::Select(lobby()));
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::MarkRead(_, _, Receipt::Private))),
+        "{a:?}"
+    );
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Receipts(c) if *c == lobby()))
+    );
+    s.intent(Intent::Share(ShareReceipts {
+        rooms: true,
+        direct: true,
+    }));
+    let a = live(&mut s, &lobby(), 2, "bob", "z");
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::MarkRead(_, Seq(2), Receipt::Public))),
+        "{a:?}"
+    );
+    live(&mut s, &dev(), 4, "bob", "y");
+    let a = s.intent(Intent::Select(dev()));
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::MarkRead(_, Seq(4), Receipt::Public))),
+        "{a:?}"
+    );
+}

@@ -406,6 +406,17 @@ fn account_menu(ui: &mut egui::Ui, state: &State, me: &Username, intents: &mut V
         if !others.is_empty() {
             ui.separator();
         }
+        let mut share = state.share;
+        let rooms = ui
+            .checkbox(&mut share.rooms, "Share read receipts in rooms")
+            .on_hover_text("Room members see how far you have read");
+        let direct = ui
+            .checkbox(&mut share.direct, "Share read receipts in direct messages")
+            .on_hover_text("The other person sees that you read their messages");
+        if rooms.changed() || direct.changed() {
+            intents.push(Intent::Share(share));
+        }
+        ui.separator();
         if ui.button("Add account…").clicked() {
             intents.push(Intent::AddAccount);
         }

@@ -2,7 +2,8 @@
 //! run of messages (every message shows its full date and time on hover),
 //! our own messages set apart, links clickable, pending messages at the
 //! end, then files being sent. A message that shares a file shows the
-//! file's card (see [`super::files`]). It follows new messages unless scrolled up (then a "new messages"
+//! file's card (see [`super::files`]). Read receipts show as "Seen by …"
+//! under the last message each reader reached. It follows new messages unless scrolled up (then a "new messages"
 //! button appears), and asks for older history at the top. Characters that
 //! no font can draw are reported (`Intent::GlyphsMissing`).
 
@@ -139,6 +140,7 @@ pub fn show(
                 fv.found = Some(m.seq);
                 intents.push(Intent::Jumped);
             }
+            seen_line(ui, conv, &state.seen_at(conv, m.seq));
             prev = Some(m);
         }
         for p in &pending {
@@ -199,6 +201,32 @@ pub fn show(
             });
     }
     intents
+}
+
+/// Who read up to this message (read receipts): "Seen" in a direct
+/// conversation, "Seen by …" in a room, names beyond three counted.
+fn seen_line(
+    ui: &mut egui::Ui,
+    conv: &Conversation,
+    readers: &[&chatus_client::protocol::Username],
+) {
+    if readers.is_empty() {
+        return;
+    }
+    let text = match (conv, readers) {
+        (Conversation::Peer(_), _) => "Seen".to_owned(),
+        (Conversation::Room(_), [a]) => format!("Seen by {a}"),
+        (Conversation::Room(_), [a, b]) => format!("Seen by {a} and {b}"),
+        (Conversation::Room(_), [a, b, c]) => format!("Seen by {a}, {b} and {c}"),
+        (Conversation::Room(_), [a, b, rest @ ..]) => {
+            format!("Seen by {a}, {b} and {} others", rest.len())
+        }
+        (Conversation::Room(_), []) => return,
+    };
+    ui.with_layout(egui::Layout::right_to_left(egui::Align::Min), |ui| {
+        ui.add_space(8.0);
+        ui.label(RichText::new(text).small().weak());
+    });
 }
 
 /// A day's divider: a rule across the feed with the day's name in a pill

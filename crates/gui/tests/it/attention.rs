@@ -169,3 +169,39 @@ fn a_conversation_is_muted_from_the_sidebar() {
     h.run_steps(2);
     assert!(!h.state().state().is_muted(&bob_conv));
 }
+
+#[test]
+fn a_read_direct_message_shows_seen() {
+    let server = Server::start();
+    let (bob, mut bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "the chat screen shows", |h| {
+        shows(h, "Message #lobby")
+    });
+    let label = composer_label(&h);
+    h.get_by_label(&label).focus();
+    h.step();
+    h.get_by_label(&label).type_text("/msg bob are you there?");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    let m = server.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(Event::Message { message, .. }) = bob_events.recv().await {
+                    return message;
+                }
+            }
+        })
+        .await
+        .expect("the message never arrived")
+    });
+    assert!(!shows(&h, "Seen"));
+    // The client library's default: public in a direct conversation.
+    server
+        .rt
+        .block_on(bob.mark_read(m.conv.clone(), m.seq))
+        .unwrap();
+    wait_until(&mut h, "the message shows as seen", |h| shows(h, "Seen"));
+}

@@ -82,17 +82,16 @@ pub(crate) fn announce(hub: &Hub, round: &Round) {
     for (place, users) in round {
         let mut named: Vec<ReadUpTo> = users
             .iter()
-            .filter_map(|(u, seq)| {
-                hub.user_name(*u).map(|user| ReadUpTo {
-                    user,
-                    seq: *seq,
-                })
-            })
+            .filter_map(|(u, seq)| hub.user_name(*u).map(|user| ReadUpTo { user, seq: *seq }))
             .collect();
         if named.is_empty() {
             continue;
         }
-        named.sort_by(|a, b| b.seq.cmp(&a.seq).then_with(|| a.user.key().cmp(&b.user.key())));
+        named.sort_by(|a, b| {
+            b.seq
+                .cmp(&a.seq)
+                .then_with(|| a.user.key().cmp(&b.user.key()))
+        });
         match place {
             Place::Room(room) => {
                 let Some(room_name) = hub.room_name(*room) else {
@@ -150,7 +149,10 @@ mod tests {
         let mut users = round[0].1.clone();
         users.sort();
         assert_eq!(users, [(UserId(1), Seq(5)), (UserId(2), Seq(2))]);
-        assert_eq!(round[1], (Place::Dm(UserId(1), UserId(2)), vec![(UserId(2), Seq(9))]));
+        assert_eq!(
+            round[1],
+            (Place::Dm(UserId(1), UserId(2)), vec![(UserId(2), Seq(9))])
+        );
         assert!(r.take().is_empty(), "taken once");
     }
 }

@@ -62,7 +62,12 @@ async fn a_direct_conversation_shows_reads_a_room_only_when_asked() {
         "joined",
     )
     .await;
-    call_ok(&mut bob, json!({"type": "join_room", "room": "den"}), "joined").await;
+    call_ok(
+        &mut bob,
+        json!({"type": "join_room", "room": "den"}),
+        "joined",
+    )
+    .await;
     call_ok(
         &mut alice,
         json!({"type": "send", "room": "den", "body": "one", "client_id": "a2"}),
@@ -94,9 +99,7 @@ async fn a_direct_conversation_shows_reads_a_room_only_when_asked() {
         json!({"type": "read", "room": "den", "users": [{"user": "bob", "seq": 1}]})
     );
     // An outsider neither sees it nor may ask.
-    let r = carol
-        .call(json!({"type": "receipts", "room": "den"}))
-        .await;
+    let r = carol.call(json!({"type": "receipts", "room": "den"})).await;
     assert_eq!(r["code"], "not_member", "{r}");
     // A bad receipt is refused with the field's error.
     let r = bob
@@ -129,7 +132,12 @@ async fn every_public_read_is_announced_once() {
     let mut readers = Vec::new();
     for i in 0..5 {
         let mut r = Raw::registered(server.addr, &format!("reader{i}")).await;
-        call_ok(&mut r, json!({"type": "join_room", "room": "hall"}), "joined").await;
+        call_ok(
+            &mut r,
+            json!({"type": "join_room", "room": "hall"}),
+            "joined",
+        )
+        .await;
         readers.push(r);
     }
     call_ok(

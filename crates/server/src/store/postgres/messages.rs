@@ -393,5 +393,8 @@ pub(crate) async fn receipts(
             &[&conv.0, &i64::try_from(limit).unwrap_or(i64::MAX)],
         )
         .await?;
-    Ok(rows.iter().map(|r| (UserId(r.get(0)), seq(r.get(1)))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (UserId(r.get(0)), seq(r.get(1))))
+        .collect())
 }
