@@ -31,7 +31,7 @@ fn typing_from(server: &Server, events: &mut chatus_client::Events, user: &str, 
             }
         })
         .await
-        .expect("the typing event never arrived")
+        .expect("the typing event never arrived");
     });
 }
 

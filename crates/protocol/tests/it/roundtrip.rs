@@ -147,7 +147,7 @@ fn all_requests() -> Vec<Request> {
         Request::MarkRead(MarkRead {
             conv: Conversation::Room(room("x")),
             seq: Seq(9),
-            receipt: Some(chatus_protocol::receipt::Receipt::Public),
+            receipt: Some(receipt::Receipt::Public),
         }),
         Request::ListFiles(ListFiles {
             conv: Conversation::Peer(user("bob")),
@@ -189,7 +189,7 @@ fn all_requests() -> Vec<Request> {
             limit: Some(5),
             offset: Some(10),
         }),
-        Request::Receipts(chatus_protocol::receipt::QueryReceipts {
+        Request::Receipts(receipt::QueryReceipts {
             conv: Conversation::Peer(user("bob")),
         }),
     ]

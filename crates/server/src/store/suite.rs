@@ -386,16 +386,21 @@ pub(crate) async fn read_markers_only_move_forward_and_follow_own_messages(place
 pub(crate) async fn public_read_markers_are_kept_apart(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let mut users = Vec::new();
-    for name in ["a", "b", "c"] {
-        let id = store
-            .create_user(new_user(name, vec![lobby]))
-            .await
-            .unwrap()
-            .id;
-        users.push(id);
-    }
-    let [a, b, c] = users[..] else { unreachable!() };
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_user(new_user("b", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let c = store
+        .create_user(new_user("c", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
     store
         .append(vec![
             msg(lobby, a, "1", "x"),
