@@ -353,6 +353,7 @@ mod tests {
         let m = |name: &str, online| Member {
             user: Username::parse(name).unwrap(),
             online,
+            role: Default::default(),
         };
         let lines = members_text(&[m("al", true), m("bobby", false)]);
         assert_eq!(

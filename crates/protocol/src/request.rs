@@ -21,6 +21,8 @@ use crate::ids::{
 };
 use crate::keys::{ClaimKeys, FetchToDevice, QueryDevices, SendToDevice, UploadKeys};
 use crate::message::SendMessage;
+use crate::moderation::{AuditLog, Mute, Sanction, SetInviteOnly, SetRole, SetTopic, Unmute};
+use crate::moderation::{Description, Reason, Topic};
 use crate::presence::{SetTyping, Who};
 use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
 use crate::search::{Search, SearchQuery};
@@ -91,6 +93,24 @@ pub enum Request {
     Typing(SetTyping),
     /// `search`: see [`Search`].
     Search(Search),
+    /// `set_topic`: see [`SetTopic`].
+    SetTopic(SetTopic),
+    /// `set_role`: see [`SetRole`].
+    SetRole(SetRole),
+    /// `kick`: see [`Sanction`].
+    Kick(Sanction),
+    /// `ban`: see [`Sanction`].
+    Ban(Sanction),
+    /// `unban`: see [`Sanction`].
+    Unban(Sanction),
+    /// `mute`: see [`Mute`].
+    Mute(Mute),
+    /// `unmute`: see [`Unmute`].
+    Unmute(Unmute),
+    /// `set_invite_only`: see [`SetInviteOnly`].
+    SetInviteOnly(SetInviteOnly),
+    /// `audit_log`: see [`AuditLog`].
+    AuditLog(AuditLog),
 }
 
 impl Request {
@@ -127,6 +147,15 @@ impl Request {
         "to_device",
         "typing",
         "search",
+        "set_topic",
+        "set_role",
+        "kick",
+        "ban",
+        "unban",
+        "mute",
+        "unmute",
+        "set_invite_only",
+        "audit_log",
     ];
 
     /// The wire `type` of this request.
@@ -163,6 +192,15 @@ impl Request {
             Request::ToDevice(_) => "to_device",
             Request::Typing(_) => "typing",
             Request::Search(_) => "search",
+            Request::SetTopic(_) => "set_topic",
+            Request::SetRole(_) => "set_role",
+            Request::Kick(_) => "kick",
+            Request::Ban(_) => "ban",
+            Request::Unban(_) => "unban",
+            Request::Mute(_) => "mute",
+            Request::Unmute(_) => "unmute",
+            Request::SetInviteOnly(_) => "set_invite_only",
+            Request::AuditLog(_) => "audit_log",
         }
     }
 
@@ -242,6 +280,9 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("client", |s| ClientLabel::parse(s).map(drop)),
     ("emoji", |s| Emoji::parse(s).map(drop)),
     ("query", |s| SearchQuery::parse(s).map(drop)),
+    ("topic", |s| Topic::parse(s).map(drop)),
+    ("description", |s| Description::parse(s).map(drop)),
+    ("reason", |s| Reason::parse(s).map(drop)),
 ];
 
 impl Envelope {

@@ -15,6 +15,7 @@ use crate::history::{ConversationList, HistoryPage};
 use crate::ids::RequestId;
 use crate::keys::{ClaimedKeys, DeviceList, DeviceMessage, KeyCount, KeysUploaded, ToDeviceBatch};
 use crate::message::{Message, Sent};
+use crate::moderation::{AuditPage, Moderated};
 use crate::presence::{Presence, Typing, Users};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
 use crate::search::SearchResults;
@@ -83,6 +84,10 @@ pub enum ServerMessage {
     KeyCount(KeyCount),
     /// `typing` (event): see [`Typing`].
     Typing(Typing),
+    /// `moderated` (event): see [`Moderated`].
+    Moderated(Moderated),
+    /// `audit_log`: see [`AuditPage`].
+    AuditLog(AuditPage),
 }
 
 impl ServerMessage {
@@ -109,6 +114,7 @@ impl ServerMessage {
             ServerMessage::DeviceList(m) => m.id,
             ServerMessage::ClaimedKeys(m) => m.id,
             ServerMessage::ToDeviceBatch(m) => m.id,
+            ServerMessage::AuditLog(m) => m.id,
             ServerMessage::DeviceMessage(_)
             | ServerMessage::KeyCount(_)
             | ServerMessage::Message(_)
@@ -119,7 +125,8 @@ impl ServerMessage {
             | ServerMessage::Edited(_)
             | ServerMessage::Deleted(_)
             | ServerMessage::Reacted(_)
-            | ServerMessage::Typing(_) => None,
+            | ServerMessage::Typing(_)
+            | ServerMessage::Moderated(_) => None,
         }
     }
 
@@ -136,6 +143,7 @@ impl ServerMessage {
                 | ServerMessage::Deleted(_)
                 | ServerMessage::Typing(_)
                 | ServerMessage::Reacted(_)
+                | ServerMessage::Moderated(_)
                 | ServerMessage::DeviceMessage(_)
                 | ServerMessage::KeyCount(_)
         )

@@ -244,10 +244,12 @@ fn presence_and_session_end() {
             Member {
                 user: user("bob"),
                 online: true,
+                role: Default::default(),
             },
             Member {
                 user: user("carol"),
                 online: true,
+                role: Default::default(),
             },
         ],
     })));

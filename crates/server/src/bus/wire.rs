@@ -38,7 +38,7 @@ pub(crate) struct MessageEvent {
 pub(crate) enum Item {
     /// A `message` event.
     Message(Message),
-    /// An `edited`, `deleted` or `reacted` event.
+    /// An `edited`, `deleted`, `reacted` or `moderated` event.
     Change(Change),
 }
 
@@ -50,6 +50,9 @@ impl Item {
             Item::Change(Change::Edited(e)) => ServerMessage::Edited(Edited { conv, ..e }),
             Item::Change(Change::Deleted(d)) => ServerMessage::Deleted(Deleted { conv, ..d }),
             Item::Change(Change::Reacted(r)) => ServerMessage::Reacted(Reacted { conv, ..r }),
+            Item::Change(Change::Moderated(m)) => {
+                ServerMessage::Moderated(chatus_protocol::moderation::Moderated { conv, ..m })
+            }
         }
     }
 
@@ -60,6 +63,7 @@ impl Item {
             ServerMessage::Edited(e) => Item::Change(Change::Edited(e)),
             ServerMessage::Deleted(d) => Item::Change(Change::Deleted(d)),
             ServerMessage::Reacted(r) => Item::Change(Change::Reacted(r)),
+            ServerMessage::Moderated(m) => Item::Change(Change::Moderated(m)),
             _ => return None,
         })
     }

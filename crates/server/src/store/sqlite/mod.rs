@@ -25,6 +25,7 @@ mod events;
 mod files;
 mod integrity;
 mod keys;
+mod moderation;
 mod queries;
 mod schema;
 mod search;
@@ -449,6 +450,15 @@ impl Store for SqliteStore {
 
     fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)> {
         self.read(move |c| search::search(c, &spec))
+    }
+
+    fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<Seq>,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<MessageRow>, bool)> {
+        self.read(move |c| moderation::audit_log(c, conv, before, limit))
     }
 
     fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>> {
