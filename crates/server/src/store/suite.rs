@@ -19,10 +19,12 @@ use crate::store::{
 };
 
 mod keys;
+mod moderation;
 pub(crate) use keys::{
     device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
     encrypted_conversations_are_marked_at_creation,
 };
+pub(crate) use moderation::moderation_is_stored_with_its_events;
 
 /// Which backend a case runs on.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +79,7 @@ macro_rules! store_suite {
             device_keys_are_claimed_once_and_to_device_messages_queue,
             encrypted_conversations_are_marked_at_creation,
             search_mirrors_current_text_and_memberships,
+            moderation_is_stored_with_its_events,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {
