@@ -18,6 +18,7 @@ use chatus_protocol::keys::{
     UploadKeys, UserDevices,
 };
 use chatus_protocol::message::{Message, SendMessage, Sent};
+use chatus_protocol::moderation::Topic;
 use chatus_protocol::presence::{Member, Presence, SetTyping, Typing, Users, Who};
 use chatus_protocol::room::{
     CreateRoom, DeclineInvite, Invite, Invited, JoinRoom, Joined, LeaveRoom, ListMembers,
@@ -293,6 +294,9 @@ fn every_server_message_round_trips() {
         invited: false,
         last_seq: Seq(5),
         encrypted: true,
+        topic: Topic::parse("Plans").unwrap(),
+        description: Default::default(),
+        invite_only: true,
     };
     let all = vec![
         ServerMessage::Welcome(Welcome {
@@ -328,6 +332,7 @@ fn every_server_message_round_trips() {
             members: vec![Member {
                 user: user("bob"),
                 online: true,
+                role: Default::default(),
             }],
             truncated: true,
         }),
@@ -336,6 +341,7 @@ fn every_server_message_round_trips() {
             users: vec![Member {
                 user: user("bob"),
                 online: true,
+                role: Default::default(),
             }],
         }),
         ServerMessage::Sent(Sent {
@@ -411,6 +417,7 @@ fn every_server_message_round_trips() {
             users: vec![Member {
                 user: user("bob"),
                 online: false,
+                role: Default::default(),
             }],
         }),
         ServerMessage::MemberJoined(MemberJoined {

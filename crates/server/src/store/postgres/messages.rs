@@ -375,7 +375,7 @@ fn history_row(r: &tokio_postgres::Row) -> Result<MessageRow, StoreError> {
         sender: username(r.get(1))?,
         body,
         time: ts(r.get(3)),
-        file: super::files::file_at(&r, 4)?,
+        file: super::files::file_at(r, 4)?,
         kind: row_kind,
     })
 }
