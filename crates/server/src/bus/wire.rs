@@ -147,6 +147,18 @@ pub(crate) enum DirChange {
         /// The user.
         user: i64,
     },
+    /// A moderation event was stored: its effect on the room's state
+    /// (the event itself travels on the conversation's subject, to the
+    /// nodes that follow it; this reaches every node).
+    Moderation {
+        /// The room.
+        room: i64,
+        /// The user acted on, by id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<i64>,
+        /// What was done.
+        action: chatus_protocol::moderation::Action,
+    },
     /// A new direct conversation.
     Dm {
         /// Id.

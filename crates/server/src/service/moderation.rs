@@ -288,15 +288,76 @@ fn fresh_client_id() -> Result<ClientMsgId, ApiError> {
 /// What a committed moderation event changes in memory, once its event
 /// was delivered (so a kicked or banned member got it): the room's
 /// state, and for a kick or ban the membership, announced as a leave.
+/// In cluster mode the other nodes are told (`DirChange::Moderation`) and
+/// apply it with [`apply_effect`].
 pub(crate) fn applied(hub: &Hub, job: &SendJob) {
     let Kind::Moderation(effect) = job.msg.kind else {
         return;
     };
     let room = job.msg.conv;
-    let (topic, description) = match serde_json::from_str::<Action>(job.msg.body.as_str()) {
-        Ok(a) => (a.topic, a.description),
-        Err(_) => (None, None),
+    let Ok(action) = serde_json::from_str::<Action>(job.msg.body.as_str()) else {
+        tracing::error!("a stored moderation event's body is not an action");
+        return;
     };
+    apply_effect(
+        hub,
+        room,
+        effect,
+        action.topic.clone(),
+        action.description.clone(),
+    );
+    hub.tell(|| crate::bus::wire::DirChange::Moderation {
+        room: room.0,
+        user: effect_user(effect).map(|u| u.0),
+        action,
+    });
+}
+
+/// The user an effect acts on.
+fn effect_user(effect: Effect) -> Option<UserId> {
+    match effect {
+        Effect::Role { user, .. }
+        | Effect::Kick { user }
+        | Effect::Ban { user }
+        | Effect::Unban { user }
+        | Effect::Mute { user, .. }
+        | Effect::Unmute { user } => Some(user),
+        Effect::Topic | Effect::InviteOnly { .. } => None,
+    }
+}
+
+/// The effect an action had, with the id of the user it acted on (`None`
+/// when the action needs one and has none).
+pub(crate) fn effect_of(action: &Action, user: Option<UserId>) -> Option<Effect> {
+    Some(match action.action {
+        ActionKind::Topic => Effect::Topic,
+        ActionKind::InviteOnly => Effect::InviteOnly {
+            on: action.invite_only.unwrap_or(false),
+        },
+        ActionKind::Role => Effect::Role {
+            user: user?,
+            moderator: action.role == Some(Role::Moderator),
+        },
+        ActionKind::Kick => Effect::Kick { user: user? },
+        ActionKind::Ban => Effect::Ban { user: user? },
+        ActionKind::Unban => Effect::Unban { user: user? },
+        ActionKind::Mute => Effect::Mute {
+            user: user?,
+            until: action.until.unwrap_or_default(),
+        },
+        ActionKind::Unmute => Effect::Unmute { user: user? },
+    })
+}
+
+/// Applies a stored moderation effect to this node's hub: the room's
+/// state, and for a kick or ban the membership, announced as a leave.
+pub(crate) fn apply_effect(
+    hub: &Hub,
+    room: crate::store::ConvId,
+    effect: Effect,
+    topic: Option<chatus_protocol::moderation::Topic>,
+    description: Option<chatus_protocol::moderation::Description>,
+) {
     hub.moderation().apply(room, effect, topic, description);
     match effect {
         Effect::Kick { user } | Effect::Ban { user } => {

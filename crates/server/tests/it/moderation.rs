@@ -564,3 +564,97 @@ async fn moderation_state_survives_a_restart() {
         .collect();
     assert_eq!(kinds, ["topic", "role", "ban"]);
 }
+
+/// Through the client library: moderation events arrive live, and after a
+/// dropped connection resumes they arrive once each, in `seq` order with
+/// the messages, as changes not live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_events_arrive_once_in_order_after_a_resume() {
+    use chatus_client::protocol::moderation::{Reason, Topic};
+    use chatus_client::protocol::{Body, Change, Conversation, RoomName, Visibility};
+    use chatus_client::{Event, Resume};
+
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(server.addr).await;
+    let (alice, _) = register(server.url(), "alice").await;
+    let (carol, _) = register(server.url(), "carol").await;
+    let (_, _) = register(server.url(), "bob").await;
+    let (bob, mut ev) = login(proxy.url(), "bob", Resume::FromNow).await;
+    let den = RoomName::parse("den").unwrap();
+    alice
+        .create_room(den.clone(), Visibility::Public)
+        .await
+        .unwrap();
+    bob.join(den.clone()).await.unwrap();
+    carol.join(den.clone()).await.unwrap();
+    let item = |e: Event| match e {
+        Event::Message { message, live } if message.conv == Conversation::Room(den.clone()) => {
+            Some((message.seq.0, "message".to_owned(), live))
+        }
+        Event::Change {
+            change: Change::Moderated(m),
+            live,
+        } => Some((m.seq.0, format!("{:?}", m.action.action), live)),
+        _ => None,
+    };
+    let topic = alice
+        .set_topic(den.clone(), Topic::parse("Plans").unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_matching(&mut ev, item).await,
+        (topic.seq.0, "Topic".into(), true)
+    );
+
+    proxy.set_down(true);
+    next_matching(&mut ev, |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+    let reason = Some(Reason::parse("spam").unwrap());
+    alice
+        .mute(
+            den.clone(),
+            user("carol"),
+            std::time::Duration::from_secs(60),
+            reason.clone(),
+        )
+        .await
+        .unwrap();
+    alice
+        .send(
+            Conversation::Room(den.clone()),
+            Body::parse("calm").unwrap(),
+        )
+        .await
+        .unwrap();
+    alice
+        .kick(den.clone(), user("carol"), reason)
+        .await
+        .unwrap();
+    let page = alice.audit_log(den.clone(), None, None).await.unwrap();
+    assert_eq!(page.entries.len(), 3);
+    proxy.set_down(false);
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        missed.push(next_matching(&mut ev, item).await);
+    }
+    let s = topic.seq.0;
+    assert_eq!(
+        missed,
+        [
+            (s + 1, "Mute".into(), false),
+            (s + 2, "message".into(), false),
+            (s + 3, "Kick".into(), false),
+        ]
+    );
+    // Nothing twice: the next item is the next live one.
+    let again = alice
+        .set_topic(den.clone(), Topic::parse("Later").unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_matching(&mut ev, item).await,
+        (again.seq.0, "Topic".into(), true)
+    );
+}
