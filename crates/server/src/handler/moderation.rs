@@ -11,7 +11,8 @@
 //!   change names a member (`not_member`), an unban a banned user
 //!   (`not_banned`), an unmute a muted one (`not_muted`).
 //! - `audit_log`: the owner only; a page of moderation events, newest
-//!   first, at most 100.
+//!   first, at most 100 and within the reply budget (`more` says when
+//!   older ones remain).
 //! - The rules live in [`crate::service::moderation`].
 
 use chatus_protocol::moderation::{AuditLog, AuditPage};
@@ -55,8 +56,14 @@ pub(super) async fn audit_log(
     id: Option<RequestId>,
     r: AuditLog,
 ) -> Result<Outcome, ApiError> {
-    let (entries, more) =
-        moderation::audit_log(cx.state.hub(), cx.state.store(), who.user, &r).await?;
+    let (entries, more) = moderation::audit_log(
+        cx.state.hub(),
+        cx.state.store(),
+        who.user,
+        &r,
+        cx.state.reply_budget(),
+    )
+    .await?;
     Ok(Outcome::Reply(ServerMessage::AuditLog(AuditPage {
         id,
         room: r.room,

@@ -378,6 +378,7 @@ pub(crate) async fn audit_log(
     store: &dyn Store,
     actor: UserId,
     r: &chatus_protocol::moderation::AuditLog,
+    budget: usize,
 ) -> Result<(Vec<chatus_protocol::moderation::Moderated>, bool), ApiError> {
     let room = own_room(hub, actor, &r.room)?;
     require(hub, &room, actor, Role::Owner)?;
@@ -394,7 +395,7 @@ pub(crate) async fn audit_log(
     };
     let (rows, more) = store.audit_log(room.id, r.before, limit).await?;
     let conv = chatus_protocol::Conversation::Room(room.name.clone());
-    let entries = rows
+    let mut entries: Vec<_> = rows
         .into_iter()
         .filter_map(
             |row| match crate::handler::history::row_item(conv.clone(), row)? {
@@ -405,7 +406,21 @@ pub(crate) async fn audit_log(
             },
         )
         .collect();
-    Ok((entries, more))
+    // Within the reply budget (descriptions and reasons can be long): the
+    // newest entries that fit, at least one, so paging on with `before`
+    // skips nothing.
+    let mut used = 0;
+    let mut keep = 0;
+    for e in &entries {
+        used += serde_json::to_vec(e).map_or(0, |v| v.len()) + 1;
+        if keep > 0 && used > budget {
+            break;
+        }
+        keep += 1;
+    }
+    let trimmed = keep < entries.len();
+    entries.truncate(keep);
+    Ok((entries, more || trimmed))
 }
 
 /// Refuses a write (`send`, `edit`, `react`) by a muted member, with the

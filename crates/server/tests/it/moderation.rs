@@ -658,3 +658,55 @@ async fn moderation_events_arrive_once_in_order_after_a_resume() {
         (again.seq.0, "Topic".into(), true)
     );
 }
+
+/// An audit log page stays within the reply budget (a quarter of the
+/// outbox): long descriptions make it shorter, `more` says so, and paging
+/// on with `before` skips nothing.
+#[tokio::test]
+async fn audit_log_pages_fit_the_reply_budget() {
+    let server = TestServer::start_with(|c| c.outbox_max_bytes = c.max_frame_bytes).await;
+    let mut alice = Raw::registered(server.addr, "alice").await;
+    expect(
+        &mut alice,
+        json!({"type": "create_room", "room": "den"}),
+        "joined",
+    )
+    .await;
+    let long = "d".repeat(2000);
+    for i in 0..12 {
+        expect(
+            &mut alice,
+            json!({"type": "set_topic", "room": "den", "topic": format!("t{i}"), "description": long}),
+            "sent",
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut before = Value::Null;
+    let mut pages = 0;
+    loop {
+        let mut req = json!({"type": "audit_log", "room": "den"});
+        if !before.is_null() {
+            req["before"] = before.clone();
+        }
+        let page = expect(&mut alice, req, "audit_log").await;
+        assert!(
+            page.to_string().len() <= 65536 / 4 + 4096,
+            "within the budget"
+        );
+        let entries = page["entries"].as_array().unwrap();
+        seen.extend(
+            entries
+                .iter()
+                .map(|e| e["topic"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        if page["more"] == false {
+            break;
+        }
+        before = entries.last().unwrap()["seq"].clone();
+    }
+    assert!(pages > 1, "long entries take several pages");
+    let want: Vec<String> = (0..12).rev().map(|i| format!("t{i}")).collect();
+    assert_eq!(seen, want);
+}
