@@ -145,6 +145,9 @@ pub enum ErrorCode {
     /// A topic, description or reason was too long or held control
     /// characters.
     InvalidText,
+    /// The account is banned from the server by an administrator: a login
+    /// with the right password is refused.
+    AccountBanned,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -214,6 +217,7 @@ impl ErrorCode {
             ErrorCode::NotBanned => "not_banned",
             ErrorCode::NotMuted => "not_muted",
             ErrorCode::InvalidText => "invalid_text",
+            ErrorCode::AccountBanned => "account_banned",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -276,6 +280,7 @@ impl ErrorCode {
         ErrorCode::NotBanned,
         ErrorCode::NotMuted,
         ErrorCode::InvalidText,
+        ErrorCode::AccountBanned,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

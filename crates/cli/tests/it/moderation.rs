@@ -69,3 +69,68 @@ fn moderate_a_room_from_chat() {
     assert!(text.contains("<alice> banned bob (again)"), "{text}");
     assert!(text.contains("<alice> made bob moderator"), "{text}");
 }
+
+fn admin(server: &Server, args: &[&str]) -> Ran {
+    let child = std::process::Command::new(bin())
+        .arg("admin")
+        .args(args)
+        .arg("--data")
+        .arg(server.data())
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait(child)
+}
+
+/// `chatus admin user ban` beside a running server: the user's sessions
+/// are listed, then gone, their logins refused with the reason, until
+/// `unban` lets the same password in again.
+#[test]
+fn an_administrator_bans_a_user_server_wide() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    alice.register();
+    let r = admin(&server, &["user", "sessions", "alice"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("created"), "one session: {r:?}");
+    let r = admin(&server, &["user", "ban", "alice"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Banned alice"), "{r:?}");
+    let r = admin(&server, &["user", "sessions", "alice"]);
+    assert!(
+        r.stdout.contains("alice is banned") && r.stdout.contains("no sessions"),
+        "{r:?}"
+    );
+    // The running server's watcher reads the revocation within a second.
+    let mut revoked = false;
+    for _ in 0..200 {
+        if alice.run(&["rooms"]).code != 0 {
+            revoked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(revoked, "the token is revoked");
+    let r = alice.run_with_input(
+        &["login", "--user", "alice", "--password-stdin"],
+        "alice-password\n",
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("banned"), "{r:?}");
+    // A wrong password says nothing of the ban.
+    let r = alice.run_with_input(
+        &["login", "--user", "alice", "--password-stdin"],
+        "wrong-password\n",
+    );
+    assert!(!r.stderr.contains("banned"), "{r:?}");
+    let r = admin(&server, &["user", "unban", "alice"]);
+    assert!(r.stdout.contains("Lifted the ban on alice"), "{r:?}");
+    let r = alice.run_with_input(
+        &["login", "--user", "alice", "--password-stdin"],
+        "alice-password\n",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    alice.ok(&["rooms"]);
+}

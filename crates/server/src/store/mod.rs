@@ -672,6 +672,14 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a session's expiry.
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()>;
 
+    /// A user's unexpired sessions at `now`, newest first, for
+    /// administrators: (token hash, created, expires).
+    fn user_sessions(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Vec<(TokenHash, Timestamp, Timestamp)>>;
+
     /// Deletes a session (logout); deleting a missing one succeeds.
     fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()>;
 

@@ -401,6 +401,14 @@ impl Store for PgStore {
         })
     }
 
+    fn user_sessions(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Vec<(TokenHash, Timestamp, Timestamp)>> {
+        self.read(move |c| Box::pin(accounts::user_sessions(c, user, now)))
+    }
+
     fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()> {
         self.write(move |c| Box::pin(async move { accounts::delete_session(c, &token).await }))
     }

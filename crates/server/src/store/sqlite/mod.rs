@@ -373,6 +373,14 @@ impl Store for SqliteStore {
         self.write(move |ctx| queries::extend_session(&ctx.conn, &token, expires))
     }
 
+    fn user_sessions(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Vec<(TokenHash, Timestamp, Timestamp)>> {
+        self.read(move |c| queries::user_sessions(c, user, now))
+    }
+
     fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()> {
         self.write(move |ctx| queries::delete_session(&ctx.conn, &token))
     }

@@ -233,6 +233,29 @@ pub(crate) fn extend_session(
     Ok(())
 }
 
+pub(crate) fn user_sessions(
+    conn: &Connection,
+    user: UserId,
+    now: Timestamp,
+) -> Result<Vec<(TokenHash, Timestamp, Timestamp)>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT token_hash, created_ms, expires_ms FROM sessions
+         WHERE user_id = ?1 AND expires_ms > ?2 ORDER BY created_ms DESC",
+    )?;
+    let rows = st.query_map(params![user.0, ms(now)], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, ts(r.get(1)?), ts(r.get(2)?)))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (hash, created, expires) = row?;
+        let hash: TokenHash = hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a session hash is not 32 bytes".into()))?;
+        out.push((hash, created, expires));
+    }
+    Ok(out)
+}
+
 pub(crate) fn delete_session(conn: &Connection, token: &TokenHash) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
         .execute([&token[..]])?;

@@ -177,3 +177,42 @@ pub(crate) async fn moderation_is_stored_with_its_events(place: &Place) {
             .all(|r| r.body.as_ref().is_none_or(|b| b.as_str() != "rude"))
     );
 }
+
+/// An administrator's list of a user's sessions: unexpired ones only,
+/// newest first, nobody else's.
+pub(crate) async fn sessions_of_a_user_are_listed(place: &Place) {
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_user(new_user("b", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    for (token, user, created, expires) in [
+        (1, a, 1, 100),
+        (2, a, 5, 100),
+        (3, a, 2, 10),
+        (4, b, 3, 100),
+    ] {
+        store
+            .create_session(NewSession {
+                created: Timestamp(created),
+                ..session(token, user, expires)
+            })
+            .await
+            .unwrap();
+    }
+    let listed = store.user_sessions(a, Timestamp(50)).await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            ([2; 32], Timestamp(5), Timestamp(100)),
+            ([1; 32], Timestamp(1), Timestamp(100)),
+        ]
+    );
+}
