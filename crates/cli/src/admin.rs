@@ -1,5 +1,6 @@
 //! `chatus admin …`: user and file administration against a data
-//! directory or a PostgreSQL database.
+//! directory or a PostgreSQL database: adding and listing users, password
+//! resets, server-wide bans, a user's sessions, files.
 
 use std::io::IsTerminal as _;
 
@@ -72,8 +73,61 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
+        AdminCommand::User(AdminUserCommand::Ban(a)) => ban(a, true).await,
+        AdminCommand::User(AdminUserCommand::Unban(a)) => ban(a, false).await,
+        AdminCommand::User(AdminUserCommand::Sessions(a)) => {
+            let name = parse_user(&a.name)?;
+            let (sessions, banned) =
+                chatus_server::admin::user_sessions(&a.data.location(), &name).await?;
+            if a.data.json {
+                for s in &sessions {
+                    say(&json!({
+                        "user": name.as_str(),
+                        "session": s.id,
+                        "created": crate::output::rfc3339(s.created),
+                        "expires": crate::output::rfc3339(s.expires),
+                    })
+                    .to_string());
+                }
+            } else {
+                if banned {
+                    say(&format!("{name} is banned from the server."));
+                }
+                if sessions.is_empty() {
+                    say(&format!("{name} has no sessions."));
+                }
+                for s in &sessions {
+                    say(&format!(
+                        "{}  created {}  expires {}",
+                        s.id,
+                        date_time(s.created),
+                        date_time(s.expires)
+                    ));
+                }
+            }
+            Ok(())
+        }
         AdminCommand::Files(a) => files(a).await,
     }
+}
+
+/// `admin user ban` (`banned`) and `admin user unban`.
+async fn ban(a: crate::args::AdminNameArgs, banned: bool) -> Result<(), CliError> {
+    let name = parse_user(&a.name)?;
+    let changed = chatus_server::admin::ban_user(&a.data.location(), &name, banned).await?;
+    let what = match (banned, changed) {
+        (true, true) => "Banned {name} from the server; their sessions are logged out.",
+        (true, false) => "{name} was banned already.",
+        (false, true) => "Lifted the ban on {name}.",
+        (false, false) => "{name} was not banned.",
+    };
+    let text = what.replace("{name}", name.as_str());
+    if a.data.json {
+        say(&json!({"user": name.as_str(), "banned": banned, "changed": changed}).to_string());
+    } else {
+        say(&text);
+    }
+    Ok(())
 }
 
 async fn files(a: AdminFilesArgs) -> Result<(), CliError> {

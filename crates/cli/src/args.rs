@@ -433,8 +433,24 @@ pub enum AdminUserCommand {
     /// List users.
     List(DataArg),
     /// Set a user's password and log out all their sessions (works while
-    /// the server runs).
+    /// the server runs; it also lifts a ban).
     ResetPassword(crate::account::ResetPasswordArgs),
+    /// Ban a user from the server: every session logged out, logins
+    /// refused (works while the server runs).
+    Ban(AdminNameArgs),
+    /// Lift a user's server-wide ban (their password works again).
+    Unban(AdminNameArgs),
+    /// List a user's sessions (logins not expired): id, created, expires.
+    Sessions(AdminNameArgs),
+}
+
+/// `admin user ban|unban|sessions` options.
+#[derive(Debug, Args)]
+pub struct AdminNameArgs {
+    /// The user.
+    pub name: String,
+    #[command(flatten)]
+    pub data: DataArg,
 }
 
 /// `admin user add` options.

@@ -12,6 +12,9 @@
 //! toggle) and `/versions N` take to name one in the current room; edits, deletions and
 //! reactions are printed as lines of their own, and the messages seen
 //! are kept to know which way a reaction toggles and its counts.
+//! Moderation commands ([`moderate`]: `/topic`, `/kick`, `/ban`, `/unban`,
+//! `/mute`, `/unmute`, `/op`, `/deop`, `/invite-only`) act on the current
+//! room; what they did is printed as a line like an edit.
 //!
 //! Standard input need not be a terminal: piped lines are sent one after
 //! the other (each acknowledged before the next is read), and the end of
@@ -20,6 +23,7 @@
 
 pub mod complete;
 pub mod editor;
+pub mod moderate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal as _;
@@ -54,6 +58,12 @@ Type a line to send it to the current room. Commands (Tab completes them, and ro
   /delete N         delete your message N
   /react N EMOJI    add your reaction to message N, or take it back
   /versions N       every text message N had, oldest first
+  /topic TEXT       set the current room's topic (owner, moderators)
+  /kick USER [WHY]  take someone out of the room (they may come back)
+  /ban USER [WHY]   ban someone from the room; /unban USER lifts it
+  /mute USER TIME [WHY]  make someone read-only for TIME (90s, 10m, 2h, 1d); /unmute USER
+  /op USER          make a member a moderator (owner); /deop USER undoes it
+  /invite-only on|off  joining needs an invitation, or not
   /who              who is in the current room
   /rooms            the rooms you can see (> marks the current one)
   /help             this help
@@ -90,6 +100,8 @@ pub enum Line {
     React(Seq, String),
     /// `/versions N`.
     Versions(Seq),
+    /// A moderation command (see [`moderate`]).
+    Moderate(moderate::Command),
     /// `/who`.
     Who,
     /// `/rooms`.
@@ -166,7 +178,11 @@ pub fn parse_line(line: &str) -> Line {
         "who" | "names" => Line::Who,
         "rooms" | "list" => Line::Rooms,
         "help" | "?" => Line::Help,
-        other => Line::Bad(format!("There is no command /{other}; /help lists them.")),
+        other => match moderate::parse(other, rest) {
+            Some(Ok(cmd)) => Line::Moderate(cmd),
+            Some(Err(usage)) => Line::Bad(usage),
+            None => Line::Bad(format!("There is no command /{other}; /help lists them.")),
+        },
     }
 }
 
@@ -595,6 +611,11 @@ async fn run_line(
                 client.leave(room.clone()).await?;
                 shared.set_room(&RoomName::lobby());
                 screen.note(&format!("Left #{room}; back in #lobby."));
+            }
+        }
+        Line::Moderate(cmd) => {
+            if let Err(note) = moderate::run(client, room, cmd).await? {
+                screen.note(&note);
             }
         }
         Line::Who => {

@@ -296,8 +296,21 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
         }
     } else {
         // Each message as it stands now: its changes are shown on it.
+        // Moderation events change no message: each is a line of its own,
+        // in seq order among the messages.
+        let mut moderation = h
+            .changes
+            .iter()
+            .filter(|c| matches!(c, chatus_client::protocol::Change::Moderated(_)))
+            .peekable();
         for m in &h.messages {
+            while let Some(c) = moderation.next_if(|c| c.seq() < m.seq) {
+                say(&output::change_text(c, false));
+            }
             say(&output::message_text(m, false, true));
+        }
+        for c in moderation {
+            say(&output::change_text(c, false));
         }
     }
     if !ctx.json && h.more {

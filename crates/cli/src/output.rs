@@ -132,12 +132,16 @@ fn place_json(v: &mut Value, conv: &Conversation) {
 /// The JSON object for a change: `type` (`"edited"`, `"deleted"` or
 /// `"reacted"`), `seq` (its own), `room` or `peer`, `sender`, `target`
 /// (the message's seq), `time`, `time_ms`; an edit's `body` (absent once
-/// the message is deleted), a reaction's `emoji` and `on`.
+/// the message is deleted), a reaction's `emoji` and `on`. A moderation
+/// event is `"moderated"` with no `target` but `action`, and as the action
+/// needs `user` (the user acted on), `reason`, `topic`, `description`,
+/// `role`, `until_ms`, `invite_only`; `sender` is who acted.
 pub fn change_json(c: &Change) -> Value {
     let (kind, sender, time) = match c {
         Change::Edited(e) => ("edited", &e.sender, e.time),
         Change::Deleted(d) => ("deleted", &d.sender, d.time),
         Change::Reacted(r) => ("reacted", &r.sender, r.time),
+        Change::Moderated(m) => ("moderated", &m.actor, m.time),
     };
     let mut v = json!({
         "type": kind,
@@ -159,6 +163,34 @@ pub fn change_json(c: &Change) -> Value {
             v["emoji"] = json!(r.emoji.as_str());
             v["on"] = json!(r.on);
         }
+        Change::Moderated(m) => {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("target");
+            }
+            let a = &m.action;
+            v["action"] = json!(a.action);
+            if let Some(u) = &a.target {
+                v["user"] = json!(u.as_str());
+            }
+            if let Some(r) = &a.reason {
+                v["reason"] = json!(r.as_str());
+            }
+            if let Some(t) = &a.topic {
+                v["topic"] = json!(t.as_str());
+            }
+            if let Some(d) = &a.description {
+                v["description"] = json!(d.as_str());
+            }
+            if let Some(r) = a.role {
+                v["role"] = json!(r.as_str());
+            }
+            if let Some(u) = a.until {
+                v["until_ms"] = json!(u.0);
+            }
+            if let Some(on) = a.invite_only {
+                v["invite_only"] = json!(on);
+            }
+        }
     }
     v
 }
@@ -179,6 +211,7 @@ pub fn change_text(c: &Change, with_place: bool) -> String {
         Change::Edited(e) => (&e.sender, e.time),
         Change::Deleted(d) => (&d.sender, d.time),
         Change::Reacted(r) => (&r.sender, r.time),
+        Change::Moderated(m) => (&m.actor, m.time),
     };
     let mut head = format!("[{} {}] ", c.seq(), clock(time));
     if with_place {
@@ -196,8 +229,36 @@ pub fn change_text(c: &Change, with_place: bool) -> String {
         Change::Deleted(_) => format!("deleted {target} (message deleted)"),
         Change::Reacted(r) if r.on => format!("reacted {} to {target}", clean(r.emoji.as_str())),
         Change::Reacted(r) => format!("took back {} on {target}", clean(r.emoji.as_str())),
+        Change::Moderated(m) => moderation_text(&m.action),
     };
     format!("{head}{what}")
+}
+
+/// What a moderation event did, for a line: `banned bob (spam)`.
+fn moderation_text(a: &chatus_client::protocol::moderation::Action) -> String {
+    use chatus_client::protocol::moderation::ActionKind;
+    let user = a.target.as_ref().map_or(String::new(), |u| u.to_string());
+    let mut s = match a.action {
+        ActionKind::Topic => format!(
+            "set the topic: {}",
+            clean(a.topic.as_ref().map_or("", |t| t.as_str()))
+        ),
+        ActionKind::Role => format!("made {user} {}", a.role.map_or("member", |r| r.as_str())),
+        ActionKind::Kick => format!("kicked {user}"),
+        ActionKind::Ban => format!("banned {user}"),
+        ActionKind::Unban => format!("unbanned {user}"),
+        ActionKind::Mute => format!(
+            "muted {user} until {}",
+            a.until.map_or(String::new(), rfc3339)
+        ),
+        ActionKind::Unmute => format!("unmuted {user}"),
+        ActionKind::InviteOnly if a.invite_only == Some(true) => "made the room invite-only".into(),
+        ActionKind::InviteOnly => "opened the room to all".into(),
+    };
+    if let Some(r) = &a.reason {
+        s.push_str(&format!(" ({})", clean(r.as_str())));
+    }
+    s
 }
 
 /// The JSON object for a file: `id`, `name`, `size`, `media_type`,
@@ -371,6 +432,7 @@ mod tests {
         let m = |name: &str, online| Member {
             user: Username::parse(name).unwrap(),
             online,
+            role: Default::default(),
         };
         let lines = members_text(&[m("al", true), m("bobby", false)]);
         assert_eq!(

@@ -20,6 +20,8 @@ pub fn apply(message: &mut Message, change: &Change, me: Option<&Username>) -> b
         return false;
     }
     match change {
+        // A moderation event changes no message.
+        Change::Moderated(_) => false,
         Change::Edited(e) => {
             if message.edited.is_some_and(|s| s >= e.seq) {
                 return false;

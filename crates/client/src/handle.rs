@@ -52,7 +52,7 @@ pub struct Connected {
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(0);
 
-fn unexpected(msg: &ServerMessage) -> Error {
+pub(crate) fn unexpected(msg: &ServerMessage) -> Error {
     Error::Protocol(format!("did not expect {msg:?}"))
 }
 

@@ -17,6 +17,8 @@
 //! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.
 //! - [`changes`]: applying an edit, deletion or reaction to a message
 //!   shown ([`changes::apply`]), idempotently.
+//! - [`moderation`]: room moderation on [`Client`] (topics, roles, kicks,
+//!   bans, mutes, invite-only rooms, the audit log).
 //! - [`url`]: [`ServerUrl`], addresses as people type them.
 //! - [`sessions`]: login tokens kept per server and user on disk (mode
 //!   0600), shared by every front end.
@@ -37,6 +39,7 @@ pub mod error;
 pub mod event;
 pub mod handle;
 pub mod known;
+pub mod moderation;
 pub mod sessions;
 mod task;
 pub mod thumbnail;

@@ -664,6 +664,7 @@ impl Task {
             ServerMessage::Edited(e) => self.on_change(Change::Edited(e)),
             ServerMessage::Deleted(d) => self.on_change(Change::Deleted(d)),
             ServerMessage::Reacted(r) => self.on_change(Change::Reacted(r)),
+            ServerMessage::Moderated(m) => self.on_change(Change::Moderated(m)),
             ServerMessage::Presence(p) => self.emit(Event::Presence(p)),
             ServerMessage::Typing(t) => self.emit(Event::Typing(t)),
             ServerMessage::Read(r) => self.emit(Event::Read(r)),
@@ -693,6 +694,7 @@ fn live_change(m: &ServerMessage) -> Option<Change> {
         ServerMessage::Edited(e) => Some(Change::Edited(e.clone())),
         ServerMessage::Deleted(d) => Some(Change::Deleted(d.clone())),
         ServerMessage::Reacted(r) => Some(Change::Reacted(r.clone())),
+        ServerMessage::Moderated(m) => Some(Change::Moderated(m.clone())),
         _ => None,
     }
 }

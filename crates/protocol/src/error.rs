@@ -128,6 +128,26 @@ pub enum ErrorCode {
     /// A `search` query could not be read (an unclosed quote, nothing to
     /// look for, too many terms).
     InvalidQuery,
+    /// A moderation request by someone whose role in the room is too low:
+    /// a member acting as a moderator, a moderator acting on a moderator or
+    /// the owner, anyone but the owner naming moderators or reading the
+    /// audit log.
+    InsufficientRank,
+    /// The caller is banned from that room: it cannot join it or read it.
+    Banned,
+    /// The caller is muted in that room (read-only) until the time
+    /// `retry_after_ms` says.
+    Muted,
+    /// An `unban` of a user who is not banned from the room.
+    NotBanned,
+    /// An `unmute` of a user who is not muted in the room.
+    NotMuted,
+    /// A topic, description or reason was too long or held control
+    /// characters.
+    InvalidText,
+    /// The account is banned from the server by an administrator: a login
+    /// with the right password is refused.
+    AccountBanned,
     /// The server is shutting down and takes no new work; reconnect later.
     ShuttingDown,
     /// The server's database is unreachable for now (a cluster node whose
@@ -191,6 +211,13 @@ impl ErrorCode {
             ErrorCode::NotEncrypted => "not_encrypted",
             ErrorCode::EncryptedPublicRoom => "encrypted_public_room",
             ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InsufficientRank => "insufficient_rank",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Muted => "muted",
+            ErrorCode::NotBanned => "not_banned",
+            ErrorCode::NotMuted => "not_muted",
+            ErrorCode::InvalidText => "invalid_text",
+            ErrorCode::AccountBanned => "account_banned",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -247,6 +274,13 @@ impl ErrorCode {
         ErrorCode::NotEncrypted,
         ErrorCode::EncryptedPublicRoom,
         ErrorCode::InvalidQuery,
+        ErrorCode::InsufficientRank,
+        ErrorCode::Banned,
+        ErrorCode::Muted,
+        ErrorCode::NotBanned,
+        ErrorCode::NotMuted,
+        ErrorCode::InvalidText,
+        ErrorCode::AccountBanned,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,
         ErrorCode::Internal,

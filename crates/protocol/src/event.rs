@@ -189,8 +189,8 @@ impl From<EditMessage> for EditWire {
     }
 }
 
-/// `delete`: erases one of the caller's own messages (in a room, the
-/// room's creator may delete anyone's).
+/// `delete`: erases one of the caller's own messages (in a room, its
+/// owner and moderators may delete anyone's).
 ///
 /// The text of the message and of all its edits is removed from the
 /// server's store, not hidden; a `deleted` event takes its own `seq`.
@@ -432,6 +432,8 @@ pub enum Change {
     Deleted(Deleted),
     /// `reacted`.
     Reacted(Reacted),
+    /// `moderated`: a moderation action (see [`crate::moderation`]).
+    Moderated(crate::moderation::Moderated),
 }
 
 impl Change {
@@ -441,15 +443,18 @@ impl Change {
             Change::Edited(e) => e.seq,
             Change::Deleted(d) => d.seq,
             Change::Reacted(r) => r.seq,
+            Change::Moderated(m) => m.seq,
         }
     }
 
-    /// The message it changes.
+    /// The message it changes (0 for a moderation event, which changes no
+    /// message).
     pub fn target(&self) -> Seq {
         match self {
             Change::Edited(e) => e.target,
             Change::Deleted(d) => d.target,
             Change::Reacted(r) => r.target,
+            Change::Moderated(_) => Seq(0),
         }
     }
 
@@ -459,6 +464,7 @@ impl Change {
             Change::Edited(e) => &e.conv,
             Change::Deleted(d) => &d.conv,
             Change::Reacted(r) => &r.conv,
+            Change::Moderated(m) => &m.conv,
         }
     }
 }

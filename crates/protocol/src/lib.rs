@@ -11,6 +11,7 @@
 //!   `ClientMsgId`, `Token`, …): a raw string never gets past decoding.
 //! - One module per message family: [`hello`], [`auth`], [`room`],
 //!   [`message`], [`event`] (edits, deletions, reactions, replies' quotes),
+//!   [`moderation`] (topics, roles, kicks, bans, mutes, the audit log),
 //!   [`presence`], [`history`], [`search`], [`file`](mod@file), [`keys`]
 //!   (end-to-end encryption keys and to-device messages), [`error`].
 //! - [`receipt`]: read receipts (the public side of read markers).
@@ -31,6 +32,7 @@ pub mod ids;
 pub mod keys;
 pub mod mention;
 pub mod message;
+pub mod moderation;
 pub mod presence;
 pub mod receipt;
 pub mod request;

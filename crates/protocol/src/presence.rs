@@ -25,6 +25,10 @@ pub struct Member {
     pub user: Username,
     /// True while they have a logged-in connection.
     pub online: bool,
+    /// `owner` or `moderator` in the room (absent for a plain member and
+    /// outside rooms).
+    #[serde(default, skip_serializing_if = "crate::moderation::Role::is_member")]
+    pub role: crate::moderation::Role,
 }
 
 /// `users`: the reply to `who`, sorted by name.

@@ -21,6 +21,8 @@ use crate::ids::{
 };
 use crate::keys::{ClaimKeys, FetchToDevice, QueryDevices, SendToDevice, UploadKeys};
 use crate::message::SendMessage;
+use crate::moderation::{AuditLog, Mute, Sanction, SetInviteOnly, SetRole, SetTopic, Unmute};
+use crate::moderation::{Description, Reason, Topic};
 use crate::presence::{SetTyping, Who};
 use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
 use crate::search::{Search, SearchQuery};
@@ -93,6 +95,24 @@ pub enum Request {
     Search(Search),
     /// `receipts`: see [`QueryReceipts`].
     Receipts(crate::receipt::QueryReceipts),
+    /// `set_topic`: see [`SetTopic`].
+    SetTopic(SetTopic),
+    /// `set_role`: see [`SetRole`].
+    SetRole(SetRole),
+    /// `kick`: see [`Sanction`].
+    Kick(Sanction),
+    /// `ban`: see [`Sanction`].
+    Ban(Sanction),
+    /// `unban`: see [`Sanction`].
+    Unban(Sanction),
+    /// `mute`: see [`Mute`].
+    Mute(Mute),
+    /// `unmute`: see [`Unmute`].
+    Unmute(Unmute),
+    /// `set_invite_only`: see [`SetInviteOnly`].
+    SetInviteOnly(SetInviteOnly),
+    /// `audit_log`: see [`AuditLog`].
+    AuditLog(AuditLog),
 }
 
 impl Request {
@@ -130,6 +150,15 @@ impl Request {
         "typing",
         "search",
         "receipts",
+        "set_topic",
+        "set_role",
+        "kick",
+        "ban",
+        "unban",
+        "mute",
+        "unmute",
+        "set_invite_only",
+        "audit_log",
     ];
 
     /// The wire `type` of this request.
@@ -167,6 +196,15 @@ impl Request {
             Request::Typing(_) => "typing",
             Request::Search(_) => "search",
             Request::Receipts(_) => "receipts",
+            Request::SetTopic(_) => "set_topic",
+            Request::SetRole(_) => "set_role",
+            Request::Kick(_) => "kick",
+            Request::Ban(_) => "ban",
+            Request::Unban(_) => "unban",
+            Request::Mute(_) => "mute",
+            Request::Unmute(_) => "unmute",
+            Request::SetInviteOnly(_) => "set_invite_only",
+            Request::AuditLog(_) => "audit_log",
         }
     }
 
@@ -246,6 +284,9 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("client", |s| ClientLabel::parse(s).map(drop)),
     ("emoji", |s| Emoji::parse(s).map(drop)),
     ("query", |s| SearchQuery::parse(s).map(drop)),
+    ("topic", |s| Topic::parse(s).map(drop)),
+    ("description", |s| Description::parse(s).map(drop)),
+    ("reason", |s| Reason::parse(s).map(drop)),
 ];
 
 impl Envelope {

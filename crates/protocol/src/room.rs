@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RequestId, RoomName, Seq, Username, Visibility};
+use crate::moderation::{Description, Topic};
 use crate::presence::Member;
 
 /// `create_room`: creates a room and makes the caller its first member.
@@ -29,9 +30,10 @@ pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// `join_room`: joins a public room, or a private one the caller was invited
-/// to. Joining a room one is in already succeeds. Answered by `joined`, or
-/// `unknown_room` / `not_invited`. Members get `member_joined`.
+/// `join_room`: joins a public room, or a private (or invite-only) one the
+/// caller was invited to. Joining a room one is in already succeeds.
+/// Answered by `joined`, or `unknown_room` / `not_invited` / `banned`.
+/// Members get `member_joined`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRoom {
@@ -73,7 +75,8 @@ pub struct DeclineInvite {
 }
 
 /// `list_rooms`: answered by `rooms`: every public room, plus the private
-/// rooms the caller belongs to or is invited to. The reply is kept within a
+/// rooms the caller belongs to or is invited to, less the rooms the caller
+/// is banned from. The reply is kept within a
 /// byte budget; when it had to be trimmed it says so (`truncated`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +109,16 @@ pub struct RoomInfo {
     /// True for an end-to-end encrypted room (absent when false).
     #[serde(default, skip_serializing_if = "is_false")]
     pub encrypted: bool,
+    /// The room's topic (absent when none; see `set_topic`).
+    #[serde(default, skip_serializing_if = "Topic::is_empty")]
+    pub topic: Topic,
+    /// The room's description (absent when none).
+    #[serde(default, skip_serializing_if = "Description::is_empty")]
+    pub description: Description,
+    /// True when joining needs an invitation even though the room is
+    /// public (absent when false; see `set_invite_only`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub invite_only: bool,
 }
 
 /// `joined`: the reply to `create_room` and `join_room`.

@@ -15,6 +15,7 @@ use crate::history::{ConversationList, HistoryPage};
 use crate::ids::RequestId;
 use crate::keys::{ClaimedKeys, DeviceList, DeviceMessage, KeyCount, KeysUploaded, ToDeviceBatch};
 use crate::message::{Message, Sent};
+use crate::moderation::{AuditPage, Moderated};
 use crate::presence::{Presence, Typing, Users};
 use crate::receipt::{Read, ReceiptList};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
@@ -88,6 +89,10 @@ pub enum ServerMessage {
     Read(Read),
     /// `receipt_list`: see [`ReceiptList`].
     ReceiptList(ReceiptList),
+    /// `moderated` (event): see [`Moderated`].
+    Moderated(Moderated),
+    /// `audit_log`: see [`AuditPage`].
+    AuditLog(AuditPage),
 }
 
 impl ServerMessage {
@@ -115,6 +120,7 @@ impl ServerMessage {
             ServerMessage::ClaimedKeys(m) => m.id,
             ServerMessage::ToDeviceBatch(m) => m.id,
             ServerMessage::ReceiptList(m) => m.id,
+            ServerMessage::AuditLog(m) => m.id,
             ServerMessage::Read(_)
             | ServerMessage::DeviceMessage(_)
             | ServerMessage::KeyCount(_)
@@ -126,7 +132,8 @@ impl ServerMessage {
             | ServerMessage::Edited(_)
             | ServerMessage::Deleted(_)
             | ServerMessage::Reacted(_)
-            | ServerMessage::Typing(_) => None,
+            | ServerMessage::Typing(_)
+            | ServerMessage::Moderated(_) => None,
         }
     }
 
@@ -144,6 +151,7 @@ impl ServerMessage {
                 | ServerMessage::Typing(_)
                 | ServerMessage::Read(_)
                 | ServerMessage::Reacted(_)
+                | ServerMessage::Moderated(_)
                 | ServerMessage::DeviceMessage(_)
                 | ServerMessage::KeyCount(_)
         )

@@ -1,6 +1,7 @@
 //! Administration against a data directory or a PostgreSQL database,
 //! beside running servers or without one: adding and listing users,
-//! resetting a password, listing and removing files. A server
+//! resetting a password, banning a user server-wide, listing a user's
+//! sessions, listing and removing files. A server
 //! that is running picks up a user added this way at their first login, and
 //! a password reset within about a second: the reset records a revocation
 //! event that the server's watcher reads (it polls every second, cheaply:
@@ -127,6 +128,80 @@ async fn reset_in(
         .map_err(|e| AdminError::Refused(e.to_string()))?;
     accounts.reset_password(&user, password).await?;
     Ok(user)
+}
+
+/// Bans (`banned`) or unbans a user server-wide; returns whether anything
+/// changed. A ban logs out every session (a running server closes their
+/// connections within about a second) and refuses their logins
+/// (`account_banned`); see [`Accounts::set_banned`].
+pub async fn ban_user(at: &Location, name: &Username, banned: bool) -> Result<bool, AdminError> {
+    let store = open(at).await?;
+    let result = async {
+        let user = find(&store, name).await?;
+        let accounts = Accounts::new(store.clone(), &config(at), Vec::new())
+            .map_err(|e| AdminError::Refused(e.to_string()))?;
+        Ok(accounts.set_banned(&user, banned).await?)
+    }
+    .await;
+    store
+        .close()
+        .await
+        .map_err(|e| AdminError::Open(e.into()))?;
+    result
+}
+
+/// One session of a user, as an administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The first 8 hex digits of the token's SHA-256 (the token itself is
+    /// never stored).
+    pub id: String,
+    /// When it was created (the login).
+    pub created: chatus_protocol::Timestamp,
+    /// When it expires unless used.
+    pub expires: chatus_protocol::Timestamp,
+}
+
+/// A user's unexpired sessions, newest first, and whether the account is
+/// banned.
+pub async fn user_sessions(
+    at: &Location,
+    name: &Username,
+) -> Result<(Vec<SessionInfo>, bool), AdminError> {
+    let store = open(at).await?;
+    let result = async {
+        let user = find(&store, name).await?;
+        let rows = store
+            .user_sessions(user.id, crate::service::accounts::now())
+            .await
+            .map_err(|e| AdminError::Open(e.into()))?;
+        let sessions = rows
+            .into_iter()
+            .map(|(hash, created, expires)| SessionInfo {
+                id: hash[..4].iter().map(|b| format!("{b:02x}")).collect(),
+                created,
+                expires,
+            })
+            .collect();
+        let banned = user
+            .password_hash
+            .starts_with(crate::service::accounts::BANNED);
+        Ok((sessions, banned))
+    }
+    .await;
+    store
+        .close()
+        .await
+        .map_err(|e| AdminError::Open(e.into()))?;
+    result
+}
+
+async fn find(store: &Arc<dyn Store>, name: &Username) -> Result<UserRow, AdminError> {
+    store
+        .find_user(&name.key())
+        .await
+        .map_err(|e| AdminError::Open(e.into()))?
+        .ok_or_else(|| AdminError::Refused(format!("There is no user named {name}.")))
 }
 
 /// Lists every user.

@@ -35,6 +35,12 @@ pub enum ApiError {
         /// When to retry.
         retry_after: Duration,
     },
+    /// The caller is muted in the room until the given time from now.
+    #[error("muted for {retry_after:?}")]
+    Muted {
+        /// When the mute ends.
+        retry_after: Duration,
+    },
     /// The store failed.
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
@@ -76,6 +82,16 @@ impl ApiError {
                 id,
                 code: ErrorCode::RateLimited,
                 message: format!("Too many {what}; try again shortly."),
+                retry_after_ms: Some(
+                    u64::try_from(retry_after.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                ),
+            },
+            ApiError::Muted { retry_after } => ErrorReply {
+                id,
+                code: ErrorCode::Muted,
+                message: "You are muted in this room (read-only) for now.".into(),
                 retry_after_ms: Some(
                     u64::try_from(retry_after.as_millis())
                         .unwrap_or(u64::MAX)

@@ -256,6 +256,9 @@ pub struct Hub {
     /// Cluster mode: where directory changes made here go, for the bus to
     /// publish to the other nodes (unset on a single node).
     tell: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::bus::wire::DirChange>>,
+    /// Rooms' owners, moderators, topics, bans and mutes (its own lock,
+    /// taken after the directory's when both are needed, never before).
+    moderation: moderation::Moderation,
 }
 
 fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -300,7 +303,8 @@ impl UserEntry {
 
 impl Hub {
     /// Builds the directory from a store snapshot.
-    pub(crate) fn load(snap: Snapshot) -> Result<Hub, StoreError> {
+    pub(crate) fn load(mut snap: Snapshot) -> Result<Hub, StoreError> {
+        let moderation = moderation::Moderation::load(std::mem::take(&mut snap.moderation));
         let mut d = Directory::default();
         for u in snap.users {
             d.user_keys.insert(u.name.key(), u.id);
@@ -361,7 +365,13 @@ impl Hub {
             pending: Mutex::default(),
             announce: tokio::sync::Notify::new(),
             tell: std::sync::OnceLock::new(),
+            moderation,
         })
+    }
+
+    /// Rooms' moderation state.
+    pub(crate) fn moderation(&self) -> &moderation::Moderation {
+        &self.moderation
     }
 
     fn dir(&self) -> MutexGuard<'_, Directory> {
@@ -690,6 +700,7 @@ impl Hub {
 
     /// Records a new room with its creator as member.
     pub(crate) fn add_room(&self, row: &RoomRow, creator: UserId) {
+        self.moderation.add_room(row.id, creator);
         let mut d = self.dir();
         d.room_ids.insert(row.name.clone(), row.id);
         d.rooms.insert(
@@ -801,6 +812,7 @@ impl Hub {
 
     /// Members of a room with their presence, by name.
     pub(crate) fn members(&self, room: ConvId) -> Vec<Member> {
+        let roles = self.moderation.room(room);
         let d = self.dir();
         let Some(r) = d.rooms.get(&room) else {
             return Vec::new();
@@ -812,6 +824,7 @@ impl Hub {
                 d.users.get(id).map(|u| Member {
                     user: u.name.clone(),
                     online: d.is_online(*id),
+                    role: roles.role(*id),
                 })
             })
             .collect();
@@ -979,5 +992,6 @@ impl Hub {
 }
 
 pub(crate) mod cluster;
+pub(crate) mod moderation;
 #[cfg(test)]
 mod tests;

@@ -14,17 +14,26 @@ use reedline::{Completer, CompletionResult, Span, Suggestion};
 
 /// The commands `chat` understands, as completed.
 pub const COMMANDS: &[&str] = &[
+    "/ban",
     "/create",
     "/delete",
+    "/deop",
     "/edit",
     "/help",
+    "/invite-only",
     "/join",
+    "/kick",
     "/leave",
     "/msg",
+    "/mute",
+    "/op",
     "/quit",
     "/react",
     "/reply",
     "/rooms",
+    "/topic",
+    "/unban",
+    "/unmute",
     "/versions",
     "/who",
 ];

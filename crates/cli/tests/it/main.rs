@@ -16,6 +16,7 @@ mod fds;
 mod files;
 mod first_hour;
 mod migrate;
+mod moderation;
 mod search;
 mod terminal;
 mod tidy;

@@ -244,10 +244,12 @@ fn presence_and_session_end() {
             Member {
                 user: user("bob"),
                 online: true,
+                role: Default::default(),
             },
             Member {
                 user: user("carol"),
                 online: true,
+                role: Default::default(),
             },
         ],
     })));
@@ -257,6 +259,7 @@ fn presence_and_session_end() {
         users: vec![Member {
             user: user("bob"),
             online: false,
+            role: Default::default(),
         }],
     })));
     assert!(!s.online.contains(&user("bob")));
@@ -427,6 +430,9 @@ fn the_room_directory_follows_joins_and_leaves() {
         invited: false,
         last_seq: Seq(0),
         encrypted: false,
+        topic: Default::default(),
+        description: Default::default(),
+        invite_only: false,
     };
     s.apply(Update::Directory(vec![
         info("dev", Visibility::Public, false),
@@ -567,6 +573,7 @@ fn presence_is_unknown_while_not_connected() {
     s.apply(Update::Online(vec![Member {
         user: user("bob"),
         online: true,
+        role: Default::default(),
     }]));
     assert_eq!(s.presence(&user("bob")), Some(true));
     assert_eq!(s.presence(&user("carol")), Some(false));
@@ -726,6 +733,7 @@ fn the_member_count_is_unknown_while_disconnected() {
     let member = |name: &str, online| Member {
         user: user(name),
         online,
+        role: Default::default(),
     };
     s.apply(Update::Members(
         lobby.clone(),

@@ -112,6 +112,7 @@ fn completion_offers_people_seen_here_and_online() {
     s.apply(Update::Online(vec![Member {
         user: user("barbara"),
         online: true,
+        role: Default::default(),
     }]));
     let names = |s: &State, p: &str| -> Vec<String> {
         s.mention_candidates(p)

@@ -18,6 +18,7 @@ use chatus_protocol::keys::{
     UploadKeys, UserDevices,
 };
 use chatus_protocol::message::{Message, SendMessage, Sent};
+use chatus_protocol::moderation::{self, Topic};
 use chatus_protocol::presence::{Member, Presence, SetTyping, Typing, Users, Who};
 use chatus_protocol::room::{
     CreateRoom, DeclineInvite, Invite, Invited, JoinRoom, Joined, LeaveRoom, ListMembers,
@@ -192,7 +193,60 @@ fn all_requests() -> Vec<Request> {
         Request::Receipts(receipt::QueryReceipts {
             conv: Conversation::Peer(user("bob")),
         }),
+        Request::SetTopic(moderation::SetTopic {
+            room: room("dev"),
+            topic: Topic::parse("Plans").unwrap(),
+            description: Some(moderation::Description::parse("All\nof them").unwrap()),
+        }),
+        Request::SetRole(moderation::SetRole {
+            room: room("dev"),
+            user: user("bob"),
+            role: moderation::Role::Moderator,
+        }),
+        Request::Kick(sanction(Some("loud"))),
+        Request::Ban(sanction(Some("spam"))),
+        Request::Unban(sanction(None)),
+        Request::Mute(moderation::Mute {
+            room: room("dev"),
+            user: user("bob"),
+            seconds: 600,
+            reason: None,
+        }),
+        Request::Unmute(moderation::Unmute {
+            room: room("dev"),
+            user: user("bob"),
+        }),
+        Request::SetInviteOnly(moderation::SetInviteOnly {
+            room: room("dev"),
+            on: true,
+        }),
+        Request::AuditLog(moderation::AuditLog {
+            room: room("dev"),
+            before: Some(Seq(9)),
+            limit: Some(10),
+        }),
     ]
+}
+
+fn sanction(reason: Option<&str>) -> moderation::Sanction {
+    moderation::Sanction {
+        room: room("dev"),
+        user: user("bob"),
+        reason: reason.map(|r| moderation::Reason::parse(r).unwrap()),
+    }
+}
+
+fn moderated() -> moderation::Moderated {
+    let mut action = moderation::Action::new(moderation::ActionKind::Mute);
+    action.target = Some(user("bob"));
+    action.until = Some(Timestamp(99));
+    moderation::Moderated {
+        conv: Conversation::Room(room("dev")),
+        seq: Seq(4),
+        actor: user("alice"),
+        action,
+        time: Timestamp(7),
+    }
 }
 
 #[test]
@@ -297,6 +351,9 @@ fn every_server_message_round_trips() {
         invited: false,
         last_seq: Seq(5),
         encrypted: true,
+        topic: Topic::parse("Plans").unwrap(),
+        description: Default::default(),
+        invite_only: true,
     };
     let all = vec![
         ServerMessage::Welcome(Welcome {
@@ -332,6 +389,7 @@ fn every_server_message_round_trips() {
             members: vec![Member {
                 user: user("bob"),
                 online: true,
+                role: Default::default(),
             }],
             truncated: true,
         }),
@@ -340,6 +398,7 @@ fn every_server_message_round_trips() {
             users: vec![Member {
                 user: user("bob"),
                 online: true,
+                role: Default::default(),
             }],
         }),
         ServerMessage::Sent(Sent {
@@ -415,6 +474,7 @@ fn every_server_message_round_trips() {
             users: vec![Member {
                 user: user("bob"),
                 online: false,
+                role: Default::default(),
             }],
         }),
         ServerMessage::MemberJoined(MemberJoined {
@@ -457,6 +517,13 @@ fn every_server_message_round_trips() {
             message: to_device_message(),
         }),
         ServerMessage::KeyCount(KeyCount { one_time_keys: 3 }),
+        ServerMessage::Moderated(moderated()),
+        ServerMessage::AuditLog(moderation::AuditPage {
+            id,
+            room: room("dev"),
+            entries: vec![moderated()],
+            more: true,
+        }),
     ];
     for m in all {
         let bytes = m.encode();

@@ -98,6 +98,19 @@ impl Bus {
             DirChange::Uninvite { room, user } => {
                 hub.uninvite(wire::conv(room), wire::user(user));
             }
+            DirChange::Moderation { room, user, action } => {
+                let user = user.map(wire::user);
+                match crate::service::moderation::effect_of(&action, user) {
+                    Some(effect) => crate::service::moderation::apply_effect(
+                        hub,
+                        wire::conv(room),
+                        effect,
+                        action.topic,
+                        action.description,
+                    ),
+                    None => tracing::warn!("a moderation change named no user"),
+                }
+            }
             DirChange::Dm { id, a, b } => hub.add_dm(&DmRow {
                 id: wire::conv(id),
                 users: (wire::user(a), wire::user(b)),

@@ -38,7 +38,7 @@ pub(crate) struct MessageEvent {
 pub(crate) enum Item {
     /// A `message` event.
     Message(Message),
-    /// An `edited`, `deleted` or `reacted` event.
+    /// An `edited`, `deleted`, `reacted` or `moderated` event.
     Change(Change),
 }
 
@@ -50,6 +50,9 @@ impl Item {
             Item::Change(Change::Edited(e)) => ServerMessage::Edited(Edited { conv, ..e }),
             Item::Change(Change::Deleted(d)) => ServerMessage::Deleted(Deleted { conv, ..d }),
             Item::Change(Change::Reacted(r)) => ServerMessage::Reacted(Reacted { conv, ..r }),
+            Item::Change(Change::Moderated(m)) => {
+                ServerMessage::Moderated(chatus_protocol::moderation::Moderated { conv, ..m })
+            }
         }
     }
 
@@ -60,6 +63,7 @@ impl Item {
             ServerMessage::Edited(e) => Item::Change(Change::Edited(e)),
             ServerMessage::Deleted(d) => Item::Change(Change::Deleted(d)),
             ServerMessage::Reacted(r) => Item::Change(Change::Reacted(r)),
+            ServerMessage::Moderated(m) => Item::Change(Change::Moderated(m)),
             _ => return None,
         })
     }
@@ -142,6 +146,18 @@ pub(crate) enum DirChange {
         room: i64,
         /// The user.
         user: i64,
+    },
+    /// A moderation event was stored: its effect on the room's state
+    /// (the event itself travels on the conversation's subject, to the
+    /// nodes that follow it; this reaches every node).
+    Moderation {
+        /// The room.
+        room: i64,
+        /// The user acted on, by id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<i64>,
+        /// What was done.
+        action: chatus_protocol::moderation::Action,
     },
     /// A new direct conversation.
     Dm {

@@ -143,6 +143,15 @@ pub(crate) fn row_item(conv: Conversation, r: MessageRow) -> Option<RowItem> {
             target,
             time: r.time,
         })),
+        RowKind::Moderation(action) => {
+            RowItem::Change(Change::Moderated(chatus_protocol::moderation::Moderated {
+                conv,
+                seq: r.seq,
+                actor: r.sender,
+                action,
+                time: r.time,
+            }))
+        }
         RowKind::React { target, on } => {
             // The stored emoji passed `Emoji::parse` when it was sent.
             let emoji = r.body.and_then(|b| Emoji::parse(b.as_str()).ok())?;

@@ -36,7 +36,8 @@ fn cost(req: &Request) -> u32 {
         | Request::Search(_)
         | Request::Receipts(_)
         | Request::Devices(_)
-        | Request::ClaimKeys(_) => MAX_REQUEST_COST,
+        | Request::ClaimKeys(_)
+        | Request::AuditLog(_) => MAX_REQUEST_COST,
         Request::Hello(_)
         | Request::Register(_)
         | Request::Login(_)
@@ -53,7 +54,15 @@ fn cost(req: &Request) -> u32 {
         | Request::Typing(_)
         | Request::UploadKeys(_)
         | Request::SendToDevice(_)
-        | Request::ToDevice(_) => 1,
+        | Request::ToDevice(_)
+        | Request::SetTopic(_)
+        | Request::SetRole(_)
+        | Request::Kick(_)
+        | Request::Ban(_)
+        | Request::Unban(_)
+        | Request::Mute(_)
+        | Request::Unmute(_)
+        | Request::SetInviteOnly(_) => 1,
     }
 }
 

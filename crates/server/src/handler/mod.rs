@@ -15,6 +15,7 @@ pub(crate) mod history;
 mod keys;
 mod message;
 mod metering;
+mod moderation;
 mod presence;
 mod receipts;
 mod room;
@@ -32,6 +33,7 @@ use chatus_protocol::{
 
 use crate::error::ApiError;
 use crate::hub::ConnHandle;
+use crate::service::moderation::Request as Mod;
 use crate::state::State;
 use crate::store::{TokenHash, User, UserId};
 use crate::ws::encode;
@@ -232,6 +234,15 @@ async fn authed(
         Request::SendToDevice(r) => keys::send(cx, who, id, r).await,
         Request::ToDevice(r) => keys::fetch(cx, who, id, r).await,
         Request::Search(r) => search::search(cx, who, id, r).await,
+        Request::SetTopic(r) => moderation::act(cx, who, id, Mod::Topic(r)).await,
+        Request::SetRole(r) => moderation::act(cx, who, id, Mod::Role(r)).await,
+        Request::Kick(r) => moderation::act(cx, who, id, Mod::Kick(r)).await,
+        Request::Ban(r) => moderation::act(cx, who, id, Mod::Ban(r)).await,
+        Request::Unban(r) => moderation::act(cx, who, id, Mod::Unban(r)).await,
+        Request::Mute(r) => moderation::act(cx, who, id, Mod::Mute(r)).await,
+        Request::Unmute(r) => moderation::act(cx, who, id, Mod::Unmute(r)).await,
+        Request::SetInviteOnly(r) => moderation::act(cx, who, id, Mod::InviteOnly(r)).await,
+        Request::AuditLog(r) => moderation::audit_log(cx, who, id, r).await,
         other => Err(misrouted(&other)),
     }
 }

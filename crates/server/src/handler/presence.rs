@@ -23,7 +23,11 @@ pub(super) fn who(cx: &mut Cx<'_>, id: Option<RequestId>) -> Result<Outcome, Api
         .hub()
         .online_users()
         .into_iter()
-        .map(|user| Member { user, online: true })
+        .map(|user| Member {
+            user,
+            online: true,
+            role: Default::default(),
+        })
         .collect();
     Ok(Outcome::Reply(ServerMessage::Users(Users { id, users })))
 }

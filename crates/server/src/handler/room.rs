@@ -44,7 +44,7 @@ pub(super) async fn create(
     .await?;
     Ok(Outcome::Reply(ServerMessage::Joined(Joined {
         id,
-        room: info(view),
+        room: info(cx.state.hub(), view),
     })))
 }
 
@@ -58,7 +58,7 @@ pub(super) async fn join(
     let view = rooms::join(cx.state.hub(), cx.state.store(), &who.who(), &r.room).await?;
     Ok(Outcome::Reply(ServerMessage::Joined(Joined {
         id,
-        room: info(view),
+        room: info(cx.state.hub(), view),
     })))
 }
 

@@ -78,13 +78,20 @@ async fn check_target(
     seq: Seq,
     user: &User,
     kind: Kind,
+    moderator: bool,
 ) -> Result<TargetRow, ApiError> {
     let row = store
         .target(conv, seq)
         .await?
         .ok_or_else(|| refused(Refusal::UnknownMessage, seq))?;
     let deleted = row.body.is_none();
-    if let Some(r) = crate::store::refusal(kind, user.id, 0, row.sender, deleted, row.creator) {
+    // A room's moderators may delete as its creator may.
+    let creator = if moderator {
+        Some(user.id)
+    } else {
+        row.creator
+    };
+    if let Some(r) = crate::store::refusal(kind, user.id, 0, row.sender, deleted, creator) {
         return Err(refused(r, seq));
     }
     Ok(row)
@@ -106,6 +113,7 @@ pub(crate) async fn quote(
         Kind::Message {
             reply_to: Some(seq),
         },
+        false,
     )
     .await?;
     Ok(Quote {
@@ -140,7 +148,15 @@ pub(crate) async fn prepare_change(
 ) -> Result<SendJob, ApiError> {
     let seq = change.kind.target().unwrap_or_default();
     let (conv, target) = existing(hub, store, &user, &change.conv, seq).await?;
-    check_target(store, conv, seq, &user, change.kind).await?;
+    let mut moderator = false;
+    if matches!(target, Target::Room(_)) {
+        if matches!(change.kind, Kind::Edit { .. } | Kind::React { .. }) {
+            crate::service::moderation::check_not_muted(hub, conv, user.id)?;
+        }
+        moderator =
+            hub.moderation().role(conv, user.id) >= chatus_protocol::moderation::Role::Moderator;
+    }
+    check_target(store, conv, seq, &user, change.kind, moderator).await?;
     Ok(SendJob {
         msg: crate::store::NewMessage {
             conv,
@@ -162,7 +178,8 @@ pub(crate) async fn prepare_change(
 }
 
 /// The event a stored job becomes, for the members of `conv`; `None` only
-/// for a reaction job built without its emoji, which the handlers never do.
+/// for a reaction job built without its emoji, or a moderation job whose
+/// body is not an action, which the handlers never make.
 pub(crate) fn event(
     job: &SendJob,
     conv: Conversation,
@@ -196,6 +213,15 @@ pub(crate) fn event(
             seq,
             sender,
             target,
+            time,
+        }),
+        // The job's body is the action's JSON, made by
+        // `service::moderation`.
+        Kind::Moderation(_) => ServerMessage::Moderated(chatus_protocol::moderation::Moderated {
+            conv,
+            seq,
+            actor: sender,
+            action: serde_json::from_str(job.msg.body.as_str()).ok()?,
             time,
         }),
         Kind::React { target, on } => ServerMessage::Reacted(Reacted {

@@ -333,9 +333,16 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
     // Rooms in order of first appearance, with their frames in seq order.
     let mut rooms: Vec<(ConvId, Seq, Vec<Bytes>)> = Vec::new();
     let mut acks: Vec<(&Arc<ConnHandle>, Bytes)> = Vec::with_capacity(jobs.len());
+    // Moderation events stored now, applied once delivered.
+    let mut moderation: Vec<&SendJob> = Vec::new();
     for (job, outcome) in jobs.iter().zip(outcomes) {
         let (seq, time, duplicate) = match *outcome {
-            Appended::Stored { seq } => (seq, job.msg.time, false),
+            Appended::Stored { seq } => {
+                if matches!(job.msg.kind, crate::store::Kind::Moderation(_)) {
+                    moderation.push(job);
+                }
+                (seq, job.msg.time, false)
+            }
             Appended::Duplicate { seq, time } => (seq, time, true),
             Appended::Refused(r) => {
                 let target = job.msg.kind.target().unwrap_or_default();
@@ -417,6 +424,12 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
     for (conv, last, frames) in &rooms {
         hub.deliver_room_frames(*conv, *last, frames);
     }
+    // After delivery, so that a kicked or banned member got the event;
+    // before the acknowledgements, so that the actor sees the effect once
+    // answered.
+    for job in moderation {
+        crate::service::moderation::applied(hub, job);
+    }
     for (conn, frame) in acks {
         conn.outbox.push(frame);
     }
@@ -436,6 +449,7 @@ pub(crate) async fn resolve(
         Conversation::Room(name) => {
             let room = hub
                 .room(name, user)
+                .filter(|r| !hub.moderation().is_banned(r.id, user))
                 .ok_or_else(|| ApiError::unknown_room(name))?;
             if !room.joined {
                 if room.visibility == chatus_protocol::Visibility::Private && !room.invited {
@@ -485,6 +499,7 @@ pub(crate) async fn prepare_send(
                 .await?
                 .1
                 .ok_or_else(|| ApiError::unknown_room(name))?;
+            crate::service::moderation::check_not_muted(hub, conv, user.id)?;
             (conv, Target::Room(name.clone()))
         }
         Conversation::Peer(peer) => {

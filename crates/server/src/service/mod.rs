@@ -13,6 +13,9 @@
 //!   fan-out of stored messages; history and read markers.
 //! - [`events`]: edits, deletions, reactions and replies: their rules
 //!   and the events they become (they ride the sequencer as messages do).
+//! - [`moderation`]: roles, topics, kicks, bans, mutes and the audit log:
+//!   who may act on whom, and what a committed action changes in memory
+//!   (actions ride the sequencer as edits do).
 //! - [`files`]: the file a message shares, and the files of a
 //!   conversation.
 //! - [`keys`]: end-to-end encryption keys (devices, one-time keys
@@ -27,6 +30,7 @@ pub(crate) mod events;
 pub(crate) mod files;
 pub(crate) mod keys;
 pub(crate) mod messages;
+pub(crate) mod moderation;
 pub(crate) mod presence;
 pub(crate) mod receipts;
 pub(crate) mod rooms;

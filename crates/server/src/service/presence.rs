@@ -139,6 +139,7 @@ pub(crate) fn announce(hub: &Hub, pending: &Pending, announced: &mut Announced) 
             Some(Member {
                 user: name(u)?,
                 online,
+                role: Default::default(),
             })
         })
         .collect();

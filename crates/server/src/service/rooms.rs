@@ -9,7 +9,9 @@
 //! answers `room_exists`, `join_room` `not_invited`). Each user may create
 //! rooms only at a limited rate, and the room and member lists are trimmed
 //! to a byte budget (saying so), so neither can grow into a reply too big
-//! for its asker's outbox. Each change is written to the store first, then
+//! for its asker's outbox. A room's ban list hides it from the banned
+//! (unlisted, `unknown_room`, except `join_room`, which says `banned`), and
+//! an invite-only room needs an invitation to join even when public. Each change is written to the store first, then
 //! to the hub, then announced (coalesced) to the room's connected members.
 
 use chatus_protocol::presence::Member;
@@ -27,7 +29,8 @@ use crate::store::{Store, StoreError, User, UserId};
 use crate::ws::encode;
 
 /// What a client may know about a room, from the hub's view of it.
-pub(crate) fn info(v: RoomView) -> RoomInfo {
+pub(crate) fn info(hub: &Hub, v: RoomView) -> RoomInfo {
+    let (topic, description, invite_only) = hub.moderation().settings(v.id);
     RoomInfo {
         name: v.name,
         visibility: v.visibility,
@@ -36,12 +39,16 @@ pub(crate) fn info(v: RoomView) -> RoomInfo {
         invited: v.invited,
         last_seq: v.last_seq,
         encrypted: v.encrypted,
+        topic,
+        description,
+        invite_only,
     }
 }
 
 /// A room `user` may see, or `unknown_room`.
 fn visible(hub: &Hub, name: &RoomName, user: UserId) -> Result<RoomView, ApiError> {
     match hub.room(name, user) {
+        Some(r) if hub.moderation().is_banned(r.id, user) => Err(ApiError::unknown_room(name)),
         Some(r) if r.visibility == Visibility::Public || r.joined || r.invited => Ok(r),
         _ => Err(ApiError::unknown_room(name)),
     }
@@ -122,10 +129,24 @@ pub(crate) async fn join(
     if room.joined {
         return Ok(room);
     }
+    let (_, _, invite_only) = hub.moderation().settings(room.id);
+    if hub.moderation().is_banned(room.id, user.id) {
+        // Told apart from an unknown room: the banned user knows the name.
+        return Err(ApiError::reject(
+            ErrorCode::Banned,
+            format!("You are banned from {name}."),
+        ));
+    }
     if room.visibility == Visibility::Private && !room.invited {
         return Err(ApiError::reject(
             ErrorCode::NotInvited,
             format!("{name} is private; a member has to invite you first."),
+        ));
+    }
+    if invite_only && !room.invited {
+        return Err(ApiError::reject(
+            ErrorCode::NotInvited,
+            format!("{name} is invite-only; a member has to invite you first."),
         ));
     }
     store.add_member(room.id, user.id, now()).await?;
@@ -206,6 +227,12 @@ pub(crate) async fn invite(
     } = find_user(hub, store, invitee)
         .await?
         .ok_or_else(|| ApiError::unknown_user(invitee))?;
+    if hub.moderation().is_banned(room.id, invitee_id) {
+        return Err(ApiError::reject(
+            ErrorCode::Banned,
+            format!("{invitee_name} is banned from {name}; unban them first."),
+        ));
+    }
     if hub.room(name, invitee_id).is_some_and(|r| r.joined) {
         return Err(ApiError::reject(
             ErrorCode::AlreadyMember,
@@ -276,7 +303,14 @@ pub(crate) async fn decline(
 /// bytes; true when trimmed. Trimming keeps the rooms `user` is in first,
 /// then those they are invited to, then public ones.
 pub(crate) fn list(hub: &Hub, user: UserId, budget: usize) -> (Vec<RoomInfo>, bool) {
-    let mut rooms: Vec<RoomInfo> = hub.visible_rooms(user).into_iter().map(info).collect();
+    let views = hub.visible_rooms(user);
+    let ids: Vec<_> = views.iter().map(|v| v.id).collect();
+    let banned = hub.moderation().banned_among(user, &ids);
+    let mut rooms: Vec<RoomInfo> = views
+        .into_iter()
+        .filter(|v| !banned.contains(&v.id))
+        .map(|v| info(hub, v))
+        .collect();
     let truncated = keep_within(&mut rooms, budget, |r| match (r.joined, r.invited) {
         (true, _) => 0,
         (false, true) => 1,

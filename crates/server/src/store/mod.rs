@@ -9,6 +9,7 @@
 //! (`Arc<dyn Store>`); the allocation is noise next to a database round trip.
 
 mod keys;
+pub mod moderation;
 pub mod postgres;
 pub mod search;
 pub(crate) mod skeleton;
@@ -235,6 +236,8 @@ pub struct Snapshot {
     pub sessions: Vec<(TokenHash, UserId, Timestamp)>,
     /// The end-to-end encrypted conversations (rooms and direct).
     pub encrypted: Vec<ConvId>,
+    /// Rooms' topics, owners, moderators, bans and mutes.
+    pub moderation: moderation::ModerationSnapshot,
 }
 
 /// A message to append.
@@ -285,6 +288,9 @@ pub enum Kind {
         /// Added (true) or taken back.
         on: bool,
     },
+    /// A moderation event in a room (the row's body is its action's
+    /// JSON), with its effect.
+    Moderation(moderation::Effect),
 }
 
 impl Kind {
@@ -296,6 +302,7 @@ impl Kind {
             Kind::Delete { .. } => 2,
             Kind::React { on: true, .. } => 3,
             Kind::React { on: false, .. } => 4,
+            Kind::Moderation(_) => moderation::KIND_CODE,
         }
     }
 
@@ -306,6 +313,7 @@ impl Kind {
             Kind::Edit { target } | Kind::Delete { target } | Kind::React { target, .. } => {
                 Some(target)
             }
+            Kind::Moderation(_) => None,
         }
     }
 }
@@ -332,8 +340,8 @@ pub struct TargetRow {
     pub sender_name: Username,
     /// Its current text; `None` once deleted.
     pub body: Option<Body>,
-    /// Whether the caller may delete it besides its sender (the room's
-    /// creator).
+    /// Who may delete it besides its sender: the room's creator.
+    /// (Moderators may too: the caller checks their role.)
     pub creator: Option<UserId>,
 }
 
@@ -368,6 +376,8 @@ pub enum RowKind {
         /// Added or taken back.
         on: bool,
     },
+    /// A moderation event.
+    Moderation(chatus_protocol::moderation::Action),
 }
 
 /// The rule both backends apply to a change (or reply) `kind` by `actor`
@@ -662,6 +672,14 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a session's expiry.
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()>;
 
+    /// A user's unexpired sessions at `now`, newest first, for
+    /// administrators: (token hash, created, expires).
+    fn user_sessions(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Vec<(TokenHash, Timestamp, Timestamp)>>;
+
     /// Deletes a session (logout); deleting a missing one succeeds.
     fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()>;
 
@@ -810,6 +828,16 @@ pub trait Store: Send + Sync + 'static {
     /// lie beyond `spec.limit`. Stops with [`StoreError::TooSlow`] past
     /// [`SEARCH_TIME_LIMIT`].
     fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)>;
+
+    /// A room's moderation events (`messages.kind` 5), newest first,
+    /// before `before` when given, at most `limit`, and whether older ones
+    /// remain.
+    fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<Seq>,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<MessageRow>, bool)>;
 
     /// Flushes and stops; later calls fail with [`StoreError::Closed`].
     fn close(&self) -> StoreFuture<'_, ()>;

@@ -19,10 +19,12 @@ use crate::store::{
 };
 
 mod keys;
+mod moderation;
 pub(crate) use keys::{
     device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
     encrypted_conversations_are_marked_at_creation,
 };
+pub(crate) use moderation::{moderation_is_stored_with_its_events, sessions_of_a_user_are_listed};
 
 /// Which backend a case runs on.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +80,8 @@ macro_rules! store_suite {
             device_keys_are_claimed_once_and_to_device_messages_queue,
             encrypted_conversations_are_marked_at_creation,
             search_mirrors_current_text_and_memberships,
+            moderation_is_stored_with_its_events,
+            sessions_of_a_user_are_listed,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {
@@ -143,7 +147,7 @@ pub(crate) async fn lobby(store: &dyn Store) -> ConvId {
         .id
 }
 
-fn session(token: u8, user: UserId, expires: u64) -> NewSession {
+pub(crate) fn session(token: u8, user: UserId, expires: u64) -> NewSession {
     NewSession {
         token_hash: [token; 32],
         user,

@@ -227,6 +227,15 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("typing",          [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("search",          [ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), UNAUTH,    NO_HELLO,      END,     END,         END]),
     ("receipts",        [ok("receipt_list"),  err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("receipt_list"),        UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("set_topic",        [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("set_role",         [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("kick",             [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("ban",              [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("unban",            [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("mute",             [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("unmute",           [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("set_invite_only",  [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("audit_log",        [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
 ];
 
 fn agrees(expect: Expect, seen: &Seen) -> bool {
@@ -300,6 +309,15 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
             {"user": "bob", "device": "AUTHZDEVICE", "ciphertext": "opaque"},
         ]}),
         "to_device" => json!({"after": 0}),
+        // Moderation: the actor is never the room's owner or a moderator
+        // (alice made `vault` and `square`; the lobby has no owner).
+        "set_topic" => json!({"room": room, "topic": "new topic"}),
+        "set_role" => json!({"room": room, "user": "dave", "role": "moderator"}),
+        "kick" | "ban" | "unban" => json!({"room": room, "user": "alice", "reason": "authz"}),
+        "mute" => json!({"room": room, "user": "alice", "seconds": 60}),
+        "unmute" => json!({"room": room, "user": "alice"}),
+        "set_invite_only" => json!({"room": room, "on": true}),
+        "audit_log" => json!({"room": room}),
         "typing" => {
             let mut v = json!({"typing": true});
             merge(&mut v, &actor.conv());

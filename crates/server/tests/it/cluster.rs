@@ -700,3 +700,61 @@ async fn typing_crosses_nodes() {
         json!({"type":"typing","peer":"bob","user":"bob","typing":true})
     );
 }
+
+/// Moderation crosses nodes: a ban, a mute and a topic set on A hold on
+/// B (whose hub learns them over the bus), and B's members get the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_crosses_nodes() {
+    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+        return;
+    };
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    let mut carol = Raw::registered(b.addr, "carol").await;
+    let r = alice.call(json!({"type":"create_room","room":"den"})).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    for who in [&mut bob, &mut carol] {
+        let r = until(who, json!({"type":"join_room","room":"den"}), |r| {
+            r["type"] == "joined"
+        })
+        .await;
+        assert_eq!(r["type"], "joined", "{r}");
+    }
+    let r = alice
+        .call(json!({"type":"mute","room":"den","user":"bob","seconds":600}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let r = until(
+        &mut bob,
+        json!({"type":"send","room":"den","body":"hi","client_id":"b1"}),
+        |r| r["code"] == "muted",
+    )
+    .await;
+    assert!(r["retry_after_ms"].as_u64().is_some(), "{r}");
+    let r = alice
+        .call(json!({"type":"ban","room":"den","user":"carol","reason":"spam"}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let seen = loop {
+        let v = carol.recv().await;
+        if v["type"] == "moderated" && v["action"] == "ban" {
+            break v;
+        }
+    };
+    assert_eq!(
+        (seen["target"].as_str(), seen["reason"].as_str()),
+        (Some("carol"), Some("spam"))
+    );
+    until(&mut carol, json!({"type":"join_room","room":"den"}), |r| {
+        r["code"] == "banned"
+    })
+    .await;
+    let r = alice
+        .call(json!({"type":"set_topic","room":"den","topic":"Across"}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    until(&mut bob, json!({"type":"list_rooms"}), |r| {
+        r.to_string().contains(r#""topic":"Across""#)
+    })
+    .await;
+}

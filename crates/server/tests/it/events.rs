@@ -46,6 +46,7 @@ async fn next_item(ev: &mut chatus_client::Events) -> (u64, String, bool) {
                 ),
                 Change::Deleted(d) => format!("deletion of {}", d.target),
                 Change::Reacted(r) => format!("{} {} on {}", r.sender, r.emoji, r.target),
+                Change::Moderated(m) => format!("{} {:?}", m.actor, m.action.action),
             };
             Some((change.seq().0, what, live))
         }

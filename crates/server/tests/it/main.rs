@@ -25,6 +25,7 @@ mod files;
 mod logins;
 mod logs;
 mod metering;
+mod moderation;
 mod pg;
 mod protocol_doc;
 mod receipts;

@@ -57,6 +57,10 @@ use hashing::HashPool;
 use sessions::Cached;
 use throttle::Throttle;
 
+/// What a banned account's stored password hash starts with (no PHC
+/// string does): the mark [`Accounts::set_banned`] sets and takes off.
+pub(crate) const BANNED: &str = "!banned:";
+
 /// Most expired sessions deleted in one write.
 pub(crate) const PURGE_CHUNK: u32 = 1000;
 
@@ -374,6 +378,25 @@ impl Accounts {
     /// Sets a new password for `user` and revokes every session they have,
     /// recording the revocation for a server running beside the caller:
     /// for administrators (`chatus admin user reset-password`).
+    /// Bans (`banned`) or unbans an account server-wide, for
+    /// administrators; returns whether anything changed. A ban marks the
+    /// stored password hash ([`BANNED`], as `passwd -l` marks a Unix
+    /// account) and revokes every session (a running server closes the
+    /// user's connections within about a second); an unban takes the mark
+    /// off, so the same password works again. A password reset also
+    /// lifts a ban.
+    pub(crate) async fn set_banned(&self, user: &UserRow, banned: bool) -> Result<bool, ApiError> {
+        let hash = &user.password_hash;
+        let (new, record) = match (hash.strip_prefix(BANNED), banned) {
+            (None, true) => (format!("{BANNED}{hash}"), Some(now())),
+            (Some(plain), false) => (plain.to_owned(), None),
+            _ => return Ok(false),
+        };
+        self.store.set_password(user.id, new, None, record).await?;
+        self.cached().retain(|_, c| c.user != user.id);
+        Ok(true)
+    }
+
     pub(crate) async fn reset_password(
         &self,
         user: &UserRow,
@@ -424,9 +447,18 @@ impl Accounts {
         let source = Source::of(addr);
         self.limit_addr(source)?;
         let user = self.store.find_user(&name.key()).await?;
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        // A banned account's hash carries the mark; the password behind it
+        // is still checked, so that only its owner learns of the ban.
+        let stored = user.as_ref().map(|u| {
+            let hash = &u.password_hash;
+            hash.strip_prefix(BANNED).unwrap_or(hash).to_owned()
+        });
         let ok = self.check_password(name.key(), source, pw, stored).await?;
         match user {
+            Some(user) if ok && user.password_hash.starts_with(BANNED) => Err(ApiError::reject(
+                ErrorCode::AccountBanned,
+                "This account is banned from the server; ask an administrator.",
+            )),
             Some(user) if ok => self.new_session(user).await,
             _ => Err(bad_credentials()),
         }

@@ -243,3 +243,26 @@ pub(crate) async fn delete_expired_sessions(
     )
     .await
 }
+
+pub(crate) async fn user_sessions(
+    c: &Conn,
+    user: UserId,
+    now: Timestamp,
+) -> Result<Vec<(TokenHash, Timestamp, Timestamp)>, StoreError> {
+    let mut out = Vec::new();
+    for r in c
+        .query(
+            "SELECT token_hash, created_ms, expires_ms FROM sessions
+             WHERE user_id = $1 AND expires_ms > $2 ORDER BY created_ms DESC",
+            &[&user.0, &ms(now)],
+        )
+        .await?
+    {
+        let hash: TokenHash = r
+            .get::<_, &[u8]>(0)
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a session hash is not 32 bytes".into()))?;
+        out.push((hash, ts(r.get(1)), ts(r.get(2))));
+    }
+    Ok(out)
+}

@@ -24,17 +24,23 @@ pub(super) async fn check(c: &Conn, m: &NewMessage) -> Result<Option<Refusal>, S
     };
     let row = c
         .query_opt(
-            "SELECT m.kind::BIGINT, m.sender_id, m.deleted, c.created_by
+            "SELECT m.kind::BIGINT, m.sender_id, m.deleted, c.created_by,
+                    EXISTS (SELECT 1 FROM moderators d WHERE d.conv_id = $1 AND d.user_id = $3)
              FROM messages m JOIN conversations c ON c.id = m.conv_id
              WHERE m.conv_id = $1 AND m.seq = $2",
-            &[&m.conv.0, &sql_seq(target)],
+            &[&m.conv.0, &sql_seq(target), &m.sender.0],
         )
         .await?;
     let Some(r) = row else {
         return Ok(Some(Refusal::UnknownMessage));
     };
     let deleted: Option<i64> = r.get(2);
-    let creator: Option<i64> = r.get(3);
+    // A moderator may delete as the creator may.
+    let creator: Option<i64> = if r.get::<_, bool>(4) {
+        Some(m.sender.0)
+    } else {
+        r.get(3)
+    };
     Ok(crate::store::refusal(
         m.kind,
         m.sender,
@@ -50,6 +56,7 @@ pub(super) async fn apply(c: &Conn, m: &NewMessage, at: i64) -> Result<(), Store
     let conv = m.conv.0;
     match m.kind {
         Kind::Message { .. } => {}
+        Kind::Moderation(effect) => super::moderation::apply(c, m, effect).await?,
         Kind::Edit { target } => {
             c.exec(
                 "UPDATE messages SET edited = $3 WHERE conv_id = $1 AND seq = $2",

@@ -109,6 +109,8 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
         // A change (or reply) is checked against its target, which may be
         // among the rows not inserted yet: insert those first.
         let changes = m.kind.target().is_some();
+        // A moderation event has no target but an effect to apply.
+        let effect = matches!(m.kind, Kind::Moderation(_));
         if changes {
             if !flush(c, &mut new, &mut inserted).await? {
                 return Ok(None);
@@ -124,7 +126,7 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
         new.push(m, next);
         spoke.insert((m.sender, m.conv), next);
         out.push(Appended::Stored { seq: seq(next) });
-        if changes {
+        if changes || effect {
             if !flush(c, &mut new, &mut inserted).await? {
                 return Ok(None);
             }
@@ -279,47 +281,7 @@ pub(crate) async fn history(
     };
     let mut out = Vec::new();
     for r in c.query(sql, &[&conv.0, &bound, &fetch]).await? {
-        let kind: i64 = r.get(9);
-        let target = seq(r.get::<_, Option<i64>>(10).unwrap_or(0));
-        let (row_kind, body) = match kind {
-            0 => {
-                let reply_to: Option<i64> = r.get(11);
-                let quoted: Option<String> = r.get(15);
-                let edited: Option<i64> = r.get(12);
-                let deleted: Option<i64> = r.get(13);
-                (
-                    RowKind::Message {
-                        reply_to: match (reply_to, quoted) {
-                            (Some(q), Some(name)) => {
-                                Some((seq(q), username(name)?, events::body(r.get(16))?))
-                            }
-                            _ => None,
-                        },
-                        edited: edited.map(seq),
-                        deleted: deleted.map(seq),
-                    },
-                    events::body(r.get(14))?,
-                )
-            }
-            1 => (RowKind::Edit { target }, events::body(r.get(2))?),
-            2 => (RowKind::Delete { target }, None),
-            3 | 4 => (
-                RowKind::React {
-                    target,
-                    on: kind == 3,
-                },
-                events::body(r.get(2))?,
-            ),
-            k => return Err(StoreError::Corrupt(format!("unknown message kind {k}"))),
-        };
-        out.push(MessageRow {
-            seq: seq(r.get(0)),
-            sender: username(r.get(1))?,
-            body,
-            time: ts(r.get(3)),
-            file: super::files::file_at(&r, 4)?,
-            kind: row_kind,
-        });
+        out.push(history_row(&r)?);
     }
     let more = out.len() > limit as usize;
     out.truncate(limit as usize);
@@ -397,4 +359,81 @@ pub(crate) async fn receipts(
         .iter()
         .map(|r| (UserId(r.get(0)), seq(r.get(1))))
         .collect())
+}
+
+/// Reads a row selected by `history_select!`.
+fn history_row(r: &tokio_postgres::Row) -> Result<MessageRow, StoreError> {
+    let kind: i64 = r.get(9);
+    let target = seq(r.get::<_, Option<i64>>(10).unwrap_or(0));
+    let (row_kind, body) = match kind {
+        0 => {
+            let reply_to: Option<i64> = r.get(11);
+            let quoted: Option<String> = r.get(15);
+            let edited: Option<i64> = r.get(12);
+            let deleted: Option<i64> = r.get(13);
+            (
+                RowKind::Message {
+                    reply_to: match (reply_to, quoted) {
+                        (Some(q), Some(name)) => {
+                            Some((seq(q), username(name)?, events::body(r.get(16))?))
+                        }
+                        _ => None,
+                    },
+                    edited: edited.map(seq),
+                    deleted: deleted.map(seq),
+                },
+                events::body(r.get(14))?,
+            )
+        }
+        1 => (RowKind::Edit { target }, events::body(r.get(2))?),
+        2 => (RowKind::Delete { target }, None),
+        3 | 4 => (
+            RowKind::React {
+                target,
+                on: kind == 3,
+            },
+            events::body(r.get(2))?,
+        ),
+        crate::store::moderation::KIND_CODE => {
+            let raw: String = r.get(2);
+            (
+                RowKind::Moderation(crate::store::moderation::action(&raw)?),
+                // Kept so that a page's byte budget counts the action.
+                events::body(Some(raw))?,
+            )
+        }
+        k => return Err(StoreError::Corrupt(format!("unknown message kind {k}"))),
+    };
+    Ok(MessageRow {
+        seq: seq(r.get(0)),
+        sender: username(r.get(1))?,
+        body,
+        time: ts(r.get(3)),
+        file: super::files::file_at(r, 4)?,
+        kind: row_kind,
+    })
+}
+
+/// A room's moderation events, newest first (see `Store::audit_log`).
+pub(crate) async fn audit_log(
+    c: &Conn,
+    conv: ConvId,
+    before: Option<Seq>,
+    limit: u32,
+) -> Result<(Vec<MessageRow>, bool), StoreError> {
+    const SQL: &str = concat!(
+        history_select!(),
+        " WHERE m.conv_id = $1 AND m.kind = 5 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
+    );
+    let bound = before.map_or(i64::MAX, |s| i64::try_from(s.0).unwrap_or(i64::MAX));
+    let mut out = Vec::new();
+    for r in c
+        .query(SQL, &[&conv.0, &bound, &(i64::from(limit) + 1)])
+        .await?
+    {
+        out.push(history_row(&r)?);
+    }
+    let more = out.len() > limit as usize;
+    out.truncate(limit as usize);
+    Ok((out, more))
 }

@@ -36,6 +36,7 @@ mod events;
 mod files;
 mod keys;
 mod messages;
+mod moderation;
 mod rooms;
 pub(crate) mod schema;
 pub mod scratch;
@@ -400,6 +401,14 @@ impl Store for PgStore {
         })
     }
 
+    fn user_sessions(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Vec<(TokenHash, Timestamp, Timestamp)>> {
+        self.read(move |c| Box::pin(accounts::user_sessions(c, user, now)))
+    }
+
     fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()> {
         self.write(move |c| Box::pin(async move { accounts::delete_session(c, &token).await }))
     }
@@ -461,6 +470,15 @@ impl Store for PgStore {
 
     fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)> {
         self.read(move |c| Box::pin(search::search(c, spec)))
+    }
+
+    fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<Seq>,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<MessageRow>, bool)> {
+        self.read(move |c| Box::pin(messages::audit_log(c, conv, before, limit)))
     }
 
     fn target(&self, conv: ConvId, seq: Seq) -> StoreFuture<'_, Option<TargetRow>> {

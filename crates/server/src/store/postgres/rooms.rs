@@ -97,6 +97,7 @@ async fn snapshot_in(c: &Conn, now: Timestamp) -> Result<Snapshot, StoreError> {
     {
         snap.encrypted.push(ConvId(r.get(0)));
     }
+    snap.moderation = super::moderation::snapshot(c, now).await?;
     Ok(snap)
 }
 

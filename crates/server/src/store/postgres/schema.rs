@@ -229,7 +229,33 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT t.conv_id, t.seq, t.body FROM message_text t
         JOIN conversations c ON c.id = t.conv_id WHERE NOT c.encrypted;
     "#,
-    // 7: read receipts. `shown_seq` is the public side of a read marker
+    // 7: room moderation (SQLite's migration 10): topics, descriptions,
+    // invite-only rooms, moderators, bans and mutes; moderation events
+    // are rows of kind 5, found by `messages_moderation`.
+    r#"
+    ALTER TABLE conversations ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+    ALTER TABLE conversations ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE conversations ADD COLUMN invite_only BOOLEAN NOT NULL DEFAULT false;
+    CREATE TABLE moderators (
+        conv_id BIGINT NOT NULL REFERENCES conversations (id),
+        user_id BIGINT NOT NULL REFERENCES users (id),
+        PRIMARY KEY (conv_id, user_id)
+    );
+    CREATE TABLE bans (
+        conv_id   BIGINT NOT NULL REFERENCES conversations (id),
+        user_id   BIGINT NOT NULL REFERENCES users (id),
+        banned_ms BIGINT NOT NULL,
+        PRIMARY KEY (conv_id, user_id)
+    );
+    CREATE TABLE mutes (
+        conv_id  BIGINT NOT NULL REFERENCES conversations (id),
+        user_id  BIGINT NOT NULL REFERENCES users (id),
+        until_ms BIGINT NOT NULL,
+        PRIMARY KEY (conv_id, user_id)
+    );
+    CREATE INDEX messages_moderation ON messages (conv_id, seq) WHERE kind = 5;
+    "#,
+    // 8: read receipts (SQLite's migration 11). `shown_seq` is the public side of a read marker
     // (0: never made public); it moves only with a public `mark_read`.
     r#"
     ALTER TABLE read_markers ADD COLUMN shown_seq BIGINT NOT NULL DEFAULT 0;

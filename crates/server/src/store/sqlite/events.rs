@@ -24,22 +24,26 @@ pub(super) fn check(conn: &Connection, m: &NewMessage) -> Result<Option<Refusal>
     };
     let row = conn
         .prepare_cached(
-            "SELECT m.kind, m.sender_id, m.deleted, c.created_by
+            "SELECT m.kind, m.sender_id, m.deleted, c.created_by,
+                    EXISTS (SELECT 1 FROM moderators d WHERE d.conv_id = ?1 AND d.user_id = ?3)
              FROM messages m JOIN conversations c ON c.id = m.conv_id
              WHERE m.conv_id = ?1 AND m.seq = ?2",
         )?
-        .query_row(params![m.conv.0, sql_seq(target)], |r| {
+        .query_row(params![m.conv.0, sql_seq(target), m.sender.0], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<i64>>(2)?,
                 r.get::<_, Option<i64>>(3)?,
+                r.get::<_, bool>(4)?,
             ))
         })
         .optional()?;
-    let Some((kind, sender, deleted, creator)) = row else {
+    let Some((kind, sender, deleted, creator, moderator)) = row else {
         return Ok(Some(Refusal::UnknownMessage));
     };
+    // A moderator may delete as the creator may.
+    let creator = if moderator { Some(m.sender.0) } else { creator };
     Ok(crate::store::refusal(
         m.kind,
         m.sender,
@@ -58,6 +62,7 @@ pub(super) fn apply(conn: &Connection, m: &NewMessage, at: Seq) -> Result<(), St
     let (conv, at) = (m.conv.0, sql_seq(at));
     match m.kind {
         Kind::Message { .. } => {}
+        Kind::Moderation(effect) => super::moderation::apply(conn, m, effect)?,
         Kind::Edit { target } => {
             conn.prepare_cached("UPDATE messages SET edited = ?3 WHERE conv_id = ?1 AND seq = ?2")?
                 .execute(params![conv, sql_seq(target), at])?;

@@ -25,6 +25,7 @@ mod events;
 mod files;
 mod integrity;
 mod keys;
+mod moderation;
 mod queries;
 mod schema;
 mod search;
@@ -372,6 +373,14 @@ impl Store for SqliteStore {
         self.write(move |ctx| queries::extend_session(&ctx.conn, &token, expires))
     }
 
+    fn user_sessions(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreFuture<'_, Vec<(TokenHash, Timestamp, Timestamp)>> {
+        self.read(move |c| queries::user_sessions(c, user, now))
+    }
+
     fn delete_session(&self, token: TokenHash) -> StoreFuture<'_, ()> {
         self.write(move |ctx| queries::delete_session(&ctx.conn, &token))
     }
@@ -449,6 +458,15 @@ impl Store for SqliteStore {
 
     fn search(&self, spec: SearchSpec) -> StoreFuture<'_, (Vec<SearchRow>, bool)> {
         self.read(move |c| search::search(c, &spec))
+    }
+
+    fn audit_log(
+        &self,
+        conv: ConvId,
+        before: Option<Seq>,
+        limit: u32,
+    ) -> StoreFuture<'_, (Vec<MessageRow>, bool)> {
+        self.read(move |c| moderation::audit_log(c, conv, before, limit))
     }
 
     fn read_markers(&self, user: UserId, convs: Vec<ConvId>) -> StoreFuture<'_, Vec<Seq>> {

@@ -127,6 +127,7 @@ pub(crate) fn snapshot(conn: &Connection, now: Timestamp) -> Result<Snapshot, St
     for id in stmt.query_map([], |r| r.get::<_, i64>(0))? {
         snap.encrypted.push(ConvId(id?));
     }
+    snap.moderation = super::moderation::snapshot(conn, now)?;
     Ok(snap)
 }
 
@@ -230,6 +231,29 @@ pub(crate) fn extend_session(
     conn.prepare_cached("UPDATE sessions SET expires_ms = ?2 WHERE token_hash = ?1")?
         .execute(params![&token[..], ms(expires)])?;
     Ok(())
+}
+
+pub(crate) fn user_sessions(
+    conn: &Connection,
+    user: UserId,
+    now: Timestamp,
+) -> Result<Vec<(TokenHash, Timestamp, Timestamp)>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT token_hash, created_ms, expires_ms FROM sessions
+         WHERE user_id = ?1 AND expires_ms > ?2 ORDER BY created_ms DESC",
+    )?;
+    let rows = st.query_map(params![user.0, ms(now)], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, ts(r.get(1)?), ts(r.get(2)?)))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (hash, created, expires) = row?;
+        let hash: TokenHash = hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a session hash is not 32 bytes".into()))?;
+        out.push((hash, created, expires));
+    }
+    Ok(out)
 }
 
 pub(crate) fn delete_session(conn: &Connection, token: &TokenHash) -> Result<(), StoreError> {
@@ -545,7 +569,7 @@ pub(crate) fn append(
 /// The columns of a history row, after `FROM messages m`: the row, its
 /// sender, its file, its current text (`message_text`, for a message), and
 /// what it replies to (sender and current text).
-const HISTORY_SELECT: &str = "SELECT m.seq, u.name, m.body, m.time_ms,
+pub(super) const HISTORY_SELECT: &str = "SELECT m.seq, u.name, m.body, m.time_ms,
         f.id, f.name, f.length, f.media_type, f.sha256,
         m.kind, m.target, m.reply_to, m.edited, m.deleted, t.body, qu.name, qt.body
      FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN uploads f ON f.id = m.file_id
@@ -572,23 +596,7 @@ pub(crate) fn history(
         Page::After(s) => (&newer, i64::try_from(s.0).unwrap_or(i64::MAX)),
     };
     let mut st = conn.prepare_cached(sql)?;
-    let rows = st.query_map(params![conv.0, bound, fetch], |r| {
-        Ok(RawRow {
-            seq: r.get(0)?,
-            sender: r.get(1)?,
-            body: r.get(2)?,
-            time: r.get(3)?,
-            file: super::files::raw_file(r, 4)?,
-            kind: r.get(9)?,
-            target: r.get(10)?,
-            reply_to: r.get(11)?,
-            edited: r.get(12)?,
-            deleted: r.get(13)?,
-            text: r.get(14)?,
-            quoted_sender: r.get(15)?,
-            quoted_text: r.get(16)?,
-        })
-    })?;
+    let rows = st.query_map(params![conv.0, bound, fetch], raw_row)?;
     let mut out = Vec::new();
     for row in rows {
         out.push(row?.into_row()?);
@@ -601,8 +609,27 @@ pub(crate) fn history(
     Ok((out, more))
 }
 
+/// Reads a row selected by [`HISTORY_SELECT`].
+pub(super) fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        seq: r.get(0)?,
+        sender: r.get(1)?,
+        body: r.get(2)?,
+        time: r.get(3)?,
+        file: super::files::raw_file(r, 4)?,
+        kind: r.get(9)?,
+        target: r.get(10)?,
+        reply_to: r.get(11)?,
+        edited: r.get(12)?,
+        deleted: r.get(13)?,
+        text: r.get(14)?,
+        quoted_sender: r.get(15)?,
+        quoted_text: r.get(16)?,
+    })
+}
+
 /// A history row as read, before checking.
-struct RawRow {
+pub(super) struct RawRow {
     seq: i64,
     sender: String,
     body: String,
@@ -619,7 +646,7 @@ struct RawRow {
 }
 
 impl RawRow {
-    fn into_row(self) -> Result<MessageRow, StoreError> {
+    pub(super) fn into_row(self) -> Result<MessageRow, StoreError> {
         let target = seq(self.target.unwrap_or(0));
         let (kind, body) = match self.kind {
             0 => (
@@ -647,6 +674,11 @@ impl RawRow {
                     target,
                     on: self.kind == 3,
                 },
+                super::events::body(Some(self.body))?,
+            ),
+            crate::store::moderation::KIND_CODE => (
+                RowKind::Moderation(crate::store::moderation::action(&self.body)?),
+                // Kept so that a page's byte budget counts the action.
                 super::events::body(Some(self.body))?,
             ),
             k => return Err(StoreError::Corrupt(format!("unknown message kind {k}"))),

@@ -231,7 +231,35 @@ const MIGRATIONS: &[&str] = &[
         SELECT t.conv_id * 4294967296 + t.seq, t.body FROM message_text t
         JOIN conversations c ON c.id = t.conv_id WHERE c.encrypted = 0;
     "#,
-    // 10: read receipts. `shown_seq` is the public side of a read marker
+    // 10: room moderation. A room's topic, description and invite-only
+    // flag; its moderators (the owner is `created_by`); its bans and
+    // mutes. Each moderation action is also a row of the room's stream
+    // (`messages.kind` 5, its body the action's JSON), which the audit log
+    // reads through `messages_moderation`.
+    r#"
+    ALTER TABLE conversations ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+    ALTER TABLE conversations ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE conversations ADD COLUMN invite_only INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE moderators (
+        conv_id INTEGER NOT NULL REFERENCES conversations(id),
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        PRIMARY KEY (conv_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE bans (
+        conv_id   INTEGER NOT NULL REFERENCES conversations(id),
+        user_id   INTEGER NOT NULL REFERENCES users(id),
+        banned_ms INTEGER NOT NULL,
+        PRIMARY KEY (conv_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE mutes (
+        conv_id  INTEGER NOT NULL REFERENCES conversations(id),
+        user_id  INTEGER NOT NULL REFERENCES users(id),
+        until_ms INTEGER NOT NULL,
+        PRIMARY KEY (conv_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_moderation ON messages(conv_id, seq) WHERE kind = 5;
+    "#,
+    // 11: read receipts. `shown_seq` is the public side of a read marker
     // (0: never made public); it moves only with a public `mark_read`.
     r#"
     ALTER TABLE read_markers ADD COLUMN shown_seq INTEGER NOT NULL DEFAULT 0;

@@ -100,7 +100,9 @@ async fn the_wal_is_checkpointed_beside_the_writer() {
     let body = "x".repeat(1000);
     let mut biggest = 0;
     // Thirty rounds of ~500 KB each: without checkpoints the WAL would pass
-    // 15 MB; with them it is reused from the start after each one.
+    // 15 MB (more with the search index's pages); with them it is reused
+    // from the start after each one. The bound leaves room for a
+    // checkpointer that a loaded machine runs late.
     for round in 0..30 {
         let batch = (0..500)
             .map(|i| msg(lobby, a, &format!("r{round}-{i}"), &body))
@@ -109,7 +111,7 @@ async fn the_wal_is_checkpointed_beside_the_writer() {
         tokio::time::sleep(std::time::Duration::from_millis(150)).await;
         biggest = biggest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
     }
-    assert!(biggest < 6_000_000, "the WAL grew to {biggest} bytes");
+    assert!(biggest < 9_000_000, "the WAL grew to {biggest} bytes");
     store.close().await.unwrap();
     assert_eq!(
         std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),

@@ -1,0 +1,136 @@
+//! Moderation from `chatus chat` (`/topic`, `/op`, `/mute`, `/kick`,
+//! `/ban`, `/unban`), as `history` shows it, in text and JSON.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn chat(user: &User, input: &str) -> String {
+    let r = user.run_with_input(&["chat"], input);
+    assert_eq!(r.code, 0, "{r:?}");
+    r.stdout
+}
+
+#[test]
+fn moderate_a_room_from_chat() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    for u in [&alice, &bob] {
+        u.register();
+    }
+    chat(&alice, "/create den\n");
+    chat(&bob, "/join den\n");
+    let feed = chat(&bob, "/join den\n/topic Mine now\n/kick alice\n");
+    assert!(
+        feed.contains("Only the owner and moderators of den"),
+        "{feed}"
+    );
+    chat(
+        &alice,
+        "/join den\n/topic Plans for the week\n/op bob\n/deop bob\n/mute bob 10m cool off\n/kick bob too loud\n/ban bob again\n/mute bob 1x\n",
+    );
+    let feed = chat(&bob, "/join den\n");
+    assert!(feed.contains("banned from den"), "{feed}");
+    chat(&alice, "/join den\n/unban bob\n");
+
+    let out = alice.ok(&["history", "--room", "den", "--json"]);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["type"] == "moderated")
+        .collect();
+    let actions: Vec<&str> = rows.iter().map(|v| v["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["topic", "role", "role", "mute", "kick", "ban", "unban"],
+        "{out}"
+    );
+    assert_eq!(rows[0]["topic"], "Plans for the week");
+    assert_eq!(
+        (rows[1]["user"].as_str(), rows[1]["role"].as_str()),
+        (Some("bob"), Some("moderator"))
+    );
+    assert_eq!(rows[3]["reason"], "cool off");
+    assert!(rows[3]["until_ms"].as_u64().unwrap() > rows[3]["time_ms"].as_u64().unwrap());
+    assert_eq!(
+        (rows[4]["sender"].as_str(), rows[4]["reason"].as_str()),
+        (Some("alice"), Some("too loud"))
+    );
+    assert!(
+        rows.iter().all(|r| r.get("target").is_none()),
+        "no message target: {out}"
+    );
+    let text = alice.ok(&["history", "--room", "den"]);
+    assert!(
+        text.contains("<alice> set the topic: Plans for the week"),
+        "{text}"
+    );
+    assert!(text.contains("<alice> banned bob (again)"), "{text}");
+    assert!(text.contains("<alice> made bob moderator"), "{text}");
+}
+
+fn admin(server: &Server, args: &[&str]) -> Ran {
+    let child = std::process::Command::new(bin())
+        .arg("admin")
+        .args(args)
+        .arg("--data")
+        .arg(server.data())
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait(child)
+}
+
+/// `chatus admin user ban` beside a running server: the user's sessions
+/// are listed, then gone, their logins refused with the reason, until
+/// `unban` lets the same password in again.
+#[test]
+fn an_administrator_bans_a_user_server_wide() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    alice.register();
+    let r = admin(&server, &["user", "sessions", "alice"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("created"), "one session: {r:?}");
+    let r = admin(&server, &["user", "ban", "alice"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Banned alice"), "{r:?}");
+    let r = admin(&server, &["user", "sessions", "alice"]);
+    assert!(
+        r.stdout.contains("alice is banned") && r.stdout.contains("no sessions"),
+        "{r:?}"
+    );
+    // The running server's watcher reads the revocation within a second.
+    let mut revoked = false;
+    for _ in 0..200 {
+        if alice.run(&["rooms"]).code != 0 {
+            revoked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(revoked, "the token is revoked");
+    let r = alice.run_with_input(
+        &["login", "--user", "alice", "--password-stdin"],
+        "alice-password\n",
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("banned"), "{r:?}");
+    // A wrong password says nothing of the ban.
+    let r = alice.run_with_input(
+        &["login", "--user", "alice", "--password-stdin"],
+        "wrong-password\n",
+    );
+    assert!(!r.stderr.contains("banned"), "{r:?}");
+    let r = admin(&server, &["user", "unban", "alice"]);
+    assert!(r.stdout.contains("Lifted the ban on alice"), "{r:?}");
+    let r = alice.run_with_input(
+        &["login", "--user", "alice", "--password-stdin"],
+        "alice-password\n",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    alice.ok(&["rooms"]);
+}

@@ -1,0 +1,218 @@
+//! The store suite's case for room moderation: each event's effect is
+//! stored with it, a snapshot loads the state, and the audit log pages the
+//! events newest first.
+
+use chatus_protocol::moderation::{Action, ActionKind, Topic};
+use chatus_protocol::{RoomName, Visibility};
+
+use super::*;
+use crate::store::RowKind;
+use crate::store::moderation::Effect;
+
+/// A moderation event in `room` by `actor` with `effect`.
+fn event(room: ConvId, actor: UserId, cid: &str, action: &Action, effect: Effect) -> NewMessage {
+    change(
+        room,
+        actor,
+        cid,
+        &serde_json::to_string(action).unwrap(),
+        crate::store::Kind::Moderation(effect),
+    )
+}
+
+/// Topics, moderators, kicks, bans and mutes are stored with their
+/// events, loaded by a snapshot (an ended mute left out), and moderators
+/// may delete others' messages; the audit log holds only the events.
+pub(crate) async fn moderation_is_stored_with_its_events(place: &Place) {
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let owner = store
+        .create_user(new_user("o", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let m = store
+        .create_user(new_user("m", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let x = store
+        .create_user(new_user("x", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let room = store
+        .create_room(
+            RoomName::parse("den").unwrap(),
+            Visibility::Public,
+            owner,
+            Timestamp(1),
+        )
+        .await
+        .unwrap()
+        .id;
+    for u in [m, x] {
+        store.add_member(room, u, Timestamp(2)).await.unwrap();
+    }
+    let mut topic = Action::new(ActionKind::Topic);
+    topic.topic = Some(Topic::parse("Plans").unwrap());
+    let mut role = Action::new(ActionKind::Role);
+    role.target = Some(Username::parse("m").unwrap());
+    let words = msg(room, x, "x1", "rude");
+    let out = store
+        .append(vec![
+            event(room, owner, "e1", &topic, Effect::Topic),
+            event(
+                room,
+                owner,
+                "e2",
+                &role,
+                Effect::Role {
+                    user: m,
+                    moderator: true,
+                },
+            ),
+            words,
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[2], Appended::Stored { seq: Seq(3) });
+    // The moderator deletes x's message, then mutes and bans x.
+    let out = store
+        .append(vec![
+            change(
+                room,
+                m,
+                "m1",
+                "deleted",
+                crate::store::Kind::Delete { target: Seq(3) },
+            ),
+            event(
+                room,
+                m,
+                "m2",
+                &Action::new(ActionKind::Mute),
+                Effect::Mute {
+                    user: x,
+                    until: Timestamp(1_000),
+                },
+            ),
+            event(
+                room,
+                m,
+                "m3",
+                &Action::new(ActionKind::Ban),
+                Effect::Ban { user: x },
+            ),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        out.iter().all(|o| matches!(o, Appended::Stored { .. })),
+        "{out:?}"
+    );
+    let snap = store.snapshot(Timestamp(500)).await.unwrap();
+    let settings = snap
+        .moderation
+        .rooms
+        .iter()
+        .find(|r| r.room == room)
+        .unwrap();
+    assert_eq!(
+        (settings.owner, settings.topic.as_str()),
+        (Some(owner), "Plans")
+    );
+    assert_eq!(snap.moderation.moderators, [(room, m)]);
+    assert_eq!(snap.moderation.bans, [(room, x)]);
+    assert!(snap.moderation.mutes.is_empty(), "a ban drops the mute");
+    assert!(
+        !snap.members.contains(&(room, x)),
+        "a ban takes the member out"
+    );
+    // A mute alone is loaded until it ends.
+    store
+        .append(vec![event(
+            room,
+            m,
+            "m4",
+            &Action::new(ActionKind::Mute),
+            Effect::Mute {
+                user: owner,
+                until: Timestamp(1_000),
+            },
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .snapshot(Timestamp(999))
+            .await
+            .unwrap()
+            .moderation
+            .mutes,
+        [(room, owner, Timestamp(1_000))]
+    );
+    assert!(
+        store
+            .snapshot(Timestamp(1_000))
+            .await
+            .unwrap()
+            .moderation
+            .mutes
+            .is_empty()
+    );
+    // The audit log: the five events, newest first, paged.
+    let (page, more) = store.audit_log(room, None, 3).await.unwrap();
+    let seqs: Vec<u64> = page.iter().map(|r| r.seq.0).collect();
+    assert_eq!((seqs, more), (vec![7, 6, 5], true));
+    assert!(matches!(&page[0].kind, RowKind::Moderation(a) if a.action == ActionKind::Mute));
+    let (page, more) = store.audit_log(room, Some(Seq(5)), 3).await.unwrap();
+    let seqs: Vec<u64> = page.iter().map(|r| r.seq.0).collect();
+    assert_eq!((seqs, more), (vec![2, 1], false));
+    // History carries them among the messages, and the text is gone.
+    let (rows, _) = store.history(room, Page::Latest, 50).await.unwrap();
+    assert_eq!(rows.len(), 7);
+    assert!(
+        rows.iter()
+            .all(|r| r.body.as_ref().is_none_or(|b| b.as_str() != "rude"))
+    );
+}
+
+/// An administrator's list of a user's sessions: unexpired ones only,
+/// newest first, nobody else's.
+pub(crate) async fn sessions_of_a_user_are_listed(place: &Place) {
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_user(new_user("b", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    for (token, user, created, expires) in [
+        (1, a, 1, 100),
+        (2, a, 5, 100),
+        (3, a, 2, 10),
+        (4, b, 3, 100),
+    ] {
+        store
+            .create_session(NewSession {
+                created: Timestamp(created),
+                ..session(token, user, expires)
+            })
+            .await
+            .unwrap();
+    }
+    let listed = store.user_sessions(a, Timestamp(50)).await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            ([2; 32], Timestamp(5), Timestamp(100)),
+            ([1; 32], Timestamp(1), Timestamp(100)),
+        ]
+    );
+}
