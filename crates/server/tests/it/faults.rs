@@ -432,7 +432,7 @@ async fn postgres_lost_under_load_sends_wait_and_nothing_acknowledged_is_lost() 
     let a = cl.node().await;
     let c = cl
         .node_with(cl.nats, move |config| {
-            config.store = Some(via_relay.clone())
+            config.store = Some(via_relay.clone());
         })
         .await;
     let (alice, _ae) = register(a.url(), "alice").await;
