@@ -286,6 +286,16 @@ pub struct ServeArgs {
     /// [env: CHATUS_BUS_PREFIX].
     #[arg(long, env = "CHATUS_BUS_PREFIX", value_name = "PREFIX")]
     pub bus_prefix: Option<String>,
+    /// Keep files in this S3 bucket (s3://BUCKET or s3://BUCKET/PREFIX)
+    /// instead of the data directory, so every node of a cluster serves
+    /// them; credentials and region from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION [env: CHATUS_FILES].
+    #[arg(long, env = "CHATUS_FILES", value_name = "URL")]
+    pub files: Option<String>,
+    /// The S3-compatible server of --files (http:// or https://); unset
+    /// means AWS [env: CHATUS_S3_ENDPOINT].
+    #[arg(long, env = "CHATUS_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// Configuration file (TOML; see chatus.example.toml).
     #[arg(long, env = "CHATUS_CONFIG")]
     pub config: Option<PathBuf>,

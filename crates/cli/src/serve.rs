@@ -88,6 +88,12 @@ pub fn config(args: &ServeArgs) -> Result<Config, CliError> {
     if let Some(p) = &args.bus_prefix {
         config.bus.prefix.clone_from(p);
     }
+    if let Some(f) = args.files.as_deref().filter(|s| !s.trim().is_empty()) {
+        config.files.store = Some(f.to_owned());
+    }
+    if let Some(e) = args.s3_endpoint.as_deref().filter(|s| !s.trim().is_empty()) {
+        config.files.s3_endpoint = Some(e.to_owned());
+    }
     if let Some(r) = args.registration {
         config.registration = match r {
             RegistrationArg::Open => Registration::Open,
@@ -165,6 +171,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             "{state_in}, linked through {bus} as {}.*",
             config.bus.prefix
         ),
+        None => state_in,
+    };
+    let state_in = match &config.files.store {
+        Some(files) => format!("{state_in}, files in {files}"),
         None => state_in,
     };
     let registration = match config.registration {

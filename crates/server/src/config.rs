@@ -197,6 +197,24 @@ pub struct FilesConfig {
     /// answered `422` before anything is decoded, so a small file declaring
     /// a huge image cannot exhaust memory.
     pub thumbnail_max_megapixels: u64,
+    /// Where the bytes live: unset (the default) for `files/` in the data
+    /// directory; `s3://BUCKET` or `s3://BUCKET/PREFIX` for an
+    /// S3-compatible object store, which every node of a cluster shares.
+    /// Credentials and region come from the usual `AWS_*` environment
+    /// variables unless set below.
+    pub store: Option<String>,
+    /// The S3 endpoint (`https://HOST[:PORT]`, or `http://` for one on a
+    /// private network); unset means AWS itself (or `AWS_ENDPOINT`).
+    pub s3_endpoint: Option<String>,
+    /// The S3 region; unset means `AWS_DEFAULT_REGION`/`AWS_REGION`, else
+    /// `us-east-1` (what most S3-compatible servers accept).
+    pub s3_region: Option<String>,
+    /// The S3 access key id; unset means `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// The S3 secret key; unset means `AWS_SECRET_ACCESS_KEY`. Never
+    /// written out or logged.
+    #[serde(skip_serializing)]
+    pub s3_secret_access_key: Option<Secret>,
     /// Keys the `[files]` table had that this version does not know.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -213,8 +231,25 @@ impl Default for FilesConfig {
             max_uploads_per_user: 4,
             max_unshared_uploads: 100,
             thumbnail_max_megapixels: 40,
+            store: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             unknown: BTreeMap::new(),
         }
+    }
+}
+
+/// A secret from the configuration: its `Debug` shows no character of it,
+/// so a logged configuration leaks nothing.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
     }
 }
 
@@ -569,6 +604,19 @@ impl Config {
                      share one database, and a SQLite data directory has one node",
                 );
             }
+        }
+        if let Some(url) = &self.files.store
+            && crate::files::s3::parse_url(url).is_none()
+        {
+            return bad(
+                "files.store",
+                "must be s3://BUCKET or s3://BUCKET/PREFIX (unset keeps files in the data directory)",
+            );
+        }
+        if let Some(e) = &self.files.s3_endpoint
+            && !(e.starts_with("https://") || e.starts_with("http://"))
+        {
+            return bad("files.s3_endpoint", "must be an http:// or https:// URL");
         }
         if !is_subject_prefix(&self.bus.prefix) {
             return bad(

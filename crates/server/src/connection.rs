@@ -134,7 +134,8 @@ async fn serve_on<S: Stream>(
     id: ConnId,
 ) {
     // Boxed: only what the WebSocket needs afterwards outlives the opening.
-    let Some((socket, leftover, guards, slot)) = Box::pin(open(&state, socket, guards, slot)).await
+    let Some((socket, leftover, guards, slot)) =
+        Box::pin(open(&state, peer, socket, guards, slot)).await
     else {
         return;
     };
@@ -152,6 +153,7 @@ async fn serve_on<S: Stream>(
 /// or plain HTTP is served to the end here.
 async fn open<S: Stream>(
     state: &State,
+    peer: SocketAddr,
     mut socket: S,
     guards: Guards,
     mut slot: Slot,
@@ -185,7 +187,7 @@ async fn open<S: Stream>(
         Opening::Http(prefix) => {
             slot.http();
             tracing::debug!("plain HTTP");
-            http::serve(state, Prefixed::new(prefix, socket)).await;
+            http::serve(state, peer.ip(), Prefixed::new(prefix, socket)).await;
             drop(guards);
             None
         }

@@ -150,6 +150,9 @@ pub enum ServerError {
     /// The cross-node bus could not be used.
     #[error(transparent)]
     Bus(#[from] crate::bus::BusError),
+    /// The file store could not be opened.
+    #[error(transparent)]
+    Files(#[from] crate::files::store::FileStoreError),
     /// A socket operation failed.
     #[error("A socket operation failed: {0}")]
     Io(#[from] std::io::Error),

@@ -121,7 +121,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 
 /// Serves plain HTTP on `io` until the client leaves, a timeout fires, or
 /// the server shuts down (in-flight requests finish first).
-pub(crate) async fn serve<S>(state: &State, io: S)
+pub(crate) async fn serve<S>(state: &State, peer: std::net::IpAddr, io: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -129,7 +129,7 @@ where
     let service = service_fn(move |req: Request<Incoming>| {
         let state = for_service.clone();
         async move {
-            let res = match files::route(&state, req).await {
+            let res = match files::route(&state, peer, req).await {
                 Ok(res) => res,
                 Err(req) => respond(&state, req.method(), req.uri().path(), req.headers())
                     .map(|b| b.map_err(|never| match never {}).boxed()),

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::admission::Admission;
 use crate::config::Config;
 use crate::error::ServerError;
-use crate::files::{Files, LocalFileStore};
+use crate::files::Files;
 use crate::hub::{ConnId, Hub};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Keyed, Meter, Rate};
@@ -157,8 +157,8 @@ impl State {
             r.request_burst_before_login,
         ));
         let invite_limits = Meter::new(Rate::new(r.invites_per_min / 60.0, r.invite_burst));
-        let file_store = LocalFileStore::open(&config.data)?;
-        let files = Files::new(Arc::new(file_store), config.files.clone());
+        let file_store = crate::files::store::open(&config).await?;
+        let files = Files::new(file_store, config.files.clone());
         let tls = Tls::from_config(&config)?.map(Arc::new);
         let (phase, _) = watch::channel(Phase::Running);
         let (bus, sessions) = bus.unzip();

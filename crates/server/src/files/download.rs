@@ -50,6 +50,7 @@ pub(super) fn get_or_head_only(method: &Method) -> Option<Reply> {
 /// Answers `GET`/`HEAD /files/{id}` (`id` is `None` when malformed).
 pub(crate) async fn handle(
     state: &State,
+    peer: std::net::IpAddr,
     method: &Method,
     headers: &HeaderMap,
     id: Option<FileId>,
@@ -57,7 +58,7 @@ pub(crate) async fn handle(
     if let Some(refused) = get_or_head_only(method) {
         return refused;
     }
-    let up = match visible(state, headers, id).await {
+    let up = match visible(state, peer, headers, id).await {
         Ok(up) => up,
         Err(res) => return res,
     };
@@ -93,10 +94,11 @@ pub(crate) async fn handle(
 /// shared it. Otherwise the `401` or `404` to answer.
 pub(crate) async fn visible(
     state: &State,
+    peer: std::net::IpAddr,
     headers: &HeaderMap,
     id: Option<FileId>,
 ) -> Result<UploadRow, Reply> {
-    let user = authenticate(state, headers)?;
+    let user = authenticate(state, peer, headers).await?;
     let Some(id) = id else {
         return Err(not_found());
     };

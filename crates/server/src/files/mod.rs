@@ -20,6 +20,7 @@
 //!   the server runs hourly.
 
 pub(crate) mod download;
+pub(crate) mod s3;
 pub(crate) mod store;
 pub(crate) mod thumbnail;
 pub(crate) mod tus;
@@ -27,6 +28,7 @@ pub(crate) mod tus;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -39,6 +41,7 @@ use hyper::{Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::FilesConfig;
+use crate::error::ApiError;
 use crate::service::accounts::hash_token;
 use crate::state::State;
 use crate::store::{Store, StoreError, User, UserId};
@@ -375,11 +378,11 @@ fn unauthorized() -> Reply {
 
 /// The user whose live session token the request carries, or the `401`
 /// to answer.
-#[expect(
-    clippy::result_large_err,
-    reason = "the refusal is the response itself, built at most once per request"
-)]
-pub(crate) fn authenticate(state: &State, headers: &HeaderMap) -> Result<User, Reply> {
+pub(crate) async fn authenticate(
+    state: &State,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Result<User, Reply> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -389,10 +392,26 @@ pub(crate) fn authenticate(state: &State, headers: &HeaderMap) -> Result<User, R
         })
         .and_then(|t| Token::parse(t).ok())
         .ok_or_else(unauthorized)?;
-    state
+    match state
         .accounts()
-        .session_user(&hash_token(&token))
-        .ok_or_else(unauthorized)
+        .http_session_user(&hash_token(&token), peer)
+        .await
+    {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(unauthorized()),
+        Err(ApiError::Store(e)) => Err(store_failed(&e)),
+        Err(ApiError::RateLimited { retry_after, .. }) => {
+            let mut res = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many unknown tokens from this address; wait a moment.\n",
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Err(res)
+        }
+        Err(e) => Err(internal("could not check a session", &e)),
+    }
 }
 
 /// The `500` for a failure inside the server (logged here, once).
@@ -431,18 +450,19 @@ pub(crate) fn not_found() -> Reply {
 /// path.
 pub(crate) async fn route(
     state: &State,
+    peer: IpAddr,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Result<Reply, hyper::Request<hyper::body::Incoming>> {
     let path = req.uri().path();
     if path == "/uploads" || path.starts_with("/uploads/") {
-        Ok(tus::handle(state, req).await)
+        Ok(tus::handle(state, peer, req).await)
     } else if let Some(rest) = path.strip_prefix("/files/") {
         if let Some(id) = rest.strip_suffix("/thumbnail") {
             let id = FileId::parse(id).ok();
-            return Ok(thumbnail::handle(state, req.method(), req.headers(), id).await);
+            return Ok(thumbnail::handle(state, peer, req.method(), req.headers(), id).await);
         }
         let id = FileId::parse(rest).ok();
-        Ok(download::handle(state, req.method(), req.headers(), id).await)
+        Ok(download::handle(state, peer, req.method(), req.headers(), id).await)
     } else {
         Err(req)
     }

@@ -1,6 +1,7 @@
-//! [`FileStore`]: where the bytes of files live, behind a trait (local
-//! disk now; an S3-compatible store for several nodes later), as the
-//! message store is behind [`crate::store::Store`].
+//! [`FileStore`]: where the bytes of files live, behind a trait (the local
+//! disk here; an S3-compatible object store for a cluster in
+//! [`super::s3`]), as the message store is behind [`crate::store::Store`];
+//! [`open`] picks one from the configuration.
 //!
 //! [`LocalFileStore`] keeps, under `DATA/files/`:
 //! - `partial/ID`: an upload's bytes so far; its length is the upload's
@@ -31,9 +32,69 @@ pub(crate) type FileFuture<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> +
 /// A readable slice of a stored file.
 pub(crate) type BlobReader = Box<dyn AsyncRead + Send + Sync + Unpin>;
 
+/// Why a file store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum FileStoreError {
+    /// A local directory of the file store could not be made.
+    #[error("Cannot make the file store's directory {path}: {source}")]
+    Local {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// `files.store` is not an `s3://` URL.
+    #[error("The file store {url} is not of the form s3://BUCKET or s3://BUCKET/PREFIX.")]
+    BadUrl {
+        /// What was given.
+        url: String,
+    },
+    /// The S3 client could not be set up (a bad endpoint, say).
+    #[error("The S3 file store {url} cannot be used: {source}")]
+    S3 {
+        /// The store's URL.
+        url: String,
+        /// Why.
+        source: object_store::Error,
+    },
+    /// The S3 store did not answer, or refused the node's credentials.
+    #[error(
+        "The S3 file store {url} is unreachable or refused access (check --s3-endpoint and the \
+         AWS_* credentials): {source}"
+    )]
+    Unreachable {
+        /// The store's URL.
+        url: String,
+        /// Why.
+        source: object_store::Error,
+    },
+}
+
+/// The file store the configuration names: S3 when `files.store` is set,
+/// else `files/` in the data directory.
+pub(crate) async fn open(
+    config: &crate::config::Config,
+) -> Result<Arc<dyn FileStore>, FileStoreError> {
+    Ok(match &config.files.store {
+        Some(_) => Arc::new(super::s3::S3FileStore::open(&config.files, &config.data).await?),
+        None => Arc::new(LocalFileStore::open(&config.data).map_err(|source| {
+            FileStoreError::Local {
+                path: config.data.join("files"),
+                source,
+            }
+        })?),
+    })
+}
+
 /// Where file bytes live. Methods are object-safe (boxed futures), as for
 /// the message store.
 pub(crate) trait FileStore: Send + Sync + 'static {
+    /// How many bytes of a body to gather before one [`FileStore::write_at`]:
+    /// the most of a body held in memory at once.
+    fn write_chunk(&self) -> usize {
+        256 * 1024
+    }
+
     /// Creates an empty partial file for a new upload.
     fn create_partial(&self, id: &FileId) -> FileFuture<'_, ()>;
 

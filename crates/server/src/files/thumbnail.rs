@@ -181,6 +181,7 @@ fn thumb_type(b: &[u8]) -> Option<&'static str> {
 /// malformed).
 pub(crate) async fn handle(
     state: &State,
+    peer: std::net::IpAddr,
     method: &Method,
     headers: &HeaderMap,
     id: Option<FileId>,
@@ -188,7 +189,7 @@ pub(crate) async fn handle(
     if let Some(refused) = super::download::get_or_head_only(method) {
         return refused;
     }
-    let up = match super::download::visible(state, headers, id).await {
+    let up = match super::download::visible(state, peer, headers, id).await {
         Ok(up) => up,
         Err(res) => return res,
     };

@@ -47,9 +47,6 @@ pub(crate) const TUS_VERSION: &str = "1.0.0";
 pub(crate) const TUS_EXTENSIONS: &str = "creation,creation-with-upload,termination,checksum";
 /// The media type of a tus body.
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
-/// Bytes gathered before one write to disk: the most of a body held in
-/// memory at once.
-const WRITE_BUF: usize = 256 * 1024;
 /// Longest `Upload-Metadata` header accepted, in bytes.
 const MAX_METADATA: usize = 4096;
 
@@ -69,9 +66,9 @@ fn tus_headers(res: &mut Reply) {
 /// The work runs in a task of its own: when a client goes away mid-body,
 /// hyper drops the request's future, and the bytes that did arrive must
 /// still be written and synced (tus keeps them) and the upload released.
-pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Reply {
+pub(crate) async fn handle(state: &State, peer: std::net::IpAddr, req: Request<Incoming>) -> Reply {
     let state = state.clone();
-    let task = tokio::spawn(async move { respond(&state, req).await });
+    let task = tokio::spawn(async move { respond(&state, peer, req).await });
     let mut res = match task.await {
         Ok(res) => res,
         Err(e) => internal("an upload request failed", &e),
@@ -80,7 +77,7 @@ pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Reply {
     res
 }
 
-async fn respond(state: &State, req: Request<Incoming>) -> Reply {
+async fn respond(state: &State, peer: std::net::IpAddr, req: Request<Incoming>) -> Reply {
     let files = state.files();
     let id = match req.uri().path().strip_prefix("/uploads") {
         Some("" | "/") => None,
@@ -106,7 +103,7 @@ async fn respond(state: &State, req: Request<Incoming>) -> Reply {
             .insert("tus-version", HeaderValue::from_static(TUS_VERSION));
         return res;
     }
-    let user = match authenticate(state, req.headers()) {
+    let user = match authenticate(state, peer, req.headers()).await {
         Ok(u) => u,
         Err(res) => return res,
     };
@@ -610,6 +607,7 @@ async fn receive(
     let mut buf: Vec<u8> = Vec::new();
     let mut written = 0u64;
     let mut cut = None;
+    let chunk_bytes = files.store.write_chunk();
     loop {
         let frame = match tokio::time::timeout(timeout, body.frame()).await {
             Err(_) => {
@@ -636,7 +634,7 @@ async fn receive(
             h.update(&data);
         }
         buf.extend_from_slice(&data);
-        if buf.len() >= WRITE_BUF {
+        if buf.len() >= chunk_bytes {
             let chunk = std::mem::take(&mut buf);
             let n = chunk.len() as u64;
             if let Err(e) = write(files, lock, id, offset + written, chunk).await {

@@ -10,12 +10,11 @@
 //! since the tests assume that what one request changes the next one sees.
 
 use std::net::SocketAddr;
-use std::process::Command;
 
 use chatus_server::store::postgres::scratch::ScratchDb;
 use serde_json::{Value, json};
 
-use crate::util::{Proxy, Raw, TestServer, WAIT, on_postgres, password};
+use crate::util::{Proxy, Raw, S3Server, TestServer, WAIT, in_replay, password, replay_suite};
 
 const NATS: &str = "127.0.0.1:4222";
 /// How long a silent node's users stay online elsewhere (the server's
@@ -24,7 +23,7 @@ const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The NATS server's address, or `None` (after printing `SKIPPED`) when it
 /// is not reachable outside CI.
-async fn nats() -> Option<SocketAddr> {
+pub async fn nats() -> Option<SocketAddr> {
     let addr: SocketAddr = NATS.parse().unwrap();
     match tokio::net::TcpStream::connect(addr).await {
         Ok(_) => Some(addr),
@@ -50,34 +49,81 @@ fn prefix() -> String {
     )
 }
 
-/// A node on `db` linked through NATS at `nats` under `prefix`.
-async fn node(db: &ScratchDb, nats: SocketAddr, prefix: &str) -> TestServer {
-    let (url, bus, prefix) = (
-        db.url().to_owned(),
-        format!("nats://{nats}"),
-        prefix.to_owned(),
-    );
-    TestServer::start_with(move |c| {
-        c.store = Some(url.clone());
-        c.bus.url = Some(bus.clone());
-        c.bus.prefix.clone_from(&prefix);
-    })
-    .await
+/// What the nodes of one test's cluster share: a scratch database, the
+/// NATS server, a subject prefix of their own, and (for the file tests)
+/// an S3 server.
+pub struct Cluster {
+    pub db: ScratchDb,
+    pub nats: SocketAddr,
+    pub prefix: String,
+    pub s3: Option<std::sync::Arc<S3Server>>,
 }
 
-/// Three nodes on one scratch database, or `None` when a dependency is
-/// missing outside CI.
-async fn cluster() -> Option<(ScratchDb, SocketAddr, String, [TestServer; 3])> {
-    let db = ScratchDb::create().await.unwrap()?;
-    let nats = nats().await?;
-    let p = prefix();
-    let a = node(&db, nats, &p).await;
-    let b = node(&db, nats, &p).await;
-    let c = node(&db, nats, &p).await;
-    Some((db, nats, p, [a, b, c]))
+impl Cluster {
+    /// A fresh cluster with no node yet, or `None` when PostgreSQL or
+    /// NATS is missing outside CI.
+    pub async fn new() -> Option<Self> {
+        let db = ScratchDb::create().await.unwrap()?;
+        let nats = nats().await?;
+        Some(Self {
+            db,
+            nats,
+            prefix: prefix(),
+            s3: None,
+        })
+    }
+
+    /// The same with every node's files in one S3 server.
+    pub async fn with_s3() -> Option<Self> {
+        let mut c = Self::new().await?;
+        c.s3 = Some(std::sync::Arc::new(S3Server::start().await));
+        Some(c)
+    }
+
+    /// A node, linked to NATS directly.
+    pub async fn node(&self) -> TestServer {
+        self.node_via(self.nats).await
+    }
+
+    /// A node reaching NATS at `nats` (a relay the test can cut).
+    pub async fn node_via(&self, nats: SocketAddr) -> TestServer {
+        self.node_with(nats, |_| {}).await
+    }
+
+    /// A node reaching NATS at `nats`, its configuration tweaked.
+    pub async fn node_with(
+        &self,
+        nats: SocketAddr,
+        tweak: impl Fn(&mut chatus_server::Config) + Send + Sync + 'static,
+    ) -> TestServer {
+        let (url, bus, prefix, s3) = (
+            self.db.url().to_owned(),
+            format!("nats://{nats}"),
+            self.prefix.clone(),
+            self.s3.clone(),
+        );
+        TestServer::start_with(move |c| {
+            c.store = Some(url.clone());
+            c.bus.url = Some(bus.clone());
+            c.bus.prefix.clone_from(&prefix);
+            if let Some(s3) = &s3 {
+                s3.configure(c);
+            }
+            tweak(c);
+        })
+        .await
+    }
 }
 
-async fn login(addr: SocketAddr, name: &str) -> Raw {
+/// Three nodes of one cluster, or `None` when a dependency is missing
+/// outside CI.
+async fn cluster() -> Option<(Cluster, [TestServer; 3])> {
+    let cl = Cluster::new().await?;
+    let nodes = [cl.node().await, cl.node().await, cl.node().await];
+    Some((cl, nodes))
+}
+
+pub async fn login(addr: SocketAddr, name: &str) -> Raw {
     let mut raw = Raw::connect(addr).await;
     raw.call(json!({"type":"hello","version":1})).await;
     let r = raw
@@ -88,7 +134,7 @@ async fn login(addr: SocketAddr, name: &str) -> Raw {
 }
 
 /// The next `message` event (skipping presence and membership news).
-async fn next_message(raw: &mut Raw) -> Value {
+pub async fn next_message(raw: &mut Raw) -> Value {
     loop {
         let v = raw.recv().await;
         if v["type"] == "message" {
@@ -98,7 +144,7 @@ async fn next_message(raw: &mut Raw) -> Value {
 }
 
 /// The next `n` messages as (seq, body).
-async fn messages(raw: &mut Raw, n: usize) -> Vec<(u64, String)> {
+pub async fn messages(raw: &mut Raw, n: usize) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     for _ in 0..n {
         let m = next_message(raw).await;
@@ -110,7 +156,7 @@ async fn messages(raw: &mut Raw, n: usize) -> Vec<(u64, String)> {
     out
 }
 
-async fn send(raw: &mut Raw, to: Value, body: &str, client_id: &str) -> u64 {
+pub async fn send(raw: &mut Raw, to: Value, body: &str, client_id: &str) -> u64 {
     let mut req = json!({"type":"send","body":body,"client_id":client_id});
     req.as_object_mut()
         .unwrap()
@@ -122,7 +168,7 @@ async fn send(raw: &mut Raw, to: Value, body: &str, client_id: &str) -> u64 {
 
 /// Calls `req` until `done` holds for the reply (another node's change
 /// arrives over the bus a moment later), within [`WAIT`].
-async fn until(raw: &mut Raw, req: Value, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn until(raw: &mut Raw, req: Value, done: impl Fn(&Value) -> bool) -> Value {
     tokio::time::timeout(WAIT, async {
         loop {
             let r = raw.call(req.clone()).await;
@@ -140,7 +186,7 @@ async fn until(raw: &mut Raw, req: Value, done: impl Fn(&Value) -> bool) -> Valu
 /// once and in order, and so do messages sent on two nodes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_reach_every_node_once_in_order() {
-    let Some((_db, _nats, _p, [a, b, c])) = cluster().await else {
+    let Some((_cluster, [a, b, c])) = cluster().await else {
         return;
     };
     let mut alice = Raw::registered(a.addr, "alice").await;
@@ -197,7 +243,7 @@ async fn messages_reach_every_node_once_in_order() {
 /// and a direct conversation opened from a third node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_on_two_nodes_gets_everything_on_both() {
-    let Some((_db, _nats, _p, [a, b, c])) = cluster().await else {
+    let Some((_cluster, [a, b, c])) = cluster().await else {
         return;
     };
     let mut dave_a = Raw::registered(a.addr, "dave").await;
@@ -239,7 +285,7 @@ async fn a_user_on_two_nodes_gets_everything_on_both() {
 /// list on A shows the member from B, and B's presence is seen from A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_and_presence_cross_nodes() {
-    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+    let Some((_cluster, [a, b, _c])) = cluster().await else {
         return;
     };
     let mut alice = Raw::registered(a.addr, "alice").await;
@@ -295,14 +341,12 @@ async fn joins_and_presence_cross_nodes() {
 /// no duplicate, then live ones again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_the_bus_fills_the_gap_from_the_store() {
-    let Some(db) = ScratchDb::create().await.unwrap() else {
+    let Some(cl) = Cluster::new().await else {
         return;
     };
-    let Some(nats) = nats().await else { return };
-    let p = prefix();
-    let relay = Proxy::start(nats).await;
-    let a = node(&db, nats, &p).await;
-    let c = node(&db, relay.addr, &p).await;
+    let relay = Proxy::start(cl.nats).await;
+    let a = cl.node().await;
+    let c = cl.node_via(relay.addr).await;
     let mut alice = Raw::registered(a.addr, "alice").await;
     let mut carol = Raw::registered(c.addr, "carol").await;
     send(&mut alice, json!({"room":"lobby"}), "before", "m0").await;
@@ -350,7 +394,7 @@ async fn a_node_cut_off_from_the_bus_fills_the_gap_from_the_store() {
 /// invitee on B, who joins there; a leave on B shows in A's member list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invitations_and_leaves_cross_nodes() {
-    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+    let Some((_cluster, [a, b, _c])) = cluster().await else {
         return;
     };
     let mut alice = Raw::registered(a.addr, "alice").await;
@@ -406,7 +450,7 @@ async fn invitations_and_leaves_cross_nodes() {
 /// the first closes the session on the other at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_cross_nodes() {
-    let Some((_db, _nats, _p, [a, _b, c])) = cluster().await else {
+    let Some((_cluster, [a, _b, c])) = cluster().await else {
         return;
     };
     let mut on_a = Raw::connect(a.addr).await;
@@ -435,14 +479,12 @@ async fn sessions_cross_nodes() {
 /// are offline as seen from the others, and online again once it returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_nodes_users_go_offline_and_come_back() {
-    let Some(db) = ScratchDb::create().await.unwrap() else {
+    let Some(cl) = Cluster::new().await else {
         return;
     };
-    let Some(nats) = nats().await else { return };
-    let p = prefix();
-    let relay = Proxy::start(nats).await;
-    let a = node(&db, nats, &p).await;
-    let b = node(&db, relay.addr, &p).await;
+    let relay = Proxy::start(cl.nats).await;
+    let a = cl.node().await;
+    let b = cl.node_via(relay.addr).await;
     let mut alice = Raw::registered(a.addr, "alice").await;
     let _bob = Raw::registered(b.addr, "bob").await;
     let bob_online = |r: &Value| {
@@ -502,8 +544,8 @@ async fn an_unreachable_bus_stops_the_start() {
 /// module doc): this same test binary, run again.
 #[tokio::test]
 async fn the_suite_passes_on_the_bus() {
-    if on_postgres() {
-        // This is that run itself (or the plain PostgreSQL one).
+    if in_replay() {
+        // This is that run itself (or another replay).
         return;
     }
     let Some(probe) = ScratchDb::create().await.unwrap() else {
@@ -511,42 +553,23 @@ async fn the_suite_passes_on_the_bus() {
     };
     drop(probe);
     let Some(nats) = nats().await else { return };
-    let _one_at_a_time = crate::util::SUITE_REPLAY.lock().await;
-    let exe = std::env::current_exe().unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(exe)
-            .env("CHATUS_TEST_STORE", "postgres")
-            .env("CHATUS_TEST_BUS", format!("nats://{nats}"))
-            .args([
-                "--skip",
-                "pg::",
-                "--skip",
-                "cluster::",
-                "--skip",
-                "damaged_db::",
-                "--skip",
-                "disk_full::",
-                "--test-threads",
-                "2",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = stdout
-        .lines()
-        .filter(|l| l.starts_with("test result") || l.contains("FAILED") || l.contains("panicked"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    println!("on the bus: {summary}");
-    assert!(
-        out.status.success(),
-        "the suite failed on the bus:\n{summary}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(summary.contains(" passed;"), "{summary}");
+    replay_suite(
+        "on the bus",
+        &[
+            ("CHATUS_TEST_STORE", "postgres".into()),
+            ("CHATUS_TEST_BUS", format!("nats://{nats}")),
+        ],
+        &[],
+        &[
+            "pg::",
+            "cluster::",
+            "damaged_db::",
+            "disk_full::",
+            "s3::",
+            "faults::",
+        ],
+    )
+    .await;
 }
 
 /// The next event of a conversation's stream (a message or a change), as
@@ -571,14 +594,12 @@ async fn next_stream_event(raw: &mut Raw) -> (String, u64, Option<u64>) {
 /// them), live and when a cut-off node fills its gap from the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_to_messages_cross_nodes_as_changes() {
-    let Some(db) = ScratchDb::create().await.unwrap() else {
+    let Some(cl) = Cluster::new().await else {
         return;
     };
-    let Some(nats) = nats().await else { return };
-    let p = prefix();
-    let relay = Proxy::start(nats).await;
-    let a = node(&db, nats, &p).await;
-    let c = node(&db, relay.addr, &p).await;
+    let relay = Proxy::start(cl.nats).await;
+    let a = cl.node().await;
+    let c = cl.node_via(relay.addr).await;
     let mut alice = Raw::registered(a.addr, "alice").await;
     let mut carol = Raw::registered(c.addr, "carol").await;
     let lobby = json!({"room":"lobby"});
@@ -648,7 +669,7 @@ async fn next_typing(raw: &mut Raw) -> Value {
 /// direct conversation on B reaches the peer on A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_crosses_nodes() {
-    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+    let Some((_cluster, [a, b, _c])) = cluster().await else {
         return;
     };
     let mut alice = Raw::registered(a.addr, "alice").await;

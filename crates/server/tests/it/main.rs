@@ -1,7 +1,8 @@
 //! Integration tests of the server: real servers on 127.0.0.1:0 with a
-//! temporary data directory (and, through `pg`, the same tests again on
-//! PostgreSQL), driven through the client library and through
-//! raw WebSocket frames. One test binary (see `util` for the helpers).
+//! temporary data directory (and, through `pg`, `cluster` and `s3`, the
+//! same tests again on PostgreSQL, on the bus and with files in S3),
+//! driven through the client library and through raw WebSocket frames.
+//! One test binary (see `util` for the helpers).
 
 #![allow(
     clippy::unwrap_used,
@@ -21,6 +22,7 @@ mod durability;
 mod e2ee;
 mod edge;
 mod events;
+mod faults;
 mod files;
 mod logins;
 mod logs;
@@ -31,6 +33,7 @@ mod protocol_doc;
 mod receipts;
 mod recovery;
 mod resume;
+mod s3;
 mod search;
 mod slow;
 mod thumbnails;

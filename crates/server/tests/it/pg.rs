@@ -10,8 +10,6 @@
 //! To run (or debug) the suite on PostgreSQL directly:
 //! `CHATUS_TEST_STORE=postgres cargo test -p chatus-server --test it`.
 
-use std::process::Command;
-
 use chatus_server::store::postgres::scratch::ScratchDb;
 use serde_json::{Value, json};
 
@@ -19,8 +17,8 @@ use crate::util::*;
 
 #[tokio::test]
 async fn the_suite_passes_on_postgres() {
-    if on_postgres() {
-        // This is the run on PostgreSQL itself.
+    if in_replay() {
+        // This is the run on PostgreSQL itself (or another replay).
         return;
     }
     // Reachable? (The scratch database is dropped at once.)
@@ -28,39 +26,13 @@ async fn the_suite_passes_on_postgres() {
         return;
     };
     drop(probe);
-    let _one_at_a_time = SUITE_REPLAY.lock().await;
-    let exe = std::env::current_exe().unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(exe)
-            .env("CHATUS_TEST_STORE", "postgres")
-            .args([
-                "--skip",
-                "pg::",
-                "--skip",
-                "damaged_db::",
-                "--skip",
-                "disk_full::",
-                "--test-threads",
-                "2",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = stdout
-        .lines()
-        .filter(|l| l.starts_with("test result") || l.contains("FAILED") || l.contains("panicked"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    println!("on PostgreSQL: {summary}");
-    assert!(
-        out.status.success(),
-        "the suite failed on PostgreSQL:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(summary.contains(" passed;"), "{summary}");
+    replay_suite(
+        "on PostgreSQL",
+        &[("CHATUS_TEST_STORE", "postgres".into())],
+        &[],
+        &["pg::", "damaged_db::", "disk_full::", "s3::", "faults::"],
+    )
+    .await;
 }
 
 /// A fresh database, or `None` when PostgreSQL is not reachable outside CI.

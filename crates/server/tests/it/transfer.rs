@@ -8,7 +8,7 @@ use chatus_client::Event;
 use chatus_client::protocol::{Body, FileId};
 use chatus_client::transfer::{self, Endpoint, Progress};
 
-use crate::files::{account, content, http, lobby, sha, walk};
+use crate::files::{account, content, http, lobby, sha};
 use crate::util::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +95,7 @@ async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
     std::fs::write(&copy, &data).unwrap();
     let up2 = transfer::upload(&to, &copy, &mut |_| {}).await.unwrap();
     assert_ne!(up2.id, up.id);
-    let blobs: Vec<_> = walk(&server.data.join("files/blobs"));
+    let blobs = server.stored("blobs");
     assert_eq!(blobs.len(), 1, "{blobs:?}");
 
     let metrics = http(server.addr, "GET /metrics HTTP/1.1\r\n", b"")

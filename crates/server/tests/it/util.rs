@@ -41,6 +41,8 @@ pub struct TestServer {
     /// The PostgreSQL database, when the suite runs on PostgreSQL (kept
     /// across restarts, dropped with the server).
     db: Option<Arc<ScratchDb>>,
+    /// The S3 server, when the suite runs on S3 (likewise).
+    s3: Option<Arc<S3Server>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), chatus_server::ServerError>>>,
     tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
@@ -91,23 +93,32 @@ impl TestServer {
         } else {
             None
         };
-        Self::launch(data, Some(dir), db, Arc::new(tweak)).await
+        let s3 = if on_s3() {
+            Some(Arc::new(S3Server::start().await))
+        } else {
+            None
+        };
+        Self::launch(data, Some(dir), db, s3, Arc::new(tweak)).await
     }
 
     /// A server on a data directory the test owns (and cleans up); always
     /// SQLite.
     pub async fn start_at(data: PathBuf) -> Self {
-        Self::launch(data, None, None, Arc::new(|_: &mut Config| {})).await
+        Self::launch(data, None, None, None, Arc::new(|_: &mut Config| {})).await
     }
 
     async fn launch(
         data: PathBuf,
         dir: Option<tempfile::TempDir>,
         db: Option<Arc<ScratchDb>>,
+        s3: Option<Arc<S3Server>>,
         tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
     ) -> Self {
         let mut config = test_config(data.clone());
         config.store = db.as_ref().map(|d| d.url().to_owned());
+        if let Some(s3) = &s3 {
+            s3.configure(&mut config);
+        }
         if db.is_some()
             && let Ok(bus) = std::env::var("CHATUS_TEST_BUS")
         {
@@ -134,6 +145,7 @@ impl TestServer {
             data,
             _dir: dir,
             db,
+            s3,
             stop: Some(stop),
             task: Some(task),
             tweak,
@@ -163,7 +175,40 @@ impl TestServer {
         self.shutdown().await;
         let dir = self._dir.take();
         let db = self.db.take();
-        Self::launch(self.data.clone(), dir, db, self.tweak.clone()).await
+        let s3 = self.s3.take();
+        Self::launch(self.data.clone(), dir, db, s3, self.tweak.clone()).await
+    }
+
+    /// The stored files of one kind (`blobs`, `thumbs`, `partial`), as
+    /// paths relative to that kind's folder: on the local disk
+    /// (`AB/SHA256`, `ID`) or in S3 when the suite runs there (`SHA256`,
+    /// `ID/OFFSET`).
+    pub fn stored(&self, kind: &str) -> Vec<String> {
+        match &self.s3 {
+            Some(s3) => s3
+                .objects(kind)
+                .into_iter()
+                .filter_map(|o| o.strip_prefix(&format!("{kind}/")).map(str::to_owned))
+                .collect(),
+            None => {
+                let root = self.data.join("files").join(kind);
+                let mut out = Vec::new();
+                let mut dirs = vec![root.clone()];
+                while let Some(d) = dirs.pop() {
+                    for e in std::fs::read_dir(&d).unwrap().flatten() {
+                        let p = e.path();
+                        if p.is_dir() {
+                            dirs.push(p);
+                        } else {
+                            let rel = p.strip_prefix(&root).unwrap();
+                            out.push(rel.to_string_lossy().into_owned());
+                        }
+                    }
+                }
+                out.sort();
+                out
+            }
+        }
     }
 
     /// Where the server keeps its state, for the administrative commands.
@@ -176,6 +221,138 @@ impl TestServer {
 /// (`CHATUS_TEST_STORE=postgres`).
 pub fn on_postgres() -> bool {
     std::env::var("CHATUS_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// Whether this run of the suite keeps files in S3
+/// (`CHATUS_TEST_FILES=s3`).
+pub fn on_s3() -> bool {
+    std::env::var("CHATUS_TEST_FILES").is_ok_and(|v| v == "s3")
+}
+
+/// Whether this is a run of the suite again in a child process (on
+/// PostgreSQL, the bus or S3): the tests that start such runs do nothing
+/// there.
+pub fn in_replay() -> bool {
+    on_postgres() || on_s3()
+}
+
+/// Runs this same test binary again with `env` set, its tests limited to
+/// those whose names contain one of `only` (all when empty) and without
+/// the modules in `skip`, two at a time; passes when that run passes (and
+/// ran tests), else fails with its output. One such run at a time.
+pub async fn replay_suite(what: &str, env: &[(&str, String)], only: &[&str], skip: &[&str]) {
+    let _one_at_a_time = SUITE_REPLAY.lock().await;
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(only);
+    for s in skip {
+        cmd.args(["--skip", s]);
+    }
+    cmd.args(["--test-threads", "2"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout
+        .lines()
+        .filter(|l| l.starts_with("test result") || l.contains("FAILED") || l.contains("panicked"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("{what}: {summary}");
+    assert!(
+        out.status.success(),
+        "the suite failed {what}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.contains(" passed;"), "{summary}");
+    assert!(
+        !summary.contains(" 0 passed;"),
+        "no test ran {what}: {summary}"
+    );
+}
+
+/// A real S3-compatible server (s3s-fs, the s3s project's file-system
+/// backend) in this process on 127.0.0.1:0, with one bucket `chatus`
+/// under a temporary directory; stopped on drop.
+pub struct S3Server {
+    pub endpoint: String,
+    pub root: tempfile::TempDir,
+    accept: JoinHandle<()>,
+}
+
+/// The credentials the test S3 server accepts.
+pub const S3_KEY: (&str, &str) = ("chatus-test", "chatus-test-secret");
+
+impl S3Server {
+    pub async fn start() -> Self {
+        use s3s::service::S3ServiceBuilder;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("chatus")).unwrap();
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_KEY.0, S3_KEY.1));
+        let service = builder.build();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let accept = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let service = service.clone();
+                conns.spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+                // Reap the finished ones, so the set stays small.
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        Self {
+            endpoint,
+            root,
+            accept,
+        }
+    }
+
+    /// Points `config` at this server.
+    pub fn configure(&self, config: &mut Config) {
+        config.files.store = Some("s3://chatus".into());
+        config.files.s3_endpoint = Some(self.endpoint.clone());
+        config.files.s3_access_key_id = Some(S3_KEY.0.into());
+        config.files.s3_secret_access_key = Some(chatus_server::config::Secret(S3_KEY.1.into()));
+    }
+
+    /// The objects stored under `prefix` of the bucket (names relative
+    /// to the bucket), for tests that look at what landed where.
+    pub fn objects(&self, prefix: &str) -> Vec<String> {
+        let bucket = self.root.path().join("chatus");
+        let mut out = Vec::new();
+        let mut dirs = vec![bucket.join(prefix)];
+        while let Some(d) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if let Ok(rel) = p.strip_prefix(&bucket) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
 }
 
 pub fn password(name: &str) -> Password {

@@ -119,6 +119,35 @@ impl Accounts {
             })
     }
 
+    /// [`Accounts::session_user`] for a plain HTTP request, which in a
+    /// cluster may carry a token another node issued: on a miss there the
+    /// store is asked (a lookup by key, under the revocation hold, as
+    /// [`Accounts::resume`] does) and the session cached; a token still
+    /// unknown counts against the address as a failed `auth` does.
+    pub(crate) async fn http_session_user(
+        &self,
+        token_hash: &TokenHash,
+        addr: std::net::IpAddr,
+    ) -> Result<Option<User>, ApiError> {
+        if let Some(user) = self.session_user(token_hash) {
+            return Ok(Some(user));
+        }
+        if !self.clustered.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        {
+            let _shared = self.revoking.read().await;
+            if let Some(row) = self.store.find_session(*token_hash, now()).await? {
+                self.cache_session(*token_hash, row.user.id, &row.user.name, row.expires);
+            }
+        }
+        let user = self.session_user(token_hash);
+        if user.is_none() {
+            self.throttle.attempt(Source::of(addr)).map_err(limited)?;
+        }
+        Ok(user)
+    }
+
     /// Whether the session is still cached: not revoked (it may have
     /// expired; the gate sees to that).
     pub(crate) fn is_cached(&self, token_hash: &TokenHash) -> bool {
