@@ -2,7 +2,9 @@
 //! config directory (beside `sessions.json`), the chatus-e2ee store blob,
 //! and `<user>.key`, the 32 random bytes (hex) that encrypt it. Both files
 //! are mode 0600 in a 0700 directory, and written atomically (a temporary
-//! file renamed over the old one).
+//! file renamed over the old one). Beside them: `<user>.lock`, locked by
+//! the process using the device, and `<user>.cursor`, the last to-device
+//! message handled.
 //!
 //! The key sits in a file beside the store rather than in the OS keyring:
 //! the `keyring` crate needs D-Bus (Secret Service) on Linux, which
@@ -69,6 +71,51 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+/// Takes the exclusive lock of the device whose store is `store` (waiting
+/// for another process to let go); `None` when the lock file cannot be
+/// used (the state is then only guarded within this process).
+pub(crate) fn lock(store: &Path) -> Option<std::fs::File> {
+    let path = store.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| tracing::warn!(cause = %e, path = %path.display(), "no device lock file"))
+        .ok()?;
+    match file.lock() {
+        Ok(()) => Some(file),
+        Err(e) => {
+            tracing::warn!(cause = %e, "could not lock the device");
+            None
+        }
+    }
+}
+
+/// The store file's size and modification time, to see another process's
+/// save.
+pub(crate) fn stamp(store: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(store).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// The id of the last to-device message handled (`USER.cursor`; 0 when
+/// none).
+pub(crate) fn read_cursor(store: &Path) -> u64 {
+    std::fs::read_to_string(store.with_extension("cursor"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Records the last to-device message handled.
+pub(crate) fn write_cursor(store: &Path, id: u64) {
+    if let Err(e) = write_private(&store.with_extension("cursor"), id.to_string().as_bytes()) {
+        tracing::warn!(cause = %e, "could not save the to-device cursor");
+    }
 }
 
 /// Saves the device, encrypted with `key`.

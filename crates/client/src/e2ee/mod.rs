@@ -16,11 +16,20 @@
 //! writes, never across an `.await` (every network step happens between
 //! two short locks).
 //!
+//! Several processes may use one device at once (`chatus chat` in one
+//! terminal, `chatus send` in another). Each lock of the state therefore
+//! also takes an exclusive file lock (`USER.lock`), reloads the store if
+//! another process saved it since, and saves before letting go: two
+//! processes never ratchet from the same Olm or Megolm state, which would
+//! make their messages look replayed.
+//!
 //! [`Client`]: crate::Client
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use chatus_e2ee::{
     ConversationId, Device, DeviceKeys, EncryptedEvent, GroupError, StoreKey, TrustState, UserId,
@@ -102,8 +111,42 @@ pub(crate) struct Crypto {
     pub(crate) shared_with: HashMap<String, HashSet<String>>,
     /// Undecryptable messages, with the session they wait for.
     waiting: VecDeque<(String, Message)>,
-    /// The last to-device message handled (its id).
+    /// The last to-device message handled (its id), by any process.
     pub(crate) to_device_done: u64,
+    /// `to_device_done` as last written to disk.
+    cursor_written: u64,
+    /// The store file's size and time as this process last wrote or read
+    /// it: when they differ, another process saved it.
+    stamp: Option<(u64, SystemTime)>,
+}
+
+/// The locked state: the in-process lock and the file lock, released
+/// after the state is saved.
+pub(crate) struct Guard<'a> {
+    state: MutexGuard<'a, Option<Crypto>>,
+    /// Holds the file lock until dropped (after `state` is saved).
+    _file: Option<std::fs::File>,
+}
+
+impl Deref for Guard<'_> {
+    type Target = Option<Crypto>;
+    fn deref(&self) -> &Self::Target {
+        &self.state
+    }
+}
+
+impl DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.state
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.state.as_mut() {
+            c.flush();
+        }
+    }
 }
 
 /// A stable text key for a conversation (user names folded).
@@ -130,7 +173,7 @@ pub(crate) fn conversation_id(me: &Username, conv: &Conversation) -> Result<Conv
 
 /// Milliseconds since the epoch, for Megolm rotation.
 pub(crate) fn now() -> chatus_e2ee::Timestamp {
-    let ms = std::time::SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
@@ -151,12 +194,16 @@ impl Shared {
         self.dir.is_some()
     }
 
-    /// The state, locked. A poisoned lock (a panic elsewhere while held)
-    /// still holds consistent data: every change is a whole crypto step.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Crypto>> {
-        self.state
+    /// The state, locked (see the module doc), as other processes left
+    /// it. A poisoned lock (a panic elsewhere while held) still holds
+    /// consistent data: every change is a whole crypto step.
+    pub(crate) fn lock(&self) -> Guard<'_> {
+        let mut state = self
+            .state
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let file = state.as_mut().and_then(Crypto::sync_from_disk);
+        Guard { state, _file: file }
     }
 
     /// Opens (or makes) the device of `user` on this server, once.
@@ -171,6 +218,7 @@ impl Shared {
             return Ok(());
         }
         let paths = files::Paths::new(dir, &self.server, user);
+        let _file = files::lock(&paths.store);
         let (device, key) = files::open_or_create(&paths, || {
             let id = UserId::new(user.as_str()).map_err(|e| Error::E2ee(e.to_string()))?;
             let mut device = Device::new(id).map_err(|e| Error::E2ee(e.to_string()))?;
@@ -179,6 +227,8 @@ impl Shared {
             device.generate_fallback_key();
             Ok(device)
         })?;
+        let cursor = files::read_cursor(&paths.store);
+        let stamp = files::stamp(&paths.store);
         *state = Some(Crypto {
             device,
             key,
@@ -189,7 +239,9 @@ impl Shared {
             devices: HashMap::new(),
             shared_with: HashMap::new(),
             waiting: VecDeque::new(),
-            to_device_done: 0,
+            to_device_done: cursor,
+            cursor_written: cursor,
+            stamp,
         });
         Ok(())
     }
@@ -230,13 +282,40 @@ impl Crypto {
     /// Saves the state if it changed. A failure is logged: the next save
     /// writes everything again.
     pub(crate) fn flush(&mut self) {
+        if self.to_device_done != self.cursor_written {
+            files::write_cursor(&self.path, self.to_device_done);
+            self.cursor_written = self.to_device_done;
+        }
         if !self.dirty {
             return;
         }
         match files::save(&self.path, &self.device, &self.key) {
-            Ok(()) => self.dirty = false,
+            Ok(()) => {
+                self.dirty = false;
+                self.stamp = files::stamp(&self.path);
+            }
             Err(e) => tracing::warn!(cause = %e, "could not save the end-to-end encryption store"),
         }
+    }
+
+    /// Takes the file lock and reloads the device if another process saved
+    /// it since; returns the lock's file.
+    fn sync_from_disk(&mut self) -> Option<std::fs::File> {
+        let file = files::lock(&self.path);
+        let stamp = files::stamp(&self.path);
+        if stamp != self.stamp {
+            match std::fs::read(&self.path).map(|blob| Device::load(&blob, &self.key)) {
+                Ok(Ok(device)) => {
+                    self.device = device;
+                    self.stamp = stamp;
+                    self.dirty = false;
+                }
+                Ok(Err(e)) => tracing::warn!(cause = %e, "could not reload the device store"),
+                Err(e) => tracing::warn!(cause = %e, "could not reread the device store"),
+            }
+        }
+        self.to_device_done = self.to_device_done.max(files::read_cursor(&self.path));
+        file
     }
 
     /// Marks the state changed (saved at the next [`Crypto::flush`]).

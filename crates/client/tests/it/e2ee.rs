@@ -294,3 +294,40 @@ async fn encrypted_rooms_share_keys_with_members_and_a_device_without_keys_sees_
     );
     assert!(!contains(&database_bytes(&server), "room secret"));
 }
+
+/// Two clients on one device (two processes: `chatus chat` and `chatus
+/// send`) take turns with its store: each reloads what the other saved,
+/// so neither reuses a Megolm index the other used (which would read as
+/// a replay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_sharing_one_device_never_reuse_its_ratchets() {
+    let server = TestServer::start().await;
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let (first, _first_events) = connect(&server, "alice", dirs[0].path(), true).await;
+    let (bob, mut bob_events) = connect(&server, "bob", dirs[1].path(), true).await;
+    first.send(peer("bob"), body("one")).await.unwrap();
+    let (second, _second_events) = connect(&server, "alice", dirs[0].path(), false).await;
+    first.send(peer("bob"), body("two")).await.unwrap();
+    second.send(peer("bob"), body("three")).await.unwrap();
+    first.send(peer("bob"), body("four")).await.unwrap();
+    for want in ["one", "two", "three", "four"] {
+        let got = next_in(&mut bob_events, &peer("alice")).await;
+        assert_eq!(
+            got.map(|m| m.body.unwrap().as_str().to_owned()),
+            Ok(want.to_owned())
+        );
+    }
+    let devices = match bob
+        .request(Request::Devices(
+            chatus_client::protocol::keys::QueryDevices {
+                users: vec![user("alice")],
+            },
+        ))
+        .await
+        .unwrap()
+    {
+        ServerMessage::DeviceList(l) => l.users,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(devices[0].devices.len(), 1);
+}
