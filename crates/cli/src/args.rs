@@ -193,6 +193,9 @@ pub enum Command {
     /// one (`--forget HOST:PORT`) so that its new certificate is asked
     /// about.
     Trust(TrustArgs),
+    /// List your end-to-end encryption devices (this one marked, the
+    /// others' trust), or remove one with --remove ID.
+    Devices(crate::devices::DevicesArgs),
     /// Open the desktop app.
     Gui(GuiArgs),
 }
@@ -221,6 +224,7 @@ impl Command {
             Command::Files(a) => &a.client,
             Command::Chat(a) => &a.client,
             Command::Trust(a) => &a.client,
+            Command::Devices(a) => &a.client,
         })
     }
 }
@@ -630,6 +634,10 @@ pub struct CreateArgs {
     /// Invitation only.
     #[arg(long)]
     pub private: bool,
+    /// End-to-end encrypted, for good (implies --private): only members'
+    /// devices can read it, not the server.
+    #[arg(long)]
+    pub encrypted: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

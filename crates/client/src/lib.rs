@@ -49,10 +49,12 @@ pub mod tls;
 pub mod transfer;
 pub mod url;
 
+pub use chatus_e2ee::TrustState;
 pub use chatus_protocol as protocol;
 pub use config::{Config, Credentials, Reconnect, Resume};
 pub use cursors::Cursors;
 pub use e2ee::Opened;
+pub use e2ee::devices::DeviceInfo;
 pub use error::Error;
 pub use event::{Event, Status};
 pub use handle::{Client, Connected, Events};

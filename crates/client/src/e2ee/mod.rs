@@ -5,6 +5,7 @@
 //! messages waiting for their key).
 //!
 //! - `files`: where a device lives on disk and its store key.
+//! - `devices`: listing and removing devices ([`devices::DeviceInfo`]).
 //! - `share`: sending into an encrypted conversation (room keys over Olm,
 //!   then the Megolm ciphertext).
 //! - `worker`: the stage between the connection task and the application
@@ -39,6 +40,7 @@ use chatus_protocol::{Body, Conversation, Username};
 
 use crate::error::Error;
 
+pub(crate) mod devices;
 pub(crate) mod files;
 pub(crate) mod share;
 pub(crate) mod worker;

@@ -52,7 +52,8 @@ fn cost(req: &Request) -> u32 {
         | Request::Typing(_)
         | Request::UploadKeys(_)
         | Request::SendToDevice(_)
-        | Request::ToDevice(_) => 1,
+        | Request::ToDevice(_)
+        | Request::DeleteDevice(_) => 1,
     }
 }
 
