@@ -152,7 +152,7 @@ impl Task {
 
     /// Passes an event on (through the worker, which wakes the UI).
     fn emit(&self, event: Event) {
-        let _ = self.events.send(Out::Event(event));
+        let _ = self.events.send(Out::Event(Box::new(event)));
     }
 
     fn next_id(&mut self) -> RequestId {

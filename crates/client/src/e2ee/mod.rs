@@ -438,3 +438,92 @@ impl Crypto {
         opened
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chatus_e2ee::{ToDevicePayload, UserId};
+    use chatus_protocol::{Seq, Timestamp};
+
+    use super::*;
+
+    fn message(conv: Conversation, seq: u64, sender: &str, body: &str) -> Message {
+        Message {
+            conv,
+            seq: Seq(seq),
+            sender: Username::parse(sender).unwrap(),
+            body: Some(Body::parse(body).unwrap()),
+            time: Timestamp(1),
+            file: None,
+            reply_to: None,
+            edited: None,
+            deleted: None,
+            reactions: Vec::new(),
+        }
+    }
+
+    /// A message whose key has not arrived is undecryptable and kept; when
+    /// the key comes it opens, once; a clear message and tampering are
+    /// told apart.
+    #[test]
+    fn an_undecryptable_message_opens_when_its_key_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::new(Some(dir.path().to_owned()), "127.0.0.1:1".into());
+        let bob = Username::parse("bob").unwrap();
+        shared.open_device(&bob).unwrap();
+        let mut alice = Device::new(UserId::new("alice").unwrap()).unwrap();
+
+        let (bob_keys, otk) = {
+            let mut state = shared.lock();
+            let c = state.as_mut().unwrap();
+            let otk = c.device.top_up_one_time_keys(0, 1).remove(0);
+            c.device.mark_published();
+            (c.device.device_keys(), otk)
+        };
+        // Bob sees the direct conversation as with alice.
+        let conv = Conversation::Peer(Username::parse("alice").unwrap());
+        let id = conversation_id(&bob, &conv).unwrap();
+        let out = alice.encrypt(&id, "late but readable", now());
+        let mut m = message(conv.clone(), 1, "alice", &out.event.to_json());
+        assert!(matches!(shared.open(&mut m), Opened::Undecryptable { .. }));
+        assert_ne!(m.body.as_ref().unwrap().as_str(), "late but readable");
+
+        // A clear message of a conversation not known to be encrypted.
+        let mut clear = message(conv.clone(), 2, "alice", "{\"not\": \"a ciphertext\"}");
+        assert_eq!(shared.open(&mut clear), Opened::Clear);
+
+        let to_bob = alice
+            .encrypt_to_device(
+                &bob_keys,
+                Some(&otk),
+                ToDevicePayload::RoomKey(out.new_room_key.unwrap()),
+            )
+            .unwrap();
+        let mut state = shared.lock();
+        let c = state.as_mut().unwrap();
+        c.device
+            .decrypt_to_device(&alice.device_keys(), &to_bob)
+            .unwrap();
+        let opened = c.retry(out.event.session_id());
+        assert_eq!(opened.len(), 1);
+        assert_eq!(
+            opened[0].0.body.as_ref().unwrap().as_str(),
+            "late but readable"
+        );
+        assert!(c.retry(out.event.session_id()).is_empty(), "once");
+        drop(state);
+
+        // The same event under another seq is a replay; a message claimed
+        // by another sender than the key's is refused.
+        let mut replay = message(conv.clone(), 3, "alice", &out.event.to_json());
+        let Opened::Undecryptable { reason } = shared.open(&mut replay) else {
+            panic!("a replay opened")
+        };
+        assert!(reason.contains("already used"), "{reason}");
+        let next = alice.encrypt(&id, "second", now());
+        let mut forged = message(conv, 4, "mallory", &next.event.to_json());
+        let Opened::Undecryptable { reason } = shared.open(&mut forged) else {
+            panic!("a forged sender opened")
+        };
+        assert!(reason.contains("server says mallory"), "{reason}");
+    }
+}

@@ -257,7 +257,7 @@ impl Client {
                         claimed.insert((k.user.key(), k.device.as_str().to_owned()), key);
                     }
                     Err(e) => {
-                        tracing::warn!(user = %k.user, cause = %e, "a claimed key is malformed")
+                        tracing::warn!(user = %k.user, cause = %e, "a claimed key is malformed");
                     }
                 }
             }
@@ -289,7 +289,7 @@ impl Client {
                     // No key to start a session, a forged one-time key, a
                     // blocked device: that device is left out.
                     Err(e) => {
-                        tracing::warn!(user = %d.user(), device = %d.device(), cause = %e, "room key not shared")
+                        tracing::warn!(user = %d.user(), device = %d.device(), cause = %e, "room key not shared");
                     }
                 }
             }

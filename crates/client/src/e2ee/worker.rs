@@ -32,8 +32,9 @@ use crate::task::Command;
 
 /// What the connection task hands the worker.
 pub(crate) enum Out {
-    /// An event for the application (a message to open first).
-    Event(Event),
+    /// An event for the application (a message to open first); boxed, as
+    /// events are much larger than the other variants.
+    Event(Box<Event>),
     /// The conversation list fetched to catch up (their `encrypted` flags).
     Conversations(Vec<ConversationInfo>),
     /// A to-device message arrived.
@@ -75,7 +76,7 @@ impl Worker {
     pub(crate) async fn run(self, mut input: mpsc::UnboundedReceiver<Out>) {
         while let Some(out) = input.recv().await {
             match out {
-                Out::Event(event) => self.on_event(event).await,
+                Out::Event(event) => self.on_event(*event).await,
                 Out::Conversations(list) => {
                     self.e2ee.learn(list.iter().map(|i| (&i.conv, i.encrypted)));
                 }
