@@ -72,6 +72,9 @@ pub enum Event {
     /// to-device message, one for another device) or could not publish
     /// this device's keys. Reported; the conversation goes on.
     E2eeWarning(String),
+    /// A device verification moved on (see
+    /// [`crate::VerificationEvent`]).
+    Verification(crate::VerificationEvent),
     /// Someone came online or went offline.
     Presence(Presence),
     /// Someone started or stopped typing in a conversation (our own

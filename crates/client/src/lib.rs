@@ -55,6 +55,7 @@ pub use config::{Config, Credentials, Reconnect, Resume};
 pub use cursors::Cursors;
 pub use e2ee::Opened;
 pub use e2ee::devices::DeviceInfo;
+pub use e2ee::verify::VerificationEvent;
 pub use error::Error;
 pub use event::{Event, Status};
 pub use handle::{Client, Connected, Events};

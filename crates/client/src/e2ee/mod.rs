@@ -8,6 +8,8 @@
 //! - `devices`: listing and removing devices ([`devices::DeviceInfo`]).
 //! - `share`: sending into an encrypted conversation (room keys over Olm,
 //!   then the Megolm ciphertext).
+//! - `verify`: SAS verification of another device over to-device
+//!   messages ([`verify::VerificationEvent`]).
 //! - `worker`: the stage between the connection task and the application
 //!   that decrypts events, handles to-device messages and keeps the
 //!   device's keys published.
@@ -43,6 +45,7 @@ use crate::error::Error;
 pub(crate) mod devices;
 pub(crate) mod files;
 pub(crate) mod share;
+pub(crate) mod verify;
 pub(crate) mod worker;
 
 /// How many undecryptable messages are kept to retry when their key
@@ -113,6 +116,10 @@ pub(crate) struct Crypto {
     pub(crate) shared_with: HashMap<String, HashSet<String>>,
     /// Undecryptable messages, with the session they wait for.
     waiting: VecDeque<(String, Message)>,
+    /// Verifications under way, by transaction id.
+    pub(crate) verifications: HashMap<String, chatus_e2ee::Verification>,
+    /// Verifications other devices offered, not yet accepted.
+    pub(crate) offers: HashMap<String, (DeviceKeys, chatus_e2ee::SasMessage)>,
     /// The last to-device message handled (its id), by any process.
     pub(crate) to_device_done: u64,
     /// `to_device_done` as last written to disk.
@@ -241,6 +248,8 @@ impl Shared {
             devices: HashMap::new(),
             shared_with: HashMap::new(),
             waiting: VecDeque::new(),
+            verifications: HashMap::new(),
+            offers: HashMap::new(),
             to_device_done: cursor,
             cursor_written: cursor,
             stamp,

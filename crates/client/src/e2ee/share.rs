@@ -215,7 +215,9 @@ impl Client {
         if let Some(room_key) = room_key
             && !targets.is_empty()
         {
-            let delivered = self.share_room_key(&targets, room_key).await?;
+            let delivered = self
+                .send_payload(&targets, &ToDevicePayload::RoomKey(room_key))
+                .await?;
             if let Some(c) = self.shared().lock().as_mut() {
                 c.shared_with.entry(key).or_default().extend(delivered);
             }
@@ -223,13 +225,13 @@ impl Client {
         Body::parse(ciphertext).map_err(|e| e2ee(e.message))
     }
 
-    /// Sends `room_key` over Olm to `targets`; returns the Curve25519 keys
-    /// of the devices it went to (a device without a key to claim is
-    /// skipped: it cannot be reached until it publishes more).
-    async fn share_room_key(
+    /// Sends `payload` over Olm to each of `targets`; returns the
+    /// Curve25519 keys of the devices it went to (a device without a key to
+    /// claim is skipped: it cannot be reached until it publishes more).
+    pub(crate) async fn send_payload(
         &self,
         targets: &[DeviceKeys],
-        room_key: chatus_e2ee::RoomKey,
+        payload: &ToDevicePayload,
     ) -> Result<Vec<String>, Error> {
         let lacking: Vec<DeviceRef> = {
             let state = self.shared().lock();
@@ -272,10 +274,7 @@ impl Client {
                     d.user().as_str().to_ascii_lowercase(),
                     d.device().to_string(),
                 ));
-                match c
-                    .device
-                    .encrypt_to_device(d, otk, ToDevicePayload::RoomKey(room_key.clone()))
-                {
+                match c.device.encrypt_to_device(d, otk, payload.clone()) {
                     Ok(m) => {
                         let r = device_ref(d)?;
                         messages.push(ToDeviceOut {
@@ -289,7 +288,7 @@ impl Client {
                     // No key to start a session, a forged one-time key, a
                     // blocked device: that device is left out.
                     Err(e) => {
-                        tracing::warn!(user = %d.user(), device = %d.device(), cause = %e, "room key not shared");
+                        tracing::warn!(user = %d.user(), device = %d.device(), cause = %e, "to-device message not sent");
                     }
                 }
             }

@@ -201,31 +201,42 @@ impl Worker {
                 return;
             }
         };
-        let retried = {
+        let (retried, reply, verification) = {
             let mut state = self.e2ee.lock();
             let Some(c) = state.as_mut() else { return };
             c.touch();
             let result = c.device.decrypt_to_device(&sender, &message);
-            let retried = match &result {
-                Ok(received) => match &received.payload {
-                    ToDevicePayload::RoomKey(k) => c.retry(&k.session_id),
-                    ToDevicePayload::ForwardedRoomKey(k) => c.retry(&k.session_id),
-                    _ => Vec::new(),
-                },
-                Err(_) => Vec::new(),
-            };
-            c.flush();
+            let mut retried = Vec::new();
+            let (mut reply, mut verification) = (None, None);
             match result {
-                Ok(_) => retried,
+                Ok(received) => match received.payload {
+                    ToDevicePayload::RoomKey(k) => retried = c.retry(&k.session_id),
+                    ToDevicePayload::ForwardedRoomKey(k) => retried = c.retry(&k.session_id),
+                    ToDevicePayload::Verification(step) => {
+                        (reply, verification) = c.on_verification(&sender, step);
+                    }
+                    ToDevicePayload::KeyRequest(_) | ToDevicePayload::Application { .. } => {}
+                },
                 Err(e) => {
+                    c.flush();
                     drop(state);
                     self.warn(format!("a to-device message from {from} was refused: {e}"));
                     return;
                 }
             }
+            c.flush();
+            (retried, reply, verification)
         };
         for (message, _) in retried {
             self.emit(Event::Decrypted { message });
+        }
+        if let Some(step) = reply
+            && let Err(e) = client.send_step(&sender, step).await
+        {
+            self.warn(format!("a verification step could not be sent: {e}"));
+        }
+        if let Some(v) = verification {
+            self.emit(Event::Verification(v));
         }
     }
 

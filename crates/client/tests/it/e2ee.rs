@@ -331,3 +331,75 @@ async fn two_clients_sharing_one_device_never_reuse_its_ratchets() {
     };
     assert_eq!(devices[0].devices.len(), 1);
 }
+
+/// The next verification event.
+async fn next_verification(events: &mut Events) -> chatus_client::VerificationEvent {
+    next_matching(events, |e| match e {
+        Event::Verification(v) => Some(v),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits until the other device is verified, unless `done` already.
+async fn until_verified(done: bool, events: &mut Events, txn: &str) {
+    if done {
+        return;
+    }
+    match next_verification(events).await {
+        chatus_client::VerificationEvent::Verified { transaction, .. } => {
+            assert_eq!(transaction, txn);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Two devices verify each other by SAS over to-device messages: both
+/// show the same emoji, both confirm, both mark the other verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_verify_each_other_by_sas() {
+    use chatus_client::{TrustState, VerificationEvent};
+    let server = TestServer::start().await;
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let (alice, mut alice_events) = connect(&server, "alice", dirs[0].path(), true).await;
+    let (bob, mut bob_events) = connect(&server, "bob", dirs[1].path(), true).await;
+    let bob_device = bob.device_id().unwrap();
+    let before = alice.devices(user("bob")).await.unwrap();
+    assert_eq!(before[0].trust, TrustState::Unverified);
+
+    let txn = alice
+        .start_verification(user("bob"), &bob_device)
+        .await
+        .unwrap();
+    match next_verification(&mut bob_events).await {
+        VerificationEvent::Requested {
+            transaction, user, ..
+        } => {
+            assert_eq!(transaction, txn);
+            assert_eq!(user, "alice");
+        }
+        other => panic!("{other:?}"),
+    }
+    bob.accept_verification(&txn).await.unwrap();
+    let sas = |v: VerificationEvent| match v {
+        VerificationEvent::Sas {
+            emoji, decimals, ..
+        } => (emoji, decimals),
+        other => panic!("{other:?}"),
+    };
+    let alice_sas = sas(next_verification(&mut alice_events).await);
+    let bob_sas = sas(next_verification(&mut bob_events).await);
+    assert_eq!(alice_sas, bob_sas);
+    assert_eq!(alice_sas.0.len(), 7);
+
+    // Each user confirms; the side that confirms last sees the other's
+    // MAC already there.
+    let alice_done = alice.confirm_verification(&txn).await.unwrap();
+    let bob_done = bob.confirm_verification(&txn).await.unwrap();
+    until_verified(alice_done, &mut alice_events, &txn).await;
+    until_verified(bob_done, &mut bob_events, &txn).await;
+    let after = alice.devices(user("bob")).await.unwrap();
+    assert_eq!(after[0].trust, TrustState::Verified);
+    let theirs = bob.devices(user("alice")).await.unwrap();
+    assert_eq!(theirs[0].trust, TrustState::Verified);
+}

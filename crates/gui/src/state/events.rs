@@ -228,6 +228,8 @@ impl State {
                 }
                 Vec::new()
             }
+            // The GUI has no verification dialog yet.
+            Event::Verification(_) => Vec::new(),
             Event::E2eeWarning(text) => {
                 self.notice(text, false);
                 Vec::new()
