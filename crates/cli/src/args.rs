@@ -196,6 +196,9 @@ pub enum Command {
     /// List your end-to-end encryption devices (this one marked, the
     /// others' trust), or remove one with --remove ID.
     Devices(crate::devices::DevicesArgs),
+    /// Verify another device (someone else's, or another of yours) by
+    /// comparing emoji: both sides run `chatus verify` and confirm.
+    Verify(crate::devices::VerifyArgs),
     /// Open the desktop app.
     Gui(GuiArgs),
 }
@@ -225,6 +228,7 @@ impl Command {
             Command::Chat(a) => &a.client,
             Command::Trust(a) => &a.client,
             Command::Devices(a) => &a.client,
+            Command::Verify(a) => &a.client,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! `chatus devices`: this account's end-to-end encryption devices (each
-//! login of a CLI profile or desktop app is one), with this one marked
-//! and the others' trust; `--remove ID` removes a device on the server
-//! (a lost laptop, a profile no longer used).
+//! login of a CLI profile is one), with this one marked and the others'
+//! trust; `--remove ID` removes a device on the server (a lost laptop, a
+//! profile no longer used). `chatus verify USER`: SAS verification with
+//! one of USER's devices.
 
 use clap::Args;
 use serde_json::json;
@@ -95,6 +96,132 @@ pub async fn devices(ctx: &Ctx, args: &DevicesArgs) -> Result<(), CliError> {
                 say(&device_text(d));
             }
         }
+        Ok(())
+    }
+    .await;
+    client.quit().await;
+    result
+}
+
+/// `verify` options.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Whose device to verify (you, for another device of yours).
+    #[arg(value_name = "USER")]
+    pub whose: String,
+    /// Which of their devices (needed when they have several).
+    #[arg(long, value_name = "ID")]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Reads one answer line from standard input off the runtime's threads.
+async fn answer() -> Result<String, CliError> {
+    tokio::task::spawn_blocking(crate::commands::read_line_stdin)
+        .await
+        .map_err(|e| CliError::Local(format!("Cannot read standard input: {e}.")))?
+}
+
+/// `verify`: SAS with one device of USER, who runs `chatus verify` too
+/// (either may start first). Shows the emoji and numbers, asks whether the
+/// other device shows the same, and marks it verified when both say yes.
+pub async fn verify(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
+    use chatus_client::{Event, VerificationEvent};
+
+    let user = parse_user(&args.whose)?;
+    let (client, mut events, _) = ctx.connect(Mode::Follow).await?;
+    let result = async {
+        let devices: Vec<DeviceInfo> = client
+            .devices(user.clone())
+            .await?
+            .into_iter()
+            .filter(|d| !d.this_device)
+            .filter(|d| args.device.as_deref().is_none_or(|id| d.device == id))
+            .collect();
+        let target = match devices.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(CliError::Usage(format!(
+                    "{user} has no other device{} to verify.",
+                    args.device
+                        .as_deref()
+                        .map_or(String::new(), |id| format!(" called {id}"))
+                )));
+            }
+            many => {
+                let ids: Vec<&str> = many.iter().map(|d| d.device.as_str()).collect();
+                return Err(CliError::Usage(format!(
+                    "{user} has several devices ({}); choose one with --device ID.",
+                    ids.join(", ")
+                )));
+            }
+        };
+        crate::connect::note(&format!(
+            "verifying {user}'s device {} ({}); they run `chatus verify` too.",
+            target.device,
+            target.fingerprint()
+        ));
+        let mut active = client
+            .start_verification(user.clone(), &target.device)
+            .await?;
+        loop {
+            let Some(event) = events.recv().await else {
+                return Err(CliError::Local("The client stopped.".into()));
+            };
+            let Event::Verification(v) = event else {
+                if let Event::Stopped { error } = event {
+                    return Err(error.map_or_else(
+                        || CliError::Local("The client stopped.".into()),
+                        CliError::from,
+                    ));
+                }
+                continue;
+            };
+            match v {
+                // Their start crossed ours and theirs goes on.
+                VerificationEvent::Requested {
+                    transaction,
+                    user: u,
+                    device,
+                } if device == target.device
+                    && u.eq_ignore_ascii_case(user.as_str())
+                    && !client.keeps_own_start(&user, &device) =>
+                {
+                    client.accept_verification(&transaction).await?;
+                    active = transaction;
+                }
+                VerificationEvent::Sas {
+                    transaction,
+                    emoji,
+                    decimals: (a, b, c),
+                    ..
+                } if transaction == active => {
+                    say(&format!("Emoji:   {}", emoji.join("  ")));
+                    say(&format!("Numbers: {a} {b} {c}"));
+                    say("Does the other device show the same? [y/N]");
+                    if answer().await?.trim().eq_ignore_ascii_case("y") {
+                        if client.confirm_verification(&active).await? {
+                            break;
+                        }
+                    } else {
+                        client.cancel_verification(&active).await?;
+                        return Err(CliError::Local(
+                            "Not verified: the emoji were not confirmed.".into(),
+                        ));
+                    }
+                }
+                VerificationEvent::Verified { transaction, .. } if transaction == active => break,
+                VerificationEvent::Cancelled {
+                    transaction,
+                    reason,
+                } if transaction == active => {
+                    return Err(CliError::Local(format!("Not verified: {reason}")));
+                }
+                _ => {}
+            }
+        }
+        say(&format!("Verified {user}'s device {}.", target.device));
         Ok(())
     }
     .await;

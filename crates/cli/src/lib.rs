@@ -10,7 +10,8 @@
 //! - [`commands`]: the one-shot client commands (`send`, `history`, …)
 //!   and `tail`.
 //! - [`account`]: `passwd`, `logout`, `admin user reset-password`.
-//! - [`devices`]: `chatus devices`, end-to-end encryption devices.
+//! - [`devices`]: `chatus devices` and `chatus verify`, end-to-end
+//!   encryption devices.
 //! - [`chat`]: `chatus chat`, a line editor on a terminal, plain lines
 //!   from a pipe.
 //! - [`output`]: human and JSON output.
@@ -229,6 +230,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Chat(a) => chat::chat(need()?, &a).await,
         Command::Trust(a) => connect::trust_command(need()?, &a).await,
         Command::Devices(a) => devices::devices(need()?, &a).await,
+        Command::Verify(a) => devices::verify(need()?, &a).await,
         Command::Gui(_) => Err(CliError::Local(
             "The desktop app runs on the main thread; see main.rs.".into(),
         )),

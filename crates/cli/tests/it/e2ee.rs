@@ -110,3 +110,36 @@ fn encrypted_direct_messages_and_devices_through_the_cli() {
     let out = alice.ok(&["create", "vault", "--encrypted"]);
     assert!(out.contains("end-to-end encrypted"), "{out}");
 }
+
+/// `chatus verify` on both sides: the same emoji on each, both say yes,
+/// and each marks the other device verified.
+#[test]
+fn two_people_verify_each_others_devices() {
+    use std::io::Write as _;
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    alice.register();
+    bob.register();
+    let [a, b] = [(&alice, "bob"), (&bob, "alice")].map(|(who, other)| {
+        let mut child = who.spawn(&["verify", other]);
+        child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+        child
+    });
+    let (a, b) = (wait(a), wait(b));
+    assert_eq!(a.code, 0, "{a:?}");
+    assert_eq!(b.code, 0, "{b:?}");
+    let emoji = |r: &Ran| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with("Emoji:"))
+            .map(str::to_owned)
+            .unwrap()
+    };
+    assert_eq!(emoji(&a), emoji(&b));
+    assert!(a.stdout.contains("Verified bob's device"), "{a:?}");
+    let hers = json_lines(&alice.ok(&["devices", "--of", "bob", "--json"]));
+    assert_eq!(hers[0]["trust"], "verified");
+    let text = bob.ok(&["devices", "--of", "alice"]);
+    assert!(text.contains("(verified)"), "{text}");
+}

@@ -104,6 +104,17 @@ fn progress(v: &Verification) -> Option<VerificationEvent> {
 }
 
 impl Crypto {
+    /// Whether this device's start wins over `other`'s when both start:
+    /// the device whose (user, device id) sorts first keeps its own.
+    pub(crate) fn keeps_own_start(&self, other: &DeviceKeys) -> bool {
+        let me = (self.user.key(), self.device.device_id().to_string());
+        let them = (
+            other.user().as_str().to_ascii_lowercase(),
+            other.device().to_string(),
+        );
+        me < them
+    }
+
     /// Takes a verification step from `sender`: returns the step to send
     /// back, if any, and what to tell the application.
     pub(crate) fn on_verification(
@@ -123,12 +134,7 @@ impl Crypto {
                 })
                 .map(|(t, _)| t.clone());
             if let Some(ours) = ours {
-                let me = (self.user.key(), self.device.device_id().to_string());
-                let them = (
-                    sender.user().as_str().to_ascii_lowercase(),
-                    sender.device().to_string(),
-                );
-                if me < them {
+                if self.keeps_own_start(sender) {
                     return (None, None);
                 }
                 self.verifications.remove(&ours);
@@ -196,6 +202,30 @@ impl Client {
             .into_iter()
             .find(|d| d.device().as_str() == device)
             .ok_or_else(|| e2ee(format!("{user} has no device {device} with valid keys")))?;
+        let offered = {
+            let mut state = self.e2ee.lock();
+            let c = state.as_mut().ok_or_else(|| e2ee("no device is open"))?;
+            let offered = c
+                .offers
+                .iter()
+                .find(|(_, (d, _))| d.curve25519() == other.curve25519())
+                .map(|(t, _)| t.clone());
+            // The other device offered first (its start may have arrived
+            // while this one was away): the same rule as for two starts
+            // crossing decides whose goes on.
+            match offered {
+                Some(t) if !c.keeps_own_start(&other) => Some(t),
+                Some(t) => {
+                    c.offers.remove(&t);
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some(txn) = offered {
+            self.accept_verification(&txn).await?;
+            return Ok(txn);
+        }
         let (txn, start) = {
             let mut state = self.e2ee.lock();
             let c = state.as_mut().ok_or_else(|| e2ee("no device is open"))?;
@@ -270,6 +300,20 @@ impl Client {
             self.send_step(&other, cancel).await?;
         }
         Ok(())
+    }
+
+    /// Whether this device's start wins when it and `user`'s `device`
+    /// both start a verification (then an offer from that device is not
+    /// to be accepted: it will accept ours). False when unknown.
+    pub fn keeps_own_start(&self, user: &Username, device: &str) -> bool {
+        let state = self.e2ee.lock();
+        let Some(c) = state.as_ref() else {
+            return false;
+        };
+        c.devices
+            .get(&user.key())
+            .and_then(|ds| ds.iter().find(|d| d.device().as_str() == device))
+            .is_some_and(|d| c.keeps_own_start(d))
     }
 
     /// `user`'s devices with valid keys, this one left out.
