@@ -193,6 +193,12 @@ pub enum Command {
     /// one (`--forget HOST:PORT`) so that its new certificate is asked
     /// about.
     Trust(TrustArgs),
+    /// List your end-to-end encryption devices (this one marked, the
+    /// others' trust), or remove one with --remove ID.
+    Devices(crate::devices::DevicesArgs),
+    /// Verify another device (someone else's, or another of yours) by
+    /// comparing emoji: both sides run `chatus verify` and confirm.
+    Verify(crate::devices::VerifyArgs),
     /// Open the desktop app.
     Gui(GuiArgs),
 }
@@ -221,6 +227,8 @@ impl Command {
             Command::Files(a) => &a.client,
             Command::Chat(a) => &a.client,
             Command::Trust(a) => &a.client,
+            Command::Devices(a) => &a.client,
+            Command::Verify(a) => &a.client,
         })
     }
 }
@@ -656,6 +664,10 @@ pub struct CreateArgs {
     /// Invitation only.
     #[arg(long)]
     pub private: bool,
+    /// End-to-end encrypted, for good (implies --private): only members'
+    /// devices can read it, not the server.
+    #[arg(long)]
+    pub encrypted: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -35,7 +35,7 @@ use chatus_client::protocol::message::Message;
 use chatus_client::protocol::{
     Body, Conversation, Emoji, ErrorCode, RoomName, Seq, Username, Visibility,
 };
-use chatus_client::{Client, Event, Events, Status};
+use chatus_client::{Client, Event, Events, Opened, Status};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::oneshot;
 
@@ -348,8 +348,13 @@ impl Shared {
             .history(Conversation::Room(room.clone()), Page::Latest, Some(RECENT))
             .await
         {
-            for m in &h.messages {
-                self.print_once(m);
+            for mut m in h.messages {
+                match client.open(&mut m) {
+                    Opened::Undecryptable { reason } => {
+                        self.print_once(&output::undecryptable(&m, &reason));
+                    }
+                    _ => self.print_once(&m),
+                }
             }
         }
     }
@@ -685,6 +690,14 @@ async fn print_events(
         let room = shared.room();
         match event {
             Event::Message { message, .. } => shared.print_once(&message),
+            Event::Undecryptable {
+                message, reason, ..
+            } => shared.print_once(&output::undecryptable(&message, &reason)),
+            Event::Decrypted { message } => {
+                screen.note(&format!("Message {} can be read now:", message.seq));
+                screen.message(&message, &room);
+            }
+            Event::E2eeWarning(text) => screen.note(&text),
             Event::Change { change, .. } => shared.print_change(&change),
             Event::Presence(p) => {
                 for m in p.users.iter().filter(|m| m.user != me) {

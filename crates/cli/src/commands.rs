@@ -11,7 +11,7 @@ use chatus_client::protocol::history::Page;
 use chatus_client::protocol::{
     Body, Conversation, ErrorCode, Password, RoomName, Seq, Username, Visibility,
 };
-use chatus_client::{Client, Config, Credentials, Error, Event, Reconnect, Resume, Status};
+use chatus_client::{Client, Config, Credentials, Error, Event, Opened, Reconnect, Resume, Status};
 use serde_json::json;
 
 use crate::CliError;
@@ -121,6 +121,8 @@ async fn log_in(ctx: &Ctx, args: &PasswordArgs, register: bool) -> Result<(), Cl
         };
         let mut config = Config::new(server.clone(), credentials);
         config.trust = trust.clone();
+        // The login makes (or finds) this device and publishes its keys.
+        config.e2ee_dir = Some(ctx.sessions.dir().to_owned());
         config.resume = Resume::Off;
         config.reconnect = Reconnect::never();
         config.presence = false;
@@ -280,16 +282,26 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
     }
     let (client, _, _) = ctx.connect(Mode::OneShot).await?;
     let result = client.history(conv.clone(), page, Some(args.limit)).await;
+    // Ciphertexts of an encrypted conversation, opened with this device.
+    let result = result.map(|mut h| {
+        let opened: Vec<Opened> = h.messages.iter_mut().map(|m| client.open(m)).collect();
+        (h, opened)
+    });
     client.quit().await;
-    let h = result?;
+    let (h, opened) = result?;
     if ctx.json {
         // Messages and changes, in seq order: every seq of the page once.
         let mut changes = h.changes.iter().peekable();
-        for m in &h.messages {
+        for (m, o) in h.messages.iter().zip(&opened) {
             while let Some(c) = changes.next_if(|c| c.seq() < m.seq) {
                 print_json(&output::change_json(c));
             }
-            print_json(&output::message_json(m));
+            match o {
+                Opened::Undecryptable { reason } => {
+                    print_json(&output::undecryptable_json(m, reason));
+                }
+                _ => print_json(&output::message_json(m)),
+            }
         }
         for c in changes {
             print_json(&output::change_json(c));
@@ -303,11 +315,20 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
             .iter()
             .filter(|c| matches!(c, chatus_client::protocol::Change::Moderated(_)))
             .peekable();
-        for m in &h.messages {
+        for (m, o) in h.messages.iter().zip(&opened) {
             while let Some(c) = moderation.next_if(|c| c.seq() < m.seq) {
                 say(&output::change_text(c, false));
             }
-            say(&output::message_text(m, false, true));
+            match o {
+                Opened::Undecryptable { reason } => {
+                    say(&output::message_text(
+                        &output::undecryptable(m, reason),
+                        false,
+                        true,
+                    ));
+                }
+                _ => say(&output::message_text(m, false, true)),
+            }
         }
         for c in moderation {
             say(&output::change_text(c, false));
@@ -381,6 +402,42 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
                     break Ok(());
                 }
             }
+            Some(Event::Undecryptable {
+                message, reason, ..
+            }) => {
+                if room
+                    .as_ref()
+                    .is_some_and(|r| message.conv != Conversation::Room(r.clone()))
+                {
+                    continue;
+                }
+                if ctx.json {
+                    print_json(&output::undecryptable_json(&message, &reason));
+                } else {
+                    let shown = output::undecryptable(&message, &reason);
+                    say(&output::message_text(&shown, room.is_none(), false));
+                }
+                seen += 1;
+                if args.count.is_some_and(|n| seen >= n) {
+                    break Ok(());
+                }
+            }
+            Some(Event::Decrypted { message }) => {
+                if room
+                    .as_ref()
+                    .is_none_or(|r| message.conv == Conversation::Room(r.clone()))
+                {
+                    if ctx.json {
+                        let mut v = output::message_json(&message);
+                        v["decrypted_late"] = true.into();
+                        print_json(&v);
+                    } else {
+                        note(&format!("message {} can be read now:", message.seq));
+                        say(&output::message_text(&message, room.is_none(), false));
+                    }
+                }
+            }
+            Some(Event::E2eeWarning(text)) => note(&text),
             Some(Event::Change { change, .. }) => {
                 if room
                     .as_ref()
@@ -481,14 +538,23 @@ pub async fn create(ctx: &Ctx, args: &CreateArgs) -> Result<(), CliError> {
         Visibility::Public
     };
     let (client, _, me) = ctx.connect(Mode::OneShot).await?;
-    let result = client.create_room(room, vis).await;
+    let result = if args.encrypted {
+        client.create_encrypted_room(room).await
+    } else {
+        client.create_room(room, vis).await
+    };
     client.quit().await;
     let info = result?;
     if ctx.json {
         print_json(&output::room_json(&info));
     } else {
+        let encrypted = if info.encrypted {
+            ", end-to-end encrypted"
+        } else {
+            ""
+        };
         say(&format!(
-            "Created #{} ({}) as {}.",
+            "Created #{} ({}{encrypted}) as {}.",
             info.name,
             info.visibility.as_str(),
             me.user

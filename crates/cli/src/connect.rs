@@ -253,6 +253,8 @@ impl Ctx {
         let trust = self.trust(&server).await?;
         let mut config = Config::new(server.clone(), Credentials::Token(saved.token));
         config.trust = trust;
+        // This login's end-to-end encryption device, beside the tokens.
+        config.e2ee_dir = Some(self.sessions.dir().to_owned());
         config.client_label = format!("chatus-cli/{}", env!("CARGO_PKG_VERSION"));
         match mode {
             Mode::OneShot => {

@@ -10,6 +10,8 @@
 //! - [`commands`]: the one-shot client commands (`send`, `history`, …)
 //!   and `tail`.
 //! - [`account`]: `passwd`, `logout`, `admin user reset-password`.
+//! - [`devices`]: `chatus devices` and `chatus verify`, end-to-end
+//!   encryption devices.
 //! - [`chat`]: `chatus chat`, a line editor on a terminal, plain lines
 //!   from a pipe.
 //! - [`output`]: human and JSON output.
@@ -21,6 +23,7 @@ pub mod args;
 pub mod chat;
 pub mod commands;
 pub mod connect;
+pub mod devices;
 pub mod files;
 pub mod logging;
 pub mod migrate;
@@ -226,6 +229,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Files(a) => files::list(need()?, &a).await,
         Command::Chat(a) => chat::chat(need()?, &a).await,
         Command::Trust(a) => connect::trust_command(need()?, &a).await,
+        Command::Devices(a) => devices::devices(need()?, &a).await,
+        Command::Verify(a) => devices::verify(need()?, &a).await,
         Command::Gui(_) => Err(CliError::Local(
             "The desktop app runs on the main thread; see main.rs.".into(),
         )),

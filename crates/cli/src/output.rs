@@ -122,6 +122,28 @@ pub fn read_json(r: &chatus_client::protocol::receipt::Read) -> Vec<Value> {
         .collect()
 }
 
+/// Shown in place of the text of a message that could not be decrypted.
+pub const UNDECRYPTABLE: &str = "\u{1f512} could not be decrypted";
+
+/// `m` as shown when it could not be decrypted: the marker and the reason
+/// in place of its ciphertext.
+pub fn undecryptable(m: &Message, reason: &str) -> Message {
+    let mut shown = m.clone();
+    let reason = reason.trim_end_matches('.');
+    shown.body = chatus_client::protocol::Body::parse(format!("{UNDECRYPTABLE} ({reason})")).ok();
+    shown
+}
+
+/// The JSON object for a message that could not be decrypted:
+/// [`message_json`] without `body`, with `undecryptable` (why).
+pub fn undecryptable_json(m: &Message, reason: &str) -> Value {
+    let mut shown = m.clone();
+    shown.body = None;
+    let mut v = message_json(&shown);
+    v["undecryptable"] = json!(reason);
+    v
+}
+
 fn place_json(v: &mut Value, conv: &Conversation) {
     match conv {
         Conversation::Room(r) => v["room"] = json!(r.as_str()),

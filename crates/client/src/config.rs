@@ -1,6 +1,7 @@
 //! How a client connects: server, credentials, reconnection and resume.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +141,11 @@ pub struct Config {
     /// after twice this long it counts the connection as lost and
     /// reconnects (TCP alone may take many minutes to notice).
     pub keepalive: Duration,
+    /// The config directory, where each login's end-to-end encryption
+    /// device is kept (under `e2ee/`, beside `sessions.json`). `None`: this
+    /// client has no device; it neither reads nor writes encrypted
+    /// conversations (their messages arrive as [`crate::Event::Undecryptable`]).
+    pub e2ee_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -157,6 +163,7 @@ impl Config {
             trust: Trust::default(),
             request_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(30),
+            e2ee_dir: None,
         }
     }
 }

@@ -86,6 +86,11 @@ pub enum Error {
     /// A local file (the pinned certificates) could not be used.
     #[error("{0}")]
     Local(String),
+    /// End-to-end encryption could not do what was asked: this client has
+    /// no device (none configured, or its store could not be opened), or a
+    /// conversation's keys could not be shared. Nothing was sent.
+    #[error("End-to-end encryption failed: {0}")]
+    E2ee(String),
 }
 
 impl Error {
@@ -104,6 +109,7 @@ impl Error {
             Error::CertificateChanged { .. } => "the certificate changed".into(),
             Error::TlsRequired { .. } => "the server requires TLS (wss://)".into(),
             Error::Local(why) => why.clone(),
+            Error::E2ee(why) => why.trim_end_matches('.').to_owned(),
         }
     }
 

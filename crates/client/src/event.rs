@@ -49,6 +49,32 @@ pub enum Event {
         /// False for changes fetched while catching up after a reconnect.
         live: bool,
     },
+    /// A message of an end-to-end encrypted conversation that could not be
+    /// decrypted (its key has not arrived, or it was tampered with,
+    /// replayed or forged), in its place in `seq` order: show it as such,
+    /// never drop it. Its body is the ciphertext. When its key arrives
+    /// later, [`Event::Decrypted`] follows.
+    Undecryptable {
+        /// The message as the server has it.
+        message: Message,
+        /// Why, in a sentence.
+        reason: String,
+        /// False for messages fetched while catching up after a reconnect.
+        live: bool,
+    },
+    /// A message shown earlier as [`Event::Undecryptable`] now decrypts
+    /// (its key arrived): replace it (same conversation and `seq`).
+    Decrypted {
+        /// The message, with its plaintext body.
+        message: Message,
+    },
+    /// End-to-end encryption met bad input (a tampered or forged
+    /// to-device message, one for another device) or could not publish
+    /// this device's keys. Reported; the conversation goes on.
+    E2eeWarning(String),
+    /// A device verification moved on (see
+    /// [`crate::VerificationEvent`]).
+    Verification(crate::VerificationEvent),
     /// Someone came online or went offline.
     Presence(Presence),
     /// Someone started or stopped typing in a conversation (our own

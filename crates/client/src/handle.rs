@@ -2,6 +2,7 @@
 //! to the background task and awaits its reply on a oneshot channel; none
 //! blocks a thread.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chatus_protocol::Emoji;
@@ -18,12 +19,14 @@ use chatus_protocol::room::{
 };
 use chatus_protocol::search::{Search, SearchResults};
 use chatus_protocol::{
-    Body, ClientMsgId, Conversation, FileId, Password, Request, RoomName, Seq, ServerMessage,
-    Username, Visibility,
+    Body, ClientMsgId, Conversation, ErrorCode, FileId, Password, Request, RoomName, Seq,
+    ServerMessage, Username, Visibility,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
+use crate::e2ee::worker::Worker;
+use crate::e2ee::{Opened, Shared};
 use crate::error::Error;
 use crate::event::{Event, Status};
 use crate::task::{Command, Op, Task};
@@ -32,8 +35,10 @@ use crate::task::{Command, Op, Task};
 /// handle is dropped or [`Client::quit`] is called.
 #[derive(Clone, Debug)]
 pub struct Client {
-    commands: mpsc::UnboundedSender<Command>,
-    status: watch::Receiver<Status>,
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) status: watch::Receiver<Status>,
+    /// This login's end-to-end encryption state, shared with the worker.
+    pub(crate) e2ee: Arc<Shared>,
 }
 
 /// The stream of [`Event`]s from a client.
@@ -61,13 +66,24 @@ impl Client {
     /// progress arrives as events.
     pub fn start(config: Config) -> (Client, Events) {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status::Connecting { attempt: 1 });
-        tokio::spawn(Task::new(config, ev_tx, status_tx).run(cmd_rx));
+        let e2ee = Shared::new(config.e2ee_dir.clone(), config.server.key());
+        let worker = Worker {
+            commands: cmd_tx.downgrade(),
+            status: status.clone(),
+            e2ee: e2ee.clone(),
+            events: ev_tx,
+            wake: config.wake.clone(),
+        };
+        tokio::spawn(worker.run(out_rx));
+        tokio::spawn(Task::new(config, out_tx, status_tx).run(cmd_rx));
         (
             Client {
                 commands: cmd_tx,
                 status,
+                e2ee,
             },
             ev_rx,
         )
@@ -171,13 +187,82 @@ impl Client {
             Op::Message {
                 file,
                 reply_to: None,
+                encrypted: false,
             },
         )
         .await
     }
 
-    /// Queues a message or a change until the server acknowledges it.
+    /// Queues a message or a change until the server acknowledges it. A
+    /// message to an end-to-end encrypted conversation (an encrypted room,
+    /// or a direct conversation that is encrypted or new) is encrypted
+    /// first, and its key shared with the members' devices.
     async fn queue(
+        &self,
+        to: Conversation,
+        body: Body,
+        client_id: ClientMsgId,
+        op: Op,
+    ) -> Result<Sent, Error> {
+        let Op::Message { file, reply_to, .. } = op else {
+            return self.queue_as_is(to, body, client_id, op).await;
+        };
+        let mut encrypt = self.should_encrypt(&to).await?;
+        // At most twice: the server may know better that a conversation is
+        // encrypted (`encryption_required`). The other way round (a
+        // ciphertext to a clear conversation) is never retried in clear:
+        // a lying server must not be able to turn encryption off.
+        for _ in 0..2 {
+            let (wire_body, op) = if encrypt {
+                let ciphertext = self.encrypt_for(&to, &body).await?;
+                let op = Op::Message {
+                    file: file.clone(),
+                    reply_to,
+                    encrypted: true,
+                };
+                (ciphertext, op)
+            } else {
+                let op = Op::Message {
+                    file: file.clone(),
+                    reply_to,
+                    encrypted: false,
+                };
+                (body.clone(), op)
+            };
+            match self
+                .queue_as_is(to.clone(), wire_body, client_id.clone(), op)
+                .await
+            {
+                Err(e)
+                    if e.code() == Some(ErrorCode::EncryptionRequired)
+                        && !encrypt
+                        && self.e2ee.enabled() =>
+                {
+                    self.set_encrypted(&to, true);
+                    encrypt = true;
+                }
+                Ok(sent) => {
+                    self.set_encrypted(&to, encrypt);
+                    return Ok(sent);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::E2ee(
+            "the server keeps refusing this message's encryption".into(),
+        ))
+    }
+
+    /// Opens a message of a `history` page (or any message): a ciphertext
+    /// of an encrypted conversation is decrypted in place (see
+    /// [`Opened`]); a clear message is left as it is. Events need no
+    /// opening: the client opens them before they arrive.
+    pub fn open(&self, message: &mut chatus_protocol::message::Message) -> Opened {
+        self.e2ee.open(message)
+    }
+
+    /// Queues a send as given.
+    async fn queue_as_is(
         &self,
         to: Conversation,
         body: Body,
@@ -215,6 +300,7 @@ impl Client {
         let op = Op::Message {
             file: None,
             reply_to: Some(seq),
+            encrypted: false,
         };
         self.queue(to, body, client_id, op).await
     }
@@ -311,7 +397,16 @@ impl Client {
     /// Rooms we may see.
     pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Error> {
         match self.request(Request::ListRooms(ListRooms {})).await? {
-            ServerMessage::Rooms(r) => Ok(r.rooms),
+            ServerMessage::Rooms(r) => {
+                let convs: Vec<(Conversation, bool)> = r
+                    .rooms
+                    .iter()
+                    .filter(|i| i.joined)
+                    .map(|i| (Conversation::Room(i.name.clone()), i.encrypted))
+                    .collect();
+                self.e2ee.learn(convs.iter().map(|(c, e)| (c, *e)));
+                Ok(r.rooms)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -341,15 +436,33 @@ impl Client {
         room: RoomName,
         visibility: Visibility,
     ) -> Result<RoomInfo, Error> {
+        self.create(room, visibility, false).await
+    }
+
+    /// Creates a private, end-to-end encrypted room and joins it: every
+    /// message to it is encrypted, for good.
+    pub async fn create_encrypted_room(&self, room: RoomName) -> Result<RoomInfo, Error> {
+        self.create(room, Visibility::Private, true).await
+    }
+
+    async fn create(
+        &self,
+        room: RoomName,
+        visibility: Visibility,
+        encrypted: bool,
+    ) -> Result<RoomInfo, Error> {
         match self
             .request(Request::CreateRoom(CreateRoom {
                 room,
                 visibility,
-                encrypted: false,
+                encrypted,
             }))
             .await?
         {
-            ServerMessage::Joined(j) => Ok(j.room),
+            ServerMessage::Joined(j) => {
+                self.set_encrypted(&Conversation::Room(j.room.name.clone()), j.room.encrypted);
+                Ok(j.room)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -357,7 +470,10 @@ impl Client {
     /// Joins a room.
     pub async fn join(&self, room: RoomName) -> Result<RoomInfo, Error> {
         match self.request(Request::JoinRoom(JoinRoom { room })).await? {
-            ServerMessage::Joined(j) => Ok(j.room),
+            ServerMessage::Joined(j) => {
+                self.set_encrypted(&Conversation::Room(j.room.name.clone()), j.room.encrypted);
+                Ok(j.room)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -397,7 +513,11 @@ impl Client {
             .request(Request::Conversations(Conversations {}))
             .await?
         {
-            ServerMessage::Conversations(c) => Ok(c.conversations),
+            ServerMessage::Conversations(c) => {
+                self.e2ee
+                    .learn(c.conversations.iter().map(|i| (&i.conv, i.encrypted)));
+                Ok(c.conversations)
+            }
             other => Err(unexpected(&other)),
         }
     }

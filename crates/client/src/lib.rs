@@ -12,6 +12,10 @@
 //! # Layout
 //! - [`handle`]: [`Client`], the typed API.
 //! - `task` (private): the connection state machine.
+//! - `e2ee` (private): end-to-end encryption: this login's device in an
+//!   encrypted store beside the saved logins, sending into encrypted
+//!   conversations, and the worker between the task and the application
+//!   that decrypts events ([`Opened`]).
 //! - [`config`]: [`Config`], [`Credentials`], [`Reconnect`], [`Resume`].
 //! - [`event`] holds [`Event`] and [`Status`].
 //! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.
@@ -35,6 +39,7 @@
 pub mod changes;
 pub mod config;
 pub mod cursors;
+mod e2ee;
 pub mod error;
 pub mod event;
 pub mod handle;
@@ -47,9 +52,13 @@ pub mod tls;
 pub mod transfer;
 pub mod url;
 
+pub use chatus_e2ee::TrustState;
 pub use chatus_protocol as protocol;
 pub use config::{Config, Credentials, Reconnect, Resume};
 pub use cursors::Cursors;
+pub use e2ee::Opened;
+pub use e2ee::devices::DeviceInfo;
+pub use e2ee::verify::VerificationEvent;
 pub use error::Error;
 pub use event::{Event, Status};
 pub use handle::{Client, Connected, Events};

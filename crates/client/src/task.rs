@@ -37,6 +37,7 @@ mod wire;
 
 use crate::config::{Config, Credentials, Resume};
 use crate::cursors::Cursors;
+use crate::e2ee::worker::Out;
 use crate::error::Error;
 use crate::event::{Event, Status};
 pub(crate) use sends::Op;
@@ -105,7 +106,8 @@ struct Link {
 
 pub(crate) struct Task {
     config: Config,
-    events: mpsc::UnboundedSender<Event>,
+    /// To the end-to-end encryption worker, which passes events on.
+    events: mpsc::UnboundedSender<Out>,
     /// Where the connection stands, for status lines.
     status: watch::Sender<Status>,
     /// Logged in at least once (from then on `reconnect` applies rather
@@ -126,7 +128,7 @@ pub(crate) struct Task {
 impl Task {
     pub(crate) fn new(
         config: Config,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::UnboundedSender<Out>,
         status: watch::Sender<Status>,
     ) -> Self {
         let (cursors, ready) = match &config.resume {
@@ -148,12 +150,9 @@ impl Task {
         }
     }
 
+    /// Passes an event on (through the worker, which wakes the UI).
     fn emit(&self, event: Event) {
-        if self.events.send(event).is_ok()
-            && let Some(wake) = &self.config.wake
-        {
-            wake();
-        }
+        let _ = self.events.send(Out::Event(Box::new(event)));
     }
 
     fn next_id(&mut self) -> RequestId {
@@ -399,7 +398,12 @@ impl Task {
             .call_paced(link, Request::Conversations(Conversations {}))
             .await?
         {
-            Ok(ServerMessage::Conversations(l)) => l.conversations,
+            Ok(ServerMessage::Conversations(l)) => {
+                let _ = self
+                    .events
+                    .send(Out::Conversations(l.conversations.clone()));
+                l.conversations
+            }
             Ok(other) => return Err(Lost::Fatal(unexpected(&other))),
             // Without the list there is no knowing what was missed: going
             // on would let the next live message jump a cursor over a gap.
@@ -671,6 +675,12 @@ impl Task {
             ServerMessage::MemberJoined(m) => self.emit(Event::MemberJoined(m)),
             ServerMessage::MemberLeft(m) => self.emit(Event::MemberLeft(m)),
             ServerMessage::Invited(m) => self.emit(Event::Invited(m)),
+            ServerMessage::DeviceMessage(m) => {
+                let _ = self.events.send(Out::DeviceMessage(m.message));
+            }
+            ServerMessage::KeyCount(k) => {
+                let _ = self.events.send(Out::KeyCount(k.one_time_keys));
+            }
             other => tracing::debug!(?other, "ignored an unsolicited reply"),
         }
     }

@@ -1,5 +1,6 @@
 //! End-to-end encryption keys and to-device messages: `upload_keys`,
-//! `devices`, `claim_keys`, `send_to_device`, `to_device`, their replies
+//! `devices`, `claim_keys`, `send_to_device`, `to_device`,
+//! `delete_device`, their replies
 //! `keys_uploaded`, `device_list`, `claimed_keys`, `to_device_batch`, and
 //! the events `device_message` and `key_count`.
 //!
@@ -390,6 +391,20 @@ pub struct FetchToDevice {
     pub after: u64,
 }
 
+/// `delete_device`: removes one of the caller's own devices: its identity
+/// keys, one-time and fallback keys and queued to-device messages. Others
+/// stop sharing room keys with it once they look its user up again. A
+/// client still running on that device would register it again with its
+/// next `upload_keys`: remove a device that is no longer used (lost, or
+/// logged out for good). Answered by `ok`, or `unknown_device` (the
+/// caller has no device of that id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteDevice {
+    /// The device, one of the caller's.
+    pub device: DeviceId,
+}
+
 /// A message queued for a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToDeviceMessage {
@@ -509,6 +524,18 @@ mod tests {
         };
         let json = serde_json::to_string(&msg).unwrap();
         assert_eq!(serde_json::from_str::<ToDeviceMessage>(&json).unwrap(), msg);
+    }
+
+    #[test]
+    fn delete_device_round_trips_and_checks_its_id() {
+        let d = DeleteDevice {
+            device: DeviceId::parse("ABCDEFGHIJ").unwrap(),
+        };
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, r#"{"device":"ABCDEFGHIJ"}"#);
+        assert_eq!(serde_json::from_str::<DeleteDevice>(&json).unwrap(), d);
+        assert!(serde_json::from_str::<DeleteDevice>(r#"{"device":"a b"}"#).is_err());
+        assert!(serde_json::from_str::<DeleteDevice>(r#"{"device":"A","x":1}"#).is_err());
     }
 
     #[test]

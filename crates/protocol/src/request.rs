@@ -19,7 +19,7 @@ use crate::history::{Conversations, History, MarkRead};
 use crate::ids::{
     Body, ClientLabel, ClientMsgId, InvalidValue, Password, RequestId, RoomName, Token, Username,
 };
-use crate::keys::{ClaimKeys, FetchToDevice, QueryDevices, SendToDevice, UploadKeys};
+use crate::keys::{ClaimKeys, DeleteDevice, FetchToDevice, QueryDevices, SendToDevice, UploadKeys};
 use crate::message::SendMessage;
 use crate::moderation::{AuditLog, Mute, Sanction, SetInviteOnly, SetRole, SetTopic, Unmute};
 use crate::moderation::{Description, Reason, Topic};
@@ -89,6 +89,8 @@ pub enum Request {
     SendToDevice(SendToDevice),
     /// `to_device`: see [`FetchToDevice`].
     ToDevice(FetchToDevice),
+    /// `delete_device`: see [`DeleteDevice`].
+    DeleteDevice(DeleteDevice),
     /// `typing`: see [`SetTyping`].
     Typing(SetTyping),
     /// `search`: see [`Search`].
@@ -147,6 +149,7 @@ impl Request {
         "claim_keys",
         "send_to_device",
         "to_device",
+        "delete_device",
         "typing",
         "search",
         "receipts",
@@ -193,6 +196,7 @@ impl Request {
             Request::ClaimKeys(_) => "claim_keys",
             Request::SendToDevice(_) => "send_to_device",
             Request::ToDevice(_) => "to_device",
+            Request::DeleteDevice(_) => "delete_device",
             Request::Typing(_) => "typing",
             Request::Search(_) => "search",
             Request::Receipts(_) => "receipts",
@@ -363,7 +367,9 @@ impl Envelope {
                 // a key request that fails to decode is `invalid_keys`
                 // (or `invalid_ciphertext`), with serde's reason.
                 let code = match kind.as_str() {
-                    "upload_keys" | "devices" | "claim_keys" => ErrorCode::InvalidKeys,
+                    "upload_keys" | "devices" | "claim_keys" | "delete_device" => {
+                        ErrorCode::InvalidKeys
+                    }
                     "send_to_device" if e.to_string().contains("ciphertext must") => {
                         ErrorCode::InvalidCiphertext
                     }

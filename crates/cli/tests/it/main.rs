@@ -12,6 +12,7 @@
 mod account;
 mod changes;
 mod cli;
+mod e2ee;
 mod fds;
 mod files;
 mod first_hour;

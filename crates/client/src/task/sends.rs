@@ -35,6 +35,8 @@ pub(crate) enum Op {
         file: Option<FileId>,
         /// The message it answers.
         reply_to: Option<Seq>,
+        /// The body is a ciphertext (sent as `ciphertext`).
+        encrypted: bool,
     },
     /// A new text (the body) for a message of ours.
     Edit(Seq),
@@ -61,14 +63,17 @@ impl PendingSend {
     fn request(&self) -> Request {
         let (conv, seq, client_id) = (self.to.clone(), self.seq(), self.client_id.clone());
         match &self.op {
-            Op::Message { file, reply_to } => Request::Send(SendMessage {
+            Op::Message {
+                file,
+                reply_to,
+                encrypted,
+            } => Request::Send(SendMessage {
                 to: conv,
                 body: self.body.clone(),
                 client_id,
                 file: file.clone(),
                 reply_to: *reply_to,
-                // The client library does not encrypt yet.
-                encrypted: false,
+                encrypted: *encrypted,
             }),
             Op::Edit(_) => Request::Edit(EditMessage {
                 conv,
@@ -148,6 +153,18 @@ impl Task {
         let max_body = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
         let max_frame = usize::try_from(limits.max_frame_bytes).unwrap_or(usize::MAX);
         let body = p.body.as_str().len();
+        // A ciphertext may take twice the plaintext limit (docs/PROTOCOL.md).
+        let max_body = if matches!(
+            p.op,
+            Op::Message {
+                encrypted: true,
+                ..
+            }
+        ) {
+            max_body.saturating_mul(2)
+        } else {
+            max_body
+        };
         if max_body > 0 && body > max_body {
             return Some(Error::Server {
                 code: ErrorCode::BodyTooLong,

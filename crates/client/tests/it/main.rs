@@ -9,6 +9,7 @@
     reason = "tests"
 )]
 
+mod e2ee;
 mod relay;
 mod sends;
 mod sessions;

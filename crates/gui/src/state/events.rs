@@ -15,6 +15,9 @@ use chatus_client::protocol::{Conversation, RoomName, Visibility};
 use super::{Link, LoginForm, Screen, State, lobby};
 use crate::net::{Action, Update};
 
+/// Shown in place of a message that could not be decrypted.
+const UNDECRYPTABLE: &str = "\u{1f512} This message could not be decrypted.";
+
 impl State {
     /// Takes one update from the current client (see [`State::receive`]).
     pub fn apply(&mut self, update: Update) -> Vec<Action> {
@@ -218,6 +221,25 @@ impl State {
                 Vec::new()
             }
             Event::Message { message, live } => self.on_message(message, live),
+            // The GUI has no encryption features yet: an undecryptable
+            // message shows a marker in place of its ciphertext, and is
+            // replaced when it decrypts later.
+            Event::Undecryptable { mut message, live, .. } => {
+                message.body = chatus_client::protocol::Body::parse(UNDECRYPTABLE).ok();
+                self.on_message(message, live)
+            }
+            Event::Decrypted { message } => {
+                if let Some(c) = self.convs.get_mut(&message.conv) {
+                    c.messages.insert(message.seq, message);
+                }
+                Vec::new()
+            }
+            // The GUI has no verification dialog yet.
+            Event::Verification(_) => Vec::new(),
+            Event::E2eeWarning(text) => {
+                self.notice(text, false);
+                Vec::new()
+            }
             Event::Change { change, .. } => {
                 let me = self.me.clone();
                 let c = self.convs.entry(change.conv().clone()).or_default();

@@ -12,10 +12,10 @@ use chatus_protocol::history::{
     ConversationInfo, ConversationList, Conversations, History, HistoryPage, MarkRead, Page,
 };
 use chatus_protocol::keys::{
-    ClaimKeys, ClaimedKey, ClaimedKeys, Curve25519Key, DeviceCiphertext, DeviceId, DeviceKeys,
-    DeviceList, DeviceMessage, DeviceRef, Ed25519Key, FetchToDevice, KeyCount, KeyId, KeysUploaded,
-    QueryDevices, SendToDevice, Signature, SignedKey, ToDeviceBatch, ToDeviceMessage, ToDeviceOut,
-    UploadKeys, UserDevices,
+    ClaimKeys, ClaimedKey, ClaimedKeys, Curve25519Key, DeleteDevice, DeviceCiphertext, DeviceId,
+    DeviceKeys, DeviceList, DeviceMessage, DeviceRef, Ed25519Key, FetchToDevice, KeyCount, KeyId,
+    KeysUploaded, QueryDevices, SendToDevice, Signature, SignedKey, ToDeviceBatch, ToDeviceMessage,
+    ToDeviceOut, UploadKeys, UserDevices,
 };
 use chatus_protocol::message::{Message, SendMessage, Sent};
 use chatus_protocol::moderation::{self, Topic};
@@ -177,6 +177,9 @@ fn all_requests() -> Vec<Request> {
             }],
         }),
         Request::ToDevice(FetchToDevice { after: 3 }),
+        Request::DeleteDevice(DeleteDevice {
+            device: DeviceId::parse("LOSTPHONE").unwrap(),
+        }),
         Request::Typing(SetTyping {
             conv: Conversation::Peer(user("bob")),
             typing: true,

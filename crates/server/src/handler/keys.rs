@@ -1,4 +1,5 @@
-//! `upload_keys`, `devices`, `claim_keys`, `send_to_device`, `to_device`:
+//! `upload_keys`, `devices`, `claim_keys`, `send_to_device`, `to_device`,
+//! `delete_device`:
 //! end-to-end encryption keys and to-device messages.
 //!
 //! - `upload_keys` answers `keys_uploaded` with the device's unclaimed
@@ -11,13 +12,15 @@
 //! - `send_to_device` and `to_device` need the connection's device
 //!   (`device_required`); the sender stamped on each message is the
 //!   session's user and the connection's device, never the client's word.
+//! - `delete_device` removes one of the caller's own devices (keys and
+//!   queue) and answers `ok`, or `unknown_device`.
 //! - Request and size caps are the protocol's (`keys::MAX_*`); the rules
 //!   live in [`crate::service::keys`].
 
 use chatus_protocol::auth::Ack;
 use chatus_protocol::keys::{
-    ClaimKeys, ClaimedKeys, DeviceId, DeviceList, FetchToDevice, KeysUploaded, MAX_KEY_QUERY,
-    MAX_TO_DEVICE_BATCH, QueryDevices, SendToDevice, ToDeviceBatch, UploadKeys,
+    ClaimKeys, ClaimedKeys, DeleteDevice, DeviceId, DeviceList, FetchToDevice, KeysUploaded,
+    MAX_KEY_QUERY, MAX_TO_DEVICE_BATCH, QueryDevices, SendToDevice, ToDeviceBatch, UploadKeys,
 };
 use chatus_protocol::{ErrorCode, RequestId, ServerMessage};
 
@@ -124,4 +127,15 @@ pub(super) async fn fetch(
     Ok(Outcome::Reply(ServerMessage::ToDeviceBatch(
         ToDeviceBatch { id, messages, more },
     )))
+}
+
+/// `delete_device`.
+pub(super) async fn delete(
+    cx: &mut Cx<'_>,
+    who: &Session,
+    id: Option<RequestId>,
+    d: DeleteDevice,
+) -> Result<Outcome, ApiError> {
+    keys::delete_device(cx.state.store(), who.user, d.device).await?;
+    Ok(Outcome::Reply(ServerMessage::Ok(Ack { id })))
 }

@@ -62,7 +62,8 @@ fn cost(req: &Request) -> u32 {
         | Request::Unban(_)
         | Request::Mute(_)
         | Request::Unmute(_)
-        | Request::SetInviteOnly(_) => 1,
+        | Request::SetInviteOnly(_)
+        | Request::DeleteDevice(_) => 1,
     }
 }
 

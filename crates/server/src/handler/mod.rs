@@ -233,6 +233,7 @@ async fn authed(
         Request::ClaimKeys(r) => keys::claim(cx, id, r).await,
         Request::SendToDevice(r) => keys::send(cx, who, id, r).await,
         Request::ToDevice(r) => keys::fetch(cx, who, id, r).await,
+        Request::DeleteDevice(r) => keys::delete(cx, who, id, r).await,
         Request::Search(r) => search::search(cx, who, id, r).await,
         Request::SetTopic(r) => moderation::act(cx, who, id, Mod::Topic(r)).await,
         Request::SetRole(r) => moderation::act(cx, who, id, Mod::Role(r)).await,

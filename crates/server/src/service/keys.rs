@@ -4,7 +4,9 @@
 //! each one-time key once, and queues ciphertext per recipient device.
 //!
 //! - A device belongs to the user who uploaded it; its identity keys never
-//!   change (`device_keys_changed`).
+//!   change (`device_keys_changed`). Only its user may delete it
+//!   (`unknown_device` for any other id: another user's devices are not
+//!   told apart from none).
 //! - A device holds at most [`MAX_ONE_TIME_KEYS`] unclaimed one-time keys
 //!   (`too_many_keys`); a claim that leaves fewer than [`LOW_KEY_COUNT`]
 //!   tells the device (`key_count`, once per claim request).
@@ -326,4 +328,21 @@ pub(crate) async fn fetch(
         })
         .collect();
     Ok((messages, more))
+}
+
+/// `delete_device`: removes one of `user`'s devices with its keys and
+/// queue.
+pub(crate) async fn delete_device(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+) -> Result<(), ApiError> {
+    if store.delete_device(user, device.clone()).await? {
+        Ok(())
+    } else {
+        Err(ApiError::reject(
+            ErrorCode::UnknownDevice,
+            format!("You have no device {device}."),
+        ))
+    }
 }

@@ -880,6 +880,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreFuture<'_, (Vec<ToDeviceRow>, bool)>;
 
+    /// Deletes a device with its one-time keys and queued to-device
+    /// messages, all or nothing; false when `user` has no such device.
+    fn delete_device(&self, user: UserId, device: DeviceId) -> StoreFuture<'_, bool>;
+
     /// Creates a private room as [`Store::create_room`] does, marked end-to-end
     /// encrypted in the same transaction.
     fn create_encrypted_room(

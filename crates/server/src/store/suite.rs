@@ -22,7 +22,7 @@ mod keys;
 mod moderation;
 pub(crate) use keys::{
     device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
-    encrypted_conversations_are_marked_at_creation,
+    devices_are_deleted_with_their_keys_and_queue, encrypted_conversations_are_marked_at_creation,
 };
 pub(crate) use moderation::{moderation_is_stored_with_its_events, sessions_of_a_user_are_listed};
 
@@ -78,6 +78,7 @@ macro_rules! store_suite {
             removed_files_keep_their_messages_and_leave_lookups,
             edits_deletions_reactions_and_replies,
             device_keys_are_claimed_once_and_to_device_messages_queue,
+            devices_are_deleted_with_their_keys_and_queue,
             encrypted_conversations_are_marked_at_creation,
             search_mirrors_current_text_and_memberships,
             moderation_is_stored_with_its_events,

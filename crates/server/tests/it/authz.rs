@@ -224,6 +224,7 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("claim_keys",      [ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),  ok("claimed_keys"),       UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("send_to_device",  [DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,                    UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("to_device",       [DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,              DEVICE,                    UNAUTH,        NO_HELLO,      END,     END,         END]),
+    ("delete_device",   [err("unknown_device"), err("unknown_device"), err("unknown_device"), err("unknown_device"), err("unknown_device"), err("unknown_device"), UNAUTH, NO_HELLO,  END,     END,         END]),
     ("typing",          [ok("ok"),            err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("ok"),                  UNAUTH,        NO_HELLO,      END,     END,         END]),
     ("search",          [ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), ok("search_results"), UNAUTH,    NO_HELLO,      END,     END,         END]),
     ("receipts",        [ok("receipt_list"),  err("unknown_room"), err("not_member"),   err("not_member"),   err("unknown_room"), ok("receipt_list"),        UNAUTH,        NO_HELLO,      END,     END,         END]),
@@ -318,6 +319,9 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
         "unmute" => json!({"room": room, "user": "alice"}),
         "set_invite_only" => json!({"room": room, "on": true}),
         "audit_log" => json!({"room": room}),
+        // Nobody has this device: only one's own can be deleted, and a
+        // deletion that succeeded would change the next cells.
+        "delete_device" => json!({"device": "NOSUCHDEVICE"}),
         "typing" => {
             let mut v = json!({"typing": true});
             merge(&mut v, &actor.conv());

@@ -233,6 +233,28 @@ pub(crate) async fn queue_to_device(
     Ok(ToDeviceQueued::Stored(ids))
 }
 
+pub(crate) async fn delete_device(
+    c: &Conn,
+    user: UserId,
+    device: &DeviceId,
+) -> Result<bool, StoreError> {
+    // The writer's transaction makes the three deletions one.
+    let device = device.as_str();
+    for sql in [
+        "DELETE FROM one_time_keys WHERE user_id = $1 AND device_id = $2",
+        "DELETE FROM to_device WHERE user_id = $1 AND device_id = $2",
+    ] {
+        c.exec(sql, &[&user.0, &device]).await?;
+    }
+    let deleted = c
+        .exec(
+            "DELETE FROM devices WHERE user_id = $1 AND device_id = $2",
+            &[&user.0, &device],
+        )
+        .await?;
+    Ok(deleted > 0)
+}
+
 pub(crate) async fn fetch_to_device(
     c: &Conn,
     user: UserId,

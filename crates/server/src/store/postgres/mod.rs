@@ -540,6 +540,10 @@ impl Store for PgStore {
         self.write(move |c| Box::pin(async move { keys::queue_to_device(c, &messages, cap).await }))
     }
 
+    fn delete_device(&self, user: UserId, device: DeviceId) -> StoreFuture<'_, bool> {
+        self.write(move |c| Box::pin(async move { keys::delete_device(c, user, &device).await }))
+    }
+
     fn fetch_to_device(
         &self,
         user: UserId,

@@ -206,6 +206,25 @@ pub(super) fn queue_to_device(
     Ok(ToDeviceQueued::Stored(ids))
 }
 
+pub(super) fn delete_device(
+    conn: &Connection,
+    user: UserId,
+    device: &DeviceId,
+) -> Result<bool, StoreError> {
+    // The writer's transaction makes the three deletions one.
+    for sql in [
+        "DELETE FROM one_time_keys WHERE user_id = ?1 AND device_id = ?2",
+        "DELETE FROM to_device WHERE user_id = ?1 AND device_id = ?2",
+    ] {
+        conn.prepare_cached(sql)?
+            .execute(params![user.0, device.as_str()])?;
+    }
+    let deleted = conn
+        .prepare_cached("DELETE FROM devices WHERE user_id = ?1 AND device_id = ?2")?
+        .execute(params![user.0, device.as_str()])?;
+    Ok(deleted > 0)
+}
+
 pub(super) fn fetch_to_device(
     conn: &Connection,
     user: UserId,

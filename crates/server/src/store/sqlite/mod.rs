@@ -517,6 +517,10 @@ impl Store for SqliteStore {
         self.write(move |ctx| keys::queue_to_device(&ctx.conn, &messages, cap))
     }
 
+    fn delete_device(&self, user: UserId, device: DeviceId) -> StoreFuture<'_, bool> {
+        self.write(move |ctx| keys::delete_device(&ctx.conn, user, &device))
+    }
+
     fn fetch_to_device(
         &self,
         user: UserId,

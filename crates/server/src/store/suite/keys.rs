@@ -203,3 +203,70 @@ pub(crate) async fn encrypted_conversations_are_marked_at_creation(place: &Place
     want.sort();
     assert_eq!(listed, want);
 }
+
+/// Deleting a device takes its one-time keys and queued messages with it,
+/// leaves other devices (another user's of the same id too), and says
+/// whether there was one.
+pub(crate) async fn devices_are_deleted_with_their_keys_and_queue(place: &Place) {
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let a = store
+        .create_user(new_user("a", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_user(new_user("b", vec![lobby]))
+        .await
+        .unwrap()
+        .id;
+    let dev = |d: &str| DeviceId::parse(d).unwrap();
+    for (user, device) in [(a, "ONE"), (a, "TWO"), (b, "ONE")] {
+        store
+            .upload_keys(device_keys(user, device, device, 3))
+            .await
+            .unwrap();
+    }
+    let queued = store
+        .queue_to_device(
+            vec![NewToDevice {
+                user: a,
+                device: dev("ONE"),
+                sender: b,
+                sender_device: dev("ONE"),
+                ciphertext: DeviceCiphertext::parse("m").unwrap(),
+                time: Timestamp(2),
+            }],
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(queued, ToDeviceQueued::Stored(_)), "{queued:?}");
+
+    assert!(store.delete_device(a, dev("ONE")).await.unwrap());
+    assert!(!store.delete_device(a, dev("ONE")).await.unwrap(), "gone");
+    assert!(!store.delete_device(a, dev("NONE")).await.unwrap());
+    let listed = store.device_keys(vec![a, b]).await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            (a, "{\"device\":\"TWO\"}".to_owned()),
+            (b, "{\"device\":\"ONE\"}".to_owned())
+        ]
+    );
+    let claimed = store
+        .claim_keys(vec![(a, dev("ONE")), (b, dev("ONE"))])
+        .await
+        .unwrap();
+    assert!(claimed[0].is_none(), "its keys went with it");
+    assert_eq!(claimed[1].as_ref().unwrap().key_json, "otk 0");
+    // The same id can be registered again, with new keys, and its old
+    // queue does not come back.
+    let again = store
+        .upload_keys(device_keys(a, "ONE", "new", 1))
+        .await
+        .unwrap();
+    assert_eq!(again, KeysStored::Stored { one_time_keys: 1 });
+    let (queue, _) = store.fetch_to_device(a, dev("ONE"), 0, 10).await.unwrap();
+    assert!(queue.is_empty());
+}

@@ -1,0 +1,266 @@
+//! The stage between the connection task and the application. Every
+//! event passes through it in order, so a room key that arrived before a
+//! message is installed before that message is opened.
+//!
+//! - `Connected`: opens this login's device and publishes its keys (the
+//!   connection then speaks for it), then fetches the to-device messages
+//!   queued while away, all before the application hears of the login.
+//! - A message: decrypted when it is a ciphertext; one that cannot be is
+//!   passed on as [`Event::Undecryptable`] and retried when its key comes
+//!   ([`Event::Decrypted`]).
+//! - `device_message`: decrypted and acknowledged; a room key in it is
+//!   installed. Bad input (tampered, for another device, forged) becomes
+//!   [`Event::E2eeWarning`] and is acknowledged, never fatal.
+//! - `key_count`: one-time keys topped up.
+//!
+//! Network steps use a [`Client`] made from a weak sender, so the worker
+//! never keeps the task alive on its own.
+
+use std::sync::Arc;
+
+use chatus_e2ee::{ToDeviceMessage as OlmMessage, ToDevicePayload};
+use chatus_protocol::history::ConversationInfo;
+use chatus_protocol::keys::{FetchToDevice, ToDeviceMessage};
+use chatus_protocol::{Request, ServerMessage};
+use tokio::sync::{mpsc, watch};
+
+use super::{Opened, Shared};
+use crate::config::Wake;
+use crate::event::{Event, Status};
+use crate::handle::Client;
+use crate::task::Command;
+
+/// What the connection task hands the worker.
+pub(crate) enum Out {
+    /// An event for the application (a message to open first); boxed, as
+    /// events are much larger than the other variants.
+    Event(Box<Event>),
+    /// The conversation list fetched to catch up (their `encrypted` flags).
+    Conversations(Vec<ConversationInfo>),
+    /// A to-device message arrived.
+    DeviceMessage(ToDeviceMessage),
+    /// The server holds few one-time keys of this device.
+    KeyCount(u32),
+}
+
+pub(crate) struct Worker {
+    pub(crate) commands: mpsc::WeakUnboundedSender<Command>,
+    pub(crate) status: watch::Receiver<Status>,
+    pub(crate) e2ee: Arc<Shared>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) wake: Option<Wake>,
+}
+
+impl Worker {
+    fn emit(&self, event: Event) {
+        if self.events.send(event).is_ok()
+            && let Some(wake) = &self.wake
+        {
+            wake();
+        }
+    }
+
+    fn warn(&self, text: String) {
+        tracing::warn!(%text, "end-to-end encryption");
+        self.emit(Event::E2eeWarning(text));
+    }
+
+    fn client(&self) -> Option<Client> {
+        Some(Client {
+            commands: self.commands.upgrade()?,
+            status: self.status.clone(),
+            e2ee: self.e2ee.clone(),
+        })
+    }
+
+    pub(crate) async fn run(self, mut input: mpsc::UnboundedReceiver<Out>) {
+        while let Some(out) = input.recv().await {
+            match out {
+                Out::Event(event) => self.on_event(*event).await,
+                Out::Conversations(list) => {
+                    self.e2ee.learn(list.iter().map(|i| (&i.conv, i.encrypted)));
+                }
+                Out::DeviceMessage(m) => {
+                    if let Some(client) = self.client() {
+                        self.on_device_message(&client, m).await;
+                        self.drain_to_device(&client).await;
+                    }
+                }
+                Out::KeyCount(n) => {
+                    if let Some(client) = self.client()
+                        && let Err(e) = client.publish_keys(Some(n)).await
+                    {
+                        self.warn(format!("could not publish more one-time keys: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_event(&self, event: Event) {
+        match event {
+            Event::Connected {
+                user,
+                token,
+                limits,
+            } => {
+                if self.e2ee.enabled() {
+                    self.set_up(&user).await;
+                }
+                self.emit(Event::Connected {
+                    user,
+                    token,
+                    limits,
+                });
+            }
+            Event::Message { mut message, live } => match self.e2ee.open(&mut message) {
+                Opened::Clear | Opened::Decrypted { .. } => {
+                    self.emit(Event::Message { message, live });
+                }
+                Opened::Undecryptable { reason } => self.emit(Event::Undecryptable {
+                    message,
+                    reason,
+                    live,
+                }),
+            },
+            other => self.emit(other),
+        }
+    }
+
+    /// Opens the device, publishes its keys and fetches what was queued.
+    async fn set_up(&self, user: &chatus_protocol::Username) {
+        if let Err(e) = self.e2ee.open_device(user) {
+            self.warn(format!(
+                "this client cannot read or write encrypted conversations: {e}"
+            ));
+            return;
+        }
+        let Some(client) = self.client() else {
+            return;
+        };
+        if let Err(e) = client.publish_keys(None).await {
+            self.warn(format!("could not publish this device's keys: {e}"));
+            return;
+        }
+        self.drain_to_device(&client).await;
+    }
+
+    /// Fetches (and so acknowledges) queued to-device messages until none
+    /// are left.
+    async fn drain_to_device(&self, client: &Client) {
+        loop {
+            let after = self.e2ee.lock().as_ref().map_or(0, |c| c.to_device_done);
+            let batch = match client
+                .request(Request::ToDevice(FetchToDevice { after }))
+                .await
+            {
+                Ok(ServerMessage::ToDeviceBatch(b)) => b,
+                Ok(other) => {
+                    tracing::debug!(?other, "unexpected reply to to_device");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(cause = %e, "to_device failed");
+                    return;
+                }
+            };
+            if batch.messages.is_empty() {
+                return;
+            }
+            for m in batch.messages {
+                self.on_device_message(client, m).await;
+            }
+        }
+    }
+
+    /// Decrypts one to-device message (once: ids at or before the last one
+    /// handled are skipped) and acts on what it carries.
+    async fn on_device_message(&self, client: &Client, m: ToDeviceMessage) {
+        {
+            let mut state = self.e2ee.lock();
+            let Some(c) = state.as_mut() else { return };
+            if m.id <= c.to_device_done {
+                return;
+            }
+            c.to_device_done = m.id;
+        }
+        let from = format!("{} (device {})", m.sender, m.sender_device);
+        let sender = match self.sender_keys(client, &m).await {
+            Some(k) => k,
+            None => {
+                self.warn(format!(
+                    "a to-device message from {from}, a device with no valid published keys, was dropped"
+                ));
+                return;
+            }
+        };
+        let message = match OlmMessage::from_json(m.ciphertext.as_str()) {
+            Ok(message) => message,
+            Err(e) => {
+                self.warn(format!("a to-device message from {from} is malformed: {e}"));
+                return;
+            }
+        };
+        let (retried, reply, verification) = {
+            let mut state = self.e2ee.lock();
+            let Some(c) = state.as_mut() else { return };
+            c.touch();
+            let result = c.device.decrypt_to_device(&sender, &message);
+            let mut retried = Vec::new();
+            let (mut reply, mut verification) = (None, None);
+            match result {
+                Ok(received) => match received.payload {
+                    ToDevicePayload::RoomKey(k) => retried = c.retry(&k.session_id),
+                    ToDevicePayload::ForwardedRoomKey(k) => retried = c.retry(&k.session_id),
+                    ToDevicePayload::Verification(step) => {
+                        (reply, verification) = c.on_verification(&sender, step);
+                    }
+                    ToDevicePayload::KeyRequest(_) | ToDevicePayload::Application { .. } => {}
+                },
+                Err(e) => {
+                    c.flush();
+                    drop(state);
+                    self.warn(format!("a to-device message from {from} was refused: {e}"));
+                    return;
+                }
+            }
+            c.flush();
+            (retried, reply, verification)
+        };
+        for (message, _) in retried {
+            self.emit(Event::Decrypted { message });
+        }
+        if let Some(step) = reply
+            && let Err(e) = client.send_step(&sender, step).await
+        {
+            self.warn(format!("a verification step could not be sent: {e}"));
+        }
+        if let Some(v) = verification {
+            self.emit(Event::Verification(v));
+        }
+    }
+
+    /// The sending device's keys: cached, or looked up once.
+    async fn sender_keys(
+        &self,
+        client: &Client,
+        m: &ToDeviceMessage,
+    ) -> Option<chatus_e2ee::DeviceKeys> {
+        let find = |shared: &Shared| {
+            shared.lock().as_ref().and_then(|c| {
+                c.devices
+                    .get(&m.sender.key())?
+                    .iter()
+                    .find(|d| d.device().as_str() == m.sender_device.as_str())
+                    .cloned()
+            })
+        };
+        if let Some(k) = find(&self.e2ee) {
+            return Some(k);
+        }
+        if let Err(e) = client.fetch_devices(std::slice::from_ref(&m.sender)).await {
+            tracing::debug!(cause = %e, "device lookup failed");
+        }
+        find(&self.e2ee)
+    }
+}
