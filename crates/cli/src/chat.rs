@@ -695,7 +695,7 @@ async fn print_events(
             } => shared.print_once(&output::undecryptable(&message, &reason)),
             Event::Decrypted { message } => {
                 screen.note(&format!("Message {} can be read now:", message.seq));
-                screen.message(&message, &room);
+                screen.message(&message, &room, &me);
             }
             Event::E2eeWarning(text) => screen.note(&text),
             Event::Change { change, .. } => shared.print_change(&change),

@@ -726,7 +726,7 @@ async fn typing_crosses_nodes() {
 /// B (whose hub learns them over the bus), and B's members get the event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderation_crosses_nodes() {
-    let Some((_db, _nats, _p, [a, b, _c])) = cluster().await else {
+    let Some((_cluster, [a, b, _c])) = cluster().await else {
         return;
     };
     let mut alice = Raw::registered(a.addr, "alice").await;
