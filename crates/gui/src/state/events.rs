@@ -247,6 +247,17 @@ impl State {
                 if let Some(m) = c.messages.get_mut(&change.target()) {
                     chatus_client::changes::apply(m, &change, me.as_ref());
                 }
+                // A new topic shows in the room's header (from its
+                // directory entry).
+                if let chatus_client::protocol::Change::Moderated(m) = &change
+                    && let (Some(topic), Conversation::Room(room)) = (&m.action.topic, &m.conv)
+                    && let Some(r) = self.directory.iter_mut().find(|r| &r.name == room)
+                {
+                    r.topic = topic.clone();
+                    if let Some(d) = &m.action.description {
+                        r.description = d.clone();
+                    }
+                }
                 Vec::new()
             }
             Event::Read(r) => {

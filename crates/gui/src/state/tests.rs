@@ -453,6 +453,21 @@ fn the_room_directory_follows_joins_and_leaves() {
     assert_eq!(names, ["dev", "secret", "zoo"]);
     s.apply(Update::Left(RoomName::parse("secret").unwrap()));
     assert_eq!(s.directory.len(), 2);
+    // A new topic reaches the directory entry the room header reads.
+    use chatus_client::protocol::moderation::{self, ActionKind, Moderated, Topic};
+    let mut action = moderation::Action::new(ActionKind::Topic);
+    action.topic = Some(Topic::parse("Plans").unwrap());
+    s.apply(Update::Event(Event::Change {
+        change: chatus_client::protocol::Change::Moderated(Moderated {
+            conv: Conversation::Room(RoomName::parse("dev").unwrap()),
+            seq: Seq(3),
+            actor: user("bob"),
+            action,
+            time: Timestamp(1),
+        }),
+        live: true,
+    }));
+    assert_eq!(s.directory[0].topic.as_str(), "Plans");
 }
 
 /// Regression: a saved login shows the chat screen and rides out a

@@ -533,6 +533,15 @@ fn room_title(ui: &mut egui::Ui, state: &State, room: &RoomName) {
             label.on_hover_text(h);
         }
     }
+    if let Some(info) = state.directory.iter().find(|r| &r.name == room)
+        && !info.topic.is_empty()
+    {
+        let label =
+            ui.add(egui::Label::new(RichText::new(info.topic.as_str()).italics()).truncate());
+        if !info.description.is_empty() {
+            label.on_hover_text(info.description.as_str());
+        }
+    }
 }
 
 /// How wide the room header is with its buttons laid out in full (the

@@ -98,6 +98,9 @@ impl Bus {
             DirChange::Uninvite { room, user } => {
                 hub.uninvite(wire::conv(room), wire::user(user));
             }
+            // A followed room's effect comes with its event (`follow.rs`),
+            // after the event reaches this node's members.
+            DirChange::Moderation { room, .. } if hub.is_followed(wire::conv(room)) => {}
             DirChange::Moderation { room, user, action } => {
                 let user = user.map(wire::user);
                 match crate::service::moderation::effect_of(&action, user) {

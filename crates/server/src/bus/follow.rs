@@ -99,6 +99,32 @@ impl Bus {
                     .map(|e| frame(Conversation::Room(name.clone()), e))
                     .collect();
                 self.hub.deliver_room_ordered(conv, first, &frames)?;
+                // A followed room's moderation takes effect here once its
+                // event is delivered, so that a kicked or banned member on
+                // this node gets it first (`DirChange::Moderation` applies
+                // it only where the room is not followed).
+                for e in events {
+                    if let super::wire::Item::Change(chatus_protocol::Change::Moderated(m)) =
+                        &e.item
+                    {
+                        let user = m
+                            .action
+                            .target
+                            .as_ref()
+                            .and_then(|t| self.hub.user_by_key(&t.key()))
+                            .map(|u| u.id);
+                        if let Some(effect) = crate::service::moderation::effect_of(&m.action, user)
+                        {
+                            crate::service::moderation::apply_effect(
+                                &self.hub,
+                                conv,
+                                effect,
+                                m.action.topic.clone(),
+                                m.action.description.clone(),
+                            );
+                        }
+                    }
+                }
             }
             ConvKind::Dm(((_, a), (_, b))) => {
                 let frames: Vec<(Bytes, Bytes)> = events

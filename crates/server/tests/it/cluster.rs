@@ -741,6 +741,13 @@ async fn moderation_crosses_nodes() {
         .await;
         assert_eq!(r["type"], "joined", "{r}");
     }
+    // A learns of the joins on B over the bus a moment later.
+    until(
+        &mut alice,
+        json!({"type":"list_members","room":"den"}),
+        |r| r["members"].as_array().is_some_and(|m| m.len() == 3),
+    )
+    .await;
     let r = alice
         .call(json!({"type":"mute","room":"den","user":"bob","seconds":600}))
         .await;
