@@ -650,6 +650,10 @@ fn connect(
     // Pins shared with the CLI; an unknown or changed certificate stops
     // the client with a typed error the login panel shows.
     config.trust = chatus_client::Trust::in_dir(sessions.dir().to_owned());
+    // This login's end-to-end encryption device, beside the tokens: the
+    // one the CLI uses for the same account and server (the library locks
+    // it between processes).
+    config.e2ee_dir = Some(sessions.dir().to_owned());
     let trust = config.trust.clone();
     let (client, mut events) = Client::start(config);
     let out = out.clone();

@@ -179,6 +179,8 @@ pub struct Conv {
     /// How far each member who shares read receipts has read (ours
     /// included), as last heard.
     pub receipts: BTreeMap<Username, Seq>,
+    /// End-to-end encrypted (as the server's list of conversations says).
+    pub encrypted: bool,
 }
 
 impl State {

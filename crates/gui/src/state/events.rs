@@ -224,7 +224,9 @@ impl State {
             // The GUI has no encryption features yet: an undecryptable
             // message shows a marker in place of its ciphertext, and is
             // replaced when it decrypts later.
-            Event::Undecryptable { mut message, live, .. } => {
+            Event::Undecryptable {
+                mut message, live, ..
+            } => {
                 message.body = chatus_client::protocol::Body::parse(UNDECRYPTABLE).ok();
                 self.on_message(message, live)
             }
@@ -348,6 +350,7 @@ impl State {
             let c = self.convs.entry(info.conv.clone()).or_default();
             c.last_seq = c.last_seq.max(info.last_seq);
             c.read_seq = c.read_seq.max(info.read_seq);
+            c.encrypted = info.encrypted;
             c.unread = if info.conv == self.selected {
                 0
             } else {

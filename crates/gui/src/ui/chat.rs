@@ -504,6 +504,21 @@ fn peer_title(ui: &mut egui::Ui, state: &State, peer: &Username) {
         None => "presence unknown while offline",
     };
     ui.add(egui::Label::new(RichText::new(status).weak()).truncate());
+    encrypted_mark(ui, state);
+}
+
+/// The open conversation's end-to-end encryption marker.
+fn encrypted_mark(ui: &mut egui::Ui, state: &State) {
+    if state
+        .convs
+        .get(&state.selected)
+        .is_some_and(|c| c.encrypted)
+    {
+        ui.add(egui::Label::new(RichText::new("🔒 encrypted").weak()).truncate())
+            .on_hover_text(
+                "End-to-end encrypted: only the members' devices can read it, not the server.",
+            );
+    }
 }
 
 /// The room's name, visibility and member count, shortened with an
@@ -515,6 +530,7 @@ fn room_title(ui: &mut egui::Ui, state: &State, room: &RoomName) {
     {
         ui.add(egui::Label::new(RichText::new(v.as_str()).weak()).truncate());
     }
+    encrypted_mark(ui, state);
     if let Some((members, online)) = state.member_count() {
         let count = if members == 1 {
             "1 member".to_owned()

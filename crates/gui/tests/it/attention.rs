@@ -149,8 +149,9 @@ fn a_conversation_is_muted_from_the_sidebar() {
             Body::parse("hi").unwrap(),
         ))
         .unwrap();
+    // Listed twice: the direct conversation, then among those online.
     wait_until(&mut h, "bob's conversation is listed", |h| {
-        h.query_all_by_label("bob").next().is_some()
+        h.query_all_by_label("bob").count() == 2
     });
     // The direct conversation comes first; bob is also listed as online.
     h.query_all_by_label("bob")
@@ -204,4 +205,49 @@ fn a_read_direct_message_shows_seen() {
         .block_on(bob.mark_read(m.conv.clone(), m.seq))
         .unwrap();
     wait_until(&mut h, "the message shows as seen", |h| shows(h, "Seen"));
+}
+
+/// A direct conversation is end-to-end encrypted (the app has a device of
+/// its own, as the CLI does): the other person's client reads it, and the
+/// server's database never holds the words.
+#[test]
+fn a_direct_conversation_from_the_app_is_encrypted() {
+    let mut server = Server::start();
+    let (bob, mut bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "the chat screen shows", |h| {
+        shows(h, "Message #lobby")
+    });
+    let label = composer_label(&h);
+    h.get_by_label(&label).focus();
+    h.step();
+    h.get_by_label(&label).type_text("/msg bob only for you");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    let m = server.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(Event::Message { message, .. }) = bob_events.recv().await {
+                    return message;
+                }
+            }
+        })
+        .await
+        .expect("the message never arrived")
+    });
+    assert_eq!(m.body.unwrap().as_str(), "only for you", "bob decrypted it");
+    // The stored row is a ciphertext.
+    server.stop();
+    let db = std::fs::read(server.data.join("chatus.db")).unwrap();
+    assert!(!db.is_empty());
+    let wal = std::fs::read(server.data.join("chatus.db-wal")).unwrap_or_default();
+    let needle = b"only for you";
+    assert!(
+        !db.windows(needle.len()).any(|w| w == needle)
+            && !wal.windows(needle.len()).any(|w| w == needle),
+        "plaintext in the server's database"
+    );
+    drop(bob);
 }

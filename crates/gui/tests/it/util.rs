@@ -103,7 +103,8 @@ impl Server {
         Self::launch(addr, data, dir, tune)
     }
 
-    /// Registers and connects someone through the client library.
+    /// Registers and connects someone through the client library, with an
+    /// end-to-end encryption device kept in the server's scratch folder.
     pub fn person(&self, name: &str) -> (Client, Events) {
         let creds = Credentials::Register {
             username: Username::parse(name).unwrap(),
@@ -111,6 +112,9 @@ impl Server {
         };
         let mut config = Config::new(self.url(), creds);
         config.reconnect = Reconnect::forever();
+        // A device of their own, as the app and the CLI have: direct
+        // conversations are end-to-end encrypted.
+        config.e2ee_dir = Some(self.data.join(format!("device-{name}")));
         self.rt
             .block_on(async { Client::connect(config).await.map(|(c, e, _)| (c, e)) })
             .unwrap()
