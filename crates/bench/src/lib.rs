@@ -6,7 +6,7 @@
 //! one JSON line.
 //!
 //! # Layout
-//! - [`workload`]: the twelve workloads and their shared machinery.
+//! - [`workload`]: the fifteen workloads and their shared machinery.
 //! - [`crash`]: `chatus-bench crash`, SIGKILL under load and the checks
 //!   after each restart.
 //! - [`sys`]: one send/receive interface over ChatUs and NATS.
@@ -34,7 +34,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use sys::System;
-use workload::{ChatusEnv, Env, conns, fanout, files, load, logins};
+use workload::{ChatusEnv, Env, conns, convo, fanout, files, load, logins, search};
 
 /// Sizes for a run.
 #[derive(Debug, Clone)]
@@ -81,6 +81,12 @@ pub struct Plan {
     /// What TLS costs: the closed-loop fan-out (members, in flight) and
     /// idle connections, each plain and over TLS.
     pub tls: (usize, usize, usize),
+    /// Typing in a large room (workload 13).
+    pub typing: convo::Convo,
+    /// Read receipts in a large room (workload 14).
+    pub receipts: convo::Convo,
+    /// Full-text search over many stored messages (workload 15).
+    pub search: search::Fill,
 }
 
 impl Plan {
@@ -111,6 +117,26 @@ impl Plan {
             prelogin: (100, 17),
             files: (1 << 30, 5.0),
             tls: (1000, 1000, 4000),
+            typing: convo::Convo {
+                members: 1000,
+                msgs_per_sec: 20.0,
+                typers: 50,
+                period_ms: 300,
+                rounds: 2,
+            },
+            receipts: convo::Convo {
+                members: 1000,
+                msgs_per_sec: 5.0,
+                typers: 0,
+                period_ms: 0,
+                rounds: 2,
+            },
+            search: search::Fill {
+                messages: 1_000_000,
+                senders: 100,
+                window: 32,
+                reps: 30,
+            },
         }
     }
 
@@ -141,6 +167,26 @@ impl Plan {
             prelogin: (2, 3),
             files: (8 << 20, 0.3),
             tls: (5, 10, 20),
+            typing: convo::Convo {
+                members: 5,
+                msgs_per_sec: 20.0,
+                typers: 2,
+                period_ms: 60,
+                rounds: 1,
+            },
+            receipts: convo::Convo {
+                members: 5,
+                msgs_per_sec: 20.0,
+                typers: 0,
+                period_ms: 0,
+                rounds: 1,
+            },
+            search: search::Fill {
+                messages: 2000,
+                senders: 3,
+                window: 8,
+                reps: 2,
+            },
         }
     }
 }
@@ -148,7 +194,7 @@ impl Plan {
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
     "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins", "prelogin",
-    "files", "tls",
+    "files", "tls", "typing", "receipts", "search",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -245,6 +291,15 @@ pub async fn run(
         if want("tls") {
             tls_cost(env, plan, emit).await?;
         }
+        if want("typing") {
+            emit(&convo::typing(env, plan.typing, plan.secs).await?);
+        }
+        if want("receipts") {
+            emit(&convo::receipts(env, plan.receipts, plan.secs).await?);
+        }
+        if want("search") {
+            emit(&search::search(env, plan.search).await?);
+        }
     }
     Ok(())
 }
@@ -277,7 +332,7 @@ async fn tls_cost(env: &mut Env, plan: &Plan, emit: &mut dyn FnMut(&Value)) -> a
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
-    /// logins, prelogin, files, tls.
+    /// logins, prelogin, files, tls, typing, receipts, search.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.
@@ -372,6 +427,9 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
             .max(plan.direct.0)
             .max(plan.storm.0)
             .max(plan.tls.0)
+            .max(plan.typing.members)
+            .max(plan.receipts.members)
+            .max(plan.search.senders + 1)
             + 1
     };
     let t = Instant::now();

@@ -329,7 +329,156 @@ pub fn render(lines: &str) -> String {
         );
     }
     tls_cost(&mut out, &rows);
+    for r in rows.iter().filter(|r| r["workload"] == "typing") {
+        typing(&mut out, r);
+    }
+    for r in rows.iter().filter(|r| r["workload"] == "receipts") {
+        receipts(&mut out, r);
+    }
+    for r in rows.iter().filter(|r| r["workload"] == "search") {
+        search(&mut out, r);
+    }
     out
+}
+
+/// One row per mode of a typing or receipts record: what every mode shares.
+fn mode_row(m: &Value) -> String {
+    let l = &m["latency_us"];
+    format!(
+        "{} | {} / {} / {} | {:.3} | {:.2}",
+        num(f(&m["messages"])),
+        f(&l["p50"]),
+        f(&l["p99"]),
+        f(&l["max"]),
+        f(&m["server_cpu_s"]) / f(&m["seconds"]).max(1e-9),
+        f(&m["server_cpu_ms_per_message"])
+    )
+}
+
+/// 13. Typing in a large room, with and without, in one run.
+fn typing(out: &mut String, r: &Value) {
+    let p = &r["params"];
+    let _ = writeln!(
+        out,
+        "### 13. Typing in a room of {} (ChatUs; {} messages/s throughout, {} typers flipping every {} ms in the typing phases)\n",
+        p["members"], p["msgs_per_sec"], p["typers"], p["period_ms"]
+    );
+    let _ = writeln!(
+        out,
+        "| phases | messages | message latency µs p50 / p99 / max | server CPU s per s | CPU ms per message | typing events delivered/s |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|");
+    for mode in ["off", "typing"] {
+        let m = &r["modes"][mode];
+        let _ = writeln!(
+            out,
+            "| {mode} | {} | {} |",
+            mode_row(m),
+            num(f(&m["typing_events_per_sec"]))
+        );
+    }
+    let d = &r["derived"];
+    let _ = writeln!(
+        out,
+        "\np99 with / without typing: {:.2}×; extra server CPU per typing event delivered: {:.2} µs.\n",
+        f(&d["p99_ratio_typing_vs_off"]),
+        f(&d["extra_server_cpu_us_per_typing_event"])
+    );
+}
+
+/// 14. Read receipts in a large room: none, private, public, in one run.
+fn receipts(out: &mut String, r: &Value) {
+    let p = &r["params"];
+    let _ = writeln!(
+        out,
+        "### 14. Read receipts in a room of {} (ChatUs; {} messages/s, every member marks each one read)\n",
+        p["members"], p["msgs_per_sec"]
+    );
+    let _ = writeln!(
+        out,
+        "| receipts | messages | message latency µs p50 / p99 / max | server CPU s per s | CPU ms per message | `read` frames per member per message | `read` bytes per member per message | p99 vs none |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|");
+    for mode in ["off", "private", "public"] {
+        let m = &r["modes"][mode];
+        let vs = if mode == "off" {
+            "1.00×".to_owned()
+        } else {
+            format!(
+                "{:.2}×",
+                f(&r["derived"][format!("p99_ratio_{mode}_vs_off")])
+            )
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} | {} | {vs} |",
+            if mode == "off" { "none" } else { mode },
+            mode_row(m),
+            f(&m["read_frames_per_member_per_message"]),
+            num(f(&m["read_bytes_per_member_per_message"]))
+        );
+    }
+    out.push('\n');
+}
+
+/// 15. Search over many stored messages.
+fn search(out: &mut String, r: &Value) {
+    let p = &r["params"];
+    let _ = writeln!(
+        out,
+        "### 15. Search over {} stored messages (ChatUs, first page of 20)\n",
+        num(f(&r["stored"]))
+    );
+    let b = &r["db_bytes_per_message"];
+    let _ = writeln!(
+        out,
+        "Filled by {} senders ({} in flight each, {}-byte bodies of words) at {} messages/s, {:.2} µs of server CPU per message. Database bytes per message: FTS index {}, the rest {}, total {}.\n",
+        p["senders"],
+        p["window_each"],
+        p["body_bytes"],
+        num(f(&r["fill_per_sec"])),
+        f(&r["fill_server_cpu_us_per_message"]),
+        b["fts_index"],
+        b["everything_else"],
+        b["total"]
+    );
+    let _ = writeln!(
+        out,
+        "| query | messages holding it | all conversations: ms median / p90 / max | one room ({} messages): ms median / p90 / max |",
+        p["room_messages"]
+    );
+    let _ = writeln!(out, "|---|---:|---|---|");
+    let scope = |s: &Value| {
+        if f(&s["errors"]) > 0.0 {
+            format!(
+                "{} / {} refused ({})",
+                s["errors"],
+                p["reps"],
+                s["error"].as_str().unwrap_or("?")
+            )
+        } else {
+            format!(
+                "{:.1} / {:.1} / {:.1}",
+                f(&s["median_ms"]),
+                f(&s["p90_ms"]),
+                f(&s["max_ms"])
+            )
+        }
+    };
+    for q in r["queries"].as_array().into_iter().flatten() {
+        let with = q["messages_with_word"]
+            .as_f64()
+            .map_or_else(|| "–".to_owned(), num);
+        let _ = writeln!(
+            out,
+            "| {} `{}` | {with} | {} | {} |",
+            q["query"].as_str().unwrap_or("?"),
+            q["text"].as_str().unwrap_or("?"),
+            scope(&q["scopes"]["all"]),
+            scope(&q["scopes"]["room"])
+        );
+    }
+    out.push('\n');
 }
 
 /// `median / max (n)` of a probe's times, with its failures counted.

@@ -9,14 +9,20 @@
 //! - [`conns`]: idle connections and the connect storm.
 //! - [`logins`]: a flood of failed password logins, and what the server
 //!   still does meanwhile; connections stalled before login.
+//! - [`convo`]: what typing indicators and read receipts cost a large
+//!   room, with and without them in one run.
+//! - [`search`]: full-text search over many stored messages, and what the
+//!   index costs per message.
 //! - [`files`]: upload and download throughput against a static-file
 //!   reference, memory and chat latency while files move.
 
 pub mod conns;
+pub mod convo;
 pub mod fanout;
 pub mod files;
 pub mod load;
 pub mod logins;
+pub mod search;
 
 use std::net::IpAddr;
 use std::sync::Arc;

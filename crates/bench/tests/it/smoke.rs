@@ -157,6 +157,9 @@ async fn every_workload_runs_and_reports() {
         "### 9.",
         "### 10.",
         "### 12.",
+        "### 13.",
+        "### 14.",
+        "### 15.",
     ] {
         assert!(md.contains(heading), "missing {heading}:\n{md}");
     }
@@ -172,6 +175,51 @@ async fn every_workload_runs_and_reports() {
         assert!(r["deliveries"].as_u64().unwrap() > 0, "{r}");
     }
     assert!(by("tls_idle")[1]["bytes_per_connection"].as_f64().is_some());
+    // Typing: messages arrived in both phases, typing events only in the
+    // typing phase.
+    let typing = by("typing")[0];
+    assert!(
+        typing["modes"]["off"]["deliveries"].as_u64().unwrap() > 0,
+        "{typing}"
+    );
+    assert!(
+        typing["modes"]["typing"]["deliveries"].as_u64().unwrap() > 0,
+        "{typing}"
+    );
+    assert_eq!(typing["modes"]["off"]["typing_events"], 0, "{typing}");
+    assert!(
+        typing["modes"]["typing"]["typing_events"].as_u64().unwrap() > 0,
+        "{typing}"
+    );
+    // Receipts: members marked messages read in both receipt phases, and
+    // only public ones were announced.
+    let receipts = by("receipts")[0];
+    for mode in ["private", "public"] {
+        assert!(
+            receipts["modes"][mode]["mark_reads"].as_u64().unwrap() > 0,
+            "{receipts}"
+        );
+    }
+    assert_eq!(receipts["modes"]["off"]["mark_reads"], 0, "{receipts}");
+    assert_eq!(receipts["modes"]["private"]["read_frames"], 0, "{receipts}");
+    assert!(
+        receipts["modes"]["public"]["read_frames"].as_u64().unwrap() > 0,
+        "{receipts}"
+    );
+    // Search: everything stored, and every query answered with hits (the
+    // rare word may be absent from so few messages).
+    let search = by("search")[0];
+    assert_eq!(search["stored"], 2000, "{search}");
+    for q in search["queries"].as_array().unwrap() {
+        for scope in ["all", "room"] {
+            assert_eq!(q["scopes"][scope]["errors"], 0, "{q}");
+        }
+    }
+    let common = &search["queries"][2];
+    assert!(
+        common["scopes"]["all"]["hits_on_page"].as_u64().unwrap() > 0,
+        "{common}"
+    );
     assert!(!env.tls);
     assert_eq!(env.chatus.as_ref().unwrap().server.addr, addr);
     let _ = stop.send(());
