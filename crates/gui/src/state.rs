@@ -42,6 +42,7 @@ mod previews;
 mod search;
 
 pub use accounts::SavedAccounts;
+pub use compose::{MAX_COMPLETIONS, TYPING_RENEW};
 pub use files::{Download, DownloadPhase, Upload, UploadPhase};
 pub use glyphs::FontGap;
 pub use notify::NOTIFY_BODY_CHARS;

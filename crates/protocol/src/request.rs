@@ -95,7 +95,7 @@ pub enum Request {
     Typing(SetTyping),
     /// `search`: see [`Search`].
     Search(Search),
-    /// `receipts`: see [`QueryReceipts`].
+    /// `receipts`: see [`QueryReceipts`](crate::receipt::QueryReceipts).
     Receipts(crate::receipt::QueryReceipts),
     /// `set_topic`: see [`SetTopic`].
     SetTopic(SetTopic),

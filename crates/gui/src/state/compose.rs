@@ -6,7 +6,7 @@
 //! [`State::pending`](super::State) until the server stores it.
 //!
 //! While the composer holds text we say we are typing, renewed every
-//! [`TYPING_RENEW`]; emptying it, sending, or opening another
+//! `TYPING_RENEW`; emptying it, sending, or opening another
 //! conversation ends that. `@` completion offers the names of people seen
 //! in the open conversation.
 
@@ -28,7 +28,7 @@ pub const MAX_COMPLETIONS: usize = 6;
 
 impl State {
     /// The composer changed: says we are typing in the open conversation
-    /// (at most once per [`TYPING_RENEW`]), or that we stopped.
+    /// (at most once per `TYPING_RENEW`), or that we stopped.
     pub(super) fn typing(&mut self, on: bool) -> Vec<Action> {
         if !on || self.link != Link::Online {
             return self.stop_typing();
@@ -57,7 +57,8 @@ impl State {
     /// the open conversation (its members when loaded, senders of the
     /// messages shown, the other person of a direct conversation) and
     /// those online, whose names start with `prefix` (ignoring case),
-    /// ourselves left out; sorted, at most [`MAX_COMPLETIONS`].
+    /// ourselves left out; sorted, at most
+    /// `MAX_COMPLETIONS`.
     pub fn mention_candidates(&self, prefix: &str) -> Vec<Username> {
         let mut seen: BTreeMap<String, &Username> = BTreeMap::new();
         let here = &self.selected;
