@@ -802,11 +802,22 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             Action::History { conv, before } => {
                 let page = before.map_or(Page::Latest, Page::Before);
                 match client.history(conv.clone(), page, Some(50)).await {
-                    Ok(page) => Update::History {
-                        conv,
-                        page,
-                        older: before.is_some(),
-                    },
+                    Ok(mut page) => {
+                        // A page holds what the server stores: decrypt the
+                        // messages of an encrypted conversation here, and
+                        // show the marker for those this device cannot
+                        // read, never their ciphertext.
+                        for m in &mut page.messages {
+                            if let chatus_client::Opened::Undecryptable { .. } = client.open(m) {
+                                m.body = Body::parse(crate::state::UNDECRYPTABLE).ok();
+                            }
+                        }
+                        Update::History {
+                            conv,
+                            page,
+                            older: before.is_some(),
+                        }
+                    }
                     Err(e) => Update::HistoryFailed {
                         conv,
                         older: before.is_some(),

@@ -43,6 +43,7 @@ mod search;
 
 pub use accounts::SavedAccounts;
 pub use compose::{MAX_COMPLETIONS, TYPING_RENEW};
+pub(crate) use events::UNDECRYPTABLE;
 pub use files::{Download, DownloadPhase, Upload, UploadPhase};
 pub use glyphs::FontGap;
 pub use notify::NOTIFY_BODY_CHARS;

@@ -16,7 +16,7 @@ use super::{Link, LoginForm, Screen, State, lobby};
 use crate::net::{Action, Update};
 
 /// Shown in place of a message that could not be decrypted.
-const UNDECRYPTABLE: &str = "\u{1f512} This message could not be decrypted.";
+pub(crate) const UNDECRYPTABLE: &str = "\u{1f512} This message could not be decrypted.";
 
 impl State {
     /// Takes one update from the current client (see [`State::receive`]).

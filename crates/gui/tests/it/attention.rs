@@ -251,3 +251,46 @@ fn a_direct_conversation_from_the_app_is_encrypted() {
     );
     drop(bob);
 }
+
+/// Regression: the app decrypted live messages but showed a history
+/// page as the server stores it, so every encrypted direct message read
+/// back (after a restart, or older than the session) appeared as its
+/// ciphertext's JSON.
+#[test]
+fn encrypted_history_is_decrypted_after_a_restart() {
+    let server = Server::start();
+    let (bob, _bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // alice's first run makes her device.
+        let mut h = app(dir.path());
+        log_in(&mut h, &server, "alice", true);
+        wait_until(&mut h, "the chat screen shows", |h| {
+            shows(h, "Message #lobby")
+        });
+        server
+            .rt
+            .block_on(bob.send(
+                Conversation::Peer(Username::parse("alice").unwrap()),
+                Body::parse("the secret plan").unwrap(),
+            ))
+            .unwrap();
+        wait_until(&mut h, "the message is counted", |h| {
+            h.query_all_by_label("bob").count() == 2
+        });
+    }
+    // The next start logs in with the saved login and the same device,
+    // and reads the conversation from history.
+    let mut h = app_remembering(dir.path(), server.addr.port(), "alice");
+    wait_until(&mut h, "the chat screen shows", |h| {
+        shows(h, "Message #lobby")
+    });
+    wait_until(&mut h, "bob's conversation is listed", |h| {
+        h.query_all_by_label("bob").count() == 2
+    });
+    h.query_all_by_label("bob").next().unwrap().click();
+    wait_until(&mut h, "the message reads in clear", |h| {
+        shows(h, "the secret plan")
+    });
+    assert!(!shows(&h, "megolm"), "no ciphertext is shown");
+}
