@@ -171,6 +171,34 @@ fn a_conversation_is_muted_from_the_sidebar() {
     assert!(!h.state().state().is_muted(&bob_conv));
 }
 
+/// Writes `text` to bob from the composer (`/msg`) and returns the
+/// message as bob's client received it.
+fn message_bob(
+    h: &mut egui_kittest::Harness<'_, chatus_gui::ChatusApp>,
+    server: &Server,
+    bob_events: &mut chatus_client::Events,
+    text: &str,
+) -> chatus_client::protocol::message::Message {
+    let label = composer_label(h);
+    h.get_by_label(&label).focus();
+    h.step();
+    h.get_by_label(&label)
+        .type_text(&format!("/msg bob {text}"));
+    h.key_press(egui::Key::Enter);
+    h.step();
+    server.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(Event::Message { message, .. }) = bob_events.recv().await {
+                    return message;
+                }
+            }
+        })
+        .await
+        .expect("the message never arrived")
+    })
+}
+
 #[test]
 fn a_read_direct_message_shows_seen() {
     let server = Server::start();
@@ -181,23 +209,7 @@ fn a_read_direct_message_shows_seen() {
     wait_until(&mut h, "the chat screen shows", |h| {
         shows(h, "Message #lobby")
     });
-    let label = composer_label(&h);
-    h.get_by_label(&label).focus();
-    h.step();
-    h.get_by_label(&label).type_text("/msg bob are you there?");
-    h.key_press(egui::Key::Enter);
-    h.step();
-    let m = server.rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                if let Some(Event::Message { message, .. }) = bob_events.recv().await {
-                    return message;
-                }
-            }
-        })
-        .await
-        .expect("the message never arrived")
-    });
+    let m = message_bob(&mut h, &server, &mut bob_events, "are you there?");
     assert!(!shows(&h, "Seen"));
     // The client library's default: public in a direct conversation.
     server
@@ -220,23 +232,7 @@ fn a_direct_conversation_from_the_app_is_encrypted() {
     wait_until(&mut h, "the chat screen shows", |h| {
         shows(h, "Message #lobby")
     });
-    let label = composer_label(&h);
-    h.get_by_label(&label).focus();
-    h.step();
-    h.get_by_label(&label).type_text("/msg bob only for you");
-    h.key_press(egui::Key::Enter);
-    h.step();
-    let m = server.rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                if let Some(Event::Message { message, .. }) = bob_events.recv().await {
-                    return message;
-                }
-            }
-        })
-        .await
-        .expect("the message never arrived")
-    });
+    let m = message_bob(&mut h, &server, &mut bob_events, "only for you");
     assert_eq!(m.body.unwrap().as_str(), "only for you", "bob decrypted it");
     // The stored row is a ciphertext.
     server.stop();
