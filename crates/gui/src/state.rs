@@ -502,17 +502,25 @@ impl State {
     /// loaded (each reader shown once, at the newest loaded message their
     /// marker reaches), ourselves left out.
     pub fn seen_at(&self, conv: &Conversation, seq: Seq) -> Vec<&Username> {
+        self.seen_by(conv).remove(&seq).unwrap_or_default()
+    }
+
+    /// [`State::seen_at`] for every message of `conv` at once: one lookup
+    /// per reader, so the feed asks once per frame, not once per message.
+    pub fn seen_by(&self, conv: &Conversation) -> BTreeMap<Seq, Vec<&Username>> {
+        let mut at: BTreeMap<Seq, Vec<&Username>> = BTreeMap::new();
         let Some(c) = self.convs.get(conv) else {
-            return Vec::new();
+            return at;
         };
-        c.receipts
-            .iter()
-            .filter(|(user, read)| {
-                !self.is_me(user)
-                    && c.messages.range(..=**read).next_back().map(|(s, _)| *s) == Some(seq)
-            })
-            .map(|(user, _)| user)
-            .collect()
+        for (user, read) in &c.receipts {
+            if self.is_me(user) {
+                continue;
+            }
+            if let Some((seq, _)) = c.messages.range(..=*read).next_back() {
+                at.entry(*seq).or_default().push(user);
+            }
+        }
+        at
     }
 
     /// True when message `m` mentions us (`@name` in its text).

@@ -115,6 +115,7 @@ pub fn show(
             });
         }
         let today = style::today();
+        let seen = state.seen_by(conv);
         let mut prev: Option<&Message> = None;
         for m in c.messages.values() {
             let day = style::day(m.time);
@@ -140,7 +141,7 @@ pub fn show(
                 fv.found = Some(m.seq);
                 intents.push(Intent::Jumped);
             }
-            seen_line(ui, conv, &state.seen_at(conv, m.seq));
+            seen_line(ui, conv, seen.get(&m.seq).map_or(&[][..], Vec::as_slice));
             prev = Some(m);
         }
         for p in &pending {
