@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use chatus_client::protocol::event::Change;
 use chatus_client::protocol::history::Page;
 use chatus_client::protocol::message::Message;
+use chatus_client::protocol::search::{Search, SearchQuery};
 use chatus_client::protocol::{
     Body, Conversation, Emoji, ErrorCode, RoomName, Seq, Username, Visibility,
 };
@@ -58,6 +59,7 @@ Type a line to send it to the current room. Commands (Tab completes them, and ro
   /delete N         delete your message N
   /react N EMOJI    add your reaction to message N, or take it back
   /versions N       every text message N had, oldest first
+  /search QUERY     find messages in every conversation you are in (words, \"phrases\", prefix*)
   /topic TEXT       set the current room's topic (owner, moderators)
   /kick USER [WHY]  take someone out of the room (they may come back)
   /ban USER [WHY]   ban someone from the room; /unban USER lifts it
@@ -100,6 +102,8 @@ pub enum Line {
     React(Seq, String),
     /// `/versions N`.
     Versions(Seq),
+    /// `/search QUERY`.
+    Search(String),
     /// A moderation command (see [`moderate`]).
     Moderate(moderate::Command),
     /// `/who`.
@@ -175,6 +179,8 @@ pub fn parse_line(line: &str) -> Line {
             Ok(n) => Line::Versions(Seq(n)),
             Err(_) => Line::Bad("Usage: /versions N".into()),
         },
+        "search" | "s" if !rest.is_empty() => Line::Search(rest.to_owned()),
+        "search" | "s" => Line::Bad("Usage: /search QUERY".into()),
         "who" | "names" => Line::Who,
         "rooms" | "list" => Line::Rooms,
         "help" | "?" => Line::Help,
@@ -579,6 +585,7 @@ async fn run_line(
                 ));
             }
         }
+        Line::Search(query) => search(client, screen, &query).await?,
         Line::Join(name) => match parse_room(&name) {
             Err(e) => screen.note(&e.to_string()),
             Ok(new) => match client.join(new.clone()).await {
@@ -664,6 +671,60 @@ async fn run_line(
         }
     }
     Ok(true)
+}
+
+/// Most hits `/search` prints.
+const SEARCH_HITS: u32 = 10;
+
+/// `/search QUERY`: the best hits (ranked as the server ranks them) in every conversation the user is in,
+/// one line each as `chatus search` prints them (matched words in bold on a
+/// terminal), or one JSON object each with `--json`. A query the server
+/// cannot parse is a note, not an error that ends `chat`.
+async fn search(client: &Client, screen: &Screen, query: &str) -> Result<(), chatus_client::Error> {
+    let query = match SearchQuery::parse(query.to_owned()) {
+        Ok(q) => q,
+        Err(e) => {
+            screen.note(&e.message);
+            return Ok(());
+        }
+    };
+    let request = Search {
+        query,
+        conv: None,
+        from: None,
+        before: None,
+        after: None,
+        limit: Some(SEARCH_HITS),
+        offset: None,
+    };
+    let found = match client.search(request).await {
+        Ok(found) => found,
+        Err(e) if e.code() == Some(ErrorCode::InvalidQuery) => {
+            screen.note(&e.to_string());
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    if screen.json() {
+        for hit in &found.hits {
+            screen.line(&crate::search::hit_json(hit).to_string());
+        }
+        return Ok(());
+    }
+    let bold = matches!(screen, Screen::Editor(_));
+    let mut lines: Vec<String> = found
+        .hits
+        .iter()
+        .map(|h| format!("  {}", crate::search::hit_text(h, bold)))
+        .collect();
+    let head = match (found.hits.len(), found.more) {
+        (0, _) => "No messages found.".to_owned(),
+        (n, false) => format!("{n} found, best first:"),
+        (n, true) => format!("The best {n} found (chatus search --limit N shows more):"),
+    };
+    lines.insert(0, head);
+    screen.line(&lines.join("\n"));
+    Ok(())
 }
 
 fn members(n: u32) -> String {
@@ -785,6 +846,8 @@ mod tests {
             ("/react 4 👍", Line::React(Seq(4), "👍".into())),
             ("/delete 9", Line::Delete(Seq(9))),
             ("/versions 9", Line::Versions(Seq(9))),
+            ("/search lunch *", Line::Search("lunch *".into())),
+            ("/search", Line::Bad("Usage: /search QUERY".into())),
             ("/delete nine", Line::Bad("Usage: /delete N".into())),
             ("/edit 3", Line::Bad("Usage: /edit N TEXT".into())),
             ("/react x 👍", Line::Bad("Usage: /react N EMOJI".into())),

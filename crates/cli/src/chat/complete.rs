@@ -31,6 +31,7 @@ pub const COMMANDS: &[&str] = &[
     "/react",
     "/reply",
     "/rooms",
+    "/search",
     "/topic",
     "/unban",
     "/unmute",

@@ -53,6 +53,26 @@ fn search_prints_hits_and_follows_edits() {
         1
     );
 
+    // `/search` in chat: the same hits, and a bad query is a note that
+    // leaves chat running (the line after it is still sent).
+    let feed = bob.run_with_input(
+        &["chat"],
+        "/search rollout\n/search \"unclosed\nstill here\n",
+    );
+    assert_eq!(feed.code, 0, "{feed:?}");
+    assert!(feed.stdout.contains("1 found, best first:"), "{feed:?}");
+    assert!(feed.stdout.contains("#lobby 1 alice "), "{feed:?}");
+    assert!(feed.stdout.contains("the rollout is done"), "{feed:?}");
+    assert!(
+        feed.stdout.contains("* ") && feed.stdout.contains("quote"),
+        "{feed:?}"
+    );
+    assert_eq!(
+        json_lines(&alice.ok(&["search", "--json", "still"])).len(),
+        1,
+        "chat went on after the bad query"
+    );
+
     let bad = alice.run(&["search", "\"unclosed"]);
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("quote"), "{bad:?}");
