@@ -12,7 +12,7 @@
 //! toggle) and `/versions N` take to name one in the current room; edits, deletions and
 //! reactions are printed as lines of their own, and the messages seen
 //! are kept to know which way a reaction toggles and its counts.
-//! Moderation commands ([`moderate`]: `/topic`, `/kick`, `/ban`, `/unban`,
+//! Moderation commands ([`command`]: `/topic`, `/kick`, `/ban`, `/unban`,
 //! `/mute`, `/unmute`, `/op`, `/deop`, `/invite-only`) act on the current
 //! room; what they did is printed as a line like an edit.
 //!
@@ -23,12 +23,12 @@
 
 pub mod complete;
 pub mod editor;
-pub mod moderate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex};
 
+use chatus_client::moderation::command;
 use chatus_client::protocol::event::Change;
 use chatus_client::protocol::history::Page;
 use chatus_client::protocol::message::Message;
@@ -104,8 +104,8 @@ pub enum Line {
     Versions(Seq),
     /// `/search QUERY`.
     Search(String),
-    /// A moderation command (see [`moderate`]).
-    Moderate(moderate::Command),
+    /// A moderation command (see [`command`]).
+    Moderate(command::Command),
     /// `/who`.
     Who,
     /// `/rooms`.
@@ -184,7 +184,7 @@ pub fn parse_line(line: &str) -> Line {
         "who" | "names" => Line::Who,
         "rooms" | "list" => Line::Rooms,
         "help" | "?" => Line::Help,
-        other => match moderate::parse(other, rest) {
+        other => match command::parse(other, rest) {
             Some(Ok(cmd)) => Line::Moderate(cmd),
             Some(Err(usage)) => Line::Bad(usage),
             None => Line::Bad(format!("There is no command /{other}; /help lists them.")),
@@ -626,7 +626,7 @@ async fn run_line(
             }
         }
         Line::Moderate(cmd) => {
-            if let Err(note) = moderate::run(client, room, cmd).await? {
+            if let Err(note) = command::run(client, room, cmd).await? {
                 screen.note(&note);
             }
         }

@@ -14,6 +14,8 @@ use chatus_protocol::moderation::{
 use chatus_protocol::{Request, RoomName, Seq, ServerMessage, Username};
 
 use crate::error::Error;
+
+pub mod command;
 use crate::handle::{Client, unexpected};
 
 impl Client {

@@ -143,6 +143,8 @@ pub enum Action {
     Leave(RoomName),
     /// Invite a user to a room.
     Invite(RoomName, Username),
+    /// A moderation command in a room.
+    Moderate(RoomName, chatus_client::moderation::command::Command),
     /// Add (`on`) or take back our reaction on a message.
     React {
         /// The conversation.
@@ -869,6 +871,14 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                 Ok(()) => Update::Notice(format!("Invited {user} to #{room}.")),
                 Err(e) => failed(&format!("Could not invite {user}"), e),
             },
+            // What was done arrives as a `moderated` event.
+            Action::Moderate(room, cmd) => {
+                match chatus_client::moderation::command::run(&client, room, cmd).await {
+                    Ok(Ok(())) => return,
+                    Ok(Err(note)) => Update::Failed(note),
+                    Err(e) => failed("Could not do that", e),
+                }
+            }
             Action::Members(room) => match client.members(room.clone()).await {
                 Ok(m) => Update::Members(room, m),
                 Err(e) => failed("Could not list members", e),

@@ -13,8 +13,9 @@
 //! `files.rs` (uploads and downloads), `previews.rs` (image previews and
 //! opening images full size), `glyphs.rs` (which font to
 //! suggest for text no font can draw), `search.rs` (searching, and
-//! going to a message found) and `notify.rs` (desktop notifications and
-//! muted conversations).
+//! going to a message found), `notify.rs` (desktop notifications and
+//! muted conversations) and `moderate.rs` (who may act on whom, and what
+//! a moderation event changes).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ mod events;
 mod files;
 mod glyphs;
 mod history;
+mod moderate;
 mod notify;
 mod previews;
 mod search;
@@ -183,6 +185,9 @@ pub struct Conv {
     pub receipts: BTreeMap<Username, Seq>,
     /// End-to-end encrypted (as the server's list of conversations says).
     pub encrypted: bool,
+    /// Moderation events by `seq` (a line each in the feed, between the
+    /// messages).
+    pub moderation: BTreeMap<Seq, chatus_client::protocol::moderation::Moderated>,
 }
 
 impl State {
@@ -276,6 +281,9 @@ pub enum Intent {
     ComposeAs(Option<ComposeMode>),
     /// Delete a message of the open conversation.
     Delete(Seq),
+    /// A moderation command in a room (from the member list's menu or a
+    /// dialog).
+    Moderate(RoomName, chatus_client::moderation::command::Command),
     /// Choose files to send to the open conversation (the file dialog).
     PickFiles,
     /// Send these files to the open conversation (dropped on the window).
@@ -628,6 +636,7 @@ impl State {
                 }
             }
             Intent::Invite(room, user) => vec![Action::Invite(room, user)],
+            Intent::Moderate(room, cmd) => vec![Action::Moderate(room, cmd)],
             Intent::React(seq, emoji) => {
                 let conv = self.selected.clone();
                 let on = !self

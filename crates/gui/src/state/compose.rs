@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chatus_client::Client;
+use chatus_client::moderation::command;
 use chatus_client::protocol::{Body, Conversation, RoomName, Username};
 
 use super::{ComposeMode, Intent, Link, Pending, State};
@@ -173,13 +174,22 @@ impl State {
                     }
                 }
             }
-            other => {
-                self.notice(
-                    format!("Unknown command /{other}. Try /join, /leave, /msg or /quit."),
-                    true,
-                );
-                Vec::new()
-            }
+            other => match command::parse(other, rest) {
+                Some(Ok(cmd)) => self.moderate_typed(cmd),
+                Some(Err(usage)) => {
+                    self.notice(usage, true);
+                    Vec::new()
+                }
+                None => {
+                    self.notice(
+                        format!(
+                            "Unknown command /{other}. Try /join, /leave, /msg, /topic, /kick, /ban or /quit."
+                        ),
+                        true,
+                    );
+                    Vec::new()
+                }
+            },
         }
     }
 

@@ -260,7 +260,10 @@ impl State {
                         r.description = d.clone();
                     }
                 }
-                Vec::new()
+                match change {
+                    chatus_client::protocol::Change::Moderated(m) => self.on_moderated(m, true),
+                    _ => Vec::new(),
+                }
             }
             Event::Read(r) => {
                 let c = self.convs.entry(r.conv).or_default();
@@ -371,7 +374,7 @@ impl State {
     }
 
     /// We are no longer in `room` (left here, elsewhere, or while away).
-    fn on_left(&mut self, room: &RoomName) -> Vec<Action> {
+    pub(super) fn on_left(&mut self, room: &RoomName) -> Vec<Action> {
         self.convs.remove(&Conversation::Room(room.clone()));
         if let Some(i) = self.directory.iter().position(|r| &r.name == room) {
             let r = &mut self.directory[i];
@@ -409,7 +412,7 @@ impl State {
         }
     }
 
-    fn refresh_members(&mut self, room: &RoomName) -> Vec<Action> {
+    pub(super) fn refresh_members(&mut self, room: &RoomName) -> Vec<Action> {
         if self.members.as_ref().is_some_and(|(r, _)| r == room) {
             return vec![Action::Members(room.clone())];
         }

@@ -138,6 +138,11 @@ impl State {
             c.last_seq = c.last_seq.max(m.seq);
             c.messages.insert(m.seq, m);
         }
+        for change in page.changes {
+            if let chatus_client::protocol::Change::Moderated(m) = change {
+                c.moderation.insert(m.seq, m);
+            }
+        }
         // Seqs are dense per conversation (1, 2, 3, …), so anything held
         // above 1 has something older; the server's `more` decides when the
         // page is the one that reaches the bottom of what we hold.

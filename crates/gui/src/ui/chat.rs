@@ -15,7 +15,6 @@ use eframe::egui::{self, Key, KeyboardShortcut, Modifiers, RichText};
 use super::dialogs::{self, Dialog};
 use super::feed::{self, Feeds};
 use super::files;
-use super::style;
 use crate::fonts::GlyphCheck;
 use crate::state::{ComposeMode, Intent, Link, State};
 
@@ -100,7 +99,7 @@ fn badge(ui: &mut egui::Ui, n: u64) {
 
 /// A presence dot, painted (no font needed): filled when online, a ring
 /// when offline, a faint small dot when unknown (we are not connected).
-fn dot(ui: &mut egui::Ui, online: Option<bool>) {
+pub(super) fn dot(ui: &mut egui::Ui, online: Option<bool>) {
     let size = egui::vec2(10.0, 10.0);
     let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
     let center = rect.center();
@@ -135,7 +134,7 @@ pub fn show(ui: &mut egui::Ui, state: &State, view: &mut View) -> Vec<Intent> {
     status_bar(ui, state, &mut intents);
     sidebar(ui, state, view, &mut intents);
     if view.show_members {
-        members_panel(ui, state, &mut intents);
+        super::members::panel(ui, state, view, &mut intents);
     }
     composer(ui, state, view, &mut intents);
     egui::CentralPanel::default_margins().show(ui, |ui| {
@@ -620,33 +619,6 @@ fn room_buttons(ui: &mut egui::Ui, room: &RoomName, view: &mut View, intents: &m
     if !room.is_lobby() && ui.button("Leave").clicked() {
         intents.push(Intent::Leave(room.clone()));
     }
-}
-
-fn members_panel(ui: &mut egui::Ui, state: &State, intents: &mut Vec<Intent>) {
-    egui::Panel::right("members")
-        .resizable(true)
-        .default_size(170.0)
-        .show(ui, |ui| {
-            ui.add_space(6.0);
-            ui.label(RichText::new("Members").strong());
-            ui.separator();
-            let Some((_, members)) = &state.members else {
-                ui.spinner();
-                return;
-            };
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                for m in members {
-                    ui.horizontal(|ui| {
-                        dot(ui, (state.link == Link::Online).then_some(m.online));
-                        let name = RichText::new(m.user.as_str())
-                            .color(style::name_color(ui, m.user.as_str()));
-                        if ui.selectable_label(false, name).clicked() && !state.is_me(&m.user) {
-                            intents.push(Intent::Select(Conversation::Peer(m.user.clone())));
-                        }
-                    });
-                }
-            });
-        });
 }
 
 /// The composer's text box.

@@ -1,6 +1,7 @@
 //! Modal dialogs: create a room, invite someone, browse rooms to join,
-//! search messages.
+//! search messages, set a room's topic, kick or ban a member.
 
+use chatus_client::moderation::command::Command;
 use chatus_client::protocol::search::SearchHit;
 use chatus_client::protocol::{RoomName, Username, Visibility};
 use eframe::egui::{self, Key, RichText};
@@ -37,6 +38,24 @@ pub enum Dialog {
         query: String,
         /// Only in the open conversation.
         here: bool,
+    },
+    /// Set a room's topic (owner, moderators).
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// The topic typed (empty clears it).
+        topic: String,
+    },
+    /// Kick or ban a member, with a reason.
+    Sanction {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        user: Username,
+        /// Ban (else kick).
+        ban: bool,
+        /// The reason typed (may be empty).
+        reason: String,
     },
 }
 
@@ -145,6 +164,64 @@ pub fn show(ui: &mut egui::Ui, dialog: &mut Dialog, state: &State) -> (Vec<Inten
                 if ui.button("Close").clicked() {
                     close = true;
                 }
+            }
+            Dialog::Topic { room, topic } => {
+                ui.heading(format!("Topic of #{room}"));
+                ui.add_space(6.0);
+                let l = ui.label("Topic (empty clears it):");
+                let r = ui
+                    .add(egui::TextEdit::singleline(topic).desired_width(f32::INFINITY))
+                    .labelled_by(l.id);
+                r.request_focus();
+                ui.horizontal(|ui| {
+                    if ui.button("Set topic").clicked() || ui.input(|i| i.key_pressed(Key::Enter)) {
+                        let cmd = Command::Topic(topic.trim().to_owned());
+                        intents.push(Intent::Moderate(room.clone(), cmd));
+                        close = true;
+                    }
+                    if ui.button("Cancel").clicked() {
+                        close = true;
+                    }
+                });
+            }
+            Dialog::Sanction {
+                room,
+                user,
+                ban,
+                reason,
+            } => {
+                let (title, button) = if *ban {
+                    (format!("Ban {user} from #{room}"), "Ban")
+                } else {
+                    (format!("Remove {user} from #{room}"), "Kick")
+                };
+                ui.heading(title);
+                ui.add_space(6.0);
+                ui.label(if *ban {
+                    "They leave the room and cannot join, read or see it until unbanned (/unban)."
+                } else {
+                    "They leave the room; they may join it again."
+                });
+                let l = ui.label("Reason (optional, members see it):");
+                let r = ui
+                    .add(egui::TextEdit::singleline(reason).desired_width(f32::INFINITY))
+                    .labelled_by(l.id);
+                r.request_focus();
+                ui.horizontal(|ui| {
+                    if ui.button(button).clicked() || ui.input(|i| i.key_pressed(Key::Enter)) {
+                        let (who, why) = (user.to_string(), reason.trim().to_owned());
+                        let cmd = if *ban {
+                            Command::Ban(who, why)
+                        } else {
+                            Command::Kick(who, why)
+                        };
+                        intents.push(Intent::Moderate(room.clone(), cmd));
+                        close = true;
+                    }
+                    if ui.button("Cancel").clicked() {
+                        close = true;
+                    }
+                });
             }
             Dialog::Search { query, here } => {
                 ui.set_min_width(460.0);

@@ -3,13 +3,15 @@
 //! our own messages set apart, links clickable, pending messages at the
 //! end, then files being sent. A message that shares a file shows the
 //! file's card (see [`super::files`]). Read receipts show as "Seen by …"
-//! under the last message each reader reached. It follows new messages unless scrolled up (then a "new messages"
+//! under the last message each reader reached. Moderation events (a ban,
+//! a new topic) are a line of their own between the messages. It follows new messages unless scrolled up (then a "new messages"
 //! button appears), and asks for older history at the top. Characters that
 //! no font can draw are reported (`Intent::GlyphsMissing`).
 
 use std::collections::HashMap;
 
 use chatus_client::protocol::message::Message;
+use chatus_client::protocol::moderation::{ActionKind, Moderated, Role};
 use chatus_client::protocol::{Conversation, Emoji};
 use eframe::egui::{self, RichText};
 
@@ -117,7 +119,11 @@ pub fn show(
         let today = style::today();
         let seen = state.seen_by(conv);
         let mut prev: Option<&Message> = None;
+        let mut moderation = c.moderation.iter().peekable();
         for m in c.messages.values() {
+            while let Some((_, event)) = moderation.next_if(|(seq, _)| **seq < m.seq) {
+                moderation_line(ui, event);
+            }
             let day = style::day(m.time);
             let new_day = prev.is_none_or(|p| style::day(p.time) != day);
             if new_day && let Some(d) = day {
@@ -143,6 +149,9 @@ pub fn show(
             }
             seen_line(ui, conv, seen.get(&m.seq).map_or(&[][..], Vec::as_slice));
             prev = Some(m);
+        }
+        for (_, event) in moderation {
+            moderation_line(ui, event);
         }
         for p in &pending {
             pending_row(ui, state, p);
@@ -232,6 +241,46 @@ fn seen_line(
 
 /// A day's divider: a rule across the feed with the day's name in a pill
 /// in the middle, in the normal text colour, so it reads in both themes.
+/// What a moderation event did, as a sentence: "alice banned bob: spam".
+pub fn moderation_text(m: &Moderated) -> String {
+    let a = &m.action;
+    let user = a.target.as_ref().map_or("someone", |u| u.as_str());
+    let mut s = match a.action {
+        ActionKind::Topic => match a.topic.as_ref().map(|t| t.as_str()) {
+            Some("") | None => "cleared the topic".to_owned(),
+            Some(t) => format!("set the topic to “{t}”"),
+        },
+        ActionKind::Role => match a.role {
+            Some(Role::Moderator) => format!("made {user} a moderator"),
+            _ => format!("made {user} a plain member"),
+        },
+        ActionKind::Kick => format!("removed {user}"),
+        ActionKind::Ban => format!("banned {user}"),
+        ActionKind::Unban => format!("lifted the ban on {user}"),
+        ActionKind::Mute => match a.until {
+            Some(t) => format!("muted {user} until {}", style::full_time(t)),
+            None => format!("muted {user}"),
+        },
+        ActionKind::Unmute => format!("unmuted {user}"),
+        ActionKind::InviteOnly if a.invite_only == Some(true) => {
+            "made the room invitation-only".to_owned()
+        }
+        ActionKind::InviteOnly => "opened the room to everyone".to_owned(),
+    };
+    if let Some(r) = &a.reason {
+        s.push_str(&format!(": {r}"));
+    }
+    format!("{} {s}", m.actor)
+}
+
+/// A moderation event's line in the feed.
+fn moderation_line(ui: &mut egui::Ui, m: &Moderated) {
+    ui.add_space(2.0);
+    ui.label(RichText::new(moderation_text(m)).italics().weak())
+        .on_hover_text(style::full_time(m.time));
+    ui.add_space(2.0);
+}
+
 fn day_divider(ui: &mut egui::Ui, label: &str) {
     ui.add_space(8.0);
     let font = egui::TextStyle::Small.resolve(ui.style());
@@ -318,13 +367,24 @@ fn row(
                     ui.label(RichText::new(style::clock(m.time)).small().weak());
                 });
             }
+            // The quote of a reply: clicking it goes to the message
+            // (loading older pages until it is there).
             if let Some(q) = &m.reply_to {
                 let quoted = q.excerpt.as_deref().unwrap_or("message deleted");
-                ui.label(
-                    RichText::new(format!("↪ {}: {quoted}", q.sender))
-                        .small()
-                        .weak(),
-                );
+                let quote = ui
+                    .add(
+                        egui::Label::new(
+                            RichText::new(format!("↪ {}: {quoted}", q.sender))
+                                .small()
+                                .weak(),
+                        )
+                        .sense(egui::Sense::click()),
+                    )
+                    .on_hover_cursor(egui::CursorIcon::PointingHand)
+                    .on_hover_text("Go to the message");
+                if quote.clicked() {
+                    intents.push(Intent::OpenHit(m.conv.clone(), q.seq));
+                }
             }
             let Some(body) = &m.body else {
                 ui.label(RichText::new("message deleted").italics().weak());

@@ -5,7 +5,10 @@
 //! - [`chat`]: the chat screen's frame: sidebar, header, composer, status.
 //! - [`feed`]: the message feed of one conversation.
 //! - [`files`]: shared files, files being sent, dropping files.
-//! - [`dialogs`]: create room, invite, browse rooms.
+//! - [`members`]: a room's member list, with moderation for its owner and
+//!   moderators.
+//! - [`dialogs`]: create room, invite, browse rooms, search, topic, kick
+//!   and ban.
 //! - [`style`]: colours, times and text helpers shared by the others.
 
 pub mod chat;
@@ -13,4 +16,5 @@ pub mod dialogs;
 pub mod feed;
 pub mod files;
 pub mod login;
+pub mod members;
 pub mod style;

@@ -14,6 +14,7 @@ mod attention;
 mod changes;
 mod files;
 mod flows;
+mod moderation;
 mod previews;
 mod tls;
 mod util;

@@ -1,20 +1,25 @@
-//! `chat`'s moderation commands, for the current room: `/topic TEXT`,
+//! The moderation commands both clients understand (the CLI's `chat` and
+//! the desktop app's composer), for the current room: `/topic TEXT`,
 //! `/kick USER [REASON]`, `/ban USER [REASON]`, `/unban USER`,
 //! `/mute USER DURATION [REASON]`, `/unmute USER`, `/op USER`,
 //! `/deop USER`, `/invite-only on|off`. The server decides who may (owner
 //! and moderators; `/op` the owner only) and says why not; what they did
-//! comes back as a `moderated` line like any other event.
+//! comes back as a `moderated` event like any other.
 
 use std::time::Duration;
 
-use chatus_client::Client;
-use chatus_client::protocol::RoomName;
-use chatus_client::protocol::moderation::{Reason, Role, Topic};
+use chatus_protocol::moderation::{Reason, Role, Topic};
+use chatus_protocol::{RoomName, Username};
 
-use crate::connect::parse_user;
+use crate::handle::Client;
+
+/// A user name as typed: `bob` or `@bob`.
+fn parse_user(s: &str) -> Result<Username, String> {
+    Username::parse(s.trim().trim_start_matches('@')).map_err(|e| e.message)
+}
 
 /// A moderation command, as typed.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `/topic TEXT` (empty clears it).
     Topic(String),
@@ -112,8 +117,8 @@ pub async fn run(
     client: &Client,
     room: RoomName,
     cmd: Command,
-) -> Result<Result<(), String>, chatus_client::Error> {
-    let user = |s: &str| parse_user(s).map_err(|e| e.to_string());
+) -> Result<Result<(), String>, crate::Error> {
+    let user = parse_user;
     let ready = (|| -> Result<_, String> {
         Ok(match cmd {
             Command::Topic(t) => Ready::Topic(Topic::parse(t).map_err(|e| e.message)?),
@@ -149,12 +154,12 @@ pub async fn run(
 /// A command with its values checked.
 enum Ready {
     Topic(Topic),
-    Kick(chatus_client::protocol::Username, Option<Reason>),
-    Ban(chatus_client::protocol::Username, Option<Reason>),
-    Unban(chatus_client::protocol::Username),
-    Mute(chatus_client::protocol::Username, Duration, Option<Reason>),
-    Unmute(chatus_client::protocol::Username),
-    Op(chatus_client::protocol::Username, bool),
+    Kick(Username, Option<Reason>),
+    Ban(Username, Option<Reason>),
+    Unban(Username),
+    Mute(Username, Duration, Option<Reason>),
+    Unmute(Username),
+    Op(Username, bool),
     InviteOnly(bool),
 }
 

@@ -1,0 +1,147 @@
+//! Room moderation in the desktop app: who may act on whom (the member
+//! list offers Kick, Ban, Mute and roles only where the server would
+//! allow them), the composer's moderation commands (the same as the CLI's
+//! `chat`, parsed by `chatus_client::moderation::command`), and what a
+//! `moderated` event changes here: a line in the feed, the topic, the
+//! member list, and, for the member kicked or banned, the room leaving
+//! the sidebar.
+
+use chatus_client::moderation::command::Command;
+use chatus_client::protocol::moderation::{ActionKind, Moderated, Role};
+use chatus_client::protocol::presence::Member;
+use chatus_client::protocol::{Conversation, RoomName};
+
+use super::State;
+use crate::net::Action;
+
+impl State {
+    /// Our role in the room whose members are loaded (a plain member
+    /// when unknown).
+    pub fn my_role(&self, room: &RoomName) -> Role {
+        match &self.members {
+            Some((r, members)) if r == room => members
+                .iter()
+                .find(|m| self.is_me(&m.user))
+                .map_or(Role::Member, |m| m.role),
+            _ => Role::Member,
+        }
+    }
+
+    /// May we kick, ban or mute `member` of `room`? An owner acts on
+    /// everyone else, a moderator on plain members only (the server's
+    /// rule; it checks again).
+    pub fn may_moderate(&self, room: &RoomName, member: &Member) -> bool {
+        let mine = self.my_role(room);
+        !self.is_me(&member.user) && mine >= Role::Moderator && mine > member.role
+    }
+
+    /// Runs a moderation command typed in the composer, in the open room.
+    pub(super) fn moderate_typed(&mut self, cmd: Command) -> Vec<Action> {
+        match &self.selected {
+            Conversation::Room(room) => vec![Action::Moderate(room.clone(), cmd)],
+            Conversation::Peer(_) => {
+                self.notice("Moderation commands work in rooms.", true);
+                Vec::new()
+            }
+        }
+    }
+
+    /// A `moderated` event, live or from history (`live`): kept for the
+    /// feed; live, it also updates the member list, and takes a room we
+    /// were kicked or banned from out of the sidebar, saying so.
+    pub(super) fn on_moderated(&mut self, m: Moderated, live: bool) -> Vec<Action> {
+        let Conversation::Room(room) = m.conv.clone() else {
+            return Vec::new();
+        };
+        let kind = m.action.action;
+        let me = m.action.target.as_ref().is_some_and(|t| self.is_me(t));
+        let removed = live && me && matches!(kind, ActionKind::Kick | ActionKind::Ban);
+        if removed {
+            let what = if kind == ActionKind::Ban {
+                "banned you from"
+            } else {
+                "removed you from"
+            };
+            let why = m
+                .action
+                .reason
+                .as_ref()
+                .map_or(String::new(), |r| format!(": {r}"));
+            self.notice(format!("{} {what} #{room}{why}.", m.actor), true);
+            return self.on_left(&room);
+        }
+        self.convs
+            .entry(m.conv.clone())
+            .or_default()
+            .moderation
+            .insert(m.seq, m);
+        if live && matches!(kind, ActionKind::Kick | ActionKind::Ban | ActionKind::Role) {
+            return self.refresh_members(&room);
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chatus_client::protocol::moderation::{Action as Act, Reason};
+    use chatus_client::protocol::{Seq, Timestamp};
+
+    use super::*;
+    use crate::state::tests::{connected as logged_in, user};
+
+    fn member(name: &str, role: Role) -> Member {
+        Member {
+            user: user(name),
+            online: true,
+            role,
+        }
+    }
+
+    fn banned(target: &str, by: &str) -> Moderated {
+        let mut action = Act::new(ActionKind::Ban);
+        action.target = Some(user(target));
+        action.reason = Some(Reason::parse("spam".to_owned()).unwrap());
+        Moderated {
+            conv: Conversation::Room(RoomName::parse("dev").unwrap()),
+            seq: Seq(7),
+            actor: user(by),
+            time: Timestamp(1),
+            action,
+        }
+    }
+
+    #[test]
+    fn ranks_decide_who_may_act_on_whom() {
+        let mut s = logged_in("alice");
+        let dev = RoomName::parse("dev").unwrap();
+        let list = vec![
+            member("alice", Role::Moderator),
+            member("bob", Role::Member),
+            member("carol", Role::Owner),
+            member("dave", Role::Moderator),
+        ];
+        s.members = Some((dev.clone(), list.clone()));
+        assert_eq!(s.my_role(&dev), Role::Moderator);
+        let may: Vec<bool> = list.iter().map(|m| s.may_moderate(&dev, m)).collect();
+        assert_eq!(may, [false, true, false, false]);
+        // Another room's list says nothing about this one.
+        assert_eq!(s.my_role(&RoomName::lobby()), Role::Member);
+    }
+
+    #[test]
+    fn a_ban_is_a_feed_line_for_others_and_the_way_out_for_its_target() {
+        let mut s = logged_in("alice");
+        let dev = Conversation::Room(RoomName::parse("dev").unwrap());
+        s.convs.entry(dev.clone()).or_default();
+        s.on_moderated(banned("bob", "alice"), true);
+        assert!(s.convs[&dev].moderation.contains_key(&Seq(7)));
+
+        let mut s = logged_in("bob");
+        s.convs.entry(dev.clone()).or_default();
+        s.on_moderated(banned("bob", "alice"), true);
+        assert!(!s.convs.contains_key(&dev), "the room left the sidebar");
+        let notice = s.notice.as_ref().map(|n| n.text.as_str());
+        assert_eq!(notice, Some("alice banned you from #dev: spam."));
+    }
+}

@@ -1,0 +1,85 @@
+//! A room's owner moderating from the window, against a real server: the
+//! member list's menu bans a member with a reason, the feed says so, the
+//! member is gone from the list and cannot come back; the topic is set
+//! from the panel and a moderation command typed in the composer works.
+
+use chatus_client::protocol::{ErrorCode, RoomName};
+use egui_kittest::kittest::Queryable as _;
+
+use crate::util::*;
+
+#[test]
+fn the_owner_bans_a_member_from_the_member_list() {
+    let server = Server::start();
+    let (bob, _bob_events) = server.person("bob");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "alice", true);
+    wait_until(&mut h, "the chat screen shows", |h| {
+        shows(h, "Message #lobby")
+    });
+    // `/join` creates a room that does not exist: alice owns #dev.
+    say(&mut h, "/join dev");
+    wait_until(&mut h, "#dev is open", |h| shows(h, "Message #dev"));
+    let dev = RoomName::parse("dev").unwrap();
+    server.rt.block_on(bob.join(dev.clone())).unwrap();
+
+    h.get_by_label("Members").click();
+    let has_bob = |h: &egui_kittest::Harness<'_, chatus_gui::ChatusApp>| {
+        h.state().state().members.as_ref().is_some_and(|(r, m)| {
+            *r == RoomName::parse("dev").unwrap() && m.iter().any(|m| m.user.as_str() == "bob")
+        })
+    };
+    wait_until(&mut h, "bob is in the member list", has_bob);
+    wait_until(&mut h, "alice is marked as the owner", |h| {
+        shows(h, "owner")
+    });
+
+    // The member list is drawn after the sidebar: its "bob" is the last.
+    h.query_all_by_label("bob")
+        .last()
+        .unwrap()
+        .click_secondary();
+    h.run_steps(3);
+    wait_until(&mut h, "the menu offers a ban", |h| shows(h, "Ban…"));
+    h.get_by_label("Ban…").click();
+    h.run_steps(3);
+    wait_until(&mut h, "the ban dialog shows", |h| {
+        shows(h, "Ban bob from #dev")
+    });
+    h.get_by_label("Reason (optional, members see it):")
+        .type_text("spam");
+    h.step();
+    h.get_by_label("Ban").click();
+    h.step();
+
+    wait_until(&mut h, "the feed says who banned whom and why", |h| {
+        shows(h, "alice banned bob: spam")
+    });
+    wait_until(&mut h, "bob left the member list", |h| !has_bob(h));
+    let again = server.rt.block_on(bob.join(dev.clone()));
+    assert_eq!(
+        again.as_ref().err().and_then(|e| e.code()),
+        Some(ErrorCode::Banned),
+        "{again:?}"
+    );
+
+    // The topic, from the panel's button.
+    h.get_by_label("Set topic…").click();
+    h.run_steps(3);
+    h.get_by_label("Topic (empty clears it):")
+        .type_text("Release planning");
+    h.step();
+    h.get_by_label("Set topic").click();
+    h.step();
+    wait_until(&mut h, "the new topic is announced", |h| {
+        shows(h, "alice set the topic to “Release planning”")
+    });
+
+    // The composer knows the CLI's moderation commands.
+    say(&mut h, "/unban bob");
+    wait_until(&mut h, "the unban is announced", |h| {
+        shows(h, "alice lifted the ban on bob")
+    });
+    server.rt.block_on(bob.join(dev)).unwrap();
+}
