@@ -2,6 +2,7 @@
 //! delete, through a secondary click on a message as a person does it.
 
 use chatus_client::protocol::{Body, Conversation, RoomName};
+use eframe::egui;
 use egui_kittest::kittest::Queryable as _;
 
 use crate::util::*;
@@ -111,11 +112,11 @@ fn a_reply_quotes_and_goes_to_its_message_and_an_edit_shows() {
     let label = composer_label(&h);
     h.get_by_label(&label).focus();
     h.step();
-    h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::A);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     h.step();
     h.get_by_label(&label).type_text("count me out");
     h.step();
-    h.key_press(eframe::egui::Key::Enter);
+    h.key_press(egui::Key::Enter);
     h.step();
     wait_until(&mut h, "the edit shows", |h| {
         shows(h, "count me out") && shows(h, "(edited)")
