@@ -178,6 +178,8 @@ pub enum Command {
     Leave(RoomArg),
     /// Invite a user to a room.
     Invite(InviteArgs),
+    /// Decline an invitation to a room.
+    Decline(RoomArg),
     /// Upload files to a room or a person (resumable: run it again after
     /// an interruption); exits 0 once each file is stored and its message
     /// acknowledged.
@@ -220,7 +222,7 @@ impl Command {
             Command::Search(a) => &a.client,
             Command::Who(a) => &a.client,
             Command::Create(a) => &a.client,
-            Command::Join(a) | Command::Leave(a) => &a.client,
+            Command::Join(a) | Command::Leave(a) | Command::Decline(a) => &a.client,
             Command::Invite(a) => &a.client,
             Command::Upload(a) => &a.client,
             Command::Download(a) => &a.client,

@@ -593,6 +593,21 @@ pub async fn leave(ctx: &Ctx, args: &RoomArg) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `decline`: drops our invitation to a room.
+pub async fn decline(ctx: &Ctx, args: &RoomArg) -> Result<(), CliError> {
+    let room = parse_room(&args.room)?;
+    let (client, _, _) = ctx.connect(Mode::OneShot).await?;
+    let result = client.decline_invite(room.clone()).await;
+    client.quit().await;
+    result?;
+    if ctx.json {
+        print_json(&json!({"room": room.as_str(), "declined": true}));
+    } else {
+        say(&format!("Declined the invitation to #{room}."));
+    }
+    Ok(())
+}
+
 /// `invite`.
 pub async fn invite(ctx: &Ctx, args: &InviteArgs) -> Result<(), CliError> {
     let room = parse_room(&args.room)?;

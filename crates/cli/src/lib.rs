@@ -223,6 +223,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Create(a) => commands::create(need()?, &a).await,
         Command::Join(a) => commands::join(need()?, &a).await,
         Command::Leave(a) => commands::leave(need()?, &a).await,
+        Command::Decline(a) => commands::decline(need()?, &a).await,
         Command::Invite(a) => commands::invite(need()?, &a).await,
         Command::Upload(a) => files::upload(need()?, &a).await,
         Command::Download(a) => files::download(need()?, &a).await,

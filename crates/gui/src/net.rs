@@ -143,6 +143,8 @@ pub enum Action {
     Leave(RoomName),
     /// Invite a user to a room.
     Invite(RoomName, Username),
+    /// Decline an invitation to a room.
+    Decline(RoomName),
     /// A moderation command in a room.
     Moderate(RoomName, chatus_client::moderation::command::Command),
     /// Add (`on`) or take back our reaction on a message.
@@ -870,6 +872,10 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             Action::Invite(room, user) => match client.invite(room.clone(), user.clone()).await {
                 Ok(()) => Update::Notice(format!("Invited {user} to #{room}.")),
                 Err(e) => failed(&format!("Could not invite {user}"), e),
+            },
+            Action::Decline(room) => match client.decline_invite(room.clone()).await {
+                Ok(()) => Update::Notice(format!("Declined the invitation to #{room}.")),
+                Err(e) => failed(&format!("Could not decline #{room}"), e),
             },
             // What was done arrives as a `moderated` event.
             Action::Moderate(room, cmd) => {

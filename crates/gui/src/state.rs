@@ -252,6 +252,8 @@ pub enum Intent {
     Leave(RoomName),
     /// Invite someone to a room.
     Invite(RoomName, Username),
+    /// Decline an invitation to a room.
+    Decline(RoomName),
     /// Show a room's members.
     ShowMembers(RoomName),
     /// The room list was opened: reload it.
@@ -636,6 +638,12 @@ impl State {
                 }
             }
             Intent::Invite(room, user) => vec![Action::Invite(room, user)],
+            // Gone from the list at once; the server's answer only matters
+            // when it fails (a notice).
+            Intent::Decline(room) => {
+                self.invites.remove(&room);
+                vec![Action::Decline(room)]
+            }
             Intent::Moderate(room, cmd) => vec![Action::Moderate(room, cmd)],
             Intent::React(seq, emoji) => {
                 let conv = self.selected.clone();

@@ -95,6 +95,19 @@ fn rooms_commands() {
     let r = bob.run(&["send", "--room", "dev", "hi"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("not a member"), "{r:?}");
+    // A declined invitation is gone: the private room is hidden and
+    // closed again, and a second decline says there is nothing to decline.
+    alice.ok(&["invite", "ops", "bob"]);
+    assert!(bob.ok(&["rooms"]).contains("ops"));
+    assert!(
+        bob.ok(&["decline", "ops"])
+            .contains("Declined the invitation to #ops")
+    );
+    assert!(!bob.ok(&["rooms"]).contains("ops"));
+    let r = bob.run(&["join", "ops"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let r = bob.run(&["decline", "ops"]);
+    assert_eq!(r.code, 1, "{r:?}");
 }
 
 #[test]

@@ -311,6 +311,9 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                                 if ui.small_button("Join").clicked() {
                                     intents.push(Intent::Join(room.clone()));
                                 }
+                                if ui.small_button("Decline").clicked() {
+                                    intents.push(Intent::Decline(room.clone()));
+                                }
                             });
                         }
                     }

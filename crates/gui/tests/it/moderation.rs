@@ -83,3 +83,49 @@ fn the_owner_bans_a_member_from_the_member_list() {
     });
     server.rt.block_on(bob.join(dev)).unwrap();
 }
+
+/// An invitation can be declined from the sidebar: it leaves the list, the
+/// server forgets it (the private room stays closed), and the inviter
+/// may invite again.
+#[test]
+fn an_invitation_is_declined_from_the_sidebar() {
+    let server = Server::start();
+    let (alice, _alice_events) = server.person("alice");
+    let ops = RoomName::parse("ops").unwrap();
+    server
+        .rt
+        .block_on(alice.create_room(ops.clone(), chatus_client::protocol::Visibility::Private))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    log_in(&mut h, &server, "bob", true);
+    wait_until(&mut h, "the chat screen shows", |h| {
+        shows(h, "Message #lobby")
+    });
+    let bob = chatus_client::protocol::Username::parse("bob").unwrap();
+    server
+        .rt
+        .block_on(alice.invite(ops.clone(), bob.clone()))
+        .unwrap();
+    wait_until(&mut h, "the invitation shows", |h| {
+        h.query_by_label("Decline").is_some()
+    });
+    h.get_by_label("Decline").click();
+    h.step();
+    wait_until(&mut h, "the server took the decline", |h| {
+        shows(h, "Declined the invitation to #ops.")
+    });
+    assert!(h.query_by_label("Decline").is_none(), "the button is gone");
+    assert!(h.state().state().invites.is_empty());
+    // The server forgot it: the private room is closed to bob again
+    // (with the invitation standing, this join would succeed).
+    say(&mut h, "/join ops");
+    wait_until(&mut h, "the join is refused", |h| {
+        shows(h, "Could not join #ops")
+    });
+    // A new invitation shows again.
+    server.rt.block_on(alice.invite(ops, bob)).unwrap();
+    wait_until(&mut h, "the new invitation shows", |h| {
+        h.query_by_label("Decline").is_some()
+    });
+}
