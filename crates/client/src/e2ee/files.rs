@@ -78,6 +78,13 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
 /// used (the state is then only guarded within this process).
 pub(crate) fn lock(store: &Path) -> Option<std::fs::File> {
     let path = store.with_extension("lock");
+    // The first login of a server makes the directory here: the lock comes
+    // before the store.
+    if let Some(dir) = path.parent()
+        && let Err(e) = create_private_dir(dir)
+    {
+        tracing::warn!(cause = %e, dir = %dir.display(), "no device directory");
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
