@@ -102,7 +102,9 @@ impl Client {
             let key = conv_key(conv);
             encrypted.iter().any(|e| conv_key(e) == key)
         };
+        // Without a device nothing would decrypt: no use paging.
         let local: Vec<Conversation> = match &search.conv {
+            _ if !self.e2ee.enabled() => Vec::new(),
             Some(conv) if is_encrypted(conv) => vec![conv.clone()],
             Some(_) => Vec::new(),
             None => encrypted.clone(),
@@ -136,7 +138,7 @@ impl Client {
         }
         found
             .hits
-            .sort_by(|a, b| (b.hit.time, b.hit.seq).cmp(&(a.hit.time, a.hit.seq)));
+            .sort_by_key(|h| std::cmp::Reverse((h.hit.time, h.hit.seq)));
         if found.hits.len() > limit {
             found.hits.truncate(limit);
             found.more = true;
