@@ -464,7 +464,7 @@ mod tests {
 
     #[test]
     fn snippets_cut_on_characters_and_keep_their_marks() {
-        let text = format!("{}needle{}", "é".repeat(200), "x".repeat(300));
+        let text = format!("{} needle {}", "é".repeat(200), "x".repeat(300));
         let marks = q("needle").matches(&text).unwrap();
         let (s, m) = snippet(&text, &marks);
         assert!(s.starts_with('…') && s.ends_with('…'));

@@ -124,13 +124,6 @@ fn all_requests() -> Vec<Request> {
             client_id: ClientMsgId::parse("c-2").unwrap(),
             encrypted: false,
         }),
-        Request::Edit(EditMessage {
-            conv: Conversation::Peer(user("bob")),
-            seq: Seq(3),
-            body: Body::parse("{\"ciphertext\":\"AAAA\"}").unwrap(),
-            client_id: ClientMsgId::parse("c-2e").unwrap(),
-            encrypted: true,
-        }),
         Request::Delete(DeleteMessage {
             conv: Conversation::Peer(user("bob")),
             seq: Seq(4),
