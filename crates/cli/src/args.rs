@@ -165,6 +165,11 @@ pub enum Command {
     /// Print live messages until interrupted (or until --count arrived).
     Tail(TailArgs),
     /// Search the messages of your rooms and direct conversations.
+    ///
+    /// End-to-end encrypted conversations are searched on this device: the
+    /// newest 5000 messages of each are fetched, decrypted and matched
+    /// (whole words ignoring case, "phrases", prefix*, -excluded, OR; no
+    /// stemming); such hits are marked "found on this device".
     Search(crate::search::SearchArgs),
     /// List the rooms you can see.
     Rooms(ClientArgs),

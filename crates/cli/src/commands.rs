@@ -282,9 +282,13 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
     }
     let (client, _, _) = ctx.connect(Mode::OneShot).await?;
     let result = client.history(conv.clone(), page, Some(args.limit)).await;
-    // Ciphertexts of an encrypted conversation, opened with this device.
+    // Ciphertexts of an encrypted conversation (messages and edits),
+    // opened with this device.
     let result = result.map(|mut h| {
-        let opened: Vec<Opened> = h.messages.iter_mut().map(|m| client.open(m)).collect();
+        let opened: Vec<Opened> = client.open_all(&mut h.messages);
+        for c in &mut h.changes {
+            client.open_change(c);
+        }
         (h, opened)
     });
     client.quit().await;

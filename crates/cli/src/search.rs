@@ -1,11 +1,19 @@
-//! `chatus search`: one `search` request, its hits printed one per line
-//! (conversation, seq, sender, time, snippet), the matched words in bold
-//! when stdout is a terminal; `--json` prints one object per hit.
+//! `chatus search`: the client library's [`Client::search_all`] (one
+//! `search` request, and in end-to-end encrypted conversations a search on
+//! this device over their newest
+//! [`LOCAL_SEARCH_DEPTH`](chatus_client::search::LOCAL_SEARCH_DEPTH)
+//! messages, decrypted), its hits printed one per line, newest first
+//! (conversation, seq, sender, time, snippet, and `(found on this device)`
+//! for the device's), the matched words in bold when stdout is a
+//! terminal; `--json` prints one object per hit, with `on_device`.
+//!
+//! [`Client::search_all`]: chatus_client::Client::search_all
 
 use std::io::IsTerminal as _;
 
 use chatus_client::protocol::search::{Search, SearchHit, SearchQuery};
 use chatus_client::protocol::{Conversation, Timestamp};
+use chatus_client::search::Hit;
 use clap::Args;
 use serde_json::json;
 
@@ -80,15 +88,20 @@ pub async fn search(ctx: &Ctx, args: &SearchArgs) -> Result<(), CliError> {
         offset: None,
     };
     let (client, _, _) = ctx.connect(Mode::OneShot).await?;
-    let result = client.search(request).await;
+    let result = client.search_all(request).await;
     client.quit().await;
     let found = result?;
     let bold = std::io::stdout().is_terminal();
     for hit in &found.hits {
         if ctx.json {
-            say(&hit_json(hit).to_string());
+            say(&found_json(hit).to_string());
+        } else if hit.on_device {
+            say(&format!(
+                "{}  (found on this device)",
+                hit_text(&hit.hit, bold)
+            ));
         } else {
-            say(&hit_text(hit, bold));
+            say(&hit_text(&hit.hit, bold));
         }
     }
     if !ctx.json && found.hits.is_empty() {
@@ -97,7 +110,24 @@ pub async fn search(ctx: &Ctx, args: &SearchArgs) -> Result<(), CliError> {
     if !ctx.json && found.more {
         eprintln!("(more hits: narrow the search, or raise --limit)");
     }
+    if !ctx.json {
+        for conv in &found.cut_short {
+            eprintln!(
+                "(only the newest {} messages of {} were searched on this device)",
+                chatus_client::search::LOCAL_SEARCH_DEPTH,
+                output::place(conv)
+            );
+        }
+    }
     Ok(())
+}
+
+/// A hit of [`Client::search_all`](chatus_client::Client::search_all) as
+/// JSON: [`hit_json`] plus `on_device`.
+pub fn found_json(h: &Hit) -> serde_json::Value {
+    let mut v = hit_json(&h.hit);
+    v["on_device"] = json!(h.on_device);
+    v
 }
 
 /// A hit as JSON: `room` or `peer`, `seq`, `sender`, `time`, `time_ms`,

@@ -43,6 +43,9 @@ pub enum Event {
     /// order with messages, never twice. Apply it to the message at its
     /// `target` if shown; a message from `history` already shows the
     /// changes up to its `edited`/`deleted` (and its current reactions).
+    /// An edit in an end-to-end encrypted conversation arrives decrypted;
+    /// one this device cannot decrypt arrives without its `body`, after an
+    /// [`Event::E2eeWarning`].
     Change {
         /// The change.
         change: Change,

@@ -194,9 +194,10 @@ impl Client {
     }
 
     /// Queues a message or a change until the server acknowledges it. A
-    /// message to an end-to-end encrypted conversation (an encrypted room,
-    /// or a direct conversation that is encrypted or new) is encrypted
-    /// first, and its key shared with the members' devices.
+    /// message or an edit in an end-to-end encrypted conversation (an
+    /// encrypted room, or a direct conversation that is encrypted or new)
+    /// is encrypted first, and its key shared with the members' devices.
+    /// Reactions and deletions carry no text and go as they are.
     async fn queue(
         &self,
         to: Conversation,
@@ -204,33 +205,23 @@ impl Client {
         client_id: ClientMsgId,
         op: Op,
     ) -> Result<Sent, Error> {
-        let Op::Message { file, reply_to, .. } = op else {
+        if op.sealed(false).is_none() {
             return self.queue_as_is(to, body, client_id, op).await;
-        };
+        }
         let mut encrypt = self.should_encrypt(&to).await?;
         // At most twice: the server may know better that a conversation is
         // encrypted (`encryption_required`). The other way round (a
         // ciphertext to a clear conversation) is never retried in clear:
         // a lying server must not be able to turn encryption off.
         for _ in 0..2 {
-            let (wire_body, op) = if encrypt {
-                let ciphertext = self.encrypt_for(&to, &body).await?;
-                let op = Op::Message {
-                    file: file.clone(),
-                    reply_to,
-                    encrypted: true,
-                };
-                (ciphertext, op)
+            let wire_body = if encrypt {
+                self.encrypt_for(&to, &body).await?
             } else {
-                let op = Op::Message {
-                    file: file.clone(),
-                    reply_to,
-                    encrypted: false,
-                };
-                (body.clone(), op)
+                body.clone()
             };
+            let sealed = op.sealed(encrypt).unwrap_or_else(|| op.clone());
             match self
-                .queue_as_is(to.clone(), wire_body, client_id.clone(), op)
+                .queue_as_is(to.clone(), wire_body, client_id.clone(), sealed)
                 .await
             {
                 Err(e)
@@ -257,8 +248,31 @@ impl Client {
     /// of an encrypted conversation is decrypted in place (see
     /// [`Opened`]); a clear message is left as it is. Events need no
     /// opening: the client opens them before they arrive.
+    ///
+    /// In an encrypted conversation the server sends a reply's quote
+    /// without its excerpt (it cannot read the quoted text); opening fills
+    /// it from this client's decrypted copy of the quoted message when it
+    /// has one (opened earlier in this process, or earlier in the same
+    /// page: open a page's messages oldest first, as it lists them).
     pub fn open(&self, message: &mut chatus_protocol::message::Message) -> Opened {
         self.e2ee.open(message)
+    }
+
+    /// Opens several messages (a history page's, oldest first) under one
+    /// lock of the device, saving its state once: as [`Client::open`].
+    pub fn open_all(&self, messages: &mut [chatus_protocol::message::Message]) -> Vec<Opened> {
+        self.e2ee.open_all(messages)
+    }
+
+    /// Opens a change of a `history` page: an edit's ciphertext in an
+    /// encrypted conversation is decrypted in place; one that cannot be
+    /// is left without a body (the message then shows as edited, with the
+    /// text it had) and reported [`Opened::Undecryptable`]. Other changes
+    /// are [`Opened::Clear`] (a reaction's emoji is in clear, on purpose).
+    /// Live changes need no opening: the client opens them before they
+    /// arrive.
+    pub fn open_change(&self, change: &mut chatus_protocol::event::Change) -> Opened {
+        self.e2ee.open_change(change)
     }
 
     /// Queues a send as given.
@@ -297,6 +311,7 @@ impl Client {
         body: Body,
         client_id: ClientMsgId,
     ) -> Result<Sent, Error> {
+        // Encrypted by `queue` where the conversation is.
         let op = Op::Message {
             file: None,
             reply_to: Some(seq),
@@ -307,10 +322,14 @@ impl Client {
 
     /// Replaces the text of our message `seq`; `sent` names the edit's own
     /// `seq`. Queued like a send: it goes out once, after a reconnect if
-    /// need be.
+    /// need be; in an encrypted conversation the new text is encrypted as
+    /// a message is.
     pub async fn edit(&self, to: Conversation, seq: Seq, body: Body) -> Result<Sent, Error> {
-        self.queue(to, body, Self::new_client_id(), Op::Edit(seq))
-            .await
+        let op = Op::Edit {
+            seq,
+            encrypted: false,
+        };
+        self.queue(to, body, Self::new_client_id(), op).await
     }
 
     /// Deletes our message `seq` (or any, in a room we created): its text
@@ -343,13 +362,33 @@ impl Client {
             .await
     }
 
-    /// Every text message `seq` had, oldest first (empty once deleted).
+    /// Every text message `seq` had, oldest first (empty once deleted),
+    /// decrypted in an encrypted conversation; a version this device
+    /// cannot decrypt keeps its ciphertext (see
+    /// [`Client::versions_opened`] to tell).
     pub async fn versions(&self, conv: Conversation, seq: Seq) -> Result<Vec<Version>, Error> {
+        Ok(self
+            .versions_opened(conv, seq)
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect())
+    }
+
+    /// As [`Client::versions`], with what opening each version found.
+    pub async fn versions_opened(
+        &self,
+        conv: Conversation,
+        seq: Seq,
+    ) -> Result<Vec<(Version, Opened)>, Error> {
         match self
-            .request(Request::Versions(Versions { conv, seq }))
+            .request(Request::Versions(Versions {
+                conv: conv.clone(),
+                seq,
+            }))
             .await?
         {
-            ServerMessage::Versions(v) => Ok(v.versions),
+            ServerMessage::Versions(v) => Ok(self.e2ee.open_versions(&conv, v.versions)),
             other => Err(unexpected(&other)),
         }
     }

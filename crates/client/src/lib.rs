@@ -21,6 +21,9 @@
 //! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.
 //! - [`changes`]: applying an edit, deletion or reaction to a message
 //!   shown ([`changes::apply`]), idempotently.
+//! - [`search`]: [`Client::search_all`], the server's search merged with
+//!   one run on this device over the decrypted history of encrypted
+//!   conversations (bounded by [`search::LOCAL_SEARCH_DEPTH`]).
 //! - [`moderation`]: room moderation on [`Client`] (topics, roles, kicks,
 //!   bans, mutes, invite-only rooms, the audit log).
 //! - [`url`]: [`ServerUrl`], addresses as people type them.
@@ -45,6 +48,7 @@ pub mod event;
 pub mod handle;
 pub mod known;
 pub mod moderation;
+pub mod search;
 pub mod sessions;
 mod task;
 pub mod thumbnail;

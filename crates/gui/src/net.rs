@@ -811,10 +811,14 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                         // messages of an encrypted conversation here, and
                         // show the marker for those this device cannot
                         // read, never their ciphertext.
-                        for m in &mut page.messages {
-                            if let chatus_client::Opened::Undecryptable { .. } = client.open(m) {
+                        let opened = client.open_all(&mut page.messages);
+                        for (m, o) in page.messages.iter_mut().zip(opened) {
+                            if let chatus_client::Opened::Undecryptable { .. } = o {
                                 m.body = Body::parse(crate::state::UNDECRYPTABLE).ok();
                             }
+                        }
+                        for c in &mut page.changes {
+                            client.open_change(c);
                         }
                         Update::History {
                             conv,
@@ -906,7 +910,14 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                 return;
             }
             Action::Search(search) => {
-                Update::SearchResults(client.search(search).await.map_err(|e| e.to_string()))
+                // Encrypted conversations are searched on this device.
+                Update::SearchResults(
+                    client
+                        .search_all(search)
+                        .await
+                        .map(chatus_client::search::Found::into_results)
+                        .map_err(|e| e.to_string()),
+                )
             }
             Action::Refresh => {
                 if let Ok(c) = client.conversations().await {

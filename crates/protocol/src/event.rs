@@ -99,7 +99,9 @@ pub struct Quote {
     /// Its sender.
     pub sender: Username,
     /// The start of its current text (see [`excerpt`]); absent once it is
-    /// deleted.
+    /// deleted, and always absent from the server in an end-to-end
+    /// encrypted conversation (it cannot read the text: a client fills it
+    /// from its own decrypted copy of the message, when it has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excerpt: Option<String>,
 }
@@ -138,7 +140,9 @@ struct TargetWire {
 /// The earlier text is kept (see `versions`). Answered by `sent` (the
 /// edit's own `seq`), or `unknown_message` (no message at `seq`),
 /// `not_author`, `message_deleted`, `body_too_long`, `rate_limited`,
-/// `not_member`. Every member gets the `edited` event.
+/// `not_member`; as for `send`, `encryption_required` (a `body` in an
+/// end-to-end encrypted conversation) or `not_encrypted` (a `ciphertext`
+/// in a clear one). Every member gets the `edited` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "EditWire", into = "EditWire")]
 pub struct EditMessage {
@@ -146,10 +150,15 @@ pub struct EditMessage {
     pub conv: Conversation,
     /// The message to edit.
     pub seq: Seq,
-    /// Its new text (the same limit as a message's).
+    /// Its new text (the same limit as a message's), or its ciphertext
+    /// when `encrypted`.
     pub body: Body,
     /// As for `send`: a retry reuses it.
     pub client_id: ClientMsgId,
+    /// True when `body` is a ciphertext (sent as `ciphertext` on the wire,
+    /// as for `send`), which an encrypted conversation requires and a
+    /// clear one refuses.
+    pub encrypted: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -160,18 +169,32 @@ struct EditWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     peer: Option<Username>,
     seq: Seq,
-    body: Body,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<Body>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ciphertext: Option<Body>,
     client_id: ClientMsgId,
 }
 
 impl TryFrom<EditWire> for EditMessage {
     type Error = InvalidValue;
     fn try_from(w: EditWire) -> Result<Self, Self::Error> {
+        let (body, encrypted) = match (w.body, w.ciphertext) {
+            (Some(body), None) => (body, false),
+            (None, Some(ciphertext)) => (ciphertext, true),
+            _ => {
+                return Err(InvalidValue::new(
+                    ErrorCode::InvalidMessage,
+                    "An edit carries either a body or a ciphertext.",
+                ));
+            }
+        };
         Ok(EditMessage {
             conv: Conversation::from_fields(w.room, w.peer)?,
             seq: w.seq,
-            body: w.body,
+            body,
             client_id: w.client_id,
+            encrypted,
         })
     }
 }
@@ -179,11 +202,17 @@ impl TryFrom<EditWire> for EditMessage {
 impl From<EditMessage> for EditWire {
     fn from(e: EditMessage) -> Self {
         let (room, peer) = e.conv.into_fields();
+        let (body, ciphertext) = if e.encrypted {
+            (None, Some(e.body))
+        } else {
+            (Some(e.body), None)
+        };
         EditWire {
             room,
             peer,
             seq: e.seq,
-            body: e.body,
+            body,
+            ciphertext,
             client_id: e.client_id,
         }
     }
@@ -361,7 +390,9 @@ pub struct VersionList {
     /// The message.
     pub seq: Seq,
     /// Its texts, oldest first (the last is the current one); empty once
-    /// it is deleted.
+    /// it is deleted. In an end-to-end encrypted conversation each `body`
+    /// is the ciphertext as it was sent, opened with the `seq` it was
+    /// stored at.
     pub versions: Vec<Version>,
 }
 
@@ -377,7 +408,9 @@ pub struct Edited {
     pub sender: Username,
     /// The edited message.
     pub target: Seq,
-    /// The new text; absent in `history` once the message is deleted.
+    /// The new text (in an end-to-end encrypted conversation, its
+    /// ciphertext, as a `message` carries one in `body`); absent in
+    /// `history` once the message is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Body>,
     /// When the server stored the edit.

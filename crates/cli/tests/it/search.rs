@@ -1,6 +1,7 @@
 //! `chatus search` against a real `chatus serve`: text and `--json`
-//! output, filters, an edited message found by its new words only, and a
-//! query the server cannot read refused with its reason.
+//! output, filters, an encrypted direct conversation searched on the
+//! device (issues 12 and 13), an edited message found by its new words
+//! only, and a query the server cannot read refused with its reason.
 
 use serde_json::Value;
 
@@ -42,6 +43,23 @@ fn search_prints_hits_and_follows_edits() {
     assert_eq!(hits[0]["snippet"], "I run home");
     assert_eq!(hits[0]["marks"], serde_json::json!([[2, 5]]));
 
+    // On the device, the encrypted direct conversation is searched too
+    // (whole words, no stemming), and its hits say so.
+    let text = alice.ok(&["search", "notes"]);
+    assert!(
+        text.contains("@bob 1 bob ") && text.contains("(found on this device)"),
+        "{text}"
+    );
+    let hits = json_lines(&alice.ok(&["search", "--json", "--with", "bob", "notes"]));
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(
+        (&hits[0]["peer"], &hits[0]["on_device"]),
+        (&Value::from("bob"), &Value::from(true))
+    );
+    assert_eq!(hits[0]["snippet"], "private run notes");
+    let help = alice.ok(&["search", "--help"]);
+    assert!(help.contains("newest 5000 messages"), "{help}");
+
     let none = json_lines(&alice.ok(&["search", "--json", "--after", "2999-01-01", "run"]));
     assert!(none.is_empty());
 
@@ -60,7 +78,7 @@ fn search_prints_hits_and_follows_edits() {
         "/search rollout\n/search \"unclosed\nstill here\n",
     );
     assert_eq!(feed.code, 0, "{feed:?}");
-    assert!(feed.stdout.contains("1 found, best first:"), "{feed:?}");
+    assert!(feed.stdout.contains("1 found, newest first:"), "{feed:?}");
     assert!(feed.stdout.contains("#lobby 1 alice "), "{feed:?}");
     assert!(feed.stdout.contains("the rollout is done"), "{feed:?}");
     assert!(

@@ -37,8 +37,9 @@ use std::time::SystemTime;
 use chatus_e2ee::{
     ConversationId, Device, DeviceKeys, EncryptedEvent, GroupError, StoreKey, TrustState, UserId,
 };
+use chatus_protocol::event::{Change, Version, excerpt};
 use chatus_protocol::message::Message;
-use chatus_protocol::{Body, Conversation, Username};
+use chatus_protocol::{Body, Conversation, Seq, Username};
 
 use crate::error::Error;
 
@@ -55,6 +56,10 @@ const MAX_WAITING: usize = 1000;
 
 /// How many users' device lists are cached.
 const MAX_CACHED_USERS: usize = 1000;
+
+/// How many decrypted messages' excerpts are kept to fill the quotes of
+/// replies to them (the oldest are forgotten first).
+const MAX_EXCERPTS: usize = 5000;
 
 /// What opening a message found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +121,12 @@ pub(crate) struct Crypto {
     pub(crate) shared_with: HashMap<String, HashSet<String>>,
     /// Undecryptable messages, with the session they wait for.
     waiting: VecDeque<(String, Message)>,
+    /// The excerpt (see [`excerpt`]) of each message decrypted lately, by
+    /// conversation key and `seq`: what a reply to it quotes, since the
+    /// server cannot.
+    excerpts: HashMap<(String, u64), String>,
+    /// The keys of `excerpts`, oldest first.
+    excerpt_order: VecDeque<(String, u64)>,
     /// Verifications under way, by transaction id.
     pub(crate) verifications: HashMap<String, chatus_e2ee::Verification>,
     /// Verifications other devices offered, not yet accepted.
@@ -248,6 +259,8 @@ impl Shared {
             devices: HashMap::new(),
             shared_with: HashMap::new(),
             waiting: VecDeque::new(),
+            excerpts: HashMap::new(),
+            excerpt_order: VecDeque::new(),
             verifications: HashMap::new(),
             offers: HashMap::new(),
             to_device_done: cursor,
@@ -268,14 +281,96 @@ impl Shared {
 
     /// Opens `message` in place (see [`Opened`]) and saves the state.
     pub(crate) fn open(&self, message: &mut Message) -> Opened {
+        self.open_all(std::slice::from_mut(message))
+            .pop()
+            .unwrap_or(Opened::Clear)
+    }
+
+    /// Opens `messages` in place, in order, under one lock, and saves the
+    /// state once.
+    pub(crate) fn open_all(&self, messages: &mut [Message]) -> Vec<Opened> {
         let mut state = self.lock();
         let Some(c) = state.as_mut() else {
-            return opened_without_device(message);
+            return messages.iter().map(opened_without_device).collect();
         };
-        let opened = c.open(message);
+        let opened = messages.iter_mut().map(|m| c.open(m)).collect();
         c.flush();
         opened
     }
+
+    /// Opens a change in place (see [`crate::Client::open_change`]).
+    pub(crate) fn open_change(&self, change: &mut Change) -> Opened {
+        let mut state = self.lock();
+        let Some(c) = state.as_mut() else {
+            return match change {
+                Change::Edited(e) if e.body.as_ref().is_some_and(is_ciphertext) => {
+                    e.body = None;
+                    Opened::Undecryptable {
+                        reason: "this client has no end-to-end encryption device".into(),
+                    }
+                }
+                _ => Opened::Clear,
+            };
+        };
+        let opened = c.open_change(change);
+        c.flush();
+        opened
+    }
+
+    /// Opens the versions of a message of `conv` (see
+    /// [`crate::Client::versions_opened`]).
+    pub(crate) fn open_versions(
+        &self,
+        conv: &Conversation,
+        versions: Vec<Version>,
+    ) -> Vec<(Version, Opened)> {
+        let mut state = self.lock();
+        let Some(c) = state.as_mut() else {
+            return versions
+                .into_iter()
+                .map(|v| {
+                    let opened = if is_ciphertext(&v.body) {
+                        Opened::Undecryptable {
+                            reason: "this client has no end-to-end encryption device".into(),
+                        }
+                    } else {
+                        Opened::Clear
+                    };
+                    (v, opened)
+                })
+                .collect();
+        };
+        let opened = c.open_versions(conv, versions);
+        c.flush();
+        opened
+    }
+}
+
+/// Whether `body` reads as a Megolm ciphertext.
+fn is_ciphertext(body: &Body) -> bool {
+    EncryptedEvent::from_json(body.as_str()).is_ok()
+}
+
+/// What decrypting one stored text found.
+enum Unsealed {
+    /// Not a ciphertext, in a conversation not known to be encrypted.
+    Clear,
+    /// Decrypted.
+    Plain {
+        /// The plaintext.
+        body: Body,
+        /// The sending user, as the key says.
+        sender: String,
+        /// What to report.
+        opened: Opened,
+    },
+    /// A ciphertext that does not open.
+    Failed {
+        /// Why, in a sentence.
+        reason: String,
+        /// The Megolm session whose key is missing, when that is why.
+        missing: Option<String>,
+    },
 }
 
 /// What a message is to a client without a device: clear, or a
@@ -354,67 +449,206 @@ impl Crypto {
         self.devices.insert(user.key(), devices);
     }
 
-    /// Decrypts `message` in place when it is a ciphertext.
-    fn open(&mut self, message: &mut Message) -> Opened {
-        let Some(body) = &message.body else {
-            return Opened::Clear;
-        };
-        let known = self.is_encrypted(&message.conv);
+    /// Decrypts `body`, a text stored in `conv` at `reference` (the `seq`
+    /// of the row that holds it: a message's own, or its latest edit's),
+    /// checking that the key's user is `sender` when given.
+    fn unseal(
+        &mut self,
+        conv: &Conversation,
+        sender: Option<&Username>,
+        reference: Seq,
+        body: &Body,
+    ) -> Unsealed {
+        let known = self.is_encrypted(conv);
         if known == Some(false) {
-            return Opened::Clear;
+            return Unsealed::Clear;
         }
+        let failed = |reason: String| Unsealed::Failed {
+            reason,
+            missing: None,
+        };
         let event = match EncryptedEvent::from_json(body.as_str()) {
             Ok(e) => e,
             Err(e) if known == Some(true) => {
-                return Opened::Undecryptable {
-                    reason: format!("it is not a valid ciphertext ({e})"),
-                };
+                return failed(format!("it is not a valid ciphertext ({e})"));
             }
             // Text that is no ciphertext, in a conversation not known to
             // be encrypted: a clear message.
-            Err(_) => return Opened::Clear,
+            Err(_) => return Unsealed::Clear,
         };
-        let undecryptable = |reason: String| Opened::Undecryptable { reason };
-        let conversation = match conversation_id(&self.user, &message.conv) {
+        let conversation = match conversation_id(&self.user, conv) {
             Ok(c) => c,
-            Err(e) => return undecryptable(e.to_string()),
+            Err(e) => return failed(e.to_string()),
         };
         self.touch();
         match self
             .device
-            .decrypt(&conversation, &event, &message.seq.0.to_string())
+            .decrypt(&conversation, &event, &reference.0.to_string())
         {
             Ok(d) => {
-                if !d
-                    .sender
-                    .user
-                    .as_str()
-                    .eq_ignore_ascii_case(message.sender.as_str())
+                if let Some(sender) = sender
+                    && !d.sender.user.as_str().eq_ignore_ascii_case(sender.as_str())
                 {
-                    return undecryptable(format!(
-                        "it is signed by a device of {}, but the server says {} sent it",
-                        d.sender.user, message.sender
+                    return failed(format!(
+                        "it is signed by a device of {}, but the server says {sender} sent it",
+                        d.sender.user
                     ));
                 }
                 match Body::parse(d.body) {
-                    Ok(b) => message.body = Some(b),
-                    Err(_) => return undecryptable("its plaintext is empty".into()),
-                }
-                Opened::Decrypted {
-                    device: d.sender.device.to_string(),
-                    verified: d.trust == TrustState::Verified,
+                    Ok(body) => Unsealed::Plain {
+                        body,
+                        sender: d.sender.user.to_string(),
+                        opened: Opened::Decrypted {
+                            device: d.sender.device.to_string(),
+                            verified: d.trust == TrustState::Verified,
+                        },
+                    },
+                    Err(_) => failed("its plaintext is empty".into()),
                 }
             }
             Err(e) => {
-                if matches!(
+                let missing = matches!(
                     e,
                     GroupError::MissingKey { .. } | GroupError::UnknownIndex { .. }
-                ) {
-                    self.wait_for_key(event.session_id().to_owned(), message.clone());
+                )
+                .then(|| event.session_id().to_owned());
+                Unsealed::Failed {
+                    reason: e.to_string(),
+                    missing,
                 }
-                undecryptable(e.to_string())
             }
         }
+    }
+
+    /// Decrypts `message` in place when it is a ciphertext (its current
+    /// text: the latest edit's when edited), and fills its quote.
+    fn open(&mut self, message: &mut Message) -> Opened {
+        let Some(body) = &message.body else {
+            // Deleted: nothing to open, nothing to quote any more.
+            self.forget_excerpt(&message.conv, message.seq);
+            return Opened::Clear;
+        };
+        let reference = message.edited.unwrap_or(message.seq);
+        let unsealed = self.unseal(&message.conv, Some(&message.sender), reference, body);
+        let opened = match unsealed {
+            Unsealed::Clear => return Opened::Clear,
+            Unsealed::Plain { body, opened, .. } => {
+                self.remember_excerpt(&message.conv, message.seq, &body);
+                message.body = Some(body);
+                opened
+            }
+            Unsealed::Failed { reason, missing } => {
+                if let Some(session) = missing {
+                    self.wait_for_key(session, message.clone());
+                }
+                Opened::Undecryptable { reason }
+            }
+        };
+        // An encrypted conversation's quote: only what this device read
+        // itself (a server-made excerpt would be of a ciphertext, or made
+        // up).
+        if let Some(q) = &mut message.reply_to {
+            q.excerpt = self
+                .excerpts
+                .get(&(conv_key(&message.conv), q.seq.0))
+                .cloned();
+        }
+        opened
+    }
+
+    /// Opens a change in place: an edit's ciphertext is decrypted (one
+    /// that does not open loses its body); a deletion forgets the
+    /// message's excerpt.
+    fn open_change(&mut self, change: &mut Change) -> Opened {
+        match change {
+            Change::Edited(e) => {
+                let Some(body) = &e.body else {
+                    return Opened::Clear;
+                };
+                match self.unseal(&e.conv, Some(&e.sender), e.seq, body) {
+                    Unsealed::Clear => Opened::Clear,
+                    Unsealed::Plain { body, opened, .. } => {
+                        self.remember_excerpt(&e.conv, e.target, &body);
+                        e.body = Some(body);
+                        opened
+                    }
+                    Unsealed::Failed { reason, .. } => {
+                        e.body = None;
+                        Opened::Undecryptable {
+                            reason: format!(
+                                "the edit of message {} could not be decrypted: {reason}",
+                                e.target
+                            ),
+                        }
+                    }
+                }
+            }
+            Change::Deleted(d) => {
+                self.forget_excerpt(&d.conv, d.target);
+                Opened::Clear
+            }
+            Change::Reacted(_) | Change::Moderated(_) => Opened::Clear,
+        }
+    }
+
+    /// Opens the versions of a message of `conv`, each with the `seq` it
+    /// was stored at. The server does not say who wrote them: every
+    /// version must be signed by the same user as the first one that opens
+    /// (only the author edits).
+    fn open_versions(
+        &mut self,
+        conv: &Conversation,
+        versions: Vec<Version>,
+    ) -> Vec<(Version, Opened)> {
+        let mut author: Option<String> = None;
+        versions
+            .into_iter()
+            .map(|mut v| {
+                let opened = match self.unseal(conv, None, v.seq, &v.body) {
+                    Unsealed::Clear => Opened::Clear,
+                    Unsealed::Plain {
+                        body,
+                        sender,
+                        opened,
+                    } => match &author {
+                        Some(a) if !a.eq_ignore_ascii_case(&sender) => Opened::Undecryptable {
+                            reason: format!(
+                                "it is signed by a device of {sender}, but the message is {a}'s"
+                            ),
+                        },
+                        _ => {
+                            author = Some(sender);
+                            v.body = body;
+                            opened
+                        }
+                    },
+                    Unsealed::Failed { reason, .. } => Opened::Undecryptable { reason },
+                };
+                (v, opened)
+            })
+            .collect()
+    }
+
+    /// Keeps the excerpt of message `seq` of `conv`, decrypted as `body`.
+    fn remember_excerpt(&mut self, conv: &Conversation, seq: Seq, body: &Body) {
+        let key = (conv_key(conv), seq.0);
+        if self
+            .excerpts
+            .insert(key.clone(), excerpt(body.as_str()))
+            .is_none()
+        {
+            if self.excerpt_order.len() >= MAX_EXCERPTS
+                && let Some(old) = self.excerpt_order.pop_front()
+            {
+                self.excerpts.remove(&old);
+            }
+            self.excerpt_order.push_back(key);
+        }
+    }
+
+    /// Forgets the excerpt of a deleted message.
+    fn forget_excerpt(&mut self, conv: &Conversation, seq: Seq) {
+        self.excerpts.remove(&(conv_key(conv), seq.0));
     }
 
     /// Keeps `message` to retry when `session`'s key arrives.

@@ -7,7 +7,11 @@
 //!   queued while away, all before the application hears of the login.
 //! - A message: decrypted when it is a ciphertext; one that cannot be is
 //!   passed on as [`Event::Undecryptable`] and retried when its key comes
-//!   ([`Event::Decrypted`]).
+//!   ([`Event::Decrypted`]). A reply's quote gets its excerpt from this
+//!   device's decrypted copy of the quoted message.
+//! - An edit: decrypted likewise; one that cannot be is passed on without
+//!   its text (the message shows as edited, with the text it had) after an
+//!   [`Event::E2eeWarning`].
 //! - `device_message`: decrypted and acknowledged; a room key in it is
 //!   installed. Bad input (tampered, for another device, forged) becomes
 //!   [`Event::E2eeWarning`] and is acknowledged, never fatal.
@@ -123,6 +127,12 @@ impl Worker {
                     live,
                 }),
             },
+            Event::Change { mut change, live } => {
+                if let Opened::Undecryptable { reason } = self.e2ee.open_change(&mut change) {
+                    self.warn(reason);
+                }
+                self.emit(Event::Change { change, live });
+            }
             other => self.emit(other),
         }
     }

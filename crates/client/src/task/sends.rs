@@ -39,7 +39,12 @@ pub(crate) enum Op {
         encrypted: bool,
     },
     /// A new text (the body) for a message of ours.
-    Edit(Seq),
+    Edit {
+        /// The message.
+        seq: Seq,
+        /// The body is a ciphertext (sent as `ciphertext`).
+        encrypted: bool,
+    },
     /// Deleting a message (the body is not sent).
     Delete(Seq),
     /// Adding (true) or taking back a reaction.
@@ -75,11 +80,12 @@ impl PendingSend {
                 reply_to: *reply_to,
                 encrypted: *encrypted,
             }),
-            Op::Edit(_) => Request::Edit(EditMessage {
+            Op::Edit { encrypted, .. } => Request::Edit(EditMessage {
                 conv,
                 seq,
                 body: self.body.clone(),
                 client_id,
+                encrypted: *encrypted,
             }),
             Op::Delete(_) => Request::Delete(DeleteMessage {
                 conv,
@@ -100,7 +106,40 @@ impl PendingSend {
     fn seq(&self) -> Seq {
         match &self.op {
             Op::Message { .. } => Seq(0),
-            Op::Edit(s) | Op::Delete(s) | Op::React(s, _, _) => *s,
+            Op::Edit { seq: s, .. } | Op::Delete(s) | Op::React(s, _, _) => *s,
+        }
+    }
+}
+
+impl Op {
+    /// Whether the body is a ciphertext.
+    pub(crate) fn encrypted(&self) -> bool {
+        matches!(
+            self,
+            Op::Message {
+                encrypted: true,
+                ..
+            } | Op::Edit {
+                encrypted: true,
+                ..
+            }
+        )
+    }
+
+    /// The same message or edit with its body in clear or encrypted;
+    /// `None` for the kinds that carry no text (a deletion, a reaction).
+    pub(crate) fn sealed(&self, encrypted: bool) -> Option<Op> {
+        match self {
+            Op::Message { file, reply_to, .. } => Some(Op::Message {
+                file: file.clone(),
+                reply_to: *reply_to,
+                encrypted,
+            }),
+            Op::Edit { seq, .. } => Some(Op::Edit {
+                seq: *seq,
+                encrypted,
+            }),
+            Op::Delete(_) | Op::React(..) => None,
         }
     }
 }
@@ -154,13 +193,7 @@ impl Task {
         let max_frame = usize::try_from(limits.max_frame_bytes).unwrap_or(usize::MAX);
         let body = p.body.as_str().len();
         // A ciphertext may take twice the plaintext limit (docs/PROTOCOL.md).
-        let max_body = if matches!(
-            p.op,
-            Op::Message {
-                encrypted: true,
-                ..
-            }
-        ) {
+        let max_body = if p.op.encrypted() {
             max_body.saturating_mul(2)
         } else {
             max_body

@@ -15,7 +15,12 @@ use chatus_client::{Client, Credentials, Event, Events, Opened, Resume};
 use crate::util::*;
 
 /// A client of `name` whose device lives in `dir` (its config directory).
-async fn connect(server: &TestServer, name: &str, dir: &Path, register: bool) -> (Client, Events) {
+pub(crate) async fn connect(
+    server: &TestServer,
+    name: &str,
+    dir: &Path,
+    register: bool,
+) -> (Client, Events) {
     let credentials = if register {
         Credentials::Register {
             username: user(name),
@@ -34,16 +39,16 @@ async fn connect(server: &TestServer, name: &str, dir: &Path, register: bool) ->
     (c, e)
 }
 
-fn peer(name: &str) -> Conversation {
+pub(crate) fn peer(name: &str) -> Conversation {
     Conversation::Peer(user(name))
 }
 
-fn body(text: &str) -> Body {
+pub(crate) fn body(text: &str) -> Body {
     Body::parse(text).unwrap()
 }
 
 /// Every byte of the server's SQLite database (file and write-ahead log).
-fn database_bytes(server: &TestServer) -> Vec<u8> {
+pub(crate) fn database_bytes(server: &TestServer) -> Vec<u8> {
     let mut all = Vec::new();
     for suffix in ["", "-wal"] {
         let path = server
@@ -58,14 +63,17 @@ fn database_bytes(server: &TestServer) -> Vec<u8> {
     all
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
 }
 
 /// The next message or undecryptable message in `conv`.
-async fn next_in(events: &mut Events, conv: &Conversation) -> Result<Message, (Message, String)> {
+pub(crate) async fn next_in(
+    events: &mut Events,
+    conv: &Conversation,
+) -> Result<Message, (Message, String)> {
     next_matching(events, |e| match e {
         Event::Message { message, .. } if &message.conv == conv => Some(Ok(message)),
         Event::Undecryptable {
@@ -78,7 +86,7 @@ async fn next_in(events: &mut Events, conv: &Conversation) -> Result<Message, (M
 
 /// The raw (still encrypted) messages of a conversation, as the server
 /// returns them.
-async fn raw_history(client: &Client, conv: Conversation) -> Vec<Message> {
+pub(crate) async fn raw_history(client: &Client, conv: Conversation) -> Vec<Message> {
     client
         .history(conv, Page::Latest, Some(50))
         .await

@@ -10,6 +10,7 @@
 )]
 
 mod e2ee;
+mod e2ee_changes;
 mod relay;
 mod sends;
 mod sessions;

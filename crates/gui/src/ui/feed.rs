@@ -323,6 +323,26 @@ fn day_divider(ui: &mut egui::Ui, label: &str) {
 /// The reactions a message's context menu offers (each toggles ours).
 const QUICK_REACTIONS: &[&str] = &["👍", "❤️", "😂", "🎉"];
 
+/// What a reply shows of the message it quotes: the excerpt the server or
+/// the client library gave, else the quoted message's text if it is
+/// loaded here (in an encrypted conversation the server sends none), else
+/// its number.
+fn quoted_text(state: &State, m: &Message, q: &chatus_client::protocol::event::Quote) -> String {
+    if let Some(e) = &q.excerpt {
+        return e.clone();
+    }
+    let c = state.convs.get(&m.conv);
+    match c.and_then(|c| c.messages.get(&q.seq)) {
+        Some(t) if t.deleted.is_some() => "message deleted".into(),
+        Some(t) => t.body.as_ref().map_or_else(
+            || "message deleted".into(),
+            |b| chatus_client::protocol::event::excerpt(b.as_str()),
+        ),
+        None if c.is_some_and(|c| c.encrypted) => format!("message {}", q.seq),
+        None => "message deleted".into(),
+    }
+}
+
 /// One message. Ours are set apart by a faint background; one that
 /// mentions us by a tint of the warning colour and a bar at its left; the
 /// one gone to from a search (`found`) is outlined.
@@ -370,7 +390,7 @@ fn row(
             // The quote of a reply: clicking it goes to the message
             // (loading older pages until it is there).
             if let Some(q) = &m.reply_to {
-                let quoted = q.excerpt.as_deref().unwrap_or("message deleted");
+                let quoted = quoted_text(state, m, q);
                 let quote = ui
                     .add(
                         egui::Label::new(

@@ -122,6 +122,7 @@ fn all_requests() -> Vec<Request> {
             seq: Seq(3),
             body: Body::parse("fixed").unwrap(),
             client_id: ClientMsgId::parse("c-2").unwrap(),
+            encrypted: false,
         }),
         Request::Delete(DeleteMessage {
             conv: Conversation::Peer(user("bob")),
@@ -610,6 +611,32 @@ fn send_carries_a_body_or_a_ciphertext() {
     for bad in [
         r#"{"type":"send","peer":"bob","body":"hi","ciphertext":"x","client_id":"c"}"#,
         r#"{"type":"send","peer":"bob","client_id":"c"}"#,
+    ] {
+        assert_eq!(
+            Envelope::decode(bad).unwrap_err().code,
+            ErrorCode::InvalidMessage,
+            "{bad}"
+        );
+    }
+}
+
+/// An `edit` carries a `body` or a `ciphertext` like `send`, never both.
+#[test]
+fn edit_carries_a_body_or_a_ciphertext() {
+    let sealed = Envelope::decode(
+        r#"{"type":"edit","peer":"bob","seq":1,"ciphertext":"{}","client_id":"c"}"#,
+    )
+    .unwrap();
+    let Request::Edit(e) = &sealed.request else {
+        panic!()
+    };
+    assert!(e.encrypted);
+    assert_eq!(e.body.as_str(), "{}");
+    assert!(sealed.encode().contains("\"ciphertext\":\"{}\""));
+    assert!(!sealed.encode().contains("body"));
+    for bad in [
+        r#"{"type":"edit","peer":"bob","seq":1,"body":"hi","ciphertext":"x","client_id":"c"}"#,
+        r#"{"type":"edit","peer":"bob","seq":1,"client_id":"c"}"#,
     ] {
         assert_eq!(
             Envelope::decode(bad).unwrap_err().code,

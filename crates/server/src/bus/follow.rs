@@ -169,9 +169,10 @@ impl Bus {
             let Some(first) = rows.first().map(|r| r.seq) else {
                 return Ok(());
             };
+            let encrypted = self.hub.is_encrypted(conv);
             let events: Vec<MessageEvent> = rows
                 .into_iter()
-                .filter_map(|r| MessageEvent::from_row(conv, r))
+                .filter_map(|r| MessageEvent::from_row(conv, r, encrypted))
                 .collect();
             let end = events.last().map_or(first, |e| e.seq);
             match self.push(conv, kind, first, &events) {

@@ -72,11 +72,13 @@ impl Item {
 impl MessageEvent {
     /// A row read back from the store (filling a gap); `None` for a row
     /// history would leave out too (a reaction whose emoji no longer parses).
-    pub(crate) fn from_row(conv: ConvId, r: MessageRow) -> Option<Self> {
+    /// `encrypted`: the conversation is end-to-end encrypted (quotes carry
+    /// no excerpt).
+    pub(crate) fn from_row(conv: ConvId, r: MessageRow, encrypted: bool) -> Option<Self> {
         let seq = r.seq;
         // The conversation is a placeholder: `Item::for_conv` sets it.
         let placeholder = Conversation::Peer(r.sender.clone());
-        let item = match crate::handler::history::row_item(placeholder, r)? {
+        let item = match crate::handler::history::row_item(placeholder, r, encrypted)? {
             crate::handler::history::RowItem::Message(m) => Item::Message(m),
             crate::handler::history::RowItem::Change(c) => Item::Change(c),
         };

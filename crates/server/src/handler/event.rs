@@ -6,7 +6,13 @@
 //! - Changes spend from the sender's message rate (`rate_limited`): each
 //!   costs the server what a message does (a row and a fan-out frame).
 //! - `edit`: the sender's own message (`not_author`), not deleted
-//!   (`message_deleted`), within `max_body_bytes` (`body_too_long`).
+//!   (`message_deleted`), within `max_body_bytes` (`body_too_long`; a
+//!   ciphertext twice that). As for `send`, an end-to-end encrypted
+//!   conversation takes only a `ciphertext` (`encryption_required`) and a
+//!   clear one only a `body` (`not_encrypted`).
+//! - `react`'s emoji and target stay in clear in an encrypted
+//!   conversation too (as Matrix leaves a reaction's relation in clear):
+//!   the server counts reactions for `history`.
 //! - `delete`: the sender's own message, or any in a room the caller
 //!   created; the text of the message and its edits is erased.
 //! - `react`: any member on any message not deleted.
@@ -61,7 +67,7 @@ pub(super) async fn edit(
     id: Option<RequestId>,
     e: EditMessage,
 ) -> Result<Outcome, ApiError> {
-    super::message::check_body(cx, &e.body)?;
+    super::message::check_sized(cx, &e.body, e.encrypted)?;
     queue(
         cx,
         who,
@@ -72,6 +78,7 @@ pub(super) async fn edit(
             body: e.body,
             emoji: None,
             client_id: e.client_id,
+            encrypted: e.encrypted,
         },
     )
     .await
@@ -96,6 +103,7 @@ pub(super) async fn delete(
             body,
             emoji: None,
             client_id: d.client_id,
+            encrypted: false,
         },
     )
     .await
@@ -122,6 +130,7 @@ pub(super) async fn react(
             body,
             emoji: Some(r.emoji),
             client_id: r.client_id,
+            encrypted: false,
         },
     )
     .await

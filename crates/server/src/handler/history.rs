@@ -50,7 +50,8 @@ pub(super) async fn history(
     if messages::fit_page(&mut rows, forwards, cx.state.reply_budget()) {
         more = true;
     }
-    let (mut messages, changes) = page_items(&conv, rows);
+    let encrypted = found.is_some_and(|(id, _)| cx.state.hub().is_encrypted(id));
+    let (mut messages, changes) = page_items(&conv, rows, encrypted);
     if let (Some((conv_id, _)), Some(first), Some(last)) =
         (found, messages.first(), messages.last())
     {
@@ -82,11 +83,15 @@ pub(super) async fn history(
 }
 
 /// Splits a page's rows into its messages (as they stand) and its changes.
-fn page_items(conv: &Conversation, rows: Vec<MessageRow>) -> (Vec<Message>, Vec<Change>) {
+fn page_items(
+    conv: &Conversation,
+    rows: Vec<MessageRow>,
+    encrypted: bool,
+) -> (Vec<Message>, Vec<Change>) {
     let mut messages = Vec::new();
     let mut changes = Vec::new();
     for r in rows {
-        match row_item(conv.clone(), r) {
+        match row_item(conv.clone(), r, encrypted) {
             Some(RowItem::Message(m)) => messages.push(m),
             Some(RowItem::Change(c)) => changes.push(c),
             None => {}
@@ -105,8 +110,10 @@ pub(crate) enum RowItem {
 
 /// One stored row of `conv` as its event (`None` for a reaction whose
 /// stored emoji no longer parses, which is left out). History pages and the
-/// cluster bus's gap filling both read rows through this.
-pub(crate) fn row_item(conv: Conversation, r: MessageRow) -> Option<RowItem> {
+/// cluster bus's gap filling both read rows through this. In an end-to-end
+/// encrypted conversation (`encrypted`) a reply's quote has no excerpt:
+/// the quoted text is a ciphertext.
+pub(crate) fn row_item(conv: Conversation, r: MessageRow, encrypted: bool) -> Option<RowItem> {
     Some(match r.kind {
         RowKind::Message {
             reply_to,
@@ -122,7 +129,7 @@ pub(crate) fn row_item(conv: Conversation, r: MessageRow) -> Option<RowItem> {
             reply_to: reply_to.map(|(seq, sender, text)| Quote {
                 seq,
                 sender,
-                excerpt: text.map(|t| excerpt(t.as_str())),
+                excerpt: text.filter(|_| !encrypted).map(|t| excerpt(t.as_str())),
             }),
             edited,
             deleted,

@@ -10,7 +10,8 @@
 //! - The sender is the session's user; the request cannot name another.
 //! - A `reply_to` must name a message of the same conversation
 //!   (`unknown_message`) that is not deleted (`message_deleted`); the
-//!   message then quotes it (sender and the start of its text).
+//!   message then quotes it (sender and the start of its text; no text
+//!   in an encrypted conversation, which the server cannot read).
 //! - A `file` must name a finished upload of the sender's (`unknown_file`,
 //!   `upload_incomplete`); the message then carries the file's metadata.
 //! - The job goes to the sequencer; the reply (`sent`, after the message is
@@ -34,22 +35,7 @@ pub(super) async fn send(
     id: Option<RequestId>,
     s: SendMessage,
 ) -> Result<Outcome, ApiError> {
-    if s.encrypted {
-        // A ciphertext is base64 of the encrypted body plus its envelope:
-        // room for a body of the largest size.
-        let max = cx.state.config().max_body_bytes.saturating_mul(2);
-        if s.body.len() > max {
-            return Err(ApiError::reject(
-                ErrorCode::BodyTooLong,
-                format!(
-                    "A message body may be at most {max} bytes; this one has {}.",
-                    s.body.len()
-                ),
-            ));
-        }
-    } else {
-        check_body(cx, &s.body)?;
-    }
+    check_sized(cx, &s.body, s.encrypted)?;
     cx.state
         .message_limits()
         .take(who.user)
@@ -76,7 +62,8 @@ pub(super) async fn send(
     .await?;
     if let Some(seq) = s.reply_to {
         let user = who.who();
-        job.quote = Some(quote(cx.state.store(), job.msg.conv, seq, &user).await?);
+        let encrypted = cx.state.hub().is_encrypted(job.msg.conv);
+        job.quote = Some(quote(cx.state.store(), job.msg.conv, seq, &user, encrypted).await?);
         job.msg.kind = Kind::Message {
             reply_to: Some(seq),
         };
@@ -86,9 +73,16 @@ pub(super) async fn send(
     Ok(Outcome::Nothing)
 }
 
-/// The body limit, shared by `send` and `edit`.
-pub(super) fn check_body(cx: &Cx<'_>, body: &Body) -> Result<(), ApiError> {
+/// The body limit, shared by `send` and `edit`: `max_body_bytes`, or twice
+/// that for a ciphertext (base64 of the encrypted body plus its envelope:
+/// room for a body of the largest size).
+pub(super) fn check_sized(cx: &Cx<'_>, body: &Body, encrypted: bool) -> Result<(), ApiError> {
     let max = cx.state.config().max_body_bytes;
+    let max = if encrypted {
+        max.saturating_mul(2)
+    } else {
+        max
+    };
     if body.len() > max {
         return Err(ApiError::reject(
             ErrorCode::BodyTooLong,

@@ -98,12 +98,15 @@ async fn check_target(
 }
 
 /// The quote a reply to `seq` carries, checked (the message exists and is
-/// not deleted).
+/// not deleted). In an end-to-end encrypted conversation it has no
+/// excerpt: the stored text is a ciphertext, which the server cannot read
+/// and must not pass off as text.
 pub(crate) async fn quote(
     store: &dyn Store,
     conv: ConvId,
     seq: Seq,
     user: &User,
+    encrypted: bool,
 ) -> Result<Quote, ApiError> {
     let row = check_target(
         store,
@@ -119,7 +122,7 @@ pub(crate) async fn quote(
     Ok(Quote {
         seq,
         sender: row.sender_name,
-        excerpt: row.body.map(|b| excerpt(b.as_str())),
+        excerpt: row.body.filter(|_| !encrypted).map(|b| excerpt(b.as_str())),
     })
 }
 
@@ -135,6 +138,8 @@ pub(crate) struct Change {
     pub(crate) emoji: Option<Emoji>,
     /// The request's `client_id`.
     pub(crate) client_id: ClientMsgId,
+    /// An edit's body is a ciphertext (false for the other kinds).
+    pub(crate) encrypted: bool,
 }
 
 /// Checks a change by `user` and builds its job.
@@ -155,6 +160,9 @@ pub(crate) async fn prepare_change(
         }
         moderator =
             hub.moderation().role(conv, user.id) >= chatus_protocol::moderation::Role::Moderator;
+    }
+    if matches!(change.kind, Kind::Edit { .. }) {
+        crate::service::messages::check_encryption(hub, conv, change.encrypted)?;
     }
     check_target(store, conv, seq, &user, change.kind, moderator).await?;
     Ok(SendJob {

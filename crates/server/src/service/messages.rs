@@ -536,21 +536,7 @@ pub(crate) async fn prepare_send(
             )
         }
     };
-    match (hub.is_encrypted(conv), encrypt) {
-        (true, false) => {
-            return Err(ApiError::reject(
-                ErrorCode::EncryptionRequired,
-                "This conversation is end-to-end encrypted: send a ciphertext, not a body.",
-            ));
-        }
-        (false, true) => {
-            return Err(ApiError::reject(
-                ErrorCode::NotEncrypted,
-                "This conversation is not end-to-end encrypted: send a body, not a ciphertext.",
-            ));
-        }
-        _ => {}
-    }
+    check_encryption(hub, conv, encrypt)?;
     Ok(SendJob {
         msg: NewMessage {
             conv,
@@ -569,6 +555,23 @@ pub(crate) async fn prepare_send(
         reply_to,
         id,
     })
+}
+
+/// The rule `send` and `edit` share: an end-to-end encrypted conversation
+/// takes only ciphertexts (`encryption_required`), a clear one only bodies
+/// (`not_encrypted`).
+pub(crate) fn check_encryption(hub: &Hub, conv: ConvId, encrypt: bool) -> Result<(), ApiError> {
+    match (hub.is_encrypted(conv), encrypt) {
+        (true, false) => Err(ApiError::reject(
+            ErrorCode::EncryptionRequired,
+            "This conversation is end-to-end encrypted: send a ciphertext, not a body.",
+        )),
+        (false, true) => Err(ApiError::reject(
+            ErrorCode::NotEncrypted,
+            "This conversation is not end-to-end encrypted: send a body, not a ciphertext.",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `conversations`: the rooms `user` is in and their direct conversations

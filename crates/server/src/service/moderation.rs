@@ -398,7 +398,7 @@ pub(crate) async fn audit_log(
     let mut entries: Vec<_> = rows
         .into_iter()
         .filter_map(
-            |row| match crate::handler::history::row_item(conv.clone(), row)? {
+            |row| match crate::handler::history::row_item(conv.clone(), row, false)? {
                 crate::handler::history::RowItem::Change(chatus_protocol::Change::Moderated(m)) => {
                     Some(m)
                 }
