@@ -103,6 +103,7 @@ impl Worker {
                 user,
                 token,
                 limits,
+                display_name,
             } => {
                 if self.e2ee.enabled() {
                     self.set_up(&user).await;
@@ -111,6 +112,7 @@ impl Worker {
                     user,
                     token,
                     limits,
+                    display_name,
                 });
             }
             Event::Message { mut message, live } => match self.e2ee.open(&mut message) {

@@ -113,6 +113,7 @@ fn completion_offers_people_seen_here_and_online() {
         user: user("barbara"),
         online: true,
         role: Default::default(),
+        display_name: None,
     }]));
     let names = |s: &State, p: &str| -> Vec<String> {
         s.mention_candidates(p)

@@ -196,6 +196,9 @@ fn all_requests() -> Vec<Request> {
         Request::Receipts(receipt::QueryReceipts {
             conv: Conversation::Peer(user("bob")),
         }),
+        Request::SetDisplayName(profile::SetDisplayName {
+            display_name: Some(profile::DisplayName::parse("Alice Smith").unwrap()),
+        }),
         Request::SetTopic(moderation::SetTopic {
             room: room("dev"),
             topic: Topic::parse("Plans").unwrap(),
@@ -374,6 +377,7 @@ fn every_server_message_round_trips() {
             user: user("Alice"),
             token: Some(Token::parse("abcdefghijklmnopqrstuvwxyz").unwrap()),
             expires: Timestamp(5),
+            display_name: Some(profile::DisplayName::parse("Alice Smith").unwrap()),
         }),
         ServerMessage::Ok(Ack { id }),
         ServerMessage::Pong(Pong { id }),
@@ -393,6 +397,7 @@ fn every_server_message_round_trips() {
                 user: user("bob"),
                 online: true,
                 role: Default::default(),
+                display_name: Some(profile::DisplayName::parse("Bob").unwrap()),
             }],
             truncated: true,
         }),
@@ -402,6 +407,7 @@ fn every_server_message_round_trips() {
                 user: user("bob"),
                 online: true,
                 role: Default::default(),
+                display_name: None,
             }],
         }),
         ServerMessage::Sent(Sent {
@@ -478,6 +484,7 @@ fn every_server_message_round_trips() {
                 user: user("bob"),
                 online: false,
                 role: Default::default(),
+                display_name: None,
             }],
         }),
         ServerMessage::MemberJoined(MemberJoined {
@@ -526,6 +533,14 @@ fn every_server_message_round_trips() {
             room: room("dev"),
             entries: vec![moderated()],
             more: true,
+        }),
+        ServerMessage::Profile(profile::Profile {
+            user: user("alice"),
+            display_name: Some(profile::DisplayName::parse("Alice Smith").unwrap()),
+        }),
+        ServerMessage::Profile(profile::Profile {
+            user: user("alice"),
+            display_name: None,
         }),
     ];
     for m in all {
