@@ -8,7 +8,7 @@
 //! it.
 //!
 //! Two `std::sync::Mutex`es, never held together:
-//! - `dir` guards the [`Directory`]: users (names, rooms, direct
+//! - `dir` guards the [`Directory`]: users (names, display names, rooms, direct
 //!   conversations, invitations and the places reserved for invitations
 //!   being stored, and the connections each is logged in on, with their
 //!   sessions), rooms (members, invitees, latest `seq`), direct

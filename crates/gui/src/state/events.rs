@@ -321,6 +321,16 @@ impl State {
                 self.invites.insert(i.room);
                 Vec::new()
             }
+            // Kept in the open room's member list; the app shows user
+            // names only for now, so a display name is never shown alone.
+            Event::Profile(p) => {
+                if let Some((_, members)) = &mut self.members
+                    && let Some(m) = members.iter_mut().find(|m| m.user == p.user)
+                {
+                    m.display_name = p.display_name;
+                }
+                Vec::new()
+            }
             Event::Stopped { error } => {
                 let why = error.map_or_else(|| "Disconnected.".to_owned(), |e| e.to_string());
                 self.back_to_login(Some(why));
