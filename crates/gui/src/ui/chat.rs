@@ -34,6 +34,8 @@ pub struct View {
     pub glyphs: GlyphCheck,
     /// The message whose text the composer was filled with for an edit.
     pub editing: Option<chatus_client::protocol::Seq>,
+    /// The account menu's display name field.
+    pub display_name: String,
 }
 
 /// The accessible label of the account menu (the user name in the sidebar).
@@ -249,7 +251,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
             if let Some(me) = &state.me {
                 ui.horizontal(|ui| {
                     dot(ui, Some(state.link == Link::Online));
-                    account_menu(ui, state, me, intents);
+                    account_menu(ui, state, me, &mut view.display_name, intents);
                 });
             }
             ui.separator();
@@ -390,8 +392,18 @@ fn mute_menu(resp: &egui::Response, state: &State, conv: &Conversation, intents:
     });
 }
 
-/// The account menu: switch to another saved account, add one, log out.
-fn account_menu(ui: &mut egui::Ui, state: &State, me: &Username, intents: &mut Vec<Intent>) {
+/// The accessible label of the account menu's display name field.
+pub const DISPLAY_NAME_LABEL: &str = "Display name";
+
+/// The account menu: switch to another saved account, add one, set the
+/// display name, choose receipts, log out.
+fn account_menu(
+    ui: &mut egui::Ui,
+    state: &State,
+    me: &Username,
+    display_name: &mut String,
+    intents: &mut Vec<Intent>,
+) {
     let others: Vec<&Username> = state
         .saved_here()
         .iter()
@@ -406,6 +418,23 @@ fn account_menu(ui: &mut egui::Ui, state: &State, me: &Username, intents: &mut V
         if !others.is_empty() {
             ui.separator();
         }
+        ui.label(format!("Shown as {}", state.shown(me)));
+        ui.horizontal(|ui| {
+            let label = ui.label(DISPLAY_NAME_LABEL);
+            ui.add(egui::TextEdit::singleline(display_name).desired_width(140.0))
+                .labelled_by(label.id)
+                .on_hover_text("Shown beside your user name, never instead of it");
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Set display name").clicked() {
+                intents.push(Intent::SetDisplayName(Some(display_name.clone())));
+            }
+            if ui.button("Clear display name").clicked() {
+                display_name.clear();
+                intents.push(Intent::SetDisplayName(None));
+            }
+        });
+        ui.separator();
         let mut share = state.share;
         let rooms = ui
             .checkbox(&mut share.rooms, "Share read receipts in rooms")
@@ -638,7 +667,7 @@ fn members_panel(ui: &mut egui::Ui, state: &State, intents: &mut Vec<Intent>) {
                 for m in members {
                     ui.horizontal(|ui| {
                         dot(ui, (state.link == Link::Online).then_some(m.online));
-                        let name = RichText::new(m.user.as_str())
+                        let name = RichText::new(state.shown(&m.user))
                             .color(style::name_color(ui, m.user.as_str()));
                         if ui.selectable_label(false, name).clicked() && !state.is_me(&m.user) {
                             intents.push(Intent::Select(Conversation::Peer(m.user.clone())));
