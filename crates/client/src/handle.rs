@@ -528,8 +528,7 @@ impl Client {
 
     /// Sets our display name (`None` clears it). Shown beside our user name,
     /// never instead of it; those who share a conversation with us get
-    /// [`Event::Profile`](crate::Event::Profile), and so do our own
-    /// connections.
+    /// [`Event::Profile`], and so do our own connections.
     pub async fn set_display_name(
         &self,
         display_name: Option<chatus_protocol::profile::DisplayName>,
