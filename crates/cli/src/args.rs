@@ -185,6 +185,9 @@ pub enum Command {
     Invite(InviteArgs),
     /// Decline an invitation to a room.
     Decline(RoomArg),
+    /// Show your display name, set it (--display-name NAME) or remove it
+    /// (--clear); it is always shown beside your user name.
+    Profile(crate::profile::ProfileArgs),
     /// Upload files to a room or a person (resumable: run it again after
     /// an interruption); exits 0 once each file is stored and its message
     /// acknowledged.
@@ -229,6 +232,7 @@ impl Command {
             Command::Create(a) => &a.client,
             Command::Join(a) | Command::Leave(a) | Command::Decline(a) => &a.client,
             Command::Invite(a) => &a.client,
+            Command::Profile(a) => &a.client,
             Command::Upload(a) => &a.client,
             Command::Download(a) => &a.client,
             Command::Files(a) => &a.client,

@@ -6,8 +6,10 @@
 //! the prompt, so it never mixes with what is being typed. Lines typed are
 //! sent to the current room; incoming messages are printed with time and
 //! sender as they arrive. Commands: `/join ROOM`, `/create ROOM`,
-//! `/leave`, `/msg USER TEXT`, `/who`, `/rooms`, `/help`, and `quit` or
-//! `/quit` (or Ctrl-D). Messages show their `seq` (`[SEQ HH:MM]`), which
+//! `/leave`, `/msg USER TEXT`, `/who`, `/rooms`, `/nick NAME`, `/help`,
+//! and `quit` or `/quit` (or Ctrl-D). A sender with a display name is
+//! shown as `<Alice Smith (@alice)>`, never by the display name alone; the
+//! display names come from member lists and `profile` events. Messages show their `seq` (`[SEQ HH:MM]`), which
 //! `/edit N TEXT`, `/delete N`, `/reply N TEXT` and `/react N EMOJI` (a
 //! toggle) and `/versions N` take to name one in the current room; edits, deletions and
 //! reactions are printed as lines of their own, and the messages seen
@@ -32,6 +34,8 @@ use chatus_client::moderation::command;
 use chatus_client::protocol::event::Change;
 use chatus_client::protocol::history::Page;
 use chatus_client::protocol::message::Message;
+use chatus_client::protocol::presence::Member;
+use chatus_client::protocol::profile::{DisplayName, Profile};
 use chatus_client::protocol::search::{Search, SearchQuery};
 use chatus_client::protocol::{
     Body, Conversation, Emoji, ErrorCode, RoomName, Seq, Username, Visibility,
@@ -67,6 +71,7 @@ Type a line to send it to the current room. Commands (Tab completes them, and ro
   /op USER          make a member a moderator (owner); /deop USER undoes it
   /invite-only on|off  joining needs an invitation, or not
   /who              who is in the current room
+  /nick NAME        set your display name, shown beside your user name; /nick --clear removes it
   /rooms            the rooms you can see (> marks the current one)
   /help             this help
   //text            send a line that starts with /
@@ -108,6 +113,8 @@ pub enum Line {
     Moderate(command::Command),
     /// `/who`.
     Who,
+    /// `/nick NAME` (a display name), or `/nick --clear` (`None`).
+    Nick(Option<String>),
     /// `/rooms`.
     Rooms,
     /// `/help`.
@@ -182,6 +189,9 @@ pub fn parse_line(line: &str) -> Line {
         "search" | "s" if !rest.is_empty() => Line::Search(rest.to_owned()),
         "search" | "s" => Line::Bad("Usage: /search QUERY".into()),
         "who" | "names" => Line::Who,
+        "nick" if rest == "--clear" => Line::Nick(None),
+        "nick" if !rest.is_empty() => Line::Nick(Some(rest.to_owned())),
+        "nick" => Line::Bad("Usage: /nick NAME (or /nick --clear)".into()),
         "rooms" | "list" => Line::Rooms,
         "help" | "?" => Line::Help,
         other => match command::parse(other, rest) {
@@ -221,13 +231,23 @@ impl Screen {
 
     /// A message; on a terminal, one from someone else that mentions us
     /// is bold and rings the bell, as IRC clients highlight.
-    fn message(&self, m: &Message, current: &RoomName, me: &Username) {
+    fn message(
+        &self,
+        m: &Message,
+        current: &RoomName,
+        me: &Username,
+        display_name: Option<&DisplayName>,
+    ) {
         if self.json() {
-            self.line(&output::message_json(m).to_string());
+            let mut v = output::message_json(m);
+            if let Some(d) = display_name {
+                v["display_name"] = serde_json::json!(d.as_str());
+            }
+            self.line(&v.to_string());
             return;
         }
         let elsewhere = m.conv != Conversation::Room(current.clone());
-        let text = output::message_text(m, elsewhere, false);
+        let text = output::message_text_as(m, elsewhere, false, display_name);
         let mentioned = m.sender != *me
             && m.body
                 .as_ref()
@@ -280,6 +300,8 @@ struct Shared {
     /// Who we are (for reactions of ours).
     me: Username,
     names: SharedNames,
+    /// Display names heard of (member lists, `profile` events), by user.
+    display_names: Arc<Mutex<HashMap<Username, DisplayName>>>,
 }
 
 impl Shared {
@@ -298,6 +320,47 @@ impl Shared {
             *p = format!("#{room}");
         }
         learn(&self.names, |n| n.room(room.as_str()));
+    }
+
+    /// `user`'s display name, if heard of.
+    fn display_name(&self, user: &Username) -> Option<DisplayName> {
+        self.display_names.lock().ok()?.get(user).cloned()
+    }
+
+    /// Records `user`'s display name (`None`: they have none).
+    fn set_display_name(&self, user: &Username, name: Option<DisplayName>) {
+        if let Ok(mut d) = self.display_names.lock() {
+            match name {
+                Some(n) => d.insert(user.clone(), n),
+                None => d.remove(user),
+            };
+        }
+    }
+
+    /// Learns the names and display names of a member list.
+    fn learn_members(&self, members: &[Member]) {
+        learn(&self.names, |n| {
+            for m in members {
+                n.user(m.user.as_str());
+            }
+        });
+        for m in members {
+            self.set_display_name(&m.user, m.display_name.clone());
+        }
+    }
+
+    /// A `profile` event: remembered, and said.
+    fn profile(&self, p: Profile) {
+        let who = if p.user == self.me {
+            "You are".to_owned()
+        } else {
+            format!("{} is", p.user)
+        };
+        self.screen.note(&match &p.display_name {
+            Some(d) => format!("{who} now shown as {}.", output::person(&p.user, Some(d))),
+            None => format!("{who} shown without a display name now."),
+        });
+        self.set_display_name(&p.user, p.display_name);
     }
 
     /// Whether `seq` of `conv` is past what was printed; moves the mark.
@@ -344,7 +407,9 @@ impl Shared {
         }
         if self.fresh(&m.conv, m.seq) {
             learn(&self.names, |n| n.user(m.sender.as_str()));
-            self.screen.message(m, &self.room(), &self.me);
+            let shown = self.display_name(&m.sender);
+            self.screen
+                .message(m, &self.room(), &self.me, shown.as_ref());
         }
     }
 
@@ -445,26 +510,26 @@ pub async fn chat(ctx: &Ctx, args: &ChatArgs) -> Result<(), CliError> {
         seen: Arc::default(),
         me: connected.user.clone(),
         names,
+        display_names: Arc::default(),
     };
     shared.set_room(&start);
     learn(&shared.names, |n| n.user(connected.user.as_str()));
+    shared.set_display_name(&connected.user, connected.display_name.clone());
+    // The first room's people first, so its recent messages show their
+    // display names.
+    if let Ok(members) = client.members(start.clone()).await {
+        shared.learn_members(&members);
+    }
     shared.screen.note(&format!(
         "Connected to {server} as {}; talking in #{start}. /help lists the commands.",
         connected.user
     ));
     shared.recent(&client, &start).await;
-    // Names for Tab: rooms and the people of the first room.
+    // Names for Tab: rooms (the people of the first room are known).
     if let Ok(rooms) = client.rooms().await {
         learn(&shared.names, |n| {
             for r in &rooms {
                 n.room(r.name.as_str());
-            }
-        });
-    }
-    if let Ok(members) = client.members(start.clone()).await {
-        learn(&shared.names, |n| {
-            for m in &members {
-                n.user(m.user.as_str());
             }
         });
     }
@@ -591,6 +656,9 @@ async fn run_line(
             Ok(new) => match client.join(new.clone()).await {
                 Ok(info) => {
                     shared.set_room(&new);
+                    if let Ok(people) = client.members(new.clone()).await {
+                        shared.learn_members(&people);
+                    }
                     shared.recent(client, &new).await;
                     screen.note(&format!(
                         "Now talking in #{new} ({}).",
@@ -630,13 +698,14 @@ async fn run_line(
                 screen.note(&note);
             }
         }
+        Line::Nick(name) => match name.map(DisplayName::parse).transpose() {
+            // The `profile` event that follows says what changed.
+            Ok(name) => client.set_display_name(name).await?,
+            Err(e) => screen.note(&e.message),
+        },
         Line::Who => {
             let people = client.members(room.clone()).await?;
-            learn(&shared.names, |n| {
-                for m in &people {
-                    n.user(m.user.as_str());
-                }
-            });
+            shared.learn_members(&people);
             if screen.json() {
                 for m in &people {
                     screen.line(&output::member_json(m).to_string());
@@ -765,7 +834,8 @@ async fn print_events(
             } => shared.print_once(&output::undecryptable(&message, &reason)),
             Event::Decrypted { message } => {
                 screen.note(&format!("Message {} can be read now:", message.seq));
-                screen.message(&message, &room, &me);
+                let shown = shared.display_name(&message.sender);
+                screen.message(&message, &room, &me, shown.as_ref());
             }
             Event::E2eeWarning(text) => screen.note(&text),
             Event::Change { change, .. } => shared.print_change(&change),
@@ -810,7 +880,11 @@ async fn print_events(
                     told = Some(state);
                 }
             }
-            Event::Connected { user, .. } => {
+            Event::Profile(p) => shared.profile(p),
+            Event::Connected {
+                user, display_name, ..
+            } => {
+                shared.set_display_name(&user, display_name);
                 told = None;
                 screen.note(&format!("Reconnected as {user}."));
             }
@@ -846,6 +920,12 @@ mod tests {
             ),
             ("/msg bob", Line::Bad("Usage: /msg USER TEXT".into())),
             ("/who", Line::Who),
+            ("/nick Alice Smith", Line::Nick(Some("Alice Smith".into()))),
+            ("/nick --clear", Line::Nick(None)),
+            (
+                "/nick",
+                Line::Bad("Usage: /nick NAME (or /nick --clear)".into()),
+            ),
             ("/rooms", Line::Rooms),
             (
                 "/edit 3 better text",

@@ -282,8 +282,8 @@ impl Ctx {
         let result = loop {
             tokio::select! {
                 e = events.recv() => match e {
-                    Some(Event::Connected { user, token, limits }) => {
-                        break Ok(Connected { user, token, limits });
+                    Some(Event::Connected { user, token, limits, display_name }) => {
+                        break Ok(Connected { user, token, limits, display_name });
                     }
                     Some(Event::Stopped { error }) => break Err(error.unwrap_or(Error::Stopped)),
                     None => break Err(Error::Stopped),

@@ -14,6 +14,7 @@
 //!   encryption devices.
 //! - [`chat`]: `chatus chat`, a line editor on a terminal, plain lines
 //!   from a pipe.
+//! - [`profile`]: `chatus profile`, the account's display name.
 //! - [`output`]: human and JSON output.
 //! - [`logging`]: tracing set-up.
 
@@ -28,6 +29,7 @@ pub mod files;
 pub mod logging;
 pub mod migrate;
 pub mod output;
+pub mod profile;
 pub mod search;
 pub mod serve;
 
@@ -225,6 +227,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Leave(a) => commands::leave(need()?, &a).await,
         Command::Decline(a) => commands::decline(need()?, &a).await,
         Command::Invite(a) => commands::invite(need()?, &a).await,
+        Command::Profile(a) => profile::profile(need()?, &a).await,
         Command::Upload(a) => files::upload(need()?, &a).await,
         Command::Download(a) => files::download(need()?, &a).await,
         Command::Files(a) => files::list(need()?, &a).await,

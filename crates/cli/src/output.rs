@@ -10,8 +10,9 @@ use std::borrow::Cow;
 use chatus_client::protocol::event::Change;
 use chatus_client::protocol::message::Message;
 use chatus_client::protocol::presence::Member;
+use chatus_client::protocol::profile::DisplayName;
 use chatus_client::protocol::room::RoomInfo;
-use chatus_client::protocol::{Conversation, FileInfo, Timestamp};
+use chatus_client::protocol::{Conversation, FileInfo, Timestamp, Username};
 use serde_json::{Value, json};
 
 /// Replaces control characters other than newline and tab.
@@ -324,6 +325,24 @@ fn indent_body(body: &str, width: usize) -> String {
 /// A message as one (or, for multi-line bodies, several) lines of text.
 /// `with_place` prefixes the conversation; `long_time` shows the date.
 pub fn message_text(m: &Message, with_place: bool, long_time: bool) -> String {
+    message_text_as(m, with_place, long_time, None)
+}
+
+/// How a person is shown: `Alice Smith (@alice)` with a display name,
+/// `alice` without (never the display name alone), cleaned for the
+/// terminal.
+pub fn person(user: &Username, display_name: Option<&DisplayName>) -> String {
+    clean(&chatus_client::protocol::profile::shown(user, display_name)).into_owned()
+}
+
+/// [`message_text`], the sender shown with `display_name` when they have
+/// one (`<Alice Smith (@alice)>`).
+pub fn message_text_as(
+    m: &Message,
+    with_place: bool,
+    long_time: bool,
+    display_name: Option<&DisplayName>,
+) -> String {
     let time = if long_time {
         date_time(m.time)
     } else {
@@ -334,7 +353,7 @@ pub fn message_text(m: &Message, with_place: bool, long_time: bool) -> String {
         head.push_str(&place(&m.conv));
         head.push(' ');
     }
-    head.push_str(&format!("<{}> ", m.sender));
+    head.push_str(&format!("<{}> ", person(&m.sender, display_name)));
     let width = head.chars().count();
     let pad = " ".repeat(width);
     let mut text = head;
@@ -409,11 +428,11 @@ pub fn room_json(r: &RoomInfo) -> Value {
 /// names padded only as wide as the longest.
 pub fn members_text(members: &[Member]) -> Vec<String> {
     let online = members.iter().filter(|m| m.online).count();
-    let width = members
+    let shown: Vec<String> = members
         .iter()
-        .map(|m| m.user.as_str().len())
-        .max()
-        .unwrap_or(0);
+        .map(|m| person(&m.user, m.display_name.as_ref()))
+        .collect();
+    let width = shown.iter().map(|s| s.chars().count()).max().unwrap_or(0);
     let mut lines = vec![format!(
         "{} {}, {online} online:",
         members.len(),
@@ -423,10 +442,9 @@ pub fn members_text(members: &[Member]) -> Vec<String> {
             "members"
         }
     )];
-    lines.extend(members.iter().map(|m| {
+    lines.extend(members.iter().zip(&shown).map(|(m, name)| {
         format!(
-            "  {:<width$}  {}",
-            m.user.as_str(),
+            "  {name:<width$}  {}",
             if m.online { "online" } else { "offline" }
         )
     }));
@@ -435,7 +453,11 @@ pub fn members_text(members: &[Member]) -> Vec<String> {
 
 /// A person as JSON.
 pub fn member_json(m: &Member) -> Value {
-    json!({"user": m.user.as_str(), "online": m.online})
+    let mut v = json!({"user": m.user.as_str(), "online": m.online});
+    if let Some(d) = &m.display_name {
+        v["display_name"] = json!(d.as_str());
+    }
+    v
 }
 
 #[cfg(test)]
@@ -455,6 +477,7 @@ mod tests {
             user: Username::parse(name).unwrap(),
             online,
             role: Default::default(),
+            display_name: None,
         };
         let lines = members_text(&[m("al", true), m("bobby", false)]);
         assert_eq!(
@@ -465,6 +488,13 @@ mod tests {
                 "  bobby  offline"
             ]
         );
+        // A display name is shown with the user name, even one that reads
+        // like someone else's.
+        let mut bob = m("bob", true);
+        bob.display_name = Some(DisplayName::parse("al").unwrap());
+        let lines = members_text(&[m("al", true), bob.clone()]);
+        assert_eq!(&lines[1..], ["  al         online", "  al (@bob)  online"]);
+        assert_eq!(member_json(&bob)["display_name"], "al");
     }
 
     #[test]
@@ -481,6 +511,13 @@ mod tests {
             deleted: None,
             reactions: Vec::new(),
         };
+        let named = message_text_as(
+            &m,
+            false,
+            false,
+            Some(&DisplayName::parse("Alice Smith").unwrap()),
+        );
+        assert!(named.contains("<Alice Smith (@alice)> one"), "{named}");
         let text = message_text(&m, true, false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].ends_with("#lobby <alice> one"), "{text}");

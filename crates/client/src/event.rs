@@ -24,6 +24,8 @@ pub enum Event {
         token: Option<Token>,
         /// The server's limits.
         limits: Limits,
+        /// Our display name, if we set one.
+        display_name: Option<chatus_protocol::profile::DisplayName>,
     },
     /// The connection dropped; the client retries after `retry_in`.
     Disconnected {
@@ -92,6 +94,10 @@ pub enum Event {
     MemberLeft(MemberLeft),
     /// We were invited to a room.
     Invited(Invited),
+    /// Someone who shares a conversation with us (or we, from any of our
+    /// connections) set or cleared their display name. Show it beside the
+    /// user name, never alone.
+    Profile(chatus_protocol::profile::Profile),
     /// The client stopped for good: `error` says why (none after a quit).
     Stopped {
         /// Why, unless it was asked to stop.

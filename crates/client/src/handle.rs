@@ -53,6 +53,8 @@ pub struct Connected {
     pub token: Option<chatus_protocol::Token>,
     /// The server's limits.
     pub limits: chatus_protocol::hello::Limits,
+    /// Our display name, if we set one (see [`Client::set_display_name`]).
+    pub display_name: Option<chatus_protocol::profile::DisplayName>,
 }
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(0);
@@ -106,6 +108,7 @@ impl Client {
                     user,
                     token,
                     limits,
+                    display_name,
                 }) => {
                     return Ok((
                         client,
@@ -114,6 +117,7 @@ impl Client {
                             user,
                             token,
                             limits,
+                            display_name,
                         },
                     ));
                 }
@@ -557,6 +561,20 @@ impl Client {
                     .learn(c.conversations.iter().map(|i| (&i.conv, i.encrypted)));
                 Ok(c.conversations)
             }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sets our display name (`None` clears it). Shown beside our user name,
+    /// never instead of it; those who share a conversation with us get
+    /// [`Event::Profile`], and so do our own connections.
+    pub async fn set_display_name(
+        &self,
+        display_name: Option<chatus_protocol::profile::DisplayName>,
+    ) -> Result<(), Error> {
+        let request = chatus_protocol::profile::SetDisplayName { display_name };
+        match self.request(Request::SetDisplayName(request)).await? {
+            ServerMessage::Ok(_) => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

@@ -315,6 +315,7 @@ impl Task {
         self.emit(Event::Connected {
             user: authed.user,
             token: authed.token,
+            display_name: authed.display_name,
             limits: self.limits.unwrap_or(Limits {
                 max_frame_bytes: 0,
                 max_body_bytes: 0,
@@ -675,6 +676,7 @@ impl Task {
             ServerMessage::MemberJoined(m) => self.emit(Event::MemberJoined(m)),
             ServerMessage::MemberLeft(m) => self.emit(Event::MemberLeft(m)),
             ServerMessage::Invited(m) => self.emit(Event::Invited(m)),
+            ServerMessage::Profile(p) => self.emit(Event::Profile(p)),
             ServerMessage::DeviceMessage(m) => {
                 let _ = self.events.send(Out::DeviceMessage(m.message));
             }

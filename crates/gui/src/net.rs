@@ -171,6 +171,9 @@ pub enum Action {
     Rooms,
     /// Load a room's members.
     Members(RoomName),
+    /// Set our display name, or clear it (`None`); the `profile` event
+    /// that follows shows it.
+    SetDisplayName(Option<chatus_client::protocol::profile::DisplayName>),
     /// Move the read marker, with this receipt.
     MarkRead(Conversation, Seq, chatus_client::protocol::receipt::Receipt),
     /// Load who read how far in a conversation (the answer is
@@ -896,6 +899,10 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             Action::Receipts(conv) => match client.receipts(conv).await {
                 Ok(list) => Update::Receipts(list),
                 Err(_) => return,
+            },
+            Action::SetDisplayName(name) => match client.set_display_name(name).await {
+                Ok(()) => return,
+                Err(e) => failed("Could not set the display name", e),
             },
             Action::MarkRead(conv, seq, receipt) => {
                 match client.mark_read_as(conv, seq, Some(receipt)).await {

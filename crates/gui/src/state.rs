@@ -322,6 +322,8 @@ pub enum Intent {
     ToggleMute(Conversation),
     /// Choose which read receipts we share.
     Share(ShareReceipts),
+    /// Set our display name (checked here first), or clear it (`None`).
+    SetDisplayName(Option<String>),
 }
 
 /// Everything the window shows.
@@ -356,6 +358,9 @@ pub struct State {
     pub notice: Option<Notice>,
     /// Members of the open room, when loaded.
     pub members: Option<(RoomName, Vec<Member>)>,
+    /// Display names heard of (member lists, `profile` events, ours at
+    /// login), shown beside user names and never alone ([`State::shown`]).
+    pub display_names: BTreeMap<Username, chatus_client::protocol::profile::DisplayName>,
     /// The member list was loaded before the connection was lost: who is
     /// online in it is not known until it is loaded again.
     pub members_stale: bool,
@@ -470,6 +475,7 @@ impl Default for State {
             pending: Vec::new(),
             notice: None,
             members: None,
+            display_names: BTreeMap::new(),
             members_stale: false,
             saved: SavedAccounts::default(),
             uploads: Vec::new(),
@@ -549,6 +555,13 @@ impl State {
     }
 
     /// True when `user` is us.
+    /// How `user` is shown: `Alice Smith (@alice)` when we know a display
+    /// name of theirs, else the user name.
+    pub fn shown(&self, user: &Username) -> String {
+        chatus_client::protocol::profile::shown(user, self.display_names.get(user))
+    }
+
+    /// Whether `user` is us (any spelling of our account's name).
     pub fn is_me(&self, user: &Username) -> bool {
         self.me.as_ref().is_some_and(|me| me.same_account(user))
     }
@@ -708,6 +721,18 @@ impl State {
             Intent::Share(share) => {
                 self.share = share;
                 Vec::new()
+            }
+            Intent::SetDisplayName(name) => {
+                match name
+                    .map(chatus_client::protocol::profile::DisplayName::parse)
+                    .transpose()
+                {
+                    Ok(name) => vec![Action::SetDisplayName(name)],
+                    Err(e) => {
+                        self.notice(e.message, true);
+                        Vec::new()
+                    }
+                }
             }
             Intent::ToggleMute(conv) => {
                 self.toggle_mute(conv);

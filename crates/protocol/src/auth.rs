@@ -81,6 +81,9 @@ pub struct Authed {
     pub token: Option<Token>,
     /// When the session expires unless used again.
     pub expires: Timestamp,
+    /// The user's display name (absent when none; see [`crate::profile`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<crate::profile::DisplayName>,
 }
 
 /// `ok`: a request succeeded and has nothing more to say.

@@ -145,6 +145,9 @@ pub enum ErrorCode {
     /// A topic, description or reason was too long or held control
     /// characters.
     InvalidText,
+    /// A display name was empty, too long, or held a control character,
+    /// line break, bidirectional control or invisible character.
+    InvalidDisplayName,
     /// The account is banned from the server by an administrator: a login
     /// with the right password is refused.
     AccountBanned,
@@ -217,6 +220,7 @@ impl ErrorCode {
             ErrorCode::NotBanned => "not_banned",
             ErrorCode::NotMuted => "not_muted",
             ErrorCode::InvalidText => "invalid_text",
+            ErrorCode::InvalidDisplayName => "invalid_display_name",
             ErrorCode::AccountBanned => "account_banned",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
@@ -280,6 +284,7 @@ impl ErrorCode {
         ErrorCode::NotBanned,
         ErrorCode::NotMuted,
         ErrorCode::InvalidText,
+        ErrorCode::InvalidDisplayName,
         ErrorCode::AccountBanned,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,

@@ -14,6 +14,8 @@
 //!   [`moderation`] (topics, roles, kicks, bans, mutes, the audit log),
 //!   [`presence`], [`history`], [`search`], [`file`](mod@file), [`keys`]
 //!   (end-to-end encryption keys and to-device messages), [`error`].
+//! - [`profile`]: display names (`set_display_name`, the `profile`
+//!   event), always shown beside the user name.
 //! - [`receipt`]: read receipts (the public side of read markers).
 //! - [`mention`]: finding `@name` mentions in a message's text (a
 //!   convention of the text that clients share; the server never parses it).
@@ -34,6 +36,7 @@ pub mod mention;
 pub mod message;
 pub mod moderation;
 pub mod presence;
+pub mod profile;
 pub mod receipt;
 pub mod request;
 pub mod room;

@@ -29,6 +29,10 @@ pub struct Member {
     /// outside rooms).
     #[serde(default, skip_serializing_if = "crate::moderation::Role::is_member")]
     pub role: crate::moderation::Role,
+    /// Their display name, shown beside `user` (absent when none; see
+    /// [`crate::profile`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<crate::profile::DisplayName>,
 }
 
 /// `users`: the reply to `who`, sorted by name.

@@ -24,6 +24,7 @@ use crate::message::SendMessage;
 use crate::moderation::{AuditLog, Mute, Sanction, SetInviteOnly, SetRole, SetTopic, Unmute};
 use crate::moderation::{Description, Reason, Topic};
 use crate::presence::{SetTyping, Who};
+use crate::profile::{DisplayName, SetDisplayName};
 use crate::room::{CreateRoom, DeclineInvite, Invite, JoinRoom, LeaveRoom, ListMembers, ListRooms};
 use crate::search::{Search, SearchQuery};
 
@@ -115,6 +116,8 @@ pub enum Request {
     SetInviteOnly(SetInviteOnly),
     /// `audit_log`: see [`AuditLog`].
     AuditLog(AuditLog),
+    /// `set_display_name`: see [`SetDisplayName`].
+    SetDisplayName(SetDisplayName),
 }
 
 impl Request {
@@ -162,6 +165,7 @@ impl Request {
         "unmute",
         "set_invite_only",
         "audit_log",
+        "set_display_name",
     ];
 
     /// The wire `type` of this request.
@@ -209,6 +213,7 @@ impl Request {
             Request::Unmute(_) => "unmute",
             Request::SetInviteOnly(_) => "set_invite_only",
             Request::AuditLog(_) => "audit_log",
+            Request::SetDisplayName(_) => "set_display_name",
         }
     }
 
@@ -291,6 +296,7 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     ("topic", |s| Topic::parse(s).map(drop)),
     ("description", |s| Description::parse(s).map(drop)),
     ("reason", |s| Reason::parse(s).map(drop)),
+    ("display_name", |s| DisplayName::parse(s).map(drop)),
 ];
 
 impl Envelope {

@@ -17,6 +17,7 @@ use crate::keys::{ClaimedKeys, DeviceList, DeviceMessage, KeyCount, KeysUploaded
 use crate::message::{Message, Sent};
 use crate::moderation::{AuditPage, Moderated};
 use crate::presence::{Presence, Typing, Users};
+use crate::profile::Profile;
 use crate::receipt::{Read, ReceiptList};
 use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
 use crate::search::SearchResults;
@@ -93,6 +94,8 @@ pub enum ServerMessage {
     Moderated(Moderated),
     /// `audit_log`: see [`AuditPage`].
     AuditLog(AuditPage),
+    /// `profile` (event): see [`Profile`].
+    Profile(Profile),
 }
 
 impl ServerMessage {
@@ -133,7 +136,8 @@ impl ServerMessage {
             | ServerMessage::Deleted(_)
             | ServerMessage::Reacted(_)
             | ServerMessage::Typing(_)
-            | ServerMessage::Moderated(_) => None,
+            | ServerMessage::Moderated(_)
+            | ServerMessage::Profile(_) => None,
         }
     }
 
@@ -152,6 +156,7 @@ impl ServerMessage {
                 | ServerMessage::Read(_)
                 | ServerMessage::Reacted(_)
                 | ServerMessage::Moderated(_)
+                | ServerMessage::Profile(_)
                 | ServerMessage::DeviceMessage(_)
                 | ServerMessage::KeyCount(_)
         )

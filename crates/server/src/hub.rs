@@ -8,7 +8,7 @@
 //! it.
 //!
 //! Two `std::sync::Mutex`es, never held together:
-//! - `dir` guards the [`Directory`]: users (names, rooms, direct
+//! - `dir` guards the [`Directory`]: users (names, display names, rooms, direct
 //!   conversations, invitations and the places reserved for invitations
 //!   being stored, and the connections each is logged in on, with their
 //!   sessions), rooms (members, invitees, latest `seq`), direct
@@ -31,7 +31,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use chatus_protocol::presence::Member;
 use chatus_protocol::{RoomName, Seq, Username, Visibility};
 
 use crate::outbox::Outbox;
@@ -225,6 +224,8 @@ struct Directory {
     cluster: Option<cluster::ClusterDir>,
     /// End-to-end encrypted conversations (set at creation, never cleared).
     encrypted: HashSet<ConvId>,
+    /// Display names, of the users who set one (`hub/profiles.rs`).
+    profiles: HashMap<UserId, chatus_protocol::profile::DisplayName>,
 }
 
 /// Presence and membership changes waiting to be announced.
@@ -311,6 +312,7 @@ impl Hub {
             d.users.insert(u.id, UserEntry::new(u.name, HashSet::new()));
         }
         d.encrypted = snap.encrypted.iter().copied().collect();
+        d.load_display_names(&snap.display_names, |_, _| false);
         let mut lobby = None;
         for r in snap.rooms {
             if r.name.is_lobby() {
@@ -810,28 +812,6 @@ impl Hub {
             .is_some_and(|r| r.invites.remove(&user))
     }
 
-    /// Members of a room with their presence, by name.
-    pub(crate) fn members(&self, room: ConvId) -> Vec<Member> {
-        let roles = self.moderation.room(room);
-        let d = self.dir();
-        let Some(r) = d.rooms.get(&room) else {
-            return Vec::new();
-        };
-        let mut v: Vec<Member> = r
-            .members
-            .iter()
-            .filter_map(|id| {
-                d.users.get(id).map(|u| Member {
-                    user: u.name.clone(),
-                    online: d.is_online(*id),
-                    role: roles.role(*id),
-                })
-            })
-            .collect();
-        v.sort_by_key(|m| m.user.key());
-        v
-    }
-
     // --- direct conversations ---------------------------------------------
 
     /// The direct conversation between two users, if it exists.
@@ -993,5 +973,6 @@ impl Hub {
 
 pub(crate) mod cluster;
 pub(crate) mod moderation;
+mod profiles;
 #[cfg(test)]
 mod tests;

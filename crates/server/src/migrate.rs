@@ -177,6 +177,7 @@ const TABLES: &[Table] = &[
             ("password_hash", Ty::Text),
             ("is_admin", Ty::Bool),
             ("created_ms", Ty::Int),
+            ("display_name", Ty::OptText),
         ],
         key: 1,
         on_conflict: "ON CONFLICT DO NOTHING",

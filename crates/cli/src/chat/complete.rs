@@ -26,6 +26,7 @@ pub const COMMANDS: &[&str] = &[
     "/leave",
     "/msg",
     "/mute",
+    "/nick",
     "/op",
     "/quit",
     "/react",

@@ -18,6 +18,7 @@ mod files;
 mod first_hour;
 mod migrate;
 mod moderation;
+mod profile;
 mod search;
 mod terminal;
 mod tidy;

@@ -107,6 +107,7 @@ impl Worker {
                 user,
                 token,
                 limits,
+                display_name,
             } => {
                 if self.e2ee.enabled() {
                     self.set_up(&user).await;
@@ -115,6 +116,7 @@ impl Worker {
                     user,
                     token,
                     limits,
+                    display_name,
                 });
             }
             Event::Message { mut message, live } => match self.e2ee.open(&mut message) {

@@ -10,7 +10,7 @@ use chatus_client::Event;
 use chatus_client::protocol::history::ConversationInfo;
 use chatus_client::protocol::message::Message;
 use chatus_client::protocol::room::RoomInfo;
-use chatus_client::protocol::{Conversation, RoomName, Visibility};
+use chatus_client::protocol::{Conversation, RoomName, Username, Visibility};
 
 use super::{Link, LoginForm, Screen, State, lobby};
 use crate::net::{Action, Update};
@@ -117,6 +117,9 @@ impl State {
                 self.on_left(&room)
             }
             Update::Members(room, members) => {
+                for m in &members {
+                    self.learn_display_name(&m.user, m.display_name.clone());
+                }
                 if self.selected == Conversation::Room(room.clone()) {
                     self.members = Some((room, members));
                     self.members_stale = false;
@@ -172,9 +175,24 @@ impl State {
         self.reset(login);
     }
 
+    /// Records `user`'s display name (`None`: they have none).
+    fn learn_display_name(
+        &mut self,
+        user: &Username,
+        name: Option<chatus_client::protocol::profile::DisplayName>,
+    ) {
+        match name {
+            Some(n) => self.display_names.insert(user.clone(), n),
+            None => self.display_names.remove(user),
+        };
+    }
+
     fn on_event(&mut self, event: Event) -> Vec<Action> {
         match event {
-            Event::Connected { user, .. } => {
+            Event::Connected {
+                user, display_name, ..
+            } => {
+                self.learn_display_name(&user, display_name);
                 self.me = Some(user.clone());
                 self.online.insert(user);
                 self.screen = Screen::Chat;
@@ -322,6 +340,16 @@ impl State {
             Event::Invited(i) => {
                 self.notice(format!("{} invited you to #{}.", i.by, i.room), false);
                 self.invites.insert(i.room);
+                Vec::new()
+            }
+            // Shown beside the user name (`State::shown`), never alone.
+            Event::Profile(p) => {
+                if let Some((_, members)) = &mut self.members
+                    && let Some(m) = members.iter_mut().find(|m| m.user == p.user)
+                {
+                    m.display_name.clone_from(&p.display_name);
+                }
+                self.learn_display_name(&p.user, p.display_name);
                 Vec::new()
             }
             Event::Stopped { error } => {

@@ -95,6 +95,7 @@ mod tests {
             user: user(name),
             online: true,
             role,
+            display_name: None,
         }
     }
 

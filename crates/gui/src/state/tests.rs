@@ -48,6 +48,7 @@ pub(super) fn connected(me: &str) -> State {
             max_body_bytes: 16384,
             history_page_max: 200,
         },
+        display_name: None,
     }));
     s
 }
@@ -245,11 +246,13 @@ fn presence_and_session_end() {
                 user: user("bob"),
                 online: true,
                 role: Default::default(),
+                display_name: None,
             },
             Member {
                 user: user("carol"),
                 online: true,
                 role: Default::default(),
+                display_name: None,
             },
         ],
     })));
@@ -260,6 +263,7 @@ fn presence_and_session_end() {
             user: user("bob"),
             online: false,
             role: Default::default(),
+            display_name: None,
         }],
     })));
     assert!(!s.online.contains(&user("bob")));
@@ -296,6 +300,7 @@ fn reconnected(s: &mut State, me: &str) -> Vec<Action> {
         user: user(me),
         token: None,
         limits: limits(),
+        display_name: None,
     }))
 }
 
@@ -567,6 +572,7 @@ fn updates_from_a_logged_out_client_are_ignored() {
             user: user("alice"),
             token: None,
             limits: limits(),
+            display_name: None,
         }),
     );
     assert_eq!(s.screen, Screen::Login);
@@ -576,6 +582,7 @@ fn updates_from_a_logged_out_client_are_ignored() {
             user: user("alice"),
             token: None,
             limits: limits(),
+            display_name: None,
         }),
     );
     assert_eq!(s.screen, Screen::Chat);
@@ -589,6 +596,7 @@ fn presence_is_unknown_while_not_connected() {
         user: user("bob"),
         online: true,
         role: Default::default(),
+        display_name: None,
     }]));
     assert_eq!(s.presence(&user("bob")), Some(true));
     assert_eq!(s.presence(&user("carol")), Some(false));
@@ -749,6 +757,7 @@ fn the_member_count_is_unknown_while_disconnected() {
         user: user(name),
         online,
         role: Default::default(),
+        display_name: None,
     };
     s.apply(Update::Members(
         lobby.clone(),

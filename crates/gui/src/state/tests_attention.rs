@@ -1,6 +1,6 @@
 //! Tests of what draws attention, without a window: mentions, the unread
-//! count in the title, saying we are typing, `@` completion, and going to
-//! a search hit.
+//! count in the title, saying we are typing, `@` completion, going to
+//! a search hit; and who a person is shown as (display names).
 
 use chatus_client::Event;
 use chatus_client::protocol::history::HistoryPage;
@@ -113,6 +113,7 @@ fn completion_offers_people_seen_here_and_online() {
         user: user("barbara"),
         online: true,
         role: Default::default(),
+        display_name: None,
     }]));
     let names = |s: &State, p: &str| -> Vec<String> {
         s.mention_candidates(p)
@@ -322,4 +323,48 @@ fn receipts_show_each_reader_at_the_last_message_they_reached() {
             .any(|x| matches!(x, Action::MarkRead(_, Seq(4), Receipt::Public))),
         "{a:?}"
     );
+}
+
+/// Display names (issue 13) are learnt from member lists, `profile`
+/// events and our own login, and always shown with the user name.
+#[test]
+fn display_names_are_shown_beside_user_names() {
+    use chatus_client::protocol::profile::{DisplayName, Profile};
+    let mut s = connected("alice");
+    let dn = |n: &str| DisplayName::parse(n).unwrap();
+    s.apply(Update::Members(
+        RoomName::lobby(),
+        vec![Member {
+            user: user("bob"),
+            online: true,
+            role: Default::default(),
+            display_name: Some(dn("alice")),
+        }],
+    ));
+    assert_eq!(s.shown(&user("bob")), "alice (@bob)");
+    assert_eq!(s.shown(&user("alice")), "alice");
+    s.apply(Update::Event(Event::Profile(Profile {
+        user: user("bob"),
+        display_name: None,
+    })));
+    assert_eq!(s.shown(&user("bob")), "bob");
+    s.apply(Update::Event(Event::Profile(Profile {
+        user: user("carol"),
+        display_name: Some(dn("Carol C")),
+    })));
+    assert_eq!(s.shown(&user("carol")), "Carol C (@carol)");
+    // The account menu's field: checked before anything is sent.
+    let actions = s.intent(Intent::SetDisplayName(Some("  Al ".into())));
+    assert!(matches!(&actions[..], [Action::SetDisplayName(Some(n))] if n.as_str() == "Al"));
+    assert!(
+        s.intent(Intent::SetDisplayName(Some("a\u{202e}b".into())))
+            .is_empty()
+    );
+    assert!(
+        s.notice
+            .as_ref()
+            .is_some_and(|n| n.error && n.text.contains("bidirectional"))
+    );
+    let actions = s.intent(Intent::SetDisplayName(None));
+    assert!(matches!(&actions[..], [Action::SetDisplayName(None)]));
 }

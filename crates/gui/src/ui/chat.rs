@@ -33,6 +33,8 @@ pub struct View {
     pub glyphs: GlyphCheck,
     /// The message whose text the composer was filled with for an edit.
     pub editing: Option<chatus_client::protocol::Seq>,
+    /// The account menu's display name field.
+    pub display_name: String,
 }
 
 /// The accessible label of the account menu (the user name in the sidebar).
@@ -248,7 +250,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
             if let Some(me) = &state.me {
                 ui.horizontal(|ui| {
                     dot(ui, Some(state.link == Link::Online));
-                    account_menu(ui, state, me, intents);
+                    account_menu(ui, state, me, &mut view.display_name, intents);
                 });
             }
             ui.separator();
@@ -392,8 +394,18 @@ fn mute_menu(resp: &egui::Response, state: &State, conv: &Conversation, intents:
     });
 }
 
-/// The account menu: switch to another saved account, add one, log out.
-fn account_menu(ui: &mut egui::Ui, state: &State, me: &Username, intents: &mut Vec<Intent>) {
+/// The accessible label of the account menu's display name field.
+pub const DISPLAY_NAME_LABEL: &str = "Display name";
+
+/// The account menu: switch to another saved account, add one, set the
+/// display name, choose receipts, log out.
+fn account_menu(
+    ui: &mut egui::Ui,
+    state: &State,
+    me: &Username,
+    display_name: &mut String,
+    intents: &mut Vec<Intent>,
+) {
     let others: Vec<&Username> = state
         .saved_here()
         .iter()
@@ -408,6 +420,23 @@ fn account_menu(ui: &mut egui::Ui, state: &State, me: &Username, intents: &mut V
         if !others.is_empty() {
             ui.separator();
         }
+        ui.label(format!("Shown as {}", state.shown(me)));
+        ui.horizontal(|ui| {
+            let label = ui.label(DISPLAY_NAME_LABEL);
+            ui.add(egui::TextEdit::singleline(display_name).desired_width(140.0))
+                .labelled_by(label.id)
+                .on_hover_text("Shown beside your user name, never instead of it");
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Set display name").clicked() {
+                intents.push(Intent::SetDisplayName(Some(display_name.clone())));
+            }
+            if ui.button("Clear display name").clicked() {
+                display_name.clear();
+                intents.push(Intent::SetDisplayName(None));
+            }
+        });
+        ui.separator();
         let mut share = state.share;
         let rooms = ui
             .checkbox(&mut share.rooms, "Share read receipts in rooms")

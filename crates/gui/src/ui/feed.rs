@@ -377,7 +377,7 @@ fn row(
             ui.set_width(ui.available_width());
             if header {
                 ui.horizontal(|ui| {
-                    let name = RichText::new(m.sender.as_str())
+                    let name = RichText::new(state.shown(&m.sender))
                         .strong()
                         .color(style::name_color(ui, m.sender.as_str()));
                     ui.label(name);

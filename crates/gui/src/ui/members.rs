@@ -52,7 +52,7 @@ pub fn panel(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Ve
                 for m in members {
                     ui.horizontal(|ui| {
                         dot(ui, (state.link == Link::Online).then_some(m.online));
-                        let name = RichText::new(m.user.as_str())
+                        let name = RichText::new(state.shown(&m.user))
                             .color(style::name_color(ui, m.user.as_str()));
                         let label = ui.selectable_label(false, name);
                         if label.clicked() && !state.is_me(&m.user) {

@@ -193,6 +193,17 @@ fn bad_frames() {
             InvalidUsername,
             None,
         ),
+        (
+            r#"{"id":6,"type":"set_display_name","display_name":"a\u202eb"}"#,
+            InvalidDisplayName,
+            Some(6),
+        ),
+        (
+            r#"{"type":"set_display_name","display_name":"  "}"#,
+            InvalidDisplayName,
+            None,
+        ),
+        (r#"{"type":"set_display_name"}"#, InvalidMessage, None),
     ];
     for (input, code, id) in cases {
         check_err(input, *code, *id);

@@ -197,6 +197,9 @@ fn all_requests() -> Vec<Request> {
         Request::Receipts(receipt::QueryReceipts {
             conv: Conversation::Peer(user("bob")),
         }),
+        Request::SetDisplayName(profile::SetDisplayName {
+            display_name: Some(profile::DisplayName::parse("Alice Smith").unwrap()),
+        }),
         Request::SetTopic(moderation::SetTopic {
             room: room("dev"),
             topic: Topic::parse("Plans").unwrap(),
@@ -375,6 +378,7 @@ fn every_server_message_round_trips() {
             user: user("Alice"),
             token: Some(Token::parse("abcdefghijklmnopqrstuvwxyz").unwrap()),
             expires: Timestamp(5),
+            display_name: Some(profile::DisplayName::parse("Alice Smith").unwrap()),
         }),
         ServerMessage::Ok(Ack { id }),
         ServerMessage::Pong(Pong { id }),
@@ -394,6 +398,7 @@ fn every_server_message_round_trips() {
                 user: user("bob"),
                 online: true,
                 role: Default::default(),
+                display_name: Some(profile::DisplayName::parse("Bob").unwrap()),
             }],
             truncated: true,
         }),
@@ -403,6 +408,7 @@ fn every_server_message_round_trips() {
                 user: user("bob"),
                 online: true,
                 role: Default::default(),
+                display_name: None,
             }],
         }),
         ServerMessage::Sent(Sent {
@@ -479,6 +485,7 @@ fn every_server_message_round_trips() {
                 user: user("bob"),
                 online: false,
                 role: Default::default(),
+                display_name: None,
             }],
         }),
         ServerMessage::MemberJoined(MemberJoined {
@@ -527,6 +534,14 @@ fn every_server_message_round_trips() {
             room: room("dev"),
             entries: vec![moderated()],
             more: true,
+        }),
+        ServerMessage::Profile(profile::Profile {
+            user: user("alice"),
+            display_name: Some(profile::DisplayName::parse("Alice Smith").unwrap()),
+        }),
+        ServerMessage::Profile(profile::Profile {
+            user: user("alice"),
+            display_name: None,
         }),
     ];
     for m in all {

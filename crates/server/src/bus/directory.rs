@@ -131,6 +131,15 @@ impl Bus {
                     reason,
                 });
             }
+            DirChange::Profile { user, display_name } => {
+                let user = wire::user(user);
+                if hub.set_display_name(user, display_name.clone())
+                    && let Some(name) = hub.user_name(user)
+                {
+                    let who = crate::store::User { id: user, name };
+                    crate::service::profiles::announce(hub, &who, display_name);
+                }
+            }
             DirChange::Resync => {
                 tracing::info!(node = %wire.node, "a node was cut off from the bus; checking against the database");
                 self.resync().await;

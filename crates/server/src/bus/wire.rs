@@ -187,6 +187,13 @@ pub(crate) enum DirChange {
         /// Why, for the close frame.
         reason: String,
     },
+    /// A user's display name changed (`None`: cleared).
+    Profile {
+        /// Whose.
+        user: i64,
+        /// The name now.
+        display_name: Option<chatus_protocol::profile::DisplayName>,
+    },
     /// The sending node was cut off from the bus and may have missed or
     /// failed to send changes: every node checks its directory and followed
     /// conversations against the store.

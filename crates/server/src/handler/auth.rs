@@ -75,6 +75,7 @@ async fn logged_in(
         user: li.name.clone(),
         token: li.token,
         expires: li.expires,
+        display_name: hub.display_name(li.user),
     });
     cx.conn.outbox.push(encode(&reply));
     Ok(Outcome::Nothing)

@@ -63,6 +63,7 @@ fn cost(req: &Request) -> u32 {
         | Request::Mute(_)
         | Request::Unmute(_)
         | Request::SetInviteOnly(_)
+        | Request::SetDisplayName(_)
         | Request::DeleteDevice(_) => 1,
     }
 }

@@ -17,6 +17,7 @@ mod message;
 mod metering;
 mod moderation;
 mod presence;
+mod profile;
 mod receipts;
 mod room;
 mod search;
@@ -244,6 +245,7 @@ async fn authed(
         Request::Unmute(r) => moderation::act(cx, who, id, Mod::Unmute(r)).await,
         Request::SetInviteOnly(r) => moderation::act(cx, who, id, Mod::InviteOnly(r)).await,
         Request::AuditLog(r) => moderation::audit_log(cx, who, id, r).await,
+        Request::SetDisplayName(r) => profile::set_display_name(cx, who, id, r).await,
         other => Err(misrouted(&other)),
     }
 }

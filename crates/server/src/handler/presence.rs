@@ -27,6 +27,7 @@ pub(super) fn who(cx: &mut Cx<'_>, id: Option<RequestId>) -> Result<Outcome, Api
             user,
             online: true,
             role: Default::default(),
+            display_name: None,
         })
         .collect();
     Ok(Outcome::Reply(ServerMessage::Users(Users { id, users })))

@@ -451,7 +451,7 @@ impl Hub {
                 }
             }
         }
-        changes
+        changes + self.reconcile_display_names(&snap.display_names)
     }
 }
 

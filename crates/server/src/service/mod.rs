@@ -8,6 +8,7 @@
 //! - [`rooms`]: creating, joining, leaving and inviting, with their events.
 //! - [`users`]: finding a user by name.
 //! - [`presence`]: the announcer (presence and membership, coalesced).
+//! - [`profiles`]: display names, stored and told to those who see them.
 //! - [`typing`]: typing indicators (never stored, coalesced, expiring).
 //! - [`messages`]: the sequencer (group-committed appends in one order) and
 //!   fan-out of stored messages; history and read markers.
@@ -32,6 +33,7 @@ pub(crate) mod keys;
 pub(crate) mod messages;
 pub(crate) mod moderation;
 pub(crate) mod presence;
+pub(crate) mod profiles;
 pub(crate) mod receipts;
 pub(crate) mod rooms;
 pub(crate) mod search;

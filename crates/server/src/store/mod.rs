@@ -238,6 +238,8 @@ pub struct Snapshot {
     pub encrypted: Vec<ConvId>,
     /// Rooms' topics, owners, moderators, bans and mutes.
     pub moderation: moderation::ModerationSnapshot,
+    /// The users who set a display name, with it.
+    pub display_names: Vec<(UserId, chatus_protocol::profile::DisplayName)>,
 }
 
 /// A message to append.
@@ -668,6 +670,14 @@ pub trait Store: Send + Sync + 'static {
     /// The newest revocation event's id (0 when none): a server reads it
     /// before its snapshot and watches for later ones.
     fn latest_revocation(&self) -> StoreFuture<'_, i64>;
+
+    /// Sets a user's display name, or clears it (`None`);
+    /// [`StoreError::NotFound`] for an unknown user.
+    fn set_display_name(
+        &self,
+        user: UserId,
+        name: Option<chatus_protocol::profile::DisplayName>,
+    ) -> StoreFuture<'_, ()>;
 
     /// Moves a session's expiry.
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()>;

@@ -20,12 +20,14 @@ use crate::store::{
 
 mod keys;
 mod moderation;
+mod profiles;
 mod receipts;
 pub(crate) use keys::{
     device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
     devices_are_deleted_with_their_keys_and_queue, encrypted_conversations_are_marked_at_creation,
 };
 pub(crate) use moderation::{moderation_is_stored_with_its_events, sessions_of_a_user_are_listed};
+pub(crate) use profiles::display_names_are_set_cleared_and_kept;
 pub(crate) use receipts::public_read_markers_are_kept_apart;
 
 /// Which backend a case runs on.
@@ -85,6 +87,7 @@ macro_rules! store_suite {
             search_mirrors_current_text_and_memberships,
             moderation_is_stored_with_its_events,
             sessions_of_a_user_are_listed,
+            display_names_are_set_cleared_and_kept,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {

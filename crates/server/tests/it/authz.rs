@@ -237,6 +237,7 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("unmute",           [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
     ("set_invite_only",  [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
     ("audit_log",        [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
+    ("set_display_name", [ok("ok"), ok("ok"), ok("ok"), ok("ok"), ok("ok"), ok("ok"), UNAUTH, NO_HELLO, END, END, END]),
 ];
 
 fn agrees(expect: Expect, seen: &Seen) -> bool {
@@ -319,6 +320,8 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
         "unmute" => json!({"room": room, "user": "alice"}),
         "set_invite_only" => json!({"room": room, "on": true}),
         "audit_log" => json!({"room": room}),
+        // One's own display name: anyone logged in may set it.
+        "set_display_name" => json!({"display_name": format!("{name} (display)")}),
         // Nobody has this device: only one's own can be deleted, and a
         // deletion that succeeded would change the next cells.
         "delete_device" => json!({"device": "NOSUCHDEVICE"}),

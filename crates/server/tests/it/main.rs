@@ -29,6 +29,7 @@ mod logs;
 mod metering;
 mod moderation;
 mod pg;
+mod profiles;
 mod protocol_doc;
 mod receipts;
 mod recovery;

@@ -114,6 +114,10 @@ async fn migrate_moves_a_deployment_and_is_idempotent() {
         .await;
     let alice_token = r["token"].as_str().unwrap().to_owned();
     let mut bob = Raw::registered(old.addr, "bob").await;
+    let r = bob
+        .call(json!({"type":"set_display_name","display_name":"Bob Builder"}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
     alice
         .call(json!({"type":"create_room","room":"ops","visibility":"private"}))
         .await;
@@ -183,6 +187,8 @@ async fn migrate_moves_a_deployment_and_is_idempotent() {
         .call(json!({"type":"login","username":"bob","password":password("bob").expose()}))
         .await;
     assert_eq!(r["type"], "authed", "{r}");
+    // So did his display name (`users.display_name`).
+    assert_eq!(r["display_name"], "Bob Builder", "{r}");
 }
 
 /// A migration cut short leaves its mark: no server serves the half-filled

@@ -37,6 +37,7 @@ mod files;
 mod keys;
 mod messages;
 mod moderation;
+mod profiles;
 mod rooms;
 pub(crate) mod schema;
 pub mod scratch;
@@ -564,6 +565,16 @@ impl Store for PgStore {
     ) -> StoreFuture<'_, RoomRow> {
         self.write(move |c| {
             Box::pin(async move { keys::create_encrypted_room(c, &name, creator, time).await })
+        })
+    }
+
+    fn set_display_name(
+        &self,
+        user: UserId,
+        name: Option<chatus_protocol::profile::DisplayName>,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |c| {
+            Box::pin(async move { profiles::set_display_name(c, user, name.as_ref()).await })
         })
     }
 

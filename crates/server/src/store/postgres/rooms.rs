@@ -98,6 +98,7 @@ async fn snapshot_in(c: &Conn, now: Timestamp) -> Result<Snapshot, StoreError> {
         snap.encrypted.push(ConvId(r.get(0)));
     }
     snap.moderation = super::moderation::snapshot(c, now).await?;
+    snap.display_names = super::profiles::display_names(c).await?;
     Ok(snap)
 }
 

@@ -261,6 +261,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE read_markers ADD COLUMN shown_seq BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX read_markers_shown ON read_markers (conv_id, shown_seq) WHERE shown_seq > 0;
     "#,
+    // 9: profiles (SQLite's migration 12). A user's display name, shown
+    // beside the user name (NULL: none).
+    r#"
+    ALTER TABLE users ADD COLUMN display_name TEXT;
+    "#,
 ];
 
 /// Waits for the start-up lock (a session lock: it is released with

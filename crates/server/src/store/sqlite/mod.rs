@@ -26,6 +26,7 @@ mod files;
 mod integrity;
 mod keys;
 mod moderation;
+mod profiles;
 mod queries;
 mod schema;
 mod search;
@@ -538,6 +539,14 @@ impl Store for SqliteStore {
         time: Timestamp,
     ) -> StoreFuture<'_, RoomRow> {
         self.write(move |ctx| keys::create_encrypted_room(&ctx.conn, &name, creator, time))
+    }
+
+    fn set_display_name(
+        &self,
+        user: UserId,
+        name: Option<chatus_protocol::profile::DisplayName>,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |ctx| profiles::set_display_name(&ctx.conn, user, name.as_ref()))
     }
 
     fn open_dm_encrypted(

@@ -128,6 +128,7 @@ pub(crate) fn snapshot(conn: &Connection, now: Timestamp) -> Result<Snapshot, St
         snap.encrypted.push(ConvId(id?));
     }
     snap.moderation = super::moderation::snapshot(conn, now)?;
+    snap.display_names = super::profiles::display_names(conn)?;
     Ok(snap)
 }
 

@@ -265,6 +265,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE read_markers ADD COLUMN shown_seq INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX read_markers_shown ON read_markers (conv_id, shown_seq) WHERE shown_seq > 0;
     "#,
+    // 12: profiles. A user's display name, shown beside the user name
+    // (NULL: none). Checked by `DisplayName` before it is written.
+    r#"
+    ALTER TABLE users ADD COLUMN display_name TEXT;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.

@@ -1,0 +1,87 @@
+//! Display names from the command line (issue 13, "Profiles"): `chatus
+//! profile --display-name` and `--clear`, `/nick` in `chat`, and every
+//! place a person is shown: always `Name (@user)`, never the name alone.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn chat(user: &User, input: &str) -> String {
+    let r = user.run_with_input(&["chat"], input);
+    assert_eq!(r.code, 0, "{r:?}");
+    r.stdout
+}
+
+#[test]
+fn display_names_are_set_shown_beside_user_names_and_cleared() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    for u in [&alice, &bob] {
+        u.register();
+    }
+    let out = alice.ok(&["profile"]);
+    assert!(out.contains("alice has no display name"), "{out}");
+    let out = alice.ok(&["profile", "--display-name", "  Alice Smith "]);
+    assert_eq!(out.trim(), "You are now shown as Alice Smith (@alice).");
+    let out = alice.ok(&["profile", "--json"]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"user": "alice", "display_name": "Alice Smith"})
+    );
+    // Refused before anything is sent, with the reason.
+    let r = alice.run(&["profile", "--display-name", "Alice\u{202E}Smith"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("bidirectional"), "{r:?}");
+    let r = alice.run(&["profile", "--display-name", "x", "--clear"]);
+    assert_eq!(r.code, 2, "{r:?}");
+
+    // Bob takes alice's user name as his display name: it is always
+    // shown with his own.
+    chat(&bob, "/nick alice\n");
+    let out = bob.ok(&["profile"]);
+    assert_eq!(out.trim(), "You are shown as alice (@bob).");
+
+    let who = bob.ok(&["who", "--room", "lobby"]);
+    assert!(who.contains("\n  Alice Smith (@alice)  "), "{who}");
+    assert!(who.contains("\n  alice (@bob)  "), "{who}");
+    let json = bob.ok(&["who", "--room", "lobby", "--json"]);
+    let first: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["user"].as_str(), first["display_name"].as_str()),
+        (Some("alice"), Some("Alice Smith")),
+        "{json}"
+    );
+
+    // Messages: the sender with their display name in chat; `history`
+    // keeps the user name alone in `sender`.
+    chat(&alice, "hello from alice\n");
+    chat(&bob, "hello from bob\n");
+    let feed = chat(&alice, "/who\n");
+    assert!(
+        feed.contains("<Alice Smith (@alice)> hello from alice"),
+        "{feed}"
+    );
+    assert!(feed.contains("<alice (@bob)> hello from bob"), "{feed}");
+    assert!(feed.contains("Alice Smith (@alice)"), "/who: {feed}");
+    assert!(!feed.contains("<alice> hello from bob"), "{feed}");
+    let out = alice.ok(&["history", "--room", "lobby", "--json"]);
+    let senders: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "message")
+        .map(|v| v["sender"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(senders, ["alice", "bob"], "{out}");
+
+    // /nick with nothing is a usage note; --clear removes it.
+    let feed = chat(&bob, "/nick\n/nick --clear\n");
+    assert!(feed.contains("Usage: /nick NAME"), "{feed}");
+    let out = bob.ok(&["profile"]);
+    assert!(out.contains("bob has no display name"), "{out}");
+    let out = alice.ok(&["profile", "--clear"]);
+    assert_eq!(out.trim(), "alice has no display name now.");
+    let who = bob.ok(&["who", "--room", "lobby"]);
+    assert!(!who.contains('@'), "{who}");
+}
