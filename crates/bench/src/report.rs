@@ -347,8 +347,8 @@ pub fn render(lines: &str) -> String {
     out
 }
 
-/// 16. Cross-node fan-out: every setup of one run, with each p99 against
-/// the first setup's (one node as shipped).
+/// Table 16, the cross-node fan-out: every setup of one run, with each
+/// p99 against the first setup's (one node as shipped).
 fn cluster_fanout(out: &mut String, rows: &[Value]) {
     let runs: Vec<&Value> = rows
         .iter()
@@ -392,7 +392,7 @@ fn cluster_fanout(out: &mut String, rows: &[Value]) {
     out.push('\n');
 }
 
-/// 17. Durable ingest on each store of one run, against the first.
+/// Table 17, durable ingest on each store of one run, against the first.
 fn pg_ingest(out: &mut String, rows: &[Value]) {
     let runs: Vec<&Value> = rows
         .iter()
