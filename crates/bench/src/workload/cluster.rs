@@ -347,12 +347,17 @@ impl Scratch {
             std::process::id(),
             NEXT_DB.fetch_add(1, Ordering::Relaxed)
         );
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-            ))
-            .await
-            .with_context(|| format!("creating database {name}"))?;
+        // One statement per call: several would run as one transaction,
+        // which neither statement may run in.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin
+                .batch_execute(&sql)
+                .await
+                .with_context(|| format!("creating database {name}"))?;
+        }
         let url = url_of(admin_url, &name)?;
         Ok(Self { admin, name, url })
     }
