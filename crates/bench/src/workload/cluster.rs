@@ -161,7 +161,7 @@ async fn join_when_known(
 /// One room, `accounts[0]` sending on `nodes[0]` and `accounts[1..]` as
 /// members spread round robin over `nodes`; the sender offers
 /// `shape.msgs_per_sec` until `shape.messages` have been measured, then
-/// the run waits (at most [`DRAIN`]) for the last deliveries. `setup`
+/// the run waits (at most 10 s) for the last deliveries. `setup`
 /// names what the nodes stand on, for the record.
 pub async fn spread_fanout(
     env: &mut Env,
