@@ -202,6 +202,12 @@ static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 
 /// Queues a `send` whose body starts with the timestamp.
 pub fn queue_send(w: &mut ws::Writer, to: &To, body: &[u8]) {
+    queue_send_id(w, to, body);
+}
+
+/// [`queue_send`], returning the number in the `client_id` (`b<number>`)
+/// that the `sent` acknowledgement echoes ([`ack_client_id`]).
+pub fn queue_send_id(w: &mut ws::Writer, to: &To, body: &[u8]) -> u64 {
     let client_id = NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (field, name) = match to {
         To::Room(r) => ("room", r.as_str()),
@@ -218,6 +224,23 @@ pub fn queue_send(w: &mut ws::Writer, to: &To, body: &[u8]) {
     frame.extend_from_slice(client_id.to_string().as_bytes());
     frame.extend_from_slice(br#""}"#);
     w.text(&frame);
+    client_id
+}
+
+/// If the frame is a `sent` acknowledgement of a send queued here, the
+/// number in its `client_id`.
+pub fn ack_client_id(payload: &[u8]) -> Option<u64> {
+    if !is_ack(payload) {
+        return None;
+    }
+    const KEY: &[u8] = br#""client_id":"b"#;
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = payload.get(at..)?;
+    let end = digits.iter().position(|d| !d.is_ascii_digit())?;
+    if end == 0 {
+        return None;
+    }
+    parse_stamp(&digits[..end])
 }
 
 /// If the frame is a `message` event, its body's leading timestamp.
@@ -284,5 +307,14 @@ mod tests {
             None
         );
         assert!(is_ack(br#"{"type":"sent","id":1}"#));
+        assert_eq!(
+            ack_client_id(br#"{"type":"sent","room":"r","client_id":"b42","seq":7,"time":5}"#),
+            Some(42)
+        );
+        assert_eq!(ack_client_id(br#"{"type":"sent","client_id":"b"}"#), None);
+        assert_eq!(
+            ack_client_id(br#"{"type":"message","client_id":"b4"}"#),
+            None
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! one JSON line.
 //!
 //! # Layout
-//! - [`workload`]: the fifteen workloads and their shared machinery.
+//! - [`workload`]: the seventeen workloads and their shared machinery.
 //! - [`crash`]: `chatus-bench crash`, SIGKILL under load and the checks
 //!   after each restart.
 //! - [`sys`]: one send/receive interface over ChatUs and NATS.
@@ -34,7 +34,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use sys::System;
-use workload::{ChatusEnv, Env, conns, convo, fanout, files, load, logins, search};
+use workload::{ChatusEnv, Env, cluster, conns, convo, fanout, files, load, logins, search};
 
 /// Sizes for a run.
 #[derive(Debug, Clone)]
@@ -87,6 +87,11 @@ pub struct Plan {
     pub receipts: convo::Convo,
     /// Full-text search over many stored messages (workload 15).
     pub search: search::Fill,
+    /// The cross-node fan-out (workload 16).
+    pub cluster: cluster::Shape,
+    /// Where workloads 16 and 17 find PostgreSQL and NATS (workload 17,
+    /// durable ingest on PostgreSQL, has the size of workload 8).
+    pub services: cluster::Services,
 }
 
 impl Plan {
@@ -137,6 +142,13 @@ impl Plan {
                 window: 32,
                 reps: 30,
             },
+            cluster: cluster::Shape {
+                members: 1000,
+                nodes: 3,
+                msgs_per_sec: 50.0,
+                messages: 2000,
+            },
+            services: cluster::Services::default(),
         }
     }
 
@@ -187,6 +199,13 @@ impl Plan {
                 window: 8,
                 reps: 2,
             },
+            cluster: cluster::Shape {
+                members: 6,
+                nodes: 3,
+                msgs_per_sec: 50.0,
+                messages: 20,
+            },
+            services: cluster::Services::default(),
         }
     }
 }
@@ -194,7 +213,7 @@ impl Plan {
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
     "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins", "prelogin",
-    "files", "tls", "typing", "receipts", "search",
+    "files", "tls", "typing", "receipts", "search", "cluster", "pgingest",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -300,6 +319,13 @@ pub async fn run(
         if want("search") {
             emit(&search::search(env, plan.search).await?);
         }
+        if want("cluster") {
+            cluster::cluster_fanout(env, plan.cluster, &plan.services, emit).await?;
+        }
+        if want("pgingest") {
+            let (senders, window) = plan.ingest;
+            cluster::pg_ingest(env, senders, window, plan.secs, &plan.services, emit).await?;
+        }
     }
     Ok(())
 }
@@ -332,7 +358,7 @@ async fn tls_cost(env: &mut Env, plan: &Plan, emit: &mut dyn FnMut(&Value)) -> a
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
-    /// logins, prelogin, files, tls, typing, receipts, search.
+    /// logins, prelogin, files, tls, typing, receipts, search, cluster, pgingest.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.
@@ -366,6 +392,23 @@ pub struct RunArgs {
     /// Seconds the failed-login flood lasts.
     #[arg(long, default_value_t = 60.0)]
     pub flood_secs: f64,
+    /// PostgreSQL for the cluster workloads (cluster, pgingest): a URL
+    /// allowed to create and drop databases; each run makes its own.
+    #[arg(long, default_value = cluster::DEFAULT_POSTGRES)]
+    pub postgres: String,
+    /// NATS for the cluster workload (nats://HOST:PORT); each run takes a
+    /// subject prefix of its own.
+    #[arg(long, default_value = cluster::DEFAULT_BUS)]
+    pub bus: String,
+    /// Room members in the cluster workload, spread over its nodes.
+    #[arg(long, default_value_t = 1000)]
+    pub cluster_members: usize,
+    /// Messages a second the cluster workload's sender offers.
+    #[arg(long, default_value_t = 50.0)]
+    pub cluster_rate: f64,
+    /// Messages measured per setup in the cluster workload.
+    #[arg(long, default_value_t = 2000)]
+    pub cluster_messages: usize,
 }
 
 /// `chatus-bench run`.
@@ -411,7 +454,14 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
     }
     if !args.quick {
         plan.logins.secs = args.flood_secs;
+        plan.cluster.members = args.cluster_members;
+        plan.cluster.msgs_per_sec = args.cluster_rate;
+        plan.cluster.messages = args.cluster_messages;
     }
+    plan.services = cluster::Services {
+        postgres: args.postgres.clone(),
+        bus: args.bus.clone(),
+    };
     // The files workload alone needs two accounts, not the thousand the
     // others register.
     let files_only = !args.only.is_empty() && args.only.iter().all(|o| o == "files");

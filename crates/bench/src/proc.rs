@@ -201,6 +201,41 @@ pub fn start_chatus_mode(
     Ok(server)
 }
 
+/// Where a node of a cluster keeps its state, and how it reaches the
+/// others.
+#[derive(Debug, Clone)]
+pub struct NodeSetup {
+    /// `postgres://…`, the database every node shares.
+    pub store: String,
+    /// `nats://HOST:PORT` and the subject prefix, for nodes linked by the
+    /// bus; `None` for a lone node on PostgreSQL.
+    pub bus: Option<(String, String)>,
+}
+
+/// Starts `chatus serve --store … [--bus … --bus-prefix …]` on a free
+/// loopback port with `settings` as its configuration file; `name` names
+/// its directory in `work` (its data directory holds only what a node
+/// keeps of its own: files and the TLS certificate).
+pub fn start_chatus_node(
+    bin: &Path,
+    work: &Path,
+    name: &str,
+    settings: &str,
+    setup: &NodeSetup,
+) -> anyhow::Result<Server> {
+    let dir = work.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("chatus-bench.toml");
+    std::fs::write(&config, settings)?;
+    let mut cmd = chatus_command(bin, &config, &dir.join("chatus-data"));
+    cmd.arg("--store").arg(&setup.store);
+    if let Some((url, prefix)) = &setup.bus {
+        cmd.arg("--bus").arg(url).arg("--bus-prefix").arg(prefix);
+    }
+    spawn_server(cmd).with_context(|| format!("could not start {} as {name}", bin.display()))
+}
+
 /// The command line of `chatus serve` on a free loopback port with the
 /// given configuration file and data directory.
 pub fn chatus_command(bin: &Path, config: &Path, data: &Path) -> Command {

@@ -276,7 +276,11 @@ pub fn render(lines: &str) -> String {
     }
 
     // 8. Ingest.
-    for r in rows.iter().filter(|r| r["workload"] == "ingest") {
+    // Records with a `store` are workload 17's (table 17).
+    for r in rows
+        .iter()
+        .filter(|r| r["workload"] == "ingest" && r.get("store").is_none())
+    {
         let _ = writeln!(
             out,
             "### 8. Durable ingest (ChatUs, persistence as shipped)\n"
@@ -338,7 +342,93 @@ pub fn render(lines: &str) -> String {
     for r in rows.iter().filter(|r| r["workload"] == "search") {
         search(&mut out, r);
     }
+    cluster_fanout(&mut out, &rows);
+    pg_ingest(&mut out, &rows);
     out
+}
+
+/// Table 16, the cross-node fan-out: every setup of one run, with each
+/// p99 against the first setup's (one node as shipped).
+fn cluster_fanout(out: &mut String, rows: &[Value]) {
+    let runs: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["workload"] == "cluster_fanout")
+        .collect();
+    let Some(first) = runs.first() else {
+        return;
+    };
+    let p = &first["params"];
+    let _ = writeln!(
+        out,
+        "### 16. Cross-node fan-out ({} members, {} msg/s offered, {} messages measured per setup)\n",
+        p["members"], p["msgs_per_sec"], p["messages"]
+    );
+    let _ = writeln!(
+        out,
+        "| setup | delivered / expected | deliveries/s | latency µs p50 / p90 / p99 / p99.9 / max | p99 µs on the sender's node / on the others | p99 vs first row | ChatUs CPU s per M |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---|---|---:|---:|");
+    let base = f(&first["latency_us"]["p99"]);
+    for r in &runs {
+        let others = if r["params"]["nodes"].as_u64().unwrap_or(1) > 1 {
+            format!("{}", f(&r["latency_other_nodes_us"]["p99"]))
+        } else {
+            "–".into()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} / {} | {} | {} | {} / {} | {} | {:.2} |",
+            r["setup"].as_str().unwrap_or("?"),
+            r["deliveries"],
+            r["expected"],
+            num(f(&r["deliveries_per_sec"])),
+            lat(r),
+            f(&r["latency_same_node_us"]["p99"]),
+            others,
+            ratio(f(&r["latency_us"]["p99"]), base),
+            f(&r["cpu_s_per_million"])
+        );
+    }
+    out.push('\n');
+}
+
+/// Table 17, durable ingest on each store of one run, against the first.
+fn pg_ingest(out: &mut String, rows: &[Value]) {
+    let runs: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["workload"] == "ingest" && r.get("store").is_some())
+        .collect();
+    let Some(first) = runs.first() else {
+        return;
+    };
+    let _ = writeln!(out, "### 17. Durable ingest, PostgreSQL against SQLite\n");
+    let _ = writeln!(
+        out,
+        "| store | senders | in flight each | acknowledged/s | vs first row | ack latency µs p50 / p90 / p99 / p99.9 / max | echo latency µs p50 / p99 | ChatUs CPU s per M |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|---:|");
+    let base = f(&first["acked_per_sec"]);
+    for r in &runs {
+        let ack = &r["ack_latency_us"];
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} / {} / {} / {} / {} | {} / {} | {:.2} |",
+            r["store"].as_str().unwrap_or("?"),
+            r["params"]["senders"],
+            r["params"]["window_each"],
+            num(f(&r["acked_per_sec"])),
+            ratio(f(&r["acked_per_sec"]), base),
+            f(&ack["p50"]),
+            f(&ack["p90"]),
+            f(&ack["p99"]),
+            f(&ack["p99.9"]),
+            f(&ack["max"]),
+            f(&r["latency_us"]["p50"]),
+            f(&r["latency_us"]["p99"]),
+            f(&r["cpu_s_per_million"])
+        );
+    }
+    out.push('\n');
 }
 
 /// One row per mode of a typing or receipts record: what every mode shares.
@@ -615,5 +705,40 @@ mod tests {
         .join("\n");
         let md = super::render(&lines);
         assert!(md.contains("| 10 | 1 | 2000 | 1000 | 2.00× |"), "{md}");
+    }
+
+    #[test]
+    fn renders_the_cluster_tables_against_their_first_rows() {
+        let lat = r#"{"p50":1,"p90":2,"p99":4,"p99.9":5,"max":6}"#;
+        let lines = [
+            format!(
+                r#"{{"workload":"cluster_fanout","setup":"sqlite, 1 node","params":{{"members":6,"nodes":1,"msgs_per_sec":50.0,"messages":20}},"deliveries":120,"expected":120,"deliveries_per_sec":300,"latency_us":{lat},"latency_same_node_us":{lat},"cpu_s_per_million":2.0}}"#
+            ),
+            format!(
+                r#"{{"workload":"cluster_fanout","setup":"postgres+nats, 3 nodes","params":{{"members":6,"nodes":3,"msgs_per_sec":50.0,"messages":20}},"deliveries":120,"expected":120,"deliveries_per_sec":300,"latency_us":{{"p50":1,"p90":2,"p99":6,"p99.9":7,"max":8}},"latency_same_node_us":{lat},"latency_other_nodes_us":{{"p99":7}},"cpu_s_per_million":3.0}}"#
+            ),
+            format!(
+                r#"{{"workload":"ingest","params":{{"senders":3,"window_each":4}},"acked_per_sec":900,"latency_us":{lat},"ack_latency_us":{lat},"cpu_s_per_million":9.0}}"#
+            ),
+            format!(
+                r#"{{"workload":"ingest","store":"sqlite","params":{{"senders":3,"window_each":4}},"acked_per_sec":1000,"latency_us":{lat},"ack_latency_us":{lat},"cpu_s_per_million":9.0}}"#
+            ),
+            format!(
+                r#"{{"workload":"ingest","store":"postgres","params":{{"senders":3,"window_each":4}},"acked_per_sec":500,"latency_us":{lat},"ack_latency_us":{lat},"cpu_s_per_million":9.0}}"#
+            ),
+        ]
+        .join("\n");
+        let md = super::render(&lines);
+        assert!(
+            md.contains(
+                "| postgres+nats, 3 nodes | 120 / 120 | 300 | 1 / 2 / 6 / 7 / 8 | 4 / 7 | 1.50× |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| postgres | 3 | 4 | 500 | 0.50× |"), "{md}");
+        // Table 8 keeps only workload 8's own record; table 17 the others.
+        assert_eq!(md.matches("| 3 | 4 | 900 |").count(), 1, "{md}");
+        assert_eq!(md.matches("| 3 | 4 | 1000 |").count(), 1, "{md}");
+        assert!(md.contains("| sqlite | 3 | 4 | 1000 |"), "{md}");
     }
 }

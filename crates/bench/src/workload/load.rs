@@ -2,6 +2,7 @@
 //! many small rooms, direct messages, and durable ingest from many
 //! senders.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -186,7 +187,9 @@ pub async fn direct(env: &mut Env, n: usize, rate: f64, secs: f64) -> anyhow::Re
 
 /// Workload 8: `senders` connections, each in its own room, keep `window`
 /// sends in flight; what counts is acknowledgements (stored durably) per
-/// second.
+/// second. Latency is reported twice: each send to its own echo
+/// (`latency_us`, the sender being the room's member) and to its `sent`
+/// acknowledgement (`ack_latency_us`).
 pub async fn ingest(
     env: &mut Env,
     senders: usize,
@@ -212,18 +215,30 @@ pub async fn ingest(
             let to = To::Room(room);
             let mut acked_in_window = 0u64;
             let mut hist = Histogram::default();
+            let mut ack_hist = Histogram::default();
+            // When each send in flight was queued, by its client_id.
+            let mut in_flight: HashMap<u64, u64> = HashMap::with_capacity(window * 2);
+            let send = |w: &mut crate::ws::Writer, in_flight: &mut HashMap<u64, u64>| {
+                let t = u64::try_from(base.elapsed().as_nanos()).unwrap_or(0);
+                let id = chatus::queue_send_id(w, &to, &chatus::body(t, body));
+                in_flight.insert(id, t);
+            };
             for _ in 0..window {
-                chatus::queue_send(&mut conn.w, &to, &stamped(base, body));
+                send(&mut conn.w, &mut in_flight);
             }
             conn.w.flush().await?;
             while Instant::now() < stop_at {
                 let mut acks = 0u64;
                 let mut latencies = Vec::new();
+                let mut acked_at = Vec::new();
                 let open = conn
                     .r
                     .read_batch(|p| {
                         if chatus::is_ack(p) {
                             acks += 1;
+                            if let Some(id) = chatus::ack_client_id(p) {
+                                acked_at.push(id);
+                            }
                         } else if let Some(stamp) = chatus::delivery(p) {
                             latencies.push(stamp);
                         }
@@ -233,19 +248,26 @@ pub async fn ingest(
                     anyhow::bail!("connection closed during ingest");
                 }
                 let now = Instant::now();
+                let t = u64::try_from(base.elapsed().as_nanos()).unwrap_or(0);
+                let sent_at: Vec<u64> = acked_at
+                    .iter()
+                    .filter_map(|id| in_flight.remove(id))
+                    .collect();
                 if now >= warm && now < stop_at {
                     acked_in_window += acks;
-                    let t = u64::try_from(base.elapsed().as_nanos()).unwrap_or(0);
                     for s in latencies {
                         hist.record(t.saturating_sub(s));
                     }
+                    for s in sent_at {
+                        ack_hist.record(t.saturating_sub(s));
+                    }
                 }
                 for _ in 0..acks {
-                    chatus::queue_send(&mut conn.w, &to, &stamped(base, body));
+                    send(&mut conn.w, &mut in_flight);
                 }
                 conn.w.flush().await?;
             }
-            Ok::<_, anyhow::Error>((acked_in_window, hist))
+            Ok::<_, anyhow::Error>((acked_in_window, hist, ack_hist))
         }));
     }
     tokio::time::sleep_until(warm.into()).await;
@@ -255,10 +277,12 @@ pub async fn ingest(
     let rss_kib = server.rss_kib();
     let mut acked = 0;
     let mut hist = Histogram::default();
+    let mut ack_hist = Histogram::default();
     for t in tasks {
-        let (a, h) = t.await??;
+        let (a, h, ah) = t.await??;
         acked += a;
         hist.merge(&h);
+        ack_hist.merge(&ah);
     }
     let measured = Measured {
         secs,
@@ -271,7 +295,12 @@ pub async fn ingest(
     };
     let params =
         json!({"senders": senders, "window_each": window, "body_bytes": env.body, "seconds": secs});
-    let extra = json!({"acked": acked, "acked_per_sec": (acked as f64 / secs).round(), "durability": "SQLite WAL, synchronous=FULL (as shipped)"});
+    let extra = json!({
+        "acked": acked,
+        "acked_per_sec": (acked as f64 / secs).round(),
+        "ack_latency_us": ack_hist.summary_us(),
+        "durability": "SQLite WAL, synchronous=FULL (as shipped)",
+    });
     Ok(record(
         "ingest",
         System::Chatus,

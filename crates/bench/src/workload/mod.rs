@@ -15,7 +15,11 @@
 //!   index costs per message.
 //! - [`files`]: upload and download throughput against a static-file
 //!   reference, memory and chat latency while files move.
+//! - [`cluster`]: a room's fan-out across three nodes on PostgreSQL and
+//!   NATS against one node, and durable ingest on PostgreSQL against
+//!   SQLite.
 
+pub mod cluster;
 pub mod conns;
 pub mod convo;
 pub mod fanout;

@@ -10,5 +10,6 @@
     reason = "tests"
 )]
 
+mod cluster;
 mod crash;
 mod smoke;

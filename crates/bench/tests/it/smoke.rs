@@ -93,6 +93,13 @@ async fn every_workload_runs_and_reports() {
     assert!(by("storm")[0]["seconds_median"].as_f64().unwrap() > 0.0);
     let ingest = by("ingest")[0];
     assert!(ingest["acked"].as_u64().unwrap() > 0, "{ingest}");
+    assert!(
+        ingest["ack_latency_us"]["p50"].as_f64().unwrap() > 0.0,
+        "{ingest}"
+    );
+    // The cluster workloads start processes of their own, which a server
+    // in this process cannot: they say so and are skipped.
+    assert_eq!(by("skipped").len(), 2, "{:?}", by("skipped"));
     assert!(by("rate_summary").len() == 1);
     let idle = by("idle")[0];
     assert!(idle["connect_seconds"].as_f64().unwrap() > 0.0, "{idle}");
