@@ -15,6 +15,7 @@ const NATS: &str = "127.0.0.1:4222";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_member_on_every_node_gets_every_message() {
+    let _alone = crate::ALONE.lock().await;
     let Some(db) = ScratchDb::create().await.unwrap() else {
         return;
     };

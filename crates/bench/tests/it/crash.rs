@@ -18,6 +18,7 @@ const DATA_VAR: &str = "CHATUS_CRASH_TEST_DATA";
 
 #[test]
 fn three_kills_under_load_lose_and_repeat_nothing() {
+    let _alone = crate::ALONE.blocking_lock();
     let work = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let launch = move |data: &Path| {

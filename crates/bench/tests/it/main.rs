@@ -13,3 +13,10 @@
 mod cluster;
 mod crash;
 mod smoke;
+
+/// Held by each test for its whole run: they measure (and assert that
+/// something is delivered within short windows), so they must not share
+/// the two cores with each other. Regression: the cluster test's three
+/// nodes and account registrations (Argon2) starved the smoke test's
+/// windows, which then saw nothing delivered.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

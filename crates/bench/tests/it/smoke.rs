@@ -7,6 +7,7 @@ use chatus_bench::workload::{ChatusEnv, Env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workload_runs_and_reports() {
+    let _alone = crate::ALONE.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config: chatus_server::Config = toml_config();
     config.addr = "127.0.0.1:0".parse().unwrap();
