@@ -282,6 +282,7 @@ async fn sweep(state: State) {
         state.accounts().sweep();
         state.message_limits().sweep();
         state.room_limits().sweep();
+        state.profile_limits().sweep();
     }
 }
 

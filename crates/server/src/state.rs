@@ -56,6 +56,7 @@ struct Shared {
     bus: Option<Arc<crate::bus::Bus>>,
     message_limits: Keyed<UserId>,
     room_limits: Keyed<UserId>,
+    profile_limits: Keyed<UserId>,
     admission: Arc<Admission>,
     metrics: Arc<Metrics>,
     requests: Meter<UserId>,
@@ -175,6 +176,7 @@ impl State {
                 bus,
                 message_limits,
                 room_limits,
+                profile_limits: Keyed::new(crate::service::profiles::change_rate()),
                 admission,
                 metrics,
                 requests,
@@ -292,6 +294,11 @@ impl State {
     /// Per-user room creation rate limits.
     pub(crate) fn room_limits(&self) -> &Keyed<UserId> {
         &self.inner.room_limits
+    }
+
+    /// Per-user display name changes (see `service::profiles`).
+    pub(crate) fn profile_limits(&self) -> &Keyed<UserId> {
+        &self.inner.profile_limits
     }
 
     /// The per-address connection counts.

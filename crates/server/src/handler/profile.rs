@@ -5,6 +5,8 @@
 //! - Answered by `ok` after the store has it; the caller's connections and
 //!   everyone sharing a room or a direct conversation with them get
 //!   `profile` first (see `service::profiles`).
+//! - At most 3 changes at once and 6 a minute after that (`rate_limited`);
+//!   setting the name one has is free.
 
 use chatus_protocol::auth::Ack;
 use chatus_protocol::profile::SetDisplayName;
@@ -23,6 +25,7 @@ pub(super) async fn set_display_name(
     crate::service::profiles::set_display_name(
         cx.state.hub(),
         cx.state.store(),
+        cx.state.profile_limits(),
         &who.who(),
         r.display_name,
     )

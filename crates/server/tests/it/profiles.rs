@@ -182,6 +182,32 @@ async fn invalid_display_names_are_refused_and_the_connection_stays() {
     );
 }
 
+/// Changes have a limit of their own (each reaches the whole lobby and is a
+/// durable write): three at once, then `rate_limited` with a wait, while
+/// setting the name one has stays free and the connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn display_name_changes_are_rate_limited() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::registered(server.addr, "erin").await;
+    for i in 0..3 {
+        let r = raw
+            .call(json!({"type": "set_display_name", "display_name": format!("Erin {i}")}))
+            .await;
+        assert_eq!(r["type"], "ok", "change {i}: {r}");
+    }
+    let r = raw
+        .call(json!({"type": "set_display_name", "display_name": "Erin 3"}))
+        .await;
+    assert_eq!(r["code"], "rate_limited", "{r}");
+    assert!(r["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{r}");
+    let r = raw
+        .call(json!({"type": "set_display_name", "display_name": "Erin 2"}))
+        .await;
+    assert_eq!(r["type"], "ok", "the name one has costs nothing: {r}");
+    let r = raw.call(json!({"type": "ping"})).await;
+    assert_eq!(r["type"], "pong");
+}
+
 /// A display name that reads like someone else's user name travels with
 /// its owner's user name everywhere, so it is shown `alice (@mallory)`
 /// and never passes as alice.
