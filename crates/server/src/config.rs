@@ -704,6 +704,18 @@ impl Config {
             format!("session_ttl_days={}", self.session_ttl_days),
             format!("max_connections_per_user={}", self.max_connections_per_user),
             format!("max_pending_invites={}", self.max_pending_invites),
+            // Every node must find every file, and hold users to the same
+            // limits on them.
+            format!(
+                "files_store={}",
+                self.files.store.as_deref().unwrap_or("local")
+            ),
+            format!(
+                "s3_endpoint={}",
+                self.files.s3_endpoint.as_deref().unwrap_or("default")
+            ),
+            format!("max_file_bytes={}", self.files.max_file_bytes),
+            format!("quota_bytes={}", self.files.quota_bytes),
         ]
         .join("\n")
     }

@@ -365,6 +365,25 @@ async fn a_second_server_with_other_limits_is_refused() {
         e.contains("max_body_bytes is 16384 there and 1000 here"),
         "{e}"
     );
+    // Nodes must share one file store: one on its own files is refused
+    // before it touches any store.
+    let base = test_config(dir.path().to_owned());
+    let config = chatus_server::Config {
+        store: Some(db.url().to_owned()),
+        files: chatus_server::config::FilesConfig {
+            store: Some("s3://elsewhere".into()),
+            ..base.files.clone()
+        },
+        ..base
+    };
+    let Err(e) = chatus_server::State::open(config).await else {
+        panic!("a server on another file store joined");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("files_store is local there and s3://elsewhere here"),
+        "{e}"
+    );
     // The same settings join.
     let config = chatus_server::Config {
         store: Some(db.url().to_owned()),
