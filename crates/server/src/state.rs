@@ -158,6 +158,13 @@ impl State {
             r.request_burst_before_login,
         ));
         let invite_limits = Meter::new(Rate::new(r.invites_per_min / 60.0, r.invite_burst));
+        if config.bus.url.is_some() && config.files.store.is_none() {
+            tracing::warn!(
+                "this node keeps shared files in its own data directory: in a cluster, \
+                 files uploaded through one node cannot be downloaded through another; \
+                 give every node one S3 bucket (--files s3://BUCKET, see OPERATIONS.md)"
+            );
+        }
         let file_store = crate::files::store::open(&config).await?;
         let files = Files::new(file_store, config.files.clone());
         let tls = Tls::from_config(&config)?.map(Arc::new);
