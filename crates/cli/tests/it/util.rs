@@ -179,20 +179,7 @@ impl User {
 
     /// Runs a command with `input` on standard input.
     pub fn run_with_input(&self, args: &[&str], input: &str) -> Ran {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        wait(child)
+        feed(self.command(args), input)
     }
 
     pub fn run(&self, args: &[&str]) -> Ran {
@@ -209,21 +196,9 @@ impl User {
     /// Registers, at the default log level (warnings shown, as a person
     /// sees them; the other commands here run with `RUST_LOG=error`).
     pub fn register(&self) {
-        let mut child = self
-            .command(&["register", "--user", &self.name, "--password-stdin"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{}\n", self.password()).as_bytes())
-            .unwrap();
-        let r = wait(child);
+        let mut cmd = self.command(&["register", "--user", &self.name, "--password-stdin"]);
+        cmd.env_remove("RUST_LOG");
+        let r = feed(cmd, &format!("{}\n", self.password()));
         assert_eq!(r.code, 0, "{r:?}");
         // Regression: the first login of a server took the device's lock
         // before its directory existed, and printed a warning each time.
@@ -243,6 +218,23 @@ impl User {
     pub fn token_file(&self) -> PathBuf {
         self.config.path().join("sessions.json")
     }
+}
+
+/// Runs `cmd` with `input` on standard input, its output captured.
+fn feed(mut cmd: Command, input: &str) -> Ran {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    wait(child)
 }
 
 /// Waits for a child with a deadline.

@@ -6,15 +6,11 @@
 use std::time::Duration;
 
 use chatus_client::Event;
-use chatus_client::protocol::{Body, Conversation, RoomName, Username};
+use chatus_client::protocol::{Body, Conversation, Username};
 use eframe::egui;
 use egui_kittest::kittest::Queryable as _;
 
 use crate::util::*;
-
-fn lobby() -> Conversation {
-    Conversation::Room(RoomName::lobby())
-}
 
 /// Waits (on the server's runtime) for a typing event from `user`
 /// saying `typing`.
@@ -91,18 +87,7 @@ fn a_mention_is_counted_apart_and_names_complete_with_tab() {
 fn the_search_dialog_finds_a_message_and_goes_to_it() {
     let server = Server::start();
     let (bob, _bob_events) = server.person("bob");
-    server
-        .rt
-        .block_on(bob.send(lobby(), Body::parse("lunch at noon?").unwrap()))
-        .unwrap();
-    // Enough later messages that the first is two pages back when alice
-    // opens the lobby.
-    for i in 0..120 {
-        server
-            .rt
-            .block_on(bob.send(lobby(), Body::parse(format!("filler {i}")).unwrap()))
-            .unwrap();
-    }
+    lunch_then_fillers(&server, &bob);
     let dir = tempfile::tempdir().unwrap();
     let mut h = app(dir.path());
     log_in(&mut h, &server, "alice", true);

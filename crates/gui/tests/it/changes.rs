@@ -1,15 +1,11 @@
 //! Changes to messages from the feed's context menu: react, reply, edit and
 //! delete, through a secondary click on a message as a person does it.
 
-use chatus_client::protocol::{Body, Conversation, RoomName};
+use chatus_client::protocol::Body;
 use eframe::egui;
 use egui_kittest::kittest::Queryable as _;
 
 use crate::util::*;
-
-fn lobby() -> Conversation {
-    Conversation::Room(RoomName::lobby())
-}
 
 /// Opens a message's context menu with a secondary click and clicks `entry`.
 /// While the feed still moves (a page arriving, the scroll settling at the
@@ -71,17 +67,7 @@ fn the_context_menu_reacts_edits_and_deletes() {
 fn a_reply_quotes_and_goes_to_its_message_and_an_edit_shows() {
     let server = Server::start();
     let (bob, _bob_events) = server.person("bob");
-    server
-        .rt
-        .block_on(bob.send(lobby(), Body::parse("lunch at noon?").unwrap()))
-        .unwrap();
-    // Enough later messages that the first is two pages back.
-    for i in 0..120 {
-        server
-            .rt
-            .block_on(bob.send(lobby(), Body::parse(format!("filler {i}")).unwrap()))
-            .unwrap();
-    }
+    lunch_then_fillers(&server, &bob);
     let dir = tempfile::tempdir().unwrap();
     let mut h = app(dir.path());
     log_in(&mut h, &server, "alice", true);

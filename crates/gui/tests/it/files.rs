@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chatus_client::protocol::message::Message;
-use chatus_client::protocol::{Conversation, RoomName};
 use chatus_gui::ChatusApp;
 use chatus_gui::state::UploadPhase;
 use eframe::egui;
@@ -17,10 +16,6 @@ use egui_kittest::kittest::Queryable as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::util::*;
-
-fn lobby() -> Conversation {
-    Conversation::Room(RoomName::lobby())
-}
 
 /// A file dropped on the window, as winit hands it to egui.
 #[derive(Debug)]

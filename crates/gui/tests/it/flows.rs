@@ -11,10 +11,6 @@ use egui_kittest::kittest::Queryable as _;
 
 use crate::util::*;
 
-fn lobby() -> Conversation {
-    Conversation::Room(RoomName::lobby())
-}
-
 /// Waits (on the server's runtime) for a message event with `body`.
 fn receive(
     server: &Server,

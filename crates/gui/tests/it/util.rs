@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chatus_client::protocol::{Password, Username};
+use chatus_client::protocol::{Body, Password, Username};
 use chatus_client::{Client, Config, Credentials, Events, Reconnect, ServerUrl};
 use chatus_gui::{ChatusApp, Options};
 use chatus_server::State;
@@ -281,4 +281,23 @@ pub fn composer_hint(h: &Harness<'_, ChatusApp>) -> String {
         .placeholder()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// `bob` writes "lunch at noon?" to the lobby, then 120 messages
+/// (`filler 0` … `filler 119`): enough that the first is two pages back
+/// when someone opens the lobby.
+pub fn lunch_then_fillers(server: &Server, bob: &Client) {
+    let mut bodies = vec!["lunch at noon?".to_owned()];
+    bodies.extend((0..120).map(|i| format!("filler {i}")));
+    for body in bodies {
+        server
+            .rt
+            .block_on(bob.send(lobby(), Body::parse(body).unwrap()))
+            .unwrap();
+    }
+}
+
+/// The lobby, as a conversation.
+pub fn lobby() -> chatus_client::protocol::Conversation {
+    chatus_client::protocol::Conversation::Room(chatus_client::protocol::RoomName::lobby())
 }

@@ -3,15 +3,11 @@
 //! menu, every message tells its time on hover, and text no font can draw
 //! is explained.
 
-use chatus_client::protocol::{Body, Conversation, RoomName};
+use chatus_client::protocol::Body;
 use eframe::egui;
 use egui_kittest::kittest::Queryable as _;
 
 use crate::util::*;
-
-fn lobby() -> Conversation {
-    Conversation::Room(RoomName::lobby())
-}
 
 /// Types `text` and presses Enter without focusing anything first: it
 /// goes wherever the keyboard is.
