@@ -239,11 +239,7 @@ impl Screen {
         display_name: Option<&DisplayName>,
     ) {
         if self.json() {
-            let mut v = output::message_json(m);
-            if let Some(d) = display_name {
-                v["display_name"] = serde_json::json!(d.as_str());
-            }
-            self.line(&v.to_string());
+            self.line(&output::message_json_as(m, display_name).to_string());
             return;
         }
         let elsewhere = m.conv != Conversation::Room(current.clone());

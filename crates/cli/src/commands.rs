@@ -5,9 +5,12 @@
 //! once the server has stored the message. Text output of a command that
 //! acts names who it acted as (`Sent to #lobby as bob (seq 18).`).
 
+use std::collections::HashMap;
 use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 
 use chatus_client::protocol::history::Page;
+use chatus_client::protocol::presence::Member;
+use chatus_client::protocol::profile::DisplayName;
 use chatus_client::protocol::{
     Body, Conversation, ErrorCode, Password, RoomName, Seq, Username, Visibility,
 };
@@ -300,11 +303,16 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
             while let Some(c) = changes.next_if(|c| c.seq() < m.seq) {
                 print_json(&output::change_json(c));
             }
+            let name = h.display_names.get(&m.sender);
             match o {
                 Opened::Undecryptable { reason } => {
-                    print_json(&output::undecryptable_json(m, reason));
+                    let mut v = output::undecryptable_json(m, reason);
+                    if let Some(d) = name {
+                        v["display_name"] = d.as_str().into();
+                    }
+                    print_json(&v);
                 }
-                _ => print_json(&output::message_json(m)),
+                _ => print_json(&output::message_json_as(m, name)),
             }
         }
         for c in changes {
@@ -323,15 +331,17 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
             while let Some(c) = moderation.next_if(|c| c.seq() < m.seq) {
                 say(&output::change_text(c, false));
             }
+            let name = h.display_names.get(&m.sender);
             match o {
                 Opened::Undecryptable { reason } => {
-                    say(&output::message_text(
+                    say(&output::message_text_as(
                         &output::undecryptable(m, reason),
                         false,
                         true,
+                        name,
                     ));
                 }
-                _ => say(&output::message_text(m, false, true)),
+                _ => say(&output::message_text_as(m, false, true, name)),
             }
         }
         for c in moderation {
@@ -383,6 +393,38 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
     ));
     let mut status = StatusLine::stderr();
     let mut seen: u64 = 0;
+    // Senders' display names: of those online now and the members of the
+    // rooms followed (at most 50 rooms asked), then as presence and
+    // `profile` events tell.
+    let mut names: HashMap<Username, DisplayName> = HashMap::new();
+    let learn = |names: &mut HashMap<Username, DisplayName>, members: &[Member]| {
+        for m in members {
+            match &m.display_name {
+                Some(d) => names.insert(m.user.clone(), d.clone()),
+                None => names.remove(&m.user),
+            };
+        }
+    };
+    if let Ok(online) = client.who().await {
+        learn(&mut names, &online);
+    }
+    let followed = match &room {
+        Some(r) => vec![r.clone()],
+        None => client
+            .rooms()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.joined)
+            .map(|r| r.name)
+            .take(50)
+            .collect(),
+    };
+    for r in followed {
+        if let Ok(members) = client.members(r).await {
+            learn(&mut names, &members);
+        }
+    }
     let result = loop {
         let event = tokio::select! {
             e = events.recv() => e,
@@ -396,10 +438,16 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
                 {
                     continue;
                 }
+                let name = names.get(&message.sender);
                 if ctx.json {
-                    print_json(&output::message_json(&message));
+                    print_json(&output::message_json_as(&message, name));
                 } else {
-                    say(&output::message_text(&message, room.is_none(), false));
+                    say(&output::message_text_as(
+                        &message,
+                        room.is_none(),
+                        false,
+                        name,
+                    ));
                 }
                 seen += 1;
                 if args.count.is_some_and(|n| seen >= n) {
@@ -442,6 +490,13 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
                 }
             }
             Some(Event::E2eeWarning(text)) => note(&text),
+            Some(Event::Presence(p)) => learn(&mut names, &p.users),
+            Some(Event::Profile(p)) => {
+                match p.display_name {
+                    Some(d) => names.insert(p.user, d),
+                    None => names.remove(&p.user),
+                };
+            }
             Some(Event::Change { change, .. }) => {
                 if room
                     .as_ref()

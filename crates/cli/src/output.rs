@@ -66,6 +66,12 @@ pub fn rfc3339(t: Timestamp) -> String {
 /// `reactions` (`emoji`, `count`, `users`, `mine`) and `mentions` (the
 /// names `@`-mentioned in the body, as written) when they apply.
 pub fn message_json(m: &Message) -> Value {
+    message_json_as(m, None)
+}
+
+/// [`message_json`] with the sender's display name, when they have one,
+/// as `display_name`.
+pub fn message_json_as(m: &Message, display_name: Option<&DisplayName>) -> Value {
     let mut v = json!({
         "type": "message",
         "seq": m.seq.0,
@@ -73,6 +79,9 @@ pub fn message_json(m: &Message) -> Value {
         "time": rfc3339(m.time),
         "time_ms": m.time.0,
     });
+    if let Some(d) = display_name {
+        v["display_name"] = json!(d.as_str());
+    }
     if let Some(b) = &m.body {
         v["body"] = json!(b.as_str());
         let mentions: Vec<&str> = chatus_client::protocol::mention::mentioned(b.as_str()).collect();

@@ -554,7 +554,6 @@ impl State {
         });
     }
 
-    /// True when `user` is us.
     /// How `user` is shown: `Alice Smith (@alice)` when we know a display
     /// name of theirs, else the user name.
     pub fn shown(&self, user: &Username) -> String {

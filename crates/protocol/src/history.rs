@@ -114,6 +114,12 @@ pub struct HistoryPage {
     /// True when more messages lie beyond this page in the direction asked
     /// (older for `before`/latest, newer for `after`).
     pub more: bool,
+    /// The display names, as they are now, of the page's senders who have
+    /// one (absent when none does), so a client can show each sender as
+    /// `Display Name (@user)` without asking for member lists (a direct
+    /// conversation has none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub display_names: std::collections::BTreeMap<Username, crate::profile::DisplayName>,
 }
 
 /// `conversations`: answered by `conversations`, every conversation the

@@ -74,6 +74,44 @@ fn display_names_are_set_shown_beside_user_names_and_cleared() {
         .map(|v| v["sender"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(senders, ["alice", "bob"], "{out}");
+    // ... and names the display name beside it, as `chat --json` does; the
+    // human form shows both, in a direct conversation too (which has no
+    // member list to learn names from).
+    let names: Vec<Option<String>> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "message")
+        .map(|v| v["display_name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names,
+        [Some("Alice Smith".to_owned()), Some("alice".to_owned())],
+        "{out}"
+    );
+    alice.ok(&["send", "--to", "bob", "just for you"]);
+    let text = bob.ok(&["history", "--with", "alice"]);
+    assert!(
+        text.contains("<Alice Smith (@alice)> just for you"),
+        "{text}"
+    );
+
+    // `tail` shows the sender's name as it is when the message arrives.
+    let mut tail = bob.spawn(&["tail", "--json", "--count", "1"]);
+    for _ in 0..200 {
+        if alice.ok(&["who"]).contains("bob") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    alice.ok(&["send", "--room", "lobby", "live"]);
+    let line = read_lines(&mut tail, 1, |_| true);
+    let live: Value = serde_json::from_str(&line[0]).unwrap();
+    assert_eq!(
+        (live["body"].as_str(), live["display_name"].as_str()),
+        (Some("live"), Some("Alice Smith")),
+        "{live}"
+    );
+    assert_eq!(wait(tail).code, 0);
 
     // /nick with nothing is a usage note; --clear removes it.
     let feed = chat(&bob, "/nick\n/nick --clear\n");

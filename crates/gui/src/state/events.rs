@@ -176,7 +176,7 @@ impl State {
     }
 
     /// Records `user`'s display name (`None`: they have none).
-    fn learn_display_name(
+    pub(super) fn learn_display_name(
         &mut self,
         user: &Username,
         name: Option<chatus_client::protocol::profile::DisplayName>,

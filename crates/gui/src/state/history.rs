@@ -123,6 +123,12 @@ impl State {
         older: bool,
     ) -> Vec<Action> {
         self.respell(&page.conv);
+        // The page names its senders' display names as they are now (a
+        // direct conversation has no member list to learn them from).
+        for m in &page.messages {
+            let name = page.display_names.get(&m.sender).cloned();
+            self.learn_display_name(&m.sender, name);
+        }
         let c = self.convs.entry(conv).or_default();
         c.history.loading = false;
         // Does this page reach down to the oldest message held? An older

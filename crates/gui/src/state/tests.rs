@@ -213,6 +213,7 @@ fn history_pages_merge_and_know_when_to_stop() {
         messages: (from..=to).map(|i| msg(&lobby, i, "bob", "m")).collect(),
         changes: Vec::new(),
         more,
+        display_names: Default::default(),
     };
     s.apply(Update::History {
         conv: lobby.clone(),
@@ -388,6 +389,7 @@ fn older_history_stays_reachable_after_a_burst_before_opening() {
             messages: (1051..=1100).map(|i| msg(&dev, i, "bob", "m")).collect(),
             changes: Vec::new(),
             more: true,
+            display_names: Default::default(),
         },
         older: false,
     });
@@ -412,6 +414,7 @@ fn older_history_stays_reachable_after_a_burst_before_opening() {
             messages: (950..=999).map(|i| msg(&dev, i, "bob", "m")).collect(),
             changes: Vec::new(),
             more: true,
+            display_names: Default::default(),
         },
         older: true,
     });
@@ -960,4 +963,36 @@ fn who_is_typing_shows_under_the_open_conversation() {
         retry_in: Some(Duration::from_secs(1)),
     }));
     assert_eq!(s.typing_line(), None);
+}
+
+/// A direct conversation has no member list: its history page names the
+/// senders' display names, and a sender without one is shown by user name.
+#[test]
+fn a_history_page_teaches_display_names() {
+    let mut s = connected("alice");
+    let dm = Conversation::Peer(Username::parse("bob").unwrap());
+    let bob = Username::parse("bob").unwrap();
+    let carol = Username::parse("carol").unwrap();
+    s.display_names.insert(
+        carol.clone(),
+        chatus_client::protocol::profile::DisplayName::parse("Old").unwrap(),
+    );
+    s.apply(Update::History {
+        conv: dm.clone(),
+        page: HistoryPage {
+            id: None,
+            conv: dm.clone(),
+            messages: vec![msg(&dm, 1, "bob", "hi"), msg(&dm, 2, "carol", "yo")],
+            changes: Vec::new(),
+            more: false,
+            display_names: [(
+                bob.clone(),
+                chatus_client::protocol::profile::DisplayName::parse("Bob Jones").unwrap(),
+            )]
+            .into(),
+        },
+        older: false,
+    });
+    assert_eq!(s.shown(&bob), "Bob Jones (@bob)");
+    assert_eq!(s.shown(&carol), "carol", "carol has no display name now");
 }

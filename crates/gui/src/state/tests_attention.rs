@@ -136,6 +136,7 @@ fn page(conv: &Conversation, from: u64, to: u64, more: bool) -> Update {
             messages: (from..=to).map(|i| msg(conv, i, "bob", "m")).collect(),
             changes: Vec::new(),
             more,
+            display_names: Default::default(),
         },
         older: from != 101,
     }

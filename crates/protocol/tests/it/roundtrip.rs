@@ -433,6 +433,11 @@ fn every_server_message_round_trips() {
                 Change::Reacted(reacted()),
             ],
             more: false,
+            display_names: [(
+                user("alice"),
+                profile::DisplayName::parse("Alice Smith").unwrap(),
+            )]
+            .into(),
         }),
         ServerMessage::Edited(edited()),
         ServerMessage::Deleted(deleted()),

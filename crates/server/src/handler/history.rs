@@ -10,6 +10,9 @@
 //!   (current text, `edited`, `deleted`, reply quotes, reaction counts for
 //!   the asker) and the changes stored in the range (`changes`), so a
 //!   client resuming `after` its cursor sees every `seq` once.
+//! - The page names the display names of its senders who have one
+//!   (`display_names`, as they are now: a renamed sender's old messages
+//!   show the new name).
 //! - `list_files` needs what `history` needs and answers `files`, newest
 //!   first, at most `history_page_max`.
 //! - `mark_read` clamps the marker to the conversation's latest `seq` and
@@ -73,13 +76,37 @@ pub(super) async fn history(
     ) {
         more = true;
     }
+    let display_names = sender_names(cx.state.hub(), &messages);
     Ok(Outcome::Reply(ServerMessage::History(HistoryPage {
         id,
         conv,
         messages,
         changes,
         more,
+        display_names,
     })))
+}
+
+/// The display names, as they are now, of a page's senders who have one.
+/// At most one per message, each at most 64 characters: the page's byte
+/// budget (a quarter of the outbox cap) leaves room for them.
+fn sender_names(
+    hub: &crate::hub::Hub,
+    messages: &[Message],
+) -> std::collections::BTreeMap<chatus_protocol::Username, chatus_protocol::profile::DisplayName> {
+    let mut names = std::collections::BTreeMap::new();
+    for m in messages {
+        if names.contains_key(&m.sender) {
+            continue;
+        }
+        if let Some(name) = hub
+            .user_by_key(&m.sender.key())
+            .and_then(|u| hub.display_name(u.id))
+        {
+            names.insert(m.sender.clone(), name);
+        }
+    }
+    names
 }
 
 /// Splits a page's rows into its messages (as they stand) and its changes.

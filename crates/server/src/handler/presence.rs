@@ -18,16 +18,17 @@ use crate::service::users::find_user;
 
 /// `who`.
 pub(super) fn who(cx: &mut Cx<'_>, id: Option<RequestId>) -> Result<Outcome, ApiError> {
-    let users = cx
-        .state
-        .hub()
+    let hub = cx.state.hub();
+    let users = hub
         .online_users()
         .into_iter()
         .map(|user| Member {
+            display_name: hub
+                .user_by_key(&user.key())
+                .and_then(|u| hub.display_name(u.id)),
             user,
             online: true,
             role: Default::default(),
-            display_name: None,
         })
         .collect();
     Ok(Outcome::Reply(ServerMessage::Users(Users { id, users })))

@@ -140,7 +140,7 @@ pub(crate) fn announce(hub: &Hub, pending: &Pending, announced: &mut Announced) 
                 user: name(u)?,
                 online,
                 role: Default::default(),
-                display_name: None,
+                display_name: hub.display_name(u),
             })
         })
         .collect();

@@ -78,6 +78,27 @@ async fn a_display_name_is_set_listed_announced_and_kept() {
         .unwrap();
     let m = next_message(&mut bob_events).await;
     assert_eq!(m.sender, user("alice"));
+    // ... and `who` and a history page name her display name beside it.
+    let online = bob.who().await.unwrap();
+    let listed_online = online.iter().find(|m| m.user == user("alice"));
+    assert_eq!(
+        listed_online.and_then(|m| m.display_name.clone()),
+        Some(name("Alice Smith")),
+        "{online:?}"
+    );
+    let page = bob
+        .history(
+            Conversation::Room(den.clone()),
+            chatus_client::protocol::history::Page::Latest,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.display_names,
+        [(user("alice"), name("Alice Smith"))].into(),
+        "bob, who has none, is not named"
+    );
 
     // A second login gets it back with `authed`.
     let creds = chatus_client::Credentials::Login {
@@ -109,7 +130,14 @@ async fn a_display_name_is_set_listed_announced_and_kept() {
         next_profile(&mut bob_events).await.display_name,
         Some(name("Al"))
     );
+    // Going offline is announced with the name too.
     alice.quit().await;
+    let gone = next_matching(&mut bob_events, |e| match e {
+        Event::Presence(p) => p.users.into_iter().find(|m| m.user == user("alice")),
+        _ => None,
+    })
+    .await;
+    assert_eq!((gone.online, gone.display_name), (false, Some(name("Al"))));
     bob.quit().await;
 
     // The store has it: a restarted server lists it.
