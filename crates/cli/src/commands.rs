@@ -492,10 +492,22 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
             Some(Event::E2eeWarning(text)) => note(&text),
             Some(Event::Presence(p)) => learn(&mut names, &p.users),
             Some(Event::Profile(p)) => {
+                if ctx.json {
+                    print_json(&output::profile_json(&p));
+                }
                 match p.display_name {
                     Some(d) => names.insert(p.user, d),
                     None => names.remove(&p.user),
                 };
+            }
+            // Typing, for scripts only (`--count` leaves it out).
+            Some(Event::Typing(t)) if ctx.json => {
+                if room
+                    .as_ref()
+                    .is_none_or(|r| t.conv == Conversation::Room(r.clone()))
+                {
+                    print_json(&output::typing_json(&t));
+                }
             }
             Some(Event::Change { change, .. }) => {
                 if room

@@ -132,6 +132,24 @@ pub fn read_json(r: &chatus_client::protocol::receipt::Read) -> Vec<Value> {
         .collect()
 }
 
+/// A `typing` event as a JSON line: `type` (`"typing"`), `room` or
+/// `peer`, `user`, `typing` (false when they stopped).
+pub fn typing_json(t: &chatus_client::protocol::presence::Typing) -> Value {
+    let mut v = json!({"type": "typing", "user": t.user.as_str(), "typing": t.typing});
+    place_json(&mut v, &t.conv);
+    v
+}
+
+/// A `profile` event as a JSON line: `type` (`"profile"`), `user`,
+/// `display_name` (null when cleared).
+pub fn profile_json(p: &chatus_client::protocol::profile::Profile) -> Value {
+    json!({
+        "type": "profile",
+        "user": p.user.as_str(),
+        "display_name": p.display_name.as_ref().map(DisplayName::as_str),
+    })
+}
+
 /// Shown in place of the text of a message that could not be decrypted.
 pub const UNDECRYPTABLE: &str = "\u{1f512} could not be decrypted";
 
@@ -566,6 +584,30 @@ mod tests {
         assert_eq!(
             read_json(&r),
             [json!({"type": "read", "peer": "bob", "user": "bob", "seq": 7})]
+        );
+    }
+
+    #[test]
+    fn typing_and_profile_lines() {
+        use chatus_client::protocol::presence::Typing;
+        use chatus_client::protocol::profile::Profile;
+        let bob = Username::parse("bob").unwrap();
+        let t = Typing {
+            conv: Conversation::Room(chatus_client::protocol::RoomName::parse("dev").unwrap()),
+            user: bob.clone(),
+            typing: false,
+        };
+        assert_eq!(
+            typing_json(&t),
+            json!({"type": "typing", "room": "dev", "user": "bob", "typing": false})
+        );
+        let p = Profile {
+            user: bob,
+            display_name: None,
+        };
+        assert_eq!(
+            profile_json(&p),
+            json!({"type": "profile", "user": "bob", "display_name": null})
         );
     }
 

@@ -103,13 +103,21 @@ fn display_names_are_set_shown_beside_user_names_and_cleared() {
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    alice.ok(&["profile", "--display-name", "Alice S."]);
     alice.ok(&["send", "--room", "lobby", "live"]);
-    let line = read_lines(&mut tail, 1, |_| true);
-    let live: Value = serde_json::from_str(&line[0]).unwrap();
+    let lines = read_lines(&mut tail, 2, |_| true);
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(
-        (live["body"].as_str(), live["display_name"].as_str()),
-        (Some("live"), Some("Alice Smith")),
-        "{live}"
+        lines[0],
+        serde_json::json!({"type": "profile", "user": "alice", "display_name": "Alice S."})
+    );
+    assert_eq!(
+        (lines[1]["body"].as_str(), lines[1]["display_name"].as_str()),
+        (Some("live"), Some("Alice S.")),
+        "{lines:?}"
     );
     assert_eq!(wait(tail).code, 0);
 
