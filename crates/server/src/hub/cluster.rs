@@ -359,9 +359,11 @@ impl Hub {
 
     /// Brings the directory in line with a fresh snapshot of the store
     /// (after this node was cut off from the bus and may have missed
-    /// changes): adds users, rooms and direct conversations it lacks, and
+    /// changes): adds users, rooms and direct conversations it lacks,
     /// sets every room's members and invitees to the store's, announcing
-    /// the membership changes. Returns the number of changes.
+    /// the membership changes, and reloads display names and the
+    /// moderation state of rooms not followed here (see
+    /// `Moderation::reconcile`). Returns the number of changes.
     ///
     /// The snapshot may be older than a change made here meanwhile (a
     /// user registering or joining while it was read), so it never takes
@@ -451,7 +453,20 @@ impl Hub {
                 }
             }
         }
-        changes + self.reconcile_display_names(&snap.display_names)
+        // Asked first: the moderation lock is never held while taking the
+        // directory's.
+        let followed: HashSet<ConvId> = snap
+            .moderation
+            .rooms
+            .iter()
+            .map(|r| r.room)
+            .filter(|r| self.is_followed(*r))
+            .collect();
+        changes
+            + self.reconcile_display_names(&snap.display_names)
+            + self
+                .moderation()
+                .reconcile(&snap.moderation, |room| followed.contains(&room))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Each room's moderation state in memory: owner, moderators, topic,
 //! description, invite-only flag, bans and mutes. Loaded from the store's
-//! snapshot and changed after a moderation event is committed (see
-//! `service::moderation`), so that the checks on every request (may this
+//! snapshot (and, in cluster mode, reloaded from a fresh one for the rooms
+//! not followed after the node was cut off from the bus) and changed after
+//! a moderation event is committed (see `service::moderation`), so that the checks on every request (may this
 //! user join, send, act on that one?) read memory, not the database.
 //!
 //! Its own lock, apart from the directory's, held only for map lookups
@@ -19,7 +20,7 @@ use crate::store::moderation::{Effect, ModerationSnapshot};
 use crate::store::{ConvId, UserId};
 
 /// One room's state.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct RoomMod {
     /// The creator.
     pub(crate) owner: Option<UserId>,
@@ -85,6 +86,35 @@ impl Moderation {
         Moderation {
             rooms: Mutex::new(rooms),
         }
+    }
+
+    /// Cluster mode's `reconcile`, after this node was cut off from the
+    /// bus: every room's state becomes the snapshot's, except the rooms
+    /// `followed` here. Those get every moderation event, missed ones
+    /// included, through the conversation's own gap-filled stream
+    /// (`bus/follow.rs` applies each), and may have changed after the
+    /// snapshot was read; the rest learn of changes only from the bus's
+    /// directory changes, which a cut-off node may have missed. Returns
+    /// how many rooms changed.
+    pub(crate) fn reconcile(
+        &self,
+        snap: &ModerationSnapshot,
+        followed: impl Fn(ConvId) -> bool,
+    ) -> usize {
+        let fresh = Moderation::load(snap.clone()).rooms;
+        let fresh = fresh
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.lock();
+        let mut changes = 0;
+        for (room, state) in fresh {
+            if followed(room) || map.get(&room) == Some(&state) {
+                continue;
+            }
+            map.insert(room, state);
+            changes += 1;
+        }
+        changes
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ConvId, RoomMod>> {
@@ -227,6 +257,37 @@ mod tests {
         );
         assert_eq!(m.muted_until(room, user, Timestamp(1000)), None);
         assert!(m.room(room).mutes.is_empty(), "dropped once ended");
+    }
+
+    /// Regression: a node cut off from the bus kept a stale ban list (and
+    /// roles, mutes, topics) for rooms none of its users were in, since
+    /// the resync reloaded only membership and display names.
+    #[test]
+    fn a_resync_takes_the_stores_state_for_rooms_not_followed() {
+        let m = Moderation::default();
+        let (quiet, busy, user) = (ConvId(1), ConvId(2), UserId(7));
+        m.add_room(quiet, UserId(1));
+        m.add_room(busy, UserId(1));
+        m.apply(busy, Effect::Ban { user }, None, None);
+        let settings = |room| crate::store::moderation::RoomSettings {
+            room,
+            owner: Some(UserId(1)),
+            topic: "news".into(),
+            description: String::new(),
+            invite_only: true,
+        };
+        let snap = ModerationSnapshot {
+            rooms: vec![settings(quiet), settings(busy)],
+            bans: vec![(quiet, user)],
+            ..ModerationSnapshot::default()
+        };
+        assert_eq!(m.reconcile(&snap, |room| room == busy), 1);
+        assert!(m.is_banned(quiet, user), "missed on the bus, read back");
+        assert_eq!(m.settings(quiet).0.as_str(), "news");
+        assert!(m.settings(quiet).2);
+        assert!(m.is_banned(busy, user), "a followed room is left as it is");
+        assert!(!m.settings(busy).2);
+        assert_eq!(m.reconcile(&snap, |room| room == busy), 0, "in line");
     }
 
     #[test]

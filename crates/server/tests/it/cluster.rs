@@ -786,3 +786,49 @@ async fn moderation_crosses_nodes() {
     })
     .await;
 }
+
+/// Regression: a node cut off from the bus missed moderation of rooms
+/// none of its users were in (here a ban and invite-only), and its resync
+/// reloaded membership but not moderation, so a banned user could still
+/// join there. Now the resync reloads the moderation of rooms not
+/// followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_bus_reloads_moderation() {
+    let Some(cl) = Cluster::new().await else {
+        return;
+    };
+    let relay = Proxy::start(cl.nats).await;
+    let a = cl.node().await;
+    let c = cl.node_via(relay.addr).await;
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut dan = Raw::registered(c.addr, "dan").await;
+    let mut erin = Raw::registered(c.addr, "erin").await;
+    let r = alice.call(json!({"type":"create_room","room":"den"})).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    until(&mut dan, json!({"type":"list_rooms"}), |r| {
+        r.to_string().contains(r#""name":"den""#)
+    })
+    .await;
+
+    relay.set_down(true);
+    let r = alice
+        .call(json!({"type":"ban","room":"den","user":"dan","reason":"spam"}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let r = alice
+        .call(json!({"type":"set_invite_only","room":"den","on":true}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    relay.set_down(false);
+
+    // Once C has resynced (its room list shows the flag, from its hub):
+    // both refusals hold there.
+    until(&mut erin, json!({"type":"list_rooms"}), |r| {
+        r.to_string().contains(r#""invite_only":true"#)
+    })
+    .await;
+    let r = dan.call(json!({"type":"join_room","room":"den"})).await;
+    assert_eq!(r["code"], "banned", "{r}");
+    let r = erin.call(json!({"type":"join_room","room":"den"})).await;
+    assert_eq!(r["code"], "not_invited", "invite-only on C too: {r}");
+}
