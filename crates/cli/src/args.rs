@@ -710,6 +710,9 @@ pub struct ChatArgs {
     /// Room to talk in [default: lobby].
     #[arg(long, short = 'r')]
     pub room: Option<String>,
+    /// The same as --room (`chatus chat dev`).
+    #[arg(value_name = "ROOM", conflicts_with = "room")]
+    pub room_arg: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -455,7 +455,7 @@ impl Input {
 pub async fn chat(ctx: &Ctx, args: &ChatArgs) -> Result<(), CliError> {
     let interactive =
         !ctx.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let start = match &args.room {
+    let start = match args.room.as_ref().or(args.room_arg.as_ref()) {
         Some(r) => parse_room(r)?,
         None => RoomName::lobby(),
     };
@@ -801,6 +801,41 @@ async fn search(client: &Client, screen: &Screen, query: &str) -> Result<(), cha
     Ok(())
 }
 
+/// A kick or ban of ours: said plainly, and when it is the room we talk
+/// in, we are back in the lobby (its messages would be refused).
+fn removed_from(
+    shared: &Shared,
+    m: &chatus_client::protocol::moderation::Moderated,
+    current: &RoomName,
+    me: &Username,
+) {
+    use chatus_client::protocol::moderation::ActionKind;
+    let Conversation::Room(room) = &m.conv else {
+        return;
+    };
+    let what = match m.action.action {
+        ActionKind::Kick => "removed from",
+        ActionKind::Ban => "banned from",
+        _ => return,
+    };
+    if m.action.target.as_ref() != Some(me) {
+        return;
+    }
+    let why = m
+        .action
+        .reason
+        .as_ref()
+        .map_or_else(String::new, |r| format!(": {}", output::clean(r.as_str())));
+    let mut text = format!("You were {what} #{room} by {}{why}", m.actor);
+    if room == current {
+        shared.set_room(&RoomName::lobby());
+        text.push_str("; back in #lobby.");
+    } else {
+        text.push('.');
+    }
+    shared.screen.note(&text);
+}
+
 fn members(n: u32) -> String {
     if n == 1 {
         "1 member".into()
@@ -834,7 +869,12 @@ async fn print_events(
                 screen.message(&message, &room, &me, shown.as_ref());
             }
             Event::E2eeWarning(text) => screen.note(&text),
-            Event::Change { change, .. } => shared.print_change(&change),
+            Event::Change { change, .. } => {
+                shared.print_change(&change);
+                if let Change::Moderated(m) = &change {
+                    removed_from(&shared, m, &room, &me);
+                }
+            }
             Event::Presence(p) => {
                 for m in p.users.iter().filter(|m| m.user != me) {
                     learn(&shared.names, |n| n.user(m.user.as_str()));

@@ -299,7 +299,7 @@ fn moderation_text(a: &chatus_client::protocol::moderation::Action) -> String {
         ActionKind::Unban => format!("unbanned {user}"),
         ActionKind::Mute => format!(
             "muted {user} until {}",
-            a.until.map_or(String::new(), rfc3339)
+            a.until.map_or(String::new(), date_time)
         ),
         ActionKind::Unmute => format!("unmuted {user}"),
         ActionKind::InviteOnly if a.invite_only == Some(true) => "made the room invite-only".into(),

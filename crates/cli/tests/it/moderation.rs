@@ -134,3 +134,34 @@ fn an_administrator_bans_a_user_server_wide() {
     assert_eq!(r.code, 0, "{r:?}");
     alice.ok(&["rooms"]);
 }
+
+/// Regression: a member banned while in `chat` saw only "alice banned bob"
+/// and kept the room as his prompt, his next line answered "There is no
+/// room named den". Now he is told plainly and is back in the lobby.
+#[test]
+fn a_member_banned_in_chat_is_told_and_back_in_the_lobby() {
+    use std::io::Write as _;
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    for u in [&alice, &bob] {
+        u.register();
+    }
+    chat(&alice, "/create den\n");
+    let mut watcher = bob.spawn(&["chat", "den"]);
+    let mut stdin = watcher.stdin.take().unwrap();
+    let lines = Lines::of(&mut watcher);
+    lines.wait_for("talking in #den");
+    chat(&alice, "/join den\n/ban bob spam\n");
+    let told = lines.wait_for("You were banned");
+    assert!(
+        told.contains("You were banned from #den by alice: spam; back in #lobby."),
+        "{told}"
+    );
+    stdin.write_all(b"still here\n").unwrap();
+    lines.wait_for("still here");
+    let lobby = alice.ok(&["history", "--room", "lobby"]);
+    assert!(lobby.contains("<bob> still here"), "{lobby}");
+    stdin.write_all(b"/quit\n").unwrap();
+    assert_eq!(wait(watcher).code, 0);
+}
