@@ -256,13 +256,19 @@ impl Screen {
     }
 
     /// A change, and (for a reaction) the message's counts after it.
-    fn change(&self, c: &Change, target: Option<&Message>, current: &RoomName) {
+    fn change(
+        &self,
+        c: &Change,
+        target: Option<&Message>,
+        current: &RoomName,
+        display_name: Option<&DisplayName>,
+    ) {
         if self.json() {
             self.line(&output::change_json(c).to_string());
             return;
         }
         let elsewhere = *c.conv() != Conversation::Room(current.clone());
-        let mut text = output::change_text(c, elsewhere);
+        let mut text = output::change_text_as(c, elsewhere, display_name);
         if let (Change::Reacted(_), Some(m)) = (c, target) {
             let counts = output::reactions_text(m);
             text.push_str(&format!(
@@ -381,7 +387,15 @@ impl Shared {
             chatus_client::changes::apply(m, c, Some(&self.me));
             Some(m.clone())
         });
-        self.screen.change(c, target.as_ref(), &self.room());
+        let who = match c {
+            Change::Edited(e) => &e.sender,
+            Change::Deleted(d) => &d.sender,
+            Change::Reacted(r) => &r.sender,
+            Change::Moderated(m) => &m.actor,
+        };
+        let shown = self.display_name(who);
+        self.screen
+            .change(c, target.as_ref(), &self.room(), shown.as_ref());
     }
 
     /// Our reaction `emoji` on message `seq` of `conv`, as last seen.

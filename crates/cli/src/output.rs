@@ -257,6 +257,12 @@ pub fn reactions_text(m: &Message) -> String {
 /// A change as one line, like a message's: `[SEQ HH:MM] <who> edited 3:
 /// new text`, `… deleted 3`, `… reacted 👍 to 3`, `… took back 👍 on 3`.
 pub fn change_text(c: &Change, with_place: bool) -> String {
+    change_text_as(c, with_place, None)
+}
+
+/// [`change_text`], who made it shown with `display_name` when they have
+/// one (`<Alice Smith (@alice)> edited 3: …`).
+pub fn change_text_as(c: &Change, with_place: bool, display_name: Option<&DisplayName>) -> String {
     let (sender, time) = match c {
         Change::Edited(e) => (&e.sender, e.time),
         Change::Deleted(d) => (&d.sender, d.time),
@@ -268,7 +274,7 @@ pub fn change_text(c: &Change, with_place: bool) -> String {
         head.push_str(&place(c.conv()));
         head.push(' ');
     }
-    head.push_str(&format!("<{sender}> "));
+    head.push_str(&format!("<{}> ", person(sender, display_name)));
     let width = head.chars().count();
     let target = c.target();
     let what = match c {

@@ -66,6 +66,9 @@ fn display_names_are_set_shown_beside_user_names_and_cleared() {
     assert!(feed.contains("<alice (@bob)> hello from bob"), "{feed}");
     assert!(feed.contains("Alice Smith (@alice)"), "/who: {feed}");
     assert!(!feed.contains("<alice> hello from bob"), "{feed}");
+    // A change is shown with its author's display name too.
+    let feed = chat(&bob, "/react 1 👍\n");
+    assert!(feed.contains("<alice (@bob)> reacted 👍 to 1"), "{feed}");
     let out = alice.ok(&["history", "--room", "lobby", "--json"]);
     let senders: Vec<String> = out
         .lines()
