@@ -72,6 +72,9 @@ impl State {
                 Vec::new()
             }
             Update::Online(members) => {
+                for m in &members {
+                    self.learn_display_name(&m.user, m.display_name.clone());
+                }
                 self.online = members
                     .into_iter()
                     .filter(|m| m.online)
@@ -304,6 +307,7 @@ impl State {
             }
             Event::Presence(p) => {
                 for m in p.users {
+                    self.learn_display_name(&m.user, m.display_name.clone());
                     if let Some((_, members)) = &mut self.members
                         && let Some(member) =
                             members.iter_mut().find(|x| x.user.same_account(&m.user))

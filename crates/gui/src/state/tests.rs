@@ -964,35 +964,3 @@ fn who_is_typing_shows_under_the_open_conversation() {
     }));
     assert_eq!(s.typing_line(), None);
 }
-
-/// A direct conversation has no member list: its history page names the
-/// senders' display names, and a sender without one is shown by user name.
-#[test]
-fn a_history_page_teaches_display_names() {
-    let mut s = connected("alice");
-    let dm = Conversation::Peer(Username::parse("bob").unwrap());
-    let bob = Username::parse("bob").unwrap();
-    let carol = Username::parse("carol").unwrap();
-    s.display_names.insert(
-        carol.clone(),
-        chatus_client::protocol::profile::DisplayName::parse("Old").unwrap(),
-    );
-    s.apply(Update::History {
-        conv: dm.clone(),
-        page: HistoryPage {
-            id: None,
-            conv: dm.clone(),
-            messages: vec![msg(&dm, 1, "bob", "hi"), msg(&dm, 2, "carol", "yo")],
-            changes: Vec::new(),
-            more: false,
-            display_names: [(
-                bob.clone(),
-                chatus_client::protocol::profile::DisplayName::parse("Bob Jones").unwrap(),
-            )]
-            .into(),
-        },
-        older: false,
-    });
-    assert_eq!(s.shown(&bob), "Bob Jones (@bob)");
-    assert_eq!(s.shown(&carol), "carol", "carol has no display name now");
-}

@@ -5,6 +5,7 @@
 use chatus_client::Event;
 use chatus_client::protocol::history::HistoryPage;
 use chatus_client::protocol::presence::Member;
+use chatus_client::protocol::profile::DisplayName;
 use chatus_client::protocol::search::{SearchHit, SearchResults};
 use chatus_client::protocol::{Conversation, RoomName, Seq, Timestamp};
 
@@ -368,4 +369,50 @@ fn display_names_are_shown_beside_user_names() {
     );
     let actions = s.intent(Intent::SetDisplayName(None));
     assert!(matches!(&actions[..], [Action::SetDisplayName(None)]));
+}
+
+/// A direct conversation has no member list: its history page names the
+/// senders' display names, and a sender without one is shown by user name.
+#[test]
+fn a_history_page_teaches_display_names() {
+    let mut s = connected("alice");
+    let dm = Conversation::Peer(user("bob"));
+    let bob = user("bob");
+    let carol = user("carol");
+    s.display_names
+        .insert(carol.clone(), DisplayName::parse("Old").unwrap());
+    s.apply(Update::History {
+        conv: dm.clone(),
+        page: HistoryPage {
+            id: None,
+            conv: dm.clone(),
+            messages: vec![msg(&dm, 1, "bob", "hi"), msg(&dm, 2, "carol", "yo")],
+            changes: Vec::new(),
+            more: false,
+            display_names: [(bob.clone(), DisplayName::parse("Bob Jones").unwrap())].into(),
+        },
+        older: false,
+    });
+    assert_eq!(s.shown(&bob), "Bob Jones (@bob)");
+    assert_eq!(s.shown(&carol), "carol", "carol has no display name now");
+    // `who` and presence events carry them too (the online list shows
+    // them).
+    s.apply(Update::Online(vec![Member {
+        user: carol.clone(),
+        online: true,
+        role: Default::default(),
+        display_name: Some(DisplayName::parse("Carol King").unwrap()),
+    }]));
+    assert_eq!(s.shown(&carol), "Carol King (@carol)");
+    s.apply(Update::Event(Event::Presence(
+        chatus_client::protocol::presence::Presence {
+            users: vec![Member {
+                user: bob.clone(),
+                online: false,
+                role: Default::default(),
+                display_name: None,
+            }],
+        },
+    )));
+    assert_eq!(s.shown(&bob), "bob", "cleared meanwhile");
 }

@@ -354,10 +354,11 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                         ui.horizontal(|ui| {
                             dot(ui, state.presence(user));
                             let me = state.is_me(user);
+                            let shown = state.shown(user);
                             let name = if known {
-                                RichText::new(user.as_str())
+                                RichText::new(shown)
                             } else {
-                                RichText::new(user.as_str()).weak()
+                                RichText::new(shown).weak()
                             };
                             let resp = ui.selectable_label(false, name).on_hover_text(if me {
                                 "you"
