@@ -34,7 +34,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use sys::System;
-use workload::{ChatusEnv, Env, cluster, conns, convo, fanout, files, load, logins, search};
+use workload::{ChatusEnv, Env, cluster, conns, convo, e2ee, fanout, files, load, logins, search};
 
 /// Sizes for a run.
 #[derive(Debug, Clone)]
@@ -89,6 +89,8 @@ pub struct Plan {
     pub search: search::Fill,
     /// The cross-node fan-out (workload 16).
     pub cluster: cluster::Shape,
+    /// What end-to-end encryption costs a device (workload 18).
+    pub e2ee: e2ee::Shape,
     /// Where workloads 16 and 17 find PostgreSQL and NATS (workload 17,
     /// durable ingest on PostgreSQL, has the size of workload 8).
     pub services: cluster::Services,
@@ -148,6 +150,10 @@ impl Plan {
                 msgs_per_sec: 50.0,
                 messages: 2000,
             },
+            e2ee: e2ee::Shape {
+                messages: 20_000,
+                devices: 100,
+            },
             services: cluster::Services::default(),
         }
     }
@@ -205,6 +211,10 @@ impl Plan {
                 msgs_per_sec: 50.0,
                 messages: 20,
             },
+            e2ee: e2ee::Shape {
+                messages: 200,
+                devices: 5,
+            },
             services: cluster::Services::default(),
         }
     }
@@ -213,7 +223,7 @@ impl Plan {
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
     "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins", "prelogin",
-    "files", "tls", "typing", "receipts", "search", "cluster", "pgingest",
+    "files", "tls", "typing", "receipts", "search", "cluster", "pgingest", "e2ee",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -327,6 +337,9 @@ pub async fn run(
             cluster::pg_ingest(env, senders, window, plan.secs, &plan.services, emit).await?;
         }
     }
+    if want("e2ee") {
+        emit(&e2ee::costs(plan.e2ee, env.body)?);
+    }
     Ok(())
 }
 
@@ -358,7 +371,7 @@ async fn tls_cost(env: &mut Env, plan: &Plan, emit: &mut dyn FnMut(&Value)) -> a
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
-    /// logins, prelogin, files, tls, typing, receipts, search, cluster, pgingest.
+    /// logins, prelogin, files, tls, typing, receipts, search, cluster, pgingest, e2ee.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.
@@ -465,7 +478,11 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
     // The files workload alone needs two accounts, not the thousand the
     // others register.
     let files_only = !args.only.is_empty() && args.only.iter().all(|o| o == "files");
-    let needed = if files_only {
+    // Encryption alone needs none (it runs in this process).
+    let crypto_only = !args.only.is_empty() && args.only.iter().all(|o| o == "e2ee");
+    let needed = if crypto_only {
+        0
+    } else if files_only {
         2
     } else {
         plan.fanout_members

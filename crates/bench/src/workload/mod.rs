@@ -18,10 +18,13 @@
 //! - [`cluster`]: a room's fan-out across three nodes on PostgreSQL and
 //!   NATS against one node, and durable ingest on PostgreSQL against
 //!   SQLite.
+//! - [`e2ee`]: what end-to-end encryption costs a device (Megolm per
+//!   message against plain encoding, and a room key shared over Olm).
 
 pub mod cluster;
 pub mod conns;
 pub mod convo;
+pub mod e2ee;
 pub mod fanout;
 pub mod files;
 pub mod load;

@@ -228,6 +228,20 @@ async fn every_workload_runs_and_reports() {
         common["scopes"]["all"]["hits_on_page"].as_u64().unwrap() > 0,
         "{common}"
     );
+    // Encryption: every message read back (the workload checks each
+    // body), ciphertext larger than the text, both shares timed.
+    let e2ee = by("e2ee")[0];
+    assert_eq!(e2ee["messages"], 200, "{e2ee}");
+    assert!(
+        e2ee["ciphertext_bytes_each"].as_u64().unwrap() > 100,
+        "{e2ee}"
+    );
+    for phase in ["megolm_encrypt", "megolm_decrypt", "plain_encode_decode"] {
+        assert!(e2ee[phase]["per_sec"].as_f64().unwrap() > 0.0, "{e2ee}");
+    }
+    for share in ["share_new_sessions", "share_existing_sessions"] {
+        assert!(e2ee[share]["secs"].as_f64().unwrap() > 0.0, "{e2ee}");
+    }
     assert!(!env.tls);
     assert_eq!(env.chatus.as_ref().unwrap().server.addr, addr);
     let _ = stop.send(());
