@@ -238,6 +238,16 @@ fn choosing_failing_and_timing_out() {
     assert!(s.verify_tick(later).is_empty(), "once");
 }
 
+/// Offline, *Verify…* says why instead of opening a dialog that would
+/// wait for nothing.
+#[test]
+fn verifying_needs_the_connection() {
+    let mut s = State::default();
+    assert!(s.intent(Intent::Verify(user("bob"), None)).is_empty());
+    assert!(s.verification.is_none());
+    assert!(s.notice.as_ref().unwrap().text.starts_with("Not connected"));
+}
+
 /// The header's mark: unverified while any device of the peer is, none
 /// while the list is unknown or holds only this device; opening a direct
 /// conversation loads the peer's devices. Regression: a new direct

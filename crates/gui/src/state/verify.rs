@@ -155,6 +155,13 @@ impl State {
     /// *Verify…*: start verifying `user`'s device (`None`: their only
     /// one, or the person chooses).
     pub(super) fn start_verify(&mut self, user: Username, device: Option<String>) -> Vec<Action> {
+        if self.link != Link::Online {
+            self.notice(
+                "Not connected: verifying needs the other device through the server.",
+                true,
+            );
+            return Vec::new();
+        }
         if self
             .verification
             .as_ref()
