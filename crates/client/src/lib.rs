@@ -57,6 +57,10 @@ pub mod transfer;
 pub mod url;
 
 pub use chatus_e2ee::TrustState;
+/// The 64 emoji (with their English names) a short authentication string
+/// is made of, as [`VerificationEvent::Sas`] shows seven of them: for
+/// applications that check they can draw each one.
+pub use chatus_e2ee::{EMOJI as SAS_EMOJI, Emoji as SasEmoji};
 pub use chatus_protocol as protocol;
 pub use config::{Config, Credentials, Reconnect, Resume};
 pub use cursors::Cursors;

@@ -131,6 +131,8 @@ impl ChatusApp {
             }
         }
         self.state.set_focused(ui.input(|i| i.focused));
+        let timed_out = self.state.verify_tick(std::time::Instant::now());
+        self.dispatch(timed_out);
         self.settings.share_receipts = self.state.share;
         let intents = match self.state.screen {
             Screen::Login => {

@@ -14,10 +14,12 @@
 //! written here too, off the UI thread; tokens never reach the state.
 //!
 //! File transfers and the file dialogs run here as well, one task each
-//! (see `transfers.rs`), and image previews (`previews.rs`).
+//! (see `transfers.rs`), and image previews (`previews.rs`); device
+//! verification requests are in `verify.rs`.
 
 mod previews;
 mod transfers;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -50,6 +52,7 @@ impl Session {
 }
 
 pub use transfers::{describe as describe_transfer_error, display_name};
+pub use verify::{VerifyAction, VerifyUpdate};
 
 /// One upload or download: the state numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -226,6 +229,8 @@ pub enum Action {
         /// The message's text, shortened.
         body: String,
     },
+    /// A device verification request (the answer is [`Update::Verify`]).
+    Verify(VerifyAction),
     /// Revoke the token, forget it, and disconnect.
     Logout,
     /// Close the connection cleanly.
@@ -316,6 +321,10 @@ pub enum Update {
     },
     /// A shared image fetched whole for opening: where, or why not.
     FetchedFull(Result<PathBuf, String>),
+    /// The answer to an [`Action::Verify`].
+    Verify(VerifyUpdate),
+    /// A conversation we sent to is end-to-end encrypted.
+    Encrypted(Conversation),
     /// The accounts with a saved login on a server (not tied to a client).
     Accounts {
         /// The server.
@@ -787,12 +796,17 @@ fn spawn_request(client: Client, action: Action, out: Out) {
     tokio::spawn(async move {
         let failed = |what: &str, e: chatus_client::Error| Update::Failed(format!("{what}: {e}"));
         let update = match action {
+            Action::Verify(step) => match verify::run(&client, step).await {
+                Some(u) => Update::Verify(u),
+                None => return,
+            },
             Action::Send {
                 conv,
                 body,
                 client_id,
                 reply_to,
             } => {
+                let target = conv.clone();
                 let result = match reply_to {
                     Some(seq) => {
                         client
@@ -801,6 +815,11 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                     }
                     None => client.send_with_id(conv, body, client_id.clone()).await,
                 };
+                // The first message of a new direct conversation made it
+                // encrypted: the header's marker shows it at once.
+                if result.is_ok() && client.is_encrypted(&target) == Some(true) {
+                    out.send(Update::Encrypted(target));
+                }
                 Update::Sent {
                     client_id,
                     result: result.map_err(|e| e.to_string()),

@@ -14,8 +14,9 @@
 //! opening images full size), `glyphs.rs` (which font to
 //! suggest for text no font can draw), `search.rs` (searching, and
 //! going to a message found), `notify.rs` (desktop notifications and
-//! muted conversations) and `moderate.rs` (who may act on whom, and what
-//! a moderation event changes).
+//! muted conversations), `moderate.rs` (who may act on whom, and what
+//! a moderation event changes) and `verify.rs` (device verification and
+//! the marks of unverified devices).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ mod moderate;
 mod notify;
 mod previews;
 mod search;
+mod verify;
 
 pub use accounts::SavedAccounts;
 pub use compose::{MAX_COMPLETIONS, TYPING_RENEW};
@@ -51,6 +53,7 @@ pub use glyphs::FontGap;
 pub use notify::NOTIFY_BODY_CHARS;
 pub use previews::{MAX_PREVIEWS, Preview, PreviewState, Previews, is_image};
 pub use search::{Jump, MAX_JUMP_PAGES, SearchState};
+pub use verify::{PeerTrust, SasEmoji, VERIFY_TIMEOUT, Verification, VerifyPhase, trust_word};
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,6 +327,18 @@ pub enum Intent {
     Share(ShareReceipts),
     /// Set our display name (checked here first), or clear it (`None`).
     SetDisplayName(Option<String>),
+    /// Start verifying a user's device (`None`: their only other device,
+    /// or the dialog asks which).
+    Verify(Username, Option<String>),
+    /// Load a user's devices and their trust (the devices dialog).
+    ShowDevices(Username),
+    /// Accept (`true`) or decline the verification another device offers.
+    AnswerVerification(bool),
+    /// The emoji on both devices are the same (`true`) or not.
+    CompareSas(bool),
+    /// Close the verification dialog (cancelling a verification under
+    /// way).
+    CloseVerification,
 }
 
 /// Everything the window shows.
@@ -404,6 +419,11 @@ pub struct State {
     /// The client whose updates count; bumped on every new login and on
     /// logout, so stragglers from an old client are ignored.
     session: Session,
+    /// The verification dialog's verification.
+    pub verification: Option<Verification>,
+    /// Devices with their trust, by user key, as last loaded (the marks
+    /// of unverified devices; the devices dialog).
+    pub devices: BTreeMap<String, Vec<chatus_client::DeviceInfo>>,
 }
 
 fn lobby() -> Conversation {
@@ -495,6 +515,8 @@ impl Default for State {
             share: ShareReceipts::default(),
             session: Session::default(),
             compose_mode: None,
+            verification: None,
+            devices: BTreeMap::new(),
         }
     }
 }
@@ -733,6 +755,13 @@ impl State {
                     }
                 }
             }
+            Intent::Verify(user, device) => self.start_verify(user, device),
+            Intent::ShowDevices(user) => {
+                vec![Action::Verify(crate::net::VerifyAction::Devices(user))]
+            }
+            Intent::AnswerVerification(accept) => self.answer_offer(accept),
+            Intent::CompareSas(same) => self.answer_sas(same),
+            Intent::CloseVerification => self.close_verify(),
             Intent::ToggleMute(conv) => {
                 self.toggle_mute(conv);
                 Vec::new()
@@ -842,3 +871,5 @@ impl State {
 mod tests;
 #[cfg(test)]
 mod tests_attention;
+#[cfg(test)]
+mod tests_verify;

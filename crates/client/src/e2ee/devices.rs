@@ -50,6 +50,13 @@ impl Client {
             .map(|c| c.device.device_id().to_string())
     }
 
+    /// Whether `conv` is end-to-end encrypted as far as this client knows
+    /// (from the server's list of conversations, or a message it sent
+    /// there); `None` when it does not know yet.
+    pub fn is_encrypted(&self, conv: &chatus_protocol::Conversation) -> Option<bool> {
+        self.e2ee.lock().as_ref().and_then(|c| c.is_encrypted(conv))
+    }
+
     /// `user`'s devices (ours with this one marked), by id.
     pub async fn devices(&self, user: Username) -> Result<Vec<DeviceInfo>, Error> {
         self.fetch_devices(std::slice::from_ref(&user)).await?;

@@ -52,6 +52,11 @@ impl State {
                 self.relist_saved()
             }
             Update::Event(e) => self.on_event(e),
+            Update::Verify(u) => self.on_verify_update(u),
+            Update::Encrypted(conv) => {
+                self.convs.entry(conv).or_default().encrypted = true;
+                Vec::new()
+            }
             Update::SearchResults(result) => self.on_search(result),
             Update::Receipts(list) => {
                 let c = self.convs.entry(list.conv).or_default();
@@ -214,6 +219,8 @@ impl State {
                 }
                 // The login may have just been saved.
                 actions.extend(self.relist_saved());
+                // The open direct conversation's marks.
+                actions.extend(self.want_devices(&self.selected.clone()));
                 actions
             }
             Event::Disconnected { reason, retry_in } => {
@@ -257,8 +264,7 @@ impl State {
                 }
                 Vec::new()
             }
-            // The GUI has no verification dialog yet.
-            Event::Verification(_) => Vec::new(),
+            Event::Verification(v) => self.on_verification(v),
             Event::E2eeWarning(text) => {
                 self.notice(text, false);
                 Vec::new()

@@ -34,6 +34,8 @@ impl State {
         if self.link == Link::Online {
             actions.push(Action::Receipts(conv.clone()));
         }
+        // A direct conversation's header marks unverified devices.
+        actions.extend(self.want_devices(conv));
         actions.extend(self.mark_read());
         actions
     }

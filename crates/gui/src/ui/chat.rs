@@ -46,6 +46,12 @@ pub fn account_menu_label(me: &Username) -> String {
 /// buttons when the window is narrow.
 pub const ROOM_MENU: &str = "Room ⏷";
 
+/// The account menu's entry listing our devices.
+pub const YOUR_DEVICES: &str = "Your devices…";
+
+/// A direct conversation's button listing the peer's devices.
+pub const DEVICES: &str = "Devices…";
+
 /// The label of the header's search button.
 pub const SEARCH: &str = "Search…";
 
@@ -165,6 +171,8 @@ pub fn show(ui: &mut egui::Ui, state: &State, view: &mut View) -> Vec<Intent> {
             ui.ctx().request_repaint();
         }
     }
+    // Over any other dialog: another device's offer may come at any time.
+    intents.extend(super::verify::dialog(ui, state));
     intents
 }
 
@@ -250,7 +258,11 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
             if let Some(me) = &state.me {
                 ui.horizontal(|ui| {
                     dot(ui, Some(state.link == Link::Online));
-                    account_menu(ui, state, me, &mut view.display_name, intents);
+                    let mut devices = None;
+                    account_menu(ui, state, me, &mut view.display_name, &mut devices, intents);
+                    if let Some(user) = devices {
+                        view.dialog = Some(Dialog::Devices { user });
+                    }
                 });
             }
             ui.separator();
@@ -405,6 +417,7 @@ fn account_menu(
     state: &State,
     me: &Username,
     display_name: &mut String,
+    devices: &mut Option<Username>,
     intents: &mut Vec<Intent>,
 ) {
     let others: Vec<&Username> = state
@@ -449,6 +462,14 @@ fn account_menu(
             intents.push(Intent::Share(share));
         }
         ui.separator();
+        if ui
+            .button(YOUR_DEVICES)
+            .on_hover_text("Your other logins' devices, and verifying them")
+            .clicked()
+        {
+            intents.push(Intent::ShowDevices(me.clone()));
+            *devices = Some(me.clone());
+        }
         if ui.button("Add account…").clicked() {
             intents.push(Intent::AddAccount);
         }
@@ -501,6 +522,19 @@ fn header(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<I
                 egui::Layout::right_to_left(egui::Align::Center),
                 |ui| {
                     search_button(ui, view);
+                    if ui
+                        .button(super::verify::VERIFY)
+                        .on_hover_text(format!(
+                            "Compare emoji with {peer}'s device, so you know no one is in between"
+                        ))
+                        .clicked()
+                    {
+                        intents.push(Intent::Verify(peer.clone(), None));
+                    }
+                    if ui.button(DEVICES).clicked() {
+                        intents.push(Intent::ShowDevices(peer.clone()));
+                        view.dialog = Some(Dialog::Devices { user: peer.clone() });
+                    }
                     ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
                         peer_title(ui, state, peer);
                     });
@@ -537,6 +571,7 @@ fn peer_title(ui: &mut egui::Ui, state: &State, peer: &Username) {
     };
     ui.add(egui::Label::new(RichText::new(status).weak()).truncate());
     encrypted_mark(ui, state);
+    super::verify::peer_mark(ui, state, peer);
 }
 
 /// The open conversation's end-to-end encryption marker.

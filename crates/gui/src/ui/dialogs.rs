@@ -1,5 +1,6 @@
 //! Modal dialogs: create a room, invite someone, browse rooms to join,
-//! search messages, set a room's topic, kick or ban a member.
+//! search messages, set a room's topic, kick or ban a member, a user's
+//! devices (drawn by `verify.rs`).
 
 use chatus_client::moderation::command::Command;
 use chatus_client::protocol::search::SearchHit;
@@ -57,6 +58,11 @@ pub enum Dialog {
         /// The reason typed (may be empty).
         reason: String,
     },
+    /// A user's devices with their trust (ours: the account menu).
+    Devices {
+        /// Whose.
+        user: Username,
+    },
 }
 
 /// Draws the dialog; returns intents, and whether it should close.
@@ -67,6 +73,9 @@ pub fn show(ui: &mut egui::Ui, dialog: &mut Dialog, state: &State) -> (Vec<Inten
     let modal = egui::Modal::new(egui::Id::unique("dialog")).show(ui.ctx(), |ui| {
         ui.set_min_width(300.0);
         match dialog {
+            Dialog::Devices { user } => {
+                super::verify::devices(ui, state, user, &mut intents, &mut close);
+            }
             Dialog::Create {
                 name,
                 private,

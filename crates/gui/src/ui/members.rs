@@ -1,7 +1,9 @@
 //! A room's member list (the right-hand panel): presence, roles, a click
-//! opens a direct conversation, and for the room's owner and moderators a
-//! context menu on each member they outrank (Kick…, Ban…, Mute for a
-//! while, Unmute, and for the owner the moderator role) and *Set topic…*.
+//! opens a direct conversation, a context menu on each other member
+//! (*Verify…* their device, *Devices…* with their trust) that for the
+//! room's owner and moderators also holds moderation of each member they
+//! outrank (Kick…, Ban…, Mute for a while, Unmute, and for the owner the
+//! moderator role), and *Set topic…*.
 
 use std::time::Duration;
 
@@ -63,13 +65,35 @@ pub fn panel(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Ve
                             Role::Moderator => ui.label(RichText::new("mod").small().weak()),
                             Role::Member => ui.label(""),
                         };
-                        if state.may_moderate(room, m) {
-                            label.context_menu(|ui| menu(ui, state, room, m, view, intents));
+                        if !state.is_me(&m.user) {
+                            label.context_menu(|ui| {
+                                verify_entries(ui, m, view, intents);
+                                if state.may_moderate(room, m) {
+                                    ui.separator();
+                                    menu(ui, state, room, m, view, intents);
+                                }
+                            });
                         }
                     });
                 }
             });
         });
+}
+
+/// The verification entries of a member's menu: verify their device,
+/// or list their devices with their trust.
+fn verify_entries(ui: &mut egui::Ui, m: &Member, view: &mut View, intents: &mut Vec<Intent>) {
+    if ui.button(super::verify::VERIFY).clicked() {
+        intents.push(Intent::Verify(m.user.clone(), None));
+        ui.close();
+    }
+    if ui.button(super::chat::DEVICES).clicked() {
+        intents.push(Intent::ShowDevices(m.user.clone()));
+        view.dialog = Some(Dialog::Devices {
+            user: m.user.clone(),
+        });
+        ui.close();
+    }
 }
 
 /// The moderation menu of one member.

@@ -8,7 +8,9 @@
 //! - [`members`]: a room's member list, with moderation for its owner and
 //!   moderators.
 //! - [`dialogs`]: create room, invite, browse rooms, search, topic, kick
-//!   and ban.
+//!   and ban, a user's devices.
+//! - [`verify`]: device verification: the dialog comparing emoji, the
+//!   devices dialog's body, and the header's mark of unverified devices.
 //! - [`style`]: colours, times and text helpers shared by the others.
 
 pub mod chat;
@@ -18,3 +20,4 @@ pub mod files;
 pub mod login;
 pub mod members;
 pub mod style;
+pub mod verify;

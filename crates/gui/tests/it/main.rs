@@ -18,4 +18,5 @@ mod moderation;
 mod previews;
 mod tls;
 mod util;
+mod verify;
 mod window;
