@@ -151,8 +151,9 @@ impl Plan {
                 messages: 2000,
             },
             e2ee: e2ee::Shape {
-                messages: 20_000,
+                messages: 100_000,
                 devices: 100,
+                share_rounds: 20,
             },
             services: cluster::Services::default(),
         }
@@ -214,6 +215,7 @@ impl Plan {
             e2ee: e2ee::Shape {
                 messages: 200,
                 devices: 5,
+                share_rounds: 2,
             },
             services: cluster::Services::default(),
         }
