@@ -277,11 +277,17 @@ impl Client {
             let other = v.other().clone();
             if done {
                 verifications.remove(transaction);
+                c.ask_again_after_verifying(&other);
             }
             c.touch();
             (other, mac, done)
         };
         self.send_step(&other, mac).await?;
+        if done {
+            // A device of ours that refused this one's key requests while
+            // it was unverified now answers them.
+            self.request_missing_keys().await?;
+        }
         Ok(done)
     }
 

@@ -15,6 +15,13 @@
 //! - `device_message`: decrypted and acknowledged; a room key in it is
 //!   installed. Bad input (tampered, for another device, forged) becomes
 //!   [`Event::E2eeWarning`] and is acknowledged, never fatal.
+//! - Key forwarding (see `forward`): an undecryptable message's missing
+//!   key is asked of this user's other devices; a key request is answered
+//!   over Olm when it comes from a verified device of ours, else refused
+//!   with an [`Event::E2eeWarning`]; a forwarded key is installed only
+//!   from a verified device of ours, and the messages waiting on it are
+//!   retried. Once a device of ours is verified, keys still missing are
+//!   asked for again.
 //! - `key_count`: one-time keys topped up.
 //!
 //! Network steps use a [`Client`] made from a weak sender, so the worker
@@ -28,6 +35,8 @@ use chatus_protocol::keys::{FetchToDevice, ToDeviceMessage};
 use chatus_protocol::{Request, ServerMessage};
 use tokio::sync::{mpsc, watch};
 
+use super::forward::Answer;
+use super::verify::VerificationEvent;
 use super::{Opened, Shared};
 use crate::config::Wake;
 use crate::event::{Event, Status};
@@ -123,11 +132,14 @@ impl Worker {
                 Opened::Clear | Opened::Decrypted { .. } => {
                     self.emit(Event::Message { message, live });
                 }
-                Opened::Undecryptable { reason } => self.emit(Event::Undecryptable {
-                    message,
-                    reason,
-                    live,
-                }),
+                Opened::Undecryptable { reason } => {
+                    self.emit(Event::Undecryptable {
+                        message,
+                        reason,
+                        live,
+                    });
+                    self.request_keys().await;
+                }
             },
             Event::Change { mut change, live } => {
                 if let Opened::Undecryptable { reason } = self.e2ee.open_change(&mut change) {
@@ -136,6 +148,17 @@ impl Worker {
                 self.emit(Event::Change { change, live });
             }
             other => self.emit(other),
+        }
+    }
+
+    /// Sends the key requests that opening messages queued.
+    async fn request_keys(&self) {
+        if let Some(client) = self.client()
+            && let Err(e) = client.request_missing_keys().await
+        {
+            self.warn(format!(
+                "could not ask this account's other devices for a missing key: {e}"
+            ));
         }
     }
 
@@ -213,21 +236,27 @@ impl Worker {
                 return;
             }
         };
-        let (retried, reply, verification) = {
+        let (retried, reply, verification, answer) = {
             let mut state = self.e2ee.lock();
             let Some(c) = state.as_mut() else { return };
             c.touch();
             let result = c.device.decrypt_to_device(&sender, &message);
             let mut retried = Vec::new();
-            let (mut reply, mut verification) = (None, None);
+            let (mut reply, mut verification, mut answer) = (None, None, None);
             match result {
                 Ok(received) => match received.payload {
                     ToDevicePayload::RoomKey(k) => retried = c.retry(&k.session_id),
                     ToDevicePayload::ForwardedRoomKey(k) => retried = c.retry(&k.session_id),
                     ToDevicePayload::Verification(step) => {
                         (reply, verification) = c.on_verification(&sender, step);
+                        if matches!(verification, Some(VerificationEvent::Verified { .. })) {
+                            c.ask_again_after_verifying(&sender);
+                        }
                     }
-                    ToDevicePayload::KeyRequest(_) | ToDevicePayload::Application { .. } => {}
+                    ToDevicePayload::KeyRequest(request) => {
+                        answer = Some(c.answer(&sender, &request));
+                    }
+                    ToDevicePayload::Application { .. } => {}
                 },
                 Err(e) => {
                     c.flush();
@@ -237,7 +266,7 @@ impl Worker {
                 }
             }
             c.flush();
-            (retried, reply, verification)
+            (retried, reply, verification, answer)
         };
         for (message, _) in retried {
             self.emit(Event::Decrypted { message });
@@ -247,9 +276,29 @@ impl Worker {
         {
             self.warn(format!("a verification step could not be sent: {e}"));
         }
+        match answer {
+            Some(Answer::Forward(key)) => {
+                match client
+                    .send_payload(
+                        std::slice::from_ref(&sender),
+                        &ToDevicePayload::ForwardedRoomKey(key),
+                    )
+                    .await
+                {
+                    Ok(sent) if !sent.is_empty() => {}
+                    Ok(_) => self.warn(format!(
+                        "a key {from} asked for could not be sent (it has no keys left to start a session)"
+                    )),
+                    Err(e) => self.warn(format!("a key {from} asked for could not be sent: {e}")),
+                }
+            }
+            Some(Answer::Refused(why)) => self.warn(why),
+            Some(Answer::Unknown) | None => {}
+        }
         if let Some(v) = verification {
             self.emit(Event::Verification(v));
         }
+        self.request_keys().await;
     }
 
     /// The sending device's keys: cached, or looked up once.
