@@ -298,12 +298,17 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
     // Keys this device lacks (messages from before it existed) are asked
     // of this account's other devices; a verified one answers when it
     // next runs, and a later `history` reads them.
-    if result.is_ok()
-        && let Err(e) = client.request_missing_keys().await
-    {
-        note(&format!(
-            "could not ask your other devices for the missing keys: {e}"
-        ));
+    if result.is_ok() {
+        match client.request_missing_keys().await {
+            Ok(0) => {}
+            Ok(n) => note(&format!(
+                "asked your other devices for {n} missing key{}; one you have verified answers when it next runs, then history reads them.",
+                if n == 1 { "" } else { "s" }
+            )),
+            Err(e) => note(&format!(
+                "could not ask your other devices for the missing keys: {e}"
+            )),
+        }
     }
     client.quit().await;
     let (h, opened) = result?;

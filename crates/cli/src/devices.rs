@@ -186,6 +186,10 @@ pub async fn verify(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                 return Err(CliError::Local("The client stopped.".into()));
             };
             let Event::Verification(v) = event else {
+                // A refused key request, say, met while connecting.
+                if let Event::E2eeWarning(text) = &event {
+                    crate::connect::note(text);
+                }
                 if let Event::Stopped { error } = event {
                     return Err(error.map_or_else(
                         || CliError::Local("The client stopped.".into()),

@@ -13,7 +13,10 @@
 //! never comes. Each session is asked for once per process (at most
 //! [`MAX_REQUESTED`] of them), and again once an own device is verified:
 //! a device that was refused while unverified asks again after
-//! verification, but never in a loop.
+//! verification, but never in a loop. The refusing side keeps the
+//! requests it refused an own device (as many, in memory) and answers
+//! them if it verifies that device before it stops, so one `chatus verify`
+//! on both is enough when the request came first.
 //!
 //! [`Device::answer_key_request`]: chatus_e2ee::Device::answer_key_request
 //! [`Device::decrypt_to_device`]: chatus_e2ee::Device::decrypt_to_device
@@ -85,10 +88,32 @@ impl Crypto {
         }
     }
 
-    /// This device's answer to `requester`'s `request`.
-    pub(crate) fn answer(&self, requester: &DeviceKeys, request: &KeyRequest) -> Answer {
+    /// The keys to send `other`, a device of ours just verified, for the
+    /// requests it made while unverified (taken out of the list).
+    pub(crate) fn answers_after_verifying(&mut self, other: &DeviceKeys) -> Vec<ExportedRoomKey> {
+        let (theirs, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.refused)
+            .into_iter()
+            .partition(|(d, _)| d.curve25519() == other.curve25519());
+        self.refused = rest;
+        theirs
+            .into_iter()
+            .filter_map(|(d, r)| self.device.answer_key_request(&d, &r).ok())
+            .collect()
+    }
+
+    /// This device's answer to `requester`'s `request`. A request from an
+    /// unverified device of ours is kept, to answer if it is verified.
+    pub(crate) fn answer(&mut self, requester: &DeviceKeys, request: &KeyRequest) -> Answer {
         let who = format!("{} (device {})", requester.user(), requester.device());
-        match self.device.answer_key_request(requester, request) {
+        let result = self.device.answer_key_request(requester, request);
+        if let Err(ForwardError::NotVerified(
+            TrustState::Unverified | TrustState::NewDeviceOfVerifiedUser,
+        )) = &result
+            && self.refused.len() < MAX_REQUESTED
+        {
+            self.refused.push((requester.clone(), request.clone()));
+        }
+        match result {
             Ok(key) => Answer::Forward(key),
             Err(ForwardError::UnknownSession { .. }) => Answer::Unknown,
             Err(ForwardError::NotOwnUser) => Answer::Refused(format!(

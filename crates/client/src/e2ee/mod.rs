@@ -130,6 +130,9 @@ pub(crate) struct Crypto {
     requested: HashSet<(String, String)>,
     /// Key requests to send ([`crate::Client::request_missing_keys`]).
     key_requests: Vec<KeyRequest>,
+    /// Requests refused to an unverified device of ours, answered if it
+    /// is verified while this process runs (see `forward`).
+    refused: Vec<(DeviceKeys, KeyRequest)>,
     /// The devices the last message of each conversation (by
     /// [`conv_key`]) withheld its room key from (see `share`).
     pub(crate) withheld: HashMap<String, Vec<DeviceKeys>>,
@@ -273,6 +276,7 @@ impl Shared {
             waiting: VecDeque::new(),
             requested: HashSet::new(),
             key_requests: Vec::new(),
+            refused: Vec::new(),
             withheld: HashMap::new(),
             excerpts: HashMap::new(),
             excerpt_order: VecDeque::new(),

@@ -62,6 +62,11 @@ pub(crate) struct Worker {
     pub(crate) e2ee: Arc<Shared>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     pub(crate) wake: Option<Wake>,
+    /// Warnings met while setting up after a login (a refused key request
+    /// queued while away, say), held until `Connected` has gone out:
+    /// [`Client::connect`] consumes the events before it. `None` when not
+    /// setting up. Never locked across an `.await`.
+    pub(crate) held: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl Worker {
@@ -75,6 +80,16 @@ impl Worker {
 
     fn warn(&self, text: String) {
         tracing::warn!(%text, "end-to-end encryption");
+        let text = match self.held.lock() {
+            Ok(mut held) => match held.as_mut() {
+                Some(held) => {
+                    held.push(text);
+                    return;
+                }
+                None => text,
+            },
+            Err(_) => text,
+        };
         self.emit(Event::E2eeWarning(text));
     }
 
@@ -119,14 +134,26 @@ impl Worker {
                 display_name,
             } => {
                 if self.e2ee.enabled() {
+                    if let Ok(mut held) = self.held.lock() {
+                        *held = Some(Vec::new());
+                    }
                     self.set_up(&user).await;
                 }
+                let held = self
+                    .held
+                    .lock()
+                    .ok()
+                    .and_then(|mut h| h.take())
+                    .unwrap_or_default();
                 self.emit(Event::Connected {
                     user,
                     token,
                     limits,
                     display_name,
                 });
+                for text in held {
+                    self.emit(Event::E2eeWarning(text));
+                }
             }
             Event::Message { mut message, live } => match self.e2ee.open(&mut message) {
                 Opened::Clear | Opened::Decrypted { .. } => {
@@ -236,13 +263,14 @@ impl Worker {
                 return;
             }
         };
-        let (retried, reply, verification, answer) = {
+        let (retried, reply, verification, answer, late) = {
             let mut state = self.e2ee.lock();
             let Some(c) = state.as_mut() else { return };
             c.touch();
             let result = c.device.decrypt_to_device(&sender, &message);
             let mut retried = Vec::new();
             let (mut reply, mut verification, mut answer) = (None, None, None);
+            let mut late = Vec::new();
             match result {
                 Ok(received) => match received.payload {
                     ToDevicePayload::RoomKey(k) => retried = c.retry(&k.session_id),
@@ -251,6 +279,7 @@ impl Worker {
                         (reply, verification) = c.on_verification(&sender, step);
                         if matches!(verification, Some(VerificationEvent::Verified { .. })) {
                             c.ask_again_after_verifying(&sender);
+                            late = c.answers_after_verifying(&sender);
                         }
                     }
                     ToDevicePayload::KeyRequest(request) => {
@@ -266,7 +295,7 @@ impl Worker {
                 }
             }
             c.flush();
-            (retried, reply, verification, answer)
+            (retried, reply, verification, answer, late)
         };
         for (message, _) in retried {
             self.emit(Event::Decrypted { message });
@@ -276,22 +305,14 @@ impl Worker {
         {
             self.warn(format!("a verification step could not be sent: {e}"));
         }
+        // Keys for requests refused while the device was unverified go
+        // before the news of its verification, so a front end that stops
+        // on that news has sent them.
+        for key in late {
+            self.forward(client, &sender, &from, key).await;
+        }
         match answer {
-            Some(Answer::Forward(key)) => {
-                match client
-                    .send_payload(
-                        std::slice::from_ref(&sender),
-                        &ToDevicePayload::ForwardedRoomKey(key),
-                    )
-                    .await
-                {
-                    Ok(sent) if !sent.is_empty() => {}
-                    Ok(_) => self.warn(format!(
-                        "a key {from} asked for could not be sent (it has no keys left to start a session)"
-                    )),
-                    Err(e) => self.warn(format!("a key {from} asked for could not be sent: {e}")),
-                }
-            }
+            Some(Answer::Forward(key)) => self.forward(client, &sender, &from, key).await,
             Some(Answer::Refused(why)) => self.warn(why),
             Some(Answer::Unknown) | None => {}
         }
@@ -299,6 +320,29 @@ impl Worker {
             self.emit(Event::Verification(v));
         }
         self.request_keys().await;
+    }
+
+    /// Sends `key` to `to` (a verified device of ours that asked for it).
+    async fn forward(
+        &self,
+        client: &Client,
+        to: &chatus_e2ee::DeviceKeys,
+        from: &str,
+        key: chatus_e2ee::ExportedRoomKey,
+    ) {
+        match client
+            .send_payload(
+                std::slice::from_ref(to),
+                &ToDevicePayload::ForwardedRoomKey(key),
+            )
+            .await
+        {
+            Ok(sent) if !sent.is_empty() => {}
+            Ok(_) => self.warn(format!(
+                "a key {from} asked for could not be sent (it has no keys left to start a session)"
+            )),
+            Err(e) => self.warn(format!("a key {from} asked for could not be sent: {e}")),
+        }
     }
 
     /// The sending device's keys: cached, or looked up once.
