@@ -196,13 +196,13 @@ async fn a_forwarded_key_from_an_unverified_device_of_ours_is_not_installed() {
     let (rogue_conn, _rogue_events) = login(server.url(), "alice", Resume::FromNow).await;
     let mut rogue = Device::new(UserId::new("alice").unwrap()).unwrap();
     let one_time = rogue.top_up_one_time_keys(0, 5);
-    fn convert<T: serde::de::DeserializeOwned>(json: String) -> T {
-        serde_json::from_str(&json).unwrap()
+    fn convert<T: serde::de::DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).unwrap()
     }
     let reply = rogue_conn
         .request(Request::UploadKeys(UploadKeys {
-            device_keys: convert(rogue.device_keys().to_json()),
-            one_time_keys: one_time.iter().map(|k| convert(k.to_json())).collect(),
+            device_keys: convert(&rogue.device_keys().to_json()),
+            one_time_keys: one_time.iter().map(|k| convert(&k.to_json())).collect(),
             fallback_key: None,
         }))
         .await
