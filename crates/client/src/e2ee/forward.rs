@@ -173,3 +173,86 @@ impl Client {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chatus_e2ee::{Device, UserId};
+    use chatus_protocol::{Conversation, Username};
+
+    use super::*;
+    use crate::e2ee::{Shared, now};
+
+    /// Requests are deduplicated per session and bounded: a history of
+    /// many sessions never sends more than [`MAX_REQUESTED`].
+    #[test]
+    fn each_session_is_asked_for_once_and_at_most_max_requested() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::new(Some(dir.path().to_owned()), "127.0.0.1:1".into());
+        let bob = Username::parse("bob").unwrap();
+        shared.open_device(&bob).unwrap();
+        let mut alice = Device::new(UserId::new("alice").unwrap()).unwrap();
+        let conv = Conversation::Peer(Username::parse("alice").unwrap());
+        let id = conversation_id(&bob, &conv).unwrap();
+        let mut state = shared.lock();
+        let c = state.as_mut().unwrap();
+
+        let first = alice.encrypt(&id, "one", now()).event;
+        c.want_key(&conv, &first);
+        c.want_key(&conv, &first);
+        assert_eq!(c.key_requests.len(), 1);
+        assert_eq!(c.key_requests[0].session_id, first.session_id());
+        for _ in 0..MAX_REQUESTED + 10 {
+            alice.members_changed(&id);
+            let event = alice.encrypt(&id, "again", now()).event;
+            c.want_key(&conv, &event);
+        }
+        assert_eq!(c.key_requests.len(), MAX_REQUESTED);
+    }
+
+    /// A request from an unverified device of ours is refused and kept;
+    /// once that device is verified it is answered with the key. Another
+    /// user's request is refused and not kept; a key this device lacks is
+    /// no answer to a verified device.
+    #[test]
+    fn a_request_refused_to_an_unverified_device_of_ours_is_answered_once_it_is_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::new(Some(dir.path().to_owned()), "127.0.0.1:1".into());
+        let bob = Username::parse("bob").unwrap();
+        shared.open_device(&bob).unwrap();
+        let mut alice = Device::new(UserId::new("alice").unwrap()).unwrap();
+        let laptop = Device::new(UserId::new("bob").unwrap())
+            .unwrap()
+            .device_keys();
+        let mallory = Device::new(UserId::new("mallory").unwrap())
+            .unwrap()
+            .device_keys();
+        let conv = Conversation::Peer(Username::parse("alice").unwrap());
+        let id = conversation_id(&bob, &conv).unwrap();
+        let event = alice.encrypt(&id, "old", now()).event;
+        let request = KeyRequest::for_event(&id, &event);
+        let mut state = shared.lock();
+        let c = state.as_mut().unwrap();
+
+        c.device
+            .import_room_keys(&alice.export_room_keys(Some(&id)))
+            .unwrap();
+        let Answer::Refused(why) = c.answer(&laptop, &request) else {
+            panic!("answered an unverified device")
+        };
+        assert!(why.contains(laptop.device().as_str()), "{why}");
+        assert!(matches!(c.answer(&mallory, &request), Answer::Refused(_)));
+        assert_eq!(c.refused.len(), 1, "only our own device's is kept");
+        assert!(c.answers_after_verifying(&mallory).is_empty());
+
+        c.device.trust_mut().verify(&laptop);
+        let keys = c.answers_after_verifying(&laptop);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].session_id, event.session_id());
+        assert!(c.refused.is_empty());
+        assert!(matches!(c.answer(&laptop, &request), Answer::Forward(_)));
+        alice.members_changed(&id);
+        let unknown = alice.encrypt(&id, "new", now()).event;
+        let request = KeyRequest::for_event(&id, &unknown);
+        assert!(matches!(c.answer(&laptop, &request), Answer::Unknown));
+    }
+}
