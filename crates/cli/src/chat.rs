@@ -304,9 +304,25 @@ struct Shared {
     names: SharedNames,
     /// Display names heard of (member lists, `profile` events), by user.
     display_names: Arc<Mutex<HashMap<Username, DisplayName>>>,
+    /// Devices already named as left out of a message's room key (see
+    /// `devices::withheld_note`): each is named once per session.
+    withheld: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Shared {
+    /// Names, once each, the devices the last message to `to` left out.
+    fn note_withheld(&self, client: &Client, to: &Conversation) {
+        for d in client.withheld_devices(to) {
+            let first = self
+                .withheld
+                .lock()
+                .is_ok_and(|mut w| w.insert(format!("{}/{}", d.user.key(), d.device)));
+            if first {
+                self.screen.note(&crate::devices::withheld_note(&d));
+            }
+        }
+    }
+
     fn room(&self) -> RoomName {
         self.room
             .lock()
@@ -521,6 +537,7 @@ pub async fn chat(ctx: &Ctx, args: &ChatArgs) -> Result<(), CliError> {
         me: connected.user.clone(),
         names,
         display_names: Arc::default(),
+        withheld: Arc::default(),
     };
     shared.set_room(&start);
     learn(&shared.names, |n| n.user(connected.user.as_str()));
@@ -601,12 +618,16 @@ async fn run_line(
         Line::Bad(why) => screen.note(&why),
         Line::Say(text) => {
             if let Ok(body) = Body::parse(text) {
-                client.send(Conversation::Room(room), body).await?;
+                let to = Conversation::Room(room);
+                client.send(to.clone(), body).await?;
+                shared.note_withheld(client, &to);
             }
         }
         Line::Msg(user, text) => match (parse_user(&user), Body::parse(text)) {
             (Ok(user), Ok(body)) => {
-                client.send(Conversation::Peer(user), body).await?;
+                let to = Conversation::Peer(user);
+                client.send(to.clone(), body).await?;
+                shared.note_withheld(client, &to);
             }
             (Err(e), _) => screen.note(&e.to_string()),
             (_, Err(_)) => {}

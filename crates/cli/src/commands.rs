@@ -244,9 +244,13 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<(), CliError> {
     };
     let body = Body::parse(text).map_err(|e| CliError::Usage(e.message))?;
     let (client, _, me) = ctx.connect(Mode::OneShot).await?;
-    let result = client.send(to, body).await;
+    let result = client.send(to.clone(), body).await;
+    let withheld = client.withheld_devices(&to);
     client.quit().await;
     let sent = result?;
+    for d in &withheld {
+        note(&crate::devices::withheld_note(d));
+    }
     if ctx.json {
         let mut v = json!({
             "seq": sent.seq.0,
@@ -294,6 +298,21 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
         }
         (h, opened)
     });
+    // Keys this device lacks (messages from before it existed) are asked
+    // of this account's other devices; a verified one answers when it
+    // next runs, and a later `history` reads them.
+    if result.is_ok() {
+        match client.request_missing_keys().await {
+            Ok(0) => {}
+            Ok(n) => note(&format!(
+                "asked your other devices for {n} missing key{}; one you have verified answers when it next runs, then history reads them.",
+                if n == 1 { "" } else { "s" }
+            )),
+            Err(e) => note(&format!(
+                "could not ask your other devices for the missing keys: {e}"
+            )),
+        }
+    }
     client.quit().await;
     let (h, opened) = result?;
     if ctx.json {

@@ -37,6 +37,18 @@ fn trust_word(t: TrustState) -> &'static str {
     }
 }
 
+/// The note naming a device a message's room key was withheld from.
+pub fn withheld_note(d: &DeviceInfo) -> String {
+    format!(
+        "not shared with {}'s device {} ({}): your messages leave it out until you verify it (chatus verify {} --device {}).",
+        d.user,
+        d.device,
+        trust_word(d.trust),
+        d.user,
+        d.device
+    )
+}
+
 /// A device as one line: id, fingerprint, marks.
 pub fn device_text(d: &DeviceInfo) -> String {
     let mut marks = Vec::new();
@@ -45,11 +57,14 @@ pub fn device_text(d: &DeviceInfo) -> String {
     } else {
         marks.push(trust_word(d.trust));
     }
+    if d.keys_withheld() {
+        marks.push("messages withheld until verified");
+    }
     format!("{}  {}  ({})", d.device, d.fingerprint(), marks.join(", "))
 }
 
 /// A device as JSON: `user`, `device`, `ed25519`, `curve25519`,
-/// `fingerprint`, `this_device`, `trust`.
+/// `fingerprint`, `this_device`, `keys_withheld`, `trust`.
 pub fn device_json(d: &DeviceInfo) -> serde_json::Value {
     json!({
         "user": d.user.as_str(),
@@ -58,6 +73,7 @@ pub fn device_json(d: &DeviceInfo) -> serde_json::Value {
         "curve25519": d.curve25519,
         "fingerprint": d.fingerprint(),
         "this_device": d.this_device,
+        "keys_withheld": d.keys_withheld(),
         "trust": match d.trust {
             TrustState::Verified => "verified",
             TrustState::Unverified => "unverified",
@@ -170,6 +186,10 @@ pub async fn verify(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                 return Err(CliError::Local("The client stopped.".into()));
             };
             let Event::Verification(v) = event else {
+                // A refused key request, say, met while connecting.
+                if let Event::E2eeWarning(text) = &event {
+                    crate::connect::note(text);
+                }
                 if let Event::Stopped { error } = event {
                     return Err(error.map_or_else(
                         || CliError::Local("The client stopped.".into()),

@@ -58,7 +58,8 @@ pub enum Event {
     /// decrypted (its key has not arrived, or it was tampered with,
     /// replayed or forged), in its place in `seq` order: show it as such,
     /// never drop it. Its body is the ciphertext. When its key arrives
-    /// later, [`Event::Decrypted`] follows.
+    /// later (from its sender, or forwarded by a verified device of this
+    /// user, which the client asks), [`Event::Decrypted`] follows.
     Undecryptable {
         /// The message as the server has it.
         message: Message,
@@ -74,8 +75,11 @@ pub enum Event {
         message: Message,
     },
     /// End-to-end encryption met bad input (a tampered or forged
-    /// to-device message, one for another device) or could not publish
-    /// this device's keys. Reported; the conversation goes on.
+    /// to-device message, one for another device, a forwarded key from a
+    /// device that is not a verified one of ours), refused another
+    /// device's key request (it is not a verified device of ours), or
+    /// could not publish this device's keys. Reported; the conversation
+    /// goes on.
     E2eeWarning(String),
     /// A device verification moved on (see
     /// [`crate::VerificationEvent`]).

@@ -78,6 +78,7 @@ impl Client {
             e2ee: e2ee.clone(),
             events: ev_tx,
             wake: config.wake.clone(),
+            held: std::sync::Mutex::default(),
         };
         tokio::spawn(worker.run(out_rx));
         tokio::spawn(Task::new(config, out_tx, status_tx).run(cmd_rx));

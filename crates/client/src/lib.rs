@@ -14,8 +14,10 @@
 //! - `task` (private): the connection state machine.
 //! - `e2ee` (private): end-to-end encryption: this login's device in an
 //!   encrypted store beside the saved logins, sending into encrypted
-//!   conversations, and the worker between the task and the application
-//!   that decrypts events ([`Opened`]).
+//!   conversations (room keys withheld from devices flagged until
+//!   verified), key forwarding between one's own verified devices, and the
+//!   worker between the task and the application that decrypts events
+//!   ([`Opened`]).
 //! - [`config`]: [`Config`], [`Credentials`], [`Reconnect`], [`Resume`].
 //! - [`event`] holds [`Event`] and [`Status`].
 //! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.

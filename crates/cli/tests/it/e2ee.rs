@@ -1,8 +1,10 @@
 //! End-to-end encryption through the `chatus` binary (issue 12): a direct
 //! message is encrypted by default and read back by `history` on the
 //! recipient's device; the server's database holds no plaintext; a device
-//! that joined later shows the message as undecryptable; `chatus devices`
-//! lists and removes devices.
+//! that joined later shows the message as undecryptable, and reads it
+//! after `chatus verify` with the first device (key forwarding); a new
+//! device of a verified user is left out of room keys until verified;
+//! `chatus devices` lists and removes devices.
 
 use serde_json::Value;
 
@@ -142,4 +144,115 @@ fn two_people_verify_each_others_devices() {
     assert_eq!(hers[0]["trust"], "verified");
     let text = bob.ok(&["devices", "--of", "alice"]);
     assert!(text.contains("(verified)"), "{text}");
+}
+
+/// Both `chatus verify` runs, answering yes: `who` verifies `whose`'s
+/// device (the only other one), and that device runs `verify` too.
+fn verify_both(who: &User, whose: &str, other: &User, other_whose: &str) -> (Ran, Ran) {
+    use std::io::Write as _;
+    let [a, b] = [(who, whose), (other, other_whose)].map(|(u, target)| {
+        let mut child = u.spawn(&["verify", target]);
+        child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+        child
+    });
+    let (a, b) = (wait(a), wait(b));
+    assert_eq!(a.code, 0, "{a:?}");
+    assert_eq!(b.code, 0, "{b:?}");
+    (a, b)
+}
+
+/// The issue's "A user's second device reads new messages, and after
+/// verification reads old ones", through the binary: alice's second
+/// profile (a laptop) cannot read what came before it; its `history` asks
+/// her first device for the keys, which refuses while the laptop is
+/// unverified (its `chatus verify` meets the request and says so); once
+/// `chatus verify alice` on both has verified the laptop, the first
+/// device answers and the laptop's `history` shows the old text.
+#[test]
+fn a_second_profile_reads_old_messages_after_verify() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    alice.register();
+    bob.register();
+    alice.ok(&["send", "--to", "bob", "from before the laptop"]);
+    bob.ok(&["send", "--to", "alice", "also from before"]);
+
+    let laptop = User::new(&server, "alice");
+    login(&laptop);
+    bob.ok(&["send", "--to", "alice", "after the laptop"]);
+    let r = laptop.run(&["history", "--with", "bob"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("<bob> after the laptop"), "{r:?}");
+    assert!(!r.stdout.contains("before"), "{r:?}");
+    assert!(r.stdout.contains("could not be decrypted"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("asked your other devices for 2 missing keys"),
+        "{r:?}"
+    );
+
+    // The first device meets the requests while the laptop is
+    // unverified: refused, and said; answered once verified.
+    let (first, _) = verify_both(&alice, "alice", &laptop, "alice");
+    assert!(first.stderr.contains("nothing was sent"), "{first:?}");
+    let text = laptop.ok(&["history", "--with", "bob"]);
+    for line in [
+        "<alice> from before the laptop",
+        "<bob> also from before",
+        "<bob> after the laptop",
+    ] {
+        assert!(text.contains(line), "{line:?} missing: {text}");
+    }
+}
+
+/// The issue's "a new device of a verified user is flagged before
+/// anything is shared with it", through the binary: alice verified bob's
+/// device; bob's new profile gets nothing from alice's `send` (which names
+/// it) until alice verifies it.
+#[test]
+fn a_new_device_of_a_verified_user_is_named_and_left_out_until_verified() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    alice.register();
+    bob.register();
+    verify_both(&alice, "bob", &bob, "alice");
+    let laptop = User::new(&server, "bob");
+    login(&laptop);
+
+    let r = alice.run(&["send", "--to", "bob", "not for the laptop"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("not shared with bob's device"), "{r:?}");
+    let text = alice.ok(&["devices", "--of", "bob"]);
+    assert!(
+        text.contains("new, unverified, messages withheld until verified"),
+        "{text}"
+    );
+    let text = laptop.ok(&["history", "--with", "alice"]);
+    assert!(!text.contains("not for the laptop"), "{text}");
+    assert!(text.contains("could not be decrypted"), "{text}");
+    let text = bob.ok(&["history", "--with", "alice"]);
+    assert!(text.contains("<alice> not for the laptop"), "{text}");
+
+    // alice verifies the laptop (bob has two devices now: name it).
+    let id = json_lines(&laptop.ok(&["devices", "--json"]))
+        .into_iter()
+        .find(|d| d["this_device"] == true)
+        .unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    use std::io::Write as _;
+    let mut a = alice.spawn(&["verify", "bob", "--device", &id]);
+    a.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let mut b = laptop.spawn(&["verify", "alice"]);
+    b.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let (a, b) = (wait(a), wait(b));
+    assert_eq!((a.code, b.code), (0, 0), "{a:?} {b:?}");
+
+    let r = alice.run(&["send", "--to", "bob", "for both now"]);
+    assert!(!r.stderr.contains("not shared"), "{r:?}");
+    let text = laptop.ok(&["history", "--with", "alice"]);
+    assert!(text.contains("<alice> for both now"), "{text}");
 }

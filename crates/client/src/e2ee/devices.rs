@@ -2,10 +2,12 @@
 //! with this device marked and each device's trust state from this
 //! device's store.
 
-use chatus_e2ee::TrustState;
+use chatus_e2ee::{DeviceKeys, TrustState};
 use chatus_protocol::keys::{DeleteDevice, DeviceId};
 use chatus_protocol::{Request, ServerMessage, Username};
 
+use super::Crypto;
+use super::share::withholds;
 use crate::error::Error;
 use crate::handle::Client;
 
@@ -28,7 +30,26 @@ pub struct DeviceInfo {
     pub trust: TrustState,
 }
 
+/// `d` as the application sees it.
+pub(crate) fn info(c: &Crypto, d: &DeviceKeys) -> Option<DeviceInfo> {
+    Some(DeviceInfo {
+        user: Username::parse(d.user().as_str()).ok()?,
+        device: d.device().to_string(),
+        ed25519: d.ed25519().to_base64(),
+        curve25519: d.curve25519().to_base64(),
+        this_device: d.curve25519() == c.device.curve25519_key(),
+        trust: c.device.trust_state(d),
+    })
+}
+
 impl DeviceInfo {
+    /// Whether messages sent from this device leave this device out (no
+    /// room key) until it is verified: a new device of a user who has a
+    /// verified one, or a device whose key changed.
+    pub fn keys_withheld(&self) -> bool {
+        !self.this_device && withholds(self.trust)
+    }
+
     /// The Ed25519 key in groups of four characters, to read out loud and
     /// compare.
     pub fn fingerprint(&self) -> String {
@@ -55,6 +76,24 @@ impl Client {
     /// there); `None` when it does not know yet.
     pub fn is_encrypted(&self, conv: &chatus_protocol::Conversation) -> Option<bool> {
         self.e2ee.lock().as_ref().and_then(|c| c.is_encrypted(conv))
+    }
+
+    /// The devices the last message sent to `to` from this client left
+    /// out (no room key: see [`DeviceInfo::keys_withheld`]); empty when
+    /// every member device got it. Show them, so that the user verifies
+    /// them (or not).
+    pub fn withheld_devices(&self, to: &chatus_protocol::Conversation) -> Vec<DeviceInfo> {
+        let state = self.e2ee.lock();
+        let Some(c) = state.as_ref() else {
+            return Vec::new();
+        };
+        c.withheld
+            .get(&super::conv_key(to))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| info(c, d))
+            .collect()
     }
 
     /// `user`'s devices (ours with this one marked), by id.

@@ -6,6 +6,8 @@
 //!
 //! - `files`: where a device lives on disk and its store key.
 //! - `devices`: listing and removing devices ([`devices::DeviceInfo`]).
+//! - `forward`: asking one's own other devices for missing room keys, and
+//!   answering them (verified own devices only).
 //! - `share`: sending into an encrypted conversation (room keys over Olm,
 //!   then the Megolm ciphertext).
 //! - `verify`: SAS verification of another device over to-device
@@ -35,7 +37,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use chatus_e2ee::{
-    ConversationId, Device, DeviceKeys, EncryptedEvent, GroupError, StoreKey, TrustState, UserId,
+    ConversationId, Device, DeviceKeys, EncryptedEvent, GroupError, KeyRequest, StoreKey,
+    TrustState, UserId,
 };
 use chatus_protocol::event::{Change, Version, excerpt};
 use chatus_protocol::message::Message;
@@ -45,6 +48,7 @@ use crate::error::Error;
 
 pub(crate) mod devices;
 pub(crate) mod files;
+pub(crate) mod forward;
 pub(crate) mod share;
 pub(crate) mod verify;
 pub(crate) mod worker;
@@ -121,6 +125,17 @@ pub(crate) struct Crypto {
     pub(crate) shared_with: HashMap<String, HashSet<String>>,
     /// Undecryptable messages, with the session they wait for.
     waiting: VecDeque<(String, Message)>,
+    /// The sessions (sender key, session id) whose key this process asked
+    /// this user's other devices for (see `forward`).
+    requested: HashSet<(String, String)>,
+    /// Key requests to send ([`crate::Client::request_missing_keys`]).
+    key_requests: Vec<KeyRequest>,
+    /// Requests refused to an unverified device of ours, answered if it
+    /// is verified while this process runs (see `forward`).
+    refused: Vec<(DeviceKeys, KeyRequest)>,
+    /// The devices the last message of each conversation (by
+    /// [`conv_key`]) withheld its room key from (see `share`).
+    pub(crate) withheld: HashMap<String, Vec<DeviceKeys>>,
     /// The excerpt (see [`excerpt`]) of each message decrypted lately, by
     /// conversation key and `seq`: what a reply to it quotes, since the
     /// server cannot.
@@ -259,6 +274,10 @@ impl Shared {
             devices: HashMap::new(),
             shared_with: HashMap::new(),
             waiting: VecDeque::new(),
+            requested: HashSet::new(),
+            key_requests: Vec::new(),
+            refused: Vec::new(),
+            withheld: HashMap::new(),
             excerpts: HashMap::new(),
             excerpt_order: VecDeque::new(),
             verifications: HashMap::new(),
@@ -368,8 +387,9 @@ enum Unsealed {
     Failed {
         /// Why, in a sentence.
         reason: String,
-        /// The Megolm session whose key is missing, when that is why.
-        missing: Option<String>,
+        /// The event whose Megolm session key is missing, when that is
+        /// why.
+        missing: Option<EncryptedEvent>,
     },
 }
 
@@ -449,6 +469,23 @@ impl Crypto {
         self.devices.insert(user.key(), devices);
     }
 
+    /// Records the devices a message of the conversation `key` withheld
+    /// its room key from (a bounded map: some other conversation's record
+    /// goes when full).
+    pub(crate) fn set_withheld(&mut self, key: &str, devices: Vec<DeviceKeys>) {
+        if devices.is_empty() {
+            self.withheld.remove(key);
+            return;
+        }
+        if self.withheld.len() >= MAX_CACHED_USERS
+            && !self.withheld.contains_key(key)
+            && let Some(k) = self.withheld.keys().next().cloned()
+        {
+            self.withheld.remove(&k);
+        }
+        self.withheld.insert(key.to_owned(), devices);
+    }
+
     /// Decrypts `body`, a text stored in `conv` at `reference` (the `seq`
     /// of the row that holds it: a message's own, or its latest edit's),
     /// checking that the key's user is `sender` when given.
@@ -511,7 +548,7 @@ impl Crypto {
                     e,
                     GroupError::MissingKey { .. } | GroupError::UnknownIndex { .. }
                 )
-                .then(|| event.session_id().to_owned());
+                .then_some(event);
                 Unsealed::Failed {
                     reason: e.to_string(),
                     missing,
@@ -538,8 +575,9 @@ impl Crypto {
                 opened
             }
             Unsealed::Failed { reason, missing } => {
-                if let Some(session) = missing {
-                    self.wait_for_key(session, message.clone());
+                if let Some(event) = missing {
+                    self.wait_for_key(event.session_id().to_owned(), message.clone());
+                    self.want_key(&message.conv, &event);
                 }
                 Opened::Undecryptable { reason }
             }

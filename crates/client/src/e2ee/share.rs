@@ -8,10 +8,19 @@
 //! devices added since, from the current index), claiming a one-time key
 //! for each device without an Olm session yet. Only then is the ciphertext
 //! queued, so no member gets a message before its key.
+//!
+//! A device flagged by this device's trust store is left out until it is
+//! verified: a new device of a user who has a verified device
+//! ([`TrustState::NewDeviceOfVerifiedUser`]), or a device whose key
+//! changed ([`TrustState::KeyChanged`]). It gets no room key (the user's
+//! other devices do), the session rotates if it had the current one, and
+//! [`Client::withheld_devices`] names it for the application to show.
+//! Once verified it is a member device like any other, and gets the
+//! current session from the next message on.
 
 use std::collections::{HashMap, HashSet};
 
-use chatus_e2ee::{DeviceKeys, SignedKey, ToDevicePayload};
+use chatus_e2ee::{DeviceKeys, SignedKey, ToDevicePayload, TrustState};
 use chatus_protocol::keys::{
     ClaimKeys, DeviceCiphertext, DeviceId, DeviceRef, QueryDevices, SendToDevice, ToDeviceOut,
     UploadKeys,
@@ -31,6 +40,15 @@ fn e2ee(what: impl std::fmt::Display) -> Error {
 
 fn unexpected(msg: &ServerMessage) -> Error {
     Error::Protocol(format!("did not expect {msg:?}"))
+}
+
+/// Whether room keys are withheld from a device in trust state `t` (see
+/// the module doc).
+pub(crate) fn withholds(t: TrustState) -> bool {
+    matches!(
+        t,
+        TrustState::NewDeviceOfVerifiedUser | TrustState::KeyChanged
+    )
 }
 
 /// A protocol key object as chatus-e2ee reads it.
@@ -187,6 +205,10 @@ impl Client {
         let (ciphertext, room_key, targets) = {
             let mut state = self.shared().lock();
             let c = state.as_mut().ok_or_else(|| e2ee("no device is open"))?;
+            let (withheld, devices): (Vec<DeviceKeys>, Vec<DeviceKeys>) = devices
+                .into_iter()
+                .partition(|d| withholds(c.device.trust_state(d)));
+            c.set_withheld(&key, withheld);
             let current: HashSet<String> =
                 devices.iter().map(|d| d.curve25519().to_base64()).collect();
             let had = c.shared_with.get(&key).cloned().unwrap_or_default();

@@ -261,7 +261,7 @@ impl Client {
     /// other device is verified now (its confirmation came first);
     /// otherwise [`VerificationEvent::Verified`] follows when it comes.
     pub async fn confirm_verification(&self, transaction: &str) -> Result<bool, Error> {
-        let (other, mac, done) = {
+        let (other, mac, done, late) = {
             let mut state = self.e2ee.lock();
             let c = state.as_mut().ok_or_else(|| e2ee("no device is open"))?;
             let Crypto {
@@ -275,13 +275,29 @@ impl Client {
             let mac = v.confirm(device).map_err(e2ee)?;
             let done = v.state() == VerificationState::Verified;
             let other = v.other().clone();
+            let mut late = Vec::new();
             if done {
                 verifications.remove(transaction);
+                c.ask_again_after_verifying(&other);
+                late = c.answers_after_verifying(&other);
             }
             c.touch();
-            (other, mac, done)
+            (other, mac, done, late)
         };
         self.send_step(&other, mac).await?;
+        // Keys a device of ours asked for while unverified.
+        for key in late {
+            self.send_payload(
+                std::slice::from_ref(&other),
+                &ToDevicePayload::ForwardedRoomKey(key),
+            )
+            .await?;
+        }
+        if done {
+            // A device of ours that refused this one's key requests while
+            // it was unverified now answers them.
+            self.request_missing_keys().await?;
+        }
         Ok(done)
     }
 

@@ -15,6 +15,13 @@
 //! - `device_message`: decrypted and acknowledged; a room key in it is
 //!   installed. Bad input (tampered, for another device, forged) becomes
 //!   [`Event::E2eeWarning`] and is acknowledged, never fatal.
+//! - Key forwarding (see `forward`): an undecryptable message's missing
+//!   key is asked of this user's other devices; a key request is answered
+//!   over Olm when it comes from a verified device of ours, else refused
+//!   with an [`Event::E2eeWarning`]; a forwarded key is installed only
+//!   from a verified device of ours, and the messages waiting on it are
+//!   retried. Once a device of ours is verified, keys still missing are
+//!   asked for again.
 //! - `key_count`: one-time keys topped up.
 //!
 //! Network steps use a [`Client`] made from a weak sender, so the worker
@@ -28,6 +35,8 @@ use chatus_protocol::keys::{FetchToDevice, ToDeviceMessage};
 use chatus_protocol::{Request, ServerMessage};
 use tokio::sync::{mpsc, watch};
 
+use super::forward::Answer;
+use super::verify::VerificationEvent;
 use super::{Opened, Shared};
 use crate::config::Wake;
 use crate::event::{Event, Status};
@@ -53,6 +62,11 @@ pub(crate) struct Worker {
     pub(crate) e2ee: Arc<Shared>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     pub(crate) wake: Option<Wake>,
+    /// Warnings met while setting up after a login (a refused key request
+    /// queued while away, say), held until `Connected` has gone out:
+    /// [`Client::connect`] consumes the events before it. `None` when not
+    /// setting up. Never locked across an `.await`.
+    pub(crate) held: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl Worker {
@@ -66,6 +80,16 @@ impl Worker {
 
     fn warn(&self, text: String) {
         tracing::warn!(%text, "end-to-end encryption");
+        let text = match self.held.lock() {
+            Ok(mut held) => match held.as_mut() {
+                Some(held) => {
+                    held.push(text);
+                    return;
+                }
+                None => text,
+            },
+            Err(_) => text,
+        };
         self.emit(Event::E2eeWarning(text));
     }
 
@@ -110,24 +134,39 @@ impl Worker {
                 display_name,
             } => {
                 if self.e2ee.enabled() {
+                    if let Ok(mut held) = self.held.lock() {
+                        *held = Some(Vec::new());
+                    }
                     self.set_up(&user).await;
                 }
+                let held = self
+                    .held
+                    .lock()
+                    .ok()
+                    .and_then(|mut h| h.take())
+                    .unwrap_or_default();
                 self.emit(Event::Connected {
                     user,
                     token,
                     limits,
                     display_name,
                 });
+                for text in held {
+                    self.emit(Event::E2eeWarning(text));
+                }
             }
             Event::Message { mut message, live } => match self.e2ee.open(&mut message) {
                 Opened::Clear | Opened::Decrypted { .. } => {
                     self.emit(Event::Message { message, live });
                 }
-                Opened::Undecryptable { reason } => self.emit(Event::Undecryptable {
-                    message,
-                    reason,
-                    live,
-                }),
+                Opened::Undecryptable { reason } => {
+                    self.emit(Event::Undecryptable {
+                        message,
+                        reason,
+                        live,
+                    });
+                    self.request_keys().await;
+                }
             },
             Event::Change { mut change, live } => {
                 if let Opened::Undecryptable { reason } = self.e2ee.open_change(&mut change) {
@@ -136,6 +175,17 @@ impl Worker {
                 self.emit(Event::Change { change, live });
             }
             other => self.emit(other),
+        }
+    }
+
+    /// Sends the key requests that opening messages queued.
+    async fn request_keys(&self) {
+        if let Some(client) = self.client()
+            && let Err(e) = client.request_missing_keys().await
+        {
+            self.warn(format!(
+                "could not ask this account's other devices for a missing key: {e}"
+            ));
         }
     }
 
@@ -213,21 +263,29 @@ impl Worker {
                 return;
             }
         };
-        let (retried, reply, verification) = {
+        let (retried, reply, verification, answer, late) = {
             let mut state = self.e2ee.lock();
             let Some(c) = state.as_mut() else { return };
             c.touch();
             let result = c.device.decrypt_to_device(&sender, &message);
             let mut retried = Vec::new();
-            let (mut reply, mut verification) = (None, None);
+            let (mut reply, mut verification, mut answer) = (None, None, None);
+            let mut late = Vec::new();
             match result {
                 Ok(received) => match received.payload {
                     ToDevicePayload::RoomKey(k) => retried = c.retry(&k.session_id),
                     ToDevicePayload::ForwardedRoomKey(k) => retried = c.retry(&k.session_id),
                     ToDevicePayload::Verification(step) => {
                         (reply, verification) = c.on_verification(&sender, step);
+                        if matches!(verification, Some(VerificationEvent::Verified { .. })) {
+                            c.ask_again_after_verifying(&sender);
+                            late = c.answers_after_verifying(&sender);
+                        }
                     }
-                    ToDevicePayload::KeyRequest(_) | ToDevicePayload::Application { .. } => {}
+                    ToDevicePayload::KeyRequest(request) => {
+                        answer = Some(c.answer(&sender, &request));
+                    }
+                    ToDevicePayload::Application { .. } => {}
                 },
                 Err(e) => {
                     c.flush();
@@ -237,7 +295,7 @@ impl Worker {
                 }
             }
             c.flush();
-            (retried, reply, verification)
+            (retried, reply, verification, answer, late)
         };
         for (message, _) in retried {
             self.emit(Event::Decrypted { message });
@@ -247,8 +305,43 @@ impl Worker {
         {
             self.warn(format!("a verification step could not be sent: {e}"));
         }
+        // Keys for requests refused while the device was unverified go
+        // before the news of its verification, so a front end that stops
+        // on that news has sent them.
+        for key in late {
+            self.forward(client, &sender, &from, key).await;
+        }
+        match answer {
+            Some(Answer::Forward(key)) => self.forward(client, &sender, &from, key).await,
+            Some(Answer::Refused(why)) => self.warn(why),
+            Some(Answer::Unknown) | None => {}
+        }
         if let Some(v) = verification {
             self.emit(Event::Verification(v));
+        }
+        self.request_keys().await;
+    }
+
+    /// Sends `key` to `to` (a verified device of ours that asked for it).
+    async fn forward(
+        &self,
+        client: &Client,
+        to: &chatus_e2ee::DeviceKeys,
+        from: &str,
+        key: chatus_e2ee::ExportedRoomKey,
+    ) {
+        match client
+            .send_payload(
+                std::slice::from_ref(to),
+                &ToDevicePayload::ForwardedRoomKey(key),
+            )
+            .await
+        {
+            Ok(sent) if !sent.is_empty() => {}
+            Ok(_) => self.warn(format!(
+                "a key {from} asked for could not be sent (it has no keys left to start a session)"
+            )),
+            Err(e) => self.warn(format!("a key {from} asked for could not be sent: {e}")),
         }
     }
 

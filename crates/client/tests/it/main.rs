@@ -11,6 +11,7 @@
 
 mod e2ee;
 mod e2ee_changes;
+mod e2ee_forward;
 mod relay;
 mod sends;
 mod sessions;
