@@ -529,6 +529,14 @@ fn every_server_message_round_trips() {
         }),
         ServerMessage::KeyCount(KeyCount { one_time_keys: 3 }),
         ServerMessage::Moderated(moderated()),
+        ServerMessage::RoomRemoved(chatus_protocol::room::RoomRemoved {
+            room: room("dev"),
+            reason: Some(moderation::Reason::parse("spam").unwrap()),
+        }),
+        ServerMessage::RoomRemoved(chatus_protocol::room::RoomRemoved {
+            room: room("dev"),
+            reason: None,
+        }),
         ServerMessage::AuditLog(moderation::AuditPage {
             id,
             room: room("dev"),
