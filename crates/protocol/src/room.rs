@@ -190,7 +190,7 @@ pub struct MemberLeft {
 /// `room_removed` (event): a server administrator removed the room (with
 /// `chatus admin room rm`), with its messages and everything else stored
 /// about it. Sent to its members and invitees; the room leaves their lists
-/// and later requests naming it answer `no_such_room`. A client drops what
+/// and later requests naming it answer `unknown_room`. A client drops what
 /// it kept for the room (its resume cursor). A room created later under
 /// the same name numbers its messages on from the removed room's last
 /// `seq`, so that a cursor kept for the old room misses none of them.

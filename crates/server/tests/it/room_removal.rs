@@ -1,0 +1,205 @@
+//! Removing a room with the administrative tool beside a running server
+//! (`chatus_server::admin::remove_room`, what `chatus admin room rm`
+//! calls): members and invitees logged in get `room_removed` within about
+//! a second, the room is gone from their lists, requests naming it answer
+//! `unknown_room`, and a room created later under the same name numbers
+//! its messages on from the removed one's, so a client's old cursor
+//! misses none. Replayed on PostgreSQL and on the bus with the suite.
+//! See issue 13.
+
+use chatus_protocol::RoomName;
+use chatus_protocol::moderation::Reason;
+use chatus_server::admin::{AdminError, remove_room};
+use serde_json::{Value, json};
+
+use crate::util::*;
+
+/// The next frame of type `kind`, skipping every other.
+async fn next_of(raw: &mut Raw, kind: &str) -> Value {
+    loop {
+        let v = raw.recv().await;
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+async fn expect(raw: &mut Raw, v: Value, reply: &str) -> Value {
+    let r = raw.call(v).await;
+    assert_eq!(r["type"], reply, "{r}");
+    r
+}
+
+async fn unknown_room(raw: &mut Raw, v: Value) {
+    let r = raw.call(v.clone()).await;
+    assert_eq!(
+        (r["type"].as_str(), r["code"].as_str()),
+        (Some("error"), Some("unknown_room")),
+        "{v} → {r}"
+    );
+}
+
+fn room(s: &str) -> RoomName {
+    RoomName::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn a_removed_room_leaves_its_members_and_its_name_numbers_on() {
+    let server = TestServer::start().await;
+    let mut alice = Raw::registered(server.addr, "alice").await;
+    let mut bob = Raw::registered(server.addr, "bob").await;
+    let mut carol = Raw::registered(server.addr, "carol").await;
+    let mut dave = Raw::registered(server.addr, "dave").await;
+    expect(
+        &mut alice,
+        json!({"type": "create_room", "room": "dev"}),
+        "joined",
+    )
+    .await;
+    expect(
+        &mut bob,
+        json!({"type": "join_room", "room": "dev"}),
+        "joined",
+    )
+    .await;
+    expect(
+        &mut alice,
+        json!({"type": "invite", "room": "dev", "user": "carol"}),
+        "ok",
+    )
+    .await;
+    for (i, body) in ["walrus one", "walrus two", "walrus three"]
+        .iter()
+        .enumerate()
+    {
+        let sent = expect(
+            &mut alice,
+            json!({"type": "send", "room": "dev", "body": body, "client_id": format!("d{i}")}),
+            "sent",
+        )
+        .await;
+        assert_eq!(sent["seq"], i + 1);
+    }
+    expect(
+        &mut alice,
+        json!({"type": "send", "room": "lobby", "body": "walrus lobby", "client_id": "l1"}),
+        "sent",
+    )
+    .await;
+
+    // The lobby and unknown rooms are refused, saying so.
+    let at = server.location();
+    let refused = |r: Result<_, AdminError>| match r {
+        Err(AdminError::Refused(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        refused(remove_room(&at, &server.data, &room("lobby"), None).await),
+        "The lobby cannot be removed."
+    );
+    assert_eq!(
+        refused(remove_room(&at, &server.data, &room("nope"), None).await),
+        "There is no room named nope."
+    );
+
+    let report = remove_room(
+        &at,
+        &server.data,
+        &room("dev"),
+        Some(Reason::parse("spam").unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.messages, report.members), (3, 2));
+    assert_eq!(report.last_seq.0, 3);
+
+    // Members and the invitee hear of it; someone else does not.
+    for raw in [&mut alice, &mut bob, &mut carol] {
+        let event = next_of(raw, "room_removed").await;
+        assert_eq!(
+            event,
+            json!({"type": "room_removed", "room": "dev", "reason": "spam"})
+        );
+    }
+    let rooms = expect(&mut dave, json!({"type": "list_rooms"}), "rooms").await;
+    assert!(
+        rooms["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != "dev"),
+        "{rooms}"
+    );
+    let convs = expect(&mut bob, json!({"type": "conversations"}), "conversations").await;
+    assert!(
+        !convs.to_string().contains("\"dev\""),
+        "bob's conversations still name dev: {convs}"
+    );
+    unknown_room(&mut bob, json!({"type": "history", "room": "dev"})).await;
+    unknown_room(
+        &mut bob,
+        json!({"type": "send", "room": "dev", "body": "hello?", "client_id": "b1"}),
+    )
+    .await;
+    unknown_room(&mut carol, json!({"type": "join_room", "room": "dev"})).await;
+    unknown_room(
+        &mut bob,
+        json!({"type": "search", "query": "walrus", "room": "dev"}),
+    )
+    .await;
+    // Search finds only what is left (the lobby's message).
+    let found = expect(
+        &mut alice,
+        json!({"type": "search", "query": "walrus"}),
+        "search_results",
+    )
+    .await;
+    let hits = found["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{found}");
+    assert_eq!(hits[0]["room"], "lobby", "{found}");
+
+    // The name is free again. The new room numbers on from seq 3, so a
+    // client still holding cursor 3 (or less) for "dev" misses nothing.
+    let joined = expect(
+        &mut dave,
+        json!({"type": "create_room", "room": "dev"}),
+        "joined",
+    )
+    .await;
+    assert_eq!(joined["room"]["last_seq"], 3, "{joined}");
+    let sent = expect(
+        &mut dave,
+        json!({"type": "send", "room": "dev", "body": "fresh", "client_id": "n1"}),
+        "sent",
+    )
+    .await;
+    assert_eq!(sent["seq"], 4);
+    expect(
+        &mut bob,
+        json!({"type": "join_room", "room": "dev"}),
+        "joined",
+    )
+    .await;
+    let page = expect(
+        &mut bob,
+        json!({"type": "history", "room": "dev", "after": 2}),
+        "history",
+    )
+    .await;
+    let seqs: Vec<&Value> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["seq"])
+        .collect();
+    assert_eq!(seqs, [&json!(4)], "{page}");
+    // Nothing of the old room counts as unread in the new one.
+    let convs = expect(&mut bob, json!({"type": "conversations"}), "conversations").await;
+    let dev = convs["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["room"] == "dev")
+        .unwrap_or_else(|| panic!("{convs}"));
+    assert_eq!(dev["unread"], 1, "{convs}");
+}
