@@ -203,3 +203,67 @@ async fn a_removed_room_leaves_its_members_and_its_name_numbers_on() {
         .unwrap_or_else(|| panic!("{convs}"));
     assert_eq!(dev["unread"], 1, "{convs}");
 }
+
+/// Two nodes on one PostgreSQL database and the bus: both drop the room
+/// (each node's watcher reads the removal), and a room created again on
+/// one node numbers on from the removed one on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_drops_a_removed_room() {
+    use crate::cluster::{Cluster, next_message, send, until};
+    // Its own cluster already: once is enough.
+    if in_replay() {
+        return;
+    }
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    expect(
+        &mut alice,
+        json!({"type": "create_room", "room": "dev"}),
+        "joined",
+    )
+    .await;
+    until(&mut bob, json!({"type": "join_room", "room": "dev"}), |r| {
+        r["type"] == "joined"
+    })
+    .await;
+    assert_eq!(
+        send(&mut alice, json!({"room": "dev"}), "one", "a1").await,
+        1
+    );
+    assert_eq!(next_message(&mut bob).await["seq"], 1);
+
+    let at = chatus_server::store::Location::Postgres(cluster.db.url().to_owned());
+    remove_room(&at, &a.data, &room("dev"), None).await.unwrap();
+    for raw in [&mut alice, &mut bob] {
+        let event = next_of(raw, "room_removed").await;
+        assert_eq!(event, json!({"type": "room_removed", "room": "dev"}));
+    }
+    unknown_room(&mut bob, json!({"type": "history", "room": "dev"})).await;
+    unknown_room(&mut alice, json!({"type": "history", "room": "dev"})).await;
+
+    // Created again on B: A learns of it with its numbering.
+    expect(
+        &mut bob,
+        json!({"type": "create_room", "room": "dev"}),
+        "joined",
+    )
+    .await;
+    let joined = until(
+        &mut alice,
+        json!({"type": "join_room", "room": "dev"}),
+        |r| r["type"] == "joined",
+    )
+    .await;
+    assert_eq!(joined["room"]["last_seq"], 1, "{joined}");
+    assert_eq!(send(&mut bob, json!({"room": "dev"}), "two", "b1").await, 2);
+    let m = next_message(&mut alice).await;
+    assert_eq!(
+        (m["room"].as_str(), &m["seq"]),
+        (Some("dev"), &json!(2)),
+        "{m}"
+    );
+}
