@@ -85,7 +85,7 @@ impl State {
     /// the sidebar, the directory and the invitations, saying so.
     pub(super) fn on_room_removed(
         &mut self,
-        r: chatus_client::protocol::room::RoomRemoved,
+        r: &chatus_client::protocol::room::RoomRemoved,
     ) -> Vec<Action> {
         let why = r
             .reason
@@ -179,7 +179,7 @@ mod tests {
         let dev = Conversation::Room(name.clone());
         s.convs.entry(dev.clone()).or_default();
         s.selected = dev.clone();
-        s.on_room_removed(RoomRemoved {
+        s.on_room_removed(&RoomRemoved {
             room: name.clone(),
             reason: Some(Reason::parse("spam".to_owned()).unwrap()),
         });

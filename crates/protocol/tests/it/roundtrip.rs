@@ -529,11 +529,11 @@ fn every_server_message_round_trips() {
         }),
         ServerMessage::KeyCount(KeyCount { one_time_keys: 3 }),
         ServerMessage::Moderated(moderated()),
-        ServerMessage::RoomRemoved(chatus_protocol::room::RoomRemoved {
+        ServerMessage::RoomRemoved(room::RoomRemoved {
             room: room("dev"),
             reason: Some(moderation::Reason::parse("spam").unwrap()),
         }),
-        ServerMessage::RoomRemoved(chatus_protocol::room::RoomRemoved {
+        ServerMessage::RoomRemoved(room::RoomRemoved {
             room: room("dev"),
             reason: None,
         }),
