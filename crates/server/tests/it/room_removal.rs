@@ -267,3 +267,70 @@ async fn every_node_drops_a_removed_room() {
         "{m}"
     );
 }
+
+/// A file shared only in the removed room is removed with it (its bytes
+/// too: the uploader gets 404 as well); one also shared in a direct
+/// conversation stays downloadable there, but the removed room no longer
+/// grants access to it.
+#[tokio::test]
+async fn files_shared_only_in_a_removed_room_go_with_it() {
+    use crate::files::{account, content, create, get, patch};
+    use chatus_client::Client;
+    use chatus_protocol::{Body, Conversation, Visibility};
+    let server = TestServer::start().await;
+    let (alice, _, a) = account(server.url(), "alice").await;
+    let (bob, _, b) = account(server.url(), "bob").await;
+    let (_carol, _, c) = account(server.url(), "carol").await;
+    let dev = room("dev");
+    alice
+        .create_room(dev.clone(), Visibility::Private)
+        .await
+        .unwrap();
+    alice.invite(dev.clone(), user("bob")).await.unwrap();
+    bob.join(dev.clone()).await.unwrap();
+    let mut ids = Vec::new();
+    for (seed, name) in [(7, "only.txt"), (8, "both.txt")] {
+        // Different contents: the same content would keep the bytes.
+        let data = content(1000, seed);
+        let id = create(server.addr, &a, 1000, name).await;
+        assert_eq!(patch(server.addr, &a, &id, 0, &data).await.status, 204);
+        alice
+            .send_file_with_id(
+                Conversation::Room(dev.clone()),
+                Body::parse(name).unwrap(),
+                Some(id.clone()),
+                Client::new_client_id(),
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let (only, both) = (ids[0].clone(), ids[1].clone());
+    // `both` is shared with carol directly too.
+    alice
+        .send_file_with_id(
+            Conversation::Peer(user("carol")),
+            Body::parse("both.txt").unwrap(),
+            Some(both.clone()),
+            Client::new_client_id(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(get(server.addr, &b, &only, "").await.status, 200);
+    assert_eq!(get(server.addr, &b, &both, "").await.status, 200);
+
+    let report = remove_room(&server.location(), &server.data, &dev, None)
+        .await
+        .unwrap();
+    let removed: Vec<_> = report.files.iter().map(|f| f.id.clone()).collect();
+    assert_eq!(removed, [only.clone()]);
+    assert!(report.files[0].bytes_deleted, "{report:?}");
+    for token in [&a, &b, &c] {
+        assert_eq!(get(server.addr, token, &only, "").await.status, 404);
+    }
+    // Bob could fetch `both` only through the room; carol through her
+    // direct conversation, which stays.
+    assert_eq!(get(server.addr, &b, &both, "").await.status, 404);
+    assert_eq!(get(server.addr, &c, &both, "").await.status, 200);
+    assert_eq!(get(server.addr, &a, &both, "").await.status, 200);
+}
