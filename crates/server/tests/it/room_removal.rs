@@ -323,7 +323,7 @@ async fn files_shared_only_in_a_removed_room_go_with_it() {
         .await
         .unwrap();
     let removed: Vec<_> = report.files.iter().map(|f| f.id.clone()).collect();
-    assert_eq!(removed, [only.clone()]);
+    assert_eq!(removed, std::slice::from_ref(&only));
     assert!(report.files[0].bytes_deleted, "{report:?}");
     for token in [&a, &b, &c] {
         assert_eq!(get(server.addr, token, &only, "").await.status, 404);
