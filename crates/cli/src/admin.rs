@@ -1,6 +1,6 @@
 //! `chatus admin …`: user and file administration against a data
 //! directory or a PostgreSQL database: adding and listing users, password
-//! resets, server-wide bans, a user's sessions, files.
+//! resets, server-wide bans, a user's sessions, files, removing a room.
 
 use std::io::IsTerminal as _;
 
@@ -10,7 +10,9 @@ use chatus_server::store::{Removal, SharedIn, UserFileRow};
 use serde_json::json;
 
 use crate::CliError;
-use crate::args::{AdminCommand, AdminFilesArgs, AdminFilesCommand, AdminUserCommand};
+use crate::args::{
+    AdminCommand, AdminFilesArgs, AdminFilesCommand, AdminRoomCommand, AdminUserCommand,
+};
 use crate::commands::say;
 use crate::connect::parse_user;
 use crate::output::{date_time, human_size};
@@ -108,7 +110,50 @@ pub async fn run(cmd: AdminCommand) -> Result<(), CliError> {
             Ok(())
         }
         AdminCommand::Files(a) => files(a).await,
+        AdminCommand::Room(AdminRoomCommand::Rm(a)) => remove_room(a).await,
     }
+}
+
+/// `admin room rm`.
+async fn remove_room(a: crate::args::AdminRoomRmArgs) -> Result<(), CliError> {
+    let room = crate::commands::parse_room(&a.room)?;
+    let reason = a
+        .reason
+        .map(chatus_client::protocol::moderation::Reason::parse)
+        .transpose()
+        .map_err(|e| CliError::Usage(e.message))?;
+    let r =
+        chatus_server::admin::remove_room(&a.data.location(), &a.data.data, &room, reason).await?;
+    let files: Vec<&str> = r.files.iter().map(|f| f.id.as_str()).collect();
+    if a.data.json {
+        say(&json!({
+            "room": r.room.as_str(),
+            "removed": true,
+            "reason": r.reason.as_ref().map(|x| x.as_str()),
+            "messages": r.messages,
+            "members": r.members,
+            "last_seq": r.last_seq.0,
+            "files_removed": files,
+        })
+        .to_string());
+    } else {
+        let plural = |n: u64, one: &str| {
+            if n == 1 {
+                format!("1 {one}")
+            } else {
+                format!("{n} {one}s")
+            }
+        };
+        say(&format!(
+            "Removed room {} with {} and {}, and {} shared only there. \
+             A running server tells its members within about a second.",
+            r.room,
+            plural(r.messages, "message"),
+            plural(r.members, "member"),
+            plural(files.len() as u64, "file"),
+        ));
+    }
+    Ok(())
 }
 
 /// `admin user ban` (`banned`) and `admin user unban`.

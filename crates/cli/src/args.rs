@@ -388,6 +388,30 @@ pub enum AdminCommand {
     /// Files: usage per user; with --user, that user's files; `rm` removes
     /// files (works while the server runs).
     Files(AdminFilesArgs),
+    /// Manage rooms.
+    #[command(subcommand)]
+    Room(AdminRoomCommand),
+}
+
+/// `admin room` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminRoomCommand {
+    /// Remove a room for good: its messages and everything stored about it
+    /// are erased, and files shared only there are deleted; members online
+    /// are told (works while the server runs). The lobby cannot be removed.
+    Rm(AdminRoomRmArgs),
+}
+
+/// `admin room rm` options.
+#[derive(Debug, Args)]
+pub struct AdminRoomRmArgs {
+    /// The room.
+    pub room: String,
+    /// Why, shown to the room's members (at most 300 characters).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub data: DataArg,
 }
 
 /// `admin files` options.

@@ -939,6 +939,20 @@ async fn print_events(
                     i.by, i.room, i.room
                 ));
             }
+            Event::RoomRemoved(r) => {
+                let why = r
+                    .reason
+                    .as_ref()
+                    .map_or(String::new(), |x| format!(": {}", x.as_str()));
+                screen.note(&format!(
+                    "Room {} was removed by the server administrator{why}.",
+                    r.room
+                ));
+                if r.room == room {
+                    shared.set_room(&RoomName::lobby());
+                    screen.note("Back in #lobby.");
+                }
+            }
             Event::Disconnected { reason, retry_in } => {
                 let cause = match &*client.status().borrow() {
                     Status::Waiting { error, .. } => error.cause(),

@@ -71,6 +71,11 @@ impl Cursors {
         self.map.insert(conv, seq);
     }
 
+    /// Forgets a conversation's cursor (a room that was removed).
+    pub fn remove(&mut self, conv: &Conversation) {
+        self.map.remove(conv);
+    }
+
     /// Every cursor.
     pub fn iter(&self) -> impl Iterator<Item = (&Conversation, Seq)> {
         self.map.iter().map(|(c, s)| (c, *s))

@@ -7,7 +7,7 @@ use chatus_protocol::event::Change;
 use chatus_protocol::hello::Limits;
 use chatus_protocol::message::Message;
 use chatus_protocol::presence::{Presence, Typing};
-use chatus_protocol::room::{Invited, MemberJoined, MemberLeft};
+use chatus_protocol::room::{Invited, MemberJoined, MemberLeft, RoomRemoved};
 use chatus_protocol::{Token, Username};
 
 use crate::error::Error;
@@ -98,6 +98,10 @@ pub enum Event {
     MemberLeft(MemberLeft),
     /// We were invited to a room.
     Invited(Invited),
+    /// A server administrator removed a room we were in (or invited to),
+    /// with everything in it: leave it and forget what was kept for it.
+    /// The client has dropped its cursor for it already.
+    RoomRemoved(RoomRemoved),
     /// Someone who shares a conversation with us (or we, from any of our
     /// connections) set or cleared their display name. Show it beside the
     /// user name, never alone.

@@ -676,6 +676,13 @@ impl Task {
             ServerMessage::MemberJoined(m) => self.emit(Event::MemberJoined(m)),
             ServerMessage::MemberLeft(m) => self.emit(Event::MemberLeft(m)),
             ServerMessage::Invited(m) => self.emit(Event::Invited(m)),
+            ServerMessage::RoomRemoved(r) => {
+                // The room is gone with its messages; nothing to resume.
+                if let Some(c) = &mut self.cursors {
+                    c.remove(&Conversation::Room(r.room.clone()));
+                }
+                self.emit(Event::RoomRemoved(r));
+            }
             ServerMessage::Profile(p) => self.emit(Event::Profile(p)),
             ServerMessage::DeviceMessage(m) => {
                 let _ = self.events.send(Out::DeviceMessage(m.message));

@@ -1,11 +1,11 @@
 //! Rooms: `create_room`, `join_room`, `leave_room`, `invite`,
 //! `decline_invite`, `list_rooms`, `list_members`, their replies, and the
-//! membership events `member_joined`, `member_left` and `invited`.
+//! events `member_joined`, `member_left`, `invited` and `room_removed`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RequestId, RoomName, Seq, Username, Visibility};
-use crate::moderation::{Description, Topic};
+use crate::moderation::{Description, Reason, Topic};
 use crate::presence::Member;
 
 /// `create_room`: creates a room and makes the caller its first member.
@@ -185,6 +185,22 @@ pub struct MemberLeft {
     pub room: RoomName,
     /// Who left.
     pub users: Vec<Username>,
+}
+
+/// `room_removed` (event): a server administrator removed the room (with
+/// `chatus admin room rm`), with its messages and everything else stored
+/// about it. Sent to its members and invitees; the room leaves their lists
+/// and later requests naming it answer `unknown_room`. A client drops what
+/// it kept for the room (its resume cursor). A room created later under
+/// the same name numbers its messages on from the removed room's last
+/// `seq`, so that a cursor kept for the old room misses none of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomRemoved {
+    /// The room.
+    pub room: RoomName,
+    /// Why, as the administrator wrote it (absent when they gave none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
 }
 
 /// `invited` (event): the receiver was invited to a room.

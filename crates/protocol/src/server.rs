@@ -19,7 +19,7 @@ use crate::moderation::{AuditPage, Moderated};
 use crate::presence::{Presence, Typing, Users};
 use crate::profile::Profile;
 use crate::receipt::{Read, ReceiptList};
-use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, Rooms};
+use crate::room::{Invited, Joined, MemberJoined, MemberLeft, Members, RoomRemoved, Rooms};
 use crate::search::SearchResults;
 
 /// Everything the server sends, tagged on the wire by `type`.
@@ -96,6 +96,8 @@ pub enum ServerMessage {
     AuditLog(AuditPage),
     /// `profile` (event): see [`Profile`].
     Profile(Profile),
+    /// `room_removed` (event): see [`RoomRemoved`].
+    RoomRemoved(RoomRemoved),
 }
 
 impl ServerMessage {
@@ -137,7 +139,8 @@ impl ServerMessage {
             | ServerMessage::Reacted(_)
             | ServerMessage::Typing(_)
             | ServerMessage::Moderated(_)
-            | ServerMessage::Profile(_) => None,
+            | ServerMessage::Profile(_)
+            | ServerMessage::RoomRemoved(_) => None,
         }
     }
 
@@ -157,6 +160,7 @@ impl ServerMessage {
                 | ServerMessage::Reacted(_)
                 | ServerMessage::Moderated(_)
                 | ServerMessage::Profile(_)
+                | ServerMessage::RoomRemoved(_)
                 | ServerMessage::DeviceMessage(_)
                 | ServerMessage::KeyCount(_)
         )

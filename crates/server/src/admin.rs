@@ -1,13 +1,14 @@
 //! Administration against a data directory or a PostgreSQL database,
 //! beside running servers or without one: adding and listing users,
 //! resetting a password, banning a user server-wide, listing a user's
-//! sessions, listing and removing files. A server
+//! sessions, listing and removing files, removing a room. A server
 //! that is running picks up a user added this way at their first login, and
 //! a password reset within about a second: the reset records a revocation
 //! event that the server's watcher reads (it polls every second, cheaply:
 //! SQLite's `data_version` tells it when anything was written), dropping
 //! the user's sessions and closing their connections (on PostgreSQL, every
-//! node's watcher reads the same events).
+//! node's watcher reads the same events). A room removal is read the same
+//! way (see [`remove_room`]).
 
 use std::sync::Arc;
 
@@ -319,4 +320,72 @@ async fn remove_in(
 
 async fn close(store: &Arc<dyn Store>) -> Result<(), AdminError> {
     store.close().await.map_err(|e| AdminError::Open(e.into()))
+}
+
+/// What removing a room did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRemovalReport {
+    /// The room.
+    pub room: chatus_protocol::RoomName,
+    /// Why, as given.
+    pub reason: Option<chatus_protocol::moderation::Reason>,
+    /// How many messages it held (erased with their edits, reactions,
+    /// read markers, search rows and moderation events).
+    pub messages: u64,
+    /// How many members it had.
+    pub members: u64,
+    /// Its latest `seq`: a room created later under the same name numbers
+    /// its messages from the next one.
+    pub last_seq: chatus_protocol::Seq,
+    /// The files shared only in it, removed (rows and bytes) as
+    /// [`remove_files`] removes them.
+    pub files: Vec<FileRemoval>,
+}
+
+/// Removes a room for good: its messages and everything else stored about
+/// it are erased (see [`crate::store::removal`]), and files shared only in
+/// it are removed with their bytes (under `data/files`, unless another
+/// upload has the same content). A server running beside it (every node,
+/// on PostgreSQL) drops the room within about a second and tells its
+/// members and invitees with `room_removed`. The lobby cannot be removed.
+///
+/// This is an operator's tool only: no protocol request removes a room.
+pub async fn remove_room(
+    at: &Location,
+    data: &Path,
+    room: &chatus_protocol::RoomName,
+    reason: Option<chatus_protocol::moderation::Reason>,
+) -> Result<RoomRemovalReport, AdminError> {
+    if room.is_lobby() {
+        return Err(AdminError::Refused("The lobby cannot be removed.".into()));
+    }
+    let files = LocalFileStore::open(data)
+        .map_err(|e| AdminError::Refused(format!("Cannot open {}: {e}.", data.display())))?;
+    let store = open(at).await?;
+    let result = async {
+        let removed = store
+            .remove_room(room.clone(), reason, crate::service::accounts::now())
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound(_) => {
+                    AdminError::Refused(format!("There is no room named {room}."))
+                }
+                crate::store::StoreError::Refused(_) => {
+                    AdminError::Refused("The lobby cannot be removed.".into())
+                }
+                other => AdminError::Open(other.into()),
+            })?;
+        let files = remove_in(&*store, &files, &removed.orphaned_files).await?;
+        Ok(RoomRemovalReport {
+            room: removed.removal.name,
+            reason: removed.removal.reason,
+            messages: removed.messages,
+            members: removed.members,
+            last_seq: removed.removal.last_seq,
+            files,
+        })
+    }
+    .await;
+    close(&store).await?;
+    result
 }

@@ -974,5 +974,6 @@ impl Hub {
 pub(crate) mod cluster;
 pub(crate) mod moderation;
 mod profiles;
+mod removal;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! `chatus migrate`: moves a single-node deployment (SQLite in a data
 //! directory) into PostgreSQL, with its full history, accounts (password
 //! hashes), sessions, rooms, memberships, invitations, read markers,
-//! revocation events and file metadata (uploads, and which message shares
+//! revocation and room removal events and file metadata (uploads, and which message shares
 //! which file), ids unchanged. The files' bytes stay in the data
 //! directory's `files/`, which the node serving from PostgreSQL is given as
 //! its own data directory.
@@ -195,6 +195,7 @@ const TABLES: &[Table] = &[
             ("created_ms", Ty::Int),
             ("last_seq", Ty::Int),
             ("encrypted", Ty::Bool),
+            ("seq_base", Ty::Int),
         ],
         key: 1,
         // The lobby exists in a new database already, with no message yet:
@@ -252,6 +253,19 @@ const TABLES: &[Table] = &[
         columns: &[
             ("id", Ty::Int),
             ("user_id", Ty::Int),
+            ("created_ms", Ty::Int),
+        ],
+        key: 1,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
+    Table {
+        name: "room_removals",
+        columns: &[
+            ("id", Ty::Int),
+            ("conv_id", Ty::Int),
+            ("name", Ty::Text),
+            ("last_seq", Ty::Int),
+            ("reason", Ty::OptText),
             ("created_ms", Ty::Int),
         ],
         key: 1,
@@ -348,7 +362,13 @@ const TABLES: &[Table] = &[
 
 /// The tables whose ids PostgreSQL generates: their counters move past the
 /// copied ids.
-const IDENTITIES: &[&str] = &["users", "conversations", "revocations", "to_device"];
+const IDENTITIES: &[&str] = &[
+    "users",
+    "conversations",
+    "revocations",
+    "room_removals",
+    "to_device",
+];
 
 /// A page's key to continue after: the values of the key columns of its
 /// last row.
@@ -487,9 +507,15 @@ pub async fn migrate(
         report.tables.push(t);
     }
     for table in IDENTITIES {
+        // A removed room's id is never given to a new conversation.
+        let removed = if *table == "conversations" {
+            "(SELECT max(conv_id) FROM room_removals)"
+        } else {
+            "1"
+        };
         let sql = format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
-                           GREATEST((SELECT max(id) FROM {table}), 1))"
+                           GREATEST((SELECT max(id) FROM {table}), {removed}, 1))"
         );
         pg.batch(&sql).await?;
     }

@@ -52,6 +52,8 @@ struct Shared {
     typers: Arc<crate::service::typing::Typers>,
     /// Public read markers waiting to be announced.
     receipts: Arc<crate::service::receipts::Receipts>,
+    /// Rooms removed by administrators, acted on.
+    removals: crate::service::removals::Removals,
     /// Cluster mode's link to the other nodes.
     bus: Option<Arc<crate::bus::Bus>>,
     message_limits: Keyed<UserId>,
@@ -93,6 +95,7 @@ impl State {
         // Read before the snapshot: a revocation recorded after it is acted
         // on by the watcher, one before it is in the snapshot already.
         let revocation_mark = store.latest_revocation().await?;
+        let removals = crate::service::removals::Removals::new(store.latest_room_removal().await?);
         let mut snapshot = store.snapshot(crate::service::accounts::now()).await?;
         let names: std::collections::HashMap<_, _> = snapshot
             .users
@@ -180,6 +183,7 @@ impl State {
                 announcer,
                 typers,
                 receipts,
+                removals,
                 bus,
                 message_limits,
                 room_limits,
@@ -204,8 +208,8 @@ impl State {
         Ok(state)
     }
 
-    /// Runs [`Accounts::watch`] every [`WATCH_EVERY`] until the state is
-    /// dropped or the store closed.
+    /// Runs [`Accounts::watch`] and the room removals' watcher every
+    /// [`WATCH_EVERY`] until the state is dropped or the store closed.
     fn spawn_accounts_watcher(&self) {
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
@@ -214,7 +218,9 @@ impl State {
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                if !inner.accounts.watch(&inner.hub).await {
+                if !inner.accounts.watch(&inner.hub).await
+                    || !inner.removals.watch(&*inner.store, &inner.hub).await
+                {
                     return;
                 }
             }

@@ -44,6 +44,20 @@ fn a_deployment_moves_into_postgres_and_a_second_run_changes_nothing() {
     assert_eq!(r.code, 0, "{r:?}");
     let r = bob.run_with_input(&["chat"], "/react 2 👍\n");
     assert_eq!(r.code, 0, "{r:?}");
+    // A room removed before the move: its record moves, so the name's
+    // numbering goes on from it there too.
+    alice.ok(&["create", "gone"]);
+    alice.ok(&["send", "--room", "gone", "one"]);
+    alice.ok(&["send", "--room", "gone", "two"]);
+    let r = alice.run(&[
+        "admin",
+        "room",
+        "rm",
+        "gone",
+        "--data",
+        old.data().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
     let lobby = bob.ok(&["history", "--room", "lobby", "--json"]);
     let ops = alice.ok(&["history", "--room", "ops", "--json"]);
     let dm = bob.ok(&["history", "--with", "alice", "--json"]);
@@ -91,6 +105,9 @@ fn a_deployment_moves_into_postgres_and_a_second_run_changes_nothing() {
     assert!(moved["undecryptable"].is_string(), "{moved}");
     let out = alice.ok(&["send", "--room", "lobby", "after the move"]);
     assert!(out.contains("(seq 10)"), "{out}");
+    alice.ok(&["create", "gone"]);
+    let out = alice.ok(&["send", "--room", "gone", "again"]);
+    assert!(out.contains("(seq 3)"), "{out}");
     assert!(
         lobby.contains(r#""mine":true"#) && lobby.contains(r#""deleted":8"#),
         "{lobby}"

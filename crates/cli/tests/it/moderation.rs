@@ -1,5 +1,8 @@
 //! Moderation from `chatus chat` (`/topic`, `/op`, `/mute`, `/kick`,
-//! `/ban`, `/unban`), as `history` shows it, in text and JSON.
+//! `/ban`, `/unban`), as `history` shows it, in text and JSON; an
+//! administrator's server-wide ban and room removal (`chatus admin`).
+
+use std::io::Write as _;
 
 use serde_json::Value;
 
@@ -164,4 +167,53 @@ fn a_member_banned_in_chat_is_told_and_back_in_the_lobby() {
     assert!(lobby.contains("<bob> still here"), "{lobby}");
     stdin.write_all(b"/quit\n").unwrap();
     assert_eq!(wait(watcher).code, 0);
+}
+
+/// `chatus admin room rm` beside a running server (issue 13): bob,
+/// talking in the room, is told and put back in the lobby; the room's
+/// history is gone; `--json` prints one stable object; the lobby and
+/// unknown rooms are refused with a clear error.
+#[test]
+fn an_administrator_removes_a_room() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    for u in [&alice, &bob] {
+        u.register();
+    }
+    chat(&alice, "/create dev\nfirst words\nsecond words\n");
+    let mut chatting = bob.spawn(&["chat"]);
+    let mut stdin = chatting.stdin.take().unwrap();
+    let lines = Lines::of(&mut chatting);
+    lines.wait_for("Connected to");
+    stdin.write_all(b"/join dev\n").unwrap();
+    lines.wait_for("Now talking in #dev");
+
+    let r = admin(&server, &["room", "rm", "lobby"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("The lobby cannot be removed."), "{r:?}");
+    let r = admin(&server, &["room", "rm", "nope"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("There is no room named nope."), "{r:?}");
+
+    let r = admin(
+        &server,
+        &["room", "rm", "dev", "--reason", "off topic", "--json"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"room": "dev", "removed": true, "reason": "off topic",
+                           "messages": 2, "members": 2, "last_seq": 2,
+                           "files_removed": []})
+    );
+    lines.wait_for("Room dev was removed by the server administrator: off topic.");
+    lines.wait_for("Back in #lobby.");
+    stdin.write_all(b"/quit\n").unwrap();
+    let r = wait(chatting);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = alice.run(&["history", "--room", "dev"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("no room named dev"), "{r:?}");
 }

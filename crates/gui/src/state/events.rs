@@ -347,6 +347,7 @@ impl State {
                 }
                 self.refresh_members(&l.room)
             }
+            Event::RoomRemoved(r) => self.on_room_removed(&r),
             Event::Invited(i) => {
                 self.notice(format!("{} invited you to #{}.", i.by, i.room), false);
                 self.invites.insert(i.room);

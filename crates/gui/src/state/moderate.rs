@@ -80,6 +80,29 @@ impl State {
         }
         Vec::new()
     }
+
+    /// `room_removed`: a server administrator removed a room. It leaves
+    /// the sidebar, the directory and the invitations, saying so.
+    pub(super) fn on_room_removed(
+        &mut self,
+        r: &chatus_client::protocol::room::RoomRemoved,
+    ) -> Vec<Action> {
+        let why = r
+            .reason
+            .as_ref()
+            .map_or(String::new(), |x| format!(": {}", x.as_str()));
+        self.notice(
+            format!(
+                "Room #{} was removed by the server administrator{why}.",
+                r.room
+            ),
+            true,
+        );
+        self.invites.remove(&r.room);
+        let actions = self.on_left(&r.room);
+        self.directory.retain(|d| d.name != r.room);
+        actions
+    }
 }
 
 #[cfg(test)]
@@ -144,5 +167,29 @@ mod tests {
         assert!(!s.convs.contains_key(&dev), "the room left the sidebar");
         let notice = s.notice.as_ref().map(|n| n.text.as_str());
         assert_eq!(notice, Some("alice banned you from #dev: spam."));
+    }
+
+    /// Issue 13: a room an administrator removed leaves the sidebar and
+    /// the directory, with a notice; the view goes back to the lobby.
+    #[test]
+    fn a_removed_room_leaves_the_sidebar_with_a_notice() {
+        use chatus_client::protocol::room::RoomRemoved;
+        let mut s = logged_in("bob");
+        let name = RoomName::parse("dev").unwrap();
+        let dev = Conversation::Room(name.clone());
+        s.convs.entry(dev.clone()).or_default();
+        s.selected = dev.clone();
+        s.on_room_removed(&RoomRemoved {
+            room: name.clone(),
+            reason: Some(Reason::parse("spam".to_owned()).unwrap()),
+        });
+        assert!(!s.convs.contains_key(&dev), "the room left the sidebar");
+        assert!(s.directory.iter().all(|r| r.name != name));
+        assert_ne!(s.selected, dev);
+        let notice = s.notice.as_ref().map(|n| n.text.as_str());
+        assert_eq!(
+            notice,
+            Some("Room #dev was removed by the server administrator: spam.")
+        );
     }
 }

@@ -534,6 +534,14 @@ fn every_server_message_round_trips() {
         }),
         ServerMessage::KeyCount(KeyCount { one_time_keys: 3 }),
         ServerMessage::Moderated(moderated()),
+        ServerMessage::RoomRemoved(room::RoomRemoved {
+            room: room("dev"),
+            reason: Some(moderation::Reason::parse("spam").unwrap()),
+        }),
+        ServerMessage::RoomRemoved(room::RoomRemoved {
+            room: room("dev"),
+            reason: None,
+        }),
         ServerMessage::AuditLog(moderation::AuditPage {
             id,
             room: room("dev"),

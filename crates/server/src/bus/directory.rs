@@ -59,12 +59,13 @@ impl Bus {
                 name,
                 visibility,
                 creator,
+                last_seq,
             } => {
                 let row = RoomRow {
                     id: wire::conv(id),
                     name,
                     visibility,
-                    last_seq: Seq(0),
+                    last_seq: Seq(last_seq),
                 };
                 if hub.room_name(row.id).is_none() {
                     hub.add_room(&row, wire::user(creator));

@@ -123,6 +123,10 @@ pub(crate) enum DirChange {
         visibility: Visibility,
         /// The creator.
         creator: i64,
+        /// Where its seqs start: above those of a room removed under the
+        /// same name (0 otherwise; see `store/removal.rs`).
+        #[serde(default)]
+        last_seq: u64,
     },
     /// A user joined or left a room.
     Member {

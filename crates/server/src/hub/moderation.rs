@@ -135,6 +135,11 @@ impl Moderation {
         );
     }
 
+    /// Forgets a removed room.
+    pub(crate) fn forget_room(&self, room: ConvId) {
+        self.lock().remove(&room);
+    }
+
     /// A copy of a room's state (empty for an unknown room).
     pub(crate) fn room(&self, room: ConvId) -> RoomMod {
         self.lock().get(&room).cloned().unwrap_or_default()

@@ -6,6 +6,8 @@
 //!   password changes and revocation, the hashing pool, the login limits,
 //!   and expiring sessions.
 //! - [`rooms`]: creating, joining, leaving and inviting, with their events.
+//! - [`removals`]: rooms removed by an administrator, dropped from memory
+//!   within about a second (`room_removed`).
 //! - [`users`]: finding a user by name.
 //! - [`presence`]: the announcer (presence and membership, coalesced).
 //! - [`profiles`]: display names, stored and told to those who see them.
@@ -35,6 +37,7 @@ pub(crate) mod moderation;
 pub(crate) mod presence;
 pub(crate) mod profiles;
 pub(crate) mod receipts;
+pub(crate) mod removals;
 pub(crate) mod rooms;
 pub(crate) mod search;
 pub(crate) mod typing;

@@ -112,6 +112,7 @@ pub(crate) async fn create(
         name: row.name.clone(),
         visibility: row.visibility,
         creator: user.id.0,
+        last_seq: row.last_seq.0,
     });
     visible(hub, name, user.id)
 }

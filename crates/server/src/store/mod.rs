@@ -11,6 +11,7 @@
 mod keys;
 pub mod moderation;
 pub mod postgres;
+pub mod removal;
 pub mod search;
 pub(crate) mod skeleton;
 pub(crate) mod sqlite;
@@ -671,6 +672,23 @@ pub trait Store: Send + Sync + 'static {
     /// before its snapshot and watches for later ones.
     fn latest_revocation(&self) -> StoreFuture<'_, i64>;
 
+    /// Erases a room and everything stored about it, in one transaction,
+    /// and records a removal event (see [`removal`]);
+    /// [`StoreError::NotFound`] when there is no such room,
+    /// [`StoreError::Refused`] for the lobby.
+    fn remove_room(
+        &self,
+        name: RoomName,
+        reason: Option<chatus_protocol::moderation::Reason>,
+        time: Timestamp,
+    ) -> StoreFuture<'_, removal::RoomRemoved>;
+
+    /// Room removal events newer than `after`, oldest first.
+    fn room_removals_after(&self, after: i64) -> StoreFuture<'_, Vec<removal::RoomRemoval>>;
+
+    /// The newest room removal event's id (0 when none).
+    fn latest_room_removal(&self) -> StoreFuture<'_, i64>;
+
     /// Sets a user's display name, or clears it (`None`);
     /// [`StoreError::NotFound`] for an unknown user.
     fn set_display_name(
@@ -700,7 +718,8 @@ pub trait Store: Send + Sync + 'static {
     fn delete_expired_sessions(&self, now: Timestamp, limit: u32) -> StoreFuture<'_, u64>;
 
     /// Creates a room with its creator as first member;
-    /// [`StoreError::Conflict`] when the name exists.
+    /// [`StoreError::Conflict`] when the name exists. A room removed under
+    /// the same name before sets where its `seq`s start (see [`removal`]).
     fn create_room(
         &self,
         name: RoomName,

@@ -22,6 +22,7 @@ mod keys;
 mod moderation;
 mod profiles;
 mod receipts;
+mod removal;
 pub(crate) use keys::{
     device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
     devices_are_deleted_with_their_keys_and_queue, encrypted_conversations_are_marked_at_creation,
@@ -29,6 +30,7 @@ pub(crate) use keys::{
 pub(crate) use moderation::{moderation_is_stored_with_its_events, sessions_of_a_user_are_listed};
 pub(crate) use profiles::display_names_are_set_cleared_and_kept;
 pub(crate) use receipts::public_read_markers_are_kept_apart;
+pub(crate) use removal::removed_rooms_are_erased_and_their_names_continue;
 
 /// Which backend a case runs on.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +90,7 @@ macro_rules! store_suite {
             moderation_is_stored_with_its_events,
             sessions_of_a_user_are_listed,
             display_names_are_set_cleared_and_kept,
+            removed_rooms_are_erased_and_their_names_continue,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {
@@ -579,7 +582,7 @@ pub(crate) async fn memberships_and_invitations(place: &Place) {
     assert_eq!(snap.dms.len(), 1);
 }
 
-fn upload(n: u8, owner: UserId, sha: Option<char>) -> UploadRow {
+pub(crate) fn upload(n: u8, owner: UserId, sha: Option<char>) -> UploadRow {
     use chatus_protocol::{FileId, FileName, MediaType, Sha256Hex};
     UploadRow {
         id: FileId::from_bytes([n; 16]),

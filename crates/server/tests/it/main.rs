@@ -34,6 +34,7 @@ mod protocol_doc;
 mod receipts;
 mod recovery;
 mod resume;
+mod room_removal;
 mod s3;
 mod search;
 mod slow;

@@ -38,6 +38,7 @@ mod keys;
 mod messages;
 mod moderation;
 mod profiles;
+mod removal;
 mod rooms;
 pub(crate) mod schema;
 pub mod scratch;
@@ -394,6 +395,28 @@ impl Store for PgStore {
 
     fn latest_revocation(&self) -> StoreFuture<'_, i64> {
         self.read(|c| Box::pin(accounts::latest_revocation(c)))
+    }
+
+    fn remove_room(
+        &self,
+        name: RoomName,
+        reason: Option<chatus_protocol::moderation::Reason>,
+        time: Timestamp,
+    ) -> StoreFuture<'_, crate::store::removal::RoomRemoved> {
+        self.write(move |c| {
+            Box::pin(async move { removal::remove_room(c, &name, reason.as_ref(), time).await })
+        })
+    }
+
+    fn room_removals_after(
+        &self,
+        after: i64,
+    ) -> StoreFuture<'_, Vec<crate::store::removal::RoomRemoval>> {
+        self.read(move |c| Box::pin(removal::room_removals_after(c, after)))
+    }
+
+    fn latest_room_removal(&self) -> StoreFuture<'_, i64> {
+        self.read(|c| Box::pin(removal::latest_room_removal(c)))
     }
 
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()> {

@@ -1,7 +1,7 @@
 //! Rooms, memberships, invitations, direct conversations, and the
 //! snapshot a server loads at start.
 
-use chatus_protocol::{RoomName, Seq, Timestamp, Visibility};
+use chatus_protocol::{RoomName, Timestamp, Visibility};
 
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, seq, ts};
@@ -111,19 +111,25 @@ pub(crate) async fn create_room(
 ) -> Result<RoomRow, StoreError> {
     let row = c
         .query_opt(
-            "INSERT INTO conversations (kind, name, visibility, created_by, created_ms)
-             VALUES ('room', $1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
+            // A room removed under this name before sets where the seqs
+            // start (see `store/removal.rs`).
+            "INSERT INTO conversations (kind, name, visibility, created_by, created_ms,
+                                        last_seq, seq_base)
+             SELECT 'room', $1, $2, $3, $4, b, b FROM
+                 (SELECT COALESCE(max(last_seq), 0) AS b FROM room_removals WHERE name = $1) base
+             ON CONFLICT (name) DO NOTHING RETURNING id, last_seq",
             &[&name.as_str(), &vis.as_str(), &creator.0, &ms(time)],
         )
         .await?
         .ok_or(StoreError::Conflict)?;
     let id = ConvId(row.get(0));
+    let base: i64 = row.get(1);
     add_member(c, id, creator, time).await?;
     Ok(RoomRow {
         id,
         name: name.clone(),
         visibility: vis,
-        last_seq: Seq(0),
+        last_seq: seq(base),
     })
 }
 
@@ -137,6 +143,15 @@ pub(crate) async fn add_member(
         "INSERT INTO members (conv_id, user_id, joined_ms) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
         &[&room.0, &user.0, &ms(time)],
+    )
+    .await?;
+    // A room that took over a removed room's name starts after its seqs:
+    // nothing before is unread.
+    c.exec(
+        "INSERT INTO read_markers (user_id, conv_id, seq)
+         SELECT $2, id, seq_base FROM conversations WHERE id = $1 AND seq_base > 0
+         ON CONFLICT DO NOTHING",
+        &[&room.0, &user.0],
     )
     .await?;
     c.exec(

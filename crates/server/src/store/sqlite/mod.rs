@@ -28,6 +28,7 @@ mod keys;
 mod moderation;
 mod profiles;
 mod queries;
+mod removal;
 mod schema;
 mod search;
 mod writer;
@@ -368,6 +369,31 @@ impl Store for SqliteStore {
 
     fn latest_revocation(&self) -> StoreFuture<'_, i64> {
         self.read(|c| queries::latest_revocation(c))
+    }
+
+    fn remove_room(
+        &self,
+        name: RoomName,
+        reason: Option<chatus_protocol::moderation::Reason>,
+        time: Timestamp,
+    ) -> StoreFuture<'_, crate::store::removal::RoomRemoved> {
+        self.write(move |ctx| {
+            // The writer caches conversations' latest seqs: forget this one.
+            let removed = removal::remove_room(&ctx.conn, &name, reason.as_ref(), time)?;
+            ctx.last_seqs.remove(&removed.removal.conv);
+            Ok(removed)
+        })
+    }
+
+    fn room_removals_after(
+        &self,
+        after: i64,
+    ) -> StoreFuture<'_, Vec<crate::store::removal::RoomRemoval>> {
+        self.read(move |c| removal::room_removals_after(c, after))
+    }
+
+    fn latest_room_removal(&self) -> StoreFuture<'_, i64> {
+        self.read(|c| removal::latest_room_removal(c))
     }
 
     fn extend_session(&self, token: TokenHash, expires: Timestamp) -> StoreFuture<'_, ()> {

@@ -368,12 +368,23 @@ pub(crate) fn create_room(
     creator: UserId,
     time: Timestamp,
 ) -> Result<RoomRow, StoreError> {
+    let base: i64 = conn
+        .prepare_cached(&format!("SELECT {}", super::removal::SEQ_BASE))?
+        .query_row([name.as_str()], |r| r.get(0))?;
     let inserted = conn
-        .prepare_cached(
-            "INSERT INTO conversations (kind, name, visibility, created_by, created_ms)
-             VALUES ('room', ?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![name.as_str(), vis.as_str(), creator.0, ms(time)]);
+        .prepare_cached(&format!(
+            "INSERT INTO conversations (id, kind, name, visibility, created_by, created_ms,
+                                        last_seq, seq_base)
+             VALUES ({}, 'room', ?1, ?2, ?3, ?4, ?5, ?5)",
+            super::removal::NEXT_CONV_ID
+        ))?
+        .execute(params![
+            name.as_str(),
+            vis.as_str(),
+            creator.0,
+            ms(time),
+            base
+        ]);
     match inserted {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict),
@@ -385,7 +396,7 @@ pub(crate) fn create_room(
         id,
         name: name.clone(),
         visibility: vis,
-        last_seq: Seq(0),
+        last_seq: seq(base),
     })
 }
 
@@ -399,6 +410,14 @@ pub(crate) fn add_member(
         "INSERT OR IGNORE INTO members (conv_id, user_id, joined_ms) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![room.0, user.0, ms(time)])?;
+    // A room that took over a removed room's name starts after its `seq`s:
+    // nothing before is unread.
+    conn.prepare_cached(
+        "INSERT INTO read_markers (user_id, conv_id, seq)
+         SELECT ?2, id, seq_base FROM conversations WHERE id = ?1 AND seq_base > 0
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![room.0, user.0])?;
     conn.prepare_cached("DELETE FROM invites WHERE conv_id = ?1 AND user_id = ?2")?
         .execute(params![room.0, user.0])?;
     Ok(())
@@ -446,10 +465,11 @@ pub(crate) fn open_dm(
     time: Timestamp,
 ) -> Result<DmRow, StoreError> {
     let (a, b) = if a <= b { (a, b) } else { (b, a) };
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO conversations (kind, user_a, user_b, created_ms)
-         VALUES ('dm', ?1, ?2, ?3)",
-    )?
+    conn.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO conversations (id, kind, user_a, user_b, created_ms)
+         VALUES ({}, 'dm', ?1, ?2, ?3)",
+        super::removal::NEXT_CONV_ID
+    ))?
     .execute(params![a.0, b.0, ms(time)])?;
     let (id, last) = conn
         .prepare_cached(

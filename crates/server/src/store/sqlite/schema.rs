@@ -270,6 +270,25 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN display_name TEXT;
     "#,
+    // 13: rooms removed by an administrator (`chatus admin room rm`). The
+    // room's rows are deleted; this event remains, for running servers to
+    // drop the room (they read events after the last one they saw) and
+    // for a room created later under the same name, which numbers its
+    // messages on from `last_seq` (its `seq_base`; its members' read
+    // markers start there). New conversation ids are taken above every
+    // removed room's, so none is reused.
+    r#"
+    CREATE TABLE room_removals (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        conv_id    INTEGER NOT NULL,
+        name       TEXT NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        reason     TEXT,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX room_removals_name ON room_removals(name);
+    ALTER TABLE conversations ADD COLUMN seq_base INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.
