@@ -599,7 +599,7 @@ mod tests {
         use chatus_client::protocol::profile::Profile;
         let bob = Username::parse("bob").unwrap();
         let t = Typing {
-            conv: Conversation::Room(chatus_client::protocol::RoomName::parse("dev").unwrap()),
+            conv: Conversation::Room(RoomName::parse("dev").unwrap()),
             user: bob.clone(),
             typing: false,
         };

@@ -12,8 +12,9 @@
 //! - An edit: decrypted likewise; one that cannot be is passed on without
 //!   its text (the message shows as edited, with the text it had) after an
 //!   [`Event::E2eeWarning`].
-//! - `device_message`: decrypted and acknowledged; a room key in it is
-//!   installed. Bad input (tampered, for another device, forged) becomes
+//! - `device_message`: a sign that the queue holds something; the queue
+//!   is fetched and each message in it decrypted and acknowledged, in id
+//!   order; a room key in one is installed. Bad input (tampered, for another device, forged) becomes
 //!   [`Event::E2eeWarning`] and is acknowledged, never fatal.
 //! - Key forwarding (see `forward`): an undecryptable message's missing
 //!   key is asked of this user's other devices; a key request is answered
@@ -108,9 +109,14 @@ impl Worker {
                 Out::Conversations(list) => {
                     self.e2ee.learn(list.iter().map(|i| (&i.conv, i.encrypted)));
                 }
-                Out::DeviceMessage(m) => {
+                // A live to-device message only says that the queue holds
+                // something: it is handled from the queue, in id order. Two
+                // senders' messages may be pushed out of id order (each
+                // sender's request pushes after its own commit), and the
+                // queue is acknowledged up to the last id handled, so
+                // handling a later one first would drop the earlier.
+                Out::DeviceMessage(_) => {
                     if let Some(client) = self.client() {
-                        self.on_device_message(&client, m).await;
                         self.drain_to_device(&client).await;
                     }
                 }

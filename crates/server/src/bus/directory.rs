@@ -141,6 +141,11 @@ impl Bus {
                     crate::service::profiles::announce(hub, &who, display_name);
                 }
             }
+            DirChange::ToDevice {
+                user,
+                device,
+                message,
+            } => crate::service::keys::push_to_device(hub, wire::user(user), &device, message),
             DirChange::Resync => {
                 tracing::info!(node = %wire.node, "a node was cut off from the bus; checking against the database");
                 self.resync().await;

@@ -198,6 +198,17 @@ pub(crate) enum DirChange {
         /// The name now.
         display_name: Option<chatus_protocol::profile::DisplayName>,
     },
+    /// A to-device message was queued (the store has it): the node where
+    /// the device is connected pushes it there, as the sending node did to
+    /// its own connections of that device.
+    ToDevice {
+        /// The recipient.
+        user: i64,
+        /// The recipient's device.
+        device: chatus_protocol::keys::DeviceId,
+        /// The message, as `device_message` carries it.
+        message: chatus_protocol::keys::ToDeviceMessage,
+    },
     /// The sending node was cut off from the bus and may have missed or
     /// failed to send changes: every node checks its directory and followed
     /// conversations against the store.

@@ -287,24 +287,36 @@ pub(crate) async fn send(
         }
     };
     for ((m, u), id) in messages.into_iter().zip(recipients).zip(ids) {
-        let conns = device_connections(hub, u.id, &m.device);
-        if conns.is_empty() {
-            continue;
-        }
-        let frame = encode(&ServerMessage::DeviceMessage(DeviceMessage {
-            message: ToDeviceMessage {
-                id,
-                sender: sender.name.clone(),
-                sender_device: sender_device.clone(),
-                ciphertext: m.ciphertext,
-                time,
-            },
-        }));
-        for c in conns {
-            c.outbox.push(frame.clone());
-        }
+        let message = ToDeviceMessage {
+            id,
+            sender: sender.name.clone(),
+            sender_device: sender_device.clone(),
+            ciphertext: m.ciphertext,
+            time,
+        };
+        // In cluster mode the device may be connected to another node.
+        hub.tell(|| crate::bus::wire::DirChange::ToDevice {
+            user: u.id.0,
+            device: m.device.clone(),
+            message: message.clone(),
+        });
+        push_to_device(hub, u.id, &m.device, message);
     }
     Ok(())
+}
+
+/// Pushes a queued to-device message to the device's connections on this
+/// node, if any (a client takes it as a sign to fetch its queue, so pushes
+/// out of id order lose nothing).
+pub(crate) fn push_to_device(hub: &Hub, user: UserId, device: &DeviceId, message: ToDeviceMessage) {
+    let conns = device_connections(hub, user, device);
+    if conns.is_empty() {
+        return;
+    }
+    let frame = encode(&ServerMessage::DeviceMessage(DeviceMessage { message }));
+    for c in conns {
+        c.outbox.push(frame.clone());
+    }
 }
 
 /// `to_device`: acknowledges up to `after` and returns what follows.

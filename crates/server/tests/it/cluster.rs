@@ -832,3 +832,45 @@ async fn a_node_cut_off_from_the_bus_reloads_moderation() {
     let r = erin.call(json!({"type":"join_room","room":"den"})).await;
     assert_eq!(r["code"], "not_invited", "invite-only on C too: {r}");
 }
+
+/// Regression: a to-device message (a room key, a verification step) to
+/// a device connected to another node was only stored, not pushed, so the
+/// device learnt of it at its next login: an encrypted message sent across
+/// nodes stayed unreadable until then. Now it crosses on the bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_to_device_message_reaches_its_device_on_another_node() {
+    let Some((_cluster, [a, b, _c])) = cluster().await else {
+        return;
+    };
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    let mut alice_dev = crate::e2ee::device("alice");
+    let mut bob_dev = crate::e2ee::device("bob");
+    alice.call(crate::e2ee::upload(&mut alice_dev, 1)).await;
+    bob.call(crate::e2ee::upload(&mut bob_dev, 1)).await;
+    let dev = bob_dev.device_id().as_str().to_owned();
+    // Node A learns of bob's device from the store: it may take a moment
+    // for his registration to reach A's directory.
+    let r = until(
+        &mut alice,
+        json!({"type": "send_to_device", "messages": [
+            {"user": "bob", "device": dev, "ciphertext": "ACROSS"},
+        ]}),
+        |r| r["type"] == "ok",
+    )
+    .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let f = tokio::time::timeout(WAIT, async {
+        loop {
+            let f = bob.recv().await;
+            if f["type"] == "device_message" {
+                break f;
+            }
+        }
+    })
+    .await
+    .expect("the message was pushed to bob's node");
+    assert_eq!(f["message"]["ciphertext"], "ACROSS");
+    let batch = bob.call(json!({"type": "to_device"})).await;
+    assert_eq!(batch["messages"][0]["ciphertext"], "ACROSS", "{batch}");
+}

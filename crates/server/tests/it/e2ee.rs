@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::util::*;
 
 /// A device of `name` with `otks` published one-time keys and a fallback.
-fn device(name: &str) -> Device {
+pub(crate) fn device(name: &str) -> Device {
     Device::new(E2eeUserId::new(name).unwrap()).unwrap()
 }
 
@@ -27,7 +27,7 @@ fn value(json: &str) -> Value {
 
 /// The `upload_keys` request publishing `d`'s identity keys, `otks` new
 /// one-time keys and a fallback key.
-fn upload(d: &mut Device, otks: usize) -> Value {
+pub(crate) fn upload(d: &mut Device, otks: usize) -> Value {
     let one_time: Vec<Value> = d
         .top_up_one_time_keys(0, otks)
         .iter()
