@@ -199,12 +199,15 @@ pub async fn verify(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                 continue;
             };
             match v {
-                // Their start crossed ours and theirs goes on.
+                // Their start crossed ours and theirs goes on (unless it
+                // came while we were away: then `start_verification`
+                // accepted it already).
                 VerificationEvent::Requested {
                     transaction,
                     user: u,
                     device,
-                } if device == target.device
+                } if transaction != active
+                    && device == target.device
                     && u.eq_ignore_ascii_case(user.as_str())
                     && !client.keeps_own_start(&user, &device) =>
                 {

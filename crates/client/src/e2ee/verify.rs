@@ -242,10 +242,17 @@ impl Client {
     }
 
     /// Accepts an offered verification ([`VerificationEvent::Requested`]).
+    /// Accepting one already accepted does nothing: an offer that arrived
+    /// while this device was away is accepted by
+    /// [`Client::start_verification`], and its `Requested` event still
+    /// follows.
     pub async fn accept_verification(&self, transaction: &str) -> Result<(), Error> {
         let (other, accept) = {
             let mut state = self.e2ee.lock();
             let c = state.as_mut().ok_or_else(|| e2ee("no device is open"))?;
+            if !c.offers.contains_key(transaction) && c.verifications.contains_key(transaction) {
+                return Ok(());
+            }
             let (other, start) = c
                 .offers
                 .remove(transaction)

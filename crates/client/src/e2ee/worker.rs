@@ -115,7 +115,8 @@ impl Worker {
                 // sender's request pushes after its own commit), and the
                 // queue is acknowledged up to the last id handled, so
                 // handling a later one first would drop the earlier.
-                Out::DeviceMessage(_) => {
+                Out::DeviceMessage(m) => {
+                    tracing::trace!(id = m.id, "a to-device message: fetching the queue");
                     if let Some(client) = self.client() {
                         self.drain_to_device(&client).await;
                     }

@@ -411,3 +411,50 @@ async fn two_devices_verify_each_other_by_sas() {
     let theirs = bob.devices(user("alice")).await.unwrap();
     assert_eq!(theirs[0].trust, TrustState::Verified);
 }
+
+/// Regression: a verification offered just before the other device starts
+/// its own (while `chatus verify` there was still listing devices) is
+/// accepted by that device's `start_verification`; the `Requested` event
+/// already queued then made `chatus verify` accept it again, which failed
+/// ("no such verification was offered") and left the first side waiting
+/// for ever. Accepting twice is now a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_accepted_by_starting_can_be_accepted_again() {
+    use chatus_client::{TrustState, VerificationEvent};
+    let server = TestServer::start().await;
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let (alice, mut alice_events) = connect(&server, "alice", dirs[0].path(), true).await;
+    let (bob, mut bob_events) = connect(&server, "bob", dirs[1].path(), true).await;
+    let bob_device = bob.device_id().unwrap();
+    let alice_device = alice.device_id().unwrap();
+
+    let txn = alice
+        .start_verification(user("bob"), &bob_device)
+        .await
+        .unwrap();
+    match next_verification(&mut bob_events).await {
+        VerificationEvent::Requested { transaction, .. } => assert_eq!(transaction, txn),
+        other => panic!("{other:?}"),
+    }
+    // alice sorts first and keeps her start: bob's start takes hers.
+    let started = bob
+        .start_verification(user("alice"), &alice_device)
+        .await
+        .unwrap();
+    assert_eq!(started, txn);
+    bob.accept_verification(&txn).await.unwrap();
+    let sas = |v: VerificationEvent| match v {
+        VerificationEvent::Sas { emoji, .. } => emoji,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        sas(next_verification(&mut alice_events).await),
+        sas(next_verification(&mut bob_events).await)
+    );
+    let alice_done = alice.confirm_verification(&txn).await.unwrap();
+    let bob_done = bob.confirm_verification(&txn).await.unwrap();
+    until_verified(alice_done, &mut alice_events, &txn).await;
+    until_verified(bob_done, &mut bob_events, &txn).await;
+    let theirs = bob.devices(user("alice")).await.unwrap();
+    assert_eq!(theirs[0].trust, TrustState::Verified);
+}
