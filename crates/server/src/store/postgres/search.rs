@@ -103,7 +103,11 @@ async fn run(
     for v in &values {
         params.push(v);
     }
-    let matches: i64 = c.client.query_one(count_sql.as_str(), &params).await?.get(0);
+    let matches: i64 = c
+        .client
+        .query_one(count_sql.as_str(), &params)
+        .await?
+        .get(0);
     let ranked = matches <= i64::from(spec.ranked_max);
     // `$9`, the newest-first page's per-conversation limit, only when used.
     let (tsquery, values) = spec.query.tsquery(if ranked { 9 } else { 10 });

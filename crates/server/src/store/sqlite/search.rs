@@ -68,10 +68,9 @@ fn run(conn: &Connection, spec: &SearchSpec) -> Result<(Vec<SearchRow>, bool), r
             "SELECT count(*) FROM (SELECT 1 FROM message_search
              WHERE message_search MATCH ?1 AND rowid BETWEEN ?2 AND ?3 LIMIT ?4)",
         )?
-        .query_row(
-            params![expr, lo, hi, i64::from(spec.ranked_max) + 1],
-            |r| r.get(0),
-        )?;
+        .query_row(params![expr, lo, hi, i64::from(spec.ranked_max) + 1], |r| {
+            r.get(0)
+        })?;
     let filters = (
         spec.asker.0,
         spec.from.map(|u| u.0),

@@ -49,13 +49,13 @@ pub(crate) async fn search_past_the_ranking_bound_is_newest_first(place: &Place)
     store
         .append(vec![
             at(lobby, a, "l1", "tea tea tea, the best tea", 1), // seq 1
-            at(lobby, b, "l2", "tea later", 2),                  // seq 2
-            at(lobby, a, "l3", "coffee only", 3),                // seq 3
-            at(lobby, b, "l4", "tea at four", 4),                // seq 4
-            at(lobby, a, "l5", "tea then deleted", 11),          // seq 5
-            at(lobby, a, "l6", "tea then edited", 12),           // seq 6
-            at(dm, b, "d1", "tea for two", 6),                   // dm seq 1
-            at(dm, a, "d2", "more tea please", 8),               // dm seq 2
+            at(lobby, b, "l2", "tea later", 2),                 // seq 2
+            at(lobby, a, "l3", "coffee only", 3),               // seq 3
+            at(lobby, b, "l4", "tea at four", 4),               // seq 4
+            at(lobby, a, "l5", "tea then deleted", 11),         // seq 5
+            at(lobby, a, "l6", "tea then edited", 12),          // seq 6
+            at(dm, b, "d1", "tea for two", 6),                  // dm seq 1
+            at(dm, a, "d2", "more tea please", 8),              // dm seq 2
             at(side, c, "s1", "tea elsewhere", 9),
             at(side, c, "s2", "tea elsewhere again", 10),
         ])
