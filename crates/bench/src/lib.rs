@@ -85,6 +85,8 @@ pub struct Plan {
     pub typing: convo::Convo,
     /// Read receipts in a large room (workload 14).
     pub receipts: convo::Convo,
+    /// Reactions in a large room (`typers` are the reactors).
+    pub reactions: convo::Convo,
     /// Full-text search over many stored messages (workload 15).
     pub search: search::Fill,
     /// The cross-node fan-out (workload 16).
@@ -136,6 +138,13 @@ impl Plan {
                 msgs_per_sec: 5.0,
                 typers: 0,
                 period_ms: 0,
+                rounds: 2,
+            },
+            reactions: convo::Convo {
+                members: 1000,
+                msgs_per_sec: 20.0,
+                typers: 20,
+                period_ms: 500,
                 rounds: 2,
             },
             search: search::Fill {
@@ -200,6 +209,13 @@ impl Plan {
                 period_ms: 0,
                 rounds: 1,
             },
+            reactions: convo::Convo {
+                members: 5,
+                msgs_per_sec: 20.0,
+                typers: 2,
+                period_ms: 60,
+                rounds: 1,
+            },
             search: search::Fill {
                 messages: 2000,
                 senders: 3,
@@ -224,8 +240,25 @@ impl Plan {
 
 /// The workload names, in run order.
 pub const WORKLOADS: &[&str] = &[
-    "fanout", "rate", "many", "direct", "slow", "idle", "storm", "ingest", "logins", "prelogin",
-    "files", "tls", "typing", "receipts", "search", "cluster", "pgingest", "e2ee",
+    "fanout",
+    "rate",
+    "many",
+    "direct",
+    "slow",
+    "idle",
+    "storm",
+    "ingest",
+    "logins",
+    "prelogin",
+    "files",
+    "tls",
+    "typing",
+    "receipts",
+    "reactions",
+    "search",
+    "cluster",
+    "pgingest",
+    "e2ee",
 ];
 
 /// Runs the chosen workloads; `emit` gets each JSON line as it is made.
@@ -328,6 +361,9 @@ pub async fn run(
         if want("receipts") {
             emit(&convo::receipts(env, plan.receipts, plan.secs).await?);
         }
+        if want("reactions") {
+            emit(&convo::reactions(env, plan.reactions, plan.secs).await?);
+        }
         if want("search") {
             emit(&search::search(env, plan.search).await?);
         }
@@ -373,7 +409,7 @@ async fn tls_cost(env: &mut Env, plan: &Plan, emit: &mut dyn FnMut(&Value)) -> a
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Only these workloads (repeatable): fanout, rate, many, direct, slow, idle, storm, ingest,
-    /// logins, prelogin, files, tls, typing, receipts, search, cluster, pgingest, e2ee.
+    /// logins, prelogin, files, tls, typing, receipts, reactions, search, cluster, pgingest, e2ee.
     #[arg(long)]
     pub only: Vec<String>,
     /// Seconds measured per run.
@@ -498,6 +534,7 @@ pub async fn run_cli(args: RunArgs) -> anyhow::Result<()> {
             .max(plan.tls.0)
             .max(plan.typing.members)
             .max(plan.receipts.members)
+            .max(plan.reactions.members)
             .max(plan.search.senders + 1)
             + 1
     };

@@ -339,6 +339,9 @@ pub fn render(lines: &str) -> String {
     for r in rows.iter().filter(|r| r["workload"] == "receipts") {
         receipts(&mut out, r);
     }
+    for r in rows.iter().filter(|r| r["workload"] == "reactions") {
+        reactions(&mut out, r);
+    }
     for r in rows.iter().filter(|r| r["workload"] == "search") {
         search(&mut out, r);
     }
@@ -509,6 +512,39 @@ fn receipts(out: &mut String, r: &Value) {
         );
     }
     out.push('\n');
+}
+
+/// Reactions in a large room, with and without, in one run.
+fn reactions(out: &mut String, r: &Value) {
+    let p = &r["params"];
+    let _ = writeln!(
+        out,
+        "### Reactions in a room of {} (ChatUs; {} messages/s throughout, {} reactors each adding or taking back a reaction every {} ms in the reaction phases)\n",
+        p["members"], p["msgs_per_sec"], p["reactors"], p["period_ms"]
+    );
+    let _ = writeln!(
+        out,
+        "| phases | messages | message latency µs p50 / p99 / max | server CPU s per s | CPU ms per message | reactions/s | `reacted` frames per member per reaction | bytes per member per reaction |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|");
+    for mode in ["off", "reactions"] {
+        let m = &r["modes"][mode];
+        let _ = writeln!(
+            out,
+            "| {mode} | {} | {:.1} | {:.3} | {} |",
+            mode_row(m),
+            f(&m["requests_per_sec"]),
+            f(&m["reaction_events_per_member_per_reaction"]),
+            num(f(&m["reaction_bytes_per_member_per_reaction"]))
+        );
+    }
+    let d = &r["derived"];
+    let _ = writeln!(
+        out,
+        "\np99 with / without reactions: {:.2}×; extra server CPU per reaction: {:.2} µs.\n",
+        f(&d["p99_ratio_reactions_vs_off"]),
+        f(&d["extra_server_cpu_us_per_reaction"])
+    );
 }
 
 /// 15. Search over many stored messages.

@@ -120,16 +120,28 @@ pub fn message_json_as(m: &Message, display_name: Option<&DisplayName>) -> Value
 }
 
 /// A `read` event as JSON lines, one per reader: `type` (`"read"`),
-/// `room` or `peer`, `user`, `seq` (the last message they read).
+/// `room` or `peer`, `user`, `seq` (the last message they read); and
+/// when the event counts readers it does not name, one more line:
+/// `type` `"read_others"`, `count`, `up_to` (none of them read further).
 pub fn read_json(r: &chatus_client::protocol::receipt::Read) -> Vec<Value> {
-    r.users
+    let mut lines: Vec<Value> = r
+        .users
         .iter()
         .map(|u| {
             let mut v = json!({"type": "read", "user": u.user.as_str(), "seq": u.seq.0});
             place_json(&mut v, &r.conv);
             v
         })
-        .collect()
+        .collect();
+    if r.others > 0 {
+        let mut v = json!({"type": "read_others", "count": r.others});
+        if let Some(last) = r.users.last() {
+            v["up_to"] = json!(last.seq.0);
+        }
+        place_json(&mut v, &r.conv);
+        lines.push(v);
+    }
+    lines
 }
 
 /// A `typing` event as a JSON line: `type` (`"typing"`), `room` or
@@ -586,10 +598,21 @@ mod tests {
                 user: Username::parse("bob").unwrap(),
                 seq: Seq(7),
             }],
+            others: 0,
         };
         assert_eq!(
             read_json(&r),
             [json!({"type": "read", "peer": "bob", "user": "bob", "seq": 7})]
+        );
+        // A large room's round: the readers not named are one line.
+        let r = Read {
+            conv: Conversation::Room(RoomName::lobby()),
+            others: 980,
+            ..r
+        };
+        assert_eq!(
+            read_json(&r)[1],
+            json!({"type": "read_others", "room": "lobby", "count": 980, "up_to": 7})
         );
     }
 

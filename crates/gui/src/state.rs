@@ -186,6 +186,10 @@ pub struct Conv {
     /// How far each member who shares read receipts has read (ours
     /// included), as last heard.
     pub receipts: BTreeMap<Username, Seq>,
+    /// Readers the latest `read` event that counted some without naming
+    /// them (rooms where many read at once) counted: the furthest any of
+    /// them read, and how many they were.
+    pub unnamed_readers: Option<(Seq, u32)>,
     /// End-to-end encrypted (as the server's list of conversations says).
     pub encrypted: bool,
     /// Moderation events by `seq` (a line each in the feed, between the
@@ -541,6 +545,23 @@ impl State {
     /// marker reaches), ourselves left out.
     pub fn seen_at(&self, conv: &Conversation, seq: Seq) -> Vec<&Username> {
         self.seen_by(conv).remove(&seq).unwrap_or_default()
+    }
+
+    /// How many readers not named by the server (see
+    /// [`Conv::unnamed_readers`]) to count under message `seq` of `conv`:
+    /// they are shown at the newest loaded message their bound reaches.
+    pub fn unnamed_seen_at(&self, conv: &Conversation, seq: Seq) -> u32 {
+        let Some(c) = self.convs.get(conv) else {
+            return 0;
+        };
+        match c.unnamed_readers {
+            Some((up_to, n))
+                if c.messages.range(..=up_to).next_back().map(|(s, _)| *s) == Some(seq) =>
+            {
+                n
+            }
+            _ => 0,
+        }
     }
 
     /// [`State::seen_at`] for every message of `conv` at once: one lookup

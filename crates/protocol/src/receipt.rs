@@ -6,9 +6,10 @@
 //! Without a `receipt` field the default is private in rooms and public
 //! in direct conversations; the client sends what its user chose. The
 //! members learn of public receipts live from the `read` event
-//! ([`Read`], gathered per round, one event per conversation listing
-//! everyone who moved) and on demand from `receipts` ([`QueryReceipts`],
-//! answered by [`ReceiptList`]).
+//! ([`Read`], gathered per round, one event per conversation listing who
+//! moved, the furthest [`MAX_READ_LISTED`] by name and the rest counted)
+//! and on demand from `receipts` ([`QueryReceipts`], answered by
+//! [`ReceiptList`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,11 @@ pub struct ReadUpTo {
     pub seq: Seq,
 }
 
+/// The most readers one `read` event names; the rest of its round are
+/// counted in [`Read::others`]. Rooms where fewer than this many read at
+/// once, and direct conversations, are always listed in full.
+pub const MAX_READ_LISTED: usize = 20;
+
 /// `read` (event): members' public read markers moved. Sent to the room's
 /// members, or to both parties of a direct conversation (the peer named as
 /// each recipient sees it).
@@ -53,8 +59,13 @@ pub struct ReadUpTo {
 pub struct Read {
     /// The conversation.
     pub conv: Conversation,
-    /// Who moved, and to where.
+    /// Who moved, and to where: the furthest first, then by name, at most
+    /// [`MAX_READ_LISTED`].
     pub users: Vec<ReadUpTo>,
+    /// How many more members moved in the same round than are listed in
+    /// `users` (on the wire only when not 0): each of them to at most the
+    /// last listed `seq`. Ask `receipts` for names.
+    pub others: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +76,12 @@ struct ReadWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     peer: Option<Username>,
     users: Vec<ReadUpTo>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    others: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl TryFrom<ReadWire> for Read {
@@ -73,6 +90,7 @@ impl TryFrom<ReadWire> for Read {
         Ok(Read {
             conv: Conversation::from_fields(w.room, w.peer)?,
             users: w.users,
+            others: w.others,
         })
     }
 }
@@ -84,6 +102,7 @@ impl From<Read> for ReadWire {
             room,
             peer,
             users: r.users,
+            others: r.others,
         }
     }
 }
@@ -187,6 +206,11 @@ mod tests {
     fn receipts_round_trip_and_default_by_conversation() {
         let json = r#"{"peer":"bob","users":[{"user":"bob","seq":4}]}"#;
         let r: Read = serde_json::from_str(json).unwrap();
+        assert_eq!(serde_json::to_string(&r).unwrap(), json);
+        assert_eq!(r.others, 0);
+        let json = r#"{"room":"a","users":[{"user":"bob","seq":4}],"others":998}"#;
+        let r: Read = serde_json::from_str(json).unwrap();
+        assert_eq!(r.others, 998);
         assert_eq!(serde_json::to_string(&r).unwrap(), json);
         assert!(serde_json::from_str::<Read>(r#"{"room":"a","peer":"b","users":[]}"#).is_err());
         assert!(serde_json::from_str::<QueryReceipts>(r#"{"room":"a","x":1}"#).is_err());

@@ -88,6 +88,10 @@ pub struct Config {
     /// Most invitations one user may hold at once (pending: neither
     /// accepted nor declined); more are refused with `too_many_invites`.
     pub max_pending_invites: usize,
+    /// Searches matching at most this many messages are ranked by
+    /// relevance; past it the page is the newest matches, so that a common
+    /// word is answered in time (see `SearchSpec::ranked_max`).
+    pub search_ranked_max: u32,
     /// Rate limits.
     pub rate: RateConfig,
     /// File uploads and downloads.
@@ -382,6 +386,7 @@ impl Default for Config {
             max_connections_per_user: 20,
             login: LoginConfig::default(),
             max_pending_invites: 100,
+            search_ranked_max: 10_000,
             rate: RateConfig::default(),
             files: FilesConfig::default(),
             bus: BusConfig::default(),

@@ -1,8 +1,9 @@
-//! What typing indicators and read receipts cost a large room (workloads
-//! 13 and 14): one room, one sender posting at a steady rate, and phases
-//! that alternate in the same run between the plain message stream and
-//! the same stream with typing (13), or with every member marking each
-//! message read, privately or publicly (14). Each phase has its own
+//! What typing indicators, read receipts and reactions cost a large room
+//! (workloads 13, 14 and `reactions`): one room, one sender posting at a
+//! steady rate, and phases that alternate in the same run between the
+//! plain message stream and the same stream with typing (13), with every
+//! member marking each message read, privately or publicly (14), or with
+//! some members adding and taking back a reaction (`reactions`). Each phase has its own
 //! window, server CPU and message latency, so the cost is a difference
 //! (and a ratio) within one run.
 
@@ -29,6 +30,8 @@ pub enum Mode {
     Private,
     /// Every member marks each message read, publicly.
     Public,
+    /// Reactors add and take back a reaction.
+    Reacting,
 }
 
 impl Mode {
@@ -38,6 +41,7 @@ impl Mode {
             Mode::Typing => "typing",
             Mode::Private => "private",
             Mode::Public => "public",
+            Mode::Reacting => "reactions",
         }
     }
 }
@@ -75,6 +79,8 @@ struct Got {
     read_users: u64,
     read_bytes: u64,
     marks: u64,
+    reactions: u64,
+    reaction_bytes: u64,
 }
 
 /// Finds `"key":` followed by digits in a frame.
@@ -128,6 +134,11 @@ fn member(
                         if let Some(i) = at {
                             got[i].typing += 1;
                         }
+                    } else if p.starts_with(br#"{"type":"reacted""#) {
+                        if let Some(i) = at {
+                            got[i].reactions += 1;
+                            got[i].reaction_bytes += p.len() as u64;
+                        }
                     } else if p.starts_with(br#"{"type":"read""#)
                         && let Some(i) = at
                     {
@@ -152,7 +163,7 @@ fn member(
             let receipt = match mode_at(list, t) {
                 Mode::Private => "private",
                 Mode::Public => "public",
-                Mode::Off | Mode::Typing => continue,
+                Mode::Off | Mode::Typing | Mode::Reacting => continue,
             };
             if let (Some(seq), Some(w)) = (newest, w.as_mut()) {
                 next_id += 1;
@@ -170,38 +181,52 @@ fn member(
     })
 }
 
-/// A typer: while a typing phase holds, flips its state every `period`
-/// (each flip a change the server announces; renewals would announce
-/// nothing). Returns the `typing` requests sent.
+/// A typer or reactor (`act`): while a phase of that mode holds, flips
+/// its state every `period`: typing on and off, or a reaction to the
+/// room's first message added and taken back (each flip a change the
+/// server announces; typing renewals would announce nothing). Returns the
+/// requests sent in all and in each phase's measured window.
+#[expect(clippy::too_many_arguments, reason = "one task's whole setup")]
 fn typer(
     mut w: ws::Writer,
+    act: Mode,
+    who: usize,
     room: String,
     base: Instant,
     phases: Arc<Vec<Phase>>,
     period: Duration,
     phase: Duration,
     stop_at: Instant,
-) -> tokio::task::JoinHandle<anyhow::Result<u64>> {
+) -> tokio::task::JoinHandle<anyhow::Result<(u64, Vec<u64>)>> {
     tokio::spawn(async move {
         tokio::time::sleep(phase).await;
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut typing, mut sent, mut id) = (false, 0u64, 1000u64);
+        let (mut state, mut sent, mut id) = (false, 0u64, 1000u64);
+        let mut measured = vec![0u64; phases.len()];
         while Instant::now() < stop_at {
             tick.tick().await;
             let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let on = mode_at(&phases, now) == Mode::Typing;
-            if !on && !typing {
+            let on = mode_at(&phases, now) == act;
+            if !on && !state {
                 continue;
             }
-            typing = on && !typing;
+            state = on && !state;
             id += 1;
-            let req = json!({"type":"typing","room":room,"typing":typing,"id":id});
+            let req = if act == Mode::Reacting {
+                json!({"type":"react","room":room,"seq":1,"emoji":"\u{1f44d}","on":state,
+                       "client_id":format!("r{who}-{id}"),"id":id})
+            } else {
+                json!({"type":"typing","room":room,"typing":state,"id":id})
+            };
             w.text(req.to_string().as_bytes());
             w.flush().await?;
             sent += 1;
+            if let Some(i) = measured_at(&phases, now) {
+                measured[i] += 1;
+            }
         }
-        Ok(sent)
+        Ok((sent, measured))
     })
 }
 
@@ -212,9 +237,9 @@ pub struct Convo {
     pub members: usize,
     /// Messages a second from the sender, in every phase.
     pub msgs_per_sec: f64,
-    /// Typers (workload 13).
+    /// Typers (workload 13), or reactors (`reactions`).
     pub typers: usize,
-    /// Milliseconds between a typer's flips.
+    /// Milliseconds between a typer's (or reactor's) flips.
     pub period_ms: u64,
     /// How many times the sequence of modes repeats.
     pub rounds: usize,
@@ -227,6 +252,16 @@ pub async fn typing(env: &mut Env, c: Convo, secs: f64) -> anyhow::Result<Value>
         .flat_map(|_| [Mode::Off, Mode::Typing])
         .collect();
     run(env, "typing", c, &modes, secs).await
+}
+
+/// Reactions in a room of `c.members`: phases without them and with
+/// `c.typers` members each adding or taking back a reaction to one
+/// message every `c.period_ms` (every one stored and sent to all).
+pub async fn reactions(env: &mut Env, c: Convo, secs: f64) -> anyhow::Result<Value> {
+    let modes: Vec<Mode> = (0..c.rounds)
+        .flat_map(|_| [Mode::Off, Mode::Reacting])
+        .collect();
+    run(env, "reactions", c, &modes, secs).await
 }
 
 /// Workload 14: read receipts in a room of `c.members`: phases without
@@ -313,10 +348,17 @@ async fn run(
     let acks = drain(m.sender_rx, window.clone());
     let mut typers = Vec::new();
     let n_typers = typer_writers.len().max(1);
+    let act = if workload == "reactions" {
+        Mode::Reacting
+    } else {
+        Mode::Typing
+    };
     for (i, w) in typer_writers.into_iter().enumerate() {
         let offset = Duration::from_millis(c.period_ms * i as u64 / n_typers as u64);
         typers.push(typer(
             w,
+            act,
+            i,
             room.clone(),
             base,
             phases.clone(),
@@ -359,8 +401,13 @@ async fn run(
     let rss_kib = server.rss_kib();
     let sent = send_task.await??;
     let mut flips = 0;
+    let mut flips_measured = vec![0u64; phases.len()];
     for t in typers {
-        flips += t.await??;
+        let (all, measured) = t.await??;
+        flips += all;
+        for (acc, n) in flips_measured.iter_mut().zip(measured) {
+            *acc += n;
+        }
     }
     window.stop.store(true, Ordering::Relaxed);
     let mut per_phase = vec![Got::default(); phases.len()];
@@ -373,6 +420,8 @@ async fn run(
             acc.read_users += g.read_users;
             acc.read_bytes += g.read_bytes;
             acc.marks += g.marks;
+            acc.reactions += g.reactions;
+            acc.reaction_bytes += g.reaction_bytes;
         }
     }
     let _ = acks.await;
@@ -391,7 +440,7 @@ async fn run(
     let mut cpu_per_sec = std::collections::HashMap::new();
     for &mode in &order {
         let mut g = Got::default();
-        let (mut cpu_s, mut n) = (0.0, 0usize);
+        let (mut cpu_s, mut n, mut requests) = (0.0, 0usize, 0u64);
         for (i, p) in phases.iter().enumerate() {
             if p.mode == mode {
                 let x = &per_phase[i];
@@ -402,6 +451,9 @@ async fn run(
                 g.read_users += x.read_users;
                 g.read_bytes += x.read_bytes;
                 g.marks += x.marks;
+                g.reactions += x.reactions;
+                g.reaction_bytes += x.reaction_bytes;
+                requests += flips_measured[i];
                 cpu_s += cpu[i].0;
                 n += 1;
             }
@@ -428,6 +480,12 @@ async fn run(
                 "read_frames_per_member_per_message": if msgs > 0.0 { ((g.read_frames as f64 / members_f / msgs) * 1000.0).round() / 1000.0 } else { 0.0 },
                 "read_bytes_per_member_per_message": if msgs > 0.0 { (g.read_bytes as f64 / members_f / msgs).round() } else { 0.0 },
                 "mark_reads": g.marks,
+                "requests": requests,
+                "requests_per_sec": (requests as f64 / t * 10.0).round() / 10.0,
+                "reaction_events": g.reactions,
+                "reaction_bytes": g.reaction_bytes,
+                "reaction_events_per_member_per_reaction": if requests > 0 { ((g.reactions as f64 / members_f / requests as f64) * 1000.0).round() / 1000.0 } else { 0.0 },
+                "reaction_bytes_per_member_per_reaction": if requests > 0 { (g.reaction_bytes as f64 / members_f / requests as f64).round() } else { 0.0 },
             }),
         );
     }
@@ -452,6 +510,19 @@ async fn run(
             format!("extra_server_cpu_per_sec_{}", mode.name()),
             json!((extra_cpu * 1000.0).round() / 1000.0),
         );
+        if mode == Mode::Reacting
+            && let Some(v) = by_mode.get("reactions")
+        {
+            let per_sec = v["requests_per_sec"].as_f64().unwrap_or(0.0);
+            derived.insert(
+                "extra_server_cpu_us_per_reaction".into(),
+                json!(if per_sec > 0.0 {
+                    (extra_cpu / per_sec * 1e8).round() / 100.0
+                } else {
+                    0.0
+                }),
+            );
+        }
         if mode == Mode::Typing
             && let Some(v) = by_mode.get("typing")
         {
@@ -468,6 +539,7 @@ async fn run(
     }
     let params = json!({
         "members": c.members, "msgs_per_sec": c.msgs_per_sec, "typers": if receipts { 0 } else { c.typers },
+        "reactors": if workload == "reactions" { c.typers } else { 0 },
         "period_ms": c.period_ms, "rounds": c.rounds, "body_bytes": env.body, "seconds": secs,
         "order": modes.iter().map(|m| m.name()).collect::<Vec<_>>(),
     });

@@ -9,8 +9,8 @@
 //! - [`conns`]: idle connections and the connect storm.
 //! - [`logins`]: a flood of failed password logins, and what the server
 //!   still does meanwhile; connections stalled before login.
-//! - [`convo`]: what typing indicators and read receipts cost a large
-//!   room, with and without them in one run.
+//! - [`convo`]: what typing indicators, read receipts and reactions cost
+//!   a large room, with and without them in one run.
 //! - [`search`]: full-text search over many stored messages, and what the
 //!   index costs per message.
 //! - [`files`]: upload and download throughput against a static-file

@@ -214,6 +214,27 @@ async fn every_workload_runs_and_reports() {
         receipts["modes"]["public"]["read_frames"].as_u64().unwrap() > 0,
         "{receipts}"
     );
+    // Reactions: messages in both phases, `reacted` events only in the
+    // reaction phase, each reaching the members.
+    let reactions = by("reactions")[0];
+    assert_eq!(
+        reactions["modes"]["off"]["reaction_events"], 0,
+        "{reactions}"
+    );
+    assert!(
+        reactions["modes"]["reactions"]["reaction_events"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{reactions}"
+    );
+    assert!(
+        reactions["modes"]["reactions"]["deliveries"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{reactions}"
+    );
     // Search: everything stored, and every query answered with hits (the
     // rare word may be absent from so few messages).
     let search = by("search")[0];

@@ -243,16 +243,26 @@ impl Worker {
     }
 
     /// Decrypts one to-device message (once: ids at or before the last one
-    /// handled are skipped) and acts on what it carries.
+    /// handled are skipped) and acts on what it carries; only then is it
+    /// counted handled, so that a client stopped half-way fetches it again
+    /// rather than acknowledging it unseen.
     async fn on_device_message(&self, client: &Client, m: ToDeviceMessage) {
+        let id = m.id;
         {
-            let mut state = self.e2ee.lock();
-            let Some(c) = state.as_mut() else { return };
-            if m.id <= c.to_device_done {
+            let state = self.e2ee.lock();
+            let Some(c) = state.as_ref() else { return };
+            if id <= c.to_device_done {
                 return;
             }
-            c.to_device_done = m.id;
         }
+        self.handle_device_message(client, m).await;
+        if let Some(c) = self.e2ee.lock().as_mut() {
+            c.to_device_done = c.to_device_done.max(id);
+        }
+    }
+
+    /// [`Worker::on_device_message`]'s work.
+    async fn handle_device_message(&self, client: &Client, m: ToDeviceMessage) {
         let from = format!("{} (device {})", m.sender, m.sender_device);
         let sender = match self.sender_keys(client, &m).await {
             Some(k) => k,

@@ -294,6 +294,11 @@ impl State {
             }
             Event::Read(r) => {
                 let c = self.convs.entry(r.conv).or_default();
+                if r.others > 0
+                    && let Some(last) = r.users.last()
+                {
+                    c.unnamed_readers = Some((last.seq, r.others));
+                }
                 for u in r.users {
                     let at = c.receipts.entry(u.user).or_insert(u.seq);
                     *at = (*at).max(u.seq);

@@ -277,6 +277,7 @@ fn receipts_show_each_reader_at_the_last_message_they_reached() {
     s.apply(Update::Event(Event::Read(Read {
         conv: dev(),
         users: vec![read("bob", 2), read("carol", 3), read("alice", 3)],
+        others: 0,
     })));
     let names = |s: &State, seq: u64| -> Vec<String> {
         s.seen_at(&dev(), Seq(seq))
@@ -291,8 +292,19 @@ fn receipts_show_each_reader_at_the_last_message_they_reached() {
     s.apply(Update::Event(Event::Read(Read {
         conv: dev(),
         users: vec![read("bob", 1), read("dan", 9)],
+        others: 0,
     })));
-    assert_eq!(names(&s, 2), ["bob"]);
+    // A large room's round counts readers it does not name; they are
+    // shown at the last loaded message their bound reaches.
+    assert_eq!(s.unnamed_seen_at(&dev(), Seq(3)), 0);
+    s.apply(Update::Event(Event::Read(Read {
+        conv: dev(),
+        users: vec![read("erin", 2)],
+        others: 998,
+    })));
+    assert_eq!(s.unnamed_seen_at(&dev(), Seq(2)), 998);
+    assert_eq!(s.unnamed_seen_at(&dev(), Seq(3)), 0);
+    assert_eq!(names(&s, 2), ["bob", "erin"]);
     assert_eq!(names(&s, 3), ["carol", "dan"]);
     // Marks carry the receipt chosen: rooms private, direct public by
     // default.

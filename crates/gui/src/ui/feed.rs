@@ -147,7 +147,12 @@ pub fn show(
                 fv.found = Some(m.seq);
                 intents.push(Intent::Jumped);
             }
-            seen_line(ui, conv, seen.get(&m.seq).map_or(&[][..], Vec::as_slice));
+            seen_line(
+                ui,
+                conv,
+                seen.get(&m.seq).map_or(&[][..], Vec::as_slice),
+                state.unnamed_seen_at(conv, m.seq),
+            );
             prev = Some(m);
         }
         for (_, event) in moderation {
@@ -214,24 +219,16 @@ pub fn show(
 }
 
 /// Who read up to this message (read receipts): "Seen" in a direct
-/// conversation, "Seen by …" in a room, names beyond three counted.
+/// conversation, "Seen by …" in a room, names beyond three counted, with
+/// the readers the server counted without naming (`unnamed`).
 fn seen_line(
     ui: &mut egui::Ui,
     conv: &Conversation,
     readers: &[&chatus_client::protocol::Username],
+    unnamed: u32,
 ) {
-    if readers.is_empty() {
+    let Some(text) = seen_text(conv, readers, unnamed) else {
         return;
-    }
-    let text = match (conv, readers) {
-        (Conversation::Peer(_), _) => "Seen".to_owned(),
-        (Conversation::Room(_), [a]) => format!("Seen by {a}"),
-        (Conversation::Room(_), [a, b]) => format!("Seen by {a} and {b}"),
-        (Conversation::Room(_), [a, b, c]) => format!("Seen by {a}, {b} and {c}"),
-        (Conversation::Room(_), [a, b, rest @ ..]) => {
-            format!("Seen by {a}, {b} and {} others", rest.len())
-        }
-        (Conversation::Room(_), []) => return,
     };
     ui.with_layout(egui::Layout::right_to_left(egui::Align::Min), |ui| {
         ui.add_space(8.0);
@@ -495,4 +492,66 @@ fn pending_row(ui: &mut egui::Ui, state: &State, p: &Pending) {
             });
             ui.add(egui::Label::new(RichText::new(&p.body).weak()).wrap());
         });
+}
+
+/// The text of [`seen_line`], or nothing when nobody is known to have
+/// read up to here.
+fn seen_text(
+    conv: &Conversation,
+    readers: &[&chatus_client::protocol::Username],
+    unnamed: u32,
+) -> Option<String> {
+    if readers.is_empty() && unnamed == 0 {
+        return None;
+    }
+    if let Conversation::Peer(_) = conv {
+        return Some("Seen".to_owned());
+    }
+    let named = if readers.len() > 3 || (unnamed > 0 && readers.len() > 2) {
+        &readers[..2]
+    } else {
+        readers
+    };
+    let others = (readers.len() - named.len()) as u64 + u64::from(unnamed);
+    let mut names: Vec<String> = named.iter().map(|u| u.to_string()).collect();
+    match others {
+        0 => {}
+        1 => names.push("1 other".to_owned()),
+        n => names.push(format!("{n} others")),
+    }
+    let text = match names.as_slice() {
+        [a] => a.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [] => return None,
+    };
+    Some(format!("Seen by {text}"))
+}
+
+#[cfg(test)]
+mod seen_tests {
+    use super::*;
+    use chatus_client::protocol::{RoomName, Username};
+
+    /// Issue 13: in a large room the server names 20 readers a round and
+    /// counts the rest; the line says so as chat apps do.
+    #[test]
+    fn seen_lines_name_three_then_count() {
+        let room = Conversation::Room(RoomName::lobby());
+        let u: Vec<Username> = ["ann", "bob", "cy", "di"]
+            .iter()
+            .map(|n| Username::parse(*n).unwrap())
+            .collect();
+        let r: Vec<&Username> = u.iter().collect();
+        let line = |n: usize, unnamed| seen_text(&room, &r[..n], unnamed);
+        assert_eq!(line(0, 0), None);
+        assert_eq!(line(1, 0).unwrap(), "Seen by ann");
+        assert_eq!(line(3, 0).unwrap(), "Seen by ann, bob and cy");
+        assert_eq!(line(4, 0).unwrap(), "Seen by ann, bob and 2 others");
+        assert_eq!(line(2, 998).unwrap(), "Seen by ann, bob and 998 others");
+        assert_eq!(line(3, 1).unwrap(), "Seen by ann, bob and 2 others");
+        assert_eq!(line(1, 1).unwrap(), "Seen by ann and 1 other");
+        assert_eq!(line(0, 5).unwrap(), "Seen by 5 others");
+        let dm = Conversation::Peer(u[0].clone());
+        assert_eq!(seen_text(&dm, &r[..1], 0).unwrap(), "Seen");
+    }
 }

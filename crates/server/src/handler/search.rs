@@ -8,8 +8,9 @@
 //!   and a search stopped at its time limit, is `invalid_query`.
 //! - A `room` filter needs membership (`not_member` / `unknown_room`, as
 //!   `history`); `peer` and `from` name users (`unknown_user`).
-//! - Answers `search_results`: best match first, at most 50 hits a page
-//!   and 500 in all, each with a snippet and its marks as byte ranges.
+//! - Answers `search_results`: best match first (newest first when more
+//!   than `search_ranked_max` messages match), at most 50 hits a page and
+//!   500 in all, each with a snippet and its marks as byte ranges.
 
 use chatus_protocol::search::Search;
 use chatus_protocol::{RequestId, ServerMessage};
@@ -26,7 +27,15 @@ pub(super) async fn search(
     id: Option<RequestId>,
     s: Search,
 ) -> Result<Outcome, ApiError> {
-    let results =
-        service::search::search(cx.state.hub(), cx.state.store(), who.user, id, s).await?;
+    let ranked_max = cx.state.config().search_ranked_max;
+    let results = service::search::search(
+        cx.state.hub(),
+        cx.state.store(),
+        who.user,
+        id,
+        s,
+        ranked_max,
+    )
+    .await?;
     Ok(Outcome::Reply(ServerMessage::SearchResults(results)))
 }

@@ -7,7 +7,12 @@
 //! moved in the round (each at their furthest), to the room's members or
 //! to both parties of a direct conversation. A room where every member
 //! reads every message therefore costs one event per member per round,
-//! not one per reader per member.
+//! not one per reader per member. Each event names at most
+//! [`MAX_READ_LISTED`] readers (the furthest, then by name) and counts the
+//! rest (`others`), so that it stays small however many read: in a room of
+//! 1000 where everyone reads, listing them all sent each member 23–29 KB
+//! per message (BENCHMARKS.md, section 14). Fewer readers in a round, and
+//! direct conversations, are listed in full.
 //!
 //! In cluster mode each round also goes to the bus
 //! (`Bus::publish_receipts`); the other nodes deliver it to their
@@ -16,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chatus_protocol::receipt::{Read, ReadUpTo};
+use chatus_protocol::receipt::{MAX_READ_LISTED, Read, ReadUpTo};
 use chatus_protocol::{Conversation, Seq, ServerMessage};
 
 use super::presence::COALESCE;
@@ -80,18 +85,14 @@ pub(crate) async fn announcer(hub: Arc<Hub>, receipts: Arc<Receipts>) {
 /// Sends one `read` event per conversation of the round.
 pub(crate) fn announce(hub: &Hub, round: &Round) {
     for (place, users) in round {
-        let mut named: Vec<ReadUpTo> = users
+        let named: Vec<ReadUpTo> = users
             .iter()
             .filter_map(|(u, seq)| hub.user_name(*u).map(|user| ReadUpTo { user, seq: *seq }))
             .collect();
         if named.is_empty() {
             continue;
         }
-        named.sort_by(|a, b| {
-            b.seq
-                .cmp(&a.seq)
-                .then_with(|| a.user.key().cmp(&b.user.key()))
-        });
+        let (named, others) = listed_first(named);
         match place {
             Place::Room(room) => {
                 let Some(room_name) = hub.room_name(*room) else {
@@ -100,6 +101,7 @@ pub(crate) fn announce(hub: &Hub, round: &Round) {
                 let frame = encode(&ServerMessage::Read(Read {
                     conv: Conversation::Room(room_name),
                     users: named,
+                    others,
                 }));
                 hub.deliver_members(*room, &frame);
             }
@@ -112,12 +114,31 @@ pub(crate) fn announce(hub: &Hub, round: &Round) {
                     let frame = encode(&ServerMessage::Read(Read {
                         conv: Conversation::Peer(other_name),
                         users: named.clone(),
+                        others,
                     }));
                     hub.deliver_users(&[to], &frame);
                 }
             }
         }
     }
+}
+
+/// The readers a `read` event names, the furthest first, then by name, at
+/// most [`MAX_READ_LISTED`], and how many more there were. Only the named
+/// are sorted in full: the rest are cut off by a selection first.
+fn listed_first(mut named: Vec<ReadUpTo>) -> (Vec<ReadUpTo>, u32) {
+    let order = |a: &ReadUpTo, b: &ReadUpTo| {
+        b.seq
+            .cmp(&a.seq)
+            .then_with(|| a.user.key().cmp(&b.user.key()))
+    };
+    let others = named.len().saturating_sub(MAX_READ_LISTED);
+    if others > 0 {
+        named.select_nth_unstable_by(MAX_READ_LISTED - 1, order);
+        named.truncate(MAX_READ_LISTED);
+    }
+    named.sort_by(order);
+    (named, u32::try_from(others).unwrap_or(u32::MAX))
 }
 
 /// Whether `user` may be listed in `place`'s receipts: a member of the
@@ -154,5 +175,34 @@ mod tests {
             (Place::Dm(UserId(1), UserId(2)), vec![(UserId(2), Seq(9))])
         );
         assert!(r.take().is_empty(), "taken once");
+    }
+
+    fn up_to(name: &str, seq: u64) -> ReadUpTo {
+        ReadUpTo {
+            user: chatus_protocol::Username::parse(name).unwrap(),
+            seq: Seq(seq),
+        }
+    }
+
+    /// Issue 13: a `read` event listed every reader of its round, 23–29 KB
+    /// per member per message in a room of 1000 where everyone reads. It
+    /// names the furthest `MAX_READ_LISTED` and counts the rest; a round
+    /// of that many or fewer is listed whole.
+    #[test]
+    fn a_round_names_the_furthest_readers_and_counts_the_rest() {
+        let few: Vec<ReadUpTo> = (0..MAX_READ_LISTED as u64)
+            .map(|i| up_to(&format!("u{i:02}"), i % 3))
+            .collect();
+        let (named, others) = listed_first(few.clone());
+        assert_eq!((named.len(), others), (MAX_READ_LISTED, 0));
+        assert_eq!(named[0], up_to("u02", 2), "furthest, then by name");
+        let mut many: Vec<ReadUpTo> = (0..1000).map(|i| up_to(&format!("m{i:04}"), 7)).collect();
+        many.push(up_to("zed", 9));
+        let (named, others) = listed_first(many);
+        assert_eq!(others, 1001 - MAX_READ_LISTED as u32);
+        assert_eq!(named.len(), MAX_READ_LISTED);
+        assert_eq!(named[0], up_to("zed", 9));
+        assert_eq!(named[1], up_to("m0000", 7));
+        assert_eq!(named[MAX_READ_LISTED - 1], up_to("m0018", 7));
     }
 }

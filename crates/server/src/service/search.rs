@@ -26,13 +26,15 @@ const DEFAULT_LIMIT: u32 = 20;
 /// may be long.
 const MAX_SNIPPET_BYTES: usize = 600;
 
-/// Runs a `search` for `asker`.
+/// Runs a `search` for `asker`, ranking at most `ranked_max` matches
+/// (see [`SearchSpec::ranked_max`]).
 pub(crate) async fn search(
     hub: &Hub,
     store: &dyn Store,
     asker: UserId,
     id: Option<RequestId>,
     s: Search,
+    ranked_max: u32,
 ) -> Result<SearchResults, ApiError> {
     let query = Query::parse(s.query.as_str())
         .map_err(|e| ApiError::reject(ErrorCode::InvalidQuery, e.0))?;
@@ -83,6 +85,7 @@ pub(crate) async fn search(
         after: s.after,
         limit,
         offset,
+        ranked_max,
     };
     let (rows, more) = match store.search(spec).await {
         Ok(found) => found,

@@ -957,6 +957,13 @@ pub struct SearchSpec {
     pub limit: u32,
     /// Hits to skip.
     pub offset: u32,
+    /// Ranking bound: when at most this many indexed messages match (in
+    /// the whole index, or in `conv`), every match is ranked (bm25 on
+    /// SQLite, `ts_rank` on PostgreSQL) and the page is the best; when
+    /// more match, the page is the newest matches instead, read newest
+    /// first from each conversation, so that a common word costs the page
+    /// and not every match. The server's `search_ranked_max`.
+    pub ranked_max: u32,
 }
 
 /// One message found, as the store returns it.

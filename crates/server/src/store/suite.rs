@@ -23,6 +23,7 @@ mod moderation;
 mod profiles;
 mod receipts;
 mod removal;
+mod search;
 pub(crate) use keys::{
     device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
     devices_are_deleted_with_their_keys_and_queue, encrypted_conversations_are_marked_at_creation,
@@ -31,6 +32,7 @@ pub(crate) use moderation::{moderation_is_stored_with_its_events, sessions_of_a_
 pub(crate) use profiles::display_names_are_set_cleared_and_kept;
 pub(crate) use receipts::public_read_markers_are_kept_apart;
 pub(crate) use removal::removed_rooms_are_erased_and_their_names_continue;
+pub(crate) use search::search_past_the_ranking_bound_is_newest_first;
 
 /// Which backend a case runs on.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +89,7 @@ macro_rules! store_suite {
             devices_are_deleted_with_their_keys_and_queue,
             encrypted_conversations_are_marked_at_creation,
             search_mirrors_current_text_and_memberships,
+            search_past_the_ranking_bound_is_newest_first,
             moderation_is_stored_with_its_events,
             sessions_of_a_user_are_listed,
             display_names_are_set_cleared_and_kept,
@@ -926,6 +929,7 @@ pub(crate) async fn search_mirrors_current_text_and_memberships(place: &Place) {
             after: None,
             limit: 10,
             offset: 0,
+            ranked_max: 10_000,
         };
         async move {
             let (rows, _) = store.search(spec).await.unwrap();

@@ -1,7 +1,8 @@
 //! `search` against a real server: stems, phrases, prefixes, ranking,
 //! highlights, the filters, edited and deleted messages (the index holds
 //! only the current text), privacy (a non-member finds nothing of a
-//! private room), and queries that are refused or bounded.
+//! private room), queries that are refused or bounded, and words in more
+//! messages than the server ranks (the newest matches first).
 
 use chatus_client::protocol::search::{Search, SearchQuery, SearchResults};
 use chatus_client::protocol::{
@@ -295,4 +296,70 @@ async fn ciphertext_of_encrypted_rooms_is_never_indexed() {
     assert_eq!(hits[0]["room"], "lobby", "{r}");
     let r = alice.call(json!({"type":"search","query":"megolm"})).await;
     assert_eq!(r["hits"].as_array().unwrap().len(), 0, "{r}");
+}
+
+/// Issue 13: ranking by relevance read every match, so a word in many
+/// messages (11 % of a million) was refused as too slow (`invalid_query`).
+/// Past `search_ranked_max` matches the page is the newest matches: a
+/// common word is answered, paged, highlighted and filtered, and deleted,
+/// edited-away and unreadable text still never comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_in_more_messages_than_are_ranked_is_answered_newest_first() {
+    let server = TestServer::start_with(|c| c.search_ranked_max = 4).await;
+    let (alice, _) = register(server.url(), "alice").await;
+    let (bob, _) = register(server.url(), "bob").await;
+    let vault = RoomName::parse("vault").unwrap();
+    bob.create_room(vault.clone(), Visibility::Private)
+        .await
+        .unwrap();
+    // Ranked, seq 1 would come first: it says lunch four times.
+    alice
+        .send(lobby(), body("lunch lunch lunch, lunch!"))
+        .await
+        .unwrap();
+    for i in 2..=12 {
+        let who = if i % 2 == 0 { &alice } else { &bob };
+        who.send(lobby(), body(&format!("lunch number {i}")))
+            .await
+            .unwrap();
+    }
+    // Newer, but alice is not in the vault.
+    bob.send(Conversation::Room(vault), body("secret lunch"))
+        .await
+        .unwrap();
+    alice.delete(lobby(), Seq(12)).await.unwrap();
+    alice
+        .edit(lobby(), Seq(10), body("dinner number 10"))
+        .await
+        .unwrap();
+
+    let mut s = search("lunch");
+    s.limit = Some(5);
+    let page = run(&alice, s.clone()).await;
+    assert_eq!(
+        page.hits.iter().map(|h| h.seq.0).collect::<Vec<_>>(),
+        vec![11, 9, 8, 7, 6]
+    );
+    assert!(page.more);
+    let hit = &page.hits[0];
+    assert_eq!(hit.snippet, "lunch number 11");
+    assert_eq!(hit.marks, vec![[0, 5]]);
+    s.offset = Some(page.next);
+    let page = run(&alice, s).await;
+    assert_eq!(
+        page.hits.iter().map(|h| h.seq.0).collect::<Vec<_>>(),
+        vec![5, 4, 3, 2, 1]
+    );
+    assert!(!page.more);
+    // Prefixes, phrases, the sender filter and the room filter too.
+    assert_eq!(
+        seqs(&alice, search("lun*")).await,
+        vec![11, 9, 8, 7, 6, 5, 4, 3, 2, 1]
+    );
+    assert_eq!(seqs(&alice, search("\"lunch number\"")).await.len(), 9);
+    let mut s = search("lunch");
+    s.from = Some(user("bob"));
+    s.conv = Some(lobby());
+    assert_eq!(seqs(&alice, s).await, vec![11, 9, 7, 5, 3]);
+    assert!(seqs(&alice, search("dinner")).await == vec![10]);
 }
