@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::util::*;
 
 /// The next event of `kind`, skipping every other frame.
-async fn next_of(raw: &mut Raw, kind: &str) -> Value {
+pub(crate) async fn next_of(raw: &mut Raw, kind: &str) -> Value {
     loop {
         let v = raw.recv().await;
         if v["type"] == kind {
@@ -17,7 +17,8 @@ async fn next_of(raw: &mut Raw, kind: &str) -> Value {
     }
 }
 
-async fn expect(raw: &mut Raw, v: Value, reply: &str) -> Value {
+/// Sends `v` and checks the reply's type.
+pub(crate) async fn expect(raw: &mut Raw, v: Value, reply: &str) -> Value {
     let r = raw.call(v).await;
     assert_eq!(r["type"], reply, "{r}");
     r

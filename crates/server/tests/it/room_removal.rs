@@ -12,23 +12,8 @@ use chatus_protocol::moderation::Reason;
 use chatus_server::admin::{AdminError, remove_room};
 use serde_json::{Value, json};
 
+use crate::moderation::{expect, next_of};
 use crate::util::*;
-
-/// The next frame of type `kind`, skipping every other.
-async fn next_of(raw: &mut Raw, kind: &str) -> Value {
-    loop {
-        let v = raw.recv().await;
-        if v["type"] == kind {
-            return v;
-        }
-    }
-}
-
-async fn expect(raw: &mut Raw, v: Value, reply: &str) -> Value {
-    let r = raw.call(v).await;
-    assert_eq!(r["type"], reply, "{r}");
-    r
-}
 
 async fn unknown_room(raw: &mut Raw, v: Value) {
     let r = raw.call(v.clone()).await;
