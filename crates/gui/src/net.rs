@@ -834,10 +834,17 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                         // show the marker for those this device cannot
                         // read, never their ciphertext.
                         let opened = client.open_all(&mut page.messages);
+                        let mut missing = false;
                         for (m, o) in page.messages.iter_mut().zip(opened) {
                             if let chatus_client::Opened::Undecryptable { .. } = o {
                                 m.body = Body::parse(crate::state::UNDECRYPTABLE).ok();
+                                missing = true;
                             }
+                        }
+                        // Ask this user's other devices for the keys (a
+                        // verified one answers; the messages then decrypt).
+                        if missing && let Err(e) = client.request_missing_keys().await {
+                            tracing::debug!(cause = %e, "asking for missing keys failed");
                         }
                         for c in &mut page.changes {
                             client.open_change(c);
