@@ -120,6 +120,15 @@ pub(crate) fn new_user(name: &str, join: Vec<ConvId>) -> NewUser {
     }
 }
 
+/// Creates a user (`new_user`) and gives their id.
+pub(crate) async fn add_user(
+    store: &(impl Store + ?Sized),
+    name: &str,
+    join: Vec<ConvId>,
+) -> UserId {
+    store.create_user(new_user(name, join)).await.unwrap().id
+}
+
 pub(crate) fn msg(conv: ConvId, sender: UserId, cid: &str, body: &str) -> NewMessage {
     NewMessage {
         conv,
@@ -219,16 +228,8 @@ pub(crate) async fn look_alike_names_are_refused(place: &Place) {
 pub(crate) async fn appends_number_messages_and_deduplicate(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
     let dm = store.open_dm(b, a, Timestamp(1)).await.unwrap();
     assert_eq!(dm.users, (a, b));
     assert_eq!(store.open_dm(a, b, Timestamp(2)).await.unwrap().id, dm.id);
@@ -281,11 +282,7 @@ pub(crate) async fn appends_number_messages_and_deduplicate(place: &Place) {
 pub(crate) async fn history_pages_both_ways(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
     let batch = (1..=10)
         .map(|i| msg(lobby, a, &format!("c{i}"), &format!("m{i}")))
         .collect();
@@ -309,11 +306,7 @@ pub(crate) async fn data_survives_reopening(place: &Place) {
     {
         let store = place.open().await;
         let lobby = lobby(&*store).await;
-        let a = store
-            .create_user(new_user("a", vec![lobby]))
-            .await
-            .unwrap()
-            .id;
+        let a = add_user(&*store, "a", vec![lobby]).await;
         store
             .append(vec![msg(lobby, a, "1", "kept")])
             .await
@@ -359,16 +352,8 @@ pub(crate) async fn data_survives_reopening(place: &Place) {
 pub(crate) async fn read_markers_only_move_forward_and_follow_own_messages(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
     let dm = store.open_dm(a, b, Timestamp(1)).await.unwrap().id;
     store
         .append(vec![
@@ -413,7 +398,7 @@ pub(crate) async fn closed_store_refuses_writes(place: &Place) {
 /// bounded chunks.
 pub(crate) async fn expired_sessions_are_skipped_and_deleted_in_chunks(place: &Place) {
     let store = place.open().await;
-    let a = store.create_user(new_user("a", vec![])).await.unwrap().id;
+    let a = add_user(&*store, "a", vec![]).await;
     for (i, expires) in [5u64, 6, 7, 100].into_iter().enumerate() {
         store
             .create_session(session(u8::try_from(i).unwrap(), a, expires))
@@ -447,8 +432,8 @@ pub(crate) async fn expired_sessions_are_skipped_and_deleted_in_chunks(place: &P
 
 pub(crate) async fn sessions_follow_passwords_and_revocations(place: &Place) {
     let store = place.open().await;
-    let a = store.create_user(new_user("a", vec![])).await.unwrap().id;
-    let b = store.create_user(new_user("b", vec![])).await.unwrap().id;
+    let a = add_user(&*store, "a", vec![]).await;
+    let b = add_user(&*store, "b", vec![]).await;
     let mark = store.latest_revocation().await.unwrap();
     assert!(store.revocations_after(mark).await.unwrap().is_empty());
     // A login that checked the current hash gets its session; one that
@@ -537,8 +522,8 @@ pub(crate) async fn sessions_follow_passwords_and_revocations(place: &Place) {
 
 pub(crate) async fn memberships_and_invitations(place: &Place) {
     let store = place.open().await;
-    let a = store.create_user(new_user("a", vec![])).await.unwrap().id;
-    let b = store.create_user(new_user("b", vec![])).await.unwrap().id;
+    let a = add_user(&*store, "a", vec![]).await;
+    let b = add_user(&*store, "b", vec![]).await;
     let room = store
         .create_room(
             RoomName::parse("ops").unwrap(),
@@ -700,16 +685,8 @@ pub(crate) async fn edits_deletions_reactions_and_replies(place: &Place) {
     use crate::store::{Kind, Refusal, RowKind};
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
     let stored = |o: &Appended| match o {
         Appended::Stored { seq } => seq.0,
         other => panic!("not stored: {other:?}"),
@@ -903,12 +880,8 @@ pub(crate) async fn search_mirrors_current_text_and_memberships(place: &Place) {
     use crate::store::{Kind, SearchSpec};
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store.create_user(new_user("b", vec![])).await.unwrap().id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![]).await;
     let edit = |t| Kind::Edit { target: Seq(t) };
     store
         .append(vec![

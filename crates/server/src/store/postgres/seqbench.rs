@@ -24,7 +24,7 @@ use chatus_protocol::Timestamp;
 use super::PgStore;
 use super::conn::Conn;
 use super::scratch::ScratchDb;
-use crate::store::suite::{msg, new_user};
+use crate::store::suite::{add_user, msg, new_user};
 use crate::store::{Appended, ConvId, NewMessage, Store, StoreError, UserId};
 
 const NODES: usize = 3;
@@ -200,11 +200,7 @@ async fn database(durable: bool) -> Option<ScratchDb> {
         db.durable().await.unwrap();
     }
     let setup = PgStore::open(db.url(), "bench=1").await.unwrap();
-    let owner = setup
-        .create_user(new_user("owner", vec![]))
-        .await
-        .unwrap()
-        .id;
+    let owner = add_user(&setup, "owner", vec![]).await;
     for r in 0..ROOMS {
         setup
             .create_room(

@@ -10,7 +10,7 @@ use chatus_protocol::{Seq, Timestamp};
 
 use super::PgStore;
 use super::scratch::ScratchDb;
-use crate::store::suite::{Kind, lobby, msg, new_user};
+use crate::store::suite::{Kind, add_user, lobby, msg, new_user};
 use crate::store::{Appended, Store, StoreError};
 
 crate::store::suite::store_suite!(Kind::Postgres);
@@ -110,13 +110,7 @@ async fn concurrent_appends_from_several_nodes_have_no_gap() {
     let lobby = lobby(&*nodes[0]).await;
     let mut users = Vec::new();
     for (i, store) in nodes.iter().enumerate() {
-        users.push(
-            store
-                .create_user(new_user(&format!("u{i}"), vec![lobby]))
-                .await
-                .unwrap()
-                .id,
-        );
+        users.push(add_user(&**store, &format!("u{i}"), vec![lobby]).await);
     }
     let dev = nodes[0]
         .create_room(
@@ -190,8 +184,8 @@ async fn a_send_through_two_nodes_at_once_is_stored_once() {
     let Some(db) = scratch().await else { return };
     let (a, b) = (node(&db).await, node(&db).await);
     let lobby = lobby(&*a).await;
-    let u = a.create_user(new_user("u", vec![lobby])).await.unwrap().id;
-    let v = a.create_user(new_user("v", vec![lobby])).await.unwrap().id;
+    let u = add_user(&*a, "u", vec![lobby]).await;
+    let v = add_user(&*a, "v", vec![lobby]).await;
     let dm = a.open_dm(u, v, Timestamp(1)).await.unwrap().id;
     for round in 0..20 {
         let id = format!("same-{round}");
@@ -396,11 +390,7 @@ async fn a_lost_database_is_unavailable_then_recovers() {
     );
     let store = PgStore::open(&url, "test=1").await.unwrap();
     let lobby = lobby(&store).await;
-    let u = store
-        .create_user(new_user("u", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let u = add_user(&store, "u", vec![lobby]).await;
     store
         .append(vec![msg(lobby, u, "1", "before")])
         .await

@@ -5,7 +5,7 @@ use chatus_protocol::Seq;
 
 use super::{Access, SqliteStore};
 use crate::store::Store;
-use crate::store::suite::{Kind, lobby, msg, new_user};
+use crate::store::suite::{Kind, add_user, lobby, msg};
 
 crate::store::suite::store_suite!(Kind::Sqlite);
 
@@ -30,16 +30,8 @@ async fn read_markers_are_key_lookups_however_many_messages() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
     let lobby = lobby(&store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&store, "a", vec![lobby]).await;
+    let b = add_user(&store, "b", vec![lobby]).await;
     let conn = super::open_conn(&dir.path().join(super::DB_FILE), super::Mode::ReadOnly).unwrap();
     // (VM instructions, full-scan steps) of reading a's markers.
     let cost = |conn: &rusqlite::Connection| {
@@ -91,11 +83,7 @@ async fn the_wal_is_checkpointed_beside_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Access::Exclusive).unwrap();
     let lobby = lobby(&store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&store, "a", vec![lobby]).await;
     let wal = dir.path().join(format!("{}-wal", super::DB_FILE));
     let body = "x".repeat(1000);
     let mut biggest = 0;

@@ -32,16 +32,8 @@ pub(crate) fn device_keys(user: UserId, device: &str, curve: &str, otks: usize) 
 pub(crate) async fn device_keys_are_claimed_once_and_to_device_messages_queue(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
     let dev = || DeviceId::parse("DEV").unwrap();
     let stored = store
         .upload_keys(device_keys(a, "DEV", "c1", 3))
@@ -157,21 +149,9 @@ pub(crate) async fn device_keys_are_claimed_once_and_to_device_messages_queue(pl
 pub(crate) async fn encrypted_conversations_are_marked_at_creation(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let c = store
-        .create_user(new_user("c", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
+    let c = add_user(&*store, "c", vec![lobby]).await;
     let room = store
         .create_encrypted_room(RoomName::parse("sealed").unwrap(), a, Timestamp(1))
         .await
@@ -210,16 +190,8 @@ pub(crate) async fn encrypted_conversations_are_marked_at_creation(place: &Place
 pub(crate) async fn devices_are_deleted_with_their_keys_and_queue(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
     let dev = |d: &str| DeviceId::parse(d).unwrap();
     for (user, device) in [(a, "ONE"), (a, "TWO"), (b, "ONE")] {
         store

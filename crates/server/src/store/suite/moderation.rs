@@ -26,21 +26,9 @@ fn event(room: ConvId, actor: UserId, cid: &str, action: &Action, effect: Effect
 pub(crate) async fn moderation_is_stored_with_its_events(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let owner = store
-        .create_user(new_user("o", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let m = store
-        .create_user(new_user("m", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let x = store
-        .create_user(new_user("x", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let owner = add_user(&*store, "o", vec![lobby]).await;
+    let m = add_user(&*store, "m", vec![lobby]).await;
+    let x = add_user(&*store, "x", vec![lobby]).await;
     let room = store
         .create_room(
             RoomName::parse("den").unwrap(),
@@ -183,16 +171,8 @@ pub(crate) async fn moderation_is_stored_with_its_events(place: &Place) {
 pub(crate) async fn sessions_of_a_user_are_listed(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
     for (token, user, created, expires) in [
         (1, a, 1, 100),
         (2, a, 5, 100),

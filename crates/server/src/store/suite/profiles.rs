@@ -7,16 +7,8 @@ use super::*;
 pub(crate) async fn display_names_are_set_cleared_and_kept(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
     let now = Timestamp(1);
     assert!(store.snapshot(now).await.unwrap().display_names.is_empty());
     let alice = DisplayName::parse("Alice Smith").unwrap();

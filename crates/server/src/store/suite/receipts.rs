@@ -6,21 +6,9 @@ use super::*;
 pub(crate) async fn public_read_markers_are_kept_apart(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let c = store
-        .create_user(new_user("c", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
+    let c = add_user(&*store, "c", vec![lobby]).await;
     store
         .append(vec![
             msg(lobby, a, "1", "x"),

@@ -24,17 +24,9 @@ fn at(conv: ConvId, sender: UserId, cid: &str, body: &str, time: u64) -> NewMess
 pub(crate) async fn search_past_the_ranking_bound_is_newest_first(place: &Place) {
     let store = place.open().await;
     let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("a", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let b = store
-        .create_user(new_user("b", vec![lobby]))
-        .await
-        .unwrap()
-        .id;
-    let c = store.create_user(new_user("c", vec![])).await.unwrap().id;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let b = add_user(&*store, "b", vec![lobby]).await;
+    let c = add_user(&*store, "c", vec![]).await;
     let side = store
         .create_room(
             RoomName::parse("side").unwrap(),
