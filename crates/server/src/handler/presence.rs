@@ -8,7 +8,7 @@
 //!   `typing` events go out from that service's task.
 
 use chatus_protocol::auth::Ack;
-use chatus_protocol::presence::{Member, SetTyping, Users};
+use chatus_protocol::presence::{SetTyping, Users};
 use chatus_protocol::{Conversation, RequestId, ServerMessage};
 
 use super::{Cx, Outcome, Session};
@@ -18,19 +18,7 @@ use crate::service::users::find_user;
 
 /// `who`.
 pub(super) fn who(cx: &mut Cx<'_>, id: Option<RequestId>) -> Result<Outcome, ApiError> {
-    let hub = cx.state.hub();
-    let users = hub
-        .online_users()
-        .into_iter()
-        .map(|user| Member {
-            display_name: hub
-                .user_by_key(&user.key())
-                .and_then(|u| hub.display_name(u.id)),
-            user,
-            online: true,
-            role: Default::default(),
-        })
-        .collect();
+    let users = cx.state.hub().online_members();
     Ok(Outcome::Reply(ServerMessage::Users(Users { id, users })))
 }
 

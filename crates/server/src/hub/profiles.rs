@@ -81,6 +81,25 @@ impl Hub {
         })
     }
 
+    /// Everyone online (here or, in cluster mode, on another node), with
+    /// their display name, by name: the reply to `who`.
+    pub(crate) fn online_members(&self) -> Vec<Member> {
+        let d = self.dir();
+        let mut v: Vec<Member> = d
+            .users
+            .iter()
+            .filter(|(id, u)| u.is_online() || d.remote_online(**id))
+            .map(|(id, u)| Member {
+                user: u.name.clone(),
+                online: true,
+                role: Default::default(),
+                display_name: d.profiles.get(id).cloned(),
+            })
+            .collect();
+        v.sort_by_key(|m| m.user.key());
+        v
+    }
+
     /// Members of a room with their presence, role and display name, by
     /// name.
     pub(crate) fn members(&self, room: ConvId) -> Vec<Member> {
