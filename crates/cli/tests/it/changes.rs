@@ -28,12 +28,7 @@ fn edit_reply_react_and_delete_in_chat() {
         u.register();
     }
     let mut tail = carol.spawn(&["tail", "--json", "--count", "5"]);
-    for _ in 0..200 {
-        if alice.ok(&["who"]).contains("carol") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    until_online(&alice, "carol");
 
     let feed = chat(
         &alice,

@@ -23,12 +23,7 @@ fn two_people_chat_through_the_cli() {
     // Bob follows everything he receives.
     let mut tail = bob.spawn(&["tail", "--json", "--count", "3"]);
     // Give tail time to connect: wait until alice's `who` sees bob online.
-    for _ in 0..200 {
-        if alice.ok(&["who"]).contains("bob") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    until_online(&alice, "bob");
     let out = alice.ok(&["send", "--room", "lobby", "hello", "everyone"]);
     assert!(out.contains("Sent to #lobby as alice (seq 1)"), "{out}");
     alice.ok(&["send", "--to", "bob", "just for you"]);

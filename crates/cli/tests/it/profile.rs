@@ -100,12 +100,7 @@ fn display_names_are_set_shown_beside_user_names_and_cleared() {
 
     // `tail` shows the sender's name as it is when the message arrives.
     let mut tail = bob.spawn(&["tail", "--json", "--count", "1"]);
-    for _ in 0..200 {
-        if alice.ok(&["who"]).contains("bob") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    until_online(&alice, "bob");
     alice.ok(&["profile", "--display-name", "Alice S."]);
     alice.ok(&["send", "--room", "lobby", "live"]);
     let lines = read_lines(&mut tail, 2, |_| true);

@@ -345,3 +345,14 @@ pub fn mode_is(path: &Path, mode: u32) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777 == mode
 }
+
+/// Waits (at most 5 s) until `asker`'s `who` lists `name`: a `tail` or
+/// `chat` of theirs just spawned has connected.
+pub fn until_online(asker: &User, name: &str) {
+    for _ in 0..200 {
+        if asker.ok(&["who"]).contains(name) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
