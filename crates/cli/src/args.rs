@@ -36,8 +36,9 @@ pub struct Cli {
 // last.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TopClientArgs {
-    /// Server to talk to [env: CHATUS_SERVER; default: wss://127.0.0.1:7500,
-    /// or for the desktop app the last one used].
+    /// Server to talk to [env: CHATUS_SERVER; default: the server of the
+    /// latest login, else wss://127.0.0.1:7500; for the desktop app the
+    /// last one used].
     #[arg(long)]
     pub server: Option<String>,
     /// Account to act as [env: CHATUS_USER; default: the server's default
@@ -56,6 +57,11 @@ pub struct TopClientArgs {
     /// trust a server's new certificate [env: CHATUS_ACCEPT_FINGERPRINT].
     #[arg(long, global = true, value_name = "SHA256:...")]
     pub accept_fingerprint: Option<String>,
+    /// With no OS keyring and no passphrase, seal this device's store with
+    /// a random key in a file beside it (weaker: anyone who can read your
+    /// files can open it) [env: CHATUS_INSECURE_KEY_FILE=1].
+    #[arg(long, global = true)]
+    pub insecure_key_file: bool,
 }
 
 impl TopClientArgs {
@@ -70,8 +76,9 @@ impl TopClientArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Client options")]
 pub struct ClientArgs {
-    /// Server to talk to [env: CHATUS_SERVER; default: wss://127.0.0.1:7500].
-    /// `host:port` and `host` work too.
+    /// Server to talk to [env: CHATUS_SERVER; default: the server of the
+    /// latest login, else wss://127.0.0.1:7500]. `host:port` and `host`
+    /// work too.
     #[arg(long)]
     pub server: Option<String>,
     /// Account to act as [env: CHATUS_USER; default: the server's default
@@ -91,8 +98,9 @@ pub struct ClientArgs {
 /// environment (in that order of precedence).
 #[derive(Debug, Clone)]
 pub struct ClientOpts {
-    /// The server as typed.
-    pub server: String,
+    /// The server as typed, if it was (else [`crate::connect::Ctx::new`]
+    /// takes the latest login's, or [`DEFAULT_SERVER`]).
+    pub server: Option<String>,
     /// The account as typed, if any.
     pub user: Option<String>,
     /// JSON output.
@@ -101,6 +109,8 @@ pub struct ClientOpts {
     pub config_dir: Option<PathBuf>,
     /// A certificate fingerprint to trust (`--accept-fingerprint`).
     pub accept_fingerprint: Option<String>,
+    /// A key file may seal the device store (`--insecure-key-file`).
+    pub insecure_key_file: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -116,8 +126,7 @@ impl ClientArgs {
                 .server
                 .clone()
                 .or_else(|| top.server.clone())
-                .or_else(|| env("CHATUS_SERVER"))
-                .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+                .or_else(|| env("CHATUS_SERVER")),
             user: self
                 .user
                 .clone()
@@ -133,6 +142,8 @@ impl ClientArgs {
                 .accept_fingerprint
                 .clone()
                 .or_else(|| env("CHATUS_ACCEPT_FINGERPRINT")),
+            insecure_key_file: top.insecure_key_file
+                || env("CHATUS_INSECURE_KEY_FILE").is_some_and(|v| v != "0"),
         }
     }
 }
@@ -185,6 +196,8 @@ pub enum Command {
     Invite(InviteArgs),
     /// Decline an invitation to a room.
     Decline(RoomArg),
+    /// A room's moderation events, newest first (the owner's audit log).
+    Audit(crate::audit::AuditArgs),
     /// Show your display name, set it (--display-name NAME) or remove it
     /// (--clear); it is always shown beside your user name.
     Profile(crate::profile::ProfileArgs),
@@ -209,6 +222,14 @@ pub enum Command {
     /// Verify another device (someone else's, or another of yours) by
     /// comparing emoji: both sides run `chatus verify` and confirm.
     Verify(crate::devices::VerifyArgs),
+    /// Back up this account's encryption keys on the server under a
+    /// recovery key shown once, and restore them on a new device:
+    /// `backup enable`, `backup restore`, `backup status`, `backup disable`.
+    Backup(crate::backup::BackupArgs),
+    /// Seal this device's encryption keys with a new passphrase (`passphrase
+    /// change`; asks the current one, then the new one twice); only for
+    /// keys sealed with a passphrase, not with the OS keyring.
+    Passphrase(crate::passphrase::PassphraseArgs),
     /// Open the desktop app.
     Gui(GuiArgs),
 }
@@ -233,6 +254,7 @@ impl Command {
             Command::Join(a) | Command::Leave(a) | Command::Decline(a) => &a.client,
             Command::Invite(a) => &a.client,
             Command::Profile(a) => &a.client,
+            Command::Audit(a) => &a.client,
             Command::Upload(a) => &a.client,
             Command::Download(a) => &a.client,
             Command::Files(a) => &a.client,
@@ -240,6 +262,8 @@ impl Command {
             Command::Trust(a) => &a.client,
             Command::Devices(a) => &a.client,
             Command::Verify(a) => &a.client,
+            Command::Backup(a) => &a.client,
+            Command::Passphrase(a) => &a.client,
         })
     }
 }
@@ -617,11 +641,14 @@ pub struct TrustArgs {
 
 /// `files` options.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("conv").required(true).args(["room", "with"]))]
+#[command(group = clap::ArgGroup::new("conv").required(true).args(["room", "room_arg", "with"]))]
 pub struct FilesArgs {
     /// A room.
     #[arg(long, short = 'r')]
     pub room: Option<String>,
+    /// The same as --room (`chatus files dev`).
+    #[arg(value_name = "ROOM", conflicts_with_all = ["room", "with"])]
+    pub room_arg: Option<String>,
     /// The direct conversation with this user.
     #[arg(long, short = 'w')]
     pub with: Option<String>,
@@ -630,6 +657,13 @@ pub struct FilesArgs {
     pub limit: u32,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+impl FilesArgs {
+    /// The room, given with --room or as the argument.
+    pub fn room(&self) -> Option<&str> {
+        self.room.as_deref().or(self.room_arg.as_deref())
+    }
 }
 
 /// `send` options.
@@ -647,11 +681,14 @@ pub struct SendArgs {
 
 /// `history` options.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("conv").required(true).args(["room", "with"]))]
+#[command(group = clap::ArgGroup::new("conv").required(true).args(["room", "room_arg", "with"]))]
 pub struct HistoryArgs {
     /// A room.
     #[arg(long, short = 'r')]
     pub room: Option<String>,
+    /// The same as --room (`chatus history dev`).
+    #[arg(value_name = "ROOM", conflicts_with_all = ["room", "with"])]
+    pub room_arg: Option<String>,
     /// The direct conversation with this user.
     #[arg(long, short = 'w')]
     pub with: Option<String>,
@@ -668,17 +705,34 @@ pub struct HistoryArgs {
     pub client: ClientArgs,
 }
 
+impl HistoryArgs {
+    /// The room, given with --room or as the argument.
+    pub fn room(&self) -> Option<&str> {
+        self.room.as_deref().or(self.room_arg.as_deref())
+    }
+}
+
 /// `tail` options.
 #[derive(Debug, Args)]
 pub struct TailArgs {
     /// Only this room (default: every room and direct message).
     #[arg(long, short = 'r')]
     pub room: Option<String>,
+    /// The same as --room (`chatus tail dev`).
+    #[arg(value_name = "ROOM", conflicts_with = "room")]
+    pub room_arg: Option<String>,
     /// Stop after this many messages.
     #[arg(long, short = 'n')]
     pub count: Option<u64>,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+impl TailArgs {
+    /// The room, given with --room or as the argument.
+    pub fn room(&self) -> Option<&str> {
+        self.room.as_deref().or(self.room_arg.as_deref())
+    }
 }
 
 /// `who` options.
@@ -687,8 +741,18 @@ pub struct WhoArgs {
     /// List this room's members with their presence.
     #[arg(long, short = 'r')]
     pub room: Option<String>,
+    /// The same as --room (`chatus who dev`).
+    #[arg(value_name = "ROOM", conflicts_with = "room")]
+    pub room_arg: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+impl WhoArgs {
+    /// The room, given with --room or as the argument.
+    pub fn room(&self) -> Option<&str> {
+        self.room.as_deref().or(self.room_arg.as_deref())
+    }
 }
 
 /// `create` options.
@@ -811,8 +875,8 @@ mod tests {
             .unwrap()
             .resolve(&cli.client);
         assert_eq!(
-            (opts.user.as_deref(), opts.server.as_str()),
-            (Some("bob"), "h:2")
+            (opts.user.as_deref(), opts.server.as_deref()),
+            (Some("bob"), Some("h:2"))
         );
     }
 }

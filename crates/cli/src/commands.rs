@@ -126,6 +126,7 @@ async fn log_in(ctx: &Ctx, args: &PasswordArgs, register: bool) -> Result<(), Cl
         config.trust = trust.clone();
         // The login makes (or finds) this device and publishes its keys.
         config.e2ee_dir = Some(ctx.sessions.dir().to_owned());
+        config.key_source = ctx.key_source.clone();
         config.resume = Resume::Off;
         config.reconnect = Reconnect::never();
         config.presence = false;
@@ -278,7 +279,7 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<(), CliError> {
 
 /// `history`.
 pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
-    let conv = target(args.room.as_deref(), args.with.as_deref())?;
+    let conv = target(args.room(), args.with.as_deref())?;
     let page = match (args.before, args.after) {
         (Some(b), _) => Page::Before(Seq(b)),
         (None, Some(a)) => Page::After(Seq(a)),
@@ -387,7 +388,7 @@ pub async fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
 
 /// `tail`.
 pub async fn tail(ctx: &Ctx, args: &TailArgs) -> Result<(), CliError> {
-    let room = args.room.as_deref().map(parse_room).transpose()?;
+    let room = args.room().map(parse_room).transpose()?;
     if args.count == Some(0) {
         return Ok(());
     }
@@ -593,7 +594,7 @@ pub async fn rooms(ctx: &Ctx) -> Result<(), CliError> {
 
 /// `who`.
 pub async fn who(ctx: &Ctx, args: &WhoArgs) -> Result<(), CliError> {
-    let room = args.room.as_deref().map(parse_room).transpose()?;
+    let room = args.room().map(parse_room).transpose()?;
     let (client, _, _) = ctx.connect(Mode::OneShot).await?;
     let result = match &room {
         Some(r) => client.members(r.clone()).await,

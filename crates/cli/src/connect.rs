@@ -20,8 +20,8 @@ use std::time::Duration;
 use chatus_client::protocol::{ErrorCode, Username};
 use chatus_client::sessions::{Chosen, Saved};
 use chatus_client::{
-    Client, Config, Connected, Credentials, Error, Event, Events, Fingerprint, KnownServers,
-    Reconnect, Resume, ServerUrl, Sessions, SessionsError, Status, Trust,
+    Client, Config, Connected, Credentials, Error, Event, Events, Fingerprint, KeySource,
+    KnownServers, Reconnect, Resume, ServerUrl, Sessions, SessionsError, Status, Trust,
 };
 
 use crate::CliError;
@@ -37,6 +37,8 @@ pub struct Ctx {
     pub sessions: Sessions,
     /// A fingerprint to trust (`--accept-fingerprint`).
     accept: Option<Fingerprint>,
+    /// Where the device store's key comes from.
+    pub key_source: KeySource,
 }
 
 /// How a command connects.
@@ -69,17 +71,25 @@ pub fn parse_user(s: &str) -> Result<Username, CliError> {
 impl Ctx {
     /// From the resolved client options.
     pub fn new(opts: &ClientOpts) -> Result<Self, CliError> {
+        let sessions = Sessions::new(opts.config_dir.clone())?;
+        let server = match &opts.server {
+            Some(s) => s.clone(),
+            None => sessions
+                .last_server()?
+                .unwrap_or_else(|| crate::args::DEFAULT_SERVER.to_owned()),
+        };
         Ok(Self {
-            server: opts.server.clone(),
+            server,
             user: opts.user.clone(),
             json: opts.json,
-            sessions: Sessions::new(opts.config_dir.clone())?,
+            sessions,
             accept: opts
                 .accept_fingerprint
                 .as_deref()
                 .map(Fingerprint::parse)
                 .transpose()
                 .map_err(|e| CliError::Usage(e.to_string()))?,
+            key_source: crate::passphrase::key_source(opts.insecure_key_file),
         })
     }
 
@@ -214,7 +224,12 @@ impl Ctx {
             Some(u) => format!("{u} is not logged in on {server}"),
             None => format!("Nobody is logged in on {server}"),
         };
-        let flag = if server.to_string() == crate::args::DEFAULT_SERVER {
+        // No flag where a command given none goes anyway.
+        let implied = file
+            .last_server
+            .as_deref()
+            .unwrap_or(crate::args::DEFAULT_SERVER);
+        let flag = if server.to_string() == implied {
             String::new()
         } else {
             format!(" --server {server}")
@@ -255,6 +270,7 @@ impl Ctx {
         config.trust = trust;
         // This login's end-to-end encryption device, beside the tokens.
         config.e2ee_dir = Some(self.sessions.dir().to_owned());
+        config.key_source = self.key_source.clone();
         config.client_label = format!("chatus-cli/{}", env!("CARGO_PKG_VERSION"));
         match mode {
             Mode::OneShot => {

@@ -7,18 +7,24 @@
 //! `--json`). `upload` exits 0 only once every file is stored and its
 //! message acknowledged; run again after an interruption (Ctrl-C cancels
 //! the transfer and keeps its resume state), it resumes.
+//!
+//! In an end-to-end encrypted conversation `upload` encrypts each file on
+//! this device first and shares it with its name, type and key inside the
+//! message's ciphertext; `download` of such a file finds that message
+//! (through `list_files` and `history`), checks the ciphertext's hash and
+//! decrypts it.
 
 use std::io::IsTerminal as _;
 
-use chatus_client::protocol::{Body, Conversation, FileId};
-use chatus_client::transfer::{self, Action, Endpoint, Update};
+use chatus_client::protocol::{Conversation, FileId};
+use chatus_client::transfer::{self, Action, Endpoint, TransferError, Update};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::CliError;
 use crate::args::{DownloadArgs, FilesArgs, UploadArgs};
 use crate::commands::{parse_room, say};
-use crate::connect::{Ctx, Mode, parse_user};
+use crate::connect::{Ctx, Mode, note, parse_user};
 use crate::output;
 
 /// A progress bar when stdout is a terminal (and no JSON is wanted),
@@ -136,12 +142,20 @@ pub async fn upload(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
     };
     let (client, _, me) = ctx.connect_as(Mode::OneShot, server, saved).await?;
     let result = async {
+        // An end-to-end encrypted conversation gets each file encrypted on
+        // this device; its name, type and key go inside the message.
+        let encrypt = client.encrypts(&to).await?;
         for path in &args.files {
             let label = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let up = match run(ctx, &endpoint, Action::Upload(path.clone()), &label).await? {
+            let action = if encrypt {
+                Action::UploadEncrypted(path.clone())
+            } else {
+                Action::Upload(path.clone())
+            };
+            let up = match run(ctx, &endpoint, action, &label).await? {
                 Update::Uploaded(up) => up,
                 other => {
                     return Err(CliError::Local(format!(
@@ -149,10 +163,7 @@ pub async fn upload(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
                     )));
                 }
             };
-            let body = Body::parse(up.name.as_str()).map_err(|e| CliError::Usage(e.message))?;
-            let sent = client
-                .send_file_with_id(to.clone(), body, Some(up.id.clone()), up.client_id.clone())
-                .await?;
+            let sent = client.share_upload(to.clone(), None, &up).await?;
             // Stored and acknowledged: nothing is left to resume.
             up.forget()?;
             if ctx.json {
@@ -164,6 +175,7 @@ pub async fn upload(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
                     "sha256": up.sha256.as_str(),
                     "seq": sent.seq.0,
                     "duplicate": sent.duplicate,
+                    "encrypted": encrypt,
                     "sender": me.user.as_str(),
                 });
                 match &sent.conv {
@@ -173,7 +185,8 @@ pub async fn upload(ctx: &Ctx, args: &UploadArgs) -> Result<(), CliError> {
                 say(&v.to_string());
             } else {
                 say(&format!(
-                    "Sent {} ({}) to {} as {} (seq {}); download it with `chatus download {}`.",
+                    "Sent {}{} ({}) to {} as {} (seq {}); download it with `chatus download {}`.",
+                    if encrypt { "end-to-end encrypted " } else { "" },
                     output::clean(up.name.as_str()),
                     output::human_size(up.size),
                     output::place(&sent.conv),
@@ -210,7 +223,25 @@ pub async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), CliError> {
         dest: args.output.clone(),
         force: args.force,
     };
-    let got = match run(ctx, &endpoint, action, id.as_str()).await? {
+    let mut encrypted = false;
+    let got = match run(ctx, &endpoint, action, id.as_str()).await {
+        // End-to-end encrypted: its key is in the message that shares it,
+        // which this device opens.
+        Err(CliError::Transfer(TransferError::Encrypted(_))) => {
+            encrypted = true;
+            let (client, _, _) = ctx.connect(Mode::OneShot).await?;
+            let found = client.find_encrypted_file(&id, None).await;
+            client.quit().await;
+            let action = Action::DownloadEncrypted {
+                file: Box::new(found?),
+                dest: args.output.clone(),
+                force: args.force,
+            };
+            run(ctx, &endpoint, action, id.as_str()).await?
+        }
+        other => other?,
+    };
+    let got = match got {
         Update::Downloaded(got) => got,
         other => {
             return Err(CliError::Local(format!(
@@ -226,15 +257,21 @@ pub async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), CliError> {
             "media_type": got.media_type.as_str(),
             "sha256": got.sha256.as_str(),
             "path": got.path.display().to_string(),
+            "encrypted": encrypted,
         })
         .to_string());
     } else {
         say(&format!(
-            "Saved {} ({}, {}) as {}; SHA-256 checked.",
+            "Saved {} ({}, {}) as {}; SHA-256 checked{}.",
             output::clean(got.name.as_str()),
             output::human_size(got.size),
             got.media_type,
-            got.path.display()
+            got.path.display(),
+            if encrypted {
+                ", then decrypted on this device"
+            } else {
+                ""
+            }
         ));
     }
     Ok(())
@@ -242,14 +279,28 @@ pub async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), CliError> {
 
 /// `files`.
 pub async fn list(ctx: &Ctx, args: &FilesArgs) -> Result<(), CliError> {
-    let conv = conversation(args.room.as_deref(), args.with.as_deref())?;
+    let conv = conversation(args.room(), args.with.as_deref())?;
     if args.limit == 0 {
         return Err(CliError::Usage("--limit must be at least 1.".into()));
     }
     let (client, _, _) = ctx.connect(Mode::OneShot).await?;
     let result = client.list_files(conv, Some(args.limit)).await;
+    // Encrypted files show their real names, from the messages that
+    // shared them.
+    let result = match result {
+        Ok(mut list) => match client.open_files(&mut list).await {
+            Ok(closed) => Ok((list, closed)),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
     client.quit().await;
-    let list = result?;
+    let (list, closed) = result?;
+    for (id, why) in &closed {
+        note(&format!(
+            "File {id} is encrypted and could not be opened here: {why}."
+        ));
+    }
     for f in &list.files {
         if ctx.json {
             let mut v = output::file_json(&f.file);

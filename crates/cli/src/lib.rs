@@ -11,16 +11,21 @@
 //!   and `tail`.
 //! - [`account`]: `passwd`, `logout`, `admin user reset-password`.
 //! - [`devices`]: `chatus devices` and `chatus verify`, end-to-end
-//!   encryption devices.
+//!   encryption devices; [`passphrase`]: where the key sealing a device's
+//!   store comes from (keyring, `CHATUS_PASSPHRASE`, the terminal).
 //! - [`chat`]: `chatus chat`, a line editor on a terminal, plain lines
 //!   from a pipe.
 //! - [`profile`]: `chatus profile`, the account's display name.
+//! - [`backup`]: `chatus backup`, the server-side key backup (recovery
+//!   key shown once, restore on a new device).
 //! - [`output`]: human and JSON output.
 //! - [`logging`]: tracing set-up.
 
 pub mod account;
 pub mod admin;
 pub mod args;
+pub mod audit;
+pub mod backup;
 pub mod chat;
 pub mod commands;
 pub mod connect;
@@ -29,6 +34,7 @@ pub mod files;
 pub mod logging;
 pub mod migrate;
 pub mod output;
+pub mod passphrase;
 pub mod profile;
 pub mod search;
 pub mod serve;
@@ -128,6 +134,7 @@ pub fn gui(cli: &Cli) -> Result<(), CliError> {
         server: args.server,
         user: args.user,
         config_dir: args.config_dir,
+        key_source: None,
     };
     chatus_gui::run(&options).map_err(|e| match e {
         // The windowing library's errors name source files; one sentence
@@ -228,6 +235,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Decline(a) => commands::decline(need()?, &a).await,
         Command::Invite(a) => commands::invite(need()?, &a).await,
         Command::Profile(a) => profile::profile(need()?, &a).await,
+        Command::Audit(a) => audit::audit(need()?, &a).await,
         Command::Upload(a) => files::upload(need()?, &a).await,
         Command::Download(a) => files::download(need()?, &a).await,
         Command::Files(a) => files::list(need()?, &a).await,
@@ -235,6 +243,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Trust(a) => connect::trust_command(need()?, &a).await,
         Command::Devices(a) => devices::devices(need()?, &a).await,
         Command::Verify(a) => devices::verify(need()?, &a).await,
+        Command::Backup(a) => backup::backup(need()?, &a).await,
+        Command::Passphrase(a) => passphrase::passphrase(need()?, &a).await,
         Command::Gui(_) => Err(CliError::Local(
             "The desktop app runs on the main thread; see main.rs.".into(),
         )),

@@ -303,7 +303,7 @@ pub fn change_text_as(c: &Change, with_place: bool, display_name: Option<&Displa
 }
 
 /// What a moderation event did, for a line: `banned bob (spam)`.
-fn moderation_text(a: &chatus_client::protocol::moderation::Action) -> String {
+pub fn moderation_text(a: &chatus_client::protocol::moderation::Action) -> String {
     use chatus_client::protocol::moderation::ActionKind;
     let user = a.target.as_ref().map_or(String::new(), |u| u.to_string());
     let mut s = match a.action {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chatus_protocol::{Password, Token, Username};
 
 use crate::cursors::Cursors;
+use crate::e2ee::seal::{KeySource, Keyring};
 use crate::known::Trust;
 use crate::url::ServerUrl;
 
@@ -146,6 +147,10 @@ pub struct Config {
     /// client has no device; it neither reads nor writes encrypted
     /// conversations (their messages arrive as [`crate::Event::Undecryptable`]).
     pub e2ee_dir: Option<PathBuf>,
+    /// Where the key sealing that device's store comes from: by default
+    /// the OS keyring only (see [`KeySource`]; front ends add a
+    /// passphrase, `CHATUS_PASSPHRASE`, and someone to ask).
+    pub key_source: KeySource,
 }
 
 impl Config {
@@ -164,6 +169,10 @@ impl Config {
             request_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(30),
             e2ee_dir: None,
+            key_source: KeySource {
+                keyring: Some(Keyring::os()),
+                ..KeySource::default()
+            },
         }
     }
 }
@@ -177,6 +186,7 @@ impl fmt::Debug for Config {
             .field("first_connect", &self.first_connect)
             .field("presence", &self.presence)
             .field("resume", &self.resume)
+            .field("key_source", &self.key_source)
             .finish_non_exhaustive()
     }
 }

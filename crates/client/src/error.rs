@@ -91,6 +91,32 @@ pub enum Error {
     /// conversation's keys could not be shared. Nothing was sent.
     #[error("End-to-end encryption failed: {0}")]
     E2ee(String),
+    /// The recovery key given is not the one the account's key backup was
+    /// made with. Nothing was installed.
+    #[error("That recovery key does not open this account's key backup; nothing was restored.")]
+    WrongRecoveryKey,
+    /// The text given is not a recovery key at all (a typing mistake,
+    /// most likely). Nothing was done.
+    #[error("That is not a recovery key: {0}.")]
+    MalformedRecoveryKey(String),
+    /// The passphrase given does not open the device store of the login
+    /// named (`user@host:port`), or the store is damaged. Nothing was
+    /// changed.
+    #[error(
+        "That passphrase does not open the encryption keys of {0} (or their file is damaged); nothing was changed."
+    )]
+    WrongPassphrase(String),
+    /// The device store of the login named is not sealed with a
+    /// passphrase, so there is none to change.
+    #[error(
+        "The encryption keys of {owner} on this machine are sealed with {sealed_by}, not a passphrase: there is no passphrase to change."
+    )]
+    NoPassphrase {
+        /// The login, `user@host:port`.
+        owner: String,
+        /// What seals them instead.
+        sealed_by: String,
+    },
 }
 
 impl Error {
@@ -110,6 +136,10 @@ impl Error {
             Error::TlsRequired { .. } => "the server requires TLS (wss://)".into(),
             Error::Local(why) => why.clone(),
             Error::E2ee(why) => why.trim_end_matches('.').to_owned(),
+            Error::WrongRecoveryKey => "wrong recovery key".into(),
+            Error::MalformedRecoveryKey(_) => "not a recovery key".into(),
+            Error::WrongPassphrase(_) => "wrong passphrase".into(),
+            Error::NoPassphrase { .. } => "no passphrase to change".into(),
         }
     }
 

@@ -81,6 +81,20 @@ pub enum Event {
     /// could not publish this device's keys. Reported; the conversation
     /// goes on.
     E2eeWarning(String),
+    /// A batch of this device's room keys was stored in the account's key
+    /// backup: after [`crate::Client::enable_backup`] or
+    /// [`crate::Client::restore_backup`], and whenever this device, backing
+    /// up, receives a room key or starts a session. For a status line, or
+    /// to know that a key is safe on the server.
+    KeysBackedUp {
+        /// The backup version they went to.
+        version: u64,
+        /// Keys in this batch (new to the backup, or reaching further
+        /// back than the copy it held).
+        keys: usize,
+        /// Keys the backup holds now.
+        total: u32,
+    },
     /// A device verification moved on (see
     /// [`crate::VerificationEvent`]).
     Verification(crate::VerificationEvent),

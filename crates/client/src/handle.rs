@@ -71,7 +71,11 @@ impl Client {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status::Connecting { attempt: 1 });
-        let e2ee = Shared::new(config.e2ee_dir.clone(), config.server.key());
+        let e2ee = Shared::new(
+            config.e2ee_dir.clone(),
+            config.server.key(),
+            config.key_source.clone(),
+        );
         let worker = Worker {
             commands: cmd_tx.downgrade(),
             status: status.clone(),
@@ -159,6 +163,14 @@ impl Client {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
+    /// Hands `events` to the application through the task, after what it
+    /// passed on before (a stopped client drops them).
+    pub(crate) fn emit(&self, events: Vec<Event>) {
+        if !events.is_empty() {
+            let _ = self.commands.send(Command::Emit(events));
+        }
+    }
+
     /// Sends a message and waits until it is stored. While disconnected it
     /// waits in the queue and goes out (once) after the reconnect.
     pub async fn send(&self, to: Conversation, body: Body) -> Result<Sent, Error> {
@@ -203,7 +215,7 @@ impl Client {
     /// encrypted room, or a direct conversation that is encrypted or new)
     /// is encrypted first, and its key shared with the members' devices.
     /// Reactions and deletions carry no text and go as they are.
-    async fn queue(
+    pub(crate) async fn queue(
         &self,
         to: Conversation,
         body: Body,

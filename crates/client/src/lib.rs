@@ -17,7 +17,8 @@
 //!   conversations (room keys withheld from devices flagged until
 //!   verified), key forwarding between one's own verified devices, and the
 //!   worker between the task and the application that decrypts events
-//!   ([`Opened`]).
+//!   ([`Opened`]). [`KeySource`] says where the key sealing the store
+//!   comes from: the OS keyring, a passphrase, or a key file on request.
 //! - [`config`]: [`Config`], [`Credentials`], [`Reconnect`], [`Resume`].
 //! - [`event`] holds [`Event`] and [`Status`].
 //! - [`cursors`]: [`Cursors`], last seen `seq` per conversation.
@@ -40,6 +41,8 @@
 //! - [`thumbnail`]: the server's thumbnails of shared images, fetched
 //!   whole (they are small) with a bound.
 //! - [`error`] holds [`Error`].
+//! - [`fuzzing`]: entry points for the fuzz targets (decoders of peer
+//!   input that are otherwise private).
 
 pub mod changes;
 pub mod config;
@@ -47,6 +50,7 @@ pub mod cursors;
 mod e2ee;
 pub mod error;
 pub mod event;
+pub mod fuzzing;
 pub mod handle;
 pub mod known;
 pub mod moderation;
@@ -67,7 +71,11 @@ pub use chatus_protocol as protocol;
 pub use config::{Config, Credentials, Reconnect, Resume};
 pub use cursors::Cursors;
 pub use e2ee::Opened;
+pub use e2ee::attachment::EncryptedFile;
+pub use e2ee::backup::{BackupStatus, Restored};
 pub use e2ee::devices::DeviceInfo;
+pub use e2ee::files::{StoreSeal, change_passphrase, store_seal};
+pub use e2ee::seal::{Ask, AskFor, KeySource, Keyring, PASSPHRASE_ENV, Passphrase};
 pub use e2ee::verify::VerificationEvent;
 pub use error::Error;
 pub use event::{Event, Status};

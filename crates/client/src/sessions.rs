@@ -10,6 +10,10 @@
 //! tells the person), with several [`SessionsError::Ambiguous`] asks for a
 //! choice.
 //!
+//! Which server a command goes to when none is named: the one of the
+//! latest login ([`Sessions::last_server`]), as `gh` or `ssh` config would
+//! keep it, so `chatus login --server chat.example.org` is typed once.
+//!
 //! Servers are keyed by their normalised `host:port` ([`ServerUrl::key`],
 //! the same over `wss://` and `ws://`); keys written in another spelling
 //! (by hand, or by an older version, which wrote `ws://host:port`) are
@@ -35,6 +39,9 @@ pub struct SessionFile {
     /// By server address (`host:port`; older versions wrote
     /// `ws://host:port`, merged when read).
     pub servers: BTreeMap<String, ServerSessions>,
+    /// The server of the latest login, as typed after parsing
+    /// (`wss://host:port`): where a command given no server goes.
+    pub last_server: Option<String>,
 }
 
 /// The accounts kept for one server.
@@ -191,7 +198,13 @@ impl Sessions {
             },
         );
         s.default = Some(user.key());
+        file.last_server = Some(server.to_string());
         self.save(&file)
+    }
+
+    /// The server of the latest login or registration, if any.
+    pub fn last_server(&self) -> Result<Option<String>, SessionsError> {
+        Ok(self.load()?.last_server)
     }
 
     /// Forgets a token. When it was the default, the server is left with
@@ -335,6 +348,7 @@ impl SessionFile {
         SessionFile {
             version: self.version,
             servers,
+            last_server: self.last_server,
         }
     }
 }

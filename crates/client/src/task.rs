@@ -72,6 +72,9 @@ pub(crate) enum Command {
     },
     /// Close the connection and stop.
     Quit { reply: oneshot::Sender<()> },
+    /// Pass these events on to the application, in order after what came
+    /// before (messages a restored key backup opened).
+    Emit(Vec<Event>),
 }
 
 /// Why a connection ended.
@@ -153,6 +156,13 @@ impl Task {
     /// Passes an event on (through the worker, which wakes the UI).
     fn emit(&self, event: Event) {
         let _ = self.events.send(Out::Event(Box::new(event)));
+    }
+
+    /// Passes events from a [`Command::Emit`] on, in order.
+    fn emit_all(&self, events: Vec<Event>) {
+        for event in events {
+            self.emit(event);
+        }
     }
 
     fn next_id(&mut self) -> RequestId {
@@ -240,6 +250,7 @@ impl Task {
                     Some(Command::Request { reply, .. }) => {
                         let _ = reply.send(Err(Error::Disconnected));
                     }
+                    Some(Command::Emit(events)) => self.emit_all(events),
                 },
             }
         }
@@ -619,6 +630,7 @@ impl Task {
                             break lost;
                         }
                     }
+                    Some(Command::Emit(events)) => self.emit_all(events),
                 },
                 () = sleep_until_opt(retry_at) => {
                     if let Err(lost) = self.pump(&mut link).await {
@@ -769,6 +781,7 @@ fn fail_command(cmd: Command, error: &Error) {
         Command::Quit { reply } => {
             let _ = reply.send(());
         }
+        Command::Emit(_) => {}
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Device {
     pub(crate) groups: GroupState,
     /// What the user decided about other devices.
     pub(crate) trust: TrustStore,
+    /// The server-side key backup this device seals room keys for, if any.
+    pub(crate) backup: Option<crate::backup::BackupState>,
 }
 
 impl std::fmt::Debug for Device {
@@ -60,6 +62,7 @@ impl Device {
             olm: OlmSessions::default(),
             groups: GroupState::default(),
             trust: TrustStore::default(),
+            backup: None,
         }
     }
 

@@ -87,6 +87,15 @@ pub enum DecodeError {
     BadSessionKey,
 }
 
+/// Encrypting or decrypting a file failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FileCipherError {
+    /// The file is longer than the cipher can encrypt with one key
+    /// (256 GiB).
+    #[error("The file is too long to encrypt with one key (the limit is 256 GiB).")]
+    TooLong,
+}
+
 impl DecodeError {
     pub(crate) fn json(e: &serde_json::Error) -> Self {
         Self::Json(e.to_string())
@@ -263,6 +272,27 @@ pub enum StoreError {
     #[error("The store key could not be derived from the passphrase: {0}.")]
     KeyDerivation(String),
     /// Randomness was unavailable.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// A recovery key or a backed-up room key could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BackupError {
+    /// The text is not a recovery key (a typing mistake, most likely).
+    #[error("That is not a recovery key: {0}.")]
+    MalformedRecoveryKey(&'static str),
+    /// The recovery key is not the one the backup was made with (or a
+    /// sealed key was tampered with, or moved from another slot).
+    #[error("The recovery key does not open this backup.")]
+    WrongKey,
+    /// A sealed key is not in the backup's format.
+    #[error("A backed-up key is malformed: {0}.")]
+    Malformed(&'static str),
+    /// A sealed key opened but names another session than its slot.
+    #[error("A backed-up key names another session than the one it is kept under.")]
+    Mismatch,
+    /// The random number generator failed.
     #[error(transparent)]
     Random(#[from] RandomError),
 }

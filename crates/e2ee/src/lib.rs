@@ -53,14 +53,21 @@
 //! - `group`: Megolm (`EncryptedEvent`, `RoomKey`, `RotationPolicy`,
 //!   export and import of room keys, replay detection).
 //! - `forward`: the key forwarding rule (`KeyRequest`).
+//! - `backup`: server-side key backup: `RecoveryKey` (shown once, in
+//!   base58), the `BackupKey` derived from it with HKDF, room keys sealed
+//!   with XChaCha20-Poly1305 per `BackupSlot`, and what the device has
+//!   backed up.
 //! - `trust`: the trust store (`TrustState`).
 //! - `sas` and `emoji`: SAS verification and the emoji table.
 //! - `store`: `StoreKey` and the encrypted blob.
+//! - `attachment`: `FileKey`, the cipher of end-to-end encrypted files.
 //! - `error`: one error enum per operation family.
 //! - `fuzzing`: entry points for the fuzz targets.
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod attachment;
+mod backup;
 mod device;
 mod emoji;
 mod error;
@@ -74,11 +81,15 @@ mod sas;
 mod store;
 mod trust;
 
+pub use attachment::FileKey;
+pub use backup::{
+    BACKUP_ALGORITHM, BackupKey, BackupSlot, CHECK_INFO, KEY_INFO, MAX_SEALED_LEN, RecoveryKey,
+};
 pub use device::Device;
 pub use emoji::{EMOJI, Emoji};
 pub use error::{
-    DecodeError, ForwardError, GroupError, IdError, RandomError, StoreError, ToDeviceError,
-    VerificationError,
+    BackupError, DecodeError, FileCipherError, ForwardError, GroupError, IdError, RandomError,
+    StoreError, ToDeviceError, VerificationError,
 };
 pub use forward::KeyRequest;
 pub use group::{
@@ -91,7 +102,7 @@ pub use keys::{
 };
 pub use olm::{OLM_ALGORITHM, ReceivedToDevice, ToDeviceMessage, ToDevicePayload};
 pub use sas::{SasMessage, Verification, VerificationState};
-pub use store::StoreKey;
+pub use store::{KdfParams, StoreKey};
 pub use trust::{TrustLevel, TrustState, TrustStore};
 /// The public key types in this crate's API.
 pub use vodozemac::{Curve25519PublicKey, Ed25519PublicKey};

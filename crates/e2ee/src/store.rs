@@ -37,7 +37,32 @@ const HEADER_LEN: usize = MAGIC.len() + 1;
 const NONCE_LEN: usize = 24;
 
 /// The key that encrypts the store: 32 bytes, wiped from memory on drop.
+#[derive(Clone)]
 pub struct StoreKey(Zeroizing<[u8; 32]>);
+
+/// Argon2id's cost parameters, kept beside a store sealed with a
+/// passphrase so that a later change of the defaults still opens it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Passes over the memory.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl Default for KdfParams {
+    /// The argon2 crate's defaults (OWASP's first choice): 19 MiB, 2
+    /// passes, 1 lane.
+    fn default() -> Self {
+        Self {
+            m_cost: argon2::Params::DEFAULT_M_COST,
+            t_cost: argon2::Params::DEFAULT_T_COST,
+            p_cost: argon2::Params::DEFAULT_P_COST,
+        }
+    }
+}
 
 impl std::fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,8 +80,21 @@ impl StoreKey {
     /// parameters: 19 MiB, 2 passes, 1 lane). `salt` is at least 8 random
     /// bytes kept beside the store.
     pub fn from_passphrase(passphrase: &str, salt: &[u8]) -> Result<Self, StoreError> {
+        Self::from_passphrase_with(passphrase, salt, KdfParams::default())
+    }
+
+    /// A key from a passphrase with Argon2id and the given costs (those
+    /// recorded beside the store). Costs out of Argon2's range are an
+    /// error, never a weaker key.
+    pub fn from_passphrase_with(
+        passphrase: &str,
+        salt: &[u8],
+        params: KdfParams,
+    ) -> Result<Self, StoreError> {
         let mut key = Zeroizing::new([0u8; 32]);
-        argon2::Argon2::default()
+        let params = argon2::Params::new(params.m_cost, params.t_cost, params.p_cost, Some(32))
+            .map_err(|e| StoreError::KeyDerivation(e.to_string()))?;
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
             .hash_password_into(passphrase.as_bytes(), salt, key.as_mut_slice())
             .map_err(|e| StoreError::KeyDerivation(e.to_string()))?;
         Ok(Self(key))
@@ -86,6 +124,8 @@ struct Persisted {
     trust: Vec<TrustRecord>,
     #[serde(default)]
     policy: RotationPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backup: Option<crate::backup::BackupRecord>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -188,6 +228,7 @@ impl Device {
                 .collect(),
             trust: self.trust.records(),
             policy: self.groups.policy,
+            backup: self.backup.as_ref().map(crate::backup::BackupState::record),
         };
         let plaintext = Zeroizing::new(crate::keys::to_json(&persisted).into_bytes());
         let mut nonce = [0u8; NONCE_LEN];
@@ -295,6 +336,10 @@ impl Device {
             olm,
             groups,
             trust: TrustStore::from_records(p.trust),
+            backup: p
+                .backup
+                .map(crate::backup::BackupState::from_record)
+                .transpose()?,
         })
     }
 }

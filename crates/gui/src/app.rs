@@ -6,7 +6,7 @@ use chatus_client::protocol::Username;
 use chatus_client::{ServerUrl, Sessions};
 use eframe::egui;
 
-use crate::net::{Action, Bridge, Session};
+use crate::net::{Action, Bridge, Session, Update};
 use crate::settings::{self, Settings};
 use crate::state::{Intent, Screen, State};
 use crate::ui;
@@ -25,6 +25,8 @@ pub struct ChatusApp {
     view_session: Session,
     /// The account whose muted conversations the state holds.
     muted_for: Option<String>,
+    /// The passphrase dialog, while the network waits for its answer.
+    passphrase: Option<crate::passphrase::Dialog>,
 }
 
 impl ChatusApp {
@@ -33,7 +35,11 @@ impl ChatusApp {
     /// when none is remembered, the server's default account in the store).
     pub fn new(options: &Options, settings: Settings) -> Result<Self, GuiError> {
         let sessions = Sessions::new(options.config_dir.clone())?;
-        let net = Bridge::start(sessions.clone())?;
+        let source = options
+            .key_source
+            .clone()
+            .unwrap_or_else(chatus_client::KeySource::from_env);
+        let net = Bridge::start(sessions.clone(), source)?;
         let mut state = State::default();
         let mut settings = settings;
         if let Some(s) = &options.server {
@@ -57,6 +63,7 @@ impl ChatusApp {
             wired: false,
             view_session: Session::default(),
             muted_for: None,
+            passphrase: None,
         };
         if let Ok(server) =
             ServerUrl::parse(&format!("{}:{}", app.settings.host, app.settings.port))
@@ -115,8 +122,17 @@ impl ChatusApp {
             self.wired = true;
         }
         for (session, update) in self.net.drain() {
+            if let Update::Passphrase(question) = update {
+                self.passphrase = Some(crate::passphrase::Dialog::new(question));
+                continue;
+            }
             let actions = self.state.receive(session, update);
             self.dispatch(actions);
+        }
+        if let Some(dialog) = &mut self.passphrase
+            && dialog.show(ui.ctx())
+        {
+            self.passphrase = None;
         }
         if let (Some(me), Some(server)) = (&self.state.me, &self.state.server) {
             self.settings.host = crate::state::form_host(server);

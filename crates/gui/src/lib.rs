@@ -13,6 +13,8 @@
 //!   [`net::Update`] out), which also runs file transfers and the file
 //!   dialogs.
 //! - [`ui`]: the login and chat screens, the feed, dialogs.
+//! - [`passphrase`]: the dialog asking for the passphrase that seals a
+//!   login's encryption keys when no OS keyring answers.
 //! - [`settings`]: what is remembered between runs.
 //! - [`fonts`]: the fonts (a colour emoji font when the system has one)
 //!   and finding characters no font can draw.
@@ -20,6 +22,7 @@
 pub mod app;
 pub mod fonts;
 pub mod net;
+pub mod passphrase;
 pub mod settings;
 pub mod state;
 pub mod ui;
@@ -37,6 +40,10 @@ pub struct Options {
     pub user: Option<String>,
     /// Where login tokens are kept (default: the user's config directory).
     pub config_dir: Option<PathBuf>,
+    /// Where the key sealing each login's encryption device comes from
+    /// (default: the OS keyring, else `CHATUS_PASSPHRASE`, else a dialog
+    /// asks).
+    pub key_source: Option<chatus_client::KeySource>,
 }
 
 /// Log filter directives (`tracing_subscriber::EnvFilter` syntax) that

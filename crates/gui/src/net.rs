@@ -17,11 +17,16 @@
 //! (see `transfers.rs`), and image previews (`previews.rs`); device
 //! verification requests are in `verify.rs`.
 
+mod backup;
+mod notify;
 mod previews;
+mod saved;
 mod transfers;
 mod verify;
 
-use std::collections::BTreeSet;
+use notify::notify;
+pub use saved::saved_accounts;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -35,7 +40,9 @@ use chatus_client::protocol::{
     Visibility,
 };
 use chatus_client::transfer::Progress;
-use chatus_client::{Client, Config, Credentials, Event, Reconnect, Resume, ServerUrl, Sessions};
+use chatus_client::{
+    Client, Config, Credentials, Event, KeySource, Reconnect, Resume, ServerUrl, Sessions,
+};
 use tokio::sync::mpsc as tmpsc;
 
 use crate::state::Preview;
@@ -51,6 +58,7 @@ impl Session {
     }
 }
 
+pub use backup::{BackupAction, BackupUpdate, ExistingBackup};
 pub use transfers::{describe as describe_transfer_error, display_name};
 pub use verify::{VerifyAction, VerifyUpdate};
 
@@ -150,6 +158,8 @@ pub enum Action {
     Decline(RoomName),
     /// A moderation command in a room.
     Moderate(RoomName, chatus_client::moderation::command::Command),
+    /// A page of a room's audit log (the answer is [`Update::AuditLog`]).
+    AuditLog(RoomName, Option<Seq>),
     /// Add (`on`) or take back our reaction on a message.
     React {
         /// The conversation.
@@ -210,9 +220,9 @@ pub enum Action {
     },
     /// Stop an upload or download.
     CancelTransfer(TransferId),
-    /// Fetch a shared image's thumbnail (the answer is
-    /// [`Update::Thumbnail`]).
-    Thumbnail(FileId),
+    /// Fetch a shared image's thumbnail ([`Update::Thumbnail`]; an encrypted
+    /// one whole, into the cache folder given, see `previews.rs`).
+    Thumbnail(FileId, Option<PathBuf>),
     /// Fetch a shared image whole into the cache folder, to open it (the
     /// answer is [`Update::FetchedFull`]).
     OpenFull {
@@ -231,6 +241,8 @@ pub enum Action {
     },
     /// A device verification request (the answer is [`Update::Verify`]).
     Verify(VerifyAction),
+    /// A key backup request (see `net/backup.rs`).
+    Backup(BackupAction),
     /// Revoke the token, forget it, and disconnect.
     Logout,
     /// Close the connection cleanly.
@@ -248,8 +260,18 @@ pub enum Update {
     Certificate(crate::state::CertificateQuestion),
     /// An event from the client library.
     Event(Event),
+    /// The passphrase sealing a device's keys is needed.
+    Passphrase(crate::passphrase::Question),
     /// The public read markers of a conversation.
     Receipts(chatus_client::protocol::receipt::ReceiptList),
+    /// Devices (user, device id) that the last message to a conversation
+    /// was not shared with: new devices of verified users, until verified.
+    Withheld(Conversation, Vec<(Username, String)>),
+    /// The answer to [`Action::AuditLog`], or why there is none.
+    AuditLog(
+        RoomName,
+        Result<chatus_client::protocol::moderation::AuditPage, String>,
+    ),
     /// The answer to [`Action::Search`], or why there is none.
     SearchResults(Result<chatus_client::protocol::search::SearchResults, String>),
     /// Our conversations with read state.
@@ -323,6 +345,8 @@ pub enum Update {
     FetchedFull(Result<PathBuf, String>),
     /// The answer to an [`Action::Verify`].
     Verify(VerifyUpdate),
+    /// The answer to turning the key backup on (see `net/backup.rs`).
+    Backup(BackupUpdate),
     /// A conversation we sent to is end-to-end encrypted.
     Encrypted(Conversation),
     /// The accounts with a saved login on a server (not tied to a client).
@@ -345,7 +369,7 @@ pub struct Bridge {
 
 impl Bridge {
     /// Starts the network thread.
-    pub fn start(sessions: Sessions) -> std::io::Result<Bridge> {
+    pub fn start(sessions: Sessions, source: KeySource) -> std::io::Result<Bridge> {
         let (action_tx, action_rx) = tmpsc::unbounded_channel();
         let (update_tx, update_rx) = mpsc::channel();
         let repaint: Repaint = Arc::new(Mutex::new(None));
@@ -359,10 +383,12 @@ impl Bridge {
             repaint: repaint.clone(),
             session: Session::default(),
         };
+        let ask = out.clone();
+        let source = crate::passphrase::or_dialog(source, move |q| ask.send(Update::Passphrase(q)));
         std::thread::Builder::new()
             .name("chatus-net-main".into())
             .spawn(move || {
-                runtime.block_on(worker(action_rx, out, sessions));
+                runtime.block_on(worker(action_rx, out, sessions, source));
             })?;
         Ok(Bridge {
             actions: action_tx,
@@ -428,7 +454,12 @@ struct Conn {
     transfers: transfers::Transfers,
 }
 
-async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, sessions: Sessions) {
+async fn worker(
+    mut actions: tmpsc::UnboundedReceiver<Action>,
+    out: Out,
+    sessions: Sessions,
+    source: KeySource,
+) {
     let mut conn: Option<Conn> = None;
     // Updates not tied to a client (the answer to a logout, "not
     // connected") carry the session of the last `Connect`.
@@ -465,7 +496,7 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                     credentials,
                     user,
                 };
-                conn = Some(connect(login, &out, &sessions, me_tx.clone()));
+                conn = Some(connect(login, &out, &sessions, &source, me_tx.clone()));
             }
             Action::ConnectSaved {
                 server,
@@ -483,7 +514,7 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                             credentials: Credentials::Token(token),
                             user: Some(user),
                         };
-                        conn = Some(connect(login, &out, &sessions, me_tx.clone()));
+                        conn = Some(connect(login, &out, &sessions, &source, me_tx.clone()));
                     }
                     Err(e) => {
                         tracing::debug!(cause = %e, "no saved login");
@@ -536,7 +567,7 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                 None => out.send(not_connected(id)),
             },
             Action::Download { id, file, folder } => match &mut conn {
-                Some(c) => c.transfers.download(&c.out, id, file, folder),
+                Some(c) => c.transfers.download(&c.client, &c.out, id, file, folder),
                 None => out.send(not_connected(id)),
             },
             Action::CancelTransfer(id) => {
@@ -544,13 +575,21 @@ async fn worker(mut actions: tmpsc::UnboundedReceiver<Action>, out: Out, session
                     c.transfers.cancel(id);
                 }
             }
-            Action::Thumbnail(id) => match &conn {
-                Some(c) => previews::spawn_thumbnail(c.transfers.link().subscribe(), &c.out, id),
+            Action::Thumbnail(id, cache) => match &conn {
+                Some(c) => {
+                    previews::spawn_thumbnail(&c.client, &c.transfers.link(), &c.out, id, cache);
+                }
                 None => out.send(Update::Thumbnail { id, preview: None }),
             },
             Action::OpenFull { file, cache } => match &conn {
                 Some(c) => {
-                    previews::spawn_fetch_full(c.transfers.link().subscribe(), &c.out, file, cache);
+                    previews::spawn_fetch_full(
+                        &c.client,
+                        c.transfers.link().subscribe(),
+                        &c.out,
+                        file,
+                        cache,
+                    );
                 }
                 None => out.send(Update::FetchedFull(Err("Not connected.".into()))),
             },
@@ -591,30 +630,6 @@ fn not_connected(id: TransferId) -> Update {
     }
 }
 
-/// The accounts with a saved login on `server`, as the server spells
-/// them, ordered by name. Asks the store about each name it holds, so a
-/// server is recognised however its address was written when saved.
-pub fn saved_accounts(sessions: &Sessions, server: &ServerUrl) -> Vec<Username> {
-    let file = match sessions.load() {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!(cause = %e, "could not read the saved logins");
-            return Vec::new();
-        }
-    };
-    let mut asked = BTreeSet::new();
-    let mut users: Vec<Username> = file
-        .servers
-        .values()
-        .flat_map(|s| s.accounts.values())
-        .filter_map(|a| Username::parse(a.user.clone()).ok())
-        .filter(|u| asked.insert(u.key()))
-        .filter_map(|u| sessions.token(server, Some(&u)).ok().map(|(u, _)| u))
-        .collect();
-    users.sort_by_key(Username::key);
-    users
-}
-
 /// What a `Connect` asked for.
 struct Login {
     server: ServerUrl,
@@ -636,6 +651,7 @@ fn connect(
     login: Login,
     out: &Out,
     sessions: &Sessions,
+    source: &KeySource,
     me: tmpsc::UnboundedSender<(ServerUrl, Username)>,
 ) -> Conn {
     let Login {
@@ -670,6 +686,7 @@ fn connect(
     // one the CLI uses for the same account and server (the library locks
     // it between processes).
     config.e2ee_dir = Some(sessions.dir().to_owned());
+    config.key_source = source.clone();
     let trust = config.trust.clone();
     let (client, mut events) = Client::start(config);
     let out = out.clone();
@@ -773,29 +790,12 @@ fn connect(
     }
 }
 
-/// Shows a desktop notification (blocking: D-Bus). Notification services
-/// may read the body as simple markup, so others' text is escaped.
-fn notify(summary: &str, body: &str) {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    if let Err(e) = notify_rust::Notification::new()
-        .appname("ChatUs")
-        .summary(summary)
-        .body(&escape(body))
-        .show()
-    {
-        tracing::debug!(cause = %e, "no desktop notification");
-    }
-}
-
 /// Runs one request on its own task so a slow one never holds up others.
 fn spawn_request(client: Client, action: Action, out: Out) {
     tokio::spawn(async move {
         let failed = |what: &str, e: chatus_client::Error| Update::Failed(format!("{what}: {e}"));
         let update = match action {
+            Action::Backup(a) => backup::run(&client, a).await,
             Action::Verify(step) => match verify::run(&client, step).await {
                 Some(u) => Update::Verify(u),
                 None => return,
@@ -818,6 +818,12 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                 // The first message of a new direct conversation made it
                 // encrypted: the header's marker shows it at once.
                 if result.is_ok() && client.is_encrypted(&target) == Some(true) {
+                    let withheld = client.withheld_devices(&target);
+                    let withheld: Vec<_> =
+                        withheld.into_iter().map(|d| (d.user, d.device)).collect();
+                    if !withheld.is_empty() {
+                        out.send(Update::Withheld(target.clone(), withheld));
+                    }
                     out.send(Update::Encrypted(target));
                 }
                 Update::Sent {
@@ -918,6 +924,12 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                     Err(e) => failed("Could not do that", e),
                 }
             }
+            Action::AuditLog(room, before) => {
+                let page = client
+                    .audit_log(room.clone(), before, Some(crate::state::AUDIT_PAGE))
+                    .await;
+                Update::AuditLog(room, page.map_err(|e| e.to_string()))
+            }
             Action::Members(room) => match client.members(room.clone()).await {
                 Ok(m) => Update::Members(room, m),
                 Err(e) => failed("Could not list members", e),
@@ -978,7 +990,7 @@ fn spawn_request(client: Client, action: Action, out: Out) {
             | Action::Upload { .. }
             | Action::Download { .. }
             | Action::CancelTransfer(_)
-            | Action::Thumbnail(_)
+            | Action::Thumbnail(..)
             | Action::Notify { .. }
             | Action::OpenFull { .. } => return,
         };

@@ -50,10 +50,13 @@ pub use compose::{MAX_COMPLETIONS, TYPING_RENEW};
 pub(crate) use events::UNDECRYPTABLE;
 pub use files::{Download, DownloadPhase, Upload, UploadPhase};
 pub use glyphs::FontGap;
+pub use moderate::{AUDIT_PAGE, AuditView};
 pub use notify::NOTIFY_BODY_CHARS;
 pub use previews::{MAX_PREVIEWS, Preview, PreviewState, Previews, is_image};
 pub use search::{Jump, MAX_JUMP_PAGES, SearchState};
-pub use verify::{PeerTrust, SasEmoji, VERIFY_TIMEOUT, Verification, VerifyPhase, trust_word};
+pub use verify::{
+    MAX_MARKED_MEMBERS, PeerTrust, SasEmoji, VERIFY_TIMEOUT, Verification, VerifyPhase, trust_word,
+};
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,6 +326,9 @@ pub enum Intent {
     },
     /// Go to a message found by a search.
     OpenHit(Conversation, Seq),
+    /// Load a room's audit log (its owner), newest first, or the page
+    /// before `seq` (the answer is [`State::audit`]).
+    AuditLog(RoomName, Option<Seq>),
     /// The feed scrolled to the message of [`State::jump`].
     Jumped,
     /// Mute a conversation's notifications, or unmute them.
@@ -336,6 +342,16 @@ pub enum Intent {
     Verify(Username, Option<String>),
     /// Load a user's devices and their trust (the devices dialog).
     ShowDevices(Username),
+    /// Turn the key backup on (a new recovery key, shown once); when the
+    /// account has a backup, the app asks first (`State::backup_to_replace`).
+    EnableBackup,
+    /// The answer to that question: replace the account's backup (`true`:
+    /// its keys are discarded) or keep it.
+    ReplaceBackup(bool),
+    /// Restore the key backup on this device with a recovery key.
+    RestoreBackup(String),
+    /// The recovery key was seen: stop showing it.
+    DismissRecoveryKey,
     /// Accept (`true`) or decline the verification another device offers.
     AnswerVerification(bool),
     /// The emoji on both devices are the same (`true`) or not.
@@ -411,6 +427,10 @@ pub struct State {
     typing_sent: Option<(Conversation, Instant)>,
     /// The last search and its hits.
     pub search: Option<SearchState>,
+    /// Withheld devices already told of: (conversation, user key, device).
+    withheld_told: BTreeSet<(String, String, String)>,
+    /// The audit log last asked for (a room's owner).
+    pub audit: Option<AuditView>,
     /// A message to scroll to (a search hit), once loaded.
     pub jump: Option<Jump>,
     /// The window has the keyboard focus (messages in the open
@@ -420,6 +440,12 @@ pub struct State {
     pub muted: BTreeSet<Conversation>,
     /// Which read receipts we share.
     pub share: ShareReceipts,
+    /// A new key backup's recovery key, shown until dismissed and then
+    /// forgotten (it is stored nowhere).
+    pub recovery_key: Option<String>,
+    /// The account's key backup while the app asks whether to replace it
+    /// (turning the backup on found one).
+    pub backup_to_replace: Option<crate::net::ExistingBackup>,
     /// The client whose updates count; bumped on every new login and on
     /// logout, so stragglers from an old client are ignored.
     session: Session,
@@ -513,10 +539,14 @@ impl Default for State {
             quit: false,
             typing_sent: None,
             search: None,
+            audit: None,
+            withheld_told: BTreeSet::new(),
             jump: None,
             focused: true,
             muted: BTreeSet::new(),
             share: ShareReceipts::default(),
+            recovery_key: None,
+            backup_to_replace: None,
             session: Session::default(),
             compose_mode: None,
             verification: None,
@@ -760,6 +790,7 @@ impl State {
             Intent::Typing(on) => self.typing(on),
             Intent::Search { query, here } => self.search(&query, here),
             Intent::OpenHit(conv, seq) => self.open_hit(conv, seq),
+            Intent::AuditLog(room, before) => self.open_audit(room, before),
             Intent::Share(share) => {
                 self.share = share;
                 Vec::new()
@@ -779,6 +810,22 @@ impl State {
             Intent::Verify(user, device) => self.start_verify(user, device),
             Intent::ShowDevices(user) => {
                 vec![Action::Verify(crate::net::VerifyAction::Devices(user))]
+            }
+            Intent::EnableBackup => vec![Action::Backup(crate::net::BackupAction::Enable {
+                replace: false,
+            })],
+            Intent::ReplaceBackup(replace) => match self.backup_to_replace.take() {
+                Some(_) if replace => vec![Action::Backup(crate::net::BackupAction::Enable {
+                    replace: true,
+                })],
+                _ => Vec::new(),
+            },
+            Intent::RestoreBackup(key) => {
+                vec![Action::Backup(crate::net::BackupAction::Restore(key))]
+            }
+            Intent::DismissRecoveryKey => {
+                self.recovery_key = None;
+                Vec::new()
             }
             Intent::AnswerVerification(accept) => self.answer_offer(accept),
             Intent::CompareSas(same) => self.answer_sas(same),

@@ -148,6 +148,18 @@ pub enum ErrorCode {
     /// A display name was empty, too long, or held a control character,
     /// line break, bidirectional control or invisible character.
     InvalidDisplayName,
+    /// A key backup request of the wrong shape: a sealed key, key check,
+    /// session id or conversation that breaks its rule, an unknown
+    /// algorithm, or a `put_backup_keys` with no keys, too many, or a slot
+    /// named twice.
+    InvalidBackup,
+    /// The caller has no key backup.
+    NoBackup,
+    /// The backup version named is not the caller's current one (a newer
+    /// `create_backup` replaced it, or it was deleted and made again).
+    BackupVersionChanged,
+    /// The backup holds as many keys as the server allows.
+    BackupFull,
     /// The account is banned from the server by an administrator: a login
     /// with the right password is refused.
     AccountBanned,
@@ -221,6 +233,10 @@ impl ErrorCode {
             ErrorCode::NotMuted => "not_muted",
             ErrorCode::InvalidText => "invalid_text",
             ErrorCode::InvalidDisplayName => "invalid_display_name",
+            ErrorCode::InvalidBackup => "invalid_backup",
+            ErrorCode::NoBackup => "no_backup",
+            ErrorCode::BackupVersionChanged => "backup_version_changed",
+            ErrorCode::BackupFull => "backup_full",
             ErrorCode::AccountBanned => "account_banned",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
@@ -285,6 +301,10 @@ impl ErrorCode {
         ErrorCode::NotMuted,
         ErrorCode::InvalidText,
         ErrorCode::InvalidDisplayName,
+        ErrorCode::InvalidBackup,
+        ErrorCode::NoBackup,
+        ErrorCode::BackupVersionChanged,
+        ErrorCode::BackupFull,
         ErrorCode::AccountBanned,
         ErrorCode::ShuttingDown,
         ErrorCode::Unavailable,

@@ -88,6 +88,10 @@ impl FileName {
     /// Longest name, in bytes (what most file systems allow).
     pub const MAX_LEN: usize = 255;
 
+    /// The name an end-to-end encrypted file is uploaded under, whatever
+    /// its real name (which only its message's ciphertext holds).
+    pub const ENCRYPTED: &'static str = "encrypted";
+
     /// Checks `s` and wraps it.
     pub fn parse(s: impl Into<String>) -> Result<Self, InvalidValue> {
         let s = s.into();
@@ -160,6 +164,13 @@ impl MediaType {
     /// The type of bytes of unknown kind.
     pub const OCTET_STREAM: &'static str = "application/octet-stream";
 
+    /// The type an end-to-end encrypted file is uploaded as: a ciphertext
+    /// whose real name, type and key travel only inside the encrypted
+    /// message that shares it. An encrypted conversation shares only
+    /// files of this type, a clear one never ([`FileInfo::is_encrypted`]),
+    /// and the server makes no thumbnail of one.
+    pub const ENCRYPTED: &'static str = "application/vnd.chatus.encrypted";
+
     /// Checks `s` (case-insensitively) and wraps it lower-cased.
     pub fn parse(s: impl Into<String>) -> Result<Self, InvalidValue> {
         let s = s.into().to_ascii_lowercase();
@@ -224,6 +235,16 @@ pub struct FileInfo {
     pub media_type: MediaType,
     /// The SHA-256 of its bytes, which is also its `ETag`.
     pub sha256: Sha256Hex,
+}
+
+impl FileInfo {
+    /// Whether the file is end-to-end encrypted: uploaded as
+    /// [`MediaType::ENCRYPTED`], its bytes a ciphertext the server cannot
+    /// read. (A client that opened its message shows the real name and
+    /// type in its place.)
+    pub fn is_encrypted(&self) -> bool {
+        self.media_type.as_str() == MediaType::ENCRYPTED
+    }
 }
 
 /// `list_files`: the files shared in a conversation, newest first.
@@ -338,6 +359,11 @@ mod tests {
         assert!(Sha256Hex::parse("0".repeat(63)).is_err());
         assert_eq!(MediaType::parse("Image/PNG").unwrap().as_str(), "image/png");
         assert!(MediaType::parse("text/plain; charset=utf-8").is_err());
+        assert_eq!(
+            MediaType::parse(MediaType::ENCRYPTED).unwrap().as_str(),
+            MediaType::ENCRYPTED
+        );
+        assert!(FileName::parse(FileName::ENCRYPTED).is_ok());
         assert_eq!(
             MediaType::or_octet_stream("nonsense").as_str(),
             MediaType::OCTET_STREAM

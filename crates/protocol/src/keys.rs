@@ -48,7 +48,7 @@ fn invalid(message: impl Into<String>) -> InvalidValue {
 /// True when `s` is unpadded standard base64 of exactly `bytes` bytes, in
 /// canonical form (the unused low bits of the last character are zero), as
 /// vodozemac writes keys and signatures.
-fn is_base64_of(s: &str, bytes: usize) -> bool {
+pub(crate) fn is_base64_of(s: &str, bytes: usize) -> bool {
     let chars = (bytes * 8).div_ceil(6);
     let value = |c: u8| -> Option<u8> {
         match c {

@@ -16,6 +16,8 @@
 //!   (end-to-end encryption keys and to-device messages), [`error`].
 //! - [`profile`]: display names (`set_display_name`, the `profile`
 //!   event), always shown beside the user name.
+//! - [`backup`]: server-side key backup (sealed room keys the server
+//!   keeps for their owner and cannot read).
 //! - [`receipt`]: read receipts (the public side of read markers).
 //! - [`mention`]: finding `@name` mentions in a message's text (a
 //!   convention of the text that clients share; the server never parses it).
@@ -25,6 +27,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod auth;
+pub mod backup;
 pub mod error;
 pub mod event;
 pub mod file;

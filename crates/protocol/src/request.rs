@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::{Auth, ChangePassword, Login, Logout, Register};
+use crate::backup::{CreateBackup, DeleteBackup, GetBackup, GetBackupKeys, PutBackupKeys};
 use crate::error::{ErrorCode, ErrorReply};
 use crate::event::{DeleteMessage, EditMessage, Emoji, React, Versions};
 use crate::file::{FileId, ListFiles};
@@ -118,6 +119,16 @@ pub enum Request {
     AuditLog(AuditLog),
     /// `set_display_name`: see [`SetDisplayName`].
     SetDisplayName(SetDisplayName),
+    /// `create_backup`: see [`CreateBackup`].
+    CreateBackup(CreateBackup),
+    /// `get_backup`: see [`GetBackup`].
+    GetBackup(GetBackup),
+    /// `put_backup_keys`: see [`PutBackupKeys`].
+    PutBackupKeys(PutBackupKeys),
+    /// `get_backup_keys`: see [`GetBackupKeys`].
+    GetBackupKeys(GetBackupKeys),
+    /// `delete_backup`: see [`DeleteBackup`].
+    DeleteBackup(DeleteBackup),
 }
 
 impl Request {
@@ -166,6 +177,11 @@ impl Request {
         "set_invite_only",
         "audit_log",
         "set_display_name",
+        "create_backup",
+        "get_backup",
+        "put_backup_keys",
+        "get_backup_keys",
+        "delete_backup",
     ];
 
     /// The wire `type` of this request.
@@ -214,6 +230,11 @@ impl Request {
             Request::SetInviteOnly(_) => "set_invite_only",
             Request::AuditLog(_) => "audit_log",
             Request::SetDisplayName(_) => "set_display_name",
+            Request::CreateBackup(_) => "create_backup",
+            Request::GetBackup(_) => "get_backup",
+            Request::PutBackupKeys(_) => "put_backup_keys",
+            Request::GetBackupKeys(_) => "get_backup_keys",
+            Request::DeleteBackup(_) => "delete_backup",
         }
     }
 
@@ -381,6 +402,11 @@ impl Envelope {
                     }
                     "send_to_device" if e.to_string().contains("device id") => {
                         ErrorCode::InvalidKeys
+                    }
+                    // A backup's fields are nested too (its keys), and
+                    // each is checked by its own type.
+                    "create_backup" | "put_backup_keys" | "get_backup_keys" => {
+                        ErrorCode::InvalidBackup
                     }
                     _ => ErrorCode::InvalidMessage,
                 };

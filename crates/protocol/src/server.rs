@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Ack, Authed};
+use crate::backup::{BackupKeys, BackupReply, BackupStored};
 use crate::error::ErrorReply;
 use crate::event::{Deleted, Edited, Reacted, VersionList};
 use crate::file::FileList;
@@ -98,6 +99,12 @@ pub enum ServerMessage {
     Profile(Profile),
     /// `room_removed` (event): see [`RoomRemoved`].
     RoomRemoved(RoomRemoved),
+    /// `backup`: see [`BackupReply`].
+    Backup(BackupReply),
+    /// `backup_stored`: see [`BackupStored`].
+    BackupStored(BackupStored),
+    /// `backup_keys`: see [`BackupKeys`].
+    BackupKeys(BackupKeys),
 }
 
 impl ServerMessage {
@@ -126,6 +133,9 @@ impl ServerMessage {
             ServerMessage::ToDeviceBatch(m) => m.id,
             ServerMessage::ReceiptList(m) => m.id,
             ServerMessage::AuditLog(m) => m.id,
+            ServerMessage::Backup(m) => m.id,
+            ServerMessage::BackupStored(m) => m.id,
+            ServerMessage::BackupKeys(m) => m.id,
             ServerMessage::Read(_)
             | ServerMessage::DeviceMessage(_)
             | ServerMessage::KeyCount(_)

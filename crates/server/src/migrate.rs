@@ -1,7 +1,7 @@
 //! `chatus migrate`: moves a single-node deployment (SQLite in a data
 //! directory) into PostgreSQL, with its full history, accounts (password
 //! hashes), sessions, rooms, memberships, invitations, read markers,
-//! revocation and room removal events and file metadata (uploads, and which message shares
+//! revocation and room removal events, key backups (sealed keys) and file metadata (uploads, and which message shares
 //! which file), ids unchanged. The files' bytes stay in the data
 //! directory's `files/`, which the node serving from PostgreSQL is given as
 //! its own data directory.
@@ -358,6 +358,32 @@ const TABLES: &[Table] = &[
         key: 1,
         on_conflict: "ON CONFLICT DO NOTHING",
     },
+    Table {
+        name: "backups",
+        columns: &[
+            ("id", Ty::Int),
+            ("user_id", Ty::Int),
+            ("key_check", Ty::Text),
+            ("key_count", Ty::Int),
+            ("created_ms", Ty::Int),
+        ],
+        key: 1,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
+    Table {
+        name: "backup_keys",
+        columns: &[
+            ("id", Ty::Int),
+            ("backup_id", Ty::Int),
+            ("conversation", Ty::Text),
+            ("sender_key", Ty::Text),
+            ("session_id", Ty::Text),
+            ("first_known_index", Ty::Int),
+            ("sealed", Ty::Text),
+        ],
+        key: 1,
+        on_conflict: "ON CONFLICT DO NOTHING",
+    },
 ];
 
 /// The tables whose ids PostgreSQL generates: their counters move past the
@@ -368,6 +394,8 @@ const IDENTITIES: &[&str] = &[
     "revocations",
     "room_removals",
     "to_device",
+    "backups",
+    "backup_keys",
 ];
 
 /// A page's key to continue after: the values of the key columns of its

@@ -135,6 +135,7 @@ impl State {
                 .await?;
                 accounts.set_clustered();
                 announcer.link(bus.clone());
+                bus.link_announcer(&announcer);
                 typers.link(bus.clone());
                 receipts.link(bus.clone());
                 Some((bus, sessions))

@@ -14,7 +14,7 @@ fn login(device: &User, password: &str) -> Ran {
 }
 
 fn admin_reset(server: &Server, input: &str) -> Ran {
-    let mut child = std::process::Command::new(bin())
+    let mut child = chatus()
         .args([
             "admin",
             "user",

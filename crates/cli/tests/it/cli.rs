@@ -291,7 +291,7 @@ fn closed_registration_and_admin_added_users() {
     assert!(r.stderr.contains("Registration is closed"), "{r:?}");
     // An administrator adds her while the server runs.
     let data = server.data();
-    let r: Ran = std::process::Command::new(bin())
+    let r: Ran = chatus()
         .args([
             "admin",
             "user",
@@ -321,7 +321,7 @@ fn closed_registration_and_admin_added_users() {
     );
     assert_eq!(r.code, 0, "{r:?}");
     carol.ok(&["send", "--room", "lobby", "hi, I was added"]);
-    let list: Ran = std::process::Command::new(bin())
+    let list: Ran = chatus()
         .args(["admin", "user", "list", "--data"])
         .arg(&data)
         .output()

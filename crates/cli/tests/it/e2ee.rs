@@ -4,7 +4,8 @@
 //! that joined later shows the message as undecryptable, and reads it
 //! after `chatus verify` with the first device (key forwarding); a new
 //! device of a verified user is left out of room keys until verified;
-//! `chatus devices` lists and removes devices.
+//! `chatus devices` lists and removes devices; files in an encrypted
+//! conversation are encrypted on the device (`upload`, `download`).
 
 use serde_json::Value;
 
@@ -31,7 +32,7 @@ fn database_bytes(server: &Server) -> Vec<u8> {
     all
 }
 
-fn login(user: &User) {
+pub(crate) fn login(user: &User) {
     let r = user.run_with_input(
         &["login", "--user", &user.name, "--password-stdin"],
         &format!("{}\n", user.password()),
@@ -255,4 +256,84 @@ fn a_new_device_of_a_verified_user_is_named_and_left_out_until_verified() {
     assert!(!r.stderr.contains("not shared"), "{r:?}");
     let text = laptop.ok(&["history", "--with", "alice"]);
     assert!(text.contains("<alice> for both now"), "{text}");
+}
+
+/// Files in an encrypted direct conversation: `upload` encrypts on the
+/// sender's device, `download` on the recipient's finds the message,
+/// checks the ciphertext's hash and decrypts; the server's blob and
+/// database hold neither the bytes nor the name, and an altered blob is
+/// refused with nothing saved.
+#[test]
+fn an_encrypted_file_travels_between_two_profiles() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    let bob = User::new(&server, "bob");
+    alice.register();
+    bob.register();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("budget-for-the-heist.txt");
+    let data = "the vault code is 0451. ".repeat(10_000).into_bytes();
+    std::fs::write(&src, &data).unwrap();
+
+    let up = json_lines(&alice.ok(&["upload", "--to", "bob", "--json", src.to_str().unwrap()]));
+    assert_eq!(up[0]["encrypted"], true, "{up:?}");
+    assert_eq!(up[0]["name"], "budget-for-the-heist.txt");
+    let id = up[0]["id"].as_str().unwrap().to_owned();
+    let text = alice.ok(&["upload", "--to", "bob", src.to_str().unwrap()]);
+    assert!(text.contains("end-to-end encrypted"), "{text}");
+
+    // What the server holds.
+    let blobs: Vec<_> = walk(&server.data().join("files/blobs"));
+    assert!(!blobs.is_empty());
+    for b in &blobs {
+        let bytes = std::fs::read(b).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("vault code"),
+            "{b:?}"
+        );
+    }
+    let db = String::from_utf8_lossy(&database_bytes(&server)).into_owned();
+    assert!(!db.contains("heist"), "the file's name is in the database");
+    assert!(!db.contains("vault code"));
+
+    // Bob sees the real file in history and saves it.
+    let text = bob.ok(&["history", "--with", "alice"]);
+    assert!(text.contains("file: budget-for-the-heist.txt"), "{text}");
+    let out = tempfile::tempdir().unwrap();
+    let got = json_lines(&bob.ok(&[
+        "download",
+        &id,
+        "-o",
+        out.path().to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(got[0]["encrypted"], true);
+    let saved = out.path().join("budget-for-the-heist.txt");
+    assert_eq!(std::fs::read(&saved).unwrap(), data);
+
+    // An altered blob: refused, nothing saved.
+    let sha = up[0]["sha256"].as_str().unwrap();
+    let blob = server.data().join("files/blobs").join(&sha[..2]).join(sha);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[100] ^= 0x20;
+    std::fs::write(&blob, &bytes).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let r = bob.run(&["download", &id, "-o", other.path().to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("altered"), "{r:?}");
+    assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 0);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            found.extend(walk(&p));
+        } else {
+            found.push(p);
+        }
+    }
+    found
 }

@@ -89,11 +89,38 @@ fn a_file_is_uploaded_listed_shown_and_downloaded_through_the_cli() {
     ]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("no file"), "{r:?}");
-    assert!(bob.ok(&["files", "--with", "alice"]).contains(dm_id));
+    // The direct conversation is encrypted: the server lists the upload
+    // under the neutral name, and bob's device shows the real one from
+    // the message that shared it.
+    let listed = bob.ok(&["files", "--with", "alice"]);
+    assert!(listed.contains(dm_id), "{listed}");
+    assert!(
+        listed.contains("file: notes v2.txt (293.0 KiB, text/plain)"),
+        "{listed}"
+    );
+    let listed = json(&bob.ok(&["files", "--with", "alice", "--json"]));
+    assert_eq!(listed["name"], "notes v2.txt");
+    // Bob's new device, which holds no key of that conversation yet, lists
+    // it under the neutral name and says why.
+    let bob2 = User::new(&server, "bob");
+    let r = bob2.run_with_input(
+        &["login", "--user", "bob", "--password-stdin"],
+        &format!("{}\n", bob.password()),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = bob2.run(&["files", "--with", "alice"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("file: encrypted"), "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "File {dm_id} is encrypted and could not be opened here"
+        )),
+        "{r:?}"
+    );
 }
 
 fn admin(server: &Server, args: &[&str]) -> Ran {
-    std::process::Command::new(bin())
+    chatus()
         .arg("admin")
         .arg("files")
         .args(args)
@@ -152,11 +179,15 @@ fn an_administrator_lists_usage_and_removes_files_beside_a_running_server() {
     assert_eq!(listed[0]["name"], "a.bin");
     assert_eq!(listed[0]["shared_in"][0], "#lobby");
     assert_eq!(listed[1]["shared_in"][0], "alice & bob");
+    // The direct conversation is end-to-end encrypted: its file was
+    // uploaded under a neutral name, so the administrator never sees the
+    // real one.
     let text = admin(&server, &["--user", "alice"]).stdout;
     assert!(
-        text.contains(&format!("{dm_id}  b.bin  19.5 KiB")),
+        text.contains(&format!("{dm_id}  encrypted  19.5 KiB")),
         "{text}"
     );
+    assert!(!text.contains("b.bin"), "{text}");
     let r = admin(&server, &["--user", "nobody"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("no user named nobody"), "{r:?}");
@@ -218,7 +249,7 @@ fn an_administrator_lists_usage_and_removes_files_beside_a_running_server() {
     assert_eq!(r.code, 2, "{r:?}");
     // The data options may come before `rm` too: `admin files --data D rm
     // ID` was refused as "'rm' cannot be used with '--data'".
-    let r: Ran = std::process::Command::new(bin())
+    let r: Ran = chatus()
         .args(["admin", "files", "--data"])
         .arg(server.data())
         .args(["rm", room_id])

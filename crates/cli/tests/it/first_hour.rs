@@ -258,7 +258,7 @@ fn chat_commands_join_only_existing_rooms_and_show_where_you_are() {
 #[test]
 fn missing_display_and_busy_port_say_what_to_do() {
     for args in [&[][..], &["gui"][..]] {
-        let r: Ran = std::process::Command::new(bin())
+        let r: Ran = chatus()
             .args(args)
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
@@ -273,7 +273,7 @@ fn missing_display_and_busy_port_say_what_to_do() {
     let server = Server::start(&[]);
     let addr = server.url.trim_start_matches("ws://").to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let r: Ran = std::process::Command::new(bin())
+    let r: Ran = chatus()
         .args(["serve", "--addr", &addr, "--data"])
         .arg(dir.path())
         .output()
@@ -310,4 +310,73 @@ fn register_and_login_take_the_name_as_an_argument() {
     );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("Two accounts named"), "{r:?}");
+}
+
+/// First hour: after `chatus register --server HOST` every later command
+/// went to wss://127.0.0.1:7500 unless `--server` was typed again, and
+/// answered "unreachable" for a server the person never meant. A command
+/// given no server now goes to the one of the latest login; a flag or
+/// `CHATUS_SERVER` still wins, and the hint after a logout leaves out the
+/// `--server` it no longer needs.
+#[test]
+fn commands_go_to_the_server_of_the_latest_login() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    alice.register();
+    let bare = |args: &[&str]| {
+        let mut c = alice.command(args);
+        c.env_remove("CHATUS_SERVER");
+        Ran::from(c.output().unwrap())
+    };
+    let r = bare(&["send", "--room", "lobby", "no flag needed"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.trim(), "Sent to #lobby as alice (seq 1).");
+    assert!(
+        alice
+            .ok(&["history", "--room", "lobby"])
+            .contains("no flag needed")
+    );
+
+    // A flag still wins: nothing answers there.
+    let dead = format!("ws://127.0.0.1:{}", dead_port());
+    let mut c = alice.command(&["send", "--room", "lobby", "elsewhere", "--server", &dead]);
+    c.env_remove("CHATUS_SERVER");
+    let r = Ran::from(c.output().unwrap());
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("not logged in"), "{r:?}");
+
+    alice.ok(&["logout"]);
+    let r = bare(&["send", "--room", "lobby", "after logout"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("log in with `chatus login --user NAME`."),
+        "{r:?}"
+    );
+}
+
+/// First hour: `chatus chat dev` took the room as an argument, but
+/// `chatus history dev`, `tail dev`, `who dev` and `files dev` answered a
+/// usage error that asked for `--room`. Each takes it either way now, and
+/// both at once is a usage error.
+#[test]
+fn reading_commands_take_the_room_as_an_argument() {
+    let server = Server::start(&[]);
+    let alice = User::new(&server, "alice");
+    alice.register();
+    alice.ok(&["send", "--room", "lobby", "hello there"]);
+    let by_flag = alice.ok(&["history", "--room", "lobby"]);
+    assert!(by_flag.contains("hello there"), "{by_flag}");
+    assert_eq!(alice.ok(&["history", "lobby"]), by_flag);
+    assert!(alice.ok(&["who", "lobby"]).contains("alice"));
+    let r = alice.run(&["files", "lobby"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // The argument is the room tail follows: one that does not exist is
+    // refused at once (without a room tail would wait for any message).
+    let r = alice.run(&["tail", "nowhere", "-n", "1"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("nowhere"), "{r:?}");
+    let r = alice.run(&["history", "lobby", "--room", "lobby"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let r = alice.run(&["history", "lobby", "--with", "bob"]);
+    assert_eq!(r.code, 2, "{r:?}");
 }

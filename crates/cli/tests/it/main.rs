@@ -10,8 +10,11 @@
 )]
 
 mod account;
+mod at_rest;
+mod backup;
 mod changes;
 mod cli;
+mod cluster;
 mod e2ee;
 mod fds;
 mod files;

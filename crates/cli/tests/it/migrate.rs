@@ -121,7 +121,7 @@ fn serving_from_an_unreachable_database_is_one_clear_error() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let url = format!("postgres://chatus:secret@127.0.0.1:{port}/chatus");
-    let out = std::process::Command::new(bin())
+    let out = chatus()
         .args(["serve", "--addr", "127.0.0.1:0", "--store", &url])
         .env("RUST_LOG", "off")
         .output()

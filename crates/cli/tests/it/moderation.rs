@@ -71,10 +71,34 @@ fn moderate_a_room_from_chat() {
     );
     assert!(text.contains("<alice> banned bob (again)"), "{text}");
     assert!(text.contains("<alice> made bob moderator"), "{text}");
+
+    // The owner's audit log: newest first, paged past --limit.
+    let log = alice.ok(&["audit", "den"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 7, "{log}");
+    assert!(lines[0].contains("<alice> unbanned bob"), "{log}");
+    assert!(lines[1].contains("<alice> banned bob (again)"), "{log}");
+    assert!(lines[6].contains("<alice> set the topic: Plans"), "{log}");
+    let json = alice.ok(&["audit", "#den", "--json", "--limit", "2"]);
+    let rows: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = rows.iter().map(|v| v["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["unban", "ban"], "{json}");
+    let before = rows[1]["seq"].as_u64().unwrap().to_string();
+    let older = alice.ok(&["audit", "den", "--before", &before, "--limit", "1"]);
+    assert!(older.contains("<alice> kicked bob (too loud)"), "{older}");
+    assert!(older.contains("Older events remain"), "{older}");
+    // Anyone but the owner is refused.
+    chat(&bob, "/join den\n");
+    let refused = bob.run(&["audit", "den"]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("owner"), "{refused:?}");
 }
 
 fn admin(server: &Server, args: &[&str]) -> Ran {
-    let child = std::process::Command::new(bin())
+    let child = chatus()
         .arg("admin")
         .args(args)
         .arg("--data")

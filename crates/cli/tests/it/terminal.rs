@@ -180,8 +180,10 @@ fn messages_arrive_above_a_half_typed_line_and_none_is_erased() {
     for word in ["first", "second", "third"] {
         bob.ok(&["send", "--room", "lobby", &format!("{word} interruption")]);
     }
-    let rows = term.wait_until("the third message shows", |rows| {
-        has(rows, "third interruption")
+    // The editor prints a message above its prompt, then draws the
+    // prompt again: wait for both, not for a screen caught in between.
+    let rows = term.wait_until("the third message shows under a prompt", |rows| {
+        has(rows, "third interruption") && rows.iter().any(|r| r.starts_with("#lobby>"))
     });
     let prompt = rows
         .iter()

@@ -7,9 +7,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use chatus_server::store::postgres::scratch::ScratchDb;
+
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_chatus")
+}
+
+/// The passphrase that seals every test device's store (the keyring is
+/// never used with a passphrase given, so the tests leave the OS keyring of
+/// the machine running them alone).
+pub const PASSPHRASE: &str = "cli tests passphrase";
+
+/// A `chatus` client command, its device store sealed with [`PASSPHRASE`].
+pub fn chatus() -> Command {
+    let mut c = Command::new(bin());
+    c.env("CHATUS_PASSPHRASE", PASSPHRASE);
+    c
 }
 
 /// Rate limits raised so tests that are not about limits never meet them.
@@ -23,13 +37,46 @@ messages_per_sec = 100000.0
 message_burst = 100000
 "#;
 
-/// A `chatus serve` process.
+/// A `chatus serve` process; in a run with `CHATUS_TEST_NODES=3` (see
+/// [`nodes`]) three of them, one cluster on a scratch PostgreSQL database
+/// and NATS, each [`User`] made with it sent to the next node in turn.
 pub struct Server {
+    /// The first node's address.
     pub url: String,
     /// The certificate's fingerprint when it serves TLS.
     pub fingerprint: Option<String>,
     pub dir: tempfile::TempDir,
     child: Child,
+    /// The other nodes of a cluster run: address and process.
+    others: Vec<(String, Child)>,
+    /// The node the next [`User`] is sent to.
+    next: std::cell::Cell<usize>,
+    /// A cluster run's database, dropped after the processes are killed.
+    db: Option<ScratchDb>,
+}
+
+/// How many `chatus serve` processes each [`Server`] is: 1, or what
+/// `CHATUS_TEST_NODES` says (the suite replayed on a cluster, see
+/// `cluster::the_suite_passes_on_three_serve_processes`).
+pub fn nodes() -> usize {
+    std::env::var("CHATUS_TEST_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The NATS server cluster runs link their nodes through.
+pub const NATS: &str = "127.0.0.1:4222";
+
+/// A subject prefix of this process's own (each server gets a count on).
+fn bus_prefix() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("cli{}x{nanos}x{n}", std::process::id())
 }
 
 impl Server {
@@ -44,7 +91,35 @@ impl Server {
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let mut args = vec!["--plain", "--addr", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        Self::spawn_in(dir, &args)
+        if nodes() <= 1 {
+            return Self::spawn_in(dir, &args);
+        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let db = rt
+            .block_on(ScratchDb::create())
+            .unwrap()
+            .expect("a cluster run needs PostgreSQL");
+        let (url, bus, prefix) = (db.url().to_owned(), format!("nats://{NATS}"), bus_prefix());
+        args.extend_from_slice(&["--store", &url, "--bus", &bus, "--bus-prefix", &prefix]);
+        let mut first = Self::spawn_in(dir, &args);
+        for i in 1..nodes() {
+            let data = first.dir.path().join(format!("data{i}"));
+            let (url, _, child) = spawn_serve(first.dir.path(), &data, &args);
+            first.others.push((url, child));
+        }
+        first.db = Some(db);
+        first
+    }
+
+    /// The address of the node the next [`User`] uses (always the same
+    /// one outside a cluster run).
+    fn assign(&self) -> String {
+        let i = self.next.get();
+        self.next.set((i + 1) % (self.others.len() + 1));
+        match i {
+            0 => self.url.clone(),
+            i => self.others[i - 1].0.clone(),
+        }
     }
 
     /// Serves TLS with the certificate it makes (or `extra` names).
@@ -54,45 +129,16 @@ impl Server {
     }
 
     fn spawn_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
-        let addr = if extra.contains(&"--addr") {
-            &[][..]
-        } else {
-            &["--addr", "127.0.0.1:0"][..]
-        };
-        let mut child = Command::new(bin())
-            .arg("serve")
-            .args(addr)
-            .arg("--config")
-            .arg(dir.path().join("chatus.toml"))
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("ws://") || w.starts_with("wss://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        let fingerprint = url.starts_with("wss://").then(|| {
-            let mut line = String::new();
-            out.read_line(&mut line).unwrap();
-            line.split_whitespace()
-                .find(|w| w.starts_with("SHA256:"))
-                .unwrap_or_else(|| panic!("no fingerprint in {line:?}"))
-                .to_owned()
-        });
+        let data = dir.path().join("data");
+        let (url, fingerprint, child) = spawn_serve(dir.path(), &data, extra);
         Self {
             url,
             fingerprint,
             dir,
             child,
+            others: Vec::new(),
+            next: std::cell::Cell::new(0),
+            db: None,
         }
     }
 
@@ -126,7 +172,54 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for (_, child) in &mut self.others {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Only now, with no node holding a connection to it.
+        drop(self.db.take());
     }
+}
+
+/// Starts `chatus serve` with the config file in `dir` and its data in
+/// `data`; returns its address, its certificate's fingerprint when it
+/// serves TLS, and the process.
+fn spawn_serve(dir: &Path, data: &Path, extra: &[&str]) -> (String, Option<String>, Child) {
+    let addr = if extra.contains(&"--addr") {
+        &[][..]
+    } else {
+        &["--addr", "127.0.0.1:0"][..]
+    };
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .args(addr)
+        .arg("--config")
+        .arg(dir.join("chatus.toml"))
+        .arg("--data")
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://") || w.starts_with("wss://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let fingerprint = url.starts_with("wss://").then(|| {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        line.split_whitespace()
+            .find(|w| w.starts_with("SHA256:"))
+            .unwrap_or_else(|| panic!("no fingerprint in {line:?}"))
+            .to_owned()
+    });
+    (url, fingerprint, child)
 }
 
 /// One person at a terminal: their own token directory.
@@ -158,7 +251,7 @@ impl User {
     pub fn new(server: &Server, name: &str) -> Self {
         Self {
             name: name.into(),
-            server: server.url.clone(),
+            server: server.assign(),
             config: tempfile::tempdir().unwrap(),
         }
     }
@@ -168,7 +261,7 @@ impl User {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = chatus();
         c.args(args)
             .env("CHATUS_SERVER", &self.server)
             .env("CHATUS_CONFIG_DIR", self.config.path())
@@ -221,7 +314,7 @@ impl User {
 }
 
 /// Runs `cmd` with `input` on standard input, its output captured.
-fn feed(mut cmd: Command, input: &str) -> Ran {
+pub fn feed(mut cmd: Command, input: &str) -> Ran {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

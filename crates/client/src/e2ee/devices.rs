@@ -102,7 +102,7 @@ impl Client {
         let state = self.e2ee.lock();
         let c = state
             .as_ref()
-            .ok_or_else(|| Error::E2ee("this client has no device open".into()))?;
+            .ok_or_else(|| self.e2ee.no_device("list devices"))?;
         let own = c.device.curve25519_key();
         let mut out: Vec<DeviceInfo> = c
             .devices

@@ -187,7 +187,11 @@ mod tests {
     #[test]
     fn each_session_is_asked_for_once_and_at_most_max_requested() {
         let dir = tempfile::tempdir().unwrap();
-        let shared = Shared::new(Some(dir.path().to_owned()), "127.0.0.1:1".into());
+        let shared = Shared::new(
+            Some(dir.path().to_owned()),
+            "127.0.0.1:1".into(),
+            crate::e2ee::test_source(),
+        );
         let bob = Username::parse("bob").unwrap();
         shared.open_device(&bob).unwrap();
         let mut alice = Device::new(UserId::new("alice").unwrap()).unwrap();
@@ -216,7 +220,11 @@ mod tests {
     #[test]
     fn a_request_refused_to_an_unverified_device_of_ours_is_answered_once_it_is_verified() {
         let dir = tempfile::tempdir().unwrap();
-        let shared = Shared::new(Some(dir.path().to_owned()), "127.0.0.1:1".into());
+        let shared = Shared::new(
+            Some(dir.path().to_owned()),
+            "127.0.0.1:1".into(),
+            crate::e2ee::test_source(),
+        );
         let bob = Username::parse("bob").unwrap();
         shared.open_device(&bob).unwrap();
         let mut alice = Device::new(UserId::new("alice").unwrap()).unwrap();

@@ -4,7 +4,12 @@
 //! around them (which conversations are encrypted, other devices' keys,
 //! messages waiting for their key).
 //!
-//! - `files`: where a device lives on disk and its store key.
+//! - `attachment`: end-to-end encrypted files ([`attachment::EncryptedFile`]:
+//!   the real name, type and key inside the message's ciphertext).
+//! - `files`: where a device lives on disk; `seal`: the key that seals
+//!   its store and where it comes from ([`KeySource`]).
+//! - `backup`: the server-side key backup (enable with a recovery key
+//!   shown once, upload new keys, restore on a new device).
 //! - `devices`: listing and removing devices ([`devices::DeviceInfo`]).
 //! - `forward`: asking one's own other devices for missing room keys, and
 //!   answering them (verified own devices only).
@@ -37,18 +42,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use chatus_e2ee::{
-    ConversationId, Device, DeviceKeys, EncryptedEvent, GroupError, KeyRequest, StoreKey,
-    TrustState, UserId,
+    ConversationId, Device, DeviceKeys, EncryptedEvent, GroupError, KeyRequest, TrustState, UserId,
 };
 use chatus_protocol::event::{Change, Version, excerpt};
 use chatus_protocol::message::Message;
 use chatus_protocol::{Body, Conversation, Seq, Username};
 
 use crate::error::Error;
+pub use seal::KeySource;
 
+pub(crate) mod attachment;
+pub(crate) mod backup;
 pub(crate) mod devices;
 pub(crate) mod files;
 pub(crate) mod forward;
+pub(crate) mod seal;
 pub(crate) mod share;
 pub(crate) mod verify;
 pub(crate) mod worker;
@@ -95,6 +103,10 @@ pub(crate) struct Shared {
     dir: Option<PathBuf>,
     /// The server's `host:port`.
     server: String,
+    /// Where the store's key comes from.
+    source: KeySource,
+    /// Why the device could not be opened, for the errors of what needs it.
+    unopened: Mutex<Option<String>>,
     state: Mutex<Option<Crypto>>,
 }
 
@@ -109,7 +121,7 @@ impl std::fmt::Debug for Shared {
 /// The state once logged in: the device and what the client learnt.
 pub(crate) struct Crypto {
     pub(crate) device: Device,
-    key: StoreKey,
+    key: seal::Sealed,
     path: PathBuf,
     /// Who we are, as the server spells it.
     pub(crate) user: Username,
@@ -142,6 +154,9 @@ pub(crate) struct Crypto {
     excerpts: HashMap<(String, u64), String>,
     /// The keys of `excerpts`, oldest first.
     excerpt_order: VecDeque<(String, u64)>,
+    /// The encrypted files of the messages opened lately, with their keys
+    /// (see `attachment`).
+    pub(crate) file_keys: attachment::FileKeys,
     /// Verifications under way, by transaction id.
     pub(crate) verifications: HashMap<String, chatus_e2ee::Verification>,
     /// Verifications other devices offered, not yet accepted.
@@ -153,6 +168,11 @@ pub(crate) struct Crypto {
     /// The store file's size and time as this process last wrote or read
     /// it: when they differ, another process saved it.
     stamp: Option<(u64, SystemTime)>,
+    /// Another process saved the store in a form this one cannot open (it
+    /// moved off its key file to a passphrase or the keyring): saving
+    /// would overwrite it with a store nobody else can open, so this
+    /// process stops saving.
+    stale: bool,
 }
 
 /// The locked state: the in-process lock and the file lock, released
@@ -216,10 +236,12 @@ pub(crate) fn now() -> chatus_e2ee::Timestamp {
 }
 
 impl Shared {
-    pub(crate) fn new(dir: Option<PathBuf>, server: String) -> Arc<Self> {
+    pub(crate) fn new(dir: Option<PathBuf>, server: String, source: KeySource) -> Arc<Self> {
         Arc::new(Self {
             dir,
             server,
+            source,
+            unopened: Mutex::new(None),
             state: Mutex::new(None),
         })
     }
@@ -241,8 +263,31 @@ impl Shared {
         Guard { state, _file: file }
     }
 
+    /// "No device is open", with why when opening it failed.
+    pub(crate) fn no_device(&self, what: &str) -> Error {
+        let why = self
+            .unopened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Error::E2ee(match why {
+            Some(why) => format!("this client has no device open, so it cannot {what}: {why}"),
+            None => format!("this client has no device open, so it cannot {what}"),
+        })
+    }
+
     /// Opens (or makes) the device of `user` on this server, once.
     pub(crate) fn open_device(&self, user: &Username) -> Result<(), Error> {
+        let opened = self.open_device_inner(user);
+        *self
+            .unopened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            opened.as_ref().err().map(Error::cause);
+        opened
+    }
+
+    fn open_device_inner(&self, user: &Username) -> Result<(), Error> {
         let Some(dir) = &self.dir else {
             return Err(Error::E2ee(
                 "this client has no device directory configured".into(),
@@ -254,7 +299,7 @@ impl Shared {
         }
         let paths = files::Paths::new(dir, &self.server, user);
         let _file = files::lock(&paths.store);
-        let (device, key) = files::open_or_create(&paths, || {
+        let (device, key) = files::open_or_create(&paths, &self.source, || {
             let id = UserId::new(user.as_str()).map_err(|e| Error::E2ee(e.to_string()))?;
             let mut device = Device::new(id).map_err(|e| Error::E2ee(e.to_string()))?;
             // A fallback key from the start: it is published with the
@@ -280,11 +325,13 @@ impl Shared {
             withheld: HashMap::new(),
             excerpts: HashMap::new(),
             excerpt_order: VecDeque::new(),
+            file_keys: attachment::FileKeys::default(),
             verifications: HashMap::new(),
             offers: HashMap::new(),
             to_device_done: cursor,
             cursor_written: cursor,
             stamp,
+            stale: false,
         });
         Ok(())
     }
@@ -415,6 +462,13 @@ impl Crypto {
         if !self.dirty {
             return;
         }
+        if self.stale {
+            tracing::warn!(
+                "not saving the end-to-end encryption store: another process sealed it anew; \
+                 restart this one"
+            );
+            return;
+        }
         match files::save(&self.path, &self.device, &self.key) {
             Ok(()) => {
                 self.dirty = false;
@@ -430,14 +484,16 @@ impl Crypto {
         let file = files::lock(&self.path);
         let stamp = files::stamp(&self.path);
         if stamp != self.stamp {
-            match std::fs::read(&self.path).map(|blob| Device::load(&blob, &self.key)) {
-                Ok(Ok(device)) => {
+            match files::reload(&self.path, &self.key) {
+                Ok(device) => {
                     self.device = device;
                     self.stamp = stamp;
                     self.dirty = false;
                 }
-                Ok(Err(e)) => tracing::warn!(cause = %e, "could not reload the device store"),
-                Err(e) => tracing::warn!(cause = %e, "could not reread the device store"),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "could not reload the device store");
+                    self.stale = true;
+                }
             }
         }
         self.to_device_done = self.to_device_done.max(files::read_cursor(&self.path));
@@ -569,11 +625,14 @@ impl Crypto {
         let unsealed = self.unseal(&message.conv, Some(&message.sender), reference, body);
         let opened = match unsealed {
             Unsealed::Clear => return Opened::Clear,
-            Unsealed::Plain { body, opened, .. } => {
-                self.remember_excerpt(&message.conv, message.seq, &body);
-                message.body = Some(body);
-                opened
-            }
+            Unsealed::Plain { body, opened, .. } => match self.open_file(message, body) {
+                Ok(body) => {
+                    self.remember_excerpt(&message.conv, message.seq, &body);
+                    message.body = Some(body);
+                    opened
+                }
+                Err(reason) => Opened::Undecryptable { reason },
+            },
             Unsealed::Failed { reason, missing } => {
                 if let Some(event) = missing {
                     self.wait_for_key(event.session_id().to_owned(), message.clone());
@@ -720,6 +779,13 @@ impl Crypto {
     }
 }
 
+/// The key source of this crate's unit tests: a passphrase (derived once
+/// per process), never the OS keyring.
+#[cfg(test)]
+pub(crate) fn test_source() -> KeySource {
+    KeySource::passphrase(seal::Passphrase::new("unit tests"))
+}
+
 #[cfg(test)]
 mod tests {
     use chatus_e2ee::{ToDevicePayload, UserId};
@@ -742,13 +808,50 @@ mod tests {
         }
     }
 
+    /// A process still using a store sealed by its key file must not
+    /// overwrite it once another process moved it to a passphrase: the key
+    /// file is gone, so what it wrote nobody could open.
+    #[test]
+    fn a_store_moved_by_another_process_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let bob = Username::parse("bob").unwrap();
+        let key_file = KeySource {
+            key_file: true,
+            ..KeySource::default()
+        };
+        let old = Shared::new(Some(dir.path().to_owned()), "127.0.0.1:1".into(), key_file);
+        old.open_device(&bob).unwrap();
+        let new = Shared::new(
+            Some(dir.path().to_owned()),
+            "127.0.0.1:1".into(),
+            test_source(),
+        );
+        new.open_device(&bob).unwrap();
+        let paths = files::Paths::new(dir.path(), "127.0.0.1:1", &bob);
+        assert!(!paths.key.exists());
+        let moved = std::fs::read(&paths.store).unwrap();
+        assert!(moved.starts_with(b"CHATUS-SEAL"));
+        old.lock().as_mut().unwrap().touch();
+        assert_eq!(std::fs::read(&paths.store).unwrap(), moved);
+        new.lock().as_mut().unwrap().touch();
+        assert_ne!(
+            std::fs::read(&paths.store).unwrap(),
+            moved,
+            "the new one saves"
+        );
+    }
+
     /// A message whose key has not arrived is undecryptable and kept; when
     /// the key comes it opens, once; a clear message and tampering are
     /// told apart.
     #[test]
     fn an_undecryptable_message_opens_when_its_key_arrives() {
         let dir = tempfile::tempdir().unwrap();
-        let shared = Shared::new(Some(dir.path().to_owned()), "127.0.0.1:1".into());
+        let shared = Shared::new(
+            Some(dir.path().to_owned()),
+            "127.0.0.1:1".into(),
+            test_source(),
+        );
         let bob = Username::parse("bob").unwrap();
         shared.open_device(&bob).unwrap();
         let mut alice = Device::new(UserId::new("alice").unwrap()).unwrap();

@@ -187,7 +187,7 @@ impl Client {
             .lock()
             .as_ref()
             .map(|c| c.user.clone())
-            .ok_or_else(|| e2ee("this client has no device open, so it cannot encrypt"))?;
+            .ok_or_else(|| self.shared().no_device("encrypt"))?;
         let members: Vec<Username> = match to {
             Conversation::Peer(peer) => vec![me.clone(), peer.clone()],
             Conversation::Room(room) => self
@@ -202,7 +202,7 @@ impl Client {
         let key = conv_key(to);
 
         // Encrypt, and decide who needs the key.
-        let (ciphertext, room_key, targets) = {
+        let (ciphertext, room_key, targets, started) = {
             let mut state = self.shared().lock();
             let c = state.as_mut().ok_or_else(|| e2ee("no device is open"))?;
             let (withheld, devices): (Vec<DeviceKeys>, Vec<DeviceKeys>) = devices
@@ -217,6 +217,7 @@ impl Client {
             }
             let before = c.device.current_room_key(&conversation);
             let out = c.device.encrypt(&conversation, body.as_str(), now());
+            let started = out.new_room_key.is_some();
             c.touch();
             c.flush();
             let (room_key, targets): (_, Vec<DeviceKeys>) = match out.new_room_key {
@@ -232,8 +233,13 @@ impl Client {
                         .collect(),
                 ),
             };
-            (out.event.to_json(), room_key, targets)
+            (out.event.to_json(), room_key, targets, started)
         };
+        // A new session's key goes to the backup (if this device keeps
+        // one) before any message under it is sent.
+        if started {
+            self.upload_backup_quietly().await;
+        }
         if let Some(room_key) = room_key
             && !targets.is_empty()
         {

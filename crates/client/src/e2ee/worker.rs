@@ -23,6 +23,8 @@
 //!   from a verified device of ours, and the messages waiting on it are
 //!   retried. Once a device of ours is verified, keys still missing are
 //!   asked for again.
+//! - A room key received (or forwarded) goes to the key backup, when this
+//!   device keeps one (see `backup`).
 //! - `key_count`: one-time keys topped up.
 //!
 //! Network steps use a [`Client`] made from a weak sender, so the worker
@@ -40,6 +42,7 @@ use super::forward::Answer;
 use super::verify::VerificationEvent;
 use super::{Opened, Shared};
 use crate::config::Wake;
+use crate::error::Error;
 use crate::event::{Event, Status};
 use crate::handle::Client;
 use crate::task::Command;
@@ -198,9 +201,16 @@ impl Worker {
 
     /// Opens the device, publishes its keys and fetches what was queued.
     async fn set_up(&self, user: &chatus_protocol::Username) {
-        if let Err(e) = self.e2ee.open_device(user) {
+        // Opening may block for a while: Argon2id, a D-Bus call to the
+        // keyring, a person typing a passphrase (`KeySource::ask`).
+        let (e2ee, who) = (self.e2ee.clone(), user.clone());
+        let opened = tokio::task::spawn_blocking(move || e2ee.open_device(&who))
+            .await
+            .unwrap_or_else(|e| Err(Error::E2ee(format!("opening the device failed: {e}"))));
+        if let Err(e) = opened {
             self.warn(format!(
-                "this client cannot read or write encrypted conversations: {e}"
+                "this client cannot read or write encrypted conversations: {}",
+                e.cause()
             ));
             return;
         }
@@ -280,7 +290,7 @@ impl Worker {
                 return;
             }
         };
-        let (retried, reply, verification, answer, late) = {
+        let (retried, reply, verification, answer, late, got_key) = {
             let mut state = self.e2ee.lock();
             let Some(c) = state.as_mut() else { return };
             c.touch();
@@ -288,10 +298,17 @@ impl Worker {
             let mut retried = Vec::new();
             let (mut reply, mut verification, mut answer) = (None, None, None);
             let mut late = Vec::new();
+            let mut got_key = false;
             match result {
                 Ok(received) => match received.payload {
-                    ToDevicePayload::RoomKey(k) => retried = c.retry(&k.session_id),
-                    ToDevicePayload::ForwardedRoomKey(k) => retried = c.retry(&k.session_id),
+                    ToDevicePayload::RoomKey(k) => {
+                        got_key = true;
+                        retried = c.retry(&k.session_id);
+                    }
+                    ToDevicePayload::ForwardedRoomKey(k) => {
+                        got_key = true;
+                        retried = c.retry(&k.session_id);
+                    }
                     ToDevicePayload::Verification(step) => {
                         (reply, verification) = c.on_verification(&sender, step);
                         if matches!(verification, Some(VerificationEvent::Verified { .. })) {
@@ -312,7 +329,7 @@ impl Worker {
                 }
             }
             c.flush();
-            (retried, reply, verification, answer, late)
+            (retried, reply, verification, answer, late, got_key)
         };
         for (message, _) in retried {
             self.emit(Event::Decrypted { message });
@@ -335,6 +352,9 @@ impl Worker {
         }
         if let Some(v) = verification {
             self.emit(Event::Verification(v));
+        }
+        if got_key {
+            client.upload_backup_quietly().await;
         }
         self.request_keys().await;
     }

@@ -1,6 +1,14 @@
 //! Downloads: `GET /files/{id}` into `PATH.part`, resumed with `Range`,
 //! checked against the server's SHA-256 (`ETag`) before the file gets its
 //! final name. An existing file is never replaced unless `force`.
+//!
+//! An end-to-end encrypted file ([`download_encrypted`]) is fetched the
+//! same way, its ciphertext in `PATH.part`; every byte is checked against
+//! the SHA-256 its message carries (not the server's word) before it is
+//! decrypted into `PATH.decrypting` and renamed. A mismatch is
+//! [`TransferError::Tampered`] and leaves nothing at `PATH`. The plain
+//! [`download()`] refuses such a file ([`TransferError::Encrypted`]), so a
+//! ciphertext is never saved as if it were the file.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -116,63 +124,15 @@ pub async fn download(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Downloaded, TransferError> {
     let h = head(to, id).await?;
-    let path = match dest {
-        Some(d) if d.is_dir() => d.join(h.name.as_str()),
-        Some(d) => d.to_owned(),
-        None => PathBuf::from(h.name.as_str()),
-    };
+    if h.media_type.as_str() == MediaType::ENCRYPTED {
+        return Err(TransferError::Encrypted(id.clone()));
+    }
+    let path = destination(dest, &h.name);
     if !force && path.exists() {
         return Err(TransferError::Exists(path));
     }
     let part = part_file(&path);
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&part)
-        .await
-        .map_err(io_err(&part))?;
-    let mut have = file.metadata().await.map_err(io_err(&part))?.len();
-    if have > h.size {
-        file.set_len(0).await.map_err(io_err(&part))?;
-        have = 0;
-    }
-    progress(Progress {
-        done: have,
-        total: h.size,
-    });
-    let mut failures = 0;
-    while have < h.size {
-        match fetch(to, id, &mut file, &part, have, h.size, progress).await {
-            Ok(n) => {
-                have = n;
-                failures = 0;
-            }
-            Err(TransferError::Unreachable(e)) if failures < RETRIES => {
-                failures += 1;
-                tracing::debug!(cause = %e, failures, "download cut; resuming");
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
-                have = file.metadata().await.map_err(io_err(&part))?.len();
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    file.sync_all().await.map_err(io_err(&part))?;
-    file.seek(std::io::SeekFrom::Start(0))
-        .await
-        .map_err(io_err(&part))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf).await.map_err(io_err(&part))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    drop(file);
-    let got = Sha256Hex::from_digest(&hasher.finalize().into());
+    let got = fetch_whole(to, id, h.size, &part, progress).await?;
     if got != h.sha256 {
         // Damaged bytes must not be resumed from: start over next time.
         let _ = tokio::fs::remove_file(&part).await;
@@ -194,6 +154,147 @@ pub async fn download(
         media_type: h.media_type,
         sha256: h.sha256,
     })
+}
+
+/// Where a file named `name` goes: into `dest` when it is a directory,
+/// at `dest`, or under its name here.
+fn destination(dest: Option<&Path>, name: &FileName) -> PathBuf {
+    match dest {
+        Some(d) if d.is_dir() => d.join(name.as_str()),
+        Some(d) => d.to_owned(),
+        None => PathBuf::from(name.as_str()),
+    }
+}
+
+/// Downloads the end-to-end encrypted `file` (as its message describes
+/// it) to `dest` as [`download()`] places files, under its real name:
+/// the ciphertext is fetched (resumed from a `.part`), its SHA-256 checked
+/// against the message's, and only then decrypted. The server's `ETag`
+/// and size must match the message too, so a server holding other bytes
+/// is refused before anything is fetched.
+pub async fn download_encrypted(
+    to: &Endpoint,
+    file: &crate::EncryptedFile,
+    dest: Option<&Path>,
+    force: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Downloaded, TransferError> {
+    let h = head(to, &file.id).await?;
+    if h.sha256 != file.sha256 || h.size != file.size {
+        return Err(TransferError::Tampered {
+            expected: file.sha256.clone(),
+            got: h.sha256,
+        });
+    }
+    let path = destination(dest, &file.name);
+    if !force && path.exists() {
+        return Err(TransferError::Exists(path));
+    }
+    let part = part_file(&path);
+    let got = fetch_whole(to, &file.id, file.size, &part, progress).await?;
+    if got != file.sha256 {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(TransferError::Tampered {
+            expected: file.sha256.clone(),
+            got,
+        });
+    }
+    // Checked: decrypt beside it, then give the plaintext its name.
+    let mut plain_name = path.as_os_str().to_owned();
+    plain_name.push(".decrypting");
+    let plain = PathBuf::from(plain_name);
+    let mut src = tokio::fs::File::open(&part).await.map_err(io_err(&part))?;
+    let mut out = tokio::fs::File::create(&plain)
+        .await
+        .map_err(io_err(&plain))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut at = 0u64;
+    loop {
+        let n = src.read(&mut buf).await.map_err(io_err(&part))?;
+        if n == 0 {
+            break;
+        }
+        file.key
+            .apply_at(at, &mut buf[..n])
+            .map_err(super::upload::cipher_err)?;
+        at += n as u64;
+        out.write_all(&buf[..n]).await.map_err(io_err(&plain))?;
+    }
+    out.sync_all().await.map_err(io_err(&plain))?;
+    drop(out);
+    if !force && path.exists() {
+        let _ = tokio::fs::remove_file(&plain).await;
+        return Err(TransferError::Exists(path));
+    }
+    tokio::fs::rename(&plain, &path)
+        .await
+        .map_err(io_err(&path))?;
+    let _ = tokio::fs::remove_file(&part).await;
+    Ok(Downloaded {
+        path,
+        name: file.name.clone(),
+        size: file.size,
+        media_type: file.media_type.clone(),
+        sha256: file.sha256.clone(),
+    })
+}
+
+/// Fetches file `id` (`size` bytes) into `part`, resuming what is there,
+/// and returns the SHA-256 of what it holds at the end.
+async fn fetch_whole(
+    to: &Endpoint,
+    id: &FileId,
+    size: u64,
+    part: &Path,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Sha256Hex, TransferError> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(part)
+        .await
+        .map_err(io_err(part))?;
+    let mut have = file.metadata().await.map_err(io_err(part))?.len();
+    if have > size {
+        file.set_len(0).await.map_err(io_err(part))?;
+        have = 0;
+    }
+    progress(Progress {
+        done: have,
+        total: size,
+    });
+    let mut failures = 0;
+    while have < size {
+        match fetch(to, id, &mut file, part, have, size, progress).await {
+            Ok(n) => {
+                have = n;
+                failures = 0;
+            }
+            Err(TransferError::Unreachable(e)) if failures < RETRIES => {
+                failures += 1;
+                tracing::debug!(cause = %e, failures, "download cut; resuming");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+                have = file.metadata().await.map_err(io_err(part))?.len();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    file.sync_all().await.map_err(io_err(part))?;
+    file.seek(std::io::SeekFrom::Start(0))
+        .await
+        .map_err(io_err(part))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).await.map_err(io_err(part))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Sha256Hex::from_digest(&hasher.finalize().into()))
 }
 
 /// One `GET` from `have`; returns the bytes held after it.

@@ -15,6 +15,11 @@
 //! - Neither holds more than one chunk (or one read buffer) of a file in
 //!   memory.
 //!
+//! - In an end-to-end encrypted conversation the file is encrypted on the
+//!   way out ([`upload_encrypted_with`]) and decrypted after the hash
+//!   check on the way in ([`download_encrypted`]); see
+//!   [`crate::EncryptedFile`].
+//!
 //! Front ends run a transfer as a task ([`task`]): an [`Action`] goes in,
 //! [`Update`]s (progress, finished, failed) come out.
 //!
@@ -32,9 +37,9 @@ use chatus_protocol::{FileId, Sha256Hex, Token};
 
 use crate::url::ServerUrl;
 
-pub use download::{Downloaded, download};
+pub use download::{Downloaded, download, download_encrypted};
 pub use task::{Action, Handle, Update, spawn, spawn_with};
-pub use upload::{UploadState, Uploaded, upload};
+pub use upload::{UploadState, Uploaded, upload, upload_encrypted_with};
 
 /// Bytes sent per `PATCH`: the most of a file held in memory at once.
 pub const CHUNK: usize = 4 * 1024 * 1024;
@@ -120,6 +125,27 @@ pub enum TransferError {
         /// What arrived.
         got: Sha256Hex,
     },
+    /// The file is end-to-end encrypted: only its message's key opens it
+    /// (download it with [`Action::DownloadEncrypted`]).
+    #[error(
+        "The file {0} is end-to-end encrypted: it can be saved only through the message that shares it, with the key this device read there."
+    )]
+    Encrypted(FileId),
+    /// An end-to-end encrypted file's bytes are not those its message
+    /// names: altered on the server or on the way. Nothing was saved.
+    #[error(
+        "The encrypted file's SHA-256 is {got}, but its message says {expected}: it was altered on the server or on the way, and nothing was saved."
+    )]
+    Tampered {
+        /// What the message says.
+        expected: Sha256Hex,
+        /// What the server has or sent.
+        got: Sha256Hex,
+    },
+    /// Encrypting or decrypting a file failed (it is too long for one key,
+    /// or no randomness was available).
+    #[error("Could not encrypt or decrypt the file: {0}")]
+    Cipher(String),
     /// The server answered something this client does not understand.
     #[error("The server answered unexpectedly: {0}.")]
     Protocol(String),

@@ -18,11 +18,26 @@ use super::{Downloaded, Endpoint, Progress, TransferError, Uploaded, download, u
 pub enum Action {
     /// Upload this file.
     Upload(PathBuf),
+    /// Upload this file encrypted, for an end-to-end encrypted
+    /// conversation ([`super::upload_encrypted_with`]); share the result
+    /// with [`crate::Client::share_upload`].
+    UploadEncrypted(PathBuf),
     /// Download this file to a path (a file, a directory, or `None` for
     /// its own name here), replacing an existing file when `force`.
     Download {
         /// The file.
         id: FileId,
+        /// Where to put it.
+        dest: Option<PathBuf>,
+        /// Replace an existing file.
+        force: bool,
+    },
+    /// Download an end-to-end encrypted file and decrypt it
+    /// ([`super::download_encrypted`]): as `Download`, the file as its
+    /// message describes it ([`crate::Client::encrypted_file`]).
+    DownloadEncrypted {
+        /// The file, with its key.
+        file: Box<crate::EncryptedFile>,
         /// Where to put it.
         dest: Option<PathBuf>,
         /// Replace an existing file.
@@ -69,8 +84,10 @@ impl Handle {
         // Wait for it to stop, so that it writes no resume state after.
         let _ = self.task.await;
         match &self.action {
-            Action::Upload(path) => upload::discard(&self.to, path, self.fallback.as_deref()).await,
-            Action::Download { .. } => Ok(false),
+            Action::Upload(path) | Action::UploadEncrypted(path) => {
+                upload::discard(&self.to, path, self.fallback.as_deref()).await
+            }
+            Action::Download { .. } | Action::DownloadEncrypted { .. } => Ok(false),
         }
     }
 }
@@ -104,8 +121,18 @@ pub fn spawn_with(
                     .await
                     .map(Update::Uploaded)
             }
+            Action::UploadEncrypted(path) => {
+                upload::upload_encrypted_with(&to, &path, task_fallback.as_deref(), &mut progress)
+                    .await
+                    .map(Update::Uploaded)
+            }
             Action::Download { id, dest, force } => {
                 download(&to, &id, dest.as_deref(), force, &mut progress)
+                    .await
+                    .map(Update::Downloaded)
+            }
+            Action::DownloadEncrypted { file, dest, force } => {
+                super::download_encrypted(&to, &file, dest.as_deref(), force, &mut progress)
                     .await
                     .map(Update::Downloaded)
             }

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as B64_NO_PAD};
 use bytes::Bytes;
+use chatus_e2ee::FileKey;
 use chatus_protocol::{ClientMsgId, FileId, FileName, MediaType, Sha256Hex};
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,41 @@ pub struct UploadState {
     /// The `client_id` of the message that shares it, so that a send
     /// retried by a second run is stored once.
     pub client_id: ClientMsgId,
+    /// For an end-to-end encrypted upload, its key (then `sha256` is the
+    /// ciphertext's): kept so that a resumed upload encrypts the rest
+    /// with the same key. The state file is written with mode 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<SavedKey>,
+}
+
+/// An encrypted upload's key and nonce in its resume state (unpadded
+/// base64).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedKey {
+    key: String,
+    nonce: String,
+}
+
+impl std::fmt::Debug for SavedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SavedKey(..)")
+    }
+}
+
+impl SavedKey {
+    fn new(k: &FileKey) -> Self {
+        Self {
+            key: B64_NO_PAD.encode(k.key()),
+            nonce: B64_NO_PAD.encode(k.nonce()),
+        }
+    }
+
+    fn file_key(&self) -> Option<FileKey> {
+        let key: [u8; 32] = B64_NO_PAD.decode(&self.key).ok()?.try_into().ok()?;
+        let nonce: [u8; 24] = B64_NO_PAD.decode(&self.nonce).ok()?.try_into().ok()?;
+        Some(FileKey::from_parts(key, nonce))
+    }
 }
 
 /// A finished upload, ready to be shared by a message.
@@ -53,14 +89,19 @@ pub struct UploadState {
 pub struct Uploaded {
     /// The file's id.
     pub id: FileId,
-    /// The name it was uploaded with.
+    /// The file's name (an encrypted upload's server copy is named
+    /// [`FileName::ENCRYPTED`]; this is the real one).
     pub name: FileName,
     /// Its size.
     pub size: u64,
     /// Its media type, guessed from the name.
     pub media_type: MediaType,
-    /// Its SHA-256.
+    /// Its SHA-256 (of the ciphertext, for an encrypted upload).
     pub sha256: Sha256Hex,
+    /// An encrypted upload's key ([`super::Action::UploadEncrypted`]):
+    /// share it with [`crate::Client::share_upload`], which puts it inside
+    /// the message's ciphertext.
+    pub key: Option<FileKey>,
     /// The `client_id` to share it with (the same on every run).
     pub client_id: ClientMsgId,
     /// The resume state file, to remove with [`Uploaded::forget`] once the
@@ -69,6 +110,19 @@ pub struct Uploaded {
 }
 
 impl Uploaded {
+    /// An encrypted upload as its message will describe it; `None` for a
+    /// clear one.
+    pub fn encrypted(&self) -> Option<crate::EncryptedFile> {
+        Some(crate::EncryptedFile {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            size: self.size,
+            media_type: self.media_type.clone(),
+            sha256: self.sha256.clone(),
+            key: self.key.clone()?,
+        })
+    }
+
     /// Removes the resume state: the message sharing the file is stored.
     pub fn forget(&self) -> Result<(), TransferError> {
         match std::fs::remove_file(&self.state_file) {
@@ -138,15 +192,21 @@ pub fn guess_media_type(name: &str) -> MediaType {
     MediaType::or_octet_stream(t)
 }
 
-async fn hash_file(path: &Path) -> Result<Sha256Hex, TransferError> {
+/// The SHA-256 of the file, or of its ciphertext under `key`.
+async fn hash_file(path: &Path, key: Option<&FileKey>) -> Result<Sha256Hex, TransferError> {
     let mut f = tokio::fs::File::open(path).await.map_err(io_err(path))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
+    let mut at = 0u64;
     loop {
         let n = f.read(&mut buf).await.map_err(io_err(path))?;
         if n == 0 {
             break;
         }
+        if let Some(k) = key {
+            k.apply_at(at, &mut buf[..n]).map_err(cipher_err)?;
+        }
+        at += n as u64;
         h.update(&buf[..n]);
     }
     Ok(Sha256Hex::from_digest(&h.finalize().into()))
@@ -157,10 +217,21 @@ fn load_state(file: &Path) -> Option<UploadState> {
     serde_json::from_str(&text).ok()
 }
 
+pub(super) fn cipher_err(e: chatus_e2ee::FileCipherError) -> TransferError {
+    TransferError::Cipher(e.to_string())
+}
+
 fn save_state(file: &Path, state: &UploadState) -> Result<(), TransferError> {
     let text = serde_json::to_string(state).map_err(|e| TransferError::Protocol(e.to_string()))?;
     let tmp = file.with_extension("chatus-upload.tmp");
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    // Only the owner reads it: an encrypted upload's key is in it.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io_err(&tmp))?;
+    drop(f);
     std::fs::rename(&tmp, file).map_err(io_err(file))
 }
 
@@ -277,6 +348,31 @@ pub async fn upload_with(
     fallback: Option<&Path>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Uploaded, TransferError> {
+    upload_inner(to, path, fallback, false, progress).await
+}
+
+/// [`upload_with`] for an end-to-end encrypted conversation: the file is
+/// encrypted on the way out with a fresh random key (XChaCha20,
+/// [`FileKey`]), a chunk at a time, and uploaded under the neutral name
+/// [`FileName::ENCRYPTED`] as [`MediaType::ENCRYPTED`], so the server
+/// stores and hashes only the ciphertext. The key stays in the resume
+/// state until the message sharing it is acknowledged.
+pub async fn upload_encrypted_with(
+    to: &Endpoint,
+    path: &Path,
+    fallback: Option<&Path>,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Uploaded, TransferError> {
+    upload_inner(to, path, fallback, true, progress).await
+}
+
+async fn upload_inner(
+    to: &Endpoint,
+    path: &Path,
+    fallback: Option<&Path>,
+    encrypt: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Uploaded, TransferError> {
     let meta = tokio::fs::metadata(path).await.map_err(io_err(path))?;
     if !meta.is_file() {
         return Err(io_err(path)(std::io::Error::other("not a regular file")));
@@ -300,7 +396,8 @@ pub async fn upload_with(
         Some(s)
             if same_server(&s.server, &to.server)
                 && s.size == size
-                && s.modified_ms == modified_ms =>
+                && s.modified_ms == modified_ms
+                && s.key.as_ref().and_then(SavedKey::file_key).is_some() == encrypt =>
         {
             Some(s)
         }
@@ -319,15 +416,24 @@ pub async fn upload_with(
     };
     let mut state = match old {
         Some(s) => s,
-        None => UploadState {
-            server,
-            id: None,
-            size,
-            modified_ms,
-            sha256: hash_file(path).await?,
-            client_id: crate::Client::new_client_id(),
-        },
+        None => {
+            let key = if encrypt {
+                Some(FileKey::generate().map_err(|e| TransferError::Cipher(e.to_string()))?)
+            } else {
+                None
+            };
+            UploadState {
+                server,
+                id: None,
+                size,
+                modified_ms,
+                sha256: hash_file(path, key.as_ref()).await?,
+                client_id: crate::Client::new_client_id(),
+                key: key.as_ref().map(SavedKey::new),
+            }
+        }
     };
+    let key = state.key.as_ref().and_then(SavedKey::file_key);
     let mut offset = None;
     if let Some(id) = &state.id {
         offset = head(to, id).await?;
@@ -339,7 +445,18 @@ pub async fn upload_with(
     let id = match state.id.clone() {
         Some(id) => id,
         None => {
-            let id = create(to, size, &name, &media_type).await?;
+            let id = if key.is_some() {
+                // The server learns neither the name nor the type.
+                create(
+                    to,
+                    size,
+                    &FileName::sanitize(FileName::ENCRYPTED),
+                    &MediaType::or_octet_stream(MediaType::ENCRYPTED),
+                )
+                .await?
+            } else {
+                create(to, size, &name, &media_type).await?
+            };
             state.id = Some(id.clone());
             offset = Some(0);
             id
@@ -362,6 +479,9 @@ pub async fn upload_with(
         file.read_exact(&mut buf[..want])
             .await
             .map_err(io_err(path))?;
+        if let Some(k) = &key {
+            k.apply_at(offset, &mut buf[..want]).map_err(cipher_err)?;
+        }
         let chunk = Bytes::copy_from_slice(&buf[..want]);
         match patch(to, &id, offset, chunk).await {
             Ok(next) => {
@@ -393,6 +513,7 @@ pub async fn upload_with(
         media_type,
         sha256: state.sha256,
         client_id: state.client_id,
+        key,
         state_file: state_path,
     })
 }

@@ -10,7 +10,9 @@
 )]
 
 mod e2ee;
+mod e2ee_backup;
 mod e2ee_changes;
+mod e2ee_files;
 mod e2ee_forward;
 mod relay;
 mod sends;

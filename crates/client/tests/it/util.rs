@@ -8,7 +8,8 @@ use std::time::Duration;
 use chatus_client::protocol::message::Message;
 use chatus_client::protocol::{Password, Username};
 use chatus_client::{
-    Client, Config as ClientConfig, Credentials, Event, Events, Reconnect, Resume, ServerUrl,
+    Client, Config as ClientConfig, Credentials, Event, Events, KeySource, Passphrase, Reconnect,
+    Resume, ServerUrl,
 };
 use chatus_server::{Config, State};
 use tokio::net::TcpListener;
@@ -82,6 +83,9 @@ pub fn user(name: &str) -> Username {
 /// A client configuration that reconnects quickly.
 pub fn client_config(url: ServerUrl, credentials: Credentials) -> ClientConfig {
     let mut c = ClientConfig::new(url, credentials);
+    // Devices sealed with a passphrase (derived once per process), never
+    // the OS keyring of the machine running the tests.
+    c.key_source = KeySource::passphrase(Passphrase::new("client tests"));
     c.reconnect = Reconnect {
         attempts: Some(50),
         initial: Duration::from_millis(50),

@@ -1,5 +1,6 @@
 //! Writes the e2ee fuzz targets' seed corpus (`fuzz/seeds/e2ee_*/`) from
-//! real messages when `CHATUS_E2EE_WRITE_SEEDS` is set; otherwise checks
+//! real messages when `CHATUS_E2EE_WRITE_SEEDS` is set (to `backup`: only
+//! the key backup's); otherwise checks
 //! that every committed seed of a decoding target is decoded as it was
 //! meant to be (so the seeds keep matching the formats they seed).
 
@@ -7,8 +8,8 @@ use std::path::PathBuf;
 
 use chatus_e2ee::fuzzing::decode_to_device_plaintext;
 use chatus_e2ee::{
-    DeviceKeys, EncryptedEvent, SasMessage, SignedKey, Timestamp, ToDeviceMessage, ToDevicePayload,
-    Verification,
+    BackupKey, BackupSlot, ConversationId, DeviceKeys, EncryptedEvent, RecoveryKey, SasMessage,
+    SignedKey, Timestamp, ToDeviceMessage, ToDevicePayload, Verification,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -103,6 +104,36 @@ fn write_seeds() {
     }
 }
 
+/// The slot of `fuzz_targets/e2ee_backup.rs`.
+fn backup_slot() -> BackupSlot {
+    BackupSlot {
+        conversation: ConversationId::new("room:general").unwrap(),
+        sender_key: "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08".into(),
+        session_id: "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08".into(),
+        first_known_index: 0,
+    }
+}
+
+/// The key the backup seeds are sealed under: not the fuzz target's own
+/// (which must never open anything), so a seed is a well-formed sealed key
+/// that the target fails to open.
+fn seed_backup_key() -> BackupKey {
+    BackupKey::from_bytes(&[8u8; 64])
+}
+
+/// Seeds of `e2ee_backup`: a recovery key's text, and a sealed key.
+fn write_backup_seeds() {
+    write("e2ee_backup", &RecoveryKey::generate().unwrap().to_text());
+    let mut alice = device("alice");
+    let room = conversation("room:general");
+    alice.encrypt(&room, "hello", Timestamp(0));
+    let mut key = alice.export_room_keys(None).remove(0);
+    let slot = backup_slot();
+    key.sender.curve25519 = slot.sender_key.clone();
+    key.session_id = slot.session_id.clone();
+    write("e2ee_backup", &seed_backup_key().seal(1, &key).unwrap());
+}
+
 fn seeds(target: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(seeds_dir(target))
         .unwrap()
@@ -115,8 +146,13 @@ fn seeds(target: &str) -> Vec<String> {
 
 #[test]
 fn the_committed_seeds_decode() {
-    if std::env::var_os("CHATUS_E2EE_WRITE_SEEDS").is_some() {
-        write_seeds();
+    match std::env::var("CHATUS_E2EE_WRITE_SEEDS").as_deref() {
+        Ok("backup") => write_backup_seeds(),
+        Ok(_) => {
+            write_seeds();
+            write_backup_seeds();
+        }
+        Err(_) => {}
     }
     for s in seeds("e2ee_device_keys") {
         DeviceKeys::from_json(&s).unwrap();
@@ -135,5 +171,11 @@ fn the_committed_seeds_decode() {
     }
     for s in seeds("e2ee_sas") {
         SasMessage::from_json(&s).unwrap();
+    }
+    for s in seeds("e2ee_backup") {
+        assert!(
+            RecoveryKey::parse(&s).is_ok() || seed_backup_key().open(1, &backup_slot(), &s).is_ok(),
+            "{s}"
+        );
     }
 }

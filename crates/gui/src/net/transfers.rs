@@ -9,12 +9,19 @@
 //! connection (the library's own retries ran out) waits for the next
 //! connection and runs the upload again, which resumes from the server's
 //! offset (the resume state is kept beside the file).
+//!
+//! In an end-to-end encrypted conversation the library encrypts the file
+//! before upload and shares it with its name, type and key inside the
+//! message's ciphertext ([`Client::share_upload`]); a file whose message
+//! this device opened is saved through its key
+//! ([`Client::encrypted_file`]: the ciphertext's hash checked, then
+//! decrypted).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chatus_client::protocol::{Body, Conversation, FileInfo, Token};
+use chatus_client::protocol::{Conversation, FileInfo, Token};
 use chatus_client::transfer::{self, Endpoint, Progress, TransferError};
 use chatus_client::{Client, ServerUrl};
 use tokio::sync::watch;
@@ -99,6 +106,7 @@ impl Transfers {
     /// Starts saving `file` into `folder`, or where the save dialog says.
     pub(super) fn download(
         &mut self,
+        client: &Client,
         out: &Out,
         id: TransferId,
         file: FileInfo,
@@ -107,8 +115,9 @@ impl Transfers {
         self.prune();
         let link = self.link.subscribe();
         let out = out.clone();
+        let encrypted = client.encrypted_file(&file.id);
         let handle = tokio::spawn(async move {
-            let change = download(link, &out, id, &file, folder).await;
+            let change = download(link, &out, id, &file, encrypted, folder).await;
             out.send(Update::Transfer { id, change });
         });
         self.tasks.insert(
@@ -254,7 +263,30 @@ impl Upload {
                 None => return TransferUpdate::Failed("The client stopped.".into()),
             };
             let out = self.out.clone();
-            let result = transfer::upload(&to, &self.path, &mut reporter(&out, self.id)).await;
+            // Asked on each attempt: a new direct conversation becomes
+            // encrypted with its first message.
+            let encrypt = match self.client.encrypts(&self.conv).await {
+                Ok(e) => e,
+                Err(e) => return TransferUpdate::Failed(e.to_string()),
+            };
+            let fallback = transfer::upload::fallback_dir();
+            let result = if encrypt {
+                transfer::upload_encrypted_with(
+                    &to,
+                    &self.path,
+                    fallback.as_deref(),
+                    &mut reporter(&out, self.id),
+                )
+                .await
+            } else {
+                transfer::upload::upload_with(
+                    &to,
+                    &self.path,
+                    fallback.as_deref(),
+                    &mut reporter(&out, self.id),
+                )
+                .await
+            };
             let up = match result {
                 Ok(up) => up,
                 Err(e @ TransferError::Unreachable(_)) => {
@@ -275,24 +307,17 @@ impl Upload {
                 Err(e) => return TransferUpdate::Failed(describe(&e)),
             };
             self.say(TransferUpdate::Sharing);
-            let body = match Body::parse(up.name.as_str()) {
-                Ok(b) => b,
-                Err(e) => return TransferUpdate::Failed(e.message),
-            };
             // Queued by the client while it is disconnected; its
             // `client_id` (kept in the resume state) makes a retry of the
             // same upload stored once.
-            return match self
-                .client
-                .send_file_with_id(
-                    self.conv.clone(),
-                    body,
-                    Some(up.id.clone()),
-                    up.client_id.clone(),
-                )
-                .await
-            {
+            return match self.client.share_upload(self.conv.clone(), None, &up).await {
                 Ok(_) => {
+                    // A file can be a new direct conversation's first
+                    // message, which made it encrypted: the header's
+                    // marker shows it at once, as after a text.
+                    if encrypt {
+                        self.out.send(Update::Encrypted(self.conv.clone()));
+                    }
                     if let Err(e) = up.forget() {
                         tracing::warn!(cause = %e, "could not remove the upload's resume state");
                     }
@@ -312,6 +337,7 @@ async fn download(
     out: &Out,
     id: TransferId,
     file: &FileInfo,
+    encrypted: Option<chatus_client::EncryptedFile>,
     folder: Option<PathBuf>,
 ) -> TransferUpdate {
     // Without a dialog to ask with, the downloads folder (and the
@@ -350,7 +376,16 @@ async fn download(
     let Some((_, to)) = connected(&mut link, None).await else {
         return TransferUpdate::Failed("The client stopped.".into());
     };
-    match transfer::download(&to, &file.id, Some(&dest), replace, &mut reporter(out, id)).await {
+    let done = match encrypted {
+        Some(f) => {
+            transfer::download_encrypted(&to, &f, Some(&dest), replace, &mut reporter(out, id))
+                .await
+        }
+        None => {
+            transfer::download(&to, &file.id, Some(&dest), replace, &mut reporter(out, id)).await
+        }
+    };
+    match done {
         Ok(got) => TransferUpdate::Finished(Some(got.path)),
         Err(e) => TransferUpdate::Failed(describe(&e)),
     }

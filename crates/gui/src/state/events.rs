@@ -29,6 +29,8 @@ impl State {
                 // A refused saved login was forgotten.
                 self.relist_saved()
             }
+            // The app's passphrase dialog takes these before the state.
+            Update::Passphrase(_) => Vec::new(),
             Update::Certificate(question) => {
                 let mode = self.login.mode;
                 let why = match &question.pinned {
@@ -53,11 +55,19 @@ impl State {
             }
             Update::Event(e) => self.on_event(e),
             Update::Verify(u) => self.on_verify_update(u),
+            Update::Withheld(conv, devices) => {
+                self.on_withheld(&conv, devices);
+                Vec::new()
+            }
             Update::Encrypted(conv) => {
                 self.convs.entry(conv).or_default().encrypted = true;
                 Vec::new()
             }
             Update::SearchResults(result) => self.on_search(result),
+            Update::AuditLog(room, result) => {
+                self.on_audit(&room, result);
+                Vec::new()
+            }
             Update::Receipts(list) => {
                 let c = self.convs.entry(list.conv).or_default();
                 c.receipts = list.users.into_iter().map(|u| (u.user, u.seq)).collect();
@@ -129,8 +139,9 @@ impl State {
                     self.learn_display_name(&m.user, m.display_name.clone());
                 }
                 if self.selected == Conversation::Room(room.clone()) {
-                    self.members = Some((room, members));
+                    self.members = Some((room.clone(), members));
                     self.members_stale = false;
+                    return self.want_room_devices(&room);
                 }
                 Vec::new()
             }
@@ -140,6 +151,15 @@ impl State {
             }
             Update::Notice(text) => {
                 self.notice(text, false);
+                Vec::new()
+            }
+            Update::Backup(crate::net::BackupUpdate::RecoveryKey(key)) => {
+                self.backup_to_replace = None;
+                self.recovery_key = Some(key);
+                Vec::new()
+            }
+            Update::Backup(crate::net::BackupUpdate::Exists(existing)) => {
+                self.backup_to_replace = Some(existing);
                 Vec::new()
             }
             Update::Picked { conv, paths } => self.attach(&conv, paths),
@@ -265,6 +285,10 @@ impl State {
                 Vec::new()
             }
             Event::Verification(v) => self.on_verification(v),
+            // The key backup's uploads go on in the background as keys
+            // arrive; the app shows the backup only when asked (the
+            // account menu), so a notice per batch would be noise.
+            Event::KeysBackedUp { .. } => Vec::new(),
             Event::E2eeWarning(text) => {
                 self.notice(text, false);
                 Vec::new()

@@ -4,17 +4,80 @@
 //! `chat`, parsed by `chatus_client::moderation::command`), and what a
 //! `moderated` event changes here: a line in the feed, the topic, the
 //! member list, and, for the member kicked or banned, the room leaving
-//! the sidebar.
+//! the sidebar. And the owner's audit log (*Audit log…* in the member
+//! list): the room's moderation events, newest first, a page at a time.
 
 use chatus_client::moderation::command::Command;
-use chatus_client::protocol::moderation::{ActionKind, Moderated, Role};
+use chatus_client::protocol::moderation::{ActionKind, AuditPage, Moderated, Role};
 use chatus_client::protocol::presence::Member;
-use chatus_client::protocol::{Conversation, RoomName};
+use chatus_client::protocol::{Conversation, RoomName, Seq};
 
 use super::State;
 use crate::net::Action;
 
+/// Entries the audit log asks for at a time.
+pub const AUDIT_PAGE: u32 = 50;
+
+/// A room's audit log as loaded so far.
+#[derive(Debug, Clone)]
+pub struct AuditView {
+    /// The room.
+    pub room: RoomName,
+    /// A page is on its way.
+    pub busy: bool,
+    /// The moderation events loaded, newest first.
+    pub entries: Vec<Moderated>,
+    /// Older events remain.
+    pub more: bool,
+    /// Why the last page did not come (not the owner, the connection).
+    pub error: Option<String>,
+}
+
 impl State {
+    /// Asks for a room's audit log: from the newest, or the page before
+    /// `before` (added to what is shown).
+    pub(super) fn open_audit(&mut self, room: RoomName, before: Option<Seq>) -> Vec<Action> {
+        let keep = before.is_some() && self.audit.as_ref().is_some_and(|a| a.room == room);
+        match &mut self.audit {
+            Some(a) if keep => {
+                a.busy = true;
+                a.error = None;
+            }
+            _ => {
+                self.audit = Some(AuditView {
+                    room: room.clone(),
+                    busy: true,
+                    entries: Vec::new(),
+                    more: false,
+                    error: None,
+                });
+            }
+        }
+        vec![Action::AuditLog(room, before)]
+    }
+
+    /// A page of the audit log, or why there is none. A page for a room
+    /// no longer shown is dropped.
+    pub(super) fn on_audit(&mut self, room: &RoomName, page: Result<AuditPage, String>) {
+        let Some(a) = self.audit.as_mut().filter(|a| &a.room == room) else {
+            return;
+        };
+        a.busy = false;
+        match page {
+            Ok(page) => {
+                let last = a.entries.last().map(|m| m.seq);
+                // Only entries older than those shown (a page asked twice).
+                a.entries.extend(
+                    page.entries
+                        .into_iter()
+                        .filter(|m| last.is_none_or(|l| m.seq < l)),
+                );
+                a.more = page.more;
+            }
+            Err(e) => a.error = Some(e),
+        }
+    }
+
     /// Our role in the room whose members are loaded (a plain member
     /// when unknown).
     pub fn my_role(&self, room: &RoomName) -> Role {

@@ -91,7 +91,7 @@ impl State {
             return Vec::new();
         }
         self.previews.start(&file.id);
-        vec![Action::Thumbnail(file.id.clone())]
+        vec![Action::Thumbnail(file.id.clone(), self.image_cache.clone())]
     }
 
     /// A preview arrived (or the file has none).
@@ -142,7 +142,7 @@ mod tests {
     fn previews_are_asked_for_once_and_kept_within_a_bound() {
         let mut s = State::default();
         let f = file(1, "image/png");
-        assert!(matches!(&s.want_preview(&f)[..], [Action::Thumbnail(id)] if *id == f.id));
+        assert!(matches!(&s.want_preview(&f)[..], [Action::Thumbnail(id, None)] if *id == f.id));
         assert!(s.want_preview(&f).is_empty(), "once");
         assert!(s.want_preview(&file(2, "text/plain")).is_empty());
         let p = Preview {

@@ -383,6 +383,68 @@ fn display_names_are_shown_beside_user_names() {
     assert!(matches!(&actions[..], [Action::SetDisplayName(None)]));
 }
 
+/// The account menu's key backup: turning it on asks the network, the
+/// recovery key that comes back is held only until the person dismisses
+/// it, and a restore passes the key typed on.
+#[test]
+fn a_recovery_key_is_shown_until_dismissed_then_forgotten() {
+    use crate::net::{BackupAction, BackupUpdate};
+    let mut s = connected("alice");
+    let actions = s.intent(Intent::EnableBackup);
+    assert!(matches!(
+        &actions[..],
+        [Action::Backup(BackupAction::Enable { replace: false })]
+    ));
+    assert!(s.recovery_key.is_none());
+    s.apply(Update::Backup(BackupUpdate::RecoveryKey(
+        "abcd efgh".into(),
+    )));
+    assert_eq!(s.recovery_key.as_deref(), Some("abcd efgh"));
+    assert!(s.intent(Intent::DismissRecoveryKey).is_empty());
+    assert!(s.recovery_key.is_none(), "forgotten once seen");
+    let actions = s.intent(Intent::RestoreBackup("abcd efgh".into()));
+    assert!(matches!(&actions[..], [Action::Backup(BackupAction::Restore(k))] if k == "abcd efgh"));
+    assert_eq!(
+        format!("{:?}", BackupAction::Restore("secret".into())),
+        "Restore(..)",
+        "never logged"
+    );
+    assert_eq!(
+        format!("{:?}", BackupUpdate::RecoveryKey("secret".into())),
+        "RecoveryKey(..)",
+        "never logged"
+    );
+}
+
+/// Regression: *Back up encryption keys…* replaced the account's key
+/// backup without a word, discarding the keys only it held. Now an
+/// existing backup is asked about: Cancel sends nothing, Replace asks the
+/// network again with `replace`.
+#[test]
+fn an_existing_key_backup_is_replaced_only_when_the_person_agrees() {
+    use crate::net::{BackupAction, BackupUpdate, ExistingBackup};
+    let mut s = connected("alice");
+    let existing = ExistingBackup {
+        version: 3,
+        keys: 12,
+        this_device: false,
+    };
+    s.apply(Update::Backup(BackupUpdate::Exists(existing)));
+    assert_eq!(s.backup_to_replace, Some(existing));
+    assert!(s.intent(Intent::ReplaceBackup(false)).is_empty());
+    assert!(s.backup_to_replace.is_none(), "the question is gone");
+
+    s.apply(Update::Backup(BackupUpdate::Exists(existing)));
+    let actions = s.intent(Intent::ReplaceBackup(true));
+    assert!(matches!(
+        &actions[..],
+        [Action::Backup(BackupAction::Enable { replace: true })]
+    ));
+    assert!(s.backup_to_replace.is_none());
+    // A second click on a question already answered does nothing.
+    assert!(s.intent(Intent::ReplaceBackup(true)).is_empty());
+}
+
 /// A direct conversation has no member list: its history page names the
 /// senders' display names, and a sender without one is shown by user name.
 #[test]

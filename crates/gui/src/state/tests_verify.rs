@@ -1,10 +1,11 @@
 //! Tests of device verification without a window: the dialog's phases
 //! from *Verify…* or another device's offer to the result, two starts
-//! crossing, the timeout, and the marks of unverified devices.
+//! crossing, the timeout, and the marks of unverified devices (direct
+//! conversations and encrypted rooms).
 
 use std::time::Instant;
 
-use chatus_client::protocol::Conversation;
+use chatus_client::protocol::{Conversation, RoomName};
 use chatus_client::{DeviceInfo, Event, TrustState, VerificationEvent};
 
 use super::tests::{connected, user};
@@ -289,4 +290,79 @@ fn peers_with_unverified_devices_are_marked() {
         trust_word(TrustState::NewDeviceOfVerifiedUser),
         "new, unverified"
     );
+}
+
+/// An encrypted room's header is marked like a direct conversation's: its
+/// member list loads every member's devices, and the room is unverified
+/// while any member (this user's other devices too) has a device this one
+/// has not verified, naming them; a room in clear loads nothing.
+#[test]
+fn encrypted_rooms_with_unverified_members_are_marked() {
+    let mut s = connected("alice");
+    let vault = RoomName::parse("vault").unwrap();
+    let conv = Conversation::Room(vault.clone());
+    s.selected = conv.clone();
+    s.convs.entry(conv.clone()).or_default().encrypted = true;
+    let member = |name: &str| Member {
+        user: user(name),
+        online: true,
+        role: Default::default(),
+        display_name: None,
+    };
+    let members = vec![member("alice"), member("bob"), member("carol")];
+    let a = s.apply(Update::Members(vault.clone(), members.clone()));
+    assert_eq!(
+        verify_actions(&a),
+        ["alice", "bob", "carol"].map(|u| VerifyAction::Devices(user(u)))
+    );
+    let devices = |owner: &str, trust: TrustState| {
+        Update::Verify(VerifyUpdate::Devices {
+            user: user(owner),
+            devices: vec![device(owner, &format!("{owner}1"), trust, false)],
+        })
+    };
+    s.apply(Update::Verify(VerifyUpdate::Devices {
+        user: user("alice"),
+        devices: vec![device("alice", "MINE", TrustState::Verified, true)],
+    }));
+    s.apply(devices("bob", TrustState::Verified));
+    assert_eq!(s.room_trust(&vault), None, "carol's devices are unknown");
+    s.apply(devices("carol", TrustState::Unverified));
+    assert_eq!(
+        s.room_trust(&vault),
+        Some((PeerTrust::Unverified, vec![user("carol")]))
+    );
+    s.apply(devices("carol", TrustState::Verified));
+    assert_eq!(s.room_trust(&vault), Some((PeerTrust::Verified, vec![])));
+
+    // A room in clear: no devices asked for, no mark.
+    let open = RoomName::parse("open").unwrap();
+    s.selected = Conversation::Room(open.clone());
+    let a = s.apply(Update::Members(open.clone(), members));
+    assert!(verify_actions(&a).is_empty());
+    assert_eq!(s.room_trust(&open), None);
+}
+
+/// A message that was not shared with a new device of a verified user
+/// names that device once per conversation, as `chatus send` does; the
+/// desktop app said nothing, so the sender did not know bob's new device
+/// could not read.
+#[test]
+fn devices_a_message_was_withheld_from_are_named_once() {
+    let mut s = connected("alice");
+    let peer = Conversation::Peer(user("bob"));
+    let withheld = vec![(user("bob"), "NEWDEV".to_owned())];
+    s.apply(Update::Withheld(peer.clone(), withheld.clone()));
+    let text = s.notice.take().unwrap().text;
+    assert!(
+        text.starts_with("Not shared with bob's device NEWDEV (new, unverified)"),
+        "{text}"
+    );
+    s.apply(Update::Withheld(peer, withheld.clone()));
+    assert!(s.notice.is_none(), "said once");
+    s.apply(Update::Withheld(
+        Conversation::Room(RoomName::parse("vault").unwrap()),
+        withheld,
+    ));
+    assert!(s.notice.is_some(), "and once in another conversation");
 }

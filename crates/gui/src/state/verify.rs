@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use chatus_client::protocol::{Conversation, Username};
+use chatus_client::protocol::{Conversation, RoomName, Username};
 use chatus_client::{DeviceInfo, TrustState, VerificationEvent};
 
 use super::{Link, State};
@@ -88,6 +88,10 @@ pub struct Verification {
     pub since: Instant,
 }
 
+/// The largest encrypted room whose members' devices are loaded for its
+/// mark (one request per member each time its member list loads).
+pub const MAX_MARKED_MEMBERS: usize = 50;
+
 /// What the marks say about a user's devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerTrust {
@@ -135,6 +139,86 @@ impl State {
         } else {
             PeerTrust::Unverified
         })
+    }
+
+    /// The mark of an encrypted room whose member list is loaded: the
+    /// members with a device this one has not verified (`Unverified` with
+    /// their names), else `Verified`; `None` for a room that is not
+    /// encrypted, a member list not loaded, a room of more than
+    /// [`MAX_MARKED_MEMBERS`], or while any member's devices are unknown.
+    pub fn room_trust(&self, room: &RoomName) -> Option<(PeerTrust, Vec<Username>)> {
+        let conv = Conversation::Room(room.clone());
+        if !self.convs.get(&conv).is_some_and(|c| c.encrypted) {
+            return None;
+        }
+        let (r, members) = self.members.as_ref()?;
+        if r != room || members.len() > MAX_MARKED_MEMBERS {
+            return None;
+        }
+        let mut unverified = Vec::new();
+        for m in members {
+            if !self.devices.contains_key(&m.user.key()) {
+                return None;
+            }
+            if self.peer_trust(&m.user) == Some(PeerTrust::Unverified) {
+                unverified.push(m.user.clone());
+            }
+        }
+        Some(if unverified.is_empty() {
+            (PeerTrust::Verified, unverified)
+        } else {
+            (PeerTrust::Unverified, unverified)
+        })
+    }
+
+    /// Loads the devices of an encrypted room's members (at most
+    /// [`MAX_MARKED_MEMBERS`]), for its mark.
+    pub(super) fn want_room_devices(&self, room: &RoomName) -> Vec<Action> {
+        let encrypted = self
+            .convs
+            .get(&Conversation::Room(room.clone()))
+            .is_some_and(|c| c.encrypted);
+        match &self.members {
+            Some((r, members))
+                if r == room
+                    && encrypted
+                    && self.link == Link::Online
+                    && members.len() <= MAX_MARKED_MEMBERS =>
+            {
+                members
+                    .iter()
+                    .map(|m| Action::Verify(VerifyAction::Devices(m.user.clone())))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A message was not shared with these devices (new devices of users
+    /// we verified): says so once per device and conversation, with how
+    /// to let them read.
+    pub(super) fn on_withheld(&mut self, conv: &Conversation, devices: Vec<(Username, String)>) {
+        let fresh: Vec<(Username, String)> = devices
+            .into_iter()
+            .filter(|(u, d)| {
+                self.withheld_told
+                    .insert((conv.to_string(), u.key(), d.clone()))
+            })
+            .collect();
+        let new: Vec<String> = fresh
+            .iter()
+            .map(|(u, d)| format!("{}'s device {d}", self.shown(u)))
+            .collect();
+        if !new.is_empty() {
+            self.notice(
+                format!(
+                    "Not shared with {} (new, unverified): verify it (Verify… in the member's \
+                     menu) to let it read what is sent here.",
+                    new.join(", ")
+                ),
+                true,
+            );
+        }
     }
 
     /// `user`'s devices as last loaded.

@@ -35,6 +35,8 @@ pub struct View {
     pub editing: Option<chatus_client::protocol::Seq>,
     /// The account menu's display name field.
     pub display_name: String,
+    /// The key backup's restore form, while open: the key typed.
+    pub restore_key: Option<String>,
 }
 
 /// The accessible label of the account menu (the user name in the sidebar).
@@ -171,6 +173,9 @@ pub fn show(ui: &mut egui::Ui, state: &State, view: &mut View) -> Vec<Intent> {
             ui.ctx().request_repaint();
         }
     }
+    intents.extend(super::backup::restore(ui, &mut view.restore_key));
+    intents.extend(super::backup::replace(ui, state));
+    intents.extend(super::backup::recovery_key(ui, state));
     // Over any other dialog: another device's offer may come at any time.
     intents.extend(super::verify::dialog(ui, state));
     intents
@@ -259,7 +264,7 @@ fn sidebar(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Vec<
                 ui.horizontal(|ui| {
                     dot(ui, Some(state.link == Link::Online));
                     let mut devices = None;
-                    account_menu(ui, state, me, &mut view.display_name, &mut devices, intents);
+                    account_menu(ui, state, me, view, &mut devices, intents);
                     if let Some(user) = devices {
                         view.dialog = Some(Dialog::Devices { user });
                     }
@@ -416,10 +421,11 @@ fn account_menu(
     ui: &mut egui::Ui,
     state: &State,
     me: &Username,
-    display_name: &mut String,
+    view: &mut View,
     devices: &mut Option<Username>,
     intents: &mut Vec<Intent>,
 ) {
+    let display_name = &mut view.display_name;
     let others: Vec<&Username> = state
         .saved_here()
         .iter()
@@ -469,6 +475,20 @@ fn account_menu(
         {
             intents.push(Intent::ShowDevices(me.clone()));
             *devices = Some(me.clone());
+        }
+        if ui
+            .button(super::backup::ENABLE_BACKUP)
+            .on_hover_text("Keep your message keys on the server, sealed under a recovery key shown once (asks before replacing a backup you have)")
+            .clicked()
+        {
+            intents.push(Intent::EnableBackup);
+        }
+        if ui
+            .button(super::backup::RESTORE_BACKUP)
+            .on_hover_text("Read older encrypted messages on this device with your recovery key")
+            .clicked()
+        {
+            view.restore_key = Some(String::new());
         }
         if ui.button("Add account…").clicked() {
             intents.push(Intent::AddAccount);
@@ -598,6 +618,7 @@ fn room_title(ui: &mut egui::Ui, state: &State, room: &RoomName) {
         ui.add(egui::Label::new(RichText::new(v.as_str()).weak()).truncate());
     }
     encrypted_mark(ui, state);
+    super::verify::room_mark(ui, state, room);
     if let Some((members, online)) = state.member_count() {
         let count = if members == 1 {
             "1 member".to_owned()

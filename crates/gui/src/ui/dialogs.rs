@@ -58,6 +58,11 @@ pub enum Dialog {
         /// The reason typed (may be empty).
         reason: String,
     },
+    /// A room's audit log (its owner); the entries are the state's.
+    Audit {
+        /// The room.
+        room: RoomName,
+    },
     /// A user's devices with their trust (ours: the account menu).
     Devices {
         /// Whose.
@@ -173,6 +178,9 @@ pub fn show(ui: &mut egui::Ui, dialog: &mut Dialog, state: &State) -> (Vec<Inten
                 if ui.button("Close").clicked() {
                     close = true;
                 }
+            }
+            Dialog::Audit { room } => {
+                audit(ui, state, room, &mut intents, &mut close);
             }
             Dialog::Topic { room, topic } => {
                 ui.heading(format!("Topic of #{room}"));
@@ -331,4 +339,53 @@ fn search_hit(ui: &mut egui::Ui, hit: &SearchHit) -> bool {
         .add(egui::Button::new(job).wrap().frame_when_inactive(false))
         .on_hover_text("Go to this message");
     response.clicked()
+}
+
+/// The audit log: each moderation event of the room, newest first, with
+/// its time; *Older* loads the page before.
+fn audit(
+    ui: &mut egui::Ui,
+    state: &State,
+    room: &RoomName,
+    intents: &mut Vec<Intent>,
+    close: &mut bool,
+) {
+    ui.set_min_width(460.0);
+    ui.heading(format!("Audit log of #{room}"));
+    ui.add_space(6.0);
+    let log = state.audit.as_ref().filter(|a| &a.room == room);
+    if let Some(log) = log {
+        if log.entries.is_empty() && !log.busy && log.error.is_none() {
+            ui.label(RichText::new("Nothing has been moderated here.").weak());
+        }
+        egui::ScrollArea::vertical()
+            .max_height(360.0)
+            .show(ui, |ui| {
+                for m in &log.entries {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.label(RichText::new(style::full_time(m.time)).small().weak());
+                        ui.label(super::feed::moderation_text(m));
+                    });
+                }
+            });
+        if log.busy {
+            ui.spinner();
+        }
+        if let Some(e) = &log.error {
+            ui.colored_label(ui.visuals().error_fg_color, e.as_str());
+        }
+    }
+    ui.horizontal(|ui| {
+        let older = log
+            .filter(|l| l.more && !l.busy)
+            .and_then(|l| l.entries.last());
+        if let Some(last) = older
+            && ui.button("Older").clicked()
+        {
+            intents.push(Intent::AuditLog(room.clone(), Some(last.seq)));
+        }
+        if ui.button("Close").clicked() {
+            *close = true;
+        }
+    });
 }

@@ -3,7 +3,7 @@
 //! (*Verify…* their device, *Devices…* with their trust) that for the
 //! room's owner and moderators also holds moderation of each member they
 //! outrank (Kick…, Ban…, Mute for a while, Unmute, and for the owner the
-//! moderator role), and *Set topic…*.
+//! moderator role), *Set topic…*, and for the owner *Audit log…*.
 
 use std::time::Duration;
 
@@ -48,6 +48,10 @@ pub fn panel(ui: &mut egui::Ui, state: &State, view: &mut View, intents: &mut Ve
                     room: room.clone(),
                     topic,
                 });
+            }
+            if state.my_role(room) == Role::Owner && ui.small_button("Audit log…").clicked() {
+                intents.push(Intent::AuditLog(room.clone(), None));
+                view.dialog = Some(Dialog::Audit { room: room.clone() });
             }
             ui.separator();
             egui::ScrollArea::vertical().show(ui, |ui| {

@@ -13,6 +13,7 @@
 //!   devices dialog's body, and the header's mark of unverified devices.
 //! - [`style`]: colours, times and text helpers shared by the others.
 
+pub mod backup;
 pub mod chat;
 pub mod dialogs;
 pub mod feed;

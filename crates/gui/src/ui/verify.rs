@@ -5,7 +5,7 @@
 //! mark a direct conversation's header shows beside `🔒 encrypted`.
 
 use chatus_client::TrustState;
-use chatus_client::protocol::Username;
+use chatus_client::protocol::{RoomName, Username};
 use eframe::egui::{self, RichText};
 
 use crate::state::{Intent, PeerTrust, State, VerifyPhase, trust_word};
@@ -54,6 +54,31 @@ pub fn peer_mark(ui: &mut egui::Ui, state: &State, peer: &Username) {
         Some(PeerTrust::Verified) => {
             ui.add(egui::Label::new(RichText::new(VERIFIED).weak()).truncate())
                 .on_hover_text(format!("You verified every device of {peer}."));
+        }
+        None => {}
+    }
+}
+
+/// The mark beside `🔒 encrypted` in an encrypted room's header: whether
+/// every member's devices are verified, naming those with one that is not
+/// (nothing while not known).
+pub fn room_mark(ui: &mut egui::Ui, state: &State, room: &RoomName) {
+    match state.room_trust(room) {
+        Some((PeerTrust::Unverified, users)) => {
+            let names: Vec<String> = users.iter().map(|u| state.shown(u)).collect();
+            ui.add(
+                egui::Label::new(RichText::new(UNVERIFIED).color(ui.visuals().warn_fg_color))
+                    .truncate(),
+            )
+            .on_hover_text(format!(
+                "Devices you have not verified: {}. Verify… in a member's menu compares \
+                 emoji with them, so you know no one is in between.",
+                names.join(", ")
+            ));
+        }
+        Some((PeerTrust::Verified, _)) => {
+            ui.add(egui::Label::new(RichText::new(VERIFIED).weak()).truncate())
+                .on_hover_text("You verified every device of every member.");
         }
         None => {}
     }

@@ -11,10 +11,13 @@
 
 mod accounts;
 mod attention;
+mod backup;
 mod changes;
+mod encrypted_files;
 mod files;
 mod flows;
 mod moderation;
+mod passphrase;
 mod previews;
 mod tls;
 mod util;

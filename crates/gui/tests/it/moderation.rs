@@ -1,7 +1,8 @@
 //! A room's owner moderating from the window, against a real server: the
 //! member list's menu bans a member with a reason, the feed says so, the
 //! member is gone from the list and cannot come back; the topic is set
-//! from the panel and a moderation command typed in the composer works.
+//! from the panel and a moderation command typed in the composer works;
+//! the owner's audit log lists what was done.
 
 use chatus_client::protocol::{ErrorCode, RoomName};
 use egui_kittest::kittest::Queryable as _;
@@ -82,6 +83,34 @@ fn the_owner_bans_a_member_from_the_member_list() {
         shows(h, "alice lifted the ban on bob")
     });
     server.rt.block_on(bob.join(dev)).unwrap();
+
+    // The owner's audit log lists all three, newest first.
+    h.get_by_label("Audit log…").click();
+    h.run_steps(3);
+    wait_until(&mut h, "the audit log shows", |h| {
+        shows(h, "Audit log of #dev")
+    });
+    let kinds = |h: &egui_kittest::Harness<'_, chatus_gui::ChatusApp>| {
+        h.state().state().audit.as_ref().map(|a| {
+            a.entries
+                .iter()
+                .map(|m| m.action.action)
+                .collect::<Vec<_>>()
+        })
+    };
+    wait_until(&mut h, "the log's page arrives", |h| {
+        kinds(h).is_some_and(|k| k.len() == 3)
+    });
+    use chatus_client::protocol::moderation::ActionKind;
+    assert_eq!(
+        kinds(&h).unwrap(),
+        [ActionKind::Unban, ActionKind::Topic, ActionKind::Ban]
+    );
+    assert_eq!(
+        h.query_all_by_label("alice banned bob: spam").count(),
+        2,
+        "in the feed and in the log"
+    );
 }
 
 /// An invitation can be declined from the sidebar: it leaves the list, the

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chatus_client::protocol::{Body, Password, Username};
-use chatus_client::{Client, Config, Credentials, Events, Reconnect, ServerUrl};
+use chatus_client::{
+    Client, Config, Credentials, Events, KeySource, Passphrase, Reconnect, ServerUrl,
+};
 use chatus_gui::{ChatusApp, Options};
 use chatus_server::State;
 use eframe::egui;
@@ -115,6 +117,7 @@ impl Server {
         // A device of their own, as the app and the CLI have: direct
         // conversations are end-to-end encrypted.
         config.e2ee_dir = Some(self.data.join(format!("device-{name}")));
+        config.key_source = key_source();
         self.rt
             .block_on(async { Client::connect(config).await.map(|(c, e, _)| (c, e)) })
             .unwrap()
@@ -125,6 +128,12 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How the tests' devices are sealed: a passphrase (derived once per
+/// process), never the OS keyring of the machine running them.
+pub fn key_source() -> KeySource {
+    KeySource::passphrase(Passphrase::new("gui tests"))
 }
 
 /// The app in a headless harness, with its own token directory.
@@ -141,6 +150,7 @@ pub fn app_remembering(
 ) -> Harness<'static, ChatusApp> {
     let options = Options {
         config_dir: Some(config_dir.to_owned()),
+        key_source: Some(key_source()),
         ..Options::default()
     };
     let settings = chatus_gui::settings::Settings {
@@ -169,6 +179,19 @@ pub fn wait_until(
             return;
         }
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Steps until the window stops animating (a dialog fading in or out).
+/// `Harness::run` fails when a repaint is still wanted after a few frames,
+/// and the network thread asks for one with every update it hands over,
+/// so a busy connection made it fail at random; here that only means
+/// stepping on. Fails after 5 seconds.
+pub fn settle(h: &mut Harness<'_, ChatusApp>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.run_ok().is_none() {
+        assert!(Instant::now() < deadline, "the window never settled");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -247,6 +270,34 @@ pub fn account_menu(h: &mut Harness<'_, ChatusApp>, me: &str, entry: &str) {
     h.step();
 }
 
+/// The app in a headless harness whose devices are sealed as `source`
+/// says (the passphrase dialog when it has no passphrase); `remember`
+/// (port, user) starts it as `app_remembering` does.
+pub fn app_with_source(
+    config_dir: &std::path::Path,
+    source: KeySource,
+    remember: Option<(u16, &str)>,
+) -> Harness<'static, ChatusApp> {
+    let options = Options {
+        config_dir: Some(config_dir.to_owned()),
+        key_source: Some(source),
+        ..Options::default()
+    };
+    let settings = match remember {
+        Some((port, user)) => chatus_gui::settings::Settings {
+            host: "ws://127.0.0.1".into(),
+            port,
+            username: user.into(),
+            ..Default::default()
+        },
+        None => chatus_gui::settings::Settings::default(),
+    };
+    let app = ChatusApp::new(&options, settings).unwrap();
+    Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .build_ui_state(|ui, app: &mut ChatusApp| app.show(ui), app)
+}
+
 /// The app in a headless harness of the given size.
 pub fn app_sized(config_dir: &std::path::Path, size: egui::Vec2) -> Harness<'static, ChatusApp> {
     app_with(config_dir, size, false)
@@ -263,6 +314,7 @@ pub fn app_with(
 ) -> Harness<'static, ChatusApp> {
     let options = Options {
         config_dir: Some(config_dir.to_owned()),
+        key_source: Some(key_source()),
         ..Options::default()
     };
     let app = ChatusApp::new(&options, chatus_gui::settings::Settings::default()).unwrap();

@@ -204,6 +204,28 @@ fn bad_frames() {
             None,
         ),
         (r#"{"type":"set_display_name"}"#, InvalidMessage, None),
+        // Key backup: nested fields, each checked by its type.
+        (
+            r#"{"id":8,"type":"create_backup","algorithm":"other","key_check":"x"}"#,
+            InvalidBackup,
+            Some(8),
+        ),
+        (
+            r#"{"type":"put_backup_keys","version":1,"keys":[]}"#,
+            InvalidBackup,
+            None,
+        ),
+        (
+            r#"{"type":"put_backup_keys","version":1,"keys":[{"conversation":"room:a","sender_key":"short","session_id":"short","first_known_index":0,"sealed":"AAAA"}]}"#,
+            InvalidBackup,
+            None,
+        ),
+        (
+            r#"{"type":"get_backup_keys","version":-1}"#,
+            InvalidBackup,
+            None,
+        ),
+        (r#"{"type":"get_backup","x":1}"#, InvalidMessage, None),
     ];
     for (input, code, id) in cases {
         check_err(input, *code, *id);

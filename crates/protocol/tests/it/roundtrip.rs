@@ -232,7 +232,34 @@ fn all_requests() -> Vec<Request> {
             before: Some(Seq(9)),
             limit: Some(10),
         }),
+        Request::CreateBackup(backup::CreateBackup {
+            algorithm: backup::BackupAlgorithm::V1,
+            key_check: backup::KeyCheck::parse(KEY32).unwrap(),
+        }),
+        Request::GetBackup(backup::GetBackup {}),
+        Request::PutBackupKeys(backup::PutBackupKeys {
+            version: 7,
+            keys: vec![backup_entry()],
+        }),
+        Request::GetBackupKeys(backup::GetBackupKeys {
+            version: 7,
+            after: 100,
+        }),
+        Request::DeleteBackup(backup::DeleteBackup {}),
     ]
+}
+
+/// 32 bytes of unpadded base64.
+const KEY32: &str = "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08";
+
+fn backup_entry() -> backup::BackupEntry {
+    backup::BackupEntry {
+        conversation: backup::BackupConversation::parse("dm:alice:bob").unwrap(),
+        sender_key: Curve25519Key::parse(KEY32).unwrap(),
+        session_id: backup::SessionId::parse(KEY32).unwrap(),
+        first_known_index: 3,
+        sealed: backup::SealedKey::parse("c2VhbGVk").unwrap(),
+    }
 }
 
 fn sanction(reason: Option<&str>) -> moderation::Sanction {
@@ -555,6 +582,23 @@ fn every_server_message_round_trips() {
         ServerMessage::Profile(profile::Profile {
             user: user("alice"),
             display_name: None,
+        }),
+        ServerMessage::Backup(backup::BackupReply { id, backup: None }),
+        ServerMessage::Backup(backup::BackupReply {
+            id,
+            backup: Some(backup::BackupVersion {
+                version: 7,
+                algorithm: backup::BackupAlgorithm::V1,
+                key_check: backup::KeyCheck::parse(KEY32).unwrap(),
+                keys: 2,
+            }),
+        }),
+        ServerMessage::BackupStored(backup::BackupStored { id, keys: 2 }),
+        ServerMessage::BackupKeys(backup::BackupKeys {
+            id,
+            version: 7,
+            keys: vec![backup_entry()],
+            next: Some(9),
         }),
     ];
     for m in all {

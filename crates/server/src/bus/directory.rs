@@ -146,6 +146,13 @@ impl Bus {
                 device,
                 message,
             } => crate::service::keys::push_to_device(hub, wire::user(user), &device, message),
+            DirChange::KeyCount {
+                user,
+                device,
+                one_time_keys,
+            } => {
+                crate::service::keys::push_key_count(hub, wire::user(user), &device, one_time_keys);
+            }
             DirChange::Resync => {
                 tracing::info!(node = %wire.node, "a node was cut off from the bus; checking against the database");
                 self.resync().await;

@@ -67,6 +67,23 @@ impl Bus {
             self.hub
                 .raise_last_seq(conv, Seq(first.0.saturating_sub(SYNC_MAX + 1)));
         }
+        // A sender's arrival is announced before their message, here as on
+        // the node that stored it (the arrival came in over the bus first,
+        // and waits out the announcer's window).
+        let senders: std::collections::HashSet<_> = events
+            .iter()
+            .filter_map(|e| match &e.item {
+                super::wire::Item::Message(m) => self.hub.user_by_key(&m.sender.key()),
+                super::wire::Item::Change(_) => None,
+            })
+            .map(|u| u.id)
+            .collect();
+        if !senders.is_empty()
+            && self.hub.arrival_pending(&senders)
+            && let Some(a) = self.announcer.get().and_then(std::sync::Weak::upgrade)
+        {
+            a.flush(&self.hub);
+        }
         // A few rounds: another delivery may move the conversation on while
         // a gap is read from the store.
         for _ in 0..4 {

@@ -147,9 +147,18 @@ pub(crate) struct Bus {
     sessions: mpsc::UnboundedSender<SessionChange>,
     /// Followed conversations whose gap could not be filled yet.
     stale: std::sync::Mutex<std::collections::HashSet<ConvId>>,
+    /// This node's presence announcer, flushed before another node's
+    /// message whose sender's arrival is pending here (weak: the announcer
+    /// holds the bus).
+    announcer: std::sync::OnceLock<std::sync::Weak<crate::service::presence::Announcer>>,
 }
 
 impl Bus {
+    /// Links this node's presence announcer (see [`Bus::deliver`]).
+    pub(crate) fn link_announcer(&self, a: &Arc<crate::service::presence::Announcer>) {
+        let _ = self.announcer.set(Arc::downgrade(a));
+    }
+
     /// Connects to NATS at `url` (an error at once if it does not answer),
     /// subscribes to the directory and presence subjects, turns on cluster
     /// mode in the hub, and starts the node's tasks. Returns the bus and the
@@ -217,6 +226,7 @@ impl Bus {
             wake: Notify::new(),
             sessions: sessions_tx,
             stale: std::sync::Mutex::default(),
+            announcer: std::sync::OnceLock::new(),
         });
         bus.forward(format!("{prefix}.dir"), Inbound::Dir).await?;
         bus.forward(format!("{prefix}.presence"), Inbound::Presence)

@@ -209,6 +209,17 @@ pub(crate) enum DirChange {
         /// The message, as `device_message` carries it.
         message: chatus_protocol::keys::ToDeviceMessage,
     },
+    /// A claim left a device few one-time keys: the node where the device
+    /// is connected tells it (`key_count`), as the claiming node did its
+    /// own connections of that device.
+    KeyCount {
+        /// The device's owner.
+        user: i64,
+        /// The device.
+        device: chatus_protocol::keys::DeviceId,
+        /// Its unclaimed one-time keys.
+        one_time_keys: u32,
+    },
     /// The sending node was cut off from the bus and may have missed or
     /// failed to send changes: every node checks its directory and followed
     /// conversations against the store.

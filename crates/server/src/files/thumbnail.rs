@@ -5,6 +5,10 @@
 //! - Only PNG, JPEG, GIF and WebP are thumbnailed, told by their first
 //!   bytes ([`sniff`]), whatever media type the uploader declared; any
 //!   other file is `404` ("no thumbnail").
+//! - An end-to-end encrypted file (uploaded as
+//!   `application/vnd.chatus.encrypted`) has none (`404`): its bytes are a
+//!   ciphertext the server cannot read. Its sender's and receivers'
+//!   clients know what it is; the server never does.
 //! - Made lazily, on the first request, then kept beside the blob
 //!   (`thumbs/AB/SHA256`, content-addressed like it): most files are never
 //!   previewed (the CLI shows none), images uploaded before thumbnails
@@ -196,6 +200,12 @@ pub(crate) async fn handle(
     let Some(sha) = up.sha256 else {
         return not_found();
     };
+    if up.media_type.as_str() == chatus_protocol::MediaType::ENCRYPTED {
+        return text(
+            StatusCode::NOT_FOUND,
+            "An end-to-end encrypted file has no thumbnail: the server cannot read it.\n",
+        );
+    }
     let thumb = match thumbnail(state, &sha).await {
         Ok(t) => t,
         Err(ThumbError::NotAnImage) => {

@@ -43,6 +43,9 @@ async fn logged_in(
             name: li.name.clone(),
         });
     }
+    if hub.is_clustered() {
+        crate::service::rooms::catch_up_user(hub, cx.state.store(), li.user).await?;
+    }
     let max = cx.state.config().max_connections_per_user;
     if hub.attach(li.user, cx.conn, li.token_hash, max).is_err() {
         if li.token.is_some() {
@@ -134,7 +137,11 @@ pub(super) async fn auth(
     id: Option<RequestId>,
     r: Auth,
 ) -> Result<Outcome, ApiError> {
-    let li = cx.state.accounts().resume(&r.token, peer_ip(cx)).await?;
+    let li = cx
+        .state
+        .accounts()
+        .resume(&r.token, peer_ip(cx), cx.state.hub())
+        .await?;
     logged_in(cx, id, li).await
 }
 

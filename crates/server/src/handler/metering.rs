@@ -7,7 +7,9 @@
 //!   `rate.request_burst_before_login`), at 1 unit a request.
 //! - A request costs what it makes the server do: 4 units for those that
 //!   read or list many things (`history`, `search`, `conversations`, `list_rooms`,
-//!   `list_members`, `who`), 1 for the rest. `send` costs nothing here: it
+//!   `list_members`, `who`) or write or drop many rows (the key backup's
+//!   `create_backup`, `put_backup_keys`, `get_backup_keys`,
+//!   `delete_backup`), 1 for the rest. `send` costs nothing here: it
 //!   has its own per-user limit, so reading never holds up writing.
 //! - Over budget: `rate_limited` with `retry_after_ms`, before any work.
 //!   One user's budget is theirs alone, so looping on reads slows only the
@@ -37,7 +39,11 @@ fn cost(req: &Request) -> u32 {
         | Request::Receipts(_)
         | Request::Devices(_)
         | Request::ClaimKeys(_)
-        | Request::AuditLog(_) => MAX_REQUEST_COST,
+        | Request::AuditLog(_)
+        | Request::CreateBackup(_)
+        | Request::PutBackupKeys(_)
+        | Request::GetBackupKeys(_)
+        | Request::DeleteBackup(_) => MAX_REQUEST_COST,
         Request::Hello(_)
         | Request::Register(_)
         | Request::Login(_)
@@ -64,7 +70,8 @@ fn cost(req: &Request) -> u32 {
         | Request::Unmute(_)
         | Request::SetInviteOnly(_)
         | Request::SetDisplayName(_)
-        | Request::DeleteDevice(_) => 1,
+        | Request::DeleteDevice(_)
+        | Request::GetBackup(_) => 1,
     }
 }
 

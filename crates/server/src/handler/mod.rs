@@ -9,6 +9,7 @@
 //! [`ApiError`], which `dispatch` turns into frames.
 
 mod auth;
+mod backup;
 mod event;
 mod hello;
 pub(crate) mod history;
@@ -246,6 +247,11 @@ async fn authed(
         Request::SetInviteOnly(r) => moderation::act(cx, who, id, Mod::InviteOnly(r)).await,
         Request::AuditLog(r) => moderation::audit_log(cx, who, id, r).await,
         Request::SetDisplayName(r) => profile::set_display_name(cx, who, id, r).await,
+        Request::CreateBackup(r) => backup::create(cx, who, id, r).await,
+        Request::GetBackup(_) => backup::get(cx, who, id).await,
+        Request::PutBackupKeys(r) => backup::put(cx, who, id, r).await,
+        Request::GetBackupKeys(r) => backup::keys(cx, who, id, r).await,
+        Request::DeleteBackup(_) => backup::delete(cx, who, id).await,
         other => Err(misrouted(&other)),
     }
 }

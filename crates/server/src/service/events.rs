@@ -154,9 +154,14 @@ pub(crate) async fn prepare_change(
     let seq = change.kind.target().unwrap_or_default();
     let (conv, target) = existing(hub, store, &user, &change.conv, seq).await?;
     let mut moderator = false;
-    if matches!(target, Target::Room(_)) {
+    if let Target::Room(name) = &target {
         if matches!(change.kind, Kind::Edit { .. } | Kind::React { .. }) {
-            crate::service::moderation::check_not_muted(hub, conv, user.id)?;
+            crate::service::moderation::check_not_muted_fresh(hub, store, conv, name, user.id)
+                .await?;
+        }
+        if hub.is_clustered() && matches!(change.kind, Kind::Delete { .. }) {
+            // A role given on another node a moment ago counts here too.
+            crate::service::moderation::refresh(hub, store, name, user.id).await?;
         }
         moderator =
             hub.moderation().role(conv, user.id) >= chatus_protocol::moderation::Role::Moderator;

@@ -9,7 +9,8 @@
 //!   told apart from none).
 //! - A device holds at most [`MAX_ONE_TIME_KEYS`] unclaimed one-time keys
 //!   (`too_many_keys`); a claim that leaves fewer than [`LOW_KEY_COUNT`]
-//!   tells the device (`key_count`, once per claim request).
+//!   tells the device (`key_count`, once per claim request), on whichever
+//!   node of a cluster it is connected to.
 //! - A device's queue holds at most [`QUEUE_CAP`] unfetched messages
 //!   (`queue_full`), and a sender may queue [`TO_DEVICE_BURST`] messages at
 //!   once and [`TO_DEVICE_PER_SEC`] a second after that (`rate_limited`):
@@ -201,12 +202,13 @@ pub(crate) async fn claim(
     for ((user, device), row) in asked.into_iter().zip(rows) {
         let Some(row) = row else { continue };
         if !row.fallback && row.remaining < LOW_KEY_COUNT {
-            let frame = encode(&ServerMessage::KeyCount(KeyCount {
+            // In cluster mode the device may be connected to another node.
+            hub.tell(|| crate::bus::wire::DirChange::KeyCount {
+                user: user.id.0,
+                device: device.clone(),
                 one_time_keys: row.remaining,
-            }));
-            for conn in device_connections(hub, user.id, &device) {
-                conn.outbox.push(frame.clone());
-            }
+            });
+            push_key_count(hub, user.id, &device, row.remaining);
         }
         out.push(ClaimedKey {
             user: user.name,
@@ -215,6 +217,19 @@ pub(crate) async fn claim(
         });
     }
     Ok(out)
+}
+
+/// Tells `device`'s connections on this node, if any, how many one-time
+/// keys it has left.
+pub(crate) fn push_key_count(hub: &Hub, user: UserId, device: &DeviceId, one_time_keys: u32) {
+    let conns = device_connections(hub, user, device);
+    if conns.is_empty() {
+        return;
+    }
+    let frame = encode(&ServerMessage::KeyCount(KeyCount { one_time_keys }));
+    for conn in conns {
+        conn.outbox.push(frame.clone());
+    }
 }
 
 /// The connections of `user` that speak for `device`.

@@ -350,6 +350,18 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
                 acks.push((&job.reply_to, encode(&ServerMessage::Error(reply))));
                 continue;
             }
+            Appended::Gone => {
+                let reply = ErrorReply::new(
+                    job.id,
+                    ErrorCode::UnknownRoom,
+                    match &job.target {
+                        Target::Room(name) => format!("The room {name} was removed."),
+                        _ => "This conversation no longer exists.".to_owned(),
+                    },
+                );
+                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply))));
+                continue;
+            }
             Appended::ClientIdReused => {
                 let reply = ErrorReply::new(
                     job.id,
@@ -499,7 +511,8 @@ pub(crate) async fn prepare_send(
                 .await?
                 .1
                 .ok_or_else(|| ApiError::unknown_room(name))?;
-            crate::service::moderation::check_not_muted(hub, conv, user.id)?;
+            crate::service::moderation::check_not_muted_fresh(hub, store, conv, name, user.id)
+                .await?;
             (conv, Target::Room(name.clone()))
         }
         Conversation::Peer(peer) => {
@@ -537,6 +550,9 @@ pub(crate) async fn prepare_send(
         }
     };
     check_encryption(hub, conv, encrypt)?;
+    if let Some(f) = &file {
+        check_file_encryption(hub, conv, f)?;
+    }
     Ok(SendJob {
         msg: NewMessage {
             conv,
@@ -555,6 +571,32 @@ pub(crate) async fn prepare_send(
         reply_to,
         id,
     })
+}
+
+/// The rule for a file a `send` shares: an end-to-end encrypted
+/// conversation takes only files encrypted on the sender's device
+/// (uploaded as [`MediaType::ENCRYPTED`](chatus_protocol::MediaType::ENCRYPTED):
+/// `encryption_required`), so a client that does not encrypt files cannot
+/// put one there in clear; a clear one never takes them (`not_encrypted`),
+/// since its members would get no key.
+pub(crate) fn check_file_encryption(
+    hub: &Hub,
+    conv: ConvId,
+    file: &chatus_protocol::FileInfo,
+) -> Result<(), ApiError> {
+    match (hub.is_encrypted(conv), file.is_encrypted()) {
+        (true, false) => Err(ApiError::reject(
+            ErrorCode::EncryptionRequired,
+            "This conversation is end-to-end encrypted: share a file encrypted on your device, \
+             uploaded as application/vnd.chatus.encrypted.",
+        )),
+        (false, true) => Err(ApiError::reject(
+            ErrorCode::NotEncrypted,
+            "This conversation is not end-to-end encrypted: an encrypted file's members would \
+             have no key; share the file in clear.",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The rule `send` and `edit` share: an end-to-end encrypted conversation
@@ -767,6 +809,7 @@ mod tests {
                 is_admin: false,
                 created: Timestamp(0),
                 join: vec![lobby],
+                session: None,
             })
             .await
             .unwrap()

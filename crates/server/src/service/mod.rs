@@ -23,11 +23,14 @@
 //!   conversation.
 //! - [`keys`]: end-to-end encryption keys (devices, one-time keys
 //!   claimed once) and the to-device queue, with its caps and rate limit.
+//! - [`backups`]: the server-side key backup: each user's own sealed room
+//!   keys, one version at a time, bounded.
 //! - [`search`]: full-text search's rules (query, filters, page, marks).
 //! - [`budget`]: wire lengths (JSON escaping included) and trimming lists,
 //!   so no reply or fan-out round outgrows its share of an outbox.
 
 pub mod accounts;
+pub(crate) mod backups;
 pub(crate) mod budget;
 pub(crate) mod events;
 pub(crate) mod files;

@@ -126,6 +126,65 @@ pub(crate) enum Request {
     InviteOnly(chatus_protocol::moderation::SetInviteOnly),
 }
 
+impl Request {
+    /// The room acted in, and the user acted on (if any).
+    fn names(&self) -> (&RoomName, Option<&Username>) {
+        match self {
+            Request::Topic(r) => (&r.room, None),
+            Request::InviteOnly(r) => (&r.room, None),
+            Request::Role(r) => (&r.room, Some(&r.user)),
+            Request::Kick(r) | Request::Ban(r) | Request::Unban(r) => (&r.room, Some(&r.user)),
+            Request::Unmute(r) => (&r.room, Some(&r.user)),
+            Request::Mute(r) => (&r.room, Some(&r.user)),
+        }
+    }
+}
+
+/// Cluster mode: brings this node's moderation state of room `name` for
+/// `user` (moderator or not, banned or not, muted until when) up to what
+/// the store says, since another node may have changed it a moment ago
+/// and its event not have arrived here yet; likewise a membership taken
+/// on another node. A ban's or kick's membership change is not applied:
+/// it comes with its event.
+pub(crate) async fn refresh(
+    hub: &Hub,
+    store: &dyn Store,
+    name: &RoomName,
+    user: UserId,
+) -> Result<(), ApiError> {
+    let Some(a) = store.room_access(name.clone(), user, false).await? else {
+        return Ok(());
+    };
+    let (m, room) = (hub.moderation(), a.row.id);
+    if a.member && hub.join(room, user) {
+        // Joined on another node a moment ago.
+        hub.announce_membership(room, user, true);
+    }
+    let time = now();
+    m.apply(
+        room,
+        Effect::Role {
+            user,
+            moderator: a.moderator,
+        },
+        None,
+        None,
+    );
+    if a.banned != m.is_banned(room, user) {
+        let effect = if a.banned {
+            Effect::Ban { user }
+        } else {
+            Effect::Unban { user }
+        };
+        m.apply(room, effect, None, None);
+    }
+    match a.muted_until.filter(|u| *u > time) {
+        Some(until) => m.apply(room, Effect::Mute { user, until }, None, None),
+        None => m.apply(room, Effect::Unmute { user }, None, None),
+    }
+    Ok(())
+}
+
 /// Checks a moderation request by `actor` and builds its job.
 pub(crate) async fn prepare(
     hub: &Hub,
@@ -135,6 +194,17 @@ pub(crate) async fn prepare(
     reply_to: Arc<ConnHandle>,
     id: Option<RequestId>,
 ) -> Result<SendJob, ApiError> {
+    if hub.is_clustered() {
+        // Ranks, bans and mutes decide who may act on whom: in a cluster
+        // they are read from the store (moderation is rare enough).
+        let (room, target) = req.names();
+        refresh(hub, store, room, actor.id).await?;
+        if let Some(t) = target
+            && let Some(u) = find_user(hub, store, t).await?
+        {
+            refresh(hub, store, room, u.id).await?;
+        }
+    }
     let time = now();
     let (name, action, effect) = match req {
         Request::Topic(r) => {
@@ -421,6 +491,26 @@ pub(crate) async fn audit_log(
     let trimmed = keep < entries.len();
     entries.truncate(keep);
     Ok((entries, more || trimmed))
+}
+
+/// [`check_not_muted`], except that in cluster mode a refusal is checked
+/// against the store first (the mute may have been lifted on another node
+/// a moment ago); a mute set on another node holds here once its event
+/// arrives, so a send is not delayed by a read of the store.
+pub(crate) async fn check_not_muted_fresh(
+    hub: &Hub,
+    store: &dyn Store,
+    room: crate::store::ConvId,
+    name: &RoomName,
+    user: UserId,
+) -> Result<(), ApiError> {
+    match check_not_muted(hub, room, user) {
+        Err(_) if hub.is_clustered() => {
+            refresh(hub, store, name, user).await?;
+            check_not_muted(hub, room, user)
+        }
+        other => other,
+    }
 }
 
 /// Refuses a write (`send`, `edit`, `react`) by a muted member, with the

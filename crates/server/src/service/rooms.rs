@@ -24,7 +24,10 @@ use crate::hub::{Hub, RoomView};
 use crate::ratelimit::{Keyed, Meter};
 use crate::service::accounts::now;
 use crate::service::budget::keep_within;
+use crate::service::moderation::apply_effect;
 use crate::service::users::find_user;
+use crate::store::access::{InviteAdded, MemberAdded, RoomAccess};
+use crate::store::moderation::Effect;
 use crate::store::{Store, StoreError, User, UserId};
 use crate::ws::encode;
 
@@ -117,6 +120,114 @@ pub(crate) async fn create(
     visible(hub, name, user.id)
 }
 
+/// What decides a join: the hub's view on one node, the store's in a
+/// cluster.
+struct Standing {
+    id: crate::store::ConvId,
+    visibility: Visibility,
+    joined: bool,
+    invited: bool,
+    banned: bool,
+    invite_only: bool,
+}
+
+/// Cluster mode: room `name` as the store has it for `user`, where this
+/// node's cache may not yet hold another node's change of a moment ago (a
+/// room created, a member joined, an invitation, a ban). PostgreSQL is the
+/// truth: what the cache lacks (the room, with its members, creator and
+/// moderation flags; the user's membership or invitation) is applied to
+/// it now instead of when the bus brings it; a ban or a lifted invitation
+/// is not, as the room's own stream brings it in order (its event first).
+async fn fresh(
+    hub: &Hub,
+    store: &dyn Store,
+    user: UserId,
+    name: &RoomName,
+) -> Result<Option<RoomAccess>, ApiError> {
+    let known = hub.room(name, user);
+    let Some(a) = store
+        .room_access(name.clone(), user, known.is_none())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id = a.row.id;
+    if known.is_none() && hub.room_name(id).is_none() {
+        if a.encrypted {
+            hub.set_encrypted(id);
+        }
+        if let Some(creator) = a.creator {
+            hub.add_room(&a.row, creator);
+            for &m in &a.members {
+                hub.join(id, m);
+            }
+            if !a.members.contains(&creator) {
+                hub.leave(id, creator);
+            }
+            if a.invite_only {
+                apply_effect(hub, id, Effect::InviteOnly { on: true }, None, None);
+            }
+            if a.banned {
+                apply_effect(hub, id, Effect::Ban { user }, None, None);
+            }
+        }
+    }
+    let view = hub.room(name, user);
+    if a.member && !view.as_ref().is_some_and(|v| v.joined) && hub.join(id, user) {
+        hub.announce_membership(id, user, true);
+    }
+    if a.invited
+        && !view.as_ref().is_some_and(|v| v.invited)
+        && let Some(slot) = hub.reserve_invite(id, user, usize::MAX)
+    {
+        hub.invite(id, slot);
+    }
+    Ok(Some(a))
+}
+
+/// [`visible`], except that in cluster mode a room this node does not know
+/// yet is looked up in the store (see [`fresh`]) before `unknown_room`.
+async fn visible_fresh(
+    hub: &Hub,
+    store: &dyn Store,
+    name: &RoomName,
+    user: UserId,
+) -> Result<RoomView, ApiError> {
+    if hub.is_clustered() && hub.room(name, user).is_none() {
+        fresh(hub, store, user, name).await?;
+    }
+    visible(hub, name, user)
+}
+
+/// Cluster mode, at a login: the rooms and direct conversations `user`
+/// is in as stored, applied to this node's cache where it lacks them
+/// (joined or opened on another node a moment ago, their news still on
+/// the bus), so that the catch-up and the conversation list hold them.
+pub(crate) async fn catch_up_user(
+    hub: &Hub,
+    store: &dyn Store,
+    user: UserId,
+) -> Result<(), ApiError> {
+    let (rooms, dms) = store.user_conversations(user).await?;
+    for row in rooms {
+        if !hub.room(&row.name, user).is_some_and(|v| v.joined) {
+            fresh(hub, store, user, &row.name).await?;
+        }
+        // Messages stored on other nodes while nobody here followed it.
+        hub.raise_last_seq(row.id, row.last_seq);
+    }
+    for (row, encrypted) in dms {
+        if encrypted {
+            hub.set_encrypted(row.id);
+        }
+        hub.add_dm(&row);
+        // Known here already (its news came first), perhaps without the
+        // messages stored since on another node.
+        hub.raise_last_seq(row.id, row.last_seq);
+    }
+    Ok(())
+}
+
 /// `join_room`.
 pub(crate) async fn join(
     hub: &Hub,
@@ -124,19 +235,43 @@ pub(crate) async fn join(
     user: &User,
     name: &RoomName,
 ) -> Result<RoomView, ApiError> {
-    let room = hub
-        .room(name, user.id)
-        .ok_or_else(|| ApiError::unknown_room(name))?;
+    let room = if hub.is_clustered() {
+        // Another node may have created the room, banned or invited this
+        // user a moment ago, and its news may not have arrived here yet:
+        // the store decides, not this node's cache.
+        let a = fresh(hub, store, user.id, name)
+            .await?
+            .ok_or_else(|| ApiError::unknown_room(name))?;
+        Standing {
+            id: a.row.id,
+            visibility: a.row.visibility,
+            joined: a.member,
+            invited: a.invited,
+            banned: a.banned,
+            invite_only: a.invite_only,
+        }
+    } else {
+        let r = hub
+            .room(name, user.id)
+            .ok_or_else(|| ApiError::unknown_room(name))?;
+        Standing {
+            id: r.id,
+            visibility: r.visibility,
+            joined: r.joined,
+            invited: r.invited,
+            banned: hub.moderation().is_banned(r.id, user.id),
+            invite_only: hub.moderation().settings(r.id).2,
+        }
+    };
     if room.joined {
-        return Ok(room);
+        return hub
+            .room(name, user.id)
+            .ok_or_else(|| ApiError::unknown_room(name));
     }
-    let (_, _, invite_only) = hub.moderation().settings(room.id);
-    if hub.moderation().is_banned(room.id, user.id) {
-        // Told apart from an unknown room: the banned user knows the name.
-        return Err(ApiError::reject(
-            ErrorCode::Banned,
-            format!("You are banned from {name}."),
-        ));
+    // Told apart from an unknown room: the banned user knows the name.
+    let banned = || ApiError::reject(ErrorCode::Banned, format!("You are banned from {name}."));
+    if room.banned {
+        return Err(banned());
     }
     if room.visibility == Visibility::Private && !room.invited {
         return Err(ApiError::reject(
@@ -144,13 +279,17 @@ pub(crate) async fn join(
             format!("{name} is private; a member has to invite you first."),
         ));
     }
-    if invite_only && !room.invited {
+    if room.invite_only && !room.invited {
         return Err(ApiError::reject(
             ErrorCode::NotInvited,
             format!("{name} is invite-only; a member has to invite you first."),
         ));
     }
-    store.add_member(room.id, user.id, now()).await?;
+    // The check above read the hub or the store a moment ago; a ban stored
+    // since, on this node or another, is caught by the insert itself.
+    if store.add_member(room.id, user.id, now()).await? == MemberAdded::Banned {
+        return Err(banned());
+    }
     if hub.is_clustered() {
         // Other nodes' messages may have moved the room on since this node
         // last followed it: the reply's latest seq comes from the store.
@@ -169,7 +308,10 @@ pub(crate) async fn join(
         user: user.id.0,
         joined: true,
     });
-    visible(hub, name, user.id)
+    // Not `visible`: in a cluster, a ban the store no longer holds may
+    // still be in this node's cache until its unban arrives.
+    hub.room(name, user.id)
+        .ok_or_else(|| ApiError::unknown_room(name))
 }
 
 /// `leave_room`.
@@ -185,7 +327,7 @@ pub(crate) async fn leave(
             "Everyone stays in the lobby.",
         ));
     }
-    let room = visible(hub, name, user.id)?;
+    let room = visible_fresh(hub, store, name, user.id).await?;
     if !room.joined {
         return Err(ApiError::reject(
             ErrorCode::NotMember,
@@ -215,7 +357,7 @@ pub(crate) async fn invite(
     name: &RoomName,
     invitee: &Username,
 ) -> Result<(), ApiError> {
-    let room = visible(hub, name, user.id)?;
+    let room = visible_fresh(hub, store, name, user.id).await?;
     if !room.joined {
         return Err(ApiError::reject(
             ErrorCode::NotMember,
@@ -240,8 +382,6 @@ pub(crate) async fn invite(
             format!("{invitee_name} is already in {name}."),
         ));
     }
-    // Held until the invitation is recorded, so invitations arriving
-    // together cannot pass the cap together.
     let full = || {
         ApiError::reject(
             ErrorCode::TooManyInvites,
@@ -251,8 +391,23 @@ pub(crate) async fn invite(
             ),
         )
     };
+    // The store holds the cap (`add_invite` counts in its transaction, so
+    // invitations stored at once, on any nodes, cannot pass it together);
+    // what comes before only refuses early, so that a refusal costs nothing
+    // from the rate. On one node the hub's count is the store's, and its
+    // place is held until the invitation is recorded. In a cluster the hub
+    // may lack another node's invitations or declines of a moment ago: the
+    // store is read instead.
+    let hub_cap = if hub.is_clustered() {
+        if store.invites_elsewhere(invitee_id, room.id).await? >= cap as u64 {
+            return Err(full());
+        }
+        usize::MAX
+    } else {
+        cap
+    };
     let slot = hub
-        .reserve_invite(room.id, invitee_id, cap)
+        .reserve_invite(room.id, invitee_id, hub_cap)
         .ok_or_else(full)?;
     limits
         .take(user.id, 1)
@@ -260,9 +415,15 @@ pub(crate) async fn invite(
             retry_after,
             what: "invitations",
         })?;
-    store
-        .add_invite(room.id, invitee_id, user.id, now())
-        .await?;
+    if store
+        .add_invite(room.id, invitee_id, user.id, now(), cap)
+        .await?
+        == InviteAdded::Full
+    {
+        // Filled on another node since the read above; the slot, dropped,
+        // gives its place back.
+        return Err(full());
+    }
     hub.invite(room.id, slot);
     hub.tell(|| DirChange::Invite {
         room: room.id.0,
@@ -284,7 +445,7 @@ pub(crate) async fn decline(
     user: UserId,
     name: &RoomName,
 ) -> Result<(), ApiError> {
-    let room = visible(hub, name, user)?;
+    let room = visible_fresh(hub, store, name, user).await?;
     if !room.invited {
         return Err(ApiError::reject(
             ErrorCode::NotInvited,

@@ -8,6 +8,9 @@
 //! Methods return boxed futures so the trait stays object-safe
 //! (`Arc<dyn Store>`); the allocation is noise next to a database round trip.
 
+pub mod access;
+pub mod backup;
+pub(crate) mod convert;
 mod keys;
 pub mod moderation;
 pub mod postgres;
@@ -19,6 +22,7 @@ pub(crate) mod sqlite;
 mod suite;
 
 pub use keys::{ClaimedRow, KeysStored, NewDeviceKeys, NewToDevice, ToDeviceQueued, ToDeviceRow};
+pub use search::{MARK_END, MARK_START, SEARCH_TIME_LIMIT, SearchRow, SearchSpec};
 pub use sqlite::DB_FILE;
 
 use std::future::Future;
@@ -28,8 +32,8 @@ use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
 use chatus_protocol::keys::DeviceId;
 use chatus_protocol::{
-    Body, ClientMsgId, Conversation, FileId, FileInfo, FileName, MediaType, RoomName, Seq,
-    Sha256Hex, Timestamp, Username, Visibility,
+    Body, ClientMsgId, FileId, FileInfo, FileName, MediaType, RoomName, Seq, Sha256Hex, Timestamp,
+    Username, Visibility,
 };
 
 /// Where a deployment keeps its state: what `chatus serve --store` (or its
@@ -171,6 +175,11 @@ pub struct NewUser {
     pub created: Timestamp,
     /// Rooms the user joins in the same transaction (the lobby).
     pub join: Vec<ConvId>,
+    /// A session stored in the same transaction (a registration's), its
+    /// `user` replaced by the new account's id: an account is never stored
+    /// without the session its registration answered with, nor the other
+    /// way round.
+    pub session: Option<NewSession>,
 }
 
 /// A session to create.
@@ -498,6 +507,10 @@ pub enum Appended {
     /// The (sender, client_id) was stored before in another conversation:
     /// not a retry, and not storable under that id. Nothing was written.
     ClientIdReused,
+    /// Its conversation no longer exists: a room an administrator removed
+    /// (`chatus admin room rm`) while the message was on its way. Nothing
+    /// was written; the other messages of the batch are unaffected.
+    Gone,
     /// A change (or reply) whose target does not allow it. Nothing was
     /// written.
     Refused(Refusal),
@@ -615,7 +628,7 @@ pub enum Removal {
 }
 
 /// Durable storage. Every write resolves only after it is durable.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: backup::BackupStore + Send + Sync + 'static {
     /// Loads users, rooms, memberships, invitations, direct conversations,
     /// and the sessions still valid at `now` (expired ones are skipped).
     fn snapshot(&self, now: Timestamp) -> StoreFuture<'_, Snapshot>;
@@ -729,19 +742,40 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'_, RoomRow>;
 
     /// Adds a member (and drops their invitation); adding twice succeeds.
-    fn add_member(&self, room: ConvId, user: UserId, time: Timestamp) -> StoreFuture<'_, ()>;
+    /// A user banned from the room is [`access::MemberAdded::Banned`],
+    /// checked in the same transaction (see `MemberAdded`).
+    fn add_member(
+        &self,
+        room: ConvId,
+        user: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, access::MemberAdded>;
+
+    /// Room `name` as stored, with `user`'s standing there (and its members when `all`).
+    fn room_access(&self, name: RoomName, user: UserId, all: bool) -> access::Found<'_>;
+
+    /// The rooms and direct conversations `user` is in.
+    fn user_conversations(&self, user: UserId) -> StoreFuture<'_, access::UserConversations>;
 
     /// Removes a member.
     fn remove_member(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()>;
 
-    /// Records an invitation.
+    /// Records an invitation, unless `user` holds `cap` pending
+    /// invitations to other rooms ([`access::InviteAdded::Full`], counted
+    /// in the same transaction); renewing one they hold always passes.
     fn add_invite(
         &self,
         room: ConvId,
         user: UserId,
         by: UserId,
         time: Timestamp,
-    ) -> StoreFuture<'_, ()>;
+        cap: usize,
+    ) -> StoreFuture<'_, access::InviteAdded>;
+
+    /// How many pending invitations `user` holds to rooms other than
+    /// `room` (a read, for refusing early what [`Store::add_invite`]
+    /// would refuse).
+    fn invites_elsewhere(&self, user: UserId, room: ConvId) -> StoreFuture<'_, u64>;
 
     /// Drops an invitation; dropping a missing one succeeds.
     fn remove_invite(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()>;
@@ -756,6 +790,7 @@ pub trait Store: Send + Sync + 'static {
     /// client_id) is stored already is not written: it is
     /// [`Appended::Duplicate`] when the stored one is in the same
     /// conversation, [`Appended::ClientIdReused`] when it is in another.
+    /// A message to a conversation that is gone is [`Appended::Gone`].
     /// Callers that need one order must not call concurrently; the
     /// server's sequencer is the one caller.
     fn append(&self, messages: Vec<NewMessage>) -> StoreFuture<'_, Vec<Appended>>;
@@ -934,57 +969,3 @@ pub trait Store: Send + Sync + 'static {
         encrypt: bool,
     ) -> StoreFuture<'_, (DmRow, bool)>;
 }
-
-/// How long one search may run in the database before it is stopped.
-pub const SEARCH_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// What to search for, as the store runs it.
-#[derive(Debug, Clone)]
-pub struct SearchSpec {
-    /// Who asks: only their rooms (member now) and direct conversations.
-    pub asker: UserId,
-    /// The parsed query.
-    pub query: search::Query,
-    /// Only this conversation.
-    pub conv: Option<ConvId>,
-    /// Only messages by this user.
-    pub from: Option<UserId>,
-    /// Only messages sent before this time.
-    pub before: Option<Timestamp>,
-    /// Only messages sent after this time.
-    pub after: Option<Timestamp>,
-    /// Most hits.
-    pub limit: u32,
-    /// Hits to skip.
-    pub offset: u32,
-    /// Ranking bound: when at most this many indexed messages match (in
-    /// the whole index, or in `conv`), every match is ranked (bm25 on
-    /// SQLite, `ts_rank` on PostgreSQL) and the page is the best; when
-    /// more match, the page is the newest matches instead, read newest
-    /// first from each conversation, so that a common word costs the page
-    /// and not every match. The server's `search_ranked_max`.
-    pub ranked_max: u32,
-}
-
-/// One message found, as the store returns it.
-#[derive(Debug, Clone)]
-pub struct SearchRow {
-    /// Its conversation, as the asker names it.
-    pub conv: Conversation,
-    /// Its position.
-    pub seq: Seq,
-    /// Its sender.
-    pub sender: Username,
-    /// When it was sent.
-    pub time: Timestamp,
-    /// Its current text.
-    pub body: String,
-    /// The passage around the matches, each match between
-    /// [`MARK_START`] and [`MARK_END`].
-    pub snippet: String,
-}
-
-/// Opens a match in a stored snippet.
-pub const MARK_START: char = '\u{1}';
-/// Closes a match in a stored snippet.
-pub const MARK_END: char = '\u{2}';

@@ -7,7 +7,12 @@
 //! `-word` or `-"phrase"` to exclude, and `OR` between groups. Limits keep
 //! a query cheap: at most [`MAX_TERMS`] terms, prefixes of at least
 //! [`MIN_PREFIX`] letters or digits, and each group needing one term that
-//! is not excluded.
+//! is not excluded. And what the store is asked ([`SearchSpec`]) and
+//! returns ([`SearchRow`]).
+
+use chatus_protocol::{Conversation, Seq, Timestamp, Username};
+
+use super::{ConvId, UserId};
 
 /// The most terms (words and phrases, excluded ones included) in a query.
 pub const MAX_TERMS: usize = 12;
@@ -135,6 +140,14 @@ impl Query {
         Ok(Query { groups })
     }
 
+    /// Whether any term is a prefix (`word*`), wanted or excluded.
+    pub fn has_prefix(&self) -> bool {
+        self.groups
+            .iter()
+            .flat_map(|g| g.all.iter().chain(&g.none))
+            .any(|t| t.prefix)
+    }
+
     /// The FTS5 expression: every term a quoted string, so nothing the
     /// user typed is read as FTS5 syntax.
     pub fn fts5(&self) -> String {
@@ -198,6 +211,60 @@ impl Query {
         (groups.join(" || "), values)
     }
 }
+
+/// How long one search may run in the database before it is stopped.
+pub const SEARCH_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What to search for, as the store runs it.
+#[derive(Debug, Clone)]
+pub struct SearchSpec {
+    /// Who asks: only their rooms (member now) and direct conversations.
+    pub asker: UserId,
+    /// The parsed query.
+    pub query: Query,
+    /// Only this conversation.
+    pub conv: Option<ConvId>,
+    /// Only messages by this user.
+    pub from: Option<UserId>,
+    /// Only messages sent before this time.
+    pub before: Option<Timestamp>,
+    /// Only messages sent after this time.
+    pub after: Option<Timestamp>,
+    /// Most hits.
+    pub limit: u32,
+    /// Hits to skip.
+    pub offset: u32,
+    /// Ranking bound: when at most this many indexed messages match (in
+    /// the whole index, or in `conv`), every match is ranked (bm25 on
+    /// SQLite, `ts_rank` on PostgreSQL) and the page is the best; when
+    /// more match, the page is the newest matches instead, read newest
+    /// first from each conversation, so that a common word costs the page
+    /// and not every match. The server's `search_ranked_max`.
+    pub ranked_max: u32,
+}
+
+/// One message found, as the store returns it.
+#[derive(Debug, Clone)]
+pub struct SearchRow {
+    /// Its conversation, as the asker names it.
+    pub conv: Conversation,
+    /// Its position.
+    pub seq: Seq,
+    /// Its sender.
+    pub sender: Username,
+    /// When it was sent.
+    pub time: Timestamp,
+    /// Its current text.
+    pub body: String,
+    /// The passage around the matches, each match between
+    /// [`MARK_START`] and [`MARK_END`].
+    pub snippet: String,
+}
+
+/// Opens a match in a stored snippet.
+pub const MARK_START: char = '\u{1}';
+/// Closes a match in a stored snippet.
+pub const MARK_END: char = '\u{2}';
 
 #[cfg(test)]
 mod tests {

@@ -13,25 +13,36 @@ use crate::store::postgres::scratch::ScratchDb;
 use crate::store::sqlite::{Access, SqliteStore};
 use chatus_protocol::keys::{DeviceCiphertext, DeviceId, KeyId};
 
+use crate::store::access::{InviteAdded, MemberAdded};
 use crate::store::{
     Appended, ConvId, KeysStored, NewDeviceKeys, NewMessage, NewSession, NewToDevice, NewUser,
     Removal, SharedIn, Store, StoreError, ToDeviceQueued, UploadRow, UserId,
 };
 
+mod backup;
+mod joins;
 mod keys;
 mod moderation;
 mod profiles;
 mod receipts;
 mod removal;
 mod search;
+pub(crate) use backup::key_backups_are_kept_per_user_and_version;
+pub(crate) use joins::{a_banned_user_is_never_added, invitations_are_capped_in_the_store};
 pub(crate) use keys::{
     device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
     devices_are_deleted_with_their_keys_and_queue, encrypted_conversations_are_marked_at_creation,
 };
-pub(crate) use moderation::{moderation_is_stored_with_its_events, sessions_of_a_user_are_listed};
+pub(crate) use moderation::{
+    moderation_is_stored_with_its_events, room_access_reads_one_users_standing,
+    sessions_of_a_user_are_listed,
+};
 pub(crate) use profiles::display_names_are_set_cleared_and_kept;
 pub(crate) use receipts::public_read_markers_are_kept_apart;
-pub(crate) use removal::removed_rooms_are_erased_and_their_names_continue;
+pub(crate) use removal::{
+    a_room_removed_beside_a_running_store_refuses_only_its_messages,
+    removed_rooms_are_erased_and_their_names_continue,
+};
 pub(crate) use search::search_past_the_ranking_bound_is_newest_first;
 
 /// Which backend a case runs on.
@@ -54,6 +65,15 @@ impl Place {
         match kind {
             Kind::Sqlite => Some(Place::Sqlite(tempfile::tempdir().unwrap())),
             Kind::Postgres => ScratchDb::create().await.unwrap().map(Place::Postgres),
+        }
+    }
+
+    /// Opens a second store on it beside the first, as an administrator's
+    /// command beside a running server does (SQLite: shared access).
+    pub(crate) async fn open_beside(&self) -> Arc<dyn Store> {
+        match self {
+            Place::Sqlite(dir) => Arc::new(SqliteStore::open(dir.path(), Access::Shared).unwrap()),
+            Place::Postgres(db) => Arc::new(PgStore::open(db.url(), "test=1").await.unwrap()),
         }
     }
 
@@ -83,6 +103,8 @@ macro_rules! store_suite {
             expired_sessions_are_skipped_and_deleted_in_chunks,
             sessions_follow_passwords_and_revocations,
             memberships_and_invitations,
+            a_banned_user_is_never_added,
+            invitations_are_capped_in_the_store,
             removed_files_keep_their_messages_and_leave_lookups,
             edits_deletions_reactions_and_replies,
             device_keys_are_claimed_once_and_to_device_messages_queue,
@@ -91,9 +113,12 @@ macro_rules! store_suite {
             search_mirrors_current_text_and_memberships,
             search_past_the_ranking_bound_is_newest_first,
             moderation_is_stored_with_its_events,
+            room_access_reads_one_users_standing,
             sessions_of_a_user_are_listed,
             display_names_are_set_cleared_and_kept,
             removed_rooms_are_erased_and_their_names_continue,
+            a_room_removed_beside_a_running_store_refuses_only_its_messages,
+            key_backups_are_kept_per_user_and_version,
         );
     };
     (@ $kind:expr; $($name:ident),* $(,)?) => {
@@ -117,6 +142,7 @@ pub(crate) fn new_user(name: &str, join: Vec<ConvId>) -> NewUser {
         is_admin: false,
         created: Timestamp(1),
         join,
+        session: None,
     }
 }
 
@@ -269,11 +295,15 @@ pub(crate) async fn appends_number_messages_and_deduplicate(place: &Place) {
     let f2 = store.append(vec![msg(lobby, a, "4", "four")]);
     assert_eq!(f2.await.unwrap(), vec![Appended::Stored { seq: Seq(4) }]);
     assert_eq!(f1.await.unwrap(), vec![Appended::Stored { seq: Seq(3) }]);
-    // A conversation that does not exist fails the append, storing nothing.
-    assert!(matches!(
-        store.append(vec![msg(ConvId(999), a, "5", "lost")]).await,
-        Err(StoreError::NotFound(_))
-    ));
+    // A message to a conversation that does not exist is refused alone
+    // (`Gone`), storing nothing.
+    assert_eq!(
+        store
+            .append(vec![msg(ConvId(999), a, "5", "lost")])
+            .await
+            .unwrap(),
+        vec![Appended::Gone]
+    );
     let snap = store.snapshot(Timestamp(0)).await.unwrap();
     let lobby_row = snap.rooms.iter().find(|r| r.id == lobby).unwrap();
     assert_eq!(lobby_row.last_seq, Seq(4));
@@ -534,13 +564,15 @@ pub(crate) async fn memberships_and_invitations(place: &Place) {
         .await
         .unwrap();
     assert_eq!(room.last_seq, Seq(0));
-    store.add_invite(room.id, b, a, Timestamp(6)).await.unwrap();
-    store.add_invite(room.id, b, a, Timestamp(7)).await.unwrap();
+    let invite = |t| store.add_invite(room.id, b, a, Timestamp(t), 100);
+    assert_eq!(invite(6).await.unwrap(), InviteAdded::Added);
+    assert_eq!(invite(7).await.unwrap(), InviteAdded::Added);
     let snap = store.snapshot(Timestamp(0)).await.unwrap();
     assert_eq!(snap.invites, [(room.id, b)]);
     // Joining drops the invitation; joining twice is fine.
-    store.add_member(room.id, b, Timestamp(8)).await.unwrap();
-    store.add_member(room.id, b, Timestamp(9)).await.unwrap();
+    let join = |t| store.add_member(room.id, b, Timestamp(t));
+    assert_eq!(join(8).await.unwrap(), MemberAdded::Added);
+    assert_eq!(join(9).await.unwrap(), MemberAdded::Added);
     let snap = store.snapshot(Timestamp(0)).await.unwrap();
     assert!(snap.invites.is_empty());
     let mut members: Vec<UserId> = snap
@@ -552,10 +584,7 @@ pub(crate) async fn memberships_and_invitations(place: &Place) {
     members.sort();
     assert_eq!(members, [a, b]);
     store.remove_member(room.id, b).await.unwrap();
-    store
-        .add_invite(room.id, b, a, Timestamp(10))
-        .await
-        .unwrap();
+    assert_eq!(invite(10).await.unwrap(), InviteAdded::Added);
     store.remove_invite(room.id, b).await.unwrap();
     store.remove_invite(room.id, b).await.unwrap();
     let snap = store.snapshot(Timestamp(0)).await.unwrap();
@@ -861,7 +890,10 @@ pub(crate) async fn edits_deletions_reactions_and_replies(place: &Place) {
         .await
         .unwrap()
         .id;
-    store.add_member(room, b, Timestamp(1)).await.unwrap();
+    assert_eq!(
+        store.add_member(room, b, Timestamp(1)).await.unwrap(),
+        MemberAdded::Added
+    );
     let out = store
         .append(vec![
             msg(room, b, "m3", "spam"),
@@ -923,7 +955,10 @@ pub(crate) async fn search_mirrors_current_text_and_memberships(place: &Place) {
     assert_eq!(find(a, "lanterns").await, vec![3]);
     // b is in no room: nothing.
     assert!(find(b, "lanterns OR pier").await.is_empty());
-    store.add_member(lobby, b, Timestamp(20)).await.unwrap();
+    assert_eq!(
+        store.add_member(lobby, b, Timestamp(20)).await.unwrap(),
+        MemberAdded::Added
+    );
     assert_eq!(find(b, "lanterns").await, vec![3]);
     store.remove_member(lobby, b).await.unwrap();
     assert!(find(b, "lanterns").await.is_empty());

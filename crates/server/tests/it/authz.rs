@@ -120,9 +120,21 @@ impl Actor {
     /// aside): the secrets of conversations it is not in, and the private
     /// room's name where it may not know of the room.
     fn forbidden(self) -> &'static [&'static str] {
-        const DM_AND_SQUARE: &[&str] = &["DM-SECRET", "DM-ANSWER", "SQUARE-NOTE"];
-        const ALL_SECRETS: &[&str] = &["DM-SECRET", "DM-ANSWER", "SQUARE-NOTE", "VAULT-SECRET"];
+        const DM_AND_SQUARE: &[&str] = &[
+            "DM-SECRET",
+            "DM-ANSWER",
+            "SQUARE-NOTE",
+            scene::BACKUP_SECRET,
+        ];
+        const ALL_SECRETS: &[&str] = &[
+            "DM-SECRET",
+            "DM-ANSWER",
+            "SQUARE-NOTE",
+            "VAULT-SECRET",
+            scene::BACKUP_SECRET,
+        ];
         const UNKNOWN_VAULT: &[&str] = &[
+            scene::BACKUP_SECRET,
             "DM-SECRET",
             "DM-ANSWER",
             "SQUARE-NOTE",
@@ -187,6 +199,8 @@ const NO_HELLO: Expect = Expect::Err("hello_required");
 /// A to-device request on a connection that has not said which device it
 /// is (`upload_keys`): refused before anything is looked up.
 const DEVICE: Expect = Expect::Err("device_required");
+/// A key backup request of someone who has none (alice's is not theirs).
+const NO_BACKUP: Expect = Expect::Err("no_backup");
 
 /// The matrix: one row per request type, one column per [`ACTORS`] entry:
 /// member, outsider (private), outsider (public), invited, former member,
@@ -237,7 +251,14 @@ const TABLE: &[(&str, [Expect; 11])] = &[
     ("unmute",           [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
     ("set_invite_only",  [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
     ("audit_log",        [err("insufficient_rank"), err("unknown_room"), err("not_member"), err("not_member"), err("unknown_room"), err("insufficient_rank"), UNAUTH, NO_HELLO, END, END, END]),
-    ("set_display_name", [ok("ok"), ok("ok"), ok("ok"), ok("ok"), ok("ok"), ok("ok"), UNAUTH, NO_HELLO, END, END, END]),
+    ("set_display_name", [ok("ok"), ok("ok"), ok("ok"), ok("ok"), ok("ok"), ok("ok"), UNAUTH, NO_HELLO, END, END, END]),    // The key backup: every request acts on the caller's own backup. A
+    // fresh actor has none, so alice's (version 1) is neither read nor
+    // written nor deleted by anyone else.
+    ("create_backup",    [ok("backup"), ok("backup"), ok("backup"), ok("backup"), ok("backup"), ok("backup"), UNAUTH, NO_HELLO, END, END, END]),
+    ("get_backup",       [ok("backup"), ok("backup"), ok("backup"), ok("backup"), ok("backup"), ok("backup"), UNAUTH, NO_HELLO, END, END, END]),
+    ("put_backup_keys",  [NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, UNAUTH, NO_HELLO, END, END, END]),
+    ("get_backup_keys",  [NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, UNAUTH, NO_HELLO, END, END, END]),
+    ("delete_backup",    [NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, NO_BACKUP, UNAUTH, NO_HELLO, END, END, END]),
 ];
 
 fn agrees(expect: Expect, seen: &Seen) -> bool {
@@ -325,6 +346,10 @@ fn request(kind: &str, actor: Actor, name: &str, token: &str) -> Value {
         // Nobody has this device: only one's own can be deleted, and a
         // deletion that succeeded would change the next cells.
         "delete_device" => json!({"device": "NOSUCHDEVICE"}),
+        "create_backup" => json!({"algorithm": "chatus.backup.v1", "key_check": KEY}),
+        // Version 1 is alice's backup (`scene::World::build`).
+        "put_backup_keys" => json!({"version": 1, "keys": [scene::backup_entry("AAAA")]}),
+        "get_backup_keys" => json!({"version": 1}),
         "typing" => {
             let mut v = json!({"typing": true});
             merge(&mut v, &actor.conv());
@@ -401,6 +426,15 @@ async fn every_request_in_every_state_does_what_the_table_says() {
             }
         }
     }
+
+    // alice's key backup is as she left it: no one else wrote to it or
+    // deleted it.
+    let page = world
+        .alice
+        .request(json!({"type": "get_backup_keys", "version": 1}))
+        .await;
+    assert_eq!(page["keys"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page["keys"][0]["sealed"], scene::BACKUP_SECRET, "{page}");
 
     // A send is stored where the table allows it and nowhere else.
     let mut stored = Vec::new();

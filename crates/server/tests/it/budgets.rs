@@ -168,6 +168,7 @@ async fn a_huge_lobby_member_list_is_trimmed_and_says_so() {
                 is_admin: false,
                 created: Timestamp(1),
                 join: vec![lobby],
+                session: None,
             })
             .await
             .unwrap();

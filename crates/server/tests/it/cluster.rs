@@ -9,6 +9,8 @@
 //! subscriptions, publications); each server is a cluster of one there,
 //! since the tests assume that what one request changes the next one sees.
 
+mod at_once;
+
 use std::net::SocketAddr;
 
 use chatus_server::store::postgres::scratch::ScratchDb;
@@ -873,4 +875,78 @@ async fn a_to_device_message_reaches_its_device_on_another_node() {
     assert_eq!(f["message"]["ciphertext"], "ACROSS");
     let batch = bob.call(json!({"type": "to_device"})).await;
     assert_eq!(batch["messages"][0]["ciphertext"], "ACROSS", "{batch}");
+}
+
+/// Regression (issue 14): a join checked only the node's cache, which
+/// learns of another node's new room over the bus a moment later, so a
+/// room created on A and joined at once from B (as behind a round-robin
+/// load balancer) was `unknown_room`, as was a private room's invitation.
+/// Now a cluster node's join asks the store. B is cut off from the bus
+/// here, so nothing but the store can tell it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_created_on_one_node_is_joined_at_once_on_another() {
+    let Some(cl) = Cluster::new().await else {
+        return;
+    };
+    let relay = Proxy::start(cl.nats).await;
+    let (a, b) = (cl.node().await, cl.node_via(relay.addr).await);
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    relay.set_down(true);
+    for (room, vis) in [("ops", "public"), ("den", "private")] {
+        let r = alice
+            .call(json!({"type":"create_room","room":room,"visibility":vis}))
+            .await;
+        assert_eq!(r["type"], "joined", "{r}");
+    }
+    let r = bob.call(json!({"type":"join_room","room":"ops"})).await;
+    assert_eq!(
+        (&r["type"], &r["room"]["members"]),
+        (&json!("joined"), &json!(2)),
+        "{r}"
+    );
+    let r = bob.call(json!({"type":"join_room","room":"den"})).await;
+    assert_eq!(r["code"], "not_invited", "{r}");
+    let r = alice
+        .call(json!({"type":"invite","room":"den","user":"bob"}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let r = bob.call(json!({"type":"join_room","room":"den"})).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    send(&mut bob, json!({"room":"den"}), "here", "b1").await;
+}
+
+/// Regression (issue 14): a user banned on node A could rejoin on node B
+/// until the ban reached B over the bus, since B's join checked only its
+/// cache (which still held the user as a member); so could anyone join a
+/// room made invite-only on A. Now a cluster node's join asks the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_banned_on_one_node_cannot_rejoin_at_once_on_another() {
+    let Some(cl) = Cluster::new().await else {
+        return;
+    };
+    let relay = Proxy::start(cl.nats).await;
+    let (a, b) = (cl.node().await, cl.node_via(relay.addr).await);
+    let mut alice = Raw::registered(a.addr, "alice").await;
+    let mut bob = Raw::registered(b.addr, "bob").await;
+    let mut carol = Raw::registered(b.addr, "carol").await;
+    let r = alice.call(json!({"type":"create_room","room":"den"})).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    until(&mut bob, json!({"type":"join_room","room":"den"}), |r| {
+        r["type"] == "joined"
+    })
+    .await;
+    relay.set_down(true);
+    let r = alice
+        .call(json!({"type":"ban","room":"den","user":"bob","reason":"spam"}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let r = alice
+        .call(json!({"type":"set_invite_only","room":"den","on":true}))
+        .await;
+    assert_eq!(r["type"], "sent", "{r}");
+    let r = bob.call(json!({"type":"join_room","room":"den"})).await;
+    assert_eq!(r["code"], "banned", "{r}");
+    let r = carol.call(json!({"type":"join_room","room":"den"})).await;
+    assert_eq!(r["code"], "not_invited", "{r}");
 }

@@ -145,7 +145,8 @@ async fn upgrades_need_a_real_key_and_an_allowed_origin() {
 /// took every slot of a 200-slot server and locked everyone else out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_take_every_slot() {
-    let server = TestServer::start_with(|c| {
+    // One node where the suite spreads tests over several: the per-address places are each node's.
+    let server = TestServer::start_one_node(|c| {
         c.max_connections_per_addr = 4;
         c.max_pre_login_per_addr = 2;
     })
@@ -199,7 +200,8 @@ async fn one_address_cannot_take_every_slot() {
 /// new clients hung in the kernel's queue with no answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_answers_503_at_once() {
-    let server = TestServer::start_with(|c| c.max_connections = 3).await;
+    // One node where the suite spreads tests over several: the connection cap is each node's.
+    let server = TestServer::start_one_node(|c| c.max_connections = 3).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(ws_from(server.addr, "127.0.0.1", None).await.unwrap());
@@ -268,7 +270,8 @@ async fn a_forbidden_close_code_is_a_protocol_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happens() {
-    let server = TestServer::start().await;
+    // One node where the suite spreads tests over several: it reads one node's metrics.
+    let server = TestServer::start_one_node(|_| {}).await;
     let mut raw = Raw::registered(server.addr, "ann").await;
     let r = raw
         .call(json!({"type":"send","room":"lobby","body":"hi","client_id":"c1"}))

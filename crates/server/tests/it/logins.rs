@@ -32,7 +32,8 @@ async fn login_from(server: &TestServer, n: u8, name: &str, pw: &str) -> Value {
 /// timed. Token logins need no hash at all and go through meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_from_many_addresses_delays_another_address_by_a_bounded_amount() {
-    let server = TestServer::start_with(|c| {
+    // One node where the suite spreads tests over several: the hashing queue is each node's.
+    let server = TestServer::start_one_node(|c| {
         c.login.hash_threads = 1;
         c.login.queue_per_source = 4;
         // Argon2's default cost: hashes slow enough that a queue builds up
@@ -111,7 +112,8 @@ async fn a_login_flood_from_many_addresses_delays_another_address_by_a_bounded_a
 /// login for an unknown name costs exactly one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_for_an_unknown_name_costs_exactly_one_hash() {
-    let server = TestServer::start().await;
+    // One node where the suite spreads tests over several: it counts one node's hashes.
+    let server = TestServer::start_one_node(|_| {}).await;
     let logins: Vec<_> = (0..8u8)
         .map(|i| {
             let addr = server.addr;
@@ -138,7 +140,8 @@ async fn a_login_for_an_unknown_name_costs_exactly_one_hash() {
 /// with attempts long after they were made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_waiting_past_their_deadline_are_not_hashed() {
-    let server = TestServer::start_with(|c| {
+    // One node where the suite spreads tests over several: it reads one node's hashing pool.
+    let server = TestServer::start_one_node(|c| {
         c.login.hash_threads = 1;
         c.login.max_wait_ms = 50;
         // Argon2's default parameters: each hash takes tens of
@@ -180,7 +183,8 @@ async fn checks_waiting_past_their_deadline_are_not_hashed() {
 /// owner from an address without failures gets in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_a_password_does_not_lock_its_owner_out() {
-    let server = TestServer::start_with(|c| {
+    // One node where the suite spreads tests over several: login throttles are each node's.
+    let server = TestServer::start_one_node(|c| {
         c.rate.failed_login_burst_per_account_and_addr = 3;
         c.rate.failed_logins_per_min_per_account_and_addr = 0.01;
         c.rate.login_burst_per_account = 5;
@@ -229,7 +233,8 @@ async fn guessing_a_password_does_not_lock_its_owner_out() {
 /// past it gets no session either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_has_at_most_max_connections_per_user() {
-    let server = TestServer::start_with(|c| c.max_connections_per_user = 3).await;
+    // One node where the suite spreads tests over several: max_connections_per_user counts per node.
+    let server = TestServer::start_one_node(|c| c.max_connections_per_user = 3).await;
     let mut first = Raw::connect(server.addr).await;
     first.call(json!({"type":"hello","version":1})).await;
     let r = first

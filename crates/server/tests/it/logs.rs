@@ -137,7 +137,8 @@ async fn every_line_about_a_connection_carries_its_id() {
     let recorder = Recorder::default();
     let lines = recorder.lines.clone();
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder));
-    let mut server = TestServer::start_with(|c| {
+    // One node where the suite spreads tests over several: the per-address places are each node's.
+    let mut server = TestServer::start_one_node(|c| {
         c.max_connections_per_addr = 8;
         c.max_pre_login_per_addr = 8;
     })

@@ -1,6 +1,7 @@
 //! Integration tests of the server: real servers on 127.0.0.1:0 with a
-//! temporary data directory (and, through `pg`, `cluster` and `s3`, the
-//! same tests again on PostgreSQL, on the bus and with files in S3),
+//! temporary data directory (and, through `pg`, `cluster`, `three_nodes`
+//! and `s3`, the same tests again on PostgreSQL, on the bus, spread over
+//! three nodes and with files in S3),
 //! driven through the client library and through raw WebSocket frames.
 //! One test binary (see `util` for the helpers).
 
@@ -38,6 +39,7 @@ mod room_removal;
 mod s3;
 mod search;
 mod slow;
+mod three_nodes;
 mod thumbnails;
 mod tls;
 mod transfer;

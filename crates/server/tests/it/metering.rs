@@ -45,7 +45,8 @@ fn assert_rate_limited(r: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn looping_reads_are_refused_and_others_are_served() {
     // A slow refill, so that the test does not depend on how fast it runs.
-    let server = TestServer::start_with(|c| {
+    // One node where the suite spreads tests over several: a user's budget is shared by their connections on one node.
+    let server = TestServer::start_one_node(|c| {
         c.rate.requests_per_sec = 4.0;
         c.rate.request_burst = 100;
     })

@@ -118,6 +118,19 @@ async fn migrate_moves_a_deployment_and_is_idempotent() {
         .call(json!({"type":"set_display_name","display_name":"Bob Builder"}))
         .await;
     assert_eq!(r["type"], "ok", "{r}");
+    // A key backup with one sealed key: it moves too.
+    let r = bob
+        .call(json!({"type":"create_backup","algorithm":"chatus.backup.v1","key_check":BACKUP_KEY}))
+        .await;
+    let backup_version = r["backup"]["version"].as_u64().unwrap();
+    let r = bob
+        .call(
+            json!({"type":"put_backup_keys","version":backup_version,"keys":[
+            {"conversation":"dm:alice:bob","sender_key":BACKUP_KEY,"session_id":BACKUP_KEY,
+             "first_known_index":0,"sealed":"U0VBTEVE"}]}),
+        )
+        .await;
+    assert_eq!(r["type"], "backup_stored", "{r}");
     alice
         .call(json!({"type":"create_room","room":"ops","visibility":"private"}))
         .await;
@@ -189,7 +202,22 @@ async fn migrate_moves_a_deployment_and_is_idempotent() {
     assert_eq!(r["type"], "authed", "{r}");
     // So did his display name (`users.display_name`).
     assert_eq!(r["display_name"], "Bob Builder", "{r}");
+    // And his key backup, whose versions go on past the copied one.
+    let r = bob
+        .call(json!({"type":"get_backup_keys","version":backup_version}))
+        .await;
+    assert_eq!(r["keys"][0]["sealed"], "U0VBTEVE", "{r}");
+    let r = bob
+        .call(json!({"type":"create_backup","algorithm":"chatus.backup.v1","key_check":BACKUP_KEY}))
+        .await;
+    assert!(
+        r["backup"]["version"].as_u64().unwrap() > backup_version,
+        "{r}"
+    );
 }
+
+/// 32 bytes of unpadded base64: a key check, a sender key, a session id.
+const BACKUP_KEY: &str = "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08";
 
 /// A migration cut short leaves its mark: no server serves the half-filled
 /// database, and running the migration again finishes it.

@@ -52,6 +52,9 @@ async fn the_example_sessions_are_true() {
     let mut vars = HashMap::new();
     let mut in_block = false;
     let mut checked = 0;
+    // Frames each connection skipped while waiting, shown if one never comes
+    // (it may have come early and been skipped).
+    let mut skipped_by: HashMap<String, Vec<Value>> = HashMap::new();
     for line in doc.lines() {
         if line.starts_with("```transcript") {
             in_block = true;
@@ -77,15 +80,32 @@ async fn the_example_sessions_are_true() {
                     serde_json::from_str(frame).unwrap_or_else(|e| panic!("{line}: {e}"));
                 // Events not shown may come first: skip frames of other types
                 // (or other ids), then compare the whole object.
-                loop {
-                    let got = conn.recv().await;
-                    if got["type"] == want["type"] && got.get("id") == want.get("id") {
-                        let mut captured = vars.clone();
-                        assert!(matches(&want, &got, &mut captured), "{line}\n  got: {got}");
-                        vars = captured;
-                        break;
+                let skipped = skipped_by.entry(who.to_owned()).or_default();
+                let found = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+                    loop {
+                        // `next_raw` has no timeout of its own, so a frame that
+                        // never comes is reported here, with what came instead.
+                        let got = match conn.next_raw().await {
+                            Frame::Json(v) => v,
+                            other => panic!("{line}\n  connection gave {other:?} instead"),
+                        };
+                        if got["type"] == want["type"] && got.get("id") == want.get("id") {
+                            return got;
+                        }
+                        skipped.push(got);
                     }
-                }
+                })
+                .await;
+                let Ok(got) = found else {
+                    let skipped: Vec<String> = skipped.iter().map(Value::to_string).collect();
+                    panic!(
+                        "{line}\n  never came; frames {who} skipped so far:\n    {}",
+                        skipped.join("\n    ")
+                    );
+                };
+                let mut captured = vars.clone();
+                assert!(matches(&want, &got, &mut captured), "{line}\n  got: {got}");
+                vars = captured;
                 checked += 1;
             }
             other => panic!("bad direction {other:?} in {line}"),

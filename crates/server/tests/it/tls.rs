@@ -16,7 +16,8 @@ use crate::util::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_handshake_holds_its_place_only_until_the_opening_limit() {
-    let server = TestServer::start_with(|c| {
+    // One node where the suite spreads tests over several: the per-address places are each node's.
+    let server = TestServer::start_one_node(|c| {
         c.tls.plain = false;
         c.max_pre_login_per_addr = 2;
     })

@@ -13,7 +13,8 @@ use crate::util::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_goes_round_trip_with_the_same_sha256_and_is_stored_once() {
-    let server = TestServer::start().await;
+    // One node where the suite spreads tests over several: it reads one node's metrics.
+    let server = TestServer::start_one_node(|_| {}).await;
     let (alice, _, alice_token) = account(server.url(), "alice").await;
     let (bob, mut bob_events, bob_token) = account(server.url(), "bob").await;
     let dir = tempfile::tempdir().unwrap();

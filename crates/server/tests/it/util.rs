@@ -1,6 +1,7 @@
 //! Test helpers: [`TestServer`] (a real server on an ephemeral port with a
 //! temporary data directory, or with `CHATUS_TEST_STORE=postgres` a fresh
-//! PostgreSQL database), [`Proxy`] (a TCP relay whose connections a
+//! PostgreSQL database; with `CHATUS_TEST_NODES=3` as well, three nodes of
+//! one cluster behind a round-robin [`Balancer`]), [`Proxy`] (a TCP relay whose connections a
 //! test can cut), [`Raw`] (a bare WebSocket speaking JSON), and event
 //! helpers that wait with a timeout instead of sleeping.
 
@@ -32,9 +33,16 @@ pub static SUITE_REPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A server running in this process.
+/// A server running in this process: one node, or (`CHATUS_TEST_NODES`
+/// with PostgreSQL and the bus) several nodes of one cluster on one
+/// database, one subject prefix and one data directory, reached through a
+/// round-robin [`Balancer`] at `addr`, so that each test's connections
+/// are spread over the nodes as a load balancer would spread them.
 pub struct TestServer {
+    /// Where clients connect: the node, or the balancer in front of them.
     pub addr: SocketAddr,
+    /// The first node's state (a test that inspects one node's internals
+    /// starts with [`TestServer::start_one_node`]).
     pub state: State,
     pub data: PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -43,9 +51,33 @@ pub struct TestServer {
     db: Option<Arc<ScratchDb>>,
     /// The S3 server, when the suite runs on S3 (likewise).
     s3: Option<Arc<S3Server>>,
+    /// Every node, the first one's state being `state`.
+    nodes: Vec<Node>,
+    /// In front of several nodes.
+    balancer: Option<Balancer>,
+    /// How many nodes it runs.
+    count: usize,
+    tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
+}
+
+/// One node of a [`TestServer`].
+struct Node {
+    addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), chatus_server::ServerError>>>,
-    tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
+}
+
+/// How many nodes each [`TestServer`] runs: `CHATUS_TEST_NODES` when the
+/// suite runs on PostgreSQL and the bus, else 1.
+pub fn node_count() -> usize {
+    if !on_postgres() || std::env::var("CHATUS_TEST_BUS").is_err() {
+        return 1;
+    }
+    std::env::var("CHATUS_TEST_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Limits generous enough that tests which are not about limits never
@@ -86,6 +118,17 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        Self::start_nodes(node_count(), Arc::new(tweak)).await
+    }
+
+    /// One node even where the suite spreads tests over several: for a
+    /// test about one node's own state (its hub, its counters, its
+    /// per-node limits).
+    pub async fn start_one_node(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        Self::start_nodes(1, Arc::new(tweak)).await
+    }
+
+    async fn start_nodes(count: usize, tweak: Arc<dyn Fn(&mut Config) + Send + Sync>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_owned();
         let db = if on_postgres() {
@@ -98,13 +141,13 @@ impl TestServer {
         } else {
             None
         };
-        Self::launch(data, Some(dir), db, s3, Arc::new(tweak)).await
+        Self::launch(data, Some(dir), db, s3, count, tweak).await
     }
 
     /// A server on a data directory the test owns (and cleans up); always
     /// SQLite.
     pub async fn start_at(data: PathBuf) -> Self {
-        Self::launch(data, None, None, None, Arc::new(|_: &mut Config| {})).await
+        Self::launch(data, None, None, None, 1, Arc::new(|_: &mut Config| {})).await
     }
 
     async fn launch(
@@ -112,6 +155,7 @@ impl TestServer {
         dir: Option<tempfile::TempDir>,
         db: Option<Arc<ScratchDb>>,
         s3: Option<Arc<S3Server>>,
+        count: usize,
         tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
     ) -> Self {
         let mut config = test_config(data.clone());
@@ -122,7 +166,8 @@ impl TestServer {
         if db.is_some()
             && let Ok(bus) = std::env::var("CHATUS_TEST_BUS")
         {
-            // Each server a cluster of its own on the shared NATS.
+            // A cluster of its own on the shared NATS (of one node, or of
+            // `count`).
             let mut b = [0u8; 6];
             getrandom::fill(&mut b).unwrap();
             config.bus.url = Some(bus);
@@ -132,22 +177,40 @@ impl TestServer {
             );
         }
         tweak(&mut config);
-        let listener = TcpListener::bind(config.addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = State::open(config).await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(chatus_server::run(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let mut nodes = Vec::new();
+        let mut first = None;
+        // The nodes share the data directory too, as they would share an
+        // S3 bucket: a file uploaded through one downloads through another.
+        for _ in 0..count {
+            let listener = TcpListener::bind(config.addr).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let state = State::open(config.clone()).await.unwrap();
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(chatus_server::run(listener, state.clone(), async move {
+                let _ = stopped.await;
+            }));
+            first.get_or_insert(state);
+            nodes.push(Node {
+                addr,
+                stop: Some(stop),
+                task: Some(task),
+            });
+        }
+        let balancer = if count > 1 {
+            Some(Balancer::start(nodes.iter().map(|n| n.addr).collect()).await)
+        } else {
+            None
+        };
         Self {
-            addr,
-            state,
+            addr: balancer.as_ref().map_or(nodes[0].addr, |b| b.addr),
+            state: first.unwrap(),
             data,
             _dir: dir,
             db,
             s3,
-            stop: Some(stop),
-            task: Some(task),
+            nodes,
+            balancer,
+            count,
             tweak,
         }
     }
@@ -156,18 +219,23 @@ impl TestServer {
         ServerUrl::parse(&format!("ws://{}", self.addr)).unwrap()
     }
 
-    /// Shuts down cleanly and waits for it.
+    /// Shuts down cleanly (every node) and waits for it.
     pub async fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        for n in &mut self.nodes {
+            if let Some(stop) = n.stop.take() {
+                let _ = stop.send(());
+            }
         }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task)
-                .await
-                .expect("shutdown took too long")
-                .unwrap()
-                .unwrap();
+        for n in &mut self.nodes {
+            if let Some(task) = n.task.take() {
+                tokio::time::timeout(WAIT, task)
+                    .await
+                    .expect("shutdown took too long")
+                    .unwrap()
+                    .unwrap();
+            }
         }
+        self.balancer = None;
     }
 
     /// Stops and starts again on the same data directory (a new port).
@@ -176,7 +244,15 @@ impl TestServer {
         let dir = self._dir.take();
         let db = self.db.take();
         let s3 = self.s3.take();
-        Self::launch(self.data.clone(), dir, db, s3, self.tweak.clone()).await
+        Self::launch(
+            self.data.clone(),
+            dir,
+            db,
+            s3,
+            self.count,
+            self.tweak.clone(),
+        )
+        .await
     }
 
     /// The stored files of one kind (`blobs`, `thumbs`, `partial`), as
@@ -236,6 +312,30 @@ pub fn in_replay() -> bool {
     on_postgres() || on_s3()
 }
 
+/// The lines of a test run's output worth repeating first: the results,
+/// the failures, and each panic with the message lines that follow it (a
+/// long output is cut by whoever shows it, and the message is the part
+/// that says what went wrong).
+fn failure_summary(stdout: &str) -> String {
+    let mut out = Vec::new();
+    let mut message_lines = 0;
+    for l in stdout.lines() {
+        if l.contains("panicked") {
+            message_lines = 6;
+            out.push(l);
+        } else if message_lines > 0 && !l.trim().is_empty() && !l.starts_with("note:") {
+            message_lines -= 1;
+            out.push(l);
+        } else {
+            message_lines = 0;
+            if l.starts_with("test result") || l.contains("FAILED") {
+                out.push(l);
+            }
+        }
+    }
+    out.join("\n")
+}
+
 /// Runs this same test binary again with `env` set, its tests limited to
 /// those whose names contain one of `only` (all when empty) and without
 /// the modules in `skip`, two at a time; passes when that run passes (and
@@ -256,11 +356,7 @@ pub async fn replay_suite(what: &str, env: &[(&str, String)], only: &[&str], ski
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = stdout
-        .lines()
-        .filter(|l| l.starts_with("test result") || l.contains("FAILED") || l.contains("panicked"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let summary = failure_summary(&stdout);
     println!("{what}: {summary}");
     assert!(
         out.status.success(),
@@ -440,6 +536,7 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// One frame as [`Raw::next_raw`] sees it.
+#[derive(Debug)]
 pub enum Frame {
     Json(Value),
     Close(u16),
@@ -572,6 +669,62 @@ impl Raw {
         })
         .await
         .expect("timed out waiting for a close frame")
+    }
+}
+
+/// A round-robin TCP load balancer in front of a cluster's nodes: each
+/// connection goes to the next node. The connection to the node comes
+/// from the client's own loopback address, so a node sees each client's
+/// source address as it would without the balancer.
+pub struct Balancer {
+    pub addr: SocketAddr,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Balancer {
+    pub async fn start(nodes: Vec<SocketAddr>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let list = conns.clone();
+        let accept = tokio::spawn(async move {
+            let mut next = 0;
+            while let Ok((mut inbound, from)) = listener.accept().await {
+                let target = nodes[next % nodes.len()];
+                next += 1;
+                let relay = tokio::spawn(async move {
+                    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+                        return;
+                    };
+                    if socket.bind(SocketAddr::new(from.ip(), 0)).is_err() {
+                        return;
+                    }
+                    if let Ok(mut outbound) = socket.connect(target).await {
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                let mut list = list.lock().unwrap();
+                list.retain(|c| !c.is_finished());
+                list.push(relay);
+            }
+        });
+        Self {
+            addr,
+            conns,
+            accept,
+        }
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
     }
 }
 

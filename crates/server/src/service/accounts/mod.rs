@@ -8,7 +8,8 @@
 //! timing does not reveal which names exist. Who may try a password is
 //! decided by [`throttle`]. Tokens are 32 random bytes shown once to the
 //! client and stored only as their SHA-256. Sessions live in memory too (a
-//! token login needs no I/O); expired ones are dropped and their
+//! token login needs no I/O on a single node; in a cluster it asks the
+//! store whether the session was revoked on another node); expired ones are dropped and their
 //! connections closed by [`Accounts::watch`], and purged from the store by
 //! [`Accounts::purge_expired`].
 //!
@@ -99,7 +100,7 @@ pub struct Accounts {
     throttle: Throttle,
     pool: HashPool,
     /// Live sessions by token hash. Loaded at start and kept in step with
-    /// the store, so a token login needs no I/O.
+    /// the store, so a token login needs no I/O (on a single node).
     // A std Mutex: one map operation per login, never held across await.
     sessions: Mutex<HashMap<TokenHash, Cached>>,
     /// Held shared by a password login from storing its session to caching
@@ -296,35 +297,43 @@ impl Accounts {
     /// Creates a session for `user`, stored only if `password_hash` is
     /// still theirs.
     async fn new_session(&self, user: UserRow) -> Result<LoggedIn, ApiError> {
-        let token = new_token()?;
-        let token_hash = hash_token(&token);
-        let created = now();
-        let expires = plus(created, self.ttl);
+        let (token, session) = self.token_session(user.id)?;
         let _creating = self.revoking.read().await;
         let stored = self
             .store
-            .create_session_if_password(
-                NewSession {
-                    token_hash,
-                    user: user.id,
-                    created,
-                    expires,
-                },
-                user.password_hash.clone(),
-            )
+            .create_session_if_password(session.clone(), user.password_hash.clone())
             .await?;
         if !stored {
             // The password changed while this login was checking the old one.
             return Err(bad_credentials());
         }
-        self.cache_session(token_hash, user.id, &user.name, expires);
-        Ok(LoggedIn {
+        Ok(self.opened(token, &session, user))
+    }
+
+    /// A new token and the session it opens for `user`, from now for the
+    /// configured lifetime.
+    fn token_session(&self, user: UserId) -> Result<(Token, NewSession), ApiError> {
+        let token = new_token()?;
+        let created = now();
+        let session = NewSession {
+            token_hash: hash_token(&token),
+            user,
+            created,
+            expires: plus(created, self.ttl),
+        };
+        Ok((token, session))
+    }
+
+    /// A stored session, cached and answered with its token.
+    fn opened(&self, token: Token, session: &NewSession, user: UserRow) -> LoggedIn {
+        self.cache_session(session.token_hash, user.id, &user.name, session.expires);
+        LoggedIn {
             user: user.id,
             name: user.name,
             token: Some(token),
-            token_hash,
-            expires,
-        })
+            token_hash: session.token_hash,
+            expires: session.expires,
+        }
     }
 
     /// Creates an account (joined to `lobby`) without rate limits or the
@@ -336,7 +345,7 @@ impl Accounts {
         is_admin: bool,
         lobby: ConvId,
     ) -> Result<UserRow, ApiError> {
-        self.create_user_from(Source::Local, name, pw, is_admin, lobby)
+        self.create_user_from(Source::Local, name, pw, is_admin, lobby, None)
             .await
     }
 
@@ -347,6 +356,7 @@ impl Accounts {
         pw: &Password,
         is_admin: bool,
         lobby: ConvId,
+        session: Option<NewSession>,
     ) -> Result<UserRow, ApiError> {
         self.check_password_strength(pw)?;
         let password_hash = self
@@ -360,6 +370,7 @@ impl Accounts {
             is_admin,
             created: now(),
             join: vec![lobby],
+            session,
         };
         match self.store.create_user(new).await {
             Ok(row) => Ok(row),
@@ -431,10 +442,16 @@ impl Accounts {
         }
         let source = Source::of(addr);
         self.limit_addr(source)?;
+        // The account and its first session in one transaction: a
+        // registration answered with an error (a full disk between two
+        // writes) must not leave an account behind.
+        // (Its `user` is the new account's id, set by the store.)
+        let (token, session) = self.token_session(UserId(0))?;
+        let _creating = self.revoking.read().await;
         let user = self
-            .create_user_from(source, name, pw, false, lobby)
+            .create_user_from(source, name, pw, false, lobby, Some(session.clone()))
             .await?;
-        self.new_session(user).await
+        Ok(self.opened(token, &session, user))
     }
 
     /// `login`: checks the password and creates a session.

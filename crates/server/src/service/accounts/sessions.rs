@@ -54,11 +54,19 @@ impl Accounts {
         &self,
         token: &Token,
         addr: std::net::IpAddr,
+        hub: &Hub,
     ) -> Result<LoggedIn, ApiError> {
         let token_hash = hash_token(token);
         let now = now();
         let mut found = self.cached().get(&token_hash).cloned();
-        if found.is_none() && self.clustered.load(Ordering::Relaxed) {
+        let clustered = self.clustered.load(Ordering::Relaxed);
+        if let Some(c) = &found
+            && clustered
+        {
+            if !self.still_stored(token_hash, c.user, now, hub).await? {
+                found = None;
+            }
+        } else if clustered {
             // Issued by another node: the store has it (a lookup by key; a
             // miss is counted against the address below). Held shared with
             // revocations, as a password login holds it.
@@ -94,6 +102,40 @@ impl Accounts {
             token_hash,
             expires,
         })
+    }
+
+    /// Cluster mode, at a token login with a cached session: whether the
+    /// store still has it. Another node may have revoked it a moment ago,
+    /// its news still on the bus, and this node's cache would let the
+    /// login through until the news came (and then close it). Logins are
+    /// rare, so each asks the store (a lookup by key); the requests after
+    /// it keep using the cache, which the bus keeps. A session the store
+    /// no longer has is dropped here at once, as the news will drop it:
+    /// from the cache, and its connections here closed. The store out of
+    /// reach: the cache decides, as on a single node, rather than no token
+    /// login succeeding.
+    async fn still_stored(
+        &self,
+        token_hash: TokenHash,
+        user: UserId,
+        now: Timestamp,
+        hub: &Hub,
+    ) -> Result<bool, ApiError> {
+        match self.store.find_session(token_hash, now).await {
+            Ok(Some(_)) => Ok(true),
+            Ok(None) => {
+                self.cached().remove(&token_hash);
+                for conn in hub.session_connections(user, &token_hash) {
+                    conn.outbox.close(close::SESSION_ENDED, "logged out", false);
+                }
+                Ok(false)
+            }
+            Err(StoreError::Unavailable(why)) => {
+                tracing::debug!(cause = %why, "the database is out of reach; the session cache decides");
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// When the session expires, if it is live (cached and unexpired).

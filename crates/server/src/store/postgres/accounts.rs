@@ -57,6 +57,16 @@ pub(crate) async fn create_user(c: &Conn, u: &NewUser) -> Result<UserRow, StoreE
     for room in &u.join {
         super::rooms::add_member(c, *room, id, u.created).await?;
     }
+    if let Some(s) = &u.session {
+        create_session(
+            c,
+            &NewSession {
+                user: id,
+                ..s.clone()
+            },
+        )
+        .await?;
+    }
     Ok(UserRow {
         id,
         name: u.name.clone(),

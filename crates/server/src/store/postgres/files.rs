@@ -6,16 +6,13 @@ use chatus_protocol::file::SharedFile;
 use chatus_protocol::{FileId, FileInfo, FileName, MediaType, Sha256Hex, Timestamp};
 use tokio_postgres::Row;
 
+use crate::store::convert::corrupt;
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, seq, ts, username};
 use crate::store::{
     ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadRow, UploadUsage, UserFileRow,
     UserId,
 };
-
-fn corrupt(e: chatus_protocol::InvalidValue) -> StoreError {
-    StoreError::Corrupt(e.message)
-}
 
 /// The file in the five columns starting at `at` (id, name, length,
 /// media type, SHA-256): `None` for a message without one (a `LEFT JOIN`

@@ -67,9 +67,6 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
     {
         last.insert(ConvId(r.get(0)), r.get(1));
     }
-    if last.len() != convs.len() {
-        return Err(StoreError::NotFound("conversation"));
-    }
     let senders: Vec<i64> = batch.iter().map(|m| m.sender.0).collect();
     let ids: Vec<&str> = batch.iter().map(|m| m.client_id.as_str()).collect();
     // (sender, client_id) -> (conversation, seq, time) of the stored one.
@@ -104,6 +101,11 @@ async fn append_once(c: &Conn, batch: &[NewMessage]) -> Result<Option<Vec<Append
             } else {
                 Appended::ClientIdReused
             });
+            continue;
+        }
+        // A room removed while the message was on its way.
+        if !last.contains_key(&m.conv) {
+            out.push(Appended::Gone);
             continue;
         }
         // A change (or reply) is checked against its target, which may be

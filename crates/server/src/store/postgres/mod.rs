@@ -31,6 +31,7 @@
 //! - This file: opening, the heartbeat, and the [`Store`] impl.
 
 mod accounts;
+mod backup;
 mod conn;
 mod events;
 mod files;
@@ -50,11 +51,12 @@ use std::time::Duration;
 
 use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
-use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Username, Visibility};
+use chatus_protocol::{FileId, RoomName, Seq, Sha256Hex, Timestamp, Visibility};
 use tokio::sync::{mpsc, oneshot};
 
 use chatus_protocol::keys::DeviceId;
 
+pub(crate) use crate::store::convert::{corrupt, i64_of, seq, u32_of, u64_of, username};
 use crate::store::{
     Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
     NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SearchRow,
@@ -75,14 +77,6 @@ pub(crate) fn ms(t: Timestamp) -> i64 {
 
 pub(crate) fn ts(v: i64) -> Timestamp {
     Timestamp(u64::try_from(v).unwrap_or(0))
-}
-
-pub(crate) fn seq(v: i64) -> Seq {
-    Seq(u64::try_from(v).unwrap_or(0))
-}
-
-pub(crate) fn username(s: String) -> Result<Username, StoreError> {
-    Username::parse(s).map_err(|e| StoreError::Corrupt(e.message))
 }
 
 /// Whether a store location names PostgreSQL (a `postgres://` or
@@ -453,8 +447,31 @@ impl Store for PgStore {
         })
     }
 
-    fn add_member(&self, room: ConvId, user: UserId, time: Timestamp) -> StoreFuture<'_, ()> {
-        self.write(move |c| Box::pin(rooms::add_member(c, room, user, time)))
+    fn user_conversations(
+        &self,
+        user: UserId,
+    ) -> StoreFuture<'_, crate::store::access::UserConversations> {
+        self.read(move |c| Box::pin(async move { rooms::user_conversations(c, user).await }))
+    }
+
+    fn room_access(
+        &self,
+        name: RoomName,
+        user: UserId,
+        with_members: bool,
+    ) -> StoreFuture<'_, Option<crate::store::access::RoomAccess>> {
+        self.read(move |c| {
+            Box::pin(async move { rooms::room_access(c, &name, user, with_members).await })
+        })
+    }
+
+    fn add_member(
+        &self,
+        room: ConvId,
+        user: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, crate::store::access::MemberAdded> {
+        self.write(move |c| Box::pin(moderation::join(c, room, user, time)))
     }
 
     fn remove_member(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()> {
@@ -467,8 +484,13 @@ impl Store for PgStore {
         user: UserId,
         by: UserId,
         time: Timestamp,
-    ) -> StoreFuture<'_, ()> {
-        self.write(move |c| Box::pin(rooms::add_invite(c, room, user, by, time)))
+        cap: usize,
+    ) -> StoreFuture<'_, crate::store::access::InviteAdded> {
+        self.write(move |c| Box::pin(rooms::add_invite(c, room, user, by, time, cap)))
+    }
+
+    fn invites_elsewhere(&self, user: UserId, room: ConvId) -> StoreFuture<'_, u64> {
+        self.read(move |c| Box::pin(rooms::invites_elsewhere(c, user, room)))
     }
 
     fn remove_invite(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()> {

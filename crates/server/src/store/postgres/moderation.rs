@@ -1,13 +1,47 @@
 //! The SQL of room moderation on PostgreSQL (see SQLite's
 //! `store/sqlite/moderation.rs`): a moderation event's effect, applied in
-//! the append's transaction, and the moderation state a snapshot loads.
+//! the append's transaction, the moderation state a snapshot loads, and a
+//! join that a ban refuses, even one being stored on another node.
 
 use chatus_protocol::Timestamp;
 
+use crate::store::access::MemberAdded;
 use crate::store::moderation::{Effect, ModerationSnapshot, RoomSettings, action};
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, ts};
 use crate::store::{ConvId, NewMessage, StoreError, UserId};
+
+/// Adds `user` to `room` unless they are banned from it. A ban is an
+/// append, which holds the room's row `FOR UPDATE` until it commits; the
+/// join first takes the key-share lock on that row (the one the member
+/// row's foreign key takes anyway, only earlier), so it waits for a ban
+/// under way on any node, and the check, a statement of its own (READ
+/// COMMITTED), then sees it. A ban that comes after the join finds the
+/// member row and deletes it.
+pub(super) async fn join(
+    c: &Conn,
+    room: ConvId,
+    user: UserId,
+    time: Timestamp,
+) -> Result<MemberAdded, StoreError> {
+    c.exec(
+        "SELECT 1 FROM conversations WHERE id = $1 FOR KEY SHARE",
+        &[&room.0],
+    )
+    .await?;
+    let banned = c
+        .query_opt(
+            "SELECT 1 FROM bans WHERE conv_id = $1 AND user_id = $2",
+            &[&room.0, &user.0],
+        )
+        .await?
+        .is_some();
+    if banned {
+        return Ok(MemberAdded::Banned);
+    }
+    super::rooms::add_member(c, room, user, time).await?;
+    Ok(MemberAdded::Added)
+}
 
 /// What moderation event `m` does to its room (see [`Effect`]).
 pub(super) async fn apply(c: &Conn, m: &NewMessage, effect: Effect) -> Result<(), StoreError> {

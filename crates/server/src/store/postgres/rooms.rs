@@ -3,6 +3,7 @@
 
 use chatus_protocol::{RoomName, Timestamp, Visibility};
 
+use crate::store::access::{InviteAdded, RoomAccess};
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, seq, ts};
 use crate::store::{ConvId, DmRow, RoomRow, Snapshot, StoreError, TokenHash, UserId};
@@ -171,21 +172,62 @@ pub(crate) async fn remove_member(c: &Conn, room: ConvId, user: UserId) -> Resul
     .map(drop)
 }
 
+/// Records an invitation within `user`'s cap. Invitations to one user
+/// from several nodes at once take turns on the user's row: each locks it
+/// first, and the count, a statement of its own (READ COMMITTED), is read
+/// once the lock is granted, so it sees what the previous holder
+/// committed. `FOR NO KEY UPDATE` does not conflict with the key-share
+/// locks that rows referencing the user take, so the user's own sends
+/// and joins never wait for it.
 pub(crate) async fn add_invite(
     c: &Conn,
     room: ConvId,
     user: UserId,
     by: UserId,
     time: Timestamp,
-) -> Result<(), StoreError> {
+    cap: usize,
+) -> Result<InviteAdded, StoreError> {
+    c.exec(
+        "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE",
+        &[&user.0],
+    )
+    .await?;
+    let r = c
+        .query_opt(
+            "SELECT count(*) FILTER (WHERE conv_id <> $2), count(*) FILTER (WHERE conv_id = $2) > 0
+             FROM invites WHERE user_id = $1",
+            &[&user.0, &room.0],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("invitations"))?;
+    let (elsewhere, held): (i64, bool) = (r.get(0), r.get(1));
+    if !held && usize::try_from(elsewhere).unwrap_or(usize::MAX) >= cap {
+        return Ok(InviteAdded::Full);
+    }
     c.exec(
         "INSERT INTO invites (conv_id, user_id, invited_by, created_ms) VALUES ($1, $2, $3, $4)
          ON CONFLICT (conv_id, user_id)
          DO UPDATE SET invited_by = excluded.invited_by, created_ms = excluded.created_ms",
         &[&room.0, &user.0, &by.0, &ms(time)],
     )
-    .await
-    .map(drop)
+    .await?;
+    Ok(InviteAdded::Added)
+}
+
+/// How many invitations `user` holds to rooms other than `room`.
+pub(crate) async fn invites_elsewhere(
+    c: &Conn,
+    user: UserId,
+    room: ConvId,
+) -> Result<u64, StoreError> {
+    let n: i64 = c
+        .query_opt(
+            "SELECT count(*) FROM invites WHERE user_id = $1 AND conv_id <> $2",
+            &[&user.0, &room.0],
+        )
+        .await?
+        .map_or(0, |r| r.get(0));
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(crate) async fn remove_invite(c: &Conn, room: ConvId, user: UserId) -> Result<(), StoreError> {
@@ -224,4 +266,98 @@ pub(crate) async fn open_dm(
         users: (a, b),
         last_seq: seq(r.get(1)),
     })
+}
+
+/// The room named `name` with `user`'s standing there (see
+/// `Store::room_access`): one statement, so the flags are of one moment.
+pub(crate) async fn room_access(
+    c: &Conn,
+    name: &RoomName,
+    user: UserId,
+    with_members: bool,
+) -> Result<Option<RoomAccess>, StoreError> {
+    let Some(r) = c
+        .query_opt(
+            "SELECT c.id, c.visibility, c.last_seq, c.created_by, c.encrypted, c.invite_only,
+                    EXISTS (SELECT 1 FROM members m WHERE m.conv_id = c.id AND m.user_id = $2),
+                    EXISTS (SELECT 1 FROM invites i WHERE i.conv_id = c.id AND i.user_id = $2),
+                    EXISTS (SELECT 1 FROM bans b WHERE b.conv_id = c.id AND b.user_id = $2),
+                    EXISTS (SELECT 1 FROM moderators d WHERE d.conv_id = c.id AND d.user_id = $2),
+                    (SELECT u.until_ms FROM mutes u WHERE u.conv_id = c.id AND u.user_id = $2)
+             FROM conversations c WHERE c.kind = 'room' AND c.name = $1",
+            &[&name.as_str(), &user.0],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id = ConvId(r.get(0));
+    let mut members = Vec::new();
+    if with_members {
+        for m in c
+            .query("SELECT user_id FROM members WHERE conv_id = $1", &[&id.0])
+            .await?
+        {
+            members.push(UserId(m.get(0)));
+        }
+    }
+    Ok(Some(RoomAccess {
+        row: RoomRow {
+            id,
+            name: name.clone(),
+            visibility: visibility(r.get(1))?,
+            last_seq: seq(r.get(2)),
+        },
+        creator: r.get::<_, Option<i64>>(3).map(UserId),
+        encrypted: r.get(4),
+        invite_only: r.get(5),
+        member: r.get(6),
+        invited: r.get(7),
+        banned: r.get(8),
+        moderator: r.get(9),
+        muted_until: r.get::<_, Option<i64>>(10).map(ts),
+        members,
+    }))
+}
+
+/// The rooms and direct conversations `user` is in.
+pub(crate) async fn user_conversations(
+    c: &Conn,
+    user: UserId,
+) -> Result<crate::store::access::UserConversations, StoreError> {
+    let mut rooms = Vec::new();
+    for r in c
+        .query(
+            "SELECT c.id, c.name, c.visibility, c.last_seq FROM members m
+             JOIN conversations c ON c.id = m.conv_id
+             WHERE m.user_id = $1 AND c.kind = 'room'",
+            &[&user.0],
+        )
+        .await?
+    {
+        rooms.push(RoomRow {
+            id: ConvId(r.get(0)),
+            name: RoomName::parse(r.get::<_, String>(1))
+                .map_err(|e| StoreError::Corrupt(e.message))?,
+            visibility: visibility(r.get(2))?,
+            last_seq: seq(r.get(3)),
+        });
+    }
+    let mut dms = Vec::new();
+    for r in c
+        .query(
+            "SELECT id, user_a, user_b, last_seq, encrypted FROM conversations
+             WHERE kind = 'dm' AND (user_a = $1 OR user_b = $1)",
+            &[&user.0],
+        )
+        .await?
+    {
+        let row = DmRow {
+            id: ConvId(r.get(0)),
+            users: (UserId(r.get(1)), UserId(r.get(2))),
+            last_seq: seq(r.get(3)),
+        };
+        dms.push((row, r.get(4)));
+    }
+    Ok((rooms, dms))
 }

@@ -1,15 +1,17 @@
 //! Tests of the PostgreSQL store, each on a fresh database: the shared
 //! suite (`store::suite`), then what only several nodes on one database
 //! show: numbering and deduplication under concurrent appends from several
-//! stores, nodes with other settings refused, and outages.
+//! stores, a join racing a ban and invitations racing the cap, nodes with
+//! other settings refused, and outages.
 
 use std::sync::Arc;
 
 use chatus_protocol::history::Page;
-use chatus_protocol::{Seq, Timestamp};
+use chatus_protocol::{RoomName, Seq, Timestamp, Visibility};
 
 use super::PgStore;
 use super::scratch::ScratchDb;
+use crate::store::access::{InviteAdded, MemberAdded};
 use crate::store::suite::{Kind, add_user, lobby, msg, new_user};
 use crate::store::{Appended, Store, StoreError};
 
@@ -114,8 +116,8 @@ async fn concurrent_appends_from_several_nodes_have_no_gap() {
     }
     let dev = nodes[0]
         .create_room(
-            chatus_protocol::RoomName::parse("dev").unwrap(),
-            chatus_protocol::Visibility::Public,
+            RoomName::parse("dev").unwrap(),
+            Visibility::Public,
             users[0],
             Timestamp(1),
         )
@@ -432,4 +434,120 @@ async fn a_lost_database_is_unavailable_then_recovers() {
         .map(|r| r.body.as_ref().unwrap().as_str())
         .collect();
     assert_eq!(bodies, ["before", "during"]);
+}
+
+/// Regression: a join checked the ban and added the member in separate
+/// steps, so a ban another node was storing at that moment was passed and
+/// the banned user stayed a member. Here another node's ban is caught
+/// mid-transaction (its append holds the room's row and has written the
+/// ban, not committed yet); the join made meanwhile waits for it and is
+/// refused once it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_racing_a_ban_on_another_node_is_refused() {
+    let Some(db) = scratch().await else { return };
+    let store = node(&db).await;
+    let lobby = lobby(&*store).await;
+    let owner = add_user(&*store, "o", vec![lobby]).await;
+    let x = add_user(&*store, "x", vec![lobby]).await;
+    let room = store
+        .create_room(
+            RoomName::parse("den").unwrap(),
+            Visibility::Public,
+            owner,
+            Timestamp(1),
+        )
+        .await
+        .unwrap()
+        .id;
+    let url = db.url();
+    let raw = move || async move {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    };
+    let (ban, watch) = (raw().await, raw().await);
+    ban.batch_execute("BEGIN").await.unwrap();
+    ban.execute(
+        "SELECT last_seq FROM conversations WHERE id = $1 FOR UPDATE",
+        &[&room.0],
+    )
+    .await
+    .unwrap();
+    ban.execute(
+        "INSERT INTO bans (conv_id, user_id, banned_ms) VALUES ($1, $2, 2)",
+        &[&room.0, &x.0],
+    )
+    .await
+    .unwrap();
+    let join = tokio::spawn({
+        let store = store.clone();
+        async move { store.add_member(room, x, Timestamp(3)).await }
+    });
+    // The ban commits only once the join waits for it (a fresh view of the
+    // server's activity each time: outside a transaction).
+    let waiting = "SELECT count(*) FROM pg_stat_activity
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while watch
+            .query_one(waiting, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the join never waited for the ban");
+    ban.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(join.await.unwrap().unwrap(), MemberAdded::Banned);
+    let snap = store.snapshot(Timestamp(4)).await.unwrap();
+    assert!(!snap.members.contains(&(room, x)), "a banned member");
+}
+
+/// Regression: the cap on a user's pending invitations was held in each
+/// node's memory, so invitations through several nodes passed it
+/// together. Twelve invitations to one user through three nodes at once,
+/// with a cap of five: five are stored, the rest refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_through_several_nodes_at_once_keep_the_cap() {
+    const CAP: usize = 5;
+    let Some(db) = scratch().await else { return };
+    let nodes = [node(&db).await, node(&db).await, node(&db).await];
+    let a = add_user(&*nodes[0], "a", vec![]).await;
+    let b = add_user(&*nodes[0], "b", vec![]).await;
+    let mut rooms = Vec::new();
+    for i in 0..12 {
+        let name = RoomName::parse(format!("r{i}")).unwrap();
+        let row = nodes[0]
+            .create_room(name, Visibility::Private, a, Timestamp(1))
+            .await
+            .unwrap();
+        rooms.push(row.id);
+    }
+    let tasks: Vec<_> = rooms
+        .iter()
+        .enumerate()
+        .map(|(i, &room)| {
+            let store = nodes[i % nodes.len()].clone();
+            tokio::spawn(async move {
+                store
+                    .add_invite(room, b, a, Timestamp(2), CAP)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut added = 0;
+    for t in tasks {
+        if t.await.unwrap() == InviteAdded::Added {
+            added += 1;
+        }
+    }
+    assert_eq!(added, CAP);
+    let snap = nodes[1].snapshot(Timestamp(3)).await.unwrap();
+    assert_eq!(snap.invites.iter().filter(|i| i.1 == b).count(), CAP);
 }

@@ -61,14 +61,16 @@ pub(super) fn check(conn: &Connection, m: &NewMessage) -> Result<Option<Refusal>
 pub(super) fn apply(conn: &Connection, m: &NewMessage, at: Seq) -> Result<(), StoreError> {
     let (conv, at) = (m.conv.0, sql_seq(at));
     match m.kind {
-        Kind::Message { .. } => {}
+        Kind::Message { .. } => super::search::note(conn, conv, at, false)?,
         Kind::Moderation(effect) => super::moderation::apply(conn, m, effect)?,
         Kind::Edit { target } => {
             conn.prepare_cached("UPDATE messages SET edited = ?3 WHERE conv_id = ?1 AND seq = ?2")?
                 .execute(params![conv, sql_seq(target), at])?;
+            super::search::note(conn, conv, sql_seq(target), true)?;
         }
         Kind::Delete { target } => {
             let target = sql_seq(target);
+            super::search::note(conn, conv, target, true)?;
             conn.prepare_cached(
                 "UPDATE messages SET body = '', file_id = NULL, deleted = ?3
                  WHERE conv_id = ?1 AND seq = ?2",

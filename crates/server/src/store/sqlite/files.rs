@@ -7,6 +7,7 @@ use chatus_protocol::{FileId, FileInfo, FileName, MediaType, Sha256Hex, Timestam
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::queries::{ms, seq, ts, username};
+use crate::store::convert::corrupt;
 use crate::store::{
     ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadRow, UploadUsage, UserFileRow,
     UserId,
@@ -34,10 +35,6 @@ pub(super) fn raw_file(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<RawFil
         ))),
         _ => Ok(None),
     }
-}
-
-fn corrupt(e: chatus_protocol::InvalidValue) -> StoreError {
-    StoreError::Corrupt(e.message)
 }
 
 /// Checks stored file columns.

@@ -21,6 +21,7 @@
 //!   and creating a new one whole.
 //! - This file: opening, the reader pool, and the [`Store`] impl.
 
+mod backup;
 mod events;
 mod files;
 mod integrity;
@@ -58,6 +59,13 @@ pub const DB_FILE: &str = "chatus.db";
 const LOCK_FILE: &str = "chatus.lock";
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 4;
+
+/// What the WAL file is cut back to when the writer starts it over after a
+/// complete checkpoint (`journal_size_limit`). SQLite reuses the file
+/// rather than shrink it, so without a limit a burst of writes (a flood of
+/// key-backup uploads grew it to 695 MB in half a minute) holds that much
+/// disk until the server stops.
+pub(crate) const WAL_KEEP_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A SQLite store in a data directory. Cheap to clone.
 #[derive(Clone)]
@@ -173,17 +181,25 @@ impl SqliteStore {
         let mut conn = open_conn(&path, Mode::ReadWrite)?;
         // Checkpoints run on their own thread (see `checkpointer`), not inside
         // a commit where they would stall every writer waiting for it.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;",
-        )?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON; PRAGMA journal_size_limit = {WAL_KEEP_BYTES};",
+        ))?;
         // On a connection of its own, with SQLite's small default page
         // cache, so reading the whole file leaves nothing resident.
         integrity::quick_check(&open_conn(&path, Mode::ReadOnly)?, &path)?;
         schema::migrate(&mut conn)?;
+        // Messages written through another connection (no batch of this
+        // writer indexed them): into the search index before serving.
+        {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            search::index_pending(&tx)?;
+            tx.commit()?;
+        }
         let (tx, rx) = mpsc::channel();
         let ctx = WriterCtx {
             conn,
             last_seqs: Default::default(),
+            data_version: 0,
         };
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let checkpointer_conn = open_conn(&path, Mode::ReadWrite)?;
@@ -426,8 +442,29 @@ impl Store for SqliteStore {
         self.write(move |ctx| queries::create_room(&ctx.conn, &name, visibility, creator, time))
     }
 
-    fn add_member(&self, room: ConvId, user: UserId, time: Timestamp) -> StoreFuture<'_, ()> {
-        self.write(move |ctx| queries::add_member(&ctx.conn, room, user, time))
+    fn user_conversations(
+        &self,
+        user: UserId,
+    ) -> StoreFuture<'_, crate::store::access::UserConversations> {
+        self.read(move |c| queries::user_conversations(c, user))
+    }
+
+    fn room_access(
+        &self,
+        name: RoomName,
+        user: UserId,
+        with_members: bool,
+    ) -> StoreFuture<'_, Option<crate::store::access::RoomAccess>> {
+        self.read(move |c| queries::room_access(c, &name, user, with_members))
+    }
+
+    fn add_member(
+        &self,
+        room: ConvId,
+        user: UserId,
+        time: Timestamp,
+    ) -> StoreFuture<'_, crate::store::access::MemberAdded> {
+        self.write(move |ctx| moderation::join(&ctx.conn, room, user, time))
     }
 
     fn remove_member(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()> {
@@ -440,8 +477,13 @@ impl Store for SqliteStore {
         user: UserId,
         by: UserId,
         time: Timestamp,
-    ) -> StoreFuture<'_, ()> {
-        self.write(move |ctx| queries::add_invite(&ctx.conn, room, user, by, time))
+        cap: usize,
+    ) -> StoreFuture<'_, crate::store::access::InviteAdded> {
+        self.write(move |ctx| queries::add_invite(&ctx.conn, room, user, by, time, cap))
+    }
+
+    fn invites_elsewhere(&self, user: UserId, room: ConvId) -> StoreFuture<'_, u64> {
+        self.read(move |c| queries::invites_elsewhere(c, user, room))
     }
 
     fn remove_invite(&self, room: ConvId, user: UserId) -> StoreFuture<'_, ()> {

@@ -1,13 +1,33 @@
 //! The SQL of room moderation on SQLite: a moderation event's effect,
 //! applied in the append's transaction, the moderation state a snapshot
-//! loads, and the audit log.
+//! loads, the audit log, and a join that a ban refuses.
 
 use chatus_protocol::Timestamp;
 use rusqlite::{Connection, params};
 
 use super::queries::{HISTORY_SELECT, ms, raw_row, ts};
+use crate::store::access::MemberAdded;
 use crate::store::moderation::{Effect, KIND_CODE, ModerationSnapshot, RoomSettings, action};
 use crate::store::{ConvId, MessageRow, NewMessage, StoreError, UserId};
+
+/// Adds `user` to `room` unless they are banned from it. The single
+/// writer runs the check and the insert in one transaction, so no ban can
+/// be stored between them.
+pub(super) fn join(
+    conn: &Connection,
+    room: ConvId,
+    user: UserId,
+    time: Timestamp,
+) -> Result<MemberAdded, StoreError> {
+    let banned: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM bans WHERE conv_id = ?1 AND user_id = ?2)")?
+        .query_row(params![room.0, user.0], |r| r.get(0))?;
+    if banned {
+        return Ok(MemberAdded::Banned);
+    }
+    super::queries::add_member(conn, room, user, time)?;
+    Ok(MemberAdded::Added)
+}
 
 /// What moderation event `m` does to its room (see [`Effect`]).
 pub(super) fn apply(conn: &Connection, m: &NewMessage, effect: Effect) -> Result<(), StoreError> {

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 
 use chatus_protocol::history::Page;
-use chatus_protocol::{RoomName, Seq, Timestamp, Username, Visibility};
+use chatus_protocol::{RoomName, Seq, Timestamp, Visibility};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use crate::store::access::InviteAdded;
+pub(crate) use crate::store::convert::{corrupt, i64_of, seq, u32_of, u64_of, username};
 use crate::store::skeleton::name_skeleton;
 use crate::store::{
     Appended, ConvId, DmRow, Kind, MessageRow, NewMessage, NewSession, NewUser, RoomRow, RowKind,
@@ -19,14 +21,6 @@ pub(crate) fn ms(t: Timestamp) -> i64 {
 
 pub(crate) fn ts(v: i64) -> Timestamp {
     Timestamp(u64::try_from(v).unwrap_or(0))
-}
-
-pub(crate) fn seq(v: i64) -> Seq {
-    Seq(u64::try_from(v).unwrap_or(0))
-}
-
-pub(crate) fn username(s: String) -> Result<Username, StoreError> {
-    Username::parse(s).map_err(|e| StoreError::Corrupt(e.message))
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -165,6 +159,15 @@ pub(crate) fn create_user(conn: &Connection, u: &NewUser) -> Result<UserRow, Sto
     let id = UserId(conn.last_insert_rowid());
     for room in &u.join {
         add_member(conn, *room, id, u.created)?;
+    }
+    if let Some(s) = &u.session {
+        create_session(
+            conn,
+            &NewSession {
+                user: id,
+                ..s.clone()
+            },
+        )?;
     }
     Ok(UserRow {
         id,
@@ -400,6 +403,144 @@ pub(crate) fn create_room(
     })
 }
 
+/// The rooms and direct conversations `user` is in.
+pub(crate) fn user_conversations(
+    conn: &Connection,
+    user: UserId,
+) -> Result<crate::store::access::UserConversations, StoreError> {
+    let mut rooms = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT c.id, c.name, c.visibility, c.last_seq FROM members m
+         JOIN conversations c ON c.id = m.conv_id
+         WHERE m.user_id = ?1 AND c.kind = 'room'",
+    )?;
+    let rows = st.query_map([user.0], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, name, vis, last) = row?;
+        rooms.push(RoomRow {
+            id: ConvId(id),
+            name: RoomName::parse(name).map_err(|e| StoreError::Corrupt(e.message))?,
+            visibility: visibility(&vis)?,
+            last_seq: seq(last),
+        });
+    }
+    let mut dms = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT id, user_a, user_b, last_seq, encrypted FROM conversations
+         WHERE kind = 'dm' AND (user_a = ?1 OR user_b = ?1)",
+    )?;
+    let rows = st.query_map([user.0], |r| {
+        Ok((
+            DmRow {
+                id: ConvId(r.get(0)?),
+                users: (UserId(r.get(1)?), UserId(r.get(2)?)),
+                last_seq: seq(r.get(3)?),
+            },
+            r.get::<_, bool>(4)?,
+        ))
+    })?;
+    for row in rows {
+        dms.push(row?);
+    }
+    Ok((rooms, dms))
+}
+
+/// The room named `name` with `user`'s standing there (see
+/// `Store::room_access`).
+pub(crate) fn room_access(
+    conn: &Connection,
+    name: &RoomName,
+    user: UserId,
+    with_members: bool,
+) -> Result<Option<crate::store::access::RoomAccess>, StoreError> {
+    type Raw = (
+        i64,
+        String,
+        i64,
+        Option<i64>,
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        Option<i64>,
+    );
+    let raw: Option<Raw> = conn
+        .prepare_cached(
+            "SELECT c.id, c.visibility, c.last_seq, c.created_by, c.encrypted, c.invite_only,
+                    EXISTS (SELECT 1 FROM members m WHERE m.conv_id = c.id AND m.user_id = ?2),
+                    EXISTS (SELECT 1 FROM invites i WHERE i.conv_id = c.id AND i.user_id = ?2),
+                    EXISTS (SELECT 1 FROM bans b WHERE b.conv_id = c.id AND b.user_id = ?2),
+                    EXISTS (SELECT 1 FROM moderators d WHERE d.conv_id = c.id AND d.user_id = ?2),
+                    (SELECT u.until_ms FROM mutes u WHERE u.conv_id = c.id AND u.user_id = ?2)
+             FROM conversations c WHERE c.kind = 'room' AND c.name = ?1",
+        )?
+        .query_row(params![name.as_str(), user.0], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })
+        .optional()?;
+    let Some((
+        id,
+        vis,
+        last,
+        creator,
+        encrypted,
+        invite_only,
+        member,
+        invited,
+        banned,
+        moderator,
+        muted,
+    )) = raw
+    else {
+        return Ok(None);
+    };
+    let mut members = Vec::new();
+    if with_members {
+        let mut st = conn.prepare_cached("SELECT user_id FROM members WHERE conv_id = ?1")?;
+        for m in st.query_map([id], |r| r.get(0))? {
+            members.push(UserId(m?));
+        }
+    }
+    Ok(Some(crate::store::access::RoomAccess {
+        row: RoomRow {
+            id: ConvId(id),
+            name: name.clone(),
+            visibility: visibility(&vis)?,
+            last_seq: seq(last),
+        },
+        creator: creator.map(UserId),
+        encrypted,
+        invite_only,
+        member,
+        invited,
+        banned,
+        moderator,
+        muted_until: muted.map(ts),
+        members,
+    }))
+}
+
 pub(crate) fn add_member(
     conn: &Connection,
     room: ConvId,
@@ -433,19 +574,51 @@ pub(crate) fn remove_member(
     Ok(())
 }
 
+/// Records an invitation within `user`'s cap. The single writer runs it
+/// in one transaction, so the count cannot change before the insert.
 pub(crate) fn add_invite(
     conn: &Connection,
     room: ConvId,
     user: UserId,
     by: UserId,
     time: Timestamp,
-) -> Result<(), StoreError> {
+    cap: usize,
+) -> Result<InviteAdded, StoreError> {
+    let (elsewhere, held): (i64, bool) = conn
+        .prepare_cached(INVITES_HELD_SQL)?
+        .query_row(params![user.0, room.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if !held && usize::try_from(elsewhere).unwrap_or(usize::MAX) >= cap {
+        return Ok(InviteAdded::Full);
+    }
     conn.prepare_cached(
         "INSERT OR REPLACE INTO invites (conv_id, user_id, invited_by, created_ms)
          VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![room.0, user.0, by.0, ms(time)])?;
-    Ok(())
+    Ok(InviteAdded::Added)
+}
+
+/// A user's pending invitations (`?1`) to rooms other than `?2`, and
+/// whether one is to `?2`: searched by `invites_by_user`.
+pub(crate) const INVITES_HELD_SQL: &str =
+    "SELECT count(*) FILTER (WHERE conv_id <> ?2), count(*) FILTER (WHERE conv_id = ?2) > 0
+     FROM invites WHERE user_id = ?1";
+
+/// A user's pending invitations (`?1`) to rooms other than `?2`: searched
+/// by `invites_by_user`.
+pub(crate) const INVITES_ELSEWHERE_SQL: &str =
+    "SELECT count(*) FROM invites WHERE user_id = ?1 AND conv_id <> ?2";
+
+/// How many invitations `user` holds to rooms other than `room`.
+pub(crate) fn invites_elsewhere(
+    conn: &Connection,
+    user: UserId,
+    room: ConvId,
+) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(INVITES_ELSEWHERE_SQL)?
+        .query_row(params![user.0, room.0], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(crate) fn remove_invite(
@@ -536,11 +709,14 @@ pub(crate) fn append(
         let last = match last_seqs.get(&m.conv) {
             Some(v) => *v,
             None => {
-                let v: i64 = conn
+                let v: Option<i64> = conn
                     .prepare_cached("SELECT last_seq FROM conversations WHERE id = ?1")?
                     .query_row([m.conv.0], |r| r.get(0))
-                    .optional()?
-                    .ok_or(StoreError::NotFound("conversation"))?;
+                    .optional()?;
+                let Some(v) = v else {
+                    out.push(Appended::Gone);
+                    continue;
+                };
                 u64::try_from(v).unwrap_or(0)
             }
         };

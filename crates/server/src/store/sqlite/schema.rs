@@ -289,6 +289,62 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX room_removals_name ON room_removals(name);
     ALTER TABLE conversations ADD COLUMN seq_base INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 14: key backup (server-side backup of Megolm room keys). A user's one
+    // backup: its id is its version, AUTOINCREMENT so that no number is
+    // ever given twice (a device holding an old version can never write
+    // into a newer backup), with the recovery key's public check and a
+    // count of its keys. Each key is opaque ciphertext filed under its
+    // slot (conversation, sender key, session id) with its first known
+    // index in clear; keys go with their backup.
+    r#"
+    CREATE TABLE backups (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id    INTEGER NOT NULL UNIQUE REFERENCES users(id),
+        key_check  TEXT NOT NULL,
+        key_count  INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE backup_keys (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        backup_id         INTEGER NOT NULL REFERENCES backups(id),
+        conversation      TEXT NOT NULL,
+        sender_key        TEXT NOT NULL,
+        session_id        TEXT NOT NULL,
+        first_known_index INTEGER NOT NULL,
+        sealed            TEXT NOT NULL,
+        UNIQUE (backup_id, conversation, sender_key, session_id)
+    );
+    CREATE INDEX backup_keys_page ON backup_keys(backup_id, id);
+    "#,
+    // 15: a user's pending invitations, found by user: the cap on them
+    // (`invites_elsewhere`, at every invitation) and the list a login
+    // sends. The primary key leads with the room, so without this each was
+    // a scan of every invitation on the server.
+    r#"
+    CREATE INDEX invites_by_user ON invites(user_id, conv_id);
+    "#,
+    // 16: the search index is written once per committed batch, not inside
+    // each job. Migration 9's triggers wrote `message_search` inside every
+    // job's savepoint, and FTS5 flushes its pending terms to disk at every
+    // savepoint, so each message became a segment of its own; and a
+    // trigger gives the statement that fires it a statement journal (a
+    // copy of every page it touches). Durable ingest had fallen from 149 k
+    // to 15 k messages/s. The store now notes which messages to index
+    // (again, when `changed`) with a plain insert beside each write
+    // (`search::note`), and the writer applies the notes after the batch's
+    // last job, outside any savepoint, in the same transaction
+    // (`search::index_pending`), so FTS5 buffers the batch and writes it
+    // at the commit.
+    r#"
+    DROP TRIGGER message_search_add;
+    DROP TRIGGER message_search_change;
+    CREATE TABLE message_search_pending (
+        conv_id INTEGER NOT NULL,
+        seq     INTEGER NOT NULL,
+        changed INTEGER NOT NULL,
+        PRIMARY KEY (conv_id, seq)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The Rust step of each migration, by index.

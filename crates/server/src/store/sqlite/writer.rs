@@ -17,13 +17,23 @@ use crate::store::{ConvId, StoreError};
 /// Most jobs committed together.
 const MAX_BATCH: usize = 1024;
 
+/// Why a batch failed when SQLite had rolled its transaction back itself.
+const ROLLED_BACK: &str =
+    "the database rolled the batch's transaction back (disk full or an I/O error)";
+
 /// State owned by the writer thread.
 pub(crate) struct WriterCtx {
     /// The writing connection.
     pub(crate) conn: Connection,
     /// Latest seq per conversation, cached because this thread is the only
-    /// writer; cleared whenever a transaction or savepoint rolls back.
+    /// writer in the server; cleared whenever a transaction or savepoint
+    /// rolls back, and when another process wrote (see `data_version`).
     pub(crate) last_seqs: HashMap<ConvId, u64>,
+    /// `PRAGMA data_version` at the last batch: it moves when another
+    /// connection commits, which only another process does (`chatus admin
+    /// room rm` beside a running server), so the cache may name a
+    /// conversation that is gone.
+    pub(crate) data_version: i64,
 }
 
 /// Reports a job's outcome once the batch's fate is known.
@@ -108,8 +118,34 @@ fn run_batch(ctx: &mut WriterCtx, jobs: Vec<Job>) {
         }
         return;
     }
+    // Read inside the write transaction: no other process can commit
+    // between this and the batch's own writes.
+    match ctx
+        .conn
+        .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+    {
+        Ok(v) if v == ctx.data_version => {}
+        Ok(v) => {
+            ctx.data_version = v;
+            ctx.last_seqs.clear();
+        }
+        Err(e) => {
+            tracing::warn!(cause = ?e, "could not read the data version");
+            ctx.last_seqs.clear();
+        }
+    }
     let mut finishes = Vec::with_capacity(jobs.len());
     for j in jobs {
+        // SQLite may roll the whole transaction back by itself when a
+        // statement fails (a full disk, an I/O error): the jobs before are
+        // gone, and a `SAVEPOINT` now would begin a transaction of its own
+        // that its `RELEASE` commits, so a later job would be stored while
+        // the batch is reported failed. Fail the rest instead.
+        if ctx.conn.is_autocommit() {
+            let (_, finish) = j(None);
+            finish(Err(StoreError::Failed(ROLLED_BACK.into())));
+            continue;
+        }
         if let Err(e) = ctx.conn.execute_batch("SAVEPOINT job") {
             let (_, finish) = j(None);
             finish(Err(StoreError::Failed(e.to_string())));
@@ -129,7 +165,16 @@ fn run_batch(ctx: &mut WriterCtx, jobs: Vec<Job>) {
         }
         finishes.push(finish);
     }
-    match ctx.conn.execute_batch("COMMIT") {
+    // The search index, once for the whole batch (see
+    // `search::index_pending`); failing, it fails the batch like a commit.
+    let commit = if ctx.conn.is_autocommit() {
+        Err(ROLLED_BACK.to_owned())
+    } else {
+        super::search::index_pending(&ctx.conn)
+            .and_then(|()| ctx.conn.execute_batch("COMMIT"))
+            .map_err(|e| e.to_string())
+    };
+    match commit {
         Ok(()) => {
             for f in finishes {
                 f(Ok(()));
@@ -137,9 +182,11 @@ fn run_batch(ctx: &mut WriterCtx, jobs: Vec<Job>) {
         }
         Err(e) => {
             tracing::error!(cause = ?e, "commit failed; the whole batch is lost and reported");
-            let _ = ctx.conn.execute_batch("ROLLBACK");
+            if !ctx.conn.is_autocommit() {
+                let _ = ctx.conn.execute_batch("ROLLBACK");
+            }
             ctx.last_seqs.clear();
-            let msg = e.to_string();
+            let msg = e;
             for f in finishes {
                 f(Err(StoreError::Failed(msg.clone())));
             }

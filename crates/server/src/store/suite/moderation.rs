@@ -40,7 +40,10 @@ pub(crate) async fn moderation_is_stored_with_its_events(place: &Place) {
         .unwrap()
         .id;
     for u in [m, x] {
-        store.add_member(room, u, Timestamp(2)).await.unwrap();
+        assert_eq!(
+            store.add_member(room, u, Timestamp(2)).await.unwrap(),
+            MemberAdded::Added
+        );
     }
     let mut topic = Action::new(ActionKind::Topic);
     topic.topic = Some(Topic::parse("Plans").unwrap());
@@ -194,5 +197,117 @@ pub(crate) async fn sessions_of_a_user_are_listed(place: &Place) {
             ([2; 32], Timestamp(5), Timestamp(100)),
             ([1; 32], Timestamp(1), Timestamp(100)),
         ]
+    );
+}
+
+/// `room_access` reads one user's standing in a room by name: membership,
+/// invitation, ban and the invite-only flag, and the members when asked.
+pub(crate) async fn room_access_reads_one_users_standing(place: &Place) {
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let owner = add_user(&*store, "o", vec![lobby]).await;
+    let i = add_user(&*store, "i", vec![lobby]).await;
+    let x = add_user(&*store, "x", vec![lobby]).await;
+    let name = RoomName::parse("den").unwrap();
+    let room = store
+        .create_room(name.clone(), Visibility::Private, owner, Timestamp(1))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        store
+            .add_invite(room, i, owner, Timestamp(2), 100)
+            .await
+            .unwrap(),
+        InviteAdded::Added
+    );
+    assert_eq!(
+        store.add_member(room, x, Timestamp(2)).await.unwrap(),
+        MemberAdded::Added
+    );
+    store
+        .append(vec![
+            event(
+                room,
+                owner,
+                "b",
+                &Action::new(ActionKind::Ban),
+                Effect::Ban { user: x },
+            ),
+            event(
+                room,
+                owner,
+                "io",
+                &Action::new(ActionKind::InviteOnly),
+                Effect::InviteOnly { on: true },
+            ),
+        ])
+        .await
+        .unwrap();
+    let get = |u, all| store.room_access(name.clone(), u, all);
+    let o = get(owner, true).await.unwrap().unwrap();
+    assert_eq!(o.row.id, room);
+    assert_eq!(o.row.visibility, Visibility::Private);
+    assert_eq!(o.row.last_seq, Seq(2));
+    assert_eq!(o.creator, Some(owner));
+    assert!(o.member && !o.invited && !o.banned && o.invite_only && !o.encrypted);
+    assert_eq!(o.members, vec![owner]);
+    let inv = get(i, false).await.unwrap().unwrap();
+    assert!(!inv.member && inv.invited && !inv.banned && inv.members.is_empty());
+    let banned = get(x, false).await.unwrap().unwrap();
+    assert!(!banned.member && !banned.invited && banned.banned);
+    store
+        .append(vec![
+            event(
+                room,
+                owner,
+                "r",
+                &Action::new(ActionKind::Role),
+                Effect::Role {
+                    user: i,
+                    moderator: true,
+                },
+            ),
+            event(
+                room,
+                owner,
+                "m",
+                &Action::new(ActionKind::Mute),
+                Effect::Mute {
+                    user: i,
+                    until: Timestamp(900),
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    let inv = get(i, false).await.unwrap().unwrap();
+    assert!(inv.moderator && inv.muted_until == Some(Timestamp(900)));
+    assert!(!o.moderator && o.muted_until.is_none());
+    let dm = store.open_dm(owner, i, Timestamp(3)).await.unwrap();
+    let (rooms, dms) = store.user_conversations(owner).await.unwrap();
+    let mut rooms: Vec<_> = rooms.into_iter().map(|r| (r.name, r.last_seq)).collect();
+    rooms.sort();
+    assert_eq!(
+        rooms,
+        vec![(name.clone(), Seq(4)), (RoomName::lobby(), Seq(0))]
+    );
+    assert_eq!(dms.len(), 1);
+    assert_eq!((dms[0].0.id, dms[0].1), (dm.id, false));
+    let (rooms, _) = store.user_conversations(x).await.unwrap();
+    let rooms: Vec<_> = rooms.into_iter().map(|r| r.name).collect();
+    assert_eq!(rooms, vec![RoomName::lobby()], "banned: no longer a member");
+    let l = store
+        .room_access(RoomName::lobby(), i, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(l.member && l.creator.is_none());
+    assert!(
+        store
+            .room_access(RoomName::parse("nowhere").unwrap(), i, false)
+            .await
+            .unwrap()
+            .is_none()
     );
 }

@@ -23,9 +23,21 @@ pub(crate) async fn removed_rooms_are_erased_and_their_names_continue(place: &Pl
         .await
         .unwrap()
         .id;
-    store.add_member(room, b, Timestamp(2)).await.unwrap();
-    store.add_member(room, d, Timestamp(2)).await.unwrap();
-    store.add_invite(room, c, a, Timestamp(2)).await.unwrap();
+    assert_eq!(
+        store.add_member(room, b, Timestamp(2)).await.unwrap(),
+        MemberAdded::Added
+    );
+    assert_eq!(
+        store.add_member(room, d, Timestamp(2)).await.unwrap(),
+        MemberAdded::Added
+    );
+    assert_eq!(
+        store
+            .add_invite(room, c, a, Timestamp(2), 100)
+            .await
+            .unwrap(),
+        InviteAdded::Added
+    );
     // Two files: one shared only here, one in the lobby too.
     let (only, both) = (upload(1, a, Some('a')), upload(2, a, Some('b')));
     for f in [&only, &both] {
@@ -121,12 +133,13 @@ pub(crate) async fn removed_rooms_are_erased_and_their_names_continue(place: &Pl
     assert!(store.file_convs(only.id.clone()).await.unwrap().is_empty());
     assert_eq!(store.file_convs(both.id.clone()).await.unwrap(), [lobby]);
     assert!(store.target(room, Seq(1)).await.unwrap().is_none());
-    // Appending to it fails; the lobby is untouched.
-    assert!(
+    // Appending to it stores nothing and says so; the lobby is untouched.
+    assert_eq!(
         store
             .append(vec![msg(room, a, "r9", "late")])
             .await
-            .is_err()
+            .unwrap(),
+        [Appended::Gone]
     );
     let (rows, _) = store.history(lobby, Page::Latest, 50).await.unwrap();
     assert_eq!(rows.len(), 1);
@@ -139,7 +152,10 @@ pub(crate) async fn removed_rooms_are_erased_and_their_names_continue(place: &Pl
         .unwrap();
     assert_ne!(again.id, room);
     assert_eq!(again.last_seq, Seq(4));
-    store.add_member(again.id, b, Timestamp(9)).await.unwrap();
+    assert_eq!(
+        store.add_member(again.id, b, Timestamp(9)).await.unwrap(),
+        MemberAdded::Added
+    );
     assert_eq!(
         store.read_markers(b, vec![again.id]).await.unwrap(),
         [Seq(4)]
@@ -160,4 +176,50 @@ pub(crate) async fn removed_rooms_are_erased_and_their_names_continue(place: &Pl
     store.close().await.unwrap();
     let store = place.open().await;
     assert_eq!(store.latest_room_removal().await.unwrap(), event.id);
+}
+
+/// A room removed by another process (`chatus admin room rm` beside a
+/// running server): the server's writer still had the room's latest seq
+/// cached, so its next message to the room was inserted into the deleted
+/// conversation, failed on the foreign key, and failed the whole write
+/// batch with it (every sender in the batch got `internal`). Now only that
+/// message is refused, as [`Appended::Gone`], and the others are stored.
+pub(crate) async fn a_room_removed_beside_a_running_store_refuses_only_its_messages(place: &Place) {
+    let store = place.open().await;
+    let lobby = lobby(&*store).await;
+    let a = add_user(&*store, "a", vec![lobby]).await;
+    let dev = RoomName::parse("dev").unwrap();
+    let room = store
+        .create_room(dev.clone(), Visibility::Public, a, Timestamp(1))
+        .await
+        .unwrap()
+        .id;
+    store
+        .append(vec![msg(room, a, "r1", "first")])
+        .await
+        .unwrap();
+    let admin = place.open_beside().await;
+    admin.remove_room(dev, None, Timestamp(2)).await.unwrap();
+    admin.close().await.unwrap();
+    let out = store
+        .append(vec![
+            msg(lobby, a, "l1", "before"),
+            msg(room, a, "r2", "late"),
+            msg(lobby, a, "l2", "after"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            out[..],
+            [
+                Appended::Stored { seq: Seq(1) },
+                Appended::Gone,
+                Appended::Stored { seq: Seq(2) }
+            ]
+        ),
+        "{out:?}"
+    );
+    let (rows, _) = store.history(room, Page::Latest, 50).await.unwrap();
+    assert!(rows.is_empty());
 }

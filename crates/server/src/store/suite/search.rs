@@ -123,6 +123,41 @@ pub(crate) async fn search_past_the_ranking_bound_is_newest_first(place: &Place)
     })
     .await;
     assert_eq!(hits, vec![dm_name(1), lobby_name(4), lobby_name(2)]);
+    // A prefix past the bound is read in one pass on SQLite: the same
+    // pages, filters and privacy as the word it stands for here.
+    let cases = |q: &'static str| {
+        vec![
+            spec(q, 2),
+            SearchSpec {
+                offset: 2,
+                ..spec(q, 2)
+            },
+            SearchSpec {
+                conv: Some(lobby),
+                ..spec(q, 2)
+            },
+            SearchSpec {
+                conv: Some(side),
+                ..spec(q, 2)
+            },
+            SearchSpec {
+                from: Some(b),
+                ..spec(q, 2)
+            },
+            SearchSpec {
+                after: Some(Timestamp(4)),
+                ..spec(q, 2)
+            },
+            SearchSpec {
+                asker: c,
+                ..spec(q, 2)
+            },
+        ]
+    };
+    for (word, prefix) in cases("tea").into_iter().zip(cases("te*")) {
+        let context = format!("{:?}", (word.conv, word.from, word.offset, word.asker));
+        assert_eq!(find(prefix).await, find(word).await, "{context}");
+    }
     // Deleted and edited-away text never matches, bound or not.
     assert!(find(spec("deleted OR edited", 0)).await.0.is_empty());
     // Someone in no conversation with matches finds nothing.
