@@ -18,6 +18,7 @@
 //! verification requests are in `verify.rs`.
 
 mod backup;
+mod history;
 mod notify;
 mod previews;
 mod saved;
@@ -31,7 +32,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 
 use chatus_client::protocol::FileId;
-use chatus_client::protocol::history::{ConversationInfo, HistoryPage, Page};
+use chatus_client::protocol::history::{ConversationInfo, HistoryPage};
 use chatus_client::protocol::message::Sent;
 use chatus_client::protocol::presence::Member;
 use chatus_client::protocol::room::RoomInfo;
@@ -138,6 +139,14 @@ pub enum Action {
         seq: Seq,
         /// Its new text.
         body: Body,
+    },
+    /// Seal this device's encryption keys with the passphrase `new` in
+    /// place of `old` (a notice says how it went).
+    ChangePassphrase {
+        /// The current passphrase.
+        old: chatus_client::Passphrase,
+        /// The new one.
+        new: chatus_client::Passphrase,
     },
     /// Load the newest page (`before: None`) or older messages.
     History {
@@ -831,47 +840,14 @@ fn spawn_request(client: Client, action: Action, out: Out) {
                     result: result.map_err(|e| e.to_string()),
                 }
             }
-            Action::History { conv, before } => {
-                let page = before.map_or(Page::Latest, Page::Before);
-                match client.history(conv.clone(), page, Some(50)).await {
-                    Ok(mut page) => {
-                        // A page holds what the server stores: decrypt the
-                        // messages of an encrypted conversation here, and
-                        // show the marker for those this device cannot
-                        // read, never their ciphertext.
-                        let opened = client.open_all(&mut page.messages);
-                        let mut missing = false;
-                        for (m, o) in page.messages.iter_mut().zip(opened) {
-                            if let chatus_client::Opened::Undecryptable { .. } = o {
-                                m.body = Body::parse(crate::state::UNDECRYPTABLE).ok();
-                                missing = true;
-                            }
-                        }
-                        // Ask this user's other devices for the keys (a
-                        // verified one answers; the messages then decrypt).
-                        if missing && let Err(e) = client.request_missing_keys().await {
-                            tracing::debug!(cause = %e, "asking for missing keys failed");
-                        }
-                        for c in &mut page.changes {
-                            client.open_change(c);
-                        }
-                        Update::History {
-                            conv,
-                            page,
-                            older: before.is_some(),
-                        }
-                    }
-                    Err(e) => Update::HistoryFailed {
-                        conv,
-                        older: before.is_some(),
-                        lost: !matches!(
-                            e,
-                            chatus_client::Error::Server { .. } | chatus_client::Error::Protocol(_)
-                        ),
-                        error: e.to_string(),
-                    },
-                }
-            }
+            Action::History { conv, before } => history::page(&client, conv, before).await,
+            Action::ChangePassphrase { old, new } => match client.change_passphrase(old, new).await
+            {
+                Ok(()) => Update::Notice(
+                    "The encryption keys on this device are sealed with the new passphrase.".into(),
+                ),
+                Err(e) => failed("Could not change the passphrase", e),
+            },
             Action::Join(room) => match client.join(room.clone()).await {
                 Ok(info) => Update::Joined(info),
                 Err(e) if e.code() == Some(ErrorCode::UnknownRoom) => {

@@ -352,6 +352,9 @@ pub enum Intent {
     RestoreBackup(String),
     /// The recovery key was seen: stop showing it.
     DismissRecoveryKey,
+    /// Seal this device's encryption keys with a new passphrase (the
+    /// current one, the new one).
+    ChangePassphrase(chatus_client::Passphrase, chatus_client::Passphrase),
     /// Accept (`true`) or decline the verification another device offers.
     AnswerVerification(bool),
     /// The emoji on both devices are the same (`true`) or not.
@@ -827,6 +830,7 @@ impl State {
                 self.recovery_key = None;
                 Vec::new()
             }
+            Intent::ChangePassphrase(old, new) => vec![Action::ChangePassphrase { old, new }],
             Intent::AnswerVerification(accept) => self.answer_offer(accept),
             Intent::CompareSas(same) => self.answer_sas(same),
             Intent::CloseVerification => self.close_verify(),

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use chatus_protocol::error::close;
 use chatus_protocol::{Envelope, ErrorCode, ErrorReply, ServerMessage};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
@@ -41,6 +41,10 @@ use crate::ws::{FrameReader, Incoming};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time the writer gets to finish after the reader has stopped.
 const WRITER_GRACE: Duration = Duration::from_secs(6);
+/// How long, and how many bytes, a closed connection's input is read and
+/// dropped before the socket goes: closing a socket with unread input
+/// sends a TCP reset, and a reset can overtake the close frame just sent.
+const CLOSE_DRAIN: (Duration, usize) = (Duration::from_secs(1), 64 * 1024);
 
 /// Guards a connection task holds; dropping them tells the server's
 /// shutdown sequence that this connection passed a stage.
@@ -266,7 +270,29 @@ async fn run<S: Stream>(
         .hub()
         .unregister(handle.id, session.as_ref().map(|s| s.user));
     tracing::debug!("disconnected");
+    if !matches!(end, End::Eof) {
+        drain(&mut rd).await;
+    }
     drop(done);
+}
+
+/// Reads and drops what the peer still sends (its close frame, what it
+/// sent before it saw ours) until it closes, within [`CLOSE_DRAIN`].
+async fn drain<R: AsyncRead + Unpin>(rd: &mut R) {
+    let (time, cap) = CLOSE_DRAIN;
+    // On the heap: this runs once per connection, and the connection's
+    // future stays small.
+    let mut sink = vec![0u8; 1024];
+    let mut drained = 0;
+    let _ = tokio::time::timeout(time, async {
+        while drained < cap {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 struct Reader<'a> {

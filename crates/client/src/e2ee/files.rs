@@ -174,7 +174,8 @@ pub fn store_seal(config: &Path, server: &ServerUrl, user: &Username) -> Result<
 /// lock. A wrong `old` ([`Error::WrongPassphrase`]), a store sealed
 /// otherwise ([`Error::NoPassphrase`]) or any failure changes nothing on
 /// disk. A process that has the device open (a `chatus chat`, the desktop
-/// app) sees the store sealed anew and stops saving it until restarted.
+/// app) sees the store sealed anew and stops saving it until restarted;
+/// a client changes its own with [`crate::Client::change_passphrase`].
 pub fn change_passphrase(
     config: &Path,
     server: &ServerUrl,
@@ -184,20 +185,34 @@ pub fn change_passphrase(
 ) -> Result<(), Error> {
     let paths = Paths::new(config, &server.key(), user);
     let _lock = lock(&paths.store);
-    let what = paths.store.display().to_string();
+    let resealed = reseal(&paths.store, &paths.owner, old, new)?;
+    save(&paths.store, &resealed.device, &resealed.new)
+}
+
+/// A store checked to open with its old passphrase, and its new seal.
+struct Resealed {
+    /// The header it has on disk.
+    old: seal::Seal,
+    device: Device,
+    new: Sealed,
+}
+
+/// Opens the store at `path` (of `owner`) with `old` and derives a new
+/// seal from `new`: Argon2id twice, so seconds at today's costs.
+fn reseal(path: &Path, owner: &str, old: &Passphrase, new: &Passphrase) -> Result<Resealed, Error> {
+    let what = path.display().to_string();
     let no_passphrase = |sealed_by: &str| Error::NoPassphrase {
-        owner: paths.owner.clone(),
+        owner: owner.to_owned(),
         sealed_by: sealed_by.into(),
     };
-    let file = match std::fs::read(&paths.store) {
+    let file = match std::fs::read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::E2ee(format!(
-                "{} has no device on this machine ({what} does not exist)",
-                paths.owner
+                "{owner} has no device on this machine ({what} does not exist)"
             )));
         }
-        Err(e) => return Err(io(&paths.store)(e)),
+        Err(e) => return Err(io(path)(e)),
     };
     let (header, blob) =
         seal::decode(&file).map_err(|why| Error::E2ee(format!("cannot open {what}: {why}")))?;
@@ -207,8 +222,71 @@ pub fn change_passphrase(
         None => return Err(no_passphrase("a key file beside them")),
     };
     let device = seal::with_passphrase(&header, blob, old, &what)?
-        .ok_or_else(|| Error::WrongPassphrase(paths.owner.clone()))?;
-    save(&paths.store, &device, &seal::sealed_with(new)?)
+        .ok_or_else(|| Error::WrongPassphrase(owner.to_owned()))?;
+    Ok(Resealed {
+        old: header,
+        device,
+        new: seal::sealed_with(new)?,
+    })
+}
+
+impl crate::Client {
+    /// Seals this client's device store again with the passphrase `new` in
+    /// place of `old`, and goes on saving it under `new` (where
+    /// [`change_passphrase`], run beside a client that has the device
+    /// open, makes that client stop saving). A wrong `old`
+    /// ([`Error::WrongPassphrase`]), a store sealed otherwise
+    /// ([`Error::NoPassphrase`]) or any failure changes nothing. The two
+    /// key derivations (seconds) run on a blocking thread.
+    pub async fn change_passphrase(&self, old: Passphrase, new: Passphrase) -> Result<(), Error> {
+        if new.is_empty() {
+            return Err(Error::E2ee(
+                "an empty passphrase protects nothing; nothing was changed".into(),
+            ));
+        }
+        let shared = self.e2ee.clone();
+        tokio::task::spawn_blocking(move || shared.change_passphrase(&old, &new))
+            .await
+            .map_err(|e| Error::E2ee(format!("changing the passphrase stopped: {e}")))?
+    }
+}
+
+impl super::Shared {
+    /// [`crate::Client::change_passphrase`], on a blocking thread.
+    pub(crate) fn change_passphrase(
+        &self,
+        old: &Passphrase,
+        new: &Passphrase,
+    ) -> Result<(), Error> {
+        let (path, owner) = {
+            let state = self.lock();
+            let c = state.as_ref().ok_or_else(|| {
+                Error::E2ee("this client has no end-to-end encryption device open".into())
+            })?;
+            let owner = Paths::new(Path::new(""), &self.server, &c.user).owner;
+            (c.path.clone(), owner)
+        };
+        // The key derivations without the lock: messages go on meanwhile.
+        let resealed = reseal(&path, &owner, old, new)?;
+        let mut state = self.lock();
+        let c = state.as_mut().ok_or_else(|| {
+            Error::E2ee("this client's end-to-end encryption device closed meanwhile".into())
+        })?;
+        if c.stale || c.path != path || c.key.seal.as_ref() != Some(&resealed.old) {
+            return Err(Error::E2ee(format!(
+                "the encryption keys of {owner} were sealed anew meanwhile (by another process); \
+                 nothing was changed"
+            )));
+        }
+        // The device as this process has it (newer than what was read, if
+        // it changed since), under the new seal; the old seal stays in
+        // use if the write fails.
+        save(&c.path, &c.device, &resealed.new)?;
+        c.key = resealed.new;
+        c.dirty = false;
+        c.stamp = stamp(&c.path);
+        Ok(())
+    }
 }
 
 /// The key in a key file.

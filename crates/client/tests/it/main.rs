@@ -10,6 +10,7 @@
 )]
 
 mod e2ee;
+mod e2ee_at_rest;
 mod e2ee_backup;
 mod e2ee_changes;
 mod e2ee_files;

@@ -37,6 +37,8 @@ pub struct View {
     pub display_name: String,
     /// The key backup's restore form, while open: the key typed.
     pub restore_key: Option<String>,
+    /// The form changing the encryption passphrase, while open.
+    pub passphrase_form: Option<super::rekey::Form>,
 }
 
 /// The accessible label of the account menu (the user name in the sidebar).
@@ -174,6 +176,7 @@ pub fn show(ui: &mut egui::Ui, state: &State, view: &mut View) -> Vec<Intent> {
         }
     }
     intents.extend(super::backup::restore(ui, &mut view.restore_key));
+    intents.extend(super::rekey::form(ui, &mut view.passphrase_form));
     intents.extend(super::backup::replace(ui, state));
     intents.extend(super::backup::recovery_key(ui, state));
     // Over any other dialog: another device's offer may come at any time.
@@ -489,6 +492,13 @@ fn account_menu(
             .clicked()
         {
             view.restore_key = Some(String::new());
+        }
+        if ui
+            .button(super::rekey::CHANGE_PASSPHRASE)
+            .on_hover_text("Seal the encryption keys on this device with a new passphrase")
+            .clicked()
+        {
+            view.passphrase_form = Some(super::rekey::Form::default());
         }
         if ui.button("Add account…").clicked() {
             intents.push(Intent::AddAccount);

@@ -11,6 +11,8 @@
 //!   and ban, a user's devices.
 //! - [`verify`]: device verification: the dialog comparing emoji, the
 //!   devices dialog's body, and the header's mark of unverified devices.
+//! - [`backup`]: the key backup's windows; [`rekey`]: the form changing
+//!   the passphrase that seals this device's keys.
 //! - [`style`]: colours, times and text helpers shared by the others.
 
 pub mod backup;
@@ -20,5 +22,6 @@ pub mod feed;
 pub mod files;
 pub mod login;
 pub mod members;
+pub mod rekey;
 pub mod style;
 pub mod verify;

@@ -378,7 +378,7 @@ fn browse_shows_rooms_created_since_connecting() {
     h.get_by_label("Browse").click();
     wait_until(&mut h, "the new room is listed", |h| shows(h, "#garden"));
     // Let the dialog finish fading in before clicking in it.
-    h.run();
+    settle(&mut h);
     h.get_by_label("Join").click();
     wait_until(&mut h, "garden is open", |h| shows(h, "Message #garden"));
     assert!(

@@ -32,7 +32,7 @@ fn the_keyboard_goes_back_to_the_composer_after_a_dialog() {
 
     // Cancelled: the create-room dialog.
     h.get_by_label("+").click();
-    h.run();
+    settle(&mut h);
     assert!(h.get_by_label("Room name:").is_focused());
     h.get_by_label("Cancel").click();
     h.step();
@@ -42,7 +42,7 @@ fn the_keyboard_goes_back_to_the_composer_after_a_dialog() {
 
     // Submitted with Enter: the invite dialog.
     h.get_by_label("Invite…").click();
-    h.run();
+    settle(&mut h);
     h.get_by_label("User name:").type_text("bob");
     h.step();
     h.key_press(egui::Key::Enter);
@@ -56,7 +56,7 @@ fn the_keyboard_goes_back_to_the_composer_after_a_dialog() {
 
     // Closed with Escape: the room list.
     h.get_by_label("Browse").click();
-    h.run();
+    settle(&mut h);
     h.key_press(egui::Key::Escape);
     h.step();
     type_blind(&mut h, "typed after browsing");
@@ -106,9 +106,9 @@ fn a_narrow_window_folds_the_header_and_shortens_the_hint() {
     );
     // The menu holds the buttons.
     h.get_by_label(chatus_gui::ui::chat::ROOM_MENU).click();
-    h.run();
+    settle(&mut h);
     h.get_by_label("Invite…").click();
-    h.run();
+    settle(&mut h);
     assert!(
         h.query_by_label("User name:").is_some(),
         "the dialog opened"
@@ -117,7 +117,7 @@ fn a_narrow_window_folds_the_header_and_shortens_the_hint() {
     // Wide, the buttons are back and the hint is whole.
     h.set_size(egui::vec2(1000.0, 700.0));
     h.key_press(egui::Key::Escape);
-    h.run();
+    settle(&mut h);
     assert!(h.query_by_label(chatus_gui::ui::chat::ROOM_MENU).is_none());
     assert!(h.query_by_label("Invite…").is_some());
     assert!(composer_hint(&h).contains("/msg USER TEXT"));

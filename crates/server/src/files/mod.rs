@@ -74,11 +74,6 @@ pub(crate) struct Files {
     /// [`MAX_RUNNING_HASHES`] are kept) means reading the partial once at
     /// the end. A std Mutex: held only to take or put one entry.
     hashes: Mutex<HashMap<FileId, (u64, Sha256)>>,
-    /// One upload created at a time per user, so that two requests cannot
-    /// both pass the quota check before either is recorded. Entries no
-    /// request holds are dropped by the sweep, so this stays O(users
-    /// creating lately).
-    creating: Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>,
     /// Figures for `/metrics`.
     pub(crate) counts: Counts,
     /// Held while content enters the content store (recorded, then moved
@@ -163,24 +158,10 @@ impl Files {
             sending: Mutex::new(HashMap::new()),
             busy: Arc::new(Mutex::new(HashSet::new())),
             hashes: Mutex::new(HashMap::new()),
-            creating: Mutex::new(HashMap::new()),
             counts: Counts::default(),
             blobs: tokio::sync::Mutex::new(()),
             thumbs: thumbnail::Thumbnails::default(),
         }
-    }
-
-    /// Waits for `user`'s turn to create an upload; the turn lasts as long
-    /// as the guard.
-    pub(crate) async fn creation_turn(&self, user: UserId) -> tokio::sync::OwnedMutexGuard<()> {
-        let turn = self
-            .creating
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(user)
-            .or_default()
-            .clone();
-        turn.lock_owned().await
     }
 
     /// The running hash of an upload whose first `offset` bytes are
@@ -246,10 +227,6 @@ impl Files {
         db: &dyn Store,
         now: chatus_protocol::Timestamp,
     ) -> Result<u64, StoreError> {
-        self.creating
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, turn| Arc::strong_count(turn) > 1);
         let expiry_ms = self.config.upload_expiry_hours.saturating_mul(3_600_000);
         let before = chatus_protocol::Timestamp(now.0.saturating_sub(expiry_ms));
         let mut removed = 0;

@@ -39,7 +39,7 @@ use super::{
     Counts, Files, Reply, UploadLock, authenticate, internal, not_found, store_failed, text,
 };
 use crate::state::State;
-use crate::store::{UploadRow, User};
+use crate::store::{UploadAdmission, UploadLimits, UploadRow, User};
 
 /// The tus version spoken.
 pub(crate) const TUS_VERSION: &str = "1.0.0";
@@ -227,38 +227,6 @@ async fn create(state: &State, user: &User, req: Request<Incoming>) -> Reply {
         Ok(m) => m,
         Err(res) => return res,
     };
-    // Checked and recorded in one turn per user: concurrent creations
-    // cannot pass the quota together.
-    let turn = files.creation_turn(user.id).await;
-    let usage = match state.store().upload_usage(user.id).await {
-        Ok(u) => u,
-        Err(e) => return store_failed(&e),
-    };
-    let most = files.config.max_unshared_uploads;
-    if usage.unshared >= most {
-        return text(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "You hold {} uploads no message shares (files.max_unshared_uploads = {most}); \
-                 send or delete some first.\n",
-                usage.unshared
-            ),
-        );
-    }
-    let used = usage.bytes;
-    let quota = files.config.quota_bytes;
-    if used.saturating_add(length) > quota {
-        return text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "Your files take {} and this one {}, over your quota files.quota_bytes = {} by {}.\n",
-                bytes(used),
-                bytes(length),
-                bytes(quota),
-                bytes(used.saturating_add(length) - quota)
-            ),
-        );
-    }
     let mut raw = [0u8; 16];
     if let Err(e) = getrandom::fill(&mut raw) {
         return internal("no randomness for an upload id", &e);
@@ -276,11 +244,40 @@ async fn create(state: &State, user: &User, req: Request<Incoming>) -> Reply {
         updated: now,
     };
     // The row first: a crash before the partial exists leaves a row the
-    // sweeper removes, never bytes no row accounts for.
-    if let Err(e) = state.store().create_upload(row.clone()).await {
-        return store_failed(&e);
+    // sweeper removes, never bytes no row accounts for. The store checks
+    // the limits with the insert, so creations at once, on this node or
+    // another, cannot pass them together.
+    let limits = UploadLimits {
+        quota_bytes: files.config.quota_bytes,
+        max_unshared: files.config.max_unshared_uploads,
+    };
+    match state.store().create_upload(row.clone(), limits).await {
+        Ok(UploadAdmission::Created) => {}
+        Ok(UploadAdmission::TooMany(usage)) => {
+            return text(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "You hold {} uploads no message shares (files.max_unshared_uploads = {}); \
+                     send or delete some first.\n",
+                    usage.unshared, limits.max_unshared
+                ),
+            );
+        }
+        Ok(UploadAdmission::OverQuota(usage)) => {
+            let (used, quota) = (usage.bytes, limits.quota_bytes);
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Your files take {} and this one {}, over your quota files.quota_bytes = {} by {}.\n",
+                    bytes(used),
+                    bytes(length),
+                    bytes(quota),
+                    bytes(used.saturating_add(length).saturating_sub(quota))
+                ),
+            );
+        }
+        Err(e) => return store_failed(&e),
     }
-    drop(turn);
     Counts::add(&files.counts.created, 1);
     if let Err(e) = files.store.create_partial(&id).await {
         return internal("could not create an upload's partial file", &e);

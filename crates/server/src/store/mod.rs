@@ -11,6 +11,7 @@
 pub mod access;
 pub mod backup;
 pub(crate) mod convert;
+mod files;
 mod keys;
 pub mod moderation;
 pub mod postgres;
@@ -21,6 +22,10 @@ pub(crate) mod sqlite;
 #[cfg(test)]
 mod suite;
 
+pub use files::{
+    FileUsageRow, Removal, SharedIn, UploadAdmission, UploadLimits, UploadRow, UploadUsage,
+    UserFileRow,
+};
 pub use keys::{ClaimedRow, KeysStored, NewDeviceKeys, NewToDevice, ToDeviceQueued, ToDeviceRow};
 pub use search::{MARK_END, MARK_START, SEARCH_TIME_LIMIT, SearchRow, SearchSpec};
 pub use sqlite::DB_FILE;
@@ -32,8 +37,7 @@ use chatus_protocol::file::SharedFile;
 use chatus_protocol::history::Page;
 use chatus_protocol::keys::DeviceId;
 use chatus_protocol::{
-    Body, ClientMsgId, FileId, FileInfo, FileName, MediaType, RoomName, Seq, Sha256Hex, Timestamp,
-    Username, Visibility,
+    Body, ClientMsgId, FileId, FileInfo, RoomName, Seq, Sha256Hex, Timestamp, Username, Visibility,
 };
 
 /// Where a deployment keeps its state: what `chatus serve --store` (or its
@@ -534,99 +538,6 @@ pub struct MessageRow {
     pub kind: RowKind,
 }
 
-/// An upload (and, once finished, a file) as stored. Its bytes are in the
-/// file store (`crate::files::FileStore`): a partial file while it is
-/// unfinished, then a blob named by its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadRow {
-    /// Its id (the file's id once finished).
-    pub id: FileId,
-    /// Who uploads it.
-    pub owner: UserId,
-    /// Its name, made safe.
-    pub name: FileName,
-    /// Its media type.
-    pub media_type: MediaType,
-    /// Its declared length in bytes.
-    pub length: u64,
-    /// Its SHA-256, set when the last byte arrived.
-    pub sha256: Option<Sha256Hex>,
-    /// When it was created.
-    pub created: Timestamp,
-    /// When bytes last arrived (or it finished): abandoned uploads are
-    /// found by this.
-    pub updated: Timestamp,
-}
-
-impl UploadRow {
-    /// The file's metadata, once finished.
-    pub fn info(&self) -> Option<FileInfo> {
-        Some(FileInfo {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            size: self.length,
-            media_type: self.media_type.clone(),
-            sha256: self.sha256.clone()?,
-        })
-    }
-}
-
-/// What one user's uploads take, as [`Store::upload_usage`] counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct UploadUsage {
-    /// Declared lengths of all their uploads, finished or not.
-    pub bytes: u64,
-    /// Uploads no message shares yet (under way, or finished and unsent).
-    pub unshared: u64,
-}
-
-/// One user's files, as [`Store::file_usage`] counts them (removed files
-/// are not counted).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileUsageRow {
-    /// The user.
-    pub user: Username,
-    /// Finished uploads.
-    pub files: u64,
-    /// Declared lengths of all their uploads, finished or not (what the
-    /// quota counts).
-    pub bytes: u64,
-    /// Uploads no message shares (under way, or finished and unsent).
-    pub unshared: u64,
-}
-
-/// Where a file was shared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SharedIn {
-    /// In a room, by name.
-    Room(String),
-    /// In the direct conversation of these two users.
-    Direct(String, String),
-}
-
-/// One upload of a user's, as [`Store::user_files`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserFileRow {
-    /// The upload.
-    pub upload: UploadRow,
-    /// Whether an administrator removed it (its messages stay).
-    pub removed: bool,
-    /// The conversations in which a message shared it.
-    pub shared_in: Vec<SharedIn>,
-}
-
-/// What [`Store::remove_file`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Removal {
-    /// No message shared it: its row is gone.
-    Deleted(UploadRow),
-    /// Messages shared it: its row stays, marked removed, so that those
-    /// messages keep their `file`; it can no longer be downloaded.
-    Marked(UploadRow),
-    /// It had been removed before.
-    AlreadyRemoved,
-}
-
 /// Durable storage. Every write resolves only after it is durable.
 pub trait Store: backup::BackupStore + Send + Sync + 'static {
     /// Loads users, rooms, memberships, invitations, direct conversations,
@@ -836,8 +747,14 @@ pub trait Store: backup::BackupStore + Send + Sync + 'static {
     /// The public read markers in `conv`, furthest first, at most `limit`.
     fn receipts(&self, conv: ConvId, limit: usize) -> StoreFuture<'_, Vec<(UserId, Seq)>>;
 
-    /// Records a new upload.
-    fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()>;
+    /// Records a new upload if its owner's uploads, with it, stay within
+    /// `limits`. The count and the insert are one step, so creations at
+    /// once (on one node or several) cannot pass the limits together.
+    fn create_upload(
+        &self,
+        upload: UploadRow,
+        limits: UploadLimits,
+    ) -> StoreFuture<'_, UploadAdmission>;
 
     /// Finds an upload by id.
     fn find_upload(&self, id: FileId) -> StoreFuture<'_, Option<UploadRow>>;

@@ -16,10 +16,12 @@ use chatus_protocol::keys::{DeviceCiphertext, DeviceId, KeyId};
 use crate::store::access::{InviteAdded, MemberAdded};
 use crate::store::{
     Appended, ConvId, KeysStored, NewDeviceKeys, NewMessage, NewSession, NewToDevice, NewUser,
-    Removal, SharedIn, Store, StoreError, ToDeviceQueued, UploadRow, UserId,
+    Removal, SharedIn, Store, StoreError, ToDeviceQueued, UploadAdmission, UploadLimits, UploadRow,
+    UploadUsage, UserId,
 };
 
 mod backup;
+mod files;
 mod joins;
 mod keys;
 mod moderation;
@@ -28,6 +30,10 @@ mod receipts;
 mod removal;
 mod search;
 pub(crate) use backup::key_backups_are_kept_per_user_and_version;
+pub(crate) use files::{
+    ROOMY, removed_files_keep_their_messages_and_leave_lookups, upload,
+    uploads_are_counted_with_their_insert,
+};
 pub(crate) use joins::{a_banned_user_is_never_added, invitations_are_capped_in_the_store};
 pub(crate) use keys::{
     device_keys, device_keys_are_claimed_once_and_to_device_messages_queue,
@@ -106,6 +112,7 @@ macro_rules! store_suite {
             a_banned_user_is_never_added,
             invitations_are_capped_in_the_store,
             removed_files_keep_their_messages_and_leave_lookups,
+            uploads_are_counted_with_their_insert,
             edits_deletions_reactions_and_replies,
             device_keys_are_claimed_once_and_to_device_messages_queue,
             devices_are_deleted_with_their_keys_and_queue,
@@ -597,117 +604,6 @@ pub(crate) async fn memberships_and_invitations(place: &Place) {
     assert_eq!(dm.users, (b, b));
     let snap = store.snapshot(Timestamp(0)).await.unwrap();
     assert_eq!(snap.dms.len(), 1);
-}
-
-pub(crate) fn upload(n: u8, owner: UserId, sha: Option<char>) -> UploadRow {
-    use chatus_protocol::{FileId, FileName, MediaType, Sha256Hex};
-    UploadRow {
-        id: FileId::from_bytes([n; 16]),
-        owner,
-        name: FileName::parse(format!("f{n}.bin")).unwrap(),
-        media_type: MediaType::parse("application/octet-stream").unwrap(),
-        length: u64::from(n) * 100,
-        sha256: sha.map(|c| Sha256Hex::parse(c.to_string().repeat(64)).unwrap()),
-        created: Timestamp(u64::from(n)),
-        updated: Timestamp(u64::from(n)),
-    }
-}
-
-pub(crate) async fn removed_files_keep_their_messages_and_leave_lookups(place: &Place) {
-    let store = place.open().await;
-    let lobby = lobby(&*store).await;
-    let a = store
-        .create_user(new_user("ann", vec![lobby]))
-        .await
-        .unwrap();
-    let b = store
-        .create_user(new_user("ben", vec![lobby]))
-        .await
-        .unwrap();
-    let dm = store.open_dm(a.id, b.id, Timestamp(1)).await.unwrap();
-    // Ann: 1 shared in the lobby and 2 in the DM (same content as Ben's
-    // 4), 3 unfinished. Ben: 4, unshared.
-    let (f1, f2, f3, f4) = (
-        upload(1, a.id, Some('a')),
-        upload(2, a.id, Some('b')),
-        upload(3, a.id, None),
-        upload(4, b.id, Some('b')),
-    );
-    for f in [&f1, &f2, &f3, &f4] {
-        store.create_upload(f.clone()).await.unwrap();
-    }
-    let mut m1 = msg(lobby, a.id, "m1", "one");
-    m1.file = Some(f1.id.clone());
-    let mut m2 = msg(dm.id, a.id, "m2", "two");
-    m2.file = Some(f2.id.clone());
-    store.append(vec![m1, m2]).await.unwrap();
-
-    let usage = store.file_usage().await.unwrap();
-    assert_eq!(usage.len(), 2);
-    assert_eq!(usage[0].user.as_str(), "ann");
-    assert_eq!(
-        (usage[0].files, usage[0].bytes, usage[0].unshared),
-        (2, 600, 1)
-    );
-    assert_eq!(
-        (usage[1].files, usage[1].bytes, usage[1].unshared),
-        (1, 400, 1)
-    );
-    let listed = store.user_files(a.id).await.unwrap();
-    assert_eq!(listed.len(), 3);
-    assert_eq!(listed[0].upload, f1);
-    assert_eq!(listed[0].shared_in, vec![SharedIn::Room("lobby".into())]);
-    assert_eq!(
-        listed[1].shared_in,
-        vec![SharedIn::Direct("ann".into(), "ben".into())]
-    );
-    assert!(listed[2].shared_in.is_empty() && !listed[2].removed);
-
-    // Shared: marked, and found by no lookup but the history's.
-    let now = Timestamp(50);
-    assert_eq!(
-        store.remove_file(f2.id.clone(), now).await.unwrap(),
-        Some(Removal::Marked(f2.clone()))
-    );
-    assert_eq!(store.find_upload(f2.id.clone()).await.unwrap(), None);
-    assert!(store.list_files(dm.id, 10).await.unwrap().0.is_empty());
-    let (hist, _) = store.history(dm.id, Page::Latest, 10).await.unwrap();
-    assert_eq!(hist[0].file.as_ref().map(|f| &f.id), Some(&f2.id));
-    // Ben's upload still holds the content; once it goes, nothing does.
-    assert!(store.blob_in_use(f4.sha256.clone().unwrap()).await.unwrap());
-    assert_eq!(
-        store.remove_file(f4.id.clone(), now).await.unwrap(),
-        Some(Removal::Deleted(f4.clone()))
-    );
-    assert!(!store.blob_in_use(f4.sha256.clone().unwrap()).await.unwrap());
-    // Unshared and unfinished: deleted; again, or unknown.
-    assert_eq!(
-        store.remove_file(f3.id.clone(), now).await.unwrap(),
-        Some(Removal::Deleted(f3.clone()))
-    );
-    assert_eq!(
-        store.remove_file(f2.id.clone(), now).await.unwrap(),
-        Some(Removal::AlreadyRemoved)
-    );
-    assert_eq!(store.remove_file(f3.id.clone(), now).await.unwrap(), None);
-    let listed = store.user_files(a.id).await.unwrap();
-    assert_eq!(listed.len(), 2);
-    assert!(listed[1].removed && !listed[0].removed);
-    let usage = store.file_usage().await.unwrap();
-    assert_eq!(usage.len(), 1);
-    assert_eq!(
-        (usage[0].files, usage[0].bytes, usage[0].unshared),
-        (1, 100, 0)
-    );
-    // Removed files are not counted against the quota, nor swept.
-    assert_eq!(store.upload_usage(a.id).await.unwrap().bytes, 100);
-    assert!(
-        store
-            .stale_uploads(Timestamp(1000), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
 }
 
 pub(crate) async fn edits_deletions_reactions_and_replies(place: &Place) {

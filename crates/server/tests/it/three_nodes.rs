@@ -33,11 +33,10 @@ const KNOWN_GAPS: &[&str] = &[
     // revocation live on until then).
     "authz::every_request_in_every_state_does_what_the_table_says",
     "recovery::a_token_login_racing_a_revocation_never_stays_logged_in",
-    // Uploads under way are counted and locked per node: uploads created
-    // at once on several nodes can pass the quota or the per-user bound
-    // together, and an upload resumed through another node may meet the
-    // cut request still being written through the first.
-    "files::uploads_created_at_once_cannot_pass_the_quota_together",
+    // Bodies under way are counted and locked per node: a user may send
+    // as many bodies at once to each node, and an upload resumed through
+    // another node may meet the cut request still being written through
+    // the first. (The quota is held by the store.)
     "files::a_trickling_body_is_cut_off_and_uploads_per_user_are_bounded",
     "files::an_upload_cut_at_several_offsets_resumes_and_ends_identical",
 ];

@@ -10,8 +10,8 @@ use crate::store::convert::corrupt;
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, seq, ts, username};
 use crate::store::{
-    ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadRow, UploadUsage, UserFileRow,
-    UserId,
+    ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadAdmission, UploadLimits, UploadRow,
+    UploadUsage, UserFileRow, UserId,
 };
 
 /// The file in the five columns starting at `at` (id, name, length,
@@ -49,7 +49,45 @@ fn upload_row(r: &Row) -> Result<UploadRow, StoreError> {
     })
 }
 
-pub(crate) async fn create_upload(c: &Conn, u: &UploadRow) -> Result<(), StoreError> {
+/// Counts the owner's uploads and inserts `u` if it fits `limits`, in one
+/// transaction of its own that first locks the owner's row: a creation
+/// for the same user on another node waits for it, then counts this one.
+/// Outside the writer's batches on purpose: a batch holds its locks until
+/// its last job, and this lock taken among them could close a cycle with
+/// another node's batch (rows of conversations, then of users).
+pub(crate) async fn create_upload(
+    c: &Conn,
+    u: &UploadRow,
+    limits: UploadLimits,
+) -> Result<UploadAdmission, StoreError> {
+    c.batch("BEGIN").await?;
+    let verdict = admit(c, u, limits).await;
+    let end = c
+        .batch(if matches!(verdict, Ok(UploadAdmission::Created)) {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        })
+        .await;
+    let verdict = verdict?;
+    end?;
+    Ok(verdict)
+}
+
+async fn admit(
+    c: &Conn,
+    u: &UploadRow,
+    limits: UploadLimits,
+) -> Result<UploadAdmission, StoreError> {
+    c.query_opt(
+        "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+        &[&u.owner.0],
+    )
+    .await?;
+    let verdict = limits.admit(upload_usage(c, u.owner).await?, u.length);
+    if verdict != UploadAdmission::Created {
+        return Ok(verdict);
+    }
     c.exec(
         "INSERT INTO uploads (id, owner_id, name, media_type, length, sha256, created_ms, updated_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -64,8 +102,8 @@ pub(crate) async fn create_upload(c: &Conn, u: &UploadRow) -> Result<(), StoreEr
             &ms(u.updated),
         ],
     )
-    .await
-    .map(drop)
+    .await?;
+    Ok(UploadAdmission::Created)
 }
 
 pub(crate) async fn find_upload(c: &Conn, id: &FileId) -> Result<Option<UploadRow>, StoreError> {

@@ -61,7 +61,8 @@ use crate::store::{
     Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
     NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SearchRow,
     SearchSpec, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued,
-    ToDeviceRow, TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
+    ToDeviceRow, TokenHash, UploadAdmission, UploadLimits, UploadRow, UploadUsage, UserFileRow,
+    UserId, UserRow, VersionRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -633,8 +634,23 @@ impl Store for PgStore {
         self.write(move |c| Box::pin(keys::open_dm_encrypted(c, a, b, time, encrypt)))
     }
 
-    fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {
-        self.write(move |c| Box::pin(async move { files::create_upload(c, &upload).await }))
+    fn create_upload(
+        &self,
+        upload: UploadRow,
+        limits: UploadLimits,
+    ) -> StoreFuture<'_, UploadAdmission> {
+        // Its own short transaction, not the writer's batch: it holds the
+        // owner's row until it commits (see `files::create_upload`). In a
+        // task of its own, so that a caller dropped half way (an HTTP
+        // request whose client went) cannot put the connection back in
+        // the pool inside the transaction.
+        let job = self
+            .read(move |c| Box::pin(async move { files::create_upload(c, &upload, limits).await }));
+        Box::pin(async move {
+            tokio::spawn(job)
+                .await
+                .map_err(|e| StoreError::Failed(format!("an upload's creation stopped: {e}")))?
+        })
     }
 
     fn find_upload(&self, id: FileId) -> StoreFuture<'_, Option<UploadRow>> {

@@ -12,8 +12,8 @@ use chatus_protocol::{RoomName, Seq, Timestamp, Visibility};
 use super::PgStore;
 use super::scratch::ScratchDb;
 use crate::store::access::{InviteAdded, MemberAdded};
-use crate::store::suite::{Kind, add_user, lobby, msg, new_user};
-use crate::store::{Appended, Store, StoreError};
+use crate::store::suite::{Kind, add_user, lobby, msg, new_user, upload};
+use crate::store::{Appended, Store, StoreError, UploadAdmission, UploadLimits};
 
 crate::store::suite::store_suite!(Kind::Postgres);
 
@@ -226,6 +226,35 @@ async fn a_send_through_two_nodes_at_once_is_stored_once() {
     let (rows, _) = a.history(lobby, Page::After(Seq(0)), 1000).await.unwrap();
     let seqs: Vec<u64> = rows.iter().map(|r| r.seq.0).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+/// Regression: the quota was checked on the node, then the upload
+/// inserted, so uploads created at once through several nodes all passed
+/// the check and together went over the quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_created_through_three_nodes_at_once_stay_within_the_quota() {
+    let Some(db) = scratch().await else { return };
+    let nodes = [node(&db).await, node(&db).await, node(&db).await];
+    let lobby = lobby(&*nodes[0]).await;
+    let u = add_user(&*nodes[0], "u", vec![lobby]).await;
+    // Each declares 100..=900 bytes; 1000 holds few of them.
+    let limits = UploadLimits {
+        quota_bytes: 1000,
+        max_unshared: 100,
+    };
+    let tries =
+        (1..=9u8).map(|n| nodes[usize::from(n) % 3].create_upload(upload(n, u, None), limits));
+    let verdicts = futures_util::future::join_all(tries).await;
+    assert!(
+        verdicts.iter().all(|v| matches!(
+            v,
+            Ok(UploadAdmission::Created | UploadAdmission::OverQuota(_))
+        )),
+        "{verdicts:?}"
+    );
+    let used = nodes[1].upload_usage(u).await.unwrap();
+    assert!(used.bytes <= 1000, "{used:?} from {verdicts:?}");
+    assert!(used.bytes >= 100, "one at least got in: {verdicts:?}");
 }
 
 /// Look-alike names registering at once through two nodes: one gets in.

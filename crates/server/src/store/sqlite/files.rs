@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use super::queries::{ms, seq, ts, username};
 use crate::store::convert::corrupt;
 use crate::store::{
-    ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadRow, UploadUsage, UserFileRow,
-    UserId,
+    ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadAdmission, UploadLimits, UploadRow,
+    UploadUsage, UserFileRow, UserId,
 };
 
 const UPLOAD_COLUMNS: &str =
@@ -78,7 +78,15 @@ fn upload_row(
     })
 }
 
-pub(super) fn create_upload(conn: &Connection, u: &UploadRow) -> Result<(), StoreError> {
+pub(super) fn create_upload(
+    conn: &Connection,
+    u: &UploadRow,
+    limits: UploadLimits,
+) -> Result<UploadAdmission, StoreError> {
+    let verdict = limits.admit(upload_usage(conn, u.owner)?, u.length);
+    if verdict != UploadAdmission::Created {
+        return Ok(verdict);
+    }
     conn.prepare_cached(
         "INSERT INTO uploads (id, owner_id, name, media_type, length, sha256, created_ms, updated_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -93,7 +101,7 @@ pub(super) fn create_upload(conn: &Connection, u: &UploadRow) -> Result<(), Stor
         ms(u.created),
         ms(u.updated)
     ])?;
-    Ok(())
+    Ok(UploadAdmission::Created)
 }
 
 pub(super) fn find_upload(conn: &Connection, id: &FileId) -> Result<Option<UploadRow>, StoreError> {

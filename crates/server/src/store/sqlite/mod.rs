@@ -50,7 +50,8 @@ use crate::store::{
     Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
     NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SearchRow,
     SearchSpec, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued,
-    ToDeviceRow, TokenHash, UploadRow, UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
+    ToDeviceRow, TokenHash, UploadAdmission, UploadLimits, UploadRow, UploadUsage, UserFileRow,
+    UserId, UserRow, VersionRow,
 };
 use writer::{Msg, WriterCtx};
 
@@ -627,8 +628,13 @@ impl Store for SqliteStore {
         self.write(move |ctx| keys::open_dm_encrypted(&ctx.conn, a, b, time, encrypt))
     }
 
-    fn create_upload(&self, upload: UploadRow) -> StoreFuture<'_, ()> {
-        self.write(move |ctx| files::create_upload(&ctx.conn, &upload))
+    fn create_upload(
+        &self,
+        upload: UploadRow,
+        limits: UploadLimits,
+    ) -> StoreFuture<'_, UploadAdmission> {
+        // The one writer counts and inserts with nothing in between.
+        self.write(move |ctx| files::create_upload(&ctx.conn, &upload, limits))
     }
 
     fn find_upload(&self, id: FileId) -> StoreFuture<'_, Option<UploadRow>> {

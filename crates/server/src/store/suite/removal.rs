@@ -41,7 +41,7 @@ pub(crate) async fn removed_rooms_are_erased_and_their_names_continue(place: &Pl
     // Two files: one shared only here, one in the lobby too.
     let (only, both) = (upload(1, a, Some('a')), upload(2, a, Some('b')));
     for f in [&only, &both] {
-        store.create_upload(f.clone()).await.unwrap();
+        store.create_upload(f.clone(), ROOMY).await.unwrap();
     }
     let mut m1 = msg(room, a, "r1", "walrus plans");
     m1.file = Some(only.id.clone());
