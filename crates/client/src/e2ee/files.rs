@@ -3,6 +3,7 @@
 //! sealed as `seal` describes (the OS keyring or a passphrase, named in a
 //! header before the blob). Beside it: `<user>.lock`, locked by the process
 //! using the device, `<user>.cursor`, the last to-device message handled,
+//! `<user>.requests`, the key requests sent lately (see `forward`),
 //! and, for a store of the older format (or one sealed by a key file on
 //! request), `<user>.key`, the 32 random bytes (hex) that encrypt it. All
 //! are mode 0600 in a 0700 directory, and written atomically (a temporary
@@ -58,7 +59,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 /// Writes `bytes` to `path` atomically, readable by the owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let mut f = private_file(&tmp).map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;

@@ -10,10 +10,11 @@
 //! Requests are to-device messages, so they wait in the server's queue
 //! until the other device's client runs; there is no server-side backup,
 //! so a key that no other device of ours holds (or none that is running)
-//! never comes. Each session is asked for once per process (at most
-//! [`MAX_REQUESTED`] of them), and again once an own device is verified:
-//! a device that was refused while unverified asks again after
-//! verification, but never in a loop. The refusing side keeps the
+//! never comes. Each session is asked for once a day (at most
+//! [`MAX_REQUESTED`] of them; [`Requested`], kept in `USER.requests`
+//! beside the store, so each `chatus history` run does not ask again),
+//! and again once an own device is verified: a device that was refused
+//! while unverified asks again after verification, but never in a loop. The refusing side keeps the
 //! requests it refused an own device (as many, in memory) and answers
 //! them if it verifies that device before it stops, so one `chatus verify`
 //! on both is enough when the request came first.
@@ -30,9 +31,101 @@ use super::{Crypto, conversation_id};
 use crate::error::Error;
 use crate::handle::Client;
 
-/// How many sessions one process asks keys for; past that, messages stay
+/// How many sessions are asked for in a day; past that, messages stay
 /// undecryptable rather than sending more requests.
 pub(crate) const MAX_REQUESTED: usize = 256;
+
+/// After how long a session asked for is asked for again (the device that
+/// holds it may have been off, or verified this one meanwhile).
+const ASK_AGAIN_MS: u64 = 24 * 3600 * 1000;
+
+/// The sessions asked for, and when (ms): each keyed by the SHA-256 of
+/// its sender key and session id, so the file beside the store names no
+/// session. Written to `USER.requests` (a line `HASH MS` each) when it
+/// changed; two processes writing at once may lose each other's lines,
+/// which costs a request sent twice.
+#[derive(Debug, Default)]
+pub(crate) struct Requested {
+    asked: std::collections::HashMap<[u8; 32], u64>,
+    changed: bool,
+}
+
+impl Requested {
+    fn key(request: &KeyRequest) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(request.sender_curve25519.as_bytes());
+        h.update(b"\n");
+        h.update(request.session_id.as_bytes());
+        h.finalize().into()
+    }
+
+    fn file(store: &std::path::Path) -> std::path::PathBuf {
+        store.with_extension("requests")
+    }
+
+    /// The requests recorded beside `store` (none when there is no file
+    /// or it cannot be read: a request is then sent again).
+    pub(crate) fn read(store: &std::path::Path) -> Self {
+        let mut asked = std::collections::HashMap::new();
+        let text = std::fs::read_to_string(Self::file(store)).unwrap_or_default();
+        for line in text.lines().take(MAX_REQUESTED) {
+            let mut parts = line.split(' ');
+            let (Some(hash), Some(ms)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let key = super::seal::unhex(hash).and_then(|k| <[u8; 32]>::try_from(k).ok());
+            if let (Some(key), Ok(ms)) = (key, ms.parse()) {
+                asked.insert(key, ms);
+            }
+        }
+        Self {
+            asked,
+            changed: false,
+        }
+    }
+
+    /// Writes the requests beside `store` if they changed.
+    pub(crate) fn write(&mut self, store: &std::path::Path) {
+        if !self.changed {
+            return;
+        }
+        let text: String = self
+            .asked
+            .iter()
+            .map(|(key, ms)| format!("{} {ms}\n", super::seal::hex(key)))
+            .collect();
+        match super::files::write_private(&Self::file(store), text.as_bytes()) {
+            Ok(()) => self.changed = false,
+            Err(e) => tracing::warn!(cause = %e, "could not save the key requests"),
+        }
+    }
+
+    /// Whether `request` should be sent at `now` (ms), recording it when
+    /// it should: not when it was sent within [`ASK_AGAIN_MS`], nor when
+    /// [`MAX_REQUESTED`] were.
+    fn ask(&mut self, request: &KeyRequest, now: u64) -> bool {
+        let key = Self::key(request);
+        if self.asked.len() >= MAX_REQUESTED || self.asked.contains_key(&key) {
+            let before = self.asked.len();
+            self.asked
+                .retain(|_, at| now.saturating_sub(*at) < ASK_AGAIN_MS);
+            self.changed |= self.asked.len() != before;
+        }
+        if self.asked.contains_key(&key) || self.asked.len() >= MAX_REQUESTED {
+            return false;
+        }
+        self.asked.insert(key, now);
+        self.changed = true;
+        true
+    }
+
+    /// Forgets every request, so each is sent again.
+    fn clear(&mut self) {
+        self.changed |= !self.asked.is_empty();
+        self.asked.clear();
+    }
+}
 
 /// What a device does with another device's key request.
 #[derive(Debug)]
@@ -57,15 +150,9 @@ impl Crypto {
             return;
         };
         let request = KeyRequest::for_event(&conversation, event);
-        let id = (
-            request.sender_curve25519.clone(),
-            request.session_id.clone(),
-        );
-        if self.requested.contains(&id) || self.requested.len() >= MAX_REQUESTED {
-            return;
+        if self.requested.ask(&request, super::now().0) {
+            self.key_requests.push(request);
         }
-        self.requested.insert(id);
-        self.key_requests.push(request);
     }
 
     /// Forgets which sessions were asked for and queues a request for each
@@ -211,6 +298,54 @@ mod tests {
             c.want_key(&conv, &event);
         }
         assert_eq!(c.key_requests.len(), MAX_REQUESTED);
+    }
+
+    /// Regression: the sessions asked for were known to the process only,
+    /// so every `chatus history` run sent its key requests again (and a
+    /// device that refused them said so again each time). They are kept
+    /// beside the store, hashed, and asked again only after a day.
+    #[test]
+    fn a_later_process_does_not_ask_again_until_a_day_has_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let process = || {
+            Shared::new(
+                Some(dir.path().to_owned()),
+                "127.0.0.1:1".into(),
+                crate::e2ee::test_source(),
+            )
+        };
+        let bob = Username::parse("bob").unwrap();
+        let mut alice = Device::new(UserId::new("alice").unwrap()).unwrap();
+        let conv = Conversation::Peer(Username::parse("alice").unwrap());
+        let id = conversation_id(&bob, &conv).unwrap();
+        let event = alice.encrypt(&id, "one", now()).event;
+
+        let first = process();
+        first.open_device(&bob).unwrap();
+        let path = {
+            let mut state = first.lock();
+            let c = state.as_mut().unwrap();
+            c.want_key(&conv, &event);
+            assert_eq!(c.key_requests.len(), 1);
+            c.path.clone()
+        };
+        let file = std::fs::read_to_string(path.with_extension("requests")).unwrap();
+        assert_eq!(file.lines().count(), 1);
+        assert!(
+            !file.contains(event.session_id()),
+            "the file names no session: {file}"
+        );
+        drop(first);
+
+        let second = process();
+        second.open_device(&bob).unwrap();
+        let mut state = second.lock();
+        let c = state.as_mut().unwrap();
+        c.want_key(&conv, &event);
+        assert!(c.key_requests.is_empty(), "asked again by the next process");
+        let request = KeyRequest::for_event(&id, &event);
+        let later = now().0 + ASK_AGAIN_MS;
+        assert!(c.requested.ask(&request, later), "asked again a day later");
     }
 
     /// A request from an unverified device of ours is refused and kept;

@@ -137,9 +137,10 @@ pub(crate) struct Crypto {
     pub(crate) shared_with: HashMap<String, HashSet<String>>,
     /// Undecryptable messages, with the session they wait for.
     waiting: VecDeque<(String, Message)>,
-    /// The sessions (sender key, session id) whose key this process asked
-    /// this user's other devices for (see `forward`).
-    requested: HashSet<(String, String)>,
+    /// The sessions whose key was asked of this user's other devices, and
+    /// when (see `forward`); kept beside the store, so a later process
+    /// does not ask again.
+    requested: forward::Requested,
     /// Key requests to send ([`crate::Client::request_missing_keys`]).
     key_requests: Vec<KeyRequest>,
     /// Requests refused to an unverified device of ours, answered if it
@@ -308,6 +309,7 @@ impl Shared {
             Ok(device)
         })?;
         let cursor = files::read_cursor(&paths.store);
+        let requested = forward::Requested::read(&paths.store);
         let stamp = files::stamp(&paths.store);
         *state = Some(Crypto {
             device,
@@ -319,7 +321,7 @@ impl Shared {
             devices: HashMap::new(),
             shared_with: HashMap::new(),
             waiting: VecDeque::new(),
-            requested: HashSet::new(),
+            requested,
             key_requests: Vec::new(),
             refused: Vec::new(),
             withheld: HashMap::new(),
@@ -459,6 +461,7 @@ impl Crypto {
             files::write_cursor(&self.path, self.to_device_done);
             self.cursor_written = self.to_device_done;
         }
+        self.requested.write(&self.path);
         if !self.dirty {
             return;
         }

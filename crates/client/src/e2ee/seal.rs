@@ -324,7 +324,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Option<Seal>, &[u8]), String> {
     Ok((Some(seal), blob))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
