@@ -28,6 +28,9 @@ pub struct Form {
     new: String,
     again: String,
     error: Option<&'static str>,
+    /// Whether the keyboard was put in the first field (once, when the
+    /// form opened).
+    focused: bool,
 }
 
 impl std::fmt::Debug for Form {
@@ -52,20 +55,32 @@ pub fn form(ui: &mut egui::Ui, form: &mut Option<Form>) -> Vec<Intent> {
             "The passphrase seals the encryption keys stored on this device. Other \
              devices and the server are not affected.",
         );
+        let mut enter = false;
         for (label, text) in [
             (CURRENT, &mut f.current),
             (NEW, &mut f.new),
             (AGAIN, &mut f.again),
         ] {
             let l = ui.label(label);
-            ui.add(egui::TextEdit::singleline(text).password(true))
+            let field = ui
+                .add(egui::TextEdit::singleline(text).password(true))
                 .labelled_by(l.id);
+            // The keyboard starts in the first field; Enter in any changes.
+            // (Asked until it holds: the modal's first frame only sizes.)
+            if label == CURRENT && !f.focused {
+                if field.has_focus() {
+                    f.focused = true;
+                } else {
+                    field.request_focus();
+                }
+            }
+            enter |= field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         }
         if let Some(e) = f.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         ui.horizontal(|ui| {
-            if ui.button(CHANGE).clicked() {
+            if ui.button(CHANGE).clicked() || enter {
                 f.error = if f.current.is_empty() {
                     Some("Type the current passphrase.")
                 } else if f.new.is_empty() {
