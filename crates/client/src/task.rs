@@ -699,8 +699,8 @@ impl Task {
             ServerMessage::DeviceMessage(m) => {
                 let _ = self.events.send(Out::DeviceMessage(m.message));
             }
-            ServerMessage::KeyCount(k) => {
-                let _ = self.events.send(Out::KeyCount(k.one_time_keys));
+            ServerMessage::KeyCount(_) => {
+                let _ = self.events.send(Out::KeyCount);
             }
             other => tracing::debug!(?other, "ignored an unsolicited reply"),
         }

@@ -57,7 +57,7 @@ pub(crate) enum Out {
     /// A to-device message arrived.
     DeviceMessage(ToDeviceMessage),
     /// The server holds few one-time keys of this device.
-    KeyCount(u32),
+    KeyCount,
 }
 
 pub(crate) struct Worker {
@@ -124,9 +124,14 @@ impl Worker {
                         self.drain_to_device(&client).await;
                     }
                 }
-                Out::KeyCount(n) => {
+                // The count a notice carries is stale by the time it is
+                // handled when several claims came at once (a notice per
+                // claim): topping up from each one's count overshot the
+                // server's cap (`too_many_keys`). Ask the server's count
+                // first (`None`), then top up to the target.
+                Out::KeyCount => {
                     if let Some(client) = self.client()
-                        && let Err(e) = client.publish_keys(Some(n)).await
+                        && let Err(e) = client.publish_keys(None).await
                     {
                         self.warn(format!("could not publish more one-time keys: {e}"));
                     }

@@ -458,3 +458,55 @@ async fn an_offer_accepted_by_starting_can_be_accepted_again() {
     let theirs = bob.devices(user("alice")).await.unwrap();
     assert_eq!(theirs[0].trust, TrustState::Verified);
 }
+
+/// Regression: each `key_count` notice was handled with the count it
+/// carried, stale once several claims came at once (a notice per claim
+/// under 25), so the top-ups added up past the server's cap of 100 and
+/// the client warned "could not publish more one-time keys".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_claims_is_topped_up_within_the_cap() {
+    use chatus_client::protocol::keys::{ClaimKeys, DeviceRef, QueryDevices};
+    let server = TestServer::start().await;
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let (_alice, mut alice_events) = connect(&server, "alice", dirs[0].path(), true).await;
+    let (bob, _bob_events) = connect(&server, "bob", dirs[1].path(), true).await;
+    let device = match bob
+        .request(Request::Devices(QueryDevices {
+            users: vec![user("alice")],
+        }))
+        .await
+        .unwrap()
+    {
+        ServerMessage::DeviceList(l) => l.users[0].devices[0].device.clone(),
+        other => panic!("{other:?}"),
+    };
+    let claim = || {
+        bob.request(Request::ClaimKeys(ClaimKeys {
+            devices: vec![DeviceRef {
+                user: user("alice"),
+                device: device.clone(),
+            }],
+        }))
+    };
+    let claims = futures_util::future::join_all((0..40).map(|_| claim())).await;
+    for c in claims {
+        assert!(matches!(c, Ok(ServerMessage::ClaimedKeys(_))), "{c:?}");
+    }
+    // The notices are handled; none may end in a refused upload.
+    let quiet = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        loop {
+            match alice_events.recv().await {
+                Some(Event::E2eeWarning(w)) => return w,
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "a warning: {:?}", quiet.ok());
+    // And the device has one-time keys again.
+    let ServerMessage::ClaimedKeys(after) = claim().await.unwrap() else {
+        panic!("not claimed_keys");
+    };
+    assert!(!after.keys[0].key.fallback, "{after:?}");
+}

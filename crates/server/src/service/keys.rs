@@ -8,9 +8,10 @@
 //!   (`unknown_device` for any other id: another user's devices are not
 //!   told apart from none).
 //! - A device holds at most [`MAX_ONE_TIME_KEYS`] unclaimed one-time keys
-//!   (`too_many_keys`); a claim that leaves fewer than [`LOW_KEY_COUNT`]
-//!   tells the device (`key_count`, once per claim request), on whichever
-//!   node of a cluster it is connected to.
+//!   (`too_many_keys`); a claim that leaves fewer than [`LOW_KEY_COUNT`],
+//!   or finds none and hands out the fallback key, tells the device
+//!   (`key_count`, once per claim request), on whichever node of a cluster
+//!   it is connected to.
 //! - A device's queue holds at most [`QUEUE_CAP`] unfetched messages
 //!   (`queue_full`), and a sender may queue [`TO_DEVICE_BURST`] messages at
 //!   once and [`TO_DEVICE_PER_SEC`] a second after that (`rate_limited`):
@@ -201,14 +202,23 @@ pub(crate) async fn claim(
     let mut out = Vec::new();
     for ((user, device), row) in asked.into_iter().zip(rows) {
         let Some(row) = row else { continue };
-        if !row.fallback && row.remaining < LOW_KEY_COUNT {
+        // A fallback handed out means none was left to take. The count
+        // after a claim cannot say so on PostgreSQL: it still sees the
+        // keys other nodes' claims are taking, so the last claims at once
+        // each counted one left, and no claim ever said none.
+        let left = if row.fallback {
+            Some(0)
+        } else {
+            (row.remaining < LOW_KEY_COUNT).then_some(row.remaining)
+        };
+        if let Some(one_time_keys) = left {
             // In cluster mode the device may be connected to another node.
             hub.tell(|| crate::bus::wire::DirChange::KeyCount {
                 user: user.id.0,
                 device: device.clone(),
-                one_time_keys: row.remaining,
+                one_time_keys,
             });
-            push_key_count(hub, user.id, &device, row.remaining);
+            push_key_count(hub, user.id, &device, one_time_keys);
         }
         out.push(ClaimedKey {
             user: user.name,
