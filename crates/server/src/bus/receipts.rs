@@ -32,6 +32,10 @@ pub(crate) struct ReceiptMoved {
     pub(crate) dm: Option<(i64, i64)>,
     /// Who.
     pub(crate) user: i64,
+    /// Their user name: the receiving node may not know a user who
+    /// registered on the sending node a moment ago (the news of it comes
+    /// on another subject, and may come later).
+    pub(crate) name: String,
     /// How far.
     pub(crate) seq: u64,
 }
@@ -46,11 +50,14 @@ impl Bus {
                     Place::Room(r) => (Some(r.0), None),
                     Place::Dm(a, b) => (None, Some((a.0, b.0))),
                 };
-                users.iter().map(move |(user, seq)| ReceiptMoved {
-                    room,
-                    dm,
-                    user: user.0,
-                    seq: seq.0,
+                users.iter().filter_map(move |(user, seq)| {
+                    Some(ReceiptMoved {
+                        room,
+                        dm,
+                        user: user.0,
+                        name: self.hub.user_name(*user)?.as_str().to_owned(),
+                        seq: seq.0,
+                    })
                 })
             })
             .collect();
@@ -77,7 +84,11 @@ impl Bus {
             return;
         }
         let mut round: Round = Vec::new();
+        let mut names = std::collections::HashMap::new();
         for m in wire.moved {
+            if let Ok(name) = chatus_protocol::Username::parse(&m.name) {
+                names.insert(UserId(m.user), name);
+            }
             let place = match (m.room, m.dm) {
                 (Some(r), None) => Place::Room(ConvId(r)),
                 (None, Some((a, b))) => Place::dm(UserId(a), UserId(b)),
@@ -89,6 +100,8 @@ impl Bus {
                 None => round.push((place, vec![entry])),
             }
         }
-        crate::service::receipts::announce(&self.hub, &round);
+        crate::service::receipts::announce_named(&self.hub, &round, |u| {
+            names.get(&u).cloned().or_else(|| self.hub.user_name(u))
+        });
     }
 }

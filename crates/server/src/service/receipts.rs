@@ -84,10 +84,21 @@ pub(crate) async fn announcer(hub: Arc<Hub>, receipts: Arc<Receipts>) {
 
 /// Sends one `read` event per conversation of the round.
 pub(crate) fn announce(hub: &Hub, round: &Round) {
+    announce_named(hub, round, |u| hub.user_name(u));
+}
+
+/// [`announce`], with the readers' names from `name_of` (another node's
+/// round carries them: this node may not know a user registered there a
+/// moment ago).
+pub(crate) fn announce_named(
+    hub: &Hub,
+    round: &Round,
+    name_of: impl Fn(UserId) -> Option<chatus_protocol::Username>,
+) {
     for (place, users) in round {
         let named: Vec<ReadUpTo> = users
             .iter()
-            .filter_map(|(u, seq)| hub.user_name(*u).map(|user| ReadUpTo { user, seq: *seq }))
+            .filter_map(|(u, seq)| name_of(*u).map(|user| ReadUpTo { user, seq: *seq }))
             .collect();
         if named.is_empty() {
             continue;
