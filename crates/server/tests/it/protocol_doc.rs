@@ -81,6 +81,27 @@ async fn the_example_sessions_are_true() {
                 // Events not shown may come first: skip frames of other types
                 // (or other ids), then compare the whole object.
                 let skipped = skipped_by.entry(who.to_owned()).or_default();
+                // On several nodes, events of different kinds come on
+                // different bus subjects, so they may arrive in another
+                // order than the transcript's (one node keeps it): there,
+                // an event skipped earlier may be the one now wanted.
+                let early = (node_count() > 1)
+                    .then(|| {
+                        skipped.iter().position(|got| {
+                            got["type"] == want["type"]
+                                && got.get("id") == want.get("id")
+                                && matches(&want, got, &mut vars.clone())
+                        })
+                    })
+                    .flatten();
+                if let Some(i) = early {
+                    let got = skipped.remove(i);
+                    let mut captured = vars.clone();
+                    assert!(matches(&want, &got, &mut captured), "{line}\n  got: {got}");
+                    vars = captured;
+                    checked += 1;
+                    continue;
+                }
                 let found = tokio::time::timeout(std::time::Duration::from_secs(15), async {
                     loop {
                         // `next_raw` has no timeout of its own, so a frame that

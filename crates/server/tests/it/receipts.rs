@@ -146,6 +146,11 @@ async fn every_public_read_is_announced_once() {
         "sent",
     )
     .await;
+    // Each has the message before reading it, as a client does (on a
+    // cluster, a reader's node learns of it through the bus).
+    for r in &mut readers {
+        crate::moderation::next_of(r, "message").await;
+    }
     for r in &mut readers {
         // Sent without waiting, so they land in one round.
         r.send_text(

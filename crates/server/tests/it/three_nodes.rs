@@ -19,13 +19,6 @@ use crate::util::{in_replay, replay_suite};
 /// cluster mode, each a change another node made that this one shows or
 /// enforces only when the bus brings it, or state kept per node).
 const KNOWN_GAPS: &[&str] = &[
-    // Lists show another node's change a moment later: the room list
-    // (a room created elsewhere), member roles, and the transcripts'
-    // events and lists.
-    "chat::rooms_public_private_invites_and_leaving",
-    "budgets::a_huge_room_list_is_trimmed_and_says_so",
-    "moderation::ranks_decide_who_acts_on_whom",
-    "protocol_doc::the_example_sessions_are_true",
     // A session revoked, logged out or expiring on one node ends on the
     // others when the bus brings it, not at the next request (a token
     // login asks the store, so only connections logged in before the
