@@ -19,6 +19,10 @@ use crate::util::{in_replay, replay_suite};
 /// cluster mode, each a change another node made that this one shows or
 /// enforces only when the bus brings it, or state kept per node).
 const KNOWN_GAPS: &[&str] = &[
+    // A room list shows an invitation made on another node a moment
+    // later (the list is this node's cache), which this test checks at
+    // once.
+    "budgets::a_huge_room_list_is_trimmed_and_says_so",
     // A session revoked, logged out or expiring on one node ends on the
     // others when the bus brings it, not at the next request (a token
     // login asks the store, so only connections logged in before the
