@@ -215,17 +215,18 @@ impl Bus {
     pub(crate) fn publish_typing(&self, changes: &[crate::service::typing::Change]) {
         let changes = changes
             .iter()
-            .map(|((place, user), typing)| {
+            .filter_map(|((place, user), typing)| {
                 let (room, dm) = match place {
                     Place::Room(r) => (Some(r.0), None),
                     Place::Dm(a, b) => (None, Some((a.0, b.0))),
                 };
-                TypingChange {
+                Some(TypingChange {
                     room,
                     dm,
                     user: user.0,
+                    name: self.hub.user_name(*user)?.as_str().to_owned(),
                     typing: *typing,
-                }
+                })
             })
             .collect();
         let wire = TypingWire {
@@ -250,6 +251,7 @@ impl Bus {
         if wire.node == self.node {
             return;
         }
+        let mut names = HashMap::new();
         let changes: Vec<_> = wire
             .changes
             .into_iter()
@@ -259,10 +261,15 @@ impl Bus {
                     (None, Some((a, b))) => Place::dm(UserId(a), UserId(b)),
                     _ => return None,
                 };
+                if let Ok(name) = chatus_protocol::Username::parse(&c.name) {
+                    names.insert(UserId(c.user), name);
+                }
                 Some(((place, UserId(c.user)), c.typing))
             })
             .collect();
-        crate::service::typing::announce(&self.hub, &changes);
+        crate::service::typing::announce_named(&self.hub, &changes, |u| {
+            names.get(&u).cloned().or_else(|| self.hub.user_name(u))
+        });
     }
 }
 

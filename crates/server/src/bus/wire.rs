@@ -310,6 +310,9 @@ pub(crate) struct TypingChange {
     pub(crate) dm: Option<(i64, i64)>,
     /// Who.
     pub(crate) user: i64,
+    /// Their user name (as `ReceiptMoved::name`: the receiving node may
+    /// not know a user who registered on the sending node a moment ago).
+    pub(crate) name: String,
     /// Whether they are typing now.
     pub(crate) typing: bool,
 }

@@ -182,8 +182,18 @@ pub(crate) async fn announcer(hub: Arc<Hub>, typers: Arc<Typers>) {
 
 /// Sends one `typing` event per net change.
 pub(crate) fn announce(hub: &Hub, changes: &[Change]) {
+    announce_named(hub, changes, |u| hub.user_name(u));
+}
+
+/// [`announce`], with the typers' names from `name_of` (another node's
+/// changes carry them).
+pub(crate) fn announce_named(
+    hub: &Hub,
+    changes: &[Change],
+    name_of: impl Fn(UserId) -> Option<chatus_protocol::Username>,
+) {
     for ((place, user), typing) in changes {
-        let Some(name) = hub.user_name(*user) else {
+        let Some(name) = name_of(*user) else {
             continue;
         };
         match place {
@@ -200,7 +210,7 @@ pub(crate) fn announce(hub: &Hub, changes: &[Change]) {
             }
             Place::Dm(a, b) => {
                 let other = if a == user { *b } else { *a };
-                let Some(other_name) = hub.user_name(other) else {
+                let Some(other_name) = name_of(other) else {
                     continue;
                 };
                 // Each party sees the other as the peer.
