@@ -251,7 +251,7 @@ impl Bus {
         if wire.node == self.node {
             return;
         }
-        let mut names = HashMap::new();
+        let mut names = wire::WireNames::default();
         let changes: Vec<_> = wire
             .changes
             .into_iter()
@@ -261,15 +261,11 @@ impl Bus {
                     (None, Some((a, b))) => Place::dm(UserId(a), UserId(b)),
                     _ => return None,
                 };
-                if let Ok(name) = chatus_protocol::Username::parse(&c.name) {
-                    names.insert(UserId(c.user), name);
-                }
+                names.note(c.user, &c.name);
                 Some(((place, UserId(c.user)), c.typing))
             })
             .collect();
-        crate::service::typing::announce_named(&self.hub, &changes, |u| {
-            names.get(&u).cloned().or_else(|| self.hub.user_name(u))
-        });
+        crate::service::typing::announce_named(&self.hub, &changes, |u| names.of(&self.hub, u));
     }
 }
 

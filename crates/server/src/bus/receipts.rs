@@ -84,11 +84,9 @@ impl Bus {
             return;
         }
         let mut round: Round = Vec::new();
-        let mut names = std::collections::HashMap::new();
+        let mut names = super::wire::WireNames::default();
         for m in wire.moved {
-            if let Ok(name) = chatus_protocol::Username::parse(&m.name) {
-                names.insert(UserId(m.user), name);
-            }
+            names.note(m.user, &m.name);
             let place = match (m.room, m.dm) {
                 (Some(r), None) => Place::Room(ConvId(r)),
                 (None, Some((a, b))) => Place::dm(UserId(a), UserId(b)),
@@ -100,8 +98,6 @@ impl Bus {
                 None => round.push((place, vec![entry])),
             }
         }
-        crate::service::receipts::announce_named(&self.hub, &round, |u| {
-            names.get(&u).cloned().or_else(|| self.hub.user_name(u))
-        });
+        crate::service::receipts::announce_named(&self.hub, &round, |u| names.of(&self.hub, u));
     }
 }

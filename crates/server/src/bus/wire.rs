@@ -316,3 +316,23 @@ pub(crate) struct TypingChange {
     /// Whether they are typing now.
     pub(crate) typing: bool,
 }
+
+/// The user names another node's round carries (typing, receipts), for
+/// users this node may not know yet: a user who registered there a moment
+/// ago is news on another subject, which may come later.
+#[derive(Debug, Default)]
+pub(crate) struct WireNames(std::collections::HashMap<UserId, Username>);
+
+impl WireNames {
+    /// Notes `user`'s name as the wire gives it (ignored if malformed).
+    pub(crate) fn note(&mut self, user: i64, name: &str) {
+        if let Ok(name) = Username::parse(name) {
+            self.0.insert(UserId(user), name);
+        }
+    }
+
+    /// `user`'s name: the wire's, else this node's.
+    pub(crate) fn of(&self, hub: &crate::hub::Hub, user: UserId) -> Option<Username> {
+        self.0.get(&user).cloned().or_else(|| hub.user_name(user))
+    }
+}

@@ -92,3 +92,36 @@ pub trait BackupStore: Send + Sync {
     /// Deletes `user`'s backup and its keys; false when there was none.
     fn delete_backup(&self, user: UserId) -> StoreFuture<'_, bool>;
 }
+
+/// What a `put_backup_keys` batch writes, decided before anything is
+/// written, so that a refusal writes nothing. Both backends fill it from
+/// their own lookups.
+#[derive(Debug, Default)]
+pub(crate) struct PutPlan<'a> {
+    /// Keys for slots the backup does not hold yet.
+    fresh: u32,
+    /// The keys to write (new, or replacing a later-starting one).
+    pub(crate) writes: Vec<&'a BackupEntry>,
+}
+
+impl<'a> PutPlan<'a> {
+    /// Adds `key`, whose slot holds a key first known at `stored`, if
+    /// any: a new slot is written and counted; a stored key is replaced
+    /// only by one known from an earlier index.
+    pub(crate) fn add(&mut self, key: &'a BackupEntry, stored: Option<i64>) {
+        match stored {
+            None => {
+                self.fresh += 1;
+                self.writes.push(key);
+            }
+            Some(index) if i64::from(key.first_known_index) < index => self.writes.push(key),
+            Some(_) => {}
+        }
+    }
+
+    /// The backup's key count after the batch, from `keys` before it;
+    /// `None` when that passes `cap`.
+    pub(crate) fn total(&self, keys: u32, cap: u32) -> Option<u32> {
+        Some(keys.saturating_add(self.fresh)).filter(|t| *t <= cap)
+    }
+}

@@ -94,35 +94,9 @@ async fn the_example_sessions_are_true() {
                         })
                     })
                     .flatten();
-                if let Some(i) = early {
-                    let got = skipped.remove(i);
-                    let mut captured = vars.clone();
-                    assert!(matches(&want, &got, &mut captured), "{line}\n  got: {got}");
-                    vars = captured;
-                    checked += 1;
-                    continue;
-                }
-                let found = tokio::time::timeout(std::time::Duration::from_secs(15), async {
-                    loop {
-                        // `next_raw` has no timeout of its own, so a frame that
-                        // never comes is reported here, with what came instead.
-                        let got = match conn.next_raw().await {
-                            Frame::Json(v) => v,
-                            other => panic!("{line}\n  connection gave {other:?} instead"),
-                        };
-                        if got["type"] == want["type"] && got.get("id") == want.get("id") {
-                            return got;
-                        }
-                        skipped.push(got);
-                    }
-                })
-                .await;
-                let Ok(got) = found else {
-                    let skipped: Vec<String> = skipped.iter().map(Value::to_string).collect();
-                    panic!(
-                        "{line}\n  never came; frames {who} skipped so far:\n    {}",
-                        skipped.join("\n    ")
-                    );
+                let got = match early {
+                    Some(i) => skipped.remove(i),
+                    None => next_like(conn, &want, skipped, line, who).await,
                 };
                 let mut captured = vars.clone();
                 assert!(matches(&want, &got, &mut captured), "{line}\n  got: {got}");
@@ -133,6 +107,40 @@ async fn the_example_sessions_are_true() {
         }
     }
     assert!(checked > 30, "only {checked} frames checked");
+}
+
+/// The next frame of `want`'s type (and id) on `conn`, the others pushed
+/// to `skipped`; fails after 15 s naming what came instead.
+async fn next_like(
+    conn: &mut Raw,
+    want: &Value,
+    skipped: &mut Vec<Value>,
+    line: &str,
+    who: &str,
+) -> Value {
+    let found = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            // `next_raw` has no timeout of its own, so a frame that never
+            // comes is reported here, with what came instead.
+            let got = match conn.next_raw().await {
+                Frame::Json(v) => v,
+                other => panic!("{line}\n  connection gave {other:?} instead"),
+            };
+            if got["type"] == want["type"] && got.get("id") == want.get("id") {
+                return got;
+            }
+            skipped.push(got);
+        }
+    })
+    .await;
+    let Ok(got) = found else {
+        let skipped: Vec<String> = skipped.iter().map(Value::to_string).collect();
+        panic!(
+            "{line}\n  never came; frames {who} skipped so far:\n    {}",
+            skipped.join("\n    ")
+        );
+    };
+    got
 }
 
 #[test]

@@ -10,7 +10,7 @@ use chatus_protocol::backup::{BackupConversation, BackupEntry, KeyCheck, SealedK
 use chatus_protocol::keys::Curve25519Key;
 
 use super::PgStore;
-use crate::store::backup::{BackupPage, BackupPut, BackupRow, BackupStore};
+use crate::store::backup::{BackupPage, BackupPut, BackupRow, BackupStore, PutPlan};
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{corrupt, i64_of, ms, u32_of, u64_of};
 use crate::store::{StoreError, StoreFuture, UserId};
@@ -84,9 +84,7 @@ async fn put(
         return Ok(BackupPut::VersionChanged);
     }
     let id = i64_of(version);
-    // Decide everything first: a refusal writes nothing.
-    let mut fresh = 0u32;
-    let mut writes = Vec::new();
+    let mut plan = PutPlan::default();
     for k in keys {
         let stored = c
             .query_opt(
@@ -102,20 +100,12 @@ async fn put(
             )
             .await?
             .map(|r| r.get::<_, i64>(0));
-        match stored {
-            None => {
-                fresh += 1;
-                writes.push(k);
-            }
-            Some(index) if i64::from(k.first_known_index) < index => writes.push(k),
-            Some(_) => {}
-        }
+        plan.add(k, stored);
     }
-    let total = row.keys.saturating_add(fresh);
-    if total > cap {
+    let Some(total) = plan.total(row.keys, cap) else {
         return Ok(BackupPut::Full { keys: row.keys });
-    }
-    for k in writes {
+    };
+    for k in plan.writes {
         c.exec(
             "INSERT INTO backup_keys
                  (backup_id, conversation, sender_key, session_id, first_known_index, sealed)

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::SqliteStore;
 use super::queries::{corrupt, i64_of, ms, u32_of, u64_of};
-use crate::store::backup::{BackupPage, BackupPut, BackupRow, BackupStore};
+use crate::store::backup::{BackupPage, BackupPut, BackupRow, BackupStore, PutPlan};
 use crate::store::{StoreError, StoreFuture, UserId};
 
 fn current(conn: &Connection, user: UserId) -> Result<Option<BackupRow>, StoreError> {
@@ -74,9 +74,7 @@ fn put(
         "SELECT first_known_index FROM backup_keys
          WHERE backup_id = ?1 AND conversation = ?2 AND sender_key = ?3 AND session_id = ?4",
     )?;
-    // Decide everything first: a refusal writes nothing.
-    let mut fresh = 0u32;
-    let mut writes = Vec::new();
+    let mut plan = PutPlan::default();
     for k in keys {
         let stored: Option<i64> = lookup
             .query_row(
@@ -89,19 +87,11 @@ fn put(
                 |r| r.get(0),
             )
             .optional()?;
-        match stored {
-            None => {
-                fresh += 1;
-                writes.push(k);
-            }
-            Some(index) if i64::from(k.first_known_index) < index => writes.push(k),
-            Some(_) => {}
-        }
+        plan.add(k, stored);
     }
-    let total = row.keys.saturating_add(fresh);
-    if total > cap {
+    let Some(total) = plan.total(row.keys, cap) else {
         return Ok(BackupPut::Full { keys: row.keys });
-    }
+    };
     let mut upsert = conn.prepare_cached(
         "INSERT INTO backup_keys
              (backup_id, conversation, sender_key, session_id, first_known_index, sealed)
@@ -109,7 +99,7 @@ fn put(
          ON CONFLICT (backup_id, conversation, sender_key, session_id)
          DO UPDATE SET first_known_index = excluded.first_known_index, sealed = excluded.sealed",
     )?;
-    for k in writes {
+    for k in plan.writes {
         upsert.execute(params![
             id,
             k.conversation.as_str(),
