@@ -256,7 +256,7 @@ pub struct Hub {
     announce: tokio::sync::Notify,
     /// Cluster mode: where directory changes made here go, for the bus to
     /// publish to the other nodes (unset on a single node).
-    tell: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::bus::wire::DirChange>>,
+    tell: std::sync::OnceLock<cluster::Teller>,
     /// Rooms' owners, moderators, topics, bans and mutes (its own lock,
     /// taken after the directory's when both are needed, never before).
     moderation: moderation::Moderation,

@@ -231,13 +231,16 @@ impl State {
     /// Cluster mode: applies the session changes other nodes make.
     fn spawn_session_changes(
         &self,
-        mut changes: tokio::sync::mpsc::UnboundedReceiver<crate::bus::SessionChange>,
+        mut changes: tokio::sync::mpsc::UnboundedReceiver<crate::bus::SessionTold>,
     ) {
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
-            while let Some(change) = changes.recv().await {
+            while let Some((change, done)) = changes.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
                 inner.accounts.apply_remote(change, &inner.hub).await;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
             }
         });
     }
@@ -263,6 +266,11 @@ impl State {
     /// The store.
     pub fn store(&self) -> &dyn Store {
         &*self.inner.store
+    }
+
+    /// The message store, for a task that outlives the caller.
+    pub(crate) fn store_handle(&self) -> Arc<dyn Store> {
+        self.inner.store.clone()
     }
 
     /// The hub.

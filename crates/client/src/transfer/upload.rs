@@ -29,6 +29,10 @@ use super::{CHUNK, Endpoint, Progress, TransferError, io_err};
 
 /// Attempts in a row that move no byte before an upload gives up.
 pub const RETRIES: u32 = 5;
+/// Seconds an upload waits, a second at a time, while the server says
+/// another request holds it (`423`): past a cluster node's hold on a body
+/// cut off when that node died (20 s).
+const HELD_WAITS: u32 = 30;
 
 /// An upload's resume state, kept beside the file while it is under way
 /// and until its message is acknowledged.
@@ -470,6 +474,7 @@ async fn upload_inner(
     });
     let mut file = tokio::fs::File::open(path).await.map_err(io_err(path))?;
     let mut failures = 0;
+    let mut held = 0;
     let mut buf = vec![0u8; CHUNK];
     while offset < size {
         let want = usize::try_from(size - offset).unwrap_or(CHUNK).min(CHUNK);
@@ -491,6 +496,19 @@ async fn upload_inner(
                     done: offset,
                     total: size,
                 });
+            }
+            // Held by a request through another node (in a cluster, one
+            // whose node died holds it until its hold lapses): wait, without
+            // spending the retries meant for failures.
+            Err(TransferError::Refused { status: 423, .. }) if held < HELD_WAITS => {
+                held += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                match head(to, &id).await {
+                    Ok(Some(n)) => offset = n,
+                    Ok(None) => return Err(TransferError::Protocol("the upload vanished".into())),
+                    Err(e) if retryable(&e) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) if retryable(&e) && failures < RETRIES => {
                 failures += 1;

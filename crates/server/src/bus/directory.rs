@@ -28,7 +28,6 @@ use chatus_protocol::{RoomName, Seq, ServerMessage};
 
 use super::wire::{self, DirChange, DirWire, PresenceWire, TypingChange, TypingWire};
 use super::{Bus, NODE_TIMEOUT, SessionChange};
-use crate::hub::Hub;
 use crate::service::typing::Place;
 use crate::store::{ConvId, DmRow, RoomRow, UserId};
 use crate::ws::encode;
@@ -36,7 +35,6 @@ use crate::ws::encode;
 impl Bus {
     /// A directory change from the bus.
     pub(super) async fn dir_received(&self, payload: &[u8]) {
-        let sessions = &self.sessions;
         let wire: DirWire = match serde_json::from_slice(payload) {
             Ok(w) => w,
             Err(e) => {
@@ -48,6 +46,7 @@ impl Bus {
             return;
         }
         let hub = &*self.hub;
+        let (node, n) = (wire.node, wire.n);
         match wire.change {
             DirChange::User { id, name } => {
                 if hub.add_user(wire::user(id), &name, &[hub.lobby()]) {
@@ -100,8 +99,11 @@ impl Bus {
                 hub.uninvite(wire::conv(room), wire::user(user));
             }
             // A followed room's effect comes with its event (`follow.rs`),
-            // after the event reaches this node's members.
-            DirChange::Moderation { room, .. } if hub.is_followed(wire::conv(room)) => {}
+            // after the event reaches this node's members: fetched now, so
+            // that the change is applied when acknowledged.
+            DirChange::Moderation { room, .. } if hub.is_followed(wire::conv(room)) => {
+                self.catch_up(wire::conv(room)).await;
+            }
             DirChange::Moderation { room, user, action } => {
                 let user = user.map(wire::user);
                 match crate::service::moderation::effect_of(&action, user) {
@@ -122,15 +124,17 @@ impl Bus {
             }),
             DirChange::Logout { user, session } => {
                 if let Some(h) = wire::unhex(&session) {
-                    let _ = sessions.send(SessionChange::Logout(wire::user(user), h));
+                    self.revoke(SessionChange::Logout(wire::user(user), h))
+                        .await;
                 }
             }
             DirChange::Revoke { user, keep, reason } => {
-                let _ = sessions.send(SessionChange::Revoke {
+                self.revoke(SessionChange::Revoke {
                     user: wire::user(user),
                     keep: keep.as_deref().and_then(wire::unhex),
                     reason,
-                });
+                })
+                .await;
             }
             DirChange::Profile { user, display_name } => {
                 let user = wire::user(user);
@@ -154,9 +158,21 @@ impl Bus {
                 crate::service::keys::push_key_count(hub, wire::user(user), &device, one_time_keys);
             }
             DirChange::Resync => {
-                tracing::info!(node = %wire.node, "a node was cut off from the bus; checking against the database");
+                tracing::info!(%node, "a node was cut off from the bus; checking against the database");
                 self.resync().await;
             }
+        }
+        if n > 0 {
+            self.acknowledge(&node, n);
+        }
+    }
+
+    /// Hands a revocation to the accounts service and waits (bounded) until
+    /// it closed the connections here that used the sessions.
+    async fn revoke(&self, change: SessionChange) {
+        let (done, applied) = tokio::sync::oneshot::channel();
+        if self.sessions.send((change, Some(done))).is_ok() {
+            let _ = tokio::time::timeout(super::settle::SETTLE_WAIT, applied).await;
         }
     }
 
@@ -202,6 +218,7 @@ impl Bus {
             full,
             online,
             offline,
+            leaving: false,
         };
         match serde_json::to_vec(&wire) {
             Ok(payload) => self.publish(format!("{}.presence", self.prefix), payload),
@@ -289,6 +306,16 @@ impl Nodes {
             return;
         }
         let hub = &*bus.hub;
+        if wire.leaving {
+            bus.settle.gone(&wire.node);
+            if let Some((set, _)) = self.nodes.remove(&wire.node) {
+                for u in set {
+                    hub.remote_presence(u, false);
+                }
+            }
+            return;
+        }
+        bus.settle.seen(&wire.node);
         let (set, seen) = self
             .nodes
             .entry(wire.node)
@@ -319,11 +346,13 @@ impl Nodes {
 
     /// Drops nodes not heard from for [`NODE_TIMEOUT`]: their users go
     /// offline.
-    pub(super) fn expire(&mut self, hub: &Hub) {
+    pub(super) fn expire(&mut self, bus: &Bus) {
+        let hub = &*bus.hub;
         self.nodes.retain(|node, (set, seen)| {
             if seen.elapsed() < NODE_TIMEOUT {
                 return true;
             }
+            bus.settle.gone(node);
             tracing::info!(%node, users = set.len(), "a node went silent; its users are offline");
             for u in set.iter() {
                 hub.remote_presence(*u, false);

@@ -16,6 +16,8 @@
 //!   rounds), delivered by the others to their own connections.
 //! - `PREFIX.read`: each node's read receipts (its receipts announcer's
 //!   rounds, `receipts.rs`), delivered the same way.
+//! - `PREFIX.ack.<node>`: the other nodes' acknowledgements of the
+//!   directory changes `<node>` told, once applied (`settle.rs`).
 //!
 //! The pieces: `follow.rs` delivers messages in `seq` order and fills gaps
 //! from the store; `directory.rs` applies other nodes' directory changes and
@@ -26,6 +28,7 @@
 pub(crate) mod directory;
 pub(crate) mod follow;
 pub(crate) mod receipts;
+pub(crate) mod settle;
 pub(crate) mod wire;
 
 use std::collections::HashMap;
@@ -96,6 +99,10 @@ pub(crate) enum Inbound {
     Dropped,
 }
 
+/// A session change from another node, for the accounts service, with
+/// where to say it was applied.
+pub(crate) type SessionTold = (SessionChange, Option<tokio::sync::oneshot::Sender<()>>);
+
 /// A session change from another node, for the accounts service.
 #[derive(Debug, Clone)]
 pub(crate) enum SessionChange {
@@ -134,6 +141,9 @@ pub(crate) struct Bus {
     store: Arc<dyn Store>,
     /// The most bytes one filled page may push into an outbox.
     budget: usize,
+    /// This node's numbered directory changes and the other nodes'
+    /// acknowledgements.
+    settle: Arc<settle::Settle>,
     /// Where publications go (drained by the publisher task).
     outbound: mpsc::Sender<(String, Bytes)>,
     /// Where received messages go (drained by [`Bus::run`]).
@@ -144,7 +154,7 @@ pub(crate) struct Bus {
     /// Wakes [`Bus::run`] after an overflow.
     wake: Notify,
     /// Session changes for the accounts service.
-    sessions: mpsc::UnboundedSender<SessionChange>,
+    sessions: mpsc::UnboundedSender<SessionTold>,
     /// Followed conversations whose gap could not be filled yet.
     stale: std::sync::Mutex<std::collections::HashSet<ConvId>>,
     /// This node's presence announcer, flushed before another node's
@@ -169,7 +179,7 @@ impl Bus {
         hub: Arc<Hub>,
         store: Arc<dyn Store>,
         budget: usize,
-    ) -> Result<(Arc<Bus>, mpsc::UnboundedReceiver<SessionChange>), BusError> {
+    ) -> Result<(Arc<Bus>, mpsc::UnboundedReceiver<SessionTold>), BusError> {
         let mut node = [0u8; 8];
         getrandom::fill(&mut node).map_err(|e| BusError::NodeId(e.to_string()))?;
         let node: String = node.iter().map(|b| format!("{b:02x}")).collect();
@@ -213,11 +223,13 @@ impl Bus {
             })?;
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND);
         let (sessions_tx, sessions_rx) = mpsc::unbounded_channel();
+        let settle = Arc::new(settle::Settle::default());
         let bus = Arc::new(Bus {
             client,
             prefix: prefix.to_owned(),
             node,
             hub: hub.clone(),
+            settle: settle.clone(),
             store,
             budget,
             outbound: outbound_tx,
@@ -235,7 +247,8 @@ impl Bus {
             .await?;
         bus.forward(format!("{prefix}.read"), Inbound::Receipts)
             .await?;
-        let (interest, tell) = hub.enable_cluster();
+        bus.take_acks().await?;
+        let (interest, tell) = hub.enable_cluster(settle);
         tokio::spawn(publisher(bus.client.clone(), outbound_rx));
         tokio::spawn(bus.clone().run(interest, tell, inbound_rx));
         Ok((bus, sessions_rx))
@@ -267,6 +280,7 @@ impl Bus {
             full: true,
             online: Vec::new(),
             offline: Vec::new(),
+            leaving: true,
         };
         if let Ok(payload) = serde_json::to_vec(&wire) {
             let subject = format!("{}.presence", self.prefix);
@@ -288,16 +302,27 @@ impl Bus {
         }
     }
 
-    /// Publishes a directory change.
-    fn publish_dir(&self, change: DirChange) {
+    /// Publishes a directory change (`n`: its number, 0 for none).
+    fn publish_dir(&self, n: u64, change: DirChange) {
         let wire = wire::DirWire {
             node: self.node.clone(),
+            n,
             change,
         };
         match serde_json::to_vec(&wire) {
             Ok(payload) => self.publish(format!("{}.dir", self.prefix), payload),
             Err(e) => tracing::error!(cause = %e, "encoding a directory change failed"),
         }
+    }
+
+    async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, BusError> {
+        self.client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| BusError::Subscribe {
+                subject,
+                cause: e.to_string(),
+            })
     }
 
     /// Subscribes to `subject` and forwards what arrives to the node's task
@@ -309,14 +334,7 @@ impl Bus {
         subject: String,
         wrap: fn(Bytes) -> Inbound,
     ) -> Result<tokio::task::AbortHandle, BusError> {
-        let mut sub =
-            self.client
-                .subscribe(subject.clone())
-                .await
-                .map_err(|e| BusError::Subscribe {
-                    subject,
-                    cause: e.to_string(),
-                })?;
+        let mut sub = self.subscribe(subject).await?;
         let weak = Arc::downgrade(self);
         let task = tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
@@ -348,7 +366,7 @@ impl Bus {
     async fn run(
         self: Arc<Self>,
         mut interest: mpsc::UnboundedReceiver<Interest>,
-        mut tell: mpsc::UnboundedReceiver<DirChange>,
+        mut tell: mpsc::UnboundedReceiver<(u64, DirChange)>,
         mut inbound: mpsc::Receiver<Inbound>,
     ) {
         let mut subs: HashMap<ConvId, tokio::task::AbortHandle> = HashMap::new();
@@ -367,7 +385,7 @@ impl Bus {
                     }
                     self.follow(&mut subs, changes).await;
                 }
-                Some(change) = tell.recv() => self.told(change),
+                Some((n, change)) = tell.recv() => self.told(n, change),
                 Some(msg) = inbound.recv() => match msg {
                     Inbound::Message(payload) => self.received(&payload).await,
                     Inbound::Dir(payload) => {
@@ -382,7 +400,7 @@ impl Bus {
                             // Whatever happened while cut off: tell the
                             // others, then (once NATS has this node's
                             // subscriptions again) catch up from the store.
-                            self.publish_dir(DirChange::Resync);
+                            self.publish_dir(0, DirChange::Resync);
                             self.barrier().await;
                             self.resync().await;
                         }
@@ -394,7 +412,7 @@ impl Bus {
                 () = self.wake.notified() => {}
                 _ = tick.tick() => {
                     self.publish_presence_full();
-                    nodes.expire(&self.hub);
+                    nodes.expire(&self);
                     self.retry_stale().await;
                 }
                 else => return,
@@ -446,17 +464,51 @@ impl Bus {
     }
 
     /// Publishes a directory change made here.
-    fn told(&self, change: DirChange) {
+    fn told(&self, n: u64, change: DirChange) {
         if let DirChange::Resync = change {
             return;
         }
-        self.publish_dir(change);
+        self.publish_dir(n, change);
+    }
+
+    /// Tells `node` that this one applied its change `n`.
+    fn acknowledge(&self, node: &str, n: u64) {
+        let ack = settle::AckWire {
+            node: self.node.clone(),
+            n,
+        };
+        match serde_json::to_vec(&ack) {
+            Ok(payload) => self.publish(format!("{}.ack.{node}", self.prefix), payload),
+            Err(e) => tracing::error!(cause = %e, "encoding an acknowledgement failed"),
+        }
+    }
+
+    /// Subscribes to the acknowledgements of this node's changes, taken as
+    /// they arrive (not through the node's task, which may be busy
+    /// catching up from the store).
+    async fn take_acks(&self) -> Result<(), BusError> {
+        let mut sub = self
+            .subscribe(format!("{}.ack.{}", self.prefix, self.node))
+            .await?;
+        let settle = Arc::downgrade(&self.settle);
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let Some(settle) = settle.upgrade() else {
+                    return;
+                };
+                match serde_json::from_slice::<settle::AckWire>(&msg.payload) {
+                    Ok(ack) => settle.acked(ack),
+                    Err(e) => tracing::warn!(cause = %e, "an acknowledgement could not be read"),
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Everything the node may have missed: its directory from the store,
     /// and every followed conversation's messages.
     async fn resync(&self) {
-        let _ = self.sessions.send(SessionChange::Resync);
+        let _ = self.sessions.send((SessionChange::Resync, None));
         self.reload_directory().await;
         for conv in self.hub.followed() {
             self.catch_up(conv).await;

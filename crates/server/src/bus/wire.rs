@@ -96,6 +96,10 @@ impl MessageEvent {
 pub(crate) struct DirWire {
     /// The node that made it (a node skips its own).
     pub(crate) node: String,
+    /// Its number on that node, acknowledged once applied (see
+    /// `settle.rs`; 0: not numbered, as `Resync`).
+    #[serde(default)]
+    pub(crate) n: u64,
     /// The change.
     pub(crate) change: DirChange,
 }
@@ -238,6 +242,10 @@ pub(crate) struct PresenceWire {
     pub(crate) online: Vec<i64>,
     /// Users no longer online there.
     pub(crate) offline: Vec<i64>,
+    /// The node is stopping: nobody is online there any more, and it
+    /// acknowledges nothing from now on.
+    #[serde(default)]
+    pub(crate) leaving: bool,
 }
 
 /// A token hash as hex.

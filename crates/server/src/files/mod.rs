@@ -14,7 +14,11 @@
 //! - Bodies are streamed to disk a bounded buffer at a time, each wait for
 //!   bytes bounded by `files.read_timeout_secs`; one user sends at most
 //!   `files.max_uploads_per_user` bodies at once, and one upload takes one
-//!   body at a time (`423` for a second).
+//!   body at a time (`423` for a second). Both hold across the nodes of a
+//!   cluster: besides this node's own count and lock, a body holds its
+//!   upload in the store ([`Files::hold`]; `Store::hold_body`), renewed
+//!   while it lasts and let go when it ends, or [`HOLD`] after its node
+//!   died.
 //! - Abandoned uploads (no message shares them, and no bytes arrived for
 //!   `files.upload_expiry_hours`) are removed by [`Files::sweep`], which
 //!   the server runs hourly.
@@ -44,7 +48,7 @@ use crate::config::FilesConfig;
 use crate::error::ApiError;
 use crate::service::accounts::hash_token;
 use crate::state::State;
-use crate::store::{Store, StoreError, User, UserId};
+use crate::store::{BodyHold, HoldAdmission, Store, StoreError, User, UserId};
 pub(crate) use store::{FileStore, LocalFileStore};
 
 /// A response body: a short text, or a stored file streamed from disk.
@@ -110,6 +114,12 @@ impl Counts {
 /// Most running hashes kept (about 200 bytes each).
 const MAX_RUNNING_HASHES: usize = 4096;
 
+/// How long a body's hold on its upload lasts unless renewed: after a node
+/// died mid-body, its uploads can be resumed elsewhere once this passed.
+pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_secs(20);
+/// How often a body under way renews its hold.
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A user's place among the bodies being received; given back on drop.
 pub(crate) struct SendSlot<'a> {
     files: &'a Files,
@@ -138,6 +148,29 @@ impl Drop for SendSlot<'_> {
 pub(crate) struct UploadLock {
     busy: Arc<Mutex<HashSet<FileId>>>,
     id: FileId,
+    /// The hold in the store ([`Files::hold`]), once taken.
+    held: std::sync::OnceLock<StoreHold>,
+}
+
+impl UploadLock {
+    /// Whether the hold in the store lapsed (it could not be renewed in
+    /// time, so another node may have taken the upload): nothing more may
+    /// be written under it.
+    pub(crate) fn lapsed(&self) -> bool {
+        self.held.get().is_some_and(|h| h.state.lapsed())
+    }
+
+    /// Lets go of the upload, the store's hold awaited, so that the
+    /// client's next request, through any node, finds it free. While a
+    /// write still shares the lock (its request was cut off), the last
+    /// one to drop it lets go instead.
+    pub(crate) async fn release(self: Arc<Self>) {
+        if let Ok(mut lock) = Arc::try_unwrap(self)
+            && let Some(held) = lock.held.take()
+        {
+            held.release().await;
+        }
+    }
 }
 
 impl Drop for UploadLock {
@@ -147,6 +180,76 @@ impl Drop for UploadLock {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.id);
     }
+}
+
+/// An upload held in the store: renewed by a task until dropped, then let
+/// go.
+struct StoreHold {
+    db: Arc<dyn Store>,
+    id: FileId,
+    holder: String,
+    state: Arc<HoldState>,
+    renew: tokio::task::AbortHandle,
+    /// Let go already ([`StoreHold::release`]).
+    released: bool,
+}
+
+impl StoreHold {
+    async fn release(mut self) {
+        self.renew.abort();
+        self.released = true;
+        let (db, id, holder) = (self.db.clone(), self.id.clone(), self.holder.clone());
+        if let Err(e) = db.release_body(id, holder).await {
+            // It lapses by itself after `HOLD`.
+            tracing::warn!(cause = %e, "letting go of an upload's hold failed");
+        }
+    }
+}
+
+/// A hold's standing, shared with its renewing task.
+struct HoldState {
+    /// Taken over by another holder.
+    lost: std::sync::atomic::AtomicBool,
+    /// Until when the last renewal holds it (ms since the epoch).
+    until: AtomicU64,
+}
+
+impl HoldState {
+    /// Lost, or past the last renewal's time (the renewing task may not
+    /// have noticed yet).
+    fn lapsed(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+            || crate::service::accounts::now().0 >= self.until.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StoreHold {
+    fn drop(&mut self) {
+        self.renew.abort();
+        if self.released {
+            return;
+        }
+        let (db, id, holder) = (self.db.clone(), self.id.clone(), self.holder.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = db.release_body(id, holder).await {
+                    // It lapses by itself after `HOLD`.
+                    tracing::warn!(cause = %e, "letting go of an upload's hold failed");
+                }
+            });
+        }
+    }
+}
+
+/// Why [`Files::hold`] did not hold.
+#[derive(Debug)]
+pub(crate) enum HoldRefused {
+    /// A request on another node writes the upload.
+    Busy,
+    /// The user sends as many bodies as allowed, counting every node.
+    TooMany,
+    /// The store could not be asked.
+    Store(StoreError),
 }
 
 impl Files {
@@ -216,7 +319,61 @@ impl Files {
         Some(Arc::new(UploadLock {
             busy: self.busy.clone(),
             id: id.clone(),
+            held: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Holds a locked upload in the store too, for every node (counting
+    /// `owner`'s bodies when `count`), and keeps renewing the hold until
+    /// the lock is dropped.
+    pub(crate) async fn hold(
+        &self,
+        db: Arc<dyn Store>,
+        lock: &Arc<UploadLock>,
+        owner: UserId,
+        count: bool,
+    ) -> Result<(), HoldRefused> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| HoldRefused::Store(StoreError::Failed(format!("no randomness: {e}"))))?;
+        let holder: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let now = crate::service::accounts::now();
+        let admission = db
+            .hold_body(BodyHold {
+                id: lock.id.clone(),
+                owner,
+                holder: holder.clone(),
+                now,
+                until: later(now, HOLD),
+                max_per_user: count.then_some(self.config.max_uploads_per_user),
+            })
+            .await
+            .map_err(HoldRefused::Store)?;
+        match admission {
+            HoldAdmission::Held => {}
+            HoldAdmission::Busy => return Err(HoldRefused::Busy),
+            HoldAdmission::TooMany => return Err(HoldRefused::TooMany),
+        }
+        let state = Arc::new(HoldState {
+            lost: std::sync::atomic::AtomicBool::new(false),
+            until: AtomicU64::new(later(now, HOLD).0),
+        });
+        let renew = tokio::spawn(renew(
+            db.clone(),
+            lock.id.clone(),
+            holder.clone(),
+            state.clone(),
+        ))
+        .abort_handle();
+        let _ = lock.held.set(StoreHold {
+            db,
+            id: lock.id.clone(),
+            holder,
+            state,
+            renew,
+            released: false,
+        });
+        Ok(())
     }
 
     /// Removes uploads that received nothing for `upload_expiry_hours`
@@ -442,5 +599,33 @@ pub(crate) async fn route(
         Ok(download::handle(state, peer, req.method(), req.headers(), id).await)
     } else {
         Err(req)
+    }
+}
+
+fn later(t: chatus_protocol::Timestamp, d: std::time::Duration) -> chatus_protocol::Timestamp {
+    chatus_protocol::Timestamp(t.0.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// Renews a hold every [`RENEW_EVERY`] until aborted; marks it lost when
+/// another holder has it. A renewal that fails (the store out of reach)
+/// leaves the last one's time standing, after which the body writes
+/// nothing more ([`HoldState::lapsed`]).
+async fn renew(db: Arc<dyn Store>, id: FileId, holder: String, state: Arc<HoldState>) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        let now = crate::service::accounts::now();
+        let until = later(now, HOLD);
+        match db.renew_body(id.clone(), holder.clone(), until).await {
+            // Only if this renewal was asked before the last one's time
+            // ran out: else another node may have taken the upload since.
+            Ok(true) if !state.lapsed() => state.until.store(until.0, Ordering::Relaxed),
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(%id, "an upload's hold was taken over; its body stops");
+                state.lost.store(true, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => tracing::debug!(cause = %e, "renewing an upload's hold failed; will retry"),
+        }
     }
 }

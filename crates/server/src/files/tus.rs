@@ -36,7 +36,8 @@ use hyper::{Method, Request, StatusCode};
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    Counts, Files, Reply, UploadLock, authenticate, internal, not_found, store_failed, text,
+    Counts, Files, HoldRefused, Reply, UploadLock, authenticate, internal, not_found, store_failed,
+    text,
 };
 use crate::state::State;
 use crate::store::{UploadAdmission, UploadLimits, UploadRow, User};
@@ -339,18 +340,23 @@ async fn head(state: &State, user: &User, id: &FileId) -> Reply {
     // the file.
     if up.sha256.is_none()
         && offset == up.length
-        && let Some(_held) = state.files().lock(id)
+        && let Some(held) = state.files().lock(id)
+        && state
+            .files()
+            .hold(state.store_handle(), &held, user.id, false)
+            .await
+            .is_ok()
     {
         // Under the hold, as it stands now (a PATCH may just have finished
         // it).
-        match state.store().find_upload(id.clone()).await {
-            Ok(Some(now)) if now.sha256.is_none() => {
-                if let Err(res) = finish(state, &now, None).await {
-                    return res;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => return store_failed(&e),
+        let done = match state.store().find_upload(id.clone()).await {
+            Ok(Some(now)) if now.sha256.is_none() => finish(state, &now, None).await.err(),
+            Ok(_) => None,
+            Err(e) => Some(store_failed(&e)),
+        };
+        held.release().await;
+        if let Some(res) = done {
+            return res;
         }
     }
     let mut res = text(StatusCode::OK, "");
@@ -409,24 +415,34 @@ async fn append(
         Some(Err(res)) => return res,
     };
     let Some(_slot) = files.slot(user.id) else {
-        let mut res = text(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "You are sending {} uploads already (files.max_uploads_per_user); wait for one \
-                 to finish.\n",
-                files.config.max_uploads_per_user
-            ),
-        );
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return res;
+        return too_many_bodies(files);
     };
     let Some(lock) = files.lock(&up.id) else {
-        return text(
-            StatusCode::LOCKED,
-            "Another request is writing this upload; resume from HEAD once it ends.\n",
-        );
+        return writing_elsewhere();
     };
+    match files.hold(state.store_handle(), &lock, user.id, true).await {
+        Ok(()) => {}
+        Err(HoldRefused::Busy) => return writing_elsewhere(),
+        Err(HoldRefused::TooMany) => return too_many_bodies(files),
+        Err(HoldRefused::Store(e)) => return store_failed(&e),
+    }
+    let res = append_held(state, files, &lock, up, offset, checksum, req).await;
+    // Let go before answering, so the client's next request finds the
+    // upload free (a write still under way keeps it until it landed).
+    lock.release().await;
+    res
+}
+
+/// [`append`] once the upload is held.
+async fn append_held(
+    state: &State,
+    files: &Files,
+    lock: &Arc<UploadLock>,
+    up: &UploadRow,
+    offset: u64,
+    checksum: Option<[u8; 32]>,
+    req: Request<Incoming>,
+) -> Reply {
     // Read again under the hold: another request may have finished it
     // since the caller looked.
     let fresh = match state.store().find_upload(up.id.clone()).await {
@@ -477,7 +493,7 @@ async fn append(
     let running = files.take_hash(&up.id, offset);
     let before = running.clone();
     let (written, cut, digest, running) =
-        receive(files, &lock, &up.id, offset, room, timeout, running, req).await;
+        receive(files, lock, &up.id, offset, room, timeout, running, req).await;
     let written = match written {
         Ok(n) => n,
         Err(e) => return internal("could not write an upload's bytes", &e),
@@ -547,8 +563,28 @@ async fn append(
     }
     res.headers_mut()
         .insert("upload-offset", HeaderValue::from(end));
-    drop(lock);
     res
+}
+
+fn too_many_bodies(files: &Files) -> Reply {
+    let mut res = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "You are sending {} uploads already (files.max_uploads_per_user); wait for one to \
+             finish.\n",
+            files.config.max_uploads_per_user
+        ),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
+
+fn writing_elsewhere() -> Reply {
+    text(
+        StatusCode::LOCKED,
+        "Another request is writing this upload; resume from HEAD once it ends.\n",
+    )
 }
 
 fn slow(files: &Files) -> Reply {
@@ -660,6 +696,11 @@ async fn write(
     at: u64,
     data: Vec<u8>,
 ) -> std::io::Result<()> {
+    if lock.lapsed() {
+        return Err(std::io::Error::other(
+            "this upload's hold lapsed (the database was out of reach); resume from HEAD",
+        ));
+    }
     let store = files.store.clone();
     let held = lock.clone();
     let id = id.clone();
@@ -713,12 +754,30 @@ async fn terminate(state: &State, user: &User, id: &FileId) -> Reply {
         Ok(up) => up,
         Err(res) => return res,
     };
-    let Some(_held) = files.lock(id) else {
-        return text(
+    let busy = || {
+        text(
             StatusCode::LOCKED,
             "Another request is writing this upload; try again once it ends.\n",
-        );
+        )
     };
+    let Some(held) = files.lock(id) else {
+        return busy();
+    };
+    match files
+        .hold(state.store_handle(), &held, user.id, false)
+        .await
+    {
+        Ok(()) => {}
+        Err(HoldRefused::Busy | HoldRefused::TooMany) => return busy(),
+        Err(HoldRefused::Store(e)) => return store_failed(&e),
+    }
+    let res = remove_held(state, files, id, up).await;
+    held.release().await;
+    res
+}
+
+/// [`terminate`] once the upload is held.
+async fn remove_held(state: &State, files: &Files, id: &FileId, up: UploadRow) -> Reply {
     match state.store().delete_upload(id.clone()).await {
         Ok(true) => {}
         Ok(false) => {

@@ -97,7 +97,13 @@ pub(crate) type CloseRequest = (u16, &'static str);
 pub(crate) async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequest> {
     let id = env.id;
     let kind = env.request.kind();
-    match route(cx, id, env.request).await {
+    let settles = changes_directory(&env.request);
+    let told = cx.state.hub().told();
+    let outcome = route(cx, id, env.request).await;
+    if settles {
+        cx.state.hub().settled_since(told).await;
+    }
+    match outcome {
         Ok(Outcome::Reply(m)) => {
             cx.conn.outbox.push(encode(&m));
             None
@@ -119,6 +125,26 @@ pub(crate) async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequ
             None
         }
     }
+}
+
+/// Whether a request may change the directory that every node caches (see
+/// `bus/settle.rs`): in cluster mode its reply waits until the other nodes
+/// applied what it changed, so that the actor's next request, through any
+/// node, sees it. (Moderation is answered by the writer, which waits the
+/// same way; messages, and what follows them, are ordered by `seq`.)
+fn changes_directory(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Register(_)
+            | Request::Logout(_)
+            | Request::ChangePassword(_)
+            | Request::CreateRoom(_)
+            | Request::JoinRoom(_)
+            | Request::LeaveRoom(_)
+            | Request::Invite(_)
+            | Request::DeclineInvite(_)
+            | Request::SetDisplayName(_)
+    )
 }
 
 /// The gate: within budget, hello first, then sessions where declared, and

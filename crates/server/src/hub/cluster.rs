@@ -21,17 +21,22 @@
 //!   leave a gap, for the caller to fill from the store first. Checking and
 //!   pushing are one critical section, so the local fan-out and the bus's
 //!   deliveries never interleave out of order.
+//! - **Settled changes.** Directory changes told to the bus are numbered,
+//!   and [`Hub::settled_since`] waits until the other nodes applied them
+//!   (`bus/settle.rs`).
 //! - **Remote presence.** For each user, the number of other nodes that
 //!   last said the user is online there; a user is online when they are
 //!   here or that count is not zero.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chatus_protocol::{RoomName, Seq, Username};
 use tokio::sync::mpsc;
 
 use super::{Directory, Hub};
+use crate::bus::settle::Settle;
 use crate::bus::wire::DirChange;
 use crate::store::{ConvId, Snapshot, UserId};
 
@@ -155,18 +160,29 @@ impl Directory {
     }
 }
 
+/// Where the hub's directory changes go in cluster mode.
+#[derive(Debug)]
+pub(crate) struct Teller {
+    tx: mpsc::UnboundedSender<(u64, DirChange)>,
+    settle: Arc<Settle>,
+}
+
 impl Hub {
     /// Turns on cluster mode: from now on the hub counts which
     /// conversations users logged in here are in, and sends the changes on
     /// the returned channel. Call it before any connection logs in.
     pub(crate) fn enable_cluster(
         &self,
+        settle: Arc<Settle>,
     ) -> (
         mpsc::UnboundedReceiver<Interest>,
-        mpsc::UnboundedReceiver<DirChange>,
+        mpsc::UnboundedReceiver<(u64, DirChange)>,
     ) {
         let (tell_tx, tell_rx) = mpsc::unbounded_channel();
-        let _ = self.tell.set(tell_tx);
+        let _ = self.tell.set(Teller {
+            tx: tell_tx,
+            settle,
+        });
         let (tx, rx) = mpsc::unbounded_channel();
         let mut d = self.dir();
         d.cluster = Some(ClusterDir {
@@ -193,11 +209,30 @@ impl Hub {
     }
 
     /// Cluster mode: hands a directory change made here to the bus, to
-    /// tell the other nodes. Nothing on a single node (`change` is not
-    /// even made).
+    /// tell the other nodes, numbered (see `bus/settle.rs`). Nothing on a
+    /// single node (`change` is not even made).
     pub(crate) fn tell(&self, change: impl FnOnce() -> DirChange) {
-        if let Some(tx) = self.tell.get() {
-            let _ = tx.send(change());
+        if let Some(t) = self.tell.get() {
+            t.settle.number(|n| {
+                let _ = t.tx.send((n, change()));
+            });
+        }
+    }
+
+    /// The number of the last directory change told (0 on a single node).
+    pub(crate) fn told(&self) -> u64 {
+        self.tell.get().map_or(0, |t| t.settle.told())
+    }
+
+    /// Cluster mode: waits (bounded) until the other live nodes applied
+    /// every directory change told after `before` (a [`Hub::told`]); at
+    /// once when none was, or on a single node.
+    pub(crate) async fn settled_since(&self, before: u64) {
+        if let Some(t) = self.tell.get() {
+            let now = t.settle.told();
+            if now > before {
+                t.settle.settled(now).await;
+            }
         }
     }
 
@@ -505,7 +540,7 @@ mod tests {
     #[test]
     fn ordered_delivery_drops_repeats_and_refuses_gaps() {
         let hub = hub();
-        let (mut interest, _tell) = hub.enable_cluster();
+        let (mut interest, _tell) = hub.enable_cluster(Arc::default());
         let conn = Arc::new(ConnHandle::new(
             ConnId(1),
             "127.0.0.1:1".parse().unwrap(),

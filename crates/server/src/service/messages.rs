@@ -329,10 +329,11 @@ fn by_conversation(
 /// sender gets its `sent`, after the message event it confirms. With
 /// `deliver` false (cluster mode, where the bus delivered them) only the
 /// acknowledgements go out.
-fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bool) {
+fn deliver_batch(hub: &Arc<Hub>, jobs: &[SendJob], outcomes: &[Appended], deliver: bool) {
     // Rooms in order of first appearance, with their frames in seq order.
     let mut rooms: Vec<(ConvId, Seq, Vec<Bytes>)> = Vec::new();
-    let mut acks: Vec<(&Arc<ConnHandle>, Bytes)> = Vec::with_capacity(jobs.len());
+    // Each with whether it answers a moderation action stored now.
+    let mut acks: Vec<(&Arc<ConnHandle>, Bytes, bool)> = Vec::with_capacity(jobs.len());
     // Moderation events stored now, applied once delivered.
     let mut moderation: Vec<&SendJob> = Vec::new();
     for (job, outcome) in jobs.iter().zip(outcomes) {
@@ -347,7 +348,7 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
             Appended::Refused(r) => {
                 let target = job.msg.kind.target().unwrap_or_default();
                 let reply = crate::service::events::refused(r, target).into_reply(job.id);
-                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply))));
+                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply)), false));
                 continue;
             }
             Appended::Gone => {
@@ -359,7 +360,7 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
                         _ => "This conversation no longer exists.".to_owned(),
                     },
                 );
-                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply))));
+                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply)), false));
                 continue;
             }
             Appended::ClientIdReused => {
@@ -372,7 +373,7 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
                         job.msg.client_id.as_str()
                     ),
                 );
-                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply))));
+                acks.push((&job.reply_to, encode(&ServerMessage::Error(reply)), false));
                 continue;
             }
         };
@@ -431,7 +432,8 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
             time,
             duplicate,
         });
-        acks.push((&job.reply_to, encode(&sent)));
+        let moderated = !duplicate && matches!(job.msg.kind, crate::store::Kind::Moderation(_));
+        acks.push((&job.reply_to, encode(&sent), moderated));
     }
     for (conv, last, frames) in &rooms {
         hub.deliver_room_frames(*conv, *last, frames);
@@ -439,12 +441,34 @@ fn deliver_batch(hub: &Hub, jobs: &[SendJob], outcomes: &[Appended], deliver: bo
     // After delivery, so that a kicked or banned member got the event;
     // before the acknowledgements, so that the actor sees the effect once
     // answered.
-    for job in moderation {
+    let told = hub.told();
+    for job in &moderation {
         crate::service::moderation::applied(hub, job);
     }
-    for (conn, frame) in acks {
-        conn.outbox.push(frame);
+    if moderation.is_empty() || hub.told() == told {
+        for (conn, frame, _) in acks {
+            conn.outbox.push(frame);
+        }
+        return;
     }
+    // Cluster mode: a moderation action is answered once the other nodes
+    // applied it (`bus/settle.rs`), on a task of its own so the writer
+    // never waits; the batch's other acknowledgements go at once.
+    let mut later = Vec::new();
+    for (conn, frame, moderated) in acks {
+        if moderated {
+            later.push((conn.clone(), frame));
+        } else {
+            conn.outbox.push(frame);
+        }
+    }
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        hub.settled_since(told).await;
+        for (conn, frame) in later {
+            conn.outbox.push(frame);
+        }
+    });
 }
 
 /// Resolves a conversation for `user`: the room (which they must be in) or

@@ -73,6 +73,36 @@ pub enum UploadAdmission {
     OverQuota(UploadUsage),
 }
 
+/// A hold on one upload for the body of one request, across the nodes of
+/// a cluster (see [`crate::store::Store::hold_body`]).
+#[derive(Debug, Clone)]
+pub struct BodyHold {
+    /// The upload.
+    pub id: FileId,
+    /// Its owner, whose bodies under way are counted.
+    pub owner: UserId,
+    /// Who holds it (unique per request).
+    pub holder: String,
+    /// Now.
+    pub now: Timestamp,
+    /// Held until then unless renewed (a node that died lets go then).
+    pub until: Timestamp,
+    /// Most bodies the owner may send at once, or `None` for no count (a
+    /// removal).
+    pub max_per_user: Option<usize>,
+}
+
+/// What [`crate::store::Store::hold_body`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldAdmission {
+    /// Held.
+    Held,
+    /// Another request (on any node) holds the upload.
+    Busy,
+    /// The owner sends `max_per_user` bodies already.
+    TooMany,
+}
+
 impl UploadLimits {
     /// Whether one more upload of `length` bytes fits beside `usage`.
     pub(crate) fn admit(self, usage: UploadUsage, length: u64) -> UploadAdmission {

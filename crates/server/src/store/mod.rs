@@ -23,8 +23,8 @@ pub(crate) mod sqlite;
 mod suite;
 
 pub use files::{
-    FileUsageRow, Removal, SharedIn, UploadAdmission, UploadLimits, UploadRow, UploadUsage,
-    UserFileRow,
+    BodyHold, FileUsageRow, HoldAdmission, Removal, SharedIn, UploadAdmission, UploadLimits,
+    UploadRow, UploadUsage, UserFileRow,
 };
 pub use keys::{ClaimedRow, KeysStored, NewDeviceKeys, NewToDevice, ToDeviceQueued, ToDeviceRow};
 pub use search::{MARK_END, MARK_START, SEARCH_TIME_LIMIT, SearchRow, SearchSpec};
@@ -758,6 +758,34 @@ pub trait Store: backup::BackupStore + Send + Sync + 'static {
 
     /// Finds an upload by id.
     fn find_upload(&self, id: FileId) -> StoreFuture<'_, Option<UploadRow>>;
+
+    /// Holds an upload for one request's body, across every node sharing
+    /// the store, unless another request holds it (`Busy`) or the owner
+    /// sends `max_per_user` bodies already (`TooMany`); a hold past its
+    /// `until` counts as let go. Counting and holding are one step.
+    ///
+    /// The default holds at once: one SQLite file serves one node (a
+    /// cluster needs PostgreSQL), whose in-memory holds (`Files::lock`,
+    /// `Files::slot`) already see every request. PostgreSQL keeps holds
+    /// in a table.
+    fn hold_body(&self, hold: BodyHold) -> StoreFuture<'_, HoldAdmission> {
+        let _ = hold;
+        Box::pin(async { Ok(HoldAdmission::Held) })
+    }
+
+    /// Extends a hold to `until`; false when `holder` no longer holds it
+    /// (it lapsed and another took it). The default: see
+    /// [`Store::hold_body`].
+    fn renew_body(&self, id: FileId, holder: String, until: Timestamp) -> StoreFuture<'_, bool> {
+        let _ = (id, holder, until);
+        Box::pin(async { Ok(true) })
+    }
+
+    /// Lets go of a hold. The default: see [`Store::hold_body`].
+    fn release_body(&self, id: FileId, holder: String) -> StoreFuture<'_, ()> {
+        let _ = (id, holder);
+        Box::pin(async { Ok(()) })
+    }
 
     /// Notes that bytes arrived for an upload (it is not abandoned).
     fn touch_upload(&self, id: FileId, now: Timestamp) -> StoreFuture<'_, ()>;

@@ -10,6 +10,7 @@
 //! since the tests assume that what one request changes the next one sees.
 
 mod at_once;
+mod settled;
 
 use std::net::SocketAddr;
 

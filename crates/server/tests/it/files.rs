@@ -207,6 +207,26 @@ pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Regression: on PostgreSQL a request let go of its upload's hold in the
+/// store after answering, so a client sending its next chunk at once met
+/// its own previous request's hold (`423`, seen once in the suite's replay
+/// on PostgreSQL, in the cut-upload test below). Each chunk's answer now
+/// comes once the upload is free. (A race: without the fix this fails only
+/// now and then, as the release usually wins.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_sent_one_after_another_are_each_taken_at_once() {
+    let server = TestServer::start().await;
+    let (_c, _e, token) = account(server.url(), "alice").await;
+    let data = content(40 * 1000, 3);
+    let id = create(server.addr, &token, data.len() as u64, "chunks.bin").await;
+    for (i, chunk) in data.chunks(1000).enumerate() {
+        let r = patch(server.addr, &token, &id, (i * 1000) as u64, chunk).await;
+        assert_eq!(r.status, 204, "chunk {i}: {}", r.text());
+    }
+    let r = get(server.addr, &token, &id, "").await;
+    assert_eq!(sha(&r.body), sha(&data));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_cut_at_several_offsets_resumes_and_ends_identical() {
     let server = TestServer::start().await;

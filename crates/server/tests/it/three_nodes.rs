@@ -15,35 +15,16 @@ use chatus_server::store::postgres::scratch::ScratchDb;
 use crate::cluster::nats;
 use crate::util::{in_replay, replay_suite};
 
-/// Tests that still fail spread over nodes, and why (known gaps of
-/// cluster mode, each a change another node made that this one shows or
-/// enforces only when the bus brings it, or state kept per node).
-const KNOWN_GAPS: &[&str] = &[
-    // Lists are this node's cache, so they show a change made on another
-    // node a moment later, and these tests check at once: an invitation
-    // in the room list, a role in the member list.
-    "budgets::a_huge_room_list_is_trimmed_and_says_so",
-    "moderation::ranks_decide_who_acts_on_whom",
-    // A session revoked, logged out or expiring on one node ends on the
-    // others when the bus brings it, not at the next request (a token
-    // login asks the store, so only connections logged in before the
-    // revocation live on until then).
-    "authz::every_request_in_every_state_does_what_the_table_says",
-    "recovery::a_token_login_racing_a_revocation_never_stays_logged_in",
-    // Bodies under way are counted and locked per node: a user may send
-    // as many bodies at once to each node, and an upload resumed through
-    // another node may meet the cut request still being written through
-    // the first. (The quota is held by the store.)
-    "files::a_trickling_body_is_cut_off_and_uploads_per_user_are_bounded",
-    "files::an_upload_cut_at_several_offsets_resumes_and_ends_identical",
-];
+/// Tests that fail spread over nodes, each with why (a gap of cluster
+/// mode: a change another node made that this one shows or enforces only
+/// when the bus brings it, or state kept per node). None now: directory
+/// changes settle on every node before they are answered (`bus/settle.rs`)
+/// and bodies under way are held in the store (`Files::hold`).
+const KNOWN_GAPS: &[&str] = &[];
 
-/// Ignored in `cargo test`: besides `KNOWN_GAPS`, timing-dependent tests
-/// fail now and then spread over three nodes (a different one in each of
-/// four runs), so it would make CI fail by chance. Run it by hand:
-/// `cargo test -p chatus-server --test it three_nodes -- --ignored`.
+/// The whole integration suite, each test's clients spread over three
+/// nodes.
 #[tokio::test]
-#[ignore = "timing-dependent failures spread over three nodes; run by hand with --ignored"]
 async fn the_suite_passes_on_three_nodes() {
     if in_replay() {
         return;

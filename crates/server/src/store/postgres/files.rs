@@ -10,8 +10,8 @@ use crate::store::convert::corrupt;
 use crate::store::postgres::conn::Conn;
 use crate::store::postgres::{ms, seq, ts, username};
 use crate::store::{
-    ConvId, FileUsageRow, Removal, SharedIn, StoreError, UploadAdmission, UploadLimits, UploadRow,
-    UploadUsage, UserFileRow, UserId,
+    BodyHold, ConvId, FileUsageRow, HoldAdmission, Removal, SharedIn, StoreError, UploadAdmission,
+    UploadLimits, UploadRow, UploadUsage, UserFileRow, UserId,
 };
 
 /// The file in the five columns starting at `at` (id, name, length,
@@ -60,13 +60,25 @@ pub(crate) async fn create_upload(
     u: &UploadRow,
     limits: UploadLimits,
 ) -> Result<UploadAdmission, StoreError> {
+    decided(c, admit(c, u, limits), |v| {
+        matches!(v, UploadAdmission::Created)
+    })
+    .await
+}
+
+/// Runs `step` in a transaction of its own, committed when `keep` says so
+/// of its verdict (else, or on an error, rolled back).
+async fn decided<T>(
+    c: &Conn,
+    step: impl Future<Output = Result<T, StoreError>>,
+    keep: impl FnOnce(&T) -> bool,
+) -> Result<T, StoreError> {
     c.batch("BEGIN").await?;
-    let verdict = admit(c, u, limits).await;
+    let verdict = step.await;
     let end = c
-        .batch(if matches!(verdict, Ok(UploadAdmission::Created)) {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
+        .batch(match &verdict {
+            Ok(v) if keep(v) => "COMMIT",
+            _ => "ROLLBACK",
         })
         .await;
     let verdict = verdict?;
@@ -104,6 +116,74 @@ async fn admit(
     )
     .await?;
     Ok(UploadAdmission::Created)
+}
+
+/// `Store::hold_body`: its own transaction, holding the owner's row (as
+/// `create_upload` does) so holds at once through several nodes are
+/// counted one after the other.
+pub(crate) async fn hold_body(c: &Conn, h: &BodyHold) -> Result<HoldAdmission, StoreError> {
+    decided(c, take_hold(c, h), |v| matches!(v, HoldAdmission::Held)).await
+}
+
+async fn take_hold(c: &Conn, h: &BodyHold) -> Result<HoldAdmission, StoreError> {
+    c.query_opt(
+        "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+        &[&h.owner.0],
+    )
+    .await?;
+    c.exec(
+        "DELETE FROM body_holds WHERE until_ms < $1 AND (owner_id = $2 OR upload_id = $3)",
+        &[&ms(h.now), &h.owner.0, &h.id.as_str()],
+    )
+    .await?;
+    if let Some(max) = h.max_per_user {
+        let held: i64 = c
+            .query_opt(
+                "SELECT count(*) FROM body_holds WHERE owner_id = $1 AND upload_id <> $2",
+                &[&h.owner.0, &h.id.as_str()],
+            )
+            .await?
+            .map_or(0, |r| r.get(0));
+        if usize::try_from(held).unwrap_or(usize::MAX) >= max {
+            return Ok(HoldAdmission::TooMany);
+        }
+    }
+    let inserted = c
+        .exec(
+            "INSERT INTO body_holds (upload_id, owner_id, holder, until_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (upload_id) DO NOTHING",
+            &[&h.id.as_str(), &h.owner.0, &h.holder.as_str(), &ms(h.until)],
+        )
+        .await?;
+    Ok(if inserted == 1 {
+        HoldAdmission::Held
+    } else {
+        HoldAdmission::Busy
+    })
+}
+
+pub(crate) async fn renew_body(
+    c: &Conn,
+    id: &FileId,
+    holder: &str,
+    until: Timestamp,
+) -> Result<bool, StoreError> {
+    let n = c
+        .exec(
+            "UPDATE body_holds SET until_ms = $1 WHERE upload_id = $2 AND holder = $3",
+            &[&ms(until), &id.as_str(), &holder],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub(crate) async fn release_body(c: &Conn, id: &FileId, holder: &str) -> Result<(), StoreError> {
+    c.exec(
+        "DELETE FROM body_holds WHERE upload_id = $1 AND holder = $2",
+        &[&id.as_str(), &holder],
+    )
+    .await
+    .map(drop)
 }
 
 pub(crate) async fn find_upload(c: &Conn, id: &FileId) -> Result<Option<UploadRow>, StoreError> {

@@ -58,11 +58,11 @@ use chatus_protocol::keys::DeviceId;
 
 pub(crate) use crate::store::convert::{corrupt, i64_of, seq, u32_of, u64_of, username};
 use crate::store::{
-    Appended, ClaimedRow, ConvId, DmRow, FileUsageRow, KeysStored, MessageRow, NewDeviceKeys,
-    NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal, RoomRow, SearchRow,
-    SearchSpec, SessionRow, Snapshot, Store, StoreError, StoreFuture, TargetRow, ToDeviceQueued,
-    ToDeviceRow, TokenHash, UploadAdmission, UploadLimits, UploadRow, UploadUsage, UserFileRow,
-    UserId, UserRow, VersionRow,
+    Appended, BodyHold, ClaimedRow, ConvId, DmRow, FileUsageRow, HoldAdmission, KeysStored,
+    MessageRow, NewDeviceKeys, NewMessage, NewSession, NewToDevice, NewUser, ReactionRow, Removal,
+    RoomRow, SearchRow, SearchSpec, SessionRow, Snapshot, Store, StoreError, StoreFuture,
+    TargetRow, ToDeviceQueued, ToDeviceRow, TokenHash, UploadAdmission, UploadLimits, UploadRow,
+    UploadUsage, UserFileRow, UserId, UserRow, VersionRow,
 };
 pub(crate) use conn::Conn;
 use conn::Pool;
@@ -651,6 +651,25 @@ impl Store for PgStore {
                 .await
                 .map_err(|e| StoreError::Failed(format!("an upload's creation stopped: {e}")))?
         })
+    }
+
+    fn hold_body(&self, hold: BodyHold) -> StoreFuture<'_, HoldAdmission> {
+        // A transaction of its own, in a task of its own (as
+        // `create_upload`).
+        let job = self.read(move |c| Box::pin(async move { files::hold_body(c, &hold).await }));
+        Box::pin(async move {
+            tokio::spawn(job)
+                .await
+                .map_err(|e| StoreError::Failed(format!("holding an upload stopped: {e}")))?
+        })
+    }
+
+    fn renew_body(&self, id: FileId, holder: String, until: Timestamp) -> StoreFuture<'_, bool> {
+        self.read(move |c| Box::pin(async move { files::renew_body(c, &id, &holder, until).await }))
+    }
+
+    fn release_body(&self, id: FileId, holder: String) -> StoreFuture<'_, ()> {
+        self.read(move |c| Box::pin(async move { files::release_body(c, &id, &holder).await }))
     }
 
     fn find_upload(&self, id: FileId) -> StoreFuture<'_, Option<UploadRow>> {

@@ -307,6 +307,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX invites_by_user ON invites (user_id, conv_id);
     "#,
+    // 13: uploads held for a request's body, across nodes (`hold_body`):
+    // one row per upload under way, counted per owner, let go when the
+    // request ends or, if its node died, once `until_ms` passed.
+    r#"
+    CREATE TABLE body_holds (
+        upload_id TEXT PRIMARY KEY,
+        owner_id  BIGINT NOT NULL,
+        holder    TEXT NOT NULL,
+        until_ms  BIGINT NOT NULL
+    );
+    CREATE INDEX body_holds_by_owner ON body_holds (owner_id);
+    "#,
 ];
 
 /// Waits for the start-up lock (a session lock: it is released with

@@ -13,7 +13,9 @@ use super::PgStore;
 use super::scratch::ScratchDb;
 use crate::store::access::{InviteAdded, MemberAdded};
 use crate::store::suite::{Kind, add_user, lobby, msg, new_user, upload};
-use crate::store::{Appended, Store, StoreError, UploadAdmission, UploadLimits};
+use crate::store::{
+    Appended, BodyHold, HoldAdmission, Store, StoreError, UploadAdmission, UploadLimits, UserId,
+};
 
 crate::store::suite::store_suite!(Kind::Postgres);
 
@@ -255,6 +257,88 @@ async fn uploads_created_through_three_nodes_at_once_stay_within_the_quota() {
     let used = nodes[1].upload_usage(u).await.unwrap();
     assert!(used.bytes <= 1000, "{used:?} from {verdicts:?}");
     assert!(used.bytes >= 100, "one at least got in: {verdicts:?}");
+}
+
+fn hold(n: u8, owner: UserId, holder: &str, now: u64, max: Option<usize>) -> BodyHold {
+    BodyHold {
+        id: upload(n, owner, None).id,
+        owner,
+        holder: holder.into(),
+        now: Timestamp(now),
+        until: Timestamp(now + 60_000),
+        max_per_user: max,
+    }
+}
+
+/// Regression: bodies under way were held and counted per node, so two
+/// nodes wrote one upload at once (a resume through B while the cut
+/// request still wrote through A), and a user sent as many bodies to each
+/// node as one allows. Holds at once through three nodes: one per upload,
+/// and no more per user than allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_held_once_across_nodes_and_counted_per_user() {
+    let Some(db) = scratch().await else { return };
+    let nodes = [node(&db).await, node(&db).await, node(&db).await];
+    let lobby = lobby(&*nodes[0]).await;
+    let u = add_user(&*nodes[0], "u", vec![lobby]).await;
+    // Nine requests for one upload, three per node, at once: one holds it.
+    let tries = (0..9).map(|i| nodes[i % 3].hold_body(hold(1, u, &format!("h{i}"), 1000, None)));
+    let verdicts = futures_util::future::join_all(tries).await;
+    let held = verdicts
+        .iter()
+        .filter(|v| matches!(v, Ok(HoldAdmission::Held)))
+        .count();
+    assert_eq!(held, 1, "{verdicts:?}");
+    assert!(verdicts.iter().all(|v| v.is_ok()), "{verdicts:?}");
+    // Eight more uploads at once, at most four bodies at once: three more
+    // are held (upload 1 counts), the rest refused as too many.
+    let tries = (2..=9u8)
+        .map(|n| nodes[usize::from(n) % 3].hold_body(hold(n, u, &format!("x{n}"), 1000, Some(4))));
+    let verdicts = futures_util::future::join_all(tries).await;
+    let held = verdicts
+        .iter()
+        .filter(|v| matches!(v, Ok(HoldAdmission::Held)))
+        .count();
+    assert_eq!(held, 3, "{verdicts:?}");
+    // Renewed only by its holder; let go through any node, then held by
+    // another.
+    let one = upload(1, u, None).id;
+    assert!(
+        !nodes[2]
+            .renew_body(one.clone(), "nobody".into(), Timestamp(9))
+            .await
+            .unwrap()
+    );
+    for i in 0..9 {
+        nodes[0]
+            .release_body(one.clone(), format!("h{i}"))
+            .await
+            .unwrap();
+    }
+    let again = nodes[1]
+        .hold_body(hold(1, u, "later", 2000, None))
+        .await
+        .unwrap();
+    assert_eq!(again, HoldAdmission::Held);
+    assert!(
+        nodes[2]
+            .renew_body(one.clone(), "later".into(), Timestamp(70_000))
+            .await
+            .unwrap()
+    );
+    // A hold past its time (its node died) is taken over, and the old
+    // holder can no longer renew it.
+    let taken = nodes[0]
+        .hold_body(hold(1, u, "successor", 70_001, None))
+        .await
+        .unwrap();
+    assert_eq!(taken, HoldAdmission::Held);
+    assert!(
+        !nodes[1]
+            .renew_body(one, "later".into(), Timestamp(80_000))
+            .await
+            .unwrap()
+    );
 }
 
 /// Look-alike names registering at once through two nodes: one gets in.
