@@ -54,12 +54,25 @@ pub enum Mode {
     Script,
 }
 
-/// Reconnection for one-shot commands: a couple of quick retries.
+/// Reconnection for one-shot commands before their first login: a couple
+/// of quick retries (a server that is down fails the command at once).
 fn quick() -> Reconnect {
     Reconnect {
         attempts: Some(2),
         initial: Duration::from_millis(200),
         max: Duration::from_secs(1),
+    }
+}
+
+/// Reconnection for one-shot commands once logged in (a long upload's
+/// connection, a send in flight): about 13 s of retries, so a command
+/// rides out a cluster node dying under it (a load balancer stops sending
+/// to a dead node within 10 s with nginx's defaults) or a quick restart.
+fn patient() -> Reconnect {
+    Reconnect {
+        attempts: Some(6),
+        initial: Duration::from_millis(250),
+        max: Duration::from_secs(5),
     }
 }
 
@@ -276,7 +289,8 @@ impl Ctx {
             Mode::OneShot => {
                 config.presence = false;
                 config.resume = Resume::Off;
-                config.reconnect = quick();
+                config.reconnect = patient();
+                config.first_connect = Some(quick());
             }
             Mode::Follow => {
                 config.resume = Resume::FromNow;

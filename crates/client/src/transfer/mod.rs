@@ -44,6 +44,16 @@ pub use upload::{UploadState, Uploaded, upload, upload_encrypted_with};
 /// Bytes sent per `PATCH`: the most of a file held in memory at once.
 pub const CHUNK: usize = 4 * 1024 * 1024;
 
+/// How long a transfer waits before its `failures`-th attempt in a row
+/// that moved no byte: doubling from 250 ms, at most 5 s, so the
+/// [`upload::RETRIES`] attempts span about 23 s: long enough for a load
+/// balancer to stop sending to a node that died (nginx's default: 10 s)
+/// and for a restarted node to come back.
+pub(crate) fn backoff(failures: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(250u64 << failures.saturating_sub(1).min(5))
+        .min(std::time::Duration::from_secs(5))
+}
+
 /// Where and as whom to transfer.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -155,5 +165,20 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TransferErro
     move |source| TransferError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::backoff;
+    use super::upload::RETRIES;
+
+    #[test]
+    fn retries_outlast_a_balancer_marking_a_dead_node() {
+        let waits: Vec<u64> = (1..=RETRIES)
+            .map(|n| u64::try_from(backoff(n).as_millis()).unwrap())
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
+        assert!(waits.iter().sum::<u64>() > 10_000, "past nginx's 10 s");
     }
 }

@@ -28,7 +28,7 @@ use super::http::{build, header_str, header_u64, reason, send};
 use super::{CHUNK, Endpoint, Progress, TransferError, io_err};
 
 /// Attempts in a row that move no byte before an upload gives up.
-pub const RETRIES: u32 = 5;
+pub const RETRIES: u32 = 8;
 /// Seconds an upload waits, a second at a time, while the server says
 /// another request holds it (`423`): past a cluster node's hold on a body
 /// cut off when that node died (20 s).
@@ -513,7 +513,7 @@ async fn upload_inner(
             Err(e) if retryable(&e) && failures < RETRIES => {
                 failures += 1;
                 tracing::debug!(cause = %e, failures, "upload chunk failed; resuming");
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+                tokio::time::sleep(super::backoff(failures)).await;
                 match head(to, &id).await {
                     Ok(Some(n)) => offset = n,
                     Ok(None) => return Err(TransferError::Protocol("the upload vanished".into())),

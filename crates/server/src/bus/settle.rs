@@ -12,8 +12,8 @@
 //! `directory::Nodes`) has acknowledged a number, for at most
 //! [`SETTLE_WAIT`]. A node that misses that deadline is taken as lagging
 //! and not waited for again until it has caught up with every change told
-//! since, so that a slow or dying node costs one wait, not one per change.
-//! Nothing here is needed for correctness (the store is the truth, and a
+//! since, so that a slow or dying node costs each other node one wait, not
+//! one per change. Nothing here is needed for correctness (the store is the truth, and a
 //! node that was cut off reloads from it): it only makes the bus's fast
 //! path read-your-writes across nodes.
 

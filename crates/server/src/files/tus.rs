@@ -414,23 +414,57 @@ async fn append(
         Some(Ok(c)) => Some(c),
         Some(Err(res)) => return res,
     };
-    let Some(_slot) = files.slot(user.id) else {
-        return too_many_bodies(files);
+    let refused = match files.slot(user.id) {
+        None => too_many_bodies(files),
+        Some(_slot) => match files.lock(&up.id) {
+            None => writing_elsewhere(),
+            Some(lock) => match files.hold(state.store_handle(), &lock, user.id, true).await {
+                Ok(()) => {
+                    let res = append_held(state, files, &lock, up, offset, checksum, req).await;
+                    // Let go before answering, so the client's next request
+                    // finds the upload free (a write still under way keeps
+                    // it until it landed).
+                    lock.release().await;
+                    return res;
+                }
+                Err(HoldRefused::Busy) => writing_elsewhere(),
+                Err(HoldRefused::TooMany) => too_many_bodies(files),
+                Err(HoldRefused::Store(e)) => store_failed(&e),
+            },
+        },
     };
-    let Some(lock) = files.lock(&up.id) else {
-        return writing_elsewhere();
-    };
-    match files.hold(state.store_handle(), &lock, user.id, true).await {
-        Ok(()) => {}
-        Err(HoldRefused::Busy) => return writing_elsewhere(),
-        Err(HoldRefused::TooMany) => return too_many_bodies(files),
-        Err(HoldRefused::Store(e)) => return store_failed(&e),
+    drained(files, req, refused).await
+}
+
+/// Most of a refused body read and dropped before the refusal is sent.
+const DRAIN_MAX: u64 = 8 << 20;
+
+/// Sends a refusal to try again (`423`, `429`, `409`, `503`) after reading
+/// and dropping the request's body, when it is at most [`DRAIN_MAX`] (each
+/// wait bounded by the read timeout): a proxy still sending the body when
+/// the server answered and closed takes the node for broken (nginx marks
+/// it failed on the broken pipe and answers `502`, and with every node
+/// marked so, for 10 s, nothing) rather than pass the refusal on. A longer
+/// body is cut off as before.
+async fn drained(files: &Files, req: Request<Incoming>, refusal: Reply) -> Reply {
+    let declared = header_u64(req.headers(), "content-length").and_then(Result::ok);
+    if declared.is_none_or(|n| n > DRAIN_MAX) {
+        return refusal;
     }
-    let res = append_held(state, files, &lock, up, offset, checksum, req).await;
-    // Let go before answering, so the client's next request finds the
-    // upload free (a write still under way keeps it until it landed).
-    lock.release().await;
-    res
+    let timeout = Duration::from_secs(files.config.read_timeout_secs);
+    let mut body = req.into_body();
+    let mut read = 0u64;
+    while read <= DRAIN_MAX {
+        match tokio::time::timeout(timeout, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    read += data.len() as u64;
+                }
+            }
+            _ => break,
+        }
+    }
+    refusal
 }
 
 /// [`append`] once the upload is held.
@@ -464,7 +498,7 @@ async fn append_held(
         );
         res.headers_mut()
             .insert("upload-offset", HeaderValue::from(stored));
-        return res;
+        return drained(files, req, res).await;
     }
     let room = up.length - offset;
     if let Some(Ok(n)) = header_u64(req.headers(), "content-length")
