@@ -53,26 +53,53 @@ fn uploads_dir(ctx: &Ctx) -> std::path::PathBuf {
 /// Runs one transfer as a task, showing its progress, until it ends or
 /// Ctrl-C cancels it (its resume state stays, so the same command goes
 /// on where it stopped).
+/// New starts of a transfer that failed in a way that may pass (it
+/// resumes each time), besides its own retries: about 13 s of waits
+/// ([`transfer::backoff`]), so a command rides out a cluster node dying
+/// under it.
+const NEW_STARTS: u32 = 6;
+
 async fn run(ctx: &Ctx, to: &Endpoint, action: Action, label: &str) -> Result<Update, CliError> {
     let pb = bar(ctx, label);
-    let (handle, mut updates) = transfer::spawn_with(to.clone(), action, Some(uploads_dir(ctx)));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    let result = loop {
-        tokio::select! {
-            u = updates.recv() => match u {
-                Some(Update::Progress(p)) => {
-                    if let Some(pb) = &pb {
-                        pb.set_length(p.total);
-                        pb.set_position(p.done);
+    let mut starts = 0;
+    let result = 'transfer: loop {
+        let (handle, mut updates) =
+            transfer::spawn_with(to.clone(), action.clone(), Some(uploads_dir(ctx)));
+        let failed = loop {
+            tokio::select! {
+                u = updates.recv() => match u {
+                    Some(Update::Progress(p)) => {
+                        if let Some(pb) = &pb {
+                            pb.set_length(p.total);
+                            pb.set_position(p.done);
+                        }
                     }
+                    Some(Update::Failed(e)) => break e,
+                    Some(done) => break 'transfer Ok(done),
+                    None => {
+                        break 'transfer Err(CliError::Local(
+                            "The transfer stopped unexpectedly.".into(),
+                        ));
+                    }
+                },
+                _ = &mut ctrl_c => {
+                    handle.cancel();
+                    break 'transfer Err(CliError::Local(
+                        "Interrupted; run the same command again to go on where it stopped.".into(),
+                    ));
                 }
-                Some(Update::Failed(e)) => break Err(e.into()),
-                Some(done) => break Ok(done),
-                None => break Err(CliError::Local("The transfer stopped unexpectedly.".into())),
-            },
+            }
+        };
+        starts += 1;
+        if !failed.is_retryable() || starts > NEW_STARTS {
+            break Err(failed.into());
+        }
+        tracing::debug!(cause = %failed, starts, "transfer failed; starting it again");
+        tokio::select! {
+            () = tokio::time::sleep(transfer::backoff(starts)) => {}
             _ = &mut ctrl_c => {
-                handle.cancel();
                 break Err(CliError::Local(
                     "Interrupted; run the same command again to go on where it stopped.".into(),
                 ));

@@ -44,16 +44,15 @@ pub use upload::{UploadState, Uploaded, upload, upload_encrypted_with};
 /// Bytes sent per `PATCH`: the most of a file held in memory at once.
 pub const CHUNK: usize = 4 * 1024 * 1024;
 
-/// How long a transfer waits before its `failures`-th attempt in a row
-/// that moved no byte: doubling from 250 ms, at most 5 s, so the
-/// [`upload::RETRIES`] attempts span about 23 s: long enough for a load
-/// balancer to stop sending to a node that died (nginx's default: 10 s)
-/// and for a restarted node to come back.
-pub(crate) fn backoff(failures: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(250u64 << failures.saturating_sub(1).min(5))
+/// How long a front end that starts a failed transfer again (it resumes)
+/// waits before its `attempt`-th new start: doubling from 250 ms, at most
+/// 5 s, so six starts span about 13 s besides the transfer's own
+/// [`upload::RETRIES`]: long enough for a load balancer to stop sending to
+/// a cluster node that died (nginx's default: 10 s) or for a quick restart.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(250u64 << attempt.saturating_sub(1).min(5))
         .min(std::time::Duration::from_secs(5))
 }
-
 /// Where and as whom to transfer.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -161,6 +160,22 @@ pub enum TransferError {
     Protocol(String),
 }
 
+impl TransferError {
+    /// Whether starting the transfer again (it resumes) may help: the
+    /// server out of reach, or an answer that says to try again (`408`,
+    /// `409` the offset moved on, `423` another request holds the upload,
+    /// `429`, `460` a chunk damaged on the way, `5xx`).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TransferError::Unreachable(_) => true,
+            TransferError::Refused { status, .. } => {
+                matches!(status, 408 | 409 | 423 | 429 | 460) || *status >= 500
+            }
+            _ => false,
+        }
+    }
+}
+
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
     move |source| TransferError::Io {
         path: path.to_owned(),
@@ -171,14 +186,13 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TransferErro
 #[cfg(test)]
 mod backoff_tests {
     use super::backoff;
-    use super::upload::RETRIES;
 
     #[test]
-    fn retries_outlast_a_balancer_marking_a_dead_node() {
-        let waits: Vec<u64> = (1..=RETRIES)
+    fn six_new_starts_outlast_a_balancer_marking_a_dead_node() {
+        let waits: Vec<u64> = (1..=6)
             .map(|n| u64::try_from(backoff(n).as_millis()).unwrap())
             .collect();
-        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000]);
         assert!(waits.iter().sum::<u64>() > 10_000, "past nginx's 10 s");
     }
 }

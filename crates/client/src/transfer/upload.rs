@@ -28,7 +28,7 @@ use super::http::{build, header_str, header_u64, reason, send};
 use super::{CHUNK, Endpoint, Progress, TransferError, io_err};
 
 /// Attempts in a row that move no byte before an upload gives up.
-pub const RETRIES: u32 = 8;
+pub const RETRIES: u32 = 5;
 /// Seconds an upload waits, a second at a time, while the server says
 /// another request holds it (`423`): past a cluster node's hold on a body
 /// cut off when that node died (20 s).
@@ -506,18 +506,18 @@ async fn upload_inner(
                 match head(to, &id).await {
                     Ok(Some(n)) => offset = n,
                     Ok(None) => return Err(TransferError::Protocol("the upload vanished".into())),
-                    Err(e) if retryable(&e) => {}
+                    Err(e) if e.is_retryable() => {}
                     Err(e) => return Err(e),
                 }
             }
-            Err(e) if retryable(&e) && failures < RETRIES => {
+            Err(e) if e.is_retryable() && failures < RETRIES => {
                 failures += 1;
                 tracing::debug!(cause = %e, failures, "upload chunk failed; resuming");
-                tokio::time::sleep(super::backoff(failures)).await;
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
                 match head(to, &id).await {
                     Ok(Some(n)) => offset = n,
                     Ok(None) => return Err(TransferError::Protocol("the upload vanished".into())),
-                    Err(e) if retryable(&e) => {}
+                    Err(e) if e.is_retryable() => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -534,19 +534,6 @@ async fn upload_inner(
         key,
         state_file: state_path,
     })
-}
-
-/// Whether asking for the offset and trying again may help.
-fn retryable(e: &TransferError) -> bool {
-    match e {
-        TransferError::Unreachable(_) => true,
-        // 409: the offset moved on; 460: a chunk damaged on the way; 423:
-        // a cut request still holds the upload; 408, 5xx: try again.
-        TransferError::Refused { status, .. } => {
-            matches!(status, 408 | 409 | 423 | 429 | 460) || *status >= 500
-        }
-        _ => false,
-    }
 }
 
 const TUS: (&str, &str) = ("tus-resumable", "1.0.0");

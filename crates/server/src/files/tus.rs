@@ -320,7 +320,17 @@ async fn offset_of(state: &State, up: &UploadRow) -> Result<u64, Reply> {
     }
     match state.files().store.partial_len(&up.id).await {
         Ok(Some(n)) => Ok(n),
-        // A row whose partial never got made (a crash in between).
+        // A row whose partial never got made (a crash in between), or, in
+        // a cluster whose nodes keep files apart, one made through another
+        // node.
+        Ok(None) if state.config().bus.url.is_some() && state.config().files.store.is_none() => {
+            Err(text(
+                StatusCode::NOT_FOUND,
+                "This node does not have this upload's bytes: they are kept by the node it \
+                 began on. Nodes of a cluster need one file store (files.store = \
+                 s3://BUCKET, see OPERATIONS.md).\n",
+            ))
+        }
         Ok(None) => Err(not_found()),
         Err(e) => Err(internal("could not read an upload's partial file", &e)),
     }

@@ -232,3 +232,22 @@ async fn a_file_uploaded_through_one_node_downloads_through_another() {
         s3.objects("partial")
     );
 }
+
+/// Nodes that keep files in their own data directories (no S3): an upload
+/// begun on A and resumed on B is refused there with the reason and the
+/// fix, not a bare "no such upload" (seen trying a cluster by hand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_bytes_says_why() {
+    let Some(cl) = Cluster::new().await else {
+        return;
+    };
+    let (a, b) = (cl.node().await, cl.node().await);
+    let (_alice, _ea, token) = account(a.url(), "alice").await;
+    let id = create(a.addr, &token, 10, "apart.bin").await;
+    let r = patch(b.addr, &token, &id, 0, b"0123456789").await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("files.store"), "{}", r.text());
+    // On A it goes on.
+    let r = patch(a.addr, &token, &id, 0, b"0123456789").await;
+    assert_eq!(r.status, 204, "{}", r.text());
+}
