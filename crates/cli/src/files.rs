@@ -50,15 +50,16 @@ fn uploads_dir(ctx: &Ctx) -> std::path::PathBuf {
     ctx.sessions.dir().join("uploads")
 }
 
-/// Runs one transfer as a task, showing its progress, until it ends or
-/// Ctrl-C cancels it (its resume state stays, so the same command goes
-/// on where it stopped).
 /// New starts of a transfer that failed in a way that may pass (it
 /// resumes each time), besides its own retries: about 13 s of waits
 /// ([`transfer::backoff`]), so a command rides out a cluster node dying
 /// under it.
 const NEW_STARTS: u32 = 6;
 
+/// Runs one transfer as a task, showing its progress, until it ends or
+/// Ctrl-C cancels it (its resume state stays, so the same command goes
+/// on where it stopped); a failure that may pass starts it again, up to
+/// [`NEW_STARTS`] times.
 async fn run(ctx: &Ctx, to: &Endpoint, action: Action, label: &str) -> Result<Update, CliError> {
     let pb = bar(ctx, label);
     let ctrl_c = tokio::signal::ctrl_c();

@@ -170,7 +170,7 @@ impl State {
             );
         }
         let file_store = crate::files::store::open(&config).await?;
-        let files = Files::new(file_store, config.files.clone());
+        let files = Files::new(file_store, config.files.clone(), config.bus.url.is_some());
         let tls = Tls::from_config(&config)?.map(Arc::new);
         let (phase, _) = watch::channel(Phase::Running);
         let (bus, sessions) = bus.unzip();

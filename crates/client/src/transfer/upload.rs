@@ -503,23 +503,13 @@ async fn upload_inner(
             Err(TransferError::Refused { status: 423, .. }) if held < HELD_WAITS => {
                 held += 1;
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                match head(to, &id).await {
-                    Ok(Some(n)) => offset = n,
-                    Ok(None) => return Err(TransferError::Protocol("the upload vanished".into())),
-                    Err(e) if e.is_retryable() => {}
-                    Err(e) => return Err(e),
-                }
+                resume_at(to, &id, &mut offset).await?;
             }
             Err(e) if e.is_retryable() && failures < RETRIES => {
                 failures += 1;
                 tracing::debug!(cause = %e, failures, "upload chunk failed; resuming");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
-                match head(to, &id).await {
-                    Ok(Some(n)) => offset = n,
-                    Ok(None) => return Err(TransferError::Protocol("the upload vanished".into())),
-                    Err(e) if e.is_retryable() => {}
-                    Err(e) => return Err(e),
-                }
+                resume_at(to, &id, &mut offset).await?;
             }
             Err(e) => return Err(e),
         }
@@ -534,6 +524,18 @@ async fn upload_inner(
         key,
         state_file: state_path,
     })
+}
+
+/// Takes the server's offset after a failed chunk (left as it was when the
+/// server cannot say now, for the next attempt to ask again).
+async fn resume_at(to: &Endpoint, id: &FileId, offset: &mut u64) -> Result<(), TransferError> {
+    match head(to, id).await {
+        Ok(Some(n)) => *offset = n,
+        Ok(None) => return Err(TransferError::Protocol("the upload vanished".into())),
+        Err(e) if e.is_retryable() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 const TUS: (&str, &str) = ("tus-resumable", "1.0.0");

@@ -497,7 +497,7 @@ impl Bus {
                     return;
                 };
                 match serde_json::from_slice::<settle::AckWire>(&msg.payload) {
-                    Ok(ack) => settle.acked(ack),
+                    Ok(ack) => settle.acked(&ack),
                     Err(e) => tracing::warn!(cause = %e, "an acknowledgement could not be read"),
                 }
             }

@@ -38,7 +38,7 @@ pub(crate) struct AckWire {
     pub(crate) n: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Peer {
     /// The highest change of ours it acknowledged.
     acked: u64,
@@ -93,11 +93,14 @@ impl Settle {
         self.changed.notify_waiters();
     }
 
-    /// An acknowledgement arrived.
-    pub(crate) fn acked(&self, ack: AckWire) {
+    /// An acknowledgement arrived. Only nodes heard from count (`seen`):
+    /// a late one from a node that left adds nothing to wait for.
+    pub(crate) fn acked(&self, ack: &AckWire) {
         let told = self.told();
         let mut peers = lock(&self.peers);
-        let peer = peers.entry(ack.node).or_default();
+        let Some(peer) = peers.get_mut(&ack.node) else {
+            return;
+        };
         peer.acked = peer.acked.max(ack.n);
         if peer.acked >= told {
             peer.lagging = false;
@@ -161,10 +164,10 @@ mod tests {
             let s = s.clone();
             async move { s.settled(1).await }
         });
-        s.acked(ack("a", 1));
+        s.acked(&ack("a", 1));
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "b has not applied it");
-        s.acked(ack("b", 1));
+        s.acked(&ack("b", 1));
         tokio::time::timeout(Duration::from_millis(500), waiting)
             .await
             .expect("settled once both applied it")
@@ -184,7 +187,7 @@ mod tests {
         s.settled(2).await;
         assert_eq!(started.elapsed(), Duration::ZERO, "not waited for again");
         // It catches up with everything told: waited for again.
-        s.acked(ack("slow", 2));
+        s.acked(&ack("slow", 2));
         s.number(|_| ());
         let started = tokio::time::Instant::now();
         s.settled(3).await;

@@ -65,6 +65,8 @@ const SWEEP_CHUNK: u32 = 100;
 pub(crate) struct Files {
     /// Where the bytes are.
     pub(crate) store: Arc<dyn FileStore>,
+    /// Cluster mode: bodies are also held in the store ([`Files::hold`]).
+    clustered: bool,
     /// The limits.
     pub(crate) config: FilesConfig,
     /// Bodies being received, per user. A std Mutex: held only to count.
@@ -196,12 +198,20 @@ struct StoreHold {
 
 impl StoreHold {
     async fn release(mut self) {
-        self.renew.abort();
         self.released = true;
+        self.let_go().await;
+    }
+
+    /// Stops renewing and deletes the hold (a future that owns what it
+    /// needs, so `Drop` can spawn it).
+    fn let_go(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.renew.abort();
         let (db, id, holder) = (self.db.clone(), self.id.clone(), self.holder.clone());
-        if let Err(e) = db.release_body(id, holder).await {
-            // It lapses by itself after `HOLD`.
-            tracing::warn!(cause = %e, "letting go of an upload's hold failed");
+        async move {
+            if let Err(e) = db.release_body(id, holder).await {
+                // It lapses by itself after `HOLD`.
+                tracing::warn!(cause = %e, "letting go of an upload's hold failed");
+            }
         }
     }
 }
@@ -225,18 +235,12 @@ impl HoldState {
 
 impl Drop for StoreHold {
     fn drop(&mut self) {
-        self.renew.abort();
         if self.released {
             return;
         }
-        let (db, id, holder) = (self.db.clone(), self.id.clone(), self.holder.clone());
+        let go = self.let_go();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = db.release_body(id, holder).await {
-                    // It lapses by itself after `HOLD`.
-                    tracing::warn!(cause = %e, "letting go of an upload's hold failed");
-                }
-            });
+            rt.spawn(go);
         }
     }
 }
@@ -254,9 +258,10 @@ pub(crate) enum HoldRefused {
 
 impl Files {
     /// The service over a file store.
-    pub(crate) fn new(store: Arc<dyn FileStore>, config: FilesConfig) -> Self {
+    pub(crate) fn new(store: Arc<dyn FileStore>, config: FilesConfig, clustered: bool) -> Self {
         Self {
             store,
+            clustered,
             config,
             sending: Mutex::new(HashMap::new()),
             busy: Arc::new(Mutex::new(HashSet::new())),
@@ -323,9 +328,10 @@ impl Files {
         }))
     }
 
-    /// Holds a locked upload in the store too, for every node (counting
-    /// `owner`'s bodies when `count`), and keeps renewing the hold until
-    /// the lock is dropped.
+    /// Cluster mode: holds a locked upload in the store too, for every
+    /// node (counting `owner`'s bodies when `count`), and keeps renewing
+    /// the hold until the lock is dropped. On a single node the lock and
+    /// the slot already see every request: nothing to do.
     pub(crate) async fn hold(
         &self,
         db: Arc<dyn Store>,
@@ -333,6 +339,9 @@ impl Files {
         owner: UserId,
         count: bool,
     ) -> Result<(), HoldRefused> {
+        if !self.clustered {
+            return Ok(());
+        }
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce)
             .map_err(|e| HoldRefused::Store(StoreError::Failed(format!("no randomness: {e}"))))?;

@@ -97,10 +97,10 @@ pub(crate) type CloseRequest = (u16, &'static str);
 pub(crate) async fn dispatch(cx: &mut Cx<'_>, env: Envelope) -> Option<CloseRequest> {
     let id = env.id;
     let kind = env.request.kind();
-    let settles = changes_directory(&env.request);
-    let told = cx.state.hub().told();
+    // Read only for requests that settle: in cluster mode it takes a lock.
+    let told = changes_directory(&env.request).then(|| cx.state.hub().told());
     let outcome = route(cx, id, env.request).await;
-    if settles {
+    if let Some(told) = told {
         cx.state.hub().settled_since(told).await;
     }
     match outcome {

@@ -441,34 +441,34 @@ fn deliver_batch(hub: &Arc<Hub>, jobs: &[SendJob], outcomes: &[Appended], delive
     // After delivery, so that a kicked or banned member got the event;
     // before the acknowledgements, so that the actor sees the effect once
     // answered.
-    let told = hub.told();
-    for job in &moderation {
-        crate::service::moderation::applied(hub, job);
-    }
-    if moderation.is_empty() || hub.told() == told {
-        for (conn, frame, _) in acks {
-            conn.outbox.push(frame);
+    // Cluster mode: a moderation action told the other nodes is answered
+    // once they applied it (`bus/settle.rs`), on a task of its own so the
+    // writer never waits; the batch's other acknowledgements go at once.
+    let mut settle_from = None;
+    if !moderation.is_empty() {
+        let told = hub.told();
+        for job in &moderation {
+            crate::service::moderation::applied(hub, job);
         }
-        return;
+        settle_from = (hub.told() != told).then_some(told);
     }
-    // Cluster mode: a moderation action is answered once the other nodes
-    // applied it (`bus/settle.rs`), on a task of its own so the writer
-    // never waits; the batch's other acknowledgements go at once.
     let mut later = Vec::new();
     for (conn, frame, moderated) in acks {
-        if moderated {
+        if moderated && settle_from.is_some() {
             later.push((conn.clone(), frame));
         } else {
             conn.outbox.push(frame);
         }
     }
-    let hub = hub.clone();
-    tokio::spawn(async move {
-        hub.settled_since(told).await;
-        for (conn, frame) in later {
-            conn.outbox.push(frame);
-        }
-    });
+    if let Some(told) = settle_from {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            hub.settled_since(told).await;
+            for (conn, frame) in later {
+                conn.outbox.push(frame);
+            }
+        });
+    }
 }
 
 /// Resolves a conversation for `user`: the room (which they must be in) or

@@ -764,10 +764,10 @@ pub trait Store: backup::BackupStore + Send + Sync + 'static {
     /// sends `max_per_user` bodies already (`TooMany`); a hold past its
     /// `until` counts as let go. Counting and holding are one step.
     ///
-    /// The default holds at once: one SQLite file serves one node (a
-    /// cluster needs PostgreSQL), whose in-memory holds (`Files::lock`,
-    /// `Files::slot`) already see every request. PostgreSQL keeps holds
-    /// in a table.
+    /// Only asked in cluster mode (`Files::hold`), which needs PostgreSQL,
+    /// where holds are rows of a table. The default holds at once: one
+    /// SQLite file serves one node, whose in-memory holds (`Files::lock`,
+    /// `Files::slot`) already see every request.
     fn hold_body(&self, hold: BodyHold) -> StoreFuture<'_, HoldAdmission> {
         let _ = hold;
         Box::pin(async { Ok(HoldAdmission::Held) })

@@ -5,10 +5,17 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{Cluster, login};
+use super::{Cluster, login, until};
 use crate::util::{Frame, Proxy, Raw, WAIT};
+
+/// Whether a `who` reply lists every one of `names` online.
+fn online(r: &Value, names: &[&str]) -> bool {
+    r["users"]
+        .as_array()
+        .is_some_and(|u| names.iter().all(|n| u.iter().any(|x| x["user"] == *n)))
+}
 
 /// Regression: an invitation, a role and a logout made on one node were
 /// answered before the other nodes had them, so the very next request
@@ -34,9 +41,15 @@ async fn a_change_is_seen_through_every_node_once_answered() {
     let mut alice = Raw::registered(a.addr, "alice").await;
     let mut bob = Raw::registered(b.addr, "bob").await;
     let mut carol = Raw::registered(c.addr, "carol").await;
-    // Every node has heard every other (their first heartbeats), so each
-    // is waited for.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every node has heard every other (presence, which also makes each
+    // wait for the others), so each is waited for.
+    for (raw, others) in [
+        (&mut alice, ["bob", "carol"]),
+        (&mut bob, ["alice", "carol"]),
+        (&mut carol, ["alice", "bob"]),
+    ] {
+        until(raw, json!({"type":"who"}), |r| online(r, &others)).await;
+    }
     for i in 0..5 {
         let room = format!("settled{i}");
         let r = alice
@@ -118,7 +131,8 @@ async fn a_node_cut_off_does_not_hold_up_changes() {
     let c = cl.node_via(relay.addr).await;
     let mut alice = Raw::registered(a.addr, "alice").await;
     let _carol = Raw::registered(c.addr, "carol").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A has heard C, so waits for it.
+    until(&mut alice, json!({"type":"who"}), |r| online(r, &["carol"])).await;
     relay.set_down(true);
     for i in 0..5 {
         let r = alice
@@ -129,7 +143,7 @@ async fn a_node_cut_off_does_not_hold_up_changes() {
     relay.set_down(false);
     // Back: C reloads from the store, and sees what was made meanwhile.
     let mut carol = login(c.addr, "carol").await;
-    let listed = super::until(&mut carol, json!({"type":"list_rooms"}), |r| {
+    let listed = until(&mut carol, json!({"type":"list_rooms"}), |r| {
         r["rooms"]
             .as_array()
             .is_some_and(|l| l.iter().any(|x| x["name"] == "cut4"))
